@@ -1,0 +1,76 @@
+"""One interface for every backend: a stream of text deltas, then the backend's own timing stats."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Iterator
+
+
+class BackendError(RuntimeError):
+    """A backend cannot serve the run. The message is one line and names the fix."""
+
+
+class BackendUnavailable(BackendError):
+    """The server is down or does not answer in time."""
+
+
+class ModelNotFound(BackendError):
+    """The model is not installed / not pulled / the file is missing or unreadable."""
+
+
+class StreamInterrupted(BackendError):
+    """The stream ended before the backend said it was done."""
+
+
+@dataclass
+class Message:
+    role: str      # system | user | assistant
+    content: str
+
+
+@dataclass
+class GenerationStats:
+    """Backend-native accounting of one generation call (None where the backend does not report it)."""
+    prompt_tokens: int                  # length of the full prompt, cached prefix included
+    prompt_tokens_evaluated: int        # tokens actually evaluated (cache hits excluded)
+    tokens_generated: int
+    native_prompt_eval_s: float | None
+    native_decode_s: float | None
+    native_decode_tokens: int | None    # tokens the native decode timer covers
+    load_s: float | None = None
+    total_s: float | None = None
+    finish_reason: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Backend(ABC):
+    name: str = ""
+    model_name: str = ""
+    accelerator: str = "cpu"
+    token_count_method: str = "tokenizer"   # or "estimate" where the backend exposes no tokenizer
+
+    def __init__(self) -> None:
+        self.last_stats: GenerationStats | None = None
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int: ...
+
+    @abstractmethod
+    def render(self, messages: list[Message], prefill: str = "") -> str:
+        """The exact prompt text the model sees for this conversation (generation prompt + prefill)."""
+
+    def prompt_tokens(self, messages: list[Message], prefill: str = "") -> int:
+        return self.count_tokens(self.render(messages, prefill))
+
+    @abstractmethod
+    def stream(self, messages: list[Message], *, max_tokens: int, prefill: str = "",
+               stop: list[str] | None = None) -> Iterator[str]:
+        """Yield text deltas; when exhausted, self.last_stats holds the call's native stats."""
+
+    def describe(self) -> dict:
+        return {"name": self.model_name}
+
+    def close(self) -> None:
+        pass

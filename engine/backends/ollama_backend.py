@@ -1,0 +1,113 @@
+"""Ollama through the official `ollama` client: stream=True, num_ctx from the profile, native timings mapped.
+
+Fails fast and clearly: server not listening, listening but silent, model not pulled, stream cut mid-way.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Iterator
+
+from engine.backends.base import (Backend, BackendUnavailable, GenerationStats, Message, ModelNotFound,
+                                  StreamInterrupted)
+from engine.system import ollama_host, redact_url
+
+CONNECT_TIMEOUT_S = 3.0
+
+
+class OllamaBackend(Backend):
+    name = "ollama"
+    accelerator = "ollama-server"
+    token_count_method = "estimate"   # the client exposes no tokenizer: ~3.5 characters per token, rounded up
+
+    def __init__(self, model: str, *, context_window: int, read_timeout_s: float = 60.0):
+        super().__init__()
+        import httpx
+        import ollama
+
+        self._ollama, self._httpx = ollama, httpx
+        self.model_name = model
+        self.context_window = context_window
+        self.host = ollama_host()
+        self.shown_host = redact_url(self.host)
+        self.read_timeout_s = read_timeout_s
+        self.client = ollama.Client(host=self.host, timeout=httpx.Timeout(read_timeout_s, connect=CONNECT_TIMEOUT_S))
+        self.server_version = self._preflight()
+
+    def _unavailable(self, what: str) -> BackendUnavailable:
+        return BackendUnavailable(f"Ollama server at {self.shown_host} {what}: start it with `ollama serve` "
+                                  f"(or point OLLAMA_HOST at a running server)")
+
+    def _preflight(self) -> str | None:
+        httpx = self._httpx
+        try:
+            with httpx.Client(base_url=self.host, timeout=httpx.Timeout(CONNECT_TIMEOUT_S)) as c:
+                r = c.get("/api/version")
+                version = r.json().get("version") if r.status_code == 200 else None
+        except httpx.ConnectError:
+            raise self._unavailable("is not reachable") from None
+        except httpx.TimeoutException:
+            raise self._unavailable(f"accepted the connection but did not answer within {CONNECT_TIMEOUT_S:.0f} s") from None
+        except (httpx.HTTPError, ValueError) as e:
+            raise self._unavailable(f"answered with an error ({type(e).__name__})") from None
+        try:
+            self.client.show(self.model_name)
+        except self._ollama.ResponseError as e:
+            if e.status_code == 404:
+                raise ModelNotFound(f"model '{self.model_name}' is not pulled on {self.shown_host}: run "
+                                    f"`ollama pull {self.model_name}`") from None
+            raise self._unavailable(f"refused `show {self.model_name}` ({e.status_code})") from None
+        except (ConnectionError, httpx.HTTPError):
+            raise self._unavailable("stopped answering") from None
+        return version
+
+    def count_tokens(self, text: str) -> int:
+        return math.ceil(len(text) / 3.5)
+
+    def render(self, messages: list[Message], prefill: str = "") -> str:
+        return "".join(f"{m.role}: {m.content}\n" for m in messages) + prefill
+
+    def stream(self, messages: list[Message], *, max_tokens: int, prefill: str = "",
+               stop: list[str] | None = None) -> Iterator[str]:
+        httpx = self._httpx
+        msgs = [{"role": m.role, "content": m.content} for m in messages]
+        if prefill:
+            msgs.append({"role": "assistant", "content": prefill})   # Ollama continues a final assistant turn
+        options = {"num_ctx": self.context_window, "num_predict": max_tokens, "temperature": 0.0}
+        if stop:
+            options["stop"] = stop
+        t0 = time.perf_counter()
+        final = None
+        try:
+            for chunk in self.client.chat(model=self.model_name, messages=msgs, stream=True, options=options):
+                content = (chunk.message.content if chunk.message else "") or ""
+                if chunk.done:
+                    final = chunk
+                yield content
+        except self._ollama.ResponseError as e:
+            if e.status_code == 404:
+                raise ModelNotFound(f"model '{self.model_name}' is not pulled: run `ollama pull {self.model_name}`") from None
+            raise StreamInterrupted(f"Ollama returned an error mid-stream ({e.status_code}): see `ollama serve` logs") from None
+        except httpx.ReadTimeout:
+            raise self._unavailable(f"sent nothing for {self.read_timeout_s:.0f} s mid-generation") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, ConnectionError):
+            raise StreamInterrupted(f"the stream from {self.shown_host} was cut mid-generation: check "
+                                    f"`ollama serve` (it may have crashed or been restarted)") from None
+        if final is None:
+            raise StreamInterrupted(f"the stream from {self.shown_host} ended before the server said it was done: "
+                                    f"check `ollama serve` logs")
+        ns = 1e-9
+        self.last_stats = GenerationStats(
+            prompt_tokens=final.prompt_eval_count or 0,
+            prompt_tokens_evaluated=final.prompt_eval_count or 0,
+            tokens_generated=final.eval_count or 0,
+            native_prompt_eval_s=(final.prompt_eval_duration or 0) * ns or None,
+            native_decode_s=(final.eval_duration or 0) * ns or None,
+            native_decode_tokens=final.eval_count or None,
+            load_s=(final.load_duration or 0) * ns or None,
+            total_s=(final.total_duration or 0) * ns or (time.perf_counter() - t0),
+            finish_reason=final.done_reason)
+
+    def describe(self) -> dict:
+        return {"name": self.model_name, "path_sha256_16": None, "file_size_mb": None, "chat_format": None,
+                "n_threads": None, "gpu_layers": None, "backend_version": self.server_version}

@@ -1,0 +1,116 @@
+"""Process-tree memory: a background sampler (>= 20 Hz) and the pressure reading for batch sizing."""
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import threading
+import time
+
+import psutil
+
+from engine.batching import Pressure
+
+
+def ru_maxrss_mb() -> float:
+    """Lifetime peak RSS of this process from getrusage (KiB on Linux, bytes on macOS)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 2**20 if sys.platform == "darwin" else r / 1024
+
+
+class ProcessTree:
+    """This process, its descendants, and any extra processes the run uses (e.g. a local Ollama server)."""
+
+    def __init__(self, root_pid: int | None = None, extra_pids: list[int] | None = None):
+        self.root = psutil.Process(root_pid or os.getpid())
+        self.extra = list(extra_pids or [])
+
+    def rss_bytes(self) -> int:
+        procs = [self.root]
+        try:
+            procs += self.root.children(recursive=True)
+        except psutil.Error:
+            pass
+        for pid in self.extra:
+            try:
+                procs.append(psutil.Process(pid))
+            except psutil.Error:
+                pass
+        total = 0
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+
+def find_ollama_server_pids() -> list[int]:
+    """PIDs of local processes named like the Ollama server (its memory belongs to the run)."""
+    pids = []
+    for p in psutil.process_iter(["name", "cmdline"]):
+        try:
+            name = (p.info.get("name") or "").lower()
+            if name.startswith("ollama"):
+                pids.append(p.pid)
+        except psutil.Error:
+            continue
+    return pids
+
+
+class MemorySampler:
+    """Samples process-tree RSS on a daemon thread at `hz` until stopped; keeps the peak."""
+
+    def __init__(self, tree: ProcessTree | None = None, hz: float = 50.0):
+        self.tree = tree or ProcessTree()
+        self.interval = 1.0 / hz
+        self.peak_bytes = 0
+        self.last_bytes = 0
+        self.samples = 0
+        self._t0 = self._t1 = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+
+    def _sample(self) -> None:
+        b = self.tree.rss_bytes()
+        self.last_bytes = b
+        self.peak_bytes = max(self.peak_bytes, b)
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def start(self) -> "MemorySampler":
+        self._t0 = time.perf_counter()
+        self._sample()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        self._sample()
+        self._t1 = time.perf_counter()
+
+    def __enter__(self) -> "MemorySampler":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_bytes / 2**20
+
+    @property
+    def achieved_hz(self) -> float | None:
+        dt = (self._t1 or time.perf_counter()) - self._t0
+        return self.samples / dt if dt > 0 else None
+
+    def pressure(self, memory_limit_mb: float) -> Pressure:
+        self._sample()
+        return Pressure(system_used=psutil.virtual_memory().percent / 100.0,
+                        tree_rss_share=(self.last_bytes / 2**20) / memory_limit_mb)

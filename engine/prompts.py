@@ -1,0 +1,39 @@
+"""The words the model is given for each evidence batch (kept apart from the control flow)."""
+from __future__ import annotations
+
+from engine.corpus import Passage
+
+MAX_PASSAGE_CHARS = 1500
+CLAIM_PREFILL = "- "
+
+
+def evidence_block(labelled: list[tuple[int, Passage]]) -> str:
+    lines = []
+    for label, p in labelled:
+        text = p.text if len(p.text) <= MAX_PASSAGE_CHARS else p.text[:MAX_PASSAGE_CHARS].rsplit(" ", 1)[0] + " ..."
+        lines.append(f"[{label}] {text}")
+    return "\n".join(lines)
+
+
+def _example(labelled: list[tuple[int, Passage]]) -> str:
+    """A format example built from the first passage itself, so copying it still yields a true claim."""
+    label, p = labelled[0]
+    words = p.text.split(".")[0].split()[:14]
+    return f"- {' '.join(words).rstrip(',;:')} [{label}]"
+
+
+def first_batch(question: str, labelled: list[tuple[int, Passage]], max_claims: int) -> str:
+    return (f"Question: {question}\n\nEvidence passages:\n{evidence_block(labelled)}\n\n"
+            f"Task: write up to {max_claims} short factual claims from the evidence that help answer the question. "
+            f"One claim per line. Start each line with \"- \" and end it with the number of the passage it comes "
+            f"from in square brackets, for example:\n{_example(labelled)}")
+
+
+def next_batch(labelled: list[tuple[int, Passage]], max_claims: int) -> str:
+    return (f"More evidence passages:\n{evidence_block(labelled)}\n\n"
+            f"Write up to {max_claims} new claims from these new passages only, in the same format, for "
+            f"example:\n{_example(labelled)}")
+
+
+def claims_wanted(batch_size: int) -> int:
+    return max(2, min(6, batch_size // 2 + 1))
