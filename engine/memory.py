@@ -19,13 +19,19 @@ def ru_maxrss_mb() -> float:
 
 
 class ProcessTree:
-    """This process, its descendants, and any extra processes the run uses (e.g. a local Ollama server)."""
+    """This process, its descendants, and any extra processes the run uses (e.g. a local Ollama server).
 
-    def __init__(self, root_pid: int | None = None, extra_pids: list[int] | None = None):
+    Listing descendants scans /proc (~1 ms), so the member list is refreshed every `refresh_s`; reading each
+    member's RSS is ~10 us and happens on every sample."""
+
+    def __init__(self, root_pid: int | None = None, extra_pids: list[int] | None = None, refresh_s: float = 0.25):
         self.root = psutil.Process(root_pid or os.getpid())
         self.extra = list(extra_pids or [])
+        self.refresh_s = refresh_s
+        self._members: list[psutil.Process] = []
+        self._listed_at = -1e9
 
-    def rss_bytes(self) -> int:
+    def _refresh(self) -> None:
         procs = [self.root]
         try:
             procs += self.root.children(recursive=True)
@@ -36,8 +42,14 @@ class ProcessTree:
                 procs.append(psutil.Process(pid))
             except psutil.Error:
                 pass
+        self._members = procs
+        self._listed_at = time.perf_counter()
+
+    def rss_bytes(self) -> int:
+        if time.perf_counter() - self._listed_at > self.refresh_s:
+            self._refresh()
         total = 0
-        for p in procs:
+        for p in self._members:
             try:
                 total += p.memory_info().rss
             except psutil.Error:

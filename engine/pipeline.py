@@ -444,7 +444,7 @@ def _telemetry(run: _Run, system_info: dict | None, store_text: bool, *, success
             "batches": run.batches,
             "batch_size": [d.as_dict() for d in decisions],
             "novelty": list(run.gate.trace) if run.gate else [],
-            "calls": [{k: v for k, v in c.items() if k not in ("native_decode_tokens", "complete")} for c in calls],
+            "calls": [{k: v for k, v in c.items() if k != "complete"} for c in calls],
         },
         "early_exit": run.early_exit,
         "answer": answer,

@@ -95,6 +95,7 @@ class LlamaCppBackend(Backend):
             def _render(messages: list[Message], prefill: str = "") -> str:
                 return fmt(messages=[{"role": m.role, "content": m.content} for m in messages]).prompt + prefill
             self._render = _render
+        self.prompt_log: list[list[int]] | None = None   # set to [] to keep each call's prompt tokens
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.llm._model.vocab))
         self._bos_text = self.llm.detokenize([self.llm.token_bos()], special=True).decode("utf-8", "replace")
 
@@ -129,6 +130,8 @@ class LlamaCppBackend(Backend):
             raise BackendError(f"prompt of {len(tokens)} tokens + {max_tokens} to generate exceeds the "
                                f"context window ({self.llm.n_ctx()}): use a profile with a larger context_window")
         cached = self.prefix_cached(tokens)
+        if self.prompt_log is not None:
+            self.prompt_log.append(list(tokens))
         lc = self._lc
         lc.llama_perf_context_reset(self.llm.ctx)
         counter = _TokenCounter()

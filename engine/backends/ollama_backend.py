@@ -59,6 +59,8 @@ class OllamaBackend(Backend):
             raise self._unavailable(f"refused `show {self.model_name}` ({e.status_code})") from None
         except (ConnectionError, httpx.HTTPError):
             raise self._unavailable("stopped answering") from None
+        except ValueError as e:   # pydantic ValidationError: the server answered something that is not Ollama
+            raise self._unavailable(f"answered `show` with an unexpected reply ({type(e).__name__})") from None
         return version
 
     def count_tokens(self, text: str) -> int:

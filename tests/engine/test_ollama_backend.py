@@ -1,0 +1,138 @@
+"""The Ollama backend through the official client, against loopback sockets (no Ollama server exists here).
+
+FakeOllamaServer is a test double speaking the few endpoints the backend uses; it exists only in tests."""
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from engine.backends import BackendUnavailable, Message, ModelNotFound, StreamInterrupted, make_backend
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FakeOllamaServer:
+    """Test double: /api/version, /api/show (404 unless model == 'tiny:1b'), /api/chat streaming NDJSON."""
+
+    def __init__(self, mode: str = "ok"):
+        self.mode = mode
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *a):
+                pass
+
+            def _json(self, code, obj):
+                body = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                self._json(200, {"version": "0.9.9-test"}) if self.path == "/api/version" else self._json(404, {})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if self.path == "/api/show":
+                    if body.get("model") == "tiny:1b":
+                        return self._json(200, {"modelfile": "", "details": {}, "model_info": {}, "capabilities": ["completion"]})
+                    return self._json(404, {"error": f"model '{body.get('model')}' not found"})
+                if self.path == "/api/chat":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/x-ndjson")
+                    self.end_headers()
+                    for word in ["- Claim one", " [1]\n", "- Claim two [2]"]:
+                        self.wfile.write(json.dumps({"model": "tiny:1b", "created_at": "2026-01-01T00:00:00Z",
+                                                     "message": {"role": "assistant", "content": word},
+                                                     "done": False}).encode() + b"\n")
+                        self.wfile.flush()
+                    if outer.mode == "cut":
+                        return   # connection closes without the final 'done' record
+                    self.wfile.write(json.dumps({
+                        "model": "tiny:1b", "created_at": "2026-01-01T00:00:00Z",
+                        "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
+                        "total_duration": 900_000_000, "load_duration": 100_000_000, "prompt_eval_count": 40,
+                        "prompt_eval_duration": 200_000_000, "eval_count": 6, "eval_duration": 300_000_000,
+                    }).encode() + b"\n")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def fake(monkeypatch, request):
+    srv = FakeOllamaServer(getattr(request, "param", "ok"))
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{srv.port}")
+    yield srv
+    srv.close()
+
+
+def test_server_not_listening_fails_fast_naming_ollama_serve(monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{free_port()}")
+    t = time.perf_counter()
+    with pytest.raises(BackendUnavailable, match=r"not reachable: start it with `ollama serve`"):
+        make_backend("ollama", "qwen2.5:3b-instruct-q4_K_M", context_window=4096)
+    assert time.perf_counter() - t < 5
+
+
+def test_server_that_accepts_and_never_answers_times_out(monkeypatch):
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+    held = []
+    threading.Thread(target=lambda: held.append(lsock.accept()), daemon=True).start()
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{lsock.getsockname()[1]}")
+    t = time.perf_counter()
+    with pytest.raises(BackendUnavailable, match="did not answer within 3 s.*ollama serve"):
+        make_backend("ollama", "qwen2.5:3b-instruct-q4_K_M", context_window=4096)
+    assert time.perf_counter() - t < 8
+    lsock.close()
+
+
+def test_credentials_in_host_are_never_shown(monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", f"http://alice:s3cret@127.0.0.1:{free_port()}")
+    with pytest.raises(BackendUnavailable) as e:
+        make_backend("ollama", "x", context_window=4096)
+    assert "s3cret" not in str(e.value) and "alice" not in str(e.value)
+
+
+def test_model_not_pulled_names_ollama_pull(fake):
+    with pytest.raises(ModelNotFound, match=r"run `ollama pull qwen2.5:7b-instruct-q4_K_M`"):
+        make_backend("ollama", "qwen2.5:7b-instruct-q4_K_M", context_window=4096)
+
+
+def test_stream_maps_native_timings(fake):
+    b = make_backend("ollama", "tiny:1b", context_window=2048)
+    text = "".join(b.stream([Message("user", "q")], max_tokens=32))
+    assert text == "- Claim one [1]\n- Claim two [2]"
+    s = b.last_stats
+    assert (s.prompt_tokens_evaluated, s.tokens_generated, s.finish_reason) == (40, 6, "stop")
+    assert s.native_decode_s == pytest.approx(0.3) and s.native_prompt_eval_s == pytest.approx(0.2)
+    assert s.load_s == pytest.approx(0.1) and s.total_s == pytest.approx(0.9)
+    assert b.describe()["backend_version"] == "0.9.9-test"
+
+
+@pytest.mark.parametrize("fake", ["cut"], indirect=True)
+def test_stream_cut_mid_generation_is_reported(fake):
+    b = make_backend("ollama", "tiny:1b", context_window=2048)
+    got = []
+    with pytest.raises(StreamInterrupted, match="ended before the server said it was done"):
+        for d in b.stream([Message("user", "q")], max_tokens=32):
+            got.append(d)
+    assert "".join(got).startswith("- Claim one")
