@@ -78,6 +78,18 @@ def _migrate(d: dict, path: Path) -> dict:
     if v > RECORD_VERSION:
         raise StoreError(f"{path}: record_version {v} was written by a newer plugin (this one reads up to "
                          f"{RECORD_VERSION}): upgrade llm-research-bench, or use another --results-dir")
+    for key, typ in (("test_id", str), ("bench", str), ("machine_fingerprint", str), ("target_met", bool)):
+        if not isinstance(d.get(key), typ):
+            raise ValueError(f"field '{key}' missing or not a {typ.__name__}")
+    if d.get("outcome") not in OUTCOMES:
+        raise ValueError(f"outcome {d.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
+    tel = d.get("telemetry")
+    if tel is not None:
+        from engine.telemetry import SCHEMA_VERSION
+        tv = tel.get("schema_version") if isinstance(tel, dict) else None
+        if tv != SCHEMA_VERSION:
+            raise ValueError(f"its telemetry has schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r} "
+                             f"(re-run the bench to store a current record)")
     return d
 
 
@@ -112,10 +124,24 @@ def iter_records(results_dir: str | Path, *, strict_versions: bool = True) -> It
 
     A record from a newer plugin raises StoreError when strict_versions (so it is never misread), or is
     skipped with a warning otherwise."""
-    root = Path(results_dir)
+    yield from _read_paths(Path(results_dir), "*/*/*.json", strict_versions)
+
+
+def iter_records_where(results_dir: str | Path, *, fingerprint: str | None = None, commit: str | None = None,
+                       strict_versions: bool = True) -> Iterator[ResultRecord]:
+    """Like iter_records, but reads only the folders of one machine fingerprint and/or one commit (the store's
+    layout keys folders by both), so looking up a baseline does not parse the whole history."""
+    folder = "*" if not commit else (commit[:12] if len(commit) >= 12 else f"{commit}*")
+    for rec in _read_paths(Path(results_dir), f"{fingerprint or '*'}/{folder}/*.json", strict_versions):
+        if commit and not (rec.commit or "nocommit").startswith(commit[:40]):
+            continue
+        yield rec
+
+
+def _read_paths(root: Path, pattern: str, strict_versions: bool) -> Iterator[ResultRecord]:
     if not root.exists():
         return
-    for path in sorted(root.glob("*/*/*.json"), key=lambda p: p.name):
+    for path in sorted(root.glob(pattern), key=lambda p: p.name):
         if path.name.startswith(".tmp-"):
             continue
         try:

@@ -1,0 +1,81 @@
+"""The results store under concurrent writers, kills mid-write and foreign versions."""
+import json
+import multiprocessing as mp
+import warnings
+
+import pytest
+
+from harness.store import (RECORD_VERSION, ResultRecord, StoreError, StoreWarning, append, iter_records,
+                           load_records)
+
+
+def rec(i=0, **kw):
+    base = dict(test_id=f"benches/test_x.py::t[{i}]", bench="t", profile="quick", outcome="passed", target_met=True,
+                machine_fingerprint="fp1", machine_class="linux-x86_64-2c", commit="c0ffee" * 7)
+    base.update(kw)
+    return ResultRecord(**base)
+
+
+def _writer(root, worker, n):
+    for i in range(n):
+        append(root, rec(i, extra={"worker": worker, "i": i}))
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    n, workers = 150, 4
+    ctx = mp.get_context("spawn")
+    ps = [ctx.Process(target=_writer, args=(tmp_path, w, n)) for w in range(workers)]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join(60)
+        assert p.exitcode == 0
+    got = load_records(tmp_path)
+    assert len(got) == n * workers
+    assert {(r.extra["worker"], r.extra["i"]) for r in got} == {(w, i) for w in range(workers) for i in range(n)}
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_record_is_never_overwritten(tmp_path):
+    r = rec()
+    p = append(tmp_path, r)
+    with pytest.raises(FileExistsError):
+        append(tmp_path, r)           # same id and timestamp: refused, the stored one stays
+    assert json.loads(p.read_text())["record_id"] == r.record_id
+
+
+def test_truncated_record_is_skipped_loudly(tmp_path):
+    keep = append(tmp_path, rec(1))
+    broken = append(tmp_path, rec(2))
+    broken.write_bytes(broken.read_bytes()[: len(broken.read_bytes()) // 2])   # as a kill mid-copy leaves it
+    with pytest.warns(StoreWarning, match="skipped damaged result record .*JSONDecodeError"):
+        got = load_records(tmp_path)
+    assert [r.record_id for r in got] == [json.loads(keep.read_text())["record_id"]]
+
+
+def test_newer_record_version_is_refused_not_misread(tmp_path):
+    p = append(tmp_path, rec())
+    d = json.loads(p.read_text())
+    d["record_version"] = RECORD_VERSION + 1
+    p.write_text(json.dumps(d))
+    with pytest.raises(StoreError, match="newer plugin.*upgrade"):
+        load_records(tmp_path)
+    with pytest.warns(StoreWarning, match="newer plugin"):
+        assert load_records(tmp_path, strict_versions=False) == []
+
+
+def test_older_telemetry_schema_version_is_skipped_with_reason(tmp_path):
+    append(tmp_path, rec(telemetry={"schema_version": "0.9", "metrics": {}}))
+    with pytest.warns(StoreWarning, match="schema_version '0.9'; this plugin reads '1.0'"):
+        assert load_records(tmp_path) == []
+
+
+def test_wrong_field_types_are_not_misread(tmp_path):
+    p = append(tmp_path, rec())
+    d = json.loads(p.read_text())
+    d["target_met"] = "yes"
+    p.write_text(json.dumps(d))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        assert load_records(tmp_path) == []
+    assert "target_met" in str(w[0].message)
