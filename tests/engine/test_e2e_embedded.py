@@ -62,3 +62,11 @@ def test_closed_book_run_has_no_evidence(slice_corpus):
     t = s.telemetry
     assert t["profile"]["retrieval"] == "none" and t["traces"]["batches"] == [] and t["metrics"]["tokens_generated"] > 0
     assert validation_errors(t) == []
+
+
+def test_gemma_base_model_runs_with_its_own_turn_format(slice_corpus):
+    s = engine.research(slice_corpus.questions[2].question, profile="quick", corpus=slice_corpus, retrieval=False,
+                        model="gemma3-270m")
+    t = s.telemetry
+    assert t["model"]["name"] == "gemma3-270m" and t["model"]["chat_format"] == "gemma"
+    assert t["metrics"]["tokens_generated"] > 0 and validation_errors(t) == []
