@@ -1,0 +1,235 @@
+"""Measured values of stored records, with their specs: what the report, the exports and the recommendations read.
+
+Names, units and directions come from the schemas, never from a list kept here:
+- run metrics:        schemas/telemetry.schema.json (record.telemetry["metrics"]),
+- quality metrics:    schemas/quality.schema.json   (record.extra["quality"]["metrics"]),
+- breakdown metrics:  schemas/breakdown.schema.json (record.extra["breakdown"]["metrics"]).
+A name in a record that no schema describes is still shown, with unit "" and direction "none".
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Iterable, Sequence
+
+from harness.store import ResultRecord
+
+#: Outcomes whose numbers are measurements (a failed bench still measured the run: it missed its budget).
+MEASURED_OUTCOMES = ("passed", "failed")
+EXTRA_SOURCES = ("quality", "breakdown")
+
+
+@lru_cache(maxsize=1)
+def all_specs() -> dict[str, dict]:
+    """Metric name -> spec (x-unit, x-better, x-label, description, plus `source`) over every schema."""
+    from engine.telemetry import metric_specs as telemetry_specs
+    from harness import breakdown, quality
+
+    out: dict[str, dict] = {}
+    for source, specs in (("telemetry", telemetry_specs()), ("quality", quality.metric_specs()),
+                          ("breakdown", breakdown.metric_specs())):
+        for name, spec in specs.items():
+            if name in out:
+                raise ValueError(f"metric '{name}' is defined by both {out[name]['source']} and {source} schemas")
+            out[name] = {**spec, "source": source}
+    return out
+
+
+def spec(name: str) -> dict:
+    return all_specs().get(name, {"x-unit": "", "x-better": "none", "source": "record"})
+
+
+def unit(name: str) -> str:
+    return spec(name).get("x-unit", "")
+
+
+def better(name: str) -> str:
+    return spec(name).get("x-better", "none")
+
+
+def label(name: str) -> str:
+    return spec(name).get("x-label") or name
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def record_values(rec: ResultRecord) -> dict[str, float]:
+    """Every numeric metric a record carries: its run telemetry's metrics, then its quality/breakdown metrics."""
+    out: dict[str, float] = {}
+    for k, v in ((rec.telemetry or {}).get("metrics") or {}).items():
+        x = _num(v)
+        if x is not None:
+            out[k] = x
+    for src in EXTRA_SOURCES:
+        for k, v in (((rec.extra or {}).get(src) or {}).get("metrics") or {}).items():
+            x = _num(v)
+            if x is not None:
+                out[k] = x
+    return out
+
+
+def record_bounds(rec: ResultRecord) -> dict[str, tuple[float, float]]:
+    """Per-metric [lower, upper] a record states itself (e.g. an accuracy's 95 % interval)."""
+    out = {}
+    for src in EXTRA_SOURCES:
+        for k, b in (((rec.extra or {}).get(src) or {}).get("bounds") or {}).items():
+            if isinstance(b, (list, tuple)) and len(b) == 2 and all(_num(x) is not None for x in b):
+                out[k] = (float(b[0]), float(b[1]))
+    return out
+
+
+def is_measurement(rec: ResultRecord) -> bool:
+    return rec.outcome in MEASURED_OUTCOMES and not rec.warmup and bool(record_values(rec))
+
+
+def series_name(rec: ResultRecord) -> str:
+    """A stable name for a record's series: the bench and its profile ('research[quick]')."""
+    return f"{rec.bench}[{rec.profile}]" if rec.profile else rec.bench
+
+
+def current_machine(records: Sequence[ResultRecord]) -> str | None:
+    """The machine of the newest record: 'this machine' for history plots and exports."""
+    if not records:
+        return None
+    return max(records, key=lambda r: r.timestamp).machine_fingerprint
+
+
+def on_machine(records: Iterable[ResultRecord], fingerprint: str | None) -> list[ResultRecord]:
+    return [r for r in records if fingerprint is None or r.machine_fingerprint == fingerprint]
+
+
+def commit_order(records: Iterable[ResultRecord]) -> list[str]:
+    """Commits in the order they were first measured (records without a commit form 'nocommit')."""
+    first: dict[str, str] = {}
+    for r in records:
+        c = commit_key(r)
+        if c not in first or r.timestamp < first[c]:
+            first[c] = r.timestamp
+    return sorted(first, key=lambda c: first[c])
+
+
+def commit_key(rec: ResultRecord) -> str:
+    c = (rec.commit or "nocommit")[:12]
+    return c + ("+dirty" if rec.dirty else "")
+
+
+def latest_commit_records(records: Sequence[ResultRecord]) -> dict[str, list[ResultRecord]]:
+    """Series name -> the measured records of that series' newest commit."""
+    by_series: dict[str, list[ResultRecord]] = defaultdict(list)
+    for r in records:
+        if is_measurement(r):
+            by_series[series_name(r)].append(r)
+    out = {}
+    for name, recs in by_series.items():
+        last = commit_order(recs)[-1]
+        out[name] = [r for r in recs if commit_key(r) == last]
+    return out
+
+
+@dataclass
+class Point:
+    """One commit of one metric of one series: its values, their median, and the budget band."""
+    commit: str
+    values: list[float]
+    timestamp: str
+    band: tuple[float | None, float | None] | None = None
+    failed: int = 0                       # records of this commit that missed their target
+    fails: list[bool] = field(default_factory=list)   # per value: did that run miss its target
+    regression: str | None = None         # why this commit is marked as a regression
+    improvement: str | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+
+def budget_band(rec: ResultRecord, metric: str) -> tuple[float | None, float | None] | None:
+    """The budget band a record was held to for this metric: time band for execution time, memory limit for
+    the memory peak (from record.budget, as the harness stored it)."""
+    b = rec.budget or {}
+    if metric == "execution_time_s" and (b.get("time_lower_s") is not None or b.get("time_upper_s") is not None):
+        return (b.get("time_lower_s"), b.get("time_upper_s"))
+    if metric == "memory_peak_mb" and b.get("memory_mb") is not None:
+        return (None, b.get("memory_mb"))
+    return None
+
+
+def mad(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    m = statistics.median(values)
+    return statistics.median(abs(v - m) for v in values)
+
+
+def mark_changes(points: list[Point], direction: str, *, rel_threshold: float = 0.05, noise_k: float = 3.0) -> None:
+    """Mark each commit whose median moved the wrong (or right) way against the previous commit by more than
+    max(rel_threshold x previous median, noise_k x the larger scaled MAD of the two commits' values).
+
+    Rule of thumb, not a significance test: with one run per commit only the relative threshold applies."""
+    if direction not in ("lower", "higher"):
+        return
+    for prev, cur in zip(points, points[1:]):
+        pm, cm = prev.median, cur.median
+        noise = noise_k * 1.4826 * max(mad(prev.values), mad(cur.values))
+        threshold = max(abs(pm) * rel_threshold, noise)
+        delta = cm - pm
+        worse = delta > threshold if direction == "lower" else delta < -threshold
+        better_ = delta < -threshold if direction == "lower" else delta > threshold
+        rel = f"{delta / pm:+.1%}" if pm else f"{delta:+.4g}"
+        why = (f"median {pm:.4g} -> {cm:.4g} ({rel}) vs {prev.commit}; threshold {threshold:.3g} "
+               f"(max of {rel_threshold:.0%} and {noise_k:g} x noise)")
+        if worse:
+            cur.regression = why
+        elif better_:
+            cur.improvement = why
+
+
+def history(records: Sequence[ResultRecord], series: str, metric: str) -> list[Point]:
+    """The metric's points across commits (oldest first) for one series, regressions marked."""
+    recs = [r for r in records if is_measurement(r) and series_name(r) == series and metric in record_values(r)]
+    points = []
+    for c in commit_order(recs):
+        rs = [r for r in recs if commit_key(r) == c]
+        bands = [b for b in (budget_band(r, metric) for r in rs) if b]
+        points.append(Point(c, [record_values(r)[metric] for r in rs], min(r.timestamp for r in rs),
+                            bands[-1] if bands else None, sum(1 for r in rs if not r.target_met),
+                            [not r.target_met for r in rs]))
+    mark_changes(points, better(metric))
+    return points
+
+
+@dataclass
+class Summary:
+    """One metric of one series at its newest commit."""
+    series: str
+    metric: str
+    median: float
+    lower: float
+    upper: float
+    n: int
+    commit: str
+    bounds: tuple[float, float] | None = None      # a record's own interval (e.g. a Wilson CI)
+    extra: dict = field(default_factory=dict)
+
+
+def latest_summaries(records: Sequence[ResultRecord]) -> list[Summary]:
+    """For every series, every metric of its newest commit: median, min and max over that commit's records."""
+    out = []
+    for series, recs in sorted(latest_commit_records(records).items()):
+        names: dict[str, list[float]] = defaultdict(list)
+        for r in recs:
+            for k, v in record_values(r).items():
+                names[k].append(v)
+        for k, vs in names.items():
+            b = [record_bounds(r).get(k) for r in recs]
+            b = [x for x in b if x]
+            out.append(Summary(series, k, statistics.median(vs), min(vs), max(vs), len(vs), commit_key(recs[0]),
+                               b[-1] if b else None))
+    return out

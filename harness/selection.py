@@ -1,0 +1,53 @@
+"""Opt-in bench markers: items with such a marker run only when asked for.
+
+`pytest benches -m quick` stays a short acceptance run even though the quality bench's quick instance carries
+the `quick` marker too: the plugin calls `deselect_unless_requested(items, config, "quality")` from its
+`pytest_collection_modifyitems` hook, which drops the quality items unless the -m expression names `quality`
+(`-m "quick and quality"`, `-m quality`, even `-m "not quality"`, whose own logic then applies) or the
+command line names the bench's file or node id directly (`pytest benches/test_quality.py`).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+OPT_IN_MARKERS = ("quality",)
+
+
+def mentions_marker(markexpr: str | None, marker: str) -> bool:
+    """Whether a -m expression names `marker` as a whole word ("quick and quality" -> True)."""
+    return bool(markexpr) and re.search(rf"(?<![\w.]){re.escape(marker)}(?![\w.])", markexpr) is not None
+
+
+def _named_on_command_line(item: Any, config: Any) -> bool:
+    """True when an argument names the item's own file (or a node id inside it), not a folder above it."""
+    item_path = Path(str(getattr(item, "path", "") or getattr(item, "fspath", ""))).resolve()
+    root = Path(str(getattr(config, "invocation_params", None).dir if getattr(config, "invocation_params", None)
+                    else Path.cwd()))
+    for arg in getattr(config, "args", []) or []:
+        path_part = str(arg).split("::", 1)[0]
+        if not path_part:
+            continue
+        p = Path(path_part)
+        p = (p if p.is_absolute() else root / p).resolve()
+        if p == item_path:
+            return True
+    return False
+
+
+def deselect_unless_requested(items: list, config: Any, marker: str = "quality") -> list:
+    """Remove (in place) the items carrying `marker` unless the run asked for them; report them as deselected
+    through `config.hook.pytest_deselected`. Returns the deselected items."""
+    if mentions_marker(getattr(config.option, "markexpr", "") or "", marker):
+        return []
+    keep, dropped = [], []
+    for item in items:
+        if item.get_closest_marker(marker) is not None and not _named_on_command_line(item, config):
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        items[:] = keep
+        config.hook.pytest_deselected(items=dropped)
+    return dropped

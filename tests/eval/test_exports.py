@@ -1,0 +1,97 @@
+"""Exports from stored records, validated against each format's documented shape (schemas/exports/)."""
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+from jsonschema import Draft7Validator
+
+from harness import export, measures
+from harness.export import ExportError
+from tests.eval.testdata import TESTDATA_COMMITS, TESTDATA_MACHINE, TESTDATA_OTHER_MACHINE
+
+
+@pytest.mark.parametrize("fmt", export.FORMATS)
+def test_export_schemas_are_valid_json_schemas(fmt):
+    Draft7Validator.check_schema(export.export_schema(fmt))
+
+
+def test_bencher_shape_and_values(testdata_records):
+    doc = export.export(testdata_records, "bencher")
+    assert export.validation_errors(doc, "bencher") == []
+    research = doc["research[quick]"]
+    # value = median over the newest commit's 3 runs; lower/upper = min/max
+    newest = [r for r in testdata_records if r.commit == TESTDATA_COMMITS[-1] and r.bench == "research"
+              and r.machine_fingerprint == TESTDATA_MACHINE]
+    times = [r.telemetry["metrics"]["execution_time_s"] for r in newest]
+    assert research["execution-time-s"] == {"value": statistics.median(times), "lower_value": min(times),
+                                            "upper_value": max(times)}
+    # only metrics with a direction by default; with include_neutral the neutral ones come too
+    assert "tokens-generated" not in research
+    assert "tokens-generated" in export.export(testdata_records, "bencher", include_neutral=True)["research[quick]"]
+    # the accuracy carries its Wilson interval as the range
+    acc = doc["quality[quick]"]["accuracy"]
+    assert acc["lower_value"] < acc["value"] < acc["upper_value"]
+    assert all(len(k) <= 64 for v in doc.values() for k in v)
+
+
+def test_bencher_leaves_other_machines_out(testdata_records):
+    doc = export.export(testdata_records, "bencher")
+    slow = export.export(testdata_records, "bencher", machine=TESTDATA_OTHER_MACHINE)
+    assert list(slow) == ["research[quick]"]
+    assert slow["research[quick]"]["execution-time-s"]["value"] > 4 * doc["research[quick]"]["execution-time-s"]["value"]
+
+
+@pytest.mark.parametrize("direction,want", [("smaller", "lower"), ("bigger", "higher")])
+def test_github_action_benchmark_by_direction(testdata_records, direction, want):
+    doc = export.export(testdata_records, "github-action-benchmark", direction=direction)
+    assert export.validation_errors(doc, "github-action-benchmark") == []
+    names = [d["name"] for d in doc]
+    assert len(names) == len(set(names))
+    for d in doc:
+        metric = d["name"].split(" ", 1)[1]
+        assert measures.better(metric) == want, d
+        assert d["unit"] == (measures.unit(metric) or "count")
+    by = {d["name"]: d for d in doc}
+    if direction == "smaller":
+        t = by["research[quick] execution_time_s"]
+        assert t["range"].startswith("± ") and "median of 3 run(s)" in t["extra"]
+    else:
+        assert "quality[quick] accuracy" in by and "95% interval" in by["quality[quick] accuracy"]["extra"]
+
+
+def test_schemas_reject_wrong_shapes():
+    assert export.validation_errors({"b": {"Bad Slug": {"value": 1}}}, "bencher")
+    assert export.validation_errors({"b": {"m": {"lower_value": 1}}}, "bencher")
+    assert export.validation_errors({"b": {"m": {"value": "1"}}}, "bencher")
+    assert export.validation_errors([{"name": "x", "value": 1}], "github-action-benchmark")
+    assert export.validation_errors([{"name": "x", "unit": "s", "value": 1, "range": 0.1}], "github-action-benchmark")
+    assert export.validation_errors([], "github-action-benchmark")
+
+
+def test_slug():
+    assert export.slug("execution_time_s") == "execution-time-s"
+    assert export.slug("A__B--c") == "a-b-c"
+    assert len(export.slug("x" * 100)) == 64
+
+
+def test_no_records_is_a_clear_error(tmp_path):
+    with pytest.raises(ExportError, match="run the benches first"):
+        export.export([], "bencher")
+    with pytest.raises(ExportError, match="--format"):
+        export.export([], "csv")
+
+
+def test_cli_writes_files(testdata_results_dir, tmp_path, capsys):
+    out = tmp_path / "bencher.json"
+    assert export.main(["--format", "bencher", "--out", str(out), "--results-dir", str(testdata_results_dir)]) == 0
+    assert export.validation_errors(json.loads(out.read_text()), "bencher") == []
+    gab = tmp_path / "gab.json"
+    assert export.main(["--format", "github-action-benchmark", "--direction", "bigger", "--out", str(gab),
+                        "--results-dir", str(testdata_results_dir)]) == 0
+    assert "customBiggerIsBetter" in capsys.readouterr().out
+    assert export.validation_errors(json.loads(gab.read_text()), "github-action-benchmark") == []
+    assert export.main(["--format", "bencher", "--out", str(out), "--results-dir", str(tmp_path / "none")]) == 2
+    assert export.main(["--format", "bencher", "--direction", "bigger", "--out", str(out),
+                        "--results-dir", str(testdata_results_dir)]) == 2
