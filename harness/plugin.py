@@ -1,0 +1,202 @@
+"""The research-bench pytest plugin: hooks and options only; the logic lives in plain modules.
+
+    config.py    options -> HarnessOptions (one clear usage error each), the session's BenchContext
+    fixtures.py  profile, bench_budget, bench_warmup, research_bench, record_result, research_runner
+    runner.py    a bench instance's runs: run -> validate -> judge -> store
+    session.py   one run: in-process or isolated, timeouts, memray
+    budgets.py   verdicts        compare.py  statistics        report.py  tables, Markdown, JUnit
+    summary.py   the session's end: CI gate, baseline comparison, summary rows
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from harness import summary as summary_mod
+from harness.config import BenchContext, OptionError, parse_options
+from harness.fixtures import (CONTEXT_KEY, bench_budget, bench_context, bench_warmup, context_of,  # noqa: F401
+                              profile, record_result, research_bench, research_runner)
+from harness.summary import SessionSummary
+
+SUMMARY_KEY = pytest.StashKey[SessionSummary]()
+STATIC_MARKERS = (
+    "profiles(*names): parametrize a bench over these profiles only (default: every profile)",
+    "pipeline: benches that run the whole research pipeline (they get the profile's timeout_s)",
+    "micro: micro benches of hot paths (pytest-benchmark)",
+    "quality: answer-quality benches (opt-in: run only when -m names quality or the file is named)",
+    "breakdown: performance-breakdown benches",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("research-bench", "research bench (llm-research-bench harness)")
+    g.addoption("--profile", action="append", dest="research_profile", metavar="NAME",
+                help="run bench instances of these profiles only (repeat or comma-separate; default: all)")
+    g.addoption("--profiles-file", dest="research_profiles_file", metavar="PATH",
+                help="a TOML file overlaying the built-in profiles (default: $RESEARCH_PROFILES)")
+    g.addoption("--machine-class", dest="research_machine_class", metavar="CLASS",
+                help="take budgets for this machine class instead of the detected one")
+    g.addoption("--budget-scale", dest="research_budget_scale", type=float, metavar="FACTOR",
+                help="multiply every time budget by FACTOR (default 1)")
+    g.addoption("--results-dir", dest="research_results_dir", metavar="DIR",
+                help="where result records are appended (default: <rootdir>/results)")
+    g.addoption("--rounds", dest="research_rounds", type=int, metavar="N",
+                help="measured runs per pipeline bench (default 1); summaries use median and IQR")
+    g.addoption("--warmup-runs", dest="research_warmup_runs", type=int, metavar="N",
+                help="warm-up runs before the measured ones, recorded as such and excluded "
+                     "(default: 1 when --rounds > 1, else 0)")
+    g.addoption("--compare", dest="research_compare", nargs="?", const="", default=None, metavar="REF",
+                help="compare with the stored results of REF (default: the latest other commit measured on this "
+                     "machine); write --compare=REF")
+    g.addoption("--compare-fail", dest="research_compare_fail", action="append", metavar="METRIC:PCT",
+                help="fail the session when METRIC got worse than the baseline by more than PCT and the change is "
+                     "distinguishable from noise, e.g. execution_time_s:10%% (implies --compare)")
+    g.addoption("--summary-md", dest="research_summary_md", metavar="FILE",
+                help="write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)")
+    g.addoption("--memray", dest="research_memray", action="store_true",
+                help="record each run's allocations with memray (capture under the results dir)")
+    g.addoption("--isolate", dest="research_isolate", action="store_true",
+                help="run each pipeline run in a child process: a crash or OOM kill is recorded, the session "
+                     "goes on")
+    g.addoption("--enforce-memory", dest="research_enforce_memory", action="store_true",
+                help="with --isolate: kill a run whose process tree goes over the profile's memory limit")
+    g.addoption("--backend", dest="research_backend", metavar="NAME",
+                help="backend of pipeline benches: llamacpp (default, embedded) or ollama")
+    g.addoption("--bench-corpus", dest="research_corpus", metavar="PATH",
+                help="corpus of pipeline benches (default: the engine's PubMedQA corpus)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in STATIC_MARKERS:
+        config.addinivalue_line("markers", line)
+    try:
+        opts = parse_options(config.getoption, config.rootpath)
+    except OptionError as e:
+        raise pytest.UsageError(str(e)) from None
+    for name in opts.profiles:
+        config.addinivalue_line("markers", f"{name}: bench instances on the {name} profile")
+    ctx = BenchContext(opts, config.rootpath)
+    wi = getattr(config, "workerinput", None)
+    if wi is not None:
+        ctx.session_id = wi.get("research_bench_session", ctx.session_id)
+        ctx.worker = wi.get("workerid")
+    config.stash[CONTEXT_KEY] = ctx
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:   # xdist: workers share the controller's session id
+    node.workerinput["research_bench_session"] = context_of(node.config).session_id
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    ctx = context_of(config)
+    o = ctx.options
+    if not any("bench" in str(a) for a in config.args):
+        return None                               # only bench sessions get the header line
+    line = (f"research-bench {ctx.plugin_version}: machine {ctx.machine.fingerprint}, commit {ctx.git.short}, "
+            f"results -> {o.results_dir}")
+    extra = []
+    if o.machine_class or o.budget_scale != 1:
+        extra.append(f"budgets: class {o.machine_class or '(detected)'}, time x{o.budget_scale:g}")
+    if o.profiles_file:
+        extra.append(f"profiles file: {o.profiles_file}")
+    return [line] + extra
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("profiles")
+    if "profile" not in metafunc.fixturenames and marker is None:
+        return
+    defs = getattr(metafunc, "_arg2fixturedefs", {}).get("profile")
+    if defs and getattr(defs[-1].func, "__module__", "") != "harness.fixtures":
+        return                                    # a project's own `profile` fixture: not ours to parametrize
+    if any("profile" in [a.strip() for a in (m.args[0].split(",") if isinstance(m.args[0], str) else m.args[0])]
+           for m in metafunc.definition.iter_markers("parametrize") if m.args):
+        return                                    # the bench parametrizes `profile` itself
+    opts = context_of(metafunc.config).options
+    names = list(marker.args) if marker is not None and marker.args else list(opts.profiles)
+    unknown = [n for n in names if n not in opts.profiles]
+    if unknown:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.profiles names unknown profile "
+                                f"'{unknown[0]}'; known: {', '.join(opts.profiles)}")
+    if opts.selected:
+        names = [n for n in names if n in opts.selected]
+    if "profile" not in metafunc.fixturenames:
+        metafunc.fixturenames.append("profile")   # a bench with only the marker still gets the fixture
+    metafunc.parametrize("profile", [pytest.param(n, marks=getattr(pytest.mark, n), id=n) for n in names],
+                         indirect=True)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    try:
+        from harness.selection import deselect_unless_requested
+    except ImportError:
+        deselect_unless_requested = None
+    if deselect_unless_requested is not None:
+        deselect_unless_requested(items, config, "quality")
+    # Pipeline benches get pytest-timeout with their profile's timeout_s (signal method, the test call only);
+    # the harness re-arms it for each run, and records a run that times out before failing it.
+    if not config.pluginmanager.hasplugin("timeout") or not hasattr(signal, "SIGALRM"):
+        return
+    ctx = context_of(config)
+    for item in items:
+        cs = getattr(item, "callspec", None)
+        name = cs.params.get("profile") if cs else None
+        if name and item.get_closest_marker("pipeline") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(ctx.profile(name).timeout_s, method="signal", func_only=True))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if getattr(config, "workerinput", None) is not None or CONTEXT_KEY not in config.stash:
+        return
+    ctx = context_of(config)
+    from_store = config.pluginmanager.getplugin("dsession") is not None
+    recs = summary_mod.session_records(ctx, from_store=from_store)
+    if not recs:
+        return
+    s = summary_mod.finish(ctx, recs)
+    config.stash[SUMMARY_KEY] = s
+    if s.failed and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if ctx.options.summary_md is not None or os.environ.get("GITHUB_STEP_SUMMARY"):
+        summary_mod.write_markdown(s, ctx, ctx.options.summary_md)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    s = config.stash.get(SUMMARY_KEY, None)
+    if s is None:
+        return
+    from harness import report
+    ctx = context_of(config)
+    tr = terminalreporter
+    tr.write_sep("=", "research bench summary")
+    tr.write_line(f"commit {ctx.git.short}{f' ({ctx.git.branch})' if ctx.git.branch else ''} | machine "
+                  f"{ctx.machine.fingerprint} | budgets: {ctx.machine_class}"
+                  f"{f' x{ctx.options.budget_scale:g}' if ctx.options.budget_scale != 1 else ''}")
+    tr.write_line(report.terminal_table(s.rows))
+    for row in s.rows:
+        for n in row.notes:
+            tr.write_line(f"note: {n}")
+    if s.baseline_note and (s.compare_requested or s.comparison is not None):
+        tr.write_line(s.baseline_note)
+    if s.comparison is not None and s.compare_requested:
+        tr.write_line(report.comparison_text(s.comparison, only=[t.metric for t in ctx.options.compare_fail]
+                                             + ["execution_time_s", "memory_peak_mb", "ttft_s",
+                                                "decode_tokens_per_second"]))
+    elif s.compare_requested and ctx.options.compare_fail:
+        tr.write_line("warning: --compare-fail had nothing to compare with: not checked", yellow=True)
+    if s.gate_failures:
+        tr.write_sep("-", "CI gate: targets missed", red=True)
+        for f in s.gate_failures:
+            tr.write_line(f, red=True)
+    if s.compare_failures:
+        tr.write_sep("-", "CI gate: regressions beyond --compare-fail", red=True)
+        for f in s.compare_failures:
+            tr.write_line(f, red=True)
+    tr.write_line(f"{len(s.records)} record(s) appended under {ctx.options.results_dir}")
+    caps = [(r.extra or {}).get("memray_capture") for r in s.records if (r.extra or {}).get("memray_capture")]
+    if caps:
+        tr.write_line(f"memray captures: {len(caps)} (e.g. `memray flamegraph {caps[-1]}`)")

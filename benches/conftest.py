@@ -1,0 +1,21 @@
+"""Benches of the research engine, run through the research-bench pytest plugin (harness/plugin.py).
+
+    pytest benches -m quick                  the acceptance run: the quick profile's pipeline bench (~1 min)
+    pytest benches -m "not quality"          every profile (quality benches are opt-in: -m quality)
+    pytest benches -m micro                  micro benches of hot paths (pytest-benchmark)
+
+The fixtures (`profile`, `research_bench`, `record_result`, `bench_warmup`, `bench_budget`) come from the
+plugin; see harness/fixtures.py. A bench that asks for `profile` (or carries @pytest.mark.profiles(...)) is
+parametrized over every profile and each instance carries its profile's marker.
+"""
+from __future__ import annotations
+
+import pytest
+
+from harness import DEFAULT_QUESTION
+
+
+@pytest.fixture(scope="session")
+def bench_question() -> str:
+    """PubMedQA's lace-plant question: its abstract is in the default corpus, so retrieval has a gold passage."""
+    return DEFAULT_QUESTION
