@@ -83,7 +83,8 @@ def parse_options(get: Callable[[str], Any], rootpath: Path) -> HarnessOptions:
     if not isinstance(scale, (int, float)) or not scale > 0:
         raise OptionError(f"--budget-scale: must be a number above 0, got {scale!r}")
 
-    rounds = get("research_rounds") or 1
+    rounds = get("research_rounds")
+    rounds = 1 if rounds is None else rounds
     if rounds < 1:
         raise OptionError(f"--rounds: must be at least 1, got {rounds}")
     warm = get("research_warmup_runs")
@@ -91,7 +92,7 @@ def parse_options(get: Callable[[str], Any], rootpath: Path) -> HarnessOptions:
     if warm < 0:
         raise OptionError(f"--warmup-runs: must be 0 or more, got {warm}")
 
-    rd = get("research_results_dir")
+    rd = get("research_results_dir") or os.environ.get("RESEARCH_BENCH_RESULTS_DIR") or None
     results_dir = Path(rd) if rd else rootpath / "results"
     if not results_dir.is_absolute():
         results_dir = Path.cwd() / results_dir

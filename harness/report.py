@@ -49,6 +49,22 @@ def fmt_num(v: Any, u: str = "") -> str:
     return f"{s} {u}".strip() if u and u not in ("ratio", "tok", "tok/s") else s
 
 
+def _decimals(v: float) -> int:
+    a = abs(v)
+    return 0 if a >= 100 else 1 if a >= 10 else 2 if a >= 1 or a == 0 else 3
+
+
+def fmt_spread(median: float | None, iqr: float | None, n: int, u: str = "") -> str:
+    """'14.0 ±1.0 s': a median and, over several runs, its IQR, at the median's precision."""
+    if median is None:
+        return "-"
+    d = 2 if u == "ratio" else _decimals(median)
+    s = f"{median:.{d}f}"
+    if n > 1 and iqr is not None:
+        s += f" ±{iqr:.{d}f}"
+    return f"{s} {u}".strip() if u and u not in ("ratio", "tok", "tok/s") else s
+
+
 # ---------------------------------------------------------------------------------------------------- rows --
 @dataclass
 class Row:
@@ -118,9 +134,7 @@ def _time_cell(row: Row) -> str:
     t = row.time
     if t.median is None:
         return "-"
-    s = f"{fmt_num(t.median)} s"
-    if t.n > 1 and t.iqr is not None:
-        s += f" ±{fmt_num(t.iqr)}"
+    s = fmt_spread(t.median, t.iqr, t.n, "s")
     if row.time_upper is not None:
         s += f" / {fmt_limit(row.time_upper)} s"
     if row.time_lower is not None and t.median < row.time_lower:
@@ -216,10 +230,7 @@ def comparison_table(comp: Comparison, *, tablefmt: str = "simple", only: Sequen
 def _stat(s: Any, u: str) -> str:
     if s.median is None:
         return "-"
-    out = fmt_num(s.median, u)
-    if s.n > 1 and s.iqr is not None:
-        out += f" ±{fmt_num(s.iqr, u)}"
-    return f"{out} (n={s.n})"
+    return f"{fmt_spread(s.median, s.iqr, s.n, u)} (n={s.n})"
 
 
 def comparison_text(comp: Comparison, *, only: Sequence[str] | None = None) -> str:

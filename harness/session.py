@@ -378,8 +378,7 @@ def run_isolated(req: RunRequest, *, workdir: str | os.PathLike | None = None, w
                     rss = 0
                 if started_at is None and st_f.exists():
                     started_at = now
-                if started_at is not None:
-                    peak = max(peak, rss)
+                peak = max(peak, rss)          # the child's whole life: used only when it reports no peak
                 if enforce_memory_mb and rss / 2**20 > enforce_memory_mb and killed_by is None:
                     killed_by = (f"killed by the harness: process-tree RSS {rss / 2**20:.0f} MB exceeded the "
                                  f"{enforce_memory_mb:g} MB limit (--enforce-memory)")

@@ -1,0 +1,119 @@
+"""Helpers for the plugin's own tests: pytester projects whose benches run test doubles of the engine
+(tests/harness/doubles.py) or store recorded telemetry, so every test runs in well under a second."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.store import load_records
+
+# pytester's in-process runs drop the modules they import when they end: import the heavy ones here, once, so
+# that each inner session does not import (and assertion-rewrite) them again.
+import engine.pipeline  # noqa: E402,F401
+import harness.compare_cli  # noqa: E402,F401
+import harness.summary  # noqa: E402,F401
+import scipy.stats  # noqa: E402,F401
+import tabulate  # noqa: E402,F401
+from engine.telemetry import validation_errors as _ve  # noqa: E402
+
+_ve({})                                         # compiles the schema validator once
+
+MACHINE = "linux-x86_64-2c"        # budgets: quick [10, 45] s, 4096 MB; balanced [20, 90] s, 6144 MB
+
+DOUBLES_CONFTEST = '''
+import pytest
+from harness.runner import Warmup
+
+
+@pytest.fixture(scope="session")
+def bench_warmup():
+    """Test double of the session warm-up: the doubles load nothing."""
+    return Warmup(corpus=None, corpus_path=None, seconds=0.0, index_cache_hit=None, system_info={})
+
+
+@pytest.fixture
+def research_runner():
+    return "tests.harness.doubles:replay_research_double"
+'''
+
+#: A bench storing the recorded quick telemetry through record_result, after applying MUTATE(tel).
+RECORD_BENCH = '''
+import pytest
+from tests.harness.doubles import recorded_telemetry
+
+def mutate(tel):
+{mutate}
+
+def test_replayed(record_result, profile):
+    tel = recorded_telemetry()
+    tel["profile"]["name"] = profile.name
+    mutate(tel)
+    record_result(tel{kwargs})
+'''
+
+RUN_BENCH = '''
+import pytest
+pytestmark = pytest.mark.pipeline
+
+def test_run(research_bench, profile):
+    research_bench.run({kwargs})
+'''
+
+
+class Bench:
+    """A pytester project with the harness's doubles, and its results dir."""
+
+    def __init__(self, pytester: pytest.Pytester):
+        self.pytester = pytester
+        self.results = pytester.path / "results"
+        pytester.makeconftest(DOUBLES_CONFTEST)
+
+    def record_bench(self, mutate: str = "pass", kwargs: str = "", name: str = "test_bench") -> None:
+        body = "\n".join("    " + line for line in mutate.strip().splitlines())
+        self.pytester.makepyfile(**{name: RECORD_BENCH.format(mutate=body, kwargs=kwargs)})
+
+    def run_bench(self, kwargs: str = "", name: str = "test_bench") -> None:
+        self.pytester.makepyfile(**{name: RUN_BENCH.format(kwargs=kwargs)})
+
+    def profiles_file(self, body: str) -> Path:
+        p = self.pytester.path / "profiles.toml"
+        p.write_text(body)
+        return p
+
+    def run(self, *args: str) -> pytest.RunResult:
+        return self.pytester.runpytest("--machine-class", MACHINE, "--results-dir", str(self.results),
+                                       "-p", "no:cacheprovider", "-p", "no:unraisableexception",
+                                       "-p", "no:hypothesispytest",
+                                       "-W", "ignore::pytest.PytestAssertRewriteWarning", *args)
+
+    def records(self):
+        return load_records(self.results)
+
+    def git(self, *args: str) -> str:
+        r = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+                           cwd=self.pytester.path, capture_output=True, text=True, check=True)
+        return r.stdout.strip()
+
+    def commit(self, message: str) -> str:
+        (self.pytester.path / "CHANGES").write_text(message)
+        if not (self.pytester.path / ".git").exists():
+            self.git("init", "-q")
+            (self.pytester.path / ".gitignore").write_text("results/\n")
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+
+@pytest.fixture
+def bench(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Bench:
+    for k in list(os.environ):
+        if k.startswith("RB_DOUBLE_"):
+            monkeypatch.delenv(k)
+    from tests.harness import doubles
+    doubles._calls["n"] = 0
+    for k in ("RESEARCH_PROFILES", "GITHUB_STEP_SUMMARY", "RESEARCH_BENCH_RESULTS_DIR", "RESEARCH_BENCH_MACHINE_ID"):
+        monkeypatch.delenv(k, raising=False)
+    return Bench(pytester)

@@ -1,0 +1,81 @@
+"""Test doubles for the plugin's own tests -- never used by benches.
+
+`replay_research_double` stands in for engine.research: it replays the telemetry recorded from a real quick
+run (tests/data/telemetry_quick.json), changed as the environment asks, and mimics the engine's contract
+(ResearchFailed with .telemetry for run failures; any other BaseException gets `research_telemetry`
+attached, with timed_out set for timeouts). Controlled by environment variables so that an isolated child
+process behaves the same:
+
+    RB_DOUBLE_MODE      ok | fail | sleep | segv | sigkill | alloc | question_error
+    RB_DOUBLE_TIMES     comma-separated execution_time_s values, used in turn (per process)
+    RB_DOUBLE_PEAK_MB   memory_peak_mb to report
+    RB_DOUBLE_SLEEP     seconds to sleep in mode sleep (or alloc)
+    RB_DOUBLE_ALLOC_MB  megabytes to allocate (and touch) in mode alloc
+    RB_DOUBLE_SET       JSON object of metric overrides, e.g. {"claims": 0}
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+RECORDED = Path(__file__).resolve().parents[1] / "data" / "telemetry_quick.json"
+_calls = {"n": 0}
+
+
+class SessionDouble:
+    def __init__(self, telemetry: dict):
+        self.telemetry = telemetry
+
+
+def recorded_telemetry() -> dict:
+    return json.loads(RECORDED.read_text())
+
+
+def replay_research_double(question, *, profile, **kwargs):
+    from engine.pipeline import QuestionError, ResearchFailed
+
+    mode = os.environ.get("RB_DOUBLE_MODE", "ok")
+    if mode == "question_error":
+        raise QuestionError("the question is empty: pass the question to research as text")
+    tel = recorded_telemetry()
+    tel["run_id"] = uuid.uuid4().hex
+    tel["profile"]["name"] = profile.name
+    tel["profile"]["timeout_s"] = profile.timeout_s
+    m = tel["metrics"]
+    times = [float(x) for x in os.environ.get("RB_DOUBLE_TIMES", "").split(",") if x.strip()]
+    if times:
+        m["execution_time_s"] = times[_calls["n"] % len(times)]
+    _calls["n"] += 1
+    if os.environ.get("RB_DOUBLE_PEAK_MB"):
+        m["memory_peak_mb"] = float(os.environ["RB_DOUBLE_PEAK_MB"])
+    m.update(json.loads(os.environ.get("RB_DOUBLE_SET", "{}")))
+    t0 = time.perf_counter()
+    try:
+        if mode == "sleep":
+            time.sleep(float(os.environ.get("RB_DOUBLE_SLEEP", "5")))
+        elif mode == "segv":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        elif mode == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif mode == "alloc":
+            blob = bytearray(int(float(os.environ.get("RB_DOUBLE_ALLOC_MB", "64")) * 2**20))
+            for i in range(0, len(blob), 4096):
+                blob[i] = 1
+            time.sleep(float(os.environ.get("RB_DOUBLE_SLEEP", "0.2")))
+            del blob
+        elif mode == "fail":
+            raise RuntimeError("llama.cpp: failed to decode")
+    except BaseException as exc:
+        tel["success"] = False
+        tel["errors"] = [f"{type(exc).__name__}: {exc}"]
+        m["execution_time_s"] = round(time.perf_counter() - t0, 4)
+        if isinstance(exc, Exception):
+            raise ResearchFailed(str(exc), tel) from exc
+        tel["timed_out"] = type(exc).__name__ in ("Failed", "Timeout") and "imeout" in str(exc)
+        exc.research_telemetry = tel
+        raise
+    return SessionDouble(tel)
