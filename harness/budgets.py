@@ -46,7 +46,7 @@ class BudgetSpec:
         return cls(profile=profile.name, machine_class=b.machine_class, time_lower_s=b.time_lower_s * scale,
                    time_upper_s=b.time_upper_s * scale, memory_mb=b.memory_mb, scale=scale,
                    reference_fallback=b.is_reference_fallback, citation_floor=profile.citation_floor,
-                   timeout_s=profile.timeout_s)
+                   timeout_s=profile.timeout_s * max(1.0, scale))
 
     def as_dict(self) -> dict:
         """As stored in ResultRecord.budget."""
@@ -188,6 +188,8 @@ def evaluate(telemetry: dict | None, budget: BudgetSpec, *, schema_errors: list[
             if memray_top:
                 msg += "\n  top allocators at the high-water mark (memray):\n" + "\n".join(
                     f"    {line}" for line in memray_top)
+            else:
+                msg += " (run with --memray to see the top allocators)"
             reasons.append(Reason(MEMORY_OVER, msg))
         else:
             v.memory_status = "within"

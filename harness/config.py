@@ -198,5 +198,10 @@ class BenchContext:
             raise OptionError(f"unknown profile '{name_or_profile}'; known: {', '.join(self.options.profiles)}") \
                 from None
 
+    def timeout_for(self, profile: Any) -> float:
+        """The per-run timeout: the profile's timeout_s, stretched (never shrunk) by --budget-scale, so a
+        machine given more time is not killed at the unscaled limit."""
+        return float(self.profile(profile).timeout_s) * max(1.0, self.options.budget_scale)
+
     def budget(self, profile: Any) -> BudgetSpec:
         return BudgetSpec.from_profile(self.profile(profile), self.machine_class, self.options.budget_scale)

@@ -73,7 +73,7 @@ class BenchRunner:
         process or isolated with --isolate), judge and store each run.
 
         corpus: a path (or a Corpus object, in-process only); default: the session warm-up's corpus.
-        timeout_s: per-run timeout (default: the profile's timeout_s).
+        timeout_s: per-run timeout (default: the profile's timeout_s, times --budget-scale when above 1).
         extra: stored in each record's `extra` (e.g. {"variant": "no-early-exit"}).
         gate: False stores and shows the verdict without letting it fail the session (ablations).
         research_kwargs: passed to engine.research (e.g. model=...)."""
@@ -88,7 +88,8 @@ class BenchRunner:
         req = S.RunRequest(question=question, profile=prof, backend=backend or self.ctx.options.backend,
                            corpus=corpus_obj, corpus_path=corpus_path, early_exit=early_exit, retrieval=retrieval,
                            store_text=store_text, system_info=warm.system_info, research_kwargs=research_kwargs,
-                           runner=self.runner, timeout_s=timeout_s)
+                           runner=self.runner,
+                           timeout_s=self.ctx.timeout_for(prof) if timeout_s is None else timeout_s)
         ext = {"warmup_s": round(warm.seconds, 3), "index_cache_hit_at_warmup": warm.index_cache_hit,
                **(extra or {})}
         core = self.core if bench is None else BenchCore(self.ctx, self.core.test_id, bench=bench)

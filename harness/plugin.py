@@ -145,7 +145,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         cs = getattr(item, "callspec", None)
         name = cs.params.get("profile") if cs else None
         if name and item.get_closest_marker("pipeline") and not item.get_closest_marker("timeout"):
-            item.add_marker(pytest.mark.timeout(ctx.profile(name).timeout_s, method="signal", func_only=True))
+            item.add_marker(pytest.mark.timeout(ctx.timeout_for(name), method="signal", func_only=True))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
