@@ -156,6 +156,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from_store = config.pluginmanager.getplugin("dsession") is not None
     recs = summary_mod.session_records(ctx, from_store=from_store)
     if not recs:
+        if ctx.options.summary_md is not None:
+            summary_mod.write_markdown(summary_mod.SessionSummary([], []), ctx, ctx.options.summary_md)
         return
     s = summary_mod.finish(ctx, recs)
     config.stash[SUMMARY_KEY] = s

@@ -259,6 +259,8 @@ def markdown(rows: Sequence[Row], *, comparison: Comparison | None = None, gate_
              compare_failures: Sequence[str] = (), header: str = "Research bench", context: str = "") -> str:
     headers, body = table_rows(rows)
     ok = not gate_failures and not compare_failures
+    if not rows:
+        return f"## {header}: no bench ran\n\n{context}\n"
     out = [f"## {header}: {'targets met' if ok else 'FAILED'}", ""]
     if context:
         out += [context, ""]

@@ -437,6 +437,9 @@ def run_isolated(req: RunRequest, *, workdir: str | os.PathLike | None = None, w
     if exc is not None:
         out.status = TIMED_OUT if is_timeout(exc) else INTERRUPTED
         out.error = _first_line(exc)
+    elif termed and out.status == INTERRUPTED:     # our SIGTERM at the deadline: the child's alarm did not fire
+        out.status = TIMED_OUT
+        out.error = f"no result within {timeout:g} s (+{term_grace_s:g} s grace): stopped with SIGTERM"
     if out.status == TIMED_OUT and out.telemetry is not None and not out.telemetry.get("timed_out"):
         out.telemetry["timed_out"] = True
     _cleanup(tmp, keep=out.status == CRASHED)

@@ -117,3 +117,10 @@ def test_store_records_from_this_plugin_load_as_result_records(bench):
     (f,) = list(bench.results.rglob("*.json"))
     d = json.loads(f.read_text())
     assert ResultRecord.from_dict(d).as_dict() == d
+
+
+def test_summary_md_is_written_even_when_no_bench_ran(bench):
+    bench.pytester.makepyfile(test_plain="def test_x(): pass")
+    md = bench.pytester.path / "summary.md"
+    assert bench.run("--summary-md", str(md)).ret == 0
+    assert md.read_text().startswith("## Research bench: no bench ran")
