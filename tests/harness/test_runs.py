@@ -126,3 +126,15 @@ def test_memray_capture_is_stored_and_names_top_allocators_on_a_memory_failure(b
     cap = Path(rec.extra["memray_capture"])
     assert cap.exists() and cap.is_relative_to(bench.results)
     assert any("doubles.py" in line for line in rec.extra["memray_top"])
+
+
+def test_an_isolated_run_times_out_in_the_child_and_keeps_its_telemetry(bench, monkeypatch):
+    monkeypatch.setenv("RB_DOUBLE_MODE", "sleep")
+    monkeypatch.setenv("RB_DOUBLE_SLEEP", "20")
+    f = bench.profiles_file(QUICK_TIMEOUT_1S)
+    bench.run_bench()
+    r = bench.run("-m", "quick", "--isolate", "--profiles-file", str(f))
+    assert r.ret == 1
+    (rec,) = bench.records()
+    assert rec.outcome == "timed_out" and rec.extra["timeout_via"] == "child"
+    assert rec.telemetry["timed_out"] is True and rec.telemetry["metrics"]["execution_time_s"] < 5
