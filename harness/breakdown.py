@@ -142,3 +142,109 @@ def scaled_corpus(corpus: Any, n: int) -> Any:
     ids = {p.id for p in passages}
     questions = [q for q in corpus.questions if q.gold_passage_ids and all(g in ids for g in q.gold_passage_ids)]
     return Corpus(passages, questions, corpus.source, f"{corpus.format}:scaled-{how}-{n}")
+
+
+# -- measurements (run the engine; each in a fresh child process, so its peak RSS is its own) ---------------
+
+def _peak_rss_mb() -> float:
+    from engine.memory import ru_maxrss_mb
+    return ru_maxrss_mb()
+
+
+def measure_corpus_size(n: int, question: str, profile: str = "quick", n_queries: int = 50,
+                        cache_dir: str | None = None, with_telemetry: bool = False) -> dict:
+    """In this process: build the scaled corpus of n passages, build its index cold (embedding + HNSW + save,
+    into `cache_dir`, a fresh folder; the HNSW part is timed again alone on the same vectors, the rest counts
+    as embedding), time `n_queries` HNSW searches, then one research run on the now warm index.
+    Meant to run in a fresh child (see `in_child`): peak RSS is then this size's own."""
+    import os
+    import tempfile
+    import time
+
+    import numpy as np
+
+    from engine import research
+    from engine.corpus import load_corpus
+    from engine.embed import shared_embedder
+    from engine.index import HNSWIndex
+    from engine.profiles import get_profile
+
+    cache = cache_dir or tempfile.mkdtemp(prefix="breakdown-index-")
+    os.environ["RESEARCH_CACHE_DIR"] = cache            # research() below finds the index built here
+    prof = get_profile(profile)
+    t0 = time.perf_counter()
+    corpus = scaled_corpus(load_corpus(), n)
+    load_s = time.perf_counter() - t0
+    emb = shared_embedder()
+    rss_before = _peak_rss_mb()
+    t0 = time.perf_counter()
+    index = HNSWIndex.build_or_load(corpus, emb, cache_dir=Path(cache))   # cold: embed + HNSW + save
+    build_s = time.perf_counter() - t0
+    if index.cache_hit:
+        raise RuntimeError(f"{cache} already held this index: the build was not cold")
+    # HNSW construction alone, on the same vectors and parameters (the engine's defaults), to split the build.
+    import hnswlib
+    t0 = time.perf_counter()
+    h = hnswlib.Index(space="ip", dim=index.vectors.shape[1])
+    h.init_index(max_elements=len(index.ids), M=16, ef_construction=200, random_seed=42)
+    h.add_items(index.vectors, np.arange(len(index.ids)))
+    hnsw_s = time.perf_counter() - t0
+    del h
+    embed_s = max(1e-9, build_s - hnsw_s)             # embedding + saving the cache files
+    index_bytes = sum(f.stat().st_size for f in index.path.iterdir() if f.is_file())
+    qs = [q.question for q in corpus.questions[:n_queries]]
+    qv = emb.encode(qs)
+    times = []
+    for v in qv:
+        t0 = time.perf_counter()
+        index.search(v, prof.retrieve_k, prof.ef_search)
+        times.append(time.perf_counter() - t0)
+    rss_after_build = _peak_rss_mb()
+    sess = research(question, profile=prof, corpus=corpus)
+    tel = sess.telemetry
+    return {
+        **({"telemetry": tel} if with_telemetry else {}),
+        "passages": n, "corpus_format": corpus.format, "corpus_load_s": load_s,
+        "embed_s": embed_s, "embed_passages_per_second": n / embed_s,
+        "index_build_s": build_s, "hnsw_s": hnsw_s,
+        "index_mb": index_bytes / 2**20, "search_ms": float(np.median(times)) * 1000 if times else None,
+        "research_s": tel["metrics"]["execution_time_s"], "research_plan_s": tel["phases"]["plan_s"],
+        "index_cache_hit_in_run": tel["corpus"]["index_cache_hit"],
+        "memory_peak_mb": _peak_rss_mb(), "rss_before_build_mb": rss_before, "rss_after_build_mb": rss_after_build,
+        "run_memory_peak_mb": tel["metrics"]["memory_peak_mb"], "success": tel["success"],
+    }
+
+
+def measure_context_window(context_window: int, question: str, profile: str = "quick",
+                           with_telemetry: bool = False) -> dict:
+    """In this process: one research run with the profile's context window replaced (index cache as usual)."""
+    from engine import research
+    from engine.corpus import load_corpus
+    from engine.embed import shared_embedder
+    from engine.index import HNSWIndex
+    from engine.profiles import get_profile
+
+    prof = get_profile(profile).with_overrides(context_window=context_window)
+    corpus = load_corpus()
+    HNSWIndex.build_or_load(corpus, shared_embedder())          # warm: the run measures research, not the cache
+    rss_warm = _peak_rss_mb()
+    tel = research(question, profile=prof, corpus=corpus).telemetry
+    m = tel["metrics"]
+    return {
+        **({"telemetry": tel} if with_telemetry else {}),
+        "context_window": context_window, "research_s": m["execution_time_s"],
+        "prompt_tokens_evaluated": m["prompt_tokens_evaluated"], "unique_context_tokens": m["unique_context_tokens"],
+        "tokens_generated": m["tokens_generated"], "batches": m["batches"],
+        "prompt_eval_s": native_split(tel)["prompt_eval_s"], "memory_peak_mb": _peak_rss_mb(),
+        "run_memory_peak_mb": m["memory_peak_mb"], "rss_warm_mb": rss_warm,
+        "early_exit_reason": tel["early_exit"]["reason"], "success": tel["success"],
+    }
+
+
+def in_child(fn, *args, timeout_s: float = 900, **kwargs) -> dict:
+    """Run fn(*args, **kwargs) in a fresh interpreter (multiprocessing 'spawn') and return its result."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    with cf.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(fn, *args, **kwargs).result(timeout=timeout_s)

@@ -61,9 +61,14 @@ def _num(v: Any) -> float | None:
 
 
 def record_values(rec: ResultRecord) -> dict[str, float]:
-    """Every numeric metric a record carries: its run telemetry's metrics, then its quality/breakdown metrics."""
+    """Every numeric metric a record carries: its run telemetry's metrics, then its quality/breakdown metrics.
+
+    A quality/breakdown record whose telemetry is one representative run of many (extra
+    'representative_telemetry': true) contributes its own metrics only: that run's telemetry stays in the record
+    for inspection but is not charted or exported as if it were the bench's measurement."""
     out: dict[str, float] = {}
-    for k, v in ((rec.telemetry or {}).get("metrics") or {}).items():
+    tel_metrics = {} if (rec.extra or {}).get("representative_telemetry") else ((rec.telemetry or {}).get("metrics") or {})
+    for k, v in tel_metrics.items():
         x = _num(v)
         if x is not None:
             out[k] = x
@@ -72,6 +77,31 @@ def record_values(rec: ResultRecord) -> dict[str, float]:
             x = _num(v)
             if x is not None:
                 out[k] = x
+    out.update(efficiency_values(rec))
+    return out
+
+
+#: extra['efficiency'] (benches/test_engine_efficiency.py, harness.efficiency) -> breakdown metric names: its
+#: numbers are reused, not measured twice. Per-round fields are reduced with the median, as that bench does.
+EFFICIENCY_MAP = {"decode_ratio_median": "engine_vs_raw_decode_ratio", "wall_decode_ratio_median": "engine_vs_raw_wall_ratio"}
+EFFICIENCY_ROUND_MAP = {"raw_decode_tps": "raw_decode_tokens_per_second",
+                        "engine_decode_tps": "engine_decode_tokens_per_second"}
+
+
+def efficiency_values(rec: ResultRecord) -> dict[str, float]:
+    eff = (rec.extra or {}).get("efficiency")
+    if not isinstance(eff, dict):
+        return {}
+    out = {}
+    for src, dst in EFFICIENCY_MAP.items():
+        x = _num(eff.get(src))
+        if x is not None:
+            out[dst] = x
+    rounds = [r for r in eff.get("rounds") or [] if isinstance(r, dict)]
+    for src, dst in EFFICIENCY_ROUND_MAP.items():
+        vals = [v for v in (_num(r.get(src)) for r in rounds) if v is not None]
+        if vals:
+            out[dst] = statistics.median(vals)
     return out
 
 

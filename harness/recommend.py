@@ -320,7 +320,7 @@ def recommend(records: Sequence[Any]) -> list[Recommendation]:
     raw = raw_decode_tps_from(mine)
     out: list[Recommendation] = []
     for series, recs in sorted(measures.latest_commit_records(mine).items()):
-        tels = [r.telemetry for r in recs if r.telemetry]
+        tels = [r.telemetry for r in recs if r.telemetry and not (r.extra or {}).get("representative_telemetry")]
         budgets = [r.budget for r in recs if r.budget]
         out += recommend_runs(tels, budget=budgets[-1] if budgets else None, series=series,
                               citation_floor=_citation_floor(recs[0].profile), raw_decode_tps=raw)

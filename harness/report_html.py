@@ -174,8 +174,9 @@ def _quality(records: Sequence[ResultRecord]) -> list[str]:
 def _breakdown(records: Sequence[ResultRecord]) -> list[str]:
     latest = measures.latest_commit_records(records)
     items = [(s, recs[-1]) for s, recs in sorted(latest.items()) if (recs[-1].extra or {}).get("breakdown")]
+    eff = [(s, recs) for s, recs in sorted(latest.items()) if any((r.extra or {}).get("efficiency") for r in recs)]
     out = ['<section id="breakdown"><h2>Performance breakdown</h2>']
-    if not items:
+    if not items and not eff:
         out.append('<p class="muted">No breakdown bench records yet (<code>make breakdown</code>).</p></section>')
         return out
     out.append('<div class="grid">')
@@ -194,7 +195,8 @@ def _breakdown(records: Sequence[ResultRecord]) -> list[str]:
         series_pts = b.get("series") or []
         x = b.get("x")
         if series_pts and x:
-            ys = [k for k, v in series_pts[0].items() if k != x and isinstance(v, (int, float)) and not isinstance(v, bool)]
+            ys = b.get("plot") or [k for k, v in series_pts[0].items()
+                                   if k != x and isinstance(v, (int, float)) and not isinstance(v, bool)]
             for y in ys:
                 pts = [(p[x], p[y]) for p in series_pts if isinstance(p.get(y), (int, float))]
                 if len(pts) >= 2:
@@ -203,6 +205,15 @@ def _breakdown(records: Sequence[ResultRecord]) -> list[str]:
         kv = ", ".join(f"{measures.label(k)} {_fmt(v, k)}" for k, v in m.items() if not k.startswith("phase_share_"))
         notes.append(f'<li><b>{_e(series)}</b> @ {_e(measures.commit_key(r))}: {_e(kv) or "—"}'
                      f'{"<br><span class=muted>" + _e(b["how"]) + "</span>" if b.get("how") else ""}</li>')
+    for series, recs in eff:
+        e = next(r.extra["efficiency"] for r in reversed(recs) if (r.extra or {}).get("efficiency"))
+        vals = measures.efficiency_values(recs[-1])
+        kv = ", ".join(f"{measures.label(k)} {_fmt(v, k)}" for k, v in vals.items())
+        goals = e.get("goals") or {}
+        notes.append(f'<li><b>{_e(series)}</b> (engine vs raw llama-cpp-python, {len(e.get("rounds") or [])} rounds, '
+                     f'medians) @ {_e(measures.commit_key(recs[-1]))}: {_e(kv)}; prefix reuse (evaluated/unique) '
+                     f'{_e(charts.fmt(e.get("prefix_reuse_ratio_median"), "ratio"))}'
+                     + (f'<br><span class=muted>goals: {_e(goals)}</span>' if goals else "") + '</li>')
     out.append("</div><ul>" + "".join(notes) + "</ul></section>")
     return out
 

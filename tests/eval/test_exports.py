@@ -95,3 +95,21 @@ def test_cli_writes_files(testdata_results_dir, tmp_path, capsys):
     assert export.main(["--format", "bencher", "--out", str(out), "--results-dir", str(tmp_path / "none")]) == 2
     assert export.main(["--format", "bencher", "--direction", "bigger", "--out", str(out),
                         "--results-dir", str(testdata_results_dir)]) == 2
+
+
+def test_engine_efficiency_numbers_are_reused_under_breakdown_names(testdata_records):
+    from tests.eval.testdata import TESTDATA_COMMITS, record, varied_telemetry
+    eff = {"rounds": [{"raw_decode_tps": 100.0, "engine_decode_tps": 90.0}, {"raw_decode_tps": 110.0,
+                                                                            "engine_decode_tps": 95.0},
+                      {"raw_decode_tps": 120.0, "engine_decode_tps": 99.0}],
+           "decode_ratio_median": 0.86, "wall_decode_ratio_median": 0.8, "prefix_reuse_ratio_median": 0.95}
+    rec = record(varied_telemetry(), commit=TESTDATA_COMMITS[-1], ts="2026-11-23T13:00:00.000000+00:00",
+                 bench="engine_decode_and_prefix_reuse_vs_raw_llama_cpp", extra={"efficiency": eff})
+    assert measures.efficiency_values(rec) == {"engine_vs_raw_decode_ratio": 0.86, "engine_vs_raw_wall_ratio": 0.8,
+                                               "raw_decode_tokens_per_second": 110.0,
+                                               "engine_decode_tokens_per_second": 95.0}
+    doc = export.export(testdata_records + [rec], "bencher")
+    m = doc["engine_decode_and_prefix_reuse_vs_raw_llama_cpp[quick]"]
+    assert m["engine-vs-raw-decode-ratio"]["value"] == 0.86 and "execution-time-s" in m
+    from harness import report_html
+    assert "engine vs raw llama-cpp-python, 3 rounds" in report_html.render(testdata_records + [rec])

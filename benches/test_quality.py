@@ -1,0 +1,140 @@
+"""The quality bench: answer quality on PubMedQA-L with the real engine, per profile (opt-in).
+
+    pytest benches -m "quick and quality"       the quick profile's quality run (`make quality`)
+    pytest benches -m quality                    every profile (long)
+
+Per profile, a fixed seeded sample of labelled PubMedQA-L questions (harness.quality.SAMPLE_SIZES; the seed
+is harness.quality.QUALITY_SEED) is researched over the whole corpus (1,000 abstracts, 3,358 passages) in
+three arms, in this order per question:
+  1. retrieval, early exit on   (the engine as shipped)
+  2. closed-book                (same model, retrieval=False): the model-only baseline
+  3. retrieval, early exit off  (only the first `n_off` questions of the sample; see below)
+and scored by harness.quality: yes/no/maybe accuracy from the synthesis (with its 95 % Wilson interval),
+citation validity, citation precision against the question's own abstract, claims and time per question,
+plus the majority-class baseline ('yes', 55.2 % of the 1,000 labels) scored on the same sample, and the early
+exit trade-off (generated tokens saved vs accuracy change, paired on the questions run in both arms).
+
+Sample sizes. On the 2-core CI machine a quick retrieval run of SmolLM2-135M takes ~20 s and a closed-book run
+~2 s, so 20 questions + 10 with early exit off + 20 closed-book is ~11 minutes, under the ~15 minutes this
+run may take; the early-exit-off arm runs on the first 10 questions only (a paired comparison, so no
+question mix effect). Balanced/thorough use more questions (SAMPLE_SIZES) and take correspondingly longer.
+
+QUALITY_SAMPLE=N,N_OFF overrides the sizes (a smoke run; the record stores the sizes it used).
+
+Every run goes through the harness's in-process runner with a timeout of 4 x the profile's timeout_s (answers
+are measured here, not the budget; runs over the time budget are counted in extra.quality.runs), and a run
+that fails or times out counts as a wrong answer and is listed. One record is stored per bench instance: bench 'quality',
+the summary in extra['quality'] (schemas/quality.schema.json), and as its telemetry the retrieval run of
+median wall time, flagged extra['representative_telemetry'] (charts and exports use the quality metrics only).
+The record is not gated: answer quality is measured and reported, it does not fail the session.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import pytest
+
+from harness import quality
+from harness import session as S
+from harness.budgets import evaluate
+
+pytestmark = [pytest.mark.quality]
+
+
+def _progress(request, text: str) -> None:
+    """A progress line on the terminal now (pytest's capture is suspended for it)."""
+    tr = request.config.pluginmanager.get_plugin("terminalreporter")
+    capman = request.config.pluginmanager.get_plugin("capturemanager")
+    if tr is None:
+        return
+    if capman is not None:
+        with capman.global_and_fixture_disabled():
+            tr.write_line(text)
+    else:
+        tr.write_line(text)
+
+
+#: Per-run timeout = this x the profile's timeout_s: the bench measures answers, and a run slowed by a busy
+#: machine should not turn into a wrong answer. Runs over the time budget are still counted (budget misses).
+TIMEOUT_FACTOR = 4
+
+
+def _run(question: str, profile, warm, *, retrieval: bool, early_exit: bool) -> S.RunOutcome:
+    req = S.RunRequest(question=question, profile=profile, corpus=warm.corpus, corpus_path=warm.corpus_path,
+                       early_exit=early_exit, retrieval=retrieval, system_info=warm.system_info,
+                       timeout_s=profile.timeout_s * TIMEOUT_FACTOR)
+    out = S.run_in_process(req)
+    if out.exception is not None and not isinstance(out.exception, Exception):
+        raise out.exception                          # Ctrl-C: stop the bench
+    return out
+
+
+def _outcome(out: S.RunOutcome, q, arm: str) -> quality.QuestionOutcome:
+    if out.session is not None:
+        return quality.outcome_from_session(out.session, q, arm, out.wall_s)
+    tel = out.telemetry or {}
+    m = tel.get("metrics") or {}
+    return quality.QuestionOutcome(str(q.id), q.answer, None, arm, out.wall_s,
+                                   tokens_generated=int(m.get("tokens_generated") or 0),
+                                   gold_ids=list(q.gold_passage_ids), success=False)
+
+
+def test_quality(research_bench, record_result, profile, request):
+    warm = research_bench.warmup()
+    corpus = warm.corpus
+    n, n_off = quality.SAMPLE_SIZES.get(profile.name, quality.SAMPLE_SIZES["quick"])
+    if os.environ.get("QUALITY_SAMPLE"):             # e.g. QUALITY_SAMPLE=2,1 for a smoke run (stored as such)
+        n, n_off = (int(x) for x in (os.environ["QUALITY_SAMPLE"].split(",") + ["0"])[:2])
+    sample = quality.sample_questions(corpus.questions, n, seed=quality.QUALITY_SEED)
+    budget = research_bench.budget
+    load_before = os.getloadavg()
+    t_start = time.perf_counter()
+    arms: dict[str, list[quality.QuestionOutcome]] = {"retrieval": [], "closed_book": [], "retrieval_no_early_exit": []}
+    tels: list[tuple[float, dict]] = []
+    failures: list[str] = []
+    verdict_misses: dict[str, int] = {}
+    for i, q in enumerate(sample):
+        plan = [("retrieval", True, True), ("closed_book", False, True)]
+        if i < n_off:
+            plan.append(("retrieval_no_early_exit", True, False))
+        for arm, retrieval, early_exit in plan:
+            out = _run(q.question, profile, warm, retrieval=retrieval, early_exit=early_exit)
+            o = _outcome(out, q, arm)
+            arms[arm].append(o)
+            if out.status != S.COMPLETED:
+                failures.append(f"{arm} q{q.id}: {out.status} ({out.error})")
+            if arm == "retrieval" and out.telemetry is not None:
+                tels.append((out.wall_s, out.telemetry))
+                for code in evaluate(out.telemetry, budget).codes:
+                    verdict_misses[code] = verdict_misses.get(code, 0) + 1
+        r = arms["retrieval"][-1]
+        _progress(request, f"quality[{profile.name}] {i + 1}/{n} q{q.id}: gold {q.answer}, retrieval {r.decision} "
+                           f"({r.time_s:.1f} s), closed-book {arms['closed_book'][-1].decision}"
+                           + (f", no-early-exit {arms['retrieval_no_early_exit'][-1].decision}" if i < n_off else ""))
+
+    summary = quality.quality_summary(
+        profile=profile.name, seed=quality.QUALITY_SEED, sample=sample, all_questions=corpus.questions,
+        retrieval=arms["retrieval"], closed_book=arms["closed_book"], no_early_exit=arms["retrieval_no_early_exit"],
+        corpus={"id": corpus.id, "passages": len(corpus.passages), "questions": len(corpus.questions),
+                "source": os.path.basename(corpus.source)},
+        model=(tels[0][1].get("model") or {}).get("name") if tels else None, backend=research_bench.ctx.options.backend)
+    summary["runs"] = {"retrieval_runs": len(arms["retrieval"]), "failed_or_timed_out": failures,
+                       "budget_misses_by_reason": verdict_misses,
+                       "bench_wall_s": round(time.perf_counter() - t_start, 1),
+                       "load_avg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+                       "sample_sizes": {"questions": n, "early_exit_off": min(n_off, n)}}
+    errs = quality.validation_errors(summary)
+    assert not errs, errs
+    for line in quality.summary_lines(summary):
+        _progress(request, line)
+
+    assert tels, f"no retrieval run produced telemetry: {failures[:3]}"
+    med = statistics.median_low([w for w, _ in tels])
+    rep = next(t for w, t in tels if w == med)
+    record_result(rep, profile=profile, bench="quality",
+                  extra={"quality": summary, "representative_telemetry": True,
+                         "representative": "the retrieval run of median wall time"},
+                  check=False, gate=False)
+    assert len(failures) < len(sample), f"most runs failed: {failures[:5]}"
