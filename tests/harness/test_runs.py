@@ -3,6 +3,7 @@ isolated child processes (crash, OOM kill, memory enforcement), memray captures.
 tests/harness/doubles.py:replay_research_double (a test double replaying recorded telemetry)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,27 @@ def test_an_isolated_run_times_out_in_the_child_and_keeps_its_telemetry(bench, m
     (rec,) = bench.records()
     assert rec.outcome == "timed_out" and rec.extra["timeout_via"] == "child"
     assert rec.telemetry["timed_out"] is True and rec.telemetry["metrics"]["execution_time_s"] < 5
+
+
+def test_an_isolated_runs_memory_counts_extra_processes_like_a_local_ollama_server(monkeypatch, tmp_path):
+    """The parent samples the child's tree plus the processes the run uses (engine.memory's Ollama server pids)."""
+    import subprocess
+    import sys
+
+    from engine.profiles import get_profile
+    from harness.session import RunRequest, run_isolated
+
+    server = subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(300 * 2**20); "
+                               "b[::4096] = b'1' * len(b[::4096]); time.sleep(30)"])
+    try:
+        time.sleep(1.0)
+        monkeypatch.setenv("RB_DOUBLE_MODE", "sleep")
+        monkeypatch.setenv("RB_DOUBLE_SLEEP", "1")
+        req = RunRequest(question="q", profile=get_profile("quick"),
+                         runner="tests.harness.doubles:replay_research_double")
+        alone = run_isolated(req, workdir=tmp_path)
+        with_server = run_isolated(req, workdir=tmp_path, extra_pids=[server.pid])
+    finally:
+        server.kill()
+    assert alone.status == with_server.status == "completed"
+    assert with_server.observed_peak_mb - alone.observed_peak_mb > 250
