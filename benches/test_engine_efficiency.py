@@ -1,0 +1,41 @@
+"""Engine efficiency against the raw backend, in one bench session (issue: the streaming engine).
+
+- decode: engine decode tok/s vs bare llama-cpp-python decode on the same model, threads and prompts
+  (each of the engine's claims calls replayed through a fresh `llama_cpp.Llama`); goal >= 0.95.
+- progressive context: prompt tokens evaluated vs unique context tokens over a progressive run; goal <= 1.15.
+
+Three rounds (the machine is shared and decode on 2 cores is noisy); the medians are asserted and stored.
+Run with `pytest benches -m efficiency`.
+"""
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from engine.profiles import get_profile
+from harness.efficiency import measure
+
+pytestmark = [pytest.mark.efficiency, pytest.mark.breakdown]
+ROUNDS = 3
+DECODE_RATIO_GOAL = 0.95
+PREFIX_REUSE_GOAL = 1.15
+
+
+def test_engine_decode_and_prefix_reuse_vs_raw_llama_cpp(research_bench, bench_warmup, bench_question):
+    prof = get_profile("quick")
+    results = [measure(bench_question, prof) for _ in range(ROUNDS)]
+    decode = statistics.median(r.decode_ratio for r in results)
+    wall = statistics.median(r.wall_decode_ratio for r in results)
+    reuse = statistics.median(r.prefix_reuse_ratio for r in results)
+    summary = {"rounds": [r.summary() for r in results], "decode_ratio_median": decode,
+               "wall_decode_ratio_median": wall, "prefix_reuse_ratio_median": reuse,
+               "goals": {"decode_ratio_min": DECODE_RATIO_GOAL, "prefix_reuse_ratio_max": PREFIX_REUSE_GOAL}}
+    for i, r in enumerate(results):
+        research_bench.record(r.telemetry, profile=prof, round=i, extra={"efficiency": summary}, check=False,
+                              gate=False)   # a comparison bench: its runs are stored, budgets gate elsewhere
+    print(f"\nengine/raw decode ratio: median {decode:.3f} (native), {wall:.3f} (wall); "
+          f"prefix reuse (evaluated/unique): median {reuse:.3f}; per round "
+          + ", ".join(f"{r.engine_decode_tps:.1f}/{r.raw_decode_tps:.1f} tok/s" for r in results))
+    assert decode >= DECODE_RATIO_GOAL, f"engine decode is {decode:.3f} x raw llama-cpp-python (goal >= 0.95)"
+    assert reuse <= PREFIX_REUSE_GOAL, f"prompt tokens evaluated / unique context = {reuse:.3f} (goal <= 1.15)"
