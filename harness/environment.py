@@ -131,3 +131,26 @@ def detected_machine_class() -> str:
     """The budget class of this machine (engine.system; imports torch once to see CUDA)."""
     from engine.system import current_machine_class
     return current_machine_class()
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    at: float           # monotonic seconds
+    busy_s: float       # CPU seconds the whole machine spent busy (all cores)
+    own_s: float        # CPU seconds of this process and its waited-for children
+
+
+def cpu_snapshot() -> CpuSnapshot:
+    import time
+    st = psutil.cpu_times()
+    busy = sum(st) - st.idle - getattr(st, "iowait", 0.0)
+    t = os.times()
+    return CpuSnapshot(time.monotonic(), busy, t.user + t.system + t.children_user + t.children_system)
+
+
+def other_cpu_load(before: CpuSnapshot, after: CpuSnapshot) -> float | None:
+    """Cores other processes kept busy, on average, between two snapshots (a timed run's contention)."""
+    wall = after.at - before.at
+    if wall <= 0.05:
+        return None
+    return max(0.0, ((after.busy_s - before.busy_s) - (after.own_s - before.own_s)) / wall)

@@ -248,7 +248,7 @@ def comparison_text(comp: Comparison, *, only: Sequence[str] | None = None) -> s
     if comp.only_in_current:
         lines.append(f"  no baseline runs for: {', '.join(comp.only_in_current)}")
     if comp.only_in_baseline:
-        lines.append(f"  not run now: {', '.join(comp.only_in_baseline)}")
+        lines.append(f"  no usable run this time (failed, timed out or not run): {', '.join(comp.only_in_baseline)}")
     for f in comp.failures:
         lines.append(f"  REGRESSION: {f}")
     return "\n".join(lines)

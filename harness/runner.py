@@ -14,6 +14,7 @@ from harness import store
 from harness.budgets import BudgetSpec, Verdict, evaluate
 from harness.compare import Summary, summarize
 from harness.config import BenchContext, profile_digest
+from harness.environment import cpu_snapshot, other_cpu_load
 from harness.store import ResultRecord
 
 
@@ -162,6 +163,8 @@ class BenchCore:
         if memray_top:
             ext["memray_top"] = memray_top
         ext.update(extra or {})
+        if ext.get("contention_note"):
+            ext["notes"] = [*ext["notes"], f"{prof.name}: {ext.pop('contention_note')}"]
         if started is not None and outcome is not None:
             ext["harness_overhead_s"] = round_(max(0.0, time.perf_counter() - started - outcome.wall_s), 6)
         git = self.ctx.git
@@ -205,6 +208,7 @@ class BenchCore:
             warm = i < warmup_runs
             req.memray_file = self.memray_path(i) if o.memray else None
             started = time.perf_counter()
+            cpu0 = cpu_snapshot()
             if isolate:
                 extra_pids = None
                 if req.backend == "ollama":
@@ -214,12 +218,21 @@ class BenchCore:
                 outcome = S.run_isolated(req, enforce_memory_mb=enforce, extra_pids=extra_pids)
             else:
                 outcome = S.run_in_process(req)
+            busy = other_cpu_load(cpu0, cpu_snapshot())
             if outcome.status == S.ERROR and outcome.telemetry is None:
                 if outcome.exception is not None:
                     raise outcome.exception
                 raise BenchError(f"the run could not start: {outcome.error}")
+            run_extra = dict(base_extra)
+            if busy is not None:
+                run_extra["other_cpu_load"] = round(busy, 2)
+                cores = self.ctx.machine.cpu_logical
+                if busy > max(0.5, 0.25 * cores):
+                    run_extra["contention_note"] = (
+                        f"busy machine: other processes kept {busy:.1f} of {cores} cores busy during this run: "
+                        f"its timings are inflated and not comparable")
             rr = self.judge_and_store(outcome.telemetry, profile=prof, outcome=outcome, round=i, warmup=warm,
-                                      extra=base_extra, gate=gate, started=started)
+                                      extra=run_extra, gate=gate, started=started)
             result.runs.append(rr)
             if outcome.status == S.INTERRUPTED and outcome.exception is not None:
                 raise outcome.exception
