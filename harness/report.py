@@ -58,7 +58,11 @@ def fmt_spread(median: float | None, iqr: float | None, n: int, u: str = "") -> 
     """'14.0 ±1.0 s': a median and, over several runs, its IQR, at the median's precision."""
     if median is None:
         return "-"
+    if u == "s" and abs(median) < 1:                  # inter-token latencies read better in ms
+        median, iqr, u = median * 1000, (iqr * 1000 if iqr is not None else None), "ms"
     d = 2 if u == "ratio" else _decimals(median)
+    if u in ("", "tok") and float(median).is_integer() and (iqr is None or float(iqr).is_integer()):
+        d = 0                                          # counts (claims, tokens)
     s = f"{median:.{d}f}"
     if n > 1 and iqr is not None:
         s += f" ±{iqr:.{d}f}"
