@@ -172,33 +172,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if s is None:
         return
     from harness import report
-    ctx = context_of(config)
     tr = terminalreporter
     tr.write_sep("=", "research bench summary")
-    tr.write_line(f"commit {ctx.git.short}{f' ({ctx.git.branch})' if ctx.git.branch else ''} | machine "
-                  f"{ctx.machine.fingerprint} | budgets: {ctx.machine_class}"
-                  f"{f' x{ctx.options.budget_scale:g}' if ctx.options.budget_scale != 1 else ''}")
-    tr.write_line(report.terminal_table(s.rows))
-    for row in s.rows:
-        for n in row.notes:
-            tr.write_line(f"note: {n}")
-    if s.baseline_note and (s.compare_requested or s.comparison is not None):
-        tr.write_line(s.baseline_note)
-    if s.comparison is not None and s.compare_requested:
-        tr.write_line(report.comparison_text(s.comparison, only=[t.metric for t in ctx.options.compare_fail]
-                                             + ["execution_time_s", "memory_peak_mb", "ttft_s",
-                                                "decode_tokens_per_second"]))
-    elif s.compare_requested and ctx.options.compare_fail:
-        tr.write_line("warning: --compare-fail had nothing to compare with: not checked", yellow=True)
-    if s.gate_failures:
-        tr.write_sep("-", "CI gate: targets missed", red=True)
-        for f in s.gate_failures:
-            tr.write_line(f, red=True)
-    if s.compare_failures:
-        tr.write_sep("-", "CI gate: regressions beyond --compare-fail", red=True)
-        for f in s.compare_failures:
-            tr.write_line(f, red=True)
-    tr.write_line(f"{len(s.records)} record(s) appended under {ctx.options.results_dir}")
-    caps = [(r.extra or {}).get("memray_capture") for r in s.records if (r.extra or {}).get("memray_capture")]
-    if caps:
-        tr.write_line(f"memray captures: {len(caps)} (e.g. `memray flamegraph {caps[-1]}`)")
+    for kind, text in report.session_lines(s, context_of(config)):
+        if kind == "sep":
+            tr.write_sep("-", text, red=True)
+        else:
+            tr.write_line(text, **({kind: True} if kind else {}))

@@ -14,6 +14,8 @@ from harness.store import ResultRecord
 
 #: Telemetry metrics the summary row shows, besides time and memory (names checked against the schema).
 ROW_METRICS = ("ttft_s", "decode_tokens_per_second", "claims", "citation_validity")
+#: Metrics the session's comparison table shows (plus every --compare-fail metric).
+SUMMARY_COMPARE_METRICS = ("execution_time_s", "memory_peak_mb", "ttft_s", "decode_tokens_per_second")
 #: Metrics JUnit XML gets as properties (median over the measured runs).
 JUNIT_METRICS = ("execution_time_s", "memory_peak_mb", "ttft_s", "decode_tokens_per_second", "tokens_generated",
                  "claims", "citation_validity")
@@ -312,3 +314,35 @@ def failure_text(bench: str, result: Any) -> str:
     head = f"{bench}[{result.profile}] missed its target:"
     body = "\n".join(f"  - {m}" for m in (result.messages or ["no measured run"]))
     return f"{head}\n{body}"
+
+
+# ------------------------------------------------------------------------------------------ terminal summary --
+def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
+    """The session summary as (kind, text): kind '' plain, 'red'/'yellow' coloured, 'sep' a red separator.
+    `s` is a harness.summary.SessionSummary, `ctx` the BenchContext."""
+    o = ctx.options
+    out: list[tuple[str, str]] = [
+        ("", f"commit {ctx.git.short}{f' ({ctx.git.branch})' if ctx.git.branch else ''} | machine "
+             f"{ctx.machine.fingerprint} | budgets: {ctx.machine_class}"
+             f"{f' x{o.budget_scale:g}' if o.budget_scale != 1 else ''}"),
+        ("", terminal_table(s.rows)),
+    ]
+    out += [("", f"note: {n}") for row in s.rows for n in row.notes]
+    if s.baseline_note and (s.compare_requested or s.comparison is not None):
+        out.append(("", s.baseline_note))
+    if s.comparison is not None and s.compare_requested:
+        out.append(("", comparison_text(s.comparison, only=[t.metric for t in o.compare_fail]
+                                        + list(SUMMARY_COMPARE_METRICS))))
+    elif s.compare_requested and o.compare_fail:
+        out.append(("yellow", "warning: --compare-fail had nothing to compare with: not checked"))
+    if s.gate_failures:
+        out.append(("sep", "CI gate: targets missed"))
+        out += [("red", f) for f in s.gate_failures]
+    if s.compare_failures:
+        out.append(("sep", "CI gate: regressions beyond --compare-fail"))
+        out += [("red", f) for f in s.compare_failures]
+    out.append(("", f"{len(s.records)} record(s) appended under {o.results_dir}"))
+    caps = [(r.extra or {}).get("memray_capture") for r in s.records if (r.extra or {}).get("memray_capture")]
+    if caps:
+        out.append(("", f"memray captures: {len(caps)} (e.g. `memray flamegraph {caps[-1]}`)"))
+    return out

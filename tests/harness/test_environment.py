@@ -31,3 +31,10 @@ def test_other_cpu_load_subtracts_our_own_cpu_time():
     after = env.CpuSnapshot(at=10.0, busy_s=130.0, own_s=30.0)      # 30 busy-seconds, 20 of them ours
     assert env.other_cpu_load(before, after) == 1.0
     assert env.other_cpu_load(before, env.CpuSnapshot(0.01, 100.0, 10.0)) is None
+
+
+def test_metrics_the_report_names_are_in_the_schema():
+    from engine.telemetry import metric_specs
+    from harness import report
+    names = set(metric_specs())
+    assert set(report.ROW_METRICS) | set(report.JUNIT_METRICS) | set(report.SUMMARY_COMPARE_METRICS) <= names
