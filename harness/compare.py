@@ -330,11 +330,15 @@ def _profile_digest(rec: ResultRecord) -> str | None:
 
 # ---------------------------------------------------------------------------------------- baseline choice --
 def latest_other_commit(records: Iterable[ResultRecord], *, current_commit: str | None,
-                        fingerprint: str | None) -> str | None:
-    """The commit, other than `current_commit`, whose newest usable record on this machine is the newest."""
+                        fingerprint: str | None, keys: set[str] | None = None) -> str | None:
+    """The commit, other than `current_commit`, whose newest usable record on this machine is the newest.
+    With `keys`, only records of those series (test ids) count: a commit where only other benches ran is
+    no baseline for these."""
     best: tuple[str, str] | None = None
     for r in records:
         if fingerprint is not None and r.machine_fingerprint != fingerprint:
+            continue
+        if keys is not None and series_key(r) not in keys:
             continue
         if not r.commit or (current_commit and r.commit == current_commit) or not is_usable(r):
             continue

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from harness import report
-from harness.compare import Comparison, compare_records, latest_other_commit
+from harness.compare import Comparison, compare_records, latest_other_commit, series_key
 from harness.config import BenchContext
 from harness.store import ResultRecord, StoreWarning, iter_records_where
 
@@ -65,11 +65,12 @@ def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord]) -> tuple
             how = f"--compare={o.compare}"
         else:
             mine = iter_records_where(o.results_dir, fingerprint=fp, strict_versions=False)
-            commit = latest_other_commit(mine, current_commit=ctx.git.commit, fingerprint=fp)
+            commit = latest_other_commit(mine, current_commit=ctx.git.commit, fingerprint=fp,
+                                         keys={series_key(r) for r in current})
             how = "the latest other commit measured on this machine"
             if commit is None:
-                return None, [], (f"no baseline: no other commit has results on this machine ({fp}) under "
-                                  f"{o.results_dir}")
+                return None, [], (f"no baseline: no other commit has results of these benches on this machine "
+                                  f"({fp}) under {o.results_dir}")
         ids = {r.record_id for r in current}
         base = [r for r in iter_records_where(o.results_dir, fingerprint=fp, commit=commit, strict_versions=False)
                 if r.record_id not in ids and (r.extra or {}).get("session_id") != ctx.session_id]

@@ -90,6 +90,10 @@ def test_latest_other_commit_is_per_machine():
     assert latest_other_commit(recs, current_commit="b", fingerprint="m1") == "c"
     assert latest_other_commit(recs, current_commit="x", fingerprint="m1") == "b"
     assert latest_other_commit(recs, current_commit="x", fingerprint="nobody") is None
+    other = _rec("e", 1, ts="2026-01-09")
+    other.test_id = "b.py::test_quality[quick]"
+    assert latest_other_commit(recs + [other], current_commit="x", fingerprint="m1",
+                               keys={"b.py::test_pipeline[quick]"}) == "b"
 
 
 # -- through the plugin and the CLI ----------------------------------------------------------------------------
@@ -141,7 +145,7 @@ def test_no_baseline_is_said_not_failed(bench, monkeypatch):
     r = _session(bench, monkeypatch, "10", "--compare-fail", "execution_time_s:10%")
     assert r.ret == 0
     out = r.stdout.str()
-    assert "no baseline: no other commit has results on this machine" in out
+    assert "no baseline: no other commit has results of these benches on this machine" in out
     assert "--compare-fail had nothing to compare with" in out
 
 
