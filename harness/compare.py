@@ -206,8 +206,8 @@ class Comparison:
     current: str
     series: list[SeriesComparison]
     thresholds: list[Threshold] = field(default_factory=list)
-    only_in_baseline: list[str] = field(default_factory=list)
-    only_in_current: list[str] = field(default_factory=list)
+    only_in_baseline: list[str] = field(default_factory=list)   # ran now, but no usable run (failed, timed out)
+    only_in_current: list[str] = field(default_factory=list)    # no usable baseline run
 
     @property
     def failures(self) -> list[str]:
@@ -320,8 +320,9 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
         if any(r.dirty for r in crs) and not any(r.dirty for r in brs):
             notes.append("current runs come from a dirty working tree")
         series.append(SeriesComparison(k, crs[-1].bench, crs[-1].profile, deltas, notes))
+    attempted = {key(r) for r in current}     # series this session ran, usable or not
     return Comparison(baseline_name, current_name, series, list(thresholds),
-                      sorted(set(gb) - set(gc)), sorted(set(gc) - set(gb)))
+                      sorted((set(gb) - set(gc)) & attempted), sorted(set(gc) - set(gb)))
 
 
 def _profile_digest(rec: ResultRecord) -> str | None:

@@ -193,7 +193,7 @@ def delta_cell(sc: SeriesComparison | None) -> str:
 
 def table_rows(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
     headers = ["bench", "profile", "runs", f"{label('execution_time_s')} (median) / budget",
-               f"{label('memory_peak_mb')} / limit"] + [label(m) for m in ROW_METRICS[:2]] + \
+               f"{label('memory_peak_mb')} (max) / limit"] + [label(m) for m in ROW_METRICS[:2]] + \
               ["early exit"] + [label(m) for m in ROW_METRICS[2:]] + ["target_met", "Δ vs baseline"]
     body = []
     for r in rows:
@@ -254,7 +254,7 @@ def comparison_text(comp: Comparison, *, only: Sequence[str] | None = None) -> s
     if comp.only_in_current:
         lines.append(f"  no baseline runs for: {', '.join(comp.only_in_current)}")
     if comp.only_in_baseline:
-        lines.append(f"  no usable run this time (failed, timed out or not run): {', '.join(comp.only_in_baseline)}")
+        lines.append(f"  no usable run this time (failed or timed out): {', '.join(comp.only_in_baseline)}")
     for f in comp.failures:
         lines.append(f"  REGRESSION: {f}")
     return "\n".join(lines)
@@ -280,6 +280,10 @@ def markdown(rows: Sequence[Row], *, comparison: Comparison | None = None, gate_
         out += [f"### Comparison with {comparison.baseline}", ""]
         if comparison.series:
             out += [comparison_table(comparison, tablefmt="github"), ""]
+            out += [f"- note: {sc.bench}[{sc.profile}]: {n}" for sc in comparison.series for n in sc.notes]
+            out += [f"- note: {sc.bench}[{sc.profile}] {d.metric}: {_md_escape(d.note)}"
+                    for sc in comparison.series for d in sc.deltas if d.note]
+            out += [""]
         else:
             out += ["No bench instance has usable runs on both sides.", ""]
     if compare_failures:

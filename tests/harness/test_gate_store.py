@@ -33,7 +33,7 @@ def test_met_targets_exit_zero_and_print_the_summary_table(bench):
     assert r.ret == 0
     r.stdout.fnmatch_lines([
         "*research bench summary*",
-        "*bench*profile*runs*time (median) / budget*mem peak / limit*TTFT*decode tok/s*early exit*claims*"
+        "*bench*profile*runs*time (median) / budget*mem peak (max) / limit*TTFT*decode tok/s*early exit*claims*"
         "cit. valid*target_met*Δ vs baseline*",
         "*replayed*quick*1*18.6 s / 45 s*844 MB / 4096 MB*2.54 s*86.2*no (context_full)*5*1.00*yes*",
         "*1 record(s) appended under*",
