@@ -54,26 +54,41 @@ def session_records(ctx: BenchContext, *, from_store: bool) -> list[ResultRecord
         return [r for r in recs if (r.extra or {}).get("session_id") == ctx.session_id]
 
 
+def _digest(r: ResultRecord) -> str | None:
+    return (r.extra or {}).get("profile_digest")
+
+
 def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord]) -> tuple[str | None, list[ResultRecord], str]:
-    """(baseline commit, its records on this machine, a note saying what was chosen or why nothing was)."""
+    """(baseline commit, its records on this machine, a note saying what was chosen or why nothing was).
+
+    Like with like: the default baseline is the latest other commit with runs of these benches on the same
+    profile settings (profile_digest), else with runs of these benches at all; within the baseline commit,
+    a series' runs on the current settings are used when there are any."""
     o = ctx.options
     fp = ctx.machine.fingerprint
+    keys = {series_key(r) for r in current}
+    settings = {(series_key(r), _digest(r)) for r in current}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StoreWarning)
         if o.compare_commit:
             commit = o.compare_commit
             how = f"--compare={o.compare}"
         else:
-            mine = iter_records_where(o.results_dir, fingerprint=fp, strict_versions=False)
-            commit = latest_other_commit(mine, current_commit=ctx.git.commit, fingerprint=fp,
-                                         keys={series_key(r) for r in current})
-            how = "the latest other commit measured on this machine"
+            mine = list(iter_records_where(o.results_dir, fingerprint=fp, strict_versions=False))
+            same = [r for r in mine if (series_key(r), _digest(r)) in settings]
+            commit = latest_other_commit(same, current_commit=ctx.git.commit, fingerprint=fp, keys=keys)
+            how = "the latest other commit measured on this machine with the same profile settings"
+            if commit is None:
+                commit = latest_other_commit(mine, current_commit=ctx.git.commit, fingerprint=fp, keys=keys)
+                how = "the latest other commit measured on this machine"
             if commit is None:
                 return None, [], (f"no baseline: no other commit has results of these benches on this machine "
                                   f"({fp}) under {o.results_dir}")
         ids = {r.record_id for r in current}
         base = [r for r in iter_records_where(o.results_dir, fingerprint=fp, commit=commit, strict_versions=False)
                 if r.record_id not in ids and (r.extra or {}).get("session_id") != ctx.session_id]
+    like = {series_key(r) for r in base if (series_key(r), _digest(r)) in settings}
+    base = [r for r in base if series_key(r) not in like or (series_key(r), _digest(r)) in settings]
     if not base:
         return commit, [], f"no baseline: {commit[:12]} ({how}) has no results on this machine ({fp})"
     return commit, base, f"baseline {commit[:12]} ({how}), {len(base)} record(s)"

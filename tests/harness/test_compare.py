@@ -118,7 +118,7 @@ def test_compare_fail_catches_a_slowdown_beyond_noise(bench, monkeypatch, two_co
     r = _session(bench, monkeypatch, "15,15.2,14.9", "--rounds", "3", "--compare-fail", "execution_time_s:10%")
     assert r.ret == pytest.ExitCode.TESTS_FAILED
     out = r.stdout.str()
-    assert f"baseline {a[:12]} (the latest other commit measured on this machine), 3 record(s)" in out
+    assert f"baseline {a[:12]} (the latest other commit measured on this machine with the same profile settings), 3 record(s)" in out
     assert "CI gate: regressions beyond --compare-fail" in out
     assert "REGRESSION: run[quick] execution_time_s: 10 -> 15 s (+50.0 %, worse; threshold 10 %" in out
     r.stdout.fnmatch_lines(["*run*quick*3*15.0 ±0.2 s / 45 s*time +50.0 % !*"])
@@ -172,3 +172,19 @@ def test_python_m_harness_compare_prints_the_same_comparison_offline(bench, monk
     assert r.ret == 0 and '"baseline": "' + a[:12] in r.stdout.str()
     r = bench.pytester.run(sys.executable, "-m", "harness", "compare", "nope", "--results-dir", str(bench.results))
     assert r.ret == 2 and "'nope': git does not know it" in r.stderr.str()
+
+
+def test_the_default_baseline_compares_like_with_like(bench, monkeypatch, two_commits):
+    """Commit B also has runs on other profile settings (a user profiles file): a plain run on commit C is
+    compared with B's runs on the same settings, and a run on the other settings with those."""
+    a, b = two_commits
+    slow = bench.profiles_file("[profiles.quick]\ncontext_window = 6144\nmax_tokens = 3072\n")
+    assert _session(bench, monkeypatch, "20,20.2", "--rounds", "2", "--profiles-file", str(slow)).ret == 0
+    bench.commit("c")
+    r = _session(bench, monkeypatch, "10.1", "--compare")
+    assert f"baseline {a[:12]} (the latest other commit measured on this machine with the same profile settings)" \
+        in r.stdout.str()
+    r = _session(bench, monkeypatch, "30", "--compare", "--profiles-file", str(slow))
+    out = r.stdout.str()
+    assert f"baseline {b[:12]} (the latest other commit measured on this machine with the same profile settings)" \
+        in out and "time +49.3 %" in out
