@@ -79,8 +79,9 @@ class BenchRunner:
         research_kwargs: passed to engine.research (e.g. model=...)."""
         prof = self._profile(profile)
         warm = self.warmup()
-        if corpus is None:
-            corpus_obj, corpus_path = warm.corpus, warm.corpus_path
+        if corpus is None:              # the warm-up's corpus (an isolated child loads it again by path)
+            isolated = self.ctx.options.isolate if isolate is None else isolate
+            corpus_obj, corpus_path = (None if isolated else warm.corpus), warm.corpus_path
         elif isinstance(corpus, (str, bytes)) or hasattr(corpus, "__fspath__"):
             corpus_obj, corpus_path = None, str(corpus)
         else:
