@@ -163,3 +163,20 @@ def test_an_isolated_runs_memory_counts_extra_processes_like_a_local_ollama_serv
         server.kill()
     assert alone.status == with_server.status == "completed"
     assert with_server.observed_peak_mb - alone.observed_peak_mb > 250
+
+
+def test_an_isolated_run_reloads_the_warmup_corpus_in_the_child(bench):
+    bench.pytester.makepyfile(test_bench="""
+        import pytest
+        from harness.runner import Warmup
+
+        @pytest.fixture(scope="session")
+        def bench_warmup():
+            return Warmup(corpus=object(), corpus_path=None, seconds=0.0, index_cache_hit=True, system_info={})
+
+        def test_run(research_bench, profile):
+            research_bench.run()
+    """)
+    assert bench.run("-m", "quick", "--isolate").ret == 0
+    (rec,) = bench.records()
+    assert rec.extra["isolated"] is True
