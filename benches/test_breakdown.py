@@ -18,8 +18,10 @@ record (bench 'breakdown_<kind>', numbers in extra['breakdown'], schemas/breakdo
 
 The first three share one quick pipeline run (stored too, as bench 'breakdown_run'). These benches are not
 gated (they measure, they do not judge) and carry no profile marker, so `-m quick` never selects them.
-Expect ~8 minutes on the 2-core CI machine; timings on a busy machine are inflated (each record stores the
-1-minute load average before and after).
+Expect ~8 minutes on the 2-core CI machine. Timings on a busy machine are inflated: before each timed part
+the bench waits (up to 4 min) for other processes to leave the CPUs mostly idle (harness.breakdown.wait_quiet),
+and every record stores how much CPU other processes used while it measured (foreign_cpu_share: 0 = the
+machine to itself, 0.5 = another process kept one of two cores busy).
 """
 from __future__ import annotations
 
@@ -46,13 +48,28 @@ def _load() -> float:
 
 
 def _quick_run(research_bench, question):
-    """One quick pipeline run through the harness (stored as bench 'breakdown_run'), shared by three benches."""
+    """One quick pipeline run through the harness (stored as bench 'breakdown_run'), shared by three benches.
+    Started on a quiet machine when possible (B.wait_quiet); a run that does not complete (e.g. timed out on a
+    busy machine) is stored as such and run once more. Returns (BenchResult, detail about the conditions)."""
     if "run" not in _shared:
-        load = _load()
-        res = research_bench.run(question, profile=PROFILE, rounds=1, warmup_runs=0, isolate=False,
-                                 bench="breakdown_run", check=False, gate=False)
-        _shared["run"] = (res, [load, _load()])
-    return _shared["run"]
+        research_bench.warmup()
+        tries = []
+        for attempt in range(2):
+            quiet = B.wait_quiet()
+            load = _load()
+            with B.ForeignCPU() as fc:
+                res = research_bench.run(question, profile=PROFILE, rounds=1, warmup_runs=0, isolate=False,
+                                         bench="breakdown_run", check=False, gate=False)
+            tel = res.telemetry
+            tries.append({**quiet, "foreign_cpu_share": fc.share, "load_avg_1m_before_after": [load, _load()],
+                          "completed": bool(tel and tel.get("success"))})
+            if tel and tel.get("success"):
+                break
+        _shared["run"] = (res, {"attempts": tries, **tries[-1]})
+    res, cond = _shared["run"]
+    tel = res.telemetry
+    assert tel is not None and tel.get("success"), f"the shared quick run did not complete twice: {res.messages}"
+    return res, cond
 
 
 def _store(record_result, kind: str, telemetry: dict | None, doc: dict) -> dict:
@@ -80,9 +97,8 @@ def _say(request, doc: dict) -> None:
 
 
 def test_phases(research_bench, record_result, bench_question, request):
-    res, load = _quick_run(research_bench, bench_question)
+    res, cond = _quick_run(research_bench, bench_question)
     tel = res.telemetry
-    assert tel is not None and tel["success"], res.messages
     ns = B.native_split(tel)
     metrics = {**B.phase_shares(tel), "prompt_eval_share": ns["prompt_eval_share"], "decode_share": ns["decode_share"],
                "generation_other_share": ns["generation_other_share"]}
@@ -91,13 +107,13 @@ def test_phases(research_bench, record_result, bench_question, request):
                "decode seconds summed over the generation calls / execution_time_s",
         "metrics": metrics,
         "detail": {"phases_s": tel["phases"], "execution_time_s": tel["metrics"]["execution_time_s"], **ns,
-                   "calls": len(tel["traces"]["calls"]), "load_avg_1m_before_after": load}})
+                   "calls": len(tel["traces"]["calls"]), "conditions": cond}})
     _say(request, doc)
     assert abs(sum(v for k, v in metrics.items() if k.startswith("phase_share_")) - 1.0) < 0.05
 
 
 def test_prefix_reuse(research_bench, record_result, bench_question, request):
-    res, load = _quick_run(research_bench, bench_question)
+    res, cond = _quick_run(research_bench, bench_question)
     tel = res.telemetry
     m = tel["metrics"]
     calls = [{k: c[k] for k in ("kind", "prompt_tokens", "prompt_tokens_evaluated")} for c in tel["traces"]["calls"]]
@@ -107,7 +123,7 @@ def test_prefix_reuse(research_bench, record_result, bench_question, request):
                     "prompt_tokens_saved": m["prompt_tokens_total"] - m["prompt_tokens_evaluated"]},
         "detail": {"prompt_tokens_total": m["prompt_tokens_total"], "prompt_tokens_evaluated": m["prompt_tokens_evaluated"],
                    "unique_context_tokens": m["unique_context_tokens"], "prefix_reuse_ratio": m["prefix_reuse_ratio"],
-                   "calls": calls, "load_avg_1m_before_after": load}})
+                   "calls": calls, "conditions": cond}})
     _say(request, doc)
 
 
@@ -115,7 +131,7 @@ def test_harness_overhead(research_bench, record_result, bench_question, request
     from harness.config import BenchContext
     from harness.runner import BenchCore
 
-    res, load = _quick_run(research_bench, bench_question)
+    res, cond = _quick_run(research_bench, bench_question)
     rec = res.measured[-1].record
     tel = res.telemetry
     # The per-record work, repeated into a scratch store: schema validation, budget verdict, record build,
@@ -141,7 +157,7 @@ def test_harness_overhead(research_bench, record_result, bench_question, request
         "detail": {"per_record_s_median": per_record, "per_record_s_min": min(times), "per_record_s_max": max(times),
                    "around_research_s": around, "run_wall_s": wall,
                    "record_harness_overhead_s": (rec.extra or {}).get("harness_overhead_s"),
-                   "load_avg_1m_before_after": load}})
+                   "conditions": cond}})
     _say(request, doc)
     assert doc["metrics"]["harness_overhead_share"] < 0.05
 
@@ -156,11 +172,15 @@ def test_corpus_scaling(research_bench, record_result, bench_question, request, 
     load = _load()
     points = []
     for n in CORPUS_SIZES:
-        p = B.in_child(B.measure_corpus_size, n, bench_question, PROFILE, cache_dir=str(tmp_path / f"cache-{n}"),
-                       with_telemetry=n == 3358)
+        quiet = B.wait_quiet()
+        with B.ForeignCPU() as fc:
+            p = B.in_child(B.measure_corpus_size, n, bench_question, PROFILE, cache_dir=str(tmp_path / f"cache-{n}"),
+                           with_telemetry=n == 3358)
+        p.update(foreign_cpu_share=fc.share, waited_quiet_s=quiet["waited_s"])
         points.append(p)
         _say(request, {"kind": f"corpus_scaling {n:,} passages", "metrics": {
-            k: p[k] for k in ("index_build_s", "embed_passages_per_second", "search_ms", "research_s", "memory_peak_mb")}})
+            k: p[k] for k in ("index_build_s", "embed_passages_per_second", "search_ms", "research_s", "memory_peak_mb",
+                              "foreign_cpu_share")}})
     rep = next((p["telemetry"] for p in points if p.get("telemetry")), None)
     series = _series_doc(points, "passages")
     g = B.growth_summary(series, "passages", ["index_build_s", "memory_peak_mb", "research_s", "index_mb"])
@@ -188,10 +208,13 @@ def test_context_scaling(research_bench, record_result, bench_question, request)
     load = _load()
     points = []
     for cw in CONTEXT_WINDOWS:
-        p = B.in_child(B.measure_context_window, cw, bench_question, PROFILE, with_telemetry=cw == 4096)
+        quiet = B.wait_quiet()
+        with B.ForeignCPU() as fc:
+            p = B.in_child(B.measure_context_window, cw, bench_question, PROFILE, with_telemetry=cw == 4096)
+        p.update(foreign_cpu_share=fc.share, waited_quiet_s=quiet["waited_s"])
         points.append(p)
         _say(request, {"kind": f"context_scaling {cw} tokens", "metrics": {
-            k: p[k] for k in ("research_s", "prompt_tokens_evaluated", "batches", "memory_peak_mb")}})
+            k: p[k] for k in ("research_s", "prompt_tokens_evaluated", "batches", "memory_peak_mb", "foreign_cpu_share")}})
     rep = next((p["telemetry"] for p in points if p.get("telemetry")), None)
     series = _series_doc(points, "context_window")
     g = B.growth_summary(series, "context_window", ["research_s", "memory_peak_mb", "prompt_tokens_evaluated"])

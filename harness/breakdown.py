@@ -248,3 +248,62 @@ def in_child(fn, *args, timeout_s: float = 900, **kwargs) -> dict:
 
     with cf.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
         return pool.submit(fn, *args, **kwargs).result(timeout=timeout_s)
+
+
+class ForeignCPU:
+    """How busy the machine was with other processes' work while a measurement ran: (system-wide busy CPU time
+    - this process's and its reaped children's CPU time) / (wall time x logical CPUs). 0 = the measurement had
+    the machine to itself; 0.5 on 2 cores = another process kept one core busy (timings inflated).
+
+        with ForeignCPU() as fc: ...
+        fc.share
+    """
+
+    def __init__(self) -> None:
+        self.share: float | None = None
+
+    @staticmethod
+    def _busy() -> float:
+        import psutil
+        t = psutil.cpu_times()
+        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+    @staticmethod
+    def _own() -> float:
+        import psutil
+        c = psutil.Process().cpu_times()
+        kids = 0.0
+        try:
+            for ch in psutil.Process().children(recursive=True):
+                ct = ch.cpu_times()
+                kids += ct.user + ct.system
+        except psutil.Error:
+            pass
+        return c.user + c.system + c.children_user + c.children_system + kids
+
+    def __enter__(self) -> "ForeignCPU":
+        import time
+        self._t, self._b, self._o = time.perf_counter(), self._busy(), self._own()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import time
+
+        import psutil
+        wall = time.perf_counter() - self._t
+        ncpu = psutil.cpu_count() or 1
+        if wall > 0:
+            self.share = max(0.0, min(1.0, ((self._busy() - self._b) - (self._own() - self._o)) / (wall * ncpu)))
+
+
+def wait_quiet(threshold: float = 0.25, window_s: float = 3.0, max_wait_s: float = 240.0) -> dict:
+    """Wait (up to max_wait_s) until other processes use less than `threshold` of the CPUs over a `window_s`
+    window, so a timing starts on a quiet machine. Returns {'waited_s', 'foreign_cpu_share'} (the last window);
+    never fails: on a machine that stays busy the measurement goes ahead and the record says how busy it was."""
+    import time
+    t0 = time.perf_counter()
+    while True:
+        with ForeignCPU() as fc:
+            time.sleep(window_s)
+        if (fc.share or 0.0) < threshold or time.perf_counter() - t0 >= max_wait_s:
+            return {"waited_s": round(time.perf_counter() - t0, 1), "foreign_cpu_share_before": round(fc.share or 0.0, 3)}

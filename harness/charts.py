@@ -127,10 +127,12 @@ def history_chart(points: Sequence, *, title: str, unit: str = "", better: str =
                        f'<title>{escape(p.commit)}: {escape(fmt(v, unit))}</title></circle>')
         if p.regression or p.improvement:
             cls, why = ("regression", p.regression) if p.regression else ("improvement", p.improvement)
+            if getattr(p, "indicative", False):
+                cls += " indicative"
             x, y = f.x(i), f.y(p.median)
-            tri = (f"{x:.1f},{y - 14:.1f} {x - 6:.1f},{y - 24:.1f} {x + 6:.1f},{y - 24:.1f}" if cls == "regression"
+            tri = (f"{x:.1f},{y - 14:.1f} {x - 6:.1f},{y - 24:.1f} {x + 6:.1f},{y - 24:.1f}" if p.regression
                    else f"{x:.1f},{y + 14:.1f} {x - 6:.1f},{y + 24:.1f} {x + 6:.1f},{y + 24:.1f}")
-            out.append(f'<polygon class="{cls}" points="{tri}"><title>{cls}: {escape(why or "")}</title></polygon>')
+            out.append(f'<polygon class="{cls}" points="{tri}"><title>{cls.split()[0]}: {escape(why or "")}</title></polygon>')
         if len(points) <= 12 or i in (0, len(points) - 1) or i % max(1, len(points) // 8) == 0:
             out.append(f'<text class="tick" x="{f.x(i):.1f}" y="{f.h - M["b"] + 12}" text-anchor="end" '
                        f'transform="rotate(-30 {f.x(i):.1f} {f.h - M["b"] + 12})">{escape(p.commit[:8])}</text>')

@@ -174,6 +174,7 @@ class Point:
     fails: list[bool] = field(default_factory=list)   # per value: did that run miss its target
     regression: str | None = None         # why this commit is marked as a regression
     improvement: str | None = None
+    indicative: bool = False              # the mark rests on one run on a side (no noise test)
 
     @property
     def median(self) -> float:
@@ -198,27 +199,35 @@ def mad(values: Sequence[float]) -> float:
     return statistics.median(abs(v - m) for v in values)
 
 
-def mark_changes(points: list[Point], direction: str, *, rel_threshold: float = 0.05, noise_k: float = 3.0) -> None:
-    """Mark each commit whose median moved the wrong (or right) way against the previous commit by more than
-    max(rel_threshold x previous median, noise_k x the larger scaled MAD of the two commits' values).
-
-    Rule of thumb, not a significance test: with one run per commit only the relative threshold applies."""
+def mark_changes(points: list[Point], direction: str, *, rel_threshold: float = 0.05) -> None:
+    """Mark each commit whose median moved the wrong way (regression) or the right way (improvement) against the
+    previous commit by more than rel_threshold, when harness.compare's noise test (the one --compare-fail uses:
+    Mann-Whitney U, a bootstrap interval, or exact for spread-free values) says the change is real. With one
+    run on a side there are no statistics: the mark is then 'indicative' (drawn hollow)."""
     if direction not in ("lower", "higher"):
         return
+    from harness.compare import noise_test
+
     for prev, cur in zip(points, points[1:]):
         pm, cm = prev.median, cur.median
-        noise = noise_k * 1.4826 * max(mad(prev.values), mad(cur.values))
-        threshold = max(abs(pm) * rel_threshold, noise)
         delta = cm - pm
-        worse = delta > threshold if direction == "lower" else delta < -threshold
-        better_ = delta < -threshold if direction == "lower" else delta > threshold
+        if abs(delta) <= abs(pm) * rel_threshold or delta == 0:
+            continue
+        test = noise_test(prev.values, cur.values)
+        if test.significant is False:
+            continue
+        indicative = test.significant is None
         rel = f"{delta / pm:+.1%}" if pm else f"{delta:+.4g}"
-        why = (f"median {pm:.4g} -> {cm:.4g} ({rel}) vs {prev.commit}; threshold {threshold:.3g} "
-               f"(max of {rel_threshold:.0%} and {noise_k:g} x noise)")
+        how = ("indicative: one run on a side, no noise test" if indicative else
+               f"{test.method}" + (f" p = {test.p_value:.3g}" if test.p_value is not None else "")
+               + (f", 95% CI of the change {test.ci_pct[0]:+.1f}..{test.ci_pct[1]:+.1f} %" if test.ci_pct else ""))
+        why = f"median {pm:.4g} -> {cm:.4g} ({rel}) vs {prev.commit}, beyond {rel_threshold:.0%}; {how}"
+        worse = delta > 0 if direction == "lower" else delta < 0
         if worse:
             cur.regression = why
-        elif better_:
+        else:
             cur.improvement = why
+        cur.indicative = indicative
 
 
 def history(records: Sequence[ResultRecord], series: str, metric: str) -> list[Point]:

@@ -31,6 +31,8 @@ svg.chart{background:#fff}svg .axis{stroke:#888}svg .grid{stroke:#eee}svg .tick{
 svg .ctitle{font-size:11px;font-weight:600;fill:#222}svg .median{fill:none;stroke:#1f77b4;stroke-width:1.5}
 svg circle.pt{fill:#1f77b4;fill-opacity:.75}svg circle.pt.fail{fill:#d62728}
 svg rect.band{fill:#2ca02c;fill-opacity:.12}svg .regression{fill:#d62728}svg .improvement{fill:#2ca02c}
+svg .indicative{fill:#fff;stroke-width:1.5}svg .regression.indicative{stroke:#d62728}
+svg .improvement.indicative{stroke:#2ca02c}
 .muted{color:#777}.warn{color:#b00}.info{color:#555}ul.recs li{margin:4px 0}
 details>summary{cursor:pointer;font-weight:600;margin:8px 0}
 """
@@ -240,8 +242,9 @@ def _history(records: Sequence[ResultRecord]) -> list[str]:
     out = ['<section id="history"><h2>History across commits (this machine)</h2>',
            '<p class="muted">One chart per metric with a direction: dots are runs (red: the run missed its target), '
            'the line joins the per-commit medians, the green band is the budget, a red triangle marks a regression '
-           '(the median moved the wrong way by more than max(5 %, 3 x noise) against the previous commit) and a '
-           'green one an improvement; hover for the numbers.</p>']
+           '(the median moved the wrong way by more than 5 % against the previous commit and the noise test of '
+           '<code>--compare</code> says it is real) and a green one an improvement; hollow triangles are indicative '
+           '(one run on a side, no noise test); hover for the numbers.</p>']
     for i, (series, recs) in enumerate(sorted(by_series.items())):
         names = sorted({k for r in recs for k in measures.record_values(r) if measures.better(k) in ("lower", "higher")},
                        key=lambda k: (k not in ("execution_time_s", "memory_peak_mb"), measures.spec(k).get("source", ""), k))
@@ -252,7 +255,7 @@ def _history(records: Sequence[ResultRecord]) -> list[str]:
             pts = measures.history(recs, series, k)
             if not pts:
                 continue
-            regress += sum(1 for p in pts if p.regression)
+            regress += sum(1 for p in pts if p.regression and not p.indicative)
             cards.append('<div class="card">' + charts.history_chart(
                 pts, title=_chart_title(k), unit=measures.unit(k), better=measures.better(k)) + "</div>")
         out.append(f'<details{" open" if i == 0 else ""}><summary>{_e(series)}: {len(recs)} runs over {n_commits} '

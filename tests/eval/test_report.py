@@ -117,3 +117,17 @@ def test_renders_in_headless_chromium(testdata_records, tmp_path):
                             f"--screenshot={shot}", path.as_uri()], capture_output=True, text=True, timeout=180)
     assert r.returncode == 0 and shot.exists(), r.stderr[-2000:]
     assert _png_ink(shot.read_bytes()) > 0.01
+
+
+def test_single_run_commits_get_indicative_marks_and_small_changes_none():
+    from harness import charts, measures
+    from tests.eval.testdata import record, varied_telemetry
+    recs = [record(varied_telemetry(f), commit=c, ts=f"2026-11-2{i}T00:00:00.000000+00:00")
+            for i, (c, f) in enumerate([("c1", 1.0), ("c2", 1.02), ("c3", 1.5)])]
+    pts = measures.history(recs, "research[quick]", "execution_time_s")
+    assert pts[1].regression is None and pts[1].improvement is None          # +2 %: below the 5 % threshold
+    assert pts[2].regression and pts[2].indicative and "indicative" in pts[2].regression
+    svg = charts.history_chart(pts, title="t", unit="s", better="lower")
+    assert 'class="regression indicative"' in svg
+    dec = measures.history(recs, "research[quick]", "decode_tokens_per_second")   # higher is better: fell
+    assert dec[2].regression and not dec[2].improvement
