@@ -319,6 +319,11 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
             notes.append("profile settings differ from the baseline's")
         if any(r.dirty for r in crs) and not any(r.dirty for r in brs):
             notes.append("current runs come from a dirty working tree")
+        busy_b = sum(1 for r in brs if (r.extra or {}).get("contended"))
+        busy_c = sum(1 for r in crs if (r.extra or {}).get("contended"))
+        if busy_b or busy_c:
+            notes.append(f"timed on a busy machine: {busy_b} of {len(brs)} baseline and {busy_c} of {len(crs)} "
+                         f"current runs (other processes' CPU load): timing deltas are not trustworthy")
         series.append(SeriesComparison(k, crs[-1].bench, crs[-1].profile, deltas, notes))
     attempted = {key(r) for r in current}     # series this session ran, usable or not
     return Comparison(baseline_name, current_name, series, list(thresholds),

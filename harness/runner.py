@@ -228,6 +228,7 @@ class BenchCore:
                 run_extra["other_cpu_load"] = round(busy, 2)
                 cores = self.ctx.machine.cpu_logical
                 if busy > max(0.5, 0.25 * cores):
+                    run_extra["contended"] = True
                     run_extra["contention_note"] = (
                         f"busy machine: other processes kept {busy:.1f} of {cores} cores busy during this run: "
                         f"its timings are inflated and not comparable")

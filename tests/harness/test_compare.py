@@ -77,6 +77,13 @@ def test_higher_is_better_metrics_regress_downwards():
     assert d.change == "worse" and d.failed and d.test.method == "exact"
 
 
+def test_runs_timed_on_a_busy_machine_are_called_out():
+    cur = [_rec("b", 11.0), _rec("b", 12.0)]
+    cur[0].extra = {"contended": True}
+    (s,) = compare_records([_rec("a", 10.0)], cur).series
+    assert any("busy machine: 0 of 1 baseline and 1 of 2 current runs" in n for n in s.notes)
+
+
 def test_warmups_and_unusable_runs_are_left_out():
     base = [_rec("a", 100.0, warmup=True), _rec("a", 10.0), _rec("a", 10.0, outcome="timed_out")]
     comp = compare_records(base, [_rec("b", 11.0)])
