@@ -321,6 +321,9 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
             notes.append("current runs come from a dirty working tree")
         busy_b = sum(1 for r in brs if (r.extra or {}).get("contended"))
         busy_c = sum(1 for r in crs if (r.extra or {}).get("contended"))
+        traced = sum(1 for r in [*brs, *crs] if (r.extra or {}).get("memray_capture"))
+        if traced:
+            notes.append(f"{traced} run(s) traced by memray: their timings are inflated")
         if busy_b or busy_c:
             notes.append(f"timed on a busy machine: {busy_b} of {len(brs)} baseline and {busy_c} of {len(crs)} "
                          f"current runs (other processes' CPU load): timing deltas are not trustworthy")

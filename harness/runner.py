@@ -163,6 +163,9 @@ class BenchCore:
         if memray_top:
             ext["memray_top"] = memray_top
         ext.update(extra or {})
+        if memray_file:
+            ext["notes"] = [*ext["notes"], f"{prof.name}: memray capture on: this run's timings are inflated by "
+                                           f"allocation tracing"]
         if ext.get("contention_note"):
             ext["notes"] = [*ext["notes"], f"{prof.name}: {ext.pop('contention_note')}"]
         if started is not None and outcome is not None:

@@ -202,7 +202,7 @@ def memray_top_allocators(path: str | os.PathLike, n: int = 5) -> list[str]:
 
 
 def _short(path: str) -> str:
-    for marker in ("site-packages/", "/work/", str(Path.cwd()) + "/"):
+    for marker in (str(Path.cwd()) + "/", "site-packages/"):
         if marker in path:
             return path.split(marker, 1)[1]
     return path
