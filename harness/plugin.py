@@ -1,6 +1,7 @@
 """The research-bench pytest plugin: hooks and options only; the logic lives in plain modules.
 
     config.py    options -> HarnessOptions (one clear usage error each), the session's BenchContext
+    parametrize  profiles as parameters, pipeline benches' timeouts
     fixtures.py  profile, bench_budget, bench_warmup, research_bench, record_result, research_runner
     runner.py    a bench instance's runs: run -> validate -> judge -> store
     session.py   one run: in-process or isolated, timeouts, memray
@@ -14,11 +15,17 @@ import signal
 
 import pytest
 
+from harness import parametrize
 from harness import summary as summary_mod
 from harness.config import BenchContext, OptionError, parse_options
 from harness.fixtures import (CONTEXT_KEY, bench_budget, bench_context, bench_warmup, context_of,  # noqa: F401
                               profile, record_result, research_bench, research_runner)
 from harness.summary import SessionSummary
+
+try:
+    from harness.selection import deselect_unless_requested
+except ImportError:          # pragma: no cover -- the opt-in selection module is optional
+    deselect_unless_requested = None
 
 SUMMARY_KEY = pytest.StashKey[SessionSummary]()
 STATIC_MARKERS = (
@@ -106,46 +113,15 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    marker = metafunc.definition.get_closest_marker("profiles")
-    if "profile" not in metafunc.fixturenames and marker is None:
-        return
-    defs = getattr(metafunc, "_arg2fixturedefs", {}).get("profile")
-    if defs and getattr(defs[-1].func, "__module__", "") != "harness.fixtures":
-        return                                    # a project's own `profile` fixture: not ours to parametrize
-    if any("profile" in [a.strip() for a in (m.args[0].split(",") if isinstance(m.args[0], str) else m.args[0])]
-           for m in metafunc.definition.iter_markers("parametrize") if m.args):
-        return                                    # the bench parametrizes `profile` itself
-    opts = context_of(metafunc.config).options
-    names = list(marker.args) if marker is not None and marker.args else list(opts.profiles)
-    unknown = [n for n in names if n not in opts.profiles]
-    if unknown:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.profiles names unknown profile "
-                                f"'{unknown[0]}'; known: {', '.join(opts.profiles)}")
-    if opts.selected:
-        names = [n for n in names if n in opts.selected]
-    if "profile" not in metafunc.fixturenames:
-        metafunc.fixturenames.append("profile")   # a bench with only the marker still gets the fixture
-    metafunc.parametrize("profile", [pytest.param(n, marks=getattr(pytest.mark, n), id=n) for n in names],
-                         indirect=True)
+    if parametrize.wants_profiles(metafunc):
+        parametrize.parametrize_profiles(metafunc, context_of(metafunc.config).options)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    try:
-        from harness.selection import deselect_unless_requested
-    except ImportError:
-        deselect_unless_requested = None
     if deselect_unless_requested is not None:
-        deselect_unless_requested(items, config, "quality")
-    # Pipeline benches get pytest-timeout with their profile's timeout_s (signal method, the test call only);
-    # the harness re-arms it for each run, and records a run that times out before failing it.
-    if not config.pluginmanager.hasplugin("timeout") or not hasattr(signal, "SIGALRM"):
-        return
-    ctx = context_of(config)
-    for item in items:
-        cs = getattr(item, "callspec", None)
-        name = cs.params.get("profile") if cs else None
-        if name and item.get_closest_marker("pipeline") and not item.get_closest_marker("timeout"):
-            item.add_marker(pytest.mark.timeout(ctx.timeout_for(name), method="signal", func_only=True))
+        deselect_unless_requested(items, config, "quality")     # opt-in benches (harness/selection.py)
+    if config.pluginmanager.hasplugin("timeout") and hasattr(signal, "SIGALRM"):
+        parametrize.add_timeouts(items, context_of(config))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
