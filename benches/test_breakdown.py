@@ -39,6 +39,9 @@ PROFILE = "quick"
 CORPUS_SIZES = (1000, 3358, 10000)
 CONTEXT_WINDOWS = (2048, 4096, 8192)
 OVERHEAD_REPEATS = 20
+#: A growth point measured while other processes took more than this share of the CPUs is measured once more
+#: (after waiting for a quiet machine); the cleaner of the two is kept and both shares are stored.
+CONTENDED = 0.2
 
 _shared: dict = {}
 
@@ -162,6 +165,24 @@ def test_harness_overhead(research_bench, record_result, bench_question, request
     assert doc["metrics"]["harness_overhead_share"] < 0.05
 
 
+def _measure_point(fn, x, question, profile, *, with_telemetry: bool, cache_dir=None) -> dict:
+    """One growth point in a fresh child, on a quiet machine when possible; measured once more if other
+    processes took more than CONTENDED of the CPUs meanwhile (the less contended measurement is kept)."""
+    tries = []
+    for attempt in range(2):
+        quiet = B.wait_quiet()
+        kw = {"cache_dir": cache_dir(attempt)} if cache_dir else {}
+        with B.ForeignCPU() as fc:
+            p = B.in_child(fn, x, question, profile, with_telemetry=with_telemetry, **kw)
+        p.update(foreign_cpu_share=fc.share, waited_quiet_s=quiet["waited_s"])
+        tries.append(p)
+        if (fc.share or 0.0) <= CONTENDED:
+            break
+    best = min(tries, key=lambda t: t["foreign_cpu_share"] or 0.0)
+    best["attempts_foreign_cpu_share"] = [t["foreign_cpu_share"] for t in tries]
+    return best
+
+
 def _series_doc(points: list[dict], x: str) -> list[dict]:
     """The measured points without the representative run's telemetry (stored once, as the record's)."""
     return [{k: v for k, v in p.items() if k != "telemetry"} for p in points]
@@ -172,11 +193,8 @@ def test_corpus_scaling(research_bench, record_result, bench_question, request, 
     load = _load()
     points = []
     for n in CORPUS_SIZES:
-        quiet = B.wait_quiet()
-        with B.ForeignCPU() as fc:
-            p = B.in_child(B.measure_corpus_size, n, bench_question, PROFILE, cache_dir=str(tmp_path / f"cache-{n}"),
-                           with_telemetry=n == 3358)
-        p.update(foreign_cpu_share=fc.share, waited_quiet_s=quiet["waited_s"])
+        p = _measure_point(B.measure_corpus_size, n, bench_question, PROFILE, with_telemetry=n == 3358,
+                           cache_dir=lambda attempt: str(tmp_path / f"cache-{n}-{attempt}"))
         points.append(p)
         _say(request, {"kind": f"corpus_scaling {n:,} passages", "metrics": {
             k: p[k] for k in ("index_build_s", "embed_passages_per_second", "search_ms", "research_s", "memory_peak_mb",
@@ -208,10 +226,7 @@ def test_context_scaling(research_bench, record_result, bench_question, request)
     load = _load()
     points = []
     for cw in CONTEXT_WINDOWS:
-        quiet = B.wait_quiet()
-        with B.ForeignCPU() as fc:
-            p = B.in_child(B.measure_context_window, cw, bench_question, PROFILE, with_telemetry=cw == 4096)
-        p.update(foreign_cpu_share=fc.share, waited_quiet_s=quiet["waited_s"])
+        p = _measure_point(B.measure_context_window, cw, bench_question, PROFILE, with_telemetry=cw == 4096)
         points.append(p)
         _say(request, {"kind": f"context_scaling {cw} tokens", "metrics": {
             k: p[k] for k in ("research_s", "prompt_tokens_evaluated", "batches", "memory_peak_mb", "foreign_cpu_share")}})
