@@ -239,7 +239,8 @@ def recommend_quality(q: dict, *, series: str = "") -> list[Recommendation]:
             "accuracy_not_above_majority", "warn", series,
             f"{_where(series)}answers are no better than always saying '{maj.get('label')}': accuracy "
             f"{acc:.0%} ({r.get('correct')}/{n}) vs {acc_maj:.0%} ({maj.get('correct')}/{n}) for the majority class "
-            f"on the same sample (closed-book {fmt(acc_cb, 'ratio')}; decisions given: {r.get('decisions')}): the "
+            f"on the same sample (closed-book {'n/a' if acc_cb is None else f'{acc_cb:.0%}'}; decisions given: "
+            f"{r.get('decisions')}): the "
             f"model is too small to read the evidence; use a larger model (e.g. the ollama backend's) before "
             f"tuning retrieval.",
             {"accuracy": acc, "accuracy_majority": acc_maj, "accuracy_closed_book": acc_cb, "n": n}))
@@ -266,7 +267,7 @@ def recommend_quality(q: dict, *, series: str = "") -> list[Recommendation]:
         out.append(Recommendation(
             "citations_off_gold", "info", series,
             f"{_where(series)}the gold abstract was in context for {cgr:.0%} of questions, yet only {prec:.0%} of "
-            f"valid citations name it (gold cited in {fmt(gr, 'ratio')} of questions): claims lean on neighbouring "
+            f"valid citations name it (gold cited in {gr or 0:.0%} of questions): claims lean on neighbouring "
             f"abstracts; fewer passages per batch keep the model on the relevant one.",
             {"citation_precision": prec, "context_gold_recall": cgr, "gold_recall": gr}))
     ee = q.get("early_exit") or {}
@@ -274,7 +275,7 @@ def recommend_quality(q: dict, *, series: str = "") -> list[Recommendation]:
     if ee.get("n") and ch is not None and ch < 0:
         out.append(Recommendation(
             "early_exit_costs_accuracy", "warn", series,
-            f"{_where(series)}early exit saved {fmt(saved, 'ratio')} of generated tokens but cost "
+            f"{_where(series)}early exit saved {(saved or 0):.1%} of generated tokens but cost "
             f"{-ch:.0%} accuracy on {ee['n']} paired questions ({ee.get('accuracy_off', 0):.0%} -> "
             f"{ee.get('accuracy_on', 0):.0%}): lower novelty_threshold.",
             {"accuracy_change": ch, "tokens_saved_share": saved, "n": ee["n"]}))
@@ -282,8 +283,8 @@ def recommend_quality(q: dict, *, series: str = "") -> list[Recommendation]:
         out.append(Recommendation(
             "early_exit_idle_in_quality", "info", series,
             f"{_where(series)}early exit fired in 0 of {ee['n']} paired questions, so on vs off differs by "
-            f"{ee.get('tokens_saved', 0)} tokens ({fmt(saved, 'ratio')}) and {fmt(ch, 'ratio')} accuracy: the "
-            f"gate is not what bounds these runs.",
+            f"{ee.get('tokens_saved', 0)} generated tokens ({(saved or 0):.1%}) and {(ch or 0) * 100:+.1f} accuracy "
+            f"points: the gate is not what bounds these runs.",
             {"fired": 0, "n": ee["n"], "tokens_saved": ee.get("tokens_saved"), "accuracy_change": ch}))
     return out
 

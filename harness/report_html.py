@@ -25,7 +25,8 @@ body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24p
 h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
 h3{font-size:15px;margin:18px 0 6px}
 table{border-collapse:collapse;margin:6px 0 14px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
-th{background:#f4f4f4}td.l,th.l{text-align:left}tr.fail td{background:#fdecea}
+th{background:#f4f4f4}td.l,th.l{text-align:left}tr.fail td,td.fail{background:#fdecea}
+th.series{max-width:130px;white-space:normal;word-break:break-all;font-size:12px}
 .grid{display:flex;flex-wrap:wrap;gap:8px}.card{border:1px solid #eee;border-radius:4px;padding:2px}
 svg.chart{background:#fff}svg .axis{stroke:#888}svg .grid{stroke:#eee}svg .tick{font-size:10px;fill:#555}
 svg .ctitle{font-size:11px;font-weight:600;fill:#222}svg .median{fill:none;stroke:#1f77b4;stroke-width:1.5}
@@ -66,44 +67,76 @@ def _chart_title(k: str) -> str:
 
 
 def _latest_tables(records: Sequence[ResultRecord]) -> list[str]:
+    """Per profile one table: a row per metric (with a direction), a column per series (bench) at its newest
+    commit; a cell is the median over that commit's runs (hover: min..max, n, commit)."""
     latest = measures.latest_commit_records(records)
     by_profile: dict[str, list[str]] = defaultdict(list)
     for series, recs in latest.items():
         by_profile[recs[0].profile or "(none)"].append(series)
     out = ['<section id="latest"><h2>Latest results per profile</h2>',
-           '<p class="muted">Newest commit of each series on this machine: median over its runs, min..max, and the '
-           'budget the harness held it to. Only metrics with a direction (lower/higher is better) are listed; '
-           'a red row missed its target.</p>']
+           '<p class="muted">Newest commit of each series (bench) on this machine: the median over that commit\'s '
+           'runs (hover a cell for min..max and n). Only metrics with a direction are listed. The budget column '
+           'is the band the harness held time and memory to; a red cell missed it.</p>']
     if not latest:
         out.append("<p>No measured records yet.</p>")
     for profile in sorted(by_profile):
-        out.append(f"<h3>Profile {_e(profile)}</h3>")
-        out.append('<table class="latest"><tr><th class="l">series</th><th class="l">metric</th><th>median</th>'
-                   '<th>min..max</th><th>n</th><th>better</th><th class="l">budget</th><th class="l">commit</th>'
-                   '<th class="l">target</th></tr>')
-        for series in sorted(by_profile[profile]):
-            recs = latest[series]
-            met = sum(r.target_met for r in recs)
-            vals: dict[str, list[float]] = defaultdict(list)
-            for r in recs:
+        cols = sorted(by_profile[profile])
+        vals: dict[str, dict[str, list[float]]] = {c: defaultdict(list) for c in cols}
+        for c in cols:
+            for r in latest[c]:
                 for k, v in measures.record_values(r).items():
-                    vals[k].append(v)
-            names = [k for k in vals if measures.better(k) in ("lower", "higher")]
-            names.sort(key=lambda k: (measures.spec(k).get("source", ""), k))
-            for k in names:
-                vs = vals[k]
-                band = next((measures.budget_band(r, k) for r in recs if measures.budget_band(r, k)), None)
-                btxt = "" if not band else f"{_fmt(band[0], k) if band[0] is not None else ''} .. {_fmt(band[1], k)}"
-                fail = band is not None and met < len(recs)
-                out.append(f'<tr{" class=fail" if fail else ""}><td class="l">{_e(series)}</td>'
-                           f'<td class="l" title="{_e(measures.spec(k).get("description", ""))}">{_e(measures.label(k))}'
-                           f' <span class="muted">{_e(k)}</span></td><td>{_e(_fmt(statistics.median(vs), k))}</td>'
-                           f'<td>{_e(_fmt(min(vs), k))} .. {_e(_fmt(max(vs), k))}</td><td>{len(vs)}</td>'
-                           f'<td>{_e(measures.better(k))}</td><td class="l">{_e(btxt)}</td>'
-                           f'<td class="l">{_e(measures.commit_key(recs[0]))}</td>'
-                           f'<td class="l">{met}/{len(recs)} met</td></tr>')
-        out.append("</table>")
+                    vals[c][k].append(v)
+        directional = {k for c in cols for k in vals[c] if measures.better(k) in ("lower", "higher")}
+        run_names = sorted((k for k in directional if measures.spec(k).get("source") == "telemetry"),
+                           key=lambda k: (k not in ("execution_time_s", "memory_peak_mb"), k))
+        run_cols = [c for c in cols if any(k in vals[c] for k in run_names)]
+        out.append(f'<h3>Profile {_e(profile)}: run metrics</h3>')
+        out += _pivot(latest, vals, run_cols, run_names)
+        own = [(c, k) for c in cols for k in sorted(vals[c]) if k in directional
+               and measures.spec(k).get("source") != "telemetry"]
+        if own:
+            out.append(f'<h3>Profile {_e(profile)}: quality and breakdown numbers</h3>'
+                       '<table class="latest"><tr><th class="l">series</th><th class="l">metric</th><th>value</th>'
+                       '<th>better</th><th class="l">commit</th></tr>')
+            for c, k in own:
+                vs = vals[c][k]
+                out.append(f'<tr><td class="l">{_e(c)}</td><td class="l" title="{_e(measures.spec(k).get("description", ""))}">'
+                           f'{_e(measures.label(k))} <span class="muted">{_e(k)}</span></td>'
+                           f'<td title="n = {len(vs)}">{_e(_fmt(statistics.median(vs), k))}</td><td>{_e(measures.better(k))}'
+                           f'</td><td class="l">{_e(measures.commit_key(latest[c][0]))}</td></tr>')
+            out.append("</table>")
     out.append("</section>")
+    return out
+
+
+def _pivot(latest: dict, vals: dict, cols: list[str], names: list[str]) -> list[str]:
+    if not cols:
+        return ['<p class="muted">No run telemetry in these series.</p>']
+    out = []
+    head = "".join(f'<th class="series">{_e(c)}</th>' for c in cols)
+    out.append(f'<div style="overflow-x:auto"><table class="latest">'
+               f'<tr><th class="l">metric</th><th>better</th><th class="l">budget</th>{head}</tr>')
+    out.append('<tr><td class="l muted">commit · runs · target met</td><td></td><td></td>' + "".join(
+        f'<td class="muted">{_e(measures.commit_key(latest[c][0]))} · {len(latest[c])} · '
+        f'{sum(r.target_met for r in latest[c])}/{len(latest[c])}</td>' for c in cols) + "</tr>")
+    for k in names:
+        band = next((measures.budget_band(r, k) for c in cols for r in latest[c] if measures.budget_band(r, k)), None)
+        btxt = "" if not band else f"{_fmt(band[0], k) if band[0] is not None else ''} .. {_fmt(band[1], k)}"
+        cells = []
+        for c in cols:
+            vs = vals[c].get(k)
+            if not vs:
+                cells.append("<td></td>")
+                continue
+            med = statistics.median(vs)
+            b = next((measures.budget_band(r, k) for r in latest[c] if measures.budget_band(r, k)), None)
+            over = b is not None and b[1] is not None and med > b[1]
+            tip = f"min {_fmt(min(vs), k)} .. max {_fmt(max(vs), k)}, n = {len(vs)}"
+            cells.append(f'<td{" class=fail" if over else ""} title="{_e(tip)}">{_e(_fmt(med, k))}</td>')
+        out.append(f'<tr><td class="l" title="{_e(measures.spec(k).get("description", ""))}">'
+                   f'{_e(measures.label(k))} <span class="muted">{_e(k)}</span></td>'
+                   f'<td>{_e(measures.better(k))}</td><td class="l">{_e(btxt)}</td>{"".join(cells)}</tr>')
+    out.append("</table></div>")
     return out
 
 

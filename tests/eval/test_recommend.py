@@ -91,7 +91,7 @@ def test_quality_rules():
     costly = copy.deepcopy(q)
     costly["early_exit"].update(accuracy_change=-0.2, tokens_saved_share=0.25, accuracy_on=0.4, accuracy_off=0.6)
     r = next(x for x in R.recommend_quality(costly) if x.rule == "early_exit_costs_accuracy")
-    assert "20%" in r.message and "0.250" in r.message
+    assert "20%" in r.message and "25.0%" in r.message
 
 
 def test_recommend_over_records_uses_newest_commit_of_this_machine():
