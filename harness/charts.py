@@ -58,7 +58,10 @@ class _Frame:
     def __init__(self, xlo: float, xhi: float, ylo: float, yhi: float, w: int = W, h: int = H, pad: bool = True):
         self.w, self.h = w, h
         pad = ((yhi - ylo) * 0.08 or (abs(yhi) * 0.1 or 1.0)) if pad else 0.0
-        self.yt = nice_ticks(ylo - (pad if ylo != 0 else 0), yhi + pad)
+        lo = ylo - (pad if ylo != 0 else 0)
+        if ylo >= 0 > lo:                         # non-negative data: the axis starts at 0, not below
+            lo = 0.0
+        self.yt = nice_ticks(lo, yhi + pad)
         self.ylo, self.yhi = min(self.yt[0], ylo), max(self.yt[-1], yhi)
         if self.yhi == self.ylo:
             self.yhi = self.ylo + 1
