@@ -5,7 +5,7 @@ CORPUS  ?= ../shared/data/pubmedqa/ori_pqal.json
 QUESTION ?= Do mitochondria play a role in remodelling lace plant leaves during programmed cell death?
 ARGS    ?=
 
-.PHONY: setup bench test bench-quick bench-balanced bench-thorough bench-all quality breakdown micro report export \
+.PHONY: setup bench test bench-quick bench-balanced bench-thorough bench-all quality breakdown efficiency micro report export \
         system profiles run calibrate monitor-memory telemetry test-ollama clean-cache \
         bench-m1 bench-m1-quick bench-m1-thorough validate-m1-system monitor-m1-memory m1-telemetry
 
@@ -26,7 +26,9 @@ bench-balanced: setup
 bench-thorough: setup
 	$(PYTEST) benches -m "thorough and not quality" $(ARGS)
 bench-all: setup
-	$(PYTEST) benches -m "not quality" $(ARGS)
+	$(PYTEST) benches $(ARGS)
+efficiency: setup
+	$(PYTEST) benches -m efficiency $(ARGS)
 quality: setup
 	$(PYTEST) benches -m "quick and quality" $(ARGS)
 breakdown: setup
@@ -38,6 +40,7 @@ report: setup
 export: setup
 	$(PY) -m harness export --format bencher --out bencher.json
 	$(PY) -m harness export --format github-action-benchmark --out gab.json
+	$(PY) -m harness export --format github-action-benchmark --direction bigger --out gab-bigger.json
 system: setup
 	$(PY) -m engine system
 profiles: setup

@@ -16,7 +16,7 @@ import pytest
 from engine.profiles import get_profile
 from harness.efficiency import measure
 
-pytestmark = [pytest.mark.efficiency, pytest.mark.breakdown]
+pytestmark = pytest.mark.efficiency
 ROUNDS = 3
 DECODE_RATIO_GOAL = 0.95
 PREFIX_REUSE_GOAL = 1.15

@@ -119,7 +119,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     if deselect_unless_requested is not None:
-        deselect_unless_requested(items, config, "quality")     # opt-in benches (harness/selection.py)
+        for opt_in in ("quality", "breakdown", "efficiency"):   # long benches run only when asked for
+            deselect_unless_requested(items, config, opt_in)       # (harness/selection.py)
     if config.pluginmanager.hasplugin("timeout") and hasattr(signal, "SIGALRM"):
         parametrize.add_timeouts(items, context_of(config))
 

@@ -321,6 +321,21 @@ def failure_text(bench: str, result: Any) -> str:
 
 
 # ------------------------------------------------------------------------------------------ terminal summary --
+def findings_lines(records: Any) -> list[str]:
+    """Quality summaries and data-driven recommendations over this session's measured records."""
+    from harness.quality import summary_lines
+    from harness.recommend import recommend
+
+    measured = [r for r in records if not r.warmup]
+    lines: list[str] = []
+    for r in measured:
+        q = (r.extra or {}).get("quality")
+        if isinstance(q, dict) and {"arms", "majority", "early_exit", "metrics"} <= q.keys():   # a quality-bench summary
+            lines += [f"quality [{r.profile}]: {x}" for x in summary_lines(q)]
+    lines += [f"recommendation: {x}" for x in recommend(measured)] if measured else []
+    return lines
+
+
 def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
     """The session summary as (kind, text): kind '' plain, 'red'/'yellow' coloured, 'sep' a red separator.
     `s` is a harness.summary.SessionSummary, `ctx` the BenchContext."""
@@ -332,6 +347,7 @@ def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
         ("", terminal_table(s.rows)),
     ]
     out += [("", f"note: {n}") for row in s.rows for n in row.notes]
+    out += [("", line) for line in findings_lines(s.records)]
     if s.baseline_note and (s.compare_requested or s.comparison is not None):
         out.append(("", s.baseline_note))
     if s.comparison is not None and s.compare_requested:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.recommend import recommend
 from harness import session as S
 from harness import store
 from harness.budgets import BudgetSpec, Verdict, evaluate
@@ -178,6 +179,8 @@ class BenchCore:
             plugin_version=self.ctx.plugin_version, reasons=verdict.messages, round=round, warmup=warmup,
             telemetry=telemetry, schema_valid=(not schema_errors) if telemetry is not None else None,
             schema_errors=schema_errors, budget=budget.as_dict(), extra=ext)
+        if not warmup:
+            rec.extra["recommendations"] = [r.as_dict() for r in recommend([rec])]
         path = store.append(self.ctx.options.results_dir, rec)
         self.ctx.records.append(rec)
         return RunResult(rec, verdict, outcome, path)

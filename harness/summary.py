@@ -121,6 +121,9 @@ def write_markdown(summary: SessionSummary, ctx: BenchContext, path: Path | None
     text = report.markdown(summary.rows, comparison=summary.comparison if summary.compare_requested else None,
                            gate_failures=summary.gate_failures, compare_failures=summary.compare_failures,
                            context=context)
+    extra = report.findings_lines(summary.records)
+    if extra:
+        text += "\n\n### Findings\n\n" + "\n".join(f"- {line}" for line in extra)
     written = []
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
