@@ -84,7 +84,7 @@ class SystemInfo:
         return asdict(self)
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -92,6 +92,13 @@ def _cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    if platform.system() == "Darwin":
+        import subprocess
+        try:
+            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                  timeout=5).stdout.strip() or platform.machine()
+        except (OSError, subprocess.SubprocessError):
+            pass
     return platform.processor() or platform.machine()
 
 
@@ -141,7 +148,7 @@ def detect(probe_ollama_server: bool = True) -> SystemInfo:
     logical = psutil.cpu_count() or 1
     ram_gb = round(vm.total / 2**30, 1)
     return SystemInfo(
-        os=os_name, os_release=platform.release(), arch=arch, cpu_model=_cpu_model(),
+        os=os_name, os_release=platform.release(), arch=arch, cpu_model=cpu_model(),
         cpu_physical=physical_cores(), cpu_logical=logical, ram_gb=ram_gb,
         apple_silicon=(os_name == "Darwin" and arch == "arm64"),
         torch_version=torch_v, mps_available=mps, cuda_available=cuda, cuda_device=cuda_dev,

@@ -11,31 +11,29 @@ Scaled corpora (`scaled_corpus(corpus, n)`), built from PubMedQA-L's 1,000 abstr
 """
 from __future__ import annotations
 
-import json
 import math
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "breakdown.schema.json"
+from harness import summary_schemas
+
+SCHEMA_PATH = summary_schemas.SCHEMAS / "breakdown.schema.json"
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
 MIN_SENTENCE_WORDS = 5
 
 
-@lru_cache(maxsize=1)
 def schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text())
+    return summary_schemas.load("breakdown")
 
 
 def metric_specs() -> dict[str, dict]:
-    return schema()["properties"]["metrics"]["properties"]
+    """Breakdown metric name -> its schema entry (x-unit, x-better, x-label, description)."""
+    return summary_schemas.metric_specs("breakdown")
 
 
 def validation_errors(summary: dict) -> list[str]:
-    from jsonschema import Draft202012Validator
-    v = Draft202012Validator(schema())
-    return [f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}" for e in v.iter_errors(summary)]
+    return summary_schemas.validation_errors("breakdown", summary)
 
 
 # -- one run's time -----------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import psutil
 
+from engine.system import cpu_model
+
 #: Set this to pin the machine fingerprint (e.g. a CI runner pool whose hosts differ only in CPU stepping).
 FINGERPRINT_ENV = "RESEARCH_BENCH_MACHINE_ID"
 
@@ -77,23 +79,6 @@ def resolve_ref(ref: str, cwd: str | Path = ".") -> str | None:
     return _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], Path(cwd))
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    if platform.system() == "Darwin":
-        try:
-            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
-                                  timeout=5).stdout.strip() or platform.machine()
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return platform.processor() or platform.machine()
-
-
 def _gpus() -> tuple[str, ...]:
     """NVIDIA GPUs from the driver's /proc entries (no torch import); empty elsewhere."""
     root = Path("/proc/driver/nvidia/gpus")
@@ -114,7 +99,7 @@ def machine_info() -> MachineInfo:
     """This machine. The fingerprint hashes OS, architecture, CPU model, logical cores, RAM (whole GB) and
     GPUs, so results of different hardware never mix; $RESEARCH_BENCH_MACHINE_ID overrides it."""
     os_name, arch = platform.system(), platform.machine()
-    cpu, logical = _cpu_model(), psutil.cpu_count() or 1
+    cpu, logical = cpu_model(), psutil.cpu_count() or 1
     ram = int(round(psutil.virtual_memory().total / 2**30))
     gpus = _gpus()
     basis = json.dumps([os_name, arch, cpu, logical, ram, list(gpus)])

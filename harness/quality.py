@@ -15,16 +15,15 @@ Definitions (per question q with gold answer g and gold abstract G = the questio
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "quality.schema.json"
+from harness import summary_schemas
+
+SCHEMA_PATH = summary_schemas.SCHEMAS / "quality.schema.json"
 
 #: The seed of the question sample. Changing it changes which questions are asked, so records made with
 #: different seeds are not comparable; it is stored in every quality record.
@@ -41,20 +40,17 @@ SAMPLE_SIZES: dict[str, tuple[int, int]] = {
 DECISIONS = ("yes", "no", "maybe")
 
 
-@lru_cache(maxsize=1)
 def schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text())
+    return summary_schemas.load("quality")
 
 
 def metric_specs() -> dict[str, dict]:
     """Quality metric name -> its schema entry (x-unit, x-better, x-label, description)."""
-    return schema()["properties"]["metrics"]["properties"]
+    return summary_schemas.metric_specs("quality")
 
 
 def validation_errors(summary: dict) -> list[str]:
-    from jsonschema import Draft202012Validator
-    v = Draft202012Validator(schema())
-    return [f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}" for e in v.iter_errors(summary)]
+    return summary_schemas.validation_errors("quality", summary)
 
 
 # -- sampling and baselines ----------------------------------------------------------------------------------
