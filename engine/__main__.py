@@ -143,7 +143,9 @@ def _cmd_validate(a: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(a: argparse.Namespace) -> int:
-    """Measure a machine class's budget: median of N warm runs; upper = 1.5 x median, lower = 0.5 x median."""
+    """Measure a machine class's budget: median of N warm runs; lower = 0.5 x median, upper = 2 x median
+    rounded up to 5 s (the rule engine/profiles.toml documents)."""
+    import math
     import statistics
     from engine import research
     from engine.system import current_machine_class
@@ -158,7 +160,7 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
     med = statistics.median(times)
     print(f"[profiles.{a.profile}.budgets.{current_machine_class()}]  # median {med:.1f} s of {a.runs} runs, "
           f"peak median {statistics.median(peaks):.0f} MB")
-    print(f"time_s = [{med * 0.5:.0f}, {med * 1.5:.0f}]")
+    print(f"time_s = [{med * 0.5:.0f}, {5 * math.ceil(med * 2 / 5):.0f}]")
     return 0
 
 

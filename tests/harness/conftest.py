@@ -23,6 +23,20 @@ _ve({})                                         # compiles the schema validator 
 
 MACHINE = "linux-x86_64-2c"        # budgets: quick [10, 45] s, 4096 MB; balanced [20, 90] s, 6144 MB
 
+#: The budgets these tests are written against, pinned so that re-measuring the shipped budgets in
+#: engine/profiles.toml never changes a test's expectations (every bench project here loads this overlay).
+PINNED_BUDGETS = {
+    "quick": "[profiles.quick.budgets.linux-x86_64-2c]\ntime_s = [10, 45]\nmemory_mb = 4096\n",
+    "balanced": "[profiles.balanced.budgets.linux-x86_64-2c]\ntime_s = [20, 90]\nmemory_mb = 6144\n",
+    "thorough": "[profiles.thorough.budgets.linux-x86_64-2c]\ntime_s = [30, 180]\nmemory_mb = 8192\n",
+}
+
+
+def pinned_profiles(body: str = "") -> str:
+    """`body` plus the pinned budget tables it does not define itself."""
+    extra = [t for t in PINNED_BUDGETS.values() if t.splitlines()[0] not in body]
+    return body.rstrip() + "\n\n" + "\n".join(extra)
+
 DOUBLES_CONFTEST = '''
 import pytest
 from harness.runner import Warmup
@@ -80,7 +94,7 @@ class Bench:
 
     def profiles_file(self, body: str) -> Path:
         p = self.pytester.path / "profiles.toml"
-        p.write_text(body)
+        p.write_text(pinned_profiles(body))
         return p
 
     def run(self, *args: str) -> pytest.RunResult:
@@ -116,4 +130,7 @@ def bench(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Bench:
     doubles._calls["n"] = 0
     for k in ("RESEARCH_PROFILES", "GITHUB_STEP_SUMMARY", "RESEARCH_BENCH_RESULTS_DIR", "RESEARCH_BENCH_MACHINE_ID"):
         monkeypatch.delenv(k, raising=False)
+    pinned = pytester.path / "pinned-budgets.toml"
+    pinned.write_text(pinned_profiles())
+    monkeypatch.setenv("RESEARCH_PROFILES", str(pinned))
     return Bench(pytester)

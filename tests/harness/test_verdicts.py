@@ -13,7 +13,7 @@ from harness.budgets import BudgetSpec, evaluate
 from harness.store import load_records
 from tests.harness.doubles import recorded_telemetry
 
-from .conftest import MACHINE
+from .conftest import MACHINE, pinned_profiles
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +21,18 @@ def tel():
     return recorded_telemetry()
 
 
-def _budget(scale=1.0, machine=MACHINE, profile="quick"):
-    return BudgetSpec.from_profile(get_profile(profile), machine, scale)
+@pytest.fixture(scope="module")
+def pinned(tmp_path_factory):
+    p = tmp_path_factory.mktemp("profiles") / "pinned.toml"
+    p.write_text(pinned_profiles())
+    return p
+
+
+@pytest.fixture
+def _budget(pinned):
+    def make(scale=1.0, machine=MACHINE, profile="quick"):
+        return BudgetSpec.from_profile(get_profile(profile, pinned), machine, scale)
+    return make
 
 
 def _with(tel, **metrics):
@@ -31,36 +41,36 @@ def _with(tel, **metrics):
     return t
 
 
-def test_recorded_quick_run_meets_its_target(tel):
+def test_recorded_quick_run_meets_its_target(tel, _budget):
     v = evaluate(tel, _budget(), schema_errors=validation_errors(tel))
     assert v.target_met and v.reasons == [] and v.time_status == "within" and v.memory_status == "within"
 
 
-def test_over_the_time_budget_fails_with_the_budget_named(tel):
+def test_over_the_time_budget_fails_with_the_budget_named(tel, _budget):
     v = evaluate(_with(tel, execution_time_s=52.3), _budget(), schema_errors=[])
     assert not v.target_met and v.codes == ["time_over_budget"]
     assert v.messages[0].startswith("quick: 52.3 s > 45 s budget (+16 %)")
     assert "[linux-x86_64-2c]" in v.messages[0]
 
 
-def test_budget_scale_scales_time_and_is_shown(tel):
+def test_budget_scale_scales_time_and_is_shown(tel, _budget):
     v = evaluate(tel, _budget(scale=0.01), schema_errors=[])
     assert v.messages == ["quick: 18.6 s > 0.45 s budget (+4036 %) [linux-x86_64-2c, scaled x0.01]"]
 
 
-def test_under_the_lower_bound_is_a_note_not_a_failure(tel):
+def test_under_the_lower_bound_is_a_note_not_a_failure(tel, _budget):
     v = evaluate(_with(tel, execution_time_s=4.0), _budget(), schema_errors=[])
     assert v.target_met and v.time_status == "under"
     assert "under budget by 60 %" in v.notes[0] and "not failed" in v.notes[0]
 
 
-def test_unknown_machine_class_falls_back_to_reference_figures_and_says_so(tel):
+def test_unknown_machine_class_falls_back_to_reference_figures_and_says_so(tel, _budget):
     v = evaluate(tel, _budget(machine="linux-aarch64-64c"), schema_errors=[])
     assert v.target_met    # apple-m1-16gb quick band is [25, 45]: 18.6 s is under it
     assert any("reference class" in n for n in v.notes)
 
 
-def test_memory_over_the_limit_names_peak_limit_and_allocators(tel):
+def test_memory_over_the_limit_names_peak_limit_and_allocators(tel, _budget):
     v = evaluate(_with(tel, memory_peak_mb=5000.0), _budget(), schema_errors=[],
                  memray_top=["  80.0 MB in 2 allocation(s): ones (numpy/_core/numeric.py:232)"])
     assert v.codes == ["memory_over_limit"]
@@ -69,12 +79,12 @@ def test_memory_over_the_limit_names_peak_limit_and_allocators(tel):
     assert "top allocators" in msg and "numeric.py:232" in msg
 
 
-def test_harness_peak_is_used_when_the_run_left_no_telemetry():
+def test_harness_peak_is_used_when_the_run_left_no_telemetry(_budget):
     v = evaluate(None, _budget(), crash_cause="killed by SIGKILL", observed_peak_mb=6000.0)
     assert set(v.codes) == {"crashed", "memory_over_limit"} and v.memory_source == "harness"
 
 
-def test_schema_failure_names_json_path_and_rule(tel):
+def test_schema_failure_names_json_path_and_rule(tel, _budget):
     bad = _with(tel, execution_time_s=-1)
     del bad["answer"]["sources"]
     errs = validation_errors(bad)
@@ -91,13 +101,13 @@ def test_schema_failure_names_json_path_and_rule(tel):
     ({"citation_validity": 0.2}, "citation_validity_below_floor", "quick: citation validity 0.20 < floor 0.50"),
     ({"citation_validity": None, "citations": 0}, "no_citations", "no claim cites a passage"),
 ])
-def test_quality_floor_fails_a_fast_run(tel, metrics, code, text):
+def test_quality_floor_fails_a_fast_run(tel, metrics, code, text, _budget):
     v = evaluate(_with(tel, execution_time_s=11.0, **metrics), _budget(), schema_errors=[])
     assert v.codes == [code] and v.time_status == "within"
     assert text in v.messages[0]
 
 
-def test_failed_and_timed_out_runs_never_meet_the_target(tel):
+def test_failed_and_timed_out_runs_never_meet_the_target(tel, _budget):
     failed = copy.deepcopy(tel)
     failed["success"], failed["errors"] = False, ["RuntimeError: llama.cpp: failed to decode"]
     v = evaluate(failed, _budget(), schema_errors=[])
