@@ -16,21 +16,9 @@ from pathlib import Path
 import pytest
 
 from harness.store import load_records
+from tests.harness.conftest import DOUBLES_CONFTEST
 
 ROOT = Path(__file__).resolve().parents[2]
-DOUBLES_CONFTEST = '''
-import pytest
-from harness.runner import Warmup
-
-@pytest.fixture(scope="session")
-def bench_warmup():
-    """Test double of the session warm-up: the doubles load nothing."""
-    return Warmup(corpus=None, corpus_path=None, seconds=0.0, index_cache_hit=None, system_info={})
-
-@pytest.fixture
-def research_runner():
-    return "tests.harness.doubles:replay_research_double"
-'''
 
 
 def _project(tmp_path: Path, body: str, doubles: bool = True) -> Path:
