@@ -126,6 +126,9 @@ class _Run:
     final_context_tokens: int = 0
     gold: Any = None
     retrieval: bool = True
+    memory_limit_mb: float = 0.0                  # the profile's limit for this machine class
+    resolver: CitationResolver = field(default_factory=CitationResolver)   # labels of passages in context
+    messages: list[Message] = field(default_factory=list)                  # the conversation so far
 
 
 def research(question: str, *, profile: str | Profile = "quick", backend: str | Backend = "llamacpp",
@@ -152,7 +155,8 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
     run = _Run(profile=prof, backend_name=backend_name, question=q,
                started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
                t0=time.perf_counter(), clock=PhaseClock(), meter=StreamMeter(),
-               sampler=MemorySampler(ProcessTree(extra_pids=extra)), corpus=corp, retrieval=retrieval)
+               sampler=MemorySampler(ProcessTree(extra_pids=extra)), corpus=corp, retrieval=retrieval,
+               memory_limit_mb=prof.budget_for(system_mod.current_machine_class()).memory_mb)
     run.gold = corp.question_by_text(q)
     run.sampler.start()
     run.clock.switch("plan")
@@ -163,7 +167,8 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
                 backend, model or prof.model_for(backend), context_window=prof.context_window,
                 timeout_s=prof.timeout_s)
             emit("phase", {"phase": "plan"})
-            _stream_evidence(run, emit, early_exit) if retrieval else None
+            if retrieval:
+                _stream_evidence(run, emit, early_exit)
             _synthesize(run, emit)
         finally:
             run.clock.stop()
@@ -186,14 +191,9 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
         write_atomic(telemetry_out, tel)
     if own_backend:
         run.backend.close()
-    passages = {p.id: p for p in corp.passages if p.id in set(_resolver_of(run).labels.values())}
-    return ResearchSession(q, run.answer, run.decision, run.claims, dict(_resolver_of(run).labels), tel, passages)
-
-
-def _resolver_of(run: _Run) -> CitationResolver:
-    if not hasattr(run, "_resolver"):
-        run._resolver = CitationResolver()  # type: ignore[attr-defined]
-    return run._resolver  # type: ignore[attr-defined]
+    in_context = run.resolver.ids
+    passages = {p.id: p for p in corp.passages if p.id in in_context}
+    return ResearchSession(q, run.answer, run.decision, run.claims, dict(run.resolver.labels), tel, passages)
 
 
 def _generate(run: _Run, messages: list[Message], *, max_tokens: int, prefill: str, kind: str,
@@ -236,7 +236,8 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
 
     run.sizer = AdaptiveBatchSizer(prof.batch_size, prof.min_batch_size, prof.max_batch_size)
     run.gate = EarlyExitController(prof.novelty_threshold, enabled=early_exit)
-    resolver = _resolver_of(run)
+    resolver = run.resolver
+    by_id = {p.id: p for p in corp.passages}
     messages: list[Message] = []
     reserve = prof.claim_tokens + SYNTHESIS_PROMPT_RESERVE + prof.synthesis_tokens
     generated = 0
@@ -250,7 +251,7 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         if generated + prof.claim_tokens + prof.synthesis_tokens > prof.max_tokens:
             run.early_exit = {"triggered": False, "batch": b, "reason": "token_budget"}
             break
-        size = run.sizer.next_size(b, run.sampler.pressure(prof.budget_for(system_mod.current_machine_class()).memory_mb))
+        size = run.sizer.next_size(b, run.sampler.pressure(run.memory_limit_mb))
         batch_hits = hits[pos:pos + size]
         vectors = index.vectors[[h.passage_index for h in batch_hits]]
         admitted, nov = run.gate.admit(b, vectors)
@@ -262,7 +263,6 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
             run.early_exit = {"triggered": True, "batch": b, "reason": "novelty_below_threshold"}
             break
         # Fit the batch into the context window (counted with the backend's tokenizer), dropping its tail.
-        by_id = _passage_lookup(corp)
         take = list(batch_hits)
         while take:
             labels = [(len(resolver.labels) + i + 1, by_id[h.passage_id]) for i, h in enumerate(take)]
@@ -305,24 +305,13 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         emit("batch_done", {"batch": b, "claims": len(parser.claims), "call": run.calls[-1]})
         pos += size
         b += 1
-    run._messages = messages  # type: ignore[attr-defined]
-
-
-_LOOKUP_CACHE: dict[int, dict[str, Passage]] = {}
-
-
-def _passage_lookup(corp: Corpus) -> dict[str, Passage]:
-    key = id(corp)
-    if key not in _LOOKUP_CACHE:
-        _LOOKUP_CACHE.clear()
-        _LOOKUP_CACHE[key] = {p.id: p for p in corp.passages}
-    return _LOOKUP_CACHE[key]
+    run.messages = messages
 
 
 def _synthesize(run: _Run, emit: Event) -> None:
     run.clock.switch("synthesis")
     emit("phase", {"phase": "synthesis"})
-    prev: list[Message] = getattr(run, "_messages", [])
+    prev = run.messages
     if run.retrieval and prev:
         messages = prev + [Message("user", synthesis_request(run.question))]
     else:
@@ -336,7 +325,7 @@ def _synthesize(run: _Run, emit: Event) -> None:
     run.answer = (SYNTHESIS_PREFILL + out).strip()
     run.decision = parse_decision(run.answer)
     run.final_context_tokens = run.calls[-1]["prompt_tokens"] + run.calls[-1]["tokens_generated"]
-    resolver = _resolver_of(run)
+    resolver = run.resolver
     cited = parse_claim_line(run.answer.replace("\n", " "), resolver)
     run.answer_sources = sorted({c.passage_id for c in (cited.citations if cited else []) if c.valid and c.passage_id})
 
@@ -361,7 +350,6 @@ def _telemetry(run: _Run, system_info: dict | None, store_text: bool, *, success
     gen_wall = sum(c["e2e_s"] for c in calls)
     cit, val, inv = citation_counts(run.claims)
     peak = run.sampler.peak_mb if run.sampler.samples else None
-    budget = prof.budget_for(system_mod.current_machine_class())
     decisions = run.sizer.decisions if run.sizer else []
     admitted = [b for b in run.batches if b.get("admitted") and "claims" in b]
     unmeasured: dict[str, str] = {
@@ -394,7 +382,7 @@ def _telemetry(run: _Run, system_info: dict | None, store_text: bool, *, success
         "claims": len(run.claims),
         "citations": cit, "valid_citations": val, "invalid_citations": inv,
         "citation_validity": _ratio(val, cit),
-        "memory_efficiency": _ratio(peak, budget.memory_mb),
+        "memory_efficiency": _ratio(peak, run.memory_limit_mb),
         "context_efficiency": _ratio(unique, evaluated),
         "progressive_quality_score": (sum(1 for b in admitted if b.get("valid_citations")) / len(admitted)
                                       if admitted else None),
@@ -424,7 +412,7 @@ def _telemetry(run: _Run, system_info: dict | None, store_text: bool, *, success
         "schema_version": SCHEMA_VERSION,
         "run_id": run.run_id,
         "started_at": run.started_at,
-        "profile": {"name": prof.name, "context_window": prof.context_window, "memory_limit_mb": budget.memory_mb,
+        "profile": {"name": prof.name, "context_window": prof.context_window, "memory_limit_mb": run.memory_limit_mb,
                     "batch_size": prof.batch_size, "ef_search": prof.ef_search, "max_tokens": prof.max_tokens,
                     "novelty_threshold": prof.novelty_threshold, "timeout_s": prof.timeout_s,
                     "early_exit_enabled": bool(run.gate.enabled) if run.gate else True,
