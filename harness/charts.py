@@ -153,11 +153,7 @@ def scatter_chart(series: Sequence[tuple[str, Sequence[tuple[float, float, str]]
     f = _Frame(xt[0], xt[-1], 0.0 if ratio else min(0.0, min(ys)), 1.0 if ratio else max(ys), w, h, pad=not ratio)
     out = _open("scatter", title, w, h, points=str(len(pts)))
     out += _y_axis(f, y_unit)
-    for t in xt:
-        out.append(f'<text class="tick" x="{f.x(t):.1f}" y="{h - M["b"] + 12}" text-anchor="middle">'
-                   f'{escape(fmt(t))}</text>')
-    out.append(f'<text class="tick" x="{(M["l"] + w - M["r"]) / 2:.0f}" y="{h - 8}" text-anchor="middle">'
-               f'{escape(x_title)}{" (" + escape(x_unit) + ")" if x_unit else ""}</text>')
+    out += _x_axis(f, xt, f'{x_title}{" (" + x_unit + ")" if x_unit else ""}', w, h)
     out.append(f'<text class="tick" x="12" y="{(M["t"] + h - M["b"]) / 2:.0f}" text-anchor="middle" '
                f'transform="rotate(-90 12 {(M["t"] + h - M["b"]) / 2:.0f})">{escape(y_title)}</text>')
     for k, (name, ps) in enumerate(series):
@@ -172,6 +168,15 @@ def scatter_chart(series: Sequence[tuple[str, Sequence[tuple[float, float, str]]
     return "\n".join(out)
 
 
+def _x_axis(f: "_Frame", ticks: Sequence[float], title: str, w: int, h: int) -> list[str]:
+    """Tick labels under the plot and the axis title, centred."""
+    out = [f'<text class="tick" x="{f.x(t):.1f}" y="{h - M["b"] + 12}" text-anchor="middle">{escape(fmt(t))}</text>'
+           for t in ticks]
+    out.append(f'<text class="tick" x="{(M["l"] + w - M["r"]) / 2:.0f}" y="{h - 8}" text-anchor="middle">'
+               f'{escape(title)}</text>')
+    return out
+
+
 def xy_chart(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], *, title: str, x_title: str,
              y_unit: str = "", w: int = W, h: int = H) -> str:
     """Lines through measured (x, y) points per named series; used for growth with corpus size/context."""
@@ -181,11 +186,7 @@ def xy_chart(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], *, tit
     f = _Frame(xt[0], xt[-1], min(0.0, min(ys)), max(ys), w, h)
     out = _open("xy", title, w, h, points=str(len(pts)))
     out += _y_axis(f, y_unit)
-    for t in xt:
-        out.append(f'<text class="tick" x="{f.x(t):.1f}" y="{h - M["b"] + 12}" text-anchor="middle">'
-                   f'{escape(fmt(t))}</text>')
-    out.append(f'<text class="tick" x="{(M["l"] + w - M["r"]) / 2:.0f}" y="{h - 8}" text-anchor="middle">'
-               f'{escape(x_title)}</text>')
+    out += _x_axis(f, xt, x_title, w, h)
     for k, (name, ps) in enumerate(series):
         colour = PALETTE[k % len(PALETTE)]
         ps = sorted(ps)
