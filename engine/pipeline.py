@@ -44,12 +44,19 @@ class ResearchFailed(RuntimeError):
 
 
 class PhaseClock:
-    """Attributes every moment of the run to exactly one phase, so the phases partition the run time."""
+    """Attributes every moment of the run to exactly one phase, so the phases partition the run time.
 
-    def __init__(self) -> None:
+    It runs from its creation (in `first` phase) to stop(); `elapsed` is that whole span."""
+
+    def __init__(self, first: str | None = None) -> None:
         self.totals = {p: 0.0 for p in PHASES}
-        self.current: str | None = None
-        self._since = time.perf_counter()
+        self.current: str | None = first
+        self.started = self._since = time.perf_counter()
+        self.stopped: float | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return (self.stopped or time.perf_counter()) - self.started
 
     def switch(self, phase: str) -> None:
         now = time.perf_counter()
@@ -60,6 +67,7 @@ class PhaseClock:
     def stop(self) -> None:
         self.switch(self.current or "plan")
         self.current = None
+        self.stopped = self._since
 
 
 @dataclass
@@ -103,7 +111,6 @@ class _Run:
     backend_name: str
     question: str
     started_at: str
-    t0: float
     clock: PhaseClock
     meter: StreamMeter
     sampler: MemorySampler
@@ -154,12 +161,11 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
     extra = find_ollama_server_pids() if backend_name == "ollama" else []
     run = _Run(profile=prof, backend_name=backend_name, question=q,
                started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
-               t0=time.perf_counter(), clock=PhaseClock(), meter=StreamMeter(),
+               clock=PhaseClock("plan"), meter=StreamMeter(),
                sampler=MemorySampler(ProcessTree(extra_pids=extra)), corpus=corp, retrieval=retrieval,
                memory_limit_mb=prof.budget_for(system_mod.current_machine_class()).memory_mb)
     run.gold = corp.question_by_text(q)
     run.sampler.start()
-    run.clock.switch("plan")
     own_backend = isinstance(backend, str)
     try:
         try:
@@ -337,7 +343,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def _telemetry(run: _Run, system_info: dict | None, store_text: bool, *, success: bool,
                timed_out: bool = False) -> dict:
     prof = run.profile
-    exec_s = time.perf_counter() - run.t0
+    exec_s = run.clock.elapsed
     calls = run.calls
     complete = [c for c in calls if c["complete"]]
     tokens = sum(c["tokens_generated"] for c in calls)
