@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import DEFAULT_QUESTION
+from llm_research_bench.harness import DEFAULT_QUESTION
 
 
 @pytest.fixture(scope="session")

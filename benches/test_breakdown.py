@@ -32,7 +32,7 @@ import time
 
 import pytest
 
-from harness import breakdown as B
+from llm_research_bench.harness import breakdown as B
 
 pytestmark = [pytest.mark.breakdown]
 PROFILE = "quick"
@@ -131,8 +131,8 @@ def test_prefix_reuse(research_bench, record_result, bench_question, request):
 
 
 def test_harness_overhead(research_bench, record_result, bench_question, request, tmp_path):
-    from harness.config import BenchContext
-    from harness.runner import BenchCore
+    from llm_research_bench.harness.config import BenchContext
+    from llm_research_bench.harness.runner import BenchCore
 
     res, cond = _quick_run(research_bench, bench_question)
     rec = res.measured[-1].record

@@ -13,8 +13,8 @@ import statistics
 
 import pytest
 
-from engine.profiles import get_profile
-from harness.efficiency import measure
+from llm_research_bench.engine.profiles import get_profile
+from llm_research_bench.harness.efficiency import measure
 
 pytestmark = pytest.mark.efficiency
 ROUNDS = 3

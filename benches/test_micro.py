@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.fixtures import context_of
+from llm_research_bench.harness.fixtures import context_of
 
 pytestmark = pytest.mark.micro
 
@@ -29,14 +29,14 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope="module")
 def index(bench_warmup):
-    from engine.embed import shared_embedder
-    from engine.index import HNSWIndex
+    from llm_research_bench.engine.embed import shared_embedder
+    from llm_research_bench.engine.index import HNSWIndex
     return HNSWIndex.build_or_load(bench_warmup.corpus, shared_embedder())
 
 
 @pytest.fixture(scope="module")
 def query_vector(bench_warmup, bench_question):
-    from engine.embed import shared_embedder
+    from llm_research_bench.engine.embed import shared_embedder
     return shared_embedder().encode([bench_question])[0]
 
 
@@ -47,7 +47,7 @@ def test_retrieval(benchmark, index, query_vector, ef_search, retrieve_k):
 
 @pytest.mark.parametrize("batch,context", [(8, 8), (8, 64), (16, 256)], ids=lambda n: str(n))
 def test_novelty_scoring(benchmark, index, batch, context):
-    from engine.novelty import novelty
+    from llm_research_bench.engine.novelty import novelty
     vecs = index.vectors
     b, c = vecs[:batch], vecs[batch:batch + context]
     score = benchmark(novelty, b, c)
@@ -68,7 +68,7 @@ def claim_stream(bench_warmup):
 
 
 def test_claim_parsing(benchmark, claim_stream):
-    from engine.claims import CitationResolver, ClaimStreamParser
+    from llm_research_bench.engine.claims import CitationResolver, ClaimStreamParser
 
     deltas, ids = claim_stream
 
@@ -87,7 +87,7 @@ def test_claim_parsing(benchmark, claim_stream):
 
 
 def test_schema_validation(benchmark):
-    from engine.telemetry import validation_errors
+    from llm_research_bench.engine.telemetry import validation_errors
     doc = json.loads(TELEMETRY.read_text())
     errors = benchmark(validation_errors, doc)
     assert errors == []

@@ -39,10 +39,10 @@ import time
 
 import pytest
 
-from harness import breakdown as B
-from harness import quality
-from harness import session as S
-from harness.budgets import evaluate
+from llm_research_bench.harness import breakdown as B
+from llm_research_bench.harness import quality
+from llm_research_bench.harness import session as S
+from llm_research_bench.harness.budgets import evaluate
 
 pytestmark = [pytest.mark.quality]
 

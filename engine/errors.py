@@ -1,8 +1,8 @@
 """The errors a user can cause or meet, each with a one-line message naming the fix."""
-from engine.backends.base import BackendError
-from engine.corpus import CorpusError
-from engine.embed import EmbeddingError
-from engine.pipeline import QuestionError, ResearchFailed
-from engine.profiles import ProfileError
+from .backends.base import BackendError
+from .corpus import CorpusError
+from .embed import EmbeddingError
+from .pipeline import QuestionError, ResearchFailed
+from .profiles import ProfileError
 
 USER_ERRORS = (ProfileError, CorpusError, QuestionError, BackendError, EmbeddingError, ResearchFailed)

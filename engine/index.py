@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.corpus import Corpus
-from engine.embed import Embedder
+from .corpus import Corpus
+from .embed import Embedder
 
 INDEX_FORMAT = 1
 

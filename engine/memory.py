@@ -9,7 +9,7 @@ import time
 
 import psutil
 
-from engine.batching import Pressure
+from .batching import Pressure
 
 
 def ru_maxrss_mb() -> float:

@@ -11,20 +11,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from engine import prompts
-from engine.backends import Backend, Message, make_backend
-from engine.batching import AdaptiveBatchSizer, adaptive_batch_effectiveness
-from engine.claims import CitationResolver, Claim, ClaimStreamParser, citation_counts, parse_claim_line
-from engine.corpus import Corpus, Passage, load_corpus
-from engine.embed import shared_embedder
-from engine.index import HNSWIndex
-from engine.memory import MemorySampler, ProcessTree, find_ollama_server_pids, ru_maxrss_mb
-from engine.novelty import EarlyExitController
-from engine.profiles import Profile, get_profile
-from engine.stream import StreamMeter, itl_percentiles, tpot
-from engine.synthesis import SYNTHESIS_PREFILL, closed_book_request, parse_decision, synthesis_request
-from engine import system as system_mod
-from engine.telemetry import SCHEMA_VERSION, redact, sha256, write_atomic
+from . import prompts
+from .backends import Backend, Message, make_backend
+from .batching import AdaptiveBatchSizer, adaptive_batch_effectiveness
+from .claims import CitationResolver, Claim, ClaimStreamParser, citation_counts, parse_claim_line
+from .corpus import Corpus, Passage, load_corpus
+from .embed import shared_embedder
+from .index import HNSWIndex
+from .memory import MemorySampler, ProcessTree, find_ollama_server_pids, ru_maxrss_mb
+from .novelty import EarlyExitController
+from .profiles import Profile, get_profile
+from .stream import StreamMeter, itl_percentiles, tpot
+from .synthesis import SYNTHESIS_PREFILL, closed_book_request, parse_decision, synthesis_request
+from . import system as system_mod
+from .telemetry import SCHEMA_VERSION, redact, sha256, write_atomic
 
 MAX_QUESTION_CHARS = 4000
 SYNTHESIS_PROMPT_RESERVE = 96   # tokens kept free for the synthesis request itself
@@ -154,7 +154,7 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
     q = _check_question(question)
     backend_name = backend if isinstance(backend, str) else backend.name
     if isinstance(backend, str) and backend not in ("llamacpp", "ollama"):
-        from engine.backends import BackendError
+        from .backends import BackendError
         raise BackendError(f"unknown backend '{backend}': use llamacpp or ollama")
     corp = corpus if isinstance(corpus, Corpus) else load_corpus(corpus)
 

@@ -1,7 +1,7 @@
 """The words the model is given for each evidence batch (kept apart from the control flow)."""
 from __future__ import annotations
 
-from engine.corpus import Passage
+from .corpus import Passage
 
 MAX_PASSAGE_CHARS = 1500
 CLAIM_PREFILL = "- "

@@ -139,7 +139,7 @@ def _llama_cpp_facts() -> tuple[str | None, bool | None]:
 
 
 def detect(probe_ollama_server: bool = True) -> SystemInfo:
-    from engine.backends.registry import installed_models
+    from .backends.registry import installed_models
 
     vm = psutil.virtual_memory()
     os_name, arch = platform.system(), platform.machine()

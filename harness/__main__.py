@@ -12,9 +12,9 @@ import sys
 
 #: name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "compare": ("harness.compare_cli", "compare stored results of two commits (deltas, noise tests, --compare-fail)"),
-    "report": ("harness.report_html", "write the self-contained HTML report of the results store"),
-    "export": ("harness.export", "export stored results for Bencher or github-action-benchmark"),
+    "compare": ("llm_research_bench.harness.compare_cli", "compare stored results of two commits (deltas, noise tests, --compare-fail)"),
+    "report": ("llm_research_bench.harness.report_html", "write the self-contained HTML report of the results store"),
+    "export": ("llm_research_bench.harness.export", "export stored results for Bencher or github-action-benchmark"),
 }
 
 

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness import summary_schemas
+from llm_research_bench.harness import summary_schemas
 
 SCHEMA_PATH = summary_schemas.SCHEMAS / "breakdown.schema.json"
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
@@ -121,7 +121,7 @@ def sentence_splits(passages: Sequence[Any]) -> list[tuple[str, str]]:
 def scaled_corpus(corpus: Any, n: int) -> Any:
     """A corpus of exactly n passages built from `corpus` (an engine Corpus) as the module doc says; its
     questions are those whose gold passages are all inside."""
-    from engine.corpus import Corpus, Passage
+    from llm_research_bench.engine.corpus import Corpus, Passage
 
     base = list(corpus.passages)
     if n <= 0:
@@ -145,7 +145,7 @@ def scaled_corpus(corpus: Any, n: int) -> Any:
 # -- measurements (run the engine; each in a fresh child process, so its peak RSS is its own) ---------------
 
 def _peak_rss_mb() -> float:
-    from engine.memory import ru_maxrss_mb
+    from llm_research_bench.engine.memory import ru_maxrss_mb
     return ru_maxrss_mb()
 
 
@@ -161,11 +161,11 @@ def measure_corpus_size(n: int, question: str, profile: str = "quick", n_queries
 
     import numpy as np
 
-    from engine import research
-    from engine.corpus import load_corpus
-    from engine.embed import shared_embedder
-    from engine.index import HNSWIndex
-    from engine.profiles import get_profile
+    from llm_research_bench.engine import research
+    from llm_research_bench.engine.corpus import load_corpus
+    from llm_research_bench.engine.embed import shared_embedder
+    from llm_research_bench.engine.index import HNSWIndex
+    from llm_research_bench.engine.profiles import get_profile
 
     cache = cache_dir or tempfile.mkdtemp(prefix="breakdown-index-")
     os.environ["RESEARCH_CACHE_DIR"] = cache            # research() below finds the index built here
@@ -216,11 +216,11 @@ def measure_corpus_size(n: int, question: str, profile: str = "quick", n_queries
 def measure_context_window(context_window: int, question: str, profile: str = "quick",
                            with_telemetry: bool = False) -> dict:
     """In this process: one research run with the profile's context window replaced (index cache as usual)."""
-    from engine import research
-    from engine.corpus import load_corpus
-    from engine.embed import shared_embedder
-    from engine.index import HNSWIndex
-    from engine.profiles import get_profile
+    from llm_research_bench.engine import research
+    from llm_research_bench.engine.corpus import load_corpus
+    from llm_research_bench.engine.embed import shared_embedder
+    from llm_research_bench.engine.index import HNSWIndex
+    from llm_research_bench.engine.profiles import get_profile
 
     prof = get_profile(profile).with_overrides(context_window=context_window)
     corpus = load_corpus()

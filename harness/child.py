@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
         if p not in sys.path:
             sys.path.insert(0, p)
 
-    from harness import session as S
+    from llm_research_bench.harness import session as S
 
     def _term(signum, frame):
         raise S.Terminated("stopped by the harness (SIGTERM)")
@@ -41,10 +41,10 @@ def main(argv: list[str]) -> int:
     corpus = None
     system_info = None
     if req.get("warm"):
-        from engine.corpus import load_corpus
-        from engine.embed import shared_embedder
-        from engine.index import HNSWIndex
-        from engine.system import detect
+        from llm_research_bench.engine.corpus import load_corpus
+        from llm_research_bench.engine.embed import shared_embedder
+        from llm_research_bench.engine.index import HNSWIndex
+        from llm_research_bench.engine.system import detect
         corpus = load_corpus(req.get("corpus"))
         HNSWIndex.build_or_load(corpus, shared_embedder())
         system_info = detect(probe_ollama_server=req.get("backend") == "ollama").as_dict()

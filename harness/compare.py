@@ -18,7 +18,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from harness.store import ResultRecord
+from llm_research_bench.harness.store import ResultRecord
 
 ALPHA = 0.05
 BOOTSTRAP_SAMPLES = 4000
@@ -26,7 +26,7 @@ UNUSABLE_OUTCOMES = ("timed_out", "crashed", "interrupted", "error", "skipped")
 
 
 def metric_specs() -> dict[str, dict]:
-    from engine.telemetry import metric_specs as specs
+    from llm_research_bench.engine.telemetry import metric_specs as specs
     return specs()
 
 

@@ -37,7 +37,7 @@ def add_arguments(p) -> None:
 
 
 def _resolve(ref: str, results_dir: Path, stored: set[str]) -> str:
-    from harness.environment import resolve_ref
+    from llm_research_bench.harness.environment import resolve_ref
     commit = resolve_ref(ref, Path.cwd())
     if commit and commit in stored:
         return commit
@@ -53,9 +53,9 @@ def _resolve(ref: str, results_dir: Path, stored: set[str]) -> str:
 
 def comparison_for(ref_a: str, ref_b: str, *, results_dir: Path, machine: str | None = None,
                    thresholds=(), metrics: list[str] | None = None):
-    from harness.compare import compare_records
-    from harness.environment import machine_info
-    from harness.store import StoreWarning, iter_records
+    from llm_research_bench.harness.compare import compare_records
+    from llm_research_bench.harness.environment import machine_info
+    from llm_research_bench.harness.store import StoreWarning, iter_records
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StoreWarning)
@@ -90,8 +90,8 @@ def comparison_for(ref_a: str, ref_b: str, *, results_dir: Path, machine: str | 
 
 
 def run(args) -> int:
-    from harness import report
-    from harness.compare import metric_specs, parse_threshold
+    from llm_research_bench.harness import report
+    from llm_research_bench.harness.compare import metric_specs, parse_threshold
 
     try:
         thresholds = [parse_threshold(s) for s in args.compare_fail]

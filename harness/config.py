@@ -11,10 +11,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
-from harness import PLUGIN_VERSION, environment
-from harness.budgets import BudgetSpec
-from harness.compare import Threshold, parse_threshold
-from harness.store import ResultRecord
+from llm_research_bench.harness import PLUGIN_VERSION, environment
+from llm_research_bench.harness.budgets import BudgetSpec
+from llm_research_bench.harness.compare import Threshold, parse_threshold
+from llm_research_bench.harness.store import ResultRecord
 
 BACKENDS = ("llamacpp", "ollama")
 
@@ -53,7 +53,7 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def load_profiles(profiles_file: str | None) -> dict[str, Any]:
-    from engine.profiles import ProfileError, load_profiles as _load
+    from llm_research_bench.engine.profiles import ProfileError, load_profiles as _load
     try:
         return _load(profiles_file)
     except ProfileError as e:
@@ -143,7 +143,7 @@ def resolve_compare_ref(ref: str, rootpath: Path, results_dir: Path) -> str:
     commit = environment.resolve_ref(ref, rootpath)
     if commit:
         return commit
-    from harness.store import iter_records_where
+    from llm_research_bench.harness.store import iter_records_where
     fp = environment.machine_info().fingerprint
     for rec in iter_records_where(results_dir, fingerprint=fp, commit=ref, strict_versions=False):
         if rec.commit:

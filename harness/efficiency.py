@@ -8,10 +8,10 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-from engine import research
-from engine.backends.llamacpp import LlamaCppBackend
-from engine.corpus import Corpus
-from engine.profiles import Profile, get_profile
+from llm_research_bench.engine import research
+from llm_research_bench.engine.backends.llamacpp import LlamaCppBackend
+from llm_research_bench.engine.corpus import Corpus
+from llm_research_bench.engine.profiles import Profile, get_profile
 
 
 @dataclass

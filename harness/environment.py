@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from engine.system import cpu_model
+from llm_research_bench.engine.system import cpu_model
 
 #: Set this to pin the machine fingerprint (e.g. a CI runner pool whose hosts differ only in CPU stepping).
 FINGERPRINT_ENV = "RESEARCH_BENCH_MACHINE_ID"
@@ -114,7 +114,7 @@ def machine_info() -> MachineInfo:
 @lru_cache(maxsize=1)
 def detected_machine_class() -> str:
     """The budget class of this machine (engine.system; imports torch once to see CUDA)."""
-    from engine.system import current_machine_class
+    from llm_research_bench.engine.system import current_machine_class
     return current_machine_class()
 
 

@@ -19,8 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from harness import measures
-from harness.store import ResultRecord
+from llm_research_bench.harness import measures
+from llm_research_bench.harness.store import ResultRecord
 
 EXPORT_SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "exports"
 FORMATS = ("bencher", "github-action-benchmark")
@@ -126,7 +126,7 @@ def export(records: Sequence[ResultRecord], fmt: str, *, direction: str | None =
 
 
 def write(path: str | Path, doc) -> Path:
-    from engine.telemetry import write_atomic
+    from llm_research_bench.engine.telemetry import write_atomic
     return write_atomic(path, doc)
 
 
@@ -150,7 +150,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     import sys
-    from harness.store import load_records
+    from llm_research_bench.harness.store import load_records
     if args.fmt == "bencher" and args.direction:
         print("export: --direction applies to github-action-benchmark only (Bencher keeps the direction in its "
               "thresholds)", file=sys.stderr)

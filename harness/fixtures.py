@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from harness import DEFAULT_QUESTION
-from harness import report
-from harness import session as S
-from harness.budgets import BudgetSpec, Verdict
-from harness.config import BenchContext
-from harness.runner import BenchCore, BenchResult, RunResult, Warmup, warm_up
+from llm_research_bench.harness import DEFAULT_QUESTION
+from llm_research_bench.harness import report
+from llm_research_bench.harness import session as S
+from llm_research_bench.harness.budgets import BudgetSpec, Verdict
+from llm_research_bench.harness.config import BenchContext
+from llm_research_bench.harness.runner import BenchCore, BenchResult, RunResult, Warmup, warm_up
 
 CONTEXT_KEY = pytest.StashKey[BenchContext]()
 

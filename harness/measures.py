@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
-from harness.store import ResultRecord
+from llm_research_bench.harness.store import ResultRecord
 
 #: Outcomes whose numbers are measurements (a failed bench still measured the run: it missed its budget).
 MEASURED_OUTCOMES = ("passed", "failed")
@@ -25,8 +25,8 @@ EXTRA_SOURCES = ("quality", "breakdown")
 @lru_cache(maxsize=1)
 def all_specs() -> dict[str, dict]:
     """Metric name -> spec (x-unit, x-better, x-label, description, plus `source`) over every schema."""
-    from engine.telemetry import metric_specs as telemetry_specs
-    from harness import breakdown, quality
+    from llm_research_bench.engine.telemetry import metric_specs as telemetry_specs
+    from llm_research_bench.harness import breakdown, quality
 
     out: dict[str, dict] = {}
     for source, specs in (("telemetry", telemetry_specs()), ("quality", quality.metric_specs()),
@@ -206,7 +206,7 @@ def mark_changes(points: list[Point], direction: str, *, rel_threshold: float = 
     run on a side there are no statistics: the mark is then 'indicative' (drawn hollow)."""
     if direction not in ("lower", "higher"):
         return
-    from harness.compare import noise_test
+    from llm_research_bench.harness.compare import noise_test
 
     for prev, cur in zip(points, points[1:]):
         pm, cm = prev.median, cur.median

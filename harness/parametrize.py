@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from harness.config import BenchContext, HarnessOptions
+from llm_research_bench.harness.config import BenchContext, HarnessOptions
 
 
 def wants_profiles(metafunc: pytest.Metafunc) -> bool:
@@ -16,7 +16,7 @@ def wants_profiles(metafunc: pytest.Metafunc) -> bool:
     if "profile" not in metafunc.fixturenames and marker is None:
         return False
     defs = getattr(metafunc, "_arg2fixturedefs", {}).get("profile")
-    if defs and getattr(defs[-1].func, "__module__", "") != "harness.fixtures":
+    if defs and getattr(defs[-1].func, "__module__", "") != "llm_research_bench.harness.fixtures":
         return False                       # a project's own `profile` fixture: not ours to parametrize
     for m in metafunc.definition.iter_markers("parametrize"):
         if m.args:

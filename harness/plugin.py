@@ -15,15 +15,15 @@ import signal
 
 import pytest
 
-from harness import parametrize
-from harness import summary as summary_mod
-from harness.config import BenchContext, OptionError, parse_options
-from harness.fixtures import (CONTEXT_KEY, bench_budget, bench_context, bench_warmup, context_of,  # noqa: F401
+from llm_research_bench.harness import parametrize
+from llm_research_bench.harness import summary as summary_mod
+from llm_research_bench.harness.config import BenchContext, OptionError, parse_options
+from llm_research_bench.harness.fixtures import (CONTEXT_KEY, bench_budget, bench_context, bench_warmup, context_of,  # noqa: F401
                               profile, record_result, research_bench, research_runner)
-from harness.summary import SessionSummary
+from llm_research_bench.harness.summary import SessionSummary
 
 try:
-    from harness.selection import deselect_unless_requested
+    from llm_research_bench.harness.selection import deselect_unless_requested
 except ImportError:          # pragma: no cover -- the opt-in selection module is optional
     deselect_unless_requested = None
 
@@ -148,7 +148,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     s = config.stash.get(SUMMARY_KEY, None)
     if s is None:
         return
-    from harness import report
+    from llm_research_bench.harness import report
     tr = terminalreporter
     tr.write_sep("=", "research bench summary")
     for kind, text in report.session_lines(s, context_of(config)):

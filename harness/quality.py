@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
-from harness import summary_schemas
+from llm_research_bench.harness import summary_schemas
 
 SCHEMA_PATH = summary_schemas.SCHEMAS / "quality.schema.json"
 

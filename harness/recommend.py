@@ -19,7 +19,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
-from harness.charts import fmt
+from llm_research_bench.harness.charts import fmt
 
 #: Thresholds of the rules (documented here, shown in the messages where they matter).
 PROMPT_EVAL_DOMINANT = 0.40     # share of wall time in native prompt evaluation
@@ -295,7 +295,7 @@ def _citation_floor(profile: str | None) -> float | None:
     if not profile:
         return None
     try:
-        from engine.profiles import get_profile
+        from llm_research_bench.engine.profiles import get_profile
         return get_profile(profile).citation_floor
     except Exception:
         return None
@@ -303,7 +303,7 @@ def _citation_floor(profile: str | None) -> float | None:
 
 def raw_decode_tps_from(records: Sequence[Any]) -> float | None:
     """The newest raw-backend decode rate any stored record measured (breakdown or engine-efficiency bench)."""
-    from harness import measures
+    from llm_research_bench.harness import measures
     best = None
     for r in records:
         v = measures.record_values(r).get("raw_decode_tokens_per_second")
@@ -315,7 +315,7 @@ def raw_decode_tps_from(records: Sequence[Any]) -> float | None:
 def recommend(records: Sequence[Any]) -> list[Recommendation]:
     """Every rule over stored ResultRecords: for each series, the runs of its newest commit on the newest
     record's machine. Run rules read the records' telemetry; quality rules read extra['quality']."""
-    from harness import measures
+    from llm_research_bench.harness import measures
     fp = measures.current_machine(records)
     mine = measures.on_machine(records, fp)
     raw = raw_decode_tps_from(mine)

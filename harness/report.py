@@ -8,9 +8,9 @@ from typing import Any, Iterable, Sequence
 
 from tabulate import tabulate
 
-from harness.budgets import fmt_limit
-from harness.compare import Comparison, SeriesComparison, describe_test, summarize
-from harness.store import ResultRecord
+from llm_research_bench.harness.budgets import fmt_limit
+from llm_research_bench.harness.compare import Comparison, SeriesComparison, describe_test, summarize
+from llm_research_bench.harness.store import ResultRecord
 
 #: Telemetry metrics the summary row shows, besides time and memory (names checked against the schema).
 ROW_METRICS = ("ttft_s", "decode_tokens_per_second", "claims", "citation_validity")
@@ -22,7 +22,7 @@ JUNIT_METRICS = ("execution_time_s", "memory_peak_mb", "ttft_s", "decode_tokens_
 
 
 def _specs() -> dict[str, dict]:
-    from engine.telemetry import metric_specs
+    from llm_research_bench.engine.telemetry import metric_specs
     return metric_specs()
 
 
@@ -199,7 +199,7 @@ def table_rows(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
     for r in rows:
         m = r.metrics
         runs = str(r.runs) + (f"+{r.warmups}w" if r.warmups else "")
-        body.append([r.bench + ("  [TEST DOUBLE]" if r.runner and r.runner not in ("engine:research",
+        body.append([r.bench + ("  [TEST DOUBLE]" if r.runner and r.runner not in ("engine:research", "llm_research_bench.engine:research",
                                                                                   "bench-supplied telemetry")
                                 else ""),
                      r.profile or "-", runs, _time_cell(r), _mem_cell(r),
@@ -323,8 +323,8 @@ def failure_text(bench: str, result: Any) -> str:
 # ------------------------------------------------------------------------------------------ terminal summary --
 def findings_lines(records: Any) -> list[str]:
     """Quality summaries and data-driven recommendations over this session's measured records."""
-    from harness.quality import summary_lines
-    from harness.recommend import recommend
+    from llm_research_bench.harness.quality import summary_lines
+    from llm_research_bench.harness.recommend import recommend
 
     measured = [r for r in records if not r.warmup]
     lines: list[str] = []

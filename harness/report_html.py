@@ -17,8 +17,8 @@ from html import escape
 from pathlib import Path
 from typing import Sequence
 
-from harness import charts, measures
-from harness.store import ResultRecord
+from llm_research_bench.harness import charts, measures
+from llm_research_bench.harness.store import ResultRecord
 
 CSS = """
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1500px}
@@ -254,7 +254,7 @@ def _breakdown(records: Sequence[ResultRecord]) -> list[str]:
 
 
 def _recommendations(records: Sequence[ResultRecord]) -> list[str]:
-    from harness.recommend import recommend
+    from llm_research_bench.harness.recommend import recommend
     recs = recommend(records)
     out = ['<section id="recommendations"><h2>Recommendations</h2>']
     if not recs:
@@ -348,7 +348,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     import sys
-    from harness.store import load_records
+    from llm_research_bench.harness.store import load_records
     records = load_records(args.results_dir)
     if not records:
         print(f"report: no result records under {args.results_dir}; the page says so (run `make bench` to "

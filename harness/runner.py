@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.recommend import recommend
-from harness import session as S
-from harness import store
-from harness.budgets import BudgetSpec, Verdict, evaluate
-from harness.compare import Summary, summarize
-from harness.config import BenchContext, profile_digest
-from harness.environment import cpu_snapshot, other_cpu_load
-from harness.store import ResultRecord
+from llm_research_bench.harness.recommend import recommend
+from llm_research_bench.harness import session as S
+from llm_research_bench.harness import store
+from llm_research_bench.harness.budgets import BudgetSpec, Verdict, evaluate
+from llm_research_bench.harness.compare import Summary, summarize
+from llm_research_bench.harness.config import BenchContext, profile_digest
+from llm_research_bench.harness.environment import cpu_snapshot, other_cpu_load
+from llm_research_bench.harness.store import ResultRecord
 
 
 class BenchError(RuntimeError):
@@ -110,7 +110,7 @@ class BenchCore:
                         bench: str | None = None, started: float | None = None) -> RunResult:
         """Validate, judge and append one record. `outcome` is what session.py saw (None for telemetry a bench
         produced itself). `started`: perf_counter() when the harness started on this run (for its overhead)."""
-        from engine.telemetry import validation_errors
+        from llm_research_bench.engine.telemetry import validation_errors
 
         prof = self.ctx.profile(profile)
         budget = self.ctx.budget(prof)
@@ -218,7 +218,7 @@ class BenchCore:
             if isolate:
                 extra_pids = None
                 if req.backend == "ollama":
-                    from engine.memory import find_ollama_server_pids
+                    from llm_research_bench.engine.memory import find_ollama_server_pids
                     extra_pids = find_ollama_server_pids()
                 enforce = budget.memory_mb if o.enforce_memory else None
                 outcome = S.run_isolated(req, enforce_memory_mb=enforce, extra_pids=extra_pids)
@@ -266,17 +266,17 @@ class Warmup:
 def warm_up(corpus_path: str | None = None, *, backend: str = "llamacpp") -> Warmup:
     """Load the corpus, the embedder and the HNSW index (built and cached the first time: ~65 s for PubMedQA
     on 2 cores), and the system facts telemetry carries, so that timed runs measure research on a warm cache."""
-    from engine.corpus import load_corpus
-    from engine.embed import shared_embedder
-    from engine.index import HNSWIndex
-    from engine.system import detect
+    from llm_research_bench.engine.corpus import load_corpus
+    from llm_research_bench.engine.embed import shared_embedder
+    from llm_research_bench.engine.index import HNSWIndex
+    from llm_research_bench.engine.system import detect
 
     t0 = time.perf_counter()
     corpus = load_corpus(corpus_path)
     embedder = shared_embedder()
     index = HNSWIndex.build_or_load(corpus, embedder)
     info = detect(probe_ollama_server=backend == "ollama").as_dict()
-    from engine.telemetry import validation_errors
+    from llm_research_bench.engine.telemetry import validation_errors
     validation_errors({})             # compiles the schema validator once, outside any run's bookkeeping
     return Warmup(corpus, corpus_path, time.perf_counter() - t0, index.cache_hit, info, embedder.device)
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-DEFAULT_RUNNER = "engine:research"
+DEFAULT_RUNNER = "llm_research_bench.engine:research"
 #: Seconds a child may take to warm up (an index is built here the first time: ~65 s on 2 cores).
 STARTUP_TIMEOUT_S = 900.0
 #: After timeout_s the child's own alarm fires; the parent sends SIGTERM this much later, then SIGKILL.
@@ -212,7 +212,7 @@ def _short(path: str) -> str:
 def run_in_process(req: RunRequest, *, deadline_owner: bool = True) -> RunOutcome:
     """Run `req` here. Never raises for run failures: the outcome says what happened, and `exception` holds
     what the caller must re-raise after recording (timeouts, interrupts, user errors)."""
-    from engine.pipeline import ResearchFailed
+    from llm_research_bench.engine.pipeline import ResearchFailed
 
     fn = resolve_runner(req.runner)
     kwargs = dict(profile=req.profile, backend=req.backend, corpus=req.corpus if req.corpus is not None
@@ -255,7 +255,7 @@ def profile_to_dict(profile: Any) -> dict:
 
 
 def profile_from_dict(d: dict) -> Any:
-    from engine.profiles import Budget, Profile
+    from llm_research_bench.engine.profiles import Budget, Profile
     d = dict(d)
     d["budgets"] = {k: Budget(**v) for k, v in (d.get("budgets") or {}).items()}
     return Profile(**d)
@@ -347,7 +347,7 @@ def run_isolated(req: RunRequest, *, workdir: str | os.PathLike | None = None, w
                  term_grace_s: float = TERM_GRACE_S, kill_grace_s: float = KILL_GRACE_S,
                  extra_pids: list[int] | None = None) -> RunOutcome:
     """Run `req` in a fresh `python -m harness.child` and wait for it, sampling its process tree."""
-    from engine.memory import ProcessTree
+    from llm_research_bench.engine.memory import ProcessTree
 
     warm = (req.runner == DEFAULT_RUNNER and req.retrieval) if warm is None else warm
     tmp = Path(tempfile.mkdtemp(prefix="research-bench-", dir=workdir))
@@ -358,7 +358,7 @@ def run_isolated(req: RunRequest, *, workdir: str | os.PathLike | None = None, w
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     with open(err_f, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "harness.child", str(req_f), str(res_f), str(st_f)],
+        proc = subprocess.Popen([sys.executable, "-m", "llm_research_bench.harness.child", str(req_f), str(res_f), str(st_f)],
                                 stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env=env)
     tree = ProcessTree(root_pid=proc.pid, extra_pids=extra_pids)
     t_spawn = time.perf_counter()

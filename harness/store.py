@@ -85,7 +85,7 @@ def _migrate(d: dict, path: Path) -> dict:
         raise ValueError(f"outcome {d.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
     tel = d.get("telemetry")
     if tel is not None:
-        from engine.telemetry import SCHEMA_VERSION
+        from llm_research_bench.engine.telemetry import SCHEMA_VERSION
         tv = tel.get("schema_version") if isinstance(tel, dict) else None
         if tv != SCHEMA_VERSION:
             raise ValueError(f"its telemetry has schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r} "

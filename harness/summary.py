@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from harness import report
-from harness.compare import Comparison, compare_records, latest_other_commit, series_key
-from harness.config import BenchContext
-from harness.store import ResultRecord, StoreWarning, iter_records_where
+from llm_research_bench.harness import report
+from llm_research_bench.harness.compare import Comparison, compare_records, latest_other_commit, series_key
+from llm_research_bench.harness.config import BenchContext
+from llm_research_bench.harness.store import ResultRecord, StoreWarning, iter_records_where
 
 
 @dataclass

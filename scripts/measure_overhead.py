@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import DEFAULT_QUESTION  # noqa: E402
-from harness.config import BenchContext, HarnessOptions, load_profiles  # noqa: E402
-from harness.runner import BenchCore, warm_up  # noqa: E402
-from harness.session import RunRequest  # noqa: E402
+from llm_research_bench.harness import DEFAULT_QUESTION  # noqa: E402
+from llm_research_bench.harness.config import BenchContext, HarnessOptions, load_profiles  # noqa: E402
+from llm_research_bench.harness.runner import BenchCore, warm_up  # noqa: E402
+from llm_research_bench.harness.session import RunRequest  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="write the numbers as JSON here")
     a = ap.parse_args(argv)
 
-    import engine
+    from llm_research_bench import engine
 
     results_dir = Path(a.results_dir or tempfile.mkdtemp(prefix="overhead-results-"))
     profiles = load_profiles(None)

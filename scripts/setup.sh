@@ -7,7 +7,7 @@ PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 STAMP="$VENV/.setup-stamp"
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c "import llama_cpp, engine" 2>/dev/null; then
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c "import llama_cpp, llm_research_bench.engine" 2>/dev/null; then
   exit 0
 fi
 log() { echo "[setup] $*" >&2; }

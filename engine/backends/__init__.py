@@ -1,7 +1,7 @@
 """Backends behind one interface (engine.backends.base.Backend)."""
 from __future__ import annotations
 
-from engine.backends.base import (Backend, BackendError, BackendUnavailable, GenerationStats, Message,
+from .base import (Backend, BackendError, BackendUnavailable, GenerationStats, Message,
                                   ModelNotFound, StreamInterrupted)
 
 BACKEND_NAMES = ("llamacpp", "ollama")
@@ -9,10 +9,10 @@ BACKEND_NAMES = ("llamacpp", "ollama")
 
 def make_backend(name: str, model: str, *, context_window: int, timeout_s: float = 60.0) -> Backend:
     if name == "llamacpp":
-        from engine.backends.llamacpp import LlamaCppBackend
+        from .llamacpp import LlamaCppBackend
         return LlamaCppBackend(model, context_window=context_window)
     if name == "ollama":
-        from engine.backends.ollama_backend import OllamaBackend
+        from .ollama_backend import OllamaBackend
         return OllamaBackend(model, context_window=context_window, read_timeout_s=timeout_s)
     raise BackendError(f"unknown backend '{name}': use one of {', '.join(BACKEND_NAMES)}")
 

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from engine.backends.base import Backend, BackendError, GenerationStats, Message, ModelNotFound
-from engine.backends.registry import resolve_model
-from engine.system import physical_cores
+from .base import Backend, BackendError, GenerationStats, Message, ModelNotFound
+from .registry import resolve_model
+from ..system import physical_cores
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")

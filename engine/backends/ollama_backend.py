@@ -8,9 +8,9 @@ import math
 import time
 from typing import Iterator
 
-from engine.backends.base import (Backend, BackendUnavailable, GenerationStats, Message, ModelNotFound,
+from .base import (Backend, BackendUnavailable, GenerationStats, Message, ModelNotFound,
                                   StreamInterrupted)
-from engine.system import ollama_host, redact_url
+from ..system import ollama_host, redact_url
 
 CONNECT_TIMEOUT_S = 3.0
 

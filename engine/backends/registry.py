@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from engine.backends.base import ModelNotFound
+from .base import ModelNotFound
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from engine.batching import AdaptiveBatchSizer, Pressure, adaptive_batch_effectiveness
-from engine.novelty import EarlyExitController, novelty
+from llm_research_bench.engine.batching import AdaptiveBatchSizer, Pressure, adaptive_batch_effectiveness
+from llm_research_bench.engine.novelty import EarlyExitController, novelty
 
 
 def test_pressure_is_the_larger_reading():

@@ -1,8 +1,8 @@
 import pytest
 
-from engine.claims import CitationResolver, ClaimStreamParser, citation_counts, parse_claim_line
-from engine.stream import CallTiming, StreamMeter, itl_percentiles, percentile, tpot
-from engine.synthesis import parse_decision
+from llm_research_bench.engine.claims import CitationResolver, ClaimStreamParser, citation_counts, parse_claim_line
+from llm_research_bench.engine.stream import CallTiming, StreamMeter, itl_percentiles, percentile, tpot
+from llm_research_bench.engine.synthesis import parse_decision
 
 
 def resolver(n=3):

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from engine.corpus import DEFAULT_PUBMEDQA, CorpusError, load_corpus
+from llm_research_bench.engine.corpus import DEFAULT_PUBMEDQA, CorpusError, load_corpus
 
 
 def test_pubmedqa_loads_with_gold():

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-import engine
-from engine.corpus import DEFAULT_PUBMEDQA, load_corpus
-from engine.telemetry import validation_errors
+from llm_research_bench import engine
+from llm_research_bench.engine.corpus import DEFAULT_PUBMEDQA, load_corpus
+from llm_research_bench.engine.telemetry import validation_errors
 
 pytestmark = pytest.mark.e2e
 

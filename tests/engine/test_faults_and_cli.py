@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.backends import ModelNotFound, make_backend
-from engine.backends.registry import resolve_model
+from llm_research_bench.engine.backends import ModelNotFound, make_backend
+from llm_research_bench.engine.backends.registry import resolve_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,9 +2,9 @@ import json
 
 import numpy as np
 
-from engine.corpus import load_corpus
-from engine.embed import shared_embedder
-from engine.index import HNSWIndex
+from llm_research_bench.engine.corpus import load_corpus
+from llm_research_bench.engine.embed import shared_embedder
+from llm_research_bench.engine.index import HNSWIndex
 
 
 def _corpus(tmp_path, texts):

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from engine.backends import BackendUnavailable, Message, ModelNotFound, StreamInterrupted, make_backend
+from llm_research_bench.engine.backends import BackendUnavailable, Message, ModelNotFound, StreamInterrupted, make_backend
 
 
 def free_port() -> int:

@@ -1,6 +1,6 @@
 import pytest
 
-from engine.profiles import ProfileError, get_profile, load_profiles
+from llm_research_bench.engine.profiles import ProfileError, get_profile, load_profiles
 
 
 def test_builtin_profiles_carry_seed_values():

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.pipeline import PHASES, PhaseClock, QuestionError, _check_question
-from engine.telemetry import metric_specs, redact, validation_errors, write_atomic
+from llm_research_bench.engine.pipeline import PHASES, PhaseClock, QuestionError, _check_question
+from llm_research_bench.engine.telemetry import metric_specs, redact, validation_errors, write_atomic
 
 SAMPLE = json.loads((Path(__file__).parents[1] / "data" / "telemetry_quick.json").read_text())
 

@@ -1,6 +1,6 @@
 import pytest
 
-from harness import store
+from llm_research_bench.harness import store
 from tests.eval.testdata import history_records
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.corpus import load_corpus
-from engine.telemetry import metric_specs as telemetry_specs
-from harness import breakdown, quality
+from llm_research_bench.engine.corpus import load_corpus
+from llm_research_bench.engine.telemetry import metric_specs as telemetry_specs
+from llm_research_bench.harness import breakdown, quality
 from tests.eval.testdata import base_telemetry
 
 

@@ -7,8 +7,8 @@ import statistics
 import pytest
 from jsonschema import Draft7Validator
 
-from harness import export, measures
-from harness.export import ExportError
+from llm_research_bench.harness import export, measures
+from llm_research_bench.harness.export import ExportError
 from tests.eval.testdata import TESTDATA_COMMITS, TESTDATA_MACHINE, TESTDATA_OTHER_MACHINE
 
 
@@ -111,5 +111,5 @@ def test_engine_efficiency_numbers_are_reused_under_breakdown_names(testdata_rec
     doc = export.export(testdata_records + [rec], "bencher")
     m = doc["engine_decode_and_prefix_reuse_vs_raw_llama_cpp[quick]"]
     assert m["engine-vs-raw-decode-ratio"]["value"] == 0.86 and "execution-time-s" in m
-    from harness import report_html
+    from llm_research_bench.harness import report_html
     assert "engine vs raw llama-cpp-python, 3 rounds" in report_html.render(testdata_records + [rec])

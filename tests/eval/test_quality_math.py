@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.claims import Citation, Claim
-from engine.corpus import Question
-from engine.telemetry import metric_specs as telemetry_specs
-from harness import quality
-from harness.quality import QuestionOutcome
+from llm_research_bench.engine.claims import Citation, Claim
+from llm_research_bench.engine.corpus import Question
+from llm_research_bench.engine.telemetry import metric_specs as telemetry_specs
+from llm_research_bench.harness import quality
+from llm_research_bench.harness.quality import QuestionOutcome
 from tests.eval.testdata import base_telemetry, quality_summary_testdata
 
 
@@ -42,7 +42,7 @@ def test_majority_class_and_tie_break():
 
 
 def test_majority_on_the_real_pubmedqa_labels_is_yes_552():
-    from engine.corpus import load_corpus
+    from llm_research_bench.engine.corpus import load_corpus
     label, share, n = quality.majority_class(load_corpus().questions)
     assert (label, n) == ("yes", 1000)
     assert share == pytest.approx(0.552)

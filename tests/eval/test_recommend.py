@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 
-from harness import recommend as R
+from llm_research_bench.harness import recommend as R
 from tests.eval.testdata import BUDGET, TESTDATA_MACHINE, history_records, quality_summary_testdata, record, varied_telemetry
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import report_html
+from llm_research_bench.harness import report_html
 from tests.eval.testdata import TESTDATA_OTHER_MACHINE
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -120,7 +120,7 @@ def test_renders_in_headless_chromium(testdata_records, tmp_path):
 
 
 def test_single_run_commits_get_indicative_marks_and_small_changes_none():
-    from harness import charts, measures
+    from llm_research_bench.harness import charts, measures
     from tests.eval.testdata import record, varied_telemetry
     recs = [record(varied_telemetry(f), commit=c, ts=f"2026-11-2{i}T00:00:00.000000+00:00")
             for i, (c, f) in enumerate([("c1", 1.0), ("c2", 1.02), ("c3", 1.5)])]

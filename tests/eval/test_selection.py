@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.selection import mentions_marker
+from llm_research_bench.harness.selection import mentions_marker
 
 pytest_plugins = ["pytester"]
 
@@ -33,7 +33,7 @@ def test_quality_thorough():
     pass
 """
 CONFTEST = """
-from harness.selection import deselect_unless_requested
+from llm_research_bench.harness.selection import deselect_unless_requested
 
 def pytest_collection_modifyitems(items, config):
     deselect_unless_requested(items, config, "quality")

@@ -10,9 +10,9 @@ import copy
 import json
 from pathlib import Path
 
-from harness import quality
-from harness.quality import QuestionOutcome
-from harness.store import ResultRecord
+from llm_research_bench.harness import quality
+from llm_research_bench.harness.quality import QuestionOutcome
+from llm_research_bench.harness.store import ResultRecord
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "telemetry_quick.json"
 TESTDATA_MACHINE = "TESTDATA-machine-a"

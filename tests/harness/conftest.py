@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import load_records
+from llm_research_bench.harness.store import load_records
 
 # pytester's in-process runs drop the modules they import when they end: import the heavy ones here, once, so
 # that each inner session does not import (and assertion-rewrite) them again.
-import engine.pipeline  # noqa: E402,F401
-import harness.compare_cli  # noqa: E402,F401
-import harness.summary  # noqa: E402,F401
+import llm_research_bench.engine.pipeline  # noqa: E402,F401
+import llm_research_bench.harness.compare_cli  # noqa: E402,F401
+import llm_research_bench.harness.summary  # noqa: E402,F401
 import scipy.stats  # noqa: E402,F401
 import tabulate  # noqa: E402,F401
-from engine.telemetry import validation_errors as _ve  # noqa: E402
+from llm_research_bench.engine.telemetry import validation_errors as _ve  # noqa: E402
 
 _ve({})                                         # compiles the schema validator once
 
@@ -39,7 +39,7 @@ def pinned_profiles(body: str = "") -> str:
 
 DOUBLES_CONFTEST = '''
 import pytest
-from harness.runner import Warmup
+from llm_research_bench.harness.runner import Warmup
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ def recorded_telemetry() -> dict:
 
 
 def replay_research_double(question, *, profile, **kwargs):
-    from engine.pipeline import QuestionError, ResearchFailed
+    from llm_research_bench.engine.pipeline import QuestionError, ResearchFailed
 
     mode = os.environ.get("RB_DOUBLE_MODE", "ok")
     if mode == "question_error":

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from harness.compare import (Threshold, compare_records, latest_other_commit, mwu_min_p, noise_test,
+from llm_research_bench.harness.compare import (Threshold, compare_records, latest_other_commit, mwu_min_p, noise_test,
                              parse_threshold)
-from harness.store import ResultRecord
+from llm_research_bench.harness.store import ResultRecord
 from tests.harness.doubles import recorded_telemetry
 
 # -- pure ----------------------------------------------------------------------------------------------------
@@ -168,16 +168,16 @@ def test_compare_ref_that_nothing_knows_is_a_usage_error(bench):
 def test_python_m_harness_compare_prints_the_same_comparison_offline(bench, monkeypatch, two_commits):
     a, b = two_commits
     assert _session(bench, monkeypatch, "15,15.2,14.9", "--rounds", "3").ret == 0
-    r = bench.pytester.run(sys.executable, "-m", "harness", "compare", a[:10], "HEAD", "--results-dir",
+    r = bench.pytester.run(sys.executable, "-m", "llm_research_bench.harness", "compare", a[:10], "HEAD", "--results-dir",
                            str(bench.results), "--compare-fail", "execution_time_s:10%")
     assert r.ret == 1
     out = r.stdout.str()
     assert f"Comparison: baseline {a[:12]} -> current {b[:12]}" in out
     assert "REGRESSION: run[quick] execution_time_s: 10 -> 15 s (+50.0 %" in out
-    r = bench.pytester.run(sys.executable, "-m", "harness", "compare", a, b, "--results-dir", str(bench.results),
+    r = bench.pytester.run(sys.executable, "-m", "llm_research_bench.harness", "compare", a, b, "--results-dir", str(bench.results),
                            "--format", "json")
     assert r.ret == 0 and '"baseline": "' + a[:12] in r.stdout.str()
-    r = bench.pytester.run(sys.executable, "-m", "harness", "compare", "nope", "--results-dir", str(bench.results))
+    r = bench.pytester.run(sys.executable, "-m", "llm_research_bench.harness", "compare", "nope", "--results-dir", str(bench.results))
     assert r.ret == 2 and "'nope': git does not know it" in r.stderr.str()
 
 

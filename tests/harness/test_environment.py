@@ -1,7 +1,7 @@
 """Where results come from: git facts, the machine fingerprint, CPU contention during a run."""
 from __future__ import annotations
 
-from harness import environment as env
+from llm_research_bench.harness import environment as env
 
 
 def test_git_info_outside_a_repository_falls_back_to_ci_variables(tmp_path, monkeypatch):
@@ -34,7 +34,7 @@ def test_other_cpu_load_subtracts_our_own_cpu_time():
 
 
 def test_metrics_the_report_names_are_in_the_schema():
-    from engine.telemetry import metric_specs
-    from harness import report
+    from llm_research_bench.engine.telemetry import metric_specs
+    from llm_research_bench.harness import report
     names = set(metric_specs())
     assert set(report.ROW_METRICS) | set(report.JUNIT_METRICS) | set(report.SUMMARY_COMPARE_METRICS) <= names

@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from engine.telemetry import validation_errors
-from harness.store import ResultRecord, StoreWarning
+from llm_research_bench.engine.telemetry import validation_errors
+from llm_research_bench.harness.store import ResultRecord, StoreWarning
 
 
 def test_a_missed_target_fails_the_session_even_when_the_test_passes(bench):

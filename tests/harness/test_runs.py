@@ -146,8 +146,8 @@ def test_an_isolated_runs_memory_counts_extra_processes_like_a_local_ollama_serv
     import subprocess
     import sys
 
-    from engine.profiles import get_profile
-    from harness.session import RunRequest, run_isolated
+    from llm_research_bench.engine.profiles import get_profile
+    from llm_research_bench.harness.session import RunRequest, run_isolated
 
     server = subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(300 * 2**20); "
                                "b[::4096] = b'1' * len(b[::4096]); time.sleep(30)"])
@@ -168,7 +168,7 @@ def test_an_isolated_runs_memory_counts_extra_processes_like_a_local_ollama_serv
 def test_an_isolated_run_reloads_the_warmup_corpus_in_the_child(bench):
     bench.pytester.makepyfile(test_bench="""
         import pytest
-        from harness.runner import Warmup
+        from llm_research_bench.harness.runner import Warmup
 
         @pytest.fixture(scope="session")
         def bench_warmup():

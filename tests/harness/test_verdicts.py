@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from engine.profiles import get_profile
-from engine.telemetry import validation_errors
-from harness.budgets import BudgetSpec, evaluate
-from harness.store import load_records
+from llm_research_bench.engine.profiles import get_profile
+from llm_research_bench.engine.telemetry import validation_errors
+from llm_research_bench.harness.budgets import BudgetSpec, evaluate
+from llm_research_bench.harness.store import load_records
 from tests.harness.doubles import recorded_telemetry
 
 from .conftest import MACHINE, pinned_profiles

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import engine
-from engine.corpus import DEFAULT_PUBMEDQA, load_corpus
-from engine.system import detect, redact_url
+from llm_research_bench import engine
+from llm_research_bench.engine.corpus import DEFAULT_PUBMEDQA, load_corpus
+from llm_research_bench.engine.system import detect, redact_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_Q = "Does drug X reduce stroke risk? Contact jane.doe@example.org or +1 (555) 123-4567."

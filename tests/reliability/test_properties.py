@@ -5,9 +5,9 @@ import warnings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.claims import CitationResolver, ClaimStreamParser, parse_claim_line
-from engine.profiles import ProfileError, _parse_profile, load_profiles
-from harness.store import ResultRecord, StoreError, StoreWarning, append, iter_records
+from llm_research_bench.engine.claims import CitationResolver, ClaimStreamParser, parse_claim_line
+from llm_research_bench.engine.profiles import ProfileError, _parse_profile, load_profiles
+from llm_research_bench.harness.store import ResultRecord, StoreError, StoreWarning, append, iter_records
 
 texty = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300)
 claimish = st.lists(st.one_of(texty, st.sampled_from(["- ", "[1]", "[2, 3]", "[99]", "[a:1]", "\n", "1. ", "[", "]"])),

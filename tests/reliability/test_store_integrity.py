@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-from harness.store import (RECORD_VERSION, ResultRecord, StoreError, StoreWarning, append, iter_records,
+from llm_research_bench.harness.store import (RECORD_VERSION, ResultRecord, StoreError, StoreWarning, append, iter_records,
                            load_records)
 
 
