@@ -10,6 +10,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from .backends import BACKEND_NAMES
+
 
 class _Progress:
     """Live display on stderr: phase, batch, tokens/s; claims printed as they are parsed."""
@@ -55,8 +57,8 @@ class _Progress:
             rate = self.call_chunks / max(1e-6, time.perf_counter() - self.call_t0)
             self._status(f" | {rate:.0f} chunks/s")
         elif kind == "batch_done":
-            call = data["call"]
-            ntok, e2e, ttft = call["tokens_generated"], call["e2e_s"], call["ttft_s"] or 0
+            call = data["call"]          # the batch's CallRecord (engine.runlog)
+            ntok, e2e, ttft = call.tokens_generated, call.e2e_s, call.ttft_s or 0
             rate = (ntok - 1) / (e2e - ttft) if ntok > 1 and e2e > ttft else 0.0
             self._status(f" | {ntok} tokens, {rate:.0f} tok/s")
 
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="research a question")
     r.add_argument("question")
     r.add_argument("--profile", default="quick")
-    r.add_argument("--backend", default="llamacpp", choices=["llamacpp", "ollama"])
+    r.add_argument("--backend", default="llamacpp", choices=list(BACKEND_NAMES))
     r.add_argument("--model", default=None, help="registry name (smollm2-135m, gemma3-270m), .gguf path or Ollama tag")
     r.add_argument("--corpus", default=None, help="folder with passages.jsonl, or PubMedQA ori_pqal.json")
     r.add_argument("--telemetry-out", default=None)

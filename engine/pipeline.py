@@ -1,6 +1,11 @@
-"""The streaming research pipeline: plan -> retrieve -> stream evidence batches -> synthesize -> telemetry.
+"""The streaming research pipeline: plan -> retrieve -> stream evidence batches -> synthesize.
 
-`research(...)` is the public entry. Every figure in the telemetry it returns is measured during the run.
+`research(...)` is the public entry. This module owns the control flow of a run and its mutable state (`_Run`):
+the phase clock, retrieval, batch sizing and the novelty gate, context fitting, streaming claims, synthesis, and
+failure handling (ResearchFailed, or the partial telemetry attached to any other exception; a RunTimeout marks
+the run timed out). What it measures it records as typed records (engine.runlog: CallRecord per generation
+call, BatchRecord per evidence batch) and hands over as RunFacts; engine.telemetry builds the document from
+those, and engine.atomic writes it. Every figure in the telemetry is measured during the run.
 """
 from __future__ import annotations
 
@@ -9,22 +14,25 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from . import prompts
-from .backends import Backend, Message, make_backend
-from .batching import AdaptiveBatchSizer, adaptive_batch_effectiveness
+from .atomic import write_json
+from .backends import BACKEND_NAMES, Backend, BackendError, Message, make_backend
+from .batching import AdaptiveBatchSizer
 from .claims import CitationResolver, Claim, ClaimStreamParser, citation_counts, parse_claim_line
-from .corpus import Corpus, Passage, load_corpus
+from .corpus import Corpus, Passage, Question, load_corpus
+from .deadline import RunTimeout
 from .embed import shared_embedder
 from .index import HNSWIndex
 from .memory import MemorySampler, ProcessTree, find_ollama_server_pids, ru_maxrss_mb
 from .novelty import EarlyExitController
 from .profiles import Profile, get_profile
-from .stream import StreamMeter, itl_percentiles, tpot
+from .runlog import BatchRecord, CallRecord, RunFacts
+from .stream import StreamMeter
 from .synthesis import SYNTHESIS_PREFILL, closed_book_request, parse_decision, synthesis_request
 from . import system as system_mod
-from .telemetry import SCHEMA_VERSION, redact, sha256, write_atomic
+from . import telemetry
 
 MAX_QUESTION_CHARS = 4000
 SYNTHESIS_PROMPT_RESERVE = 96   # tokens kept free for the synthesis request itself
@@ -120,8 +128,8 @@ class _Run:
     index_cache_hit: bool | None = None
     embed_device: str = "cpu"
     embedding_model: str = ""
-    calls: list[dict] = field(default_factory=list)
-    batches: list[dict] = field(default_factory=list)
+    calls: list[CallRecord] = field(default_factory=list)
+    batches: list[BatchRecord] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
     sizer: AdaptiveBatchSizer | None = None
     gate: EarlyExitController | None = None
@@ -131,7 +139,7 @@ class _Run:
     answer_sources: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     final_context_tokens: int = 0
-    gold: Any = None
+    gold: Question | None = None
     retrieval: bool = True
     memory_limit_mb: float = 0.0                  # the profile's limit for this machine class
     resolver: CitationResolver = field(default_factory=CitationResolver)   # labels of passages in context
@@ -147,15 +155,15 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
 
     User errors found before the run (profile, question, corpus, backend) raise their own error types with a
     message naming the fix. A failure during the run raises ResearchFailed carrying the partial telemetry;
-    any other exception (KeyboardInterrupt, a harness timeout) gets the partial telemetry attached as
-    `exc.research_telemetry` before it propagates."""
+    any other exception (KeyboardInterrupt, a RunTimeout) gets the partial telemetry attached as
+    `exc.research_telemetry` before it propagates. The telemetry says `timed_out: true` exactly when the
+    exception is a RunTimeout (engine.deadline; a harness's own timeout subclasses it)."""
     emit = on_event or (lambda kind, data: None)
     prof = profile if isinstance(profile, Profile) else get_profile(profile, profiles_file)
     q = _check_question(question)
     backend_name = backend if isinstance(backend, str) else backend.name
-    if isinstance(backend, str) and backend not in ("llamacpp", "ollama"):
-        from .backends import BackendError
-        raise BackendError(f"unknown backend '{backend}': use llamacpp or ollama")
+    if isinstance(backend, str) and backend not in BACKEND_NAMES:
+        raise BackendError(f"unknown backend '{backend}': use {' or '.join(BACKEND_NAMES)}")
     corp = corpus if isinstance(corpus, Corpus) else load_corpus(corpus)
 
     extra = find_ollama_server_pids() if backend_name == "ollama" else []
@@ -182,19 +190,19 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
     except BaseException as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         run.errors.append(f"{type(exc).__name__}: {msg}")
-        tel = _telemetry(run, system_info, store_text, success=False,
-                         timed_out=type(exc).__name__ in ("Failed", "Timeout") and "imeout" in msg)
+        tel = telemetry.build(_facts(run), system=system_info, store_text=store_text, success=False,
+                              timed_out=isinstance(exc, RunTimeout))
         if telemetry_out:
-            write_atomic(telemetry_out, tel)
+            write_json(telemetry_out, tel)
         if own_backend and run.backend is not None:
             run.backend.close()
         if isinstance(exc, Exception):
             raise ResearchFailed(msg, tel) from exc
         exc.research_telemetry = tel  # type: ignore[attr-defined]
         raise
-    tel = _telemetry(run, system_info, store_text, success=True)
+    tel = telemetry.build(_facts(run), system=system_info, store_text=store_text, success=True)
     if telemetry_out:
-        write_atomic(telemetry_out, tel)
+        write_json(telemetry_out, tel)
     if own_backend:
         run.backend.close()
     in_context = run.resolver.ids
@@ -214,19 +222,8 @@ def _generate(run: _Run, messages: list[Message], *, max_tokens: int, prefill: s
                 parts.append(delta)
                 on_delta(delta)
     finally:
-        timing = run.meter.calls[-1]
-        st = backend.last_stats
-        backend.last_stats = None
-        run.calls.append({
-            "kind": kind, "prompt_tokens": st.prompt_tokens if st else 0,
-            "prompt_tokens_evaluated": st.prompt_tokens_evaluated if st else 0,
-            "tokens_generated": st.tokens_generated if st else 0,
-            "ttft_s": timing.ttft_s, "e2e_s": timing.e2e_s,
-            "native_prompt_eval_s": st.native_prompt_eval_s if st else None,
-            "native_decode_s": st.native_decode_s if st else None,
-            "native_decode_tokens": st.native_decode_tokens if st else None,
-            "chunks": len(timing.chunk_times), "finish_reason": st.finish_reason if st else None,
-            "complete": st is not None})
+        stats, backend.last_stats = backend.last_stats, None
+        run.calls.append(CallRecord.measured(kind, run.meter.calls[-1], stats))
     return "".join(parts)
 
 
@@ -261,8 +258,8 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         batch_hits = hits[pos:pos + size]
         vectors = index.vectors[[h.passage_index for h in batch_hits]]
         admitted, nov = run.gate.admit(b, vectors)
-        entry = {"index": b, "size": len(batch_hits), "passage_ids": [h.passage_id for h in batch_hits],
-                 "novelty": round(nov, 4), "admitted": admitted}
+        entry = BatchRecord(index=b, size=len(batch_hits), passage_ids=[h.passage_id for h in batch_hits],
+                            novelty=round(nov, 4), admitted=admitted)
         emit("batch", {"batch": b, "size": len(batch_hits), "novelty": nov, "admitted": admitted})
         if not admitted:
             run.batches.append(entry)
@@ -280,13 +277,13 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
                 break
             take.pop()
         if not take:
-            entry["admitted"] = False
+            entry.admitted = False
             run.batches.append(entry)
             run.early_exit = {"triggered": False, "batch": b, "reason": "context_full"}
             break
         for h in take:
             resolver.add(h.passage_id)
-        entry["size"], entry["passage_ids"] = len(take), [h.passage_id for h in take]
+        entry.size, entry.passage_ids = len(take), [h.passage_id for h in take]
         messages = trial
         parser = ClaimStreamParser(resolver, batch=b, seen=seen)
         parser.feed(prompts.CLAIM_PREFILL)
@@ -302,13 +299,14 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         run.clock.switch("evidence_processing")
         for c in parser.close():
             emit("claim", {"claim": c})
-        generated += run.calls[-1]["tokens_generated"]
+        call = run.calls[-1]
+        generated += call.tokens_generated
         messages = messages + [Message("assistant", prompts.CLAIM_PREFILL + out)]
         run.claims += parser.claims
-        cit, val, inv = citation_counts(parser.claims)
-        entry.update(claims=len(parser.claims), valid_citations=val, invalid_citations=inv)
+        _, entry.valid_citations, entry.invalid_citations = citation_counts(parser.claims)
+        entry.claims = len(parser.claims)
         run.batches.append(entry)
-        emit("batch_done", {"batch": b, "claims": len(parser.claims), "call": run.calls[-1]})
+        emit("batch_done", {"batch": b, "claims": len(parser.claims), "call": call})
         pos += size
         b += 1
     run.messages = messages
@@ -330,142 +328,33 @@ def _synthesize(run: _Run, emit: Event) -> None:
                     on_delta=lambda d: emit("answer_delta", {"text": d}))
     run.answer = (SYNTHESIS_PREFILL + out).strip()
     run.decision = parse_decision(run.answer)
-    run.final_context_tokens = run.calls[-1]["prompt_tokens"] + run.calls[-1]["tokens_generated"]
+    call = run.calls[-1]
+    run.final_context_tokens = call.prompt_tokens + call.tokens_generated
     resolver = run.resolver
     cited = parse_claim_line(run.answer.replace("\n", " "), resolver)
     run.answer_sources = sorted({c.passage_id for c in (cited.citations if cited else []) if c.valid and c.passage_id})
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or not b else a / b
 
-
-def _telemetry(run: _Run, system_info: dict | None, store_text: bool, *, success: bool,
-               timed_out: bool = False) -> dict:
-    prof = run.profile
-    exec_s = run.clock.elapsed
-    calls = run.calls
-    complete = [c for c in calls if c["complete"]]
-    tokens = sum(c["tokens_generated"] for c in calls)
-    dec_s = sum(c["native_decode_s"] or 0 for c in complete)
-    dec_n = sum(c["native_decode_tokens"] or 0 for c in complete)
-    pe_s = sum(c["native_prompt_eval_s"] or 0 for c in complete)
-    pe_n = sum(c["prompt_tokens_evaluated"] for c in complete if c["native_prompt_eval_s"])
-    evaluated = sum(c["prompt_tokens_evaluated"] for c in calls)
-    unique = max((c["prompt_tokens"] for c in calls), default=0)
-    gen_wall = sum(c["e2e_s"] for c in calls)
-    cit, val, inv = citation_counts(run.claims)
-    peak = run.sampler.peak_mb if run.sampler.samples else None
-    decisions = run.sizer.decisions if run.sizer else []
-    admitted = [b for b in run.batches if b.get("admitted") and "claims" in b]
-    unmeasured: dict[str, str] = {
-        "mps_utilization": "GPU utilisation needs root (powermetrics) on macOS and is not sampled on other "
-                           "platforms; not measured",
-    }
-    abe = adaptive_batch_effectiveness(decisions)
-    if abe is None:
-        unmeasured["adaptive_batch_effectiveness"] = "no batch was sized under high memory pressure (> 0.85)"
-    metrics: dict[str, Any] = {
-        "execution_time_s": round(exec_s, 4),
-        "ttft_s": calls[0]["ttft_s"] if calls else None,
-        "tpot_s": tpot(run.meter.calls, [c["tokens_generated"] for c in calls]),
-        **itl_percentiles(run.meter.calls),
-        "tokens_generated": tokens,
-        "decode_tokens_per_second": _ratio(dec_n, dec_s),
-        "wall_tokens_per_second": _ratio(tokens, gen_wall),
-        "prompt_tokens_evaluated": evaluated,
-        "prompt_tokens_total": sum(c["prompt_tokens"] for c in calls),
-        "unique_context_tokens": unique,
-        "prompt_eval_tokens_per_second": _ratio(pe_n, pe_s),
-        "prefix_reuse_ratio": _ratio(evaluated, unique),
-        "context_utilisation": _ratio(run.final_context_tokens, prof.context_window) if run.final_context_tokens else None,
-        "memory_peak_mb": round(peak, 1) if peak is not None else None,
-        "ru_maxrss_mb": round(ru_maxrss_mb(), 1),
-        "memory_samples": run.sampler.samples,
-        "memory_sample_hz": run.sampler.achieved_hz,
-        "chunks_streamed": run.meter.chunks,
-        "batches": len(admitted),
-        "claims": len(run.claims),
-        "citations": cit, "valid_citations": val, "invalid_citations": inv,
-        "citation_validity": _ratio(val, cit),
-        "memory_efficiency": _ratio(peak, run.memory_limit_mb),
-        "context_efficiency": _ratio(unique, evaluated),
-        "progressive_quality_score": (sum(1 for b in admitted if b.get("valid_citations")) / len(admitted)
-                                      if admitted else None),
-        "adaptive_batch_effectiveness": abe,
-        "mps_utilization": None,
-    }
-    for k, v in metrics.items():
-        if isinstance(v, float):
-            metrics[k] = round(v, 6)
-        if v is None and k not in unmeasured:
-            unmeasured[k] = _why_null(k, run)
-    if run.backend is not None and run.backend.token_count_method == "estimate":
-        unmeasured.setdefault("unique_context_tokens_method", "Ollama exposes no tokenizer: context fitting used "
-                                                              "an estimate of 3.5 characters per token")
-    gold = run.gold
-    question: dict[str, Any] = {"sha256": sha256(run.question), "length": len(run.question),
-                                "gold_answer": gold.answer if gold else None,
-                                "gold_passage_ids": list(gold.gold_passage_ids) if gold else []}
-    answer: dict[str, Any] = {"decision": run.decision, "sha256": sha256(run.answer), "length": len(run.answer),
-                              "sources": run.answer_sources}
-    if store_text:
-        question["text"] = redact(run.question)
-        answer["text"] = redact(run.answer)
-    sysd = system_info if system_info is not None else _system_dict()
-    corp = run.corpus
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run.run_id,
-        "started_at": run.started_at,
-        "profile": {"name": prof.name, "context_window": prof.context_window, "memory_limit_mb": run.memory_limit_mb,
-                    "batch_size": prof.batch_size, "ef_search": prof.ef_search, "max_tokens": prof.max_tokens,
-                    "novelty_threshold": prof.novelty_threshold, "timeout_s": prof.timeout_s,
-                    "early_exit_enabled": bool(run.gate.enabled) if run.gate else True,
-                    "retrieval": "hnsw" if run.retrieval else "none"},
-        "backend": run.backend_name,
-        "model": run.backend.describe() if run.backend else {"name": "(not loaded)"},
-        "corpus": {"id": corp.id if corp else "", "format": corp.format if corp else "",
-                   "passages": len(corp.passages) if corp else 0, "skipped_lines": corp.skipped_total if corp else 0,
-                   "index_cache_hit": run.index_cache_hit, "embedding_model": run.embedding_model or "none"},
-        "question": question,
-        "system": sysd,
-        "accelerator": {"llm": run.backend.accelerator if run.backend else "cpu", "embedding": run.embed_device},
-        "phases": {f"{p}_s": round(run.clock.totals[p], 4) for p in PHASES},
-        "metrics": metrics,
-        "unmeasured": unmeasured,
-        "traces": {
-            "batches": run.batches,
-            "batch_size": [d.as_dict() for d in decisions],
-            "novelty": list(run.gate.trace) if run.gate else [],
-            "calls": [{k: v for k, v in c.items() if k != "complete"} for c in calls],
-        },
-        "early_exit": run.early_exit,
-        "answer": answer,
-        "errors": run.errors,
-        "success": success,
-        "timed_out": timed_out,
-    }
-
-
-def _why_null(metric: str, run: _Run) -> str:
-    if not run.calls:
-        return "no generation call completed"
-    return {
-        "ttft_s": "the first call streamed no content",
-        "tpot_s": "no call produced two or more tokens",
-        "citation_validity": "no citation was made",
-        "context_utilisation": "the synthesis call did not complete",
-        "progressive_quality_score": "no evidence batch was streamed",
-    }.get(metric, "the backend did not report the counters this metric needs")
-
-
-_SYSTEM_CACHE: dict | None = None
-
-
-def _system_dict() -> dict:
-    """System facts for telemetry (no Ollama probe unless that backend is used; cached per process)."""
-    global _SYSTEM_CACHE
-    if _SYSTEM_CACHE is None:
-        _SYSTEM_CACHE = system_mod.detect(probe_ollama_server=False).as_dict()
-    return _SYSTEM_CACHE
+def _facts(run: _Run) -> RunFacts:
+    """What `run` measured so far, as the plain facts telemetry is built from (read when the run ends)."""
+    backend, corp, gold, sampler = run.backend, run.corpus, run.gold, run.sampler
+    return RunFacts(
+        run_id=run.run_id, started_at=run.started_at, profile=run.profile, memory_limit_mb=run.memory_limit_mb,
+        backend=run.backend_name, model=backend.describe() if backend else None,
+        llm_accelerator=backend.accelerator if backend else "cpu",
+        token_count_method=backend.token_count_method if backend else None,
+        retrieval=run.retrieval, early_exit_enabled=bool(run.gate.enabled) if run.gate else True,
+        corpus_id=corp.id if corp else "", corpus_format=corp.format if corp else "",
+        corpus_passages=len(corp.passages) if corp else 0, corpus_skipped_lines=corp.skipped_total if corp else 0,
+        index_cache_hit=run.index_cache_hit, embedding_model=run.embedding_model, embedding_device=run.embed_device,
+        question=run.question, gold_answer=gold.answer if gold else None,
+        gold_passage_ids=list(gold.gold_passage_ids) if gold else [],
+        execution_time_s=run.clock.elapsed, phase_s={p: run.clock.totals[p] for p in PHASES},
+        calls=list(run.calls), timings=list(run.meter.calls), batches=list(run.batches),
+        batch_size_decisions=list(run.sizer.decisions) if run.sizer else [],
+        novelty_trace=list(run.gate.trace) if run.gate else [], claims=list(run.claims),
+        memory_peak_mb=sampler.peak_mb if sampler.samples else None, memory_samples=sampler.samples,
+        memory_sample_hz=sampler.achieved_hz, ru_maxrss_mb=ru_maxrss_mb(),
+        final_context_tokens=run.final_context_tokens, early_exit=run.early_exit, answer=run.answer,
+        decision=run.decision, answer_sources=run.answer_sources, errors=run.errors)

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .backends import BACKEND_NAMES
+
 BUILTIN_FILE = Path(__file__).with_name("profiles.toml")
 REFERENCE_CLASS = "apple-m1-16gb"
-BACKENDS = ("llamacpp", "ollama")
+BACKENDS = BACKEND_NAMES          # alias kept for importers; the one list is engine.backends.BACKEND_NAMES
 
 
 class ProfileError(ValueError):
@@ -160,8 +162,9 @@ def _parse_profile(name: str, raw: Any, source: str) -> Profile:
         raise ProfileError("must name a model per backend, e.g. models = { llamacpp = \"smollm2-135m\" }",
                            key="models", **where)
     for b, m in models.items():
-        if b not in BACKENDS:
-            raise ProfileError(f"unknown backend '{b}'; known: {', '.join(BACKENDS)}", key=f"models.{b}", **where)
+        if b not in BACKEND_NAMES:
+            raise ProfileError(f"unknown backend '{b}'; known: {', '.join(BACKEND_NAMES)}", key=f"models.{b}",
+                               **where)
         if not isinstance(m, str) or not m.strip():
             raise ProfileError("must be a non-empty model name", key=f"models.{b}", **where)
     desc = raw.get("description", "")

@@ -1,17 +1,38 @@
-"""Telemetry documents: built from measured values only, validated against the JSON Schema, written atomically."""
+"""Telemetry documents: the schema, the one builder of a run's document, validation, and the writer.
+
+    build(facts, system=..., store_text=..., success=..., timed_out=...) -> dict
+                                the document of one run, from its RunFacts (engine.runlog); every figure is
+                                measured, and a null figure has its reason under `unmeasured`
+    schema(), metric_specs()    the JSON Schema (schemas/telemetry.schema.json) and its list of metrics
+    validation_errors(doc), validate(doc)   schema check; TelemetryInvalid names the JSON path and the rule
+    sha256(text), redact(text)  how question and answer text are stored (hash + length; redacted on request)
+    write_atomic(path, doc)     alias of engine.atomic.write_json, kept for callers that import it from here
+
+Cheap to import (no numpy, torch, psutil): the harness reads the schema and validates documents through it.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "telemetry.schema.json"
+from . import atomic
+from .batching import adaptive_batch_effectiveness
+from .claims import citation_counts
+from .runlog import RunFacts
+from .stream import itl_percentiles, tpot
+
+# The folder of the JSON Schemas: the repository's schemas/ in a checkout, llm_research_bench/schemas/ (beside
+# engine/) in an installed wheel.
+SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
+SCHEMA_PATH = SCHEMAS_DIR / "telemetry.schema.json"
 SCHEMA_VERSION = "1.0"
+
+# Kept importable from here for existing callers; new code uses engine.atomic.write_json.
+write_atomic = atomic.write_json
 
 
 class TelemetryInvalid(ValueError):
@@ -72,22 +93,145 @@ def redact(text: str) -> str:
     return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
 
 
-def write_atomic(path: str | Path, doc: Any) -> Path:
-    """Write JSON so that readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+
+# ---- building the document -------------------------------------------------------------------------------------
+
+_ALWAYS_UNMEASURED = {
+    "mps_utilization": "GPU utilisation needs root (powermetrics) on macOS and is not sampled on other "
+                       "platforms; not measured",
+}
+
+
+def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = False, success: bool,
+          timed_out: bool = False) -> dict:
+    """The telemetry document of one run (schema_version 1.0) from what it measured.
+
+    `system` is the machine's facts (system_facts() when None); `store_text` keeps the question and answer text,
+    redacted; `success` and `timed_out` say how the run ended. Every null metric gets its reason in
+    `unmeasured`."""
+    prof = facts.profile
+    calls = facts.calls
+    complete = [c for c in calls if c.complete]
+    tokens = sum(c.tokens_generated for c in calls)
+    dec_s = sum(c.native_decode_s or 0 for c in complete)
+    dec_n = sum(c.native_decode_tokens or 0 for c in complete)
+    pe_s = sum(c.native_prompt_eval_s or 0 for c in complete)
+    pe_n = sum(c.prompt_tokens_evaluated for c in complete if c.native_prompt_eval_s)
+    evaluated = sum(c.prompt_tokens_evaluated for c in calls)
+    unique = max((c.prompt_tokens for c in calls), default=0)
+    gen_wall = sum(c.e2e_s for c in calls)
+    cit, val, inv = citation_counts(facts.claims)
+    peak = facts.memory_peak_mb
+    decisions = facts.batch_size_decisions
+    streamed = [b for b in facts.batches if b.streamed]
+    unmeasured: dict[str, str] = dict(_ALWAYS_UNMEASURED)
+    abe = adaptive_batch_effectiveness(decisions)
+    if abe is None:
+        unmeasured["adaptive_batch_effectiveness"] = "no batch was sized under high memory pressure (> 0.85)"
+    metrics: dict[str, Any] = {
+        "execution_time_s": round(facts.execution_time_s, 4),
+        "ttft_s": calls[0].ttft_s if calls else None,
+        "tpot_s": tpot(facts.timings, [c.tokens_generated for c in calls]),
+        **itl_percentiles(facts.timings),
+        "tokens_generated": tokens,
+        "decode_tokens_per_second": _ratio(dec_n, dec_s),
+        "wall_tokens_per_second": _ratio(tokens, gen_wall),
+        "prompt_tokens_evaluated": evaluated,
+        "prompt_tokens_total": sum(c.prompt_tokens for c in calls),
+        "unique_context_tokens": unique,
+        "prompt_eval_tokens_per_second": _ratio(pe_n, pe_s),
+        "prefix_reuse_ratio": _ratio(evaluated, unique),
+        "context_utilisation": (_ratio(facts.final_context_tokens, prof.context_window)
+                                if facts.final_context_tokens else None),
+        "memory_peak_mb": round(peak, 1) if peak is not None else None,
+        "ru_maxrss_mb": round(facts.ru_maxrss_mb, 1),
+        "memory_samples": facts.memory_samples,
+        "memory_sample_hz": facts.memory_sample_hz,
+        "chunks_streamed": sum(len(t.chunk_times) for t in facts.timings),
+        "batches": len(streamed),
+        "claims": len(facts.claims),
+        "citations": cit, "valid_citations": val, "invalid_citations": inv,
+        "citation_validity": _ratio(val, cit),
+        "memory_efficiency": _ratio(peak, facts.memory_limit_mb),
+        "context_efficiency": _ratio(unique, evaluated),
+        "progressive_quality_score": (sum(1 for b in streamed if b.valid_citations) / len(streamed)
+                                      if streamed else None),
+        "adaptive_batch_effectiveness": abe,
+        "mps_utilization": None,
+    }
+    for k, v in metrics.items():
+        if isinstance(v, float):
+            metrics[k] = round(v, 6)
+        if v is None and k not in unmeasured:
+            unmeasured[k] = _why_null(k, facts)
+    if facts.token_count_method == "estimate":
+        unmeasured.setdefault("unique_context_tokens_method", "Ollama exposes no tokenizer: context fitting used "
+                                                              "an estimate of 3.5 characters per token")
+    question: dict[str, Any] = {"sha256": sha256(facts.question), "length": len(facts.question),
+                                "gold_answer": facts.gold_answer, "gold_passage_ids": list(facts.gold_passage_ids)}
+    answer: dict[str, Any] = {"decision": facts.decision, "sha256": sha256(facts.answer),
+                              "length": len(facts.answer), "sources": facts.answer_sources}
+    if store_text:
+        question["text"] = redact(facts.question)
+        answer["text"] = redact(facts.answer)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": facts.run_id,
+        "started_at": facts.started_at,
+        "profile": {"name": prof.name, "context_window": prof.context_window,
+                    "memory_limit_mb": facts.memory_limit_mb, "batch_size": prof.batch_size,
+                    "ef_search": prof.ef_search, "max_tokens": prof.max_tokens,
+                    "novelty_threshold": prof.novelty_threshold, "timeout_s": prof.timeout_s,
+                    "early_exit_enabled": facts.early_exit_enabled,
+                    "retrieval": "hnsw" if facts.retrieval else "none"},
+        "backend": facts.backend,
+        "model": facts.model if facts.model is not None else {"name": "(not loaded)"},
+        "corpus": {"id": facts.corpus_id, "format": facts.corpus_format, "passages": facts.corpus_passages,
+                   "skipped_lines": facts.corpus_skipped_lines, "index_cache_hit": facts.index_cache_hit,
+                   "embedding_model": facts.embedding_model or "none"},
+        "question": question,
+        "system": system if system is not None else system_facts(),
+        "accelerator": {"llm": facts.llm_accelerator, "embedding": facts.embedding_device},
+        "phases": {f"{p}_s": round(s, 4) for p, s in facts.phase_s.items()},
+        "metrics": metrics,
+        "unmeasured": unmeasured,
+        "traces": {
+            "batches": [b.as_trace() for b in facts.batches],
+            "batch_size": [d.as_dict() for d in decisions],
+            "novelty": list(facts.novelty_trace),
+            "calls": [c.as_trace() for c in calls],
+        },
+        "early_exit": facts.early_exit,
+        "answer": answer,
+        "errors": facts.errors,
+        "success": success,
+        "timed_out": timed_out,
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def _why_null(metric: str, facts: RunFacts) -> str:
+    if not facts.calls:
+        return "no generation call completed"
+    return {
+        "ttft_s": "the first call streamed no content",
+        "tpot_s": "no call produced two or more tokens",
+        "citation_validity": "no citation was made",
+        "context_utilisation": "the synthesis call did not complete",
+        "progressive_quality_score": "no evidence batch was streamed",
+    }.get(metric, "the backend did not report the counters this metric needs")
+
+
+_SYSTEM_CACHE: dict | None = None
+
+
+def system_facts() -> dict:
+    """The machine's facts for the document's `system` (no Ollama probe; detected once per process)."""
+    global _SYSTEM_CACHE
+    if _SYSTEM_CACHE is None:
+        from . import system as system_mod
+        _SYSTEM_CACHE = system_mod.detect(probe_ollama_server=False).as_dict()
+    return _SYSTEM_CACHE

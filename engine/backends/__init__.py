@@ -1,4 +1,8 @@
-"""Backends behind one interface (engine.backends.base.Backend)."""
+"""Backends behind one interface (engine.backends.base.Backend).
+
+`BACKEND_NAMES` is the one list of backend names (profiles, the CLI and the pipeline check against it);
+`make_backend(name, model, ...)` builds one, importing its module only then. Importing this package stays cheap:
+it imports base.py only."""
 from __future__ import annotations
 
 from .base import (Backend, BackendError, BackendUnavailable, GenerationStats, Message,

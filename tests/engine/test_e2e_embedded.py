@@ -5,6 +5,7 @@ import pytest
 
 from llm_research_bench import engine
 from llm_research_bench.engine.corpus import DEFAULT_PUBMEDQA, load_corpus
+from llm_research_bench.engine.runlog import CallRecord
 from llm_research_bench.engine.telemetry import validation_errors
 
 pytestmark = pytest.mark.e2e
@@ -21,7 +22,7 @@ def session(slice_corpus, tmp_path_factory):
     q = slice_corpus.questions[0].question
     events = []
     s = engine.research(q, profile="quick", corpus=slice_corpus, telemetry_out=out,
-                        on_event=lambda k, d: events.append(k))
+                        on_event=lambda k, d: events.append((k, d)))
     return s, out, events
 
 
@@ -39,7 +40,10 @@ def test_run_produces_valid_measured_telemetry(session):
     assert len(tel["traces"]["novelty"]) == len(tel["traces"]["batches"])
     assert sum(tel["phases"].values()) == pytest.approx(m["execution_time_s"], rel=0.05)
     assert "text" not in tel["question"]              # privacy: hash + length only by default
-    assert {"phase", "batch", "claim", "answer_delta"} <= set(events)
+    assert {"phase", "batch", "claim", "answer_delta", "batch_done"} <= {k for k, _ in events}
+    done = [d["call"] for k, d in events if k == "batch_done"]
+    assert all(isinstance(c, CallRecord) and c.kind == "claims" and c.complete for c in done)
+    assert [c.as_trace() for c in done] == tel["traces"]["calls"][:len(done)]
 
 
 def test_progressive_context_reuses_the_kv_prefix(session):

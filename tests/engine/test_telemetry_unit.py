@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from llm_research_bench.engine.pipeline import PHASES, PhaseClock, QuestionError, _check_question
-from llm_research_bench.engine.telemetry import metric_specs, redact, validation_errors, write_atomic
+from llm_research_bench.engine.telemetry import SCHEMA_PATH, SCHEMAS_DIR, metric_specs, redact, validation_errors
 
 SAMPLE = json.loads((Path(__file__).parents[1] / "data" / "telemetry_quick.json").read_text())
 
@@ -34,12 +34,9 @@ def test_violations_name_path_and_rule():
     assert any(e.startswith("$.traces.batches[0].novelty: type") for e in errs)
 
 
-def test_write_atomic_replaces_whole_file(tmp_path):
-    f = tmp_path / "t.json"
-    write_atomic(f, {"a": 1})
-    write_atomic(f, {"a": 2})
-    assert json.loads(f.read_text()) == {"a": 2}
-    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
+def test_schema_path_is_in_the_schemas_folder():
+    assert SCHEMA_PATH.parent == SCHEMAS_DIR and SCHEMA_PATH.is_file()
+    assert SCHEMAS_DIR == Path(__file__).resolve().parents[2] / "schemas"   # the checkout's schemas/
 
 
 def test_redact():

@@ -1,0 +1,132 @@
+"""Typed records of one run: what the pipeline measured, in the shape telemetry is built from.
+
+    CallRecord   one generation call (client-side timing + the backend's native counters)
+    BatchRecord  one evidence batch (its passages, novelty, admission, and the claims it produced)
+    RunFacts     everything `telemetry.build` needs about a run, as plain measured values (no live objects)
+
+The pipeline fills these while it runs; `engine.telemetry.build(facts, ...)` turns them into the document.
+`as_trace()` gives each record's entry in the document's `traces` exactly. Pure data: no I/O, cheap to import.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .backends.base import GenerationStats
+    from .batching import BatchDecision
+    from .claims import Claim
+    from .profiles import Profile
+    from .stream import CallTiming
+
+
+@dataclass
+class CallRecord:
+    """One generation call. `complete` is False when the stream ended without the backend's stats (the call
+    failed or was interrupted): its native counters are then unknown and its token counts 0."""
+    kind: str                                   # claims | synthesis
+    prompt_tokens: int                          # the full prompt, cached prefix included
+    prompt_tokens_evaluated: int                # tokens actually evaluated (cache hits excluded)
+    tokens_generated: int
+    ttft_s: float | None
+    e2e_s: float
+    native_prompt_eval_s: float | None
+    native_decode_s: float | None
+    native_decode_tokens: int | None
+    chunks: int                                 # non-empty deltas streamed
+    finish_reason: str | None
+    complete: bool
+
+    @classmethod
+    def measured(cls, kind: str, timing: "CallTiming", stats: "GenerationStats | None") -> "CallRecord":
+        """The record of a call from its client-side timing and the backend's stats (None: not reported)."""
+        st = stats
+        return cls(kind=kind, prompt_tokens=st.prompt_tokens if st else 0,
+                   prompt_tokens_evaluated=st.prompt_tokens_evaluated if st else 0,
+                   tokens_generated=st.tokens_generated if st else 0,
+                   ttft_s=timing.ttft_s, e2e_s=timing.e2e_s,
+                   native_prompt_eval_s=st.native_prompt_eval_s if st else None,
+                   native_decode_s=st.native_decode_s if st else None,
+                   native_decode_tokens=st.native_decode_tokens if st else None,
+                   chunks=len(timing.chunk_times), finish_reason=st.finish_reason if st else None,
+                   complete=st is not None)
+
+    def as_trace(self) -> dict[str, Any]:
+        """The entry in `traces.calls` (every field but `complete`)."""
+        return {"kind": self.kind, "prompt_tokens": self.prompt_tokens,
+                "prompt_tokens_evaluated": self.prompt_tokens_evaluated, "tokens_generated": self.tokens_generated,
+                "ttft_s": self.ttft_s, "e2e_s": self.e2e_s, "native_prompt_eval_s": self.native_prompt_eval_s,
+                "native_decode_s": self.native_decode_s, "native_decode_tokens": self.native_decode_tokens,
+                "chunks": self.chunks, "finish_reason": self.finish_reason}
+
+
+@dataclass
+class BatchRecord:
+    """One evidence batch. The claim counts are set only once the batch was streamed (None before that, and for
+    a batch refused by the novelty gate or the context window)."""
+    index: int
+    size: int
+    passage_ids: list[str]
+    novelty: float
+    admitted: bool
+    claims: int | None = None
+    valid_citations: int | None = None
+    invalid_citations: int | None = None
+
+    @property
+    def streamed(self) -> bool:
+        """Admitted and its claims call completed."""
+        return self.admitted and self.claims is not None
+
+    def as_trace(self) -> dict[str, Any]:
+        """The entry in `traces.batches`: the optional counts appear only when set."""
+        d: dict[str, Any] = {"index": self.index, "size": self.size, "passage_ids": list(self.passage_ids),
+                             "novelty": self.novelty, "admitted": self.admitted}
+        for k in ("claims", "valid_citations", "invalid_citations"):
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = v
+        return d
+
+
+@dataclass
+class RunFacts:
+    """What one run measured, up to its end or its failure; the input of `telemetry.build`."""
+    run_id: str
+    started_at: str                             # ISO 8601, UTC
+    profile: "Profile"
+    memory_limit_mb: float                      # the profile's limit on this machine class
+    backend: str                                # backend name
+    model: dict | None                          # Backend.describe(); None when no model was loaded
+    llm_accelerator: str
+    token_count_method: str | None              # "tokenizer" | "estimate"; None when no backend was loaded
+    retrieval: bool
+    early_exit_enabled: bool
+    corpus_id: str
+    corpus_format: str
+    corpus_passages: int
+    corpus_skipped_lines: int
+    index_cache_hit: bool | None
+    embedding_model: str                        # "" when nothing was embedded
+    embedding_device: str
+    question: str
+    gold_answer: str | None
+    gold_passage_ids: list[str]
+    execution_time_s: float
+    phase_s: dict[str, float]                   # phase -> seconds; the phases partition execution_time_s
+    calls: list[CallRecord]
+    timings: list["CallTiming"]                 # client-side timing of each call (chunk times for ITL)
+    batches: list[BatchRecord]
+    batch_size_decisions: list["BatchDecision"]
+    novelty_trace: list[float]
+    claims: list["Claim"]
+    memory_peak_mb: float | None                # None when the sampler took no sample
+    memory_samples: int
+    memory_sample_hz: float | None
+    ru_maxrss_mb: float
+    final_context_tokens: int                   # prompt + generated tokens of the synthesis call; 0 if none
+    early_exit: dict                            # {"triggered", "batch", "reason"}
+    answer: str
+    decision: str | None
+    answer_sources: list[str]
+    errors: list[str] = field(default_factory=list)
