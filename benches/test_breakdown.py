@@ -11,7 +11,7 @@ record (bench 'breakdown_<kind>', numbers in extra['breakdown'], schemas/breakdo
     corpus_scaling    1,000 / 3,358 (the whole corpus) / 10,000 passages: cold index build (embedding + HNSW),
                       search latency, one research run, peak RSS; each size in a fresh child process.
                       10,000 = all 3,358 passages of the 1,000 abstracts + 6,642 sentence-level splits of the
-                      multi-sentence passages (harness.breakdown.scaled_corpus); 1,000 = the first abstracts'
+                      multi-sentence passages (harness/run/scaling.py scaled_corpus); 1,000 = the first abstracts'
                       passages in corpus order.
     context_scaling   the quick profile with context_window 2048 / 4096 / 8192: one research run each, in a
                       fresh child process (time, prompt tokens, peak RSS).
@@ -32,7 +32,8 @@ import time
 
 import pytest
 
-from llm_research_bench.harness import breakdown as B
+from llm_research_bench.harness.analysis import breakdown as B
+from llm_research_bench.harness.run import cpu, scaling
 
 pytestmark = [pytest.mark.breakdown]
 PROFILE = "quick"
@@ -52,15 +53,15 @@ def _load() -> float:
 
 def _quick_run(research_bench, question):
     """One quick pipeline run through the harness (stored as bench 'breakdown_run'), shared by three benches.
-    Started on a quiet machine when possible (B.wait_quiet); a run that does not complete (e.g. timed out on a
+    Started on a quiet machine when possible (run/cpu.py wait_quiet); a run that does not complete (e.g. timed out on a
     busy machine) is stored as such and run once more. Returns (BenchResult, detail about the conditions)."""
     if "run" not in _shared:
         research_bench.warmup()
         tries = []
         for attempt in range(2):
-            quiet = B.wait_quiet()
+            quiet = cpu.wait_quiet()
             load = _load()
-            with B.ForeignCPU() as fc:
+            with cpu.CpuWatch() as fc:
                 res = research_bench.run(question, profile=PROFILE, rounds=1, warmup_runs=0, isolate=False,
                                          bench="breakdown_run", check=False, gate=False)
             tel = res.telemetry
@@ -131,8 +132,8 @@ def test_prefix_reuse(research_bench, record_result, bench_question, request):
 
 
 def test_harness_overhead(research_bench, record_result, bench_question, request, tmp_path):
-    from llm_research_bench.harness.config import BenchContext
-    from llm_research_bench.harness.runner import BenchCore
+    from llm_research_bench.harness.run.context import BenchContext
+    from llm_research_bench.harness.run.bench import BenchCore
 
     res, cond = _quick_run(research_bench, bench_question)
     rec = res.measured[-1].record
@@ -170,10 +171,10 @@ def _measure_point(fn, x, question, profile, *, with_telemetry: bool, cache_dir=
     processes took more than CONTENDED of the CPUs meanwhile (the less contended measurement is kept)."""
     tries = []
     for attempt in range(2):
-        quiet = B.wait_quiet()
+        quiet = cpu.wait_quiet()
         kw = {"cache_dir": cache_dir(attempt)} if cache_dir else {}
-        with B.ForeignCPU() as fc:
-            p = B.in_child(fn, x, question, profile, with_telemetry=with_telemetry, **kw)
+        with cpu.CpuWatch() as fc:
+            p = fn(x, question, profile, with_telemetry=with_telemetry, **kw)
         p.update(foreign_cpu_share=fc.share, waited_quiet_s=quiet["waited_s"])
         tries.append(p)
         if (fc.share or 0.0) <= CONTENDED:
@@ -193,7 +194,7 @@ def test_corpus_scaling(research_bench, record_result, bench_question, request, 
     load = _load()
     points = []
     for n in CORPUS_SIZES:
-        p = _measure_point(B.measure_corpus_size, n, bench_question, PROFILE, with_telemetry=n == 3358,
+        p = _measure_point(scaling.corpus_size_point, n, bench_question, PROFILE, with_telemetry=n == 3358,
                            cache_dir=lambda attempt: str(tmp_path / f"cache-{n}-{attempt}"))
         points.append(p)
         _say(request, {"kind": f"corpus_scaling {n:,} passages", "metrics": {
@@ -226,7 +227,7 @@ def test_context_scaling(research_bench, record_result, bench_question, request)
     load = _load()
     points = []
     for cw in CONTEXT_WINDOWS:
-        p = _measure_point(B.measure_context_window, cw, bench_question, PROFILE, with_telemetry=cw == 4096)
+        p = _measure_point(scaling.context_window_point, cw, bench_question, PROFILE, with_telemetry=cw == 4096)
         points.append(p)
         _say(request, {"kind": f"context_scaling {cw} tokens", "metrics": {
             k: p[k] for k in ("research_s", "prompt_tokens_evaluated", "batches", "memory_peak_mb", "foreign_cpu_share")}})

@@ -14,7 +14,7 @@ import statistics
 import pytest
 
 from llm_research_bench.engine.profiles import get_profile
-from llm_research_bench.harness.efficiency import measure
+from llm_research_bench.harness.run.efficiency import measure
 
 pytestmark = pytest.mark.efficiency
 ROUNDS = 3

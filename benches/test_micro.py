@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_research_bench.harness.fixtures import context_of
+from llm_research_bench.harness.plugin.fixtures import context_of
 
 pytestmark = pytest.mark.micro
 

@@ -39,10 +39,13 @@ import time
 
 import pytest
 
-from llm_research_bench.harness import breakdown as B
-from llm_research_bench.harness import quality
-from llm_research_bench.harness import session as S
-from llm_research_bench.harness.budgets import evaluate
+from llm_research_bench.harness.analysis import quality
+from llm_research_bench.harness.report import quality as quality_report
+from llm_research_bench.harness.run import cpu
+from llm_research_bench.harness.run import request as S
+from llm_research_bench.harness.run.inprocess import run_in_process
+from llm_research_bench.harness.run.timeouts import is_timeout
+from llm_research_bench.harness.run.verdicts import evaluate
 
 pytestmark = [pytest.mark.quality]
 
@@ -69,9 +72,9 @@ def _run(question: str, profile, warm, *, retrieval: bool, early_exit: bool) -> 
     req = S.RunRequest(question=question, profile=profile, corpus=warm.corpus, corpus_path=warm.corpus_path,
                        early_exit=early_exit, retrieval=retrieval, system_info=warm.system_info,
                        timeout_s=profile.timeout_s * TIMEOUT_FACTOR)
-    out = S.run_in_process(req)
+    out = run_in_process(req)
     exc = out.exception
-    if exc is not None and not isinstance(exc, Exception) and not S.is_timeout(exc):
+    if exc is not None and not isinstance(exc, Exception) and not is_timeout(exc):
         raise exc                                    # Ctrl-C, SIGTERM: stop the bench (a timeout is an outcome)
     return out
 
@@ -101,9 +104,9 @@ def test_quality(research_bench, record_result, profile, request):
     failures: list[str] = []
     verdict_misses: dict[str, int] = {}
     foreign: list[float | None] = []
-    overall = B.ForeignCPU().__enter__()
+    overall = cpu.CpuWatch().__enter__()
     for i, q in enumerate(sample):
-        fc = B.ForeignCPU().__enter__()
+        fc = cpu.CpuWatch().__enter__()
         plan = [("retrieval", True, True), ("closed_book", False, True)]
         if i < n_off:
             plan.append(("retrieval_no_early_exit", True, False))
@@ -141,7 +144,7 @@ def test_quality(research_bench, record_result, profile, request):
                        "sample_sizes": {"questions": n, "early_exit_off": min(n_off, n)}}
     errs = quality.validation_errors(summary)
     assert not errs, errs
-    for line in quality.summary_lines(summary):
+    for line in quality_report.summary_lines(summary):
         _progress(request, line)
 
     assert tels, f"no retrieval run produced telemetry: {failures[:3]}"

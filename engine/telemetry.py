@@ -3,10 +3,10 @@
     build(facts, system=..., store_text=..., success=..., timed_out=...) -> dict
                                 the document of one run, from its RunFacts (engine.runlog); every figure is
                                 measured, and a null figure has its reason under `unmeasured`
-    schema(), metric_specs()    the JSON Schema (schemas/telemetry.schema.json) and its list of metrics
+    schema()                    the JSON Schema (schemas/telemetry.schema.json); the harness reads metric specs
+                                (units, directions) from it in harness/records.py
     validation_errors(doc), validate(doc)   schema check; TelemetryInvalid names the JSON path and the rule
     sha256(text), redact(text)  how question and answer text are stored (hash + length; redacted on request)
-    write_atomic(path, doc)     alias of engine.atomic.write_json, kept for callers that import it from here
 
 Cheap to import (no numpy, torch, psutil): the harness reads the schema and validates documents through it.
 """
@@ -19,7 +19,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import atomic
 from .batching import adaptive_batch_effectiveness
 from .claims import citation_counts
 from .runlog import RunFacts
@@ -30,9 +29,6 @@ from .stream import itl_percentiles, tpot
 SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 SCHEMA_PATH = SCHEMAS_DIR / "telemetry.schema.json"
 SCHEMA_VERSION = "1.0"
-
-# Kept importable from here for existing callers; new code uses engine.atomic.write_json.
-write_atomic = atomic.write_json
 
 
 class TelemetryInvalid(ValueError):
@@ -46,11 +42,6 @@ class TelemetryInvalid(ValueError):
 @lru_cache(maxsize=1)
 def schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
-
-
-def metric_specs() -> dict[str, dict]:
-    """Metric name -> its schema entry (type, x-unit, x-better, x-label, description): the one list of metrics."""
-    return schema()["properties"]["metrics"]["properties"]
 
 
 @lru_cache(maxsize=1)

@@ -1,44 +1,8 @@
-"""`python -m harness SUBCOMMAND ...`: tools over the results store.
-
-Each subcommand lives in its own module, which provides `add_arguments(parser)` and `run(args) -> int`
-(and optionally HELP); register a new one by adding a line to SUBCOMMANDS. Modules are imported only when
-their subcommand runs.
-"""
-from __future__ import annotations
-
-import argparse
-import importlib
+"""`python -m llm_research_bench.harness` (and `python -m harness` in a checkout): the harness's commands over
+the results store, report/cli.py. Installed, the same command is the `research-bench` console script."""
 import sys
 
-#: name -> (module, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "compare": ("llm_research_bench.harness.compare_cli", "compare stored results of two commits (deltas, noise tests, --compare-fail)"),
-    "report": ("llm_research_bench.harness.report_html", "write the self-contained HTML report of the results store"),
-    "export": ("llm_research_bench.harness.export", "export stored results for Bencher or github-action-benchmark"),
-}
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    p = argparse.ArgumentParser(prog="python -m harness", description="Tools over the research-bench results store.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_) in SUBCOMMANDS.items():
-        sub.add_parser(name, help=help_, add_help=False)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
-        if argv and argv[0] not in ("-h", "--help"):
-            p.print_usage(sys.stderr)
-            print(f"python -m harness: unknown command '{argv[0]}'; choose from {', '.join(SUBCOMMANDS)}",
-                  file=sys.stderr)
-            return 2
-        p.print_help()
-        return 0 if argv else 2
-    name = argv[0]
-    module = importlib.import_module(SUBCOMMANDS[name][0])
-    sp = argparse.ArgumentParser(prog=f"python -m harness {name}",
-                                 description=getattr(module, "HELP", SUBCOMMANDS[name][1]))
-    module.add_arguments(sp)
-    return int(module.run(sp.parse_args(argv[1:])) or 0)
-
+from llm_research_bench.harness.report.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,9 +24,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llm_research_bench.harness import DEFAULT_QUESTION  # noqa: E402
-from llm_research_bench.harness.config import BenchContext, HarnessOptions, load_profiles  # noqa: E402
-from llm_research_bench.harness.runner import BenchCore, warm_up  # noqa: E402
-from llm_research_bench.harness.session import RunRequest  # noqa: E402
+from llm_research_bench.harness.run.context import BenchContext, HarnessOptions
+from llm_research_bench.harness.plugin.options import load_profiles  # noqa: E402
+from llm_research_bench.harness.run.bench import BenchCore
+from llm_research_bench.harness.run.warmup import warm_up  # noqa: E402
+from llm_research_bench.harness.run.request import RunRequest  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

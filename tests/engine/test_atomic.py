@@ -6,7 +6,6 @@ import stat
 import pytest
 
 from llm_research_bench.engine import atomic
-from llm_research_bench.engine.telemetry import write_atomic
 
 
 def _names(folder):
@@ -92,10 +91,3 @@ def test_a_document_that_cannot_be_serialised_leaves_the_old_file(tmp_path):
     assert _names(tmp_path) == ["t.json"]
 
 
-def test_telemetry_write_atomic_is_the_same_helper(tmp_path):
-    assert write_atomic is atomic.write_json
-    f = tmp_path / "t.json"
-    write_atomic(f, {"a": 1})
-    write_atomic(f, {"a": 2})
-    assert json.loads(f.read_text()) == {"a": 2}
-    assert _names(tmp_path) == ["t.json"]

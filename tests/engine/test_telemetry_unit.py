@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from llm_research_bench.engine.pipeline import PHASES, PhaseClock, QuestionError, _check_question
-from llm_research_bench.engine.telemetry import SCHEMA_PATH, SCHEMAS_DIR, metric_specs, redact, validation_errors
+from llm_research_bench.engine.telemetry import SCHEMA_PATH, SCHEMAS_DIR, redact, validation_errors
+from llm_research_bench.harness.records import metric_specs
 
 SAMPLE = json.loads((Path(__file__).parents[1] / "data" / "telemetry_quick.json").read_text())
 
@@ -16,7 +17,7 @@ def test_recorded_sample_is_valid():
 
 
 def test_every_metric_has_direction_and_null_metrics_have_reasons():
-    specs = metric_specs()
+    specs = metric_specs("telemetry")
     assert all(s.get("x-better") in ("lower", "higher", "none") for s in specs.values())
     for name, v in SAMPLE["metrics"].items():
         if v is None:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from llm_research_bench.harness.store import load_records
+from llm_research_bench.harness.run.store import load_records
 
 # pytester's in-process runs drop the modules they import when they end: import the heavy ones here, once, so
 # that each inner session does not import (and assertion-rewrite) them again.
 import llm_research_bench.engine.pipeline  # noqa: E402,F401
-import llm_research_bench.harness.compare_cli  # noqa: E402,F401
-import llm_research_bench.harness.summary  # noqa: E402,F401
+import llm_research_bench.harness.report.compare_cmd  # noqa: E402,F401
+import llm_research_bench.harness.plugin.session_end  # noqa: E402,F401
 import scipy.stats  # noqa: E402,F401
 import tabulate  # noqa: E402,F401
 from llm_research_bench.engine.telemetry import validation_errors as _ve  # noqa: E402
@@ -39,7 +39,7 @@ def pinned_profiles(body: str = "") -> str:
 
 DOUBLES_CONFTEST = '''
 import pytest
-from llm_research_bench.harness.runner import Warmup
+from llm_research_bench.harness.run.warmup import Warmup
 
 
 @pytest.fixture(scope="session")
@@ -134,3 +134,20 @@ def bench(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Bench:
     pinned.write_text(pinned_profiles())
     monkeypatch.setenv("RESEARCH_PROFILES", str(pinned))
     return Bench(pytester)
+
+
+# -- recorded test data for analysis and report tests (tests/harness/testdata.py: TEST DATA, not measurements) --
+@pytest.fixture
+def testdata_records():
+    """TEST DATA records (see tests/harness/testdata.py), not measurements."""
+    from tests.harness.testdata import history_records
+    return history_records()
+
+
+@pytest.fixture
+def testdata_results_dir(tmp_path, testdata_records):
+    from llm_research_bench.harness.run import store
+    d = tmp_path / "results"
+    for r in testdata_records:
+        store.append(d, r)
+    return d

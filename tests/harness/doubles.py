@@ -36,6 +36,7 @@ def recorded_telemetry() -> dict:
 
 
 def replay_research_double(question, *, profile, **kwargs):
+    from llm_research_bench.engine.deadline import RunTimeout
     from llm_research_bench.engine.pipeline import QuestionError, ResearchFailed
 
     mode = os.environ.get("RB_DOUBLE_MODE", "ok")
@@ -75,7 +76,7 @@ def replay_research_double(question, *, profile, **kwargs):
         m["execution_time_s"] = round(time.perf_counter() - t0, 4)
         if isinstance(exc, Exception):
             raise ResearchFailed(str(exc), tel) from exc
-        tel["timed_out"] = type(exc).__name__ in ("Failed", "Timeout") and "imeout" in str(exc)
+        tel["timed_out"] = isinstance(exc, RunTimeout)
         exc.research_telemetry = tel
         raise
     return SessionDouble(tel)

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from llm_research_bench.engine.claims import CitationResolver, ClaimStreamParser, parse_claim_line
 from llm_research_bench.engine.profiles import ProfileError, _parse_profile, load_profiles
-from llm_research_bench.harness.store import ResultRecord, StoreError, StoreWarning, append, iter_records
+from llm_research_bench.harness.records import ResultRecord
+from llm_research_bench.harness.run.store import StoreError, StoreWarning, append, iter_records
 
 texty = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300)
 claimish = st.lists(st.one_of(texty, st.sampled_from(["- ", "[1]", "[2, 3]", "[99]", "[a:1]", "\n", "1. ", "[", "]"])),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_research_bench.harness.store import load_records
+from llm_research_bench.harness.run.store import load_records
 from tests.harness.conftest import DOUBLES_CONFTEST
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +123,7 @@ def test_ollama_down_inside_a_bench_is_a_stored_failed_run_with_a_clear_reason(t
     ''', doubles=False)
     (proj / "conftest.py").write_text(textwrap.dedent('''
         import pytest
-        from llm_research_bench.harness.runner import Warmup
+        from llm_research_bench.harness.run.warmup import Warmup
 
         @pytest.fixture(scope="session")
         def bench_warmup():

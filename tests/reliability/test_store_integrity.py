@@ -5,8 +5,9 @@ import warnings
 
 import pytest
 
-from llm_research_bench.harness.store import (RECORD_VERSION, ResultRecord, StoreError, StoreWarning, append, iter_records,
-                           load_records)
+from llm_research_bench.harness.records import RECORD_VERSION, ResultRecord
+
+from llm_research_bench.harness.run.store import StoreError, StoreWarning, append, iter_records, load_records
 
 
 def rec(i=0, **kw):

@@ -1,0 +1,98 @@
+"""The performance breakdown (pure): phase shares, the native time split, prompt cache use and growth fits, over
+measured telemetry. (The measurements themselves -- scaled corpora, corpus-size and context-window points in
+child processes -- are run/scaling.py.)
+
+Metric names, units and directions: schemas/breakdown.schema.json (`metric_specs()`).
+
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from .. import records
+
+SCHEMA_PATH = records.SCHEMAS_DIR / "breakdown.schema.json"
+
+
+def schema() -> dict:
+    return records.schema("breakdown")
+
+
+def metric_specs() -> dict[str, dict]:
+    """Breakdown metric name -> its schema entry (x-unit, x-better, x-label, description)."""
+    return records.metric_specs("breakdown")
+
+
+def validation_errors(summary: dict) -> list[str]:
+    return records.validation_errors("breakdown", summary)
+
+
+# -- one run's time -----------------------------------------------------------------------------------------
+
+def phase_shares(telemetry: dict) -> dict[str, float]:
+    """'phase_share_<phase>' -> share of execution_time_s spent in that phase (phases from the telemetry)."""
+    total = telemetry["metrics"]["execution_time_s"]
+    if not total:
+        return {}
+    return {f"phase_share_{k[:-2] if k.endswith('_s') else k}": v / total for k, v in telemetry["phases"].items()}
+
+
+def native_split(telemetry: dict) -> dict[str, float | None]:
+    """Where generation time went, from the backend's own counters summed over the calls: prompt evaluation,
+    decoding, and the rest (sampling, detokenising, the engine's streaming loop), each as seconds and as a
+    share of the run's wall time."""
+    calls = telemetry["traces"]["calls"]
+    total = telemetry["metrics"]["execution_time_s"] or 0.0
+    pe = sum(c.get("native_prompt_eval_s") or 0.0 for c in calls)
+    dec = sum(c.get("native_decode_s") or 0.0 for c in calls)
+    gen = sum(c.get("e2e_s") or 0.0 for c in calls)
+    return {
+        "prompt_eval_s": pe, "decode_s": dec, "generation_wall_s": gen,
+        "generation_other_s": max(0.0, gen - pe - dec),
+        "prompt_eval_share": pe / total if total else None,
+        "decode_share": dec / total if total else None,
+        "generation_other_share": max(0.0, gen - pe - dec) / total if total else None,
+    }
+
+
+def prompt_cache_hit_share(telemetry: dict) -> float | None:
+    """Share of the prompt tokens sent that the backend did not evaluate (served from the KV prefix cache)."""
+    m = telemetry["metrics"]
+    total = m.get("prompt_tokens_total") or 0
+    return 1.0 - m["prompt_tokens_evaluated"] / total if total else None
+
+
+# -- growth -------------------------------------------------------------------------------------------------
+
+def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | None:
+    """Least-squares (slope, intercept); None with fewer than two distinct x."""
+    n = len(xs)
+    if n < 2 or len(set(xs)) < 2:
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    return slope, my - slope * mx
+
+
+def loglog_exponent(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """b in y ~ x^b (least squares on logs): 1 = linear growth, 0 = flat. None if any value is <= 0."""
+    if any(x <= 0 for x in xs) or any(y <= 0 for y in ys):
+        return None
+    fit = linear_fit([math.log(x) for x in xs], [math.log(y) for y in ys])
+    return fit[0] if fit else None
+
+
+def growth_summary(points: Sequence[dict], x: str, ys: Sequence[str]) -> dict[str, dict]:
+    """For each y: slope per 1,000 units of x, the log-log exponent, and the ratio of the largest-x value to the
+    smallest-x value."""
+    pts = sorted((p for p in points if p.get(x) is not None), key=lambda p: p[x])
+    out = {}
+    for y in ys:
+        pp = [p for p in pts if isinstance(p.get(y), (int, float))]
+        xs, vs = [p[x] for p in pp], [p[y] for p in pp]
+        fit = linear_fit(xs, vs)
+        out[y] = {"per_1k": fit[0] * 1000 if fit else None, "exponent": loglog_exponent(xs, vs),
+                  "ratio_max_min": (vs[-1] / vs[0]) if len(vs) >= 2 and vs[0] else None}
+    return out

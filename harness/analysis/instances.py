@@ -1,0 +1,73 @@
+"""Per bench instance (one test id) of a session: its runs summarised (pure), for the summary table, the
+Markdown summary and JUnit properties."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from ..records import REASON_CATEGORY, ResultRecord, Summary, is_number, series_key, summarize
+
+#: Telemetry metrics an instance row shows, besides time and memory (names checked against the schema in tests).
+ROW_METRICS = ("ttft_s", "decode_tokens_per_second", "claims", "citation_validity")
+
+
+@dataclass
+class InstanceSummary:
+    """One bench instance (test id) of a session."""
+    test_id: str
+    key: str                                    # records.series_key: what comparisons are keyed by
+    bench: str
+    profile: str | None
+    runs: int
+    warmups: int
+    time: Summary                               # execution_time_s over the measured runs
+    time_upper: float | None
+    time_lower: float | None
+    memory_peak: float | None                   # worst measured run
+    memory_limit: float | None
+    metrics: dict[str, float | None]            # ROW_METRICS -> median
+    early_exit: dict | None                     # the last measured run's early_exit block
+    target_met: bool
+    gated: bool
+    reasons: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)   # REASON_CATEGORY words of the missed targets
+    notes: list[str] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)
+    runner: str | None = None
+    unverified: bool = False                    # a time miss seen only under contention (issue-9 verdicts)
+
+
+def _peak(r: ResultRecord) -> Any:
+    return ((r.extra or {}).get("verdict") or {}).get("memory_peak_mb") or r.metric("memory_peak_mb")
+
+
+def summarize_instances(records: Iterable[ResultRecord]) -> list[InstanceSummary]:
+    groups: dict[str, list[ResultRecord]] = {}
+    for r in records:
+        groups.setdefault(r.test_id, []).append(r)
+    out = []
+    for tid, recs in groups.items():
+        measured = [r for r in recs if not r.warmup] or recs
+        vals = [r for r in measured if r.telemetry is not None]
+        budget = (measured[-1].budget or {})
+        peaks = [p for p in (_peak(r) for r in measured) if is_number(p)]
+        reasons: list[str] = []
+        notes: list[str] = []
+        cats: list[str] = []
+        for r in measured:
+            reasons += [m for m in r.reasons if m not in reasons]
+            notes += [m for m in (r.extra or {}).get("notes", []) if m not in notes]
+            cats += [REASON_CATEGORY.get(c, c) for c in r.reason_codes if REASON_CATEGORY.get(c, c) not in cats]
+        runner = next(((r.extra or {}).get("runner") for r in measured if (r.extra or {}).get("runner")), None)
+        out.append(InstanceSummary(
+            test_id=tid, key=series_key(measured[-1]), bench=measured[-1].bench, profile=measured[-1].profile,
+            runs=len([r for r in recs if not r.warmup]), warmups=len([r for r in recs if r.warmup]),
+            time=summarize(r.metric("execution_time_s") for r in vals),
+            time_upper=budget.get("time_upper_s"), time_lower=budget.get("time_lower_s"),
+            memory_peak=max(peaks) if peaks else None, memory_limit=budget.get("memory_mb"),
+            metrics={m: summarize(r.metric(m) for r in vals).median for m in ROW_METRICS},
+            early_exit=(vals[-1].telemetry or {}).get("early_exit") if vals else None,
+            target_met=all(r.target_met for r in measured),
+            gated=any(r.gated for r in measured),
+            reasons=reasons, categories=cats, notes=notes, outcomes=[r.outcome for r in measured], runner=runner))
+    return out

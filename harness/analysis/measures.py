@@ -1,0 +1,257 @@
+"""Measured values of stored records, with their specs: what the report, the exports and the recommendations read.
+
+Names, units and directions come from the schemas, never from a list kept here:
+- run metrics:        schemas/telemetry.schema.json (record.telemetry["metrics"]),
+- quality metrics:    schemas/quality.schema.json   (record.extra["quality"]["metrics"]),
+- breakdown metrics:  schemas/breakdown.schema.json (record.extra["breakdown"]["metrics"]).
+A name in a record that no schema describes is still shown, with unit "" and direction "none".
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Iterable, Sequence
+
+from ..records import ResultRecord, Summary, better, is_usable, series_key, summarize
+
+EXTRA_SOURCES = ("quality", "breakdown")
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def record_values(rec: ResultRecord) -> dict[str, float]:
+    """Every numeric metric a record carries: its run telemetry's metrics, then its quality/breakdown metrics.
+
+    A quality/breakdown record whose telemetry is one representative run of many (extra
+    'representative_telemetry': true) contributes its own metrics only: that run's telemetry stays in the record
+    for inspection but is not charted or exported as if it were the bench's measurement."""
+    out: dict[str, float] = {}
+    tel_metrics = {} if (rec.extra or {}).get("representative_telemetry") else ((rec.telemetry or {}).get("metrics") or {})
+    for k, v in tel_metrics.items():
+        x = _num(v)
+        if x is not None:
+            out[k] = x
+    for src in EXTRA_SOURCES:
+        for k, v in (((rec.extra or {}).get(src) or {}).get("metrics") or {}).items():
+            x = _num(v)
+            if x is not None:
+                out[k] = x
+    out.update(efficiency_values(rec))
+    return out
+
+
+#: extra['efficiency'] (benches/test_engine_efficiency.py, harness.efficiency) -> breakdown metric names: its
+#: numbers are reused, not measured twice. Per-round fields are reduced with the median, as that bench does.
+EFFICIENCY_MAP = {"decode_ratio_median": "engine_vs_raw_decode_ratio", "wall_decode_ratio_median": "engine_vs_raw_wall_ratio"}
+EFFICIENCY_ROUND_MAP = {"raw_decode_tps": "raw_decode_tokens_per_second",
+                        "engine_decode_tps": "engine_decode_tokens_per_second"}
+
+
+def efficiency_values(rec: ResultRecord) -> dict[str, float]:
+    eff = (rec.extra or {}).get("efficiency")
+    if not isinstance(eff, dict):
+        return {}
+    out = {}
+    for src, dst in EFFICIENCY_MAP.items():
+        x = _num(eff.get(src))
+        if x is not None:
+            out[dst] = x
+    rounds = [r for r in eff.get("rounds") or [] if isinstance(r, dict)]
+    for src, dst in EFFICIENCY_ROUND_MAP.items():
+        vals = [v for v in (_num(r.get(src)) for r in rounds) if v is not None]
+        if vals:
+            out[dst] = statistics.median(vals)
+    return out
+
+
+def record_bounds(rec: ResultRecord) -> dict[str, tuple[float, float]]:
+    """Per-metric [lower, upper] a record states itself (e.g. an accuracy's 95 % interval)."""
+    out = {}
+    for src in EXTRA_SOURCES:
+        for k, b in (((rec.extra or {}).get(src) or {}).get("bounds") or {}).items():
+            if isinstance(b, (list, tuple)) and len(b) == 2 and all(_num(x) is not None for x in b):
+                out[k] = (float(b[0]), float(b[1]))
+    return out
+
+
+def is_measurement(rec: ResultRecord) -> bool:
+    """A usable record (harness.records.is_usable) that carries at least one number."""
+    return is_usable(rec) and bool(record_values(rec))
+
+
+
+def current_machine(records: Sequence[ResultRecord]) -> str | None:
+    """The machine of the newest record: 'this machine' for history plots and exports."""
+    if not records:
+        return None
+    return max(records, key=lambda r: r.timestamp).machine_fingerprint
+
+
+def on_machine(records: Iterable[ResultRecord], fingerprint: str | None) -> list[ResultRecord]:
+    return [r for r in records if fingerprint is None or r.machine_fingerprint == fingerprint]
+
+
+def commit_order(records: Iterable[ResultRecord]) -> list[str]:
+    """Commits in the order they were first measured (records without a commit form 'nocommit')."""
+    first: dict[str, str] = {}
+    for r in records:
+        c = commit_key(r)
+        if c not in first or r.timestamp < first[c]:
+            first[c] = r.timestamp
+    return sorted(first, key=lambda c: first[c])
+
+
+def commit_key(rec: ResultRecord) -> str:
+    c = (rec.commit or "nocommit")[:12]
+    return c + ("+dirty" if rec.dirty else "")
+
+
+def latest_commit_records(records: Sequence[ResultRecord]) -> dict[str, list[ResultRecord]]:
+    """Series name -> the measured records of that series' newest commit."""
+    by_series: dict[str, list[ResultRecord]] = defaultdict(list)
+    for r in records:
+        if is_measurement(r):
+            by_series[series_key(r)].append(r)
+    out = {}
+    for name, recs in by_series.items():
+        last = commit_order(recs)[-1]
+        out[name] = [r for r in recs if commit_key(r) == last]
+    return out
+
+
+@dataclass
+class Point:
+    """One commit of one metric of one series: its values, their median, and the budget band."""
+    commit: str
+    values: list[float]
+    timestamp: str
+    band: tuple[float | None, float | None] | None = None
+    failed: int = 0                       # records of this commit that missed their target
+    fails: list[bool] = field(default_factory=list)   # per value: did that run miss its target
+    change: "ChangeMark | None" = None    # a regression or improvement against the previous commit
+
+    @property
+    def regression(self) -> "ChangeMark | None":
+        return self.change if self.change is not None and self.change.kind == "regression" else None
+
+    @property
+    def improvement(self) -> "ChangeMark | None":
+        return self.change if self.change is not None and self.change.kind == "improvement" else None
+
+    @property
+    def indicative(self) -> bool:
+        return self.change is not None and self.change.indicative
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+
+@dataclass(frozen=True)
+class ChangeMark:
+    """Why a commit is marked: its median moved against the previous commit's beyond the threshold, and the
+    noise test did not rule it out (report/charts.py says it in words)."""
+    kind: str                             # regression | improvement
+    previous_commit: str
+    previous_median: float
+    median: float
+    rel_threshold: float
+    test: Any                             # analysis.stats.Test
+
+    @property
+    def indicative(self) -> bool:
+        """The mark rests on one run on a side (no noise test)."""
+        return self.test.significant is None
+
+
+def budget_band(rec: ResultRecord, metric: str) -> tuple[float | None, float | None] | None:
+    """The budget band a record was held to for this metric: time band for execution time, memory limit for
+    the memory peak (from record.budget, as the harness stored it)."""
+    b = rec.budget or {}
+    if metric == "execution_time_s" and (b.get("time_lower_s") is not None or b.get("time_upper_s") is not None):
+        return (b.get("time_lower_s"), b.get("time_upper_s"))
+    if metric == "memory_peak_mb" and b.get("memory_mb") is not None:
+        return (None, b.get("memory_mb"))
+    return None
+
+
+def mad(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    m = statistics.median(values)
+    return statistics.median(abs(v - m) for v in values)
+
+
+def mark_changes(points: list[Point], direction: str, *, rel_threshold: float = 0.05) -> None:
+    """Mark each commit whose median moved the wrong way (regression) or the right way (improvement) against the
+    previous commit by more than rel_threshold, when harness.compare's noise test (the one --compare-fail uses:
+    Mann-Whitney U, a bootstrap interval, or exact for spread-free values) says the change is real. With one
+    run on a side there are no statistics: the mark is then 'indicative' (drawn hollow)."""
+    if direction not in ("lower", "higher"):
+        return
+    from .stats import noise_test
+
+    for prev, cur in zip(points, points[1:]):
+        pm, cm = prev.median, cur.median
+        delta = cm - pm
+        if abs(delta) <= abs(pm) * rel_threshold or delta == 0:
+            continue
+        test = noise_test(prev.values, cur.values)
+        if test.significant is False:
+            continue
+        worse = delta > 0 if direction == "lower" else delta < 0
+        cur.change = ChangeMark("regression" if worse else "improvement", prev.commit, pm, cm, rel_threshold, test)
+
+
+def history(records: Sequence[ResultRecord], series: str, metric: str) -> list[Point]:
+    """The metric's points across commits (oldest first) for one series, regressions marked."""
+    recs = [r for r in records if is_measurement(r) and series_key(r) == series and metric in record_values(r)]
+    points = []
+    for c in commit_order(recs):
+        rs = [r for r in recs if commit_key(r) == c]
+        bands = [b for b in (budget_band(r, metric) for r in rs) if b]
+        points.append(Point(c, [record_values(r)[metric] for r in rs], min(r.timestamp for r in rs),
+                            bands[-1] if bands else None, sum(1 for r in rs if not r.target_met),
+                            [not r.target_met for r in rs]))
+    mark_changes(points, better(metric))
+    return points
+
+
+@dataclass
+class SeriesMetric:
+    """One metric of one series at its newest commit: its statistics there, and a record's own interval."""
+    series: str
+    metric: str
+    stats: Summary
+    commit: str
+    bounds: tuple[float, float] | None = None      # a record's own interval (e.g. a Wilson CI)
+
+    @property
+    def median(self) -> float:
+        return self.stats.median
+
+    @property
+    def n(self) -> int:
+        return self.stats.n
+
+
+def latest_summaries(records: Sequence[ResultRecord]) -> list[SeriesMetric]:
+    """For every series, every metric of its newest commit, summarised over that commit's records."""
+    out = []
+    for series, recs in sorted(latest_commit_records(records).items()):
+        names: dict[str, list[float]] = defaultdict(list)
+        for r in recs:
+            for k, v in record_values(r).items():
+                names[k].append(v)
+        for k, vs in names.items():
+            b = [record_bounds(r).get(k) for r in recs]
+            b = [x for x in b if x]
+            out.append(SeriesMetric(series, k, summarize(vs), commit_key(recs[0]), b[-1] if b else None))
+    return out

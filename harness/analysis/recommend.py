@@ -1,0 +1,323 @@
+"""Recommendations: rules over measured telemetry and stored bench records. Pure functions, no I/O.
+
+Each rule looks at the runs of one series (one bench on one profile, the newest commit) and returns a
+Recommendation only when the numbers call for it; the numbers it used are in `evidence` and written into the
+message, so no two data sets give the same sentence.
+
+Entry points:
+    recommend(records) -> list[Recommendation]
+        every rule over stored ResultRecords (the newest commit of each series); what the plugin's summary
+        prints and stores.
+    recommend_runs(telemetries, *, budget=None, series="", citation_floor=None, raw_decode_tps=None)
+        the run rules over telemetry documents of one series (one or more runs).
+    recommend_quality(quality_summary, *, series="")
+        the quality rules over one quality bench summary (ResultRecord.extra["quality"]).
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+from ..units import num as fmt
+
+#: Thresholds of the rules (documented here, shown in the messages where they matter).
+PROMPT_EVAL_DOMINANT = 0.40     # share of wall time in native prompt evaluation
+DECODE_DOMINANT = 0.40
+PLAN_DOMINANT = 0.40
+MEMORY_PRESSURE_HIGH = 0.85     # the batch sizer's own shrink threshold
+DECODE_VS_RAW_LOW = 0.80
+PREFIX_REUSE_POOR = 1.30        # prompt tokens evaluated / unique context tokens
+EARLY_EXIT_MIN_RUNS = 3
+CONTEXT_GOLD_RECALL_LOW = 0.5
+DEFAULT_CITATION_FLOOR = 0.5
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    rule: str                      # stable identifier of the rule
+    severity: str                  # "warn" (a target is missed or quality is at risk) or "info"
+    series: str                    # bench[profile] the evidence comes from
+    message: str                   # one paragraph, evidence numbers inside
+    evidence: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"[{self.severity}] {self.message}"
+
+
+def _med(xs: Sequence[float | None]) -> float | None:
+    v = [x for x in xs if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    return statistics.median(v) if v else None
+
+
+def _m(tel: dict, name: str) -> Any:
+    return (tel.get("metrics") or {}).get(name)
+
+
+def _native(tel: dict, key: str) -> float:
+    return sum(c.get(key) or 0.0 for c in (tel.get("traces") or {}).get("calls", []))
+
+
+def _where(series: str) -> str:
+    return f"{series}: " if series else ""
+
+
+# -- run rules ----------------------------------------------------------------------------------------------
+
+def _over_budget(tels: Sequence[dict], budget: dict | None, series: str, **_: Any) -> list[Recommendation]:
+    upper = (budget or {}).get("time_upper_s")
+    if not upper:
+        return []
+    times = [_m(t, "execution_time_s") for t in tels]
+    over = [t for t in tels if (_m(t, "execution_time_s") or 0) > upper]
+    med_t = _med(times)
+    if not over or med_t is None or med_t <= upper:
+        return []
+    pe = _med([_native(t, "native_prompt_eval_s") for t in tels]) or 0.0
+    dec = _med([_native(t, "native_decode_s") for t in tels]) or 0.0
+    plan = _med([(t.get("phases") or {}).get("plan_s") for t in tels]) or 0.0
+    pe_tok = _med([_m(t, "prompt_tokens_evaluated") for t in tels]) or 0
+    pe_tps = _med([_m(t, "prompt_eval_tokens_per_second") for t in tels])
+    gen = _med([_m(t, "tokens_generated") for t in tels]) or 0
+    prof = tels[0].get("profile") or {}
+    ctx, batch, max_tok = prof.get("context_window"), prof.get("batch_size"), prof.get("max_tokens")
+    shares = {"prompt_eval": pe / med_t, "decode": dec / med_t, "plan": plan / med_t}
+    ev = {"median_time_s": med_t, "time_upper_s": upper, "runs_over": len(over), "runs": len(tels),
+          "prompt_eval_s": pe, "decode_s": dec, "plan_s": plan, "prompt_tokens_evaluated": pe_tok,
+          "tokens_generated": gen, "context_window": ctx, "batch_size": batch}
+    head = (f"{_where(series)}median run {fmt(med_t, 's')} is over the {fmt(upper, 's')} budget "
+            f"({len(over)} of {len(tels)} runs over)")
+    top = max(shares, key=shares.get)
+    if top == "prompt_eval" and shares["prompt_eval"] >= PROMPT_EVAL_DOMINANT:
+        return [Recommendation("over_budget_prompt_eval", "warn", series,
+                               f"{head}; prompt evaluation takes {shares['prompt_eval']:.0%} of it ({fmt(pe, 's')} for "
+                               f"{pe_tok:,.0f} prompt tokens at {fmt(pe_tps, 'tok/s')}) against "
+                               f"{shares['decode']:.0%} decoding: use a smaller context window (now {ctx}) or "
+                               f"smaller evidence batches (batch_size now {batch}) so fewer prompt tokens are "
+                               f"evaluated.", ev)]
+    if top == "decode" and shares["decode"] >= DECODE_DOMINANT:
+        return [Recommendation("over_budget_decode", "warn", series,
+                               f"{head}; decoding takes {shares['decode']:.0%} of it ({fmt(dec, 's')} for "
+                               f"{gen:,.0f} generated tokens): lower max_tokens (now {max_tok}) or the per-batch "
+                               f"claim_tokens, or use a faster/smaller model.", ev)]
+    if top == "plan" and shares["plan"] >= PLAN_DOMINANT:
+        cold = sum(1 for t in tels if (t.get("corpus") or {}).get("index_cache_hit") is False)
+        return [Recommendation("over_budget_plan", "warn", series,
+                               f"{head}; the plan phase (model, embedder, corpus and index loading, retrieval) "
+                               f"takes {shares['plan']:.0%} of it ({fmt(plan, 's')}; index built cold in {cold} of "
+                               f"{len(tels)} runs): warm the index cache before timing (one untimed run) or keep "
+                               f"the model loaded between runs.", {**ev, "cold_index_runs": cold})]
+    return [Recommendation("over_budget", "warn", series,
+                           f"{head}; no single part dominates (prompt eval {shares['prompt_eval']:.0%}, decode "
+                           f"{shares['decode']:.0%}, plan {shares['plan']:.0%}): compare with an older commit "
+                           f"to find what grew.", ev)]
+
+
+def _memory_pressure(tels: Sequence[dict], series: str, **_: Any) -> list[Recommendation]:
+    eff = _med([_m(t, "memory_efficiency") for t in tels])
+    peaks = [p.get("pressure") for t in tels for p in (t.get("traces") or {}).get("batch_size", [])]
+    peaks = [p for p in peaks if isinstance(p, (int, float))]
+    top = max(peaks) if peaks else None
+    shrinks = sum(1 for t in tels for p in (t.get("traces") or {}).get("batch_size", []) if p.get("decision") == "shrink")
+    if not ((eff is not None and eff > MEMORY_PRESSURE_HIGH) or (top is not None and top > MEMORY_PRESSURE_HIGH)):
+        return []
+    peak = _med([_m(t, "memory_peak_mb") for t in tels])
+    limit = (tels[0].get("profile") or {}).get("memory_limit_mb")
+    batch = (tels[0].get("profile") or {}).get("batch_size")
+    model = (tels[0].get("model") or {}).get("name")
+    return [Recommendation("memory_pressure", "warn", series,
+                           f"{_where(series)}memory pressure is high: median peak {fmt(peak, 'MB')} is "
+                           f"{(eff or 0):.0%} of the {fmt(limit, 'MB')} limit, highest batch-time pressure "
+                           f"{fmt(top, 'ratio')} (shrink threshold {MEMORY_PRESSURE_HIGH}), {shrinks} shrink "
+                           f"decision(s): use a smaller batch_size (now {batch}) or a smaller model than {model}.",
+                           {"memory_efficiency": eff, "max_pressure": top, "memory_peak_mb": peak,
+                            "memory_limit_mb": limit, "shrinks": shrinks})]
+
+
+def _early_exit(tels: Sequence[dict], series: str, **_: Any) -> list[Recommendation]:
+    enabled = [t for t in tels if (t.get("profile") or {}).get("early_exit_enabled", True)
+               and (t.get("profile") or {}).get("retrieval", "hnsw") != "none"]
+    if len(enabled) < EARLY_EXIT_MIN_RUNS or any((t.get("early_exit") or {}).get("triggered") for t in enabled):
+        return []
+    thr = (enabled[0].get("profile") or {}).get("novelty_threshold")
+    later = [n for t in enabled for n in ((t.get("traces") or {}).get("novelty") or [])[1:]]
+    reasons: dict[str, int] = {}
+    for t in enabled:
+        r = (t.get("early_exit") or {}).get("reason", "?")
+        reasons[r] = reasons.get(r, 0) + 1
+    ends = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    low = min(later) if later else None
+    msg = (f"{_where(series)}early exit never fired in {len(enabled)} runs: runs ended by {ends}; "
+           + (f"the lowest novelty after the first batch was {low:.3f} (median {statistics.median(later):.3f}) "
+              f"against the threshold {thr}, " if later else "no second batch was ever scored, ")
+           + ("so the gate only costs scoring time here: raise novelty_threshold above "
+              f"{low:.2f} only if answers hold up (check the quality bench's early-exit arm), or accept that "
+              f"the context window, not novelty, bounds the evidence." if later else
+              "so the context window or the token budget stops every run before novelty can."))
+    return [Recommendation("early_exit_never_fires", "info", series, msg,
+                           {"runs": len(enabled), "threshold": thr, "min_novelty": low,
+                            "median_novelty": statistics.median(later) if later else None, "end_reasons": reasons})]
+
+
+def _citations(tels: Sequence[dict], series: str, citation_floor: float | None = None,
+               **_: Any) -> list[Recommendation]:
+    val = _med([_m(t, "citation_validity") for t in tels])
+    if val is None:
+        return []
+    floor = DEFAULT_CITATION_FLOOR if citation_floor is None else citation_floor
+    if val >= floor:
+        return []
+    cit = sum(_m(t, "citations") or 0 for t in tels)
+    inv = sum(_m(t, "invalid_citations") or 0 for t in tels)
+    return [Recommendation("citation_validity_low", "warn", series,
+                           f"{_where(series)}citation validity {val:.0%} (median over {len(tels)} runs) is below "
+                           f"the floor {floor:.0%}: {inv} of {cit} citations named a passage that was not in "
+                           f"context: use fewer passages per batch (labels stay in view) or a model that follows "
+                           f"the [n] citation format.",
+                           {"citation_validity": val, "floor": floor, "citations": cit, "invalid": inv})]
+
+
+def _decode_vs_raw(tels: Sequence[dict], series: str, raw_decode_tps: float | None = None,
+                   **_: Any) -> list[Recommendation]:
+    eng = _med([_m(t, "decode_tokens_per_second") for t in tels])
+    if not raw_decode_tps or eng is None:
+        return []
+    ratio = eng / raw_decode_tps
+    if ratio >= DECODE_VS_RAW_LOW:
+        return []
+    return [Recommendation("decode_below_raw", "warn", series,
+                           f"{_where(series)}engine decode {fmt(eng, 'tok/s')} is {ratio:.0%} of the raw backend's "
+                           f"{fmt(raw_decode_tps, 'tok/s')} on the same model: look for per-token work in the "
+                           f"streaming loop (claim parsing, callbacks) or thread contention with the memory "
+                           f"sampler.", {"engine_decode_tps": eng, "raw_decode_tps": raw_decode_tps, "ratio": ratio})]
+
+
+def _prefix_reuse(tels: Sequence[dict], series: str, **_: Any) -> list[Recommendation]:
+    r = _med([_m(t, "prefix_reuse_ratio") for t in tels])
+    if r is None or r <= PREFIX_REUSE_POOR:
+        return []
+    ev = _med([_m(t, "prompt_tokens_evaluated") for t in tels])
+    uq = _med([_m(t, "unique_context_tokens") for t in tels])
+    return [Recommendation("prefix_reuse_poor", "warn", series,
+                           f"{_where(series)}the KV prefix cache is not reused: {fmt(ev)} prompt tokens evaluated "
+                           f"for {fmt(uq)} unique context tokens ({r:.2f}x, {PREFIX_REUSE_POOR}x allowed): the "
+                           f"context is being rewritten between calls; append evidence instead.",
+                           {"prefix_reuse_ratio": r, "prompt_tokens_evaluated": ev, "unique_context_tokens": uq})]
+
+
+RUN_RULES: tuple[Callable[..., list[Recommendation]], ...] = (
+    _over_budget, _memory_pressure, _early_exit, _citations, _decode_vs_raw, _prefix_reuse)
+
+
+def recommend_runs(telemetries: Sequence[dict], *, budget: dict | None = None, series: str = "",
+                   citation_floor: float | None = None, raw_decode_tps: float | None = None) -> list[Recommendation]:
+    """Every run rule over the telemetry documents of one series."""
+    tels = [t for t in telemetries if t and t.get("metrics")]
+    if not tels:
+        return []
+    out: list[Recommendation] = []
+    for rule in RUN_RULES:
+        out += rule(tels, budget=budget, series=series, citation_floor=citation_floor,
+                    raw_decode_tps=raw_decode_tps)
+    return out
+
+
+# -- quality rules ------------------------------------------------------------------------------------------
+
+def recommend_quality(q: dict, *, series: str = "") -> list[Recommendation]:
+    """Rules over one quality summary (schemas/quality.schema.json)."""
+    out: list[Recommendation] = []
+    m, arms, maj = q.get("metrics") or {}, q.get("arms") or {}, q.get("majority") or {}
+    r, cb = arms.get("retrieval") or {}, arms.get("closed_book") or {}
+    acc, acc_maj, acc_cb = m.get("accuracy"), m.get("accuracy_majority"), m.get("accuracy_closed_book")
+    n = q.get("sample_size")
+    if acc is not None and acc_maj is not None and acc <= acc_maj:
+        out.append(Recommendation(
+            "accuracy_not_above_majority", "warn", series,
+            f"{_where(series)}answers are no better than always saying '{maj.get('label')}': accuracy "
+            f"{acc:.0%} ({r.get('correct')}/{n}) vs {acc_maj:.0%} ({maj.get('correct')}/{n}) for the majority class "
+            f"on the same sample (closed-book {'n/a' if acc_cb is None else f'{acc_cb:.0%}'}; decisions given: "
+            f"{r.get('decisions')}): the "
+            f"model is too small to read the evidence; use a larger model (e.g. the ollama backend's) before "
+            f"tuning retrieval.",
+            {"accuracy": acc, "accuracy_majority": acc_maj, "accuracy_closed_book": acc_cb, "n": n}))
+    if acc is not None and acc_cb is not None and acc <= acc_cb:
+        cmp = (q.get("comparisons") or {}).get("retrieval_vs_closed_book") or {}
+        out.append(Recommendation(
+            "retrieval_no_gain", "warn", series,
+            f"{_where(series)}retrieval adds no accuracy: {acc:.0%} with evidence vs {acc_cb:.0%} closed-book on "
+            f"the same {n} questions (exact McNemar p = {fmt(cmp.get('p_value'), 'ratio')}), at "
+            f"{fmt(m.get('time_per_question_s'), 's')} vs {fmt(m.get('time_per_question_closed_book_s'), 's')} "
+            f"per question.",
+            {"accuracy": acc, "accuracy_closed_book": acc_cb, "p_value": cmp.get("p_value"),
+             "time_per_question_s": m.get("time_per_question_s"),
+             "time_per_question_closed_book_s": m.get("time_per_question_closed_book_s")}))
+    cgr = m.get("context_gold_recall")
+    if cgr is not None and cgr < CONTEXT_GOLD_RECALL_LOW:
+        out.append(Recommendation(
+            "gold_not_in_context", "warn", series,
+            f"{_where(series)}the question's own abstract reached the context in only {cgr:.0%} of {n} questions: "
+            f"raise retrieve_k / ef_search or put the top hits in the first batch.",
+            {"context_gold_recall": cgr, "n": n}))
+    prec, gr = m.get("citation_precision"), m.get("gold_recall")
+    if prec is not None and cgr is not None and cgr >= CONTEXT_GOLD_RECALL_LOW and prec < 0.5:
+        out.append(Recommendation(
+            "citations_off_gold", "info", series,
+            f"{_where(series)}the gold abstract was in context for {cgr:.0%} of questions, yet only {prec:.0%} of "
+            f"valid citations name it (gold cited in {gr or 0:.0%} of questions): claims lean on neighbouring "
+            f"abstracts; fewer passages per batch keep the model on the relevant one.",
+            {"citation_precision": prec, "context_gold_recall": cgr, "gold_recall": gr}))
+    ee = q.get("early_exit") or {}
+    ch, saved = ee.get("accuracy_change"), ee.get("tokens_saved_share")
+    if ee.get("n") and ch is not None and ch < 0:
+        out.append(Recommendation(
+            "early_exit_costs_accuracy", "warn", series,
+            f"{_where(series)}early exit saved {(saved or 0):.1%} of generated tokens but cost "
+            f"{-ch:.0%} accuracy on {ee['n']} paired questions ({ee.get('accuracy_off', 0):.0%} -> "
+            f"{ee.get('accuracy_on', 0):.0%}): lower novelty_threshold.",
+            {"accuracy_change": ch, "tokens_saved_share": saved, "n": ee["n"]}))
+    elif ee.get("n") and ee.get("fired") == 0:
+        out.append(Recommendation(
+            "early_exit_idle_in_quality", "info", series,
+            f"{_where(series)}early exit fired in 0 of {ee['n']} paired questions, so on vs off differs by "
+            f"{ee.get('tokens_saved', 0)} generated tokens ({(saved or 0):.1%}) and {(ch or 0) * 100:+.1f} accuracy "
+            f"points: the gate is not what bounds these runs.",
+            {"fired": 0, "n": ee["n"], "tokens_saved": ee.get("tokens_saved"), "accuracy_change": ch}))
+    return out
+
+
+# -- over stored records ------------------------------------------------------------------------------------
+
+def raw_decode_tps_from(records: Sequence[Any]) -> float | None:
+    """The newest raw-backend decode rate any stored record measured (breakdown or engine-efficiency bench)."""
+    from . import measures
+    best = None
+    for r in records:
+        v = measures.record_values(r).get("raw_decode_tokens_per_second")
+        if v is not None and (best is None or r.timestamp > best[0]):
+            best = (r.timestamp, v)
+    return best[1] if best else None
+
+
+def recommend(records: Sequence[Any]) -> list[Recommendation]:
+    """Every rule over stored ResultRecords: for each series, the runs of its newest commit on the newest
+    record's machine. Run rules read the records' telemetry; quality rules read extra['quality']."""
+    from . import measures
+    fp = measures.current_machine(records)
+    mine = measures.on_machine(records, fp)
+    raw = raw_decode_tps_from(mine)
+    out: list[Recommendation] = []
+    for series, recs in sorted(measures.latest_commit_records(mine).items()):
+        tels = [r.telemetry for r in recs if r.telemetry and not (r.extra or {}).get("representative_telemetry")]
+        budgets = [r.budget for r in recs if r.budget]
+        out += recommend_runs(tels, budget=budgets[-1] if budgets else None, series=series,
+                              citation_floor=(budgets[-1] if budgets else {}).get("citation_floor"),
+                              raw_decode_tps=raw)
+        for r in recs[-1:]:
+            q = (r.extra or {}).get("quality")
+            if q:
+                out += recommend_quality(q, series=series)
+    return out

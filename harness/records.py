@@ -1,0 +1,260 @@
+"""What a stored bench record means, defined once: the record itself, its outcome, the reason codes of a missed
+target, which records are usable measurements, which series a record belongs to, the summary statistics of a
+series, and the metric specs (names, units, directions) read from the JSON Schemas.
+
+Every room of the harness reads records through this module (plugin, run, analysis, report); it imports
+nothing from them. Metric names, units (x-unit), directions (x-better) and labels (x-label) come from
+schemas/telemetry.schema.json, schemas/quality.schema.json and schemas/breakdown.schema.json, never from a
+list kept in code.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import statistics
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
+from typing import Any, Iterable, Sequence
+
+from llm_research_bench.engine.telemetry import SCHEMA_PATH
+
+SCHEMAS_DIR = SCHEMA_PATH.parent
+
+RECORD_VERSION = 1
+
+#: The engine's public entry as the runner a record names; a unit test may swap in a test double.
+DEFAULT_RUNNER = "llm_research_bench.engine:research"
+#: Runner names of real measurements in stored records (older records named the checkout's module; benches
+#: that ran the engine themselves store "bench-supplied telemetry"). Any other runner is a test double.
+REAL_RUNNERS = (DEFAULT_RUNNER, "engine:research", "bench-supplied telemetry")
+
+# -- outcomes ------------------------------------------------------------------------------------------------
+#: What happened to a run, as stored. `passed`/`failed` ran to the end (`failed`: it missed its target or the
+#: engine reported a failure); the others did not finish.
+PASSED, FAILED, ERROR, TIMED_OUT, INTERRUPTED, CRASHED, SKIPPED = (
+    "passed", "failed", "error", "timed_out", "interrupted", "crashed", "skipped")
+OUTCOMES = (PASSED, FAILED, ERROR, TIMED_OUT, INTERRUPTED, CRASHED, SKIPPED)
+
+# -- reason codes ----------------------------------------------------------------------------------------------
+#: Why a run missed its target (stable codes stored in extra['reason_codes']; messages are for people).
+TIME_OVER = "time_over_budget"
+MEMORY_OVER = "memory_over_limit"
+SCHEMA_INVALID = "schema_invalid"
+NO_CLAIMS = "no_claims"
+CITATIONS_BELOW_FLOOR = "citation_validity_below_floor"
+NO_CITATIONS = "no_citations"
+RUN_FAILED = "run_failed"
+RUN_TIMED_OUT = "timed_out"
+RUN_CRASHED = "crashed"
+NO_TELEMETRY = "no_telemetry"
+#: Reason code -> the one word a summary table shows for it.
+REASON_CATEGORY = {
+    TIME_OVER: "time", MEMORY_OVER: "memory", SCHEMA_INVALID: "schema", NO_CLAIMS: "quality",
+    CITATIONS_BELOW_FLOOR: "quality", NO_CITATIONS: "quality", RUN_FAILED: "failed", RUN_TIMED_OUT: "timeout",
+    RUN_CRASHED: "crash", NO_TELEMETRY: "failed",
+}
+
+
+class RecordError(ValueError):
+    """A stored document is not a record this version can read; the message says why."""
+
+
+class NewerRecordError(RecordError):
+    """A record written by a newer plugin: never misread, the message names the fix."""
+
+
+@dataclass
+class ResultRecord:
+    """One bench run as stored (one JSON file in the results store)."""
+    test_id: str
+    bench: str
+    profile: str | None
+    outcome: str
+    target_met: bool
+    machine_fingerprint: str
+    machine_class: str
+    commit: str | None = None
+    dirty: bool | None = None
+    branch: str | None = None
+    plugin_version: str = ""
+    reasons: list[str] = field(default_factory=list)
+    round: int = 0
+    warmup: bool = False
+    telemetry: dict | None = None
+    schema_valid: bool | None = None
+    schema_errors: list[str] = field(default_factory=list)
+    budget: dict | None = None          # machine_class, time_lower_s, time_upper_s, memory_mb, scale, reference_fallback
+    extra: dict = field(default_factory=dict)   # harness measurements: overhead, memray capture path, quality, ...
+    record_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    timestamp: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds"))
+    record_version: int = RECORD_VERSION
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def metric(self, name: str) -> Any:
+        """A telemetry metric of this record, or None."""
+        t = self.telemetry or {}
+        return (t.get("metrics") or {}).get(name)
+
+    @property
+    def reason_codes(self) -> list[str]:
+        return list((self.extra or {}).get("reason_codes") or [])
+
+    @property
+    def gated(self) -> bool:
+        """Whether this record's verdict may fail the session (ablations store theirs ungated)."""
+        return (self.extra or {}).get("gate", True) is not False
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ResultRecord":
+        """A record from its stored form, checked (RecordError / NewerRecordError say why it cannot be read)."""
+        return cls(**{k: v for k, v in check_stored(d).items() if k in _FIELDS})
+
+
+_FIELDS = {f.name for f in fields(ResultRecord)}
+
+
+def check_stored(d: Any) -> dict:
+    """The checks a stored document passes before it is read as a record."""
+    from llm_research_bench.engine.telemetry import SCHEMA_VERSION
+
+    if not isinstance(d, dict):
+        raise RecordError("not a JSON object")
+    v = d.get("record_version")
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise RecordError("no record_version")
+    if v > RECORD_VERSION:
+        raise NewerRecordError(f"record_version {v} was written by a newer plugin (this one reads up to "
+                               f"{RECORD_VERSION}): upgrade llm-research-bench, or use another results folder")
+    for key, typ in (("test_id", str), ("bench", str), ("machine_fingerprint", str), ("target_met", bool)):
+        if not isinstance(d.get(key), typ):
+            raise RecordError(f"field '{key}' missing or not a {typ.__name__}")
+    if d.get("outcome") not in OUTCOMES:
+        raise RecordError(f"outcome {d.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
+    tel = d.get("telemetry")
+    if tel is not None:
+        tv = tel.get("schema_version") if isinstance(tel, dict) else None
+        if tv != SCHEMA_VERSION:
+            raise RecordError(f"its telemetry has schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r} "
+                              f"(re-run the bench to store a current record)")
+    return d
+
+
+# -- usability and series ----------------------------------------------------------------------------------------
+def is_usable(rec: ResultRecord) -> bool:
+    """A measurement that can be compared, charted and exported: a measured run (not a warm-up) that ran to the
+    end. A run that missed its budget still measured the run; one that crashed, timed out, was interrupted or
+    whose engine reported a failure did not."""
+    if rec.warmup or rec.outcome not in (PASSED, FAILED):
+        return False
+    t = rec.telemetry
+    return t is None or (bool(t.get("success")) and not t.get("timed_out"))
+
+
+def series_key(rec: ResultRecord) -> str:
+    """The series a record belongs to across commits: its bench and profile ('pipeline[quick]'), and the
+    variant of an ablation ('pipeline[quick]/no-early-exit') when it names one."""
+    key = f"{rec.bench}[{rec.profile}]" if rec.profile else rec.bench
+    variant = (rec.extra or {}).get("variant")
+    return f"{key}/{variant}" if variant else key
+
+
+# -- summary statistics ---------------------------------------------------------------------------------------------
+def is_number(v: Any) -> bool:
+    """A finite int or float (bools are not numbers here)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def quantile(sorted_vals: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default method)."""
+    if len(sorted_vals) == 1:
+        return sorted_vals[0]
+    pos = (len(sorted_vals) - 1) * q
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Summary statistics of one metric over a series' runs (numbers that are not finite are dropped)."""
+    n: int
+    median: float | None
+    q1: float | None
+    q3: float | None
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def iqr(self) -> float | None:
+        return None if self.q1 is None or self.q3 is None else self.q3 - self.q1
+
+
+def summarize(values: Iterable[Any]) -> Summary:
+    vals = sorted(float(v) for v in values if is_number(v))
+    if not vals:
+        return Summary(0, None, None, None)
+    return Summary(len(vals), statistics.median(vals), quantile(vals, 0.25), quantile(vals, 0.75), vals[0], vals[-1])
+
+
+# -- metric specs (from the schemas) ----------------------------------------------------------------------------------
+#: Where each schema's metrics live in a record.
+SPEC_SOURCES = ("telemetry", "quality", "breakdown")
+
+
+@lru_cache(maxsize=None)
+def schema(name: str) -> dict:
+    """schemas/<name>.schema.json."""
+    return json.loads((SCHEMAS_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
+
+
+def metric_specs(source: str = "telemetry") -> dict[str, dict]:
+    """Metric name -> its schema entry (x-unit, x-better, x-label, description) for one schema."""
+    return schema(source)["properties"]["metrics"]["properties"]
+
+
+@lru_cache(maxsize=1)
+def all_specs() -> dict[str, dict]:
+    """Metric name -> spec (plus `source`: which schema) over every schema; a name defined twice is an error."""
+    out: dict[str, dict] = {}
+    for source in SPEC_SOURCES:
+        for name, s in metric_specs(source).items():
+            if name in out:
+                raise ValueError(f"metric '{name}' is defined by both {out[name]['source']} and {source} schemas")
+            out[name] = {**s, "source": source}
+    return out
+
+
+def spec(name: str) -> dict:
+    """A metric's spec; a name no schema describes gets unit '' and direction 'none'."""
+    return all_specs().get(name, {"x-unit": "", "x-better": "none", "source": "record"})
+
+
+def unit(name: str) -> str:
+    return spec(name).get("x-unit", "")
+
+
+def better(name: str) -> str:
+    return spec(name).get("x-better", "none")
+
+
+def label(name: str) -> str:
+    return spec(name).get("x-label") or name
+
+
+def has_direction(name: str) -> bool:
+    return better(name) in ("lower", "higher")
+
+
+def headline_metrics(source: str = "telemetry") -> list[str]:
+    """Metrics a schema labels (x-label) and gives a direction: the ones summaries show by default."""
+    return [n for n, s in metric_specs(source).items() if s.get("x-label") and s.get("x-better") in ("lower", "higher")]
+
+
+def validation_errors(name: str, doc: Any) -> list[str]:
+    """A bench summary (quality, breakdown) checked against schemas/<name>.schema.json, formats included."""
+    from jsonschema import Draft202012Validator
+    v = Draft202012Validator(schema(name), format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return [f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}" for e in v.iter_errors(doc)]

@@ -1,0 +1,127 @@
+"""A comparison (analysis/compare.py) in words and tables: the regression lines, the noise test, the notes
+on what makes a comparison less trustworthy, the table of per-metric deltas, and the summary table's Δ cell."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from tabulate import tabulate
+
+from ..analysis.compare import Comparison, Conditions, MetricDelta, SeriesComparison
+from ..analysis.stats import Test
+from ..units import spread
+
+
+def describe_test(t: Test) -> str:
+    if t.method == "indicative":
+        return "indicative (1 run on a side: no noise estimate)"
+    if t.method == "mann-whitney":
+        return f"Mann-Whitney U p={t.p_value:.3g}"
+    if t.method == "bootstrap":
+        if t.ci_pct is None:
+            return "bootstrap: undefined"
+        return f"bootstrap 95% CI [{t.ci_pct[0]:+.1f} %, {t.ci_pct[1]:+.1f} %]"
+    if t.method == "exact":
+        return "no run-to-run spread"
+    return t.method
+
+
+def series_name(s: SeriesComparison) -> str:
+    return s.key
+
+
+def regression_line(s: SeriesComparison, d: MetricDelta) -> str:
+    """'pipeline[quick] execution_time_s: 13.4 -> 16.1 s (+20.1 %, worse; threshold 10 %; Mann-Whitney U p=0.002)'"""
+    assert d.threshold is not None
+    return (f"{series_name(s)} {d.metric}: {d.base.median:.4g} -> {d.cur.median:.4g} {d.unit} "
+            f"({d.delta_pct:+.1f} %, worse; threshold {d.threshold.pct:g} %; {describe_test(d.test)})")
+
+
+def regression_lines(comp: Comparison | None) -> list[str]:
+    return [regression_line(s, d) for s, d in comp.regressions] if comp is not None else []
+
+
+def not_failed_note(d: MetricDelta) -> str:
+    if d.not_failed_because == "indicative":
+        return (f"beyond the {d.threshold.pct:g} % threshold but indicative only (1 run on a side): not failed; "
+                f"use --rounds 2 or more on both commits to judge")
+    if d.not_failed_because == "noise":
+        return f"beyond the {d.threshold.pct:g} % threshold but not distinguishable from noise: not failed"
+    return ""
+
+
+def condition_notes(c: Conditions) -> list[str]:
+    out = []
+    if c.profile_differs:
+        out.append("profile settings differ from the baseline's")
+    if c.dirty_current:
+        out.append("current runs come from a dirty working tree")
+    if c.memray_traced:
+        out.append(f"{c.memray_traced} run(s) traced by memray: their timings are inflated")
+    if c.contended_base or c.contended_cur:
+        out.append(f"timed on a busy machine: {c.contended_base} of {c.n_base} baseline and {c.contended_cur} of "
+                   f"{c.n_cur} current runs (other processes' CPU load): timing deltas are not trustworthy")
+    return out
+
+
+def notes(comp: Comparison) -> list[str]:
+    out = [f"{series_name(s)}: {n}" for s in comp.series for n in condition_notes(s.conditions)]
+    out += [f"{series_name(s)} {d.metric}: {not_failed_note(d)}" for s in comp.series for d in s.deltas
+            if d.not_failed_because]
+    return out
+
+
+def _stat(s: Any, u: str) -> str:
+    if s.median is None:
+        return "-"
+    return f"{spread(s.median, s.iqr, s.n, u)} (n={s.n})"
+
+
+def table(comp: Comparison, *, tablefmt: str = "simple", only: Sequence[str] | None = None) -> str:
+    body = []
+    for s in comp.series:
+        for d in s.deltas:
+            if only is not None and d.metric not in only and not d.failed and d.threshold is None:
+                continue
+            b, c = d.base, d.cur
+            verdict = ("FAIL" if d.failed else "indicative" if d.indicative else
+                       ("ok" if d.threshold is not None else ""))
+            body.append([series_name(s), d.label, _stat(b, d.unit), _stat(c, d.unit),
+                         "-" if d.delta_pct is None else f"{d.delta_pct:+.1f} %", d.change,
+                         describe_test(d.test) if d.test.method not in ("none",) else "-",
+                         f"{d.threshold.pct:g} %" if d.threshold else "", verdict])
+    headers = ["bench", "metric", f"baseline ({comp.baseline})", f"current ({comp.current})", "Δ", "change",
+               "noise test", "threshold", "verdict"]
+    return tabulate(body, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+
+
+def text(comp: Comparison, *, only: Sequence[str] | None = None) -> str:
+    lines = [f"Comparison: baseline {comp.baseline} -> current {comp.current}"]
+    if comp.series:
+        lines.append(table(comp, only=only))
+    else:
+        lines.append("  no bench instance has usable runs on both sides")
+    lines += [f"  note: {n}" for n in notes(comp)]
+    if comp.only_in_current:
+        lines.append(f"  no baseline runs for: {', '.join(comp.only_in_current)}")
+    if comp.only_in_baseline:
+        lines.append(f"  no usable run this time (failed or timed out): {', '.join(comp.only_in_baseline)}")
+    lines += [f"  REGRESSION: {f}" for f in regression_lines(comp)]
+    return "\n".join(lines)
+
+
+def delta_cell(sc: SeriesComparison | None) -> str:
+    """The summary table's 'Δ vs baseline' cell: time and memory, plus any failed metric."""
+    if sc is None:
+        return "-"
+    parts = []
+    for name in ("execution_time_s", "memory_peak_mb"):
+        d = sc.delta(name)
+        if d is not None and d.delta_pct is not None:
+            parts.append(f"{d.label} {d.delta_pct:+.1f} %{' !' if d.failed else ''}")
+    for d in sc.deltas:
+        if d.failed and d.metric not in ("execution_time_s", "memory_peak_mb"):
+            parts.append(f"{d.label} {d.delta_pct:+.1f} % !")
+    if not parts:
+        return "-"
+    indicative = any(d.indicative for d in sc.deltas)
+    return ", ".join(parts) + (" (indicative)" if indicative else "")

@@ -1,0 +1,43 @@
+"""`research-bench export` (`python -m llm_research_bench.harness export`): stored results for Bencher or
+github-action-benchmark (report/exports.py builds the documents)."""
+from __future__ import annotations
+
+from .exports import DIRECTIONS, FORMATS, GAB_TOOL, ExportError, export, write
+
+HELP = "export stored results for Bencher or github-action-benchmark"
+
+
+def add_arguments(p) -> None:
+    """The `export` subcommand's options (argparse parser `p`)."""
+    import os
+    p.add_argument("--format", required=True, choices=FORMATS, dest="fmt",
+                   help="bencher (Bencher Metric Format) or github-action-benchmark (custom tool JSON)")
+    p.add_argument("--direction", choices=tuple(DIRECTIONS), default=None,
+                   help="github-action-benchmark only: smaller (customSmallerIsBetter, the default) or bigger "
+                        "(customBiggerIsBetter); one file holds one direction")
+    p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument("--results-dir", default=os.environ.get("RESEARCH_BENCH_RESULTS_DIR", "results"),
+                   help="results store to read (default: $RESEARCH_BENCH_RESULTS_DIR or ./results)")
+    p.add_argument("--machine", default=None, help="machine fingerprint (default: the newest record's machine)")
+    p.add_argument("--include-neutral", action="store_true",
+                   help="bencher only: also export metrics without a direction (x-better none)")
+
+
+def run(args) -> int:
+    import sys
+    from ..run.store import load_records
+    if args.fmt == "bencher" and args.direction:
+        print("export: --direction applies to github-action-benchmark only (Bencher keeps the direction in its "
+              "thresholds)", file=sys.stderr)
+        return 2
+    try:
+        doc = export(load_records(args.results_dir), args.fmt, direction=args.direction, machine=args.machine,
+                     include_neutral=args.include_neutral)
+    except ExportError as e:
+        print(f"export: {e}", file=sys.stderr)
+        return 2
+    path = write(args.out, doc)
+    n = sum(len(v) for v in doc.values()) if isinstance(doc, dict) else len(doc)
+    tool = f" (tool: {GAB_TOOL[args.direction or 'smaller']})" if args.fmt == "github-action-benchmark" else ""
+    print(f"export: wrote {path}: {n} measures, {args.fmt}{tool}")
+    return 0

@@ -1,0 +1,328 @@
+"""The HTML report: one self-contained page (inline CSS and SVG, no network, no external file).
+
+Sections: the latest results per profile (tables); quality vs time per profile; the performance breakdown;
+recommendations; and per series (bench + profile) the history of every metric across the commits measured on
+this machine, with the budget band and regressions marked. Metric names, units and directions come from the
+schemas through harness.measures.
+
+A small inline script counts the charts and tables the browser actually laid out and writes the counts on
+<body> (data-charts-rendered, data-tables-rendered): the headless-browser test reads them back.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import statistics
+from collections import defaultdict
+from html import escape
+from pathlib import Path
+from typing import Sequence
+
+from .. import records as R
+from ..analysis import measures
+from ..records import ResultRecord, series_key
+from ..units import num
+from . import charts
+
+CSS = """
+body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1500px}
+h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
+h3{font-size:15px;margin:18px 0 6px}
+table{border-collapse:collapse;margin:6px 0 14px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
+th{background:#f4f4f4}td.l,th.l{text-align:left}tr.fail td,td.fail{background:#fdecea}
+th.series{max-width:130px;white-space:normal;word-break:break-all;font-size:12px}
+.grid{display:flex;flex-wrap:wrap;gap:8px}.card{border:1px solid #eee;border-radius:4px;padding:2px}
+svg.chart{background:#fff}svg .axis{stroke:#888}svg .grid{stroke:#eee}svg .tick{font-size:10px;fill:#555}
+svg .ctitle{font-size:11px;font-weight:600;fill:#222}svg .median{fill:none;stroke:#1f77b4;stroke-width:1.5}
+svg circle.pt{fill:#1f77b4;fill-opacity:.75}svg circle.pt.fail{fill:#d62728}
+svg rect.band{fill:#2ca02c;fill-opacity:.12}svg .regression{fill:#d62728}svg .improvement{fill:#2ca02c}
+svg .indicative{fill:#fff;stroke-width:1.5}svg .regression.indicative{stroke:#d62728}
+svg .improvement.indicative{stroke:#2ca02c}
+.muted{color:#777}.warn{color:#b00}.info{color:#555}ul.recs li{margin:4px 0}
+details>summary{cursor:pointer;font-weight:600;margin:8px 0}
+"""
+
+CHECK_JS = """
+(function(){
+  var n=0, svgs=document.querySelectorAll('svg.chart');
+  svgs.forEach(function(s){var r=s.getBoundingClientRect(), marks=s.querySelectorAll('.pt,.median,.band');
+    var ok=r.width>0&&r.height>0&&marks.length>0;
+    marks.forEach(function(m){try{var b=m.getBBox(); if(!(b.width>0||b.height>0)) ok=false;}catch(e){ok=false;}});
+    if(ok) n++;});
+  var t=0; document.querySelectorAll('table').forEach(function(x){if(x.rows.length>1&&x.getBoundingClientRect().height>0) t++;});
+  document.body.setAttribute('data-charts-total', svgs.length);
+  document.body.setAttribute('data-charts-rendered', n);
+  document.body.setAttribute('data-tables-rendered', t);
+})();
+"""
+
+
+def _e(x) -> str:
+    return escape(str(x))
+
+
+def _fmt(v, name: str) -> str:
+    return num(v, R.unit(name))
+
+
+def _chart_title(k: str) -> str:
+    u = R.unit(k)
+    return f"{R.label(k)}" + (f" [{u}]" if u and u != "ratio" else "") + (f" · {k}" if R.label(k) != k else "")
+
+
+def _latest_tables(records: Sequence[ResultRecord]) -> list[str]:
+    """Per profile one table: a row per metric (with a direction), a column per series (bench) at its newest
+    commit; a cell is the median over that commit's runs (hover: min..max, n, commit)."""
+    latest = measures.latest_commit_records(records)
+    by_profile: dict[str, list[str]] = defaultdict(list)
+    for series, recs in latest.items():
+        by_profile[recs[0].profile or "(none)"].append(series)
+    out = ['<section id="latest"><h2>Latest results per profile</h2>',
+           '<p class="muted">Newest commit of each series (bench) on this machine: the median over that commit\'s '
+           'runs (hover a cell for min..max and n). Only metrics with a direction are listed. The budget column '
+           'is the band the harness held time and memory to; a red cell missed it.</p>']
+    if not latest:
+        out.append("<p>No measured records yet.</p>")
+    for profile in sorted(by_profile):
+        cols = sorted(by_profile[profile])
+        vals: dict[str, dict[str, list[float]]] = {c: defaultdict(list) for c in cols}
+        for c in cols:
+            for r in latest[c]:
+                for k, v in measures.record_values(r).items():
+                    vals[c][k].append(v)
+        directional = {k for c in cols for k in vals[c] if R.better(k) in ("lower", "higher")}
+        run_names = sorted((k for k in directional if R.spec(k).get("source") == "telemetry"),
+                           key=lambda k: (k not in ("execution_time_s", "memory_peak_mb"), k))
+        run_cols = [c for c in cols if any(k in vals[c] for k in run_names)]
+        out.append(f'<h3>Profile {_e(profile)}: run metrics</h3>')
+        out += _pivot(latest, vals, run_cols, run_names)
+        own = [(c, k) for c in cols for k in sorted(vals[c]) if k in directional
+               and R.spec(k).get("source") != "telemetry"]
+        if own:
+            out.append(f'<h3>Profile {_e(profile)}: quality and breakdown numbers</h3>'
+                       '<table class="latest"><tr><th class="l">series</th><th class="l">metric</th><th>value</th>'
+                       '<th>better</th><th class="l">commit</th></tr>')
+            for c, k in own:
+                vs = vals[c][k]
+                out.append(f'<tr><td class="l">{_e(c)}</td><td class="l" title="{_e(R.spec(k).get("description", ""))}">'
+                           f'{_e(R.label(k))} <span class="muted">{_e(k)}</span></td>'
+                           f'<td title="n = {len(vs)}">{_e(_fmt(statistics.median(vs), k))}</td><td>{_e(R.better(k))}'
+                           f'</td><td class="l">{_e(measures.commit_key(latest[c][0]))}</td></tr>')
+            out.append("</table>")
+    out.append("</section>")
+    return out
+
+
+def _pivot(latest: dict, vals: dict, cols: list[str], names: list[str]) -> list[str]:
+    if not cols:
+        return ['<p class="muted">No run telemetry in these series.</p>']
+    out = []
+    head = "".join(f'<th class="series">{_e(c)}</th>' for c in cols)
+    out.append(f'<div style="overflow-x:auto"><table class="latest">'
+               f'<tr><th class="l">metric</th><th>better</th><th class="l">budget</th>{head}</tr>')
+    out.append('<tr><td class="l muted">commit · runs · target met</td><td></td><td></td>' + "".join(
+        f'<td class="muted">{_e(measures.commit_key(latest[c][0]))} · {len(latest[c])} · '
+        f'{sum(r.target_met for r in latest[c])}/{len(latest[c])}</td>' for c in cols) + "</tr>")
+    for k in names:
+        band = next((measures.budget_band(r, k) for c in cols for r in latest[c] if measures.budget_band(r, k)), None)
+        btxt = "" if not band else f"{_fmt(band[0], k) if band[0] is not None else ''} .. {_fmt(band[1], k)}"
+        cells = []
+        for c in cols:
+            vs = vals[c].get(k)
+            if not vs:
+                cells.append("<td></td>")
+                continue
+            med = statistics.median(vs)
+            b = next((measures.budget_band(r, k) for r in latest[c] if measures.budget_band(r, k)), None)
+            over = b is not None and b[1] is not None and med > b[1]
+            tip = f"min {_fmt(min(vs), k)} .. max {_fmt(max(vs), k)}, n = {len(vs)}"
+            cells.append(f'<td{" class=fail" if over else ""} title="{_e(tip)}">{_e(_fmt(med, k))}</td>')
+        out.append(f'<tr><td class="l" title="{_e(R.spec(k).get("description", ""))}">'
+                   f'{_e(R.label(k))} <span class="muted">{_e(k)}</span></td>'
+                   f'<td>{_e(R.better(k))}</td><td class="l">{_e(btxt)}</td>{"".join(cells)}</tr>')
+    out.append("</table></div>")
+    return out
+
+
+def _quality(records: Sequence[ResultRecord]) -> list[str]:
+    qrecs = [r for r in records if measures.is_measurement(r) and (r.extra or {}).get("quality")]
+    out = ['<section id="quality"><h2>Answer quality vs time per profile</h2>']
+    if not qrecs:
+        out.append('<p class="muted">No quality bench records yet (<code>make quality</code>).</p></section>')
+        return out
+    by_profile: dict[str, list[ResultRecord]] = defaultdict(list)
+    for r in qrecs:
+        by_profile[r.profile or "(none)"].append(r)
+    out.append('<div class="grid">')
+    tables = []
+    for profile, recs in sorted(by_profile.items()):
+        recs.sort(key=lambda r: r.timestamp)
+        arms: dict[str, list] = defaultdict(list)
+        for r in recs:
+            q = r.extra["quality"]
+            c = measures.commit_key(r)
+            for arm, name in (("retrieval", "retrieval (early exit on)"), ("retrieval_no_early_exit", "early exit off"),
+                              ("closed_book", "closed-book")):
+                a = q["arms"].get(arm) or {}
+                if a.get("accuracy") is not None and a.get("time_per_question_s") is not None:
+                    ci = a.get("accuracy_ci95") or [None, None]
+                    arms[name].append((a["time_per_question_s"], a["accuracy"],
+                                       f"{name} @ {c}: accuracy {a['accuracy']:.0%} ({a['correct']}/{a['n']}, 95% CI "
+                                       f"{num(ci[0], 'ratio')}..{num(ci[1], 'ratio')}), "
+                                       f"{a['time_per_question_s']:.1f} s/question"))
+            maj = q["majority"]
+            arms[f"majority '{maj['label']}'"].append(
+                (0.0, maj["accuracy"], f"majority class '{maj['label']}' @ {c}: {maj['accuracy']:.0%} on the sample "
+                                       f"({maj['full_set_share']:.1%} on the full set), no model time"))
+        out.append('<div class="card">' + charts.scatter_chart(
+            list(arms.items()), title=f"{profile}: accuracy vs time per question", x_title="time per question",
+            y_title="accuracy", x_unit="s", y_unit="ratio") + "</div>")
+        q = recs[-1].extra["quality"]
+        ee = q["early_exit"]
+        rows = []
+        for arm in ("retrieval", "retrieval_no_early_exit", "closed_book"):
+            a = q["arms"][arm]
+            ci = a.get("accuracy_ci95") or [None, None]
+            rows.append(f'<tr><td class="l">{_e(arm)}</td><td>{a["n"]}</td><td>{num(a["accuracy"], "ratio")}</td>'
+                        f'<td>{num(ci[0], "ratio")}..{num(ci[1], "ratio")}</td>'
+                        f'<td>{num(a["citation_validity"], "ratio")}</td>'
+                        f'<td>{num(a["citation_precision"], "ratio")}</td>'
+                        f'<td>{num(a["context_gold_recall"], "ratio")}</td>'
+                        f'<td>{num(a["claims_per_question"])}</td><td>{num(a["tokens_per_question"])}</td>'
+                        f'<td>{num(a["time_per_question_s"], "s")}</td></tr>')
+        maj = q["majority"]
+        rows.append(f'<tr><td class="l">majority \'{_e(maj["label"])}\'</td><td>{maj["n"]}</td>'
+                    f'<td>{num(maj["accuracy"], "ratio")}</td><td colspan="7" class="l">'
+                    f'{maj["full_set_share"]:.1%} of the {maj["full_set_n"]} labelled questions</td></tr>')
+        tables.append(
+            f'<h3>{_e(profile)} @ {_e(measures.commit_key(recs[-1]))}: {q["sample_size"]} questions, seed {q["seed"]}</h3>'
+            '<table class="quality"><tr><th class="l">arm</th><th>n</th><th>accuracy</th><th>95% CI</th>'
+            '<th>cit. valid</th><th>cit. precision</th><th>gold in ctx</th><th>claims/q</th><th>tokens/q</th>'
+            '<th>time/q</th></tr>' + "".join(rows) + "</table>"
+            f'<p>Early exit on vs off ({ee["n"]} paired questions; fired in {ee["fired"]}): tokens '
+            f'{ee["tokens_off"]} -> {ee["tokens_on"]} (saved {num(ee["tokens_saved_share"], "ratio")}), '
+            f'accuracy {num(ee["accuracy_off"], "ratio")} -> {num(ee["accuracy_on"], "ratio")} '
+            f'(change {num(ee["accuracy_change"], "ratio")}, exact McNemar p = '
+            f'{num(ee.get("p_value"), "ratio")}).</p>')
+    out.append("</div>")
+    out += tables
+    out.append("</section>")
+    return out
+
+
+def _breakdown(records: Sequence[ResultRecord]) -> list[str]:
+    latest = measures.latest_commit_records(records)
+    items = [(s, recs[-1]) for s, recs in sorted(latest.items()) if (recs[-1].extra or {}).get("breakdown")]
+    eff = [(s, recs) for s, recs in sorted(latest.items()) if any((r.extra or {}).get("efficiency") for r in recs)]
+    out = ['<section id="breakdown"><h2>Performance breakdown</h2>']
+    if not items and not eff:
+        out.append('<p class="muted">No breakdown bench records yet (<code>make breakdown</code>).</p></section>')
+        return out
+    out.append('<div class="grid">')
+    notes = []
+    for series, r in items:
+        b = r.extra["breakdown"]
+        m = b.get("metrics") or {}
+        shares = [(k.replace("phase_share_", ""), v) for k, v in m.items() if k.startswith("phase_share_")]
+        if shares:
+            out.append('<div class="card">' + charts.share_bar(shares, title=f"share of wall time by phase · {series}")
+                       + "</div>")
+        native = [(k.replace("_share", ""), m[k]) for k in ("prompt_eval_share", "decode_share", "generation_other_share")
+                  if k in m]
+        if native:
+            out.append('<div class="card">' + charts.share_bar(native, title=f"native time split (share of wall time) · {series}") + "</div>")
+        series_pts = b.get("series") or []
+        x = b.get("x")
+        if series_pts and x:
+            ys = b.get("plot") or [k for k, v in series_pts[0].items()
+                                   if k != x and isinstance(v, (int, float)) and not isinstance(v, bool)]
+            for y in ys:
+                pts = [(p[x], p[y]) for p in series_pts if isinstance(p.get(y), (int, float))]
+                if len(pts) >= 2:
+                    out.append('<div class="card">' + charts.xy_chart([(y, pts)], title=f"{y} vs {x} · {series}",
+                                                                     x_title=x) + "</div>")
+        kv = ", ".join(f"{R.label(k)} {_fmt(v, k)}" for k, v in m.items() if not k.startswith("phase_share_"))
+        notes.append(f'<li><b>{_e(series)}</b> @ {_e(measures.commit_key(r))}: {_e(kv) or "—"}'
+                     f'{"<br><span class=muted>" + _e(b["how"]) + "</span>" if b.get("how") else ""}</li>')
+    for series, recs in eff:
+        e = next(r.extra["efficiency"] for r in reversed(recs) if (r.extra or {}).get("efficiency"))
+        vals = measures.efficiency_values(recs[-1])
+        kv = ", ".join(f"{R.label(k)} {_fmt(v, k)}" for k, v in vals.items())
+        goals = e.get("goals") or {}
+        notes.append(f'<li><b>{_e(series)}</b> (engine vs raw llama-cpp-python, {len(e.get("rounds") or [])} rounds, '
+                     f'medians) @ {_e(measures.commit_key(recs[-1]))}: {_e(kv)}; prefix reuse (evaluated/unique) '
+                     f'{_e(num(e.get("prefix_reuse_ratio_median"), "ratio"))}'
+                     + (f'<br><span class=muted>goals: {_e(goals)}</span>' if goals else "") + '</li>')
+    out.append("</div><ul>" + "".join(notes) + "</ul></section>")
+    return out
+
+
+def _recommendations(records: Sequence[ResultRecord]) -> list[str]:
+    from ..analysis.recommend import recommend
+    recs = recommend(records)
+    out = ['<section id="recommendations"><h2>Recommendations</h2>']
+    if not recs:
+        out.append('<p class="muted">No rule fired on the newest results.</p>')
+    else:
+        out.append('<ul class="recs">' + "".join(
+            f'<li class="{_e(r.severity)}"><b>{_e(r.rule)}</b> [{_e(r.severity)}] {_e(r.message)}</li>' for r in recs)
+            + "</ul>")
+    out.append("</section>")
+    return out
+
+
+def _history(records: Sequence[ResultRecord]) -> list[str]:
+    measured = [r for r in records if measures.is_measurement(r)]
+    by_series: dict[str, list[ResultRecord]] = defaultdict(list)
+    for r in measured:
+        by_series[series_key(r)].append(r)
+    out = ['<section id="history"><h2>History across commits (this machine)</h2>',
+           '<p class="muted">One chart per metric with a direction: dots are runs (red: the run missed its target), '
+           'the line joins the per-commit medians, the green band is the budget, a red triangle marks a regression '
+           '(the median moved the wrong way by more than 5 % against the previous commit and the noise test of '
+           '<code>--compare</code> says it is real) and a green one an improvement; hollow triangles are indicative '
+           '(one run on a side, no noise test); hover for the numbers.</p>']
+    for i, (series, recs) in enumerate(sorted(by_series.items())):
+        names = sorted({k for r in recs for k in measures.record_values(r) if R.better(k) in ("lower", "higher")},
+                       key=lambda k: (k not in ("execution_time_s", "memory_peak_mb"), R.spec(k).get("source", ""), k))
+        n_commits = len(measures.commit_order(recs))
+        regress = 0
+        cards = []
+        for k in names:
+            pts = measures.history(recs, series, k)
+            if not pts:
+                continue
+            regress += sum(1 for p in pts if p.regression and not p.indicative)
+            cards.append('<div class="card">' + charts.history_chart(
+                pts, title=_chart_title(k), unit=R.unit(k), better=R.better(k)) + "</div>")
+        out.append(f'<details{" open" if i == 0 else ""}><summary>{_e(series)}: {len(recs)} runs over {n_commits} '
+                   f'commit(s), {regress} regression mark(s)</summary><div class="grid">{"".join(cards)}</div></details>')
+    if not by_series:
+        out.append("<p>No measured records yet.</p>")
+    out.append("</section>")
+    return out
+
+
+def render(records: Sequence[ResultRecord], *, machine: str | None = None, title: str = "LLM research bench report",
+           generated_at: str | None = None) -> str:
+    """The report page as one HTML string, for the records of one machine (default: the newest record's)."""
+    fp = machine or measures.current_machine(records)
+    mine = sorted(measures.on_machine(records, fp), key=lambda r: r.timestamp)
+    classes = sorted({r.machine_class for r in mine})
+    when = generated_at or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    commits = measures.commit_order([r for r in mine if measures.is_measurement(r)])
+    others = sorted({r.machine_fingerprint for r in records} - {fp})
+    head = (f'<h1>{_e(title)}</h1><p>Generated {_e(when)} from {len(mine)} records '
+            f'({sum(measures.is_measurement(r) for r in mine)} measured) of machine <code>{_e(fp)}</code> '
+            f'({_e(", ".join(classes) or "?")}), {len(commits)} commit(s)'
+            + (f'; {len(others)} other machine(s) not shown' if others else "") + '.</p>'
+            '<nav><a href="#latest">latest</a> · <a href="#quality">quality</a> · <a href="#breakdown">breakdown</a> · '
+            '<a href="#recommendations">recommendations</a> · <a href="#history">history</a></nav>')
+    body = [head, *_latest_tables(mine), *_quality(mine), *_breakdown(mine), *_recommendations(mine), *_history(mine)]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>\n" + "\n".join(body)
+            + f"\n<script>{CHECK_JS}</script>\n</body></html>\n")
+
+
+def write_report(recs: Sequence[ResultRecord], out: str | Path, **kw) -> Path:
+    from llm_research_bench.engine.atomic import write_text
+    return write_text(out, render(recs, **kw))

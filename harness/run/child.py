@@ -1,0 +1,84 @@
+"""The isolated child: `python -m llm_research_bench.harness.run.child REQUEST.json RESULT.json STATUS.json`.
+
+kind "research": warms up outside the timed run (corpus, embedder, index, system facts), writes STATUS.json
+when the run starts, runs it under its timeout (SIGALRM, raising the harness's timeout) and writes RESULT.json
+(status, telemetry, error). SIGTERM from the parent stops the run through the engine, so the partial telemetry
+is still written. A crash or an OOM kill leaves no RESULT.json: the parent classifies that from the exit status.
+
+kind "call": calls a measurement driver ("module:function" with JSON kwargs) and writes its returned dict.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+import os
+
+
+def _write(path: str, doc: dict) -> None:
+    from llm_research_bench.engine.atomic import write_json
+    write_json(path, doc, indent=None, default=str)
+
+
+def _research(req: dict, res_path: str, status_path: str) -> None:
+    from .inprocess import run_in_process
+    from .request import DEFAULT_RUNNER, RunRequest, profile_from_dict
+
+    t0 = time.perf_counter()
+    corpus = None
+    system_info = None
+    if req.get("warm"):
+        from llm_research_bench.engine.corpus import load_corpus
+        from llm_research_bench.engine.embed import shared_embedder
+        from llm_research_bench.engine.index import HNSWIndex
+        from llm_research_bench.engine.system import detect
+        corpus = load_corpus(req.get("corpus"))
+        HNSWIndex.build_or_load(corpus, shared_embedder())
+        system_info = detect(probe_ollama_server=req.get("backend") == "ollama").as_dict()
+    warmup_s = time.perf_counter() - t0
+    run = RunRequest(question=req["question"], profile=profile_from_dict(req["profile"]),
+                     backend=req.get("backend", "llamacpp"), corpus=corpus, corpus_path=req.get("corpus"),
+                     early_exit=req.get("early_exit", True), retrieval=req.get("retrieval", True),
+                     store_text=req.get("store_text", False), system_info=system_info,
+                     research_kwargs=req.get("research_kwargs") or {}, runner=req.get("runner", DEFAULT_RUNNER),
+                     timeout_s=req.get("timeout_s"), memray_file=req.get("memray_file"))
+    _write(status_path, {"event": "started", "warmup_s": round(warmup_s, 3), "pid": os.getpid()})
+    out = run_in_process(run)
+    _write(res_path, {"status": out.status, "telemetry": out.telemetry, "error": out.error,
+                      "wall_s": out.wall_s, "warmup_s": warmup_s, "timeout_via": out.timeout_via})
+
+
+def _call(req: dict, res_path: str, status_path: str) -> None:
+    from .request import first_line, resolve_runner
+
+    fn = resolve_runner(req["target"])
+    _write(status_path, {"event": "started", "warmup_s": 0.0, "pid": os.getpid()})
+    t0 = time.perf_counter()
+    try:
+        value = fn(**(req.get("kwargs") or {}))
+    except Exception as e:
+        _write(res_path, {"status": "failed", "error": first_line(e), "wall_s": time.perf_counter() - t0})
+        return
+    _write(res_path, {"status": "completed", "value": value, "wall_s": time.perf_counter() - t0})
+
+
+def main(argv: list[str]) -> int:
+    req_path, res_path, status_path = argv
+    with open(req_path, encoding="utf-8") as fh:
+        req = json.load(fh)
+    for p in reversed(req.get("sys_path") or []):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    from .timeouts import Terminated
+
+    def _term(signum, frame):
+        raise Terminated("stopped by the harness (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, _term)
+    (_call if req.get("kind") == "call" else _research)(req, res_path, status_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

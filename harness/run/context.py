@@ -1,0 +1,95 @@
+"""The session-wide context every bench run shares: the parsed options (HarnessOptions), the profiles, the
+budgets' machine class, where records go, and git and machine facts (looked up once, lazily). Built by the
+plugin (plugin/options.py parses pytest's options into HarnessOptions); scripts build it directly."""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .. import PLUGIN_VERSION
+from ..analysis.thresholds import Threshold
+from ..records import ResultRecord
+from . import environment
+from .verdicts import BudgetSpec
+
+
+class UnknownProfile(ValueError):
+    """A profile name no profile file defines; the message lists the known ones."""
+
+
+@dataclass
+class HarnessOptions:
+    profiles: dict[str, Any]                 # every known profile (built-in + user file), name -> Profile
+    selected: list[str] | None               # --profile; None = all
+    profiles_file: str | None
+    machine_class: str | None                # --machine-class override
+    budget_scale: float = 1.0
+    results_dir: Path = Path("results")
+    rounds: int = 1
+    warmup_runs: int = 0
+    compare: str | None = None               # None: off; "": the default baseline; else a ref
+    compare_commit: str | None = None        # the ref resolved to a commit (when given)
+    compare_fail: list[Threshold] = field(default_factory=list)
+    summary_md: Path | None = None
+    memray: bool = False
+    isolate: bool = False
+    enforce_memory: bool = False
+    backend: str = "llamacpp"
+    corpus: str | None = None
+
+
+def profile_digest(profile: Any) -> str:
+    """What a profile asks of a run (everything but its name, description, budgets and source): records with
+    the same digest ran the same settings."""
+    d = {k: getattr(profile, k) for k in profile.__dataclass_fields__
+         if k not in ("name", "description", "budgets", "source")}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+@dataclass
+class BenchContext:
+    """Shared by every bench of a session: built by the plugin, also usable without pytest (scripts)."""
+    options: HarnessOptions
+    rootpath: Path
+    session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    plugin_version: str = PLUGIN_VERSION
+    worker: str | None = None                            # xdist worker id
+    records: list[ResultRecord] = field(default_factory=list)   # written by this process, in order
+
+    @cached_property
+    def git(self) -> environment.GitInfo:
+        return environment.git_info(self.rootpath)
+
+    @cached_property
+    def machine(self) -> environment.MachineInfo:
+        return environment.machine_info()
+
+    @cached_property
+    def detected_machine_class(self) -> str:
+        return environment.detected_machine_class()
+
+    @property
+    def machine_class(self) -> str:
+        return self.options.machine_class or self.detected_machine_class
+
+    def profile(self, name_or_profile: Any) -> Any:
+        if not isinstance(name_or_profile, str):
+            return name_or_profile
+        try:
+            return self.options.profiles[name_or_profile]
+        except KeyError:
+            raise UnknownProfile(f"unknown profile '{name_or_profile}'; known: {', '.join(self.options.profiles)}") \
+                from None
+
+    def timeout_for(self, profile: Any) -> float:
+        """The per-run timeout: the profile's timeout_s, stretched (never shrunk) by --budget-scale, so a
+        machine given more time is not killed at the unscaled limit."""
+        return float(self.profile(profile).timeout_s) * max(1.0, self.options.budget_scale)
+
+    def budget(self, profile: Any) -> BudgetSpec:
+        return BudgetSpec.from_profile(self.profile(profile), self.machine_class, self.options.budget_scale)

@@ -1,0 +1,105 @@
+"""How busy other processes kept the machine's CPUs while something was measured: the one CPU monitor.
+
+    with CpuWatch() as w: ...            w.load.other_cores   (cores other processes kept busy, on average)
+                                         w.load.other_share   (the same as a share of all logical CPUs)
+    wait_quiet()                         wait (bounded) until other processes leave the CPUs mostly idle
+
+Other processes' CPU time = the whole machine's busy CPU time - this process's and its children's (live
+ones too, e.g. an isolated run's child) over the same wall time. Reads /proc through psutil; no engine import.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import psutil
+
+#: A run measured while other processes kept at least this many cores busy (or this share of a 2-core
+#: machine's CPUs, whichever is more) is *contended*: its timings are inflated and it is re-measured.
+CONTENDED_CORES = 0.5
+CONTENDED_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    at: float           # monotonic seconds
+    busy_s: float       # CPU seconds the whole machine spent busy (all cores)
+    own_s: float        # CPU seconds of this process and its children (reaped and live)
+
+
+@dataclass(frozen=True)
+class CpuLoad:
+    wall_s: float
+    other_cores: float  # cores other processes kept busy, on average
+    logical: int
+
+    @property
+    def other_share(self) -> float:
+        return max(0.0, min(1.0, self.other_cores / self.logical)) if self.logical else 0.0
+
+    @property
+    def contended(self) -> bool:
+        return self.other_cores > max(CONTENDED_CORES, CONTENDED_SHARE * self.logical)
+
+
+def _own_cpu_s() -> float:
+    me = psutil.Process()
+    t = me.cpu_times()
+    own = t.user + t.system + t.children_user + t.children_system
+    try:
+        for ch in me.children(recursive=True):
+            try:
+                ct = ch.cpu_times()
+                own += ct.user + ct.system
+            except psutil.Error:
+                pass
+    except psutil.Error:
+        pass
+    return own
+
+
+def snapshot() -> CpuSnapshot:
+    st = psutil.cpu_times()
+    return CpuSnapshot(time.monotonic(), sum(st) - st.idle - getattr(st, "iowait", 0.0), _own_cpu_s())
+
+
+def load_between(before: CpuSnapshot, after: CpuSnapshot) -> CpuLoad | None:
+    """Other processes' CPU use between two snapshots (None over too short a window to tell)."""
+    wall = after.at - before.at
+    if wall <= 0.05:
+        return None
+    other = max(0.0, ((after.busy_s - before.busy_s) - (after.own_s - before.own_s)) / wall)
+    return CpuLoad(wall, other, psutil.cpu_count() or 1)
+
+
+class CpuWatch:
+    """Context manager: `load` is the other processes' CPU use while it was open (None if too short)."""
+
+    def __init__(self) -> None:
+        self.load: CpuLoad | None = None
+        self._before: CpuSnapshot | None = None
+
+    def __enter__(self) -> "CpuWatch":
+        self._before = snapshot()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        assert self._before is not None
+        self.load = load_between(self._before, snapshot())
+
+    @property
+    def share(self) -> float | None:
+        return None if self.load is None else self.load.other_share
+
+
+def wait_quiet(threshold: float = 0.25, window_s: float = 3.0, max_wait_s: float = 240.0) -> dict:
+    """Wait (up to max_wait_s) until other processes use less than `threshold` of the CPUs over a `window_s`
+    window, so a timing starts on a quiet machine. Never fails: on a machine that stays busy the measurement
+    goes ahead and the record says how busy it was. Returns {'waited_s', 'foreign_cpu_share_before'}."""
+    t0 = time.perf_counter()
+    while True:
+        with CpuWatch() as w:
+            time.sleep(window_s)
+        share = w.share or 0.0
+        if share < threshold or time.perf_counter() - t0 >= max_wait_s:
+            return {"waited_s": round(time.perf_counter() - t0, 1), "foreign_cpu_share_before": round(share, 3)}

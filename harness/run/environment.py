@@ -1,0 +1,119 @@
+"""Where a result comes from: the git commit (and whether the tree was dirty), the branch, and this machine.
+(Other processes' CPU use during a run: run/cpu.py.)
+
+Everything here is cheap (a few `git` calls, /proc reads) and never imports torch: `python -m harness compare`
+uses it too. CI checkouts without git metadata fall back to the CI's own variables (GITHUB_SHA, ...).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import psutil
+
+from llm_research_bench.engine.system import cpu_model
+
+#: Set this to pin the machine fingerprint (e.g. a CI runner pool whose hosts differ only in CPU stepping).
+FINGERPRINT_ENV = "RESEARCH_BENCH_MACHINE_ID"
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    commit: str | None          # full SHA of HEAD, None outside a repository
+    dirty: bool | None          # tracked files modified (untracked files, e.g. new result records, do not count)
+    branch: str | None
+
+    @property
+    def short(self) -> str:
+        return (self.commit or "nocommit")[:12] + ("+dirty" if self.dirty else "")
+
+
+@dataclass(frozen=True)
+class MachineInfo:
+    fingerprint: str            # stable id of this hardware + OS: the results store keys records by it
+    os: str
+    arch: str
+    cpu_model: str
+    cpu_logical: int
+    ram_gb: int
+    gpus: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def git_info(cwd: str | Path = ".") -> GitInfo:
+    """HEAD's commit, dirty flag and branch; CI variables when git metadata is missing."""
+    cwd = Path(cwd)
+    commit = _git(["rev-parse", "--verify", "HEAD"], cwd)
+    dirty = None
+    branch = None
+    if commit:
+        status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
+        dirty = bool(status) if status is not None else None
+        b = _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
+        branch = b if b and b != "HEAD" else None
+    else:
+        commit = os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA") or None
+    if branch is None:
+        branch = (os.environ.get("GITHUB_HEAD_REF") or os.environ.get("GITHUB_REF_NAME")
+                  or os.environ.get("CI_COMMIT_REF_NAME") or None)
+    return GitInfo(commit, dirty, branch)
+
+
+def resolve_ref(ref: str, cwd: str | Path = ".") -> str | None:
+    """A git ref (HEAD~1, a tag, a branch, a SHA prefix) as a full commit SHA, or None if git does not know it."""
+    return _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], Path(cwd))
+
+
+def _gpus() -> tuple[str, ...]:
+    """NVIDIA GPUs from the driver's /proc entries (no torch import); empty elsewhere."""
+    root = Path("/proc/driver/nvidia/gpus")
+    names = []
+    if root.is_dir():
+        for d in sorted(root.iterdir()):
+            try:
+                for line in (d / "information").read_text().splitlines():
+                    if line.startswith("Model:"):
+                        names.append(line.split(":", 1)[1].strip())
+            except OSError:
+                names.append("nvidia")
+    return tuple(names)
+
+
+@lru_cache(maxsize=1)
+def machine_info() -> MachineInfo:
+    """This machine. The fingerprint hashes OS, architecture, CPU model, logical cores, RAM (whole GB) and
+    GPUs, so results of different hardware never mix; $RESEARCH_BENCH_MACHINE_ID overrides it."""
+    os_name, arch = platform.system(), platform.machine()
+    cpu, logical = cpu_model(), psutil.cpu_count() or 1
+    ram = int(round(psutil.virtual_memory().total / 2**30))
+    gpus = _gpus()
+    basis = json.dumps([os_name, arch, cpu, logical, ram, list(gpus)])
+    fp = os.environ.get(FINGERPRINT_ENV, "").strip()
+    if fp:
+        fp = "".join(c if c.isalnum() or c in "-_." else "_" for c in fp)[:80]
+    else:
+        fp = f"{os_name.lower()}-{arch}-{logical}c-{hashlib.sha256(basis.encode()).hexdigest()[:10]}"
+    return MachineInfo(fp, os_name, arch, cpu, logical, ram, gpus)
+
+
+@lru_cache(maxsize=1)
+def detected_machine_class() -> str:
+    """The budget class of this machine (engine.system; imports torch once to see CUDA)."""
+    from llm_research_bench.engine.system import current_machine_class
+    return current_machine_class()

@@ -1,0 +1,52 @@
+"""One run in this process: call the engine (or a test double of it) with the request, under the run's
+deadline and, when asked, memray; never raises for what happens to the run: the RunOutcome says it."""
+from __future__ import annotations
+
+import time
+
+from .memray_capture import tracker
+from .request import (COMPLETED, ERROR, FAILED, INTERRUPTED, TIMED_OUT, RunOutcome, RunRequest, first_line,
+                      resolve_runner)
+from .timeouts import HarnessTimeout, SignalTimer, is_timeout, run_deadline
+
+
+def research_kwargs(req: RunRequest) -> dict:
+    kwargs = dict(profile=req.profile, backend=req.backend, corpus=req.corpus if req.corpus is not None
+                  else req.corpus_path, early_exit=req.early_exit, retrieval=req.retrieval,
+                  store_text=req.store_text, **req.research_kwargs)
+    if req.system_info is not None:
+        kwargs["system_info"] = req.system_info
+    return kwargs
+
+
+def run_in_process(req: RunRequest, *, timer: SignalTimer | None = None, deadline_owner: bool = True) -> RunOutcome:
+    """Run `req` here. `exception` in the outcome holds what the caller must re-raise after recording
+    (timeouts, interrupts, user errors). `timer`: the bench item's timer (taken over from pytest-timeout)."""
+    from llm_research_bench.engine.pipeline import ResearchFailed
+
+    fn = resolve_runner(req.runner)
+    kwargs = research_kwargs(req)
+    via: str | None = None
+    t0 = time.perf_counter()
+    try:
+        with run_deadline(req.effective_timeout, timer=timer, own=deadline_owner) as via, tracker(req.memray_file):
+            sess = fn(req.question, **kwargs)
+        return RunOutcome(COMPLETED, sess.telemetry, wall_s=time.perf_counter() - t0, session=sess,
+                          memray_file=req.memray_file, timeout_via=via)
+    except ResearchFailed as e:
+        wall = time.perf_counter() - t0
+        tel = e.telemetry
+        timed_out = bool((tel or {}).get("timed_out"))
+        return RunOutcome(TIMED_OUT if timed_out else FAILED, tel, error=first_line(e.__cause__ or e), wall_s=wall,
+                          memray_file=req.memray_file, timeout_via=(via or "engine") if timed_out else None)
+    except BaseException as e:   # noqa: B036 -- recorded, then re-raised by the caller
+        wall = time.perf_counter() - t0
+        tel = getattr(e, "research_telemetry", None)
+        if is_timeout(e):             # the engine marked its partial telemetry timed_out itself
+            status = TIMED_OUT
+        elif isinstance(e, Exception):
+            status = ERROR if tel is None else FAILED
+        else:
+            status = INTERRUPTED
+        return RunOutcome(status, tel, error=first_line(e), wall_s=wall, memray_file=req.memray_file,
+                          timeout_via=via or ("harness" if isinstance(e, HarnessTimeout) else None), exception=e)

@@ -1,0 +1,48 @@
+"""Allocation capture with memray around one run, and the top allocators at its high-water mark (shown when
+a run goes over its memory limit)."""
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from pathlib import Path
+
+
+def tracker(path: str | None):
+    """A memray.Tracker writing to `path` (a no-op context without a path)."""
+    if not path:
+        return nullcontext()
+    import memray
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if os.path.exists(path):
+        os.unlink(path)
+    return memray.Tracker(path)
+
+
+def top_allocators(path: str | os.PathLike, n: int = 5) -> list[str]:
+    """The largest allocation sites live at the capture's high-water mark, one line each."""
+    import memray
+    try:
+        reader = memray.FileReader(str(path))
+    except Exception as e:   # a capture cut short by a crash cannot always be read
+        return [f"(memray capture {path} unreadable: {type(e).__name__}: {e})"]
+    try:
+        recs = sorted(reader.get_high_watermark_allocation_records(merge_threads=True),
+                      key=lambda r: r.size, reverse=True)[:n]
+        out = []
+        for r in recs:
+            try:
+                stack = r.stack_trace(max_stacks=2)
+            except Exception:
+                stack = []
+            where = " <- ".join(f"{fn} ({_short(file)}:{line})" for fn, file, line in stack) or "(no Python frame)"
+            out.append(f"{r.size / 2**20:8.1f} MB in {r.n_allocations} allocation(s): {where}")
+        return out
+    finally:
+        reader.close()
+
+
+def _short(path: str) -> str:
+    for marker in (str(Path.cwd()) + "/", "site-packages/"):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    return path

@@ -1,0 +1,172 @@
+"""Measurement drivers of the breakdown benches: scaled corpora, and corpus-size and context-window growth
+points, each measured in a fresh child process through the same child machinery as isolated pipeline runs
+(run/isolated.py `call_isolated`), so that a point's peak RSS is its own.
+
+Scaled corpora (`scaled_corpus(corpus, n)`), built from PubMedQA-L's 1,000 abstracts (3,358 passages):
+- n <= 3,358: whole abstracts in corpus order until n passages (the last abstract may be cut short);
+- n  > 3,358: every passage, then sentence-level splits of the multi-sentence passages in corpus order
+  (sentences of >= 5 words; a passage that is one sentence adds nothing, so no split repeats a passage)
+  until n. The ids are "<passage id>#s<j>". The corpus holds ~8,600 such sentences, so up to ~12,000 passages.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from .isolated import call_isolated
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
+MIN_SENTENCE_WORDS = 5
+#: A child measuring one point gets this long (an index build of 10,000 passages takes ~2 min on 2 cores).
+POINT_TIMEOUT_S = 900.0
+
+# -- scaled corpora -----------------------------------------------------------------------------------------
+
+def sentence_splits(passages: Sequence[Any]) -> list[tuple[str, str]]:
+    """(id, text) of the sentences of multi-sentence passages, in corpus order (see module doc)."""
+    out = []
+    for p in passages:
+        sents = [s for s in _SENTENCE.split(p.text) if len(s.split()) >= MIN_SENTENCE_WORDS]
+        if len(sents) >= 2:
+            out += [(f"{p.id}#s{j}", s) for j, s in enumerate(sents)]
+    return out
+
+
+def scaled_corpus(corpus: Any, n: int) -> Any:
+    """A corpus of exactly n passages built from `corpus` (an engine Corpus) as the module doc says; its
+    questions are those whose gold passages are all inside."""
+    from llm_research_bench.engine.corpus import Corpus, Passage
+
+    base = list(corpus.passages)
+    if n <= 0:
+        raise ValueError("n must be positive")
+    if n <= len(base):
+        passages = base[:n]
+        how = "abstracts"
+    else:
+        splits = sentence_splits(base)
+        need = n - len(base)
+        if need > len(splits):
+            raise ValueError(f"{n:,} passages asked, but {len(base):,} passages + {len(splits):,} sentence splits "
+                             f"= {len(base) + len(splits):,} is the most this corpus gives")
+        passages = base + [Passage(pid, text, None) for pid, text in splits[:need]]
+        how = "abstracts+sentences"
+    ids = {p.id for p in passages}
+    questions = [q for q in corpus.questions if q.gold_passage_ids and all(g in ids for g in q.gold_passage_ids)]
+    return Corpus(passages, questions, corpus.source, f"{corpus.format}:scaled-{how}-{n}")
+
+
+
+# -- measurements (in a child) -------------------------------------------------------------------------------
+
+def _peak_rss_mb() -> float:
+    from llm_research_bench.engine.memory import ru_maxrss_mb
+    return ru_maxrss_mb()
+
+
+def measure_corpus_size(n: int, question: str, profile: str = "quick", n_queries: int = 50,
+                        cache_dir: str | None = None, with_telemetry: bool = False) -> dict:
+    """In this process: build the scaled corpus of n passages, build its index cold (embedding + HNSW + save,
+    into `cache_dir`, a fresh folder; the HNSW part is timed again alone on the same vectors, the rest counts
+    as embedding), time `n_queries` HNSW searches, then one research run on the now warm index.
+    Runs in a fresh child (`corpus_size_point`): peak RSS is then this size's own."""
+    import os
+    import tempfile
+    import time
+
+    import numpy as np
+
+    from llm_research_bench.engine import research
+    from llm_research_bench.engine.corpus import load_corpus
+    from llm_research_bench.engine.embed import shared_embedder
+    from llm_research_bench.engine.index import HNSWIndex
+    from llm_research_bench.engine.profiles import get_profile
+
+    cache = cache_dir or tempfile.mkdtemp(prefix="breakdown-index-")
+    if os.environ.get("RESEARCH_CACHE_DIR") != cache:
+        raise RuntimeError("run this in a child whose RESEARCH_CACHE_DIR is cache_dir (corpus_size_point does), "
+                           "so that research() below finds the index built here")
+    prof = get_profile(profile)
+    t0 = time.perf_counter()
+    corpus = scaled_corpus(load_corpus(), n)
+    load_s = time.perf_counter() - t0
+    emb = shared_embedder()
+    rss_before = _peak_rss_mb()
+    t0 = time.perf_counter()
+    index = HNSWIndex.build_or_load(corpus, emb, cache_dir=Path(cache))   # cold: embed + HNSW + save
+    build_s = time.perf_counter() - t0
+    if index.cache_hit:
+        raise RuntimeError(f"{cache} already held this index: the build was not cold")
+    # HNSW construction alone, on the same vectors and parameters (the engine's defaults), to split the build.
+    import hnswlib
+    t0 = time.perf_counter()
+    h = hnswlib.Index(space="ip", dim=index.vectors.shape[1])
+    h.init_index(max_elements=len(index.ids), M=16, ef_construction=200, random_seed=42)
+    h.add_items(index.vectors, np.arange(len(index.ids)))
+    hnsw_s = time.perf_counter() - t0
+    del h
+    embed_s = max(1e-9, build_s - hnsw_s)             # embedding + saving the cache files
+    index_bytes = sum(f.stat().st_size for f in index.path.iterdir() if f.is_file())
+    qs = [q.question for q in corpus.questions[:n_queries]]
+    qv = emb.encode(qs)
+    times = []
+    for v in qv:
+        t0 = time.perf_counter()
+        index.search(v, prof.retrieve_k, prof.ef_search)
+        times.append(time.perf_counter() - t0)
+    rss_after_build = _peak_rss_mb()
+    sess = research(question, profile=prof, corpus=corpus)
+    tel = sess.telemetry
+    return {
+        **({"telemetry": tel} if with_telemetry else {}),
+        "passages": n, "corpus_format": corpus.format, "corpus_load_s": load_s,
+        "embed_s": embed_s, "embed_passages_per_second": n / embed_s,
+        "index_build_s": build_s, "hnsw_s": hnsw_s,
+        "index_mb": index_bytes / 2**20, "search_ms": float(np.median(times)) * 1000 if times else None,
+        "research_s": tel["metrics"]["execution_time_s"], "research_plan_s": tel["phases"]["plan_s"],
+        "index_cache_hit_in_run": tel["corpus"]["index_cache_hit"],
+        "memory_peak_mb": _peak_rss_mb(), "rss_before_build_mb": rss_before, "rss_after_build_mb": rss_after_build,
+        "run_memory_peak_mb": tel["metrics"]["memory_peak_mb"], "success": tel["success"],
+    }
+
+
+def measure_context_window(context_window: int, question: str, profile: str = "quick",
+                           with_telemetry: bool = False) -> dict:
+    """In this process: one research run with the profile's context window replaced (index cache as usual)."""
+    from llm_research_bench.engine import research
+    from llm_research_bench.engine.corpus import load_corpus
+    from llm_research_bench.engine.embed import shared_embedder
+    from llm_research_bench.engine.index import HNSWIndex
+    from llm_research_bench.engine.profiles import get_profile
+
+    prof = get_profile(profile).with_overrides(context_window=context_window)
+    corpus = load_corpus()
+    HNSWIndex.build_or_load(corpus, shared_embedder())          # warm: the run measures research, not the cache
+    rss_warm = _peak_rss_mb()
+    tel = research(question, profile=prof, corpus=corpus).telemetry
+    m = tel["metrics"]
+    return {
+        **({"telemetry": tel} if with_telemetry else {}),
+        "context_window": context_window, "research_s": m["execution_time_s"],
+        "prompt_tokens_evaluated": m["prompt_tokens_evaluated"], "unique_context_tokens": m["unique_context_tokens"],
+        "tokens_generated": m["tokens_generated"], "batches": m["batches"],
+        "prompt_eval_s": native_split(tel)["prompt_eval_s"], "memory_peak_mb": _peak_rss_mb(),
+        "run_memory_peak_mb": m["memory_peak_mb"], "rss_warm_mb": rss_warm,
+        "early_exit_reason": tel["early_exit"]["reason"], "success": tel["success"],
+    }
+
+
+def corpus_size_point(n: int, question: str, profile: str, *, cache_dir: str, with_telemetry: bool = False) -> dict:
+    """`measure_corpus_size` in a fresh child whose index cache is `cache_dir` (an empty folder)."""
+    return call_isolated(f"{__name__}:measure_corpus_size",
+                         {"n": n, "question": question, "profile": profile, "cache_dir": cache_dir,
+                          "with_telemetry": with_telemetry},
+                         timeout_s=POINT_TIMEOUT_S, env={"RESEARCH_CACHE_DIR": cache_dir})
+
+
+def context_window_point(context_window: int, question: str, profile: str, *, with_telemetry: bool = False) -> dict:
+    """`measure_context_window` in a fresh child."""
+    return call_isolated(f"{__name__}:measure_context_window",
+                         {"context_window": context_window, "question": question, "profile": profile,
+                          "with_telemetry": with_telemetry}, timeout_s=POINT_TIMEOUT_S)

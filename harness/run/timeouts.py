@@ -1,0 +1,118 @@
+"""Per-run timeouts, enforced by the harness.
+
+`HarnessTimeout` subclasses the engine's `RunTimeout`, so the engine recognises it by type: it marks the run's
+partial telemetry `timed_out: true` and re-raises, and the harness stores the run as timed out.
+
+Two mechanisms, one timer (`SignalTimer`, SIGALRM, main thread, Unix):
+- pytest-timeout present: the plugin takes over pytest-timeout's timer for bench items through its hooks
+  (`pytest_timeout_set_timer` / `pytest_timeout_cancel_timer`, harness/plugin/hooks.py). The item's timer is
+  then re-armed for each run (`run_deadline(seconds, timer=...)`) and raises HarnessTimeout.
+- otherwise, or outside pytest: `run_deadline` arms its own SignalTimer around the run when SIGALRM is free.
+An isolated child enforces its timeout itself (run/child.py), and its parent stops it with SIGTERM, then
+SIGKILL, when it does not return (run/isolated.py).
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from llm_research_bench.engine.deadline import RunTimeout
+
+#: Seconds a child may take to warm up (an index is built here the first time: ~65 s on 2 cores).
+STARTUP_TIMEOUT_S = 900.0
+
+
+class HarnessTimeout(RunTimeout):
+    """A run exceeded the timeout the harness enforces (the profile's timeout_s, or a test's own timeout)."""
+
+
+class Terminated(BaseException):
+    """The isolated child was asked to stop (SIGTERM from the harness)."""
+
+
+def is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, RunTimeout)
+
+
+def signals_usable() -> bool:
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+class SignalTimer:
+    """SIGALRM raising HarnessTimeout after `arm(seconds)`; `cancel()` restores the previous handler."""
+
+    def __init__(self, via: str = "harness") -> None:
+        self.via = via
+        self.seconds = 0.0
+        self._prev = None
+        self._installed = False
+
+    def _fire(self, signum, frame):
+        raise HarnessTimeout(f"Timeout >{self.seconds:g}s (per-run timeout enforced by the harness)")
+
+    def arm(self, seconds: float) -> None:
+        if not self._installed:
+            self._prev = signal.getsignal(signal.SIGALRM)
+            signal.signal(signal.SIGALRM, self._fire)
+            self._installed = True
+        self.seconds = float(seconds)
+        signal.setitimer(signal.ITIMER_REAL, max(0.0, float(seconds)))
+
+    def disarm(self) -> None:
+        if self._installed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def cancel(self) -> None:
+        if self._installed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._prev if self._prev is not None else signal.SIG_DFL)
+            self._installed = False
+
+
+def _sigalrm_free() -> bool:
+    prev = signal.getsignal(signal.SIGALRM)
+    return prev in (signal.SIG_DFL, None) and signal.getitimer(signal.ITIMER_REAL)[0] <= 0
+
+
+@contextmanager
+def run_deadline(seconds: float, *, timer: SignalTimer | None = None, own: bool = True) -> Iterator[str | None]:
+    """Give the code inside `seconds`; yields who enforces it ('pytest-timeout', 'harness') or None.
+
+    With `timer` (an item's timer taken over from pytest-timeout) it is re-armed for this run and, after the
+    run, given a fresh window for the harness's own bookkeeping (or disarmed after a failure, so it cannot fire
+    while the partial run is recorded). Without one, and if `own`, a SignalTimer of its own is armed when
+    SIGALRM is free (never clobbering someone else's)."""
+    if not seconds or seconds <= 0 or not signals_usable():
+        yield None
+        return
+    if timer is not None:
+        timer.arm(seconds)
+        ok = False
+        try:
+            yield timer.via
+            ok = True
+        finally:
+            if ok:
+                timer.arm(seconds)
+            else:
+                timer.disarm()
+        return
+    if not own or not _sigalrm_free():
+        yield None
+        return
+    mine = SignalTimer()
+    mine.arm(seconds)
+    try:
+        yield mine.via
+    finally:
+        mine.cancel()
+
+
+@contextmanager
+def widened(timer: SignalTimer | None, seconds: float) -> Iterator[None]:
+    """Widen an item's active timer (e.g. around a lazy warm-up that is not part of any run)."""
+    if timer is not None and signals_usable():
+        timer.arm(seconds)
+    yield

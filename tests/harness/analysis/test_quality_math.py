@@ -1,0 +1,142 @@
+"""Quality maths without a model: sampling, majority baseline, intervals, scoring, the early-exit trade-off."""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from llm_research_bench.engine.claims import Citation, Claim
+from llm_research_bench.engine.corpus import Question
+from llm_research_bench.harness.records import metric_specs
+from llm_research_bench.harness.analysis import quality
+from llm_research_bench.harness.analysis.quality import QuestionOutcome
+from tests.harness.testdata import base_telemetry, quality_summary_testdata
+
+
+def _qs(answers):
+    return [Question(str(100 + i), f"q{i}?", a, (f"{100 + i}:0",)) for i, a in enumerate(answers)]
+
+
+def test_sample_is_fixed_by_seed_and_independent_of_load_order():
+    qs = _qs(["yes", "no", "maybe"] * 20)
+    a = quality.sample_questions(qs, 10, seed=7)
+    b = quality.sample_questions(list(reversed(qs)), 10, seed=7)
+    assert [q.id for q in a] == [q.id for q in b]
+    assert len({q.id for q in a}) == 10
+    assert [q.id for q in quality.sample_questions(qs, 10, seed=8)] != [q.id for q in a]
+
+
+def test_sample_skips_unlabelled_and_refuses_too_many():
+    qs = _qs(["yes", None, "no", None])
+    assert {q.answer for q in quality.sample_questions(qs, 2)} == {"yes", "no"}
+    with pytest.raises(ValueError, match="only 2 have"):
+        quality.sample_questions(qs, 3)
+
+
+def test_majority_class_and_tie_break():
+    assert quality.majority_class(_qs(["yes", "no", "no", None])) == ("no", 2 / 3, 3)
+    assert quality.majority_class(_qs(["maybe", "no"]))[0] == "no"          # tie: yes > no > maybe
+    with pytest.raises(ValueError):
+        quality.majority_class(_qs([None]))
+
+
+def test_majority_on_the_real_pubmedqa_labels_is_yes_552():
+    from llm_research_bench.engine.corpus import load_corpus
+    label, share, n = quality.majority_class(load_corpus().questions)
+    assert (label, n) == ("yes", 1000)
+    assert share == pytest.approx(0.552)
+
+
+@pytest.mark.parametrize("k,n,lo,hi", [(0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634), (20, 20, 0.8389, 1.0)])
+def test_wilson_interval_known_values(k, n, lo, hi):
+    a, b = quality.wilson_interval(k, n)
+    assert a == pytest.approx(lo, abs=1e-4) and b == pytest.approx(hi, abs=1e-4)
+    assert quality.wilson_interval(0, 0) is None
+
+
+def test_mcnemar_exact():
+    # 5 discordant pairs all one way: two-sided p = 2 * 0.5**5
+    assert quality.mcnemar_exact_p([True] * 5 + [False], [False] * 5 + [False]) == pytest.approx(0.0625)
+    assert quality.mcnemar_exact_p([True, False], [True, False]) == 1.0
+    assert quality.mcnemar_exact_p([], []) is None
+    with pytest.raises(ValueError):
+        quality.mcnemar_exact_p([True], [])
+
+
+def test_outcome_correct_and_precision():
+    o = QuestionOutcome("1", "yes", "yes", "retrieval", 1.0, valid_cited_ids=["1:0", "1:0", "2:0", "3:1"],
+                        gold_ids=["1:0", "1:1"], context_ids=["9:0", "1:1"])
+    assert o.correct and o.gold_cited == 2 and o.citation_precision == 0.5 and o.gold_in_context
+    none = QuestionOutcome("1", "yes", None, "retrieval", 1.0)
+    assert not none.correct and none.citation_precision is None and not none.gold_in_context
+
+
+def test_outcome_from_session_reads_claims_and_telemetry():
+    tel = base_telemetry()      # real run: gold 21645374:0/1 were in batch 0
+    claims = [Claim("a b c", [Citation("1", "21645374:0", True), Citation("9", None, False)]),
+              Claim("d e f", [Citation("3", "18222909:2", True)])]
+    tel["answer"]["sources"] = ["21645374:1"]
+    session = SimpleNamespace(decision="no", claims=claims, telemetry=tel)
+    q = Question("21645374", "Do mitochondria ...?", "yes", ("21645374:0", "21645374:1"))
+    o = quality.outcome_from_session(session, q, "retrieval", 18.6)
+    assert o.valid_cited_ids == ["21645374:0", "18222909:2", "21645374:1"]
+    assert o.gold_cited == 2 and o.citation_precision == pytest.approx(2 / 3)
+    assert o.citations == tel["metrics"]["citations"] + 1
+    assert o.gold_in_context and not o.correct and o.tokens_generated == tel["metrics"]["tokens_generated"]
+
+
+def test_summarize_arm_counts():
+    outs = [QuestionOutcome("a", "yes", "yes", "r", 10.0, 100, 2, 3, ["a:0", "x:0"], ["a:0"], ["a:0"]),
+            QuestionOutcome("b", "no", "yes", "r", 20.0, 50, 1, 1, ["y:0"], ["b:0"], []),
+            QuestionOutcome("c", "maybe", None, "r", 30.0, 0, 0, 0, [], ["c:0"], ["c:0"], True)]
+    s = quality.summarize_arm(outs)
+    assert (s["n"], s["correct"]) == (3, 1)
+    assert s["accuracy"] == pytest.approx(1 / 3)
+    assert s["decision_parse_rate"] == pytest.approx(2 / 3)
+    assert s["citation_validity"] == pytest.approx(3 / 4)
+    assert s["citation_precision"] == pytest.approx(1 / 3)
+    assert s["gold_recall"] == pytest.approx(1 / 3) and s["context_gold_recall"] == pytest.approx(2 / 3)
+    assert s["time_per_question_s"] == 20.0 and s["time_per_question_median_s"] == 20.0
+    assert s["early_exit_fired"] == 1 and s["decisions"] == {"yes": 2, "none": 1}
+
+
+def test_early_exit_tradeoff_is_paired():
+    on = [QuestionOutcome("a", "yes", "yes", "on", 10.0, 100, early_exit_triggered=True),
+          QuestionOutcome("b", "no", "yes", "on", 10.0, 100),
+          QuestionOutcome("c", "no", "no", "on", 10.0, 100)]          # c has no 'off' run: not counted
+    off = [QuestionOutcome("a", "yes", "no", "off", 20.0, 150), QuestionOutcome("b", "no", "no", "off", 20.0, 250)]
+    t = quality.early_exit_tradeoff(on, off)
+    assert t["n"] == 2 and t["tokens_on"] == 200 and t["tokens_off"] == 400 and t["tokens_saved"] == 200
+    assert t["tokens_saved_share"] == 0.5 and t["time_saved_share"] == 0.5
+    assert t["accuracy_on"] == 0.5 and t["accuracy_off"] == 0.5 and t["accuracy_change"] == 0.0
+    assert t["fired"] == 1 and t["changed_answers"] == 2
+    assert quality.early_exit_tradeoff(on, [])["n"] == 0
+
+
+def test_summary_is_schema_valid_and_consistent():
+    s = quality_summary_testdata()
+    assert quality.validation_errors(s) == []
+    m = s["metrics"]
+    assert set(m) == set(quality.metric_specs())
+    assert m["accuracy"] == s["arms"]["retrieval"]["accuracy"] == 0.5
+    assert m["accuracy_majority"] == s["majority"]["accuracy"]
+    assert m["accuracy_gain_over_majority"] == pytest.approx(m["accuracy"] - m["accuracy_majority"])
+    assert s["bounds"]["accuracy"][0] < m["accuracy"] < s["bounds"]["accuracy"][1]
+    assert s["early_exit"]["n"] == 5
+    broken = dict(s, metrics=dict(m, accuracy=1.7))
+    assert quality.validation_errors(broken)
+
+
+def test_every_quality_metric_has_unit_direction_label_and_no_name_clash():
+    for name, spec in quality.metric_specs().items():
+        assert spec.get("x-better") in ("lower", "higher", "none"), name
+        assert "x-unit" in spec and spec.get("x-label") and spec.get("description"), name
+    assert not set(quality.metric_specs()) & set(metric_specs("telemetry"))
+
+
+def test_sample_sizes_fit_the_documented_quick_time_budget():
+    n, n_off = quality.SAMPLE_SIZES["quick"]
+    # ~20 s per retrieval run, ~2 s closed-book on the 2-core CI machine (module doc): under 15 minutes.
+    assert n * 20 + n_off * 20 + n * 2 < 15 * 60
+    assert n_off <= n and not math.isnan(n)
