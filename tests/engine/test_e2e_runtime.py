@@ -57,6 +57,22 @@ def test_token_counters_come_from_llama_cpp_and_never_exceed_what_was_sampled(co
     assert counters(again) == counters(t)
 
 
+def test_greedy_output_and_counters_do_not_depend_on_the_thread_count(corpus):
+    """The thread count now follows the machine's load; what a run generates and counts must not."""
+    msgs = [Message("user", corpus.passages[0].text[:1500] + "\n\nSummarise this in two sentences.")]
+    seen = []
+    for n in (1, 2):
+        b = LlamaCppBackend("smollm2-135m", context_window=2048, n_threads=n)
+        try:
+            text = "".join(b.stream(msgs, max_tokens=48))
+            st = b.last_stats
+            seen.append((text, st.prompt_tokens_evaluated, st.tokens_generated, st.tokens_sampled))
+            assert b.threads == {"n_threads": n, "source": "requested", "reason": f"{n} threads requested by the caller"}
+        finally:
+            b.close()
+    assert seen[0] == seen[1]
+
+
 def test_with_one_core_held_by_a_busy_loop_the_run_takes_the_free_cpus(corpus):
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:

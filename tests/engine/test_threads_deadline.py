@@ -103,38 +103,24 @@ def perf(n_p, n, t_p=1.0, t=1.0):
     return PerfReading(n_p, t_p, n, t)
 
 
-def test_a_call_stopped_by_its_token_limit_stores_exactly_the_limit():
-    c = reconcile(first=perf(17, 1, t=0.0), end=perf(17, 39), n_sample=40, handed_over=40, last_is_eog=False,
-                  token_chunks=40, finished=True)
-    assert (c.prompt_tokens_evaluated, c.tokens_sampled, c.tokens_generated, c.decode_steps) == (17, 40, 40, 39)
+@pytest.mark.parametrize("first, end, n_sample, eog, chunks, finished, expected", [
+    # a call stopped by its token limit stores exactly the limit (it sampled 40, decoded 39)
+    (perf(17, 1, t=0.0), perf(17, 39), 40, False, 40, True, (17, 40, 40, 39)),
+    # a call ended by EOS does not count the EOS token (sampled 13, decoded the 12 before it)
+    (perf(9, 1, t=0.0), perf(9, 12), 13, True, 12, True, (9, 13, 12, 12)),
+    # fully cached prompt: llama-cpp-python re-evaluates its last token alone and llama.cpp counts it in n_eval;
+    # it is a prompt token, not a decode
+    (perf(1, 1, t_p=0.0), perf(1, 40, t_p=0.0), 40, False, 40, True, (1, 40, 40, 39)),
+    # interrupted during the prompt evaluation: what was evaluated, nothing sampled
+    (None, perf(1024, 1, t=0.0), 0, False, 0, False, (1024, 0, 0, 0)),
+    # interrupted between tokens
+    (perf(300, 1, t=0.0), perf(300, 19), 20, False, 20, False, (300, 20, 20, 19)),
+], ids=["token-limit", "eos", "one-token-remainder", "stopped-in-prompt-eval", "stopped-between-tokens"])
+def test_counters_reconciled(first, end, n_sample, eog, chunks, finished, expected):
+    c = reconcile(first=first, end=end, n_sample=n_sample, handed_over=n_sample, last_is_eog=eog,
+                  token_chunks=chunks, finished=finished)
+    assert (c.prompt_tokens_evaluated, c.tokens_sampled, c.tokens_generated, c.decode_steps) == expected
     assert c.mismatches == ()
-
-
-def test_a_call_ended_by_eos_does_not_count_the_eos_token():
-    c = reconcile(first=perf(9, 1, t=0.0), end=perf(9, 12), n_sample=13, handed_over=13, last_is_eog=True,
-                  token_chunks=12, finished=True)
-    assert (c.prompt_tokens_evaluated, c.tokens_sampled, c.tokens_generated, c.decode_steps) == (9, 13, 12, 12)
-    assert c.mismatches == ()
-
-
-def test_a_one_token_prompt_remainder_is_a_prompt_token_not_a_decode():
-    """Fully cached prompt: llama-cpp-python re-evaluates its last token alone; llama.cpp counts it in n_eval."""
-    c = reconcile(first=perf(1, 1, t_p=0.0), end=perf(1, 40, t_p=0.0), n_sample=40, handed_over=40,
-                  last_is_eog=False, token_chunks=40, finished=True)
-    assert (c.prompt_tokens_evaluated, c.tokens_generated, c.decode_steps) == (1, 40, 39) and c.mismatches == ()
-
-
-def test_a_call_interrupted_during_prompt_evaluation_counts_what_was_evaluated():
-    c = reconcile(first=None, end=perf(1024, 1, t=0.0), n_sample=0, handed_over=0, last_is_eog=False,
-                  token_chunks=0, finished=False)
-    assert (c.prompt_tokens_evaluated, c.tokens_sampled, c.tokens_generated, c.decode_steps) == (1024, 0, 0, 0)
-    assert c.mismatches == ()
-
-
-def test_a_call_interrupted_between_tokens():
-    c = reconcile(first=perf(300, 1, t=0.0), end=perf(300, 19), n_sample=20, handed_over=20, last_is_eog=False,
-                  token_chunks=20, finished=False)
-    assert (c.tokens_generated, c.decode_steps) == (20, 19) and c.mismatches == ()
 
 
 def test_disagreeing_counters_are_reported():
