@@ -178,7 +178,8 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
     extra = find_ollama_server_pids() if backend_name == "ollama" else []
     run = _Run(profile=prof, backend_name=backend_name, question=q,
                started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
-               clock=PhaseClock("plan"), meter=StreamMeter(), deadline=Deadline(prof.timeout_s if timeout_s is None else timeout_s),
+               clock=PhaseClock("plan"), meter=StreamMeter(),
+               deadline=Deadline(prof.timeout_s if timeout_s is None else timeout_s),
                sampler=MemorySampler(ProcessTree(extra_pids=extra)), corpus=corp, retrieval=retrieval,
                memory_limit_mb=prof.budget_for(system_mod.current_machine_class()).memory_mb)
     run.gold = corp.question_by_text(q)
@@ -243,7 +244,7 @@ def _generate(run: _Run, messages: list[Message], *, max_tokens: int, prefill: s
             run.deadline.check(where)
     finally:
         metered.close()
-        deltas.close()
+        getattr(deltas, "close", lambda: None)()
         stats, backend.last_stats = backend.last_stats, None
         run.calls.append(CallRecord.measured(kind, run.meter.calls[-1], stats))
     return "".join(parts)

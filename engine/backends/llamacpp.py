@@ -166,7 +166,7 @@ class LlamaCppBackend(Backend):
         self.model_name = entry.name if entry else path.name
         self.model_path = path
         self.chat_format = entry.chat_format if entry else None
-        load_threads = n_threads or max(1, len(window.allowed) if window and window.allowed else os.cpu_count() or 1)
+        load_threads = n_threads or os.cpu_count() or 1     # set to the choice once loaded (threads decode only)
         offload = bool(llama_cpp.llama_supports_gpu_offload())
         self.gpu_layers = -1 if offload else 0
         self.accelerator = ("metal" if os.uname().sysname == "Darwin" else "cuda") if offload else "cpu"
