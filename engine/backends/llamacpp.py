@@ -9,13 +9,14 @@ Counters: every figure of a call comes from llama.cpp itself and is cross-checke
     prompt_tokens_evaluated   llama.cpp's prompt-eval counter read at the first sampled token, plus the 1-token
                               prompt remainder llama.cpp counts as a single-token decode (n_eval)
     decode steps              n_eval since the first sampled token: the last sampled token is never decoded
-Deadline: the run's deadline (Backend.deadline) is checked between streamed tokens, and llama.cpp's abort
-callback stops a prompt evaluation that outlasts it (llama_decode returns 2), so no call overruns the run's
-timeout by more than one graph node.
+Deadline: the pipeline checks the run's deadline (Backend.deadline) between streamed tokens, and llama.cpp's
+abort callback (`_AbortFlag`, C only) stops a prompt evaluation or a decode that outlasts it (llama_decode
+returns 2), so no call overruns the run's timeout by more than one graph node.
 """
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,15 +119,45 @@ class _CallProbe:
     first: PerfReading | None = None
     handed_over: int = 0
     last_token: int | None = None
-    on_first: object = None
 
     def sampled(self, token: int) -> None:
         if self.first is None:
             self.first = self.read_perf()
-            if self.on_first is not None:
-                self.on_first()
         self.handed_over += 1
         self.last_token = token
+
+
+class _AbortFlag:
+    """llama.cpp's abort callback without Python: libc's strlen over a 2-byte buffer returns 1 (abort) once the
+    flag byte is set and 0 before. ggml calls the callback between graph nodes; being C, it costs nothing per
+    node, takes no GIL, and no signal handler (a harness's timeout) can run inside it -- a Python callback can
+    be interrupted there, and ctypes then returns garbage to llama.cpp. A timer thread sets the flag at the
+    run's deadline. `available` is False where libc's strlen cannot be found (no abort: between-token checks)."""
+
+    def __init__(self, llama_cpp):
+        import ctypes
+        self.buf = ctypes.create_string_buffer(2)
+        self.data = ctypes.cast(self.buf, ctypes.c_void_p)
+        try:
+            strlen = ctypes.CDLL(None).strlen
+        except (OSError, AttributeError, TypeError):
+            try:
+                strlen = ctypes.cdll.msvcrt.strlen
+            except (OSError, AttributeError):
+                strlen = None
+        self.available = strlen is not None
+        self.fn = (llama_cpp.ggml_abort_callback(ctypes.cast(strlen, ctypes.c_void_p).value) if strlen
+                   else llama_cpp.ggml_abort_callback())
+
+    def set(self) -> None:
+        self.buf[0] = b"\x01"
+
+    def clear(self) -> None:
+        self.buf[0] = b"\x00"
+
+    @property
+    def is_set(self) -> bool:
+        return self.buf[0] != b"\x00"
 
 
 _COUNTING_LLAMA = None
@@ -200,9 +231,9 @@ class LlamaCppBackend(Backend):
         self.chunk_log: list[list[float]] | None = None  # set to [] to keep each call's chunk stamps (perf_counter)
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.llm._model.vocab))
         self._bos_text = self.llm.detokenize([self.llm.token_bos()], special=True).decode("utf-8", "replace")
-        self._pending: BaseException | None = None
-        self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)   # kept referenced while installed
-        self._no_abort_cb = llama_cpp.ggml_abort_callback()                  # NULL: no callback
+        self._abort = _AbortFlag(llama_cpp)          # kept referenced while installed
+        if self._abort.available:
+            llama_cpp.llama_set_abort_callback(self.llm.ctx, self._abort.fn, self._abort.data)
 
     def set_threads(self, choice: "threads_mod.ThreadChoice") -> None:
         """Use `choice.n_threads` for decoding and prompt batches from the next call on."""
@@ -223,19 +254,6 @@ class LlamaCppBackend(Backend):
 
     def render(self, messages: list[Message], prefill: str = "") -> str:
         return self._render(messages, prefill)
-
-    # -- the deadline inside llama.cpp ----------------------------------------------------------------------
-    def _should_abort(self, _data) -> bool:
-        """llama.cpp's abort callback (called between graph nodes while a batch is evaluated)."""
-        try:
-            d = self.deadline
-            return d is not None and d.expired()
-        except BaseException as e:    # a signal handler's exception (a harness's timeout) raised in here
-            self._pending = e
-            return True
-
-    def _abort_callback(self, on: bool) -> None:
-        self._lc.llama_set_abort_callback(self.llm.ctx, self._abort_cb if on else self._no_abort_cb, None)
 
     def _perf(self) -> PerfReading:
         p = self._lc.llama_perf_context(self.llm.ctx)
@@ -263,13 +281,14 @@ class LlamaCppBackend(Backend):
             deadline.check("prompt evaluation")
         lc.llama_perf_context_reset(self.llm.ctx)
         self.llm._sampler = None      # this call's sampler chain (and its counter) is created by generate()
-        # The abort callback guards the prompt evaluation; once the first token is sampled, the deadline is
-        # checked between tokens (a callback per graph node would cost decode speed).
-        probe = _CallProbe(self._perf, on_first=lambda: self._abort_callback(False))
+        probe = _CallProbe(self._perf)
         self.llm.probe = probe
-        self._pending = None
-        if deadline is not None and deadline.seconds is not None:
-            self._abort_callback(True)
+        self._abort.clear()
+        timer = None
+        if deadline is not None and deadline.seconds is not None and self._abort.available:
+            timer = threading.Timer(max(0.0, deadline.remaining()), self._abort.set)   # stops llama.cpp mid-batch
+            timer.daemon = True
+            timer.start()
         finish, token_chunks, finished = None, 0, False
         t0 = time.perf_counter()
         try:
@@ -285,14 +304,14 @@ class LlamaCppBackend(Backend):
                 yield text       # the pipeline checks the run's deadline between chunks
             finished = True
         except RuntimeError as e:
-            if self._pending is not None:          # a timeout raised while llama.cpp was computing
-                raise self._pending from None
-            if deadline is not None and deadline.expired():
-                raise deadline.error("prompt evaluation (stopped inside llama.cpp)") from None
+            if self._abort.is_set and deadline is not None:     # llama_decode returned 2: aborted at the deadline
+                where = "prompt evaluation" if probe.first is None else "token generation"
+                raise deadline.error(f"{where} (stopped inside llama.cpp)") from None
             raise BackendError(f"llama.cpp failed during generation ({e})") from None
         finally:
+            if timer is not None:
+                timer.cancel()
             self.llm.probe = None
-            self._abort_callback(False)
             total = time.perf_counter() - t0
             perf = self._perf()
             n_sample = self._n_sample()

@@ -20,6 +20,8 @@ from llm_research_bench.engine.telemetry import validation_errors
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = dataclasses.replace(get_profile("quick"), claim_tokens=24, synthesis_tokens=24)
+# two batches of two passages: short prompts, so the run stays well within its timeout on a loaded machine
+TINY = dataclasses.replace(SHORT, retrieve_k=4, batch_size=2, min_batch_size=2, max_batch_size=2)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def test_with_one_core_held_by_a_busy_loop_the_run_takes_the_free_cpus(corpus):
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.5)
-        t = engine.research(corpus.questions[1].question, profile=SHORT, corpus=corpus).telemetry
+        t = engine.research(corpus.questions[1].question, profile=TINY, corpus=corpus).telemetry
     finally:
         hog.kill()
         hog.wait()

@@ -131,3 +131,15 @@ def test_disagreeing_counters_are_reported():
     assert "sampled 41 tokens, llama-cpp-python handed over 40" in text
     assert "prompt-eval counter moved" in text and "30 decode steps for 41 sampled tokens" in text
     assert "45 streamed chunks" in text
+
+
+def test_the_abort_flag_is_a_c_callback_reading_one_byte():
+    """llama.cpp's abort callback is libc's strlen over a 2-byte buffer: 0 (go on) until set, then 1 (abort)."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from llm_research_bench.engine.backends.llamacpp import _AbortFlag
+    f = _AbortFlag(llama_cpp)
+    assert f.available and not f.is_set and f.fn(f.data) is False
+    f.set()
+    assert f.is_set and f.fn(f.data) is True
+    f.clear()
+    assert f.fn(f.data) is False
