@@ -1,8 +1,8 @@
 """The pipeline bench: one research session on PubMedQA's lace-plant question per profile, with the embedded
-default backend (llama.cpp, SmolLM2-135M) unless --backend says otherwise.
+default backend (llama.cpp, SmolLM2-135M) unless --research-backend says otherwise.
 
 Each run is judged against its profile's budget for this machine class (time band, memory limit), the
-telemetry schema and the quality floor, and stored under results/ (one record per run; --rounds N repeats it
+telemetry schema and the quality floor, and stored under results/ (one record per run; --research-rounds N repeats it
 after a warm-up run). The corpus, embedder and index are loaded by the session warm-up (`bench_warmup`),
 outside the timed run: budgets measure research on a warm cache.
 """

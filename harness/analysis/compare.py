@@ -82,7 +82,7 @@ class Comparison:
 
     @property
     def regressions(self) -> list[tuple[SeriesComparison, MetricDelta]]:
-        """The (series, metric) pairs that failed their --compare-fail threshold."""
+        """The (series, metric) pairs that failed their compare-fail threshold."""
         return [(s, d) for s in self.series for d in s.deltas if d.failed]
 
     @property

@@ -191,7 +191,7 @@ def mad(values: Sequence[float]) -> float:
 
 def mark_changes(points: list[Point], direction: str, *, rel_threshold: float = 0.05) -> None:
     """Mark each commit whose median moved the wrong way (regression) or the right way (improvement) against the
-    previous commit by more than rel_threshold, when harness.compare's noise test (the one --compare-fail uses:
+    previous commit by more than rel_threshold, when harness.compare's noise test (the one --research-compare-fail uses:
     Mann-Whitney U, a bootstrap interval, or exact for spread-free values) says the change is real. With one
     run on a side there are no statistics: the mark is then 'indicative' (drawn hollow)."""
     if direction not in ("lower", "higher"):

@@ -1,4 +1,4 @@
-"""`--compare-fail METRIC:PCT` thresholds (pure): parsing and checking against the schemas' metric specs."""
+"""Compare-fail thresholds, METRIC:PCT (pure): parsing and checking against the schemas' metric specs."""
 from __future__ import annotations
 
 import re
@@ -9,7 +9,7 @@ from ..records import metric_specs
 
 @dataclass(frozen=True)
 class Threshold:
-    """`--compare-fail METRIC:PCT`: fail when METRIC gets worse (per the schema's x-better) by more than PCT %."""
+    """METRIC:PCT: fail when METRIC gets worse (per the schema's x-better) by more than PCT %."""
     metric: str
     pct: float
     better: str
@@ -23,18 +23,18 @@ def parse_threshold(spec: str, specs: dict[str, dict] | None = None) -> Threshol
     specs = specs if specs is not None else metric_specs("telemetry")
     m = _SPEC.match(spec or "")
     if not m:
-        raise ValueError(f"--compare-fail '{spec}': expected METRIC:PCT, e.g. execution_time_s:10% "
+        raise ValueError(f"'{spec}': expected METRIC:PCT, e.g. execution_time_s:10% "
                          f"or decode_tokens_per_second:5%")
     name, pct = m.group(1), float(m.group(2))
     if name not in specs:
         near = [n for n in specs if name.lower() in n or n in name.lower()]
         hint = f" (did you mean {', '.join(near[:3])}?)" if near else ""
-        raise ValueError(f"--compare-fail '{spec}': unknown metric '{name}'{hint}; metrics with a direction: "
+        raise ValueError(f"'{spec}': unknown metric '{name}'{hint}; metrics with a direction: "
                          f"{', '.join(n for n, s in specs.items() if s.get('x-better') in ('lower', 'higher'))}")
     better = specs[name].get("x-better", "none")
     if better not in ("lower", "higher"):
-        raise ValueError(f"--compare-fail '{spec}': metric '{name}' has no better direction in the schema "
+        raise ValueError(f"'{spec}': metric '{name}' has no better direction in the schema "
                          f"(x-better: {better}), so it cannot regress")
     if pct <= 0:
-        raise ValueError(f"--compare-fail '{spec}': the threshold must be above 0 %")
+        raise ValueError(f"'{spec}': the threshold must be above 0 %")
     return Threshold(name, pct, better)

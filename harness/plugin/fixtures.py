@@ -1,7 +1,7 @@
 """The fixtures the plugin provides to benches (registered by plugin/hooks.py).
 
     profile          the engine Profile of this instance (benches asking for it are parametrized over profiles)
-    bench_budget     the BudgetSpec that instance is held to (machine class, --budget-scale applied)
+    bench_budget     the BudgetSpec that instance is held to (machine class, budget scale applied)
     bench_warmup     session-scoped: corpus, embedder and index loaded outside any timed run (a Warmup)
     research_bench   a BenchRunner: .run(question, ...) runs the real engine with rounds, timeouts, isolation
                      and memray, judges and stores every run; .record(telemetry, ...) stores telemetry a bench
@@ -26,6 +26,7 @@ from ..run.context import BenchContext
 from ..run.timeouts import STARTUP_TIMEOUT_S, is_timeout, widened
 from ..run.verdicts import BudgetSpec, Verdict
 from ..run.warmup import Warmup, warm_up
+from .options import OptionError, marker_overrides
 from .timer import timer_of
 
 CONTEXT_KEY = pytest.StashKey[BenchContext]()
@@ -41,9 +42,13 @@ class BenchRunner:
 
     def __init__(self, request: pytest.FixtureRequest, ctx: BenchContext, runner: str):
         self.request = request
-        self.ctx = ctx
+        try:    # a bench's own @pytest.mark.research(...) wins over the command line and the ini file
+            overrides = marker_overrides(request.node.get_closest_marker("research"), request.node.nodeid)
+        except OptionError as e:
+            raise pytest.UsageError(str(e)) from None
+        self.ctx = ctx.with_options(**overrides)
         self.runner = runner
-        self.core = BenchCore(ctx, request.node.nodeid)
+        self.core = BenchCore(self.ctx, request.node.nodeid)
         _ = ctx.git, ctx.machine        # looked up now (fixture set-up), not inside a bench's timed code
 
     @property
@@ -73,11 +78,11 @@ class BenchRunner:
             isolate: bool | None = None, early_exit: bool = True, retrieval: bool = True,
             store_text: bool = False, timeout_s: float | None = None, extra: dict | None = None,
             bench: str | None = None, check: bool = True, gate: bool = True, **research_kwargs: Any) -> BenchResult:
-        """Run the real engine on `question` (--rounds measured runs after --warmup-runs warm-ups, in this
-        process or isolated with --isolate), judge and store each run.
+        """Run the real engine on `question` (`rounds` measured runs after `warmup_runs` warm-ups, in this
+        process or isolated with `isolate`), judge and store each run.
 
         corpus: a path (or a Corpus object, in-process only); default: the session warm-up's corpus.
-        timeout_s: per-run timeout (default: the profile's timeout_s, times --budget-scale when above 1).
+        timeout_s: per-run timeout (default: the profile's timeout_s, times the budget scale when above 1).
         extra: stored in each record's `extra` (e.g. {"variant": "no-early-exit"}).
         gate: False stores and shows the verdict without letting it fail the session (ablations).
         research_kwargs: passed to engine.research (e.g. model=...)."""

@@ -17,12 +17,14 @@ import pytest
 from . import parametrize, session_end, timer
 from .fixtures import (CONTEXT_KEY, bench_budget, bench_context, bench_warmup, context_of,  # noqa: F401
                        profile, record_result, research_bench, research_runner)
-from .options import OptionError, parse_options, register
+from .options import OptionError, parse_options, register, settings
 from .selection import deselect_unless_requested
 
 SUMMARY_KEY = pytest.StashKey[session_end.SessionSummary]()
 STATIC_MARKERS = (
     "profiles(*names): parametrize a bench over these profiles only (default: every profile)",
+    "research(**options): this bench's own rounds, warmup_runs, isolate, enforce_memory, memray, backend, corpus or "
+    "budget_scale (over the command line and the ini file)",
     "pipeline: benches that run the whole research pipeline (they get the profile's timeout_s)",
     "micro: micro benches of hot paths (pytest-benchmark)",
     "quality: answer-quality benches (opt-in: run only when -m names quality or the file is named)",
@@ -41,7 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in STATIC_MARKERS:
         config.addinivalue_line("markers", line)
     try:
-        opts = parse_options(config.getoption, config.rootpath)
+        opts = parse_options(settings(config.getoption, config.getini), config.rootpath)
     except OptionError as e:
         raise pytest.UsageError(str(e)) from None
     for name in opts.profiles:

@@ -27,7 +27,7 @@ def wants_profiles(metafunc: pytest.Metafunc) -> bool:
 
 
 def profile_names(opts: HarnessOptions, marker: Any, where: str) -> list[str]:
-    """The marker's profiles (default: every profile), limited by --profile."""
+    """The marker's profiles (default: every profile), limited by --research-profile."""
     names = list(marker.args) if marker is not None and marker.args else list(opts.profiles)
     unknown = [n for n in names if n not in opts.profiles]
     if unknown:

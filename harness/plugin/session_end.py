@@ -53,7 +53,7 @@ def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord]) -> tuple
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StoreWarning)
         if o.compare_commit:
-            commit, how = o.compare_commit, f"--compare={o.compare}"
+            commit, how = o.compare_commit, f"--research-compare={o.compare}"
         else:
             mine = list(iter_records_where(o.results_dir, fingerprint=fp, strict_versions=False))
             commit, how = pick_default_commit(mine, current, current_commit=ctx.git.commit, fingerprint=fp)

@@ -95,7 +95,12 @@ def run(args) -> int:
     from . import comparison as C
 
     try:
-        thresholds = [parse_threshold(s) for s in args.compare_fail]
+        thresholds = []
+        for s in args.compare_fail:
+            try:
+                thresholds.append(parse_threshold(s))
+            except ValueError as e:
+                raise CompareError(f"--compare-fail {e}") from None
         specs = metric_specs("telemetry")
         if args.metrics == "headline":
             metrics = None

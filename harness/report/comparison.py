@@ -43,7 +43,7 @@ def regression_lines(comp: Comparison | None) -> list[str]:
 def not_failed_note(d: MetricDelta) -> str:
     if d.not_failed_because == "indicative":
         return (f"beyond the {d.threshold.pct:g} % threshold but indicative only (1 run on a side): not failed; "
-                f"use --rounds 2 or more on both commits to judge")
+                f"use 2 or more rounds (--research-rounds) on both commits to judge")
     if d.not_failed_because == "noise":
         return f"beyond the {d.threshold.pct:g} % threshold but not distinguishable from noise: not failed"
     return ""

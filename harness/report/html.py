@@ -279,7 +279,7 @@ def _history(records: Sequence[ResultRecord]) -> list[str]:
            '<p class="muted">One chart per metric with a direction: dots are runs (red: the run missed its target), '
            'the line joins the per-commit medians, the green band is the budget, a red triangle marks a regression '
            '(the median moved the wrong way by more than 5 % against the previous commit and the noise test of '
-           '<code>--compare</code> says it is real) and a green one an improvement; hollow triangles are indicative '
+           '<code>--research-compare</code> says it is real) and a green one an improvement; hollow triangles are indicative '
            '(one run on a side, no noise test); hover for the numbers.</p>']
     for i, (series, recs) in enumerate(sorted(by_series.items())):
         names = sorted({k for r in recs for k in measures.record_values(r) if R.better(k) in ("lower", "higher")},

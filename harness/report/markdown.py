@@ -1,4 +1,4 @@
-"""The Markdown printer: the session summary as a Markdown document (--summary-md FILE, and appended to
+"""The Markdown printer: the session summary as a Markdown document (--research-summary-md FILE, and appended to
 $GITHUB_STEP_SUMMARY when set)."""
 from __future__ import annotations
 

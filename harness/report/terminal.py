@@ -11,7 +11,7 @@ from . import comparison as C
 from .quality import summary_lines as quality_lines
 from .table import rows
 
-#: Metrics the session's comparison table shows (plus every --compare-fail metric).
+#: Metrics the session's comparison table shows (plus every --research-compare-fail metric).
 SUMMARY_COMPARE_METRICS = ("execution_time_s", "cpu_time_s", "memory_peak_mb", "ttft_s", "decode_tokens_per_second")
 
 
@@ -65,12 +65,12 @@ def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
     if comp is not None:
         out.append(("", C.text(comp, only=[t.metric for t in o.compare_fail] + list(SUMMARY_COMPARE_METRICS))))
     elif s.compare_requested and o.compare_fail:
-        out.append(("yellow", "warning: --compare-fail had nothing to compare with: not checked"))
+        out.append(("yellow", "warning: --research-compare-fail had nothing to compare with: not checked"))
     if s.missed:
         out.append(("sep", "CI gate: targets missed"))
         out += [("red", f) for f in gate_lines(s.missed)]
     if s.regressions:
-        out.append(("sep", "CI gate: regressions beyond --compare-fail"))
+        out.append(("sep", "CI gate: regressions beyond --research-compare-fail"))
         out += [("red", f) for f in C.regression_lines(comp)]
     out.append(("", f"{len(s.records)} record(s) appended under {o.results_dir}"))
     caps = [(r.extra or {}).get("memray_capture") for r in s.records if (r.extra or {}).get("memray_capture")]

@@ -149,7 +149,7 @@ class BenchCore:
                         "memory_peak_mb": verdict.memory_peak_mb, "memory_source": verdict.memory_source,
                         "quality_ok": verdict.quality_ok},
         }
-        if self.ctx.options.machine_class:      # budgets came from --machine-class: keep what was detected
+        if self.ctx.options.machine_class:      # budgets came from --research-machine-class: keep what was detected
             ext["detected_machine_class"] = self.ctx.detected_machine_class
         if self.ctx.worker:
             ext["xdist_worker"] = self.ctx.worker

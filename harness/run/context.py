@@ -3,6 +3,7 @@ budgets' machine class, where records go, and git and machine facts (looked up o
 plugin (plugin/options.py parses pytest's options into HarnessOptions); scripts build it directly."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -25,9 +26,9 @@ class UnknownProfile(ValueError):
 @dataclass
 class HarnessOptions:
     profiles: dict[str, Any]                 # every known profile (built-in + user file), name -> Profile
-    selected: list[str] | None               # --profile; None = all
+    selected: list[str] | None               # --research-profile; None = all
     profiles_file: str | None
-    machine_class: str | None                # --machine-class override
+    machine_class: str | None                # --research-machine-class override
     budget_scale: float = 1.0
     results_dir: Path = Path("results")
     rounds: int = 1
@@ -87,9 +88,20 @@ class BenchContext:
                 from None
 
     def timeout_for(self, profile: Any) -> float:
-        """The per-run timeout: the profile's timeout_s, stretched (never shrunk) by --budget-scale, so a
+        """The per-run timeout: the profile's timeout_s, stretched (never shrunk) by the budget scale, so a
         machine given more time is not killed at the unscaled limit."""
         return float(self.profile(profile).timeout_s) * max(1.0, self.options.budget_scale)
 
     def budget(self, profile: Any) -> BudgetSpec:
         return BudgetSpec.from_profile(self.profile(profile), self.machine_class, self.options.budget_scale)
+
+    def with_options(self, **changes: Any) -> "BenchContext":
+        """This context with some options changed (a bench's own marker): same session, same record list, and
+        the git and machine facts already looked up."""
+        if not changes:
+            return self
+        other = dataclasses.replace(self, options=dataclasses.replace(self.options, **changes))
+        for name in ("git", "machine", "detected_machine_class"):
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        return other

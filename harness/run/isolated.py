@@ -7,7 +7,7 @@ result: OOM kill (confirmed by the cgroup's oom_kill counter when readable), a n
 SIGABRT...), or an exit status with its last output.
 
 Two kinds of child job share this machinery:
-    run_isolated(RunRequest)            a research run (pipeline benches with --isolate)
+    run_isolated(RunRequest)            a research run (pipeline benches with --research-isolate)
     call_isolated("module:fn", kwargs)  a measurement driver returning a JSON-able dict (breakdown benches)
 """
 from __future__ import annotations
@@ -179,7 +179,7 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
                 peak = max(peak, rss)          # the child's whole life: used only when it reports no peak
                 if enforce_memory_mb and rss / 2**20 > enforce_memory_mb and killed_by is None:
                     killed_by = (f"killed by the harness: process-tree RSS {rss / 2**20:.0f} MB exceeded the "
-                                 f"{enforce_memory_mb:g} MB limit (--enforce-memory)")
+                                 f"{enforce_memory_mb:g} MB limit (--research-enforce-memory)")
                     _kill_tree(proc, signal.SIGKILL)
                 elif started_at is None and now - t_spawn > startup_timeout_s and killed_by is None:
                     killed_by = f"killed by the harness: the child did not start the run within {startup_timeout_s:g} s"

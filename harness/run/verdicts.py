@@ -18,7 +18,7 @@ from ..units import limit as fmt_limit, pct as fmt_pct, pct_over, seconds as fmt
 
 @dataclass(frozen=True)
 class BudgetSpec:
-    """The budget one run is held to: the profile's figures for a machine class, time scaled by --budget-scale."""
+    """The budget one run is held to: the profile's figures for a machine class, time scaled by the budget scale."""
     profile: str
     machine_class: str
     time_lower_s: float
@@ -161,7 +161,7 @@ def evaluate(telemetry: dict | None, budget: BudgetSpec, *, schema_errors: list[
                 msg += "\n  top allocators at the high-water mark (memray):\n" + "\n".join(
                     f"    {line}" for line in memray_top)
             else:
-                msg += " (run with --memray to see the top allocators)"
+                msg += " (run with --research-memray to see the top allocators)"
             reasons.append(Reason(MEMORY_OVER, msg))
         else:
             v.memory_status = "within"

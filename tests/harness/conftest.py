@@ -98,7 +98,7 @@ class Bench:
         return p
 
     def run(self, *args: str) -> pytest.RunResult:
-        return self.pytester.runpytest("--machine-class", MACHINE, "--results-dir", str(self.results),
+        return self.pytester.runpytest("--research-machine-class", MACHINE, "--research-results-dir", str(self.results),
                                        "-p", "no:cacheprovider", "-p", "no:unraisableexception",
                                        "-p", "no:hypothesispytest",
                                        "-W", "ignore::pytest.PytestAssertRewriteWarning", *args)

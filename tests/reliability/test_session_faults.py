@@ -38,8 +38,8 @@ def _env(**kw) -> dict:
 
 
 def _pytest(proj: Path, results: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(proj), "--machine-class",
-            "linux-x86_64-2c", "--results-dir", str(results), "-q", *args, str(proj)]
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(proj), "--research-machine-class",
+            "linux-x86_64-2c", "--research-results-dir", str(results), "-q", *args, str(proj)]
 
 
 def test_ctrl_c_mid_bench_stores_the_run_as_interrupted_and_keeps_earlier_records(tmp_path):
@@ -132,7 +132,7 @@ def test_ollama_down_inside_a_bench_is_a_stored_failed_run_with_a_clear_reason(t
     '''))
     results = tmp_path / "results"
     t = time.time()
-    r = subprocess.run(_pytest(proj, results, "-m", "quick", "--backend", "ollama"), cwd=proj,
+    r = subprocess.run(_pytest(proj, results, "-m", "quick", "--research-backend", "ollama"), cwd=proj,
                        env=_env(OLLAMA_HOST=f"127.0.0.1:{port}"), capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert "start it with `ollama serve`" in r.stdout, r.stdout

@@ -1,4 +1,4 @@
-"""Regression comparison across commits: thresholds, noise tests (pure), --compare/--compare-fail through the
+"""Regression comparison across commits: thresholds, noise tests (pure), --research-compare/--research-compare-fail through the
 plugin on a git repository, and `python -m harness compare` offline."""
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_latest_other_commit_is_per_machine():
 
 def _session(bench, monkeypatch, times, *args):
     monkeypatch.setenv("RB_DOUBLE_TIMES", times)
-    return bench.run("-m", "quick", "--warmup-runs", "0", *args)
+    return bench.run("-m", "quick", "--research-warmup-runs", "0", *args)
 
 
 @pytest.fixture
@@ -118,33 +118,33 @@ def two_commits(bench, monkeypatch):
     """Commit A measured at ~10 s (3 rounds); commit B checked out, nothing measured yet."""
     bench.run_bench()
     a = bench.commit("a")
-    assert _session(bench, monkeypatch, "10,10.3,9.8", "--rounds", "3").ret == 0
+    assert _session(bench, monkeypatch, "10,10.3,9.8", "--research-rounds", "3").ret == 0
     b = bench.commit("b")
     return a, b
 
 
 def test_compare_fail_catches_a_slowdown_beyond_noise(bench, monkeypatch, two_commits):
     a, b = two_commits
-    r = _session(bench, monkeypatch, "15,15.2,14.9", "--rounds", "3", "--compare-fail", "execution_time_s:10%")
+    r = _session(bench, monkeypatch, "15,15.2,14.9", "--research-rounds", "3", "--research-compare-fail", "execution_time_s:10%")
     assert r.ret == pytest.ExitCode.TESTS_FAILED
     out = r.stdout.str()
     assert f"baseline {a[:12]} (the latest other commit measured on this machine with the same profile settings), 3 record(s)" in out
-    assert "CI gate: regressions beyond --compare-fail" in out
+    assert "CI gate: regressions beyond --research-compare-fail" in out
     assert "REGRESSION: run[quick] execution_time_s: 10 -> 15 s (+50.0 %, worse; threshold 10 %" in out
     r.stdout.fnmatch_lines(["*run*quick*3*15.0 ±0.2 s / 45 s*time +50.0 % !*"])
 
 
 def test_compare_within_threshold_passes_and_shows_deltas(bench, monkeypatch, two_commits):
     a, _ = two_commits
-    r = _session(bench, monkeypatch, "10.4,10.6,10.2", "--rounds", "3", f"--compare={a[:8]}",
-                 "--compare-fail", "execution_time_s:10%")
+    r = _session(bench, monkeypatch, "10.4,10.6,10.2", "--research-rounds", "3", f"--research-compare={a[:8]}",
+                 "--research-compare-fail", "execution_time_s:10%")
     assert r.ret == 0, r.stdout.str()
-    assert f"baseline {a[:12]} (--compare={a[:8]})" in r.stdout.str()
+    assert f"baseline {a[:12]} (--research-compare={a[:8]})" in r.stdout.str()
     r.stdout.fnmatch_lines(["*run?quick?*time*10.0 ±0.2 s (n=3)*10.4 ±0.2 s (n=3)*+4.0 %*worse*10 %*ok*"])
 
 
 def test_one_round_is_indicative_and_never_fails(bench, monkeypatch, two_commits):
-    r = _session(bench, monkeypatch, "15", "--compare-fail", "execution_time_s:10%")
+    r = _session(bench, monkeypatch, "15", "--research-compare-fail", "execution_time_s:10%")
     assert r.ret == 0
     assert "indicative only (1 run on a side): not failed" in r.stdout.str()
 
@@ -152,25 +152,25 @@ def test_one_round_is_indicative_and_never_fails(bench, monkeypatch, two_commits
 def test_no_baseline_is_said_not_failed(bench, monkeypatch):
     bench.run_bench()
     bench.commit("only")
-    r = _session(bench, monkeypatch, "10", "--compare-fail", "execution_time_s:10%")
+    r = _session(bench, monkeypatch, "10", "--research-compare-fail", "execution_time_s:10%")
     assert r.ret == 0
     out = r.stdout.str()
     assert "no baseline: no other commit has results of these benches on this machine" in out
-    assert "--compare-fail had nothing to compare with" in out
+    assert "--research-compare-fail had nothing to compare with" in out
 
 
 def test_compare_ref_that_nothing_knows_is_a_usage_error(bench):
     bench.run_bench()
-    r = bench.run("-m", "quick", "--compare=deadbeef")
+    r = bench.run("-m", "quick", "--research-compare=deadbeef")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
-    assert "--compare=deadbeef: git does not know this ref" in r.stderr.str()
-    r = bench.run("--compare", "test_bench.py")
-    assert "write --compare=REF" in r.stderr.str()
+    assert "--research-compare=deadbeef (ini research_compare): git does not know this ref" in r.stderr.str()
+    r = bench.run("--research-compare", "test_bench.py")
+    assert "write --research-compare=REF" in r.stderr.str()
 
 
 def test_python_m_harness_compare_prints_the_same_comparison_offline(bench, monkeypatch, two_commits):
     a, b = two_commits
-    assert _session(bench, monkeypatch, "15,15.2,14.9", "--rounds", "3").ret == 0
+    assert _session(bench, monkeypatch, "15,15.2,14.9", "--research-rounds", "3").ret == 0
     r = bench.pytester.run(sys.executable, "-m", "llm_research_bench.harness", "compare", a[:10], "HEAD", "--results-dir",
                            str(bench.results), "--compare-fail", "execution_time_s:10%")
     assert r.ret == 1
@@ -189,12 +189,12 @@ def test_the_default_baseline_compares_like_with_like(bench, monkeypatch, two_co
     compared with B's runs on the same settings, and a run on the other settings with those."""
     a, b = two_commits
     slow = bench.profiles_file("[profiles.quick]\ncontext_window = 6144\nmax_tokens = 3072\n")
-    assert _session(bench, monkeypatch, "20,20.2", "--rounds", "2", "--profiles-file", str(slow)).ret == 0
+    assert _session(bench, monkeypatch, "20,20.2", "--research-rounds", "2", "--research-profiles-file", str(slow)).ret == 0
     bench.commit("c")
-    r = _session(bench, monkeypatch, "10.1", "--compare")
+    r = _session(bench, monkeypatch, "10.1", "--research-compare")
     assert f"baseline {a[:12]} (the latest other commit measured on this machine with the same profile settings)" \
         in r.stdout.str()
-    r = _session(bench, monkeypatch, "30", "--compare", "--profiles-file", str(slow))
+    r = _session(bench, monkeypatch, "30", "--research-compare", "--research-profiles-file", str(slow))
     out = r.stdout.str()
     assert f"baseline {b[:12]} (the latest other commit measured on this machine with the same profile settings)" \
         in out and "time +49.3 %" in out

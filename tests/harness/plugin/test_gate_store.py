@@ -74,7 +74,7 @@ def test_a_damaged_record_is_skipped_loudly_and_the_session_goes_on(bench):
     assert bench.run("-m", "quick").ret == 0
     (f,) = list(bench.results.rglob("*.json"))
     f.write_text(f.read_text()[:100])
-    r = bench.run("-m", "quick", "--compare")
+    r = bench.run("-m", "quick", "--research-compare")
     assert r.ret == 0
     with pytest.warns(StoreWarning):
         assert len(bench.records()) == 1
@@ -86,7 +86,7 @@ def test_summary_markdown_and_github_step_summary(bench, monkeypatch):
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(gh))
     bench.record_bench(mutate='tel["metrics"]["execution_time_s"] = 60.0', kwargs=", check=False")
     md = bench.pytester.path / "out" / "summary.md"
-    r = bench.run("-m", "quick", "--summary-md", str(md))
+    r = bench.run("-m", "quick", "--research-summary-md", str(md))
     assert r.ret == 1
     text = md.read_text()
     assert text.startswith("## Research bench: FAILED")
@@ -123,5 +123,5 @@ def test_store_records_from_this_plugin_load_as_result_records(bench):
 def test_summary_md_is_written_even_when_no_bench_ran(bench):
     bench.pytester.makepyfile(test_plain="def test_x(): pass")
     md = bench.pytester.path / "summary.md"
-    assert bench.run("--summary-md", str(md)).ret == 0
+    assert bench.run("--research-summary-md", str(md)).ret == 0
     assert md.read_text().startswith("## Research bench: no bench ran")

@@ -1,4 +1,4 @@
-"""Profiles as parameters: parametrization, markers, -m selection, --profile, strict markers."""
+"""Profiles as parameters: parametrization, markers, -m selection, --research-profile, strict markers."""
 from __future__ import annotations
 
 import pytest
@@ -48,7 +48,7 @@ def test_dash_m_quick_selects_exactly_the_quick_instances(bench):
 
 def test_profile_option_limits_the_instances(bench):
     bench.pytester.makepyfile(test_p=BENCHES)
-    r = bench.run("--co", "-q", "--profile", "balanced,thorough")
+    r = bench.run("--co", "-q", "--research-profile", "balanced,thorough")
     ids = _ids(r)
     assert "test_with_fixture[balanced]" in ids and "test_marker_and_fixture[thorough]" in ids
     assert not any("[quick]" in i for i in ids)
@@ -68,19 +68,23 @@ def test_profiles_of_a_user_file_get_markers_too(bench):
                             'models = { llamacpp = "smollm2-135m" }\n'
                             '[profiles.tiny.budgets.linux-x86_64-2c]\ntime_s = [1, 10]\nmemory_mb = 2048\n')
     bench.pytester.makepyfile(test_p=BENCHES)
-    r = bench.run("--co", "-q", "--strict-markers", "--profiles-file", str(f), "-m", "tiny")
+    r = bench.run("--co", "-q", "--strict-markers", "--research-profiles-file", str(f), "-m", "tiny")
     assert _ids(r) == ["test_with_fixture[tiny]"]
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--profile", "fast"], "--profile: unknown profile 'fast'; known: quick, balanced, thorough"),
-    (["--machine-class", "amiga-500"], "--machine-class: no profile has a budget for 'amiga-500'"),
-    (["--budget-scale", "0"], "--budget-scale: must be a number above 0"),
-    (["--rounds", "0"], "--rounds: must be at least 1"),
-    (["--compare-fail", "speed:10%"], "--compare-fail 'speed:10%': unknown metric 'speed'"),
-    (["--compare-fail", "execution_time_s"], "expected METRIC:PCT"),
-    (["--compare-fail", "tokens_generated:5%"], "has no better direction"),
-    (["--enforce-memory"], "add --isolate"),
+    (["--research-profile", "fast"],
+     "--research-profile (ini research_profile): unknown profile 'fast'; known: quick, balanced, thorough"),
+    (["--research-machine-class", "amiga-500"],
+     "--research-machine-class (ini research_machine_class): no profile has a budget for 'amiga-500'"),
+    (["--research-budget-scale", "0"], "--research-budget-scale (ini research_budget_scale): must be above 0"),
+    (["--research-budget-scale", "inf"], "must be a finite number"),
+    (["--research-rounds", "0"], "--research-rounds (ini research_rounds): must be at least 1"),
+    (["--research-rounds", "many"], "expected a whole number, got 'many'"),
+    (["--research-compare-fail", "speed:10%"], "(ini research_compare_fail): 'speed:10%': unknown metric 'speed'"),
+    (["--research-compare-fail", "execution_time_s"], "expected METRIC:PCT"),
+    (["--research-compare-fail", "tokens_generated:5%"], "has no better direction"),
+    (["--research-enforce-memory"], "add --research-isolate"),
 ])
 def test_user_errors_are_one_clear_usage_error(bench, args, message):
     bench.pytester.makepyfile(test_p="def test_x(): pass")

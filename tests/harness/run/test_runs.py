@@ -17,7 +17,7 @@ timeout_s = 1
 def test_rounds_record_a_warmup_and_summarize_the_median(bench, monkeypatch):
     monkeypatch.setenv("RB_DOUBLE_TIMES", "30,13,15,14")
     bench.run_bench()
-    r = bench.run("-m", "quick", "--rounds", "3")
+    r = bench.run("-m", "quick", "--research-rounds", "3")
     assert r.ret == 0
     recs = bench.records()
     assert [(x.round, x.warmup) for x in recs] == [(0, True), (1, False), (2, False), (3, False)]
@@ -59,7 +59,7 @@ def test_a_timed_out_run_is_stored_with_its_telemetry(bench, monkeypatch, marker
         def test_after():
             pass
     """)
-    r = bench.run("-m", "quick or not quick", "--profile", "quick", "--profiles-file", str(f))
+    r = bench.run("-m", "quick or not quick", "--research-profile", "quick", "--research-profiles-file", str(f))
     r.assert_outcomes(failed=1, passed=1)
     r.stdout.fnmatch_lines(["*quick: timed out (profile timeout 1 s)*"])
     (rec,) = bench.records()
@@ -71,7 +71,7 @@ def test_a_timed_out_run_is_stored_with_its_telemetry(bench, monkeypatch, marker
 
 def test_isolated_run_completes_in_a_child(bench):
     bench.run_bench()
-    r = bench.run("-m", "quick", "--isolate")
+    r = bench.run("-m", "quick", "--research-isolate")
     assert r.ret == 0, r.stdout.str()
     (rec,) = bench.records()
     assert rec.extra["isolated"] is True and rec.target_met and rec.extra["observed_peak_mb"] > 0
@@ -90,7 +90,7 @@ def test_a_crash_in_the_child_is_a_recorded_failed_run_and_the_session_goes_on(b
         def test_after():
             pass
     """)
-    r = bench.run("-k", "quick or after", "--isolate")
+    r = bench.run("-k", "quick or after", "--research-isolate")
     r.assert_outcomes(failed=1, passed=1)
     (rec,) = bench.records()
     assert rec.outcome == "crashed" and rec.telemetry is None and not rec.target_met
@@ -104,12 +104,12 @@ def test_enforce_memory_kills_an_isolated_run_over_its_limit(bench, monkeypatch)
     monkeypatch.setenv("RB_DOUBLE_SLEEP", "5")
     f = bench.profiles_file("[profiles.quick.budgets.linux-x86_64-2c]\ntime_s = [10, 45]\nmemory_mb = 400\n")
     bench.run_bench()
-    r = bench.run("-m", "quick", "--isolate", "--enforce-memory", "--profiles-file", str(f))
+    r = bench.run("-m", "quick", "--research-isolate", "--research-enforce-memory", "--research-profiles-file", str(f))
     assert r.ret == 1
     (rec,) = bench.records()
     assert rec.outcome == "crashed"
     assert rec.extra["cause"].startswith("killed by the harness: process-tree RSS")
-    assert "exceeded the 400 MB limit (--enforce-memory)" in rec.extra["cause"]
+    assert "exceeded the 400 MB limit (--research-enforce-memory)" in rec.extra["cause"]
     assert "memory_over_limit" in rec.extra["reason_codes"]
 
 
@@ -118,7 +118,7 @@ def test_memray_capture_is_stored_and_names_top_allocators_on_a_memory_failure(b
     monkeypatch.setenv("RB_DOUBLE_ALLOC_MB", "48")
     monkeypatch.setenv("RB_DOUBLE_PEAK_MB", "5000")
     bench.run_bench()
-    r = bench.run("-m", "quick", "--memray")
+    r = bench.run("-m", "quick", "--research-memray")
     assert r.ret == 1
     r.stdout.fnmatch_lines(["*quick: memory peak 5000 MB > 4096 MB limit (+22 %)*",
                             "*top allocators at the high-water mark (memray):*",
@@ -134,7 +134,7 @@ def test_an_isolated_run_times_out_in_the_child_and_keeps_its_telemetry(bench, m
     monkeypatch.setenv("RB_DOUBLE_SLEEP", "20")
     f = bench.profiles_file(QUICK_TIMEOUT_1S)
     bench.run_bench()
-    r = bench.run("-m", "quick", "--isolate", "--profiles-file", str(f))
+    r = bench.run("-m", "quick", "--research-isolate", "--research-profiles-file", str(f))
     assert r.ret == 1
     (rec,) = bench.records()
     assert rec.outcome == "timed_out" and rec.extra["timeout_via"] == "child"
@@ -178,6 +178,6 @@ def test_an_isolated_run_reloads_the_warmup_corpus_in_the_child(bench):
         def test_run(research_bench, profile):
             research_bench.run()
     """)
-    assert bench.run("-m", "quick", "--isolate").ret == 0
+    assert bench.run("-m", "quick", "--research-isolate").ret == 0
     (rec,) = bench.records()
     assert rec.extra["isolated"] is True

@@ -121,7 +121,7 @@ def test_failed_and_timed_out_runs_never_meet_the_target(tel, _budget):
 # -- through the plugin ---------------------------------------------------------------------------------------
 def test_budget_scale_makes_the_session_fail_naming_the_budget(bench):
     bench.record_bench(kwargs="")
-    r = bench.run("-m", "quick", "--budget-scale", "0.01")
+    r = bench.run("-m", "quick", "--research-budget-scale", "0.01")
     assert r.ret == pytest.ExitCode.TESTS_FAILED
     out = r.stdout.str()
     assert "quick: 18.6 s > 0.45 s budget (+4036 %) [linux-x86_64-2c, scaled x0.01]" in out
@@ -135,7 +135,7 @@ def test_budget_scale_makes_the_session_fail_naming_the_budget(bench):
 def test_memory_limit_failure_through_a_user_profiles_file(bench):
     f = bench.profiles_file("[profiles.quick.budgets.linux-x86_64-2c]\ntime_s = [10, 45]\nmemory_mb = 500\n")
     bench.record_bench()
-    r = bench.run("-m", "quick", "--profiles-file", str(f))
+    r = bench.run("-m", "quick", "--research-profiles-file", str(f))
     assert r.ret == 1
     r.stdout.fnmatch_lines(["*quick: memory peak 844 MB > 500 MB limit (+69 %)*"])
 
@@ -158,6 +158,6 @@ def test_quality_floor_through_the_plugin(bench):
 
 def test_under_budget_run_passes_and_is_shown(bench):
     bench.record_bench()
-    r = bench.run("-m", "quick", "--budget-scale", "2")
+    r = bench.run("-m", "quick", "--research-budget-scale", "2")
     assert r.ret == 0
     r.stdout.fnmatch_lines(["*18.6 s / 90 s (under 20 s)*", "note: quick: 18.6 s < 20 s lower bound: under budget*"])
