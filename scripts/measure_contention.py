@@ -5,7 +5,7 @@
                                  --after likewise for this side, e.g. a snapshot while the checkout changes)
 
 Each side runs in its own long-lived worker process that warms up once (corpus, embedder, index, one research
-run), then researches on request. The parent interleaves the runs -- per round: quiet and contended, each on
+run without a deadline), then researches on request. The parent interleaves the runs -- per round: quiet and contended, each on
 every side, the orders alternating from round to round -- so drift and other processes' load hit all alike. A
 contended run starts a separate `python -c "while True: pass"` process one second before the run and stops it
 after. Each run appends one JSON line: side, mode, execution_time_s, timed_out, the thread count the engine
@@ -58,7 +58,8 @@ def worker(profile: str, cap: float) -> int:
     signal.signal(signal.SIGALRM, _fire)
     corpus = load_corpus(DEFAULT_PUBMEDQA)
     HNSWIndex.build_or_load(corpus, shared_embedder())
-    engine.research(QUESTION, profile=profile, corpus=corpus)           # warm-up, not reported
+    no_deadline = {"timeout_s": 0} if "timeout_s" in engine.research.__code__.co_varnames else {}
+    engine.research(QUESTION, profile=profile, corpus=corpus, **no_deadline)     # warm-up, not reported
     print("ready", flush=True)
     for line in sys.stdin:
         mode = line.strip()
@@ -102,11 +103,10 @@ def main() -> int:
     if a.before:
         sides = {"before": {**os.environ, "PYTHONPATH": a.before}, **sides}
     workers = {}
-    for side, env in sides.items():
+    for side, env in sides.items():          # one after the other: warming up is heavy
         p = subprocess.Popen([sys.executable, __file__, "--worker", "--profile", a.profile, "--cap", str(a.cap)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         workers[side] = p
-    for side, p in workers.items():
         line = p.stdout.readline().strip()
         if line != "ready":
             raise SystemExit(f"{side} worker did not start ({line!r})")
