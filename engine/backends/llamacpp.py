@@ -307,7 +307,8 @@ class LlamaCppBackend(Backend):
             if self._abort.is_set and deadline is not None:     # llama_decode returned 2: aborted at the deadline
                 where = "prompt evaluation" if probe.first is None else "token generation"
                 raise deadline.error(f"{where} (stopped inside llama.cpp)") from None
-            raise BackendError(f"llama.cpp failed during generation ({e})") from None
+            raise BackendError(f"llama.cpp failed during generation ({e}): run again; if it persists, use a "
+                               f"profile with a larger context_window or another --model") from None
         finally:
             if timer is not None:
                 timer.cancel()
