@@ -1,11 +1,14 @@
-"""Engine efficiency against the raw backend, in one bench session (issue: the streaming engine).
+"""Engine efficiency against the raw backend, in one bench session (issue: the streaming engine; issue 9 item 6).
 
-- decode: engine decode tok/s vs bare llama-cpp-python decode on the same model, threads and prompts
-  (each of the engine's claims calls replayed through a fresh `llama_cpp.Llama`); goal >= 0.95.
+- decode: engine decode tok/s vs bare llama-cpp-python decode on the same model, threads, prompts and number
+  of tokens (each of the engine's claims calls replayed through a fresh `llama_cpp.Llama`), measured two ways
+  on both sides: llama.cpp's own decode timer (native) and the client clock between the first and the last
+  streamed chunk (wall: what a user of the stream sees, the pipeline's per-chunk work included); goal >= 0.95
+  for both.
 - progressive context: prompt tokens evaluated vs unique context tokens over a progressive run; goal <= 1.15.
 
-Three rounds (the machine is shared and decode on 2 cores is noisy); the medians are asserted and stored.
-Run with `pytest benches -m efficiency`.
+Three rounds (the machine is shared and decode on 2 cores is noisy); the medians are asserted and stored, with
+the other processes' CPU load during each side. Run with `pytest benches -m efficiency`.
 """
 from __future__ import annotations
 
@@ -30,12 +33,18 @@ def test_engine_decode_and_prefix_reuse_vs_raw_llama_cpp(research_bench, bench_w
     reuse = statistics.median(r.prefix_reuse_ratio for r in results)
     summary = {"rounds": [r.summary() for r in results], "decode_ratio_median": decode,
                "wall_decode_ratio_median": wall, "prefix_reuse_ratio_median": reuse,
-               "goals": {"decode_ratio_min": DECODE_RATIO_GOAL, "prefix_reuse_ratio_max": PREFIX_REUSE_GOAL}}
+               "goals": {"decode_ratio_min": DECODE_RATIO_GOAL, "wall_decode_ratio_min": DECODE_RATIO_GOAL,
+                         "prefix_reuse_ratio_max": PREFIX_REUSE_GOAL}}
     for i, r in enumerate(results):
         research_bench.record(r.telemetry, profile=prof, round=i, extra={"efficiency": summary}, check=False,
                               gate=False)   # a comparison bench: its runs are stored, budgets gate elsewhere
     print(f"\nengine/raw decode ratio: median {decode:.3f} (native), {wall:.3f} (wall); "
-          f"prefix reuse (evaluated/unique): median {reuse:.3f}; per round "
-          + ", ".join(f"{r.engine_decode_tps:.1f}/{r.raw_decode_tps:.1f} tok/s" for r in results))
+          f"prefix reuse (evaluated/unique): median {reuse:.3f}; per round (engine/raw native, wall tok/s; "
+          f"threads; other processes' cores busy engine/raw): "
+          + ", ".join(f"{r.engine_decode_tps:.1f}/{r.raw_decode_tps:.1f}, {r.engine_wall_decode_tps:.1f}/"
+                      f"{r.raw_wall_decode_tps:.1f}; {r.n_threads}; {r.engine_other_cpu_cores}/{r.raw_other_cpu_cores}"
+                      for r in results))
     assert decode >= DECODE_RATIO_GOAL, f"engine decode is {decode:.3f} x raw llama-cpp-python (goal >= 0.95)"
+    assert wall >= DECODE_RATIO_GOAL, (f"engine wall-clock decode is {wall:.3f} x raw llama-cpp-python's, same "
+                                       f"tokens, first to last streamed chunk (goal >= 0.95)")
     assert reuse <= PREFIX_REUSE_GOAL, f"prompt tokens evaluated / unique context = {reuse:.3f} (goal <= 1.15)"

@@ -198,12 +198,17 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--question", default=DEFAULT_Q)
     a = ap.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from .deadline import RunTimeout
     from .errors import USER_ERRORS
     try:
         return {"run": _cmd_run, "profiles": _cmd_profiles, "system": _cmd_system, "validate": _cmd_validate,
                 "calibrate": _cmd_calibrate}[a.cmd](a)
     except USER_ERRORS as e:
         print(f"\nerror: {e}", file=sys.stderr)
+        return 2
+    except RunTimeout as e:     # the engine stopped the run at its profile's timeout_s
+        out = getattr(a, "telemetry_out", None)
+        print(f"\nerror: {e}" + (f" (partial telemetry, timed_out: true: {out})" if out else ""), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

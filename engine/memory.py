@@ -1,11 +1,19 @@
-"""Process-tree memory: a background sampler (>= 20 Hz) and the pressure reading for batch sizing."""
+"""Process-tree memory and CPU: a background sampler (>= 20 Hz) and the pressure reading for batch sizing.
+
+The run's process tree is this process and its descendants plus, with the Ollama backend, the local server
+(`ollama serve`) and its descendants (the model runners it starts). Members are re-listed while sampling, so a
+runner started mid-run is counted and one that ended is no longer read; unrelated processes never are.
+The tree also accounts the members' CPU time (user + system) over the run: `cpu_time_s`.
+"""
 from __future__ import annotations
 
+import ipaddress
 import os
 import resource
 import sys
 import threading
 import time
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -18,11 +26,21 @@ def ru_maxrss_mb() -> float:
     return r / 2**20 if sys.platform == "darwin" else r / 1024
 
 
-class ProcessTree:
-    """This process, its descendants, and any extra processes the run uses (e.g. a local Ollama server).
+def _cpu_s(p: psutil.Process) -> float:
+    """A process's user + system CPU seconds, its reaped children's included."""
+    t = p.cpu_times()
+    return t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
 
-    Listing descendants scans /proc (~1 ms), so the member list is refreshed every `refresh_s`; reading each
-    member's RSS is ~10 us and happens on every sample."""
+
+class ProcessTree:
+    """This process (or `root_pid`) and its descendants, plus the trees of `extra_pids` (e.g. a local Ollama
+    server: its children, runners started later included).
+
+    Listing members scans /proc (~1 ms), so the member list is refreshed every `refresh_s`; reading each
+    member's RSS is ~10 us and happens on every sample. CPU time is read at each refresh: `cpu_time_s()` is the
+    members' user + system CPU since the tree was created (a member that appeared later counts from its start
+    when it started after the tree, else from when it was first seen; one that ended keeps its last reading
+    unless its parent, still a member, has reaped it and so counts it)."""
 
     def __init__(self, root_pid: int | None = None, extra_pids: list[int] | None = None, refresh_s: float = 0.25):
         self.root = psutil.Process(root_pid or os.getpid())
@@ -30,20 +48,63 @@ class ProcessTree:
         self.refresh_s = refresh_s
         self._members: list[psutil.Process] = []
         self._listed_at = -1e9
+        self._created = time.time()
+        self._cpu_first: dict[tuple[int, float], float] = {}
+        self._cpu_last: dict[tuple[int, float], float] = {}
+        self._parent: dict[tuple[int, float], tuple[int, float] | None] = {}
+        self._lock = threading.Lock()
+        self._refresh()
 
-    def _refresh(self) -> None:
-        procs = [self.root]
+    @staticmethod
+    def _key(p: psutil.Process) -> tuple[int, float] | None:
         try:
-            procs += self.root.children(recursive=True)
+            return p.pid, p.create_time()
+        except psutil.Error:
+            return None
+
+    def _tree(self, top: psutil.Process) -> list[psutil.Process]:
+        procs = [top]
+        try:
+            procs += top.children(recursive=True)
         except psutil.Error:
             pass
+        return procs
+
+    def _refresh(self) -> None:
+        procs = self._tree(self.root)
         for pid in self.extra:
             try:
-                procs.append(psutil.Process(pid))
+                procs += self._tree(psutil.Process(pid))
             except psutil.Error:
                 pass
-        self._members = procs
+        keyed: dict[tuple[int, float], psutil.Process] = {}
+        for p in procs:
+            key = self._key(p)
+            if key is not None and key not in keyed:
+                keyed[key] = p
+        by_pid = {k[0]: k for k in keyed}
+        first_listing = not self._cpu_last and self._listed_at < 0
+        with self._lock:
+            for key, p in keyed.items():
+                try:
+                    cpu, ppid = _cpu_s(p), p.ppid()
+                except psutil.Error:
+                    continue
+                if key not in self._cpu_first:
+                    born_later = not first_listing and key[1] >= self._created - 0.02
+                    self._cpu_first[key] = 0.0 if born_later else cpu
+                    self._parent[key] = by_pid.get(ppid)
+                self._cpu_last[key] = cpu
+            for key in [k for k in self._cpu_last if k not in keyed]:
+                if self._parent.get(key) in keyed:      # reaped by a member: its time is in the member's now
+                    del self._cpu_last[key]
+                    self._cpu_first.pop(key, None)
+        self._members = list(keyed.values())
         self._listed_at = time.perf_counter()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._members]
 
     def rss_bytes(self) -> int:
         if time.perf_counter() - self._listed_at > self.refresh_s:
@@ -56,14 +117,44 @@ class ProcessTree:
                 pass
         return total
 
+    def cpu_time_s(self, refresh: bool = True) -> float:
+        """User + system CPU seconds the members used since the tree was created (re-read now if `refresh`)."""
+        if refresh:
+            self._refresh()
+        with self._lock:
+            return sum(max(0.0, self._cpu_last[k] - self._cpu_first.get(k, 0.0)) for k in self._cpu_last)
 
-def find_ollama_server_pids() -> list[int]:
-    """PIDs of local processes named like the Ollama server (its memory belongs to the run)."""
+
+def _local_host(host: str) -> bool:
+    name = (urlsplit(host if "://" in host else f"http://{host}").hostname or "").strip("[]").lower()
+    if name in ("localhost", "", "0.0.0.0"):
+        return True
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified
+
+
+def is_ollama_server(name: str, cmdline: list[str]) -> bool:
+    """A process is the Ollama server when it is named like `ollama` and runs `serve` (runners are its children)."""
+    exe = os.path.basename(cmdline[0]) if cmdline else ""
+    named = (name or "").lower().startswith("ollama") or exe.lower().startswith("ollama")
+    return named and "serve" in cmdline[1:]
+
+
+def find_ollama_server_pids(host: str | None = None) -> list[int]:
+    """PIDs of local `ollama serve` processes, when the Ollama host is this machine (their trees belong to the
+    run); none for a remote host. `host` defaults to $OLLAMA_HOST as the client resolves it."""
+    if host is None:
+        from .system import ollama_host
+        host = ollama_host()
+    if not _local_host(host):
+        return []
     pids = []
     for p in psutil.process_iter(["name", "cmdline"]):
         try:
-            name = (p.info.get("name") or "").lower()
-            if name.startswith("ollama"):
+            if is_ollama_server(p.info.get("name") or "", p.info.get("cmdline") or []):
                 pids.append(p.pid)
         except psutil.Error:
             continue
@@ -79,6 +170,7 @@ class MemorySampler:
         self.peak_bytes = 0
         self.last_bytes = 0
         self.samples = 0
+        self.cpu_time_s: float | None = None
         self._t0 = self._t1 = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
@@ -106,6 +198,10 @@ class MemorySampler:
             self._thread.join(timeout=2)
         self._sample()
         self._t1 = time.perf_counter()
+        try:
+            self.cpu_time_s = self.tree.cpu_time_s()
+        except psutil.Error:
+            self.cpu_time_s = None
 
     def __enter__(self) -> "MemorySampler":
         return self.start()

@@ -22,7 +22,7 @@ from .backends import BACKEND_NAMES, Backend, BackendError, Message, make_backen
 from .batching import AdaptiveBatchSizer
 from .claims import CitationResolver, Claim, ClaimStreamParser, citation_counts, parse_claim_line
 from .corpus import Corpus, Passage, Question, load_corpus
-from .deadline import RunTimeout
+from .deadline import Deadline, RunTimeout
 from .embed import shared_embedder
 from .index import HNSWIndex
 from .memory import MemorySampler, ProcessTree, find_ollama_server_pids, ru_maxrss_mb
@@ -61,6 +61,7 @@ class PhaseClock:
         self.current: str | None = first
         self.started = self._since = time.perf_counter()
         self.stopped: float | None = None
+        self.last: str | None = None      # the phase the clock was in when stopped
 
     @property
     def elapsed(self) -> float:
@@ -74,6 +75,7 @@ class PhaseClock:
 
     def stop(self) -> None:
         self.switch(self.current or "plan")
+        self.last = self.current
         self.current = None
         self.stopped = self._since
 
@@ -122,6 +124,7 @@ class _Run:
     clock: PhaseClock
     meter: StreamMeter
     sampler: MemorySampler
+    deadline: Deadline
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     backend: Backend | None = None
     corpus: Corpus | None = None
@@ -150,14 +153,20 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
              model: str | None = None, corpus: str | Path | Corpus | None = None,
              profiles_file: str | Path | None = None, early_exit: bool = True, retrieval: bool = True,
              store_text: bool = False, telemetry_out: str | Path | None = None,
-             on_event: Event | None = None, system_info: dict | None = None) -> ResearchSession:
+             on_event: Event | None = None, system_info: dict | None = None,
+             timeout_s: float | None = None) -> ResearchSession:
     """Research `question` over `corpus` with a real model; return the session with its telemetry.
 
     User errors found before the run (profile, question, corpus, backend) raise their own error types with a
     message naming the fix. A failure during the run raises ResearchFailed carrying the partial telemetry;
     any other exception (KeyboardInterrupt, a RunTimeout) gets the partial telemetry attached as
     `exc.research_telemetry` before it propagates. The telemetry says `timed_out: true` exactly when the
-    exception is a RunTimeout (engine.deadline; a harness's own timeout subclasses it)."""
+    exception is a RunTimeout (engine.deadline; a harness's own timeout subclasses it).
+
+    The run enforces its timeout itself (`timeout_s`; None: the profile's timeout_s; 0: none), counted from
+    the start of the run (time spent building a missing index is added to it): it is checked between phases,
+    evidence batches and streamed tokens, and the backend bounds a long prompt evaluation by it; past it the run
+    raises RunTimeout (engine.deadline) with its partial telemetry (`timed_out: true`, early_exit "timeout")."""
     emit = on_event or (lambda kind, data: None)
     prof = profile if isinstance(profile, Profile) else get_profile(profile, profiles_file)
     q = _check_question(question)
@@ -170,6 +179,7 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
     run = _Run(profile=prof, backend_name=backend_name, question=q,
                started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
                clock=PhaseClock("plan"), meter=StreamMeter(),
+               deadline=Deadline(prof.timeout_s if timeout_s is None else timeout_s),
                sampler=MemorySampler(ProcessTree(extra_pids=extra)), corpus=corp, retrieval=retrieval,
                memory_limit_mb=prof.budget_for(system_mod.current_machine_class()).memory_mb)
     run.gold = corp.question_by_text(q)
@@ -180,6 +190,8 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
             run.backend = backend if isinstance(backend, Backend) else make_backend(
                 backend, model or prof.model_for(backend), context_window=prof.context_window,
                 timeout_s=prof.timeout_s)
+            run.backend.deadline = run.deadline
+            run.deadline.check("model loading")
             emit("phase", {"phase": "plan"})
             if retrieval:
                 _stream_evidence(run, emit, early_exit)
@@ -187,9 +199,14 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
         finally:
             run.clock.stop()
             run.sampler.stop()
+            if run.backend is not None:
+                run.backend.deadline = None
     except BaseException as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         run.errors.append(f"{type(exc).__name__}: {msg}")
+        if isinstance(exc, RunTimeout):
+            in_batch = run.clock.last in ("evidence_processing", "streaming_inference")
+            run.early_exit = {"triggered": False, "batch": len(run.batches) if in_batch else None, "reason": "timeout"}
         tel = telemetry.build(_facts(run), system=system_info, store_text=store_text, success=False,
                               timed_out=isinstance(exc, RunTimeout))
         if telemetry_out:
@@ -211,17 +228,23 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
 
 
 def _generate(run: _Run, messages: list[Message], *, max_tokens: int, prefill: str, kind: str,
-              on_delta: Callable[[str], None]) -> str:
-    """Stream one call, timing it; returns the text generated (without the prefill)."""
+              on_delta: Callable[[str], None], where: str) -> str:
+    """Stream one call, timing it and checking the run's deadline between deltas; returns the text generated
+    (without the prefill). An interrupted call is closed first, so its record holds the backend's counters."""
     backend = run.backend
     assert backend is not None
     parts: list[str] = []
+    deltas = backend.stream(messages, max_tokens=max_tokens, prefill=prefill)
+    metered = run.meter.measure(deltas)
     try:
-        for delta in run.meter.measure(backend.stream(messages, max_tokens=max_tokens, prefill=prefill)):
+        for delta in metered:
             if delta:
                 parts.append(delta)
                 on_delta(delta)
+            run.deadline.check(where)
     finally:
+        metered.close()
+        getattr(deltas, "close", lambda: None)()
         stats, backend.last_stats = backend.last_stats, None
         run.calls.append(CallRecord.measured(kind, run.meter.calls[-1], stats))
     return "".join(parts)
@@ -232,8 +255,12 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
     assert backend is not None and corp is not None
     embedder = shared_embedder()
     run.embed_device, run.embedding_model = embedder.device, embedder.model_id
+    t_index = time.monotonic()
     index = HNSWIndex.build_or_load(corp, embedder)
     run.index_cache_hit = index.cache_hit
+    if not index.cache_hit:        # a one-time build (~65 s for PubMedQA on 2 cores) is not research time
+        run.deadline.extend(time.monotonic() - t_index)
+    run.deadline.check("retrieval")
     hits = index.search(embedder.encode([run.question])[0], prof.retrieve_k, prof.ef_search)
     emit("retrieved", {"hits": len(hits), "cache_hit": index.cache_hit})
 
@@ -248,6 +275,7 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
     pos, b = 0, 0
     while True:
         run.clock.switch("evidence_processing")
+        run.deadline.check(f"evidence batch {b}")
         if pos >= len(hits):
             run.early_exit = {"triggered": False, "batch": None, "reason": "evidence_exhausted"}
             break
@@ -295,7 +323,7 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         run.clock.switch("streaming_inference")
         emit("phase", {"phase": "streaming_inference", "batch": b})
         out = _generate(run, messages, max_tokens=prof.claim_tokens, prefill=prompts.CLAIM_PREFILL, kind="claims",
-                        on_delta=on_delta)
+                        on_delta=on_delta, where=f"the claims of evidence batch {b}")
         run.clock.switch("evidence_processing")
         for c in parser.close():
             emit("claim", {"claim": c})
@@ -314,6 +342,7 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
 
 def _synthesize(run: _Run, emit: Event) -> None:
     run.clock.switch("synthesis")
+    run.deadline.check("synthesis")
     emit("phase", {"phase": "synthesis"})
     prev = run.messages
     if run.retrieval and prev:
@@ -325,7 +354,7 @@ def _synthesize(run: _Run, emit: Event) -> None:
     room = run.profile.context_window - backend.prompt_tokens(messages, SYNTHESIS_PREFILL)
     max_tokens = max(16, min(run.profile.synthesis_tokens, room - 8))
     out = _generate(run, messages, max_tokens=max_tokens, prefill=SYNTHESIS_PREFILL, kind="synthesis",
-                    on_delta=lambda d: emit("answer_delta", {"text": d}))
+                    on_delta=lambda d: emit("answer_delta", {"text": d}), where="synthesis")
     run.answer = (SYNTHESIS_PREFILL + out).strip()
     run.decision = parse_decision(run.answer)
     call = run.calls[-1]
@@ -357,4 +386,5 @@ def _facts(run: _Run) -> RunFacts:
         memory_peak_mb=sampler.peak_mb if sampler.samples else None, memory_samples=sampler.samples,
         memory_sample_hz=sampler.achieved_hz, ru_maxrss_mb=ru_maxrss_mb(),
         final_context_tokens=run.final_context_tokens, early_exit=run.early_exit, answer=run.answer,
-        decision=run.decision, answer_sources=run.answer_sources, errors=run.errors)
+        decision=run.decision, answer_sources=run.answer_sources, errors=run.errors,
+        cpu_time_s=sampler.cpu_time_s, threads=backend.threads if backend else None)

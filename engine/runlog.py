@@ -36,6 +36,8 @@ class CallRecord:
     chunks: int                                 # non-empty deltas streamed
     finish_reason: str | None
     complete: bool
+    tokens_sampled: int | None = None           # the runtime's sampler count (end-of-generation token included)
+    counter_mismatch: str | None = None         # how the runtime's counters disagreed, if they did
 
     @classmethod
     def measured(cls, kind: str, timing: "CallTiming", stats: "GenerationStats | None") -> "CallRecord":
@@ -49,15 +51,19 @@ class CallRecord:
                    native_decode_s=st.native_decode_s if st else None,
                    native_decode_tokens=st.native_decode_tokens if st else None,
                    chunks=len(timing.chunk_times), finish_reason=st.finish_reason if st else None,
-                   complete=st is not None)
+                   complete=st is not None, tokens_sampled=st.tokens_sampled if st else None,
+                   counter_mismatch=st.counter_mismatch if st else None)
 
     def as_trace(self) -> dict[str, Any]:
-        """The entry in `traces.calls` (every field but `complete`)."""
-        return {"kind": self.kind, "prompt_tokens": self.prompt_tokens,
-                "prompt_tokens_evaluated": self.prompt_tokens_evaluated, "tokens_generated": self.tokens_generated,
-                "ttft_s": self.ttft_s, "e2e_s": self.e2e_s, "native_prompt_eval_s": self.native_prompt_eval_s,
-                "native_decode_s": self.native_decode_s, "native_decode_tokens": self.native_decode_tokens,
-                "chunks": self.chunks, "finish_reason": self.finish_reason}
+        """The entry in `traces.calls` (every field but `complete`; `counter_mismatch` only when set)."""
+        d = {"kind": self.kind, "prompt_tokens": self.prompt_tokens,
+             "prompt_tokens_evaluated": self.prompt_tokens_evaluated, "tokens_generated": self.tokens_generated,
+             "ttft_s": self.ttft_s, "e2e_s": self.e2e_s, "native_prompt_eval_s": self.native_prompt_eval_s,
+             "native_decode_s": self.native_decode_s, "native_decode_tokens": self.native_decode_tokens,
+             "chunks": self.chunks, "finish_reason": self.finish_reason, "tokens_sampled": self.tokens_sampled}
+        if self.counter_mismatch:
+            d["counter_mismatch"] = self.counter_mismatch
+        return d
 
 
 @dataclass
@@ -130,3 +136,5 @@ class RunFacts:
     decision: str | None
     answer_sources: list[str]
     errors: list[str] = field(default_factory=list)
+    cpu_time_s: float | None = None             # user + system CPU of the run's process tree; None: not measured
+    threads: dict | None = None                 # the backend's thread choice (engine.threads) with its reason

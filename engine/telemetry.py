@@ -121,6 +121,7 @@ def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = Fal
         unmeasured["adaptive_batch_effectiveness"] = "no batch was sized under high memory pressure (> 0.85)"
     metrics: dict[str, Any] = {
         "execution_time_s": round(facts.execution_time_s, 4),
+        "cpu_time_s": round(facts.cpu_time_s, 3) if facts.cpu_time_s is not None else None,
         "ttft_s": calls[0].ttft_s if calls else None,
         "tpot_s": tpot(facts.timings, [c.tokens_generated for c in calls]),
         **itl_percentiles(facts.timings),
@@ -177,6 +178,7 @@ def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = Fal
                     "retrieval": "hnsw" if facts.retrieval else "none"},
         "backend": facts.backend,
         "model": facts.model if facts.model is not None else {"name": "(not loaded)"},
+        "threads": _threads(facts),
         "corpus": {"id": facts.corpus_id, "format": facts.corpus_format, "passages": facts.corpus_passages,
                    "skipped_lines": facts.corpus_skipped_lines, "index_cache_hit": facts.index_cache_hit,
                    "embedding_model": facts.embedding_model or "none"},
@@ -200,11 +202,21 @@ def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = Fal
     }
 
 
+def _threads(facts: RunFacts) -> dict:
+    if facts.threads is not None:
+        return dict(facts.threads)
+    if facts.model is None:
+        return {"n_threads": None, "source": "none", "reason": "no model was loaded"}
+    return {"n_threads": None, "source": "none", "reason": "the backend reports no thread choice"}
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or not b else a / b
 
 
 def _why_null(metric: str, facts: RunFacts) -> str:
+    if metric == "cpu_time_s":
+        return "the process tree's CPU times could not be read (psutil)"
     if not facts.calls:
         return "no generation call completed"
     return {

@@ -5,6 +5,8 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Iterator
 
+from ..deadline import Deadline
+
 
 class BackendError(RuntimeError):
     """A backend cannot serve the run. The message is one line and names the fix."""
@@ -39,7 +41,9 @@ class GenerationStats:
     native_decode_tokens: int | None    # tokens the native decode timer covers
     load_s: float | None = None
     total_s: float | None = None
-    finish_reason: str | None = None
+    finish_reason: str | None = None    # None: the call was interrupted (its counters cover what ran)
+    tokens_sampled: int | None = None   # the runtime's sampler count (an end-of-generation token included)
+    counter_mismatch: str | None = None # the runtime's counters disagree with each other or the stream: how
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -53,6 +57,8 @@ class Backend(ABC):
 
     def __init__(self) -> None:
         self.last_stats: GenerationStats | None = None
+        self.deadline: Deadline | None = None   # the current run's, set by the pipeline for the run
+        self.threads: dict | None = None        # the thread choice and its reason (engine.threads), if it has one
 
     @abstractmethod
     def count_tokens(self, text: str) -> int: ...
@@ -67,7 +73,9 @@ class Backend(ABC):
     @abstractmethod
     def stream(self, messages: list[Message], *, max_tokens: int, prefill: str = "",
                stop: list[str] | None = None) -> Iterator[str]:
-        """Yield text deltas; when exhausted, self.last_stats holds the call's native stats."""
+        """Yield text deltas; when exhausted, self.last_stats holds the call's native stats. A backend bounds what
+        the caller cannot interrupt between deltas (a long prompt evaluation, a silent server) by self.deadline,
+        raising RunTimeout."""
 
     def describe(self) -> dict:
         return {"name": self.model_name}

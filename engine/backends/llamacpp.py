@@ -1,14 +1,30 @@
-"""The embedded default backend: llama.cpp in-process through llama-cpp-python. No server."""
+"""The embedded default backend: llama.cpp in-process through llama-cpp-python. No server.
+
+Threads: chosen from the CPUs actually free when the backend is created (engine.threads), unless given.
+Counters: every figure of a call comes from llama.cpp itself and is cross-checked (`reconcile`):
+    tokens sampled            llama.cpp's sampler counter (`llama_perf_sampler.n_sample`), checked against the
+                              tokens llama-cpp-python's generate() handed over
+    tokens_generated          sampled minus an end-of-generation token (llama.cpp's vocabulary says which), so a
+                              call stopped by its token limit stores exactly that limit
+    prompt_tokens_evaluated   llama.cpp's prompt-eval counter read at the first sampled token, plus the 1-token
+                              prompt remainder llama.cpp counts as a single-token decode (n_eval)
+    decode steps              n_eval since the first sampled token: the last sampled token is never decoded
+Deadline: the pipeline checks the run's deadline (Backend.deadline) between streamed tokens, and llama.cpp's
+abort callback (`_AbortFlag`, C only) stops a prompt evaluation or a decode that outlasts it (llama_decode
+returns 2), so no call overruns the run's timeout by more than one graph node.
+"""
 from __future__ import annotations
 
 import os
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from .base import Backend, BackendError, GenerationStats, Message, ModelNotFound
 from .registry import resolve_model
-from ..system import physical_cores
+from .. import threads as threads_mod
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -41,15 +57,127 @@ def render_gemma(messages: list[Message], prefill: str = "") -> str:
     return "".join(out)
 
 
-class _TokenCounter:
-    """A stopping criterion that never stops: called once per sampled token, so it counts them."""
+# ---- llama.cpp's counters and their reconciliation (pure) -------------------------------------------------------
 
-    def __init__(self) -> None:
-        self.n = 0
+@dataclass(frozen=True)
+class PerfReading:
+    """`llama_perf_context` as llama.cpp reports it. llama.cpp reports a count of 0 as 1 (max(1, n)); a counter
+    whose timer is still 0 has counted nothing (perf timers are on: the backend creates its context so)."""
+    n_p_eval: int          # tokens evaluated in batches of 2 or more
+    t_p_eval_ms: float
+    n_eval: int            # single-token decodes (generated tokens, and a 1-token prompt remainder)
+    t_eval_ms: float
 
-    def __call__(self, input_ids, logits) -> bool:
-        self.n += 1
-        return False
+    @property
+    def batch_tokens(self) -> int:
+        return self.n_p_eval if self.t_p_eval_ms > 0 else 0
+
+    @property
+    def single_decodes(self) -> int:
+        return self.n_eval if self.t_eval_ms > 0 else 0
+
+
+@dataclass(frozen=True)
+class CallCounters:
+    prompt_tokens_evaluated: int
+    tokens_sampled: int
+    tokens_generated: int
+    decode_steps: int
+    mismatches: tuple[str, ...] = ()
+
+
+def reconcile(*, first: PerfReading | None, end: PerfReading, n_sample: int, handed_over: int, last_is_eog: bool,
+              token_chunks: int, finished: bool) -> CallCounters:
+    """One call's counters from llama.cpp's own, cross-checked.
+
+    first: the perf reading at the first sampled token (before any generated token is decoded); None when no
+    token was sampled. end: the reading when the call ended. n_sample: llama.cpp's sampler counter.
+    handed_over: tokens llama-cpp-python's generate() yielded. last_is_eog: the last sampled token ends
+    generation (llama.cpp's vocabulary). token_chunks: streamed chunks that carried text tokens. finished: the
+    call ran to its end (not interrupted)."""
+    at_prompt_end = first if first is not None else end
+    evaluated = at_prompt_end.batch_tokens + at_prompt_end.single_decodes
+    decodes = end.single_decodes - first.single_decodes if first is not None else 0
+    generated = n_sample - (1 if last_is_eog and n_sample else 0)
+    bad: list[str] = []
+    if n_sample != handed_over:
+        bad.append(f"llama.cpp sampled {n_sample} tokens, llama-cpp-python handed over {handed_over}")
+    if first is not None and end.batch_tokens != first.batch_tokens:
+        bad.append(f"prompt-eval counter moved during generation ({first.batch_tokens} -> {end.batch_tokens})")
+    expected = {max(0, n_sample - 1)} if finished else {max(0, n_sample - 1), n_sample}
+    if decodes not in expected:
+        bad.append(f"{decodes} decode steps for {n_sample} sampled tokens (expected {n_sample - 1})")
+    if token_chunks > generated:
+        bad.append(f"{token_chunks} streamed chunks carry more than the {generated} tokens generated")
+    return CallCounters(evaluated, n_sample, generated, decodes, tuple(bad))
+
+
+@dataclass
+class _CallProbe:
+    """What one call's generate() handed over, and llama.cpp's counters at its first sampled token."""
+    read_perf: object
+    first: PerfReading | None = None
+    handed_over: int = 0
+    last_token: int | None = None
+
+    def sampled(self, token: int) -> None:
+        if self.first is None:
+            self.first = self.read_perf()
+        self.handed_over += 1
+        self.last_token = token
+
+
+class _AbortFlag:
+    """llama.cpp's abort callback without Python: libc's strlen over a 2-byte buffer returns 1 (abort) once the
+    flag byte is set and 0 before. ggml calls the callback between graph nodes; being C, it costs nothing per
+    node, takes no GIL, and no signal handler (a harness's timeout) can run inside it -- a Python callback can
+    be interrupted there, and ctypes then returns garbage to llama.cpp. A timer thread sets the flag at the
+    run's deadline. `available` is False where libc's strlen cannot be found (no abort: between-token checks)."""
+
+    def __init__(self, llama_cpp):
+        import ctypes
+        self.buf = ctypes.create_string_buffer(2)
+        self.data = ctypes.cast(self.buf, ctypes.c_void_p)
+        try:
+            strlen = ctypes.CDLL(None).strlen
+        except (OSError, AttributeError, TypeError):
+            try:
+                strlen = ctypes.cdll.msvcrt.strlen
+            except (OSError, AttributeError):
+                strlen = None
+        self.available = strlen is not None
+        self.fn = (llama_cpp.ggml_abort_callback(ctypes.cast(strlen, ctypes.c_void_p).value) if strlen
+                   else llama_cpp.ggml_abort_callback())
+
+    def set(self) -> None:
+        self.buf[0] = b"\x01"
+
+    def clear(self) -> None:
+        self.buf[0] = b"\x00"
+
+    @property
+    def is_set(self) -> bool:
+        return self.buf[0] != b"\x00"
+
+
+_COUNTING_LLAMA = None
+
+
+def _counting_llama(llama_cpp):
+    """llama_cpp.Llama whose generate() reports every token it hands over to `self.probe`."""
+    global _COUNTING_LLAMA
+    if _COUNTING_LLAMA is None:
+        class CountingLlama(llama_cpp.Llama):
+            probe: _CallProbe | None = None
+
+            def generate(self, tokens, *args, **kwargs):
+                probe = self.probe
+                for token in super().generate(tokens, *args, **kwargs):
+                    if probe is not None:
+                        probe.sampled(token)
+                    yield token
+        _COUNTING_LLAMA = CountingLlama
+    return _COUNTING_LLAMA
 
 
 class LlamaCppBackend(Backend):
@@ -58,6 +186,7 @@ class LlamaCppBackend(Backend):
     def __init__(self, model: str, *, context_window: int, n_threads: int | None = None, seed: int = 0,
                  verbose: bool = False):
         super().__init__()
+        window = threads_mod.CpuWindow().start() if n_threads is None else None
         try:
             import llama_cpp
         except ImportError:
@@ -68,19 +197,22 @@ class LlamaCppBackend(Backend):
         self.model_name = entry.name if entry else path.name
         self.model_path = path
         self.chat_format = entry.chat_format if entry else None
-        self.n_threads = n_threads or physical_cores()
+        load_threads = n_threads or os.cpu_count() or 1     # set to the choice once loaded (threads decode only)
         offload = bool(llama_cpp.llama_supports_gpu_offload())
         self.gpu_layers = -1 if offload else 0
         self.accelerator = ("metal" if os.uname().sysname == "Darwin" else "cuda") if offload else "cpu"
         t0 = time.perf_counter()
         try:
-            self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=context_window, n_threads=self.n_threads,
-                                       n_threads_batch=self.n_threads, n_gpu_layers=self.gpu_layers,
-                                       seed=seed, verbose=verbose)
+            self.llm = _counting_llama(llama_cpp)(
+                model_path=str(path), n_ctx=context_window, n_threads=load_threads, n_threads_batch=load_threads,
+                n_gpu_layers=self.gpu_layers, seed=seed, verbose=verbose)
         except (ValueError, RuntimeError) as e:
             raise ModelNotFound(f"llama.cpp could not load {path.name} ({e}): the file may be corrupt; "
                                 f"reinstall it (`make setup`) or pass another --model") from None
         self.load_s = time.perf_counter() - t0
+        # The CPU window overlapped the load (this process's own CPU time is not counted as load).
+        choice = threads_mod.choose_threads(window.reading()) if window else threads_mod.requested(n_threads)
+        self.set_threads(choice)
         self._load_reported = False
         template = None if self.chat_format else self.llm.metadata.get("tokenizer.chat_template")
         if self.chat_format == "gemma":
@@ -96,8 +228,21 @@ class LlamaCppBackend(Backend):
                 return fmt(messages=[{"role": m.role, "content": m.content} for m in messages]).prompt + prefill
             self._render = _render
         self.prompt_log: list[list[int]] | None = None   # set to [] to keep each call's prompt tokens
+        self.chunk_log: list[list[float]] | None = None  # set to [] to keep each call's chunk stamps (perf_counter)
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.llm._model.vocab))
         self._bos_text = self.llm.detokenize([self.llm.token_bos()], special=True).decode("utf-8", "replace")
+        self._abort = _AbortFlag(llama_cpp)          # kept referenced while installed
+        if self._abort.available:
+            llama_cpp.llama_set_abort_callback(self.llm.ctx, self._abort.fn, self._abort.data)
+
+    def set_threads(self, choice: "threads_mod.ThreadChoice") -> None:
+        """Use `choice.n_threads` for decoding and prompt batches from the next call on."""
+        n = choice.n_threads
+        self._lc.llama_set_n_threads(self.llm.ctx, n, n)
+        self.llm.n_threads = self.llm.n_threads_batch = n
+        self.llm.context_params.n_threads = self.llm.context_params.n_threads_batch = n
+        self.n_threads = n
+        self.threads = choice.as_dict()
 
     # -- tokens ---------------------------------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
@@ -110,17 +255,14 @@ class LlamaCppBackend(Backend):
     def render(self, messages: list[Message], prefill: str = "") -> str:
         return self._render(messages, prefill)
 
-    def prefix_cached(self, tokens: list[int]) -> int:
-        """Tokens of this prompt already in the KV cache, as llama-cpp-python's generate() will reuse them."""
-        n = self.llm.n_tokens
-        if n == 0:
-            return 0
-        lcp = 0
-        for a, b in zip(self.llm._input_ids[:n], tokens):
-            if a != b:
-                break
-            lcp += 1
-        return lcp - 1 if lcp == len(tokens) else lcp
+    def _perf(self) -> PerfReading:
+        p = self._lc.llama_perf_context(self.llm.ctx)
+        return PerfReading(int(p.n_p_eval), float(p.t_p_eval_ms), int(p.n_eval), float(p.t_eval_ms))
+
+    def _n_sample(self) -> int:
+        sampler = getattr(self.llm, "_sampler", None)
+        chain = getattr(sampler, "sampler", None)
+        return int(self._lc.llama_perf_sampler(chain).n_sample) if chain else 0
 
     # -- generation -----------------------------------------------------------------------------------------
     def stream(self, messages: list[Message], *, max_tokens: int, prefill: str = "",
@@ -129,32 +271,65 @@ class LlamaCppBackend(Backend):
         if len(tokens) + max_tokens > self.llm.n_ctx():
             raise BackendError(f"prompt of {len(tokens)} tokens + {max_tokens} to generate exceeds the "
                                f"context window ({self.llm.n_ctx()}): use a profile with a larger context_window")
-        cached = self.prefix_cached(tokens)
         if self.prompt_log is not None:
             self.prompt_log.append(list(tokens))
-        lc = self._lc
+        stamps: list[float] = []
+        if self.chunk_log is not None:
+            self.chunk_log.append(stamps)
+        lc, deadline = self._lc, self.deadline
+        if deadline is not None:
+            deadline.check("prompt evaluation")
         lc.llama_perf_context_reset(self.llm.ctx)
-        counter = _TokenCounter()
-        finish = None
+        self.llm._sampler = None      # this call's sampler chain (and its counter) is created by generate()
+        probe = _CallProbe(self._perf)
+        self.llm.probe = probe
+        self._abort.clear()
+        timer = None
+        if deadline is not None and deadline.seconds is not None and self._abort.available:
+            timer = threading.Timer(max(0.0, deadline.remaining()), self._abort.set)   # stops llama.cpp mid-batch
+            timer.daemon = True
+            timer.start()
+        finish, token_chunks, finished = None, 0, False
         t0 = time.perf_counter()
-        for chunk in self.llm.create_completion(tokens, max_tokens=max_tokens, temperature=0.0,
-                                                repeat_penalty=1.1, stream=True, stop=stop or [],
-                                                stopping_criteria=lc.StoppingCriteriaList([counter])):
-            choice = chunk["choices"][0]
-            finish = choice.get("finish_reason") or finish
-            yield choice.get("text") or ""
-        total = time.perf_counter() - t0
-        perf = lc.llama_perf_context(self.llm.ctx)
-        # llama.cpp counts single-token decodes in n_eval; a 1-token prompt remainder lands there too.
-        n_decode = int(perf.n_eval)
-        self.last_stats = GenerationStats(
-            prompt_tokens=len(tokens), prompt_tokens_evaluated=len(tokens) - cached,
-            tokens_generated=counter.n,
-            native_prompt_eval_s=perf.t_p_eval_ms / 1000.0 if perf.n_p_eval else None,
-            native_decode_s=perf.t_eval_ms / 1000.0 if n_decode else None,
-            native_decode_tokens=n_decode or None,
-            load_s=None if self._load_reported else self.load_s, total_s=total, finish_reason=finish)
-        self._load_reported = True
+        try:
+            for chunk in self.llm.create_completion(tokens, max_tokens=max_tokens, temperature=0.0,
+                                                    repeat_penalty=1.1, stream=True, stop=stop or []):
+                choice = chunk["choices"][0]
+                finish = choice.get("finish_reason") or finish
+                text = choice.get("text") or ""
+                if choice.get("finish_reason") is None:
+                    token_chunks += 1
+                if text:
+                    stamps.append(time.perf_counter())
+                yield text       # the pipeline checks the run's deadline between chunks
+            finished = True
+        except RuntimeError as e:
+            if self._abort.is_set and deadline is not None:     # llama_decode returned 2: aborted at the deadline
+                where = "prompt evaluation" if probe.first is None else "token generation"
+                raise deadline.error(f"{where} (stopped inside llama.cpp)") from None
+            raise BackendError(f"llama.cpp failed during generation ({e}): run again; if it persists, use a "
+                               f"profile with a larger context_window or another --model") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self.llm.probe = None
+            total = time.perf_counter() - t0
+            perf = self._perf()
+            n_sample = self._n_sample()
+            last = probe.last_token
+            eog = last is not None and bool(lc.llama_vocab_is_eog(self.llm._model.vocab, last)) and finished
+            c = reconcile(first=probe.first, end=perf, n_sample=n_sample, handed_over=probe.handed_over,
+                          last_is_eog=eog, token_chunks=token_chunks, finished=finished)
+            self.last_stats = GenerationStats(
+                prompt_tokens=len(tokens), prompt_tokens_evaluated=c.prompt_tokens_evaluated,
+                tokens_generated=c.tokens_generated,
+                native_prompt_eval_s=perf.t_p_eval_ms / 1000.0 if perf.batch_tokens else None,
+                native_decode_s=perf.t_eval_ms / 1000.0 if perf.single_decodes else None,
+                native_decode_tokens=perf.single_decodes or None,
+                load_s=None if self._load_reported else self.load_s, total_s=total,
+                finish_reason=finish if finished else None, tokens_sampled=c.tokens_sampled,
+                counter_mismatch="; ".join(c.mismatches) or None)
+            self._load_reported = True
 
     def describe(self) -> dict:
         try:

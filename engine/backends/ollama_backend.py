@@ -1,10 +1,15 @@
 """Ollama through the official `ollama` client: stream=True, num_ctx from the profile, native timings mapped.
 
 Fails fast and clearly: server not listening, listening but silent, model not pulled, stream cut mid-way.
+The run's deadline bounds a call: the stream is read on a helper thread (`_Pump`), so a server that stays silent
+(a long prompt evaluation) past the deadline ends the call with RunTimeout at the deadline; the helper then
+closes the stream as soon as the server sends anything (or its read timeout passes).
 """
 from __future__ import annotations
 
 import math
+import queue
+import threading
 import time
 from typing import Iterator
 
@@ -13,6 +18,45 @@ from .base import (Backend, BackendUnavailable, GenerationStats, Message, ModelN
 from ..system import ollama_host, redact_url
 
 CONNECT_TIMEOUT_S = 3.0
+
+
+class _Pump:
+    """Reads an iterator on a daemon thread: `next(timeout)` returns its next item (None at its end), re-raises
+    its error, or raises TimeoutError when nothing came within `timeout`; `stop()` makes the thread close it."""
+
+    def __init__(self, open_iter):
+        self._q: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(open_iter,), name="ollama-stream", daemon=True)
+        self._thread.start()
+
+    def _run(self, open_iter) -> None:
+        it = None
+        try:
+            it = open_iter()
+            for item in it:
+                if self._stop.is_set():
+                    break
+                self._q.put((item, None))
+            self._q.put((None, None))
+        except Exception as e:
+            self._q.put((None, e))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    def next(self, timeout: float | None):
+        try:
+            item, err = self._q.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError from None
+        if err is not None:
+            raise err
+        return item
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 class OllamaBackend(Backend):
@@ -33,6 +77,7 @@ class OllamaBackend(Backend):
         self.read_timeout_s = read_timeout_s
         self.client = ollama.Client(host=self.host, timeout=httpx.Timeout(read_timeout_s, connect=CONNECT_TIMEOUT_S))
         self.server_version = self._preflight()
+        self.threads = {"n_threads": None, "source": "server", "reason": "the Ollama server chooses its own threads"}
 
     def _unavailable(self, what: str) -> BackendUnavailable:
         return BackendUnavailable(f"Ollama server at {self.shown_host} {what}: start it with `ollama serve` "
@@ -71,7 +116,6 @@ class OllamaBackend(Backend):
 
     def stream(self, messages: list[Message], *, max_tokens: int, prefill: str = "",
                stop: list[str] | None = None) -> Iterator[str]:
-        httpx = self._httpx
         msgs = [{"role": m.role, "content": m.content} for m in messages]
         if prefill:
             msgs.append({"role": "assistant", "content": prefill})   # Ollama continues a final assistant turn
@@ -80,21 +124,27 @@ class OllamaBackend(Backend):
             options["stop"] = stop
         t0 = time.perf_counter()
         final = None
+        deadline = self.deadline
+        if deadline is not None:
+            deadline.check("a call to the Ollama server")
+        chunks = _Pump(lambda: self.client.chat(model=self.model_name, messages=msgs, stream=True, options=options))
         try:
-            for chunk in self.client.chat(model=self.model_name, messages=msgs, stream=True, options=options):
+            while True:
+                left = deadline.remaining() if deadline is not None else None
+                try:
+                    chunk = chunks.next(timeout=None if left is None else max(0.0, left))
+                except TimeoutError:
+                    raise deadline.error("a call to the Ollama server (it sent nothing before the deadline)") from None
+                except Exception as e:
+                    raise self._stream_error(e) from None
+                if chunk is None:
+                    break
                 content = (chunk.message.content if chunk.message else "") or ""
                 if chunk.done:
                     final = chunk
                 yield content
-        except self._ollama.ResponseError as e:
-            if e.status_code == 404:
-                raise ModelNotFound(f"model '{self.model_name}' is not pulled: run `ollama pull {self.model_name}`") from None
-            raise StreamInterrupted(f"Ollama returned an error mid-stream ({e.status_code}): see `ollama serve` logs") from None
-        except httpx.ReadTimeout:
-            raise self._unavailable(f"sent nothing for {self.read_timeout_s:.0f} s mid-generation") from None
-        except (httpx.RemoteProtocolError, httpx.ReadError, ConnectionError):
-            raise StreamInterrupted(f"the stream from {self.shown_host} was cut mid-generation: check "
-                                    f"`ollama serve` (it may have crashed or been restarted)") from None
+        finally:
+            chunks.stop()
         if final is None:
             raise StreamInterrupted(f"the stream from {self.shown_host} ended before the server said it was done: "
                                     f"check `ollama serve` logs")
@@ -109,6 +159,20 @@ class OllamaBackend(Backend):
             load_s=(final.load_duration or 0) * ns or None,
             total_s=(final.total_duration or 0) * ns or (time.perf_counter() - t0),
             finish_reason=final.done_reason)
+
+    def _stream_error(self, e: Exception) -> Exception:
+        """The error a failed stream raises: one line naming the fix (other exceptions pass unchanged)."""
+        httpx = self._httpx
+        if isinstance(e, self._ollama.ResponseError):
+            if e.status_code == 404:
+                return ModelNotFound(f"model '{self.model_name}' is not pulled: run `ollama pull {self.model_name}`")
+            return StreamInterrupted(f"Ollama returned an error mid-stream ({e.status_code}): see `ollama serve` logs")
+        if isinstance(e, httpx.ReadTimeout):
+            return self._unavailable(f"sent nothing for {self.read_timeout_s:.0f} s mid-generation")
+        if isinstance(e, (httpx.RemoteProtocolError, httpx.ReadError, ConnectionError)):
+            return StreamInterrupted(f"the stream from {self.shown_host} was cut mid-generation: check "
+                                     f"`ollama serve` (it may have crashed or been restarted)")
+        return e
 
     def describe(self) -> dict:
         return {"name": self.model_name, "path_sha256_16": None, "file_size_mb": None, "chat_format": None,

@@ -12,7 +12,7 @@ from .quality import summary_lines as quality_lines
 from .table import rows
 
 #: Metrics the session's comparison table shows (plus every --research-compare-fail metric).
-SUMMARY_COMPARE_METRICS = ("execution_time_s", "memory_peak_mb", "ttft_s", "decode_tokens_per_second")
+SUMMARY_COMPARE_METRICS = ("execution_time_s", "cpu_time_s", "memory_peak_mb", "ttft_s", "decode_tokens_per_second")
 
 
 def table(instances, comparison=None) -> str:

@@ -1,9 +1,17 @@
-"""Engine vs raw llama-cpp-python: decode speed on the same model, threads and prompts, in one run.
+"""Engine vs raw llama-cpp-python: decode speed on the same model, threads, prompts and tokens, in one run.
 
 The engine runs a real progressive research session; every claims call's prompt is then replayed through a
-fresh, bare `llama_cpp.Llama` with the same file, threads and context, generating the same number of tokens.
-Both sides are timed by llama.cpp's own perf counters (native) and by the client clock (wall). The engine's
-run goes through the harness's in-process run machinery (run/inprocess.py), like a pipeline bench's."""
+fresh, bare `llama_cpp.Llama` with the same file, threads and context, generating the same number of tokens
+(the engine's tokens_generated for the call, read from llama.cpp's counters). Both sides are measured the same
+two ways:
+  native  llama.cpp's own decode timer (perf counters): decoded tokens / decode seconds
+  wall    the client clock at each streamed chunk, as the consumer receives it: (chunks - 1) / (last - first).
+          On the engine side the stamps are taken as the backend hands each chunk to the pipeline
+          (LlamaCppBackend.chunk_log), so a gap includes the pipeline's own work on the previous chunk (claim
+          parsing, timing, the deadline check): exactly the overhead the ratio is meant to show.
+Other processes' CPU load during each side is recorded (run/cpu.py), since a shared machine can skew one side.
+The engine's run goes through the harness's in-process run machinery (run/inprocess.py), like a pipeline
+bench's."""
 from __future__ import annotations
 
 import time
@@ -13,6 +21,7 @@ from llm_research_bench.engine.backends.llamacpp import LlamaCppBackend
 from llm_research_bench.engine.corpus import Corpus
 from llm_research_bench.engine.profiles import Profile, get_profile
 
+from .cpu import CpuWatch
 from .inprocess import run_in_process
 from .request import COMPLETED, RunRequest
 
@@ -22,16 +31,19 @@ class EfficiencyResult:
     engine_decode_tps: float          # native, summed over replayed calls
     raw_decode_tps: float
     decode_ratio: float               # engine / raw (goal >= 0.95)
-    engine_wall_decode_tps: float     # (e2e - TTFT) / (tokens - 1), summed
+    engine_wall_decode_tps: float     # (chunks - 1) / (last chunk - first chunk), summed over replayed calls
     raw_wall_decode_tps: float
-    wall_decode_ratio: float
+    wall_decode_ratio: float          # engine / raw (goal >= 0.95)
     prefix_reuse_ratio: float         # prompt tokens evaluated / unique context tokens (goal <= 1.15)
     prompt_tokens_evaluated: int
     unique_context_tokens: int
     calls_compared: int
     tokens_compared: int
+    calls_same_chunks: int            # replayed calls that streamed as many chunks as the engine's call
     n_threads: int
     model: str
+    engine_other_cpu_cores: float | None   # other processes' load while the engine ran
+    raw_other_cpu_cores: float | None      # ... while the raw replays ran
     telemetry: dict
 
     def summary(self) -> dict:
@@ -40,8 +52,13 @@ class EfficiencyResult:
         return d
 
 
-def _raw_replay(backend: LlamaCppBackend, prompt: list[int], n_tokens: int) -> tuple[int, float, float]:
-    """(native decode tokens, native decode s, wall decode s) for one bare llama-cpp-python call."""
+def wall_span(stamps: list[float]) -> tuple[int, float]:
+    """(chunk gaps, seconds) from the first to the last streamed chunk: the wall decode measure of one call."""
+    return (len(stamps) - 1, stamps[-1] - stamps[0]) if len(stamps) > 1 else (0, 0.0)
+
+
+def _raw_replay(backend: LlamaCppBackend, prompt: list[int], n_tokens: int) -> tuple[int, float, list[float]]:
+    """(native decode tokens, native decode s, chunk stamps) for one bare llama-cpp-python call."""
     import llama_cpp
 
     llm = llama_cpp.Llama(model_path=str(backend.model_path), n_ctx=backend.llm.n_ctx(), n_threads=backend.n_threads,
@@ -54,8 +71,7 @@ def _raw_replay(backend: LlamaCppBackend, prompt: list[int], n_tokens: int) -> t
             if chunk["choices"][0].get("text"):
                 stamps.append(time.perf_counter())
         perf = llama_cpp.llama_perf_context(llm.ctx)
-        wall = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
-        return int(perf.n_eval), perf.t_eval_ms / 1000.0, wall, max(0, len(stamps) - 1)
+        return int(perf.n_eval), perf.t_eval_ms / 1000.0, stamps
     finally:
         llm.close()
 
@@ -64,37 +80,46 @@ def measure(question: str, profile: str | Profile = "quick", corpus: Corpus | st
             min_tokens: int = 16) -> EfficiencyResult:
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     backend = LlamaCppBackend(prof.model_for("llamacpp"), context_window=prof.context_window)
-    backend.prompt_log = []
+    backend.prompt_log, backend.chunk_log = [], []
     try:
-        out = run_in_process(RunRequest(question=question, profile=prof, backend=backend, corpus=corpus))
+        with CpuWatch() as engine_cpu:
+            out = run_in_process(RunRequest(question=question, profile=prof, backend=backend, corpus=corpus))
         if out.exception is not None:
             raise out.exception
         if out.status != COMPLETED:
             raise RuntimeError(f"the engine run did not complete: {out.error}")
         tel = out.telemetry
         calls = tel["traces"]["calls"]
-        e_tok = e_s = e_wall_tok = 0.0
-        e_wall_s = r_tok = r_s = r_wall_s = r_wall_tok = 0.0
-        n = tokens = 0
-        for call, prompt in zip(calls, backend.prompt_log):
-            gen = call["tokens_generated"]
-            if gen < min_tokens or not call["native_decode_s"]:
-                continue
-            rt, rs, rwall, rchunks = _raw_replay(backend, prompt, gen)
-            e_tok += call["native_decode_tokens"]
-            e_s += call["native_decode_s"]
-            e_wall_tok += call["chunks"] - 1
-            e_wall_s += call["e2e_s"] - call["ttft_s"]
-            r_tok, r_s, r_wall_s, r_wall_tok = r_tok + rt, r_s + rs, r_wall_s + rwall, r_wall_tok + rchunks
-            n += 1
-            tokens += gen
+        e_tok = e_s = e_wall_tok = e_wall_s = 0.0
+        r_tok = r_s = r_wall_tok = r_wall_s = 0.0
+        n = tokens = same = 0
+        with CpuWatch() as raw_cpu:
+            for call, prompt, stamps in zip(calls, backend.prompt_log, backend.chunk_log):
+                gen = call["tokens_generated"]
+                if gen < min_tokens or not call["native_decode_s"] or len(stamps) < 2:
+                    continue
+                rt, rs, raw_stamps = _raw_replay(backend, prompt, gen)
+                if len(raw_stamps) < 2:
+                    continue
+                e_tok += call["native_decode_tokens"]
+                e_s += call["native_decode_s"]
+                r_tok, r_s = r_tok + rt, r_s + rs
+                k, s = wall_span(stamps)
+                e_wall_tok, e_wall_s = e_wall_tok + k, e_wall_s + s
+                k, s = wall_span(raw_stamps)
+                r_wall_tok, r_wall_s = r_wall_tok + k, r_wall_s + s
+                same += len(raw_stamps) == len(stamps)
+                n += 1
+                tokens += gen
         if not n:
             raise RuntimeError(f"no call generated >= {min_tokens} tokens; nothing to compare")
         m = tel["metrics"]
         eng, raw = e_tok / e_s, r_tok / r_s
         ew, rw = e_wall_tok / e_wall_s, r_wall_tok / r_wall_s
         return EfficiencyResult(eng, raw, eng / raw, ew, rw, ew / rw, m["prefix_reuse_ratio"],
-                                m["prompt_tokens_evaluated"], m["unique_context_tokens"], n, tokens,
-                                backend.n_threads, backend.model_name, tel)
+                                m["prompt_tokens_evaluated"], m["unique_context_tokens"], n, tokens, same,
+                                backend.n_threads, backend.model_name,
+                                round(engine_cpu.load.other_cores, 2) if engine_cpu.load else None,
+                                round(raw_cpu.load.other_cores, 2) if raw_cpu.load else None, tel)
     finally:
         backend.close()

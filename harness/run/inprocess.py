@@ -48,5 +48,7 @@ def run_in_process(req: RunRequest, *, timer: SignalTimer | None = None, deadlin
             status = ERROR if tel is None else FAILED
         else:
             status = INTERRUPTED
+        if is_timeout(e) and not isinstance(e, HarnessTimeout):
+            via = "engine"            # the engine's own deadline (the profile's timeout_s) stopped the run
         return RunOutcome(status, tel, error=first_line(e), wall_s=wall, memray_file=req.memray_file,
                           timeout_via=via or ("harness" if isinstance(e, HarnessTimeout) else None), exception=e)

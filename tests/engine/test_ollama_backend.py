@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from llm_research_bench.engine.backends import BackendUnavailable, Message, ModelNotFound, StreamInterrupted, make_backend
+from llm_research_bench.engine.deadline import Deadline, RunTimeout
 
 
 def free_port() -> int:
@@ -23,6 +24,7 @@ class FakeOllamaServer:
 
     def __init__(self, mode: str = "ok"):
         self.mode = mode
+        self.release = threading.Event()
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -59,6 +61,9 @@ class FakeOllamaServer:
                         self.wfile.flush()
                     if outer.mode == "cut":
                         return   # connection closes without the final 'done' record
+                    if outer.mode == "stall":
+                        outer.release.wait(30)   # silent, as a server stuck in a long prompt evaluation
+                        return
                     self.wfile.write(json.dumps({
                         "model": "tiny:1b", "created_at": "2026-01-01T00:00:00Z",
                         "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
@@ -71,6 +76,7 @@ class FakeOllamaServer:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self):
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -126,6 +132,7 @@ def test_stream_maps_native_timings(fake):
     assert s.native_decode_s == pytest.approx(0.3) and s.native_prompt_eval_s == pytest.approx(0.2)
     assert s.load_s == pytest.approx(0.1) and s.total_s == pytest.approx(0.9)
     assert b.describe()["backend_version"] == "0.9.9-test"
+    assert b.threads == {"n_threads": None, "source": "server", "reason": "the Ollama server chooses its own threads"}
 
 
 @pytest.mark.parametrize("fake", ["cut"], indirect=True)
@@ -136,3 +143,16 @@ def test_stream_cut_mid_generation_is_reported(fake):
         for d in b.stream([Message("user", "q")], max_tokens=32):
             got.append(d)
     assert "".join(got).startswith("- Claim one")
+
+
+@pytest.mark.parametrize("fake", ["stall"], indirect=True)
+def test_a_silent_server_is_cut_at_the_run_deadline(fake):
+    """The server goes silent mid-call (read timeout 60 s): the run's deadline (1 s) ends the call, as RunTimeout."""
+    b = make_backend("ollama", "tiny:1b", context_window=2048, timeout_s=60)
+    b.deadline = Deadline(1.0)
+    t = time.perf_counter()
+    got = []
+    with pytest.raises(RunTimeout, match="passed its 1 s timeout during a call to the Ollama server"):
+        for d in b.stream([Message("user", "q")], max_tokens=32):
+            got.append(d)
+    assert 0.9 <= time.perf_counter() - t < 3 and "".join(got).startswith("- Claim one")

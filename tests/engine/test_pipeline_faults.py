@@ -1,6 +1,8 @@
 """research() with a scripted backend (no model): how a run that fails is recorded. A timeout is recognised by its
 type (engine.deadline.RunTimeout or a subclass), never by its class name or message."""
+import dataclasses
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ from llm_research_bench import engine
 from llm_research_bench.engine.backends import Backend, BackendError, GenerationStats
 from llm_research_bench.engine.corpus import Corpus, Passage
 from llm_research_bench.engine.deadline import RunTimeout
+from llm_research_bench.engine.profiles import get_profile
 from llm_research_bench.engine.telemetry import validation_errors
 
 SAMPLE = json.loads((Path(__file__).parents[1] / "data" / "telemetry_quick.json").read_text())
@@ -37,8 +40,8 @@ class ScriptedBackend(Backend):
         self.last_stats = GenerationStats(n, n, 5, 0.01, 0.02, 4, finish_reason="stop")
 
 
-def run(backend, tmp_path, **kw):
-    return engine.research("Do mitochondria matter?", profile="quick", backend=backend, corpus=CORPUS,
+def run(backend, tmp_path, profile="quick", **kw):
+    return engine.research("Do mitochondria matter?", profile=profile, backend=backend, corpus=CORPUS,
                            retrieval=False, system_info=SAMPLE["system"], telemetry_out=tmp_path / "t.json", **kw)
 
 
@@ -107,3 +110,32 @@ def test_engine_never_names_exception_classes_as_strings():
         text = f.read_text()
         assert not re.search(r"\.__name__\s*(==|!=|in\b|not in\b)", text), f   # e.g. type(exc).__name__ in (...)
         assert "harness" not in re.sub(r'""".*?"""|#.*', "", text, flags=re.S), f   # no harness import or name
+
+
+class EndlessBackend(ScriptedBackend):
+    """Test double: streams a delta every 20 ms until it is closed (a run that would never end by itself)."""
+
+    def stream(self, messages, *, max_tokens, prefill="", stop=None):
+        try:
+            while True:
+                time.sleep(0.02)
+                yield " yes"
+        finally:
+            self.closed = True
+
+
+def test_the_engine_enforces_the_profile_timeout_with_partial_telemetry(tmp_path):
+    prof = dataclasses.replace(get_profile("quick"), timeout_s=0.5)
+    backend = EndlessBackend()
+    t0 = time.monotonic()
+    with pytest.raises(RunTimeout, match="passed its 0.5 s timeout during synthesis") as ei:
+        run(backend, tmp_path, profile=prof)
+    assert time.monotonic() - t0 < 0.5 + 1.0
+    assert type(ei.value) is RunTimeout and backend.closed and backend.deadline is None
+    t = ei.value.research_telemetry
+    assert t == written(tmp_path) and validation_errors(t) == []
+    assert t["timed_out"] and not t["success"] and t["early_exit"] == {"triggered": False, "batch": None,
+                                                                        "reason": "timeout"}
+    assert t["traces"]["calls"][0]["chunks"] >= 5 and t["traces"]["calls"][0]["finish_reason"] is None
+    assert t["errors"][0].startswith("RunTimeout: the run passed its 0.5 s timeout")
+    assert t["metrics"]["cpu_time_s"] is not None and t["metrics"]["execution_time_s"] < 1.5

@@ -15,7 +15,8 @@ from llm_research_bench.engine.telemetry import build, sha256, validation_errors
 
 SAMPLE = json.loads((Path(__file__).parents[1] / "data" / "telemetry_quick.json").read_text())
 CALL_TRACE_KEYS = ["kind", "prompt_tokens", "prompt_tokens_evaluated", "tokens_generated", "ttft_s", "e2e_s",
-                   "native_prompt_eval_s", "native_decode_s", "native_decode_tokens", "chunks", "finish_reason"]
+                   "native_prompt_eval_s", "native_decode_s", "native_decode_tokens", "chunks", "finish_reason",
+                   "tokens_sampled"]
 
 
 def timing(t0: float, chunks: list[float]) -> CallTiming:
@@ -40,7 +41,7 @@ def test_call_record_of_a_call_without_stats():
     assert c.as_trace() == {"kind": "synthesis", "prompt_tokens": 0, "prompt_tokens_evaluated": 0,
                             "tokens_generated": 0, "ttft_s": None, "e2e_s": pytest.approx(0.1),
                             "native_prompt_eval_s": None, "native_decode_s": None, "native_decode_tokens": None,
-                            "chunks": 0, "finish_reason": None}
+                            "chunks": 0, "finish_reason": None, "tokens_sampled": None}
 
 
 def test_batch_record_trace_has_counts_only_once_streamed():
@@ -79,7 +80,9 @@ def facts(**over) -> RunFacts:
         novelty_trace=[1.0, 0.0812], claims=[claim("A.", True, False), claim("B.", True)],
         memory_peak_mb=812.34, memory_samples=100, memory_sample_hz=49.5, ru_maxrss_mb=800.04,
         final_context_tokens=506, early_exit={"triggered": True, "batch": 1, "reason": "novelty_below_threshold"},
-        answer="Answer: yes [1]", decision="yes", answer_sources=["p1"], errors=[])
+        answer="Answer: yes [1]", decision="yes", answer_sources=["p1"], errors=[], cpu_time_s=3.2104,
+        threads={"n_threads": 1, "source": "measured", "reason": "1 of 2 CPUs free: ...", "allowed_cpus": 2,
+                 "physical_cores": 2, "quota_cpus": None, "other_busy_cores": 1.01, "window_s": 0.25})
     base.update(over)
     return RunFacts(**base)
 
@@ -87,15 +90,17 @@ def facts(**over) -> RunFacts:
 def test_built_document_is_schema_valid_and_measured():
     doc = build(facts(), system=SAMPLE["system"], success=True)
     assert validation_errors(doc) == []
-    assert list(doc) == list(SAMPLE)                      # same top-level layout as a recorded run
+    # the layout of a recorded run, plus what documents carry since it was recorded (issue 9)
+    assert [k for k in doc if k != "threads"] == list(SAMPLE) and list(doc).index("threads") == list(doc).index("model") + 1
     m = doc["metrics"]
-    assert set(m) == set(SAMPLE["metrics"])
+    assert set(m) == set(SAMPLE["metrics"]) | {"cpu_time_s"}
     assert m["tokens_generated"] == 16 and m["prompt_tokens_evaluated"] == 490 and m["unique_context_tokens"] == 500
     assert m["decode_tokens_per_second"] == round(14 / 0.3, 6)         # floats are rounded to 6 places
     assert m["prompt_eval_tokens_per_second"] == 980.0
     assert m["batches"] == 1 and m["claims"] == 2 and (m["citations"], m["valid_citations"], m["invalid_citations"]) == (3, 2, 1)
     assert m["progressive_quality_score"] == 1.0 and m["chunks_streamed"] == 5
     assert m["execution_time_s"] == 2.1235 and m["memory_peak_mb"] == 812.3 and m["ru_maxrss_mb"] == 800.0
+    assert m["cpu_time_s"] == 3.21 and doc["threads"]["n_threads"] == 1 and doc["threads"]["source"] == "measured"
     assert m["context_utilisation"] == round(506 / 4096, 6)
     assert doc["phases"] == {"plan_s": 0.1, "evidence_processing_s": 0.5, "streaming_inference_s": 1.0, "synthesis_s": 0.5235}
     assert doc["traces"]["batches"][1] == {"index": 1, "size": 2, "passage_ids": ["p3", "p4"], "novelty": 0.0812,
@@ -124,6 +129,25 @@ def test_a_run_that_failed_before_any_call():
     assert doc["model"] == {"name": "(not loaded)"} and doc["timed_out"] and not doc["success"]
     assert doc["metrics"]["ttft_s"] is None and doc["unmeasured"]["ttft_s"] == "no generation call completed"
     assert doc["metrics"]["memory_peak_mb"] is None and doc["unmeasured"]["memory_peak_mb"]
+
+
+def test_cpu_time_unmeasured_and_threads_without_a_backend():
+    doc = build(facts(model=None, cpu_time_s=None, threads=None), system=SAMPLE["system"], success=False)
+    assert validation_errors(doc) == []
+    assert doc["metrics"]["cpu_time_s"] is None and "psutil" in doc["unmeasured"]["cpu_time_s"]
+    assert doc["threads"] == {"n_threads": None, "source": "none", "reason": "no model was loaded"}
+
+
+def test_an_interrupted_call_keeps_its_counters_and_a_mismatch_is_shown():
+    st = GenerationStats(300, 120, 7, 0.3, 0.05, 6, finish_reason=None, tokens_sampled=7,
+                         counter_mismatch="5 decode steps for 7 sampled tokens (expected 6)")
+    c = CallRecord.measured("claims", timing(0.0, [0.5, 0.6]), st)
+    t = c.as_trace()
+    assert c.complete and t["finish_reason"] is None and t["tokens_generated"] == 7 and t["tokens_sampled"] == 7
+    assert t["counter_mismatch"].startswith("5 decode steps")
+    doc = build(facts(calls=[c], timings=[timing(0.0, [0.5, 0.6])]), system=SAMPLE["system"], success=False,
+                timed_out=True)
+    assert validation_errors(doc) == []
 
 
 def test_ollama_token_estimate_is_noted():
