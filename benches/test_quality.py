@@ -65,19 +65,6 @@ pytestmark = [pytest.mark.quality]
 OPEN_CORPUS = os.path.join(os.path.dirname(__file__), "data", "tooldocs")
 
 
-def _progress(request, text: str) -> None:
-    """A progress line on the terminal now (pytest's capture is suspended for it)."""
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    capman = request.config.pluginmanager.get_plugin("capturemanager")
-    if tr is None:
-        return
-    if capman is not None:
-        with capman.global_and_fixture_disabled():
-            tr.write_line(text)
-    else:
-        tr.write_line(text)
-
-
 #: Per-run timeout = this x the profile's timeout_s: the bench measures answers, and a run slowed by a busy
 #: machine should not turn into a wrong answer. Runs over the time budget are still counted (budget misses).
 TIMEOUT_FACTOR = 4
@@ -110,7 +97,7 @@ def _outcome(out: S.RunOutcome, q, arm: str) -> quality.QuestionOutcome:
 ARMS = ("retrieval", "single_shot", "closed_book", "retrieval_no_early_exit")
 
 
-def _bench(research_bench, record_result, profile, request, *, corpus, corpus_path, bench: str, label: str,
+def _bench(research_bench, record_result, profile, say, *, corpus, corpus_path, bench: str, label: str,
            answer_type: str) -> dict:
     warm = research_bench.warmup()
     n, n_off = quality.SAMPLE_SIZES.get(profile.name, quality.SAMPLE_SIZES["quick"])
@@ -151,7 +138,7 @@ def _bench(research_bench, record_result, profile, request, *, corpus, corpus_pa
         def said(o: quality.QuestionOutcome) -> str:
             return o.decision if o.overlap is None else f"ROUGE-L {o.overlap:.2f}"
 
-        _progress(request, f"{bench}[{profile.name}] {i + 1}/{n} q{q.id}: "
+        say(f"{bench}[{profile.name}] {i + 1}/{n} q{q.id}: "
                            + (f"gold {q.answer}, " if q.answer in quality.DECISIONS else "")
                            + f"retrieval {said(r)} ({r.time_s:.1f} s, {r.tokens_generated} tok"
                            + (", early exit" if r.early_exit_triggered else "") + f"), single-shot {said(ss)} "
@@ -178,7 +165,7 @@ def _bench(research_bench, record_result, profile, request, *, corpus, corpus_pa
     errs = quality.validation_errors(summary)
     assert not errs, errs
     for line in quality_report.summary_lines(summary):
-        _progress(request, line)
+        say(line)
 
     assert tels, f"no retrieval run produced telemetry: {failures[:3]}"
     med = statistics.median_low([w for w, _ in tels])
@@ -191,14 +178,14 @@ def _bench(research_bench, record_result, profile, request, *, corpus, corpus_pa
     return summary
 
 
-def test_quality(research_bench, record_result, profile, request):
+def test_quality(research_bench, record_result, profile, bench_say):
     warm = research_bench.warmup()
-    _bench(research_bench, record_result, profile, request, corpus=warm.corpus, corpus_path=warm.corpus_path,
+    _bench(research_bench, record_result, profile, bench_say, corpus=warm.corpus, corpus_path=warm.corpus_path,
            bench="quality", label="PubMedQA-L", answer_type="polar")
 
 
-def test_quality_open(research_bench, record_result, profile, request):
+def test_quality_open(research_bench, record_result, profile, bench_say):
     corpus = load_corpus(OPEN_CORPUS)
     HNSWIndex.build_or_load(corpus, shared_embedder())       # the index is built (or loaded) before any timed run
-    _bench(research_bench, record_result, profile, request, corpus=corpus, corpus_path=OPEN_CORPUS,
+    _bench(research_bench, record_result, profile, bench_say, corpus=corpus, corpus_path=OPEN_CORPUS,
            bench="quality_open", label="tooldocs", answer_type="auto")

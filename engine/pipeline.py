@@ -300,7 +300,13 @@ def _ground(run: _Run, source: str, claims: list[Claim], first_index: int) -> li
     """Check the citations of `claims` against their passages (engine.grounding); mark each citation grounded
     or not, keep the checks, and return the claims' embeddings (used again for claim novelty)."""
     ev = run.evidence
-    if ev is None or not claims:
+    if not claims:
+        return []
+    if ev is None:          # no retrieval: nothing is in context, so every citation is invalid, none grounded
+        for i, c in enumerate(claims):
+            for x in c.citations:
+                x.grounded = False
+                run.checks.append(CitationCheck(source, first_index + i, None, None, None, None, False))
         return []
     texts = [c.text for c in claims]
     vecs = ev.embedder.encode(texts)

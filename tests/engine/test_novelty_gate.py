@@ -80,12 +80,3 @@ def test_forget_last_keeps_only_the_passages_that_fitted():
     g.forget_last(1)                                      # e[1] did not fit the context
     _, _ = g.admit(1, e[1:2])
     assert g.decisions[1].passage_novelty == pytest.approx(1.0)   # e[1] is new: it never reached the context
-
-
-def test_without_a_query_every_passage_weighs_the_same():
-    e = np.eye(3, dtype=np.float32)
-    g = EarlyExitController(threshold=0.15)
-    assert g.admit(0, e[:2])[0]
-    assert g.admit(1, e[2:3])[0]                                  # orthogonal: gain 1
-    ok, n = g.admit(2, e[:1] * 0.99 + e[2:3] * 0.01)             # nearly a repeat
-    assert not ok and n < 0.15 and g.stopped_at == 2
