@@ -5,7 +5,7 @@ CORPUS  ?= ../shared/data/pubmedqa/ori_pqal.json
 QUESTION ?= Do mitochondria play a role in remodelling lace plant leaves during programmed cell death?
 ARGS    ?=
 
-.PHONY: setup bench test bench-quick bench-balanced bench-thorough bench-all quality breakdown efficiency micro report export \
+.PHONY: setup bench test bench-quick bench-balanced bench-thorough bench-all quality quality-open memory-pressure breakdown efficiency micro report export \
         system profiles run calibrate monitor-memory telemetry test-ollama clean-cache \
         bench-m1 bench-m1-quick bench-m1-thorough validate-m1-system monitor-m1-memory m1-telemetry
 
@@ -30,7 +30,13 @@ bench-all: setup
 efficiency: setup
 	$(PYTEST) benches -m efficiency $(ARGS)
 quality: setup
-	$(PYTEST) benches -m "quick and quality" $(ARGS)
+	$(PYTEST) benches -m "quick and quality" -k "not open" $(ARGS)
+## The open-question corpus only (benches/data/tooldocs, free-text gold answers).
+quality-open: setup
+	$(PYTEST) benches/test_quality.py -m "quick and quality" -k open $(ARGS)
+## Adaptive batch sizing under real memory pressure (a memory-hog child process).
+memory-pressure: setup
+	$(PYTEST) benches -m memory_pressure $(ARGS)
 breakdown: setup
 	$(PYTEST) benches -m breakdown $(ARGS)
 micro: setup

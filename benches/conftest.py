@@ -19,3 +19,20 @@ from llm_research_bench.harness import DEFAULT_QUESTION
 def bench_question() -> str:
     """PubMedQA's lace-plant question: its abstract is in the default corpus, so retrieval has a gold passage."""
     return DEFAULT_QUESTION
+
+
+@pytest.fixture
+def bench_say(request):
+    """Write a line on the terminal now (pytest's output capture is suspended for it): progress of long benches."""
+    tr = request.config.pluginmanager.get_plugin("terminalreporter")
+    capman = request.config.pluginmanager.get_plugin("capturemanager")
+
+    def say(text: str) -> None:
+        if tr is None:
+            return
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                tr.write_line(text)
+        else:
+            tr.write_line(text)
+    return say

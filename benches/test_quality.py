@@ -1,31 +1,40 @@
-"""The quality bench: answer quality on PubMedQA-L with the real engine, per profile (opt-in).
+"""The quality benches: answer quality with the real engine, per profile (opt-in).
 
-    pytest benches -m "quick and quality"       the quick profile's quality run (`make quality`)
+    pytest benches -m "quick and quality"       the quick profile's quality runs (`make quality`)
     pytest benches -m quality                    every profile (long)
+    pytest benches/test_quality.py -k open       only the open-question corpus
 
-Per profile, a fixed seeded sample of labelled PubMedQA-L questions (harness.quality.SAMPLE_SIZES; the seed
-is harness.quality.QUALITY_SEED) is researched over the whole corpus (1,000 abstracts, 3,358 passages) in
-three arms, in this order per question:
-  1. retrieval, early exit on   (the engine as shipped)
-  2. closed-book                (same model, retrieval=False): the model-only baseline
-  3. retrieval, early exit off  (only the first `n_off` questions of the sample; see below)
-and scored by harness.quality: yes/no/maybe accuracy from the synthesis (with its 95 % Wilson interval),
-citation validity, citation precision against the question's own abstract, claims and time per question,
-plus the majority-class baseline ('yes', 55.2 % of the 1,000 labels) scored on the same sample, and the early
-exit trade-off (generated tokens saved vs accuracy change, paired on the questions run in both arms).
+Two corpora, one bench each, the same arms and scoring:
+  test_quality       PubMedQA-L (1,000 abstracts, 3,358 passages; yes/no/maybe gold labels): bench 'quality'
+  test_quality_open  benches/data/tooldocs (248 passages of installed packages' READMEs; 54 questions with
+                     free-text gold answers and gold passage ids): bench 'quality_open'
 
-Sample sizes. On the 2-core CI machine a quick retrieval run of SmolLM2-135M takes ~20 s and a closed-book run
-~2 s, so 20 questions + 10 with early exit off + 20 closed-book is ~11 minutes, under the ~15 minutes this
-run may take; the early-exit-off arm runs on the first 10 questions only (a paired comparison, so no
-question mix effect). Balanced/thorough use more questions (SAMPLE_SIZES) and take correspondingly longer.
+Per profile, a fixed seeded sample of answered questions (harness.quality.SAMPLE_SIZES; the seed is
+harness.quality.QUALITY_SEED) is researched over the whole corpus in four arms, in this order per question:
+  1. retrieval, early exit on   (the engine as shipped: progressive)
+  2. single-shot RAG            (strategy="single_shot": the top passages that fit, one prompt, one answer)
+  3. closed-book                (same model, retrieval=False): the model-only baseline
+  4. retrieval, early exit off  (only the first `n_off` questions of the sample; paired with arm 1)
+and scored by harness.quality: yes/no/maybe accuracy (PubMedQA; 95 % Wilson interval) or ROUGE-L F1 against the
+free-text gold answer (tooldocs; bootstrap interval), grounded-citation rate, citation validity, citation
+precision against the gold passages, claims, tokens and time per question, the majority-class baseline
+(PubMedQA: 'yes', 55.2 % of the 1,000 labels), and the early-exit trade-off paired on the questions run in both
+arms 1 and 4 (generated tokens and time saved; accuracy change with exact McNemar, grounded-rate and overlap
+change with Wilcoxon and a bootstrap interval). PubMedQA questions are researched as polar (answer_type="polar":
+the dataset defines them so); tooldocs questions with answer_type="auto" (detection).
 
-QUALITY_SAMPLE=N,N_OFF overrides the sizes (a smoke run; the record stores the sizes it used).
+Sample sizes. On the 2-core CI machine a quick retrieval run of SmolLM2-135M takes ~20 s, a single-shot run
+~8 s and a closed-book run ~2 s, so 20 questions + 10 with early exit off is ~13 minutes. Balanced/thorough
+use more questions (SAMPLE_SIZES) and take correspondingly longer (a thorough run is 40-100 s on a quiet
+machine, several times that on a busy one).
+
+QUALITY_SAMPLE=N,N_OFF overrides the sizes (the record stores the sizes it used).
 
 Every run goes through the harness's in-process runner with a timeout of 4 x the profile's timeout_s (answers
 are measured here, not the budget; runs over the time budget are counted in extra.quality.runs), and a run
-that fails or times out counts as a wrong answer and is listed. One record is stored per bench instance: bench 'quality',
-the summary in extra['quality'] (schemas/quality.schema.json), and as its telemetry the retrieval run of
-median wall time, flagged extra['representative_telemetry'] (charts and exports use the quality metrics only).
+that fails or times out counts as a wrong answer and is listed. One record is stored per bench instance: the
+summary in extra['quality'] (schemas/quality.schema.json), and as its telemetry the retrieval run of median wall
+time, flagged extra['representative_telemetry'] (charts and exports use the quality metrics only).
 The record is not gated: answer quality is measured and reported, it does not fail the session.
 Accuracy, citations and token counts do not depend on machine load (greedy decoding); times do: the record
 stores how much CPU other processes took while it ran (extra.quality.runs.foreign_cpu_share, overall and per
@@ -39,6 +48,9 @@ import time
 
 import pytest
 
+from llm_research_bench.engine.corpus import load_corpus
+from llm_research_bench.engine.embed import shared_embedder
+from llm_research_bench.engine.index import HNSWIndex
 from llm_research_bench.harness.analysis import quality
 from llm_research_bench.harness.report import quality as quality_report
 from llm_research_bench.harness.run import cpu
@@ -49,18 +61,8 @@ from llm_research_bench.harness.run.verdicts import evaluate
 
 pytestmark = [pytest.mark.quality]
 
-
-def _progress(request, text: str) -> None:
-    """A progress line on the terminal now (pytest's capture is suspended for it)."""
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    capman = request.config.pluginmanager.get_plugin("capturemanager")
-    if tr is None:
-        return
-    if capman is not None:
-        with capman.global_and_fixture_disabled():
-            tr.write_line(text)
-    else:
-        tr.write_line(text)
+#: The open-question corpus (free-text gold answers), committed beside the benches.
+OPEN_CORPUS = os.path.join(os.path.dirname(__file__), "data", "tooldocs")
 
 
 #: Per-run timeout = this x the profile's timeout_s: the bench measures answers, and a run slowed by a busy
@@ -68,9 +70,11 @@ def _progress(request, text: str) -> None:
 TIMEOUT_FACTOR = 4
 
 
-def _run(question: str, profile, warm, *, retrieval: bool, early_exit: bool) -> S.RunOutcome:
-    req = S.RunRequest(question=question, profile=profile, corpus=warm.corpus, corpus_path=warm.corpus_path,
-                       early_exit=early_exit, retrieval=retrieval, system_info=warm.system_info,
+def _run(question: str, profile, corpus, corpus_path, system_info, *, retrieval: bool, early_exit: bool,
+         strategy: str = "progressive", answer_type: str = "auto") -> S.RunOutcome:
+    req = S.RunRequest(question=question, profile=profile, corpus=corpus, corpus_path=corpus_path,
+                       early_exit=early_exit, retrieval=retrieval, system_info=system_info,
+                       research_kwargs={"strategy": strategy, "answer_type": answer_type},
                        timeout_s=profile.timeout_s * TIMEOUT_FACTOR)
     out = run_in_process(req)
     exc = out.exception
@@ -86,20 +90,25 @@ def _outcome(out: S.RunOutcome, q, arm: str) -> quality.QuestionOutcome:
     m = tel.get("metrics") or {}
     return quality.QuestionOutcome(str(q.id), q.answer, None, arm, out.wall_s,
                                    tokens_generated=int(m.get("tokens_generated") or 0),
-                                   gold_ids=list(q.gold_passage_ids), success=False)
+                                   gold_ids=list(q.gold_passage_ids), success=False,
+                                   overlap=0.0 if q.answer and q.answer not in quality.DECISIONS else None)
 
 
-def test_quality(research_bench, record_result, profile, request):
+ARMS = ("retrieval", "single_shot", "closed_book", "retrieval_no_early_exit")
+
+
+def _bench(research_bench, record_result, profile, say, *, corpus, corpus_path, bench: str, label: str,
+           answer_type: str) -> dict:
     warm = research_bench.warmup()
-    corpus = warm.corpus
     n, n_off = quality.SAMPLE_SIZES.get(profile.name, quality.SAMPLE_SIZES["quick"])
     if os.environ.get("QUALITY_SAMPLE"):             # e.g. QUALITY_SAMPLE=2,1 for a smoke run (stored as such)
         n, n_off = (int(x) for x in (os.environ["QUALITY_SAMPLE"].split(",") + ["0"])[:2])
+    n = min(n, len([q for q in corpus.questions if q.answer]))
     sample = quality.sample_questions(corpus.questions, n, seed=quality.QUALITY_SEED)
     budget = research_bench.budget
     load_before = os.getloadavg()
     t_start = time.perf_counter()
-    arms: dict[str, list[quality.QuestionOutcome]] = {"retrieval": [], "closed_book": [], "retrieval_no_early_exit": []}
+    arms: dict[str, list[quality.QuestionOutcome]] = {a: [] for a in ARMS}
     tels: list[tuple[float, dict]] = []
     failures: list[str] = []
     verdict_misses: dict[str, int] = {}
@@ -107,11 +116,13 @@ def test_quality(research_bench, record_result, profile, request):
     overall = cpu.CpuWatch().__enter__()
     for i, q in enumerate(sample):
         fc = cpu.CpuWatch().__enter__()
-        plan = [("retrieval", True, True), ("closed_book", False, True)]
+        plan = [("retrieval", True, True, "progressive"), ("single_shot", True, True, "single_shot"),
+                ("closed_book", False, True, "progressive")]
         if i < n_off:
-            plan.append(("retrieval_no_early_exit", True, False))
-        for arm, retrieval, early_exit in plan:
-            out = _run(q.question, profile, warm, retrieval=retrieval, early_exit=early_exit)
+            plan.append(("retrieval_no_early_exit", True, False, "progressive"))
+        for arm, retrieval, early_exit, strategy in plan:
+            out = _run(q.question, profile, corpus, corpus_path, warm.system_info, retrieval=retrieval,
+                       early_exit=early_exit, strategy=strategy, answer_type=answer_type)
             o = _outcome(out, q, arm)
             arms[arm].append(o)
             if out.status != S.COMPLETED:
@@ -122,18 +133,27 @@ def test_quality(research_bench, record_result, profile, request):
                     verdict_misses[code] = verdict_misses.get(code, 0) + 1
         fc.__exit__(None, None, None)
         foreign.append(None if fc.share is None else round(fc.share, 3))
-        r = arms["retrieval"][-1]
-        _progress(request, f"quality[{profile.name}] {i + 1}/{n} q{q.id}: gold {q.answer}, retrieval {r.decision} "
-                           f"({r.time_s:.1f} s), closed-book {arms['closed_book'][-1].decision}"
-                           + (f", no-early-exit {arms['retrieval_no_early_exit'][-1].decision}" if i < n_off else "")
+        r, ss = arms["retrieval"][-1], arms["single_shot"][-1]
+
+        def said(o: quality.QuestionOutcome) -> str:
+            return o.decision if o.overlap is None else f"ROUGE-L {o.overlap:.2f}"
+
+        say(f"{bench}[{profile.name}] {i + 1}/{n} q{q.id}: "
+                           + (f"gold {q.answer}, " if q.answer in quality.DECISIONS else "")
+                           + f"retrieval {said(r)} ({r.time_s:.1f} s, {r.tokens_generated} tok"
+                           + (", early exit" if r.early_exit_triggered else "") + f"), single-shot {said(ss)} "
+                           f"({ss.time_s:.1f} s), closed-book {said(arms['closed_book'][-1])}"
+                           + (f", no-early-exit {said(arms['retrieval_no_early_exit'][-1])} "
+                              f"({arms['retrieval_no_early_exit'][-1].tokens_generated} tok)" if i < n_off else "")
                            + (f" [other processes used {fc.share:.0%} of the CPUs]" if (fc.share or 0) > 0.2 else ""))
     overall.__exit__(None, None, None)
 
     summary = quality.quality_summary(
         profile=profile.name, seed=quality.QUALITY_SEED, sample=sample, all_questions=corpus.questions,
         retrieval=arms["retrieval"], closed_book=arms["closed_book"], no_early_exit=arms["retrieval_no_early_exit"],
+        single_shot=arms["single_shot"],
         corpus={"id": corpus.id, "passages": len(corpus.passages), "questions": len(corpus.questions),
-                "source": os.path.basename(corpus.source)},
+                "source": os.path.basename(corpus.source.rstrip("/")), "name": label},
         model=(tels[0][1].get("model") or {}).get("name") if tels else None, backend=research_bench.ctx.options.backend)
     summary["runs"] = {"retrieval_runs": len(arms["retrieval"]), "failed_or_timed_out": failures,
                        "budget_misses_by_reason": verdict_misses,
@@ -145,13 +165,27 @@ def test_quality(research_bench, record_result, profile, request):
     errs = quality.validation_errors(summary)
     assert not errs, errs
     for line in quality_report.summary_lines(summary):
-        _progress(request, line)
+        say(line)
 
     assert tels, f"no retrieval run produced telemetry: {failures[:3]}"
     med = statistics.median_low([w for w, _ in tels])
     rep = next(t for w, t in tels if w == med)
-    record_result(rep, profile=profile, bench="quality",
+    record_result(rep, profile=profile, bench=bench,
                   extra={"quality": summary, "representative_telemetry": True,
                          "representative": "the retrieval run of median wall time"},
                   check=False, gate=False)
-    assert len(failures) < len(sample), f"most runs failed: {failures[:5]}"
+    assert len(failures) < len(sample) * len(ARMS), f"most runs failed: {failures[:5]}"
+    return summary
+
+
+def test_quality(research_bench, record_result, profile, bench_say):
+    warm = research_bench.warmup()
+    _bench(research_bench, record_result, profile, bench_say, corpus=warm.corpus, corpus_path=warm.corpus_path,
+           bench="quality", label="PubMedQA-L", answer_type="polar")
+
+
+def test_quality_open(research_bench, record_result, profile, bench_say):
+    corpus = load_corpus(OPEN_CORPUS)
+    HNSWIndex.build_or_load(corpus, shared_embedder())       # the index is built (or loaded) before any timed run
+    _bench(research_bench, record_result, profile, bench_say, corpus=corpus, corpus_path=OPEN_CORPUS,
+           bench="quality_open", label="tooldocs", answer_type="auto")

@@ -20,6 +20,7 @@ class Citation:
     raw: str
     passage_id: str | None   # resolved passage id, None when it names nothing in context
     valid: bool
+    grounded: bool | None = None   # the passage supports the claim (engine.grounding); None until checked
 
 
 @dataclass
@@ -31,6 +32,10 @@ class Claim:
     @property
     def valid_sources(self) -> list[str]:
         return [c.passage_id for c in self.citations if c.valid and c.passage_id]
+
+    @property
+    def grounded_sources(self) -> list[str]:
+        return [c.passage_id for c in self.citations if c.grounded and c.passage_id]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +121,20 @@ class ClaimStreamParser:
         self.seen.add(key)
         self.claims.append(c)
         return [c]
+
+
+def answer_sentences(answer: str, resolver: CitationResolver) -> list[Claim]:
+    """The sentences of an answer that cite something, as claims (their citations resolved against the passages
+    in context), so the answer's citations are counted and checked like the claims' ones."""
+    flat = " ".join(answer.split())
+    out = []
+    for sent in re.split(r"(?<=[.!?])\s+(?=[A-Z\[])|(?<=\])\s*[.;]\s+", flat):
+        if not _CITE.search(sent):
+            continue
+        c = parse_claim_line(sent, resolver)
+        if c is not None and c.citations:
+            out.append(c)
+    return out
 
 
 def citation_counts(claims: list[Claim]) -> tuple[int, int, int]:

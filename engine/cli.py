@@ -73,6 +73,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     progress = _Progress(quiet=a.quiet or not sys.stderr.isatty())
     session = research(a.question, profile=a.profile, backend=a.backend, model=a.model, corpus=a.corpus,
                        profiles_file=a.profiles_file, early_exit=not a.no_early_exit, retrieval=not a.closed_book,
+                       strategy="single_shot" if a.single_shot else "progressive", answer_type=a.answer_type,
                        store_text=a.store_text, telemetry_out=a.telemetry_out, on_event=progress)
     progress.done()
     tel = session.telemetry
@@ -86,11 +87,22 @@ def _cmd_run(a: argparse.Namespace) -> int:
             p = session.passages.get(pid)
             title = f" ({p.title})" if p and p.title else ""
             print(f"  [{label}] {pid}{title}")
+    ans = tel["answer"]
+    if ans["decision"] is not None:
+        how = ans["decision_method"].replace("_", " ")
+        probs = ans.get("decision_probabilities")
+        shown = (", " + ", ".join(f"{k} {v:.2f}" for k, v in probs.items())) if probs else ""
+        print(f"\nDecision: {ans['decision']} (by {how}{shown})")
+    elif tel["question"].get("answer_type") == "polar":
+        print("\nDecision: none could be parsed from the answer")
     ee = tel["early_exit"]
+    g = m["grounded_citation_rate"]
+    grounded = (f"{m['grounded_citations']}/{m['citations'] + m['answer_citations']} citations grounded"
+                if g is not None else "no citation")
     print(f"\n{tel['profile']['name']} on {tel['backend']}/{tel['model']['name']}: {m['execution_time_s']:.1f} s, "
           f"{m['tokens_generated']} tokens, decode {m['decode_tokens_per_second'] or 0:.0f} tok/s, "
           f"TTFT {m['ttft_s'] or 0:.2f} s, peak {m['memory_peak_mb'] or 0:.0f} MB, {m['claims']} claims, "
-          f"{m['valid_citations']}/{m['citations']} citations valid, stop: {ee['reason']}")
+          f"{m['valid_citations']}/{m['citations']} citations valid, {grounded}, stop: {ee['reason']}")
     if a.telemetry_out:
         print(f"telemetry: {a.telemetry_out}")
     return 0
@@ -183,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--store-text", action="store_true", help="keep question and answer text in telemetry (redacted)")
     r.add_argument("--no-early-exit", action="store_true")
     r.add_argument("--closed-book", action="store_true", help="no retrieval: the model answers alone")
+    r.add_argument("--single-shot", action="store_true",
+                   help="plain RAG: the top passages that fit the context, one prompt, one answer")
+    r.add_argument("--answer-type", default="auto", choices=["auto", "polar", "open"],
+                   help="polar: a yes/no/maybe decision; open: a few sentences with citations; auto: detect")
     r.add_argument("--memory-trace", action="store_true", help="(sampler always runs; kept for the Makefile alias)")
     r.add_argument("--quiet", action="store_true")
     p = sub.add_parser("profiles", help="list profiles and this machine's budgets")

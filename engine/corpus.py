@@ -31,7 +31,7 @@ class Passage:
 class Question:
     id: str
     question: str
-    answer: str | None = None
+    answer: str | None = None           # "yes" | "no" | "maybe" (a polar label) or a free-text gold answer
     gold_passage_ids: tuple[str, ...] = ()
 
 
@@ -129,8 +129,9 @@ def _questions_from_rows(rows: list[dict], path: Path, skipped: dict[str, int]) 
             continue
         gold = r.get("gold_passage_ids") or []
         ans = r.get("answer")
-        out.append(Question(str(r.get("id", r.get("_line"))), q.strip(),
-                            ans.strip().lower() if isinstance(ans, str) else None,
+        if isinstance(ans, str):       # a yes/no/maybe label is normalised; a free-text answer is kept as written
+            ans = ans.strip().lower() if ans.strip().lower() in ("yes", "no", "maybe") else " ".join(ans.split())
+        out.append(Question(str(r.get("id", r.get("_line"))), q.strip(), ans or None,
                             tuple(str(g) for g in gold) if isinstance(gold, list) else ()))
     return out
 

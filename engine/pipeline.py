@@ -16,27 +16,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from . import prompts
 from .atomic import write_json
 from .backends import BACKEND_NAMES, Backend, BackendError, Message, make_backend
 from .batching import AdaptiveBatchSizer
-from .claims import CitationResolver, Claim, ClaimStreamParser, citation_counts, parse_claim_line
+from .claims import (CitationResolver, Claim, ClaimStreamParser, answer_sentences, citation_counts,
+                     parse_claim_line)
 from .corpus import Corpus, Passage, Question, load_corpus
 from .deadline import Deadline, RunTimeout
 from .embed import shared_embedder
+from .grounding import CitationCheck, check_citations
 from .index import HNSWIndex
 from .memory import MemorySampler, ProcessTree, find_ollama_server_pids, ru_maxrss_mb
-from .novelty import EarlyExitController
+from .novelty import EarlyExitController, novelty as passage_set_novelty, relevance_floor
 from .profiles import Profile, get_profile
 from .runlog import BatchRecord, CallRecord, RunFacts
 from .stream import StreamMeter
-from .synthesis import SYNTHESIS_PREFILL, closed_book_request, parse_decision, synthesis_request
+from .synthesis import (DECISION_OPTIONS, POLAR, SYNTHESIS_PREFILL, closed_book_request, parse_decision,
+                        resolve_answer_type, single_shot_request, synthesis_request)
 from . import system as system_mod
 from . import telemetry
 
 MAX_QUESTION_CHARS = 4000
 SYNTHESIS_PROMPT_RESERVE = 96   # tokens kept free for the synthesis request itself
 PHASES = ("plan", "evidence_processing", "streaming_inference", "synthesis")
+STRATEGIES = ("progressive", "single_shot")
 
 
 class QuestionError(ValueError):
@@ -139,29 +145,63 @@ class _Run:
     early_exit: dict = field(default_factory=lambda: {"triggered": False, "batch": None, "reason": "evidence_exhausted"})
     answer: str = ""
     decision: str | None = None
+    decision_method: str | None = None
+    decision_probabilities: dict | None = None
     answer_sources: list[str] = field(default_factory=list)
+    answer_claims: list[Claim] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     final_context_tokens: int = 0
     gold: Question | None = None
     retrieval: bool = True
+    strategy: str = "progressive"
+    answer_type: str = POLAR
+    answer_type_source: str = "given"
     memory_limit_mb: float = 0.0                  # the profile's limit for this machine class
     resolver: CitationResolver = field(default_factory=CitationResolver)   # labels of passages in context
     messages: list[Message] = field(default_factory=list)                  # the conversation so far
+    checks: list[CitationCheck] = field(default_factory=list)              # grounding of every citation
+    evidence: "_Evidence | None" = None
+
+
+@dataclass
+class _Evidence:
+    """What retrieval gave a run: the embedder, the index, the ranked hits, the question's vector, and lookups
+    from passage id to its text and to its row in the index (built once per run)."""
+    embedder: object
+    index: HNSWIndex
+    hits: list
+    query: object
+    by_id: dict[str, Passage]
+    row: dict[str, int]
+    claim_vectors: list = field(default_factory=list)    # embeddings of the claims made so far
+
+    def vector(self, pid: str):
+        return self.index.vectors[self.row[pid]]
+
+    def text(self, pid: str) -> str:
+        return self.by_id[pid].text
 
 
 def research(question: str, *, profile: str | Profile = "quick", backend: str | Backend = "llamacpp",
              model: str | None = None, corpus: str | Path | Corpus | None = None,
              profiles_file: str | Path | None = None, early_exit: bool = True, retrieval: bool = True,
+             strategy: str = "progressive", answer_type: str | None = "auto",
              store_text: bool = False, telemetry_out: str | Path | None = None,
              on_event: Event | None = None, system_info: dict | None = None,
              timeout_s: float | None = None) -> ResearchSession:
     """Research `question` over `corpus` with a real model; return the session with its telemetry.
 
-    User errors found before the run (profile, question, corpus, backend) raise their own error types with a
-    message naming the fix. A failure during the run raises ResearchFailed carrying the partial telemetry;
-    any other exception (KeyboardInterrupt, a RunTimeout) gets the partial telemetry attached as
-    `exc.research_telemetry` before it propagates. The telemetry says `timed_out: true` exactly when the
-    exception is a RunTimeout (engine.deadline; a harness's own timeout subclasses it).
+    strategy: "progressive" (evidence batches, claims, then an answer from the claims) or "single_shot" (the
+    top passages that fit the context, one prompt, one answer: the plain RAG baseline).
+    answer_type: "auto" (detect: engine.synthesis.detect_answer_type), "polar" (a yes/no/maybe decision, picked
+    by the model's token probabilities where the backend exposes them) or "open" (a few sentences with
+    citations, decision None).
+
+    User errors found before the run (profile, question, corpus, backend, strategy, answer type) raise their
+    own error types with a message naming the fix. A failure during the run raises ResearchFailed carrying the
+    partial telemetry; any other exception (KeyboardInterrupt, a RunTimeout) gets the partial telemetry
+    attached as `exc.research_telemetry` before it propagates. The telemetry says `timed_out: true` exactly
+    when the exception is a RunTimeout (engine.deadline; a harness's own timeout subclasses it).
 
     The run enforces its timeout itself (`timeout_s`; None: the profile's timeout_s; 0: none), counted from
     the start of the run (time spent building a missing index is added to it): it is checked between phases,
@@ -170,6 +210,12 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
     emit = on_event or (lambda kind, data: None)
     prof = profile if isinstance(profile, Profile) else get_profile(profile, profiles_file)
     q = _check_question(question)
+    if strategy not in STRATEGIES:
+        raise QuestionError(f"strategy '{strategy}' is not one of {', '.join(STRATEGIES)}")
+    try:
+        a_type, a_source = resolve_answer_type(q, answer_type)
+    except ValueError as e:
+        raise QuestionError(f"{e}: pass --answer-type auto, polar or open") from None
     backend_name = backend if isinstance(backend, str) else backend.name
     if isinstance(backend, str) and backend not in BACKEND_NAMES:
         raise BackendError(f"unknown backend '{backend}': use {' or '.join(BACKEND_NAMES)}")
@@ -181,6 +227,7 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
                clock=PhaseClock("plan"), meter=StreamMeter(),
                deadline=Deadline(prof.timeout_s if timeout_s is None else timeout_s),
                sampler=MemorySampler(ProcessTree(extra_pids=extra)), corpus=corp, retrieval=retrieval,
+               strategy=strategy if retrieval else "progressive", answer_type=a_type, answer_type_source=a_source,
                memory_limit_mb=prof.budget_for(system_mod.current_machine_class()).memory_mb)
     run.gold = corp.question_by_text(q)
     run.sampler.start()
@@ -193,9 +240,12 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
             run.backend.deadline = run.deadline
             run.deadline.check("model loading")
             emit("phase", {"phase": "plan"})
-            if retrieval:
-                _stream_evidence(run, emit, early_exit)
-            _synthesize(run, emit)
+            if retrieval and run.strategy == "single_shot":
+                _single_shot(run, emit)
+            else:
+                if retrieval:
+                    _stream_evidence(run, emit, early_exit)
+                _synthesize(run, emit)
         finally:
             run.clock.stop()
             run.sampler.stop()
@@ -207,7 +257,7 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
         if isinstance(exc, RunTimeout):
             in_batch = run.clock.last in ("evidence_processing", "streaming_inference")
             run.early_exit = {"triggered": False, "batch": len(run.batches) if in_batch else None, "reason": "timeout"}
-        tel = telemetry.build(_facts(run), system=system_info, store_text=store_text, success=False,
+        tel = telemetry.build(_facts(run, early_exit), system=system_info, store_text=store_text, success=False,
                               timed_out=isinstance(exc, RunTimeout))
         if telemetry_out:
             write_json(telemetry_out, tel)
@@ -217,7 +267,7 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
             raise ResearchFailed(msg, tel) from exc
         exc.research_telemetry = tel  # type: ignore[attr-defined]
         raise
-    tel = telemetry.build(_facts(run), system=system_info, store_text=store_text, success=True)
+    tel = telemetry.build(_facts(run, early_exit), system=system_info, store_text=store_text, success=True)
     if telemetry_out:
         write_json(telemetry_out, tel)
     if own_backend:
@@ -228,13 +278,15 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
 
 
 def _generate(run: _Run, messages: list[Message], *, max_tokens: int, prefill: str, kind: str,
-              on_delta: Callable[[str], None], where: str) -> str:
+              on_delta: Callable[[str], None], where: str, choose_first: dict[str, list[str]] | None = None) -> str:
     """Stream one call, timing it and checking the run's deadline between deltas; returns the text generated
     (without the prefill). An interrupted call is closed first, so its record holds the backend's counters."""
     backend = run.backend
     assert backend is not None
     parts: list[str] = []
-    deltas = backend.stream(messages, max_tokens=max_tokens, prefill=prefill)
+    # Only a backend that supports choosing gets the option: others keep the plain stream() signature.
+    kw = {"choose_first": choose_first} if choose_first and backend.supports_choice else {}
+    deltas = backend.stream(messages, max_tokens=max_tokens, prefill=prefill, **kw)
     metered = run.meter.measure(deltas)
     try:
         for delta in metered:
@@ -250,9 +302,10 @@ def _generate(run: _Run, messages: list[Message], *, max_tokens: int, prefill: s
     return "".join(parts)
 
 
-def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
-    prof, backend, corp = run.profile, run.backend, run.corpus
-    assert backend is not None and corp is not None
+def _retrieve(run: _Run, emit: Event) -> _Evidence:
+    """Embed the question, load (or build) the index, rank the corpus: the run's evidence."""
+    corp = run.corpus
+    assert corp is not None
     embedder = shared_embedder()
     run.embed_device, run.embedding_model = embedder.device, embedder.model_id
     t_index = time.monotonic()
@@ -261,13 +314,49 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
     if not index.cache_hit:        # a one-time build (~65 s for PubMedQA on 2 cores) is not research time
         run.deadline.extend(time.monotonic() - t_index)
     run.deadline.check("retrieval")
-    hits = index.search(embedder.encode([run.question])[0], prof.retrieve_k, prof.ef_search)
+    qv = embedder.encode([run.question])[0]
+    hits = index.search(qv, run.profile.retrieve_k, run.profile.ef_search)
     emit("retrieved", {"hits": len(hits), "cache_hit": index.cache_hit})
+    ev = _Evidence(embedder, index, hits, qv, {p.id: p for p in corp.passages},
+                   {pid: i for i, pid in enumerate(index.ids)})
+    run.evidence = ev
+    return ev
 
+
+def _ground(run: _Run, source: str, claims: list[Claim], first_index: int) -> list:
+    """Check the citations of `claims` against their passages (engine.grounding); mark each citation grounded
+    or not, keep the checks, and return the claims' embeddings (used again for claim novelty)."""
+    ev = run.evidence
+    if not claims:
+        return []
+    if ev is None:          # no retrieval: nothing is in context, so every citation is invalid, none grounded
+        for i, c in enumerate(claims):
+            for x in c.citations:
+                x.grounded = False
+                run.checks.append(CitationCheck(source, first_index + i, None, None, None, None, False))
+        return []
+    texts = [c.text for c in claims]
+    vecs = ev.embedder.encode(texts)
+    items = [(source, first_index + i, c.batch if source == "claim" else None,
+              [x.passage_id if x.valid else None for x in c.citations]) for i, c in enumerate(claims)]
+    checks = check_citations(items, vecs, texts, ev.text, ev.vector)
+    it = iter(checks)
+    for c in claims:
+        for x in c.citations:
+            x.grounded = next(it).grounded
+    run.checks += checks
+    return list(vecs)
+
+
+def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
+    prof, backend = run.profile, run.backend
+    assert backend is not None
+    ev = _retrieve(run, emit)
+    hits, index, by_id = ev.hits, ev.index, ev.by_id
     run.sizer = AdaptiveBatchSizer(prof.batch_size, prof.min_batch_size, prof.max_batch_size)
-    run.gate = EarlyExitController(prof.novelty_threshold, enabled=early_exit)
+    run.gate = EarlyExitController(prof.novelty_threshold, enabled=early_exit, query=ev.query,
+                                   floor=relevance_floor(ev.query, index.vectors))
     resolver = run.resolver
-    by_id = {p.id: p for p in corp.passages}
     messages: list[Message] = []
     reserve = prof.claim_tokens + SYNTHESIS_PROMPT_RESERVE + prof.synthesis_tokens
     generated = 0
@@ -286,12 +375,14 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         batch_hits = hits[pos:pos + size]
         vectors = index.vectors[[h.passage_index for h in batch_hits]]
         admitted, nov = run.gate.admit(b, vectors)
+        decision = run.gate.decisions[-1]
         entry = BatchRecord(index=b, size=len(batch_hits), passage_ids=[h.passage_id for h in batch_hits],
-                            novelty=round(nov, 4), admitted=admitted)
+                            novelty=round(nov, 4), admitted=admitted, passage_novelty=decision.passage_novelty)
         emit("batch", {"batch": b, "size": len(batch_hits), "novelty": nov, "admitted": admitted})
         if not admitted:
             run.batches.append(entry)
-            run.early_exit = {"triggered": True, "batch": b, "reason": "novelty_below_threshold"}
+            run.early_exit = {"triggered": True, "batch": b, "reason": "novelty_below_threshold",
+                              "novelty": round(nov, 4), "threshold": prof.novelty_threshold}
             break
         # Fit the batch into the context window (counted with the backend's tokenizer), dropping its tail.
         take = list(batch_hits)
@@ -309,6 +400,7 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
             run.batches.append(entry)
             run.early_exit = {"triggered": False, "batch": b, "reason": "context_full"}
             break
+        run.gate.forget_last(len(take))
         for h in take:
             resolver.add(h.passage_id)
         entry.size, entry.passage_ids = len(take), [h.passage_id for h in take]
@@ -330,8 +422,14 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         call = run.calls[-1]
         generated += call.tokens_generated
         messages = messages + [Message("assistant", prompts.CLAIM_PREFILL + out)]
+        vecs = _ground(run, "claim", parser.claims, len(run.claims))
+        if vecs:
+            earlier = np.vstack(ev.claim_vectors) if ev.claim_vectors else None
+            entry.claim_novelty = round(passage_set_novelty(np.vstack(vecs), earlier), 4)
+            ev.claim_vectors += vecs
         run.claims += parser.claims
         _, entry.valid_citations, entry.invalid_citations = citation_counts(parser.claims)
+        entry.grounded_citations = sum(1 for c in parser.claims for x in c.citations if x.grounded)
         entry.claims = len(parser.claims)
         run.batches.append(entry)
         emit("batch_done", {"batch": b, "claims": len(parser.claims), "call": call})
@@ -340,32 +438,82 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
     run.messages = messages
 
 
+def _single_shot(run: _Run, emit: Event) -> None:
+    """Plain RAG: the top-ranked passages that fit the context (leaving room for the answer), one prompt, one
+    answer. Recorded as one evidence batch (no claims) so the context is visible in the traces."""
+    prof, backend = run.profile, run.backend
+    assert backend is not None
+    ev = _retrieve(run, emit)
+    run.clock.switch("evidence_processing")
+    room = prof.context_window - prof.synthesis_tokens - 8
+    take = list(ev.hits)
+    # One token count per passage, then the whole prompt checked (and trimmed) with the backend's tokenizer.
+    base = backend.prompt_tokens([Message("user", single_shot_request(run.question, "", run.answer_type))],
+                                 SYNTHESIS_PREFILL)
+    used, n = base, 0
+    for i, h in enumerate(take):
+        t = backend.count_tokens(prompts.evidence_block([(i + 1, ev.by_id[h.passage_id])])) + 1
+        if used + t > room:
+            break
+        used, n = used + t, n + 1
+    take = take[:n]
+    while True:
+        labelled = [(i + 1, ev.by_id[h.passage_id]) for i, h in enumerate(take)]
+        messages = [Message("user", single_shot_request(run.question, prompts.evidence_block(labelled),
+                                                        run.answer_type))]
+        if backend.prompt_tokens(messages, SYNTHESIS_PREFILL) <= room or not take:
+            break
+        take.pop()
+    for h in take:
+        run.resolver.add(h.passage_id)
+    run.batches.append(BatchRecord(index=0, size=len(take), passage_ids=[h.passage_id for h in take], novelty=1.0,
+                                   admitted=True, claims=0, valid_citations=0, invalid_citations=0))
+    run.early_exit = {"triggered": False, "batch": None, "reason": "single_shot"}
+    emit("batch", {"batch": 0, "size": len(take), "novelty": 1.0, "admitted": True})
+    _answer(run, emit, messages)
+
+
 def _synthesize(run: _Run, emit: Event) -> None:
+    prev = run.messages
+    if run.retrieval and prev:
+        messages = prev + [Message("user", synthesis_request(run.question, run.answer_type))]
+    else:
+        messages = [Message("user", closed_book_request(run.question, run.answer_type))]
+    _answer(run, emit, messages)
+
+
+def _answer(run: _Run, emit: Event, messages: list[Message]) -> None:
+    """The final streamed answer. A polar question's decision is the model's most probable of yes/no/maybe
+    after "Answer:" where the backend exposes token probabilities, else parsed from the text."""
     run.clock.switch("synthesis")
     run.deadline.check("synthesis")
     emit("phase", {"phase": "synthesis"})
-    prev = run.messages
-    if run.retrieval and prev:
-        messages = prev + [Message("user", synthesis_request(run.question))]
-    else:
-        messages = [Message("user", closed_book_request(run.question))]
     backend = run.backend
     assert backend is not None
+    polar = run.answer_type == POLAR
     room = run.profile.context_window - backend.prompt_tokens(messages, SYNTHESIS_PREFILL)
     max_tokens = max(16, min(run.profile.synthesis_tokens, room - 8))
     out = _generate(run, messages, max_tokens=max_tokens, prefill=SYNTHESIS_PREFILL, kind="synthesis",
-                    on_delta=lambda d: emit("answer_delta", {"text": d}), where="synthesis")
+                    on_delta=lambda d: emit("answer_delta", {"text": d}), where="synthesis",
+                    choose_first=DECISION_OPTIONS if polar else None)
+    choice, backend.last_choice = backend.last_choice, None
     run.answer = (SYNTHESIS_PREFILL + out).strip()
-    run.decision = parse_decision(run.answer)
+    if polar and choice is not None:
+        run.decision, run.decision_method = choice.choice, choice.method
+        run.decision_probabilities = dict(choice.probabilities)
+    elif polar:
+        run.decision = parse_decision(run.answer)
+        run.decision_method = "parsed" if run.decision else None
     call = run.calls[-1]
     run.final_context_tokens = call.prompt_tokens + call.tokens_generated
     resolver = run.resolver
     cited = parse_claim_line(run.answer.replace("\n", " "), resolver)
     run.answer_sources = sorted({c.passage_id for c in (cited.citations if cited else []) if c.valid and c.passage_id})
+    run.answer_claims = answer_sentences(run.answer, resolver)
+    _ground(run, "answer", run.answer_claims, 0)
 
 
-
-def _facts(run: _Run) -> RunFacts:
+def _facts(run: _Run, early_exit: bool = True) -> RunFacts:
     """What `run` measured so far, as the plain facts telemetry is built from (read when the run ends)."""
     backend, corp, gold, sampler = run.backend, run.corpus, run.gold, run.sampler
     return RunFacts(
@@ -373,7 +521,7 @@ def _facts(run: _Run) -> RunFacts:
         backend=run.backend_name, model=backend.describe() if backend else None,
         llm_accelerator=backend.accelerator if backend else "cpu",
         token_count_method=backend.token_count_method if backend else None,
-        retrieval=run.retrieval, early_exit_enabled=bool(run.gate.enabled) if run.gate else True,
+        retrieval=run.retrieval, early_exit_enabled=bool(run.gate.enabled) if run.gate else early_exit,
         corpus_id=corp.id if corp else "", corpus_format=corp.format if corp else "",
         corpus_passages=len(corp.passages) if corp else 0, corpus_skipped_lines=corp.skipped_total if corp else 0,
         index_cache_hit=run.index_cache_hit, embedding_model=run.embedding_model, embedding_device=run.embed_device,
@@ -387,4 +535,8 @@ def _facts(run: _Run) -> RunFacts:
         memory_sample_hz=sampler.achieved_hz, ru_maxrss_mb=ru_maxrss_mb(),
         final_context_tokens=run.final_context_tokens, early_exit=run.early_exit, answer=run.answer,
         decision=run.decision, answer_sources=run.answer_sources, errors=run.errors,
-        cpu_time_s=sampler.cpu_time_s, threads=backend.threads if backend else None)
+        cpu_time_s=sampler.cpu_time_s, threads=backend.threads if backend else None,
+        strategy=run.strategy, answer_type=run.answer_type, answer_type_source=run.answer_type_source,
+        decision_method=run.decision_method, decision_probabilities=run.decision_probabilities,
+        gate_decisions=list(run.gate.decisions) if run.gate else [], citation_checks=list(run.checks),
+        answer_claims=list(run.answer_claims))

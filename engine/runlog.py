@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from .backends.base import GenerationStats
     from .batching import BatchDecision
     from .claims import Claim
+    from .grounding import CitationCheck
+    from .novelty import GateDecision
     from .profiles import Profile
     from .stream import CallTiming
 
@@ -73,11 +75,14 @@ class BatchRecord:
     index: int
     size: int
     passage_ids: list[str]
-    novelty: float
+    novelty: float                              # the gate's measure: information gain (engine.novelty)
     admitted: bool
     claims: int | None = None
     valid_citations: int | None = None
     invalid_citations: int | None = None
+    passage_novelty: float | None = None        # the seed's measure, for comparison
+    claim_novelty: float | None = None          # of the batch's claims against earlier claims (after streaming)
+    grounded_citations: int | None = None
 
     @property
     def streamed(self) -> bool:
@@ -88,7 +93,8 @@ class BatchRecord:
         """The entry in `traces.batches`: the optional counts appear only when set."""
         d: dict[str, Any] = {"index": self.index, "size": self.size, "passage_ids": list(self.passage_ids),
                              "novelty": self.novelty, "admitted": self.admitted}
-        for k in ("claims", "valid_citations", "invalid_citations"):
+        for k in ("claims", "valid_citations", "invalid_citations", "passage_novelty", "claim_novelty",
+                  "grounded_citations"):
             v = getattr(self, k)
             if v is not None:
                 d[k] = v
@@ -138,3 +144,11 @@ class RunFacts:
     errors: list[str] = field(default_factory=list)
     cpu_time_s: float | None = None             # user + system CPU of the run's process tree; None: not measured
     threads: dict | None = None                 # the backend's thread choice (engine.threads) with its reason
+    strategy: str = "progressive"               # progressive | single_shot
+    answer_type: str = "polar"                  # polar | open
+    answer_type_source: str = "given"           # given | detected
+    decision_method: str | None = None          # token_probabilities | parsed | None (no decision)
+    decision_probabilities: dict | None = None  # option -> the model's probability (token_probabilities only)
+    gate_decisions: list["GateDecision"] = field(default_factory=list)
+    citation_checks: list["CitationCheck"] = field(default_factory=list)   # claims' and answer's citations
+    answer_claims: list["Claim"] = field(default_factory=list)             # the answer's citing sentences

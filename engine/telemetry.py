@@ -28,7 +28,11 @@ from .stream import itl_percentiles, tpot
 # engine/) in an installed wheel.
 SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 SCHEMA_PATH = SCHEMAS_DIR / "telemetry.schema.json"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+#: Versions a reader of this version reads. 1.1 only adds to 1.0 (answer type, decision method, grounded
+#: citations, the gate's decisions, single-shot runs) and redefines `novelty` as information gain (the seed's
+#: measure stays as `passage_novelty`); a 1.0 document simply lacks what 1.1 added.
+READABLE_VERSIONS = ("1.0", "1.1")
 
 
 class TelemetryInvalid(ValueError):
@@ -95,7 +99,7 @@ _ALWAYS_UNMEASURED = {
 
 def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = False, success: bool,
           timed_out: bool = False) -> dict:
-    """The telemetry document of one run (schema_version 1.0) from what it measured.
+    """The telemetry document of one run (schema_version 1.1) from what it measured.
 
     `system` is the machine's facts (system_facts() when None); `store_text` keeps the question and answer text,
     redacted; `success` and `timed_out` say how the run ended. Every null metric gets its reason in
@@ -112,6 +116,8 @@ def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = Fal
     unique = max((c.prompt_tokens for c in calls), default=0)
     gen_wall = sum(c.e2e_s for c in calls)
     cit, val, inv = citation_counts(facts.claims)
+    answer_cit = sum(len(c.citations) for c in facts.answer_claims)
+    grounded = sum(1 for c in facts.citation_checks if c.grounded)
     peak = facts.memory_peak_mb
     decisions = facts.batch_size_decisions
     streamed = [b for b in facts.batches if b.streamed]
@@ -144,6 +150,9 @@ def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = Fal
         "claims": len(facts.claims),
         "citations": cit, "valid_citations": val, "invalid_citations": inv,
         "citation_validity": _ratio(val, cit),
+        "answer_citations": answer_cit,
+        "grounded_citations": grounded,
+        "grounded_citation_rate": _ratio(grounded, cit + answer_cit),
         "memory_efficiency": _ratio(peak, facts.memory_limit_mb),
         "context_efficiency": _ratio(unique, evaluated),
         "progressive_quality_score": (sum(1 for b in streamed if b.valid_citations) / len(streamed)
@@ -159,10 +168,18 @@ def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = Fal
     if facts.token_count_method == "estimate":
         unmeasured.setdefault("unique_context_tokens_method", "Ollama exposes no tokenizer: context fitting used "
                                                               "an estimate of 3.5 characters per token")
+    label = facts.gold_answer if facts.gold_answer in ("yes", "no", "maybe") else None
     question: dict[str, Any] = {"sha256": sha256(facts.question), "length": len(facts.question),
-                                "gold_answer": facts.gold_answer, "gold_passage_ids": list(facts.gold_passage_ids)}
-    answer: dict[str, Any] = {"decision": facts.decision, "sha256": sha256(facts.answer),
-                              "length": len(facts.answer), "sources": facts.answer_sources}
+                                "gold_answer": label, "gold_passage_ids": list(facts.gold_passage_ids),
+                                "answer_type": facts.answer_type, "answer_type_source": facts.answer_type_source}
+    if facts.gold_answer is not None and label is None:           # a free-text gold answer: hashed like the text
+        question["gold_answer_sha256"] = sha256(facts.gold_answer)
+    answer: dict[str, Any] = {"decision": facts.decision, "decision_method": facts.decision_method,
+                              "decision_probabilities": facts.decision_probabilities,
+                              "sha256": sha256(facts.answer), "length": len(facts.answer),
+                              "sources": facts.answer_sources, "citations": answer_cit,
+                              "grounded_citations": sum(1 for c in facts.citation_checks
+                                                        if c.source == "answer" and c.grounded)}
     if store_text:
         question["text"] = redact(facts.question)
         answer["text"] = redact(facts.answer)
@@ -175,7 +192,7 @@ def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = Fal
                     "ef_search": prof.ef_search, "max_tokens": prof.max_tokens,
                     "novelty_threshold": prof.novelty_threshold, "timeout_s": prof.timeout_s,
                     "early_exit_enabled": facts.early_exit_enabled,
-                    "retrieval": "hnsw" if facts.retrieval else "none"},
+                    "retrieval": "hnsw" if facts.retrieval else "none", "strategy": facts.strategy},
         "backend": facts.backend,
         "model": facts.model if facts.model is not None else {"name": "(not loaded)"},
         "threads": _threads(facts),
@@ -192,6 +209,8 @@ def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = Fal
             "batches": [b.as_trace() for b in facts.batches],
             "batch_size": [d.as_dict() for d in decisions],
             "novelty": list(facts.novelty_trace),
+            "gate": [d.as_dict() for d in facts.gate_decisions],
+            "grounding": [c.as_trace() for c in facts.citation_checks],
             "calls": [c.as_trace() for c in calls],
         },
         "early_exit": facts.early_exit,
@@ -223,6 +242,7 @@ def _why_null(metric: str, facts: RunFacts) -> str:
         "ttft_s": "the first call streamed no content",
         "tpot_s": "no call produced two or more tokens",
         "citation_validity": "no citation was made",
+        "grounded_citation_rate": "no citation was made",
         "context_utilisation": "the synthesis call did not complete",
         "progressive_quality_score": "no evidence batch was streamed",
     }.get(metric, "the backend did not report the counters this metric needs")

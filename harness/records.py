@@ -44,6 +44,7 @@ MEMORY_OVER = "memory_over_limit"
 SCHEMA_INVALID = "schema_invalid"
 NO_CLAIMS = "no_claims"
 CITATIONS_BELOW_FLOOR = "citation_validity_below_floor"
+GROUNDED_BELOW_FLOOR = "grounded_citations_below_floor"
 NO_CITATIONS = "no_citations"
 RUN_FAILED = "run_failed"
 RUN_TIMED_OUT = "timed_out"
@@ -52,7 +53,7 @@ NO_TELEMETRY = "no_telemetry"
 #: Reason code -> the one word a summary table shows for it.
 REASON_CATEGORY = {
     TIME_OVER: "time", MEMORY_OVER: "memory", SCHEMA_INVALID: "schema", NO_CLAIMS: "quality",
-    CITATIONS_BELOW_FLOOR: "quality", NO_CITATIONS: "quality", RUN_FAILED: "failed", RUN_TIMED_OUT: "timeout",
+    CITATIONS_BELOW_FLOOR: "quality", GROUNDED_BELOW_FLOOR: "quality", NO_CITATIONS: "quality", RUN_FAILED: "failed", RUN_TIMED_OUT: "timeout",
     RUN_CRASHED: "crash", NO_TELEMETRY: "failed",
 }
 
@@ -119,7 +120,7 @@ _FIELDS = {f.name for f in fields(ResultRecord)}
 
 def check_stored(d: Any) -> dict:
     """The checks a stored document passes before it is read as a record."""
-    from llm_research_bench.engine.telemetry import SCHEMA_VERSION
+    from llm_research_bench.engine.telemetry import READABLE_VERSIONS, SCHEMA_VERSION
 
     if not isinstance(d, dict):
         raise RecordError("not a JSON object")
@@ -137,8 +138,9 @@ def check_stored(d: Any) -> dict:
     tel = d.get("telemetry")
     if tel is not None:
         tv = tel.get("schema_version") if isinstance(tel, dict) else None
-        if tv != SCHEMA_VERSION:
+        if tv not in READABLE_VERSIONS:
             raise RecordError(f"its telemetry has schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r} "
+                              f"(and {', '.join(repr(v) for v in READABLE_VERSIONS if v != SCHEMA_VERSION)}) "
                               f"(re-run the bench to store a current record)")
     return d
 

@@ -49,16 +49,33 @@ class GenerationStats:
         return asdict(self)
 
 
+@dataclass
+class Choice:
+    """What the model picked among given continuations by its own token probabilities (Backend.stream's
+    `choose_first`). `probabilities`: softmax probability of each option's first token at the first generated
+    position, summed over the option's single-token spellings; the option with the largest one was written."""
+    choice: str
+    probabilities: dict[str, float]
+    method: str = "token_probabilities"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
 class Backend(ABC):
     name: str = ""
     model_name: str = ""
     accelerator: str = "cpu"
     token_count_method: str = "tokenizer"   # or "estimate" where the backend exposes no tokenizer
+    #: Whether stream(choose_first=...) picks by the model's token probabilities (else the option is ignored and
+    #: the caller parses the text).
+    supports_choice: bool = False
 
     def __init__(self) -> None:
         self.last_stats: GenerationStats | None = None
         self.deadline: Deadline | None = None   # the current run's, set by the pipeline for the run
         self.threads: dict | None = None        # the thread choice and its reason (engine.threads), if it has one
+        self.last_choice: Choice | None = None
 
     @abstractmethod
     def count_tokens(self, text: str) -> int: ...
@@ -72,10 +89,14 @@ class Backend(ABC):
 
     @abstractmethod
     def stream(self, messages: list[Message], *, max_tokens: int, prefill: str = "",
-               stop: list[str] | None = None) -> Iterator[str]:
+               stop: list[str] | None = None, choose_first: dict[str, list[str]] | None = None) -> Iterator[str]:
         """Yield text deltas; when exhausted, self.last_stats holds the call's native stats. A backend bounds what
         the caller cannot interrupt between deltas (a long prompt evaluation, a silent server) by self.deadline,
-        raising RunTimeout."""
+        raising RunTimeout.
+
+        choose_first: option -> its spellings (e.g. {"yes": [" yes", " Yes"], ...}). A backend that
+        supports_choice makes the first generated words the option the model finds most probable (first
+        spelling) and leaves the Choice in self.last_choice; others ignore it (last_choice stays None)."""
 
     def describe(self) -> dict:
         return {"name": self.model_name}

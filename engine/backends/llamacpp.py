@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .base import Backend, BackendError, GenerationStats, Message, ModelNotFound
+from .base import Backend, BackendError, Choice, GenerationStats, Message, ModelNotFound
 from .registry import resolve_model
 from .. import threads as threads_mod
 
@@ -180,8 +180,41 @@ def _counting_llama(llama_cpp):
     return _COUNTING_LLAMA
 
 
+class FirstTokenChoice:
+    """A logits processor that makes the first generated words one of given options, picked by the model.
+
+    At the first generated position it reads the softmax probability of each option's single-token spellings
+    (token ids in `options`: option -> [canonical spelling's tokens, then the first token of every other
+    single-token spelling]), sums them per option, takes the most probable option, and forces that option's
+    canonical tokens one by one; after them it leaves the logits alone. `choice` holds the result."""
+
+    def __init__(self, canonical: dict[str, list[int]], counted: dict[str, list[int]]):
+        self.canonical, self.counted = canonical, counted
+        self.step = 0
+        self.forced: list[int] = []
+        self.choice: Choice | None = None
+
+    def __call__(self, input_ids, scores):
+        import numpy as np
+        if self.step == 0:
+            x = np.asarray(scores, dtype=np.float64)
+            p = np.exp(x - x.max())
+            p /= p.sum()
+            probs = {opt: float(sum(p[t] for t in set(ids))) for opt, ids in self.counted.items()}
+            best = max(probs, key=lambda o: (probs[o], -list(probs).index(o)))
+            self.choice = Choice(best, {k: round(v, 6) for k, v in probs.items()})
+            self.forced = list(self.canonical[best])
+        step, self.step = self.step, self.step + 1
+        if step < len(self.forced):
+            out = np.full_like(scores, -np.inf)
+            out[self.forced[step]] = 0.0
+            return out
+        return scores
+
+
 class LlamaCppBackend(Backend):
     name = "llamacpp"
+    supports_choice = True
 
     def __init__(self, model: str, *, context_window: int, n_threads: int | None = None, seed: int = 0,
                  verbose: bool = False):
@@ -265,8 +298,23 @@ class LlamaCppBackend(Backend):
         return int(self._lc.llama_perf_sampler(chain).n_sample) if chain else 0
 
     # -- generation -----------------------------------------------------------------------------------------
+    def choice_processor(self, options: dict[str, list[str]]) -> FirstTokenChoice:
+        """The logits processor for `choose_first`: each option's canonical (first) spelling as tokens, and the
+        first token of each of its spellings that is a single token (a spelling split into pieces, e.g. " MAYBE",
+        would count an unrelated piece, so it does not count). A token shared by two options counts for neither."""
+        canonical, counted = {}, {}
+        for opt, spellings in options.items():
+            canonical[opt] = self.llm.tokenize(spellings[0].encode("utf-8"), add_bos=False, special=False)
+            counted[opt] = [t[0] for t in (self.llm.tokenize(s.encode("utf-8"), add_bos=False, special=False)
+                                           for s in spellings) if len(t) == 1]
+        shared = {t for o in counted for t in counted[o] if any(t in counted[x] for x in counted if x != o)}
+        counted = {o: [t for t in ids if t not in shared] or canonical[o][:1] for o, ids in counted.items()}
+        return FirstTokenChoice(canonical, counted)
+
     def stream(self, messages: list[Message], *, max_tokens: int, prefill: str = "",
-               stop: list[str] | None = None) -> Iterator[str]:
+               stop: list[str] | None = None, choose_first: dict[str, list[str]] | None = None) -> Iterator[str]:
+        self.last_choice = None
+        chooser = self.choice_processor(choose_first) if choose_first else None
         tokens = self.tokenize(self.render(messages, prefill))
         if len(tokens) + max_tokens > self.llm.n_ctx():
             raise BackendError(f"prompt of {len(tokens)} tokens + {max_tokens} to generate exceeds the "
@@ -292,8 +340,9 @@ class LlamaCppBackend(Backend):
         finish, token_chunks, finished = None, 0, False
         t0 = time.perf_counter()
         try:
+            extra = {"logits_processor": lc.LogitsProcessorList([chooser])} if chooser else {}
             for chunk in self.llm.create_completion(tokens, max_tokens=max_tokens, temperature=0.0,
-                                                    repeat_penalty=1.1, stream=True, stop=stop or []):
+                                                    repeat_penalty=1.1, stream=True, stop=stop or [], **extra):
                 choice = chunk["choices"][0]
                 finish = choice.get("finish_reason") or finish
                 text = choice.get("text") or ""
@@ -330,6 +379,8 @@ class LlamaCppBackend(Backend):
                 finish_reason=finish if finished else None, tokens_sampled=c.tokens_sampled,
                 counter_mismatch="; ".join(c.mismatches) or None)
             self._load_reported = True
+            if chooser is not None:
+                self.last_choice = chooser.choice
 
     def describe(self) -> dict:
         try:

@@ -115,7 +115,9 @@ class OllamaBackend(Backend):
         return "".join(f"{m.role}: {m.content}\n" for m in messages) + prefill
 
     def stream(self, messages: list[Message], *, max_tokens: int, prefill: str = "",
-               stop: list[str] | None = None) -> Iterator[str]:
+               stop: list[str] | None = None, choose_first: dict[str, list[str]] | None = None) -> Iterator[str]:
+        # choose_first is not supported: the client exposes no token probabilities, so the caller parses the
+        # decision from the text (supports_choice is False).
         msgs = [{"role": m.role, "content": m.content} for m in messages]
         if prefill:
             msgs.append({"role": "assistant", "content": prefill})   # Ollama continues a final assistant turn

@@ -1,4 +1,4 @@
-"""Answer quality on PubMedQA-L: pure logic (sampling, scoring, baselines, the early-exit trade-off).
+"""Answer quality: pure logic (sampling, scoring, baselines, the early-exit trade-off, arms compared paired).
 
 No model here: the quality bench (benches/test_quality.py) runs the engine and hands the sessions to these
 functions; the unit tests feed them hand-made outcomes. The summary a bench stores is described (names,
@@ -12,11 +12,23 @@ Definitions (per question q with gold answer g and gold abstract G = the questio
 - gold recall:         share of questions that cite at least one passage of G.
 - context gold recall: share of questions whose context held at least one passage of G (retrieval + gating).
 - majority baseline:   always answer the majority class of the whole labelled set, scored on the sample.
+- grounded rate:       grounded citations / all citations (claims and answer sentences; engine.grounding).
+- overlap:             for a corpus with free-text gold answers (any questions.jsonl whose answers are not
+                       yes/no/maybe): ROUGE-L F1 (Google's rouge-score, Porter stemming) of the answer (its
+                       "Answer:" prefix and [n] citations removed) against the gold answer; per arm the mean with
+                       a seeded bootstrap 95 % interval. Such a corpus has no decision and no majority baseline.
+
+Arms: retrieval (progressive, early exit on: the engine as shipped), retrieval_no_early_exit (same, gate off, the
+first questions of the sample), single_shot (plain RAG: top passages that fit, one prompt, one answer),
+closed_book (no retrieval). Paired comparisons use the same questions: exact McNemar for decisions, the Wilcoxon
+signed-rank test (scipy) and a bootstrap interval of the mean difference for per-question numbers (overlap,
+grounded rate).
 """
 from __future__ import annotations
 
 import math
 import random
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
@@ -31,7 +43,8 @@ QUALITY_SEED = 20240527
 
 #: Questions per profile, and how many of them (the first ones of the same sample) also run with early exit
 #: off. The quick sizes keep `make quality` under ~15 min on the 2-core CI machine: a quick retrieval run of
-#: SmolLM2-135M takes ~20 s, a closed-book run ~2 s, so 20 x 20 s + 10 x 20 s + 20 x 2 s ~ 11 min.
+#: SmolLM2-135M takes ~20 s, a single-shot run ~8 s, a closed-book run ~2 s, so 20 x 20 s + 10 x 20 s + 20 x 8 s
+#: + 20 x 2 s ~ 13 min.
 SAMPLE_SIZES: dict[str, tuple[int, int]] = {
     "quick": (20, 10),
     "balanced": (40, 20),
@@ -55,13 +68,63 @@ def validation_errors(summary: dict) -> list[str]:
 
 # -- sampling and baselines ----------------------------------------------------------------------------------
 
+def is_polar_set(questions: Iterable[Any]) -> bool:
+    """Whether the questions' gold answers are yes/no/maybe labels (PubMedQA) rather than free text."""
+    answers = [getattr(q, "answer", None) for q in questions if getattr(q, "answer", None)]
+    return bool(answers) and all(a in DECISIONS for a in answers)
+
+
 def sample_questions(questions: Iterable[Any], n: int, seed: int = QUALITY_SEED) -> list[Any]:
-    """A fixed sample of n labelled questions: the same n for the same seed and question set, whatever the
-    order the questions were loaded in (sorted by id first). Unlabelled questions are never drawn."""
-    labelled = sorted((q for q in questions if getattr(q, "answer", None) in DECISIONS), key=lambda q: str(q.id))
+    """A fixed sample of n answered questions: the same n for the same seed and question set, whatever the
+    order the questions were loaded in (sorted by id first). Questions without a gold answer are never drawn;
+    in a labelled set (yes/no/maybe) only labelled ones are."""
+    qs = list(questions)
+    polar = is_polar_set(qs)
+    ok = [q for q in qs if (getattr(q, "answer", None) in DECISIONS if polar else bool(getattr(q, "answer", None)))]
+    labelled = sorted(ok, key=lambda q: str(q.id))
     if n > len(labelled):
-        raise ValueError(f"asked for {n} questions but only {len(labelled)} have a yes/no/maybe label")
+        what = "a yes/no/maybe label" if polar else "a gold answer"
+        raise ValueError(f"asked for {n} questions but only {len(labelled)} have {what}")
     return random.Random(seed).sample(labelled, n)
+
+
+_CITE = re.compile(r"\[[^\[\]]{1,40}\]")
+_SCORER = None
+
+
+def answer_overlap(answer: str, gold: str) -> float:
+    """ROUGE-L F1 of an answer against a free-text gold answer (rouge-score, Porter stemming); the answer's
+    'Answer:' prefix and [n] citations are removed first."""
+    global _SCORER
+    if _SCORER is None:
+        from rouge_score import rouge_scorer
+        _SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    text = _CITE.sub(" ", re.sub(r"^\s*answer\s*:\s*", "", answer or "", flags=re.IGNORECASE))
+    return float(_SCORER.score(gold, text)["rougeL"].fmeasure)
+
+
+def bootstrap_mean_ci(xs: Sequence[float], *, seed: int = 0, samples: int = 4000) -> list[float] | None:
+    """Percentile bootstrap 95 % interval of the mean of `xs` (seeded; None for fewer than 2 values)."""
+    if len(xs) < 2:
+        return None
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    a = np.asarray(xs, dtype=float)
+    means = a[rng.integers(0, len(a), size=(samples, len(a)))].mean(axis=1)
+    return [round(float(np.quantile(means, 0.025)), 6), round(float(np.quantile(means, 0.975)), 6)]
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], *, seed: int = 0) -> dict:
+    """Mean of a - b over pairs, its bootstrap 95 % interval, and the two-sided Wilcoxon signed-rank p-value
+    (scipy; None when every difference is 0 or there are fewer than 2 pairs)."""
+    d = [x - y for x, y in zip(a, b)]
+    if not d:
+        return {"n": 0, "mean_change": None, "ci95": None, "p_value": None}
+    p = None
+    if len(d) >= 2 and any(x != 0 for x in d):
+        from scipy.stats import wilcoxon
+        p = float(wilcoxon(d, zero_method="zsplit").pvalue)
+    return {"n": len(d), "mean_change": sum(d) / len(d), "ci95": bootstrap_mean_ci(d, seed=seed), "p_value": p}
 
 
 def majority_class(questions: Iterable[Any]) -> tuple[str, float, int]:
@@ -109,9 +172,9 @@ def mcnemar_exact_p(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> flo
 class QuestionOutcome:
     """What one run of one question produced, reduced to what quality scoring needs."""
     question_id: str
-    gold: str
+    gold: str | None                           # yes/no/maybe label, or the free-text gold answer
     decision: str | None
-    arm: str                                   # retrieval | closed_book | retrieval_no_early_exit
+    arm: str                                   # retrieval | closed_book | retrieval_no_early_exit | single_shot
     time_s: float
     tokens_generated: int = 0
     claims: int = 0
@@ -121,10 +184,17 @@ class QuestionOutcome:
     context_ids: list[str] = field(default_factory=list)       # passages that were in context
     early_exit_triggered: bool = False
     success: bool = True
+    grounded: int = 0                          # grounded citation instances (claims and answer)
+    all_citations: int = 0                     # citation instances of claims and answer sentences
+    overlap: float | None = None               # ROUGE-L F1 against a free-text gold answer
 
     @property
     def correct(self) -> bool:
         return self.decision is not None and self.decision == self.gold
+
+    @property
+    def grounded_rate(self) -> float | None:
+        return self.grounded / self.all_citations if self.all_citations else None
 
     @property
     def gold_cited(self) -> int:
@@ -154,12 +224,16 @@ def outcome_from_session(session: Any, question: Any, arm: str, time_s: float) -
     valid += list(tel["answer"].get("sources") or [])
     n_answer = len(tel["answer"].get("sources") or [])
     context = [pid for b in tel["traces"]["batches"] if b.get("admitted") for pid in b["passage_ids"]]
+    gold = question.answer
+    free_text = gold is not None and gold not in DECISIONS
     return QuestionOutcome(
-        question_id=str(question.id), gold=question.answer, decision=session.decision, arm=arm, time_s=time_s,
+        question_id=str(question.id), gold=gold, decision=session.decision, arm=arm, time_s=time_s,
         tokens_generated=int(m["tokens_generated"]), claims=int(m["claims"]),
         citations=int(m["citations"]) + n_answer, valid_cited_ids=valid, gold_ids=list(question.gold_passage_ids),
         context_ids=context, early_exit_triggered=bool(tel["early_exit"]["triggered"]),
-        success=bool(tel.get("success", True)))
+        success=bool(tel.get("success", True)), grounded=int(m.get("grounded_citations") or 0),
+        all_citations=int(m["citations"]) + int(m.get("answer_citations") or 0),
+        overlap=answer_overlap(getattr(session, "answer", "") or "", gold) if free_text else None)
 
 
 # -- one arm -------------------------------------------------------------------------------------------------
@@ -181,6 +255,8 @@ def summarize_arm(outcomes: Sequence[QuestionOutcome]) -> dict:
     gold_hits = sum(o.gold_cited for o in outcomes)
     ci = wilson_interval(k, n)
     times = [o.time_s for o in outcomes]
+    all_cit = sum(o.all_citations for o in outcomes)
+    overlaps = [o.overlap for o in outcomes if o.overlap is not None]
     return {
         "n": n,
         "correct": k,
@@ -201,6 +277,11 @@ def summarize_arm(outcomes: Sequence[QuestionOutcome]) -> dict:
         "time_per_question_median_s": _median(times),
         "early_exit_fired": sum(o.early_exit_triggered for o in outcomes),
         "failed_runs": sum(not o.success for o in outcomes),
+        "grounded_citations": sum(o.grounded for o in outcomes),
+        "grounded_citation_rate": sum(o.grounded for o in outcomes) / all_cit if all_cit else None,
+        "grounded_citation_rate_ci95": list(wilson_interval(sum(o.grounded for o in outcomes), all_cit) or []) or None,
+        "overlap": sum(overlaps) / len(overlaps) if overlaps else None,
+        "overlap_ci95": bootstrap_mean_ci(overlaps),
     }
 
 
@@ -224,13 +305,17 @@ def early_exit_tradeoff(on: Sequence[QuestionOutcome], off: Sequence[QuestionOut
     if not n:
         return {"n": 0, "tokens_on": 0, "tokens_off": 0, "tokens_saved": 0, "tokens_saved_share": None,
                 "time_on_s": 0.0, "time_off_s": 0.0, "time_saved_share": None, "accuracy_on": None,
-                "accuracy_off": None, "accuracy_change": None, "fired": 0, "changed_answers": 0, "p_value": None}
+                "accuracy_off": None, "accuracy_change": None, "fired": 0, "changed_answers": 0, "p_value": None,
+                "fired_tokens_saved_share": None, "grounded_change": paired_difference([], []),
+                "overlap_change": paired_difference([], [])}
     t_on = sum(a.tokens_generated for a, _ in pairs)
     t_off = sum(b.tokens_generated for _, b in pairs)
     s_on = sum(a.time_s for a, _ in pairs)
     s_off = sum(b.time_s for _, b in pairs)
     acc_on = sum(a.correct for a, _ in pairs) / n
     acc_off = sum(b.correct for _, b in pairs) / n
+    g = [(a.grounded_rate, b.grounded_rate) for a, b in pairs if a.grounded_rate is not None and b.grounded_rate is not None]
+    ov = [(a.overlap, b.overlap) for a, b in pairs if a.overlap is not None and b.overlap is not None]
     return {
         "n": n,
         "tokens_on": t_on, "tokens_off": t_off, "tokens_saved": t_off - t_on,
@@ -241,35 +326,61 @@ def early_exit_tradeoff(on: Sequence[QuestionOutcome], off: Sequence[QuestionOut
         "fired": sum(a.early_exit_triggered for a, _ in pairs),
         "changed_answers": sum(a.decision != b.decision for a, b in pairs),
         "p_value": mcnemar_exact_p([a.correct for a, _ in pairs], [b.correct for _, b in pairs]),
+        "fired_tokens_saved_share": _share_saved([(a.tokens_generated, b.tokens_generated) for a, b in pairs
+                                                  if a.early_exit_triggered]),
+        "grounded_change": paired_difference([x for x, _ in g], [y for _, y in g]),
+        "overlap_change": paired_difference([x for x, _ in ov], [y for _, y in ov]),
     }
 
 
-def _paired(a: Sequence[QuestionOutcome], b: Sequence[QuestionOutcome]) -> dict:
+def _share_saved(pairs: list[tuple[int, int]]) -> float | None:
+    off = sum(b for _, b in pairs)
+    return (off - sum(a for a, _ in pairs)) / off if off else None
+
+
+def _paired(a: Sequence[QuestionOutcome], b: Sequence[QuestionOutcome], polar: bool = True) -> dict:
+    """a vs b on the questions run in both: accuracy change with exact McNemar (polar sets), overlap change with
+    Wilcoxon (free-text sets), time per question (a / b)."""
     b_by = {o.question_id: o for o in b}
     pairs = [(x, b_by[x.question_id]) for x in a if x.question_id in b_by]
     if not pairs:
         return {"n": 0, "accuracy_change": None, "p_value": None}
     n = len(pairs)
-    return {"n": n,
-            "accuracy_change": sum(x.correct for x, _ in pairs) / n - sum(y.correct for _, y in pairs) / n,
-            "p_value": mcnemar_exact_p([x.correct for x, _ in pairs], [y.correct for _, y in pairs])}
+    out = {"n": n, "accuracy_change": None, "p_value": None}
+    if polar:
+        out["accuracy_change"] = sum(x.correct for x, _ in pairs) / n - sum(y.correct for _, y in pairs) / n
+        out["p_value"] = mcnemar_exact_p([x.correct for x, _ in pairs], [y.correct for _, y in pairs])
+    else:
+        ov = [(x.overlap, y.overlap) for x, y in pairs if x.overlap is not None and y.overlap is not None]
+        d = paired_difference([x for x, _ in ov], [y for _, y in ov])
+        out.update(overlap_change=d["mean_change"], overlap_change_ci95=d["ci95"], p_value=d["p_value"])
+    ta, tb = sum(x.time_s for x, _ in pairs), sum(y.time_s for _, y in pairs)
+    out["time_ratio"] = ta / tb if tb else None
+    return out
 
 
 # -- the whole bench -----------------------------------------------------------------------------------------
 
 def quality_summary(*, profile: str, seed: int, sample: Sequence[Any], all_questions: Sequence[Any],
                     retrieval: Sequence[QuestionOutcome], closed_book: Sequence[QuestionOutcome],
-                    no_early_exit: Sequence[QuestionOutcome], corpus: dict | None = None,
-                    model: str | None = None, backend: str | None = None) -> dict:
+                    no_early_exit: Sequence[QuestionOutcome], single_shot: Sequence[QuestionOutcome] = (),
+                    corpus: dict | None = None, model: str | None = None, backend: str | None = None) -> dict:
     """The stored quality summary (schemas/quality.schema.json): arms, baselines, comparisons, and the flat
-    `metrics` the report charts and the exports publish."""
-    label, share, n_all = majority_class(all_questions)
+    `metrics` the report charts and the exports publish. A free-text corpus has no decision accuracy and no
+    majority baseline (null); its answers are scored by overlap."""
+    polar = is_polar_set(all_questions)
     arms = {"retrieval": summarize_arm(retrieval), "closed_book": summarize_arm(closed_book),
-            "retrieval_no_early_exit": summarize_arm(no_early_exit)}
-    maj = majority_arm(sample, label)
-    maj.update(full_set_share=share, full_set_n=n_all)
+            "retrieval_no_early_exit": summarize_arm(no_early_exit), "single_shot": summarize_arm(single_shot)}
+    if not polar:
+        for a in arms.values():
+            a.update(correct=0, accuracy=None, accuracy_ci95=None, decision_parse_rate=None)
+    maj = None
+    if polar:
+        label, share, n_all = majority_class(all_questions)
+        maj = majority_arm(sample, label)
+        maj.update(full_set_share=share, full_set_n=n_all)
     ee = early_exit_tradeoff(retrieval, no_early_exit)
-    r, cb = arms["retrieval"], arms["closed_book"]
+    r, cb, ss = arms["retrieval"], arms["closed_book"], arms["single_shot"]
 
     def diff(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else a - b
@@ -277,11 +388,17 @@ def quality_summary(*, profile: str, seed: int, sample: Sequence[Any], all_quest
     metrics = {
         "accuracy": r["accuracy"],
         "accuracy_closed_book": cb["accuracy"],
-        "accuracy_majority": maj["accuracy"],
-        "accuracy_gain_over_majority": diff(r["accuracy"], maj["accuracy"]),
+        "accuracy_majority": maj["accuracy"] if maj else None,
+        "accuracy_gain_over_majority": diff(r["accuracy"], maj["accuracy"] if maj else None),
         "accuracy_gain_over_closed_book": diff(r["accuracy"], cb["accuracy"]),
+        "accuracy_single_shot": ss["accuracy"],
+        "overlap": r["overlap"],
+        "overlap_single_shot": ss["overlap"],
+        "overlap_closed_book": cb["overlap"],
         "decision_parse_rate": r["decision_parse_rate"],
         "citation_validity_sample": r["citation_validity"],
+        "grounded_citation_rate_sample": r["grounded_citation_rate"],
+        "grounded_citation_rate_single_shot": ss["grounded_citation_rate"],
         "citation_precision": r["citation_precision"],
         "gold_recall": r["gold_recall"],
         "context_gold_recall": r["context_gold_recall"],
@@ -289,22 +406,32 @@ def quality_summary(*, profile: str, seed: int, sample: Sequence[Any], all_quest
         "tokens_per_question": r["tokens_per_question"],
         "time_per_question_s": r["time_per_question_s"],
         "time_per_question_closed_book_s": cb["time_per_question_s"],
+        "time_per_question_single_shot_s": ss["time_per_question_s"],
         "early_exit_fired_share": (r["early_exit_fired"] / r["n"]) if r["n"] else None,
         "early_exit_tokens_saved_share": ee["tokens_saved_share"],
         "early_exit_time_saved_share": ee["time_saved_share"],
-        "early_exit_accuracy_change": ee["accuracy_change"],
+        "early_exit_accuracy_change": ee["accuracy_change"] if polar else None,
+        "early_exit_grounded_change": ee["grounded_change"]["mean_change"],
+        "early_exit_overlap_change": ee["overlap_change"]["mean_change"],
     }
     bounds = {"accuracy": r["accuracy_ci95"], "accuracy_closed_book": cb["accuracy_ci95"],
-              "accuracy_majority": maj["accuracy_ci95"]}
+              "accuracy_majority": maj["accuracy_ci95"] if maj else None, "accuracy_single_shot": ss["accuracy_ci95"],
+              "overlap": r["overlap_ci95"], "overlap_single_shot": ss["overlap_ci95"],
+              "overlap_closed_book": cb["overlap_ci95"],
+              "grounded_citation_rate_sample": r["grounded_citation_rate_ci95"],
+              "grounded_citation_rate_single_shot": ss["grounded_citation_rate_ci95"]}
+    comparisons = {"retrieval_vs_closed_book": _paired(retrieval, closed_book, polar),
+                   "retrieval_vs_single_shot": _paired(retrieval, single_shot, polar)}
+    if maj:
+        comparisons["retrieval_vs_majority"] = _paired(retrieval, [
+            QuestionOutcome(str(q.id), q.answer, maj["label"], "majority", 0.0) for q in sample])
     return {
-        "profile": profile, "seed": seed, "sample_size": len(sample),
+        "profile": profile, "seed": seed, "sample_size": len(sample), "answers": "decision" if polar else "free_text",
         "question_ids": [str(q.id) for q in sample],
         "corpus": corpus or {}, "model": model, "backend": backend,
         "majority": maj, "arms": arms, "early_exit": ee,
-        "comparisons": {"retrieval_vs_closed_book": _paired(retrieval, closed_book),
-                        "retrieval_vs_majority": _paired(retrieval, [
-                            QuestionOutcome(str(q.id), q.answer, label, "majority", 0.0) for q in sample])},
+        "comparisons": comparisons,
         "metrics": metrics,
         "bounds": {k: v for k, v in bounds.items() if v},
-        "questions": [o.as_dict() for o in [*retrieval, *closed_book, *no_early_exit]],
+        "questions": [o.as_dict() for o in [*retrieval, *closed_book, *no_early_exit, *single_shot]],
     }

@@ -259,16 +259,16 @@ def recommend_quality(q: dict, *, series: str = "") -> list[Recommendation]:
     if cgr is not None and cgr < CONTEXT_GOLD_RECALL_LOW:
         out.append(Recommendation(
             "gold_not_in_context", "warn", series,
-            f"{_where(series)}the question's own abstract reached the context in only {cgr:.0%} of {n} questions: "
+            f"{_where(series)}the question's gold passages (PubMedQA: its own abstract) reached the context in only {cgr:.0%} of {n} questions: "
             f"raise retrieve_k / ef_search or put the top hits in the first batch.",
             {"context_gold_recall": cgr, "n": n}))
     prec, gr = m.get("citation_precision"), m.get("gold_recall")
     if prec is not None and cgr is not None and cgr >= CONTEXT_GOLD_RECALL_LOW and prec < 0.5:
         out.append(Recommendation(
             "citations_off_gold", "info", series,
-            f"{_where(series)}the gold abstract was in context for {cgr:.0%} of questions, yet only {prec:.0%} of "
-            f"valid citations name it (gold cited in {gr or 0:.0%} of questions): claims lean on neighbouring "
-            f"abstracts; fewer passages per batch keep the model on the relevant one.",
+            f"{_where(series)}the gold passages were in context for {cgr:.0%} of questions, yet only {prec:.0%} of "
+            f"valid citations name them (gold cited in {gr or 0:.0%} of questions): claims lean on neighbouring "
+            f"passages; fewer passages per batch keep the model on the relevant one.",
             {"citation_precision": prec, "context_gold_recall": cgr, "gold_recall": gr}))
     ee = q.get("early_exit") or {}
     ch, saved = ee.get("accuracy_change"), ee.get("tokens_saved_share")

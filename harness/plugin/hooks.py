@@ -2,7 +2,7 @@
 
     options.py      the options (+ checks) -> HarnessOptions; the session's BenchContext (run/context.py)
     parametrize.py  profiles as parameters; pipeline benches' timeouts
-    selection.py    opt-in benches (quality, breakdown, efficiency) run only when asked for
+    selection.py    opt-in benches (quality, breakdown, efficiency, memory_pressure) run only when asked for
     fixtures.py     profile, bench_budget, bench_warmup, research_bench, record_result, research_runner
     timer.py        pytest-timeout's timer, taken over for bench items through its hooks
     session_end.py  the session's end: CI gate, baseline comparison (printed by report/terminal, markdown)
@@ -29,8 +29,9 @@ STATIC_MARKERS = (
     "micro: micro benches of hot paths (pytest-benchmark)",
     "quality: answer-quality benches (opt-in: run only when -m names quality or the file is named)",
     "breakdown: performance-breakdown benches",
+    "memory_pressure: adaptive batch sizing under real memory pressure (opt-in: a memory-hog child process)",
 )
-OPT_IN_MARKERS = ("quality", "breakdown", "efficiency")
+OPT_IN_MARKERS = ("quality", "breakdown", "efficiency", "memory_pressure")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -145,13 +145,13 @@ def _pivot(latest: dict, vals: dict, cols: list[str], names: list[str]) -> list[
 
 def _quality(records: Sequence[ResultRecord]) -> list[str]:
     qrecs = [r for r in records if measures.is_measurement(r) and (r.extra or {}).get("quality")]
-    out = ['<section id="quality"><h2>Answer quality vs time per profile</h2>']
+    out = ['<section id="quality"><h2>Answer quality vs time per profile and corpus</h2>']
     if not qrecs:
         out.append('<p class="muted">No quality bench records yet (<code>make quality</code>).</p></section>')
         return out
     by_profile: dict[str, list[ResultRecord]] = defaultdict(list)
-    for r in qrecs:
-        by_profile[r.profile or "(none)"].append(r)
+    for r in qrecs:     # one chart per profile and corpus (bench 'quality': PubMedQA, 'quality_open': tooldocs)
+        by_profile[f"{r.profile or '(none)'} / {r.bench}"].append(r)
     out.append('<div class="grid">')
     tables = []
     for profile, recs in sorted(by_profile.items()):
@@ -161,42 +161,52 @@ def _quality(records: Sequence[ResultRecord]) -> list[str]:
             q = r.extra["quality"]
             c = measures.commit_key(r)
             for arm, name in (("retrieval", "retrieval (early exit on)"), ("retrieval_no_early_exit", "early exit off"),
-                              ("closed_book", "closed-book")):
+                              ("single_shot", "single-shot RAG"), ("closed_book", "closed-book")):
                 a = q["arms"].get(arm) or {}
-                if a.get("accuracy") is not None and a.get("time_per_question_s") is not None:
-                    ci = a.get("accuracy_ci95") or [None, None]
-                    arms[name].append((a["time_per_question_s"], a["accuracy"],
-                                       f"{name} @ {c}: accuracy {a['accuracy']:.0%} ({a['correct']}/{a['n']}, 95% CI "
+                free = a.get("accuracy") is None and a.get("overlap") is not None
+                score = a.get("overlap") if free else a.get("accuracy")
+                if score is not None and a.get("time_per_question_s") is not None:
+                    ci = (a.get("overlap_ci95") if free else a.get("accuracy_ci95")) or [None, None]
+                    what = "ROUGE-L" if free else "accuracy"
+                    arms[name].append((a["time_per_question_s"], score,
+                                       f"{name} @ {c}: {what} {score:.2f} (n {a['n']}, 95% CI "
                                        f"{num(ci[0], 'ratio')}..{num(ci[1], 'ratio')}), "
                                        f"{a['time_per_question_s']:.1f} s/question"))
-            maj = q["majority"]
-            arms[f"majority '{maj['label']}'"].append(
-                (0.0, maj["accuracy"], f"majority class '{maj['label']}' @ {c}: {maj['accuracy']:.0%} on the sample "
-                                       f"({maj['full_set_share']:.1%} on the full set), no model time"))
+            maj = q.get("majority")
+            if maj:
+                arms[f"majority '{maj['label']}'"].append(
+                    (0.0, maj["accuracy"], f"majority class '{maj['label']}' @ {c}: {maj['accuracy']:.0%} on the "
+                                           f"sample ({maj['full_set_share']:.1%} on the full set), no model time"))
         out.append('<div class="card">' + charts.scatter_chart(
-            list(arms.items()), title=f"{profile}: accuracy vs time per question", x_title="time per question",
-            y_title="accuracy", x_unit="s", y_unit="ratio") + "</div>")
+            list(arms.items()), title=f"{profile}: accuracy (or ROUGE-L) vs time per question",
+            x_title="time per question", y_title="accuracy / ROUGE-L", x_unit="s", y_unit="ratio") + "</div>")
         q = recs[-1].extra["quality"]
         ee = q["early_exit"]
         rows = []
-        for arm in ("retrieval", "retrieval_no_early_exit", "closed_book"):
-            a = q["arms"][arm]
-            ci = a.get("accuracy_ci95") or [None, None]
-            rows.append(f'<tr><td class="l">{_e(arm)}</td><td>{a["n"]}</td><td>{num(a["accuracy"], "ratio")}</td>'
+        for arm in ("retrieval", "retrieval_no_early_exit", "single_shot", "closed_book"):
+            a = q["arms"].get(arm)
+            if not a:
+                continue
+            free = a.get("accuracy") is None and a.get("overlap") is not None
+            ci = (a.get("overlap_ci95") if free else a.get("accuracy_ci95")) or [None, None]
+            rows.append(f'<tr><td class="l">{_e(arm)}</td><td>{a["n"]}</td>'
+                        f'<td>{num(a["overlap"] if free else a["accuracy"], "ratio")}</td>'
                         f'<td>{num(ci[0], "ratio")}..{num(ci[1], "ratio")}</td>'
+                        f'<td>{num(a.get("grounded_citation_rate"), "ratio")}</td>'
                         f'<td>{num(a["citation_validity"], "ratio")}</td>'
                         f'<td>{num(a["citation_precision"], "ratio")}</td>'
                         f'<td>{num(a["context_gold_recall"], "ratio")}</td>'
                         f'<td>{num(a["claims_per_question"])}</td><td>{num(a["tokens_per_question"])}</td>'
                         f'<td>{num(a["time_per_question_s"], "s")}</td></tr>')
-        maj = q["majority"]
-        rows.append(f'<tr><td class="l">majority \'{_e(maj["label"])}\'</td><td>{maj["n"]}</td>'
-                    f'<td>{num(maj["accuracy"], "ratio")}</td><td colspan="7" class="l">'
-                    f'{maj["full_set_share"]:.1%} of the {maj["full_set_n"]} labelled questions</td></tr>')
+        maj = q.get("majority")
+        if maj:
+            rows.append(f'<tr><td class="l">majority \'{_e(maj["label"])}\'</td><td>{maj["n"]}</td>'
+                        f'<td>{num(maj["accuracy"], "ratio")}</td><td colspan="8" class="l">'
+                        f'{maj["full_set_share"]:.1%} of the {maj["full_set_n"]} labelled questions</td></tr>')
         tables.append(
             f'<h3>{_e(profile)} @ {_e(measures.commit_key(recs[-1]))}: {q["sample_size"]} questions, seed {q["seed"]}</h3>'
-            '<table class="quality"><tr><th class="l">arm</th><th>n</th><th>accuracy</th><th>95% CI</th>'
-            '<th>cit. valid</th><th>cit. precision</th><th>gold in ctx</th><th>claims/q</th><th>tokens/q</th>'
+            '<table class="quality"><tr><th class="l">arm</th><th>n</th><th>accuracy / ROUGE-L</th><th>95% CI</th>'
+            '<th>cit. grounded</th><th>cit. valid</th><th>cit. precision</th><th>gold in ctx</th><th>claims/q</th><th>tokens/q</th>'
             '<th>time/q</th></tr>' + "".join(rows) + "</table>"
             f'<p>Early exit on vs off ({ee["n"]} paired questions; fired in {ee["fired"]}): tokens '
             f'{ee["tokens_off"]} -> {ee["tokens_on"]} (saved {num(ee["tokens_saved_share"], "ratio")}), '

@@ -1,7 +1,9 @@
 """Budgets and verdicts (pure): one run's telemetry + its profile's budget -> target met or not, with the reasons.
 
 target_met = within the time budget AND within the memory limit AND schema-valid telemetry AND the quality
-floor (at least one claim, citation validity >= the profile's citation_floor) AND the run succeeded.
+floor (at least one claim; citation validity >= the profile's citation_floor and, for telemetry that has it
+(schema 1.1), the grounded-citation rate too: an ungrounded citation counts against the floor as an invalid one
+does) AND the run succeeded.
 A run faster than the budget's lower bound is *under budget*: shown and stored as a note, never a failure.
 
 No I/O, no pytest: the plugin, the CLI and the tests call `evaluate` with whatever telemetry they have.
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..records import (CITATIONS_BELOW_FLOOR, MEMORY_OVER, NO_CITATIONS, NO_CLAIMS, NO_TELEMETRY, RUN_CRASHED,
+from ..records import (CITATIONS_BELOW_FLOOR, GROUNDED_BELOW_FLOOR, MEMORY_OVER, NO_CITATIONS, NO_CLAIMS, NO_TELEMETRY, RUN_CRASHED,
                        RUN_FAILED, RUN_TIMED_OUT, SCHEMA_INVALID, TIME_OVER, is_number)
 from ..units import limit as fmt_limit, pct as fmt_pct, pct_over, seconds as fmt_s
 
@@ -182,6 +184,12 @@ def evaluate(telemetry: dict | None, budget: BudgetSpec, *, schema_errors: list[
             ok = False
             reasons.append(Reason(CITATIONS_BELOW_FLOOR, f"{p}: citation validity {validity:.2f} < floor "
                                                          f"{budget.citation_floor:.2f}"))
+        elif (grounded := _num(metrics.get("grounded_citation_rate"))) is not None \
+                and grounded < budget.citation_floor:
+            ok = False
+            reasons.append(Reason(GROUNDED_BELOW_FLOOR, f"{p}: grounded citations {grounded:.2f} < floor "
+                                                        f"{budget.citation_floor:.2f} (cited passages that do "
+                                                        f"not support the claim count against it)"))
         v.quality_ok = ok
 
     if budget.reference_fallback:

@@ -107,7 +107,8 @@ def test_cpu_time_counts_a_child_once_after_it_is_reaped():
                               "while time.process_time() - t < 0.3: pass\ntime.sleep(0.5)"])
     assert _wait(lambda: sum(psutil.Process(child.pid).cpu_times()[:2]) >= 0.3, timeout=30)   # it burnt its CPU
     child_cpu = sum(psutil.Process(child.pid).cpu_times()[:2])           # its whole CPU time (it only sleeps now)
-    assert child.pid in (tree.cpu_time_s() and tree.pids)                 # seen while it lives
+    tree.cpu_time_s()                                                     # a refresh sees the child
+    assert child.pid in tree.pids                                         # seen while it lives
     child.wait()                                                          # reaped: now in our children_* times
     used = tree.cpu_time_s() - base - (sum(me.cpu_times()[:2]) - own0)    # the tree's CPU minus this process's own
     assert used == pytest.approx(child_cpu, abs=0.05)                     # the child's CPU once, not twice

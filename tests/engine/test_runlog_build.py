@@ -13,7 +13,9 @@ from llm_research_bench.engine.runlog import BatchRecord, CallRecord, RunFacts
 from llm_research_bench.engine.stream import CallTiming
 from llm_research_bench.engine.telemetry import build, sha256, validation_errors
 
-SAMPLE = json.loads((Path(__file__).parents[1] / "data" / "telemetry_quick.json").read_text())
+# A real quick run's telemetry at schema 1.1 (tests/data/telemetry_quick.json is the same run's kind at 1.0, kept
+# for the harness tests: 1.0 documents stay readable).
+SAMPLE = json.loads((Path(__file__).parents[1] / "data" / "telemetry_quick_1_1.json").read_text())
 CALL_TRACE_KEYS = ["kind", "prompt_tokens", "prompt_tokens_evaluated", "tokens_generated", "ttft_s", "e2e_s",
                    "native_prompt_eval_s", "native_decode_s", "native_decode_tokens", "chunks", "finish_reason",
                    "tokens_sampled"]
@@ -107,11 +109,20 @@ def test_built_document_is_schema_valid_and_measured():
                                            "admitted": False}
     assert [list(c) for c in doc["traces"]["calls"]] == [CALL_TRACE_KEYS] * 2
     assert doc["question"] == {"sha256": sha256("Is it? mail a@b.org"), "length": 19, "gold_answer": "yes",
-                               "gold_passage_ids": ["p1"]}
+                               "gold_passage_ids": ["p1"], "answer_type": "polar", "answer_type_source": "given"}
+    assert m["answer_citations"] == 0 and m["grounded_citations"] == 0 and m["grounded_citation_rate"] == 0.0
+    assert doc["schema_version"] == "1.1" and doc["traces"]["gate"] == [] and doc["traces"]["grounding"] == []
     for k, v in m.items():
         if v is None:
             assert doc["unmeasured"].get(k), k
     assert doc["success"] and not doc["timed_out"]
+
+
+def test_a_free_text_gold_answer_is_only_hashed():
+    doc = build(facts(gold_answer="Mitochondria move first."), system=SAMPLE["system"], success=True)
+    assert doc["question"]["gold_answer"] is None
+    assert doc["question"]["gold_answer_sha256"] == sha256("Mitochondria move first.")
+    assert validation_errors(doc) == []
 
 
 def test_store_text_keeps_redacted_text():

@@ -67,7 +67,7 @@ def test_newer_record_version_is_refused_not_misread(tmp_path):
 
 def test_older_telemetry_schema_version_is_skipped_with_reason(tmp_path):
     append(tmp_path, rec(telemetry={"schema_version": "0.9", "metrics": {}}))
-    with pytest.warns(StoreWarning, match="schema_version '0.9'; this plugin reads '1.0'"):
+    with pytest.warns(StoreWarning, match="schema_version '0.9'; this plugin reads '1.1'"):
         assert load_records(tmp_path) == []
 
 

@@ -137,6 +137,75 @@ def test_every_quality_metric_has_unit_direction_label_and_no_name_clash():
 
 def test_sample_sizes_fit_the_documented_quick_time_budget():
     n, n_off = quality.SAMPLE_SIZES["quick"]
-    # ~20 s per retrieval run, ~2 s closed-book on the 2-core CI machine (module doc): under 15 minutes.
-    assert n * 20 + n_off * 20 + n * 2 < 15 * 60
+    # ~20 s per retrieval run, ~8 s single-shot, ~2 s closed-book on the 2-core CI machine (module doc): under 15
+    # minutes.
+    assert n * 20 + n_off * 20 + n * 8 + n * 2 < 15 * 60
     assert n_off <= n and not math.isnan(n)
+
+
+# -- free-text answers, grounded citations, single-shot arm --------------------------------------------------------
+
+def test_answer_overlap_is_rouge_l_without_prefix_and_citations():
+    gold = "Decorate the test with the timeout marker"
+    assert quality.answer_overlap("Answer: Decorate the test with the timeout marker [1][2].", gold) == 1.0
+    assert 0 < quality.answer_overlap("Use the timeout marker on the test [3].", gold) < 1
+    assert quality.answer_overlap("", gold) == 0.0
+
+
+def test_paired_difference_and_bootstrap_interval():
+    d = quality.paired_difference([0.5, 0.6, 0.7, 0.9], [0.4, 0.6, 0.5, 0.6])
+    assert d["n"] == 4 and d["mean_change"] == pytest.approx(0.15)
+    lo, hi = d["ci95"]
+    assert lo <= 0.15 <= hi and d["p_value"] is not None
+    same = quality.paired_difference([0.5, 0.5], [0.5, 0.5])
+    assert same["mean_change"] == 0 and same["p_value"] is None
+    assert quality.paired_difference([], [])["n"] == 0
+    assert quality.bootstrap_mean_ci([1.0]) is None
+    assert quality.bootstrap_mean_ci([0.0, 1.0, 0.5], seed=3) == quality.bootstrap_mean_ci([0.0, 1.0, 0.5], seed=3)
+
+
+def _open_qs(n):
+    return [Question(f"td{i:03d}", f"How does thing {i} work?", f"It works by mechanism number {i}.", (f"p:{i}",))
+            for i in range(n)]
+
+
+def test_sampling_a_free_text_corpus():
+    qs = _open_qs(6) + [Question("x", "unanswered?", None, ())]
+    assert not quality.is_polar_set(qs) and quality.is_polar_set(_qs(["yes", "no"]))
+    got = quality.sample_questions(qs, 6)
+    assert {q.id for q in got} == {q.id for q in qs if q.answer}
+
+
+def _ft(arm, qid, overlap, tokens=100, grounded=1, cits=2, fired=False, t=10.0):
+    return QuestionOutcome(qid, "gold text", None, arm, t, tokens, overlap=overlap, grounded=grounded,
+                           all_citations=cits, early_exit_triggered=fired)
+
+
+def test_free_text_summary_scores_overlap_and_has_no_majority():
+    qs = _open_qs(4)
+    r = [_ft("retrieval", q.id, 0.3 + 0.1 * i, 100, 1, 2, fired=i < 2) for i, q in enumerate(qs)]
+    off = [_ft("retrieval_no_early_exit", q.id, 0.3 + 0.1 * i, 200, 2, 2, t=20.0) for i, q in enumerate(qs)]
+    ss = [_ft("single_shot", q.id, 0.2, 50, 1, 1, t=5.0) for q in qs]
+    cb = [_ft("closed_book", q.id, 0.1, 30, 0, 0, t=1.0) for q in qs]
+    s = quality.quality_summary(profile="thorough", seed=1, sample=qs, all_questions=qs, retrieval=r,
+                                closed_book=cb, no_early_exit=off, single_shot=ss)
+    assert quality.validation_errors(s) == []
+    assert s["answers"] == "free_text" and s["majority"] is None and "retrieval_vs_majority" not in s["comparisons"]
+    m = s["metrics"]
+    assert m["accuracy"] is None and m["overlap"] == pytest.approx(0.45) and m["overlap_single_shot"] == 0.2
+    assert m["grounded_citation_rate_sample"] == 0.5 and m["grounded_citation_rate_single_shot"] == 1.0
+    assert m["early_exit_fired_share"] == 0.5 and m["early_exit_tokens_saved_share"] == 0.5
+    assert m["early_exit_overlap_change"] == 0 and m["early_exit_grounded_change"] == pytest.approx(-0.5)
+    assert s["early_exit"]["grounded_change"]["p_value"] is not None
+    c = s["comparisons"]["retrieval_vs_single_shot"]
+    assert c["overlap_change"] == pytest.approx(0.25) and c["time_ratio"] == 2.0 and c["accuracy_change"] is None
+    assert s["bounds"]["overlap"][0] <= 0.45 <= s["bounds"]["overlap"][1]
+    from llm_research_bench.harness.report.quality import summary_lines
+    text = "\n".join(summary_lines(s))
+    assert "ROUGE-L 0.45" in text and "single-shot RAG" in text and "majority" not in text
+
+
+def test_polar_summary_has_the_single_shot_arm_and_comparison():
+    s = quality_summary_testdata()
+    assert s["answers"] == "decision" and s["arms"]["single_shot"]["n"] == 0
+    assert s["comparisons"]["retrieval_vs_majority"]["n"] == 10

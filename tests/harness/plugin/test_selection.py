@@ -68,3 +68,9 @@ def bench_dir(pytester):
 def test_deselection(bench_dir, args, passed, deselected):
     r = bench_dir.runpytest("-p", "no:cacheprovider", *args)
     r.assert_outcomes(passed=passed, deselected=deselected or None) if deselected else r.assert_outcomes(passed=passed)
+
+
+def test_the_long_benches_are_opt_in_and_registered():
+    from llm_research_bench.harness.plugin.hooks import OPT_IN_MARKERS, STATIC_MARKERS
+    assert {"quality", "breakdown", "efficiency", "memory_pressure"} <= set(OPT_IN_MARKERS)
+    assert any(line.startswith("memory_pressure:") for line in STATIC_MARKERS)

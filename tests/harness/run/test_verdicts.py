@@ -100,11 +100,21 @@ def test_schema_failure_names_json_path_and_rule(tel, _budget):
      "quick: no claim produced"),
     ({"citation_validity": 0.2}, "citation_validity_below_floor", "quick: citation validity 0.20 < floor 0.50"),
     ({"citation_validity": None, "citations": 0}, "no_citations", "no claim cites a passage"),
+    ({"citation_validity": 1.0, "grounded_citation_rate": 0.25}, "grounded_citations_below_floor",
+     "quick: grounded citations 0.25 < floor 0.50"),
 ])
 def test_quality_floor_fails_a_fast_run(tel, metrics, code, text, _budget):
     v = evaluate(_with(tel, execution_time_s=11.0, **metrics), _budget(), schema_errors=[])
     assert v.codes == [code] and v.time_status == "within"
     assert text in v.messages[0]
+
+
+def test_an_ungrounded_citation_counts_against_the_floor_only_where_telemetry_has_grounding(tel, _budget):
+    ok = _with(tel, execution_time_s=11.0, citation_validity=1.0, grounded_citation_rate=0.5)
+    assert evaluate(ok, _budget(), schema_errors=[]).target_met
+    old = _with(tel, execution_time_s=11.0, citation_validity=1.0)
+    old["metrics"].pop("grounded_citation_rate", None)           # a schema 1.0 document: no grounding measured
+    assert evaluate(old, _budget(), schema_errors=[]).target_met
 
 
 def test_failed_and_timed_out_runs_never_meet_the_target(tel, _budget):

@@ -1,0 +1,91 @@
+"""Real memory pressure for the memory-pressure bench: a child process that holds memory on command.
+
+    hog = MemoryHog()            a child of this process (so a run's process tree counts its memory)
+    hog.hold(1200)               allocate 1,200 MB and write every page; returns the child's RSS in MB once held
+    hog.free()                   give it back; returns the RSS after
+    hog.close()
+
+Nothing is simulated: the engine's pressure reading (process-tree RSS / the profile's memory limit, and system
+memory in use) sees the child's resident pages like any other memory of the run.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+_CHILD = r"""
+import gc, os, sys
+held = None
+def rss_mb():
+    with open(f"/proc/{os.getpid()}/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+for line in sys.stdin:
+    cmd, *arg = line.split()
+    if cmd == "hold":
+        n = int(float(arg[0]) * 2**20)
+        held = bytearray(n)
+        held[::4096] = b"\x01" * len(range(0, n, 4096))     # touch every page: resident, not just reserved
+    elif cmd == "free":
+        held = None
+        gc.collect()
+    elif cmd == "quit":
+        break
+    print(f"{rss_mb():.1f}", flush=True)
+"""
+
+
+class MemoryHogError(RuntimeError):
+    """The hog could not hold what it was asked to (not enough memory); the message says how much."""
+
+
+class MemoryHog:
+    """A child process holding memory on command (Linux: RSS read from /proc)."""
+
+    def __init__(self) -> None:
+        if not sys.platform.startswith("linux"):
+            raise MemoryHogError("the memory hog reads /proc: Linux only")
+        self.proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        self.held_mb = 0.0
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _ask(self, line: str) -> float:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        if not reply:
+            raise MemoryHogError(f"the memory hog died on '{line}' (exit {self.proc.poll()}): not enough memory?")
+        return float(reply)
+
+    def hold(self, mb: float) -> float:
+        """Hold `mb` MB resident; returns the child's RSS (MB) once every page is written."""
+        rss = self._ask(f"hold {mb:.1f}")
+        self.held_mb = mb
+        return rss
+
+    def free(self) -> float:
+        rss = self._ask("free")
+        self.held_mb = 0.0
+        return rss
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self._ask("quit")
+            except (OSError, ValueError, MemoryHogError):
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> "MemoryHog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
