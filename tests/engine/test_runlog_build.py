@@ -84,7 +84,8 @@ def facts(**over) -> RunFacts:
     return RunFacts(**base)
 
 
-def test_built_document_is_schema_valid_and_measured():
+def test_built_document_is_schema_valid_and_measured(monkeypatch):
+    monkeypatch.delenv("RESEARCH_BENCH_HASH_KEY", raising=False)
     doc = build(facts(), system=SAMPLE["system"], success=True)
     assert validation_errors(doc) == []
     assert list(doc) == list(SAMPLE)                      # same top-level layout as a recorded run
@@ -101,8 +102,8 @@ def test_built_document_is_schema_valid_and_measured():
     assert doc["traces"]["batches"][1] == {"index": 1, "size": 2, "passage_ids": ["p3", "p4"], "novelty": 0.0812,
                                            "admitted": False}
     assert [list(c) for c in doc["traces"]["calls"]] == [CALL_TRACE_KEYS] * 2
-    assert doc["question"] == {"sha256": sha256("Is it? mail a@b.org"), "length": 19, "gold_answer": "yes",
-                               "gold_passage_ids": ["p1"]}
+    assert doc["question"] == {"sha256": sha256("Is it? mail a@b.org"), "hash": "sha256", "length": 19,
+                               "gold_answer": "yes", "gold_passage_ids": ["p1"]}
     for k, v in m.items():
         if v is None:
             assert doc["unmeasured"].get(k), k
