@@ -83,11 +83,12 @@ def write_json(path: str | os.PathLike, doc: Any, *, exclusive: bool = False, in
     return write_text(path, text, exclusive=exclusive)
 
 
-def check_writable(path: str | os.PathLike) -> Path:
-    """Check, before long work, that `path` can be written by write_*; raise NotWritable naming the fix."""
+def check_writable(path: str | os.PathLike, *, example: str = "out.json") -> Path:
+    """Check, before long work, that `path` can be written by write_*; raise NotWritable naming the fix
+    (`example`: a file name to suggest inside a folder given instead of a file)."""
     path = Path(path)
     if path.is_dir():
-        raise NotWritable(f"{path} is a folder: give a file name, e.g. {path / 'out.json'}")
+        raise NotWritable(f"{path} is a folder: give a file name, e.g. {path / example}")
     if path.exists() and not path.is_file():
         raise NotWritable(f"{path} is not a regular file (a FIFO or device): give a file name")
     parent = path.parent

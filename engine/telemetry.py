@@ -289,7 +289,7 @@ def check_destination(path: str | os.PathLike) -> None:
     """Before a run: can the telemetry file be written at `path`? TelemetryPathError names the fix."""
     from .atomic import check_writable
     try:
-        check_writable(path)
+        check_writable(path, example="telemetry.json")
     except OSError as e:
         raise TelemetryPathError(f"telemetry output: {e}") from None
 

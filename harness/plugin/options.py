@@ -281,9 +281,9 @@ def resolve_compare_ref(ref: str, rootpath: Path, results_dir: Path) -> str:
     commit = environment.resolve_ref(ref, rootpath)
     if commit:
         return commit
-    from ..run.store import iter_records_where
+    from ..run.store import Skipped, iter_records_where
     fp = environment.machine_info().fingerprint
-    for rec in iter_records_where(results_dir, fingerprint=fp, commit=ref, strict_versions=False):
+    for rec in iter_records_where(results_dir, fingerprint=fp, commit=ref, skipped=Skipped()):  # said at the end
         if rec.commit:
             return rec.commit
     if Path(ref).exists():
