@@ -18,6 +18,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from .backends import BACKEND_NAMES
+from .deadline import Terminated
 
 
 EXIT_OK = 0
@@ -28,11 +29,6 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 EXIT_TERMINATED = 143   # SIGTERM (128 + SIGTERM)
 DEBUG_ENV = "RESEARCH_BENCH_DEBUG"
 MAX_VALIDATE_BYTES = 64 << 20
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: raised in the main thread so that a run stops the way Ctrl-C stops it (the pipeline
-    stores its partial telemetry, marked)."""
 
 
 def _one_line(e: BaseException) -> str:
@@ -281,12 +277,12 @@ def _guarded(cmd, a: argparse.Namespace) -> int:
     except USER_ERRORS as e:
         print(f"error: {_one_line(e)}{_kept(e)}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated as e:                  # (a KeyboardInterrupt: caught first)
+        print(f"stopped by SIGTERM{_kept(e)}", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt as e:
         print(f"interrupted (Ctrl-C){_kept(e)}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Terminated as e:
-        print(f"stopped by SIGTERM{_kept(e)}", file=sys.stderr)
-        return EXIT_TERMINATED
     except Exception as e:  # noqa: BLE001 -- the last resort: one line, never a traceback, unless asked for
         if os.environ.get(DEBUG_ENV):
             raise

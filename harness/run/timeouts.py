@@ -18,7 +18,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from llm_research_bench.engine.deadline import RunTimeout
+from llm_research_bench.engine.deadline import RunTimeout, Terminated  # noqa: F401 -- Terminated re-exported
 
 #: Seconds a child may take to warm up (an index is built here the first time: ~65 s on 2 cores).
 STARTUP_TIMEOUT_S = 900.0
@@ -28,8 +28,23 @@ class HarnessTimeout(RunTimeout):
     """A run exceeded the timeout the harness enforces (the profile's timeout_s, or a test's own timeout)."""
 
 
-class Terminated(BaseException):
-    """The isolated child was asked to stop (SIGTERM from the harness)."""
+@contextmanager
+def sigterm_stops_the_run() -> Iterator[None]:
+    """While a run goes on in this (main) thread, SIGTERM raises Terminated -- a KeyboardInterrupt -- so the run
+    stops as it does on Ctrl-C: the engine stores its partial telemetry and the harness records the run as
+    interrupted. Only where SIGTERM has its default action (another handler is never replaced)."""
+    if not signals_usable() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def _term(signum, frame):
+        raise Terminated("stopped by SIGTERM")
+
+    signal.signal(signal.SIGTERM, _term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def is_timeout(exc: BaseException) -> bool:

@@ -109,7 +109,8 @@ def test_enforce_memory_kills_an_isolated_run_over_its_limit(bench, monkeypatch)
     (rec,) = bench.records()
     assert rec.outcome == "crashed"
     assert rec.extra["cause"].startswith("killed by the harness: process-tree RSS")
-    assert "exceeded the 400 MB limit (--research-enforce-memory)" in rec.extra["cause"]
+    assert "exceeded the 400 MB limit (--research-enforce-memory counts the run" in rec.extra["cause"]
+    assert rec.extra["memory_check"]["run_started"] is True
     assert "memory_over_limit" in rec.extra["reason_codes"]
 
 
