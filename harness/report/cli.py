@@ -24,6 +24,27 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def read_for_output(command: str, out: str, results_dir: str, *, example: str):
+    """For a command that writes `out` from the store: check `out` can be written (before any work), read the
+    store and print what the read skipped, one line per kind. Returns the StoreRead, or None after printing the
+    one-line usage error (the caller exits 2)."""
+    from llm_research_bench.engine.atomic import check_writable
+    from ..run.store import StoreError, read_store
+    try:
+        check_writable(out, example=example)
+    except OSError as e:
+        print(f"{command}: --out {e}", file=sys.stderr)
+        return None
+    try:
+        read = read_store(results_dir)
+    except (StoreError, OSError) as e:
+        print(f"{command}: {e}", file=sys.stderr)
+        return None
+    for line in read.skipped.lines():
+        print(f"{command}: {line}", file=sys.stderr)
+    return read
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(prog="research-bench", description="Tools over the research-bench results store.")

@@ -25,24 +25,14 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     import sys
-    from llm_research_bench.engine.atomic import check_writable
-    from ..run.store import StoreError, read_store
+    from .cli import read_for_output
     if args.fmt == "bencher" and args.direction:
         print("export: --direction applies to github-action-benchmark only (Bencher keeps the direction in its "
               "thresholds)", file=sys.stderr)
         return 2
-    try:
-        check_writable(args.out, example="export.json")
-    except OSError as e:
-        print(f"export: --out {e}", file=sys.stderr)
+    read = read_for_output("export", args.out, args.results_dir, example="export.json")
+    if read is None:
         return 2
-    try:
-        read = read_store(args.results_dir)
-    except (StoreError, OSError) as e:
-        print(f"export: {e}", file=sys.stderr)
-        return 2
-    for line in read.skipped.lines():
-        print(f"export: {line}", file=sys.stderr)
     try:
         doc = export(read.records, args.fmt, direction=args.direction, machine=args.machine,
                      include_neutral=args.include_neutral)

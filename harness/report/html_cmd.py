@@ -25,20 +25,10 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     import sys
-    from llm_research_bench.engine.atomic import check_writable
-    from ..run.store import StoreError, read_store
-    try:
-        check_writable(args.out, example="report.html")
-    except OSError as e:
-        print(f"report: --out {e}", file=sys.stderr)
+    from .cli import read_for_output
+    read = read_for_output("report", args.out, args.results_dir, example="report.html")
+    if read is None:
         return 2
-    try:
-        read = read_store(args.results_dir)
-    except (StoreError, OSError) as e:
-        print(f"report: {e}", file=sys.stderr)
-        return 2
-    for line in read.skipped.lines():
-        print(f"report: {line}", file=sys.stderr)
     records = read.records
     if not records:
         print(f"report: no result records under {args.results_dir}; the page says so (run `make bench` to "
