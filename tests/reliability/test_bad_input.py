@@ -550,6 +550,21 @@ def test_summary_md_a_folder_is_a_usage_error(bench):
     assert r.rc == 4 and "--research-summary-md (ini research_summary_md): " in r.err and "is a folder" in r.err
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("corpus", ["other.json", "fifo.jsonl"])
+def test_a_bad_corpus_in_a_bench_session_is_one_line_not_a_traceback(bench, corpus):
+    f = bench.pytester.path / corpus
+    os.mkfifo(f) if corpus.startswith("fifo") else f.write_text(json.dumps({"a": [1]}))
+    bench.pytester.makeconftest("")                  # the real warm-up: it loads the corpus first, and fails there
+    bench.run_bench()
+    r = clean(_pytest_ran(bench.run("-m", "quick", "--research-corpus", str(f))))
+    assert r.rc == 1
+    fails = [x for x in r.out.splitlines() if x.startswith("bench warm-up: ")]
+    assert len(fails) == 1 and str(f) in fails[0], r.out[-3000:]
+    assert "During handling" not in r.out
+    assert ("not PubMedQA's" if corpus == "other.json" else "is a FIFO") in fails[0]
+
+
 def test_the_session_summary_says_what_the_store_skipped(bench):
     bench.record_bench()
     assert bench.run("-m", "quick").ret == 0

@@ -40,7 +40,8 @@ def test_a_user_error_before_the_run_is_raised_not_recorded(bench, monkeypatch):
     bench.run_bench()
     r = bench.run("-m", "quick")
     assert r.ret == 1
-    r.stdout.fnmatch_lines(["*QuestionError: the question is empty*"])
+    r.stdout.fnmatch_lines(["*: the question is empty: pass the question to research as text"])
+    assert "Traceback" not in r.stdout.str() and "During handling" not in r.stdout.str()
     assert bench.records() == []
 
 
