@@ -270,11 +270,23 @@ def _kept(exc: BaseException) -> str:
     return f"; partial telemetry (success: false) written to {written.path}"
 
 
+def _unexpected(e: BaseException, kept: str = "") -> int:
+    print(f"error: unexpected {type(e).__name__}: {_one_line(e)}{kept} -- this is a bug: please report it "
+          f"({DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
 def _guarded(cmd, a: argparse.Namespace) -> int:
     from .errors import USER_ERRORS
+    from .pipeline import ResearchFailed
     try:
         return cmd(a)
     except USER_ERRORS as e:
+        cause = e.__cause__ if isinstance(e, ResearchFailed) else None
+        if cause is not None and not isinstance(cause, (*USER_ERRORS, OSError, MemoryError)):
+            if os.environ.get(DEBUG_ENV):          # a run that failed on a bug, not on its input or machine
+                raise
+            return _unexpected(cause, _kept(e))
         print(f"error: {_one_line(e)}{_kept(e)}", file=sys.stderr)
         return EXIT_USAGE
     except Terminated as e:                  # (a KeyboardInterrupt: caught first)
@@ -286,9 +298,7 @@ def _guarded(cmd, a: argparse.Namespace) -> int:
     except Exception as e:  # noqa: BLE001 -- the last resort: one line, never a traceback, unless asked for
         if os.environ.get(DEBUG_ENV):
             raise
-        print(f"error: unexpected {type(e).__name__}: {_one_line(e)}{_kept(e)} -- this is a bug: please report it "
-              f"({DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _unexpected(e, _kept(e))
 
 
 if __name__ == "__main__":

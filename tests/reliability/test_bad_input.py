@@ -242,9 +242,19 @@ def test_an_unexpected_error_is_one_line_exit_3_and_keeps_the_partial_telemetry(
     out = tmp_path / "t.json"
     monkeypatch.delenv("RESEARCH_BENCH_DEBUG", raising=False)
     r = engine_cli(capsys, *run_args(corpus_file, "--telemetry-out", out))
-    # A run failure is reported as a failed run (the engine wraps it), with its telemetry kept.
-    one_line(r, r"^error: division by zero; partial telemetry \(success: false\) written to ", 2)
+    one_line(r, r"^error: unexpected ZeroDivisionError: division by zero; partial telemetry \(success: false\) "
+                r"written to .* -- this is a bug: please report it \(RESEARCH_BENCH_DEBUG=1 shows the traceback\)$", 3)
     assert json.loads(out.read_text())["errors"] == ["ZeroDivisionError: division by zero"]
+
+
+def test_a_backend_failure_mid_run_is_a_user_facing_error_exit_2(capsys, scripted, corpus_file, tmp_path):
+    from llm_research_bench.engine.backends import StreamInterrupted
+
+    def cut():
+        raise StreamInterrupted("the Ollama stream ended before done: check the server's log")
+    scripted(cut)
+    r = engine_cli(capsys, *run_args(corpus_file, "--telemetry-out", tmp_path / "t.json"))
+    one_line(r, r"^error: the Ollama stream ended before done: check the server's log; partial telemetry ", 2)
 
 
 BAD_PROFILE_VALUES = [
