@@ -277,28 +277,27 @@ def _unexpected(e: BaseException, kept: str = "") -> int:
 
 
 def _guarded(cmd, a: argparse.Namespace) -> int:
-    from .errors import USER_ERRORS
-    from .pipeline import ResearchFailed
+    """Run a command; every way it can end is one line on stderr and an exit status (EXIT_*)."""
     try:
         return cmd(a)
-    except USER_ERRORS as e:
-        cause = e.__cause__ if isinstance(e, ResearchFailed) else None
-        if cause is not None and not isinstance(cause, (*USER_ERRORS, OSError, MemoryError)):
-            if os.environ.get(DEBUG_ENV):          # a run that failed on a bug, not on its input or machine
-                raise
-            return _unexpected(cause, _kept(e))
-        print(f"error: {_one_line(e)}{_kept(e)}", file=sys.stderr)
-        return EXIT_USAGE
     except Terminated as e:                  # (a KeyboardInterrupt: caught first)
         print(f"stopped by SIGTERM{_kept(e)}", file=sys.stderr)
         return EXIT_TERMINATED
     except KeyboardInterrupt as e:
         print(f"interrupted (Ctrl-C){_kept(e)}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as e:  # noqa: BLE001 -- the last resort: one line, never a traceback, unless asked for
-        if os.environ.get(DEBUG_ENV):
+    except Exception as e:  # noqa: BLE001 -- classified below: one line each, never a traceback unless asked for
+        from .errors import USER_ERRORS
+        from .pipeline import ResearchFailed
+        cause = e.__cause__ if isinstance(e, ResearchFailed) else None
+        user = isinstance(e, USER_ERRORS) and (cause is None or isinstance(cause, (*USER_ERRORS, OSError,
+                                                                                     MemoryError)))
+        if user:
+            print(f"error: {_one_line(e)}{_kept(e)}", file=sys.stderr)
+            return EXIT_USAGE
+        if os.environ.get(DEBUG_ENV):        # a bug (also a run that failed on one): its traceback, on request
             raise
-        return _unexpected(e, _kept(e))
+        return _unexpected(cause or e, _kept(e))
 
 
 if __name__ == "__main__":
