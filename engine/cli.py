@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from .backends import BACKEND_NAMES
-from .deadline import Terminated
+from .deadline import Terminated, stopping_signals
 
 
 EXIT_OK = 0
@@ -238,25 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cmd = {"run": _cmd_run, "profiles": _cmd_profiles, "system": _cmd_system, "validate": _cmd_validate,
            "calibrate": _cmd_calibrate}[a.cmd]
-    with _sigterm_raises():
+    with stopping_signals(sigint=True):       # SIGTERM and Ctrl-C stop a run with its telemetry, never swallowed
         return _guarded(cmd, a)
-
-
-class _sigterm_raises:
-    """While a command runs, SIGTERM raises Terminated in the main thread (the previous handler is restored)."""
-
-    def __enter__(self):
-        def _term(signum, frame):
-            raise Terminated("stopped by SIGTERM")
-        try:
-            self.prev = signal.signal(signal.SIGTERM, _term)
-        except ValueError:          # not the main thread: leave SIGTERM alone
-            self.prev = None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.prev is not None:
-            signal.signal(signal.SIGTERM, self.prev)
 
 
 def _kept(exc: BaseException) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 
 from .request import (CRASHED, FAILED, INTERRUPTED, TIMED_OUT, DEFAULT_RUNNER, RunOutcome, RunRequest, first_line,
                       profile_to_dict)
-from .timeouts import STARTUP_TIMEOUT_S, is_timeout, run_deadline, sigterm_stops_the_run
+from .timeouts import STARTUP_TIMEOUT_S, is_timeout, run_deadline, stopping_signals
 
 CHILD_MODULE = "llm_research_bench.harness.run.child"
 #: After timeout_s the child's own alarm fires; the parent sends SIGTERM this much later, then SIGKILL.
@@ -174,7 +174,7 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
     exc: BaseException | None = None
     # The parent's own deadline covers start-up and the run; the child enforces timeout_s itself.
     try:
-        with sigterm_stops_the_run(), run_deadline(startup_timeout_s + timeout_s + term_grace_s + kill_grace_s + 30,
+        with stopping_signals(), run_deadline(startup_timeout_s + timeout_s + term_grace_s + kill_grace_s + 30,
                                                    own=False):
             while proc.poll() is None:
                 now = time.perf_counter()

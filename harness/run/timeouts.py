@@ -18,7 +18,8 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from llm_research_bench.engine.deadline import RunTimeout, Terminated  # noqa: F401 -- Terminated re-exported
+from llm_research_bench.engine.deadline import RunTimeout, redeliverable
+from llm_research_bench.engine.deadline import Terminated, stopping_signals  # noqa: F401 -- used by run/
 
 #: Seconds a child may take to warm up (an index is built here the first time: ~65 s on 2 cores).
 STARTUP_TIMEOUT_S = 900.0
@@ -26,25 +27,6 @@ STARTUP_TIMEOUT_S = 900.0
 
 class HarnessTimeout(RunTimeout):
     """A run exceeded the timeout the harness enforces (the profile's timeout_s, or a test's own timeout)."""
-
-
-@contextmanager
-def sigterm_stops_the_run() -> Iterator[None]:
-    """While a run goes on in this (main) thread, SIGTERM raises Terminated -- a KeyboardInterrupt -- so the run
-    stops as it does on Ctrl-C: the engine stores its partial telemetry and the harness records the run as
-    interrupted. Only where SIGTERM has its default action (another handler is never replaced)."""
-    if not signals_usable() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-
-    def _term(signum, frame):
-        raise Terminated("stopped by SIGTERM")
-
-    signal.signal(signal.SIGTERM, _term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def is_timeout(exc: BaseException) -> bool:
@@ -65,7 +47,10 @@ class SignalTimer:
         self._installed = False
 
     def _fire(self, signum, frame):
-        raise HarnessTimeout(f"Timeout >{self.seconds:g}s (per-run timeout enforced by the harness)")
+        # redeliverable: fired inside a ctypes callback (llama.cpp's logger, while a model loads) the exception would
+        # be swallowed; within engine.deadline.stopping_signals() the alarm is then delivered again
+        raise redeliverable(HarnessTimeout(f"Timeout >{self.seconds:g}s (per-run timeout enforced by the harness)"),
+                            signum)
 
     def arm(self, seconds: float) -> None:
         if not self._installed:

@@ -224,6 +224,38 @@ def test_sigterm_stores_partial_telemetry_marked_and_exits_143(capsys, scripted,
     assert signal.getsignal(signal.SIGTERM) == before                  # the handler is the CLI's only while it runs
 
 
+def _signal_inside_a_c_callback(sig: int) -> None:
+    """Send `sig` to this process from inside a ctypes callback that C code calls (qsort's comparator), as a signal
+    lands inside llama.cpp's Python log callback while a model loads: Python swallows what a handler raises
+    there. Then go on in Python for a while."""
+    import ctypes
+    libc = ctypes.CDLL(None)
+    cmp_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int))
+    sent = []
+
+    def cmp(a, b):
+        if not sent:
+            sent.append(os.kill(os.getpid(), sig))
+        sum(range(500))
+        return a[0] - b[0]
+    arr = (ctypes.c_int * 2000)(*range(2000, 0, -1))
+    libc.qsort(arr, 2000, ctypes.sizeof(ctypes.c_int), cmp_t(cmp))
+    time.sleep(5)
+
+
+@pytest.mark.parametrize("sig,rc,message", [(signal.SIGTERM, 143, "stopped by SIGTERM"),
+                                            (signal.SIGINT, 130, r"interrupted \(Ctrl-C\)")], ids=["sigterm", "sigint"])
+def test_a_stop_signal_inside_a_c_callback_is_not_swallowed(capsys, scripted, corpus_file, tmp_path, sig, rc,
+                                                            message):
+    scripted(lambda: _signal_inside_a_c_callback(sig))
+    out = tmp_path / "t.json"
+    t0 = time.perf_counter()
+    r = engine_cli(capsys, *run_args(corpus_file, "--telemetry-out", out))
+    one_line(r, rf"^{message}; partial telemetry \(success: false\) written to ", rc)
+    assert time.perf_counter() - t0 < 4                 # stopped, not run to its end
+    assert json.loads(out.read_text())["success"] is False
+
+
 def test_ctrl_c_names_the_partial_telemetry_and_exits_130(capsys, scripted, corpus_file, tmp_path):
     def interrupt():
         raise KeyboardInterrupt
