@@ -83,21 +83,22 @@ def probe_ollama(timeout_s: float = 2.0) -> OllamaStatus:
 
 @dataclass
 class SystemInfo:
-    os: str
-    os_release: str
-    arch: str
-    cpu_model: str
-    cpu_physical: int
-    cpu_logical: int
-    ram_gb: float
+    """The machine's facts; None where a fact could not be read (its reason is in `unreadable`)."""
+    os: str | None
+    os_release: str | None
+    arch: str | None
+    cpu_model: str | None
+    cpu_physical: int | None
+    cpu_logical: int | None
+    ram_gb: float | None
     apple_silicon: bool
     torch_version: str | None
-    mps_available: bool
-    cuda_available: bool
+    mps_available: bool | None
+    cuda_available: bool | None
     cuda_device: str | None
     llama_cpp_version: str | None
     llama_cpp_gpu_offload: bool | None
-    embedded_models: dict[str, bool]
+    embedded_models: dict[str, bool] | None
     ollama: OllamaStatus
     machine_class: str
     python: str = field(default_factory=platform.python_version)
@@ -181,13 +182,13 @@ def detect(probe_ollama_server: bool = True) -> SystemInfo:
     from .backends.registry import installed_models
 
     fact = _Facts()
-    os_name, arch = fact("os", platform.system, ""), fact("arch", platform.machine, "")
-    torch_v, mps, cuda, cuda_dev = fact("torch", _torch_facts, (None, False, False, None))
+    os_name, arch = fact("os", platform.system), fact("arch", platform.machine)
+    torch_v, mps, cuda, cuda_dev = fact("torch", _torch_facts, (None, None, None, None))
     llama_v, offload = fact("llama_cpp", _llama_cpp_facts, (None, None))
-    logical = fact("cpu_logical", lambda: psutil.cpu_count() or 1, 1)
+    logical = fact("cpu_logical", lambda: psutil.cpu_count() or 1)
     ram_gb = fact("ram_gb", lambda: round(psutil.virtual_memory().total / 2**30, 1))
     if probe_ollama_server:
-        ollama = fact("ollama", probe_ollama, None)
+        ollama = fact("ollama", probe_ollama)
     else:
         ollama = OllamaStatus(redact_url(os.environ.get("OLLAMA_HOST", "") or DEFAULT_OLLAMA_HOST), False,
                               error="not probed")
@@ -196,15 +197,15 @@ def detect(probe_ollama_server: bool = True) -> SystemInfo:
     elif ollama.error and ollama.error.startswith("OLLAMA_HOST="):
         fact.unreadable["ollama"] = ollama.error
     return SystemInfo(
-        os=os_name, os_release=fact("os_release", platform.release, ""), arch=arch,
-        cpu_model=fact("cpu_model", cpu_model, ""), cpu_physical=fact("cpu_physical", physical_cores, 1),
-        cpu_logical=logical, ram_gb=ram_gb, apple_silicon=(os_name == "Darwin" and arch == "arm64"),
+        os=os_name, os_release=fact("os_release", platform.release), arch=arch, cpu_model=fact("cpu_model", cpu_model),
+        cpu_physical=fact("cpu_physical", physical_cores), cpu_logical=logical, ram_gb=ram_gb,
+        apple_silicon=(os_name == "Darwin" and arch == "arm64"),
         torch_version=torch_v, mps_available=mps, cuda_available=cuda, cuda_device=cuda_dev,
         llama_cpp_version=llama_v, llama_cpp_gpu_offload=offload,
-        embedded_models=fact("embedded_models", installed_models, {}),
+        embedded_models=fact("embedded_models", installed_models),
         ollama=ollama,
-        machine_class=fact("machine_class", lambda: machine_class(os_name, arch, logical, ram_gb or 0.0, cuda),
-                           "unknown"),
+        machine_class=fact("machine_class", lambda: machine_class(os_name or "", arch or "", logical or 1,
+                                                                  ram_gb or 0.0, bool(cuda)), "unknown"),
         unreadable=fact.unreadable,
     )
 

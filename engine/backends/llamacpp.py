@@ -41,7 +41,10 @@ def gguf_context_length(path: Path) -> int | None:
         return struct.unpack(fmt, data)[0]
 
     def string() -> str:
-        return fh.read(read("<Q")).decode("utf-8", "replace")
+        n = read("<Q")
+        if n > 1 << 20:                              # a key or name is short: this is not a GGUF header
+            raise ValueError("string too long")
+        return fh.read(n).decode("utf-8", "replace")
 
     def skip(vtype: int) -> None:
         if vtype in _GGUF_SCALARS:
@@ -74,7 +77,7 @@ def gguf_context_length(path: Path) -> int | None:
                     skip(vtype)
                 if arch and f"{arch}.context_length" in lengths:
                     return int(lengths[f"{arch}.context_length"])
-    except (OSError, EOFError, ValueError, UnicodeDecodeError):
+    except (OSError, EOFError, ValueError, OverflowError, MemoryError):     # not a header we can read: no check
         return None
     return int(next(iter(lengths.values()))) if len(lengths) == 1 else None
 

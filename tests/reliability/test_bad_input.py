@@ -173,6 +173,20 @@ def test_malformed_ollama_host_on_the_ollama_backend_is_one_clear_error(capsys, 
              r"^error: OLLAMA_HOST=.* is not a valid host\[:port\].*set it like 127\.0\.0\.1:11434", 2)
 
 
+def test_a_system_fact_that_cannot_be_read_is_null_with_its_reason(monkeypatch):
+    from llm_research_bench.engine import system
+
+    def broken():
+        raise OSError("/proc/cpuinfo: permission denied")
+    monkeypatch.setattr(system, "cpu_model", broken)
+    monkeypatch.setattr(system.psutil, "virtual_memory", broken)
+    info = system.detect(probe_ollama_server=False).as_dict()
+    assert info["cpu_model"] is None and info["ram_gb"] is None
+    assert info["unreadable"] == {"cpu_model": "OSError: /proc/cpuinfo: permission denied",
+                                  "ram_gb": "OSError: /proc/cpuinfo: permission denied"}
+    assert system.current_machine_class() == "unknown"        # budgets fall back to the reference class
+
+
 @pytest.mark.parametrize("question", ["Is \udcff ok?", "\udce9t\udce9?", "caf\ud800"])
 def test_a_question_that_is_not_utf8_is_refused_before_the_run(capsys, scripted, corpus_file, tmp_path, question):
     r = engine_cli(capsys, "run", question, "--closed-book", "--corpus", corpus_file, "--telemetry-out",
@@ -321,6 +335,16 @@ def test_context_above_the_models_trained_context_is_refused_before_loading(caps
     one_line(r, r"^error: the profile's context_window 16,384 is larger than the 8,192-token context "
                 r"smollm2-135m was trained on: set context_window <= 8,192", 2)
     assert json.loads((tmp_path / "t.json").read_text())["success"] is False
+
+
+def test_the_trained_context_is_read_from_the_gguf_header_and_garbage_gives_none(tmp_path):
+    from llm_research_bench.engine.backends.llamacpp import gguf_context_length
+    from llm_research_bench.engine.backends.registry import resolve_model
+    assert gguf_context_length(resolve_model("smollm2-135m")[0]) == 8192
+    assert gguf_context_length(resolve_model("gemma3-270m")[0]) == 32768
+    for i, junk in enumerate([b"", b"GGUF", b"GGUF\x03\x00\x00\x00" + b"\xff" * 64, os.urandom(4096)]):
+        (tmp_path / f"{i}.gguf").write_bytes(junk)
+        assert gguf_context_length(tmp_path / f"{i}.gguf") is None
 
 
 @pytest.mark.parametrize("kind", ["folder", "fifo", "binary", "missing"])
