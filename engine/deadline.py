@@ -11,9 +11,9 @@ on Ctrl-C, and the pipeline stores its partial telemetry, marked.
 
 Python runs a signal handler wherever the main thread is; when that is a ctypes callback (llama.cpp calls its
 Python log callback many times while it loads a model) or a `__del__`, the exception the handler raises is only
-*reported* as unraisable and swallowed, and the run goes on as if no signal had come. Exceptions marked with
-`redeliverable(exc, signum)` are therefore delivered again while `stopping_signals()` is active, until one lands
-in ordinary Python code and stops the run."""
+*reported* as unraisable and swallowed, and the run goes on as if no signal had come. A handler that raises with
+`raise_stop(exc, signum)` (SIGTERM's and Ctrl-C's here, the harness's timeout alarm) therefore has its signal
+delivered again while `stopping_signals()` is active, until it lands in ordinary Python code and stops the run."""
 from __future__ import annotations
 
 import signal
@@ -41,8 +41,21 @@ def redeliverable(exc: BaseException, signum: int) -> BaseException:
     return exc
 
 
+def raise_stop(exc: BaseException, signum: int) -> None:
+    """For a signal handler: raise `exc` (a timeout, a stop) so that it stops the run, marked redeliverable. Inside
+    stopping_signals()'s own unraisable hook it asks for the signal again instead: raising there would be
+    swallowed too."""
+    if _IN_HOOK.depth and _ACTIVE:
+        _ACTIVE[-1].want = signum        # the hook's own wake.set() sends it again (no lock taken: the hook may
+        return                           # hold the Event's lock right now)
+    raise redeliverable(exc, signum)
+
+
 class _IN_HOOK:
     depth = 0        # > 0 while an unraisable hook of stopping_signals() runs (in the main thread)
+
+
+_ACTIVE: list["_Stops"] = []           # the stopping_signals() contexts now open, innermost last
 
 
 class _Stops:
@@ -85,15 +98,6 @@ class _Stops:
                 _IN_HOOK.depth -= 1
         return hook
 
-    def should_raise(self, signum: int) -> bool:
-        """Called by a handler: raise now? Not once the context is closing; not inside the hook (resend instead)."""
-        if not self.active:
-            return False
-        if _IN_HOOK.depth:              # (any context's hook: they may be nested)
-            self.want = signum           # the hook's own wake.set() sends it again (no lock taken here: the
-            return False                 # hook may hold the Event's lock right now)
-        return True
-
     def close(self) -> None:
         with self.lock:
             self.active = False
@@ -112,12 +116,12 @@ def stopping_signals(*, sigint: bool = False) -> Iterator[None]:
     installed: dict[int, object] = {}
 
     def on_term(signum, frame):
-        if state.should_raise(signum):
-            raise redeliverable(Terminated("stopped by SIGTERM"), signum)
+        if state.active:                # (once closing, a resent stop is absorbed)
+            raise_stop(Terminated("stopped by SIGTERM"), signum)
 
     def on_int(signum, frame):
-        if state.should_raise(signum):
-            raise redeliverable(KeyboardInterrupt(), signum)
+        if state.active:
+            raise_stop(KeyboardInterrupt(), signum)
 
     wanted = [(signal.SIGTERM, on_term, signal.SIG_DFL)]
     if sigint:
@@ -127,10 +131,12 @@ def stopping_signals(*, sigint: bool = False) -> Iterator[None]:
             installed[signum] = signal.signal(signum, handler)
     previous_hook = sys.unraisablehook
     sys.unraisablehook = state.hook(previous_hook)
+    _ACTIVE.append(state)
     try:
         yield
     finally:
         state.close()               # no resend from here on; one already sent is absorbed by our handlers
+        _ACTIVE.remove(state)
         sys.unraisablehook = previous_hook
         for signum, prev in installed.items():
             signal.signal(signum, prev)
