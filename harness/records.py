@@ -160,6 +160,8 @@ def _schema_type_ok(v: Any, declared: Any) -> bool:
         return True
     if isinstance(v, bool):
         return bool in allowed
+    if isinstance(v, float) and "integer" in names and v.is_integer():
+        return True                      # as JSON Schema reads it: 5.0 is an integer
     return isinstance(v, allowed)
 
 
