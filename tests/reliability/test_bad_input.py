@@ -647,12 +647,14 @@ def test_the_session_summary_says_what_the_store_skipped(bench):
     d = next(bench.results.rglob("*.json")).parent
     (d / "zz.json").write_text("{")
     os.mkfifo(d / "zz-fifo.json")
-    r = clean(_pytest_ran(bench.run("-m", "quick", "--research-compare")))
+    md = bench.pytester.path / "summary.md"
+    r = clean(_pytest_ran(bench.run("-m", "quick", "--research-compare", "--research-summary-md", str(md))))
     assert r.rc == 0
     lines = [x for x in r.out.splitlines() if x.startswith("results store: skipped")]
     assert len(lines) == 2, r.out[-3000:]
     assert "damaged file that is not a record" in lines[0] and "non-regular file named *.json" in lines[1]
     assert "StoreWarning" not in r.out
+    assert "### Results store" in md.read_text() and md.read_text().count("- skipped 1 ") == 2
 
 
 # -- isolated runs: memory counted for the run --------------------------------------------------------------------------
