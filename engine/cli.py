@@ -1,4 +1,10 @@
-"""Command line: `python -m engine run|profiles|system|validate|calibrate`."""
+"""Command line: `python -m engine run|profiles|system|validate|calibrate`.
+
+Every way a command can end is one line on stderr and a documented exit status (EXIT_*): no traceback for any
+input. A run's work is never lost to its end: the answer is printed and the telemetry written (or written to a
+fallback file the message names); Ctrl-C and SIGTERM store the partial telemetry, marked (success false, the
+signal in `errors`), before exiting 130 / 143.
+"""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +17,21 @@ from pathlib import Path
 from tabulate import tabulate
 
 from .backends import BACKEND_NAMES
+from .deadline import RunTimeout, Terminated, stopping_signals
+
+
+EXIT_OK = 0
+EXIT_INVALID = 1        # validate: the document breaks the schema
+EXIT_USAGE = 2          # a user error (option, profile, corpus, question, model, server, output path, failed run)
+EXIT_INTERNAL = 3       # an unexpected error: a bug (RESEARCH_BENCH_DEBUG=1 shows its traceback)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143   # SIGTERM (128 + SIGTERM)
+DEBUG_ENV = "RESEARCH_BENCH_DEBUG"
+MAX_VALIDATE_BYTES = 64 << 20
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 class _Progress:
@@ -71,11 +92,15 @@ class _Progress:
 def _cmd_run(a: argparse.Namespace) -> int:
     from . import research
     progress = _Progress(quiet=a.quiet or not sys.stderr.isatty())
-    session = research(a.question, profile=a.profile, backend=a.backend, model=a.model, corpus=a.corpus,
-                       profiles_file=a.profiles_file, early_exit=not a.no_early_exit, retrieval=not a.closed_book,
-                       strategy="single_shot" if a.single_shot else "progressive", answer_type=a.answer_type,
-                       store_text=a.store_text, telemetry_out=a.telemetry_out, on_event=progress)
-    progress.done()
+    try:
+        session = research(a.question, profile=a.profile, backend=a.backend, model=a.model, corpus=a.corpus,
+                           profiles_file=a.profiles_file, early_exit=not a.no_early_exit,
+                           retrieval=not a.closed_book,
+                           strategy="single_shot" if a.single_shot else "progressive", answer_type=a.answer_type,
+                           store_text=a.store_text, telemetry_out=a.telemetry_out,
+                           on_event=progress)
+    finally:
+        progress.done()          # clear the status line, so that any message below stands on its own line
     tel = session.telemetry
     m = tel["metrics"]
     print("\nAnswer:")
@@ -103,9 +128,13 @@ def _cmd_run(a: argparse.Namespace) -> int:
           f"{m['tokens_generated']} tokens, decode {m['decode_tokens_per_second'] or 0:.0f} tok/s, "
           f"TTFT {m['ttft_s'] or 0:.2f} s, peak {m['memory_peak_mb'] or 0:.0f} MB, {m['claims']} claims, "
           f"{m['valid_citations']}/{m['citations']} citations valid, {grounded}, stop: {ee['reason']}")
-    if a.telemetry_out:
-        print(f"telemetry: {a.telemetry_out}")
-    return 0
+    written = session.telemetry_written
+    if written is not None and written.note:
+        print(f"error: {written.note}", file=sys.stderr)
+        return EXIT_USAGE
+    if written is not None:
+        print(f"telemetry: {written.path}")
+    return EXIT_OK
 
 
 def _cmd_profiles(a: argparse.Namespace) -> int:
@@ -142,18 +171,27 @@ def _cmd_system(a: argparse.Namespace) -> int:
 
 
 def _cmd_validate(a: argparse.Namespace) -> int:
+    from .atomic import read_regular
     from .telemetry import validation_errors
+    fix = "give a telemetry JSON file (as written by `run --telemetry-out`)"
     try:
-        doc = json.loads(Path(a.file).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        print(f"error: {a.file}: {e}", file=sys.stderr)
-        return 2
+        doc = json.loads(read_regular(a.file, max_bytes=MAX_VALIDATE_BYTES).decode("utf-8"))
+    except UnicodeDecodeError as e:
+        print(f"error: {a.file}: not UTF-8 JSON text ({e.reason} at byte {e.start}): {fix}", file=sys.stderr)
+        return EXIT_USAGE
+    except json.JSONDecodeError as e:
+        print(f"error: {a.file}: not JSON (line {e.lineno}, column {e.colno}: {e.msg}): {fix}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        why = e.strerror if e.strerror else _one_line(e).replace(f"{a.file} ", "", 1)
+        print(f"error: {a.file}: cannot be read ({why}): {fix}", file=sys.stderr)
+        return EXIT_USAGE
     errs = validation_errors(doc)
     for e in errs:
         print(f"{a.file}: {e}", file=sys.stderr)
     if not errs:
         print(f"{a.file}: valid (schema_version {doc.get('schema_version')})")
-    return 1 if errs else 0
+    return EXIT_INVALID if errs else EXIT_OK
 
 
 def _cmd_calibrate(a: argparse.Namespace) -> int:
@@ -214,21 +252,54 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--question", default=DEFAULT_Q)
     a = ap.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from .deadline import RunTimeout
-    from .errors import USER_ERRORS
+    cmd = {"run": _cmd_run, "profiles": _cmd_profiles, "system": _cmd_system, "validate": _cmd_validate,
+           "calibrate": _cmd_calibrate}[a.cmd]
+    with stopping_signals(sigint=True):       # SIGTERM and Ctrl-C stop a run with its telemetry, never swallowed
+        return _guarded(cmd, a)
+
+
+def _kept(exc: BaseException) -> str:
+    """What the message says about the telemetry a failed or stopped run kept."""
+    from .pipeline import ResearchFailed
+    written = exc.telemetry_written if isinstance(exc, ResearchFailed) else getattr(exc, "research_telemetry_written", None)
+    if written is None:
+        return ""
+    if written.note:
+        return f"; {written.note}"
+    return f"; partial telemetry (success: false) written to {written.path}"
+
+
+def _unexpected(e: BaseException, kept: str = "") -> int:
+    print(f"error: unexpected {type(e).__name__}: {_one_line(e)}{kept} -- this is a bug: please report it "
+          f"({DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _guarded(cmd, a: argparse.Namespace) -> int:
+    """Run a command; every way it can end is one line on stderr and an exit status (EXIT_*)."""
     try:
-        return {"run": _cmd_run, "profiles": _cmd_profiles, "system": _cmd_system, "validate": _cmd_validate,
-                "calibrate": _cmd_calibrate}[a.cmd](a)
-    except USER_ERRORS as e:
-        print(f"\nerror: {e}", file=sys.stderr)
-        return 2
-    except RunTimeout as e:     # the engine stopped the run at its profile's timeout_s
-        out = getattr(a, "telemetry_out", None)
-        print(f"\nerror: {e}" + (f" (partial telemetry, timed_out: true: {out})" if out else ""), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
+        return cmd(a)
+    except Terminated as e:                  # (a KeyboardInterrupt: caught first)
+        print(f"stopped by SIGTERM{_kept(e)}", file=sys.stderr)
+        return EXIT_TERMINATED
+    except KeyboardInterrupt as e:
+        print(f"interrupted (Ctrl-C){_kept(e)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except RunTimeout as e:                  # the engine stopped the run at its profile's timeout_s
+        print(f"error: {_one_line(e)}{_kept(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as e:  # noqa: BLE001 -- classified below: one line each, never a traceback unless asked for
+        from .errors import USER_ERRORS
+        from .pipeline import ResearchFailed
+        cause = e.__cause__ if isinstance(e, ResearchFailed) else None
+        user = isinstance(e, USER_ERRORS) and (cause is None or isinstance(cause, (*USER_ERRORS, OSError,
+                                                                                     MemoryError)))
+        if user:
+            print(f"error: {_one_line(e)}{_kept(e)}", file=sys.stderr)
+            return EXIT_USAGE
+        if os.environ.get(DEBUG_ENV):        # a bug (also a run that failed on one): its traceback, on request
+            raise
+        return _unexpected(cause or e, _kept(e))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .atomic import open_regular, read_regular
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PUBMEDQA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pubmedqa" / "ori_pqal.json"
@@ -71,14 +73,29 @@ class Corpus:
         return Corpus([p for p in self.passages if p.id in keep], qs, self.source, self.format + ":slice")
 
 
+#: A JSON corpus is read whole; anything larger is refused with a message instead of costing the memory.
+MAX_JSON_CORPUS_BYTES = 1 << 30
+_OWN_FORMAT = ("for your own passages use a .jsonl file, or a folder with passages.jsonl, of one "
+               "{\"id\": ..., \"text\": ...} object per line")
+
+
 def _skip(skipped: dict[str, int], reason: str, where: str) -> None:
     skipped[reason] = skipped.get(reason, 0) + 1
-    log.warning("corpus: skipped %s (%s)", where, reason)
+    log.debug("corpus: skipped %s (%s)", where, reason)    # one summary line per corpus is logged at warning level
+
+
+def _unreadable(path: Path, e: OSError) -> CorpusError:
+    why = e.strerror if e.strerror else " ".join(str(e).split()).replace(f"{path} ", "", 1)
+    return CorpusError(f"{path}: cannot be read ({why}): pass a corpus file or folder (--corpus)")
 
 
 def _read_jsonl(path: Path, skipped: dict[str, int]) -> list[dict]:
     rows = []
-    with open(path, "rb") as fh:
+    try:
+        fh = open_regular(path)
+    except OSError as e:
+        raise _unreadable(path, e) from None
+    with fh:
         for n, raw in enumerate(fh, 1):
             if not raw.strip():
                 continue
@@ -138,14 +155,18 @@ def _questions_from_rows(rows: list[dict], path: Path, skipped: dict[str, int]) 
 
 def _load_pubmedqa(path: Path) -> Corpus:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(read_regular(path, max_bytes=MAX_JSON_CORPUS_BYTES).decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise CorpusError(f"{path}: not UTF-8 ({e}); re-save the file as UTF-8") from None
+        raise CorpusError(f"{path}: not UTF-8 ({e.reason} at byte {e.start}): re-save the file as UTF-8") from None
     except json.JSONDecodeError as e:
         raise CorpusError(f"{path}: not valid JSON (line {e.lineno}: {e.msg}); expected PubMedQA's "
-                          f"ori_pqal.json or a folder with passages.jsonl") from None
-    if not isinstance(data, dict):
-        raise CorpusError(f"{path}: expected an object keyed by PMID (PubMedQA ori_pqal.json)")
+                          f"ori_pqal.json, or {_OWN_FORMAT}") from None
+    except OSError as e:
+        raise _unreadable(path, e) from None
+    pubmedqa = isinstance(data, dict) and any(isinstance(r, dict) and "CONTEXTS" in r for r in data.values())
+    if not pubmedqa:
+        raise CorpusError(f"{path}: JSON, but not PubMedQA's ori_pqal.json format (an object keyed by PMID whose "
+                          f"records hold QUESTION and CONTEXTS): {_OWN_FORMAT}")
     passages, questions, skipped = [], [], {}
     for pmid, rec in data.items():
         if not isinstance(rec, dict) or not isinstance(rec.get("CONTEXTS"), list):

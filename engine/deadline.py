@@ -1,18 +1,32 @@
-"""Run deadlines: the exception that stops a run at its timeout, and the deadline the engine enforces itself.
+"""Run deadlines and stops: the exceptions that stop a run at its timeout, at SIGTERM or at Ctrl-C, and the one
+place that turns those signals into exceptions that really stop the run.
 
 `RunTimeout` is a BaseException (like KeyboardInterrupt), so nothing inside the engine swallows it. The engine
-raises it itself when a run passes its profile's timeout_s (`Deadline.check`); a harness that enforces its own
-timeout (a signal timer, a test runner's timeout) raises a subclass of it. Either way the pipeline recognises it
-by type and marks the run's partial telemetry `timed_out: true`.
+raises it itself when a run passes its profile's timeout_s; a harness that enforces its own timeout (a signal
+timer, a test runner's timeout) raises a subclass of it. Either way the pipeline recognises it by type and marks
+the run's partial telemetry `timed_out: true`.
 
 `Deadline(seconds, clock=time.monotonic)` is pure logic over an injected clock: the pipeline checks it between
 phases and evidence batches and between streamed tokens; a backend bounds what it cannot interrupt token by
 token with it (llama.cpp aborts a long prompt evaluation through its abort callback, Ollama's read timeout never
-outlasts it). `extend(s)` moves it by `s` seconds (a one-time index build is not research time)."""
+outlasts it). `extend(s)` moves it by `s` seconds (a one-time index build is not research time).
+
+`Terminated` (a KeyboardInterrupt) is what SIGTERM raises inside `stopping_signals()`: the run stops exactly as
+on Ctrl-C, and the pipeline stores its partial telemetry, marked.
+
+Python runs a signal handler wherever the main thread is; when that is a ctypes callback (llama.cpp calls its
+Python log callback many times while it loads a model) or a `__del__`, the exception the handler raises is only
+*reported* as unraisable and swallowed, and the run goes on as if no signal had come. A handler that raises with
+`raise_stop(exc, signum)` (SIGTERM's and Ctrl-C's here, the harness's timeout alarm) therefore has its signal
+delivered again while `stopping_signals()` is active, until it lands in ordinary Python code and stops the run."""
 from __future__ import annotations
 
+import signal
+import sys
+import threading
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 
 class RunTimeout(BaseException):
@@ -52,3 +66,117 @@ class Deadline:
         """Raise RunTimeout when the deadline has passed; `where` names the point the run had reached."""
         if self.expired():
             raise self.error(where)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived during a run. Raised in the main thread by `stopping_signals()` (the engine CLI, the
+    harness), it stops the run the way Ctrl-C does: the pipeline stores the partial telemetry (success false, the
+    signal in `errors`) before it propagates."""
+
+
+def redeliverable(exc: BaseException, signum: int) -> BaseException:
+    """Mark an exception a signal handler raises: if Python swallows it (raised inside a ctypes callback or a
+    `__del__`), the signal is sent again while `stopping_signals()` is active."""
+    exc.redeliver_signal = signum  # type: ignore[attr-defined]
+    return exc
+
+
+def raise_stop(exc: BaseException, signum: int) -> None:
+    """For a signal handler: raise `exc` (a timeout, a stop) so that it stops the run, marked redeliverable. Inside
+    stopping_signals()'s own unraisable hook it asks for the signal again instead: raising there would be
+    swallowed too."""
+    if _IN_HOOK.depth and _ACTIVE:
+        _ACTIVE[-1].want = signum        # the hook's own wake.set() sends it again (no lock taken: the hook may
+        return                           # hold the Event's lock right now)
+    raise redeliverable(exc, signum)
+
+
+class _IN_HOOK:
+    depth = 0        # > 0 while an unraisable hook of stopping_signals() runs (in the main thread)
+
+
+_ACTIVE: list["_Stops"] = []           # the stopping_signals() contexts now open, innermost last
+
+
+class _Stops:
+    """The state of one `stopping_signals()`. A stop swallowed as unraisable is handed to one resender thread,
+    which sends the signal again ~10 ms later (at most one pending: two would raise twice, the second time inside
+    the pipeline's failure path while it saves the telemetry). A handler that fires inside the unraisable hook
+    itself only asks for another resend (raising there would be swallowed again)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active = True
+        self.want: int | None = None
+        self.wake = threading.Event()
+        self.thread = threading.Thread(target=self._resend, name="stopping-signals", daemon=True)
+        self.thread.start()
+
+    def _resend(self) -> None:
+        main = threading.main_thread().ident
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            time.sleep(0.01)             # let the main thread leave the hook and the C call that swallowed it
+            with self.lock:
+                if not self.active:
+                    return
+                signum, self.want = self.want, None
+            if signum is not None:
+                signal.pthread_kill(main, signum)
+
+    def hook(self, previous):
+        def hook(unraisable) -> None:
+            signum = getattr(unraisable.exc_value, "redeliver_signal", None)
+            if signum is None:
+                return previous(unraisable)
+            _IN_HOOK.depth += 1
+            try:
+                self.want = signum
+                self.wake.set()
+            finally:
+                _IN_HOOK.depth -= 1
+        return hook
+
+    def close(self) -> None:
+        with self.lock:
+            self.active = False
+        self.wake.set()
+
+
+@contextmanager
+def stopping_signals(*, sigint: bool = False) -> Iterator[None]:
+    """While inside: SIGTERM raises Terminated (and, with `sigint`, Ctrl-C raises KeyboardInterrupt) so that the
+    run stops with its partial telemetry stored; a swallowed stop is delivered again (see the module's note).
+    Only in the main thread, and only over a signal's default action (a handler of someone else's is kept)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_kill"):
+        yield
+        return
+    state = _Stops()
+    installed: dict[int, object] = {}
+
+    def on_term(signum, frame):
+        if state.active:                # (once closing, a resent stop is absorbed)
+            raise_stop(Terminated("stopped by SIGTERM"), signum)
+
+    def on_int(signum, frame):
+        if state.active:
+            raise_stop(KeyboardInterrupt(), signum)
+
+    wanted = [(signal.SIGTERM, on_term, signal.SIG_DFL)]
+    if sigint:
+        wanted.append((signal.SIGINT, on_int, signal.default_int_handler))
+    for signum, handler, default in wanted:
+        if signal.getsignal(signum) is default:
+            installed[signum] = signal.signal(signum, handler)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = state.hook(previous_hook)
+    _ACTIVE.append(state)
+    try:
+        yield
+    finally:
+        state.close()               # no resend from here on; one already sent is absorbed by our handlers
+        _ACTIVE.remove(state)
+        sys.unraisablehook = previous_hook
+        for signum, prev in installed.items():
+            signal.signal(signum, prev)

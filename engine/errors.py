@@ -4,5 +4,7 @@ from .corpus import CorpusError
 from .embed import EmbeddingError
 from .pipeline import QuestionError, ResearchFailed
 from .profiles import ProfileError
+from .telemetry import TelemetryPathError
 
-USER_ERRORS = (ProfileError, CorpusError, QuestionError, BackendError, EmbeddingError, ResearchFailed)
+USER_ERRORS = (ProfileError, CorpusError, QuestionError, BackendError, EmbeddingError, ResearchFailed,
+               TelemetryPathError)

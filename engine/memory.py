@@ -145,10 +145,14 @@ def is_ollama_server(name: str, cmdline: list[str]) -> bool:
 
 def find_ollama_server_pids(host: str | None = None) -> list[int]:
     """PIDs of local `ollama serve` processes, when the Ollama host is this machine (their trees belong to the
-    run); none for a remote host. `host` defaults to $OLLAMA_HOST as the client resolves it."""
+    run); none for a remote host or a malformed $OLLAMA_HOST (creating the backend then says what is wrong with it).
+    `host` defaults to $OLLAMA_HOST as the client resolves it."""
     if host is None:
-        from .system import ollama_host
-        host = ollama_host()
+        from .system import HostError, ollama_host
+        try:
+            host = ollama_host()
+        except HostError:
+            return []
     if not _local_host(host):
         return []
     pids = []

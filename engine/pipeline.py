@@ -19,7 +19,6 @@ from typing import Callable
 import numpy as np
 
 from . import prompts
-from .atomic import write_json
 from .backends import BACKEND_NAMES, Backend, BackendError, Message, make_backend
 from .batching import AdaptiveBatchSizer
 from .claims import (CitationResolver, Claim, ClaimStreamParser, answer_sentences, citation_counts,
@@ -50,11 +49,13 @@ class QuestionError(ValueError):
 
 
 class ResearchFailed(RuntimeError):
-    """The run started but failed; `.telemetry` holds everything measured up to the failure."""
+    """The run started but failed; `.telemetry` holds everything measured up to the failure, and
+    `.telemetry_written` says where telemetry_out went (when asked for)."""
 
-    def __init__(self, message: str, telemetry: dict):
+    def __init__(self, message: str, telemetry: dict, telemetry_written: "telemetry.Written | None" = None):
         super().__init__(message)
         self.telemetry = telemetry
+        self.telemetry_written = telemetry_written
 
 
 class PhaseClock:
@@ -96,6 +97,7 @@ class ResearchSession:
     sources: dict[int, str]                 # label -> passage id, for every passage that was in context
     telemetry: dict
     passages: dict[str, Passage] = field(default_factory=dict)
+    telemetry_written: telemetry.Written | None = None      # where telemetry_out went (a fallback says why)
 
     @property
     def success(self) -> bool:
@@ -114,6 +116,10 @@ def _check_question(question: str) -> str:
     if not isinstance(question, str) or not question.strip():
         raise QuestionError("the question is empty: pass the question to research as text")
     q = " ".join(question.split())
+    bad = next((i for i, c in enumerate(q) if 0xD800 <= ord(c) <= 0xDFFF), None)
+    if bad is not None:      # bytes that were not UTF-8 (a shell passes them through as lone surrogates)
+        raise QuestionError(f"the question is not valid UTF-8 text (an undecodable byte at character {bad + 1}): "
+                            f"type it again, or convert its file to UTF-8 (e.g. iconv -t UTF-8)")
     if len(q) > MAX_QUESTION_CHARS:
         raise QuestionError(f"the question is {len(q):,} characters; the limit is {MAX_QUESTION_CHARS:,}: "
                             f"shorten it to the question itself")
@@ -216,6 +222,8 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
         a_type, a_source = resolve_answer_type(q, answer_type)
     except ValueError as e:
         raise QuestionError(f"{e}: pass --answer-type auto, polar or open") from None
+    if telemetry_out:
+        telemetry.check_destination(telemetry_out)      # before the run: never lose a run's telemetry at its end
     backend_name = backend if isinstance(backend, str) else backend.name
     if isinstance(backend, str) and backend not in BACKEND_NAMES:
         raise BackendError(f"unknown backend '{backend}': use {' or '.join(BACKEND_NAMES)}")
@@ -259,22 +267,22 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
             run.early_exit = {"triggered": False, "batch": len(run.batches) if in_batch else None, "reason": "timeout"}
         tel = telemetry.build(_facts(run, early_exit), system=system_info, store_text=store_text, success=False,
                               timed_out=isinstance(exc, RunTimeout))
-        if telemetry_out:
-            write_json(telemetry_out, tel)
+        written = telemetry.write(telemetry_out, tel) if telemetry_out else None
         if own_backend and run.backend is not None:
             run.backend.close()
         if isinstance(exc, Exception):
-            raise ResearchFailed(msg, tel) from exc
+            raise ResearchFailed(msg, tel, written) from exc
         exc.research_telemetry = tel  # type: ignore[attr-defined]
+        exc.research_telemetry_written = written  # type: ignore[attr-defined]
         raise
     tel = telemetry.build(_facts(run, early_exit), system=system_info, store_text=store_text, success=True)
-    if telemetry_out:
-        write_json(telemetry_out, tel)
+    written = telemetry.write(telemetry_out, tel) if telemetry_out else None
     if own_backend:
         run.backend.close()
     in_context = run.resolver.ids
     passages = {p.id: p for p in corp.passages if p.id in in_context}
-    return ResearchSession(q, run.answer, run.decision, run.claims, dict(run.resolver.labels), tel, passages)
+    return ResearchSession(q, run.answer, run.decision, run.claims, dict(run.resolver.labels), tel, passages,
+                           written)
 
 
 def _generate(run: _Run, messages: list[Message], *, max_tokens: int, prefill: str, kind: str,

@@ -1,15 +1,20 @@
 """Research profiles: loaded from the built-in TOML, optionally overlaid by a user's TOML file.
 
-Every problem in a profile file is reported as one ProfileError naming the file, the profile and the key.
+Every problem in a profile file is reported as one ProfileError naming the file, the profile and the key. Every
+number is finite and in range (RANGES): a timeout of `inf`, a threshold of `nan` or a context of 10^13 tokens is
+refused here; a context larger than the model's trained context is refused when the model loads (the backend
+reads it from the model file).
 """
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import read_regular
 from .backends import BACKEND_NAMES
 
 BUILTIN_FILE = Path(__file__).with_name("profiles.toml")
@@ -77,6 +82,17 @@ class Profile:
         return Profile(**data)
 
 
+#: Ranges of the numbers in a profile (integers not listed: 1..MAX_COUNT): far beyond any useful value, and well
+#: inside what the runtimes accept (llama.cpp takes 32-bit counts; timers overflow on huge seconds).
+MAX_CONTEXT = 1_048_576            # tokens (2^20); the model's trained context is checked when it loads
+MAX_COUNT = 1_048_576
+MAX_SECONDS = 86_400.0             # one day
+MAX_MEMORY_MB = 16_777_216.0       # 16 TiB
+RANGES: dict[str, tuple[float, float]] = {
+    "context_window": (512, MAX_CONTEXT), "timeout_s": (0.0, MAX_SECONDS), "novelty_threshold": (0.0, 1.0),
+    "citation_floor": (0.0, 1.0), "time_s": (0.0, MAX_SECONDS), "memory_mb": (0.0, MAX_MEMORY_MB),
+}
+
 _INT_KEYS = ("context_window", "batch_size", "min_batch_size", "max_batch_size", "ef_search", "retrieve_k",
              "max_tokens", "claim_tokens", "synthesis_tokens")
 _NUM_KEYS = ("timeout_s", "novelty_threshold", "citation_floor")
@@ -85,20 +101,28 @@ _KNOWN = set(_REQUIRED) | {"description"}
 
 
 def _check_int(v: Any, *, where: dict, key: str, minimum: int = 1) -> int:
+    lo, hi = RANGES.get(key, (minimum, MAX_COUNT))
     if isinstance(v, bool) or not isinstance(v, int):
         raise ProfileError(f"must be an integer, got {type(v).__name__} {v!r}", key=key, **where)
-    if v < minimum:
-        raise ProfileError(f"must be >= {minimum}, got {v}", key=key, **where)
+    if not lo <= v <= hi:
+        raise ProfileError(f"must be between {lo:,.0f} and {hi:,.0f}, got {v:,}", key=key, **where)
     return v
 
 
 def _check_num(v: Any, *, where: dict, key: str, lo: float = 0.0, hi: float | None = None,
                strict: bool = True) -> float:
+    """A finite number in [lo, hi] (lo excluded when `strict`); the range of `key` comes from RANGES."""
+    short = key.rsplit(".", 1)[-1]
+    if short in RANGES:
+        lo, hi = RANGES[short]
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ProfileError(f"must be a number, got {type(v).__name__} {v!r}", key=key, **where)
+    if not math.isfinite(v):
+        raise ProfileError(f"must be a finite number, got {v!r}", key=key, **where)
     if (v <= lo if strict else v < lo) or (hi is not None and v > hi):
-        bound = f"> {lo}" if strict else f">= {lo}"
-        raise ProfileError(f"must be {bound}{f' and <= {hi}' if hi is not None else ''}, got {v}", key=key, **where)
+        bound = f"> {lo:g}" if strict else f">= {lo:g}"
+        raise ProfileError(f"must be {bound}{f' and <= {hi:g}' if hi is not None else ''}, got {v:g}", key=key,
+                           **where)
     return float(v)
 
 
@@ -146,8 +170,6 @@ def _parse_profile(name: str, raw: Any, source: str) -> Profile:
                                            hi=1.0, strict=False)
     vals["citation_floor"] = _check_num(raw["citation_floor"], where=where, key="citation_floor", hi=1.0,
                                         strict=False)
-    if vals["context_window"] < 512:
-        raise ProfileError(f"must be >= 512, got {vals['context_window']}", key="context_window", **where)
     if not vals["min_batch_size"] <= vals["batch_size"] <= vals["max_batch_size"]:
         raise ProfileError("need min_batch_size <= batch_size <= max_batch_size, got "
                            f"{vals['min_batch_size']} / {vals['batch_size']} / {vals['max_batch_size']}",
@@ -174,16 +196,23 @@ def _parse_profile(name: str, raw: Any, source: str) -> Profile:
                    budgets=_parse_budgets(raw["budgets"], where), source=source, **vals)
 
 
+#: A profiles file is a few KiB; anything larger is not one (and is not read whole).
+MAX_PROFILES_FILE_BYTES = 1 << 20
+
+
 def _read_toml(path: Path) -> dict:
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        data = tomllib.loads(read_regular(path, max_bytes=MAX_PROFILES_FILE_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise ProfileError("file not found (check --profiles-file / RESEARCH_PROFILES)", file=path) from None
     except tomllib.TOMLDecodeError as e:
         raise ProfileError(f"not valid TOML: {e}", file=path) from None
     except UnicodeDecodeError as e:
-        raise ProfileError(f"not UTF-8 text: {e}", file=path) from None
+        raise ProfileError(f"not UTF-8 text ({e.reason} at byte {e.start}): pass a TOML file of "
+                           f"[profiles.NAME] tables", file=path) from None
+    except OSError as e:     # a folder, a FIFO, too large, no permission
+        why = e.strerror if e.filename else str(e).replace(f"{path} ", "", 1)
+        raise ProfileError(f"cannot be read ({why}): pass a TOML file of [profiles.NAME] tables", file=path) from None
     if set(data) - {"profiles"}:
         raise ProfileError("only a [profiles.NAME] table is allowed at top level", file=path,
                            key=sorted(set(data) - {"profiles"})[0])

@@ -6,15 +6,27 @@
     schema()                    the JSON Schema (schemas/telemetry.schema.json); the harness reads metric specs
                                 (units, directions) from it in harness/records.py
     validation_errors(doc), validate(doc)   schema check; TelemetryInvalid names the JSON path and the rule
-    sha256(text), redact(text)  how question and answer text are stored (hash + length; redacted on request)
+    text_digest(text), redact(text)   how question and answer text are stored: a digest + length (text only on
+                                request, redacted). The digest is SHA-256, or HMAC-SHA256 keyed with
+                                $RESEARCH_BENCH_HASH_KEY when that is set, so a guessable question cannot be
+                                confirmed from the store without the key; the document says which (`hash`, and
+                                `hash_key_id`, an id of the key that reveals nothing of it). Machines that share
+                                the key produce the same digests, so their runs of one question still match.
+    check_destination(path), write(path, doc)   the telemetry file: checked before a run starts (a folder or an
+                                unwritable place is a TelemetryPathError), written atomically after it; when the
+                                write fails, the document goes to a fallback file that the result names
 
 Cheap to import (no numpy, torch, psutil): the harness reads the schema and validates documents through it.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
 import re
+import tempfile
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -75,8 +87,46 @@ def validate(doc: Any) -> None:
         raise TelemetryInvalid(errs)
 
 
+#: The environment variable holding the key of the keyed text hash (HMAC-SHA256). Unset: plain SHA-256.
+HASH_KEY_ENV = "RESEARCH_BENCH_HASH_KEY"
+_KEY_ID_MESSAGE = b"llm-research-bench hash key id"
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:           # lone surrogates (bytes that were not UTF-8): hashed, never a crash
+        return text.encode("utf-8", "surrogateescape" if _escaped(text) else "surrogatepass")
+
+
+def _escaped(text: str) -> bool:
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
+
+
 def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """Plain SHA-256 of the text's UTF-8 bytes."""
+    return hashlib.sha256(_utf8(text)).hexdigest()
+
+
+def hash_key() -> bytes | None:
+    """The key of the keyed text hash, from $RESEARCH_BENCH_HASH_KEY (None when unset or empty)."""
+    key = os.environ.get(HASH_KEY_ENV, "")
+    return key.encode("utf-8", "surrogateescape") if key else None
+
+
+def hash_method() -> dict[str, str]:
+    """How text digests are made now: {"hash": "sha256"}, or {"hash": "hmac-sha256", "hash_key_id": ID} where ID
+    (16 hex digits, an HMAC of a fixed message) tells whether two runs used the same key without revealing it."""
+    key = hash_key()
+    if key is None:
+        return {"hash": "sha256"}
+    return {"hash": "hmac-sha256", "hash_key_id": hmac.new(key, _KEY_ID_MESSAGE, hashlib.sha256).hexdigest()[:16]}
+
+
+def text_digest(text: str) -> str:
+    """The stored digest of question or answer text: HMAC-SHA256 with the key when one is set, else SHA-256."""
+    key = hash_key()
+    return sha256(text) if key is None else hmac.new(key, _utf8(text), hashlib.sha256).hexdigest()
 
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -168,15 +218,16 @@ def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = Fal
     if facts.token_count_method == "estimate":
         unmeasured.setdefault("unique_context_tokens_method", "Ollama exposes no tokenizer: context fitting used "
                                                               "an estimate of 3.5 characters per token")
+    method = hash_method()
     label = facts.gold_answer if facts.gold_answer in ("yes", "no", "maybe") else None
-    question: dict[str, Any] = {"sha256": sha256(facts.question), "length": len(facts.question),
+    question: dict[str, Any] = {"sha256": text_digest(facts.question), **method, "length": len(facts.question),
                                 "gold_answer": label, "gold_passage_ids": list(facts.gold_passage_ids),
                                 "answer_type": facts.answer_type, "answer_type_source": facts.answer_type_source}
     if facts.gold_answer is not None and label is None:           # a free-text gold answer: hashed like the text
-        question["gold_answer_sha256"] = sha256(facts.gold_answer)
+        question["gold_answer_sha256"] = text_digest(facts.gold_answer)
     answer: dict[str, Any] = {"decision": facts.decision, "decision_method": facts.decision_method,
                               "decision_probabilities": facts.decision_probabilities,
-                              "sha256": sha256(facts.answer), "length": len(facts.answer),
+                              "sha256": text_digest(facts.answer), **method, "length": len(facts.answer),
                               "sources": facts.answer_sources, "citations": answer_cit,
                               "grounded_citations": sum(1 for c in facts.citation_checks
                                                         if c.source == "answer" and c.grounded)}
@@ -258,3 +309,59 @@ def system_facts() -> dict:
         from . import system as system_mod
         _SYSTEM_CACHE = system_mod.detect(probe_ollama_server=False).as_dict()
     return _SYSTEM_CACHE
+
+
+# ---- writing the document ------------------------------------------------------------------------------------
+
+class TelemetryPathError(ValueError):
+    """The telemetry file cannot be written where asked (checked before the run); the message names the fix."""
+
+
+def check_destination(path: str | os.PathLike) -> None:
+    """Before a run: can the telemetry file be written at `path`? TelemetryPathError names the fix."""
+    from .atomic import check_writable
+    try:
+        check_writable(path, example="telemetry.json")
+    except OSError as e:
+        raise TelemetryPathError(f"telemetry output: {e}") from None
+
+
+@dataclass(frozen=True)
+class Written:
+    """Where a telemetry document went: `path` (None if nowhere), `requested`, and why it is not there (`error`)."""
+    requested: Path
+    path: Path | None
+    error: str | None = None
+
+    @property
+    def note(self) -> str | None:
+        """One line for people when the document is not where it was asked for; None when it is."""
+        if self.error is None:
+            return None
+        if self.path is None:
+            return (f"telemetry could not be written to {self.requested} ({self.error}) nor to a fallback file: "
+                    f"free disk space or choose another --telemetry-out")
+        return f"telemetry could not be written to {self.requested} ({self.error}): written to {self.path} instead"
+
+
+def fallback_dirs() -> list[Path]:
+    """Where a telemetry document goes when its own path fails: the current folder, then the temp folder."""
+    return [Path.cwd(), Path(tempfile.gettempdir())]
+
+
+def write(path: str | os.PathLike, doc: dict) -> Written:
+    """Write `doc` to `path` atomically. Never raises for I/O: if `path` fails, the document is written (create
+    only) to research-telemetry-<run_id>.json in a fallback folder, and the result says where and why."""
+    from .atomic import write_json
+    requested = Path(path)
+    try:
+        return Written(requested, write_json(requested, doc))
+    except OSError as e:
+        error = e.strerror or str(e)
+    name = f"research-telemetry-{doc.get('run_id') or 'unknown'}.json"
+    for folder in fallback_dirs():
+        try:
+            return Written(requested, write_json(folder / name, doc, exclusive=True), error)
+        except OSError:
+            continue
+    return Written(requested, None, error)

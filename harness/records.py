@@ -59,11 +59,25 @@ REASON_CATEGORY = {
 
 
 class RecordError(ValueError):
-    """A stored document is not a record this version can read; the message says why."""
+    """A stored document is not a record this version can read (damaged: not a record); the message says why,
+    `detail` the same without the fix (for a line that says the fix once for many files)."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail or message
 
 
 class NewerRecordError(RecordError):
     """A record written by a newer plugin: never misread, the message names the fix."""
+
+
+class OlderRecordError(RecordError):
+    """A record of an older schema (its telemetry's schema_version, or its record_version) that this plugin no
+    longer reads; the message names the fix."""
+
+
+class WrongTypeError(RecordError):
+    """A record whose field or metric has the wrong type (e.g. "execution_time_s": "fast"): never misread."""
 
 
 @dataclass
@@ -118,8 +132,63 @@ class ResultRecord:
 _FIELDS = {f.name for f in fields(ResultRecord)}
 
 
+#: The stored type(s) of each record field (None: may be null); a field with another type is a WrongTypeError.
+FIELD_TYPES: dict[str, tuple] = {
+    "test_id": (str,), "bench": (str,), "profile": (str, None), "outcome": (str,), "target_met": (bool,),
+    "machine_fingerprint": (str,), "machine_class": (str,), "commit": (str, None), "dirty": (bool, None),
+    "branch": (str, None), "plugin_version": (str,), "reasons": (list,), "round": (int,), "warmup": (bool,),
+    "telemetry": (dict, None), "schema_valid": (bool, None), "schema_errors": (list,), "budget": (dict, None),
+    "extra": (dict,), "record_id": (str,), "timestamp": (str,), "record_version": (int,),
+}
+#: Fields a stored record must have (the others have defaults).
+REQUIRED_FIELDS = ("test_id", "bench", "outcome", "target_met", "machine_fingerprint", "record_version")
+_JSON_TYPES = {"number": (int, float), "integer": (int,), "string": (str,), "boolean": (bool,), "null": (type(None),),
+               "object": (dict,), "array": (list,)}
+
+
+def _has_type(v: Any, types: tuple) -> bool:
+    if v is None:
+        return None in types
+    if isinstance(v, bool):
+        return bool in types
+    return isinstance(v, tuple(t for t in types if t is not None and t is not bool))
+
+
+def _schema_type_ok(v: Any, declared: Any) -> bool:
+    names = declared if isinstance(declared, list) else [declared]
+    allowed = tuple(t for n in names for t in _JSON_TYPES.get(n, ()))
+    if not allowed:
+        return True
+    if isinstance(v, bool):
+        return bool in allowed
+    if isinstance(v, float) and "integer" in names and v.is_integer():
+        return True                      # as JSON Schema reads it: 5.0 is an integer
+    return isinstance(v, allowed)
+
+
+def _check_metrics(metrics: Any, source: str, where: str) -> None:
+    if metrics is None:
+        return
+    if not isinstance(metrics, dict):
+        raise WrongTypeError(f"{where} is a {type(metrics).__name__}, not an object")
+    specs = metric_specs(source)
+    for name, v in metrics.items():
+        declared = (specs.get(name) or {}).get("type")
+        if declared is not None and not _schema_type_ok(v, declared):
+            want = " or ".join(declared) if isinstance(declared, list) else declared
+            raise WrongTypeError(f"{where}.{name} is {json.dumps(v)[:40]}, not {want}")
+
+
+def _version(v: Any) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(x) for x in str(v).split("."))
+    except ValueError:
+        return None
+
+
 def check_stored(d: Any) -> dict:
-    """The checks a stored document passes before it is read as a record."""
+    """The checks a stored document passes before it is read as a record: RecordError (damaged),
+    NewerRecordError, OlderRecordError or WrongTypeError say why it cannot be read."""
     from llm_research_bench.engine.telemetry import READABLE_VERSIONS, SCHEMA_VERSION
 
     if not isinstance(d, dict):
@@ -128,20 +197,37 @@ def check_stored(d: Any) -> dict:
     if not isinstance(v, int) or isinstance(v, bool):
         raise RecordError("no record_version")
     if v > RECORD_VERSION:
+        detail = f"record_version {v}; this plugin reads up to {RECORD_VERSION}"
         raise NewerRecordError(f"record_version {v} was written by a newer plugin (this one reads up to "
-                               f"{RECORD_VERSION}): upgrade llm-research-bench, or use another results folder")
-    for key, typ in (("test_id", str), ("bench", str), ("machine_fingerprint", str), ("target_met", bool)):
-        if not isinstance(d.get(key), typ):
-            raise RecordError(f"field '{key}' missing or not a {typ.__name__}")
+                               f"{RECORD_VERSION}): upgrade llm-research-bench, or use another results folder", detail)
+    if v < 1:
+        raise OlderRecordError(f"record_version {v} is older than this plugin reads (1-{RECORD_VERSION})")
+    for key in REQUIRED_FIELDS:
+        if key not in d:
+            raise RecordError(f"field '{key}' missing")
+    for key, types in FIELD_TYPES.items():
+        if key in d and not _has_type(d[key], types):
+            want = " or ".join("null" if t is None else t.__name__ for t in types)
+            raise WrongTypeError(f"field '{key}' is {json.dumps(d[key])[:40]}, not {want}")
     if d.get("outcome") not in OUTCOMES:
-        raise RecordError(f"outcome {d.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
+        raise WrongTypeError(f"outcome {d.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
     tel = d.get("telemetry")
     if tel is not None:
-        tv = tel.get("schema_version") if isinstance(tel, dict) else None
+        tv = tel.get("schema_version")
         if tv not in READABLE_VERSIONS:
-            raise RecordError(f"its telemetry has schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r} "
-                              f"(and {', '.join(repr(v) for v in READABLE_VERSIONS if v != SCHEMA_VERSION)}) "
-                              f"(re-run the bench to store a current record)")
+            mine, theirs = _version(SCHEMA_VERSION), _version(tv)
+            detail = f"telemetry schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r}"
+            if theirs is not None and mine is not None and theirs > mine:
+                raise NewerRecordError(f"its telemetry has schema_version {tv!r}, newer than this plugin reads "
+                                       f"({SCHEMA_VERSION!r}): upgrade llm-research-bench", detail)
+            raise OlderRecordError(f"its telemetry has schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r} "
+                                   f"(re-run the bench to store a current record)", detail)
+        if d.get("schema_valid") is not False:     # a record stored as schema-invalid says so itself: read it
+            _check_metrics(tel.get("metrics"), "telemetry", "telemetry.metrics")
+    for source in ("quality", "breakdown"):
+        sub = d.get("extra", {}).get(source)
+        if isinstance(sub, dict):
+            _check_metrics(sub.get("metrics"), source, f"extra.{source}.metrics")
     return d
 
 

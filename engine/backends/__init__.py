@@ -5,8 +5,8 @@
 it imports base.py only."""
 from __future__ import annotations
 
-from .base import (Backend, BackendError, BackendUnavailable, Choice, GenerationStats, Message,
-                                  ModelNotFound, StreamInterrupted)
+from .base import (Backend, BackendError, BackendUnavailable, Choice, ContextTooLarge, GenerationStats, Message,
+                   ModelNotFound, StreamInterrupted)
 
 BACKEND_NAMES = ("llamacpp", "ollama")
 
@@ -21,5 +21,5 @@ def make_backend(name: str, model: str, *, context_window: int, timeout_s: float
     raise BackendError(f"unknown backend '{name}': use one of {', '.join(BACKEND_NAMES)}")
 
 
-__all__ = ["Backend", "BackendError", "Choice", "BackendUnavailable", "GenerationStats", "Message", "ModelNotFound",
+__all__ = ["Backend", "BackendError", "BackendUnavailable", "Choice", "ContextTooLarge", "GenerationStats", "Message", "ModelNotFound",
            "StreamInterrupted", "make_backend", "BACKEND_NAMES"]

@@ -24,6 +24,10 @@ class StreamInterrupted(BackendError):
     """The stream ended before the backend said it was done."""
 
 
+class ContextTooLarge(BackendError):
+    """The profile's context_window is larger than the context the model was trained on (read from the model)."""
+
+
 @dataclass
 class Message:
     role: str      # system | user | assistant

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .base import Backend, BackendError, Choice, GenerationStats, Message, ModelNotFound
+from .base import Backend, BackendError, Choice, ContextTooLarge, GenerationStats, Message, ModelNotFound
 from .registry import resolve_model
 from .. import threads as threads_mod
 
@@ -39,6 +39,63 @@ def _check_gguf(path: Path) -> None:
     if magic != b"GGUF":
         raise ModelNotFound(f"model file {path} is not a GGUF file (corrupt or truncated): re-download or "
                             f"reinstall it (`make setup` for the embedded models)")
+
+
+_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+def gguf_context_length(path: Path) -> int | None:
+    """The context length a GGUF model was trained on (`<architecture>.context_length` in its metadata), read
+    from the file's header without loading the model; None when the header does not say (or is not GGUF v2+)."""
+    import struct
+
+    def read(fmt: str):
+        size = struct.calcsize(fmt)
+        data = fh.read(size)
+        if len(data) != size:
+            raise EOFError
+        return struct.unpack(fmt, data)[0]
+
+    def string() -> str:
+        n = read("<Q")
+        if n > 1 << 20:                              # a key or name is short: this is not a GGUF header
+            raise ValueError("string too long")
+        return fh.read(n).decode("utf-8", "replace")
+
+    def skip(vtype: int) -> None:
+        if vtype in _GGUF_SCALARS:
+            fh.seek(struct.calcsize(_GGUF_SCALARS[vtype]), 1)
+        elif vtype == 8:
+            fh.seek(read("<Q"), 1)
+        elif vtype == 9:
+            etype, count = read("<I"), read("<Q")
+            if etype in _GGUF_SCALARS:
+                fh.seek(struct.calcsize(_GGUF_SCALARS[etype]) * count, 1)
+            else:
+                for _ in range(count):
+                    skip(etype)
+        else:
+            raise ValueError(f"unknown GGUF value type {vtype}")
+
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"GGUF" or read("<I") < 2:
+                return None
+            read("<Q")                                   # tensor count
+            arch, lengths = None, {}
+            for _ in range(read("<Q")):
+                key, vtype = string(), read("<I")
+                if key == "general.architecture" and vtype == 8:
+                    arch = string()
+                elif key.endswith(".context_length") and vtype in (4, 5, 10, 11):
+                    lengths[key] = read(_GGUF_SCALARS[vtype])
+                else:
+                    skip(vtype)
+                if arch and f"{arch}.context_length" in lengths:
+                    return int(lengths[f"{arch}.context_length"])
+    except (OSError, EOFError, ValueError, OverflowError, MemoryError):     # not a header we can read: no check
+        return None
+    return int(next(iter(lengths.values()))) if len(lengths) == 1 else None
 
 
 def render_gemma(messages: list[Message], prefill: str = "") -> str:
@@ -234,6 +291,11 @@ class LlamaCppBackend(Backend):
         offload = bool(llama_cpp.llama_supports_gpu_offload())
         self.gpu_layers = -1 if offload else 0
         self.accelerator = ("metal" if os.uname().sysname == "Darwin" else "cuda") if offload else "cpu"
+        self.n_ctx_train = gguf_context_length(path)
+        if self.n_ctx_train and context_window > self.n_ctx_train:
+            raise ContextTooLarge(f"the profile's context_window {context_window:,} is larger than the "
+                                  f"{self.n_ctx_train:,}-token context {self.model_name} was trained on: set "
+                                  f"context_window <= {self.n_ctx_train:,} in the profile, or use another model")
         t0 = time.perf_counter()
         try:
             self.llm = _counting_llama(llama_cpp)(

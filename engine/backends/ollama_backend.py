@@ -13,9 +13,9 @@ import threading
 import time
 from typing import Iterator
 
-from .base import (Backend, BackendUnavailable, GenerationStats, Message, ModelNotFound,
-                                  StreamInterrupted)
-from ..system import ollama_host, redact_url
+from .base import (Backend, BackendUnavailable, ContextTooLarge, GenerationStats, Message, ModelNotFound,
+                   StreamInterrupted)
+from ..system import HostError, ollama_host, redact_url
 
 CONNECT_TIMEOUT_S = 3.0
 
@@ -66,13 +66,16 @@ class OllamaBackend(Backend):
 
     def __init__(self, model: str, *, context_window: int, read_timeout_s: float = 60.0):
         super().__init__()
+        try:
+            self.host = ollama_host()          # before `import ollama`, which fails on a malformed OLLAMA_HOST
+        except HostError as e:
+            raise BackendUnavailable(str(e)) from None
         import httpx
         import ollama
 
         self._ollama, self._httpx = ollama, httpx
         self.model_name = model
         self.context_window = context_window
-        self.host = ollama_host()
         self.shown_host = redact_url(self.host)
         self.read_timeout_s = read_timeout_s
         self.client = ollama.Client(host=self.host, timeout=httpx.Timeout(read_timeout_s, connect=CONNECT_TIMEOUT_S))
@@ -96,7 +99,7 @@ class OllamaBackend(Backend):
         except (httpx.HTTPError, ValueError) as e:
             raise self._unavailable(f"answered with an error ({type(e).__name__})") from None
         try:
-            self.client.show(self.model_name)
+            shown = self.client.show(self.model_name)
         except self._ollama.ResponseError as e:
             if e.status_code == 404:
                 raise ModelNotFound(f"model '{self.model_name}' is not pulled on {self.shown_host}: run "
@@ -106,6 +109,12 @@ class OllamaBackend(Backend):
             raise self._unavailable("stopped answering") from None
         except ValueError as e:   # pydantic ValidationError: the server answered something that is not Ollama
             raise self._unavailable(f"answered `show` with an unexpected reply ({type(e).__name__})") from None
+        info = getattr(shown, "modelinfo", None) or {}
+        trained = next((v for k, v in info.items() if k.endswith(".context_length") and isinstance(v, int)), None)
+        if trained and self.context_window > trained:
+            raise ContextTooLarge(f"the profile's context_window {self.context_window:,} is larger than the "
+                                  f"{trained:,}-token context {self.model_name} was trained on: set context_window "
+                                  f"<= {trained:,} in the profile, or use another model")
         return version
 
     def count_tokens(self, text: str) -> int:

@@ -103,8 +103,15 @@ class BenchRunner:
         ext = {"warmup_s": round(warm.seconds, 3), "index_cache_hit_at_warmup": warm.index_cache_hit,
                **(extra or {})}
         core = self.core if bench is None else BenchCore(self.ctx, self.core.test_id, bench=bench)
-        result = core.run(req, rounds=rounds, warmup_runs=warmup_runs, isolate=isolate, extra=ext, gate=gate,
-                          timer=timer_of(self.request.node))
+        try:
+            result = core.run(req, rounds=rounds, warmup_runs=warmup_runs, isolate=isolate, extra=ext, gate=gate,
+                              timer=timer_of(self.request.node))
+        except _user_errors() as e:     # a bad question, corpus, model ...: one line naming the fix, no traceback
+            failure = f"{core.bench}: {_one_line(e)}"
+        else:
+            failure = None
+        if failure:
+            pytest.fail(failure, pytrace=False)
         self.request.node.user_properties.extend(junit.properties(result))
         if check and not result.target_met:
             pytest.fail(failure_text(core.bench, result), pytrace=False)
@@ -156,7 +163,23 @@ def bench_budget(profile: Any, bench_context: BenchContext) -> BudgetSpec:
 
 @pytest.fixture(scope="session")
 def bench_warmup(bench_context: BenchContext) -> Warmup:
-    return warm_up(bench_context.options.corpus, backend=bench_context.options.backend)
+    try:
+        return warm_up(bench_context.options.corpus, backend=bench_context.options.backend)
+    except _user_errors() as e:     # e.g. a corpus that cannot be used: one line naming the fix, no traceback
+        failure = f"bench warm-up: {_one_line(e)}"
+    pytest.fail(failure, pytrace=False)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The errors a user can cause (engine.errors.USER_ERRORS, imported only when a bench runs) and BenchError."""
+    from llm_research_bench.engine.errors import USER_ERRORS
+
+    from ..run.bench import BenchError
+    return (*USER_ERRORS, BenchError)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 @pytest.fixture

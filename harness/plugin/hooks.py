@@ -107,8 +107,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     ctx = context_of(config)
     from_store = config.pluginmanager.getplugin("dsession") is not None
-    recs = session_end.session_records(ctx, from_store=from_store)
-    s = session_end.finish(ctx, recs)
+    from ..run.store import Skipped
+    skipped = Skipped()
+    recs = session_end.session_records(ctx, from_store=from_store, skipped=skipped)
+    s = session_end.finish(ctx, recs, skipped=skipped)
     if recs:
         config.stash[SUMMARY_KEY] = s
     if s.failed and session.exitstatus == pytest.ExitCode.OK:

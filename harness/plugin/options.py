@@ -163,7 +163,8 @@ def load_profiles(profiles_file: str | None) -> dict[str, Any]:
     try:
         return _load(profiles_file)
     except ProfileError as e:
-        raise OptionError(f"profiles: {e}") from None
+        named = profiles_file and e.file is not None and str(e.file) == str(profiles_file)
+        raise OptionError(f"{where('profiles_file') if named else 'profiles'}: {e}") from None
 
 
 def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
@@ -227,6 +228,12 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
         raise OptionError(f"{where('corpus')}: {corpus} not found (a folder with passages.jsonl, or PubMedQA's "
                           f"ori_pqal.json)")
     md = get("summary_md") or None
+    if md:
+        from llm_research_bench.engine.atomic import check_writable
+        try:
+            check_writable(md, example="summary.md")
+        except OSError as e:
+            raise OptionError(f"{where('summary_md')}: {e}") from None
     isolate = _flag("isolate", get("isolate"))
     enforce = _flag("enforce_memory", get("enforce_memory"))
     if enforce and not isolate:
@@ -281,9 +288,9 @@ def resolve_compare_ref(ref: str, rootpath: Path, results_dir: Path) -> str:
     commit = environment.resolve_ref(ref, rootpath)
     if commit:
         return commit
-    from ..run.store import iter_records_where
+    from ..run.store import Skipped, iter_records_where
     fp = environment.machine_info().fingerprint
-    for rec in iter_records_where(results_dir, fingerprint=fp, commit=ref, strict_versions=False):
+    for rec in iter_records_where(results_dir, fingerprint=fp, commit=ref, skipped=Skipped()):  # said at the end
         if rec.commit:
             return rec.commit
     if Path(ref).exists():

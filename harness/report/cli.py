@@ -3,13 +3,18 @@ checkout): tools over the results store.
 
 Each subcommand lives in its own module, which provides `add_arguments(parser)` and `run(args) -> int`
 (and optionally HELP); register a new one by adding a line to SUBCOMMANDS. Modules are imported only when
-their subcommand runs.
+their subcommand runs. Exit status: 0, 1 (compare: a regression), 2 (a usage error, one line naming the fix),
+3 (an unexpected error, i.e. a bug: one line; RESEARCH_BENCH_DEBUG=1 shows the traceback), 130 (Ctrl-C).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+#: Set to show the traceback of an unexpected error (a bug) instead of its one-line message.
+DEBUG_ENV = "RESEARCH_BENCH_DEBUG"
 
 #: name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -17,6 +22,27 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": (f"{__package__}.html_cmd", "write the self-contained HTML report of the results store"),
     "export": (f"{__package__}.export_cmd", "export stored results for Bencher or github-action-benchmark"),
 }
+
+
+def read_for_output(command: str, out: str, results_dir: str, *, example: str):
+    """For a command that writes `out` from the store: check `out` can be written (before any work), read the
+    store and print what the read skipped, one line per kind. Returns the StoreRead, or None after printing the
+    one-line usage error (the caller exits 2)."""
+    from llm_research_bench.engine.atomic import check_writable
+    from ..run.store import StoreError, read_store
+    try:
+        check_writable(out, example=example)
+    except OSError as e:
+        print(f"{command}: --out {e}", file=sys.stderr)
+        return None
+    try:
+        read = read_store(results_dir)
+    except (StoreError, OSError) as e:
+        print(f"{command}: {e}", file=sys.stderr)
+        return None
+    for line in read.skipped.lines():
+        print(f"{command}: {line}", file=sys.stderr)
+    return read
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +64,19 @@ def main(argv: list[str] | None = None) -> int:
     sp = argparse.ArgumentParser(prog=f"research-bench {name}",
                                  description=getattr(module, "HELP", SUBCOMMANDS[name][1]))
     module.add_arguments(sp)
-    return int(module.run(sp.parse_args(argv[1:])) or 0)
+    args = sp.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"research-bench {name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 -- the last resort: one line, never a traceback, unless asked for
+        if os.environ.get(DEBUG_ENV):
+            raise
+        msg = " ".join(str(e).split()) or type(e).__name__
+        print(f"research-bench {name}: unexpected {type(e).__name__}: {msg} -- this is a bug: please report it "
+              f"({DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

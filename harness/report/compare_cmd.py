@@ -10,7 +10,6 @@ import dataclasses
 import json
 import os
 import sys
-import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -52,14 +51,20 @@ def _resolve(ref: str, results_dir: Path, stored: set[str]) -> str:
 
 
 def comparison_for(ref_a: str, ref_b: str, *, results_dir: Path, machine: str | None = None,
-                   thresholds=(), metrics: list[str] | None = None):
+                   thresholds=(), metrics: list[str] | None = None, skipped=None):
+    """(Comparison, machine) of two stored commits. `skipped` (a run.store.Skipped) receives what the store read
+    left out, for the caller to print."""
     from ..analysis.compare import compare_records
     from ..run.environment import machine_info
-    from ..run.store import StoreWarning, iter_records
+    from ..run.store import StoreError, read_store
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", StoreWarning)
-        records = [r for r in iter_records(results_dir, strict_versions=False) if r.commit]
+    try:
+        read = read_store(results_dir)
+    except StoreError as e:
+        raise CompareError(str(e)) from None
+    if skipped is not None:
+        skipped.merge(read.skipped)
+    records = [r for r in read.records if r.commit]
     if not records:
         raise CompareError(f"no result records under {results_dir} (run `pytest benches -m quick` first)")
     stored = {r.commit for r in records}
@@ -92,8 +97,10 @@ def comparison_for(ref_a: str, ref_b: str, *, results_dir: Path, machine: str | 
 def run(args) -> int:
     from ..analysis.thresholds import parse_threshold
     from ..records import metric_specs
+    from ..run.store import Skipped
     from . import comparison as C
 
+    skipped = Skipped()
     try:
         thresholds = []
         for s in args.compare_fail:
@@ -112,13 +119,17 @@ def run(args) -> int:
             if bad:
                 raise CompareError(f"--metrics: unknown metric '{bad[0]}'")
         comp, machine = comparison_for(args.ref_a, args.ref_b, results_dir=Path(args.results_dir),
-                                       thresholds=thresholds, metrics=metrics)
+                                       thresholds=thresholds, metrics=metrics, skipped=skipped)
     except (CompareError, ValueError) as e:
+        for line in skipped.lines():
+            print(f"compare: {line}", file=sys.stderr)
         print(f"compare: {e}", file=sys.stderr)
         return 2
+    for line in skipped.lines():
+        print(f"compare: {line}", file=sys.stderr)
     if args.format == "json":
-        print(json.dumps({"machine": machine, **dataclasses.asdict(comp), "failures": C.regression_lines(comp)},
-                         indent=1, default=str))
+        print(json.dumps({"machine": machine, **dataclasses.asdict(comp), "failures": C.regression_lines(comp),
+                          "skipped": skipped.lines()}, indent=1, default=str))
     elif args.format == "markdown":
         print(f"### Comparison {comp.baseline} -> {comp.current} on `{machine}`\n")
         print(C.table(comp, tablefmt="github"))

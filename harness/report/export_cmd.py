@@ -25,18 +25,25 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     import sys
-    from ..run.store import load_records
+    from .cli import read_for_output
     if args.fmt == "bencher" and args.direction:
         print("export: --direction applies to github-action-benchmark only (Bencher keeps the direction in its "
               "thresholds)", file=sys.stderr)
         return 2
+    read = read_for_output("export", args.out, args.results_dir, example="export.json")
+    if read is None:
+        return 2
     try:
-        doc = export(load_records(args.results_dir), args.fmt, direction=args.direction, machine=args.machine,
+        doc = export(read.records, args.fmt, direction=args.direction, machine=args.machine,
                      include_neutral=args.include_neutral)
     except ExportError as e:
         print(f"export: {e}", file=sys.stderr)
         return 2
-    path = write(args.out, doc)
+    try:
+        path = write(args.out, doc)
+    except OSError as e:
+        print(f"export: cannot write {args.out} ({e.strerror or e}): choose another --out", file=sys.stderr)
+        return 2
     n = sum(len(v) for v in doc.values()) if isinstance(doc, dict) else len(doc)
     tool = f" (tool: {GAB_TOOL[args.direction or 'smaller']})" if args.fmt == "github-action-benchmark" else ""
     print(f"export: wrote {path}: {n} measures, {args.fmt}{tool}")

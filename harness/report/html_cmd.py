@@ -25,12 +25,19 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     import sys
-    from ..run.store import load_records
-    records = load_records(args.results_dir)
+    from .cli import read_for_output
+    read = read_for_output("report", args.out, args.results_dir, example="report.html")
+    if read is None:
+        return 2
+    records = read.records
     if not records:
         print(f"report: no result records under {args.results_dir}; the page says so (run `make bench` to "
               f"make some)", file=sys.stderr)
-    path = write_report(records, args.out, machine=args.machine, title=args.title)
+    try:
+        path = write_report(records, args.out, machine=args.machine, title=args.title)
+    except OSError as e:
+        print(f"report: cannot write {args.out} ({e.strerror or e}): choose another --out", file=sys.stderr)
+        return 2
     n = sum(measures.is_measurement(r) for r in records)
     print(f"report: wrote {path} ({path.stat().st_size:,} bytes) from {len(records)} records ({n} measured)")
     return 0

@@ -57,6 +57,9 @@ def session_markdown(summary: Any, ctx: Any) -> str:
     extra = findings_lines(summary.records)
     if extra:
         text += "\n\n### Findings\n\n" + "\n".join(f"- {line}" for line in extra)
+    skipped = getattr(summary, "store_skipped", [])
+    if skipped:
+        text += "\n\n### Results store\n\n" + "\n".join(f"- {_escape(line)}" for line in skipped)
     return text
 
 

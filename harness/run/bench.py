@@ -162,6 +162,8 @@ class BenchCore:
                 ext["child_warmup_s"] = round_(outcome.child_warmup_s)
             if outcome.observed_peak_mb is not None:
                 ext["observed_peak_mb"] = round_(outcome.observed_peak_mb, 1)
+            if outcome.memory_check is not None:
+                ext["memory_check"] = outcome.memory_check
         if memray_file:
             ext["memray_capture"] = str(memray_file)
         if memray_top:

@@ -10,7 +10,6 @@ kind "call": calls a measurement driver ("module:function" with JSON kwargs) and
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import time
 import os
@@ -70,13 +69,10 @@ def main(argv: list[str]) -> int:
     for p in reversed(req.get("sys_path") or []):
         if p not in sys.path:
             sys.path.insert(0, p)
-    from .timeouts import Terminated
+    from .timeouts import stopping_signals
 
-    def _term(signum, frame):
-        raise Terminated("stopped by the harness (SIGTERM)")
-
-    signal.signal(signal.SIGTERM, _term)
-    (_call if req.get("kind") == "call" else _research)(req, res_path, status_path)
+    with stopping_signals():       # SIGTERM from the parent raises Terminated, never swallowed (engine.deadline)
+        (_call if req.get("kind") == "call" else _research)(req, res_path, status_path)
     return 0
 
 

@@ -7,7 +7,7 @@ import time
 from .memray_capture import tracker
 from .request import (COMPLETED, ERROR, FAILED, INTERRUPTED, TIMED_OUT, RunOutcome, RunRequest, first_line,
                       resolve_runner)
-from .timeouts import HarnessTimeout, SignalTimer, is_timeout, run_deadline
+from .timeouts import HarnessTimeout, SignalTimer, is_timeout, run_deadline, stopping_signals
 
 
 def research_kwargs(req: RunRequest) -> dict:
@@ -29,7 +29,8 @@ def run_in_process(req: RunRequest, *, timer: SignalTimer | None = None, deadlin
     via: str | None = None
     t0 = time.perf_counter()
     try:
-        with run_deadline(req.effective_timeout, timer=timer, own=deadline_owner) as via, tracker(req.memray_file):
+        with stopping_signals(), run_deadline(req.effective_timeout, timer=timer, own=deadline_owner) as via, \
+                tracker(req.memray_file):
             sess = fn(req.question, **kwargs)
         return RunOutcome(COMPLETED, sess.telemetry, wall_s=time.perf_counter() - t0, session=sess,
                           memray_file=req.memray_file, timeout_via=via)

@@ -6,6 +6,12 @@ deadline (or over the memory limit with `enforce_memory_mb`), and classifies a c
 result: OOM kill (confirmed by the cgroup's oom_kill counter when readable), a native crash (SIGSEGV,
 SIGABRT...), or an exit status with its last output.
 
+Memory is counted for the run, not the child's start-up: the parent's peak and the memory limit
+(`enforce_memory_mb`, --research-enforce-memory) apply to the process tree's RSS from the moment the child reports
+that the run started (STATUS.json, written after its imports and warm-up), which is the figure the engine
+reports as memory_peak_mb. The start-up peak is kept apart (`startup_peak_mb`); a child that dies before its run
+starts is judged on it.
+
 Two kinds of child job share this machinery:
     run_isolated(RunRequest)            a research run (pipeline benches with --research-isolate)
     call_isolated("module:fn", kwargs)  a measurement driver returning a JSON-able dict (breakdown benches)
@@ -25,7 +31,7 @@ from typing import Any
 
 from .request import (CRASHED, FAILED, INTERRUPTED, TIMED_OUT, DEFAULT_RUNNER, RunOutcome, RunRequest, first_line,
                       profile_to_dict)
-from .timeouts import STARTUP_TIMEOUT_S, is_timeout, run_deadline
+from .timeouts import STARTUP_TIMEOUT_S, is_timeout, run_deadline, stopping_signals
 
 CHILD_MODULE = "llm_research_bench.harness.run.child"
 #: After timeout_s the child's own alarm fires; the parent sends SIGTERM this much later, then SIGKILL.
@@ -161,13 +167,15 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
     tree = ProcessTree(root_pid=proc.pid, extra_pids=extra_pids)
     t_spawn = time.perf_counter()
     started_at: float | None = None
-    peak = 0
+    peak = 0                    # the run's peak (from the run's start): what the memory limit is held to
+    startup_peak = 0            # imports and warm-up, before the run started: reported, never held to the limit
     killed_by: str | None = None
     termed = False
     exc: BaseException | None = None
     # The parent's own deadline covers start-up and the run; the child enforces timeout_s itself.
     try:
-        with run_deadline(startup_timeout_s + timeout_s + term_grace_s + kill_grace_s + 30, own=False):
+        with stopping_signals(), run_deadline(startup_timeout_s + timeout_s + term_grace_s + kill_grace_s + 30,
+                                                   own=False):
             while proc.poll() is None:
                 now = time.perf_counter()
                 try:
@@ -176,10 +184,16 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
                     rss = 0
                 if started_at is None and st_f.exists():
                     started_at = now
-                peak = max(peak, rss)          # the child's whole life: used only when it reports no peak
-                if enforce_memory_mb and rss / 2**20 > enforce_memory_mb and killed_by is None:
-                    killed_by = (f"killed by the harness: process-tree RSS {rss / 2**20:.0f} MB exceeded the "
-                                 f"{enforce_memory_mb:g} MB limit (--research-enforce-memory)")
+                if started_at is None:
+                    startup_peak = max(startup_peak, rss)
+                else:
+                    peak = max(peak, rss)
+                if (enforce_memory_mb and started_at is not None and rss / 2**20 > enforce_memory_mb
+                        and killed_by is None):
+                    killed_by = (f"killed by the harness: process-tree RSS {rss / 2**20:.0f} MB during the run "
+                                 f"exceeded the {enforce_memory_mb:g} MB limit (--research-enforce-memory counts "
+                                 f"the run's process-tree RSS from the run's start, as memory_peak_mb; start-up "
+                                 f"and warm-up peaked at {startup_peak / 2**20:.0f} MB, not counted)")
                     _kill_tree(proc, signal.SIGKILL)
                 elif started_at is None and now - t_spawn > startup_timeout_s and killed_by is None:
                     killed_by = f"killed by the harness: the child did not start the run within {startup_timeout_s:g} s"
@@ -203,6 +217,8 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
             _kill_tree(proc, signal.SIGKILL)
             proc.wait()
     rc = proc.wait()
+    if started_at is None:      # it died (or was stopped) before its run started: start-up is all there is
+        peak = max(peak, startup_peak)
     peak_mb = peak / 2**20 if peak else None
     result = None
     if res_f.exists():
@@ -217,6 +233,12 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
         pass
     sup = Supervised(rc, result, status_info, peak_mb, killed_by, termed, started_at,
                      time.perf_counter() - t_spawn, exception=exc, workdir=tmp)
+    sup.extra["startup_peak_mb"] = round(startup_peak / 2**20, 1) if startup_peak else None
+    if enforce_memory_mb:
+        sup.extra["memory_check"] = {"limit_mb": enforce_memory_mb, "counted": "process-tree RSS from the run's start "
+                                     "(as memory_peak_mb); start-up and warm-up not counted",
+                                     "run_started": started_at is not None,
+                                     "startup_peak_mb": sup.extra["startup_peak_mb"]}
     if result is None or killed_by is not None:
         sup.cause = describe_exit(rc, killed_by_harness=killed_by, oom_before=oom_before,
                                   oom_after=_oom_kill_count(), peak_mb=peak_mb, stderr_tail=_tail(err_f))
@@ -237,7 +259,7 @@ def run_isolated(req: RunRequest, *, workdir: str | os.PathLike | None = None, w
                     term_grace_s=term_grace_s, kill_grace_s=kill_grace_s, extra_pids=extra_pids)
     out = RunOutcome(CRASHED, None, isolated=True, observed_peak_mb=sup.peak_mb,
                      child_warmup_s=sup.status_info.get("warmup_s"), memray_file=req.memray_file,
-                     exception=sup.exception)
+                     exception=sup.exception, memory_check=sup.extra.get("memory_check"))
     if sup.result is not None and sup.killed_by is None:
         out.status = sup.result.get("status", FAILED)
         out.telemetry = sup.result.get("telemetry")

@@ -59,6 +59,7 @@ class RunOutcome:
     child_log: str | None = None         # a crashed child's output, kept for inspection
     session: Any = None                  # engine ResearchSession (in-process, completed runs)
     exception: BaseException | None = None
+    memory_check: dict | None = None     # how --research-enforce-memory counted (isolated runs), stored in extra
 
     @property
     def timed_out(self) -> bool:

@@ -18,7 +18,8 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from llm_research_bench.engine.deadline import RunTimeout
+from llm_research_bench.engine.deadline import RunTimeout, raise_stop
+from llm_research_bench.engine.deadline import Terminated, stopping_signals  # noqa: F401 -- used by run/
 
 #: Seconds a child may take to warm up (an index is built here the first time: ~65 s on 2 cores).
 STARTUP_TIMEOUT_S = 900.0
@@ -26,10 +27,6 @@ STARTUP_TIMEOUT_S = 900.0
 
 class HarnessTimeout(RunTimeout):
     """A run exceeded the timeout the harness enforces (the profile's timeout_s, or a test's own timeout)."""
-
-
-class Terminated(BaseException):
-    """The isolated child was asked to stop (SIGTERM from the harness)."""
 
 
 def is_timeout(exc: BaseException) -> bool:
@@ -50,7 +47,9 @@ class SignalTimer:
         self._installed = False
 
     def _fire(self, signum, frame):
-        raise HarnessTimeout(f"Timeout >{self.seconds:g}s (per-run timeout enforced by the harness)")
+        # raise_stop: fired inside a ctypes callback (llama.cpp's logger, while a model loads) the exception would be
+        # swallowed; within engine.deadline.stopping_signals() the alarm is then delivered again
+        raise_stop(HarnessTimeout(f"Timeout >{self.seconds:g}s (per-run timeout enforced by the harness)"), signum)
 
     def arm(self, seconds: float) -> None:
         if not self._installed:

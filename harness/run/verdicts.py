@@ -68,7 +68,7 @@ class Verdict:
     reasons: list[Reason] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)       # shown, never failing (under budget, fallbacks)
     time_s: float | None = None
-    time_status: str = "unknown"        # within | over | under | unknown
+    time_status: str = "unknown"        # within | over | under | incomplete (did not run to the end) | unknown
     memory_peak_mb: float | None = None
     memory_status: str = "unknown"      # within | over | unknown
     memory_source: str | None = None    # telemetry | harness (parent-side sampler of an isolated run)
@@ -139,6 +139,8 @@ def evaluate(telemetry: dict | None, budget: BudgetSpec, *, schema_errors: list[
             v.time_status = "over"
             reasons.append(Reason(TIME_OVER, f"{p}: {fmt_s(t)} s > {fmt_limit(budget.time_upper_s)} s budget "
                                              f"({fmt_pct(pct_over(t, budget.time_upper_s))}) {budget.where()}"))
+        elif not v.success or timed_out or (telemetry or {}).get("timed_out"):
+            v.time_status = "incomplete"      # it stopped early: neither within nor under budget
         elif t < budget.time_lower_s:
             v.time_status = "under"
             under = (budget.time_lower_s - t) / budget.time_lower_s * 100 if budget.time_lower_s else 0

@@ -9,7 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from llm_research_bench.engine.backends import BackendUnavailable, Message, ModelNotFound, StreamInterrupted, make_backend
+from llm_research_bench.engine.backends import (BackendUnavailable, ContextTooLarge, Message, ModelNotFound,
+                                                StreamInterrupted, make_backend)
 from llm_research_bench.engine.deadline import Deadline, RunTimeout
 
 
@@ -20,7 +21,8 @@ def free_port() -> int:
 
 
 class FakeOllamaServer:
-    """Test double: /api/version, /api/show (404 unless model == 'tiny:1b'), /api/chat streaming NDJSON."""
+    """Test double: /api/version, /api/show (404 unless model == 'tiny:1b'; mode 'ctx2048': trained on 2,048
+    tokens), /api/chat streaming NDJSON."""
 
     def __init__(self, mode: str = "ok"):
         self.mode = mode
@@ -48,7 +50,9 @@ class FakeOllamaServer:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 if self.path == "/api/show":
                     if body.get("model") == "tiny:1b":
-                        return self._json(200, {"modelfile": "", "details": {}, "model_info": {}, "capabilities": ["completion"]})
+                        info = {"llama.context_length": 2048} if outer.mode == "ctx2048" else {}
+                        return self._json(200, {"modelfile": "", "details": {}, "model_info": info,
+                                                "capabilities": ["completion"]})
                     return self._json(404, {"error": f"model '{body.get('model')}' not found"})
                 if self.path == "/api/chat":
                     self.send_response(200)
@@ -156,3 +160,19 @@ def test_a_silent_server_is_cut_at_the_run_deadline(fake):
         for d in b.stream([Message("user", "q")], max_tokens=32):
             got.append(d)
     assert 0.9 <= time.perf_counter() - t < 3 and "".join(got).startswith("- Claim one")
+
+
+@pytest.mark.parametrize("fake", ["ctx2048"], indirect=True)
+def test_context_window_above_the_models_trained_context_is_refused(fake):
+    with pytest.raises(ContextTooLarge, match=r"context_window 4,096 is larger than the 2,048-token context tiny:1b "
+                                              r"was trained on: set context_window <= 2,048"):
+        make_backend("ollama", "tiny:1b", context_window=4096)
+    assert make_backend("ollama", "tiny:1b", context_window=2048).context_window == 2048
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:99999", "[::1", "http://alice:pw@[::1"])
+def test_malformed_host_is_one_clear_error_before_the_client_is_imported(monkeypatch, host):
+    monkeypatch.setenv("OLLAMA_HOST", host)
+    with pytest.raises(BackendUnavailable, match=r"OLLAMA_HOST=.* is not a valid host\[:port\]") as e:
+        make_backend("ollama", "x", context_window=4096)
+    assert "pw" not in str(e.value)

@@ -89,7 +89,8 @@ def facts(**over) -> RunFacts:
     return RunFacts(**base)
 
 
-def test_built_document_is_schema_valid_and_measured():
+def test_built_document_is_schema_valid_and_measured(monkeypatch):
+    monkeypatch.delenv("RESEARCH_BENCH_HASH_KEY", raising=False)
     doc = build(facts(), system=SAMPLE["system"], success=True)
     assert validation_errors(doc) == []
     # the layout of a recorded run, plus what documents carry since it was recorded (issue 9)
@@ -108,7 +109,7 @@ def test_built_document_is_schema_valid_and_measured():
     assert doc["traces"]["batches"][1] == {"index": 1, "size": 2, "passage_ids": ["p3", "p4"], "novelty": 0.0812,
                                            "admitted": False}
     assert [list(c) for c in doc["traces"]["calls"]] == [CALL_TRACE_KEYS] * 2
-    assert doc["question"] == {"sha256": sha256("Is it? mail a@b.org"), "length": 19, "gold_answer": "yes",
+    assert doc["question"] == {"sha256": sha256("Is it? mail a@b.org"), "hash": "sha256", "length": 19, "gold_answer": "yes",
                                "gold_passage_ids": ["p1"], "answer_type": "polar", "answer_type_source": "given"}
     assert m["answer_citations"] == 0 and m["grounded_citations"] == 0 and m["grounded_citation_rate"] == 0.0
     assert doc["schema_version"] == "1.1" and doc["traces"]["gate"] == [] and doc["traces"]["grounding"] == []

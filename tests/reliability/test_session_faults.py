@@ -1,4 +1,4 @@
-"""Faults injected for real into whole pytest sessions (separate processes): Ctrl-C mid-bench, two sessions
+"""Faults injected for real into whole pytest sessions (separate processes): Ctrl-C or SIGTERM mid-bench, two sessions
 writing one results store at once, pytest-xdist workers, a model server that is down. Earlier records stay
 intact and nothing is lost. The engine is replaced by tests/harness/doubles.py (a test double) except in the
 Ollama test, which runs the real engine against a port where no server listens."""
@@ -42,7 +42,8 @@ def _pytest(proj: Path, results: Path, *args: str) -> list[str]:
             "linux-x86_64-2c", "--research-results-dir", str(results), "-q", *args, str(proj)]
 
 
-def test_ctrl_c_mid_bench_stores_the_run_as_interrupted_and_keeps_earlier_records(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_mid_bench_stores_the_run_as_interrupted_and_keeps_earlier_records(tmp_path, sig):
     flag = tmp_path / "started"
     proj = _project(tmp_path, f'''
         import os, pathlib
@@ -62,12 +63,15 @@ def test_ctrl_c_mid_bench_stores_the_run_as_interrupted_and_keeps_earlier_record
     while not flag.exists() and time.time() < deadline and p.poll() is None:
         time.sleep(0.1)
     time.sleep(0.5)
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     out, _ = p.communicate(timeout=60)
-    assert p.returncode == 2, out                    # pytest's "interrupted" exit code
+    assert p.returncode == 2, out                    # pytest's "interrupted" exit code (SIGTERM as Ctrl-C: not 143)
+    assert "Traceback" not in out and "INTERNALERROR" not in out
     recs = sorted(load_records(results), key=lambda r: r.timestamp)
     assert [r.outcome for r in recs] == ["passed", "interrupted"], out
     assert recs[1].telemetry is not None and recs[1].telemetry["success"] is False
+    if sig == signal.SIGTERM:                        # the partial telemetry says what stopped the run
+        assert recs[1].telemetry["errors"] == ["Terminated: stopped by SIGTERM"]
     assert recs[0].target_met
 
 

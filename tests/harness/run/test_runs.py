@@ -40,7 +40,8 @@ def test_a_user_error_before_the_run_is_raised_not_recorded(bench, monkeypatch):
     bench.run_bench()
     r = bench.run("-m", "quick")
     assert r.ret == 1
-    r.stdout.fnmatch_lines(["*QuestionError: the question is empty*"])
+    r.stdout.fnmatch_lines(["*: the question is empty: pass the question to research as text"])
+    assert "Traceback" not in r.stdout.str() and "During handling" not in r.stdout.str()
     assert bench.records() == []
 
 
@@ -109,7 +110,8 @@ def test_enforce_memory_kills_an_isolated_run_over_its_limit(bench, monkeypatch)
     (rec,) = bench.records()
     assert rec.outcome == "crashed"
     assert rec.extra["cause"].startswith("killed by the harness: process-tree RSS")
-    assert "exceeded the 400 MB limit (--research-enforce-memory)" in rec.extra["cause"]
+    assert "exceeded the 400 MB limit (--research-enforce-memory counts the run" in rec.extra["cause"]
+    assert rec.extra["memory_check"]["run_started"] is True
     assert "memory_over_limit" in rec.extra["reason_codes"]
 
 
