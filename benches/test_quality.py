@@ -19,7 +19,7 @@ Sample sizes. On the 2-core CI machine a quick retrieval run of SmolLM2-135M tak
 run may take; the early-exit-off arm runs on the first 10 questions only (a paired comparison, so no
 question mix effect). Balanced/thorough use more questions (SAMPLE_SIZES) and take correspondingly longer.
 
-QUALITY_SAMPLE=N,N_OFF overrides the sizes (a smoke run; the record stores the sizes it used).
+RESEARCH_BENCH_QUALITY_SAMPLE=N,N_OFF overrides the sizes (a smoke run; the record stores the sizes it used).
 
 Every run goes through the harness's in-process runner with a timeout of 4 x the profile's timeout_s (answers
 are measured here, not the budget; runs over the time budget are counted in extra.quality.runs), and a run
@@ -39,6 +39,7 @@ import time
 
 import pytest
 
+from llm_research_bench.engine.envvars import env
 from llm_research_bench.harness.analysis import quality
 from llm_research_bench.harness.report import quality as quality_report
 from llm_research_bench.harness.run import cpu
@@ -93,8 +94,9 @@ def test_quality(research_bench, record_result, profile, request):
     warm = research_bench.warmup()
     corpus = warm.corpus
     n, n_off = quality.SAMPLE_SIZES.get(profile.name, quality.SAMPLE_SIZES["quick"])
-    if os.environ.get("QUALITY_SAMPLE"):             # e.g. QUALITY_SAMPLE=2,1 for a smoke run (stored as such)
-        n, n_off = (int(x) for x in (os.environ["QUALITY_SAMPLE"].split(",") + ["0"])[:2])
+    sizes = env("QUALITY_SAMPLE")                   # e.g. RESEARCH_BENCH_QUALITY_SAMPLE=2,1: a smoke run (stored as such)
+    if sizes:
+        n, n_off = (int(x) for x in (sizes.split(",") + ["0"])[:2])
     sample = quality.sample_questions(corpus.questions, n, seed=quality.QUALITY_SEED)
     budget = research_bench.budget
     load_before = os.getloadavg()

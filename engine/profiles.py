@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends import BACKEND_NAMES
+from .envvars import env
 
 BUILTIN_FILE = Path(__file__).with_name("profiles.toml")
 REFERENCE_CLASS = "apple-m1-16gb"
@@ -179,7 +180,7 @@ def _read_toml(path: Path) -> dict:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise ProfileError("file not found (check --profiles-file / RESEARCH_PROFILES)", file=path) from None
+        raise ProfileError("file not found (check --profiles-file / RESEARCH_BENCH_PROFILES)", file=path) from None
     except tomllib.TOMLDecodeError as e:
         raise ProfileError(f"not valid TOML: {e}", file=path) from None
     except UnicodeDecodeError as e:
@@ -201,10 +202,10 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def load_profiles(user_file: str | Path | None = None) -> dict[str, Profile]:
-    """Built-in profiles, overlaid key by key by `user_file` (or $RESEARCH_PROFILES) when given."""
+    """Built-in profiles, overlaid key by key by `user_file` (or $RESEARCH_BENCH_PROFILES) when given."""
     raw = _read_toml(BUILTIN_FILE)
     sources = {n: str(BUILTIN_FILE) for n in raw}
-    user_file = user_file or os.environ.get("RESEARCH_PROFILES") or None
+    user_file = user_file or env("PROFILES") or None
     if user_file:
         path = Path(user_file)
         for name, prof in _read_toml(path).items():

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 import warnings
 from collections import Counter
 from pathlib import Path
+
+from ..run.store import default_results_dir
 
 HELP = "compare stored results of two commits (per-metric deltas, noise tests, --compare-fail)"
 
@@ -24,7 +25,7 @@ class CompareError(ValueError):
 def add_arguments(p) -> None:
     p.add_argument("ref_a", metavar="REF_A", help="baseline: a git ref or a stored commit prefix")
     p.add_argument("ref_b", metavar="REF_B", nargs="?", default="HEAD", help="current side (default: HEAD)")
-    p.add_argument("--results-dir", default=os.environ.get("RESEARCH_BENCH_RESULTS_DIR", "results"),
+    p.add_argument("--results-dir", default=default_results_dir(),
                    help="results store to read (default: $RESEARCH_BENCH_RESULTS_DIR or ./results)")
     p.add_argument("--machine", default=None,
                    help="machine fingerprint (default: this machine, else the one machine with results of both)")

@@ -2,6 +2,7 @@
 github-action-benchmark (report/exports.py builds the documents)."""
 from __future__ import annotations
 
+from ..run.store import default_results_dir
 from .exports import DIRECTIONS, FORMATS, GAB_TOOL, ExportError, export, write
 
 HELP = "export stored results for Bencher or github-action-benchmark"
@@ -9,14 +10,13 @@ HELP = "export stored results for Bencher or github-action-benchmark"
 
 def add_arguments(p) -> None:
     """The `export` subcommand's options (argparse parser `p`)."""
-    import os
     p.add_argument("--format", required=True, choices=FORMATS, dest="fmt",
                    help="bencher (Bencher Metric Format) or github-action-benchmark (custom tool JSON)")
     p.add_argument("--direction", choices=tuple(DIRECTIONS), default=None,
                    help="github-action-benchmark only: smaller (customSmallerIsBetter, the default) or bigger "
                         "(customBiggerIsBetter); one file holds one direction")
     p.add_argument("--out", required=True, help="JSON file to write")
-    p.add_argument("--results-dir", default=os.environ.get("RESEARCH_BENCH_RESULTS_DIR", "results"),
+    p.add_argument("--results-dir", default=default_results_dir(),
                    help="results store to read (default: $RESEARCH_BENCH_RESULTS_DIR or ./results)")
     p.add_argument("--machine", default=None, help="machine fingerprint (default: the newest record's machine)")
     p.add_argument("--include-neutral", action="store_true",

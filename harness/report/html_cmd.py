@@ -3,14 +3,10 @@ the results store (report/html.py renders it)."""
 from __future__ import annotations
 
 from ..analysis import measures
+from ..run.store import default_results_dir
 from .html import write_report
 
 HELP = "write the self-contained HTML report of the results store"
-
-
-def default_results_dir() -> str:
-    import os
-    return os.environ.get("RESEARCH_BENCH_RESULTS_DIR", "results")
 
 
 def add_arguments(p) -> None:

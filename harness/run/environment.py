@@ -17,10 +17,11 @@ from pathlib import Path
 
 import psutil
 
+from llm_research_bench.engine.envvars import name as envvar_name
 from llm_research_bench.engine.system import cpu_model
 
 #: Set this to pin the machine fingerprint (e.g. a CI runner pool whose hosts differ only in CPU stepping).
-FINGERPRINT_ENV = "RESEARCH_BENCH_MACHINE_ID"
+FINGERPRINT_ENV = envvar_name("MACHINE_ID")
 
 
 @dataclass(frozen=True)

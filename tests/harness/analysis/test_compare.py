@@ -155,7 +155,7 @@ def test_no_baseline_is_said_not_failed(bench, monkeypatch):
     r = _session(bench, monkeypatch, "10", "--research-compare-fail", "execution_time_s:10%")
     assert r.ret == 0
     out = r.stdout.str()
-    assert "no baseline: no other commit has results of these benches on this machine" in out
+    assert "no baseline: no other commit has clean results of these benches on this machine" in out
     assert "--research-compare-fail had nothing to compare with" in out
 
 
@@ -163,7 +163,7 @@ def test_compare_ref_that_nothing_knows_is_a_usage_error(bench):
     bench.run_bench()
     r = bench.run("-m", "quick", "--research-compare=deadbeef")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
-    assert "--research-compare=deadbeef (ini research_compare): git does not know this ref" in r.stderr.str()
+    assert "--research-compare=deadbeef (ini research_compare): no session on this machine was saved under this name (--research-save), git does not know this ref" in r.stderr.str()
     r = bench.run("--research-compare", "test_bench.py")
     assert "write --research-compare=REF" in r.stderr.str()
 
