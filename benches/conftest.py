@@ -14,6 +14,23 @@ import pytest
 
 from llm_research_bench.harness import DEFAULT_QUESTION
 
+#: Every test under benches/ is a research bench (harness/plugin/items.py): the plugin parametrizes, selects,
+#: times out and summarises these, and leaves every other test of a session alone.
+research_benches = True
+
+#: The benches' own markers (the plugin's are `profiles`, `research`, `pipeline` and the profile names).
+BENCH_MARKERS = (
+    "quality: answer-quality benches (opt-in: run only when -m names quality or the file is named)",
+    "breakdown: performance-breakdown benches (opt-in)",
+    "efficiency: engine vs raw llama-cpp-python decode and prefix reuse (opt-in)",
+    "micro: micro benches of hot paths (pytest-benchmark)",
+)
+
+
+def pytest_configure(config):
+    for line in BENCH_MARKERS:
+        config.addinivalue_line("markers", line)
+
 
 @pytest.fixture(scope="session")
 def bench_question() -> str:

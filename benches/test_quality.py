@@ -51,19 +51,6 @@ from llm_research_bench.harness.run.verdicts import evaluate
 pytestmark = [pytest.mark.quality]
 
 
-def _progress(request, text: str) -> None:
-    """A progress line on the terminal now (pytest's capture is suspended for it)."""
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    capman = request.config.pluginmanager.get_plugin("capturemanager")
-    if tr is None:
-        return
-    if capman is not None:
-        with capman.global_and_fixture_disabled():
-            tr.write_line(text)
-    else:
-        tr.write_line(text)
-
-
 #: Per-run timeout = this x the profile's timeout_s: the bench measures answers, and a run slowed by a busy
 #: machine should not turn into a wrong answer. Runs over the time budget are still counted (budget misses).
 TIMEOUT_FACTOR = 4
@@ -125,7 +112,7 @@ def test_quality(research_bench, record_result, profile, request):
         fc.__exit__(None, None, None)
         foreign.append(None if fc.share is None else round(fc.share, 3))
         r = arms["retrieval"][-1]
-        _progress(request, f"quality[{profile.name}] {i + 1}/{n} q{q.id}: gold {q.answer}, retrieval {r.decision} "
+        research_bench.progress(f"quality[{profile.name}] {i + 1}/{n} q{q.id}: gold {q.answer}, retrieval {r.decision} "
                            f"({r.time_s:.1f} s), closed-book {arms['closed_book'][-1].decision}"
                            + (f", no-early-exit {arms['retrieval_no_early_exit'][-1].decision}" if i < n_off else "")
                            + (f" [other processes used {fc.share:.0%} of the CPUs]" if (fc.share or 0) > 0.2 else ""))
@@ -147,7 +134,7 @@ def test_quality(research_bench, record_result, profile, request):
     errs = quality.validation_errors(summary)
     assert not errs, errs
     for line in quality_report.summary_lines(summary):
-        _progress(request, line)
+        research_bench.progress(line)
 
     assert tels, f"no retrieval run produced telemetry: {failures[:3]}"
     med = statistics.median_low([w for w, _ in tels])

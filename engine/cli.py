@@ -1,4 +1,5 @@
-"""Command line: `python -m engine run|profiles|system|validate|calibrate`."""
+"""Command line: `research-engine run|profiles|system|validate|calibrate` (also `python -m llm_research_bench.engine`,
+and `python -m engine` in a checkout). `--profiles-file F` may come before or after the command."""
 from __future__ import annotations
 
 import argparse
@@ -73,7 +74,8 @@ def _cmd_run(a: argparse.Namespace) -> int:
     progress = _Progress(quiet=a.quiet or not sys.stderr.isatty())
     session = research(a.question, profile=a.profile, backend=a.backend, model=a.model, corpus=a.corpus,
                        profiles_file=a.profiles_file, early_exit=not a.no_early_exit, retrieval=not a.closed_book,
-                       store_text=a.store_text, telemetry_out=a.telemetry_out, on_event=progress)
+                       store_text=a.store_text, telemetry_out=a.telemetry_out, on_event=progress,
+                       memory_trace=a.memory_trace)
     progress.done()
     tel = session.telemetry
     m = tel["metrics"]
@@ -93,6 +95,8 @@ def _cmd_run(a: argparse.Namespace) -> int:
           f"{m['valid_citations']}/{m['citations']} citations valid, stop: {ee['reason']}")
     if a.telemetry_out:
         print(f"telemetry: {a.telemetry_out}")
+    if a.memory_trace:
+        print(f"memory trace: {a.memory_trace} ({m['memory_samples']} samples, peak {m['memory_peak_mb'] or 0:.0f} MB)")
     return 0
 
 
@@ -152,10 +156,10 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
     from . import research
     from .system import current_machine_class
     q = a.question
-    research(q, profile=a.profile, corpus=a.corpus)   # warm-up: index cache, page cache
+    research(q, profile=a.profile, corpus=a.corpus, profiles_file=a.profiles_file)   # warm-up: index, page cache
     times, peaks = [], []
     for i in range(a.runs):
-        t = research(q, profile=a.profile, corpus=a.corpus).telemetry["metrics"]
+        t = research(q, profile=a.profile, corpus=a.corpus, profiles_file=a.profiles_file).telemetry["metrics"]
         times.append(t["execution_time_s"])
         peaks.append(t["memory_peak_mb"])
         print(f"run {i + 1}: {t['execution_time_s']:.1f} s, peak {t['memory_peak_mb']:.0f} MB", file=sys.stderr)
@@ -169,9 +173,19 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
 DEFAULT_Q = "Do mitochondria play a role in remodelling lace plant leaves during programmed cell death?"
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as _v
+    try:
+        return _v("llm-research-bench")
+    except PackageNotFoundError:
+        return "0.1.0+checkout"
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m engine", description="Streaming local-LLM research engine.")
-    ap.add_argument("--profiles-file", default=None, help="TOML file overlaying the built-in profiles")
+    ap = argparse.ArgumentParser(prog="research-engine", description="Streaming local-LLM research engine.")
+    ap.add_argument("--version", action="version", version=f"research-engine (llm-research-bench) {version()}")
+    profiles_help = "TOML file overlaying the built-in profiles (default: $RESEARCH_BENCH_PROFILES)"
+    ap.add_argument("--profiles-file", default=None, help=profiles_help)
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="research a question")
     r.add_argument("question")
@@ -183,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--store-text", action="store_true", help="keep question and answer text in telemetry (redacted)")
     r.add_argument("--no-early-exit", action="store_true")
     r.add_argument("--closed-book", action="store_true", help="no retrieval: the model answers alone")
-    r.add_argument("--memory-trace", action="store_true", help="(sampler always runs; kept for the Makefile alias)")
+    r.add_argument("--memory-trace", default=None, metavar="FILE",
+                   help="write the memory sampler's trace (process-tree RSS over the run, ~50 Hz) as JSON")
     r.add_argument("--quiet", action="store_true")
     p = sub.add_parser("profiles", help="list profiles and this machine's budgets")
     p.add_argument("--machine-class", default=None)
@@ -196,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--runs", type=int, default=5)
     c.add_argument("--corpus", default=None)
     c.add_argument("--question", default=DEFAULT_Q)
+    for sp in (r, p, c):      # also after the command, as the README writes it (the later one wins)
+        sp.add_argument("--profiles-file", default=argparse.SUPPRESS, help=profiles_help)
     a = ap.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from .errors import USER_ERRORS

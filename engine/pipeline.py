@@ -150,14 +150,16 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
              model: str | None = None, corpus: str | Path | Corpus | None = None,
              profiles_file: str | Path | None = None, early_exit: bool = True, retrieval: bool = True,
              store_text: bool = False, telemetry_out: str | Path | None = None,
-             on_event: Event | None = None, system_info: dict | None = None) -> ResearchSession:
+             on_event: Event | None = None, system_info: dict | None = None,
+             memory_trace: str | Path | None = None) -> ResearchSession:
     """Research `question` over `corpus` with a real model; return the session with its telemetry.
 
     User errors found before the run (profile, question, corpus, backend) raise their own error types with a
     message naming the fix. A failure during the run raises ResearchFailed carrying the partial telemetry;
     any other exception (KeyboardInterrupt, a RunTimeout) gets the partial telemetry attached as
     `exc.research_telemetry` before it propagates. The telemetry says `timed_out: true` exactly when the
-    exception is a RunTimeout (engine.deadline; a harness's own timeout subclasses it)."""
+    exception is a RunTimeout (engine.deadline; a harness's own timeout subclasses it). `memory_trace`: a JSON
+    file for the memory sampler's whole trace (process-tree RSS over the run; MemorySampler.trace_document)."""
     emit = on_event or (lambda kind, data: None)
     prof = profile if isinstance(profile, Profile) else get_profile(profile, profiles_file)
     q = _check_question(question)
@@ -170,7 +172,8 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
     run = _Run(profile=prof, backend_name=backend_name, question=q,
                started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
                clock=PhaseClock("plan"), meter=StreamMeter(),
-               sampler=MemorySampler(ProcessTree(extra_pids=extra)), corpus=corp, retrieval=retrieval,
+               sampler=MemorySampler(ProcessTree(extra_pids=extra), trace=memory_trace is not None), corpus=corp,
+               retrieval=retrieval,
                memory_limit_mb=prof.budget_for(system_mod.current_machine_class()).memory_mb)
     run.gold = corp.question_by_text(q)
     run.sampler.start()
@@ -187,6 +190,8 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
         finally:
             run.clock.stop()
             run.sampler.stop()
+            if memory_trace is not None:
+                write_json(memory_trace, run.sampler.trace_document())
     except BaseException as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         run.errors.append(f"{type(exc).__name__}: {msg}")

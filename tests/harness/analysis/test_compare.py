@@ -181,7 +181,7 @@ def test_python_m_harness_compare_prints_the_same_comparison_offline(bench, monk
                            "--format", "json")
     assert r.ret == 0 and '"baseline": "' + a[:12] in r.stdout.str()
     r = bench.pytester.run(sys.executable, "-m", "llm_research_bench.harness", "compare", "nope", "--results-dir", str(bench.results))
-    assert r.ret == 2 and "'nope': git does not know it" in r.stderr.str()
+    assert r.ret == 2 and "'nope': no session was saved under this name, git does not know it" in r.stderr.str()
 
 
 def test_the_default_baseline_compares_like_with_like(bench, monkeypatch, two_commits):
