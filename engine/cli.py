@@ -173,17 +173,10 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
 DEFAULT_Q = "Do mitochondria play a role in remodelling lace plant leaves during programmed cell death?"
 
 
-def version() -> str:
-    from importlib.metadata import PackageNotFoundError, version as _v
-    try:
-        return _v("llm-research-bench")
-    except PackageNotFoundError:
-        return "0.1.0+checkout"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="research-engine", description="Streaming local-LLM research engine.")
-    ap.add_argument("--version", action="version", version=f"research-engine (llm-research-bench) {version()}")
+    from llm_research_bench import __version__
+    ap.add_argument("--version", action="version", version=f"research-engine (llm-research-bench) {__version__}")
     profiles_help = "TOML file overlaying the built-in profiles (default: $RESEARCH_BENCH_PROFILES)"
     ap.add_argument("--profiles-file", default=None, help=profiles_help)
     sub = ap.add_subparsers(dest="cmd", required=True)
