@@ -48,8 +48,11 @@ def markdown(instances: Sequence[Any], *, comparison: Any = None, gate_failures:
 
 
 def session_markdown(summary: Any, ctx: Any) -> str:
+    from ..run.environment import commit_url
     git = ctx.git
-    context = (f"commit `{git.short}`{f' on `{git.branch}`' if git.branch else ''}, machine "
+    url = commit_url(getattr(ctx.options, "commit_url", None), git.commit)
+    commit = f"[`{git.short}`]({url})" if url else f"`{git.short}`"
+    context = (f"commit {commit}{f' on `{git.branch}`' if git.branch else ''}, machine "
                f"`{ctx.machine.fingerprint}`, budgets for `{ctx.machine_class}`"
                f"{f' scaled x{ctx.options.budget_scale:g}' if ctx.options.budget_scale != 1 else ''}")
     comp = summary.comparison if summary.compare_requested else None
