@@ -92,7 +92,8 @@ def finish(ctx: BenchContext, records: Sequence[ResultRecord]) -> SessionSummary
 
 
 def session_document(summary: SessionSummary, ctx: BenchContext) -> dict:
-    """The session as one JSON document (--research-json; schemas/session.schema.json)."""
+    """The session as one JSON document (--research-json): format and versions, session id, saved name, time,
+    commit, machine, options, pass/fail, per-instance summaries, missed targets, the comparison, every record."""
     import datetime as _dt
 
     from ..records import RECORD_VERSION
