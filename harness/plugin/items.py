@@ -11,12 +11,14 @@ Everything else is left exactly as pytest and its other plugins make it: no para
 opt-in deselection, no timeout, no header or summary, no git call, no results scan. The plugin's markers
 (`profiles`, `pipeline`, `research`, the opt-in markers) mean something only on research benches.
 
-Light on purpose: imported by the pytest11 entry point, it imports nothing but the standard library.
+Light on purpose: imported by the pytest11 entry point, it imports nothing but pytest and the standard library.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 #: The plugin's fixtures (plugin/fixtures.py).
 PLUGIN_FIXTURES = ("research_bench", "record_result", "bench_warmup", "bench_budget", "bench_context",
@@ -61,21 +63,32 @@ def uses_plugin_fixtures(fixtureinfo: Any, definition: Any, already_parametrized
     return False
 
 
+_OPT_IN_DIRS = pytest.StashKey[tuple]()
+
+
+def _opted_in_dirs(config: Any) -> tuple[Path, ...]:
+    """Folders of the registered conftest.py modules that opt in (recomputed when plugins were registered)."""
+    plugins = config.pluginmanager.get_plugins()
+    cached = config.stash.get(_OPT_IN_DIRS, None)
+    if cached is not None and cached[0] == len(plugins):
+        return cached[1]
+    dirs = tuple(Path(p.__file__).resolve().parent for p in plugins
+                 if getattr(p, OPT_IN_NAME, False) is True and str(getattr(p, "__file__", "")).endswith("conftest.py"))
+    config.stash[_OPT_IN_DIRS] = (len(plugins), dirs)
+    return dirs
+
+
 def opted_in(config: Any, module: Any, path: Any) -> bool:
     """Rule 2: the test's module, or a conftest.py at or above its folder, sets `research_benches = True`."""
     if module is not None and getattr(module, OPT_IN_NAME, False) is True:
         return True
     if path is None:
         return False
+    dirs = _opted_in_dirs(config)
+    if not dirs:
+        return False
     folder = Path(str(path)).resolve().parent
-    for plugin in config.pluginmanager.get_plugins():
-        f = getattr(plugin, "__file__", None)
-        if not f or Path(f).name != "conftest.py" or getattr(plugin, OPT_IN_NAME, False) is not True:
-            continue
-        d = Path(f).resolve().parent
-        if d == folder or d in folder.parents:
-            return True
-    return False
+    return any(d == folder or d in folder.parents for d in dirs)
 
 
 def metafunc_is_bench(metafunc: Any) -> bool:
