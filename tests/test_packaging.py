@@ -138,13 +138,12 @@ import os
 import pytest
 import llm_research_bench
 
-pytestmark = pytest.mark.pipeline
-
 
 def test_installed_copy_is_used():
     assert llm_research_bench.__file__.startswith(os.environ["EXPECT_PREFIX"]), llm_research_bench.__file__
 
 
+@pytest.mark.pipeline
 def test_pipeline(research_bench, profile, bench_warmup):
     result = research_bench.run("Do mitochondria play a role in remodelling lace plant leaves during programmed "
                                 "cell death?")
@@ -183,7 +182,7 @@ def test_the_installed_wheel_runs_a_bench_in_a_project_without_a_checkout(fresh_
                        cwd=proj, env=env, capture_output=True, text=True, timeout=900)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
-    assert "2 passed" in out and "research bench summary" in out
+    assert "2 passed" in out and "research bench summary" in out, out
     assert "[research-bench] pipeline[quick] round 1/1" in out                 # live progress lines
     doc = json.loads((proj / "session.json").read_text())
     (rec,) = doc["records"]
