@@ -203,6 +203,8 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
                 if follower is not None:
                     follower.poll()
                 time.sleep(POLL_S)
+        if follower is not None:
+            follower.poll()                # what the child wrote after the last poll
     except BaseException as e:   # a timeout in the parent, Ctrl-C: stop the child, keep what it wrote
         exc = e
         _kill_tree(proc, signal.SIGTERM)

@@ -180,7 +180,7 @@ def test_inner_session(pytester, i):
     r.assert_outcomes(passed=1)
 ''')
     for extra in ((), ("-p", "no:research_bench")):
-        r = _run(foreign, *extra)
+        r = _run(foreign, "test_meta.py", *extra)       # not the first run's basetemp, which lies beside it
         assert r.ret == 0, r.stdout.str() + r.stderr.str()
         r.assert_outcomes(passed=3)
 
