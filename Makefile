@@ -2,10 +2,12 @@
 PY      := .venv/bin/python
 PYTEST  := .venv/bin/pytest
 CORPUS  ?= ../shared/data/pubmedqa/ori_pqal.json
+## Generated files (reports, exports, telemetry, memory traces) go here: git-ignored, never the repo root.
+OUT     ?= out
 QUESTION ?= Do mitochondria play a role in remodelling lace plant leaves during programmed cell death?
 ARGS    ?=
 
-.PHONY: setup bench test bench-quick bench-balanced bench-thorough bench-all quality quality-open memory-pressure breakdown efficiency micro report export \
+.PHONY: setup bench test bench-quick bench-balanced bench-thorough bench-all quality quality-open memory-pressure breakdown efficiency micro report export list \
         system profiles run calibrate monitor-memory telemetry test-ollama clean-cache \
         bench-m1 bench-m1-quick bench-m1-thorough validate-m1-system monitor-m1-memory m1-telemetry
 
@@ -25,7 +27,10 @@ bench-balanced: setup
 	$(PYTEST) benches -m "balanced and not quality" $(ARGS)
 bench-thorough: setup
 	$(PYTEST) benches -m "thorough and not quality" $(ARGS)
+## Every profile's pipeline bench and the micro benches. The opt-in benches (quality, breakdown, efficiency)
+## are listed as "not selected (opt-in)" after collection; run them with `make quality breakdown efficiency`.
 bench-all: setup
+	@echo "bench-all: every profile's pipeline bench and the micro benches; opt-in benches: make quality breakdown efficiency"
 	$(PYTEST) benches $(ARGS)
 efficiency: setup
 	$(PYTEST) benches -m efficiency $(ARGS)
@@ -42,26 +47,31 @@ breakdown: setup
 micro: setup
 	$(PYTEST) benches -m micro $(ARGS)
 report: setup
-	$(PY) -m harness report --out report.html
+	$(PY) -m llm_research_bench.harness report --out $(OUT)/report.html
 export: setup
-	$(PY) -m harness export --format bencher --out bencher.json
-	$(PY) -m harness export --format github-action-benchmark --out gab.json
-	$(PY) -m harness export --format github-action-benchmark --direction bigger --out gab-bigger.json
+	$(PY) -m llm_research_bench.harness export --format bencher --out $(OUT)/bencher.json
+	$(PY) -m llm_research_bench.harness export --format github-action-benchmark --out $(OUT)/gab.json
+	$(PY) -m llm_research_bench.harness export --format github-action-benchmark --direction bigger --out $(OUT)/gab-bigger.json
+	$(PY) -m llm_research_bench.harness export --format csv --out $(OUT)/runs.csv
+	$(PY) -m llm_research_bench.harness export --format jsonl --out $(OUT)/runs.jsonl
+list: setup
+	$(PY) -m llm_research_bench.harness list
 system: setup
-	$(PY) -m engine system
+	$(PY) -m llm_research_bench.engine system
 profiles: setup
-	$(PY) -m engine profiles
+	$(PY) -m llm_research_bench.engine profiles
 run: setup
-	$(PY) -m engine run "$(QUESTION)" --profile quick --corpus $(CORPUS) --telemetry-out t.json
-## One research run with live memory: the sampler's peak and trace are in the telemetry it writes.
+	$(PY) -m llm_research_bench.engine run "$(QUESTION)" --profile quick --corpus $(CORPUS) --telemetry-out $(OUT)/t.json
+## One research run with its memory trace: process-tree RSS sampled at ~50 Hz, written as JSON.
 monitor-memory: setup
-	$(PY) -m engine run "$(QUESTION)" --profile quick --corpus $(CORPUS) --telemetry-out t.json --memory-trace
+	$(PY) -m llm_research_bench.engine run "$(QUESTION)" --profile quick --corpus $(CORPUS) \
+	    --telemetry-out $(OUT)/t.json --memory-trace $(OUT)/memory-trace.json
 telemetry: run
-	$(PY) -m engine validate t.json
+	$(PY) -m llm_research_bench.engine validate $(OUT)/t.json
 test-ollama: setup
 	$(PYTEST) tests -k ollama $(ARGS)
 calibrate: setup
-	$(PY) -m engine calibrate --profile quick --runs 5 --corpus $(CORPUS)
+	$(PY) -m llm_research_bench.engine calibrate --profile quick --runs 5 --corpus $(CORPUS)
 clean-cache:
 	rm -rf $${XDG_CACHE_HOME:-$$HOME/.cache}/llm-research-bench
 

@@ -14,25 +14,26 @@ import pytest
 
 from llm_research_bench.harness import DEFAULT_QUESTION
 
+#: Every test under benches/ is a research bench (harness/plugin/items.py): the plugin parametrizes, selects,
+#: times out and summarises these, and leaves every other test of a session alone.
+research_benches = True
+
+#: The benches' own markers (the plugin's are `profiles`, `research`, `pipeline` and the profile names).
+BENCH_MARKERS = (
+    "quality: answer-quality benches (opt-in: run only when -m names quality or the file is named)",
+    "breakdown: performance-breakdown benches (opt-in)",
+    "efficiency: engine vs raw llama-cpp-python decode and prefix reuse (opt-in)",
+    "memory_pressure: adaptive batch sizing under real memory pressure (opt-in: a memory-hog child process)",
+    "micro: micro benches of hot paths (pytest-benchmark)",
+)
+
+
+def pytest_configure(config):
+    for line in BENCH_MARKERS:
+        config.addinivalue_line("markers", line)
+
 
 @pytest.fixture(scope="session")
 def bench_question() -> str:
     """PubMedQA's lace-plant question: its abstract is in the default corpus, so retrieval has a gold passage."""
     return DEFAULT_QUESTION
-
-
-@pytest.fixture
-def bench_say(request):
-    """Write a line on the terminal now (pytest's output capture is suspended for it): progress of long benches."""
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    capman = request.config.pluginmanager.get_plugin("capturemanager")
-
-    def say(text: str) -> None:
-        if tr is None:
-            return
-        if capman is not None:
-            with capman.global_and_fixture_disabled():
-                tr.write_line(text)
-        else:
-            tr.write_line(text)
-    return say

@@ -85,19 +85,10 @@ def _store(record_result, kind: str, telemetry: dict | None, doc: dict) -> dict:
     return doc
 
 
-def _say(request, doc: dict) -> None:
-    """The numbers on the terminal now (pytest's capture is suspended for it)."""
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    capman = request.config.pluginmanager.get_plugin("capturemanager")
-    if tr is None:
-        return
-    line = f"breakdown {doc['kind']}: " + ", ".join(
-        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in doc["metrics"].items())
-    if capman is not None:
-        with capman.global_and_fixture_disabled():
-            tr.write_line(line)
-    else:
-        tr.write_line(line)
+def _say(research_bench, doc: dict) -> None:
+    """The numbers on the terminal now (the plugin's live progress line)."""
+    research_bench.progress(f"breakdown {doc['kind']}: " + ", ".join(
+        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in doc["metrics"].items()))
 
 
 def test_phases(research_bench, record_result, bench_question, request):
@@ -112,7 +103,7 @@ def test_phases(research_bench, record_result, bench_question, request):
         "metrics": metrics,
         "detail": {"phases_s": tel["phases"], "execution_time_s": tel["metrics"]["execution_time_s"], **ns,
                    "calls": len(tel["traces"]["calls"]), "conditions": cond}})
-    _say(request, doc)
+    _say(research_bench, doc)
     assert abs(sum(v for k, v in metrics.items() if k.startswith("phase_share_")) - 1.0) < 0.05
 
 
@@ -128,7 +119,7 @@ def test_prefix_reuse(research_bench, record_result, bench_question, request):
         "detail": {"prompt_tokens_total": m["prompt_tokens_total"], "prompt_tokens_evaluated": m["prompt_tokens_evaluated"],
                    "unique_context_tokens": m["unique_context_tokens"], "prefix_reuse_ratio": m["prefix_reuse_ratio"],
                    "calls": calls, "conditions": cond}})
-    _say(request, doc)
+    _say(research_bench, doc)
 
 
 def test_harness_overhead(research_bench, record_result, bench_question, request, tmp_path):
@@ -162,7 +153,7 @@ def test_harness_overhead(research_bench, record_result, bench_question, request
                    "around_research_s": around, "run_wall_s": wall,
                    "record_harness_overhead_s": (rec.extra or {}).get("harness_overhead_s"),
                    "conditions": cond}})
-    _say(request, doc)
+    _say(research_bench, doc)
     assert doc["metrics"]["harness_overhead_share"] < 0.05
 
 
@@ -197,7 +188,7 @@ def test_corpus_scaling(research_bench, record_result, bench_question, request, 
         p = _measure_point(scaling.corpus_size_point, n, bench_question, PROFILE, with_telemetry=n == 3358,
                            cache_dir=lambda attempt: str(tmp_path / f"cache-{n}-{attempt}"))
         points.append(p)
-        _say(request, {"kind": f"corpus_scaling {n:,} passages", "metrics": {
+        _say(research_bench, {"kind": f"corpus_scaling {n:,} passages", "metrics": {
             k: p[k] for k in ("index_build_s", "embed_passages_per_second", "search_ms", "research_s", "memory_peak_mb",
                               "foreign_cpu_share")}})
     rep = next((p["telemetry"] for p in points if p.get("telemetry")), None)
@@ -218,7 +209,7 @@ def test_corpus_scaling(research_bench, record_result, bench_question, request, 
                     "search_ms_largest": big["search_ms"],
                     "research_time_ratio_largest_smallest": big["research_s"] / small["research_s"]},
         "detail": {"growth": g, "load_avg_1m_before_after": [load, _load()]}})
-    _say(request, doc)
+    _say(research_bench, doc)
     assert all(p["success"] for p in series)
 
 
@@ -229,7 +220,7 @@ def test_context_scaling(research_bench, record_result, bench_question, request)
     for cw in CONTEXT_WINDOWS:
         p = _measure_point(scaling.context_window_point, cw, bench_question, PROFILE, with_telemetry=cw == 4096)
         points.append(p)
-        _say(request, {"kind": f"context_scaling {cw} tokens", "metrics": {
+        _say(research_bench, {"kind": f"context_scaling {cw} tokens", "metrics": {
             k: p[k] for k in ("research_s", "prompt_tokens_evaluated", "batches", "memory_peak_mb", "foreign_cpu_share")}})
     rep = next((p["telemetry"] for p in points if p.get("telemetry")), None)
     series = _series_doc(points, "context_window")
@@ -243,5 +234,5 @@ def test_context_scaling(research_bench, record_result, bench_question, request)
                     "memory_mb_per_1k_context": g["memory_peak_mb"]["per_1k"],
                     "prompt_tokens_per_1k_context": g["prompt_tokens_evaluated"]["per_1k"]},
         "detail": {"growth": g, "load_avg_1m_before_after": [load, _load()]}})
-    _say(request, doc)
+    _say(research_bench, doc)
     assert all(p["success"] for p in series)

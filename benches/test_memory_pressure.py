@@ -53,7 +53,7 @@ def _pressure_profile(base, machine_class: str, memory_mb: float):
         budgets={machine_class: Budget(machine_class, b.time_lower_s, 10 * b.time_upper_s, round(memory_mb, 1))})
 
 
-def test_memory_pressure(research_bench, record_result, bench_question, bench_say):
+def test_memory_pressure(research_bench, record_result, bench_question):
     warm = research_bench.warmup()
     ctx = research_bench.ctx
     base = ctx.profile("quick")
@@ -70,7 +70,7 @@ def test_memory_pressure(research_bench, record_result, bench_question, bench_sa
     limit = footprint / LIMIT_SHARE
     hog_mb = HOG_SHARE * limit - footprint
     prof = _pressure_profile(base, cls, limit)
-    bench_say(f"memory_pressure: footprint {footprint:.0f} MB (reference run, {len(rt['traces']['batch_size'])} "
+    research_bench.progress(f"memory_pressure: footprint {footprint:.0f} MB (reference run, {len(rt['traces']['batch_size'])} "
                   f"sizing readings) -> limit {limit:.0f} MB; the hog will hold {hog_mb:.0f} MB")
 
     # 2. The pressure run: the hog holds memory between batches HOLD_AFTER_BATCH and FREE_AFTER_BATCH.
@@ -118,7 +118,7 @@ def test_memory_pressure(research_bench, record_result, bench_question, bench_sa
     }
     record_result(tel, profile=prof, bench="memory_pressure",
                   extra={"memory_pressure": doc, "representative_telemetry": True}, check=False, gate=False)
-    bench_say("memory_pressure: " + ", ".join(f"batch {d['batch']}: p={d['pressure']:.2f} {d['decision']} "
+    research_bench.progress("memory_pressure: " + ", ".join(f"batch {d['batch']}: p={d['pressure']:.2f} {d['decision']} "
                                                   f"{d['old']}->{d['new']}" for d in decisions)
          + f"; adaptive_batch_effectiveness {doc['adaptive_batch_effectiveness']}")
     assert shrinks, f"no shrink under measured pressure: {decisions}"

@@ -28,7 +28,7 @@ Sample sizes. On the 2-core CI machine a quick retrieval run of SmolLM2-135M tak
 use more questions (SAMPLE_SIZES) and take correspondingly longer (a thorough run is 40-100 s on a quiet
 machine, several times that on a busy one).
 
-QUALITY_SAMPLE=N,N_OFF overrides the sizes (the record stores the sizes it used).
+RESEARCH_BENCH_QUALITY_SAMPLE=N,N_OFF overrides the sizes (the record stores the sizes it used).
 
 Every run goes through the harness's in-process runner with a timeout of 4 x the profile's timeout_s (answers
 are measured here, not the budget; runs over the time budget are counted in extra.quality.runs), and a run
@@ -51,6 +51,7 @@ import pytest
 from llm_research_bench.engine.corpus import load_corpus
 from llm_research_bench.engine.embed import shared_embedder
 from llm_research_bench.engine.index import HNSWIndex
+from llm_research_bench.engine.envvars import env
 from llm_research_bench.harness.analysis import quality
 from llm_research_bench.harness.report import quality as quality_report
 from llm_research_bench.harness.run import cpu
@@ -101,8 +102,9 @@ def _bench(research_bench, record_result, profile, say, *, corpus, corpus_path, 
            answer_type: str) -> dict:
     warm = research_bench.warmup()
     n, n_off = quality.SAMPLE_SIZES.get(profile.name, quality.SAMPLE_SIZES["quick"])
-    if os.environ.get("QUALITY_SAMPLE"):             # e.g. QUALITY_SAMPLE=2,1 for a smoke run (stored as such)
-        n, n_off = (int(x) for x in (os.environ["QUALITY_SAMPLE"].split(",") + ["0"])[:2])
+    sizes = env("QUALITY_SAMPLE")                   # e.g. RESEARCH_BENCH_QUALITY_SAMPLE=2,1: a smoke run (stored as such)
+    if sizes:
+        n, n_off = (int(x) for x in (sizes.split(",") + ["0"])[:2])
     n = min(n, len([q for q in corpus.questions if q.answer]))
     sample = quality.sample_questions(corpus.questions, n, seed=quality.QUALITY_SEED)
     budget = research_bench.budget
@@ -178,14 +180,14 @@ def _bench(research_bench, record_result, profile, say, *, corpus, corpus_path, 
     return summary
 
 
-def test_quality(research_bench, record_result, profile, bench_say):
+def test_quality(research_bench, record_result, profile):
     warm = research_bench.warmup()
-    _bench(research_bench, record_result, profile, bench_say, corpus=warm.corpus, corpus_path=warm.corpus_path,
+    _bench(research_bench, record_result, profile, research_bench.progress, corpus=warm.corpus, corpus_path=warm.corpus_path,
            bench="quality", label="PubMedQA-L", answer_type="polar")
 
 
-def test_quality_open(research_bench, record_result, profile, bench_say):
+def test_quality_open(research_bench, record_result, profile):
     corpus = load_corpus(OPEN_CORPUS)
     HNSWIndex.build_or_load(corpus, shared_embedder())       # the index is built (or loaded) before any timed run
-    _bench(research_bench, record_result, profile, bench_say, corpus=corpus, corpus_path=OPEN_CORPUS,
+    _bench(research_bench, record_result, profile, research_bench.progress, corpus=corpus, corpus_path=OPEN_CORPUS,
            bench="quality_open", label="tooldocs", answer_type="auto")

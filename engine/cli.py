@@ -1,4 +1,5 @@
-"""Command line: `python -m engine run|profiles|system|validate|calibrate`.
+"""Command line: `research-engine run|profiles|system|validate|calibrate` (also `python -m llm_research_bench.engine`,
+and `python -m engine` in a checkout). `--profiles-file F` may come before or after the command.
 
 Every way a command can end is one line on stderr and a documented exit status (EXIT_*): no traceback for any
 input. A run's work is never lost to its end: the answer is printed and the telemetry written (or written to a
@@ -98,7 +99,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
                            retrieval=not a.closed_book,
                            strategy="single_shot" if a.single_shot else "progressive", answer_type=a.answer_type,
                            store_text=a.store_text, telemetry_out=a.telemetry_out,
-                           on_event=progress)
+                           on_event=progress, memory_trace=a.memory_trace)
     finally:
         progress.done()          # clear the status line, so that any message below stands on its own line
     tel = session.telemetry
@@ -134,6 +135,8 @@ def _cmd_run(a: argparse.Namespace) -> int:
         return EXIT_USAGE
     if written is not None:
         print(f"telemetry: {written.path}")
+    if a.memory_trace:
+        print(f"memory trace: {a.memory_trace} ({m['memory_samples']} samples, peak {m['memory_peak_mb'] or 0:.0f} MB)")
     return EXIT_OK
 
 
@@ -202,10 +205,10 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
     from . import research
     from .system import current_machine_class
     q = a.question
-    research(q, profile=a.profile, corpus=a.corpus)   # warm-up: index cache, page cache
+    research(q, profile=a.profile, corpus=a.corpus, profiles_file=a.profiles_file)   # warm-up: index, page cache
     times, peaks = [], []
     for i in range(a.runs):
-        t = research(q, profile=a.profile, corpus=a.corpus).telemetry["metrics"]
+        t = research(q, profile=a.profile, corpus=a.corpus, profiles_file=a.profiles_file).telemetry["metrics"]
         times.append(t["execution_time_s"])
         peaks.append(t["memory_peak_mb"])
         print(f"run {i + 1}: {t['execution_time_s']:.1f} s, peak {t['memory_peak_mb']:.0f} MB", file=sys.stderr)
@@ -220,8 +223,11 @@ DEFAULT_Q = "Do mitochondria play a role in remodelling lace plant leaves during
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m engine", description="Streaming local-LLM research engine.")
-    ap.add_argument("--profiles-file", default=None, help="TOML file overlaying the built-in profiles")
+    ap = argparse.ArgumentParser(prog="research-engine", description="Streaming local-LLM research engine.")
+    from llm_research_bench import __version__
+    ap.add_argument("--version", action="version", version=f"research-engine (llm-research-bench) {__version__}")
+    profiles_help = "TOML file overlaying the built-in profiles (default: $RESEARCH_BENCH_PROFILES)"
+    ap.add_argument("--profiles-file", default=None, help=profiles_help)
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="research a question")
     r.add_argument("question")
@@ -237,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="plain RAG: the top passages that fit the context, one prompt, one answer")
     r.add_argument("--answer-type", default="auto", choices=["auto", "polar", "open"],
                    help="polar: a yes/no/maybe decision; open: a few sentences with citations; auto: detect")
-    r.add_argument("--memory-trace", action="store_true", help="(sampler always runs; kept for the Makefile alias)")
+    r.add_argument("--memory-trace", default=None, metavar="FILE",
+                   help="write the memory sampler's trace (process-tree RSS over the run, ~50 Hz) as JSON")
     r.add_argument("--quiet", action="store_true")
     p = sub.add_parser("profiles", help="list profiles and this machine's budgets")
     p.add_argument("--machine-class", default=None)
@@ -250,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--runs", type=int, default=5)
     c.add_argument("--corpus", default=None)
     c.add_argument("--question", default=DEFAULT_Q)
+    for sp in (r, p, c):      # also after the command, as the README writes it (the later one wins)
+        sp.add_argument("--profiles-file", default=argparse.SUPPRESS, help=profiles_help)
     a = ap.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cmd = {"run": _cmd_run, "profiles": _cmd_profiles, "system": _cmd_system, "validate": _cmd_validate,

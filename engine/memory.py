@@ -166,15 +166,17 @@ def find_ollama_server_pids(host: str | None = None) -> list[int]:
 
 
 class MemorySampler:
-    """Samples process-tree RSS on a daemon thread at `hz` until stopped; keeps the peak."""
+    """Samples process-tree RSS on a daemon thread at `hz` until stopped; keeps the peak, and with `trace` every
+    sample as (seconds since start, bytes) for `trace_document()`."""
 
-    def __init__(self, tree: ProcessTree | None = None, hz: float = 50.0):
+    def __init__(self, tree: ProcessTree | None = None, hz: float = 50.0, trace: bool = False):
         self.tree = tree or ProcessTree()
         self.interval = 1.0 / hz
         self.peak_bytes = 0
         self.last_bytes = 0
         self.samples = 0
         self.cpu_time_s: float | None = None
+        self.trace: list[tuple[float, int]] | None = [] if trace else None
         self._t0 = self._t1 = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
@@ -184,6 +186,8 @@ class MemorySampler:
         self.last_bytes = b
         self.peak_bytes = max(self.peak_bytes, b)
         self.samples += 1
+        if self.trace is not None:
+            self.trace.append((time.perf_counter() - self._t0, b))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -192,6 +196,8 @@ class MemorySampler:
 
     def start(self) -> "MemorySampler":
         self._t0 = time.perf_counter()
+        if self.trace is not None:
+            self.trace.clear()
         self._sample()
         self._thread.start()
         return self
@@ -221,6 +227,13 @@ class MemorySampler:
     def achieved_hz(self) -> float | None:
         dt = (self._t1 or time.perf_counter()) - self._t0
         return self.samples / dt if dt > 0 else None
+
+    def trace_document(self) -> dict:
+        """The sampled trace (needs trace=True): process-tree RSS over the run, one [seconds, MB] per sample."""
+        return {"what": "process-tree RSS sampled during one research run", "unit": "MB",
+                "target_hz": round(1.0 / self.interval, 3), "achieved_hz": self.achieved_hz,
+                "samples": self.samples, "peak_mb": round(self.peak_mb, 3),
+                "trace": [[round(t, 4), round(b / 2**20, 3)] for t, b in (self.trace or [])]}
 
     def pressure(self, memory_limit_mb: float) -> Pressure:
         self._sample()

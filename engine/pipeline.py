@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from . import prompts
+from .atomic import write_json
 from .backends import BACKEND_NAMES, Backend, BackendError, Message, make_backend
 from .batching import AdaptiveBatchSizer
 from .claims import (CitationResolver, Claim, ClaimStreamParser, answer_sentences, citation_counts,
@@ -194,7 +195,7 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
              strategy: str = "progressive", answer_type: str | None = "auto",
              store_text: bool = False, telemetry_out: str | Path | None = None,
              on_event: Event | None = None, system_info: dict | None = None,
-             timeout_s: float | None = None) -> ResearchSession:
+             timeout_s: float | None = None, memory_trace: str | Path | None = None) -> ResearchSession:
     """Research `question` over `corpus` with a real model; return the session with its telemetry.
 
     strategy: "progressive" (evidence batches, claims, then an answer from the claims) or "single_shot" (the
@@ -212,7 +213,10 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
     The run enforces its timeout itself (`timeout_s`; None: the profile's timeout_s; 0: none), counted from
     the start of the run (time spent building a missing index is added to it): it is checked between phases,
     evidence batches and streamed tokens, and the backend bounds a long prompt evaluation by it; past it the run
-    raises RunTimeout (engine.deadline) with its partial telemetry (`timed_out: true`, early_exit "timeout")."""
+    raises RunTimeout (engine.deadline) with its partial telemetry (`timed_out: true`, early_exit "timeout").
+
+    `memory_trace`: a JSON file for the memory sampler's whole trace (process-tree RSS over the run;
+    MemorySampler.trace_document)."""
     emit = on_event or (lambda kind, data: None)
     prof = profile if isinstance(profile, Profile) else get_profile(profile, profiles_file)
     q = _check_question(question)
@@ -234,7 +238,8 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
                started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
                clock=PhaseClock("plan"), meter=StreamMeter(),
                deadline=Deadline(prof.timeout_s if timeout_s is None else timeout_s),
-               sampler=MemorySampler(ProcessTree(extra_pids=extra)), corpus=corp, retrieval=retrieval,
+               sampler=MemorySampler(ProcessTree(extra_pids=extra), trace=memory_trace is not None),
+               corpus=corp, retrieval=retrieval,
                strategy=strategy if retrieval else "progressive", answer_type=a_type, answer_type_source=a_source,
                memory_limit_mb=prof.budget_for(system_mod.current_machine_class()).memory_mb)
     run.gold = corp.question_by_text(q)
@@ -259,6 +264,8 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
             run.sampler.stop()
             if run.backend is not None:
                 run.backend.deadline = None
+            if memory_trace is not None:
+                write_json(memory_trace, run.sampler.trace_document())
     except BaseException as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         run.errors.append(f"{type(exc).__name__}: {msg}")

@@ -16,6 +16,7 @@ from typing import Any
 
 from .atomic import read_regular
 from .backends import BACKEND_NAMES
+from .envvars import env
 
 BUILTIN_FILE = Path(__file__).with_name("profiles.toml")
 REFERENCE_CLASS = "apple-m1-16gb"
@@ -60,6 +61,7 @@ class Profile:
     novelty_threshold: float
     citation_floor: float
     models: dict[str, str]
+    grounded_floor: float = 0.0      # gate on the grounded-citation rate too (0: measured and stored, not gated)
     budgets: dict[str, Budget] = field(default_factory=dict)
     source: str = str(BUILTIN_FILE)
 
@@ -90,14 +92,14 @@ MAX_SECONDS = 86_400.0             # one day
 MAX_MEMORY_MB = 16_777_216.0       # 16 TiB
 RANGES: dict[str, tuple[float, float]] = {
     "context_window": (512, MAX_CONTEXT), "timeout_s": (0.0, MAX_SECONDS), "novelty_threshold": (0.0, 1.0),
-    "citation_floor": (0.0, 1.0), "time_s": (0.0, MAX_SECONDS), "memory_mb": (0.0, MAX_MEMORY_MB),
+    "citation_floor": (0.0, 1.0), "grounded_floor": (0.0, 1.0), "time_s": (0.0, MAX_SECONDS), "memory_mb": (0.0, MAX_MEMORY_MB),
 }
 
 _INT_KEYS = ("context_window", "batch_size", "min_batch_size", "max_batch_size", "ef_search", "retrieve_k",
              "max_tokens", "claim_tokens", "synthesis_tokens")
 _NUM_KEYS = ("timeout_s", "novelty_threshold", "citation_floor")
 _REQUIRED = _INT_KEYS + _NUM_KEYS + ("models", "budgets")
-_KNOWN = set(_REQUIRED) | {"description"}
+_KNOWN = set(_REQUIRED) | {"description", "grounded_floor"}
 
 
 def _check_int(v: Any, *, where: dict, key: str, minimum: int = 1) -> int:
@@ -170,6 +172,8 @@ def _parse_profile(name: str, raw: Any, source: str) -> Profile:
                                            hi=1.0, strict=False)
     vals["citation_floor"] = _check_num(raw["citation_floor"], where=where, key="citation_floor", hi=1.0,
                                         strict=False)
+    vals["grounded_floor"] = _check_num(raw.get("grounded_floor", 0.0), where=where, key="grounded_floor", hi=1.0,
+                                        strict=False)
     if not vals["min_batch_size"] <= vals["batch_size"] <= vals["max_batch_size"]:
         raise ProfileError("need min_batch_size <= batch_size <= max_batch_size, got "
                            f"{vals['min_batch_size']} / {vals['batch_size']} / {vals['max_batch_size']}",
@@ -204,7 +208,7 @@ def _read_toml(path: Path) -> dict:
     try:
         data = tomllib.loads(read_regular(path, max_bytes=MAX_PROFILES_FILE_BYTES).decode("utf-8"))
     except FileNotFoundError:
-        raise ProfileError("file not found (check --profiles-file / RESEARCH_PROFILES)", file=path) from None
+        raise ProfileError("file not found (check --profiles-file / RESEARCH_BENCH_PROFILES)", file=path) from None
     except tomllib.TOMLDecodeError as e:
         raise ProfileError(f"not valid TOML: {e}", file=path) from None
     except UnicodeDecodeError as e:
@@ -230,10 +234,10 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def load_profiles(user_file: str | Path | None = None) -> dict[str, Profile]:
-    """Built-in profiles, overlaid key by key by `user_file` (or $RESEARCH_PROFILES) when given."""
+    """Built-in profiles, overlaid key by key by `user_file` (or $RESEARCH_BENCH_PROFILES) when given."""
     raw = _read_toml(BUILTIN_FILE)
     sources = {n: str(BUILTIN_FILE) for n in raw}
-    user_file = user_file or os.environ.get("RESEARCH_PROFILES") or None
+    user_file = user_file or env("PROFILES") or None
     if user_file:
         path = Path(user_file)
         for name, prof in _read_toml(path).items():

@@ -9,11 +9,15 @@ store. Installed as `llm_research_bench.harness`; four rooms, imports flowing on
 """
 from __future__ import annotations
 
-try:
-    from importlib.metadata import PackageNotFoundError, version as _version
-    PLUGIN_VERSION = _version("llm-research-bench")
-except PackageNotFoundError:  # running from a checkout that was never installed
-    PLUGIN_VERSION = "0.1.0+checkout"
+
+def __getattr__(name: str):
+    """PLUGIN_VERSION, looked up on first use (the pytest11 entry point imports this package in every run)."""
+    if name == "PLUGIN_VERSION":
+        from llm_research_bench import __version__
+        globals()["PLUGIN_VERSION"] = __version__
+        return __version__
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: The bench question: PubMedQA's lace-plant question (its abstract is in the default corpus).
 DEFAULT_QUESTION = ("Do mitochondria play a role in remodelling lace plant leaves during programmed cell "

@@ -11,8 +11,17 @@ The distinct name keeps a project's own top-level `engine` or `harness` package 
 importable as plain `engine` or `harness` once installed. In a checkout, `python -m engine` and
 `python -m harness` still work: their `__main__` modules hand over to the installed names.
 """
-try:
-    from importlib.metadata import PackageNotFoundError, version as _version
-    __version__ = _version("llm-research-bench")
-except PackageNotFoundError:   # pragma: no cover -- a checkout that was never installed
-    __version__ = "0.1.0+checkout"
+
+
+def __getattr__(name: str):
+    """__version__, from the installed distribution's metadata, looked up on first use (cheap imports: the
+    pytest plugin's entry point imports this package in every pytest run)."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            v = version("llm-research-bench")
+        except PackageNotFoundError:   # pragma: no cover -- a checkout that was never installed
+            v = "0.1.0+checkout"
+        globals()["__version__"] = v
+        return v
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

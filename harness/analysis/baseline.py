@@ -1,13 +1,36 @@
-"""Which stored runs a session is compared with (pure, over records already read from the store)."""
+"""Which stored runs a session is compared with (pure, over records already read from the store).
+
+A commit's baseline runs are its clean runs: a run made on a dirty tree (uncommitted changes) measured some
+other code, so it never stands for its commit. A dirty session's default baseline may therefore be its own
+HEAD's clean runs (what did my uncommitted change do?); a clean session's is the latest other commit. A name
+given with --research-save selects the newest session saved under it, dirty or not (an explicit choice)."""
 from __future__ import annotations
 
 from typing import Iterable, Sequence
 
 from ..records import ResultRecord, is_usable, series_key
 
+
+def saved_as(rec: ResultRecord) -> str | None:
+    """The name the record's session was saved under (--research-save), if any."""
+    return (rec.extra or {}).get("saved_as")
+
+
+def saved_session(records: Iterable[ResultRecord], name: str) -> list[ResultRecord]:
+    """The records of the newest session saved under `name` (a name may be saved again; the newest wins)."""
+    named = [r for r in records if saved_as(r) == name]
+    if not named:
+        return []
+    newest = max(named, key=lambda r: r.timestamp)
+    sid = (newest.extra or {}).get("session_id")
+    return [r for r in named if (r.extra or {}).get("session_id") == sid]
+
+
 def latest_other_commit(records: Iterable[ResultRecord], *, current_commit: str | None,
-                        fingerprint: str | None, keys: set[str] | None = None) -> str | None:
-    """The commit, other than `current_commit`, whose newest usable record on this machine is the newest.
+                        fingerprint: str | None, keys: set[str] | None = None,
+                        current_dirty: bool = False) -> str | None:
+    """The commit whose newest usable clean record on this machine is the newest: other than
+    `current_commit`, unless the current session ran on a dirty tree (then HEAD's clean runs qualify).
     With `keys`, only records of those series (test ids) count: a commit where only other benches ran is
     no baseline for these."""
     best: tuple[str, str] | None = None
@@ -16,7 +39,9 @@ def latest_other_commit(records: Iterable[ResultRecord], *, current_commit: str 
             continue
         if keys is not None and series_key(r) not in keys:
             continue
-        if not r.commit or (current_commit and r.commit == current_commit) or not is_usable(r):
+        if r.dirty or not r.commit or not is_usable(r):
+            continue
+        if current_commit and r.commit == current_commit and not current_dirty:
             continue
         if best is None or r.timestamp > best[0]:
             best = (r.timestamp, r.commit)
@@ -28,19 +53,22 @@ def _digest(r: ResultRecord) -> str | None:
 
 
 def pick_default_commit(mine: Sequence[ResultRecord], current: Sequence[ResultRecord], *,
-                        current_commit: str | None, fingerprint: str) -> tuple[str | None, str]:
+                        current_commit: str | None, fingerprint: str,
+                        current_dirty: bool = False) -> tuple[str | None, str]:
     """The default baseline commit among this machine's stored records `mine`, and how it was chosen.
 
-    Like with like: the latest other commit with runs of these series on the same profile settings
-    (profile_digest), else the latest other commit with runs of these series at all."""
+    Like with like: the latest other commit (or, for a dirty session, possibly HEAD itself) with clean runs of
+    these series on the same profile settings (profile_digest), else with clean runs of these series at all."""
     keys = {series_key(r) for r in current}
     settings = {(series_key(r), _digest(r)) for r in current}
     same = [r for r in mine if (series_key(r), _digest(r)) in settings]
-    commit = latest_other_commit(same, current_commit=current_commit, fingerprint=fingerprint, keys=keys)
+    kw = dict(current_commit=current_commit, fingerprint=fingerprint, keys=keys, current_dirty=current_dirty)
+    what = "the latest commit with clean runs" if current_dirty else "the latest other commit measured"
+    commit = latest_other_commit(same, **kw)
     if commit is not None:
-        return commit, "the latest other commit measured on this machine with the same profile settings"
-    commit = latest_other_commit(mine, current_commit=current_commit, fingerprint=fingerprint, keys=keys)
-    return commit, "the latest other commit measured on this machine"
+        return commit, f"{what} on this machine with the same profile settings"
+    commit = latest_other_commit(mine, **kw)
+    return commit, f"{what} on this machine"
 
 
 def baseline_records(stored: Sequence[ResultRecord], current: Sequence[ResultRecord], *,

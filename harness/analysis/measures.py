@@ -98,14 +98,27 @@ def on_machine(records: Iterable[ResultRecord], fingerprint: str | None) -> list
     return [r for r in records if fingerprint is None or r.machine_fingerprint == fingerprint]
 
 
-def commit_order(records: Iterable[ResultRecord]) -> list[str]:
-    """Commits in the order they were first measured (records without a commit form 'nocommit')."""
+def commit_order(records: Iterable[ResultRecord], git_order: Sequence[str] | None = None) -> list[str]:
+    """Commit keys (commit_key: a dirty tree's runs apart, right after their commit's clean runs) oldest first:
+    in git's history order when `git_order` (full SHAs, oldest first, e.g. from run.environment.git_order) is
+    given -- commits git does not know follow, in the order they were first measured -- else by the time they
+    were first measured (records without a commit form 'nocommit')."""
     first: dict[str, str] = {}
+    full: dict[str, str | None] = {}
     for r in records:
         c = commit_key(r)
+        full[c] = r.commit
         if c not in first or r.timestamp < first[c]:
             first[c] = r.timestamp
-    return sorted(first, key=lambda c: first[c])
+    if not git_order:
+        return sorted(first, key=lambda c: first[c])
+    rank = {sha: i for i, sha in enumerate(git_order)}
+    known = len(rank)
+
+    def key(c: str) -> tuple:
+        i = rank.get(full[c] or "", known)
+        return (i, first[c] if i == known else "", c.endswith("+dirty"))
+    return sorted(first, key=key)
 
 
 def commit_key(rec: ResultRecord) -> str:
@@ -113,15 +126,16 @@ def commit_key(rec: ResultRecord) -> str:
     return c + ("+dirty" if rec.dirty else "")
 
 
-def latest_commit_records(records: Sequence[ResultRecord]) -> dict[str, list[ResultRecord]]:
-    """Series name -> the measured records of that series' newest commit."""
+def latest_commit_records(records: Sequence[ResultRecord],
+                          git_order: Sequence[str] | None = None) -> dict[str, list[ResultRecord]]:
+    """Series name -> the measured records of that series' newest commit (commit_order's last)."""
     by_series: dict[str, list[ResultRecord]] = defaultdict(list)
     for r in records:
         if is_measurement(r):
             by_series[series_key(r)].append(r)
     out = {}
     for name, recs in by_series.items():
-        last = commit_order(recs)[-1]
+        last = commit_order(recs, git_order)[-1]
         out[name] = [r for r in recs if commit_key(r) == last]
     return out
 
@@ -210,11 +224,12 @@ def mark_changes(points: list[Point], direction: str, *, rel_threshold: float = 
         cur.change = ChangeMark("regression" if worse else "improvement", prev.commit, pm, cm, rel_threshold, test)
 
 
-def history(records: Sequence[ResultRecord], series: str, metric: str) -> list[Point]:
-    """The metric's points across commits (oldest first) for one series, regressions marked."""
+def history(records: Sequence[ResultRecord], series: str, metric: str,
+            git_order: Sequence[str] | None = None) -> list[Point]:
+    """The metric's points across commits (oldest first, commit_order) for one series, regressions marked."""
     recs = [r for r in records if is_measurement(r) and series_key(r) == series and metric in record_values(r)]
     points = []
-    for c in commit_order(recs):
+    for c in commit_order(recs, git_order):
         rs = [r for r in recs if commit_key(r) == c]
         bands = [b for b in (budget_band(r, metric) for r in rs) if b]
         points.append(Point(c, [record_values(r)[metric] for r in rs], min(r.timestamp for r in rs),

@@ -1,145 +1,85 @@
-"""The fixtures the plugin provides to benches (registered by plugin/hooks.py).
+"""The fixtures the plugin provides to benches (registered by plugin/hooks.py), and the session's lazily built
+BenchContext. Light: loaded by the pytest11 entry point in every pytest run, so everything heavy (the engine,
+numpy, psutil, the store) is imported inside the fixtures, i.e. only when a bench uses them.
 
     profile          the engine Profile of this instance (benches asking for it are parametrized over profiles)
     bench_budget     the BudgetSpec that instance is held to (machine class, budget scale applied)
     bench_warmup     session-scoped: corpus, embedder and index loaded outside any timed run (a Warmup)
-    research_bench   a BenchRunner: .run(question, ...) runs the real engine with rounds, timeouts, isolation
-                     and memray, judges and stores every run; .record(telemetry, ...) stores telemetry a bench
-                     produced itself (with extra metrics) and judges it the same way
+    research_bench   a BenchRunner (plugin/runner.py): .run(question, ...), .record(telemetry, ...), .progress(text)
     record_result    research_bench.record, as a fixture of its own
-    research_runner  "module:function" the runs call (default "engine:research"); a unit test may override it
-                     with a test double, and every record names the runner it came from
+    research_runner  "module:function" the runs call (default "llm_research_bench.engine:research"); a unit test
+                     may override it with a test double, and every record names the runner it came from
     bench_context    session-scoped BenchContext (options, profiles, git/machine facts, records written)
 """
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .. import DEFAULT_QUESTION
-from ..report import junit
-from ..report.terminal import failure_text
-from ..run import request as S
-from ..run.bench import BenchCore, BenchResult, RunResult
-from ..run.context import BenchContext
-from ..run.timeouts import STARTUP_TIMEOUT_S, is_timeout, widened
-from ..run.verdicts import BudgetSpec, Verdict
-from ..run.warmup import Warmup, warm_up
-from .options import OptionError, marker_overrides
-from .timer import timer_of
+from .options import OptionError, parse_options, settings
 
-CONTEXT_KEY = pytest.StashKey[BenchContext]()
+if TYPE_CHECKING:
+    from ..run.context import BenchContext
+
+
+class PluginState:
+    """What the plugin keeps per pytest config: the raw option values and the session id, read at configure
+    time; the BenchContext built from them on first need (a bench's parametrization or fixture), so that a
+    session without benches never loads profiles, looks at the results folder or calls git."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.values = settings(config.getoption, config.getini)
+        self.session_id = uuid.uuid4().hex[:12]
+        self.worker: str | None = None
+        wi = getattr(config, "workerinput", None)
+        if wi is not None:
+            self.session_id = wi.get("research_bench_session", self.session_id)
+            self.worker = wi.get("workerid")
+        self._ctx: BenchContext | None = None
+        self._error: str | None = None
+        self.bench_items = 0              # research benches collected in this process
+        self.opt_in_note: str | None = None   # which opt-in benches this session left out
+        self.worker_records: list[str] = []   # an xdist controller: record files its workers wrote
+
+    def context(self) -> BenchContext:
+        """The session's BenchContext; a bad option or profile file is one pytest.UsageError (exit status 4)."""
+        if self._ctx is None:
+            if self._error is None:
+                from ..run.context import BenchContext
+                try:
+                    opts = parse_options(self.values, self.config.rootpath)
+                except OptionError as e:
+                    self._error = str(e)
+                else:
+                    self._ctx = BenchContext(opts, self.config.rootpath, session_id=self.session_id,
+                                             worker=self.worker)
+            if self._error is not None:
+                raise pytest.UsageError(self._error)
+        assert self._ctx is not None
+        return self._ctx
+
+    @property
+    def built(self) -> bool:
+        return self._ctx is not None
+
+
+STATE_KEY = pytest.StashKey[PluginState]()
+
+
+def state_of(config: pytest.Config) -> PluginState:
+    """The plugin's state of this config; made now for a config the plugin did not configure (e.g. one made
+    by pytester.parseconfig), so that no hook depends on pytest_configure having run."""
+    st = config.stash.get(STATE_KEY, None)
+    if st is None:
+        st = config.stash[STATE_KEY] = PluginState(config)
+    return st
 
 
 def context_of(config: pytest.Config) -> BenchContext:
-    return config.stash[CONTEXT_KEY]
-
-
-class BenchRunner:
-    """What the `research_bench` fixture gives a bench. Every run stores one record; `check=True` (default)
-    fails the test with the verdict's messages when a measured run misses its target."""
-
-    def __init__(self, request: pytest.FixtureRequest, ctx: BenchContext, runner: str):
-        self.request = request
-        try:    # a bench's own @pytest.mark.research(...) wins over the command line and the ini file
-            overrides = marker_overrides(request.node.get_closest_marker("research"), request.node.nodeid)
-        except OptionError as e:
-            raise pytest.UsageError(str(e)) from None
-        self.ctx = ctx.with_options(**overrides)
-        self.runner = runner
-        self.core = BenchCore(self.ctx, request.node.nodeid)
-        _ = ctx.git, ctx.machine        # looked up now (fixture set-up), not inside a bench's timed code
-
-    @property
-    def profile(self) -> Any:
-        """This instance's Profile (None for a bench that is not parametrized over profiles)."""
-        cs = getattr(self.request.node, "callspec", None)
-        name = cs.params.get("profile") if cs else None
-        return self.ctx.profile(name) if name else None
-
-    @property
-    def budget(self) -> BudgetSpec | None:
-        return self.ctx.budget(self.profile) if self.profile is not None else None
-
-    def _profile(self, profile: Any) -> Any:
-        prof = profile if profile is not None else self.profile
-        if prof is None:
-            raise pytest.UsageError(f"{self.request.node.nodeid}: no profile: ask for the `profile` fixture, mark "
-                                    f"the bench with @pytest.mark.profiles(...), or pass profile=")
-        return self.ctx.profile(prof)
-
-    def warmup(self) -> Warmup:
-        with widened(timer_of(self.request.node), STARTUP_TIMEOUT_S):
-            return self.request.getfixturevalue("bench_warmup")
-
-    def run(self, question: str = DEFAULT_QUESTION, *, profile: Any = None, backend: str | None = None,
-            corpus: Any = None, rounds: int | None = None, warmup_runs: int | None = None,
-            isolate: bool | None = None, early_exit: bool = True, retrieval: bool = True,
-            store_text: bool = False, timeout_s: float | None = None, extra: dict | None = None,
-            bench: str | None = None, check: bool = True, gate: bool = True, **research_kwargs: Any) -> BenchResult:
-        """Run the real engine on `question` (`rounds` measured runs after `warmup_runs` warm-ups, in this
-        process or isolated with `isolate`), judge and store each run.
-
-        corpus: a path (or a Corpus object, in-process only); default: the session warm-up's corpus.
-        timeout_s: per-run timeout (default: the profile's timeout_s, times the budget scale when above 1).
-        extra: stored in each record's `extra` (e.g. {"variant": "no-early-exit"}).
-        gate: False stores and shows the verdict without letting it fail the session (ablations).
-        research_kwargs: passed to engine.research (e.g. model=...)."""
-        prof = self._profile(profile)
-        warm = self.warmup()
-        if corpus is None:              # the warm-up's corpus (an isolated child loads it again by path)
-            isolated = self.ctx.options.isolate if isolate is None else isolate
-            corpus_obj, corpus_path = (None if isolated else warm.corpus), warm.corpus_path
-        elif isinstance(corpus, (str, bytes)) or hasattr(corpus, "__fspath__"):
-            corpus_obj, corpus_path = None, str(corpus)
-        else:
-            corpus_obj, corpus_path = corpus, None
-        req = S.RunRequest(question=question, profile=prof, backend=backend or self.ctx.options.backend,
-                           corpus=corpus_obj, corpus_path=corpus_path, early_exit=early_exit, retrieval=retrieval,
-                           store_text=store_text, system_info=warm.system_info, research_kwargs=research_kwargs,
-                           runner=self.runner,
-                           timeout_s=self.ctx.timeout_for(prof) if timeout_s is None else timeout_s)
-        ext = {"warmup_s": round(warm.seconds, 3), "index_cache_hit_at_warmup": warm.index_cache_hit,
-               **(extra or {})}
-        core = self.core if bench is None else BenchCore(self.ctx, self.core.test_id, bench=bench)
-        try:
-            result = core.run(req, rounds=rounds, warmup_runs=warmup_runs, isolate=isolate, extra=ext, gate=gate,
-                              timer=timer_of(self.request.node))
-        except _user_errors() as e:     # a bad question, corpus, model ...: one line naming the fix, no traceback
-            failure = f"{core.bench}: {_one_line(e)}"
-        else:
-            failure = None
-        if failure:
-            pytest.fail(failure, pytrace=False)
-        self.request.node.user_properties.extend(junit.properties(result))
-        if check and not result.target_met:
-            pytest.fail(failure_text(core.bench, result), pytrace=False)
-        return result
-
-    def record(self, telemetry: dict | None = None, *, profile: Any = None, exc: BaseException | None = None,
-               extra: dict | None = None, bench: str | None = None, round: int = 0, warmup: bool = False,
-               check: bool = True, gate: bool = True) -> Verdict:
-        """Store telemetry this bench produced with engine.research itself, judged like a harness run.
-
-        exc: instead of telemetry, the exception a run raised (ResearchFailed, or one carrying
-        `research_telemetry`): its partial telemetry is stored as a failed (or timed-out) run.
-        extra: stored in the record's `extra`, e.g. {"quality": {...}} or {"breakdown": {...}}."""
-        prof = self._profile(profile)
-        outcome = None
-        if exc is not None:
-            tel = getattr(exc, "telemetry", None) or getattr(exc, "research_telemetry", None)
-            status = S.TIMED_OUT if (is_timeout(exc) or (tel or {}).get("timed_out")) else S.FAILED
-            outcome = S.RunOutcome(status, tel, error=f"{type(exc).__name__}: {exc}")
-            telemetry = tel
-        core = self.core if bench is None else BenchCore(self.ctx, self.core.test_id, bench=bench)
-        rr = core.judge_and_store(telemetry, profile=prof, outcome=outcome, round=round, warmup=warmup,
-                                  extra={"runner": "bench-supplied telemetry", **(extra or {})}, gate=gate)
-        result = BenchResult(prof.name, self.ctx.budget(prof), [rr])
-        self.request.node.user_properties.extend(junit.properties(result))
-        if check and not warmup and not rr.record.target_met:
-            pytest.fail(failure_text(core.bench, result), pytrace=False)
-        return rr.verdict
+    return state_of(config).context()
 
 
 @pytest.fixture(scope="session")
@@ -157,45 +97,39 @@ def profile(request: pytest.FixtureRequest, bench_context: BenchContext) -> Any:
 
 
 @pytest.fixture
-def bench_budget(profile: Any, bench_context: BenchContext) -> BudgetSpec:
+def bench_budget(profile: Any, bench_context: BenchContext) -> Any:
     return bench_context.budget(profile)
 
 
 @pytest.fixture(scope="session")
-def bench_warmup(bench_context: BenchContext) -> Warmup:
+def bench_warmup(request: pytest.FixtureRequest, bench_context: BenchContext) -> Any:
+    from ..run.warmup import warm_up
+    from .progress import reporter
+    from .runner import one_line, user_errors
     try:
-        return warm_up(bench_context.options.corpus, backend=bench_context.options.backend)
-    except _user_errors() as e:     # e.g. a corpus that cannot be used: one line naming the fix, no traceback
-        failure = f"bench warm-up: {_one_line(e)}"
+        return warm_up(bench_context.options.corpus, backend=bench_context.options.backend,
+                       on_progress=reporter(request.config).warmup_event)
+    except user_errors() as e:      # e.g. a corpus that cannot be used: one line naming the fix, no traceback
+        failure = f"bench warm-up: {one_line(e)}"
     pytest.fail(failure, pytrace=False)
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """The errors a user can cause (engine.errors.USER_ERRORS, imported only when a bench runs) and BenchError."""
-    from llm_research_bench.engine.errors import USER_ERRORS
-
-    from ..run.bench import BenchError
-    return (*USER_ERRORS, BenchError)
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 @pytest.fixture
 def research_runner() -> str:
-    return S.DEFAULT_RUNNER
+    from ..records import DEFAULT_RUNNER
+    return DEFAULT_RUNNER
 
 
 @pytest.fixture
-def research_bench(request: pytest.FixtureRequest, bench_context: BenchContext, research_runner: str) -> BenchRunner:
+def research_bench(request: pytest.FixtureRequest, bench_context: BenchContext, research_runner: str) -> Any:
+    from .runner import BenchRunner
     return BenchRunner(request, bench_context, research_runner)
 
 
 @pytest.fixture
-def record_result(research_bench: BenchRunner):
+def record_result(research_bench: Any):
     return research_bench.record
 
 
-__all__ = ["BenchRunner", "BenchResult", "RunResult", "Warmup", "bench_context", "profile", "bench_budget",
-           "bench_warmup", "research_runner", "research_bench", "record_result", "CONTEXT_KEY", "context_of"]
+__all__ = ["bench_context", "profile", "bench_budget", "bench_warmup", "research_runner", "research_bench",
+           "record_result", "STATE_KEY", "PluginState", "state_of", "context_of"]

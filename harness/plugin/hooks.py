@@ -1,92 +1,130 @@
 """The research-bench pytest plugin's hooks (the `pytest11` entry point): thin, each delegating to plain code.
 
-    options.py      the options (+ checks) -> HarnessOptions; the session's BenchContext (run/context.py)
+Inert where unused: this module and what it imports at load time are light (pytest and the standard library
+only; no engine, numpy or psutil), and every hook acts on research benches only (plugin/items.py says which
+tests those are). A session that collects none behaves as if the plugin were not installed: no
+parametrization, deselection, timeout, header, git call, results scan or summary. The options are parsed
+when first needed (a bench, or a --research-* option on the command line); every hook also copes with a
+config the plugin never configured (e.g. one made by pytester.parseconfig).
+
+    items.py        which tests are research benches (the one rule)
+    options.py      the options (+ checks) -> HarnessOptions; fixtures.py keeps the lazily built BenchContext
     parametrize.py  profiles as parameters; pipeline benches' timeouts
     selection.py    opt-in benches (quality, breakdown, efficiency, memory_pressure) run only when asked for
     fixtures.py     profile, bench_budget, bench_warmup, research_bench, record_result, research_runner
+    runner.py       BenchRunner (what research_bench is), loaded on a bench's first use
+    progress.py     live progress lines through the terminal reporter
     timer.py        pytest-timeout's timer, taken over for bench items through its hooks
     session_end.py  the session's end: CI gate, baseline comparison (printed by report/terminal, markdown)
 """
 from __future__ import annotations
 
-import os
 import signal
+from typing import Any
 
 import pytest
 
-from . import parametrize, session_end, timer
-from .fixtures import (CONTEXT_KEY, bench_budget, bench_context, bench_warmup, context_of,  # noqa: F401
-                       profile, record_result, research_bench, research_runner)
-from .options import OptionError, parse_options, register, settings
-from .selection import deselect_unless_requested
+from . import items as I
+from . import parametrize, selection, timer
+from .fixtures import (STATE_KEY, bench_budget, bench_context, bench_warmup, context_of,  # noqa: F401
+                       profile, record_result, research_bench, research_runner, state_of)
+from .options import OPTIONS, register
 
-SUMMARY_KEY = pytest.StashKey[session_end.SessionSummary]()
+SUMMARY_KEY = pytest.StashKey[Any]()
+#: Markers with a meaning to the plugin (on research benches). Profile markers are registered when the plugin
+#: first parametrizes a bench; the opt-in markers (selection.OPT_IN_MARKERS) and `micro` belong to the
+#: project's benches, which register them (this repository's pyproject.toml and benches/conftest.py do).
 STATIC_MARKERS = (
-    "profiles(*names): parametrize a bench over these profiles only (default: every profile)",
+    "profiles(*names): parametrize a research bench over these profiles only (default: every profile)",
     "research(**options): this bench's own rounds, warmup_runs, isolate, enforce_memory, memray, backend, corpus or "
     "budget_scale (over the command line and the ini file)",
-    "pipeline: benches that run the whole research pipeline (they get the profile's timeout_s)",
-    "micro: micro benches of hot paths (pytest-benchmark)",
-    "quality: answer-quality benches (opt-in: run only when -m names quality or the file is named)",
-    "breakdown: performance-breakdown benches",
-    "memory_pressure: adaptive batch sizing under real memory pressure (opt-in: a memory-hog child process)",
+    "pipeline: research benches that run the whole pipeline (they get the profile's timeout_s)",
 )
-OPT_IN_MARKERS = ("quality", "breakdown", "efficiency", "memory_pressure")
+WORKER_RECORDS = "research_bench_records"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     register(parser)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    from ..run.context import BenchContext
+def _cli_given(config: pytest.Config) -> bool:
+    for o in OPTIONS:
+        v = config.getoption(o.dest, None)
+        if v is not None and v != []:
+            return True
+    return False
 
+
+def pytest_configure(config: pytest.Config) -> None:
     for line in STATIC_MARKERS:
         config.addinivalue_line("markers", line)
-    try:
-        opts = parse_options(settings(config.getoption, config.getini), config.rootpath)
-    except OptionError as e:
-        raise pytest.UsageError(str(e)) from None
-    for name in opts.profiles:
-        config.addinivalue_line("markers", f"{name}: bench instances on the {name} profile")
-    ctx = BenchContext(opts, config.rootpath)
-    wi = getattr(config, "workerinput", None)
-    if wi is not None:
-        ctx.session_id = wi.get("research_bench_session", ctx.session_id)
-        ctx.worker = wi.get("workerid")
-    config.stash[CONTEXT_KEY] = ctx
+    st = state_of(config)
+    if _cli_given(config):        # options given on the command line are checked now (a usage error, exit 4)
+        st.context()
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node) -> None:   # xdist: workers share the controller's session id
-    node.workerinput["research_bench_session"] = context_of(node.config).session_id
+def pytest_configure_node(node: Any) -> None:   # xdist: workers share the controller's session id
+    st = node.config.stash.get(STATE_KEY, None)
+    if st is not None:
+        node.workerinput["research_bench_session"] = st.session_id
 
 
-def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    ctx = context_of(config)
-    o = ctx.options
-    if not any("bench" in str(a) for a in config.args):
-        return None                               # only bench sessions get the header line
-    line = (f"research-bench {ctx.plugin_version}: machine {ctx.machine.fingerprint}, commit {ctx.git.short}, "
-            f"results -> {o.results_dir}")
-    extra = []
-    if o.machine_class or o.budget_scale != 1:
-        extra.append(f"budgets: class {o.machine_class or '(detected)'}, time x{o.budget_scale:g}")
-    if o.profiles_file:
-        extra.append(f"profiles file: {o.profiles_file}")
-    return [line] + extra
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:   # xdist: the records a worker wrote
+    paths = (getattr(node, "workeroutput", None) or {}).get(WORKER_RECORDS)
+    if paths:
+        state_of(node.config).worker_records.extend(paths)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if parametrize.wants_profiles(metafunc):
-        parametrize.parametrize_profiles(metafunc, context_of(metafunc.config).options)
+    if not parametrize.wants_profiles(metafunc):
+        return
+    try:
+        ctx = context_of(metafunc.config)
+    except pytest.UsageError:
+        return                   # reported once, as a usage error, by the collection hook below
+    parametrize.parametrize_profiles(metafunc, ctx.options)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    for opt_in in OPT_IN_MARKERS:                     # long benches run only when asked for
-        deselect_unless_requested(items, config, opt_in)
+    mine = I.bench_items(items)
+    if not mine:
+        return
+    for item in mine:
+        item.stash[timer.BENCH_KEY] = True
+    st = state_of(config)
+    ctx = st.context()           # a bad option or profiles file: one usage error, now that benches need them
+    dropped = {}
+    for opt_in in selection.OPT_IN_MARKERS:                     # long benches run only when asked for
+        dropped[opt_in] = len(selection.deselect_unless_requested(
+            items, config, opt_in, among=lambda i: i.stash.get(timer.BENCH_KEY, False)))
+    st.opt_in_note = selection.opt_in_note(dropped)
+    kept = [i for i in items if i.stash.get(timer.BENCH_KEY, False)]
+    st.bench_items = len(kept)
     if config.pluginmanager.hasplugin("timeout") and hasattr(signal, "SIGALRM"):
-        parametrize.add_timeouts(items, context_of(config))
+        parametrize.add_timeouts(kept, ctx)
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list) -> list[str] | None:
+    """The plugin's header, after 'collected N items', in sessions that run research benches only."""
+    st = config.stash.get(STATE_KEY, None)
+    if st is None or not (st.bench_items or getattr(st, "opt_in_note", None)):
+        return None
+    lines = []
+    if st.bench_items:
+        ctx = st.context()
+        o = ctx.options
+        lines.append(f"research-bench {ctx.plugin_version}: machine {ctx.machine.fingerprint}, commit "
+                     f"{ctx.git.short}, results -> {o.results_dir}" + (f", saved as '{o.save}'" if o.save else ""))
+        if o.machine_class or o.budget_scale != 1:
+            lines.append(f"research-bench budgets: class {o.machine_class or '(detected)'}, time x{o.budget_scale:g}")
+        if o.profiles_file:
+            lines.append(f"research-bench profiles file: {o.profiles_file}")
+    if getattr(st, "opt_in_note", None):
+        lines.append(st.opt_in_note)
+    return lines
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -101,15 +139,24 @@ def pytest_timeout_cancel_timer(item):
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    if getattr(config, "workerinput", None) is not None or CONTEXT_KEY not in config.stash:
+    st = config.stash.get(STATE_KEY, None)
+    if st is None:
         return
-    from ..report import markdown
+    if getattr(config, "workerinput", None) is not None:          # an xdist worker: hand its records over
+        if st.built and hasattr(config, "workeroutput"):
+            config.workeroutput[WORKER_RECORDS] = [str(p) for p in st.context().record_paths]
+        return
+    if not (st.built or st.worker_records):
+        return                   # no bench ran and no option asked for anything: as if not installed
+    import os
 
-    ctx = context_of(config)
-    from_store = config.pluginmanager.getplugin("dsession") is not None
+    from ..report import markdown
     from ..run.store import Skipped
+    from . import session_end
+
+    ctx = st.context()
     skipped = Skipped()
-    recs = session_end.session_records(ctx, from_store=from_store, skipped=skipped)
+    recs = session_end.session_records(ctx, worker_paths=st.worker_records, skipped=skipped)
     s = session_end.finish(ctx, recs, skipped=skipped)
     if recs:
         config.stash[SUMMARY_KEY] = s
@@ -117,6 +164,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if ctx.options.summary_md is not None or (recs and os.environ.get("GITHUB_STEP_SUMMARY")):
         markdown.write(s, ctx, ctx.options.summary_md)
+    if ctx.options.json_path is not None:
+        session_end.write_json(s, ctx, ctx.options.json_path)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

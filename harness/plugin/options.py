@@ -11,13 +11,10 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from llm_research_bench.engine.backends import BACKEND_NAMES
-
-from ..analysis.thresholds import parse_threshold
-from ..run import environment
-from ..run.context import HarnessOptions
+if TYPE_CHECKING:       # imported where used: this module is loaded by the pytest11 entry point, in every run
+    from ..run.context import HarnessOptions
 
 PREFIX = "research"
 
@@ -45,7 +42,8 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("profile", "NAME", "run bench instances of these profiles only (repeat or comma-separate; default: all)",
            multiple=True),
-    Option("profiles_file", "PATH", "a TOML file overlaying the built-in profiles (default: $RESEARCH_PROFILES)"),
+    Option("profiles_file", "PATH", "a TOML file overlaying the built-in profiles (default: "
+                                    "$RESEARCH_BENCH_PROFILES)"),
     Option("machine_class", "CLASS", "take budgets for this machine class instead of the detected one"),
     Option("budget_scale", "FACTOR", "multiply every time budget by FACTOR (default 1)"),
     Option("results_dir", "DIR", "where result records are appended (default: $RESEARCH_BENCH_RESULTS_DIR or "
@@ -53,8 +51,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("rounds", "N", "measured runs per pipeline bench (default 1); verdicts and summaries use the median"),
     Option("warmup_runs", "N", "warm-up runs before the measured ones, recorded as such and excluded (default: 1 "
                                "when rounds > 1, else 0)"),
-    Option("compare", "REF", "compare with the stored results of REF (default: the latest other commit measured on "
-                             "this machine); write --research-compare=REF", optional_value=True),
+    Option("compare", "REF", "compare with the stored results of REF: a name saved with --research-save, a git "
+                             "ref or a stored commit (default: the latest other commit measured on this machine); "
+                             "write --research-compare=REF", optional_value=True),
     Option("compare_fail", "METRIC:PCT", "fail the session when METRIC got worse than the baseline by more than PCT "
                                          "and the change is distinguishable from noise, e.g. execution_time_s:10%% "
                                          "(implies compare)", multiple=True),
@@ -63,9 +62,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("isolate", None, "run each pipeline run in a child process: a crash or OOM kill is recorded, the session "
                             "goes on"),
     Option("enforce_memory", None, "with isolate: kill a run whose process tree goes over the profile's memory limit"),
-    Option("backend", "NAME", f"backend of pipeline benches: {' or '.join(BACKEND_NAMES)} (default llamacpp, "
-                              f"embedded)"),
+    Option("backend", "NAME", "backend of pipeline benches (default llamacpp, the embedded one; "
+                              "`research-engine run --help` lists the others)"),
     Option("corpus", "PATH", "corpus of pipeline benches (default: the engine's PubMedQA corpus)"),
+    Option("save", "NAME", "name this session's runs (stored in each record): compare with "
+                           "--research-compare=NAME or `research-bench compare NAME HEAD`"),
+    Option("json", "FILE", "write this session's records and summary as one JSON file (like --benchmark-json)"),
+    Option("commit_url", "TEMPLATE", "link commits in summaries and reports, e.g. "
+                                     "https://github.com/ORG/REPO/commit/{commit} (default: "
+                                     "$RESEARCH_BENCH_COMMIT_URL, else derived from the git remote)"),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 
@@ -169,8 +174,14 @@ def load_profiles(profiles_file: str | None) -> dict[str, Any]:
 
 def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
     """Build HarnessOptions from raw option values (`settings(...)`), checking each."""
+    from llm_research_bench.engine.backends import BACKEND_NAMES
+    from llm_research_bench.engine.envvars import env
+
+    from ..analysis.thresholds import parse_threshold
+    from ..run.context import HarnessOptions
+
     get = values.get
-    profiles_file = get("profiles_file") or os.environ.get("RESEARCH_PROFILES") or None
+    profiles_file = get("profiles_file") or env("PROFILES") or None
     profiles = load_profiles(profiles_file)
     selected = _split(get("profile")) or None
     if selected:
@@ -193,7 +204,7 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
     warm = _number("warmup_runs", get("warmup_runs"), integer=True, minimum=0)
     warm = (1 if rounds > 1 else 0) if warm is None else warm
 
-    rd = get("results_dir") or os.environ.get("RESEARCH_BENCH_RESULTS_DIR") or None
+    rd = get("results_dir") or env("RESULTS_DIR") or None
     results_dir = Path(rd) if rd else rootpath / "results"
     if not results_dir.is_absolute():
         results_dir = Path.cwd() / results_dir
@@ -209,9 +220,12 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
     compare = get("compare")
     if thresholds and compare is None:
         compare = ""                         # compare_fail implies compare (default baseline)
-    compare_commit = None
+    compare_commit = compare_name = None
     if compare:
-        compare_commit = resolve_compare_ref(compare, rootpath, results_dir)
+        if saved_name_exists(compare, results_dir):
+            compare_name = compare
+        else:
+            compare_commit = resolve_compare_ref(compare, rootpath, results_dir)
 
     memray = _flag("memray", get("memray"))
     if memray:
@@ -241,15 +255,20 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
                           f"{BY_KEY['isolate'].flag}")
     return HarnessOptions(profiles=profiles, selected=selected, profiles_file=profiles_file, machine_class=mc,
                           budget_scale=float(scale), results_dir=results_dir, rounds=rounds, warmup_runs=warm,
-                          compare=compare, compare_commit=compare_commit, compare_fail=thresholds,
+                          compare=compare, compare_commit=compare_commit, compare_name=compare_name,
+                          compare_fail=thresholds,
                           summary_md=Path(md) if md else None, memray=memray, isolate=isolate,
-                          enforce_memory=enforce, backend=backend, corpus=corpus)
+                          enforce_memory=enforce, backend=backend, corpus=corpus,
+                          save=(get("save") or "").strip() or None,
+                          json_path=Path(get("json")) if get("json") else None,
+                          commit_url=get("commit_url") or env("COMMIT_URL") or None)
 
 
 def marker_overrides(marker: Any, where_: str) -> dict[str, Any]:
     """A bench's `@pytest.mark.research(key=value, ...)` as checked overrides of HarnessOptions fields."""
     if marker is None:
         return {}
+    from llm_research_bench.engine.backends import BACKEND_NAMES
     if marker.args:
         raise OptionError(f"{where_}: @pytest.mark.research takes keyword arguments only, e.g. "
                           f"@pytest.mark.research(rounds=3)")
@@ -283,8 +302,23 @@ def marker_overrides(marker: Any, where_: str) -> dict[str, Any]:
     return out
 
 
+def saved_name_exists(name: str, results_dir: Path) -> bool:
+    """Whether a session on this machine was saved under `name` (--research-save)."""
+    import warnings
+
+    from ..analysis.baseline import saved_as
+    from ..run import environment
+    from ..run.store import StoreWarning, iter_records_where
+    fp = environment.machine_info().fingerprint
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoreWarning)
+        return any(saved_as(r) == name for r in iter_records_where(results_dir, fingerprint=fp,
+                                                                    strict_versions=False))
+
+
 def resolve_compare_ref(ref: str, rootpath: Path, results_dir: Path) -> str:
     """A compare REF as a commit: git's view first, then a commit prefix stored under results_dir."""
+    from ..run import environment
     commit = environment.resolve_ref(ref, rootpath)
     if commit:
         return commit
@@ -296,5 +330,6 @@ def resolve_compare_ref(ref: str, rootpath: Path, results_dir: Path) -> str:
     if Path(ref).exists():
         raise OptionError(f"{where('compare')} took '{ref}' as its REF, but it is a path: write "
                           f"--research-compare=REF, or put it after the paths")
-    raise OptionError(f"--research-compare={ref} (ini research_compare): git does not know this ref and "
-                      f"{results_dir} has no results of a commit starting with it on this machine")
+    raise OptionError(f"--research-compare={ref} (ini research_compare): no session on this machine was saved "
+                      f"under this name (--research-save), git does not know this ref, and {results_dir} has no "
+                      f"results of a commit starting with it on this machine")

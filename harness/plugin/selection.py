@@ -1,18 +1,21 @@
-"""Opt-in bench markers: items with such a marker run only when asked for.
+"""Opt-in bench markers: research benches with such a marker run only when asked for.
 
 `pytest benches -m quick` stays a short acceptance run even though the quality bench's quick instance carries
-the `quick` marker too: the plugin calls `deselect_unless_requested(items, config, "quality")` from its
-`pytest_collection_modifyitems` hook, which drops the quality items unless the -m expression names `quality`
-(`-m "quick and quality"`, `-m quality`, even `-m "not quality"`, whose own logic then applies) or the
-command line names the bench's file or node id directly (`pytest benches/test_quality.py`).
+the `quick` marker too: the plugin calls `deselect_unless_requested(items, config, "quality", among=...)` from
+its `pytest_collection_modifyitems` hook, which drops the quality benches unless the -m expression names
+`quality` (`-m "quick and quality"`, `-m quality`, even `-m "not quality"`, whose own logic then applies) or
+the command line names the bench's file or node id directly (`pytest benches/test_quality.py`). Only research
+benches are considered (plugin/items.py): another project's tests with a `quality` marker are never touched.
+The plugin says what it left out (`opt_in_note`), so `pytest benches` does not skip them silently.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-OPT_IN_MARKERS = ("quality",)
+#: The plugin's opt-in markers (on research benches only).
+OPT_IN_MARKERS = ("quality", "breakdown", "efficiency", "memory_pressure")
 
 
 def mentions_marker(markexpr: str | None, marker: str) -> bool:
@@ -36,14 +39,17 @@ def _named_on_command_line(item: Any, config: Any) -> bool:
     return False
 
 
-def deselect_unless_requested(items: list, config: Any, marker: str = "quality") -> list:
-    """Remove (in place) the items carrying `marker` unless the run asked for them; report them as deselected
-    through `config.hook.pytest_deselected`. Returns the deselected items."""
+def deselect_unless_requested(items: list, config: Any, marker: str = "quality",
+                              among: Callable[[Any], bool] | None = None) -> list:
+    """Remove (in place) the items carrying `marker` (of those `among` accepts: default all) unless the run
+    asked for them; report them as deselected through `config.hook.pytest_deselected`. Returns the
+    deselected items."""
     if mentions_marker(getattr(config.option, "markexpr", "") or "", marker):
         return []
     keep, dropped = [], []
     for item in items:
-        if item.get_closest_marker(marker) is not None and not _named_on_command_line(item, config):
+        if (item.get_closest_marker(marker) is not None and (among is None or among(item))
+                and not _named_on_command_line(item, config)):
             dropped.append(item)
         else:
             keep.append(item)
@@ -51,3 +57,13 @@ def deselect_unless_requested(items: list, config: Any, marker: str = "quality")
         items[:] = keep
         config.hook.pytest_deselected(items=dropped)
     return dropped
+
+
+def opt_in_note(dropped: dict[str, int]) -> str | None:
+    """The line saying which opt-in benches this session left out, and how to run them."""
+    parts = [f"{n} {m}" for m, n in dropped.items() if n]
+    if not parts:
+        return None
+    how = " or ".join(f"-m {m}" for m, n in dropped.items() if n)
+    return (f"research-bench: not selected (opt-in): {', '.join(parts)} bench instance(s); run them with {how} "
+            f"(or name their file)")

@@ -4,16 +4,17 @@ recommendations), and hand the result to the report printers. The hooks call `fi
 and the Markdown file are written by report/terminal.py and report/markdown.py from the SessionSummary."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..analysis.baseline import baseline_records, pick_default_commit
+from ..analysis.baseline import baseline_records, pick_default_commit, saved_session
 from ..analysis.compare import Comparison, compare_records
 from ..analysis.gate import missed_targets
 from ..analysis.instances import InstanceSummary, summarize_instances
 from ..records import ResultRecord
 from ..run.context import BenchContext
-from ..run.store import Skipped, iter_records_where
+from ..run.store import Skipped, StoreWarning, iter_records_where, load_files
 
 
 @dataclass
@@ -35,41 +36,45 @@ class SessionSummary:
         return bool(self.missed or self.regressions)
 
 
-def session_records(ctx: BenchContext, *, from_store: bool, skipped: Skipped | None = None) -> list[ResultRecord]:
-    """This session's records: in memory, or (an xdist controller, whose workers wrote them) from the store
-    (what that read skips is tallied in `skipped`)."""
-    if not from_store:
-        return list(ctx.records)
-    recs = iter_records_where(ctx.options.results_dir, fingerprint=ctx.machine.fingerprint,
-                              commit=ctx.git.commit or None, skipped=Skipped() if skipped is None else skipped)
-    return [r for r in recs if (r.extra or {}).get("session_id") == ctx.session_id]
+def session_records(ctx: BenchContext, *, worker_paths: Sequence[str] = (),
+                    skipped: Skipped | None = None) -> list[ResultRecord]:
+    """This session's records: those written in this process, and the files xdist workers reported writing
+    (read by path: no scan of the store; what that read skips is tallied in `skipped`)."""
+    recs = list(ctx.records)
+    if worker_paths:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", StoreWarning)
+            recs += load_files(worker_paths, skipped=Skipped() if skipped is None else skipped)
+    return recs
 
 
 def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], *,
                     skipped: Skipped | None = None) -> tuple[str | None, list[ResultRecord], str]:
-    """(baseline commit, its records on this machine, a note saying what was chosen or why nothing was). What the
+    """(baseline label -- a commit, or a saved name in quotes --, its records on this machine, a note saying
+    what was chosen or why nothing was). A commit's baseline is its clean runs (analysis/baseline.py). What the
     store reads skip is tallied in `skipped`."""
     o = ctx.options
     fp = ctx.machine.fingerprint
-    tally = Skipped()
-    if o.compare_commit:
-        commit, how = o.compare_commit, f"--research-compare={o.compare}"
+    tally = Skipped() if skipped is None else skipped
+    if o.compare_name:
+        stored = saved_session(iter_records_where(o.results_dir, fingerprint=fp, skipped=tally), o.compare_name)
+        label, how = f"'{o.compare_name}'", f"--research-compare={o.compare}, a saved session"
     else:
-        mine = list(iter_records_where(o.results_dir, fingerprint=fp, skipped=tally))
-        commit, how = pick_default_commit(mine, current, current_commit=ctx.git.commit, fingerprint=fp)
-        if commit is None:
-            if skipped is not None:
-                skipped.merge(tally)
-            return None, [], (f"no baseline: no other commit has results of these benches on this machine "
-                              f"({fp}) under {o.results_dir}")
-    stored = list(iter_records_where(o.results_dir, fingerprint=fp, commit=commit,
-                                     skipped=Skipped() if o.compare_commit is None else tally))
-    if skipped is not None:
-        skipped.merge(tally)
+        if o.compare_commit:
+            commit, how = o.compare_commit, f"--research-compare={o.compare}"
+        else:
+            mine = list(iter_records_where(o.results_dir, fingerprint=fp, skipped=tally))
+            commit, how = pick_default_commit(mine, current, current_commit=ctx.git.commit, fingerprint=fp,
+                                              current_dirty=bool(ctx.git.dirty))
+            if commit is None:
+                return None, [], (f"no baseline: no other commit has clean results of these benches on this "
+                                  f"machine ({fp}) under {o.results_dir}")
+        stored = list(iter_records_where(o.results_dir, fingerprint=fp, commit=commit, skipped=tally))
+        label = commit[:12]
     base = baseline_records(stored, current, session_id=ctx.session_id)
     if not base:
-        return commit, [], f"no baseline: {commit[:12]} ({how}) has no results on this machine ({fp})"
-    return commit, base, f"baseline {commit[:12]} ({how}), {len(base)} record(s)"
+        return label, [], f"no baseline: {label} ({how}) has no clean results on this machine ({fp})"
+    return label, base, f"baseline {label} ({how}), {len(base)} record(s)"
 
 
 def finish(ctx: BenchContext, records: Sequence[ResultRecord], *, skipped: Skipped | None = None) -> SessionSummary:
@@ -84,11 +89,48 @@ def finish(ctx: BenchContext, records: Sequence[ResultRecord], *, skipped: Skipp
     if not records:
         summary.store_skipped = tally.lines()
         return summary
-    commit, base, note = choose_baseline(ctx, records, skipped=tally)
+    label, base, note = choose_baseline(ctx, records, skipped=tally)
     summary.store_skipped = tally.lines()
     summary.baseline_note = note
     if base:
-        cur_name = (ctx.git.commit or "nocommit")[:12] + ("+dirty" if ctx.git.dirty else "") + " (this session)"
+        cur_name = ctx.git.short + " (this session)"
         summary.comparison = compare_records(base, records, thresholds=o.compare_fail if o.compare is not None
-                                             else (), baseline_name=commit[:12], current_name=cur_name)
+                                             else (), baseline_name=label, current_name=cur_name)
     return summary
+
+
+def session_document(summary: SessionSummary, ctx: BenchContext) -> dict:
+    """The session as one JSON document (--research-json): format and versions, session id, saved name, time,
+    commit, machine, options, pass/fail, per-instance summaries, missed targets, the comparison, every record."""
+    import datetime as _dt
+
+    from ..records import RECORD_VERSION
+    from ..report.comparison import regression_lines
+    git, o = ctx.git, ctx.options
+    comp = summary.comparison
+    return {
+        "format": "research-bench-session", "format_version": 1, "record_version": RECORD_VERSION,
+        "plugin_version": ctx.plugin_version, "session_id": ctx.session_id, "saved_as": o.save,
+        "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "commit": {"id": git.commit, "dirty": git.dirty, "branch": git.branch},
+        "machine": ctx.machine.as_dict(), "machine_class": ctx.machine_class,
+        "options": {"rounds": o.rounds, "warmup_runs": o.warmup_runs, "budget_scale": o.budget_scale,
+                    "backend": o.backend, "isolate": o.isolate, "memray": o.memray, "profiles": o.selected,
+                    "results_dir": str(o.results_dir), "compare": o.compare},
+        "passed": not summary.failed,
+        "instances": [{"test_id": i.test_id, "bench": i.bench, "profile": i.profile, "runs": i.runs,
+                       "warmups": i.warmups, "target_met": i.target_met, "gated": i.gated, "reasons": i.reasons,
+                       "time_median_s": i.time.median, "time_iqr_s": i.time.iqr, "time_budget_s": i.time_upper,
+                       "memory_peak_mb": i.memory_peak, "memory_limit_mb": i.memory_limit,
+                       "metrics": dict(i.metrics)} for i in summary.instances],
+        "missed_targets": [r.record_id for r in summary.missed],
+        "baseline_note": summary.baseline_note,
+        "comparison": None if comp is None else {"baseline": comp.baseline, "current": comp.current,
+                                                 "regressions": regression_lines(comp)},
+        "records": [r.as_dict() for r in summary.records],
+    }
+
+
+def write_json(summary: SessionSummary, ctx: BenchContext, path) -> None:
+    from llm_research_bench.engine.atomic import write_json as _write
+    _write(path, session_document(summary, ctx), indent=1, default=str)

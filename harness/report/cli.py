@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "compare": (f"{__package__}.compare_cmd", "compare stored results of two commits (deltas, noise tests, --compare-fail)"),
     "report": (f"{__package__}.html_cmd", "write the self-contained HTML report of the results store"),
     "export": (f"{__package__}.export_cmd", "export stored results for Bencher or github-action-benchmark"),
+    "list": (f"{__package__}.list_cmd", "list the stored commits, machines and saved names"),
 }
 
 
@@ -47,7 +48,12 @@ def read_for_output(command: str, out: str, results_dir: str, *, example: str):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--version"]:
+        from .. import PLUGIN_VERSION
+        print(f"research-bench (llm-research-bench) {PLUGIN_VERSION}")
+        return 0
     p = argparse.ArgumentParser(prog="research-bench", description="Tools over the research-bench results store.")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_) in SUBCOMMANDS.items():
         sub.add_parser(name, help=help_, add_help=False)

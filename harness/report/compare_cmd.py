@@ -1,17 +1,20 @@
 """`research-bench compare REF_A [REF_B]`: the plugin's --compare, offline, over the results store.
 
-REF_A is the baseline, REF_B the current side (default: HEAD). A REF is anything git resolves to a commit
-(HEAD~1, a tag, a SHA) or the prefix of a commit stored in the results. Exit status: 0, 1 when a
---compare-fail threshold is crossed by a change distinguishable from noise, 2 for a usage error.
+REF_A is the baseline, REF_B the current side (default: HEAD). A REF is a name a session was saved under
+(--research-save; the newest session of that name), anything git resolves to a commit (HEAD~1, a tag, a
+SHA), or the prefix of a commit stored in the results. A commit stands for its clean runs; `REF+dirty` names
+the runs made on a dirty tree at that commit. Exit status: 0, 1 when a --compare-fail threshold is crossed
+by a change distinguishable from noise, 2 for a usage error.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from collections import Counter
 from pathlib import Path
+
+from ..run.store import default_results_dir
 
 HELP = "compare stored results of two commits (per-metric deltas, noise tests, --compare-fail)"
 
@@ -21,9 +24,10 @@ class CompareError(ValueError):
 
 
 def add_arguments(p) -> None:
-    p.add_argument("ref_a", metavar="REF_A", help="baseline: a git ref or a stored commit prefix")
+    p.add_argument("ref_a", metavar="REF_A", help="baseline: a saved name, a git ref or a stored commit prefix "
+                                                  "(REF+dirty: that commit's dirty-tree runs)")
     p.add_argument("ref_b", metavar="REF_B", nargs="?", default="HEAD", help="current side (default: HEAD)")
-    p.add_argument("--results-dir", default=os.environ.get("RESEARCH_BENCH_RESULTS_DIR", "results"),
+    p.add_argument("--results-dir", default=default_results_dir(),
                    help="results store to read (default: $RESEARCH_BENCH_RESULTS_DIR or ./results)")
     p.add_argument("--machine", default=None,
                    help="machine fingerprint (default: this machine, else the one machine with results of both)")
@@ -35,7 +39,23 @@ def add_arguments(p) -> None:
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
 
 
-def _resolve(ref: str, results_dir: Path, stored: set[str]) -> str:
+def _side(ref: str, results_dir: Path, records: list) -> tuple[str, object]:
+    """(label, predicate over records) of one REF: a saved name, or a commit's clean (or +dirty) runs."""
+    from ..analysis.baseline import saved_as, saved_session
+    if any(saved_as(r) == ref for r in records):
+        chosen = {}
+        for fp in {r.machine_fingerprint for r in records}:
+            chosen.update({r.record_id: r for r in saved_session([r for r in records if r.machine_fingerprint == fp],
+                                                                  ref)})
+        return f"'{ref}'", lambda r: r.record_id in chosen
+    dirty = ref.endswith("+dirty")
+    base = ref[: -len("+dirty")] if dirty else ref
+    side = [r for r in records if bool(r.dirty) == dirty]
+    commit = _resolve(base, results_dir, {r.commit for r in side}, "+dirty" if dirty else "")
+    return commit[:12] + ("+dirty" if dirty else ""), lambda r: r.commit == commit and bool(r.dirty) == dirty
+
+
+def _resolve(ref: str, results_dir: Path, stored: set[str], what: str = "") -> str:
     from ..run.environment import resolve_ref
     commit = resolve_ref(ref, Path.cwd())
     if commit and commit in stored:
@@ -46,8 +66,10 @@ def _resolve(ref: str, results_dir: Path, stored: set[str]) -> str:
     if len(matches) > 1:
         raise CompareError(f"'{ref}' matches several stored commits: {', '.join(m[:12] for m in matches)}")
     if commit:
-        raise CompareError(f"'{ref}' is commit {commit[:12]}, which has no results under {results_dir}")
-    raise CompareError(f"'{ref}': git does not know it and no stored commit starts with it")
+        raise CompareError(f"'{ref}' is commit {commit[:12]}, which has no {'dirty-tree' if what else 'clean'} results "
+                           f"under {results_dir}" + ("" if what else f" (its dirty-tree runs: '{ref}+dirty')"))
+    raise CompareError(f"'{ref}': no session was saved under this name, git does not know it and no stored commit "
+                       f"starts with it")
 
 
 def comparison_for(ref_a: str, ref_b: str, *, results_dir: Path, machine: str | None = None,
@@ -67,10 +89,9 @@ def comparison_for(ref_a: str, ref_b: str, *, results_dir: Path, machine: str | 
     records = [r for r in read.records if r.commit]
     if not records:
         raise CompareError(f"no result records under {results_dir} (run `pytest benches -m quick` first)")
-    stored = {r.commit for r in records}
-    a, b = _resolve(ref_a, results_dir, stored), _resolve(ref_b, results_dir, stored)
-    fps_a = {r.machine_fingerprint for r in records if r.commit == a}
-    fps_b = {r.machine_fingerprint for r in records if r.commit == b}
+    (a, in_a), (b, in_b) = _side(ref_a, results_dir, records), _side(ref_b, results_dir, records)
+    fps_a = {r.machine_fingerprint for r in records if in_a(r)}
+    fps_b = {r.machine_fingerprint for r in records if in_b(r)}
     both = fps_a & fps_b
     if machine is None:
         here = machine_info().fingerprint
@@ -79,18 +100,17 @@ def comparison_for(ref_a: str, ref_b: str, *, results_dir: Path, machine: str | 
         elif len(both) == 1:
             machine = next(iter(both))
         elif not both:
-            raise CompareError(f"no machine has results of both {a[:12]} ({', '.join(sorted(fps_a))}) and "
-                               f"{b[:12]} ({', '.join(sorted(fps_b))}): timings of different machines are not "
+            raise CompareError(f"no machine has results of both {a} ({', '.join(sorted(fps_a))}) and "
+                               f"{b} ({', '.join(sorted(fps_b))}): timings of different machines are not "
                                f"compared")
         else:
             raise CompareError(f"several machines have results of both commits: pass --machine "
                                f"({', '.join(sorted(both))})")
     elif machine not in both:
-        raise CompareError(f"machine {machine} lacks results of {a[:12] if machine not in fps_a else b[:12]}")
-    base = [r for r in records if r.commit == a and r.machine_fingerprint == machine]
-    cur = [r for r in records if r.commit == b and r.machine_fingerprint == machine]
-    comp = compare_records(base, cur, thresholds=thresholds, metrics=metrics, baseline_name=a[:12],
-                           current_name=b[:12])
+        raise CompareError(f"machine {machine} lacks results of {a if machine not in fps_a else b}")
+    base = [r for r in records if in_a(r) and r.machine_fingerprint == machine]
+    cur = [r for r in records if in_b(r) and r.machine_fingerprint == machine]
+    comp = compare_records(base, cur, thresholds=thresholds, metrics=metrics, baseline_name=a, current_name=b)
     return comp, machine
 
 

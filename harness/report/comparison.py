@@ -110,18 +110,16 @@ def text(comp: Comparison, *, only: Sequence[str] | None = None) -> str:
 
 
 def delta_cell(sc: SeriesComparison | None) -> str:
-    """The summary table's 'Δ vs baseline' cell: time and memory, plus any failed metric."""
+    """The summary table's 'Δ time / mem' cell: '+12.3 % / -0.4 %', '!' after a change beyond a
+    --research-compare-fail threshold, '~' before an indicative one (one run on a side); another metric that
+    failed its threshold is named after them."""
     if sc is None:
         return "-"
     parts = []
     for name in ("execution_time_s", "memory_peak_mb"):
         d = sc.delta(name)
-        if d is not None and d.delta_pct is not None:
-            parts.append(f"{d.label} {d.delta_pct:+.1f} %{' !' if d.failed else ''}")
-    for d in sc.deltas:
-        if d.failed and d.metric not in ("execution_time_s", "memory_peak_mb"):
-            parts.append(f"{d.label} {d.delta_pct:+.1f} % !")
-    if not parts:
-        return "-"
-    indicative = any(d.indicative for d in sc.deltas)
-    return ", ".join(parts) + (" (indicative)" if indicative else "")
+        parts.append("-" if d is None or d.delta_pct is None else
+                     f"{'~' if d.indicative else ''}{d.delta_pct:+.1f} %{'!' if d.failed else ''}")
+    s = " / ".join(parts) if any(p != "-" for p in parts) else "-"
+    failed = [d for d in sc.deltas if d.failed and d.metric not in ("execution_time_s", "memory_peak_mb")]
+    return s + "".join(f", {d.label} {d.delta_pct:+.1f} %!" for d in failed)

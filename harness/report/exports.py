@@ -5,6 +5,8 @@
 - github-action-benchmark custom tools: [{name, unit, value, range?, extra?}], one direction per file
   (`customSmallerIsBetter` for --direction smaller, `customBiggerIsBetter` for bigger;
   schemas/exports/github-action-benchmark.schema.json).
+- CSV and JSON Lines: the measured runs themselves, one row per run and metric (ROW_FIELDS), every machine
+  unless --machine names one: for spreadsheets, pandas or a database.
 
 What is exported: for each series (bench + profile) of one machine (by default the machine of the newest
 record), the records of its newest commit; per metric the median over those records, with min/max (or the
@@ -24,7 +26,10 @@ from ..analysis import measures
 from ..records import ResultRecord
 
 EXPORT_SCHEMAS = R.SCHEMAS_DIR / "exports"
-FORMATS = ("bencher", "github-action-benchmark")
+FORMATS = ("bencher", "github-action-benchmark", "csv", "jsonl")
+#: The columns of a CSV / JSON Lines export, one row per measured run and metric.
+ROW_FIELDS = ("machine", "machine_class", "commit", "dirty", "branch", "saved_as", "series", "bench", "profile",
+              "test_id", "round", "timestamp", "record_id", "target_met", "metric", "value", "unit", "better")
 DIRECTIONS = {"smaller": "lower", "bigger": "higher"}
 GAB_TOOL = {"smaller": "customSmallerIsBetter", "bigger": "customBiggerIsBetter"}
 
@@ -107,11 +112,51 @@ def to_github_action_benchmark(summaries: Sequence[measures.SeriesMetric], direc
     return out
 
 
+def run_rows(records: Sequence[ResultRecord], machine: str | None = None,
+             include_neutral: bool = True) -> list[dict]:
+    """Every measured run (of one machine, or all), one dict per metric, oldest first (ROW_FIELDS)."""
+    out = []
+    for r in sorted(records, key=lambda r: r.timestamp):
+        if (machine and r.machine_fingerprint != machine) or not measures.is_measurement(r):
+            continue
+        base = {"machine": r.machine_fingerprint, "machine_class": r.machine_class, "commit": r.commit,
+                "dirty": bool(r.dirty), "branch": r.branch, "saved_as": (r.extra or {}).get("saved_as"),
+                "series": R.series_key(r), "bench": r.bench, "profile": r.profile, "test_id": r.test_id,
+                "round": r.round, "timestamp": r.timestamp, "record_id": r.record_id, "target_met": r.target_met}
+        for k, v in sorted(measures.record_values(r).items()):
+            if _wanted(k, include_neutral):
+                out.append({**base, "metric": k, "value": v, "unit": R.unit(k), "better": R.better(k)})
+    return out
+
+
+def to_csv(rows: Sequence[dict]) -> str:
+    import csv
+    import io
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS), lineterminator="\n")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: ("" if row[k] is None else row[k]) for k in ROW_FIELDS})
+    return buf.getvalue()
+
+
+def to_jsonl(rows: Sequence[dict]) -> str:
+    return "".join(json.dumps({k: row[k] for k in ROW_FIELDS}) + "\n" for row in rows)
+
+
 def export(records: Sequence[ResultRecord], fmt: str, *, direction: str | None = None,
-           machine: str | None = None, include_neutral: bool = False) -> dict | list:
-    """The export document, validated against its format's schema (ExportError when it would be invalid)."""
+           machine: str | None = None, include_neutral: bool = False) -> dict | list | str:
+    """The export document, validated against its format's schema (ExportError when it would be invalid);
+    CSV and JSON Lines as text."""
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt in ("csv", "jsonl"):
+        rows = run_rows(records, machine)
+        if not rows:
+            raise ExportError(f"no measured result records{' for machine ' + machine if machine else ''}: run "
+                              f"the benches first (`make bench`), or point --results-dir at the folder that "
+                              f"holds them")
+        return to_csv(rows) if fmt == "csv" else to_jsonl(rows)
     summaries = select(records, machine)
     if fmt == "bencher":
         doc: dict | list = to_bencher(summaries, include_neutral=include_neutral)
@@ -127,5 +172,5 @@ def export(records: Sequence[ResultRecord], fmt: str, *, direction: str | None =
 
 
 def write(path: str | Path, doc) -> Path:
-    from llm_research_bench.engine.atomic import write_json
-    return write_json(path, doc)
+    from llm_research_bench.engine.atomic import write_json, write_text
+    return write_text(path, doc) if isinstance(doc, str) else write_json(path, doc)

@@ -1,9 +1,12 @@
 """The HTML report: one self-contained page (inline CSS and SVG, no network, no external file).
 
-Sections: the latest results per profile (tables); quality vs time per profile; the performance breakdown;
+One part per machine (timings of different machines are never mixed; the newest machine first), each with:
+the latest results per profile (tables); quality vs time per profile; the performance breakdown;
 recommendations; and per series (bench + profile) the history of every metric across the commits measured on
-this machine, with the budget band and regressions marked. Metric names, units and directions come from the
-schemas through harness.measures.
+that machine, with the budget band and regressions marked. Commits are in git's history order when the
+command could ask git (`git_order`), else in the order they were measured, and the page says which; with a
+URL template (`commit_url`, e.g. https://github.com/ORG/REPO/commit/{commit}) every commit links to its page.
+Metric names, units and directions come from the schemas through harness.measures.
 
 A small inline script counts the charts and tables the browser actually laid out and writes the counts on
 <body> (data-charts-rendered, data-tables-rendered): the headless-browser test reads them back.
@@ -13,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Sequence
@@ -64,19 +68,34 @@ def _fmt(v, name: str) -> str:
     return num(v, R.unit(name))
 
 
+@dataclass
+class _Page:
+    """What every section of one machine's part needs: the commit order, the link template, the ids' suffix."""
+    git_order: Sequence[str] | None = None
+    commit_url: str | None = None
+    sid: str = ""
+
+    def commit(self, rec: ResultRecord) -> str:
+        """A record's commit key as HTML, linked when a URL template is set."""
+        from ..run.environment import commit_url
+        key = measures.commit_key(rec)
+        url = commit_url(self.commit_url, rec.commit)
+        return f'<a href="{_e(url)}">{_e(key)}</a>' if url else _e(key)
+
+
 def _chart_title(k: str) -> str:
     u = R.unit(k)
     return f"{R.label(k)}" + (f" [{u}]" if u and u != "ratio" else "") + (f" · {k}" if R.label(k) != k else "")
 
 
-def _latest_tables(records: Sequence[ResultRecord]) -> list[str]:
+def _latest_tables(records: Sequence[ResultRecord], pg: _Page) -> list[str]:
     """Per profile one table: a row per metric (with a direction), a column per series (bench) at its newest
     commit; a cell is the median over that commit's runs (hover: min..max, n, commit)."""
-    latest = measures.latest_commit_records(records)
+    latest = measures.latest_commit_records(records, pg.git_order)
     by_profile: dict[str, list[str]] = defaultdict(list)
     for series, recs in latest.items():
         by_profile[recs[0].profile or "(none)"].append(series)
-    out = ['<section id="latest"><h2>Latest results per profile</h2>',
+    out = [f'<section id="latest{pg.sid}"><h2>Latest results per profile</h2>',
            '<p class="muted">Newest commit of each series (bench) on this machine: the median over that commit\'s '
            'runs (hover a cell for min..max and n). Only metrics with a direction are listed. The budget column '
            'is the band the harness held time and memory to; a red cell missed it.</p>']
@@ -94,7 +113,7 @@ def _latest_tables(records: Sequence[ResultRecord]) -> list[str]:
                            key=lambda k: (k not in ("execution_time_s", "memory_peak_mb"), k))
         run_cols = [c for c in cols if any(k in vals[c] for k in run_names)]
         out.append(f'<h3>Profile {_e(profile)}: run metrics</h3>')
-        out += _pivot(latest, vals, run_cols, run_names)
+        out += _pivot(latest, vals, run_cols, run_names, pg)
         own = [(c, k) for c in cols for k in sorted(vals[c]) if k in directional
                and R.spec(k).get("source") != "telemetry"]
         if own:
@@ -106,13 +125,13 @@ def _latest_tables(records: Sequence[ResultRecord]) -> list[str]:
                 out.append(f'<tr><td class="l">{_e(c)}</td><td class="l" title="{_e(R.spec(k).get("description", ""))}">'
                            f'{_e(R.label(k))} <span class="muted">{_e(k)}</span></td>'
                            f'<td title="n = {len(vs)}">{_e(_fmt(statistics.median(vs), k))}</td><td>{_e(R.better(k))}'
-                           f'</td><td class="l">{_e(measures.commit_key(latest[c][0]))}</td></tr>')
+                           f'</td><td class="l">{pg.commit(latest[c][0])}</td></tr>')
             out.append("</table>")
     out.append("</section>")
     return out
 
 
-def _pivot(latest: dict, vals: dict, cols: list[str], names: list[str]) -> list[str]:
+def _pivot(latest: dict, vals: dict, cols: list[str], names: list[str], pg: _Page) -> list[str]:
     if not cols:
         return ['<p class="muted">No run telemetry in these series.</p>']
     out = []
@@ -120,7 +139,7 @@ def _pivot(latest: dict, vals: dict, cols: list[str], names: list[str]) -> list[
     out.append(f'<div style="overflow-x:auto"><table class="latest">'
                f'<tr><th class="l">metric</th><th>better</th><th class="l">budget</th>{head}</tr>')
     out.append('<tr><td class="l muted">commit · runs · target met</td><td></td><td></td>' + "".join(
-        f'<td class="muted">{_e(measures.commit_key(latest[c][0]))} · {len(latest[c])} · '
+        f'<td class="muted">{pg.commit(latest[c][0])} · {len(latest[c])} · '
         f'{sum(r.target_met for r in latest[c])}/{len(latest[c])}</td>' for c in cols) + "</tr>")
     for k in names:
         band = next((measures.budget_band(r, k) for c in cols for r in latest[c] if measures.budget_band(r, k)), None)
@@ -143,9 +162,9 @@ def _pivot(latest: dict, vals: dict, cols: list[str], names: list[str]) -> list[
     return out
 
 
-def _quality(records: Sequence[ResultRecord]) -> list[str]:
+def _quality(records: Sequence[ResultRecord], pg: _Page) -> list[str]:
     qrecs = [r for r in records if measures.is_measurement(r) and (r.extra or {}).get("quality")]
-    out = ['<section id="quality"><h2>Answer quality vs time per profile and corpus</h2>']
+    out = [f'<section id="quality{pg.sid}"><h2>Answer quality vs time per profile and corpus</h2>']
     if not qrecs:
         out.append('<p class="muted">No quality bench records yet (<code>make quality</code>).</p></section>')
         return out
@@ -204,7 +223,7 @@ def _quality(records: Sequence[ResultRecord]) -> list[str]:
                         f'<td>{num(maj["accuracy"], "ratio")}</td><td colspan="8" class="l">'
                         f'{maj["full_set_share"]:.1%} of the {maj["full_set_n"]} labelled questions</td></tr>')
         tables.append(
-            f'<h3>{_e(profile)} @ {_e(measures.commit_key(recs[-1]))}: {q["sample_size"]} questions, seed {q["seed"]}</h3>'
+            f'<h3>{_e(profile)} @ {pg.commit(recs[-1])}: {q["sample_size"]} questions, seed {q["seed"]}</h3>'
             '<table class="quality"><tr><th class="l">arm</th><th>n</th><th>accuracy / ROUGE-L</th><th>95% CI</th>'
             '<th>cit. grounded</th><th>cit. valid</th><th>cit. precision</th><th>gold in ctx</th><th>claims/q</th><th>tokens/q</th>'
             '<th>time/q</th></tr>' + "".join(rows) + "</table>"
@@ -219,11 +238,11 @@ def _quality(records: Sequence[ResultRecord]) -> list[str]:
     return out
 
 
-def _breakdown(records: Sequence[ResultRecord]) -> list[str]:
-    latest = measures.latest_commit_records(records)
+def _breakdown(records: Sequence[ResultRecord], pg: _Page) -> list[str]:
+    latest = measures.latest_commit_records(records, pg.git_order)
     items = [(s, recs[-1]) for s, recs in sorted(latest.items()) if (recs[-1].extra or {}).get("breakdown")]
     eff = [(s, recs) for s, recs in sorted(latest.items()) if any((r.extra or {}).get("efficiency") for r in recs)]
-    out = ['<section id="breakdown"><h2>Performance breakdown</h2>']
+    out = [f'<section id="breakdown{pg.sid}"><h2>Performance breakdown</h2>']
     if not items and not eff:
         out.append('<p class="muted">No breakdown bench records yet (<code>make breakdown</code>).</p></section>')
         return out
@@ -251,7 +270,7 @@ def _breakdown(records: Sequence[ResultRecord]) -> list[str]:
                     out.append('<div class="card">' + charts.xy_chart([(y, pts)], title=f"{y} vs {x} · {series}",
                                                                      x_title=x) + "</div>")
         kv = ", ".join(f"{R.label(k)} {_fmt(v, k)}" for k, v in m.items() if not k.startswith("phase_share_"))
-        notes.append(f'<li><b>{_e(series)}</b> @ {_e(measures.commit_key(r))}: {_e(kv) or "—"}'
+        notes.append(f'<li><b>{_e(series)}</b> @ {pg.commit(r)}: {_e(kv) or "—"}'
                      f'{"<br><span class=muted>" + _e(b["how"]) + "</span>" if b.get("how") else ""}</li>')
     for series, recs in eff:
         e = next(r.extra["efficiency"] for r in reversed(recs) if (r.extra or {}).get("efficiency"))
@@ -259,17 +278,17 @@ def _breakdown(records: Sequence[ResultRecord]) -> list[str]:
         kv = ", ".join(f"{R.label(k)} {_fmt(v, k)}" for k, v in vals.items())
         goals = e.get("goals") or {}
         notes.append(f'<li><b>{_e(series)}</b> (engine vs raw llama-cpp-python, {len(e.get("rounds") or [])} rounds, '
-                     f'medians) @ {_e(measures.commit_key(recs[-1]))}: {_e(kv)}; prefix reuse (evaluated/unique) '
+                     f'medians) @ {pg.commit(recs[-1])}: {_e(kv)}; prefix reuse (evaluated/unique) '
                      f'{_e(num(e.get("prefix_reuse_ratio_median"), "ratio"))}'
                      + (f'<br><span class=muted>goals: {_e(goals)}</span>' if goals else "") + '</li>')
     out.append("</div><ul>" + "".join(notes) + "</ul></section>")
     return out
 
 
-def _recommendations(records: Sequence[ResultRecord]) -> list[str]:
+def _recommendations(records: Sequence[ResultRecord], pg: _Page) -> list[str]:
     from ..analysis.recommend import recommend
     recs = recommend(records)
-    out = ['<section id="recommendations"><h2>Recommendations</h2>']
+    out = [f'<section id="recommendations{pg.sid}"><h2>Recommendations</h2>']
     if not recs:
         out.append('<p class="muted">No rule fired on the newest results.</p>')
     else:
@@ -280,12 +299,12 @@ def _recommendations(records: Sequence[ResultRecord]) -> list[str]:
     return out
 
 
-def _history(records: Sequence[ResultRecord]) -> list[str]:
+def _history(records: Sequence[ResultRecord], pg: _Page) -> list[str]:
     measured = [r for r in records if measures.is_measurement(r)]
     by_series: dict[str, list[ResultRecord]] = defaultdict(list)
     for r in measured:
         by_series[series_key(r)].append(r)
-    out = ['<section id="history"><h2>History across commits (this machine)</h2>',
+    out = [f'<section id="history{pg.sid}"><h2>History across commits (this machine)</h2>',
            '<p class="muted">One chart per metric with a direction: dots are runs (red: the run missed its target), '
            'the line joins the per-commit medians, the green band is the budget, a red triangle marks a regression '
            '(the median moved the wrong way by more than 5 % against the previous commit and the noise test of '
@@ -294,42 +313,69 @@ def _history(records: Sequence[ResultRecord]) -> list[str]:
     for i, (series, recs) in enumerate(sorted(by_series.items())):
         names = sorted({k for r in recs for k in measures.record_values(r) if R.better(k) in ("lower", "higher")},
                        key=lambda k: (k not in ("execution_time_s", "memory_peak_mb"), R.spec(k).get("source", ""), k))
-        n_commits = len(measures.commit_order(recs))
+        order = measures.commit_order(recs, pg.git_order)
+        n_commits = len(order)
         regress = 0
         cards = []
         for k in names:
-            pts = measures.history(recs, series, k)
+            pts = measures.history(recs, series, k, pg.git_order)
             if not pts:
                 continue
             regress += sum(1 for p in pts if p.regression and not p.indicative)
             cards.append('<div class="card">' + charts.history_chart(
                 pts, title=_chart_title(k), unit=R.unit(k), better=R.better(k)) + "</div>")
+        first = {}
+        for r in recs:
+            first.setdefault(measures.commit_key(r), r)
+        commits = " → ".join(pg.commit(first[c]) for c in order)
         out.append(f'<details{" open" if i == 0 else ""}><summary>{_e(series)}: {len(recs)} runs over {n_commits} '
-                   f'commit(s), {regress} regression mark(s)</summary><div class="grid">{"".join(cards)}</div></details>')
+                   f'commit(s), {regress} regression mark(s)</summary><p class="muted commits">commits, oldest first: '
+                   f'{commits}</p><div class="grid">{"".join(cards)}</div></details>')
     if not by_series:
         out.append("<p>No measured records yet.</p>")
     out.append("</section>")
     return out
 
 
-def render(records: Sequence[ResultRecord], *, machine: str | None = None, title: str = "LLM research bench report",
-           generated_at: str | None = None) -> str:
-    """The report page as one HTML string, for the records of one machine (default: the newest record's)."""
-    fp = machine or measures.current_machine(records)
-    mine = sorted(measures.on_machine(records, fp), key=lambda r: r.timestamp)
+def _machine_part(mine: list[ResultRecord], fp: str | None, pg: _Page) -> list[str]:
     classes = sorted({r.machine_class for r in mine})
+    commits = measures.commit_order([r for r in mine if measures.is_measurement(r)], pg.git_order)
+    head = (f'<h2 class="machine" id="machine{pg.sid}">Machine <code>{_e(fp)}</code> ({_e(", ".join(classes) or "?")})'
+            f'</h2><p>{len(mine)} records ({sum(measures.is_measurement(r) for r in mine)} measured), '
+            f'{len(commits)} commit(s).</p>'
+            f'<nav><a href="#latest{pg.sid}">latest</a> · <a href="#quality{pg.sid}">quality</a> · '
+            f'<a href="#breakdown{pg.sid}">breakdown</a> · <a href="#recommendations{pg.sid}">recommendations</a> · '
+            f'<a href="#history{pg.sid}">history</a></nav>')
+    return [head, *_latest_tables(mine, pg), *_quality(mine, pg), *_breakdown(mine, pg),
+            *_recommendations(mine, pg), *_history(mine, pg)]
+
+
+def render(records: Sequence[ResultRecord], *, machine: str | None = None, title: str = "LLM research bench report",
+           generated_at: str | None = None, git_order: Sequence[str] | None = None, order_note: str | None = None,
+           commit_url: str | None = None) -> str:
+    """The report page as one HTML string: a part per machine (newest first), or only `machine`'s.
+    `git_order`: full SHAs oldest first (run.environment.git_order), None to order commits by measuring time;
+    `order_note` says which; `commit_url`: a template linking commits ({commit}, {short})."""
     when = generated_at or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    commits = measures.commit_order([r for r in mine if measures.is_measurement(r)])
-    others = sorted({r.machine_fingerprint for r in records} - {fp})
-    head = (f'<h1>{_e(title)}</h1><p>Generated {_e(when)} from {len(mine)} records '
-            f'({sum(measures.is_measurement(r) for r in mine)} measured) of machine <code>{_e(fp)}</code> '
-            f'({_e(", ".join(classes) or "?")}), {len(commits)} commit(s)'
-            + (f'; {len(others)} other machine(s) not shown' if others else "") + '.</p>'
-            '<nav><a href="#latest">latest</a> · <a href="#quality">quality</a> · <a href="#breakdown">breakdown</a> · '
-            '<a href="#recommendations">recommendations</a> · <a href="#history">history</a></nav>')
-    body = [head, *_latest_tables(mine), *_quality(mine), *_breakdown(mine), *_recommendations(mine), *_history(mine)]
+    newest: dict[str, str] = {}
+    for r in records:
+        newest[r.machine_fingerprint] = max(newest.get(r.machine_fingerprint, ""), r.timestamp)
+    machines = [machine] if machine else sorted(newest, key=lambda fp: newest[fp], reverse=True) or [None]
+    order_note = order_note or ("commits in git history order" if git_order else
+                                "commits ordered by the time they were measured (no git history given)")
+    parts: list[str] = []
+    for i, fp in enumerate(machines):
+        mine = sorted(measures.on_machine(records, fp), key=lambda r: r.timestamp)
+        parts += _machine_part(mine, fp, _Page(git_order, commit_url, "" if i == 0 else f"-{i + 1}"))
+    links = " · ".join(f'<a href="#machine{"" if i == 0 else f"-{i + 1}"}">{_e(fp)}</a>'
+                       for i, fp in enumerate(machines) if fp)
+    others = sorted(set(newest) - set(machines))
+    head = (f'<h1>{_e(title)}</h1><p>Generated {_e(when)} from {len(records)} records of {len(newest)} machine(s)'
+            + (f'; shown: {_e(machines[0])} only, {len(others)} other machine(s) not shown' if others else "")
+            + f'. Timings of different machines are never mixed. <span class="muted order">{_e(order_note)}.'
+              f'</span></p>' + (f'<p>Machines: {links}</p>' if len(machines) > 1 else ""))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>\n" + "\n".join(body)
+            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>\n" + "\n".join([head, *parts])
             + f"\n<script>{CHECK_JS}</script>\n</body></html>\n")
 
 

@@ -1,16 +1,49 @@
 """`research-bench report` (`python -m llm_research_bench.harness report`): the self-contained HTML report of
-the results store (report/html.py renders it)."""
+the results store (report/html.py renders it): every machine (or --machine's), commits in git history order
+(asked of the git repository around the current folder; by measuring time, with a note, where git cannot
+say), and commits linked through a URL template: --commit-url, else $RESEARCH_BENCH_COMMIT_URL, else the ini
+key research_commit_url ([tool.pytest.ini_options] in pyproject.toml, or pytest.ini / tox.ini / setup.cfg),
+else one derived from git's `origin` remote."""
 from __future__ import annotations
 
 from ..analysis import measures
+from ..run.store import default_results_dir
 from .html import write_report
 
 HELP = "write the self-contained HTML report of the results store"
 
 
-def default_results_dir() -> str:
-    import os
-    return os.environ.get("RESEARCH_BENCH_RESULTS_DIR", "results")
+def ini_value(key: str, folder: str = ".") -> str | None:
+    """`key` from the project's pytest configuration (pyproject.toml's [tool.pytest.ini_options], then
+    pytest.ini, tox.ini, setup.cfg), where the plugin's ini keys live."""
+    import configparser
+    import tomllib
+    from pathlib import Path
+    root = Path(folder)
+    try:
+        v = tomllib.loads((root / "pyproject.toml").read_text()).get("tool", {}).get("pytest", {}) \
+            .get("ini_options", {}).get(key)
+        if v:
+            return str(v)
+    except (OSError, tomllib.TOMLDecodeError):
+        pass
+    for name, section in (("pytest.ini", "pytest"), ("tox.ini", "pytest"), ("setup.cfg", "tool:pytest")):
+        cp = configparser.ConfigParser(interpolation=None)
+        try:
+            cp.read(root / name)
+        except configparser.Error:
+            continue
+        if cp.has_option(section, key):
+            return cp.get(section, key).strip() or None
+    return None
+
+
+def commit_url_template(given: str | None) -> str | None:
+    """The commit link template: given > $RESEARCH_BENCH_COMMIT_URL > ini research_commit_url > git remote."""
+    from llm_research_bench.engine.envvars import env
+
+    from ..run.environment import remote_commit_url
+    return given or env("COMMIT_URL") or ini_value("research_commit_url") or remote_commit_url(".")
 
 
 def add_arguments(p) -> None:
@@ -18,9 +51,12 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
     p.add_argument("--results-dir", default=default_results_dir(),
                    help="results store to read (default: $RESEARCH_BENCH_RESULTS_DIR or ./results)")
-    p.add_argument("--machine", default=None,
-                   help="machine fingerprint to report on (default: the machine of the newest record)")
+    p.add_argument("--machine", default=None, help="only this machine fingerprint (default: every machine)")
     p.add_argument("--title", default="LLM research bench report")
+    p.add_argument("--commit-url", default=None, metavar="TEMPLATE",
+                   help="link commits, e.g. https://github.com/ORG/REPO/commit/{commit} ({short}: 12 characters); "
+                        "default: $RESEARCH_BENCH_COMMIT_URL, the ini key research_commit_url, or the git remote")
+    p.add_argument("--no-commit-links", action="store_true", help="do not link commits")
 
 
 def run(args) -> int:
@@ -33,8 +69,12 @@ def run(args) -> int:
     if not records:
         print(f"report: no result records under {args.results_dir}; the page says so (run `make bench` to "
               f"make some)", file=sys.stderr)
+    from ..run.environment import git_order
+    order, note = git_order([r.commit for r in records], ".")
+    template = None if args.no_commit_links else commit_url_template(args.commit_url)
     try:
-        path = write_report(records, args.out, machine=args.machine, title=args.title)
+        path = write_report(records, args.out, machine=args.machine, title=args.title, git_order=order,
+                            order_note=note, commit_url=template)
     except OSError as e:
         print(f"report: cannot write {args.out} ({e.strerror or e}): choose another --out", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from tabulate import tabulate
 
 from . import comparison as C
-from .table import rows
+from .table import TABLE_LEGEND, detail_lines, rows
 from .terminal import findings_lines, gate_lines
 
 
@@ -27,7 +27,8 @@ def markdown(instances: Sequence[Any], *, comparison: Any = None, gate_failures:
     out = [f"## {header}: {'targets met' if ok else 'FAILED'}", ""]
     if context:
         out += [context, ""]
-    out += [tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    out += [tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), "", f"<sub>{' '.join(TABLE_LEGEND)}</sub>",
+            ""] + [f"- {_escape(line)}" for line in detail_lines(instances)] + [""]
     if gate_failures:
         out += ["### Targets missed", ""] + [f"- {_escape(m)}" for m in gate_failures] + [""]
     notes = [n for r in instances for n in r.notes]
@@ -47,8 +48,11 @@ def markdown(instances: Sequence[Any], *, comparison: Any = None, gate_failures:
 
 
 def session_markdown(summary: Any, ctx: Any) -> str:
+    from ..run.environment import commit_url
     git = ctx.git
-    context = (f"commit `{git.short}`{f' on `{git.branch}`' if git.branch else ''}, machine "
+    url = commit_url(getattr(ctx.options, "commit_url", None), git.commit)
+    commit = f"[`{git.short}`]({url})" if url else f"`{git.short}`"
+    context = (f"commit {commit}{f' on `{git.branch}`' if git.branch else ''}, machine "
                f"`{ctx.machine.fingerprint}`, budgets for `{ctx.machine_class}`"
                f"{f' scaled x{ctx.options.budget_scale:g}' if ctx.options.budget_scale != 1 else ''}")
     comp = summary.comparison if summary.compare_requested else None

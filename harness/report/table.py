@@ -26,38 +26,61 @@ def time_cell(row: InstanceSummary) -> str:
     s = spread(t.median, t.iqr, t.n, "s")
     if row.time_upper is not None:
         s += f" / {limit(row.time_upper)} s"
-    if row.time_lower is not None and t.median < row.time_lower:
-        s += f" (under {limit(row.time_lower)} s)"
     return s
 
 
 def memory_cell(row: InstanceSummary) -> str:
     if row.memory_peak is None:
         return "-"
-    s = f"{row.memory_peak:.0f} MB"
     if row.memory_limit is not None:
-        s += f" / {limit(row.memory_limit)} MB"
-    return s
+        return f"{row.memory_peak:.0f} / {limit(row.memory_limit)} MB"
+    return f"{row.memory_peak:.0f} MB"
 
 
 def target_cell(row: InstanceSummary) -> str:
-    cell_ = "yes" if row.target_met else "NO" + (f" ({', '.join(row.categories)})" if row.categories else "")
-    if not row.gated:
-        cell_ += " [not gated]"
-    return cell_
+    if row.target_met:
+        return "yes" if row.gated else "yes*"
+    return ("NO" if row.gated else "no*") + (f": {', '.join(row.categories)}" if row.categories else "")
+
+
+def name_cell(row: InstanceSummary) -> str:
+    name = row.bench + (f"[{row.profile}]" if row.profile else "")
+    return name + (" [TEST DOUBLE]" if row.runner and row.runner not in REAL_RUNNERS else "")
+
+
+#: The summary table's columns: narrow enough for ~100 columns; the rest of each row is in detail_lines().
+HEADERS = ("bench", "runs", "time / budget", "memory / limit", "tok/s", "claims", "cit.", "target", "Δ time / mem")
 
 
 def rows(instances: Sequence[InstanceSummary], comparison: Comparison | None = None) -> tuple[list[str], list[list[str]]]:
-    headers = ["bench", "profile", "runs", f"{label('execution_time_s')} (median) / budget",
-               f"{label('memory_peak_mb')} (max) / limit"] + [label(m) for m in ROW_METRICS[:2]] + \
-              ["early exit"] + [label(m) for m in ROW_METRICS[2:]] + ["target_met", "Δ vs baseline"]
+    """The summary table: one row per bench instance. time = median (± IQR over several runs) / budget,
+    memory = the worst run's peak / limit, tok/s = decode, cit. = citation validity, target = target_met
+    (* not gated), Δ = the change of the median time and memory against the baseline (! beyond a
+    --research-compare-fail threshold, ~ indicative: one run on a side)."""
     body = []
     for r in instances:
         m = r.metrics
         runs = str(r.runs) + (f"+{r.warmups}w" if r.warmups else "")
-        double = r.runner and r.runner not in REAL_RUNNERS
-        body.append([r.bench + ("  [TEST DOUBLE]" if double else ""), r.profile or "-", runs, time_cell(r),
-                     memory_cell(r), cell(m.get("ttft_s"), "s"), cell(m.get("decode_tokens_per_second"), "tok/s"),
-                     early_exit_cell(r.early_exit), cell(m.get("claims")), cell(m.get("citation_validity"), "ratio"),
-                     target_cell(r), delta_cell(comparison.for_key(r.key) if comparison is not None else None)])
-    return headers, body
+        body.append([name_cell(r), runs, time_cell(r), memory_cell(r), cell(m.get("decode_tokens_per_second"), "tok/s"),
+                     cell(m.get("claims")), cell(m.get("citation_validity"), "ratio"), target_cell(r),
+                     delta_cell(comparison.for_key(r.key) if comparison is not None else None)])
+    return list(HEADERS), body
+
+
+def detail_lines(instances: Sequence[InstanceSummary]) -> list[str]:
+    """What the narrow table leaves out, one line per instance: TTFT, early exit, the time band's lower bound,
+    whether its verdict gates the session."""
+    out = []
+    for r in instances:
+        parts = [f"{label('ttft_s')} {cell(r.metrics.get('ttft_s'), 's')}", f"early exit {early_exit_cell(r.early_exit)}"]
+        if r.time_lower is not None:
+            parts.append(f"time band {limit(r.time_lower)}-{limit(r.time_upper)} s" if r.time_upper is not None
+                         else f"time lower bound {limit(r.time_lower)} s")
+        if not r.gated:
+            parts.append("not gated (shown, never fails the session)")
+        out.append(f"{name_cell(r)}: " + "; ".join(parts))
+    return out
+
+
+TABLE_LEGEND = ("time: median (± IQR) / budget; memory: worst run's peak / limit; tok/s: decode; cit.: citation validity",
+                "target: * not gated; Δ vs the baseline: ! beyond a --research-compare-fail threshold, ~ indicative")

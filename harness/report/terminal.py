@@ -9,7 +9,7 @@ from tabulate import tabulate
 from ..analysis.recommend import recommend
 from . import comparison as C
 from .quality import summary_lines as quality_lines
-from .table import rows
+from .table import TABLE_LEGEND, detail_lines, rows
 
 #: Metrics the session's comparison table shows (plus every --research-compare-fail metric).
 SUMMARY_COMPARE_METRICS = ("execution_time_s", "cpu_time_s", "memory_peak_mb", "ttft_s", "decode_tokens_per_second")
@@ -58,6 +58,8 @@ def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
              f"{f' x{o.budget_scale:g}' if o.budget_scale != 1 else ''}"),
         ("", table(s.instances, s.comparison)),
     ]
+    out += [("", line) for line in TABLE_LEGEND]
+    out += [("", line) for line in detail_lines(s.instances)]
     out += [("", f"note: {n}") for row in s.instances for n in row.notes]
     out += [("", line) for line in findings_lines(s.records)]
     if s.baseline_note and (s.compare_requested or s.comparison is not None):

@@ -7,7 +7,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .. import records as R
 from ..records import ResultRecord, Summary, summarize
@@ -102,10 +102,14 @@ def _safe(s: str) -> str:
 class BenchCore:
     """Runs and records for one bench instance (one test id)."""
 
-    def __init__(self, ctx: BenchContext, test_id: str, *, bench: str | None = None):
+    def __init__(self, ctx: BenchContext, test_id: str, *, bench: str | None = None,
+                 memray_external: dict | None = None):
         self.ctx = ctx
         self.test_id = test_id
         self.bench = bench or bench_name_of(test_id)
+        #: Another memray tracker covers this test in this process (pytest-memray: {"by", "capture", "dir"}):
+        #: in-process runs use its capture instead of starting a second tracker (memray allows one at a time).
+        self.memray_external = memray_external
 
     # -- recording ---------------------------------------------------------------------------------------
     def judge_and_store(self, telemetry: dict | None, *, profile: Any, outcome: S.RunOutcome | None = None,
@@ -153,6 +157,8 @@ class BenchCore:
             ext["detected_machine_class"] = self.ctx.detected_machine_class
         if self.ctx.worker:
             ext["xdist_worker"] = self.ctx.worker
+        if self.ctx.options.save:
+            ext["saved_as"] = self.ctx.options.save
         if outcome is not None:
             ext["wall_s"] = round_(outcome.wall_s)
             for k in ("error", "cause", "timeout_via", "child_log"):
@@ -164,14 +170,23 @@ class BenchCore:
                 ext["observed_peak_mb"] = round_(outcome.observed_peak_mb, 1)
             if outcome.memory_check is not None:
                 ext["memory_check"] = outcome.memory_check
+        external = self.memray_external if not (outcome and outcome.isolated) else None
         if memray_file:
             ext["memray_capture"] = str(memray_file)
+        elif external:
+            ext["memray_capture_by"] = external["by"]
+            ext["memray_capture"] = external.get("capture") or external.get("dir")
         if memray_top:
             ext["memray_top"] = memray_top
         ext.update(extra or {})
         if memray_file:
             ext["notes"] = [*ext["notes"], f"{prof.name}: memray capture on: this run's timings are inflated by "
                                            f"allocation tracing"]
+        elif external:
+            ext["notes"] = [*ext["notes"], f"{prof.name}: {external['by']} traces this test's allocations (capture "
+                                           f"{ext['memray_capture']}): this run's timings are inflated by "
+                                           f"allocation tracing; the harness used that capture rather than start a "
+                                           f"second memray tracker"]
         if ext.get("contention_note"):
             ext["notes"] = [*ext["notes"], f"{prof.name}: {ext.pop('contention_note')}"]
         if started is not None and outcome is not None:
@@ -186,6 +201,7 @@ class BenchCore:
             schema_errors=schema_errors, budget=budget.as_dict(), extra=ext)
         path = store.append(self.ctx.options.results_dir, rec)
         self.ctx.records.append(rec)
+        self.ctx.record_paths.append(path)
         return RunResult(rec, verdict, outcome, path)
 
     # -- running -------------------------------------------------------------------------------------------
@@ -197,9 +213,11 @@ class BenchCore:
 
     def run(self, req: S.RunRequest, *, rounds: int | None = None, warmup_runs: int | None = None,
             isolate: bool | None = None, extra: dict | None = None, gate: bool = True,
-            runner_label: str | None = None, timer: SignalTimer | None = None) -> BenchResult:
+            runner_label: str | None = None, timer: SignalTimer | None = None,
+            progress: Callable[[int, int, bool], Any] | None = None) -> BenchResult:
         """Run `req` warm-up + measured rounds, recording each. Stops at a timeout (the rest would time out
-        too) and re-raises interrupts after recording them."""
+        too) and re-raises interrupts after recording them. `progress(i, n, warmup)` gives the live-progress
+        sink of a round's run (run/progress.py), or None."""
         o = self.ctx.options
         rounds = o.rounds if rounds is None else rounds
         warmup_runs = o.warmup_runs if warmup_runs is None else warmup_runs
@@ -215,7 +233,9 @@ class BenchCore:
             base_extra["runner"] = runner_label or req.runner
         for i in range(warmup_runs + rounds):
             warm = i < warmup_runs
-            req.memray_file = self.memray_path(i) if o.memray else None
+            req.memray_file = self.memray_path(i) if o.memray and (isolate or not self.memray_external) else None
+            sink = progress(i if warm else i - warmup_runs, warmup_runs if warm else rounds, warm) if progress else None
+            req.on_progress = sink
             started = time.perf_counter()
             cpu0 = snapshot()
             if isolate:
@@ -243,6 +263,9 @@ class BenchCore:
             rr = self.judge_and_store(outcome.telemetry, profile=prof, outcome=outcome, round=i, warmup=warm,
                                       extra=run_extra, gate=gate, started=started)
             result.runs.append(rr)
+            if sink is not None:
+                sink({"event": "verdict", "status": outcome.status, "target_met": rr.record.target_met,
+                      "execution_time_s": rr.record.metric("execution_time_s"), "messages": rr.verdict.messages})
             if outcome.status == S.INTERRUPTED and outcome.exception is not None:
                 raise outcome.exception
             if outcome.status in (S.TIMED_OUT, S.CRASHED):

@@ -22,26 +22,24 @@ def _write(path: str, doc: dict) -> None:
 
 def _research(req: dict, res_path: str, status_path: str) -> None:
     from .inprocess import run_in_process
+    from .progress import FileSink
     from .request import DEFAULT_RUNNER, RunRequest, profile_from_dict
 
     t0 = time.perf_counter()
     corpus = None
     system_info = None
+    sink = FileSink(req["progress_file"]) if req.get("progress_file") else None
     if req.get("warm"):
-        from llm_research_bench.engine.corpus import load_corpus
-        from llm_research_bench.engine.embed import shared_embedder
-        from llm_research_bench.engine.index import HNSWIndex
-        from llm_research_bench.engine.system import detect
-        corpus = load_corpus(req.get("corpus"))
-        HNSWIndex.build_or_load(corpus, shared_embedder())
-        system_info = detect(probe_ollama_server=req.get("backend") == "ollama").as_dict()
+        from .warmup import warm_up
+        warm = warm_up(req.get("corpus"), backend=req.get("backend", "llamacpp"), on_progress=sink)
+        corpus, system_info = warm.corpus, warm.system_info
     warmup_s = time.perf_counter() - t0
     run = RunRequest(question=req["question"], profile=profile_from_dict(req["profile"]),
                      backend=req.get("backend", "llamacpp"), corpus=corpus, corpus_path=req.get("corpus"),
                      early_exit=req.get("early_exit", True), retrieval=req.get("retrieval", True),
                      store_text=req.get("store_text", False), system_info=system_info,
                      research_kwargs=req.get("research_kwargs") or {}, runner=req.get("runner", DEFAULT_RUNNER),
-                     timeout_s=req.get("timeout_s"), memray_file=req.get("memray_file"))
+                     timeout_s=req.get("timeout_s"), memray_file=req.get("memray_file"), on_progress=sink)
     _write(status_path, {"event": "started", "warmup_s": round(warmup_s, 3), "pid": os.getpid()})
     out = run_in_process(run)
     _write(res_path, {"status": out.status, "telemetry": out.telemetry, "error": out.error,

@@ -35,6 +35,7 @@ class HarnessOptions:
     warmup_runs: int = 0
     compare: str | None = None               # None: off; "": the default baseline; else a ref
     compare_commit: str | None = None        # the ref resolved to a commit (when given)
+    compare_name: str | None = None          # ... or to a name saved with --research-save
     compare_fail: list[Threshold] = field(default_factory=list)
     summary_md: Path | None = None
     memray: bool = False
@@ -42,6 +43,9 @@ class HarnessOptions:
     enforce_memory: bool = False
     backend: str = "llamacpp"
     corpus: str | None = None
+    save: str | None = None                  # --research-save NAME: stored in each record (extra.saved_as)
+    json_path: Path | None = None            # --research-json FILE: the session as one JSON file
+    commit_url: str | None = None            # URL template linking commits ({commit}, {short})
 
 
 def profile_digest(profile: Any) -> str:
@@ -61,6 +65,7 @@ class BenchContext:
     plugin_version: str = PLUGIN_VERSION
     worker: str | None = None                            # xdist worker id
     records: list[ResultRecord] = field(default_factory=list)   # written by this process, in order
+    record_paths: list[Path] = field(default_factory=list)      # where they were written, in the same order
 
     @cached_property
     def git(self) -> environment.GitInfo:

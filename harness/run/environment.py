@@ -17,10 +17,11 @@ from pathlib import Path
 
 import psutil
 
+from llm_research_bench.engine.envvars import name as envvar_name
 from llm_research_bench.engine.system import cpu_model
 
 #: Set this to pin the machine fingerprint (e.g. a CI runner pool whose hosts differ only in CPU stepping).
-FINGERPRINT_ENV = "RESEARCH_BENCH_MACHINE_ID"
+FINGERPRINT_ENV = envvar_name("MACHINE_ID")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,62 @@ def git_info(cwd: str | Path = ".") -> GitInfo:
 def resolve_ref(ref: str, cwd: str | Path = ".") -> str | None:
     """A git ref (HEAD~1, a tag, a branch, a SHA prefix) as a full commit SHA, or None if git does not know it."""
     return _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], Path(cwd))
+
+
+def git_order(commits, cwd: str | Path = ".") -> tuple[list[str] | None, str]:
+    """The commits git knows among `commits` (full SHAs), oldest first in history (topological) order, and a
+    note for the reader; (None, why) when git cannot say (no git, not a repository)."""
+    cwd = Path(cwd)
+    wanted = sorted({c for c in commits if c})
+    if not wanted:
+        return [], "no commits"
+    try:
+        r = subprocess.run(["git", "cat-file", "--batch-check"], cwd=cwd, input="\n".join(wanted) + "\n",
+                           capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None, "git is not available: commits are ordered by the time they were measured"
+    if r.returncode != 0:
+        return None, f"{cwd} is not a git repository: commits are ordered by the time they were measured"
+    known = [parts[0] for parts in (line.split() for line in r.stdout.splitlines())
+             if len(parts) >= 2 and parts[1] == "commit"]
+    if not known:
+        return None, "git knows none of the stored commits: they are ordered by the time they were measured"
+    out = _git(["rev-list", "--topo-order", "--reverse", *known], cwd)
+    if out is None:
+        return None, "git could not order the stored commits: they are ordered by the time they were measured"
+    keep = set(known)
+    order = [c for c in out.splitlines() if c in keep]
+    unknown = len(wanted) - len(order)
+    note = "commits in git history order" + (f"; {unknown} commit(s) git does not know follow, by measuring time"
+                                              if unknown else "")
+    return order, note
+
+
+def commit_url(template: str | None, commit: str | None) -> str | None:
+    """A commit's web page from a URL template ({commit}: the full SHA, {short}: its first 12 characters)."""
+    if not template or not commit or commit == "nocommit":
+        return None
+    try:
+        return template.format(commit=commit, short=commit[:12])
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
+def remote_commit_url(cwd: str | Path = ".") -> str | None:
+    """A commit URL template derived from git's `origin` remote (GitHub, GitLab, Bitbucket, Codeberg forms)."""
+    import re
+    url = _git(["remote", "get-url", "origin"], Path(cwd))
+    if not url:
+        return None
+    m = re.match(r"^(?:https?://(?:[^@/]+@)?|ssh://(?:[^@/]+@)?|[^@/]+@)([^/:]+)[:/](.+?)(?:\.git)?/?$", url.strip())
+    if not m:
+        return None
+    host, path = m.group(1), m.group(2)
+    if "gitlab" in host:
+        return f"https://{host}/{path}/-/commit/{{commit}}"
+    if "bitbucket" in host:
+        return f"https://{host}/{path}/commits/{{commit}}"
+    return f"https://{host}/{path}/commit/{{commit}}"
 
 
 def _gpus() -> tuple[str, ...]:

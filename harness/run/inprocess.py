@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from .memray_capture import tracker
+from .progress import engine_listener
 from .request import (COMPLETED, ERROR, FAILED, INTERRUPTED, TIMED_OUT, RunOutcome, RunRequest, first_line,
                       resolve_runner)
 from .timeouts import HarnessTimeout, SignalTimer, is_timeout, run_deadline, stopping_signals
@@ -16,6 +17,8 @@ def research_kwargs(req: RunRequest) -> dict:
                   store_text=req.store_text, **req.research_kwargs)
     if req.system_info is not None:
         kwargs["system_info"] = req.system_info
+    if req.on_progress is not None and "on_event" not in kwargs:
+        kwargs["on_event"] = engine_listener(req.on_progress)
     return kwargs
 
 

@@ -27,10 +27,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .request import (CRASHED, FAILED, INTERRUPTED, TIMED_OUT, DEFAULT_RUNNER, RunOutcome, RunRequest, first_line,
                       profile_to_dict)
+from .progress import FileFollower
 from .timeouts import STARTUP_TIMEOUT_S, is_timeout, run_deadline, stopping_signals
 
 CHILD_MODULE = "llm_research_bench.harness.run.child"
@@ -148,13 +149,19 @@ class Supervised:
 def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None = None,
               enforce_memory_mb: float | None = None, startup_timeout_s: float = STARTUP_TIMEOUT_S,
               term_grace_s: float = TERM_GRACE_S, kill_grace_s: float = KILL_GRACE_S,
-              extra_pids: list[int] | None = None, env: dict[str, str] | None = None) -> Supervised:
+              extra_pids: list[int] | None = None, env: dict[str, str] | None = None,
+              on_progress: Callable[[dict], None] | None = None) -> Supervised:
     """Start the child on `doc`, sample its process tree until it ends, enforce the deadlines, and read what it
-    wrote. The exchange folder is removed afterwards, except a crashed child's output log."""
+    wrote (its live progress goes to `on_progress` as it comes). The exchange folder is removed afterwards,
+    except a crashed child's output log."""
     from llm_research_bench.engine.memory import ProcessTree
 
     tmp = Path(tempfile.mkdtemp(prefix="research-bench-", dir=workdir))
     req_f, res_f, st_f, err_f = tmp / "request.json", tmp / "result.json", tmp / "status.json", tmp / "output.log"
+    follower = None
+    if on_progress is not None:
+        doc = {**doc, "progress_file": str(tmp / "progress.jsonl")}
+        follower = FileFollower(tmp / "progress.jsonl", on_progress)
     req_f.write_text(json.dumps(doc, default=str))
     oom_before = _oom_kill_count()
     child_env = dict(os.environ)
@@ -207,7 +214,11 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
                         killed_by = (f"killed by the harness: no result {term_grace_s + kill_grace_s:g} s after the "
                                      f"{timeout_s:g} s timeout (stuck in native code?)")
                         _kill_tree(proc, signal.SIGKILL)
+                if follower is not None:
+                    follower.poll()
                 time.sleep(POLL_S)
+        if follower is not None:
+            follower.poll()                # what the child wrote after the last poll
     except BaseException as e:   # a timeout in the parent, Ctrl-C: stop the child, keep what it wrote
         exc = e
         _kill_tree(proc, signal.SIGTERM)
@@ -256,7 +267,8 @@ def run_isolated(req: RunRequest, *, workdir: str | os.PathLike | None = None, w
     timeout = req.effective_timeout
     sup = supervise(child_request(req, warm=warm), timeout_s=timeout, workdir=workdir,
                     enforce_memory_mb=enforce_memory_mb, startup_timeout_s=startup_timeout_s,
-                    term_grace_s=term_grace_s, kill_grace_s=kill_grace_s, extra_pids=extra_pids)
+                    term_grace_s=term_grace_s, kill_grace_s=kill_grace_s, extra_pids=extra_pids,
+                    on_progress=req.on_progress)
     out = RunOutcome(CRASHED, None, isolated=True, observed_peak_mb=sup.peak_mb,
                      child_warmup_s=sup.status_info.get("warmup_s"), memray_file=req.memray_file,
                      exception=sup.exception, memory_check=sup.extra.get("memory_check"))

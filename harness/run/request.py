@@ -32,6 +32,7 @@ class RunRequest:
     runner: str = DEFAULT_RUNNER        # "module:function" with engine.research's signature
     timeout_s: float | None = None      # None: the profile's timeout_s; 0: no timeout
     memray_file: str | None = None
+    on_progress: Callable[[dict], None] | None = None   # live progress dicts (run/progress.py); not sent to a child
 
     @property
     def effective_timeout(self) -> float:

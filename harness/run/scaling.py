@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from llm_research_bench.engine.envvars import env, name as envvar_name
+
 from .isolated import call_isolated
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
@@ -84,8 +86,8 @@ def measure_corpus_size(n: int, question: str, profile: str = "quick", n_queries
     from llm_research_bench.engine.profiles import get_profile
 
     cache = cache_dir or tempfile.mkdtemp(prefix="breakdown-index-")
-    if os.environ.get("RESEARCH_CACHE_DIR") != cache:
-        raise RuntimeError("run this in a child whose RESEARCH_CACHE_DIR is cache_dir (corpus_size_point does), "
+    if env("CACHE_DIR") != cache:
+        raise RuntimeError("run this in a child whose RESEARCH_BENCH_CACHE_DIR is cache_dir (corpus_size_point does), "
                            "so that research() below finds the index built here")
     prof = get_profile(profile)
     t0 = time.perf_counter()
@@ -162,7 +164,7 @@ def corpus_size_point(n: int, question: str, profile: str, *, cache_dir: str, wi
     return call_isolated(f"{__name__}:measure_corpus_size",
                          {"n": n, "question": question, "profile": profile, "cache_dir": cache_dir,
                           "with_telemetry": with_telemetry},
-                         timeout_s=POINT_TIMEOUT_S, env={"RESEARCH_CACHE_DIR": cache_dir})
+                         timeout_s=POINT_TIMEOUT_S, env={envvar_name("CACHE_DIR"): cache_dir})
 
 
 def context_window_point(context_window: int, question: str, profile: str, *, with_telemetry: bool = False) -> dict:

@@ -1,7 +1,10 @@
 """The results store (I/O only; what a record means is harness.records): one JSON file per record, written
 atomically, never rewritten.
 
-Layout: <results_dir>/<machine_fingerprint>/<commit12 or 'nocommit'>/<UTC stamp>-<record_id>.json
+Layout: <results_dir>/<machine_fingerprint>/<commit12 or 'nocommit'>[+dirty]/<UTC stamp>-<record_id>.json
+A run made on a dirty tree (uncommitted changes to tracked files) is filed apart from its commit's clean runs,
+under `<commit12>+dirty`, and readers asked for a commit's runs return its clean runs only, unless asked to
+include the dirty ones (records of older layouts, with a dirty flag in a clean folder, are filtered the same).
 
 Writers never touch an existing file (unique names, temp file + os.replace), so concurrent pytest processes
 (or xdist workers) cannot corrupt each other.
@@ -105,8 +108,14 @@ class StoreRead:
     skipped: Skipped
 
 
+def default_results_dir() -> str:
+    """The store the research-bench commands read: $RESEARCH_BENCH_RESULTS_DIR, else ./results."""
+    from llm_research_bench.engine.envvars import env
+    return env("RESULTS_DIR", "results")
+
+
 def record_dir(results_dir: Path, rec: ResultRecord) -> Path:
-    return Path(results_dir) / rec.machine_fingerprint / ((rec.commit or "nocommit")[:12])
+    return Path(results_dir) / rec.machine_fingerprint / ((rec.commit or "nocommit")[:12] + ("+dirty" if rec.dirty else ""))
 
 
 def append(results_dir: str | Path, rec: ResultRecord) -> Path:
@@ -132,14 +141,25 @@ def iter_records(results_dir: str | Path, *, strict_versions: bool = True,
 
 
 def iter_records_where(results_dir: str | Path, *, fingerprint: str | None = None, commit: str | None = None,
-                       strict_versions: bool = True, skipped: Skipped | None = None) -> Iterator[ResultRecord]:
+                       strict_versions: bool = True, include_dirty: bool = False,
+                       skipped: Skipped | None = None) -> Iterator[ResultRecord]:
     """Like iter_records, but reads only the folders of one machine fingerprint and/or one commit (the store's
-    layout keys folders by both), so looking up a baseline does not parse the whole history."""
-    folder = "*" if not commit else (commit[:12] if len(commit) >= 12 else f"{commit}*")
-    for rec in _read_paths(Path(results_dir), f"{fingerprint or '*'}/{folder}/*.json", strict_versions, skipped):
-        if commit and not (rec.commit or "nocommit").startswith(commit[:40]):
-            continue
-        yield rec
+    layout keys folders by both), so looking up a baseline does not parse the whole history. With `commit`,
+    only that commit's clean runs, unless `include_dirty`."""
+    if not commit:
+        folders = ["*"]
+    elif len(commit) < 12:
+        folders = [f"{commit}*"]                 # a prefix: clean and dirty folders (filtered below)
+    else:
+        folders = [commit[:12]] + ([commit[:12] + "+dirty"] if include_dirty else [])
+    for folder in folders:
+        for rec in _read_paths(Path(results_dir), f"{fingerprint or '*'}/{folder}/*.json", strict_versions,
+                               skipped):
+            if commit and not (rec.commit or "nocommit").startswith(commit[:40]):
+                continue
+            if commit and rec.dirty and not include_dirty:
+                continue
+            yield rec
 
 
 def read_record(path: Path) -> ResultRecord:
@@ -172,7 +192,12 @@ def _read_paths(root: Path, pattern: str, strict_versions: bool, skipped: Skippe
     if not root.is_dir():
         raise StoreError(f"results folder {root} is not a folder: pass the folder that holds the records "
                          f"(--results-dir)")
-    for path in sorted(root.glob(pattern), key=lambda p: p.name):
+    yield from _read_files(sorted(root.glob(pattern), key=lambda p: p.name), strict_versions, skipped)
+
+
+def _read_files(paths, strict_versions: bool, skipped: Skipped | None = None) -> Iterator[ResultRecord]:
+    for path in paths:
+        path = Path(path)
         if path.name.startswith("."):            # a write in progress (engine.atomic's temp files)
             continue
         try:
@@ -188,6 +213,11 @@ def _read_paths(root: Path, pattern: str, strict_versions: bool, skipped: Skippe
             else:
                 warnings.warn(f"skipped damaged result record {path}: {type(e).__name__}: {e}", StoreWarning,
                               stacklevel=2)
+
+
+def load_files(paths, *, strict_versions: bool = False, skipped: Skipped | None = None) -> list[ResultRecord]:
+    """The records in these files (e.g. the ones xdist workers reported writing), in the given order."""
+    return list(_read_files(paths, strict_versions, skipped))
 
 
 def load_records(results_dir: str | Path, **kw) -> list[ResultRecord]:

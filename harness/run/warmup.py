@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass
@@ -17,18 +17,26 @@ class Warmup:
     embedding_device: str | None = None
 
 
-def warm_up(corpus_path: str | None = None, *, backend: str = "llamacpp") -> Warmup:
+def warm_up(corpus_path: str | None = None, *, backend: str = "llamacpp",
+            on_progress: Callable[[dict], None] | None = None) -> Warmup:
     """Load the corpus, the embedder and the HNSW index (built and cached the first time: ~65 s for PubMedQA
-    on 2 cores), and the system facts telemetry carries, so that timed runs measure research on a warm cache."""
+    on 2 cores), and the system facts telemetry carries, so that timed runs measure research on a warm cache.
+    `on_progress` gets progress dicts (run/progress.py): {"event": "warmup", "step"} and the index build's
+    {"event": "index", "stage", "done", "total"}."""
     from llm_research_bench.engine.corpus import load_corpus
     from llm_research_bench.engine.embed import shared_embedder
     from llm_research_bench.engine.index import HNSWIndex
     from llm_research_bench.engine.system import detect
 
+    say = on_progress or (lambda ev: None)
     t0 = time.perf_counter()
+    say({"event": "warmup", "step": "loading the corpus"})
     corpus = load_corpus(corpus_path)
+    say({"event": "warmup", "step": f"loading the embedder ({len(corpus.passages):,} passages to index)"})
     embedder = shared_embedder()
-    index = HNSWIndex.build_or_load(corpus, embedder)
+    index = HNSWIndex.build_or_load(
+        corpus, embedder, on_progress=None if on_progress is None else
+        (lambda stage, done, total: say({"event": "index", "stage": stage, "done": done, "total": total})))
     info = detect(probe_ollama_server=backend == "ollama").as_dict()
     from llm_research_bench.engine.telemetry import validation_errors
     validation_errors({})             # compiles the schema validator once, outside any run's bookkeeping

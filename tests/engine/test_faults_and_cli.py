@@ -73,3 +73,53 @@ def test_cli_bad_profiles_file(tmp_path):
     r = run_cli("--profiles-file", str(f), "profiles")
     assert r.returncode == 2
     assert f"file {f}, profile 'quick', key 'context_window'" in r.stderr
+
+
+def test_cli_profiles_file_after_the_command_and_version(tmp_path, capsys):
+    """`research-engine run Q --profiles-file F` as the README writes it: the option after the command works."""
+    from llm_research_bench.engine.cli import main
+    f = tmp_path / "p.toml"
+    f.write_text('[profiles.tiny]\ndescription = "t"\ncontext_window = 1024\nbatch_size = 2\nmin_batch_size = 1\n'
+                 'max_batch_size = 4\nef_search = 16\nretrieve_k = 8\nmax_tokens = 256\nclaim_tokens = 64\n'
+                 'synthesis_tokens = 64\ntimeout_s = 10\nnovelty_threshold = 0.1\ncitation_floor = 0.5\n'
+                 'models = { llamacpp = "smollm2-135m" }\n'
+                 '[profiles.tiny.budgets.apple-m1-16gb]\ntime_s = [1, 10]\nmemory_mb = 2048\n')
+    for argv in (["profiles", "--profiles-file", str(f)], ["--profiles-file", str(f), "profiles"]):
+        assert main(argv) == 0
+        assert "tiny" in capsys.readouterr().out
+    assert main(["profiles", "--profiles-file", str(tmp_path / "gone.toml")]) == 2
+    assert "gone.toml" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and "research-engine" in capsys.readouterr().out
+
+
+def test_memory_sampler_trace_document():
+    import time
+
+    from llm_research_bench.engine.memory import MemorySampler
+    s = MemorySampler(hz=200, trace=True).start()
+    blob = bytearray(32 * 2**20)
+    for i in range(0, len(blob), 4096):
+        blob[i] = 1
+    time.sleep(0.15)
+    s.stop()
+    doc = s.trace_document()
+    assert doc["samples"] == len(doc["trace"]) >= 5 and doc["unit"] == "MB"
+    ts = [t for t, _ in doc["trace"]]
+    assert ts == sorted(ts) and max(mb for _, mb in doc["trace"]) == doc["peak_mb"]
+    assert MemorySampler().trace is None                    # off unless asked for
+
+
+def test_environment_variables_share_one_prefix_and_old_names_warn(monkeypatch):
+    from llm_research_bench.engine import envvars
+    assert all(envvars.name(k).startswith("RESEARCH_BENCH_") for k in envvars.VARIABLES)
+    monkeypatch.delenv("RESEARCH_BENCH_CACHE_DIR", raising=False)
+    monkeypatch.setenv("RESEARCH_CACHE_DIR", "/old")
+    envvars._warned.discard("RESEARCH_CACHE_DIR")
+    with pytest.warns(DeprecationWarning, match="RESEARCH_BENCH_CACHE_DIR"):
+        assert envvars.env("CACHE_DIR") == "/old"
+    monkeypatch.setenv("RESEARCH_BENCH_CACHE_DIR", "/new")
+    assert envvars.env("CACHE_DIR") == "/new"
+    from llm_research_bench.engine.index import cache_root
+    assert str(cache_root()) == "/new"

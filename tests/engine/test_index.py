@@ -34,3 +34,18 @@ def test_damaged_cache_is_rebuilt(tmp_path):
     (a.path / "hnsw.bin").write_bytes(b"junk")
     b = HNSWIndex.build_or_load(corpus, emb, cache_dir=tmp_path / "cache")
     assert not b.cache_hit and len(b.search(emb.encode(["liver"])[0], 1, 8)) == 1
+
+
+def test_build_reports_its_progress(tmp_path, monkeypatch):
+    from llm_research_bench.engine import index as index_mod
+    monkeypatch.setattr(index_mod, "EMBED_CHUNK", 2)
+    emb = shared_embedder()
+    corpus = _corpus(tmp_path, [f"passage number {i} about organ {i}" for i in range(5)])
+    seen = []
+    a = HNSWIndex.build_or_load(corpus, emb, cache_dir=tmp_path / "cache", on_progress=lambda *e: seen.append(e))
+    assert seen == [("embed", 0, 5), ("embed", 2, 5), ("embed", 4, 5), ("embed", 5, 5), ("hnsw", 5, 5),
+                    ("saved", 5, 5)]
+    assert a.vectors.shape[0] == 5
+    seen.clear()
+    HNSWIndex.build_or_load(corpus, emb, cache_dir=tmp_path / "cache", on_progress=lambda *e: seen.append(e))
+    assert seen == [("cached", 5, 5)]

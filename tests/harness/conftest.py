@@ -41,6 +41,8 @@ DOUBLES_CONFTEST = '''
 import pytest
 from llm_research_bench.harness.run.warmup import Warmup
 
+research_benches = True          # every test here is a research bench (harness/plugin/items.py)
+
 
 @pytest.fixture(scope="session")
 def bench_warmup():
@@ -128,11 +130,12 @@ def bench(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Bench:
             monkeypatch.delenv(k)
     from tests.harness import doubles
     doubles._calls["n"] = 0
-    for k in ("RESEARCH_PROFILES", "GITHUB_STEP_SUMMARY", "RESEARCH_BENCH_RESULTS_DIR", "RESEARCH_BENCH_MACHINE_ID"):
+    for k in ("RESEARCH_PROFILES", "RESEARCH_BENCH_PROFILES", "GITHUB_STEP_SUMMARY", "RESEARCH_BENCH_RESULTS_DIR",
+              "RESEARCH_BENCH_MACHINE_ID", "RESEARCH_BENCH_COMMIT_URL"):
         monkeypatch.delenv(k, raising=False)
     pinned = pytester.path / "pinned-budgets.toml"
     pinned.write_text(pinned_profiles())
-    monkeypatch.setenv("RESEARCH_PROFILES", str(pinned))
+    monkeypatch.setenv("RESEARCH_BENCH_PROFILES", str(pinned))
     return Bench(pytester)
 
 

@@ -12,6 +12,9 @@ process behaves the same:
     RB_DOUBLE_SLEEP     seconds to sleep in mode sleep (or alloc)
     RB_DOUBLE_ALLOC_MB  megabytes to allocate (and touch) in mode alloc
     RB_DOUBLE_SET       JSON object of metric overrides, e.g. {"claims": 0}
+
+With `on_event` (as engine.research takes it) the double also emits the engine's live events for its recorded
+run (phase, retrieved, batch, batch_done with the recorded call, answer chunks), as the engine does.
 """
 from __future__ import annotations
 
@@ -54,6 +57,7 @@ def replay_research_double(question, *, profile, **kwargs):
     if os.environ.get("RB_DOUBLE_PEAK_MB"):
         m["memory_peak_mb"] = float(os.environ["RB_DOUBLE_PEAK_MB"])
     m.update(json.loads(os.environ.get("RB_DOUBLE_SET", "{}")))
+    _emit_recorded_events(kwargs.get("on_event"), tel)
     t0 = time.perf_counter()
     try:
         if mode == "sleep":
@@ -80,3 +84,24 @@ def replay_research_double(question, *, profile, **kwargs):
         exc.research_telemetry = tel
         raise
     return SessionDouble(tel)
+
+
+def _emit_recorded_events(on_event, tel: dict) -> None:
+    """The engine's live events of the recorded run (a test double of the pipeline's emits)."""
+    if on_event is None:
+        return
+    from llm_research_bench.engine.runlog import CallRecord
+    calls = [c for c in (tel.get("traces") or {}).get("calls", [])]
+    on_event("phase", {"phase": "plan"})
+    on_event("retrieved", {"hits": 24, "cache_hit": True})
+    for b, c in enumerate(c for c in calls if c.get("kind") == "claims"):
+        on_event("batch", {"batch": b, "size": 8, "novelty": 0.9, "admitted": True})
+        on_event("phase", {"phase": "streaming_inference", "batch": b})
+        rec = CallRecord(**{k: c.get(k) for k in ("kind", "prompt_tokens", "prompt_tokens_evaluated",
+                                                  "tokens_generated", "ttft_s", "e2e_s", "native_prompt_eval_s",
+                                                  "native_decode_s", "native_decode_tokens", "chunks",
+                                                  "finish_reason")}, complete=True)
+        on_event("batch_done", {"batch": b, "claims": 2, "call": rec})
+    on_event("phase", {"phase": "synthesis"})
+    for _ in range(3):
+        on_event("answer_delta", {"text": "yes"})

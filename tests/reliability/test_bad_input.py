@@ -581,14 +581,14 @@ def test_results_dir_that_is_a_file(capsys, tmp_path, command):
 # -- the plugin --------------------------------------------------------------------------------------------------------
 @pytest.fixture
 def bench(pytester, monkeypatch) -> Bench:
-    for k in ("RESEARCH_PROFILES", "GITHUB_STEP_SUMMARY", "RESEARCH_BENCH_RESULTS_DIR", "RESEARCH_BENCH_MACHINE_ID"):
+    for k in ("RESEARCH_PROFILES", "RESEARCH_BENCH_PROFILES", "GITHUB_STEP_SUMMARY", "RESEARCH_BENCH_RESULTS_DIR", "RESEARCH_BENCH_MACHINE_ID"):
         monkeypatch.delenv(k, raising=False)
     for k in list(os.environ):
         if k.startswith("RB_DOUBLE_"):
             monkeypatch.delenv(k)
     pinned = pytester.path / "pinned-budgets.toml"
     pinned.write_text(pinned_profiles())
-    monkeypatch.setenv("RESEARCH_PROFILES", str(pinned))
+    monkeypatch.setenv("RESEARCH_BENCH_PROFILES", str(pinned))
     return Bench(pytester)
 
 

@@ -112,6 +112,8 @@ def test_xdist_workers_store_every_record(tmp_path):
     recs = load_records(results)
     assert len(recs) == 10
     assert {r.extra.get("xdist_worker") for r in recs} <= {"gw0", "gw1"}
+    # the controller summarises its workers' records (reported by path through xdist, no store scan)
+    assert "research bench summary" in r.stdout and "10 record(s) appended under" in r.stdout, r.stdout
 
 
 @pytest.mark.e2e

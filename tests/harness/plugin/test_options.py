@@ -25,8 +25,9 @@ def test_every_option_has_the_prefix_and_an_ini_key(pytester):
     for o in OPTIONS:
         assert o.flag.startswith("--research-") and o.flag in out, o.flag
         assert f"{o.ini} " in out or f"{o.ini}\n" in out or f"{o.ini} (" in out, o.ini
-    for clash in ("--profile ", "--memray ", "--isolate ", "--rounds ", "--backend "):
-        assert clash not in out.replace("--research-", "--R-"), clash
+    flags = {o.flag for o in OPTIONS}
+    for clash in ("--profile", "--memray", "--isolate", "--rounds", "--backend", "--save", "--json"):
+        assert clash not in flags, clash          # names pytest-profiling, pytest-memray, pytest-isolate... use
 
 
 def _rounds(bench, test):
@@ -62,10 +63,14 @@ def test_ini_booleans_and_lists(bench):
 def test_pyproject_ini_options_change_behaviour(bench):
     bench.pytester.makepyfile(test_bench=ROUNDS_BENCH)
     bench.pytester.makepyprojecttoml('[tool.pytest.ini_options]\nresearch_rounds = 2\nresearch_warmup_runs = "1"\n'
-                                    'research_compare_fail = ["execution_time_s:10%", "memory_peak_mb:15%"]\n')
+                                    'research_compare_fail = ["execution_time_s:10%", "memory_peak_mb:15%"]\n'
+                                    'research_save = "nightly"\nresearch_json = "out/session.json"\n')
     assert bench.run("-m", "quick", "-k", "test_run").ret == 0
     recs = [r for r in bench.records() if r.test_id.endswith("test_run[quick]")]
     assert sum(r.warmup for r in recs) == 1 and sum(not r.warmup for r in recs) == 2
+    assert {r.extra["saved_as"] for r in recs} == {"nightly"}
+    import json
+    assert json.loads((bench.pytester.path / "out" / "session.json").read_text())["saved_as"] == "nightly"
 
 
 def test_a_marker_with_a_session_option_is_a_clear_error(bench):

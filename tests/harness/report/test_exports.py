@@ -15,7 +15,7 @@ from llm_research_bench.harness.report.exports import ExportError
 from tests.harness.testdata import TESTDATA_COMMITS, TESTDATA_MACHINE, TESTDATA_OTHER_MACHINE
 
 
-@pytest.mark.parametrize("fmt", export.FORMATS)
+@pytest.mark.parametrize("fmt", ("bencher", "github-action-benchmark"))
 def test_export_schemas_are_valid_json_schemas(fmt):
     Draft7Validator.check_schema(export.export_schema(fmt))
 
@@ -83,6 +83,8 @@ def test_no_records_is_a_clear_error(tmp_path):
     with pytest.raises(ExportError, match="run the benches first"):
         export.export([], "bencher")
     with pytest.raises(ExportError, match="--format"):
+        export.export([], "xml")
+    with pytest.raises(ExportError, match="no measured result records"):
         export.export([], "csv")
 
 
@@ -116,3 +118,23 @@ def test_engine_efficiency_numbers_are_reused_under_breakdown_names(testdata_rec
     assert m["engine-vs-raw-decode-ratio"]["value"] == 0.86 and "execution-time-s" in m
     from llm_research_bench.harness.report import html as report_html
     assert "engine vs raw llama-cpp-python, 3 rounds" in report_html.render(testdata_records + [rec])
+
+
+def test_csv_and_jsonl_hold_every_measured_run_one_row_per_metric(testdata_records, testdata_results_dir, tmp_path):
+    import csv
+    import io
+    text = export.export(testdata_records, "csv")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert tuple(rows[0]) == export.ROW_FIELDS
+    measured = [r for r in testdata_records if measures.is_measurement(r)]
+    assert len({r["record_id"] for r in rows}) == len(measured)           # every measured run, all machines
+    assert {r["machine"] for r in rows} == {TESTDATA_MACHINE, TESTDATA_OTHER_MACHINE}
+    t = [r for r in rows if r["metric"] == "execution_time_s"]
+    assert len(t) == sum(1 for r in measured if r.metric("execution_time_s") is not None)
+    assert all(r["unit"] == "s" and r["better"] == "lower" for r in t)
+    lines = export.export(testdata_records, "jsonl", machine=TESTDATA_OTHER_MACHINE).splitlines()
+    docs = [json.loads(line) for line in lines]
+    assert docs and all(d["machine"] == TESTDATA_OTHER_MACHINE for d in docs) and set(docs[0]) == set(export.ROW_FIELDS)
+    out = tmp_path / "runs.csv"
+    assert cli.main(["export", "--format", "csv", "--out", str(out), "--results-dir", str(testdata_results_dir)]) == 0
+    assert out.read_text() == text

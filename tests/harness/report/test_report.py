@@ -57,10 +57,50 @@ def test_history_marks_the_planted_regression_and_budget_band(page):
     assert time_chart.count('class="pt') == 12
 
 
-def test_only_this_machine(page, testdata_records):
-    assert TESTDATA_OTHER_MACHINE not in page and "1 other machine(s) not shown" in page
+def test_every_machine_in_its_own_part_or_one_machine(page, testdata_records):
+    from tests.harness.testdata import TESTDATA_MACHINE
+    assert page.count('<h2 class="machine"') == 2 and TESTDATA_OTHER_MACHINE in page
+    assert page.index(TESTDATA_MACHINE) < page.index(f"<code>{TESTDATA_OTHER_MACHINE}</code>")   # newest first
+    assert '<section id="history-2">' in page
     other = report_html.render(testdata_records, machine=TESTDATA_OTHER_MACHINE)
-    assert "eeee5555eeee" in other and "dddd4444dddd" not in other
+    assert "eeee5555eeee" in other and "dddd4444dddd" not in other and "1 other machine(s) not shown" in other
+
+
+def test_commits_follow_git_history_not_measuring_time_and_link(testdata_records):
+    """The git order given wins over the measuring time; the page says which order it used."""
+    from llm_research_bench.harness.analysis import measures
+    from tests.harness.testdata import TESTDATA_COMMITS, TESTDATA_MACHINE
+    mine = [r for r in testdata_records if r.machine_fingerprint == TESTDATA_MACHINE]
+    by_time = measures.commit_order(mine)
+    assert by_time == [c[:12] for c in TESTDATA_COMMITS]
+    git = list(reversed(TESTDATA_COMMITS))                      # e.g. commits measured out of history order
+    assert measures.commit_order(mine, git) == [c[:12] for c in git]
+    page = report_html.render(testdata_records, git_order=git, order_note="commits in git history order",
+                              commit_url="https://example.org/r/commit/{commit}")
+    assert "commits in git history order" in page
+    assert f'href="https://example.org/r/commit/{TESTDATA_COMMITS[0]}"' in page
+    assert "ordered by the time they were measured" in report_html.render(testdata_records)
+
+
+def test_git_order_from_a_repository(tmp_path):
+    import subprocess
+    from llm_research_bench.harness.run.environment import git_order, remote_commit_url
+
+    def git(*a):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *a], cwd=tmp_path,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    git("init", "-q")
+    shas = []
+    for i in range(3):
+        (tmp_path / "f").write_text(str(i))
+        git("add", "f")
+        git("commit", "-q", "-m", str(i))
+        shas.append(git("rev-parse", "HEAD"))
+    order, note = git_order([shas[2], "f" * 40, shas[0], shas[1]], tmp_path)
+    assert order == shas and "1 commit(s) git does not know" in note
+    assert git_order(shas, tmp_path / "nowhere")[0] is None
+    git("remote", "add", "origin", "git@github.com:org/repo.git")
+    assert remote_commit_url(tmp_path) == "https://github.com/org/repo/commit/{commit}"
 
 
 def test_empty_store_renders_a_page(tmp_path):

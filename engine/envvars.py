@@ -1,0 +1,51 @@
+"""The environment variables the project reads, in one place and under one prefix, `RESEARCH_BENCH_`.
+
+    RESEARCH_BENCH_PROFILES        a profiles TOML overlaying the built-in profiles (was RESEARCH_PROFILES)
+    RESEARCH_BENCH_CACHE_DIR       the index cache (default $XDG_CACHE_HOME/llm-research-bench; was RESEARCH_CACHE_DIR)
+    RESEARCH_BENCH_RESULTS_DIR     the results store (default <rootdir>/results)
+    RESEARCH_BENCH_MACHINE_ID      pins the machine fingerprint results are filed under
+    RESEARCH_BENCH_QUALITY_SAMPLE  N[,N_OFF]: the quality bench's sample sizes, for a smoke run (was QUALITY_SAMPLE)
+    RESEARCH_BENCH_COMMIT_URL      a URL template linking commits in reports, e.g. .../commit/{commit}
+
+An old name still works, with one DeprecationWarning naming the new one. Standard variables the project
+honours as they are (OLLAMA_HOST, XDG_CACHE_HOME, GITHUB_STEP_SUMMARY, CI commit variables) keep their names.
+Light: the standard library only (the pytest plugin reads these at start-up).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+PREFIX = "RESEARCH_BENCH_"
+#: Every variable, by its name after the prefix -> the old name it replaces (None: new).
+VARIABLES: dict[str, str | None] = {
+    "PROFILES": "RESEARCH_PROFILES",
+    "CACHE_DIR": "RESEARCH_CACHE_DIR",
+    "RESULTS_DIR": None,
+    "MACHINE_ID": None,
+    "QUALITY_SAMPLE": "QUALITY_SAMPLE",
+    "COMMIT_URL": None,
+}
+_warned: set[str] = set()
+
+
+def name(key: str) -> str:
+    """The variable's full name: name("PROFILES") -> "RESEARCH_BENCH_PROFILES"."""
+    if key not in VARIABLES:
+        raise KeyError(f"{key}: not one of the project's environment variables ({', '.join(VARIABLES)})")
+    return PREFIX + key
+
+
+def env(key: str, default: str | None = None) -> str | None:
+    """The value of RESEARCH_BENCH_<key> (an empty value counts as unset), else of its old name, with a
+    DeprecationWarning once per process."""
+    v = os.environ.get(name(key), "").strip()
+    if v:
+        return v
+    old = VARIABLES[key]
+    if old and os.environ.get(old, "").strip():
+        if old not in _warned:
+            _warned.add(old)
+            warnings.warn(f"${old} is deprecated: set ${name(key)} instead", DeprecationWarning, stacklevel=2)
+        return os.environ[old].strip()
+    return default

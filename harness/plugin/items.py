@@ -1,0 +1,113 @@
+"""Which tests are the plugin's own (research benches): the one rule every hook applies before it touches a test.
+
+A test is a research bench when
+  1. it uses one of the plugin's fixtures (`research_bench`, `record_result`, `bench_warmup`, `bench_budget`,
+     `bench_context`, `research_runner`, or the plugin's `profile`), directly or through other fixtures, and the
+     definition it gets is the plugin's (a project's own fixture of the same name does not count, nor a
+     `profile` argument the test parametrizes itself); or
+  2. its module, or a conftest.py in its folder or a folder above it, opts in with `research_benches = True`.
+
+Everything else is left exactly as pytest and its other plugins make it: no parametrization over profiles, no
+opt-in deselection, no timeout, no header or summary, no git call, no results scan. The plugin's markers
+(`profiles`, `pipeline`, `research`, the opt-in markers) mean something only on research benches.
+
+Light on purpose: imported by the pytest11 entry point, it imports nothing but pytest and the standard library.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: The plugin's fixtures (plugin/fixtures.py).
+PLUGIN_FIXTURES = ("research_bench", "record_result", "bench_warmup", "bench_budget", "bench_context",
+                   "research_runner", "profile")
+#: The module-level name a conftest.py or a test module sets to True to make every test under it a bench.
+OPT_IN_NAME = "research_benches"
+FIXTURES_MODULE = __name__.rsplit(".", 1)[0] + ".fixtures"
+
+
+def _ours(defs: Any) -> bool:
+    """Whether the fixture definition a test gets (the last, innermost one) is the plugin's."""
+    if not defs:
+        return False
+    return getattr(getattr(defs[-1], "func", None), "__module__", "") == FIXTURES_MODULE
+
+
+def parametrizes_itself(definition: Any, name: str) -> bool:
+    """Whether the test parametrizes `name` with its own @pytest.mark.parametrize (positional or argnames=)."""
+    for m in definition.iter_markers("parametrize"):
+        names = m.args[0] if m.args else m.kwargs.get("argnames")
+        if names is None:
+            continue
+        if isinstance(names, str):
+            names = names.split(",")
+        if name in [str(a).strip() for a in names]:
+            return True
+    return False
+
+
+def uses_plugin_fixtures(fixtureinfo: Any, definition: Any, already_parametrized: set[str] = frozenset()) -> bool:
+    """Rule 1 on a test's fixture info (its closure and the definitions it resolves to)."""
+    if fixtureinfo is None:
+        return False
+    closure = getattr(fixtureinfo, "names_closure", ()) or ()
+    defs = getattr(fixtureinfo, "name2fixturedefs", {}) or {}
+    for name in PLUGIN_FIXTURES:
+        if name not in closure or not _ours(defs.get(name)):
+            continue
+        if name == "profile" and (name in already_parametrized or parametrizes_itself(definition, name)):
+            continue                             # the test's own `profile` parameter, not the plugin's fixture
+        return True
+    return False
+
+
+_OPT_IN_DIRS = pytest.StashKey[tuple]()
+
+
+def _opted_in_dirs(config: Any) -> tuple[Path, ...]:
+    """Folders of the registered conftest.py modules that opt in (recomputed when plugins were registered)."""
+    plugins = config.pluginmanager.get_plugins()
+    cached = config.stash.get(_OPT_IN_DIRS, None)
+    if cached is not None and cached[0] == len(plugins):
+        return cached[1]
+    dirs = tuple(Path(p.__file__).resolve().parent for p in plugins
+                 if getattr(p, OPT_IN_NAME, False) is True and str(getattr(p, "__file__", "")).endswith("conftest.py"))
+    config.stash[_OPT_IN_DIRS] = (len(plugins), dirs)
+    return dirs
+
+
+def opted_in(config: Any, module: Any, path: Any) -> bool:
+    """Rule 2: the test's module, or a conftest.py at or above its folder, sets `research_benches = True`."""
+    if module is not None and getattr(module, OPT_IN_NAME, False) is True:
+        return True
+    if path is None:
+        return False
+    dirs = _opted_in_dirs(config)
+    if not dirs:
+        return False
+    folder = Path(str(path)).resolve().parent
+    return any(d == folder or d in folder.parents for d in dirs)
+
+
+def metafunc_is_bench(metafunc: Any) -> bool:
+    """Rules 1 and 2 at parametrization time (pytest_generate_tests)."""
+    done = set()
+    for cs in getattr(metafunc, "_calls", ()) or ():      # parametrized by an earlier hook (a project's own)
+        done |= set(getattr(cs, "params", {}) or {})
+    info = getattr(metafunc.definition, "_fixtureinfo", None)
+    return (uses_plugin_fixtures(info, metafunc.definition, done)
+            or opted_in(metafunc.config, getattr(metafunc, "module", None), getattr(metafunc.definition, "path", None)))
+
+
+def is_bench(item: Any) -> bool:
+    """Rules 1 and 2 on a collected item (a directly parametrized `profile` resolves to pytest's own
+    pseudo-fixture there, so it does not count as the plugin's)."""
+    if uses_plugin_fixtures(getattr(item, "_fixtureinfo", None), item):
+        return True
+    return opted_in(item.config, getattr(item, "module", None), getattr(item, "path", None))
+
+
+def bench_items(items: list) -> list:
+    return [i for i in items if is_bench(i)]

@@ -1,0 +1,188 @@
+"""BenchRunner: what the `research_bench` fixture gives a bench (plugin/fixtures.py creates it on first use, so
+this module and what it imports -- the engine, numpy, psutil -- load only in sessions that run benches).
+
+    .run(question, ...)     runs the real engine with rounds, timeouts, isolation, memray and live progress;
+                            judges and stores every run
+    .record(telemetry, ...) stores telemetry a bench produced itself (with extra metrics), judged the same way
+    .progress(text)         a live line on the terminal (plugin/progress.py)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .. import DEFAULT_QUESTION
+from ..report import junit
+from ..report.terminal import failure_text
+from ..run import request as S
+from ..run.bench import BenchCore, BenchResult, RunResult
+from ..run.context import BenchContext
+from ..run.timeouts import STARTUP_TIMEOUT_S, is_timeout, widened
+from ..run.verdicts import BudgetSpec, Verdict
+from ..run.warmup import Warmup
+from .options import OptionError, marker_overrides
+from .progress import reporter, run_progress
+from .timer import timer_of
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The errors a user can cause (engine.errors.USER_ERRORS, imported only when a bench runs) and BenchError."""
+    from llm_research_bench.engine.errors import USER_ERRORS
+
+    from ..run.bench import BenchError
+    return (*USER_ERRORS, BenchError)
+
+
+def one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+#: pytest-memray's markers: a test carrying one is tracked by pytest-memray even without --memray.
+PYTEST_MEMRAY_MARKERS = ("limit_memory", "limit_leaks", "limit_leaked_objects")
+
+
+def pytest_memray_capture(item: Any) -> dict | None:
+    """Where pytest-memray records this test's allocations when it tracks it (--memray, its ini key, or one of
+    its markers), else None. memray allows one Tracker at a time, so in-process runs then use this capture."""
+    config = item.config
+    mgr = config.pluginmanager.get_plugin("memray_manager")
+    if mgr is None:
+        return None
+    try:
+        on = bool(config.getoption("memray", None) or config.getini("memray"))
+    except (ValueError, KeyError):
+        on = False
+    if not on and not any(m.name in PYTEST_MEMRAY_MARKERS for m in item.iter_markers()):
+        return None
+    folder = getattr(mgr, "result_path", None)
+    out = {"by": "pytest-memray", "dir": str(folder) if folder else None}
+    try:      # pytest-memray names the file after the test when --memray-bin-path is given (else a temp name)
+        import os
+        from pytest_memray.plugin import _truncate_filename
+        if getattr(mgr, "_tmp_dir", 1) is None and not os.getenv("MEMRAY_RESULT_PATH"):
+            of_id = item.nodeid.replace("::", "-").replace(os.sep, "-")
+            out["capture"] = str(folder / _truncate_filename(f"{mgr._bin_prefix}-{of_id}.bin"))
+    except Exception:
+        pass
+    if not out.get("capture"):
+        out["capture"] = f"{folder} (pytest-memray's file for {item.nodeid}; kept with --memray-bin-path)"
+    return out
+
+
+class BenchRunner:
+    """What the `research_bench` fixture gives a bench. Every run stores one record; `check=True` (default)
+    fails the test with the verdict's messages when a measured run misses its target."""
+
+    def __init__(self, request: pytest.FixtureRequest, ctx: BenchContext, runner: str):
+        self.request = request
+        try:    # a bench's own @pytest.mark.research(...) wins over the command line and the ini file
+            overrides = marker_overrides(request.node.get_closest_marker("research"), request.node.nodeid)
+        except OptionError as e:
+            raise pytest.UsageError(str(e)) from None
+        self.ctx = ctx.with_options(**overrides)
+        self.runner = runner
+        self.memray_external = pytest_memray_capture(request.node)
+        self.core = BenchCore(self.ctx, request.node.nodeid, memray_external=self.memray_external)
+        _ = ctx.git, ctx.machine        # looked up now (fixture set-up), not inside a bench's timed code
+
+    @property
+    def profile(self) -> Any:
+        """This instance's Profile (None for a bench that is not parametrized over profiles)."""
+        cs = getattr(self.request.node, "callspec", None)
+        name = cs.params.get("profile") if cs else None
+        return self.ctx.profile(name) if name else None
+
+    @property
+    def budget(self) -> BudgetSpec | None:
+        return self.ctx.budget(self.profile) if self.profile is not None else None
+
+    def _profile(self, profile: Any) -> Any:
+        prof = profile if profile is not None else self.profile
+        if prof is None:
+            raise pytest.UsageError(f"{self.request.node.nodeid}: no profile: ask for the `profile` fixture, mark "
+                                    f"the bench with @pytest.mark.profiles(...), or pass profile=")
+        return self.ctx.profile(prof)
+
+    def progress(self, text: str) -> None:
+        """A live line on the terminal now (capture suspended; quiet under -q): a long bench saying where it is."""
+        reporter(self.request.config).line(text)
+
+    def run_progress(self, label: str, budget_s: float | None = None):
+        """A live-progress sink for a run this bench makes itself (RunRequest.on_progress), or None when quiet."""
+        return reporter(self.request.config).run_sink(label, budget_s)
+
+    def warmup(self) -> Warmup:
+        with widened(timer_of(self.request.node), STARTUP_TIMEOUT_S):
+            return self.request.getfixturevalue("bench_warmup")
+
+    def run(self, question: str = DEFAULT_QUESTION, *, profile: Any = None, backend: str | None = None,
+            corpus: Any = None, rounds: int | None = None, warmup_runs: int | None = None,
+            isolate: bool | None = None, early_exit: bool = True, retrieval: bool = True,
+            store_text: bool = False, timeout_s: float | None = None, extra: dict | None = None,
+            bench: str | None = None, check: bool = True, gate: bool = True, **research_kwargs: Any) -> BenchResult:
+        """Run the real engine on `question` (`rounds` measured runs after `warmup_runs` warm-ups, in this
+        process or isolated with `isolate`), judge and store each run.
+
+        corpus: a path (or a Corpus object, in-process only); default: the session warm-up's corpus.
+        timeout_s: per-run timeout (default: the profile's timeout_s, times the budget scale when above 1).
+        extra: stored in each record's `extra` (e.g. {"variant": "no-early-exit"}).
+        gate: False stores and shows the verdict without letting it fail the session (ablations).
+        research_kwargs: passed to engine.research (e.g. model=...)."""
+        prof = self._profile(profile)
+        warm = self.warmup()
+        if corpus is None:              # the warm-up's corpus (an isolated child loads it again by path)
+            isolated = self.ctx.options.isolate if isolate is None else isolate
+            corpus_obj, corpus_path = (None if isolated else warm.corpus), warm.corpus_path
+        elif isinstance(corpus, (str, bytes)) or hasattr(corpus, "__fspath__"):
+            corpus_obj, corpus_path = None, str(corpus)
+        else:
+            corpus_obj, corpus_path = corpus, None
+        req = S.RunRequest(question=question, profile=prof, backend=backend or self.ctx.options.backend,
+                           corpus=corpus_obj, corpus_path=corpus_path, early_exit=early_exit, retrieval=retrieval,
+                           store_text=store_text, system_info=warm.system_info, research_kwargs=research_kwargs,
+                           runner=self.runner,
+                           timeout_s=self.ctx.timeout_for(prof) if timeout_s is None else timeout_s)
+        ext = {"warmup_s": round(warm.seconds, 3), "index_cache_hit_at_warmup": warm.index_cache_hit,
+               **(extra or {})}
+        core = self.core if bench is None else BenchCore(self.ctx, self.core.test_id, bench=bench,
+                                                         memray_external=self.memray_external)
+        budget = self.ctx.budget(prof)
+        try:
+            result = core.run(req, rounds=rounds, warmup_runs=warmup_runs, isolate=isolate, extra=ext, gate=gate,
+                              timer=timer_of(self.request.node),
+                              progress=run_progress(self.request.config, core.bench, prof.name, budget.time_upper_s))
+        except user_errors() as e:      # a bad question, corpus, model ...: one line naming the fix, no traceback
+            failure = f"{core.bench}: {one_line(e)}"
+        else:
+            failure = None
+        if failure:
+            pytest.fail(failure, pytrace=False)
+        self.request.node.user_properties.extend(junit.properties(result))
+        if check and not result.target_met:
+            pytest.fail(failure_text(core.bench, result), pytrace=False)
+        return result
+
+    def record(self, telemetry: dict | None = None, *, profile: Any = None, exc: BaseException | None = None,
+               extra: dict | None = None, bench: str | None = None, round: int = 0, warmup: bool = False,
+               check: bool = True, gate: bool = True) -> Verdict:
+        """Store telemetry this bench produced with engine.research itself, judged like a harness run.
+
+        exc: instead of telemetry, the exception a run raised (ResearchFailed, or one carrying
+        `research_telemetry`): its partial telemetry is stored as a failed (or timed-out) run.
+        extra: stored in the record's `extra`, e.g. {"quality": {...}} or {"breakdown": {...}}."""
+        prof = self._profile(profile)
+        outcome = None
+        if exc is not None:
+            tel = getattr(exc, "telemetry", None) or getattr(exc, "research_telemetry", None)
+            status = S.TIMED_OUT if (is_timeout(exc) or (tel or {}).get("timed_out")) else S.FAILED
+            outcome = S.RunOutcome(status, tel, error=f"{type(exc).__name__}: {exc}")
+            telemetry = tel
+        core = self.core if bench is None else BenchCore(self.ctx, self.core.test_id, bench=bench,
+                                                         memray_external=self.memray_external)
+        rr = core.judge_and_store(telemetry, profile=prof, outcome=outcome, round=round, warmup=warmup,
+                                  extra={"runner": "bench-supplied telemetry", **(extra or {})}, gate=gate)
+        result = BenchResult(prof.name, self.ctx.budget(prof), [rr])
+        self.request.node.user_properties.extend(junit.properties(result))
+        if check and not warmup and not rr.record.target_met:
+            pytest.fail(failure_text(core.bench, result), pytrace=False)
+        return rr.verdict

@@ -1,0 +1,115 @@
+"""Live progress of a run, as plain data: the engine's events (`research(..., on_event=...)`) and the index
+build's progress, reduced to small JSON-able dicts that the plugin's terminal display (plugin/progress.py)
+turns into lines. The same dicts come from an in-process run (a callback) and from an isolated child (one
+JSON line each in a progress file the parent follows), so both show the same progress.
+
+Event dicts ("event" says which):
+    phase       {"phase", "batch"}                   a phase started (plan, streaming_inference, synthesis)
+    retrieved   {"hits", "cache_hit"}                retrieval done
+    batch       {"batch", "size", "novelty", "admitted"}
+    batch_done  {"batch", "claims", "tokens", "decode_tps"}   decode rate from the backend's own counters
+                                                              when it reports them, else client-side timing
+    tokens      {"count"}                             answer chunks streamed so far in this call
+    index       {"stage", "done", "total"}           the index build (embed / hnsw / saved / cached)
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+Sink = Callable[[dict], None]
+
+
+def decode_rate(call: Any) -> float | None:
+    """Tokens per second of one generation call (engine.runlog.CallRecord)."""
+    if getattr(call, "native_decode_tokens", None) and getattr(call, "native_decode_s", None):
+        return call.native_decode_tokens / call.native_decode_s
+    n, e2e, ttft = call.tokens_generated, call.e2e_s, call.ttft_s or 0.0
+    return (n - 1) / (e2e - ttft) if n > 1 and e2e > ttft else None
+
+
+def summarize(kind: str, data: dict) -> dict | None:
+    """One engine event as a progress dict (None for events progress does not show)."""
+    if kind == "phase":
+        return {"event": "phase", "phase": data.get("phase"), "batch": data.get("batch")}
+    if kind == "retrieved":
+        return {"event": "retrieved", "hits": data.get("hits"), "cache_hit": data.get("cache_hit")}
+    if kind == "batch":
+        return {"event": "batch", "batch": data.get("batch"), "size": data.get("size"),
+                "novelty": data.get("novelty"), "admitted": data.get("admitted")}
+    if kind == "batch_done":
+        call = data.get("call")
+        return {"event": "batch_done", "batch": data.get("batch"), "claims": data.get("claims"),
+                "tokens": getattr(call, "tokens_generated", None),
+                "decode_tps": decode_rate(call) if call is not None else None}
+    if kind == "answer_delta":
+        return {"event": "tokens", "count": 1}
+    return None
+
+
+def engine_listener(sink: Sink | None) -> Callable[[str, dict], None] | None:
+    """An `on_event` for engine.research that feeds `sink` progress dicts (answer chunks are counted)."""
+    if sink is None:
+        return None
+    count = {"n": 0}
+
+    def on_event(kind: str, data: dict) -> None:
+        ev = summarize(kind, data)
+        if ev is None:
+            return
+        if ev["event"] == "tokens":
+            count["n"] += 1
+            ev["count"] = count["n"]
+        elif ev["event"] == "phase":
+            count["n"] = 0
+        try:
+            sink(ev)
+        except Exception:       # a display problem never breaks a measured run
+            pass
+
+    return on_event
+
+
+class FileSink:
+    """Progress dicts appended to a JSON-lines file (an isolated child's side); chunk counts at most every
+    `every_s` seconds, so the file stays small."""
+
+    def __init__(self, path: str, every_s: float = 0.5):
+        self.path, self.every_s, self._last = path, every_s, 0.0
+
+    def __call__(self, ev: dict) -> None:
+        now = time.monotonic()
+        if ev.get("event") == "tokens" and now - self._last < self.every_s:
+            return
+        self._last = now
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(ev, default=str) + "\n")
+
+
+class FileFollower:
+    """The parent's side: new progress dicts of a child's progress file, on each `poll()`."""
+
+    def __init__(self, path: Any, sink: Sink):
+        self.path, self.sink, self._pos = path, sink, 0
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                fh.seek(self._pos)
+                chunk = fh.read()
+        except OSError:
+            return
+        end = chunk.rfind("\n")
+        if end < 0:
+            return
+        self._pos += len(chunk[:end + 1].encode("utf-8"))
+        for line in chunk[:end].splitlines():
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            try:
+                self.sink(ev)
+            except Exception:
+                pass

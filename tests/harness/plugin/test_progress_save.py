@@ -1,0 +1,101 @@
+"""Live progress through the terminal reporter (plain lines off a TTY, quiet under -q, from isolated children
+too); naming a session's runs (--research-save) and comparing with the name; one JSON file per session
+(--research-json); `research-bench list`; a dirty tree's runs kept apart from the commit's clean runs."""
+from __future__ import annotations
+
+import json
+
+from llm_research_bench.harness.report import cli
+
+
+def test_progress_lines_while_the_run_is_under_way(bench):
+    bench.run_bench()
+    r = bench.run("-m", "quick")
+    assert r.ret == 0
+    out = r.stdout.str()
+    lines = [line for line in r.outlines if line.startswith("[research-bench]")]
+    assert "\r" not in out                                     # plain lines off a TTY
+    r.stdout.fnmatch_lines([
+        "[[]research-bench[]] run[[]quick[]] round 1/1 | plan | * s / 45* s budget",
+        "[[]research-bench[]] run[[]quick[]] round 1/1 | retrieved 24 passages |*",
+        "[[]research-bench[]] run[[]quick[]] round 1/1 | streaming_inference batch 0 |*",
+        "[[]research-bench[]] run[[]quick[]] round 1/1 | batch 0 done: 2 claims, 87 tokens | * tok/s |*",
+        "[[]research-bench[]] run[[]quick[]] round 1/1 | synthesis |*",
+        "[[]research-bench[]] run[[]quick[]] round 1/1 | completed in 18.6 s: target met",
+    ])
+    assert len(lines) < 20
+    # the run's lines come before pytest reports the test's result
+    assert out.index("round 1/1 | plan") < out.index("research bench summary")
+
+
+def test_progress_is_quiet_under_q(bench):
+    bench.run_bench()
+    r = bench.run("-m", "quick", "-q")
+    assert r.ret == 0 and "[research-bench]" not in r.stdout.str()
+
+
+def test_progress_of_an_isolated_run_comes_from_the_child(bench):
+    bench.run_bench()
+    r = bench.run("-m", "quick", "--research-isolate")
+    assert r.ret == 0, r.stdout.str()
+    r.stdout.fnmatch_lines(["*run[[]quick[]] round 1/1 | plan |*", "*round 1/1 | synthesis |*",
+                            "*round 1/1 | completed in 18.6 s: target met"])
+
+
+def test_save_a_session_compare_with_its_name_and_list_it(bench):
+    bench.run_bench()
+    bench.commit("one")
+    js = bench.pytester.path / "out" / "session.json"
+    r = bench.run("-m", "quick", "--research-save", "before", "--research-json", str(js), "--research-rounds", "2")
+    assert r.ret == 0 and "saved as 'before'" in r.stdout.str()
+    doc = json.loads(js.read_text())
+    assert doc["format"] == "research-bench-session" and doc["saved_as"] == "before" and doc["passed"]
+    assert len(doc["records"]) == 3 and doc["instances"][0]["runs"] == 2
+    assert round(doc["instances"][0]["time_median_s"], 1) == 18.6 and doc["commit"]["dirty"] is False
+    assert all(rec["extra"]["saved_as"] == "before" for rec in doc["records"])
+    bench.commit("two")
+    r = bench.run("-m", "quick", "--research-compare=before")
+    assert r.ret == 0
+    assert "baseline 'before' (--research-compare=before, a saved session), 3 record(s)" in r.stdout.str()
+    # offline: the name as a REF, and the list of what is stored
+    import os
+    os.chdir(bench.pytester.path)
+    assert cli.main(["compare", "before", "HEAD", "--results-dir", str(bench.results), "--format", "json"]) == 0
+    assert cli.main(["list", "--results-dir", str(bench.results), "--format", "json"]) == 0
+
+
+def test_list_shows_machines_commits_and_names(bench, capsys):
+    bench.record_bench()
+    bench.commit("one")
+    assert bench.run("-m", "quick", "--research-save", "nightly").ret == 0
+    (bench.pytester.path / "CHANGES").write_text("edited")          # a dirty tree
+    assert bench.run("-m", "quick").ret == 0
+    capsys.readouterr()
+    assert cli.main(["list", "--results-dir", str(bench.results), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2 and {r["dirty"] for r in rows} == {True, False}
+    clean = next(r for r in rows if not r["dirty"])
+    assert clean["names"] == ["nightly"] and clean["records"] == 1 and clean["commit"].endswith(clean["commit"][:12])
+    assert next(r for r in rows if r["dirty"])["commit"].endswith("+dirty")
+    assert cli.main(["list", "--results-dir", str(bench.results)]) == 0
+    text = capsys.readouterr().out
+    assert "nightly" in text and "+dirty" in text and "saved as" in text
+
+
+def test_dirty_runs_are_filed_apart_and_never_a_commits_baseline(bench, monkeypatch):
+    monkeypatch.setenv("RB_DOUBLE_TIMES", "20")
+    bench.run_bench()
+    a = bench.commit("one")
+    assert bench.run("-m", "quick").ret == 0                      # clean run of a: 20 s
+    (bench.pytester.path / "CHANGES").write_text("edited")
+    monkeypatch.setenv("RB_DOUBLE_TIMES", "30")
+    r = bench.run("-m", "quick", "--research-compare")          # dirty run of a: compared with a's clean run
+    assert f"baseline {a[:12]}" in r.stdout.str()
+    folders = sorted(p.name for p in bench.results.glob("*/*") if p.is_dir())
+    assert folders == [a[:12], a[:12] + "+dirty"]
+    bench.commit("two")                                         # a clean session at the next commit
+    monkeypatch.setenv("RB_DOUBLE_TIMES", "21")
+    r = bench.run("-m", "quick", "--research-compare")
+    out = r.stdout.str()
+    assert f"baseline {a[:12]}" in out and "1 record(s)" in out  # a's clean run only, not its dirty one
+    assert "+5.0 %" in out                                       # 21 s against 20 s (not against 30 s)
