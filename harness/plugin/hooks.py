@@ -29,8 +29,10 @@ STATIC_MARKERS = (
     "micro: micro benches of hot paths (pytest-benchmark)",
     "quality: answer-quality benches (opt-in: run only when -m names quality or the file is named)",
     "breakdown: performance-breakdown benches",
+    "calibration: the compare gate's calibration bench: real interleaved A/A and A/B sessions, false-alarm and "
+    "detection rates (opt-in: run only when -m names calibration or the file is named; 1-2 hours)",
 )
-OPT_IN_MARKERS = ("quality", "breakdown", "efficiency")
+OPT_IN_MARKERS = ("quality", "breakdown", "efficiency", "calibration")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -127,5 +129,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for kind, text in terminal.session_lines(s, context_of(config)):
         if kind == "sep":
             tr.write_sep("-", text, red=True)
+        elif kind == "warn":
+            tr.write_sep("-", text, yellow=True)
         else:
             tr.write_line(text, **({kind: True} if kind else {}))

@@ -41,7 +41,12 @@ def memory_cell(row: InstanceSummary) -> str:
 
 
 def target_cell(row: InstanceSummary) -> str:
-    cell_ = "yes" if row.target_met else "NO" + (f" ({', '.join(row.categories)})" if row.categories else "")
+    if row.unverified:
+        cell_ = "UNVERIFIED (time, busy machine)"
+    else:
+        cell_ = "yes" if row.target_met else "NO" + (f" ({', '.join(row.categories)})" if row.categories else "")
+    if row.remeasured:
+        cell_ += f" [{row.remeasured} re-measured]"
     if not row.gated:
         cell_ += " [not gated]"
     return cell_

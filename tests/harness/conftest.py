@@ -77,12 +77,32 @@ def test_run(research_bench, profile):
 '''
 
 
+class CpuLoadDouble:
+    """Test double of run/cpu.py's reading of other processes' CPU load around each run: by default no reading
+    (as for a run too short to tell), so that the plugin's tests never depend on what else the machine is doing;
+    `contended(...)` makes the next runs read as contended (cores other processes kept busy, in turn)."""
+
+    def __init__(self):
+        self.cores: list[float | None] = []
+        self.calls = 0
+
+    def contended(self, *cores: float | None) -> None:
+        self.cores = list(cores)
+
+    def __call__(self, before, after):
+        from llm_research_bench.harness.run.cpu import CpuLoad
+        c = self.cores[self.calls] if self.calls < len(self.cores) else None
+        self.calls += 1
+        return None if c is None else CpuLoad(wall_s=10.0, other_cores=c, logical=2)
+
+
 class Bench:
     """A pytester project with the harness's doubles, and its results dir."""
 
-    def __init__(self, pytester: pytest.Pytester):
+    def __init__(self, pytester: pytest.Pytester, cpu: CpuLoadDouble | None = None):
         self.pytester = pytester
         self.results = pytester.path / "results"
+        self.cpu = cpu
         pytester.makeconftest(DOUBLES_CONFTEST)
 
     def record_bench(self, mutate: str = "pass", kwargs: str = "", name: str = "test_bench") -> None:
@@ -133,7 +153,11 @@ def bench(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Bench:
     pinned = pytester.path / "pinned-budgets.toml"
     pinned.write_text(pinned_profiles())
     monkeypatch.setenv("RESEARCH_PROFILES", str(pinned))
-    return Bench(pytester)
+    from llm_research_bench.harness.run import bench as bench_module
+    cpu = CpuLoadDouble()
+    monkeypatch.setattr(bench_module, "load_between", cpu)
+    monkeypatch.setattr(bench_module, "wait_quiet", lambda **kw: {"waited_s": 0.0, "foreign_cpu_share_before": 0.0})
+    return Bench(pytester, cpu)
 
 
 # -- recorded test data for analysis and report tests (tests/harness/testdata.py: TEST DATA, not measurements) --
