@@ -19,3 +19,19 @@ from llm_research_bench.harness import DEFAULT_QUESTION
 def bench_question() -> str:
     """PubMedQA's lace-plant question: its abstract is in the default corpus, so retrieval has a gold passage."""
     return DEFAULT_QUESTION
+
+
+@pytest.fixture
+def say(request):
+    """say(line): write a line on the terminal now, pytest's capture suspended for it (a long bench's progress)."""
+    def _say(line: str) -> None:
+        tr = request.config.pluginmanager.get_plugin("terminalreporter")
+        capman = request.config.pluginmanager.get_plugin("capturemanager")
+        if tr is None:
+            return
+        if capman is None:
+            tr.write_line(line)
+            return
+        with capman.global_and_fixture_disabled():
+            tr.write_line(line)
+    return _say

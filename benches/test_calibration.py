@@ -58,27 +58,15 @@ def patch_slower(worktree: Path, delay_s: float) -> None:
     f.write_text(text.replace(ANCHOR, ANCHOR + PATCH.format(delay=delay_s), 1), encoding="utf-8")
 
 
-def _say(request, line: str) -> None:
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    capman = request.config.pluginmanager.get_plugin("capturemanager")
-    if tr is None:
-        return
-    if capman is not None:
-        with capman.global_and_fixture_disabled():
-            tr.write_line(line)
-    else:
-        tr.write_line(line)
-
-
-def test_gate_calibration(research_bench, record_result, bench_question, request, tmp_path):
+def test_gate_calibration(research_bench, record_result, bench_question, say, tmp_path):
     probe = research_bench.run(bench_question, profile="quick", rounds=PROBE_ROUNDS, warmup_runs=1, check=False,
                                gate=False, bench="gate_calibration_probe")
     t = probe.metric("execution_time_s").median
     tokens = probe.metric("tokens_generated").median
     assert t and tokens, "the probe runs did not complete: nothing to size the slowdown on"
     delay = round(SLOWDOWN * t / tokens, 5)
-    _say(request, f"gate calibration: probe median {t:.1f} s, {tokens:.0f} tokens: B sleeps {delay * 1000:.2f} ms "
-                  f"per streamed chunk (+{SLOWDOWN:.0%}); {BLOCKS} blocks x {BLOCK} rounds x 3 sides")
+    say(f"gate calibration: probe median {t:.1f} s, {tokens:.0f} tokens: B sleeps {delay * 1000:.2f} ms "
+        f"per streamed chunk (+{SLOWDOWN:.0%}); {BLOCKS} blocks x {BLOCK} rounds x 3 sides")
     results = tmp_path / "results"
     run_id = uuid.uuid4().hex[:12]
     rounds = BLOCKS * BLOCK
@@ -126,11 +114,11 @@ def test_gate_calibration(research_bench, record_result, bench_question, request
     }
     record_result(probe.telemetry, profile="quick", bench="gate_calibration", extra={"calibration": doc},
                   check=False, gate=False)
-    _say(request, f"gate calibration: A/A false alarms {doc['false_alarms']}/{len(aa)}, A/B detections "
-                  f"{doc['detections']}/{len(ab)}; realised slowdown {doc['realised_slowdown_pct_median']:+.1f} % "
-                  f"(median of paired rounds); medians A {doc['median_s']['A']:.2f} s, A2 {doc['median_s']['A2']:.2f} "
-                  f"s, B {doc['median_s']['B']:.2f} s; {doc['contended_share']:.0%} of runs contended; "
-                  f"{elapsed / 60:.0f} min")
+    say(f"gate calibration: A/A false alarms {doc['false_alarms']}/{len(aa)}, A/B detections "
+        f"{doc['detections']}/{len(ab)}; realised slowdown {doc['realised_slowdown_pct_median']:+.1f} % "
+        f"(median of paired rounds); medians A {doc['median_s']['A']:.2f} s, A2 {doc['median_s']['A2']:.2f} "
+        f"s, B {doc['median_s']['B']:.2f} s; {doc['contended_share']:.0%} of runs contended; "
+        f"{elapsed / 60:.0f} min")
     shutil.rmtree(work, ignore_errors=True)
     assert len(aa) >= 10 and len(ab) >= 10, f"too few complete blocks: {len(aa)} A/A, {len(ab)} A/B"
     assert doc["false_alarms"] == 0, doc["aa_blocks"]
