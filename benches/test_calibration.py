@@ -58,6 +58,14 @@ def patch_slower(worktree: Path, delay_s: float) -> None:
     f.write_text(text.replace(ANCHOR, ANCHOR + PATCH.format(delay=delay_s), 1), encoding="utf-8")
 
 
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{x:+.1f} %"
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
 def test_gate_calibration(research_bench, record_result, bench_question, say, tmp_path):
     probe = research_bench.run(bench_question, profile="quick", rounds=PROBE_ROUNDS, warmup_runs=1, check=False,
                                gate=False, bench="gate_calibration_probe")
@@ -114,11 +122,10 @@ def test_gate_calibration(research_bench, record_result, bench_question, say, tm
     }
     record_result(probe.telemetry, profile="quick", bench="gate_calibration", extra={"calibration": doc},
                   check=False, gate=False)
-    say(f"gate calibration: A/A false alarms {doc['false_alarms']}/{len(aa)}, A/B detections "
-        f"{doc['detections']}/{len(ab)}; realised slowdown {doc['realised_slowdown_pct_median']:+.1f} % "
-        f"(median of paired rounds); medians A {doc['median_s']['A']:.2f} s, A2 {doc['median_s']['A2']:.2f} "
-        f"s, B {doc['median_s']['B']:.2f} s; {doc['contended_share']:.0%} of runs contended; "
-        f"{elapsed / 60:.0f} min")
+    say("gate calibration: A/A false alarms {}/{}, A/B detections {}/{}; realised slowdown {} (median of paired "
+        "rounds); medians A {} s, A2 {} s, B {} s; {:.0%} of runs contended; {:.0f} min".format(
+            doc["false_alarms"], len(aa), doc["detections"], len(ab), _pct(doc["realised_slowdown_pct_median"]),
+            *(_num(doc["median_s"][k]) for k in ("A", "A2", "B")), doc["contended_share"], elapsed / 60))
     shutil.rmtree(work, ignore_errors=True)
     assert len(aa) >= 10 and len(ab) >= 10, f"too few complete blocks: {len(aa)} A/A, {len(ab)} A/B"
     assert doc["false_alarms"] == 0, doc["aa_blocks"]
