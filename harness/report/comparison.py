@@ -39,7 +39,8 @@ def series_name(s: SeriesComparison) -> str:
 
 
 def regression_line(s: SeriesComparison, d: MetricDelta) -> str:
-    """'pipeline[quick] execution_time_s: 13.4 -> 16.1 s (+20.1 %, worse; threshold 10 %; permutation p=0.008 (5 v 5 runs, spike-trimmed))'"""
+    """'pipeline[quick] execution_time_s: 13.4 -> 16.1 s (+20.1 %, worse; threshold 10 %; permutation p=0.008
+    (5 v 5 runs, spike-trimmed))'"""
     assert d.threshold is not None
     return (f"{series_name(s)} {d.metric}: {d.base.median:.4g} -> {d.cur.median:.4g} {d.unit} "
             f"({d.delta_pct:+.1f} %, worse; threshold {d.threshold.pct:g} %; {describe_test(d.test)})")

@@ -42,8 +42,8 @@ def add_arguments(p) -> None:
     everything this command does not know goes to pytest)."""
     p.add_argument("base", metavar="BASE", help="the baseline commit (a git ref: HEAD~1, origin/main, a SHA)")
     p.add_argument("head", metavar="HEAD", nargs="?", default="HEAD", help="the commit to judge (default: HEAD)")
-    p.add_argument("--research-rounds", "--rounds", metavar="N", help=f"measured rounds a side (default "
-                                                                      f"{DEFAULT_ROUNDS}; 5+ for robustness to a spike)")
+    p.add_argument("--research-rounds", "--rounds", metavar="N",
+                   help=f"measured rounds a side (default {DEFAULT_ROUNDS}; 5+ for robustness to a spike)")
     p.add_argument("--research-warmup-runs", "--warmup-runs", metavar="N", help="warm-up runs a side (default 1)")
     p.add_argument("--research-compare-fail", "--compare-fail", metavar="METRIC:PCT", action="append",
                    help="exit 1 when METRIC got worse by more than PCT %% and the change is distinguishable from "

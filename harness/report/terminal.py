@@ -43,7 +43,8 @@ def verdict_lines(verdicts, records, policy: str) -> list[str]:
         if len(recs) == 1:
             where = f" (round {recs[0].round})"
         else:
-            where = f" ({v.runs} round{'s' if v.runs != 1 else ''}" + (f", {v.remeasured} re-measured" if v.remeasured else "") + ")"
+            again = f", {v.remeasured} re-measured" if v.remeasured else ""
+            where = f" ({v.runs} round{'s' if v.runs != 1 else ''}{again})"
         out.append(f"{v.test_id}{where}: {'; '.join(why) or v.status}")
     return out
 
