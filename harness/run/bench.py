@@ -6,7 +6,8 @@ call it directly, so both take exactly the same path.
 A measured run timed while other processes held a real share of the CPUs (run/cpu.py) is measured again, after
 a bounded wait for a quiet machine, up to `--research-remeasure` more times; every attempt is stored, the
 contended ones flagged (extra: contended, superseded, attempt). In a `research-bench continuous` session the
-side takes its turn before each run and passes it on after each measured round (run/interleave.py)."""
+side takes its turn before each run and passes it on after each measured round but the last of the instance
+(run/interleave.py)."""
 from __future__ import annotations
 
 import re
@@ -267,7 +268,6 @@ class BenchCore:
                         quiet = wait_quiet(max_wait_s=REMEASURE_WAIT_S)
                 outcome, load, started = self._attempt(req, budget, isolate, timer, i)
                 if outcome.status == S.ERROR and outcome.telemetry is None:
-                    interleave.pass_turn()
                     if outcome.exception is not None:
                         raise outcome.exception
                     raise BenchError(f"the run could not start: {outcome.error}")
@@ -295,7 +295,10 @@ class BenchCore:
                                           extra=run_extra, gate=gate, started=started,
                                           instance_runs=[r.record for r in result.runs] if ends else None)
                 result.runs.append(rr)
-                if not again and (not warm or stop):     # a measured round is over: the other side's turn
+                if not again and not warm and not ends:
+                    # A measured round is over: the other side's turn. After its last one this side keeps the
+                    # turn (its next bench, or its session's end, must not overlap the other side's runs); the
+                    # coordinator passes it on when this session ends.
                     interleave.pass_turn()
                 if outcome.status == S.INTERRUPTED and outcome.exception is not None:
                     raise outcome.exception

@@ -5,7 +5,9 @@ The coordinator (run/continuous.py) starts one pytest session per side with RESE
 object {"run", "side", "label", "commit", "dir", "sides"}. One side uses the machine at a time: a side holds the
 turn from its start (the coordinator starts its process when its turn first comes: start-up, warm-up, warm-up
 runs and its first measured round), and passes it on after each measured round, so rounds alternate
-A B A B ... and drift and other processes' load hit both sides alike. The side that waits sleeps.
+A B A B ... and drift and other processes' load hit both sides alike. After a bench instance's last round a
+side keeps the turn (through its next bench's warm-up, or its session's end, so that neither overlaps the other
+side's runs); when its session ends, the coordinator passes the turn on. The side that waits sleeps.
 
 The baton is a folder: `turn` holds the name of the side whose turn it is; `done-<side>` exists once a side's
 process has ended (the coordinator writes it), so that nobody waits for a side that is gone.
