@@ -217,3 +217,39 @@ def test_the_default_baseline_compares_like_with_like(bench, monkeypatch, two_co
     out = r.stdout.str()
     assert f"baseline {b[:12]} (the latest other commit measured on this machine with the same profile settings)" \
         in out and "time +49.3 %" in out
+
+
+def test_a_deterministic_counter_that_moved_is_changed_with_both_values_never_noise():
+    from llm_research_bench.harness.report.comparison import notes as comparison_notes
+    base = [_rec("a", t) for t in (10.0, 10.3, 9.8)]
+    cur = [_rec("b", t) for t in (10.1, 10.2, 9.9)]
+    for r in base:
+        r.telemetry["metrics"]["tokens_generated"] = 161
+    for r in cur:
+        r.telemetry["metrics"]["tokens_generated"] = 160
+    comp = compare_records(base, cur)
+    d = comp.series[0].delta("tokens_generated")
+    assert d is not None and d.change == "changed" and d.test.method == "exact" and d.test.significant
+    assert (d.base_values, d.cur_values) == ([161.0], [160.0])
+    assert ("pipeline[quick] tokens_generated changed: 161 -> 160 tok (a deterministic counter under greedy "
+            "decoding: any change is real, not noise)") in comparison_notes(comp)
+    same = compare_records(base, base[:2])
+    assert same.series[0].delta("tokens_generated").change == "same"
+
+
+def test_a_metric_new_to_the_schema_is_compared_like_the_others():
+    """cpu_time_s (issue 9's engine side adds it to the schema, x-better lower): records read metric specs from the
+    schema, so once it is there it is compared, thresholded and failed like execution_time_s."""
+    from llm_research_bench.harness.records import metric_specs
+    specs = {**metric_specs("telemetry"),
+             "cpu_time_s": {"type": ["number", "null"], "x-unit": "s", "x-better": "lower", "x-label": "CPU time"}}
+    th = [parse_threshold("cpu_time_s:10%", specs)]
+    base = [_rec("a", 10.0) for _ in range(5)]
+    cur = [_rec("b", 10.0) for _ in range(5)]
+    for i, r in enumerate(base):
+        r.telemetry["metrics"]["cpu_time_s"] = 20.0 + 0.1 * i
+    for i, r in enumerate(cur):
+        r.telemetry["metrics"]["cpu_time_s"] = 26.0 + 0.1 * i
+    comp = compare_records(base, cur, thresholds=th, specs=specs)
+    d = comp.series[0].delta("cpu_time_s")
+    assert d.label == "CPU time" and d.change == "worse" and d.failed and d.test.method == "permutation"
