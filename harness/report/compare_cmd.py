@@ -84,8 +84,9 @@ def comparison_for(ref_a: str, ref_b: str, *, results_dir: Path, machine: str | 
         raise CompareError(f"machine {machine} lacks results of {a[:12] if machine not in fps_a else b[:12]}")
     base = [r for r in records if r.commit == a and r.machine_fingerprint == machine]
     cur = [r for r in records if r.commit == b and r.machine_fingerprint == machine]
+    history = [r for r in records if r.machine_fingerprint == machine and r.commit != b]
     comp = compare_records(base, cur, thresholds=thresholds, metrics=metrics, baseline_name=a[:12],
-                           current_name=b[:12])
+                           current_name=b[:12], history=history)
     return comp, machine
 
 

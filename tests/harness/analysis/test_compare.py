@@ -253,3 +253,16 @@ def test_a_metric_new_to_the_schema_is_compared_like_the_others():
     comp = compare_records(base, cur, thresholds=th, specs=specs)
     d = comp.series[0].delta("cpu_time_s")
     assert d.label == "CPU time" and d.change == "worse" and d.failed and d.test.method == "permutation"
+
+
+def test_three_rounds_a_side_are_judged_on_the_series_history_and_the_output_says_so(bench, monkeypatch):
+    bench.run_bench()
+    for i, times in enumerate(("10,10.3,9.8", "10.1,9.9,10.2", "10,10.2,9.9", "9.9,10.1,10.3")):
+        bench.commit(f"c{i}")
+        assert _session(bench, monkeypatch, times, "--research-rounds", "3").ret == 0
+    bench.commit("slow")
+    r = _session(bench, monkeypatch, "15,15.2,14.9", "--research-rounds", "3", "--research-compare-fail",
+                 "execution_time_s:10%")
+    assert r.ret == pytest.ExitCode.TESTS_FAILED
+    assert ("10.1 -> 15 s (+48.5 %, worse; threshold 10 %; history noise p=0.00025 (3 v 3 runs; noise from 12 runs on 4 recent "
+            "commits)") in r.stdout.str()
