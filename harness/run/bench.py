@@ -69,9 +69,9 @@ class BenchResult:
 
     @property
     def status(self) -> str:
-        """met | missed | unverified (no measured run: missed)."""
+        """met | missed | unverified (no run at all: missed; warm-ups only: judged on them)."""
         v = self.verdict
-        return v.status if v is not None and self.measured else MISSED
+        return v.status if v is not None else MISSED
 
     @property
     def target_met(self) -> bool:
@@ -89,10 +89,11 @@ class BenchResult:
         v = self.verdict
         if v is None:
             return []
-        if not self.measured:                    # a warm-up that died leaves no measured run: say why
-            return v.run_reasons or [m for r in self.runs for m in r.verdict.messages]
         t = time_message(v, self.runs[-1].record.budget, self.unverified_policy)
-        return ([t] if t else []) + v.run_reasons
+        out = ([t] if t else []) + v.run_reasons
+        if not out and not self.measured:       # a warm-up that died leaves no measured run: say why
+            out = [m for r in self.runs for m in r.verdict.messages]
+        return out
 
     @property
     def notes(self) -> list[str]:
@@ -274,7 +275,10 @@ class BenchCore:
                 contended = load is not None and load.contended
                 again = (not warm and contended and attempt <= o.remeasure
                          and outcome.status in (S.COMPLETED, S.TIMED_OUT))
-                stop = outcome.status in (S.TIMED_OUT, S.CRASHED, S.INTERRUPTED) and not again
+                # A timeout ends the instance (the next runs would time out too) unless it is re-measured, or it
+                # was a warm-up on a busy machine (it warmed up all the same; the measured rounds will tell).
+                stop = (outcome.status in (S.TIMED_OUT, S.CRASHED, S.INTERRUPTED) and not again
+                        and not (warm and contended and outcome.status == S.TIMED_OUT))
                 run_extra = dict(base_extra)
                 if not warm:
                     run_extra["attempt"] = attempt

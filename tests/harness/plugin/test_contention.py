@@ -116,3 +116,18 @@ def test_real_pressure_from_busy_processes_flags_the_run_and_it_is_measured_agai
     recs = bench.records()
     assert len(recs) == 2 and all(x.extra["contended"] for x in recs) and recs[0].extra["superseded"]
     assert all(x.extra["other_cpu_load"] >= 1.0 for x in recs)
+
+
+def test_a_warmup_that_timed_out_on_a_busy_machine_does_not_end_the_instance(bench, monkeypatch):
+    monkeypatch.setenv("RB_DOUBLE_MODE", "sleep")
+    monkeypatch.setenv("RB_DOUBLE_SLEEP", "20")
+    f = bench.profiles_file("[profiles.quick]\ntimeout_s = 1\n")
+    bench.cpu.contended(1.4, None)
+    bench.run_bench()
+    r = bench.run("-m", "quick", "--research-rounds", "1", "--research-warmup-runs", "1", "--research-profiles-file",
+                  str(f))
+    assert r.ret == 1
+    recs = bench.records()
+    assert [(x.warmup, x.outcome, bool(x.extra.get("contended"))) for x in recs] == [
+        (True, "timed_out", True), (False, "timed_out", False)]
+    assert recs[-1].extra["instance_verdict"]["status"] == "missed"
