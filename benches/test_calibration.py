@@ -15,8 +15,9 @@ slowdown, with real interleaved runs on this machine?
 Stores one record (bench 'gate_calibration', extra['calibration']: the rates, every block, every run's time and
 contention, the delay, the realised slowdown) and asserts the goals: no false failure in >= 10 A/A comparisons,
 the 10 % slowdown caught in >= 90 %. Long: (BLOCKS x BLOCK + 1) x 3 quick runs, about 1-2 hours on the 2-core
-CI machine; run it under the heavy lock. The side sessions' own records go to a temporary folder (B's slowed runs
-must not become this commit's history); only the calibration record is stored in the results store.
+CI machine; run it under the heavy lock. The side sessions' own records go to <results>/.gate-calibration/<run>/
+(outside the store's layout: B's slowed runs must not become this commit's history); only the calibration
+record is stored in the results store.
 """
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def _num(x) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
-def test_gate_calibration(research_bench, record_result, bench_question, say, tmp_path):
+def test_gate_calibration(research_bench, record_result, bench_question, say):
     probe = research_bench.run(bench_question, profile="quick", rounds=PROBE_ROUNDS, warmup_runs=1, check=False,
                                gate=False, bench="gate_calibration_probe")
     t = probe.metric("execution_time_s").median
@@ -75,8 +76,8 @@ def test_gate_calibration(research_bench, record_result, bench_question, say, tm
     delay = round(SLOWDOWN * t / tokens, 5)
     say(f"gate calibration: probe median {t:.1f} s, {tokens:.0f} tokens: B sleeps {delay * 1000:.2f} ms "
         f"per streamed chunk (+{SLOWDOWN:.0%}); {BLOCKS} blocks x {BLOCK} rounds x 3 sides")
-    results = tmp_path / "results"
     run_id = uuid.uuid4().hex[:12]
+    results = research_bench.ctx.options.results_dir / ".gate-calibration" / run_id
     rounds = BLOCKS * BLOCK
     args = side_pytest_args([str(REPO / "benches" / "test_pipeline.py"), "-m", "quick", "--research-remeasure", "0",
                              "--research-budget-scale", "3", "-q"],
@@ -118,6 +119,7 @@ def test_gate_calibration(research_bench, record_result, bench_question, say, tm
         "contended_share": (sum(x["contended"] for v in (runs(a), runs(a2), runs(b)) for x in v)
                             / max(1, len(runs(a)) + len(runs(a2)) + len(runs(b)))),
         "sides": {o.side.name: {"returncode": o.returncode, "commit": o.side.commit} for o in outcomes},
+        "side_records": str(results),
         "elapsed_s": round(elapsed, 1), "load_avg_1m_end": round(os.getloadavg()[0], 2),
     }
     record_result(probe.telemetry, profile="quick", bench="gate_calibration", extra={"calibration": doc},
