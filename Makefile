@@ -8,6 +8,7 @@ QUESTION ?= Do mitochondria play a role in remodelling lace plant leaves during 
 ARGS    ?=
 
 .PHONY: setup bench test bench-quick bench-balanced bench-thorough bench-all quality quality-open memory-pressure breakdown efficiency micro report export list \
+        gate-calibration \
         system profiles run calibrate monitor-memory telemetry test-ollama clean-cache \
         bench-m1 bench-m1-quick bench-m1-thorough validate-m1-system monitor-m1-memory m1-telemetry
 
@@ -46,6 +47,9 @@ breakdown: setup
 	$(PYTEST) benches -m breakdown $(ARGS)
 micro: setup
 	$(PYTEST) benches -m micro $(ARGS)
+## The compare gate's false-alarm and detection rates from real interleaved A/A and A/B sessions (1-2 hours).
+gate-calibration: setup
+	$(PYTEST) benches -m calibration $(ARGS)
 report: setup
 	$(PY) -m llm_research_bench.harness report --out $(OUT)/report.html
 export: setup

@@ -24,6 +24,8 @@ BENCH_MARKERS = (
     "breakdown: performance-breakdown benches (opt-in)",
     "efficiency: engine vs raw llama-cpp-python decode and prefix reuse (opt-in)",
     "memory_pressure: adaptive batch sizing under real memory pressure (opt-in: a memory-hog child process)",
+    "calibration: the compare gate's calibration bench: real interleaved A/A and A/B sessions, false-alarm and "
+    "detection rates (opt-in: run only when -m names calibration or the file is named; 1-2 hours)",
     "micro: micro benches of hot paths (pytest-benchmark)",
 )
 
@@ -37,3 +39,19 @@ def pytest_configure(config):
 def bench_question() -> str:
     """PubMedQA's lace-plant question: its abstract is in the default corpus, so retrieval has a gold passage."""
     return DEFAULT_QUESTION
+
+
+@pytest.fixture
+def say(request):
+    """say(line): write a line on the terminal now, pytest's capture suspended for it (a long bench's progress)."""
+    def _say(line: str) -> None:
+        tr = request.config.pluginmanager.get_plugin("terminalreporter")
+        capman = request.config.pluginmanager.get_plugin("capturemanager")
+        if tr is None:
+            return
+        if capman is None:
+            tr.write_line(line)
+            return
+        with capman.global_and_fixture_disabled():
+            tr.write_line(line)
+    return _say

@@ -85,10 +85,21 @@ def raise_stop(exc: BaseException, signum: int) -> None:
     """For a signal handler: raise `exc` (a timeout, a stop) so that it stops the run, marked redeliverable. Inside
     stopping_signals()'s own unraisable hook it asks for the signal again instead: raising there would be
     swallowed too."""
-    if _IN_HOOK.depth and _ACTIVE:
-        _ACTIVE[-1].want = signum        # the hook's own wake.set() sends it again (no lock taken: the hook may
-        return                           # hold the Event's lock right now)
+    if _ACTIVE and (_IN_HOOK.depth or _inside_hook()):
+        _ACTIVE[-1].want = signum        # the resender sends it again (no lock taken here: the hook may hold the
+        return                           # Event's lock right now)
     raise redeliverable(exc, signum)
+
+
+def _inside_hook() -> bool:
+    """Whether the interrupted code is a stopping_signals() unraisable hook (at any bytecode of it, its first one
+    included, before it could mark itself)."""
+    f = sys._getframe(2)
+    while f is not None:
+        if f.f_code in _HOOK_CODES:
+            return True
+        f = f.f_back
+    return False
 
 
 class _IN_HOOK:
@@ -96,6 +107,7 @@ class _IN_HOOK:
 
 
 _ACTIVE: list["_Stops"] = []           # the stopping_signals() contexts now open, innermost last
+_HOOK_CODES: set = set()               # the code of the unraisable hook (a signal landing in it must not raise)
 
 
 class _Stops:
@@ -115,9 +127,10 @@ class _Stops:
     def _resend(self) -> None:
         main = threading.main_thread().ident
         while True:
-            self.wake.wait()
+            woken = self.wake.wait(0.1)  # also polls: a stop asked for at the hook's very end sets no wake
             self.wake.clear()
-            time.sleep(0.01)             # let the main thread leave the hook and the C call that swallowed it
+            if woken:
+                time.sleep(0.01)         # let the main thread leave the hook and the C call that swallowed it
             with self.lock:
                 if not self.active:
                     return
@@ -127,15 +140,18 @@ class _Stops:
 
     def hook(self, previous):
         def hook(unraisable) -> None:
-            signum = getattr(unraisable.exc_value, "redeliver_signal", None)
-            if signum is None:
-                return previous(unraisable)
             _IN_HOOK.depth += 1
             try:
-                self.want = signum
-                self.wake.set()
+                signum = getattr(unraisable.exc_value, "redeliver_signal", None)
+                if signum is None:
+                    previous(unraisable)
+                else:
+                    self.want = signum
             finally:
                 _IN_HOOK.depth -= 1
+            if self.want is not None:
+                self.wake.set()
+        _HOOK_CODES.add(hook.__code__)
         return hook
 
     def close(self) -> None:

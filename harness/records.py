@@ -234,12 +234,36 @@ def check_stored(d: Any) -> dict:
 # -- usability and series ----------------------------------------------------------------------------------------
 def is_usable(rec: ResultRecord) -> bool:
     """A measurement that can be compared, charted and exported: a measured run (not a warm-up) that ran to the
-    end. A run that missed its budget still measured the run; one that crashed, timed out, was interrupted or
-    whose engine reported a failure did not."""
-    if rec.warmup or rec.outcome not in (PASSED, FAILED):
+    end and was not re-measured. A run that missed its budget still measured the run; one that crashed, timed
+    out, was interrupted or whose engine reported a failure did not; one timed on a busy machine and measured
+    again (superseded) is kept in the store, flagged, but its round counts once, by its re-measurement."""
+    if rec.warmup or rec.outcome not in (PASSED, FAILED) or is_superseded(rec):
         return False
     t = rec.telemetry
     return t is None or (bool(t.get("success")) and not t.get("timed_out"))
+
+
+# -- contention and re-measurement -------------------------------------------------------------------------------
+#: extra keys a run of a bench instance carries (run/bench.py writes them; analysis/gate.py reads them):
+#:   instance      id shared by every run of one `research_bench.run(...)` call (its rounds and re-measurements)
+#:   attempt       1 for a round's first measurement, 2, 3 ... for its re-measurements
+#:   other_cpu_load, contended   cores other processes kept busy during the run; whether that made it contended
+#:   superseded    this contended run was measured again (the next attempt of the same round replaces it)
+#:   instance_verdict  on an instance's last run: the instance's verdict (analysis/gate.py), as stored
+def is_contended(rec: ResultRecord) -> bool:
+    """Timed while other processes held a real share of the CPUs (run/cpu.py): its timings are inflated."""
+    return bool((rec.extra or {}).get("contended"))
+
+
+def is_superseded(rec: ResultRecord) -> bool:
+    """A contended run that was measured again: kept in the store, flagged, never counted twice."""
+    return bool((rec.extra or {}).get("superseded"))
+
+
+def instance_of(rec: ResultRecord) -> str:
+    """The bench instance run a record belongs to (all rounds of one `research_bench.run` call); a record stored
+    on its own (record_result) is an instance by itself."""
+    return (rec.extra or {}).get("instance") or rec.record_id
 
 
 def series_key(rec: ResultRecord) -> str:

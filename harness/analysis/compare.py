@@ -1,16 +1,23 @@
 """Comparisons of two sets of stored runs (pure): per-metric deltas per series, and whether a change is beyond a
-threshold AND distinguishable from noise (analysis/stats.py). Metric names, units and directions come from the
-schemas (harness.records); nothing here keeps its own list.
+threshold AND distinguishable from noise (analysis/stats.py). Metric names, units, directions and which metrics
+are deterministic counters (`x-compare: exact`) come from the schemas (harness.records); nothing here keeps its
+own list.
+
+Where the two sides have too few runs for the permutation test, the noise estimate may come from the series'
+history: its runs on other recent commits of this machine (`history=`, records; the same profile settings).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from ..records import (ResultRecord, Summary, headline_metrics, is_number, is_usable, metric_specs, series_key,
-                       summarize)
+from ..records import (ResultRecord, Summary, headline_metrics, is_number, is_usable, metric_specs,
+                       series_key, summarize)
 from .stats import Test, noise_test
 from .thresholds import Threshold
+
+#: How many recent other commits of a series the history noise estimate reads.
+HISTORY_COMMITS = 10
 
 @dataclass
 class MetricDelta:
@@ -21,13 +28,16 @@ class MetricDelta:
     base: Summary
     cur: Summary
     delta_pct: float | None          # (cur median - base median) / |base median| * 100
-    change: str                      # worse | better | same | n/a
+    change: str                      # worse | better | same | changed (a deterministic counter) | n/a
     test: Test
     threshold: Threshold | None = None
     failed: bool = False
-    #: why a change beyond its threshold did not fail: "indicative" (one run on a side) or "noise"
-    #: (not distinguishable from noise); "" otherwise
+    #: why a change beyond its threshold did not fail: "indicative" (too few runs, test.why says why) or
+    #: "noise" (not distinguishable from noise); "" otherwise
     not_failed_because: str = ""
+    #: a deterministic counter's distinct values on each side (empty for other metrics)
+    base_values: list[float] = field(default_factory=list)
+    cur_values: list[float] = field(default_factory=list)
 
     @property
     def indicative(self) -> bool:
@@ -114,34 +124,47 @@ def direction_of(delta: float | None, better: str) -> str:
 
 
 def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: Sequence[float],
-                   threshold: Threshold | None = None, seed: int = 0) -> MetricDelta:
-    b, c = summarize(base_vals), summarize(cur_vals)
+                   threshold: Threshold | None = None, seed: int = 0,
+                   history: Sequence[Sequence[float]] | None = None) -> MetricDelta:
+    """One metric of one series. `history`: the series' values on other recent commits, one list per commit
+    (the noise estimate where the two sides have too few runs)."""
+    base = [float(x) for x in base_vals if is_number(x)]
+    cur = [float(x) for x in cur_vals if is_number(x)]
+    b, c = summarize(base), summarize(cur)
     better = spec.get("x-better", "none")
+    exact = spec.get("x-compare") == "exact"
     delta = relative_change(b.median, c.median)
     change = direction_of(delta, better)
-    test = noise_test([float(x) for x in base_vals if is_number(x)],
-                      [float(x) for x in cur_vals if is_number(x)], seed=seed) \
-        if b.n and c.n else Test("none", None)
+    test = noise_test(base, cur, seed=seed, history=history, exact=exact) if b.n and c.n else Test("none", None)
+    values: tuple[list[float], list[float]] = ([], [])
+    if exact and b.n and c.n:
+        values = (sorted(set(base)), sorted(set(cur)))
+        if values[0] != values[1]:
+            change = "changed"          # a deterministic counter moved: never noise, whatever its direction
+    worse = direction_of(delta, better) == "worse"
     failed, why = False, ""
-    if threshold is not None and change == "worse" and delta is not None and abs(delta) > threshold.pct:
+    if threshold is not None and worse and delta is not None and abs(delta) > threshold.pct:
         if test.significant:
             failed = True
         else:
             why = "indicative" if test.method == "indicative" else "noise"
     return MetricDelta(name, spec.get("x-label") or name, spec.get("x-unit", ""), better, b, c, delta, change,
-                       test, threshold, failed, why)
+                       test, threshold, failed, why, *values)
 
 
 def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRecord], *,
                     thresholds: Sequence[Threshold] = (), metrics: Sequence[str] | None = None,
                     baseline_name: str = "baseline", current_name: str = "current",
                     specs: dict[str, dict] | None = None, key: Callable[[ResultRecord], str] = series_key,
-                    seed: int = 0) -> Comparison:
+                    seed: int = 0, history: Sequence[ResultRecord] = ()) -> Comparison:
     """Compare the usable runs of each series present on both sides.
 
-    metrics: which to compare (default: the schema's headline metrics plus every thresholded one)."""
+    metrics: which to compare (default: the schema's headline metrics, the deterministic counters, plus every
+    thresholded one). history: stored records of other commits on the same machine (the current side's own
+    records are left out), for the noise estimate where the sides have too few runs."""
     specs = specs if specs is not None else metric_specs("telemetry")
-    names = list(metrics) if metrics is not None else headline_metrics("telemetry")
+    names = list(metrics) if metrics is not None else headline_metrics("telemetry") + [
+        n for n, s in specs.items() if s.get("x-compare") == "exact" and n not in headline_metrics("telemetry")]
     for t in thresholds:
         if t.metric not in names:
             names.append(t.metric)
@@ -155,11 +178,15 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
         return out
 
     gb, gc = group(baseline), group(current)
+    cur_ids = {r.record_id for r in current}
+    gh = group([r for r in history if r.record_id not in cur_ids])
     series = []
     for k in sorted(set(gb) & set(gc)):
         brs, crs = gb[k], gc[k]
+        hist = _recent_by_commit(gh.get(k, []), {_profile_digest(r) for r in crs})
         deltas = [compare_metric(n, specs.get(n, {}), [r.metric(n) for r in brs if is_number(r.metric(n))],
-                                 [r.metric(n) for r in crs if is_number(r.metric(n))], by_t.get(n), seed)
+                                 [r.metric(n) for r in crs if is_number(r.metric(n))], by_t.get(n), seed,
+                                 history=[[r.metric(n) for r in rs if is_number(r.metric(n))] for rs in hist])
                   for n in names]
         bprof = {_profile_digest(r) for r in brs} - {None}
         cprof = {_profile_digest(r) for r in crs} - {None}
@@ -178,3 +205,15 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
 
 def _profile_digest(rec: ResultRecord) -> str | None:
     return (rec.extra or {}).get("profile_digest")
+
+
+def _recent_by_commit(recs: Sequence[ResultRecord], digests: set) -> list[list[ResultRecord]]:
+    """A series' history records on the current profile settings, grouped by commit (a dirty tree apart), the
+    HISTORY_COMMITS most recent commits."""
+    by: dict[tuple, list[ResultRecord]] = {}
+    for r in recs:
+        if digests - {None} and _profile_digest(r) not in digests:
+            continue
+        by.setdefault((r.commit, bool(r.dirty)), []).append(r)
+    newest = sorted(by.values(), key=lambda rs: max(r.timestamp for r in rs), reverse=True)
+    return newest[:HISTORY_COMMITS]

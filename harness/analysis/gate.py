@@ -1,11 +1,154 @@
-"""The CI gate over a session's records (pure): which measured, gated records missed their target."""
+"""The CI gate over a session's records (pure): each bench instance's verdict, computed from its stored runs.
+
+A bench instance run (one `research_bench.run(...)` call: its measured rounds, each with its re-measurements;
+records.instance_of) is judged as a whole:
+- the memory limit, the schema, the quality floor, a failed or crashed run: per run. One such run is real,
+  whatever the machine was doing, so any measured run's miss (re-measured ones included) is the instance's.
+- time: on what the runs show together. The median execution time of the quiet runs (those not contended:
+  records.is_contended) is held to the budget; over it, the instance MISSED its target (a miss that persists on
+  a quiet machine). A run that timed out on a quiet machine misses it too.
+  Without a single quiet run (every attempt of every round was timed while other processes held the CPUs), an
+  over-budget median of the rounds' final attempts, or a timeout, is UNVERIFIED: shown everywhere, and failing
+  the session only under `--research-unverified=fail`.
+A record stored on its own (record_result) is an instance by itself and is judged the same way.
+
+The run that ends an instance stores the verdict in extra['instance_verdict'] (run/bench.py); recomputing it
+from the stored records gives the same verdict (`instance_verdict(records).as_stored()`).
+"""
 from __future__ import annotations
 
-from typing import Sequence
+import statistics
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
 
-from ..records import ResultRecord
+from ..records import (RUN_TIMED_OUT, TIME_OVER, ResultRecord, instance_of, is_contended, is_number,
+                       is_superseded, series_key)
+
+MET, MISSED, UNVERIFIED = "met", "missed", "unverified"
+#: What an unverified instance does to the session (--research-unverified / research_unverified).
+UNVERIFIED_POLICIES = ("pass", "fail")
+DEFAULT_UNVERIFIED = "pass"
 
 
-def missed_targets(records: Sequence[ResultRecord]) -> list[ResultRecord]:
-    """Measured records (not warm-ups) whose verdict may fail the session and that missed their target."""
-    return [r for r in records if not r.warmup and not r.target_met and r.gated]
+@dataclass
+class InstanceVerdict:
+    """The verdict of one bench instance run, from its records."""
+    instance: str
+    test_id: str
+    key: str                                 # records.series_key
+    profile: str | None
+    status: str                              # met | missed | unverified
+    gated: bool
+    time_status: str = "unknown"             # within | over | under | unverified | unknown
+    time_s: float | None = None              # the median the time verdict rests on
+    time_basis: str | None = None            # quiet (the quiet runs) | contended (no quiet run: final attempts)
+    time_runs: int = 0                       # how many runs that median is over
+    time_upper_s: float | None = None
+    time_lower_s: float | None = None
+    runs: int = 0                            # measured rounds (final attempts)
+    attempts: int = 0                        # measured attempts, re-measurements included
+    contended: int = 0                       # attempts timed on a busy machine
+    remeasured: int = 0                      # attempts measured again (superseded)
+    other_cores: float | None = None         # the most cores other processes kept busy during an attempt
+    timed_out: int = 0                       # attempts that timed out
+    codes: list[str] = field(default_factory=list)          # what was missed (records' reason codes)
+    run_reasons: list[str] = field(default_factory=list)    # the per-run misses' messages (time aside)
+    record_ids: list[str] = field(default_factory=list)
+
+    def fails(self, unverified: str = DEFAULT_UNVERIFIED) -> bool:
+        """Whether this verdict fails the session under the unverified policy (ungated ones never do)."""
+        return self.gated and (self.status == MISSED or (self.status == UNVERIFIED and unverified == "fail"))
+
+    def as_stored(self) -> dict:
+        """What the instance's last record keeps in extra['instance_verdict']."""
+        return {"status": self.status, "time_status": self.time_status, "time_s": self.time_s,
+                "time_basis": self.time_basis, "time_runs": self.time_runs, "runs": self.runs,
+                "attempts": self.attempts, "contended": self.contended, "remeasured": self.remeasured,
+                "timed_out": self.timed_out, "codes": list(self.codes), "records": list(self.record_ids)}
+
+
+def _time(r: ResultRecord) -> float | None:
+    t = r.metric("execution_time_s")
+    return float(t) if is_number(t) else None
+
+
+def _timed_out(r: ResultRecord) -> bool:
+    return RUN_TIMED_OUT in r.reason_codes or bool((r.telemetry or {}).get("timed_out"))
+
+
+def _ran_to_a_time(r: ResultRecord) -> bool:
+    """A run whose execution time says something about speed: it finished, or it timed out."""
+    return _time(r) is not None and (bool((r.telemetry or {}).get("success")) or _timed_out(r))
+
+
+def instance_verdict(records: Sequence[ResultRecord]) -> InstanceVerdict:
+    """The verdict of one instance run from its records (warm-ups are left out; with none measured, the
+    warm-ups are judged, so that a warm-up that died says why)."""
+    measured = [r for r in records if not r.warmup] or list(records)
+    last = measured[-1]
+    budget = last.budget or {}
+    upper, lower = budget.get("time_upper_s"), budget.get("time_lower_s")
+    v = InstanceVerdict(instance_of(last), last.test_id, series_key(last), last.profile, MET,
+                        gated=any(r.gated for r in measured), time_upper_s=upper, time_lower_s=lower,
+                        runs=sum(1 for r in measured if not is_superseded(r)), attempts=len(measured),
+                        contended=sum(1 for r in measured if is_contended(r)),
+                        remeasured=sum(1 for r in measured if is_superseded(r)),
+                        timed_out=sum(1 for r in measured if _timed_out(r)),
+                        record_ids=[r.record_id for r in measured])
+    loads = [(r.extra or {}).get("other_cpu_load") for r in measured if is_contended(r)]
+    v.other_cores = max((x for x in loads if is_number(x)), default=None)
+
+    # -- per run: everything but time (a timeout on a quiet machine is real too) ------------------------------
+    for r in measured:
+        codes = r.reason_codes
+        pairs = zip(codes, r.reasons) if len(codes) == len(r.reasons) else [(c, None) for c in codes]
+        for code, message in pairs:
+            if code == TIME_OVER or (code == RUN_TIMED_OUT and is_contended(r)):
+                continue
+            if code not in v.codes:
+                v.codes.append(code)
+            if message and message not in v.run_reasons:
+                v.run_reasons.append(message)
+
+    # -- time: the median of what the runs show together ---------------------------------------------------------
+    timed = [r for r in measured if _ran_to_a_time(r)]
+    quiet = [r for r in timed if not is_contended(r)]
+    basis = quiet or [r for r in timed if not is_superseded(r)] or timed
+    if basis and upper is not None:
+        v.time_basis = "quiet" if quiet else "contended"
+        v.time_runs = len(basis)
+        v.time_s = statistics.median(_time(r) for r in basis)
+        over = v.time_s > upper or (not quiet and any(_timed_out(r) for r in basis))
+        if over and quiet:
+            v.time_status = "over"
+            if TIME_OVER not in v.codes:
+                v.codes.insert(0, TIME_OVER)
+        elif over:
+            v.time_status = "unverified"
+        elif lower is not None and v.time_s < lower:
+            v.time_status = "under"
+        else:
+            v.time_status = "within"
+    if v.codes:
+        v.status = MISSED
+    elif v.time_status == "unverified":
+        v.status = UNVERIFIED
+    return v
+
+
+def instance_verdicts(records: Iterable[ResultRecord]) -> list[InstanceVerdict]:
+    """Every instance run among `records`, in the order they first appear."""
+    groups: dict[str, list[ResultRecord]] = {}
+    for r in records:
+        groups.setdefault(instance_of(r), []).append(r)
+    return [instance_verdict(rs) for rs in groups.values()]
+
+
+def failing(verdicts: Iterable[InstanceVerdict], unverified: str = DEFAULT_UNVERIFIED) -> list[InstanceVerdict]:
+    """The instance verdicts that fail the session under the unverified policy."""
+    return [v for v in verdicts if v.fails(unverified)]
+
+
+def unverified(verdicts: Iterable[InstanceVerdict]) -> list[InstanceVerdict]:
+    """The gated instance verdicts resting on contended runs only."""
+    return [v for v in verdicts if v.gated and v.status == UNVERIFIED]

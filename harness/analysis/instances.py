@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ..records import REASON_CATEGORY, ResultRecord, Summary, is_number, series_key, summarize
+from ..records import REASON_CATEGORY, ResultRecord, Summary, is_number, is_superseded, series_key, summarize
+from .gate import MET, MISSED, UNVERIFIED, InstanceVerdict, instance_verdicts
 
 #: Telemetry metrics an instance row shows, besides time and memory (names checked against the schema in tests).
 ROW_METRICS = ("ttft_s", "decode_tokens_per_second", "claims", "citation_validity")
@@ -34,7 +35,15 @@ class InstanceSummary:
     notes: list[str] = field(default_factory=list)
     outcomes: list[str] = field(default_factory=list)
     runner: str | None = None
-    unverified: bool = False                    # a time miss seen only under contention (issue-9 verdicts)
+    status: str = MET                           # met | missed | unverified (the worst of its instance runs)
+    verdicts: list[InstanceVerdict] = field(default_factory=list)
+    contended: int = 0                          # measured attempts timed on a busy machine
+    remeasured: int = 0                         # of which measured again
+
+    @property
+    def unverified(self) -> bool:
+        """A time miss seen only on a busy machine (and nothing else missed)."""
+        return self.status == UNVERIFIED
 
 
 def _peak(r: ResultRecord) -> Any:
@@ -48,26 +57,33 @@ def summarize_instances(records: Iterable[ResultRecord]) -> list[InstanceSummary
     out = []
     for tid, recs in groups.items():
         measured = [r for r in recs if not r.warmup] or recs
-        vals = [r for r in measured if r.telemetry is not None]
+        rounds = [r for r in measured if not is_superseded(r)]
+        vals = [r for r in rounds if r.telemetry is not None]
         budget = (measured[-1].budget or {})
         peaks = [p for p in (_peak(r) for r in measured) if is_number(p)]
+        verdicts = instance_verdicts(recs)
         reasons: list[str] = []
         notes: list[str] = []
         cats: list[str] = []
+        for v in verdicts:
+            reasons += [m for m in v.run_reasons if m not in reasons]
+            cats += [REASON_CATEGORY.get(c, c) for c in v.codes if REASON_CATEGORY.get(c, c) not in cats]
         for r in measured:
-            reasons += [m for m in r.reasons if m not in reasons]
             notes += [m for m in (r.extra or {}).get("notes", []) if m not in notes]
-            cats += [REASON_CATEGORY.get(c, c) for c in r.reason_codes if REASON_CATEGORY.get(c, c) not in cats]
+        status = MISSED if any(v.status == MISSED for v in verdicts) else \
+            UNVERIFIED if any(v.status == UNVERIFIED for v in verdicts) else MET
         runner = next(((r.extra or {}).get("runner") for r in measured if (r.extra or {}).get("runner")), None)
         out.append(InstanceSummary(
             test_id=tid, key=series_key(measured[-1]), bench=measured[-1].bench, profile=measured[-1].profile,
-            runs=len([r for r in recs if not r.warmup]), warmups=len([r for r in recs if r.warmup]),
+            runs=len([r for r in recs if not r.warmup and not is_superseded(r)]),
+            warmups=len([r for r in recs if r.warmup]),
             time=summarize(r.metric("execution_time_s") for r in vals),
             time_upper=budget.get("time_upper_s"), time_lower=budget.get("time_lower_s"),
             memory_peak=max(peaks) if peaks else None, memory_limit=budget.get("memory_mb"),
             metrics={m: summarize(r.metric(m) for r in vals).median for m in ROW_METRICS},
             early_exit=(vals[-1].telemetry or {}).get("early_exit") if vals else None,
-            target_met=all(r.target_met for r in measured),
-            gated=any(r.gated for r in measured),
-            reasons=reasons, categories=cats, notes=notes, outcomes=[r.outcome for r in measured], runner=runner))
+            target_met=status == MET, gated=any(r.gated for r in measured),
+            reasons=reasons, categories=cats, notes=notes, outcomes=[r.outcome for r in measured], runner=runner,
+            status=status, verdicts=verdicts, contended=sum(v.contended for v in verdicts),
+            remeasured=sum(v.remeasured for v in verdicts)))
     return out

@@ -181,7 +181,7 @@ class ChangeMark:
 
     @property
     def indicative(self) -> bool:
-        """The mark rests on one run on a side (no noise test)."""
+        """The mark rests on too few runs for a noise test."""
         return self.test.significant is None
 
 
@@ -205,9 +205,10 @@ def mad(values: Sequence[float]) -> float:
 
 def mark_changes(points: list[Point], direction: str, *, rel_threshold: float = 0.05) -> None:
     """Mark each commit whose median moved the wrong way (regression) or the right way (improvement) against the
-    previous commit by more than rel_threshold, when harness.compare's noise test (the one --research-compare-fail uses:
-    Mann-Whitney U, a bootstrap interval, or exact for spread-free values) says the change is real. With one
-    run on a side there are no statistics: the mark is then 'indicative' (drawn hollow)."""
+    previous commit by more than rel_threshold, when analysis/stats.py's noise test (the one --research-compare-fail
+    uses: a spike-trimmed permutation test, the series' within-commit spread over the charted commits when the
+    two have too few runs, or exact for spread-free values) says the change is real. Without enough runs for
+    either there are no statistics: the mark is then 'indicative' (drawn hollow)."""
     if direction not in ("lower", "higher"):
         return
     from .stats import noise_test
@@ -217,7 +218,7 @@ def mark_changes(points: list[Point], direction: str, *, rel_threshold: float = 
         delta = cm - pm
         if abs(delta) <= abs(pm) * rel_threshold or delta == 0:
             continue
-        test = noise_test(prev.values, cur.values)
+        test = noise_test(prev.values, cur.values, history=[p.values for p in points])
         if test.significant is False:
             continue
         worse = delta > 0 if direction == "lower" else delta < 0

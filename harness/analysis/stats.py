@@ -1,10 +1,29 @@
 """Noise tests (pure): is the difference between two sets of runs distinguishable from run-to-run noise?
 
-By what the sample sizes allow:
-- both sides >= 2 runs and Mann-Whitney U can reach the significance level with these sample sizes
-  (two-sided exact minimum p = 2 / C(n1+n2, n1) < alpha, i.e. 4+ runs a side at alpha 0.05): Mann-Whitney U;
-- both sides >= 2 runs otherwise: a bootstrap 95 % interval of the relative change of the median;
-- one run on a side: "indicative" -- the delta is shown, never failed on.
+Every method that can call a change significant (and so fail `--research-compare-fail`) keeps its false-alarm
+rate at alpha; tests/harness/analysis/test_false_alarms.py checks this by Monte Carlo over thousands of A/A pairs
+drawn from real stored quick-run timings of the CI machine and from a model with occasional 2x spikes.
+
+By what the data allow, in this order:
+- exact: the metric is a deterministic counter (the schema's `x-compare: exact`, e.g. tokens_generated under
+  greedy decoding) or neither side has any spread: any difference is a change, shown with both values.
+- permutation: both sides have 2+ runs and the permutation distribution can reach alpha (4 v 4, 3 v 4, 2 v 5,
+  5 v 5 ...; not 3 v 3). The statistic is the difference of the sides' means of log values with spikes left
+  out: a pooled run further than x1.5 from the pooled median is a spike (decided on the pooled runs alone, so
+  the test stays exact; when more than a quarter of the runs would be spikes, they are the change itself and
+  all are kept). p is the share of all ways to split the pooled runs into two sides of these sizes (1,999
+  random splits + the observed one when there are more than 2,000) whose statistic is at least as large as the
+  observed one's. Under A/A the runs are exchangeable, so P(p <= alpha) <= alpha at every sample size, spikes
+  or not; and one 2x spike per side does not hide a 15 % change with 5+ runs a side.
+- history: 3+ runs a side, too few for the permutation test (3 v 3), and the series has enough runs on recent
+  commits of this machine: the null distribution of the same statistic is drawn from the series' own
+  run-to-run spread there (each run's deviation from the median of its commit's other runs: leave-one-out,
+  which overstates the spread a little and so errs on the safe side), the way conbench and Bencher estimate
+  noise from history.
+- indicative: otherwise (one or two runs on a side, or 3 v 3 without history): the delta is shown, never
+  failed on.
+
+Vectorised with numpy over a batch of pairs, so the Monte-Carlo check runs exactly this code, fast.
 """
 from __future__ import annotations
 
@@ -12,51 +31,187 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
+
 ALPHA = 0.05
-BOOTSTRAP_SAMPLES = 4000
+#: Exact enumeration of the splits up to this many; above it, this many random splits (the observed included).
+MAX_SPLITS = 2000
+#: Draws of the history method's null distribution.
+HISTORY_DRAWS = 4000
+#: History needs at least this many leave-one-out deviations from at least HISTORY_MIN_COMMITS commits.
+HISTORY_MIN_RESIDUALS = 10
+HISTORY_MIN_COMMITS = 3
+#: Fewer runs a side than this: no history test (2 runs cannot tell a spike from a change).
+HISTORY_MIN_RUNS = 3
+#: A pooled value further than SPIKE_DISTANCE from the pooled median is a spike and left out of both sides'
+#: means -- unless more than SPIKE_SHARE of the values would be (then it is not a spike but the change itself,
+#: and nothing is left out).
+SPIKE_DISTANCE = 0.4        # on the log scale (x1.5 or /1.5); times the pooled median's size on the raw scale
+SPIKE_SHARE = 0.25
+
 
 @dataclass
 class Test:
-    method: str                     # mann-whitney | bootstrap | indicative | none
+    method: str                     # exact | permutation | history | indicative | none
     significant: bool | None        # None: no statistics (indicative)
     p_value: float | None = None
-    ci_pct: tuple[float, float] | None = None   # bootstrap 95 % interval of the relative change, in %
+    n_base: int = 0
+    n_cur: int = 0
+    #: history: how much history the noise estimate used (runs, commits)
+    history_runs: int = 0
+    history_commits: int = 0
+    #: why a result is only indicative (ONE_RUN, TWO_RUNS, NO_HISTORY) or exact (COUNTER, NO_SPREAD)
+    why: str = ""
 
 
-def mwu_min_p(n1: int, n2: int) -> float:
-    """Smallest two-sided p-value the exact Mann-Whitney U test can give for these sample sizes."""
-    return min(1.0, 2.0 / math.comb(n1 + n2, n1))
+#: Why a result is indicative: one run on a side (no noise estimate); two runs on a side (too few for the
+#: permutation test, and two runs cannot tell a spike from a change); too few for the permutation test and not
+#: enough history of the series on recent commits.
+ONE_RUN, TWO_RUNS, NO_HISTORY = "one_run", "two_runs", "no_history"
+#: Why a comparison is exact: a deterministic counter (schema x-compare: exact); no spread on either side.
+COUNTER, NO_SPREAD = "counter", "no_spread"
 
 
-def _bootstrap_ci(base: Sequence[float], cur: Sequence[float], *, samples: int, seed: int) -> tuple[float, float]:
-    import numpy as np
+# -- the statistic ---------------------------------------------------------------------------------------------
+def _scale(z: np.ndarray) -> np.ndarray:
+    """Per row (one pair's pooled runs): log values when all are positive, else raw values."""
+    pos = np.all(z > 0, axis=-1, keepdims=True)
+    return np.where(pos, np.log(np.where(z > 0, z, 1.0)), z), pos
+
+
+def clean_mask(z: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Per row of pooled values (on the test's scale): True for the values kept, False for spikes. A function of
+    the pooled values alone, so the permutation distribution stays exact."""
+    med = np.median(z, axis=-1, keepdims=True)
+    spike = np.abs(z - med) > np.where(pos, SPIKE_DISTANCE, SPIKE_DISTANCE * np.maximum(np.abs(med), 1e-12))
+    too_many = spike.sum(axis=-1, keepdims=True) > SPIKE_SHARE * z.shape[-1]
+    return ~spike | too_many
+
+
+def _split_stats(v: np.ndarray, keep: np.ndarray, in_base: np.ndarray) -> np.ndarray:
+    """|mean of cur's kept values - mean of base's kept values| for every split: v, keep (m, N); in_base (S, N)
+    (True where a value is on the base side) -> (m, S). 0 where a side keeps nothing."""
+    w = keep.astype(float)
+    vw = np.where(keep, v, 0.0)
+    mb = in_base.T.astype(float)
+    sum_b, cnt_b = vw @ mb, w @ mb
+    sum_c = vw.sum(axis=1, keepdims=True) - sum_b
+    cnt_c = w.sum(axis=1, keepdims=True) - cnt_b
+    ok = (cnt_b > 0) & (cnt_c > 0)
+    np.divide(sum_c, cnt_c, out=sum_c, where=ok)
+    np.divide(sum_b, cnt_b, out=sum_b, where=ok)
+    np.subtract(sum_c, sum_b, out=sum_c)
+    sum_c[~ok] = 0.0
+    return np.abs(sum_c, out=sum_c)
+
+
+# -- the permutation test ---------------------------------------------------------------------------------------
+def n_splits(n1: int, n2: int) -> int:
+    return math.comb(n1 + n2, n1)
+
+
+def min_p(n1: int, n2: int) -> float:
+    """Smallest p-value the permutation test can give for these sample sizes (the observed split and, when the
+    sides are equal in size, its mirror)."""
+    s = n_splits(n1, n2)
+    if s > MAX_SPLITS:
+        return 1.0 / MAX_SPLITS
+    return (2.0 if n1 == n2 else 1.0) / s
+
+
+def can_decide(n1: int, n2: int, alpha: float = ALPHA) -> bool:
+    """Whether the permutation test can reach alpha with these sample sizes."""
+    return n1 >= 2 and n2 >= 2 and min_p(n1, n2) <= alpha
+
+
+def splits(n1: int, n2: int, seed: int = 0) -> np.ndarray:
+    """(S, n1 + n2) booleans, True where a pooled value is on the base side; row 0 is the observed split (the
+    first n1 values). Every split when there are at most MAX_SPLITS, else the observed one and MAX_SPLITS - 1
+    random ones."""
+    from itertools import combinations
+
+    n = n1 + n2
+    if n_splits(n1, n2) <= MAX_SPLITS:
+        out = np.zeros((n_splits(n1, n2), n), dtype=bool)
+        for row, combo in enumerate(combinations(range(n), n1)):   # (0..n1-1) comes first
+            out[row, list(combo)] = True
+        return out
     rng = np.random.default_rng(seed)
-    b = np.asarray(base, dtype=float)
-    c = np.asarray(cur, dtype=float)
-    bm = np.median(b[rng.integers(0, len(b), size=(samples, len(b)))], axis=1)
-    cm = np.median(c[rng.integers(0, len(c), size=(samples, len(c)))], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = (cm - bm) / np.abs(bm) * 100.0
-    rel = rel[np.isfinite(rel)]
-    if rel.size == 0:
-        return (float("nan"), float("nan"))
-    lo, hi = np.percentile(rel, [2.5, 97.5])
-    return float(lo), float(hi)
+    ranks = np.argsort(rng.random((MAX_SPLITS - 1, n)), axis=1)
+    return np.vstack([np.arange(n) < n1, ranks < n1])
 
 
+def permutation_p(base: np.ndarray, cur: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """Two-sided permutation p-values for a batch: base (m, n1), cur (m, n2) -> (m,)."""
+    base = np.atleast_2d(np.asarray(base, dtype=float))
+    cur = np.atleast_2d(np.asarray(cur, dtype=float))
+    n1 = base.shape[1]
+    v, pos = _scale(np.concatenate([base, cur], axis=1))
+    stat = _split_stats(v, clean_mask(v, pos), splits(n1, cur.shape[1], seed))
+    obs = stat[:, :1]
+    return (stat >= obs - 1e-9 * np.maximum(1.0, obs)).mean(axis=1)
+
+
+# -- the history test ---------------------------------------------------------------------------------------------
+def history_residuals(history: Sequence[Sequence[float]]) -> tuple[np.ndarray, int]:
+    """Leave-one-out deviations of each run's log value from the median of its commit's other runs (commits with
+    2+ positive runs); and how many commits contributed."""
+    res: list[float] = []
+    commits = 0
+    for vals in history:
+        v = np.asarray([x for x in vals if math.isfinite(x)], dtype=float)
+        if v.size < 2 or not np.all(v > 0):
+            continue
+        lv = np.log(v)
+        commits += 1
+        res += [float(lv[i] - np.median(np.delete(lv, i))) for i in range(lv.size)]
+    return np.asarray(res), commits
+
+
+def history_p(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed: int = 0,
+              draws: int = HISTORY_DRAWS) -> np.ndarray:
+    """Two-sided p-values for a batch of positive values, base (m, n1) and cur (m, n2), against the statistic's
+    null distribution drawn from history residuals (log scale)."""
+    base = np.atleast_2d(np.asarray(base, dtype=float))
+    cur = np.atleast_2d(np.asarray(cur, dtype=float))
+    n1, n2 = base.shape[1], cur.shape[1]
+    observed = np.arange(n1 + n2)[None, :] < n1
+    v, pos = _scale(np.concatenate([base, cur], axis=1))
+    obs = _split_stats(v, clean_mask(v, pos), observed)[:, 0]
+    rng = np.random.default_rng(seed)
+    res = np.asarray(residuals, dtype=float)
+    z = res[rng.integers(0, res.size, size=(draws, n1 + n2))]
+    null = np.sort(_split_stats(z, clean_mask(z, np.ones((draws, 1), dtype=bool)), observed)[:, 0])
+    ge = draws - np.searchsorted(null, obs - 1e-9 * np.maximum(1.0, obs), side="left")
+    return (1.0 + ge) / (1.0 + draws)
+
+
+# -- one comparison ---------------------------------------------------------------------------------------------
 def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = ALPHA, seed: int = 0,
-               samples: int = BOOTSTRAP_SAMPLES) -> Test:
-    n1, n2 = len(base), len(cur)
+               history: Sequence[Sequence[float]] | None = None, exact: bool = False) -> Test:
+    """The noise test of one metric: base and current runs' values; `history`: the same series' values on other
+    recent commits of this machine, one list per commit (used only where the permutation test cannot decide);
+    `exact`: the metric is a deterministic counter."""
+    b = [float(x) for x in base if isinstance(x, (int, float)) and math.isfinite(x)]
+    c = [float(x) for x in cur if isinstance(x, (int, float)) and math.isfinite(x)]
+    n1, n2 = len(b), len(c)
+    if not n1 or not n2:
+        return Test("none", None, n_base=n1, n_cur=n2)
+    if exact or (n1 > 1 and n2 > 1 and len(set(b)) == 1 and len(set(c)) == 1):
+        # No spread (e.g. token counts of a deterministic run): any difference is exact.
+        return Test("exact", sorted(set(b)) != sorted(set(c)), n_base=n1, n_cur=n2,
+                    why=COUNTER if exact else NO_SPREAD)
     if n1 < 2 or n2 < 2:
-        return Test("indicative", None)
-    if len(set(base)) == 1 and len(set(cur)) == 1:
-        # No spread on either side: any difference is exact (e.g. token counts of a deterministic run).
-        return Test("exact", base[0] != cur[0])
-    if mwu_min_p(n1, n2) < alpha:
-        from scipy.stats import mannwhitneyu
-        p = float(mannwhitneyu(cur, base, alternative="two-sided").pvalue)
-        return Test("mann-whitney", p < alpha, p_value=p)
-    lo, hi = _bootstrap_ci(base, cur, samples=samples, seed=seed)
-    if math.isnan(lo):
-        return Test("bootstrap", None)
-    return Test("bootstrap", lo > 0 or hi < 0, ci_pct=(lo, hi))
+        return Test("indicative", None, n_base=n1, n_cur=n2, why=ONE_RUN)
+    if can_decide(n1, n2, alpha):
+        p = float(permutation_p(np.asarray([b]), np.asarray([c]), seed=seed)[0])
+        return Test("permutation", p <= alpha, p_value=p, n_base=n1, n_cur=n2)
+    if min(n1, n2) < HISTORY_MIN_RUNS:
+        return Test("indicative", None, n_base=n1, n_cur=n2, why=TWO_RUNS)
+    res, commits = history_residuals(history or [])
+    if res.size < HISTORY_MIN_RESIDUALS or commits < HISTORY_MIN_COMMITS or min(b + c) <= 0:
+        return Test("indicative", None, n_base=n1, n_cur=n2, why=NO_HISTORY, history_runs=int(res.size),
+                    history_commits=commits)
+    p = float(history_p(np.asarray([b]), np.asarray([c]), res, seed=seed)[0])
+    return Test("history", p <= alpha, p_value=p, n_base=n1, n_cur=n2, history_runs=int(res.size),
+                history_commits=commits)

@@ -179,5 +179,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for kind, text in terminal.session_lines(s, context_of(config)):
         if kind == "sep":
             tr.write_sep("-", text, red=True)
+        elif kind == "warn":
+            tr.write_sep("-", text, yellow=True)
         else:
             tr.write_line(text, **({kind: True} if kind else {}))

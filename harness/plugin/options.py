@@ -71,11 +71,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("commit_url", "TEMPLATE", "link commits in summaries and reports, e.g. "
                                      "https://github.com/ORG/REPO/commit/{commit} (default: "
                                      "$RESEARCH_BENCH_COMMIT_URL, else derived from the git remote)"),
+    Option("remeasure", "N", "measure a run again, up to N more times, when other processes kept a real share of "
+                             "the CPUs busy during it (each attempt is stored, flagged; default 2; 0: never)"),
+    Option("unverified", "fail|pass", "a time-budget miss seen only on a busy machine (every run contended) is "
+                                      "UNVERIFIED: pass (default) reports it without failing, fail fails the session"),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 
 #: Keys a bench's own `@pytest.mark.research(...)` may set (they concern one bench's runs, not the session).
-MARKER_KEYS = ("rounds", "warmup_runs", "isolate", "enforce_memory", "backend", "corpus", "budget_scale", "memray")
+MARKER_KEYS = ("rounds", "warmup_runs", "isolate", "enforce_memory", "backend", "corpus", "budget_scale", "memray",
+               "remeasure")
 
 
 class OptionError(ValueError):
@@ -177,6 +182,7 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
     from llm_research_bench.engine.backends import BACKEND_NAMES
     from llm_research_bench.engine.envvars import env
 
+    from ..analysis.gate import DEFAULT_UNVERIFIED, UNVERIFIED_POLICIES
     from ..analysis.thresholds import parse_threshold
     from ..run.context import HarnessOptions
 
@@ -241,6 +247,12 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
     if corpus and not Path(corpus).exists():
         raise OptionError(f"{where('corpus')}: {corpus} not found (a folder with passages.jsonl, or PubMedQA's "
                           f"ori_pqal.json)")
+    remeasure = _number("remeasure", get("remeasure"), integer=True, minimum=0)
+    remeasure = HarnessOptions.remeasure if remeasure is None else remeasure
+    unverified = str(get("unverified") or DEFAULT_UNVERIFIED).strip().lower()
+    if unverified not in UNVERIFIED_POLICIES:
+        raise OptionError(f"{where('unverified')}: expected {' or '.join(UNVERIFIED_POLICIES)}, got "
+                          f"{get('unverified')!r}")
     md = get("summary_md") or None
     if md:
         from llm_research_bench.engine.atomic import check_writable
@@ -261,7 +273,8 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
                           enforce_memory=enforce, backend=backend, corpus=corpus,
                           save=(get("save") or "").strip() or None,
                           json_path=Path(get("json")) if get("json") else None,
-                          commit_url=get("commit_url") or env("COMMIT_URL") or None)
+                          commit_url=get("commit_url") or env("COMMIT_URL") or None, remeasure=remeasure,
+                          unverified=unverified)
 
 
 def marker_overrides(marker: Any, where_: str) -> dict[str, Any]:
@@ -284,6 +297,8 @@ def marker_overrides(marker: Any, where_: str) -> dict[str, Any]:
             out.setdefault("warmup_runs", 1 if out["rounds"] > 1 else 0)
         if "warmup_runs" in kw:
             out["warmup_runs"] = _number("warmup_runs", kw["warmup_runs"], integer=True, minimum=0)
+        if "remeasure" in kw:
+            out["remeasure"] = _number("remeasure", kw["remeasure"], integer=True, minimum=0)
         if "budget_scale" in kw:
             out["budget_scale"] = _number("budget_scale", kw["budget_scale"], integer=False, minimum=0, above=True)
         for k in ("isolate", "enforce_memory", "memray"):

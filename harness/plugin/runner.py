@@ -158,7 +158,7 @@ class BenchRunner:
         if failure:
             pytest.fail(failure, pytrace=False)
         self.request.node.user_properties.extend(junit.properties(result))
-        if check and not result.target_met:
+        if check and result.fails:
             pytest.fail(failure_text(core.bench, result), pytrace=False)
         return result
 
@@ -180,9 +180,10 @@ class BenchRunner:
         core = self.core if bench is None else BenchCore(self.ctx, self.core.test_id, bench=bench,
                                                          memray_external=self.memray_external)
         rr = core.judge_and_store(telemetry, profile=prof, outcome=outcome, round=round, warmup=warmup,
-                                  extra={"runner": "bench-supplied telemetry", **(extra or {})}, gate=gate)
-        result = BenchResult(prof.name, self.ctx.budget(prof), [rr])
+                                  extra={"runner": "bench-supplied telemetry", **(extra or {})}, gate=gate,
+                                  instance_runs=None if warmup else [])
+        result = BenchResult(prof.name, self.ctx.budget(prof), [rr], unverified_policy=self.ctx.options.unverified)
         self.request.node.user_properties.extend(junit.properties(result))
-        if check and not warmup and not rr.record.target_met:
+        if check and not warmup and result.fails:
             pytest.fail(failure_text(core.bench, result), pytrace=False)
         return rr.verdict

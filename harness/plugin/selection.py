@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 #: The plugin's opt-in markers (on research benches only).
-OPT_IN_MARKERS = ("quality", "breakdown", "efficiency", "memory_pressure")
+OPT_IN_MARKERS = ("quality", "breakdown", "efficiency", "memory_pressure", "calibration")
 
 
 def mentions_marker(markexpr: str | None, marker: str) -> bool:

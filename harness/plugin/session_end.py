@@ -10,7 +10,7 @@ from typing import Sequence
 
 from ..analysis.baseline import baseline_records, pick_default_commit, saved_session
 from ..analysis.compare import Comparison, compare_records
-from ..analysis.gate import missed_targets
+from ..analysis.gate import InstanceVerdict, failing, instance_verdicts, unverified
 from ..analysis.instances import InstanceSummary, summarize_instances
 from ..records import ResultRecord
 from ..run.context import BenchContext
@@ -21,7 +21,9 @@ from ..run.store import Skipped, StoreWarning, iter_records_where, load_files
 class SessionSummary:
     records: list[ResultRecord]
     instances: list[InstanceSummary]
-    missed: list[ResultRecord] = field(default_factory=list)     # gated, measured records that missed target
+    missed: list[InstanceVerdict] = field(default_factory=list)      # gated instance runs that fail the session
+    unverified: list[InstanceVerdict] = field(default_factory=list)  # gated ones resting on contended runs only
+    unverified_policy: str = "pass"
     comparison: Comparison | None = None
     baseline_note: str | None = None          # why there is no comparison, or what the baseline is
     compare_requested: bool = False
@@ -48,33 +50,35 @@ def session_records(ctx: BenchContext, *, worker_paths: Sequence[str] = (),
     return recs
 
 
-def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], *,
-                    skipped: Skipped | None = None) -> tuple[str | None, list[ResultRecord], str]:
+def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], *, skipped: Skipped | None = None
+                    ) -> tuple[str | None, list[ResultRecord], str, list[ResultRecord]]:
     """(baseline label -- a commit, or a saved name in quotes --, its records on this machine, a note saying
-    what was chosen or why nothing was). A commit's baseline is its clean runs (analysis/baseline.py). What the
-    store reads skip is tallied in `skipped`."""
+    what was chosen or why nothing was, and this machine's stored records of other sessions: the history a noise
+    estimate may use). A commit's baseline is its clean runs (analysis/baseline.py). What the store reads skip
+    is tallied in `skipped`."""
     o = ctx.options
     fp = ctx.machine.fingerprint
     tally = Skipped() if skipped is None else skipped
+    mine = list(iter_records_where(o.results_dir, fingerprint=fp, skipped=tally))
+    history = [r for r in mine if (r.extra or {}).get("session_id") != ctx.session_id]
     if o.compare_name:
-        stored = saved_session(iter_records_where(o.results_dir, fingerprint=fp, skipped=tally), o.compare_name)
+        stored = saved_session(mine, o.compare_name)
         label, how = f"'{o.compare_name}'", f"--research-compare={o.compare}, a saved session"
     else:
         if o.compare_commit:
             commit, how = o.compare_commit, f"--research-compare={o.compare}"
         else:
-            mine = list(iter_records_where(o.results_dir, fingerprint=fp, skipped=tally))
             commit, how = pick_default_commit(mine, current, current_commit=ctx.git.commit, fingerprint=fp,
                                               current_dirty=bool(ctx.git.dirty))
             if commit is None:
                 return None, [], (f"no baseline: no other commit has clean results of these benches on this "
-                                  f"machine ({fp}) under {o.results_dir}")
+                                  f"machine ({fp}) under {o.results_dir}"), history
         stored = list(iter_records_where(o.results_dir, fingerprint=fp, commit=commit, skipped=tally))
         label = commit[:12]
     base = baseline_records(stored, current, session_id=ctx.session_id)
     if not base:
-        return label, [], f"no baseline: {label} ({how}) has no clean results on this machine ({fp})"
-    return label, base, f"baseline {label} ({how}), {len(base)} record(s)"
+        return label, [], f"no baseline: {label} ({how}) has no clean results on this machine ({fp})", history
+    return label, base, f"baseline {label} ({how}), {len(base)} record(s)", history
 
 
 def finish(ctx: BenchContext, records: Sequence[ResultRecord], *, skipped: Skipped | None = None) -> SessionSummary:
@@ -84,18 +88,20 @@ def finish(ctx: BenchContext, records: Sequence[ResultRecord], *, skipped: Skipp
     tally = Skipped()
     if skipped is not None:
         tally.merge(skipped)
-    summary = SessionSummary(records, summarize_instances(records), missed_targets(records),
-                             compare_requested=o.compare is not None)
+    verdicts = instance_verdicts(records)
+    summary = SessionSummary(records, summarize_instances(records), failing(verdicts, o.unverified),
+                             unverified(verdicts), o.unverified, compare_requested=o.compare is not None)
     if not records:
         summary.store_skipped = tally.lines()
         return summary
-    label, base, note = choose_baseline(ctx, records, skipped=tally)
+    label, base, note, history = choose_baseline(ctx, records, skipped=tally)
     summary.store_skipped = tally.lines()
     summary.baseline_note = note
     if base:
         cur_name = ctx.git.short + " (this session)"
         summary.comparison = compare_records(base, records, thresholds=o.compare_fail if o.compare is not None
-                                             else (), baseline_name=label, current_name=cur_name)
+                                             else (), baseline_name=label, current_name=cur_name,
+                                             history=[r for r in history if r.commit != ctx.git.commit])
     return summary
 
 
@@ -123,7 +129,10 @@ def session_document(summary: SessionSummary, ctx: BenchContext) -> dict:
                        "time_median_s": i.time.median, "time_iqr_s": i.time.iqr, "time_budget_s": i.time_upper,
                        "memory_peak_mb": i.memory_peak, "memory_limit_mb": i.memory_limit,
                        "metrics": dict(i.metrics)} for i in summary.instances],
-        "missed_targets": [r.record_id for r in summary.missed],
+        "missed_targets": [rid for v in summary.missed for rid in v.record_ids],
+        "unverified": [{"test_id": v.test_id, "profile": v.profile, "time_s": v.time_s, "time_upper_s": v.time_upper_s,
+                        "record_ids": v.record_ids} for v in summary.unverified],
+        "unverified_policy": summary.unverified_policy,
         "baseline_note": summary.baseline_note,
         "comparison": None if comp is None else {"baseline": comp.baseline, "current": comp.current,
                                                  "regressions": regression_lines(comp)},

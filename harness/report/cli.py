@@ -3,7 +3,10 @@ checkout): tools over the results store.
 
 Each subcommand lives in its own module, which provides `add_arguments(parser)` and `run(args) -> int`
 (and optionally HELP); register a new one by adding a line to SUBCOMMANDS. Modules are imported only when
-their subcommand runs. Exit status: 0, 1 (compare: a regression), 2 (a usage error, one line naming the fix),
+their subcommand runs. A module that passes arguments it does not know on to another program (`continuous`
+hands them to pytest) provides `main(argv) -> int` instead of `run`: it gets its raw arguments (its
+`add_arguments` still serves --help).
+Exit status: 0, 1 (compare: a regression), 2 (a usage error, one line naming the fix),
 3 (an unexpected error, i.e. a bug: one line; RESEARCH_BENCH_DEBUG=1 shows the traceback), 130 (Ctrl-C).
 """
 from __future__ import annotations
@@ -22,6 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": (f"{__package__}.html_cmd", "write the self-contained HTML report of the results store"),
     "export": (f"{__package__}.export_cmd", "export stored results for Bencher or github-action-benchmark"),
     "list": (f"{__package__}.list_cmd", "list the stored commits, machines and saved names"),
+    "continuous": (f"{__package__}.continuous_cmd", "interleaved A/B of two commits on this machine (asv continuous "
+                                                    "style), exit 1 on a regression"),
 }
 
 
@@ -70,8 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     sp = argparse.ArgumentParser(prog=f"research-bench {name}",
                                  description=getattr(module, "HELP", SUBCOMMANDS[name][1]))
     module.add_arguments(sp)
-    args = sp.parse_args(argv[1:])
     try:
+        if hasattr(module, "main"):
+            if any(a in ("-h", "--help") for a in argv[1:]):
+                sp.parse_args(["--help"])                       # prints the help and exits 0
+            return int(module.main(argv[1:]) or 0)
+        args = sp.parse_args(argv[1:])
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         print(f"research-bench {name}: interrupted", file=sys.stderr)

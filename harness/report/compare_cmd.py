@@ -110,7 +110,9 @@ def comparison_for(ref_a: str, ref_b: str, *, results_dir: Path, machine: str | 
         raise CompareError(f"machine {machine} lacks results of {a if machine not in fps_a else b}")
     base = [r for r in records if in_a(r) and r.machine_fingerprint == machine]
     cur = [r for r in records if in_b(r) and r.machine_fingerprint == machine]
-    comp = compare_records(base, cur, thresholds=thresholds, metrics=metrics, baseline_name=a, current_name=b)
+    history = [r for r in records if r.machine_fingerprint == machine and not in_b(r)]
+    comp = compare_records(base, cur, thresholds=thresholds, metrics=metrics, baseline_name=a, current_name=b,
+                           history=history)
     return comp, machine
 
 

@@ -7,21 +7,30 @@ from typing import Any, Sequence
 from tabulate import tabulate
 
 from ..analysis.compare import Comparison, Conditions, MetricDelta, SeriesComparison
-from ..analysis.stats import Test
-from ..units import spread
+from ..analysis.stats import COUNTER, NO_HISTORY, ONE_RUN, TWO_RUNS, Test
+from ..units import num, spread
+
+#: Why a result is only indicative, in words (analysis/stats.py's codes).
+INDICATIVE_WHY = {
+    ONE_RUN: "1 run on a side: no noise estimate",
+    TWO_RUNS: "too few runs for the permutation test, and 2 runs cannot tell a spike from a change",
+    NO_HISTORY: "too few runs for the permutation test, and too little history of this series on recent commits",
+}
 
 
 def describe_test(t: Test) -> str:
+    """The noise test and the method it used: 'permutation p=0.008 (5 v 5 runs)', 'history noise p=0.03 (3 v 3
+    runs; noise from 15 runs on 5 recent commits)', 'indicative (3 v 3 runs: ...)'."""
+    sizes = f"{t.n_base} v {t.n_cur} runs"
     if t.method == "indicative":
-        return "indicative (1 run on a side: no noise estimate)"
-    if t.method == "mann-whitney":
-        return f"Mann-Whitney U p={t.p_value:.3g}"
-    if t.method == "bootstrap":
-        if t.ci_pct is None:
-            return "bootstrap: undefined"
-        return f"bootstrap 95% CI [{t.ci_pct[0]:+.1f} %, {t.ci_pct[1]:+.1f} %]"
+        return f"indicative ({sizes}: {INDICATIVE_WHY.get(t.why, t.why)})"
+    if t.method == "permutation":
+        return f"permutation p={t.p_value:.3g} ({sizes}, spike-trimmed)"
+    if t.method == "history":
+        return (f"history noise p={t.p_value:.3g} ({sizes}; noise from {t.history_runs} runs on "
+                f"{t.history_commits} recent commits)")
     if t.method == "exact":
-        return "no run-to-run spread"
+        return "exact (deterministic counter)" if t.why == COUNTER else "no run-to-run spread"
     return t.method
 
 
@@ -30,7 +39,8 @@ def series_name(s: SeriesComparison) -> str:
 
 
 def regression_line(s: SeriesComparison, d: MetricDelta) -> str:
-    """'pipeline[quick] execution_time_s: 13.4 -> 16.1 s (+20.1 %, worse; threshold 10 %; Mann-Whitney U p=0.002)'"""
+    """'pipeline[quick] execution_time_s: 13.4 -> 16.1 s (+20.1 %, worse; threshold 10 %; permutation p=0.008
+    (5 v 5 runs, spike-trimmed))'"""
     assert d.threshold is not None
     return (f"{series_name(s)} {d.metric}: {d.base.median:.4g} -> {d.cur.median:.4g} {d.unit} "
             f"({d.delta_pct:+.1f} %, worse; threshold {d.threshold.pct:g} %; {describe_test(d.test)})")
@@ -42,8 +52,9 @@ def regression_lines(comp: Comparison | None) -> list[str]:
 
 def not_failed_note(d: MetricDelta) -> str:
     if d.not_failed_because == "indicative":
-        return (f"beyond the {d.threshold.pct:g} % threshold but indicative only (1 run on a side): not failed; "
-                f"use 2 or more rounds (--research-rounds) on both commits to judge")
+        return (f"beyond the {d.threshold.pct:g} % threshold but indicative only "
+                f"({INDICATIVE_WHY.get(d.test.why, d.test.why)}): not failed; measure 4 or more rounds "
+                f"(--research-rounds) on both commits, or 5+ for robustness to a spike, to judge")
     if d.not_failed_because == "noise":
         return f"beyond the {d.threshold.pct:g} % threshold but not distinguishable from noise: not failed"
     return ""
@@ -63,8 +74,17 @@ def condition_notes(c: Conditions) -> list[str]:
     return out
 
 
+def changed_note(d: MetricDelta) -> str:
+    """A deterministic counter that moved: 'tokens_generated changed: 161 -> 160 (...)'."""
+    def vals(xs):
+        return ", ".join(num(x, d.unit, show_unit=False) for x in xs)
+    return (f"{d.metric} changed: {vals(d.base_values)} -> {vals(d.cur_values)} {d.unit} (a deterministic counter "
+            f"under greedy decoding: any change is real, not noise)").replace("  ", " ")
+
+
 def notes(comp: Comparison) -> list[str]:
     out = [f"{series_name(s)}: {n}" for s in comp.series for n in condition_notes(s.conditions)]
+    out += [f"{series_name(s)} {changed_note(d)}" for s in comp.series for d in s.deltas if d.change == "changed"]
     out += [f"{series_name(s)} {d.metric}: {not_failed_note(d)}" for s in comp.series for d in s.deltas
             if d.not_failed_because]
     return out
@@ -80,7 +100,8 @@ def table(comp: Comparison, *, tablefmt: str = "simple", only: Sequence[str] | N
     body = []
     for s in comp.series:
         for d in s.deltas:
-            if only is not None and d.metric not in only and not d.failed and d.threshold is None:
+            if only is not None and d.metric not in only and not d.failed and d.threshold is None \
+                    and d.change != "changed":
                 continue
             b, c = d.base, d.cur
             verdict = ("FAIL" if d.failed else "indicative" if d.indicative else

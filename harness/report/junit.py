@@ -11,9 +11,16 @@ JUNIT_METRICS = ("execution_time_s", "cpu_time_s", "memory_peak_mb", "ttft_s", "
 
 def properties(result: Any) -> list[tuple[str, Any]]:
     """Key metrics of a BenchResult (run/bench.py) as (name, value) for JUnit XML <property> elements."""
+    v = result.verdict
     props: list[tuple[str, Any]] = [("research_bench.profile", result.profile),
                                     ("research_bench.target_met", result.target_met),
-                                    ("research_bench.runs", len(result.measured))]
+                                    ("research_bench.verdict", result.status.upper() if result.status == "unverified"
+                                     else result.status),
+                                    ("research_bench.runs", v.runs if v is not None and result.measured else 0)]
+    if v is not None and (v.contended or v.remeasured):
+        props += [("research_bench.contended_runs", v.contended), ("research_bench.remeasured_runs", v.remeasured)]
+    if v is not None and v.time_basis:
+        props.append(("research_bench.time_basis", v.time_basis))
     for m in JUNIT_METRICS:
         s = result.metric(m)
         if s.median is not None:

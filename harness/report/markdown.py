@@ -10,7 +10,7 @@ from tabulate import tabulate
 
 from . import comparison as C
 from .table import TABLE_LEGEND, detail_lines, rows
-from .terminal import findings_lines, gate_lines
+from .terminal import findings_lines, gate_lines, unverified_lines
 
 
 def _escape(s: str) -> str:
@@ -19,16 +19,21 @@ def _escape(s: str) -> str:
 
 def markdown(instances: Sequence[Any], *, comparison: Any = None, gate_failures: Sequence[str] = (),
              compare_failures: Sequence[str] = (), header: str = "Research bench", context: str = "",
-             delta_from: Any = None) -> str:
+             delta_from: Any = None, unverified: Sequence[str] = (), unverified_fails: bool = False) -> str:
     headers, body = rows(instances, delta_from)
-    ok = not gate_failures and not compare_failures
+    ok = not gate_failures and not compare_failures and not (unverified and unverified_fails)
     if not instances:
         return f"## {header}: no bench ran\n\n{context}\n"
-    out = [f"## {header}: {'targets met' if ok else 'FAILED'}", ""]
+    state = "FAILED" if not ok else "targets met, time UNVERIFIED" if unverified else "targets met"
+    out = [f"## {header}: {state}", ""]
     if context:
         out += [context, ""]
     out += [tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), "", f"<sub>{' '.join(TABLE_LEGEND)}</sub>",
             ""] + [f"- {_escape(line)}" for line in detail_lines(instances)] + [""]
+    if unverified:
+        out += [f"### UNVERIFIED: time budget missed only on a busy machine "
+                f"(--research-unverified={'fail' if unverified_fails else 'pass'})", ""]
+        out += [f"- {_escape(m)}" for m in unverified] + [""]
     if gate_failures:
         out += ["### Targets missed", ""] + [f"- {_escape(m)}" for m in gate_failures] + [""]
     notes = [n for r in instances for n in r.notes]
@@ -56,8 +61,9 @@ def session_markdown(summary: Any, ctx: Any) -> str:
                f"`{ctx.machine.fingerprint}`, budgets for `{ctx.machine_class}`"
                f"{f' scaled x{ctx.options.budget_scale:g}' if ctx.options.budget_scale != 1 else ''}")
     comp = summary.comparison if summary.compare_requested else None
-    text = markdown(summary.instances, comparison=comp, gate_failures=gate_lines(summary.missed),
-                    compare_failures=C.regression_lines(comp), context=context, delta_from=summary.comparison)
+    text = markdown(summary.instances, comparison=comp, gate_failures=gate_lines(summary),
+                    compare_failures=C.regression_lines(comp), context=context, delta_from=summary.comparison,
+                    unverified=unverified_lines(summary), unverified_fails=summary.unverified_policy == "fail")
     extra = findings_lines(summary.records)
     if extra:
         text += "\n\n### Findings\n\n" + "\n".join(f"- {line}" for line in extra)

@@ -38,9 +38,16 @@ def memory_cell(row: InstanceSummary) -> str:
 
 
 def target_cell(row: InstanceSummary) -> str:
-    if row.target_met:
-        return "yes" if row.gated else "yes*"
-    return ("NO" if row.gated else "no*") + (f": {', '.join(row.categories)}" if row.categories else "")
+    if row.unverified:
+        word, detail = "UNVERIFIED", ": time, busy machine"
+    elif row.target_met:
+        word, detail = "yes", ""
+    else:
+        word, detail = ("NO" if row.gated else "no"), (f": {', '.join(row.categories)}" if row.categories else "")
+    cell_ = word + ("" if row.gated else "*") + detail
+    if row.remeasured:
+        cell_ += f" ({row.remeasured} re-measured)"
+    return cell_
 
 
 def name_cell(row: InstanceSummary) -> str:

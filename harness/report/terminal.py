@@ -6,7 +6,9 @@ from typing import Any
 
 from tabulate import tabulate
 
+from ..analysis.gate import UNVERIFIED
 from ..analysis.recommend import recommend
+from ..run.verdicts import time_message
 from . import comparison as C
 from .quality import summary_lines as quality_lines
 from .table import TABLE_LEGEND, detail_lines, rows
@@ -21,18 +23,41 @@ def table(instances, comparison=None) -> str:
 
 
 def failure_text(bench: str, result: Any) -> str:
-    head = f"{bench}[{result.profile}] missed its target:"
+    how = ("could not be verified: every run was timed on a busy machine" if result.status == UNVERIFIED
+           else "missed its target")
+    head = f"{bench}[{result.profile}] {how}:"
     body = "\n".join(f"  - {m}" for m in (result.messages or ["no measured run"]))
     return f"{head}\n{body}"
 
 
-def gate_lines(missed) -> list[str]:
-    """One line per measured, gated record that missed its target."""
+def verdict_lines(verdicts, records, policy: str) -> list[str]:
+    """One line per instance run (analysis/gate.py verdict): its test id, which runs, and why it missed its target
+    or could not be verified."""
+    by_id = {r.record_id: r for r in records}
     out = []
-    for r in missed:
-        why = "; ".join(m.splitlines()[0] for m in r.reasons) or r.outcome
-        out.append(f"{r.test_id} (round {r.round}): {why}")
+    for v in verdicts:
+        recs = [by_id[i] for i in v.record_ids if i in by_id]
+        budget = recs[-1].budget if recs else None
+        why = [m.splitlines()[0] for m in [time_message(v, budget, policy)] if m] + \
+              [m.splitlines()[0] for m in v.run_reasons]
+        if len(recs) == 1:
+            where = f" (round {recs[0].round})"
+        else:
+            again = f", {v.remeasured} re-measured" if v.remeasured else ""
+            where = f" ({v.runs} round{'s' if v.runs != 1 else ''}{again})"
+        out.append(f"{v.test_id}{where}: {'; '.join(why) or v.status}")
     return out
+
+
+def gate_lines(summary) -> list[str]:
+    """The instance runs that missed their target (a SessionSummary's `missed`, unverified ones apart)."""
+    return verdict_lines([v for v in summary.missed if v.status != UNVERIFIED], summary.records,
+                         summary.unverified_policy)
+
+
+def unverified_lines(summary) -> list[str]:
+    """The instance runs whose time verdict rests on contended runs only (failing or not, per the policy)."""
+    return verdict_lines(summary.unverified, summary.records, summary.unverified_policy)
 
 
 def findings_lines(records: Any) -> list[str]:
@@ -48,7 +73,8 @@ def findings_lines(records: Any) -> list[str]:
 
 
 def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
-    """The session summary as (kind, text): kind '' plain, 'red'/'yellow' coloured, 'sep' a red separator.
+    """The session summary as (kind, text): kind '' plain, 'red'/'yellow' coloured, 'sep' a red separator,
+    'warn' a yellow one.
     `s` is a plugin SessionSummary, `ctx` the BenchContext."""
     o = ctx.options
     comp = s.comparison if s.compare_requested else None
@@ -68,9 +94,15 @@ def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
         out.append(("", C.text(comp, only=[t.metric for t in o.compare_fail] + list(SUMMARY_COMPARE_METRICS))))
     elif s.compare_requested and o.compare_fail:
         out.append(("yellow", "warning: --research-compare-fail had nothing to compare with: not checked"))
-    if s.missed:
+    if s.unverified:
+        out.append(("sep" if s.unverified_policy == "fail" else "warn",
+                    f"UNVERIFIED: time budget missed only on a busy machine (--research-unverified="
+                    f"{s.unverified_policy})"))
+        out += [("red" if s.unverified_policy == "fail" else "yellow", f) for f in unverified_lines(s)]
+    missed = gate_lines(s)
+    if missed:
         out.append(("sep", "CI gate: targets missed"))
-        out += [("red", f) for f in gate_lines(s.missed)]
+        out += [("red", f) for f in missed]
     if s.regressions:
         out.append(("sep", "CI gate: regressions beyond --research-compare-fail"))
         out += [("red", f) for f in C.regression_lines(comp)]

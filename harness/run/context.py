@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,7 +16,7 @@ from typing import Any
 from .. import PLUGIN_VERSION
 from ..analysis.thresholds import Threshold
 from ..records import ResultRecord
-from . import environment
+from . import environment, sources
 from .verdicts import BudgetSpec
 
 
@@ -46,6 +47,8 @@ class HarnessOptions:
     save: str | None = None                  # --research-save NAME: stored in each record (extra.saved_as)
     json_path: Path | None = None            # --research-json FILE: the session as one JSON file
     commit_url: str | None = None            # URL template linking commits ({commit}, {short})
+    remeasure: int = 2                       # extra attempts a run timed on a busy machine gets
+    unverified: str = "pass"                 # what a time miss seen only under contention does: pass | fail
 
 
 def profile_digest(profile: Any) -> str:
@@ -69,6 +72,12 @@ class BenchContext:
 
     @cached_property
     def git(self) -> environment.GitInfo:
+        """This checkout's commit; for a side of `research-bench continuous`, the commit of the checkout its
+        engine comes from (a temporary worktree: detached, so no branch)."""
+        side_root = os.environ.get(sources.ENV)
+        if side_root:
+            g = environment.git_info(side_root)
+            return environment.GitInfo(g.commit, g.dirty, None)
         return environment.git_info(self.rootpath)
 
     @cached_property

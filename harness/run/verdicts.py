@@ -203,3 +203,30 @@ def evaluate(telemetry: dict | None, budget: BudgetSpec, *, schema_errors: list[
     v.reasons, v.notes = reasons, notes
     v.target_met = not reasons
     return v
+
+
+def time_message(v: Any, budget: "BudgetSpec | dict | None", unverified_policy: str = "pass") -> str | None:
+    """The time verdict of a bench instance (analysis.gate.InstanceVerdict) in words, when it missed the budget
+    or could not be verified; None otherwise.
+
+    'quick: 52.3 s > 45 s budget (+16 %) (median of 3 quiet runs) [linux-x86_64-2c]'
+    'quick: UNVERIFIED: 52.3 s > 45 s budget (+16 %) (median of 3 runs, every one timed on a busy machine: other
+     processes kept up to 1.2 cores busy; 2 re-measured): not failed (--research-unverified=pass) [...]'"""
+    if v.time_status not in ("over", "unverified") or v.time_s is None or v.time_upper_s is None:
+        return None
+    if isinstance(budget, dict):
+        budget = BudgetSpec(**{k: budget[k] for k in BudgetSpec.__dataclass_fields__ if k in budget})
+    where = f" {budget.where()}" if isinstance(budget, BudgetSpec) else ""
+    p, t, up = v.profile, v.time_s, v.time_upper_s
+    head = f"{p}: {fmt_s(t)} s > {fmt_limit(up)} s budget ({fmt_pct(pct_over(t, up))})"
+    if v.time_status == "over":
+        basis = f" (median of {v.time_runs} quiet runs)" if v.time_runs > 1 else ""
+        return head + basis + where
+    if t <= up:
+        head = f"{p}: timed out ({fmt_s(t)} s; budget {fmt_limit(up)} s)"
+    load = f": other processes kept up to {v.other_cores:.1f} cores busy" if v.other_cores is not None else ""
+    again = f"; {v.remeasured} re-measured" if v.remeasured else ""
+    runs = f"median of {v.time_runs} runs, every one" if v.time_runs > 1 else "the run"
+    verdict = ("failed (--research-unverified=fail)" if unverified_policy == "fail"
+               else "not failed (--research-unverified=pass)")
+    return f"{p}: UNVERIFIED: {head[len(p) + 2:]} ({runs} timed on a busy machine{load}{again}): {verdict}{where}"

@@ -15,6 +15,10 @@ from llm_research_bench.harness.run.store import load_records
 import llm_research_bench.engine.pipeline  # noqa: E402,F401
 import llm_research_bench.harness.report.compare_cmd  # noqa: E402,F401
 import llm_research_bench.harness.plugin.session_end  # noqa: E402,F401
+# ... and the modules the bench fixture patches (run/bench.py's CPU readings): the plugin, loaded before any
+# inner session, must use the very module object a test patches, not a copy an inner session imported and dropped.
+import llm_research_bench.harness.plugin.runner  # noqa: E402,F401
+import llm_research_bench.harness.run.bench  # noqa: E402,F401
 import scipy.stats  # noqa: E402,F401
 import tabulate  # noqa: E402,F401
 from llm_research_bench.engine.telemetry import validation_errors as _ve  # noqa: E402
@@ -79,12 +83,32 @@ def test_run(research_bench, profile):
 '''
 
 
+class CpuLoadDouble:
+    """Test double of run/cpu.py's reading of other processes' CPU load around each run: by default no reading
+    (as for a run too short to tell), so that the plugin's tests never depend on what else the machine is doing;
+    `contended(...)` makes the next runs read as contended (cores other processes kept busy, in turn)."""
+
+    def __init__(self):
+        self.cores: list[float | None] = []
+        self.calls = 0
+
+    def contended(self, *cores: float | None) -> None:
+        self.cores = list(cores)
+
+    def __call__(self, before, after):
+        from llm_research_bench.harness.run.cpu import CpuLoad
+        c = self.cores[self.calls] if self.calls < len(self.cores) else None
+        self.calls += 1
+        return None if c is None else CpuLoad(wall_s=10.0, other_cores=c, logical=2)
+
+
 class Bench:
     """A pytester project with the harness's doubles, and its results dir."""
 
-    def __init__(self, pytester: pytest.Pytester):
+    def __init__(self, pytester: pytest.Pytester, cpu: CpuLoadDouble | None = None):
         self.pytester = pytester
         self.results = pytester.path / "results"
+        self.cpu = cpu
         pytester.makeconftest(DOUBLES_CONFTEST)
 
     def record_bench(self, mutate: str = "pass", kwargs: str = "", name: str = "test_bench") -> None:
@@ -136,7 +160,11 @@ def bench(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Bench:
     pinned = pytester.path / "pinned-budgets.toml"
     pinned.write_text(pinned_profiles())
     monkeypatch.setenv("RESEARCH_BENCH_PROFILES", str(pinned))
-    return Bench(pytester)
+    from llm_research_bench.harness.run import bench as bench_module
+    cpu = CpuLoadDouble()
+    monkeypatch.setattr(bench_module, "load_between", cpu)
+    monkeypatch.setattr(bench_module, "wait_quiet", lambda **kw: {"waited_s": 0.0, "foreign_cpu_share_before": 0.0})
+    return Bench(pytester, cpu)
 
 
 # -- recorded test data for analysis and report tests (tests/harness/testdata.py: TEST DATA, not measurements) --

@@ -15,6 +15,10 @@ process behaves the same:
 
 With `on_event` (as engine.research takes it) the double also emits the engine's live events for its recorded
 run (phase, retrieved, batch, batch_done with the recorded call, answer chunks), as the engine does.
+
+A test's own copy of the engine (a side of `research-bench continuous` in tests/harness/run/test_continuous.py)
+may define TEST_DOUBLE_SLOWDOWN in its engine/__init__.py: the double multiplies execution_time_s by it, so a
+test can tell which commit's engine a side really imported.
 """
 from __future__ import annotations
 
@@ -53,6 +57,8 @@ def replay_research_double(question, *, profile, **kwargs):
     times = [float(x) for x in os.environ.get("RB_DOUBLE_TIMES", "").split(",") if x.strip()]
     if times:
         m["execution_time_s"] = times[_calls["n"] % len(times)]
+    import llm_research_bench.engine as engine
+    m["execution_time_s"] *= getattr(engine, "TEST_DOUBLE_SLOWDOWN", 1.0)
     _calls["n"] += 1
     if os.environ.get("RB_DOUBLE_PEAK_MB"):
         m["memory_peak_mb"] = float(os.environ["RB_DOUBLE_PEAK_MB"])

@@ -57,7 +57,8 @@ def test_ctrl_c_or_sigterm_mid_bench_stores_the_run_as_interrupted_and_keeps_ear
             research_bench.run()
     ''')
     results = tmp_path / "results"
-    p = subprocess.Popen(_pytest(proj, results, "-m", "quick"), cwd=proj, env=_env(), stdout=subprocess.PIPE,
+    p = subprocess.Popen(_pytest(proj, results, "-m", "quick", "--research-remeasure", "0"), cwd=proj, env=_env(),
+                         stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 60
     while not flag.exists() and time.time() < deadline and p.poll() is None:

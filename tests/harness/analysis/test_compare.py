@@ -9,7 +9,7 @@ import pytest
 
 from llm_research_bench.harness.analysis.baseline import latest_other_commit
 from llm_research_bench.harness.analysis.compare import compare_records
-from llm_research_bench.harness.analysis.stats import mwu_min_p, noise_test
+from llm_research_bench.harness.analysis.stats import can_decide, min_p, noise_test
 from llm_research_bench.harness.analysis.thresholds import Threshold, parse_threshold
 from llm_research_bench.harness.report.comparison import condition_notes, not_failed_note, regression_lines
 from llm_research_bench.harness.records import ResultRecord
@@ -38,12 +38,28 @@ def test_parse_threshold_errors(spec, msg):
 def test_noise_test_uses_what_the_rounds_allow():
     assert noise_test([10.0], [15.0]).method == "indicative"
     t = noise_test([10.0, 10.3, 9.8], [15.0, 15.2, 14.9])
-    assert t.method == "bootstrap" and t.significant and t.ci_pct[0] > 40
-    assert mwu_min_p(3, 3) > 0.05 > mwu_min_p(4, 4)
+    assert t.method == "indicative" and t.significant is None and t.why == "no_history"
+    assert noise_test([10.0, 10.3], [15.0, 15.2]).why == "two_runs"
+    assert min_p(3, 3) > 0.05 > min_p(4, 4) and can_decide(3, 4) and not can_decide(3, 3)
     t = noise_test([10.0, 10.3, 9.8, 10.1, 10.2], [15.0, 15.2, 14.9, 15.1, 15.3])
-    assert t.method == "mann-whitney" and t.significant and t.p_value < 0.05
+    assert t.method == "permutation" and t.significant and t.p_value == pytest.approx(2 / 252)
     t = noise_test([10.0, 12.0, 9.0, 11.5, 10.5], [10.8, 9.5, 12.2, 10.1, 11.0])
-    assert t.method == "mann-whitney" and not t.significant
+    assert t.method == "permutation" and not t.significant
+
+
+def test_three_runs_a_side_use_the_series_history_when_there_is_enough():
+    hist = [[10.0, 10.2, 9.9], [10.1, 10.3, 10.0], [9.8, 10.0, 10.1], [10.2, 10.1, 9.9]]
+    t = noise_test([10.0, 10.3, 9.8], [15.0, 15.2, 14.9], history=hist)
+    assert t.method == "history" and t.significant and (t.history_runs, t.history_commits) == (12, 4)
+    t = noise_test([10.0, 10.3, 9.8], [10.1, 9.9, 10.2], history=hist)
+    assert t.method == "history" and not t.significant
+    assert noise_test([10.0, 10.3, 9.8], [15.0, 15.2, 14.9], history=hist[:2]).why == "no_history"
+
+
+def test_deterministic_counters_are_compared_exactly():
+    t = noise_test([161, 161, 161], [160, 160, 160], exact=True)
+    assert t.method == "exact" and t.significant
+    assert noise_test([161], [161], exact=True).significant is False
 
 
 def _rec(commit, t, *, decode=None, ts="2026-01-01T00:00:00", warmup=False, outcome="passed", fp="m1"):
@@ -57,15 +73,16 @@ def _rec(commit, t, *, decode=None, ts="2026-01-01T00:00:00", warmup=False, outc
 
 
 def test_compare_fails_only_beyond_threshold_and_beyond_noise():
-    base = [_rec("a", t) for t in (10.0, 10.3, 9.8)]
+    base = [_rec("a", t) for t in (10.0, 10.3, 9.8, 10.1)]
     th = [parse_threshold("execution_time_s:10%")]
-    slow = compare_records(base, [_rec("b", t) for t in (15.0, 15.2, 14.9)], thresholds=th)
+    slow = compare_records(base, [_rec("b", t) for t in (15.0, 15.2, 14.9, 15.1)], thresholds=th)
     d = slow.series[0].delta("execution_time_s")
     assert d.change == "worse" and d.failed and round(d.delta_pct) == 50 and slow.failed
-    assert "execution_time_s: 10 -> 15 s (+50.0 %, worse; threshold 10 %; bootstrap 95% CI" in regression_lines(slow)[0]
-    small = compare_records(base, [_rec("b", t) for t in (10.6, 10.9, 10.4)], thresholds=th)
+    assert ("pipeline[quick] execution_time_s: 10.05 -> 15.05 s (+49.8 %, worse; threshold 10 %; permutation "
+            "p=0.0286 (4 v 4 runs, spike-trimmed))") == regression_lines(slow)[0]
+    small = compare_records(base, [_rec("b", t) for t in (10.6, 10.9, 10.4, 10.7)], thresholds=th)
     assert not small.failed and small.series[0].delta("execution_time_s").change == "worse"
-    faster = compare_records(base, [_rec("b", t) for t in (5.0, 5.1, 4.9)], thresholds=th)
+    faster = compare_records(base, [_rec("b", t) for t in (5.0, 5.1, 4.9, 5.0)], thresholds=th)
     assert not faster.failed and faster.series[0].delta("execution_time_s").change == "better"
     one = compare_records([_rec("a", 10.0)], [_rec("b", 15.0)], thresholds=th)
     d = one.series[0].delta("execution_time_s")
@@ -115,38 +132,40 @@ def _session(bench, monkeypatch, times, *args):
 
 @pytest.fixture
 def two_commits(bench, monkeypatch):
-    """Commit A measured at ~10 s (3 rounds); commit B checked out, nothing measured yet."""
+    """Commit A measured at ~10 s (4 rounds); commit B checked out, nothing measured yet."""
     bench.run_bench()
     a = bench.commit("a")
-    assert _session(bench, monkeypatch, "10,10.3,9.8", "--research-rounds", "3").ret == 0
+    assert _session(bench, monkeypatch, "10,10.3,9.8,10.1", "--research-rounds", "4").ret == 0
     b = bench.commit("b")
     return a, b
 
 
 def test_compare_fail_catches_a_slowdown_beyond_noise(bench, monkeypatch, two_commits):
     a, b = two_commits
-    r = _session(bench, monkeypatch, "15,15.2,14.9", "--research-rounds", "3", "--research-compare-fail", "execution_time_s:10%")
+    r = _session(bench, monkeypatch, "15,15.2,14.9,15.1", "--research-rounds", "4", "--research-compare-fail",
+                 "execution_time_s:10%")
     assert r.ret == pytest.ExitCode.TESTS_FAILED
     out = r.stdout.str()
-    assert f"baseline {a[:12]} (the latest other commit measured on this machine with the same profile settings), 3 record(s)" in out
+    assert f"baseline {a[:12]} (the latest other commit measured on this machine with the same profile settings), 4 record(s)" in out
     assert "CI gate: regressions beyond --research-compare-fail" in out
-    assert "REGRESSION: run[quick] execution_time_s: 10 -> 15 s (+50.0 %, worse; threshold 10 %" in out
-    r.stdout.fnmatch_lines(["*run?quick?*3*15.0 ±0.2 s / 45 s*+50.0 %! / +0.0 %*"])
+    assert ("REGRESSION: run[quick] execution_time_s: 10.05 -> 15.05 s (+49.8 %, worse; threshold 10 %; permutation "
+            "p=0.0286 (4 v 4 runs, spike-trimmed))") in out
+    r.stdout.fnmatch_lines(["*run?quick?*4*15.1 ±0.2 s / 45 s*+49.8 %! / +0.0 %*"])
 
 
 def test_compare_within_threshold_passes_and_shows_deltas(bench, monkeypatch, two_commits):
     a, _ = two_commits
-    r = _session(bench, monkeypatch, "10.4,10.6,10.2", "--research-rounds", "3", f"--research-compare={a[:8]}",
+    r = _session(bench, monkeypatch, "10.4,10.6,10.2,10.5", "--research-rounds", "4", f"--research-compare={a[:8]}",
                  "--research-compare-fail", "execution_time_s:10%")
     assert r.ret == 0, r.stdout.str()
     assert f"baseline {a[:12]} (--research-compare={a[:8]})" in r.stdout.str()
-    r.stdout.fnmatch_lines(["*run?quick?*time*10.0 ±0.2 s (n=3)*10.4 ±0.2 s (n=3)*+4.0 %*worse*10 %*ok*"])
+    r.stdout.fnmatch_lines(["*run?quick?*time*10.1 ±0.2 s (n=4)*10.4 ±0.2 s (n=4)*+4.0 %*worse*10 %*ok*"])
 
 
 def test_one_round_is_indicative_and_never_fails(bench, monkeypatch, two_commits):
     r = _session(bench, monkeypatch, "15", "--research-compare-fail", "execution_time_s:10%")
     assert r.ret == 0
-    assert "indicative only (1 run on a side): not failed" in r.stdout.str()
+    assert "indicative only (1 run on a side: no noise estimate): not failed" in r.stdout.str()
 
 
 def test_no_baseline_is_said_not_failed(bench, monkeypatch):
@@ -170,13 +189,13 @@ def test_compare_ref_that_nothing_knows_is_a_usage_error(bench):
 
 def test_python_m_harness_compare_prints_the_same_comparison_offline(bench, monkeypatch, two_commits):
     a, b = two_commits
-    assert _session(bench, monkeypatch, "15,15.2,14.9", "--research-rounds", "3").ret == 0
+    assert _session(bench, monkeypatch, "15,15.2,14.9,15.1", "--research-rounds", "4").ret == 0
     r = bench.pytester.run(sys.executable, "-m", "llm_research_bench.harness", "compare", a[:10], "HEAD", "--results-dir",
                            str(bench.results), "--compare-fail", "execution_time_s:10%")
     assert r.ret == 1
     out = r.stdout.str()
     assert f"Comparison: baseline {a[:12]} -> current {b[:12]}" in out
-    assert "REGRESSION: run[quick] execution_time_s: 10 -> 15 s (+50.0 %" in out
+    assert "REGRESSION: run[quick] execution_time_s: 10.05 -> 15.05 s (+49.8 %" in out
     r = bench.pytester.run(sys.executable, "-m", "llm_research_bench.harness", "compare", a, b, "--results-dir", str(bench.results),
                            "--format", "json")
     assert r.ret == 0 and '"baseline": "' + a[:12] in r.stdout.str()
@@ -198,3 +217,52 @@ def test_the_default_baseline_compares_like_with_like(bench, monkeypatch, two_co
     out = r.stdout.str()
     assert f"baseline {b[:12]} (the latest other commit measured on this machine with the same profile settings)" \
         in out and "+49.3 %" in out
+
+
+def test_a_deterministic_counter_that_moved_is_changed_with_both_values_never_noise():
+    from llm_research_bench.harness.report.comparison import notes as comparison_notes
+    base = [_rec("a", t) for t in (10.0, 10.3, 9.8)]
+    cur = [_rec("b", t) for t in (10.1, 10.2, 9.9)]
+    for r in base:
+        r.telemetry["metrics"]["tokens_generated"] = 161
+    for r in cur:
+        r.telemetry["metrics"]["tokens_generated"] = 160
+    comp = compare_records(base, cur)
+    d = comp.series[0].delta("tokens_generated")
+    assert d is not None and d.change == "changed" and d.test.method == "exact" and d.test.significant
+    assert (d.base_values, d.cur_values) == ([161.0], [160.0])
+    assert ("pipeline[quick] tokens_generated changed: 161 -> 160 tok (a deterministic counter under greedy "
+            "decoding: any change is real, not noise)") in comparison_notes(comp)
+    same = compare_records(base, base[:2])
+    assert same.series[0].delta("tokens_generated").change == "same"
+
+
+def test_a_metric_new_to_the_schema_is_compared_like_the_others():
+    """cpu_time_s (issue 9's engine side adds it to the schema, x-better lower): records read metric specs from the
+    schema, so once it is there it is compared, thresholded and failed like execution_time_s."""
+    from llm_research_bench.harness.records import metric_specs
+    specs = {**metric_specs("telemetry"),
+             "cpu_time_s": {"type": ["number", "null"], "x-unit": "s", "x-better": "lower", "x-label": "CPU time"}}
+    th = [parse_threshold("cpu_time_s:10%", specs)]
+    base = [_rec("a", 10.0) for _ in range(5)]
+    cur = [_rec("b", 10.0) for _ in range(5)]
+    for i, r in enumerate(base):
+        r.telemetry["metrics"]["cpu_time_s"] = 20.0 + 0.1 * i
+    for i, r in enumerate(cur):
+        r.telemetry["metrics"]["cpu_time_s"] = 26.0 + 0.1 * i
+    comp = compare_records(base, cur, thresholds=th, specs=specs)
+    d = comp.series[0].delta("cpu_time_s")
+    assert d.label == "CPU time" and d.change == "worse" and d.failed and d.test.method == "permutation"
+
+
+def test_three_rounds_a_side_are_judged_on_the_series_history_and_the_output_says_so(bench, monkeypatch):
+    bench.run_bench()
+    for i, times in enumerate(("10,10.3,9.8", "10.1,9.9,10.2", "10,10.2,9.9", "9.9,10.1,10.3")):
+        bench.commit(f"c{i}")
+        assert _session(bench, monkeypatch, times, "--research-rounds", "3").ret == 0
+    bench.commit("slow")
+    r = _session(bench, monkeypatch, "15,15.2,14.9", "--research-rounds", "3", "--research-compare-fail",
+                 "execution_time_s:10%")
+    assert r.ret == pytest.ExitCode.TESTS_FAILED
+    assert ("10.1 -> 15 s (+48.5 %, worse; threshold 10 %; history noise p=0.00025 (3 v 3 runs; noise from 12 runs on 4 recent "
+            "commits)") in r.stdout.str()

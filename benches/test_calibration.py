@@ -1,0 +1,134 @@
+"""Gate calibration bench (marker `calibration`, opt-in: `pytest benches -m calibration`; `make gate-calibration`):
+how often does the compare gate fail a change that is not there, and how often does it catch a real 10 %
+slowdown, with real interleaved runs on this machine?
+
+1. Probe: a few quick runs of this commit size the slowdown: DELAY_S per streamed chunk = 10 % of the median
+   execution time / the median number of generated tokens.
+2. One interleaved session (run/continuous.py, the machinery of `research-bench continuous`) of three temporary
+   worktrees of this commit: A and A2 (the same code: A/A) and B, whose worktree -- only there -- gets a
+   patch: the engine's stream loop (engine/stream.py, StreamMeter.measure) sleeps DELAY_S after each
+   non-empty chunk. Rounds alternate A A2 B A A2 B ..., each side imports its own worktree's engine.
+3. Each side's rounds are cut into blocks of BLOCK rounds; every block is judged the way `research-bench
+   continuous ... --research-rounds 5 --research-compare-fail execution_time_s:5%` judges a session
+   (analysis/calibration.py): A vs A2 blocks that fail are false alarms, A vs B blocks that fail are detections.
+
+Stores one record (bench 'gate_calibration', extra['calibration']: the rates, every block, every run's time and
+contention, the delay, the realised slowdown) and asserts the goals: no false failure in >= 10 A/A comparisons,
+the 10 % slowdown caught in >= 90 %. Long: (BLOCKS x BLOCK + 1) x 3 quick runs, about 1-2 hours on the 2-core
+CI machine; run it under the heavy lock. The side sessions' own records go to <results>/.gate-calibration/<run>/
+(outside the store's layout: B's slowed runs must not become this commit's history); only the calibration
+record is stored in the results store.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from llm_research_bench.harness.analysis.calibration import block_comparisons, median_change, rate
+from llm_research_bench.harness.analysis.thresholds import parse_threshold
+from llm_research_bench.harness.records import is_usable
+from llm_research_bench.harness.report.continuous_cmd import session_records, side_pytest_args
+from llm_research_bench.harness.run.continuous import Worktrees, run_sides
+
+pytestmark = [pytest.mark.calibration]
+REPO = Path(__file__).resolve().parents[1]
+BLOCKS = int(os.environ.get("RESEARCH_CALIBRATION_BLOCKS", "10"))
+BLOCK = 5
+SLOWDOWN = 0.10
+THRESHOLD = "execution_time_s:5%"
+PROBE_ROUNDS = 3
+#: The patch B's worktree gets: after this line of StreamMeter.measure ...
+ANCHOR = "                    call.chunk_times.append(now)\n"
+#: ... this one (DELAY_S filled in).
+PATCH = "                    time.sleep({delay!r})   # gate calibration: B is slower (temporary worktree patch)\n"
+
+
+def patch_slower(worktree: Path, delay_s: float) -> None:
+    """Insert a sleep of delay_s after each non-empty streamed chunk into B's worktree only."""
+    f = worktree / "engine" / "stream.py"
+    text = f.read_text(encoding="utf-8")
+    if ANCHOR not in text or "\nimport time\n" not in text:
+        raise RuntimeError(f"{f}: the calibration patch's anchor line is gone; update ANCHOR in {__file__}")
+    f.write_text(text.replace(ANCHOR, ANCHOR + PATCH.format(delay=delay_s), 1), encoding="utf-8")
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{x:+.1f} %"
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def test_gate_calibration(research_bench, record_result, bench_question, say):
+    probe = research_bench.run(bench_question, profile="quick", rounds=PROBE_ROUNDS, warmup_runs=1, check=False,
+                               gate=False, bench="gate_calibration_probe")
+    t = probe.metric("execution_time_s").median
+    tokens = probe.metric("tokens_generated").median
+    assert t and tokens, "the probe runs did not complete: nothing to size the slowdown on"
+    delay = round(SLOWDOWN * t / tokens, 5)
+    say(f"gate calibration: probe median {t:.1f} s, {tokens:.0f} tokens: B sleeps {delay * 1000:.2f} ms "
+        f"per streamed chunk (+{SLOWDOWN:.0%}); {BLOCKS} blocks x {BLOCK} rounds x 3 sides")
+    run_id = uuid.uuid4().hex[:12]
+    results = research_bench.ctx.options.results_dir / ".gate-calibration" / run_id
+    rounds = BLOCKS * BLOCK
+    args = side_pytest_args([str(REPO / "benches" / "test_pipeline.py"), "-m", "quick", "--research-remeasure", "0",
+                             "--research-budget-scale", "3", "-q"],
+                            rounds=rounds, warmup_runs=1, results_dir=results)
+    t0 = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="research-bench-calibration-"))
+    try:
+        with Worktrees(REPO) as wt:
+            sides = [wt.add("A", "HEAD"), wt.add("A2", "HEAD"), wt.add("B", "HEAD")]
+            patch_slower(sides[2].path, delay)
+            outcomes = run_sides(sides, args, cwd=REPO, run_id=run_id, echo=None, workdir=work)
+    finally:
+        elapsed = time.monotonic() - t0
+    by = session_records(results, run_id)
+    a, a2, b = by.get("A", []), by.get("A2", []), by.get("B", [])
+    th = [parse_threshold(THRESHOLD)]
+    aa = block_comparisons(a, a2, block=BLOCK, thresholds=th)
+    ab = block_comparisons(a, b, block=BLOCK, thresholds=th)
+
+    def runs(recs):
+        return [{"round": r.round, "execution_time_s": r.metric("execution_time_s"),
+                 "other_cpu_load": (r.extra or {}).get("other_cpu_load"),
+                 "contended": bool((r.extra or {}).get("contended")), "timestamp": r.timestamp}
+                for r in recs if is_usable(r)]
+
+    doc = {
+        "how": f"one interleaved session (A A2 B ...) of {rounds} quick rounds a side after 1 warm-up, sides in "
+               f"temporary worktrees of this commit; B's worktree patched to sleep {delay} s per streamed chunk "
+               f"({SLOWDOWN:.0%} of the probe's median); blocks of {BLOCK} rounds judged with {THRESHOLD}",
+        "delay_s_per_chunk": delay, "probe_median_s": t, "probe_tokens": tokens,
+        "target_slowdown_pct": SLOWDOWN * 100, "threshold": THRESHOLD, "block_rounds": BLOCK,
+        "false_alarm_rate": rate(aa), "false_alarms": sum(x.failed for x in aa), "aa_comparisons": len(aa),
+        "detection_rate": rate(ab), "detections": sum(x.failed for x in ab), "ab_comparisons": len(ab),
+        "realised_slowdown_pct_median": median_change(a, b), "aa_change_pct_median": median_change(a, a2),
+        "aa_blocks": [x.__dict__ for x in aa], "ab_blocks": [x.__dict__ for x in ab],
+        "runs": {"A": runs(a), "A2": runs(a2), "B": runs(b)},
+        "median_s": {k: statistics.median(x["execution_time_s"] for x in v) if v else None
+                     for k, v in {"A": runs(a), "A2": runs(a2), "B": runs(b)}.items()},
+        "contended_share": (sum(x["contended"] for v in (runs(a), runs(a2), runs(b)) for x in v)
+                            / max(1, len(runs(a)) + len(runs(a2)) + len(runs(b)))),
+        "sides": {o.side.name: {"returncode": o.returncode, "commit": o.side.commit} for o in outcomes},
+        "side_records": str(results),
+        "elapsed_s": round(elapsed, 1), "load_avg_1m_end": round(os.getloadavg()[0], 2),
+    }
+    record_result(probe.telemetry, profile="quick", bench="gate_calibration", extra={"calibration": doc},
+                  check=False, gate=False)
+    say("gate calibration: A/A false alarms {}/{}, A/B detections {}/{}; realised slowdown {} (median of paired "
+        "rounds); medians A {} s, A2 {} s, B {} s; {:.0%} of runs contended; {:.0f} min".format(
+            doc["false_alarms"], len(aa), doc["detections"], len(ab), _pct(doc["realised_slowdown_pct_median"]),
+            *(_num(doc["median_s"][k]) for k in ("A", "A2", "B")), doc["contended_share"], elapsed / 60))
+    shutil.rmtree(work, ignore_errors=True)
+    assert len(aa) >= 10 and len(ab) >= 10, f"too few complete blocks: {len(aa)} A/A, {len(ab)} A/B"
+    assert doc["false_alarms"] == 0, doc["aa_blocks"]
+    assert doc["detection_rate"] >= 0.9, doc["ab_blocks"]

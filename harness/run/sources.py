@@ -1,0 +1,84 @@
+"""Which checkout this process imports the engine from.
+
+A side of `research-bench continuous` runs another commit's engine with this checkout's harness and benches, in
+the same venv (the way `asv continuous` runs one benchmark suite against each commit's project code). The venv's
+installed package maps `llm_research_bench.*` onto the invoking checkout (setuptools' editable finder, or
+site-packages for a wheel); `install(root)` puts a finder in front of every other one that maps
+`llm_research_bench.engine` onto `root/engine/` instead. The engine finds its schemas beside itself
+(`root/schemas/`), so a side validates its telemetry against its own commit's schema.
+
+The coordinator (run/continuous.py) sets RESEARCH_BENCH_ENGINE_FROM=<checkout> and puts a folder with a
+`sitecustomize.py` first on PYTHONPATH, so that every Python process of a side (its pytest session, an isolated
+run's child, a measurement driver) imports that checkout's engine. The sitecustomize loads this file by its path
+and calls `install_from_env()`, without importing the `llm_research_bench` package (pytest must import the
+plugin itself, to rewrite its asserts); so this module imports nothing of the package at its top.
+"""
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+ENV = "RESEARCH_BENCH_ENGINE_FROM"
+ENGINE = "llm_research_bench.engine"
+
+SITECUSTOMIZE = '''"""Written by research-bench continuous: this process imports llm_research_bench.engine from the checkout
+named by $RESEARCH_BENCH_ENGINE_FROM ({path})."""
+import importlib.util as _u
+_spec = _u.spec_from_file_location("_research_bench_sources", {path!r})
+_m = _u.module_from_spec(_spec)
+_spec.loader.exec_module(_m)
+_m.install_from_env()
+'''
+
+
+class SourceError(RuntimeError):
+    """The engine cannot be imported from the checkout asked for; the message says why."""
+
+
+class EngineFinder(importlib.abc.MetaPathFinder):
+    """Finds `llm_research_bench.engine` in `root/engine/` (its submodules follow the package's __path__)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != ENGINE:
+            return None
+        init = self.root / "engine" / "__init__.py"
+        return importlib.util.spec_from_file_location(fullname, init,
+                                                      submodule_search_locations=[str(init.parent)])
+
+
+def install(root: str | Path) -> EngineFinder:
+    """Import `llm_research_bench.engine` from `root/engine/` in this process from now on."""
+    root = Path(root).resolve()
+    if not (root / "engine" / "__init__.py").is_file():
+        raise SourceError(f"{root} has no engine/__init__.py: this commit's engine cannot be imported as "
+                          f"{ENGINE}")
+    loaded = sys.modules.get(ENGINE)
+    if loaded is not None and Path(loaded.__file__).resolve().parent != root / "engine":
+        raise SourceError(f"{ENGINE} was already imported from {Path(loaded.__file__).parent}: install the "
+                          f"finder before anything imports the engine")
+    finder = EngineFinder(root)
+    sys.meta_path.insert(0, finder)
+    return finder
+
+
+def install_from_env() -> EngineFinder | None:
+    root = os.environ.get(ENV)
+    return install(root) if root else None
+
+
+def engine_dir() -> str:
+    """Where this process's engine comes from (a record of a continuous side stores it)."""
+    import llm_research_bench.engine as engine
+    return str(Path(engine.__file__).resolve().parent)
+
+
+def write_sitecustomize(folder: str | Path) -> Path:
+    """The folder to put first on PYTHONPATH so that a process installs the finder at start-up."""
+    from llm_research_bench.engine.atomic import write_text
+    return write_text(Path(folder) / "sitecustomize.py", SITECUSTOMIZE.format(path=str(Path(__file__).resolve())))

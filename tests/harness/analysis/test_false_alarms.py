@@ -1,0 +1,113 @@
+"""The noise tests hold their false-alarm rate (analysis/stats.py): Monte Carlo over thousands of A/A pairs.
+
+For every sample size at which a test may call a change significant (and so fail --research-compare-fail), the
+share of A/A pairs it calls significant stays within alpha + 3 Monte-Carlo standard errors (and the mean over
+all sizes within alpha + 1 SE), with pairs drawn
+- from real run-to-run noise: quick-run execution times measured on the CI machine (tests/data/
+  quick_timings.json: real runs, contended ones included, as a shared runner gives them), resampled;
+- from a model with occasional 2x spikes (2 % log-normal noise; each run a 2x spike with probability 5 % or 10 %).
+And one 2x spike per side does not hide a 15 % change with 5+ runs a side. Seeded and vectorised: it runs the
+production functions on batches of pairs, in a few seconds.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llm_research_bench.harness.analysis import stats as S
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "quick_timings.json"
+PAIRS = 4000
+ALPHA = S.ALPHA
+#: Monte-Carlo error: a rate measured over PAIRS pairs has a standard error of sqrt(alpha (1 - alpha) / PAIRS)
+#: (0.0034 at 4,000). One size may exceed alpha by 3 standard errors (an exact test does so at one of ~25 sizes
+#: with probability < 4 %); the mean over all sizes, a far more precise figure, may exceed it by 1 SE.
+SE = (ALPHA * (1 - ALPHA) / PAIRS) ** 0.5
+TOLERANCE = 3 * SE
+#: Sample sizes (base, current) at which the permutation test may fail (n1 <= n2: the test is symmetric).
+PERMUTATION_SIZES = [(n1, n2) for n1 in range(2, 9) for n2 in range(n1, 9) if S.can_decide(n1, n2)] + [(10, 10)]
+#: Where the permutation test cannot decide but history may: 3 v 3.
+HISTORY_SIZES = [(n1, n2) for n1 in range(2, 9) for n2 in range(n1, 9)
+                 if not S.can_decide(n1, n2) and min(n1, n2) >= S.HISTORY_MIN_RUNS]
+
+
+def real_times() -> np.ndarray:
+    return np.asarray([r["execution_time_s"] for r in json.loads(DATA.read_text())["runs"]], dtype=float)
+
+
+def spiky(rng: np.random.Generator, shape, p: float, sigma: float = 0.02, level: float = 16.5) -> np.ndarray:
+    x = level * np.exp(rng.normal(0.0, sigma, shape))
+    return x * np.where(rng.random(shape) < p, 2.0, 1.0)
+
+
+MODELS = {
+    "real": lambda rng, shape: rng.choice(real_times(), size=shape, replace=True),
+    "spikes 5%": lambda rng, shape: spiky(rng, shape, 0.05),
+    "spikes 10%": lambda rng, shape: spiky(rng, shape, 0.10),
+}
+
+
+def test_the_real_data_is_real_and_large_enough():
+    doc = json.loads(DATA.read_text())
+    assert len(doc["runs"]) >= 20 and doc["machine"] and doc["how"]
+    assert all(r["execution_time_s"] > 0 for r in doc["runs"])
+
+
+def test_the_sizes_the_permutation_test_may_fail_at():
+    assert (3, 3) not in PERMUTATION_SIZES and (2, 4) not in PERMUTATION_SIZES
+    assert {(4, 4), (3, 4), (2, 5), (5, 5)} <= set(PERMUTATION_SIZES)
+    assert HISTORY_SIZES == [(3, 3)]
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_permutation_false_alarms_stay_within_alpha_at_every_size(model):
+    rng = np.random.default_rng(20261128)
+    rates = {}
+    for n1, n2 in PERMUTATION_SIZES:
+        a, b = MODELS[model](rng, (PAIRS, n1)), MODELS[model](rng, (PAIRS, n2))
+        rates[(n1, n2)] = float((S.permutation_p(a, b, seed=n1 * 100 + n2) <= ALPHA).mean())
+    worst = max(rates, key=rates.get)
+    assert rates[worst] <= ALPHA + TOLERANCE, f"{model}: {rates}"
+    mean = sum(rates.values()) / len(rates)
+    assert mean <= ALPHA + SE, f"{model}: mean {mean:.4f} over {len(rates)} sizes: {rates}"
+    print(f"{model}: false-alarm rate at alpha {ALPHA}: mean {mean:.4f}, worst {rates[worst]:.4f} at "
+          f"{worst[0]} v {worst[1]} ({PAIRS} A/A pairs per size, {len(rates)} sizes)")
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_history_false_alarms_stay_within_alpha(model):
+    """3 v 3 with the noise estimated from the series' history (4 other commits x 3 runs, the same noise)."""
+    rng = np.random.default_rng(7)
+    groups, per = 400, PAIRS // 400
+    for n1, n2 in HISTORY_SIZES:
+        hits = 0
+        for g in range(groups):
+            hist = [MODELS[model](rng, (3,)) for _ in range(4)]
+            res, commits = S.history_residuals(hist)
+            a, b = MODELS[model](rng, (per, n1)), MODELS[model](rng, (per, n2))
+            hits += int((S.history_p(a, b, res, seed=g) <= ALPHA).sum())
+        assert hits / PAIRS <= ALPHA + TOLERANCE, f"{model} {n1} v {n2}: {hits / PAIRS:.3f}"
+        print(f"{model}: history method {n1} v {n2}: false-alarm rate {hits / PAIRS:.4f} ({PAIRS} A/A pairs)")
+
+
+@pytest.mark.parametrize("n", [5, 6, 8])
+def test_one_spike_per_side_does_not_hide_a_15_percent_change(n):
+    rng = np.random.default_rng(n)
+    a = spiky(rng, (PAIRS, n), 0.0, sigma=0.02)
+    b = spiky(rng, (PAIRS, n), 0.0, sigma=0.02) * 1.15
+    a[:, rng.integers(0, n)] *= 2.0
+    b[:, rng.integers(0, n)] *= 2.0
+    detected = float((S.permutation_p(a, b, seed=n) <= ALPHA).mean())
+    print(f"{n} v {n}, one 2x spike a side, +15 %: detected in {detected:.4f} of {PAIRS} pairs")
+    assert detected >= 0.95, detected
+
+
+def test_noise_test_uses_the_same_functions():
+    """noise_test (what compare and --research-compare-fail call) is the batch function on one pair."""
+    rng = np.random.default_rng(3)
+    a, b = spiky(rng, (1, 5), 0.1), spiky(rng, (1, 5), 0.1)
+    t = S.noise_test(list(a[0]), list(b[0]))
+    assert t.method == "permutation" and t.p_value == pytest.approx(float(S.permutation_p(a, b)[0]))

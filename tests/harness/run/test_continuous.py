@@ -1,0 +1,122 @@
+"""`research-bench continuous`: two commits in temporary worktrees, one pytest session per side, each importing its
+own commit's engine, rounds interleaved A B A B, records under each commit, exit 1 on a regression.
+
+The repository here is a pytester folder with a copy of the real engine/ and schemas/ committed twice; the
+benches run the engine test double (tests/harness/doubles.py), which multiplies its replayed execution time by
+the TEST_DOUBLE_SLOWDOWN its side's engine package defines -- so the numbers show which engine a side imported.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llm_research_bench.harness.run import interleave, sources
+from tests.harness.conftest import MACHINE
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_engine_finder_maps_only_the_engine_onto_another_checkout(tmp_path):
+    other = tmp_path / "checkout"
+    (other / "engine").mkdir(parents=True)
+    (other / "engine" / "__init__.py").write_text("SIDE = 'other'\n")
+    (other / "engine" / "extra.py").write_text("X = 42\n")
+    code = ("import llm_research_bench.engine as e, llm_research_bench.engine.extra as x, "
+            "llm_research_bench.harness as h; print(e.SIDE, x.X, e.__file__, h.__file__)")
+    env = {**os.environ, sources.ENV: str(other)}
+    site = sources.write_sitecustomize(tmp_path / "site").parent
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    side, x, engine_file, harness_file = out.split()
+    assert (side, x) == ("other", "42") and Path(engine_file).parent == other.resolve() / "engine"
+    assert Path(harness_file).parent == ROOT / "harness"          # the harness stays this checkout's
+    with pytest.raises(sources.SourceError, match="no engine/__init__.py"):
+        sources.install(tmp_path)
+
+
+def test_turns_pass_to_the_next_side_that_is_still_running(tmp_path):
+    interleave.set_turn(tmp_path, "A")
+    assert interleave.whose_turn(tmp_path) == "A"
+    assert interleave.next_side(tmp_path, ("A", "B", "C"), "A") == "B"
+    interleave.done_file(tmp_path, "B").touch()
+    assert interleave.next_side(tmp_path, ("A", "B", "C"), "A") == "C"
+    interleave.done_file(tmp_path, "C").touch()
+    assert interleave.next_side(tmp_path, ("A", "B", "C"), "A") is None
+    side = interleave.Side("r", "A", "HEAD~1", "c" * 40, tmp_path, ("A", "B", "C"))
+    assert interleave.take_turn(side) < 1.0          # the others are gone: nobody to wait for
+
+
+BENCH = '''
+import pytest
+pytestmark = pytest.mark.pipeline
+
+def test_run(research_bench, profile):
+    research_bench.run()
+'''
+
+
+@pytest.fixture
+def repo(bench, monkeypatch):
+    """A git repository with a copy of the real engine and schemas (commit `base`); the test commits the other
+    side. Both sides bench test_bench.py with the engine double."""
+    path = bench.pytester.path
+    shutil.copytree(ROOT / "engine", path / "engine", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "schemas", path / "schemas", ignore=shutil.ignore_patterns("__pycache__"))
+    bench.pytester.makepyfile(test_bench=BENCH)
+    bench.base = bench.commit("base")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))             # the sides import tests.harness.doubles
+    monkeypatch.setenv("RB_DOUBLE_TIMES", "10,10.2,9.9,10.1,10.05,9.95")
+    return bench
+
+
+def _continuous(bench, *args):
+    return bench.pytester.run(sys.executable, "-m", "llm_research_bench.harness", "continuous", *args,
+                              "test_bench.py", "-m", "quick", "--research-machine-class", MACHINE,
+                              "--research-results-dir", str(bench.results), timeout=300)
+
+
+def _engine_commit(bench, init_addition: str, message: str) -> str:
+    init = bench.pytester.path / "engine" / "__init__.py"
+    init.write_text(init.read_text() + init_addition)
+    return bench.commit(message)
+
+
+def test_a_slower_head_fails_with_the_metric_the_change_and_the_test(repo):
+    head = _engine_commit(repo, "\nTEST_DOUBLE_SLOWDOWN = 1.5\n", "slower")
+    r = _continuous(repo, "HEAD~1", "--research-rounds", "5", "--research-compare-fail", "execution_time_s:10%")
+    out = r.stdout.str()
+    assert r.ret == 1, out + r.stderr.str()
+    assert (f"REGRESSION: run[quick] execution_time_s: 10.05 -> 15.08 s (+50.0 %, worse; threshold 10 %; "
+            f"permutation p=0.00794 (5 v 5 runs, spike-trimmed))") in out
+    recs = [x for x in repo.records() if not x.warmup]
+    by_commit = {c: [x for x in recs if x.commit == c] for c in (repo.base, head)}
+    assert [len(v) for v in by_commit.values()] == [5, 5]
+    runs = {x.extra["continuous"]["run"] for x in recs}
+    assert len(runs) == 1
+    # each side imported its own worktree's engine (and the double saw that engine's slowdown)
+    engines = {c: {x.extra["continuous"]["engine"] for x in v} for c, v in by_commit.items()}
+    assert engines[repo.base] != engines[head] and all(len(e) == 1 for e in engines.values())
+    assert all(e.pop().endswith("/A/engine") for e in [set(engines[repo.base])])
+    assert min(x.metric("execution_time_s") for x in by_commit[head]) > 14.5
+    # interleaved: the measured rounds alternate A B A B ...
+    order = [x.extra["continuous"]["side"] for x in sorted(recs, key=lambda x: x.timestamp)]
+    assert order == ["A", "B"] * 5
+    assert not list(Path(p).parent.parent for p in engines[head] if Path(p).exists())   # worktrees removed
+
+
+def test_an_a_a_pair_differing_only_in_a_comment_passes(repo):
+    _engine_commit(repo, "\n# a comment, nothing else\n", "comment")
+    r = _continuous(repo, "HEAD~1", "HEAD", "--rounds", "5", "--compare-fail", "execution_time_s:5%")
+    assert r.ret == 0, r.stdout.str() + r.stderr.str()
+    out = r.stdout.str()
+    assert "run[quick]  time" in out and "REGRESSION" not in out
+
+
+def test_a_ref_git_does_not_know_is_a_usage_error(repo):
+    r = _continuous(repo, "no-such-ref")
+    assert r.ret == 2 and "'no-such-ref': git does not know this ref" in r.stderr.str()
