@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from llm_research_bench.engine.envvars import env
 from llm_research_bench.harness.analysis.calibration import block_comparisons, median_change, rate
 from llm_research_bench.harness.analysis.thresholds import parse_threshold
 from llm_research_bench.harness.records import is_usable
@@ -39,7 +40,7 @@ from llm_research_bench.harness.run.continuous import Worktrees, run_sides
 
 pytestmark = [pytest.mark.calibration]
 REPO = Path(__file__).resolve().parents[1]
-BLOCKS = int(os.environ.get("RESEARCH_CALIBRATION_BLOCKS", "10"))
+BLOCKS = int(env("CALIBRATION_BLOCKS", "10"))     # RESEARCH_BENCH_CALIBRATION_BLOCKS
 BLOCK = 5
 SLOWDOWN = 0.10
 THRESHOLD = "execution_time_s:5%"
@@ -67,7 +68,8 @@ def _num(x) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
-def test_gate_calibration(research_bench, record_result, bench_question, say):
+def test_gate_calibration(research_bench, record_result, bench_question):
+    say = research_bench.progress
     probe = research_bench.run(bench_question, profile="quick", rounds=PROBE_ROUNDS, warmup_runs=1, check=False,
                                gate=False, bench="gate_calibration_probe")
     t = probe.metric("execution_time_s").median

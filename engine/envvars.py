@@ -25,6 +25,7 @@ VARIABLES: dict[str, str | None] = {
     "MACHINE_ID": None,
     "QUALITY_SAMPLE": "QUALITY_SAMPLE",
     "COMMIT_URL": None,
+    "CALIBRATION_BLOCKS": "RESEARCH_CALIBRATION_BLOCKS",
 }
 _warned: set[str] = set()
 
