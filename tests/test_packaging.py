@@ -185,7 +185,9 @@ def test_the_installed_wheel_runs_a_bench_in_a_project_without_a_checkout(fresh_
     assert "2 passed" in out and "research bench summary" in out, out
     assert "[research-bench] pipeline[quick] round 1/1" in out                 # live progress lines
     doc = json.loads((proj / "session.json").read_text())
-    (rec,) = doc["records"]
+    # one measured run (on a busy machine the harness measures a contended run again and keeps both, the first
+    # marked superseded)
+    (rec,) = [r for r in doc["records"] if not r["extra"].get("superseded")]
     assert rec["target_met"] and rec["telemetry"]["success"] and rec["profile"] == "quick"
     assert list(results.glob("*/*/*.json")), "no record stored under the project's results/"
     tel = tmp_path / "t.json"
