@@ -34,7 +34,7 @@ import pytest
 from llm_research_bench.engine.envvars import env
 from llm_research_bench.harness.analysis.calibration import block_comparisons, median_change, rate
 from llm_research_bench.harness.analysis.thresholds import parse_threshold
-from llm_research_bench.harness.records import is_usable
+from llm_research_bench.harness.records import is_contended, is_superseded, is_usable
 from llm_research_bench.harness.report.continuous_cmd import session_records, side_pytest_args
 from llm_research_bench.harness.run.continuous import Worktrees, run_sides
 
@@ -63,10 +63,9 @@ def patch_slower(worktree: Path, delay_s: float) -> None:
 def quiet_median(runs) -> float | None:
     """The probe's run time to size the slowdown on: the median of its final attempts timed on a quiet machine, else
     the fastest (a contended probe would size B's delay on an inflated time: +17 % instead of +10 % once it was)."""
-    final = [r.record for r in runs if not (r.record.extra or {}).get("superseded")]
+    final = [r.record for r in runs if not is_superseded(r.record)]
     times = [r.metric("execution_time_s") for r in final if r.metric("execution_time_s")]
-    quiet = [r.metric("execution_time_s") for r in final
-             if r.metric("execution_time_s") and not (r.extra or {}).get("contended")]
+    quiet = [r.metric("execution_time_s") for r in final if r.metric("execution_time_s") and not is_contended(r)]
     return statistics.median(quiet) if quiet else (min(times) if times else None)
 
 

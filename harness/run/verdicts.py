@@ -42,7 +42,7 @@ class BudgetSpec:
                    time_upper_s=b.time_upper_s * scale, memory_mb=b.memory_mb, scale=scale,
                    reference_fallback=b.is_reference_fallback, citation_floor=profile.citation_floor,
                    timeout_s=profile.timeout_s * max(1.0, scale),
-                   grounded_floor=getattr(profile, "grounded_floor", 0.0))
+                   grounded_floor=profile.grounded_floor)
 
     def as_dict(self) -> dict:
         """As stored in ResultRecord.budget."""
