@@ -7,7 +7,8 @@ slowdown, with real interleaved runs on this machine?
 2. One interleaved session (run/continuous.py, the machinery of `research-bench continuous`) of three temporary
    worktrees of this commit: A and A2 (the same code: A/A) and B, whose worktree -- only there -- gets a
    patch: the engine's stream loop (engine/stream.py, StreamMeter.measure) sleeps DELAY_S after each
-   non-empty chunk. Rounds alternate A A2 B A A2 B ..., each side imports its own worktree's engine.
+   non-empty chunk. Rounds interleave, each in another order of
+   the three (A A2 B, A B A2, A2 A B, ...: run/interleave.py), each side imports its own worktree's engine.
 3. Each side's rounds are cut into blocks of BLOCK rounds; every block is judged the way `research-bench
    continuous ... --research-rounds 5 --research-compare-fail execution_time_s:5%` judges a session
    (analysis/calibration.py): A vs A2 blocks that fail are false alarms, A vs B blocks that fail are detections.
@@ -42,6 +43,8 @@ pytestmark = [pytest.mark.calibration]
 REPO = Path(__file__).resolve().parents[1]
 BLOCKS = int(env("CALIBRATION_BLOCKS", "10"))     # RESEARCH_BENCH_CALIBRATION_BLOCKS
 BLOCK = 5
+#: The session is also judged in blocks of these many rounds a side (fewer blocks): the rates with more rounds.
+LONGER_BLOCKS = (10,)
 SLOWDOWN = 0.10
 THRESHOLD = "execution_time_s:5%"
 PROBE_ROUNDS = 3
@@ -115,8 +118,8 @@ def test_gate_calibration(research_bench, record_result, bench_question):
                 for r in recs if is_usable(r)]
 
     doc = {
-        "how": f"one interleaved session (A A2 B ...) of {rounds} quick rounds a side after 1 warm-up, sides in "
-               f"temporary worktrees of this commit; B's worktree patched to sleep {delay} s per streamed chunk "
+        "how": f"one interleaved session (every order of A A2 B in turn) of {rounds} quick rounds a side after 1 "
+               f"warm-up, sides in temporary worktrees of this commit; B's worktree patched to sleep {delay} s per streamed chunk "
                f"({SLOWDOWN:.0%} of the probe's median); blocks of {BLOCK} rounds judged with {THRESHOLD}",
         "delay_s_per_chunk": delay, "probe_median_s": t, "probe_tokens": tokens,
         "target_slowdown_pct": SLOWDOWN * 100, "threshold": THRESHOLD, "block_rounds": BLOCK,
@@ -129,6 +132,12 @@ def test_gate_calibration(research_bench, record_result, bench_question):
         "quiet_aa_comparisons": sum(1 for x in aa if not x.contended),
         "quiet_detections": sum(x.failed for x in ab if not x.contended),
         "quiet_ab_comparisons": sum(1 for x in ab if not x.contended),
+        # the same session judged in longer blocks: how many rounds a side this machine needs
+        "longer_blocks": {str(n): {"false_alarms": sum(x.failed for x in aa_n), "aa_comparisons": len(aa_n),
+                                   "detections": sum(x.failed for x in ab_n), "ab_comparisons": len(ab_n)}
+                          for n in LONGER_BLOCKS
+                          for aa_n, ab_n in [(block_comparisons(a, a2, block=n, thresholds=th),
+                                              block_comparisons(a, b, block=n, thresholds=th))]},
         "runs": {"A": runs(a), "A2": runs(a2), "B": runs(b)},
         "median_s": {k: statistics.median(x["execution_time_s"] for x in v) if v else None
                      for k, v in {"A": runs(a), "A2": runs(a2), "B": runs(b)}.items()},
@@ -147,6 +156,9 @@ def test_gate_calibration(research_bench, record_result, bench_question):
             doc["quiet_aa_comparisons"], doc["quiet_detections"], doc["quiet_ab_comparisons"],
             _pct(doc["realised_slowdown_pct_median"]),
             *(_num(doc["median_s"][k]) for k in ("A", "A2", "B")), doc["contended_share"], elapsed / 60))
+    for n, r in doc["longer_blocks"].items():
+        say(f"gate calibration, blocks of {n} rounds a side: A/A false alarms "
+            f"{r['false_alarms']}/{r['aa_comparisons']}, A/B detections {r['detections']}/{r['ab_comparisons']}")
     shutil.rmtree(work, ignore_errors=True)
     assert len(aa) >= 10 and len(ab) >= 10, f"too few complete blocks: {len(aa)} A/A, {len(ab)} A/B"
     assert doc["false_alarms"] == 0, doc["aa_blocks"]

@@ -23,7 +23,7 @@ class BlockResult:
     rounds: tuple[int, int]          # first and last round (record.round) in the block
     failed: bool                     # the gate failed this comparison
     delta_pct: float | None          # the metric's median change
-    p_value: float | None
+    p_value: float | None            # the gate's (one-sided toward worse)
     method: str
     n_base: int
     n_cur: int
@@ -44,7 +44,8 @@ def block_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord
         comp: Comparison = compare_records(bb, ob, thresholds=thresholds, metrics=[metric])
         d = comp.series[0].delta(metric) if comp.series else None
         out.append(BlockResult(
-            k, (bb[0].round, bb[-1].round), comp.failed, d.delta_pct if d else None, d.test.p_value if d else None,
+            k, (bb[0].round, bb[-1].round), comp.failed, d.delta_pct if d else None,
+            (d.test.p_value if d.test.p_worse is None else d.test.p_worse) if d else None,
             d.test.method if d else "none", d.base.n if d else 0, d.cur.n if d else 0,
             sum(1 for r in [*bb, *ob] if (r.extra or {}).get("contended"))))
     return out

@@ -135,7 +135,9 @@ def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: 
     exact = spec.get("x-compare") == "exact"
     delta = relative_change(b.median, c.median)
     change = direction_of(delta, better)
-    test = noise_test(base, cur, seed=seed, history=history, exact=exact) if b.n and c.n else Test("none", None)
+    worse_side = {"lower": "greater", "higher": "less"}.get(better)
+    test = (noise_test(base, cur, seed=seed, history=history, exact=exact, worse=worse_side) if b.n and c.n
+            else Test("none", None))
     values: tuple[list[float], list[float]] = ([], [])
     if exact and b.n and c.n:
         values = (sorted(set(base)), sorted(set(cur)))
@@ -144,7 +146,7 @@ def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: 
     worse = direction_of(delta, better) == "worse"
     failed, why = False, ""
     if threshold is not None and worse and delta is not None and abs(delta) > threshold.pct:
-        if test.significant:
+        if test.worse_significant:      # one-sided toward worse: the gate fails only a change for the worse
             failed = True
         else:
             why = "indicative" if test.method == "indicative" else "noise"

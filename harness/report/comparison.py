@@ -18,16 +18,21 @@ INDICATIVE_WHY = {
 }
 
 
-def describe_test(t: Test) -> str:
+def describe_test(t: Test, *, one_sided: bool = False) -> str:
     """The noise test and the method it used: 'permutation p=0.008 (5 v 5 runs)', 'history noise p=0.03 (3 v 3
-    runs; noise from 15 runs on 5 recent commits)', 'indicative (3 v 3 runs: ...)'."""
+    runs; noise from 15 runs on 5 recent commits)', 'indicative (3 v 3 runs: ...)'. one_sided: the p toward the
+    worse direction, the one the gate decides on ('permutation p=0.004 one-sided (5 v 5 runs, ...)')."""
     sizes = f"{t.n_base} v {t.n_cur} runs"
+    p = t.p_value
+    side = ""
+    if one_sided and t.p_worse is not None:
+        p, side = t.p_worse, " one-sided"
     if t.method == "indicative":
         return f"indicative ({sizes}: {INDICATIVE_WHY.get(t.why, t.why)})"
     if t.method == "permutation":
-        return f"permutation p={t.p_value:.3g} ({sizes}, spike-trimmed)"
+        return f"permutation p={p:.3g}{side} ({sizes}, spike-trimmed)"
     if t.method == "history":
-        return (f"history noise p={t.p_value:.3g} ({sizes}; noise from {t.history_runs} runs on "
+        return (f"history noise p={p:.3g}{side} ({sizes}; noise from {t.history_runs} runs on "
                 f"{t.history_commits} recent commits)")
     if t.method == "exact":
         return "exact (deterministic counter)" if t.why == COUNTER else "no run-to-run spread"
@@ -43,7 +48,7 @@ def regression_line(s: SeriesComparison, d: MetricDelta) -> str:
     (5 v 5 runs, spike-trimmed))'"""
     assert d.threshold is not None
     return (f"{series_name(s)} {d.metric}: {d.base.median:.4g} -> {d.cur.median:.4g} {d.unit} "
-            f"({d.delta_pct:+.1f} %, worse; threshold {d.threshold.pct:g} %; {describe_test(d.test)})")
+            f"({d.delta_pct:+.1f} %, worse; threshold {d.threshold.pct:g} %; {describe_test(d.test, one_sided=True)})")
 
 
 def regression_lines(comp: Comparison | None) -> list[str]:
@@ -56,7 +61,8 @@ def not_failed_note(d: MetricDelta) -> str:
                 f"({INDICATIVE_WHY.get(d.test.why, d.test.why)}): not failed; measure 4 or more rounds "
                 f"(--research-rounds) on both commits, or 5+ for robustness to a spike, to judge")
     if d.not_failed_because == "noise":
-        return f"beyond the {d.threshold.pct:g} % threshold but not distinguishable from noise: not failed"
+        return (f"beyond the {d.threshold.pct:g} % threshold but not distinguishable from noise "
+                f"({describe_test(d.test, one_sided=True)}): not failed")
     return ""
 
 

@@ -3,7 +3,7 @@ machine, the way `asv continuous` works (the machinery: run/continuous.py).
 
 Both commits are checked out in temporary git worktrees and benched in one go on this machine, each side a
 pytest session of this checkout's benches and harness importing its own commit's engine from the same venv;
-their measured rounds alternate A B A B ... so that drift and other processes' load hit both alike. Both sides'
+their measured rounds interleave, each round in another order (A B, B A, ...), so that drift and other processes' load hit both alike. Both sides'
 records are stored under their commits (extra['continuous'] names the session and the side). The comparison
 is `research-bench compare`'s, over this session's runs only.
 

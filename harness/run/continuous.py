@@ -7,9 +7,9 @@
 
 Each side is one pytest session in this venv, run from `cwd` (this checkout's benches and harness), importing
 its own commit's engine (run/sources.py: RESEARCH_BENCH_ENGINE_FROM and a sitecustomize on PYTHONPATH, so that
-its isolated children do too). Only one side uses the machine at a time and their measured rounds alternate
-A B A B ... (run/interleave.py), so drift and other processes' load hit both alike. Every record is stored
-under its side's commit with extra['continuous'] = {run, side, label, engine}.
+its isolated children do too). Only one side uses the machine at a time and their measured rounds interleave,
+each round in another order: A B, B A, A B ... (run/interleave.py), so drift and other processes' load hit both
+alike. Every record is stored under its side's commit with extra['continuous'] = {run, side, label, engine}.
 """
 from __future__ import annotations
 
@@ -157,9 +157,7 @@ def run_sides(sides: Sequence[SideCheckout], pytest_args: Sequence[str], *, cwd:
                     ended[name] = p.returncode
                     interleave.done_file(baton, name).touch()
                     if interleave.whose_turn(baton) == name:
-                        nxt = interleave.next_side(baton, tuple(names), name)
-                        if nxt is not None:
-                            interleave.set_turn(baton, nxt)
+                        interleave.advance(baton, names)
             turn = interleave.whose_turn(baton)
             if turn in by_name and turn not in procs:
                 launch(by_name[turn])

@@ -1,7 +1,8 @@
 """The noise tests hold their false-alarm rate (analysis/stats.py): Monte Carlo over thousands of A/A pairs.
 
-For every sample size at which a test may call a change significant (and so fail --research-compare-fail), the
-share of A/A pairs it calls significant stays within alpha + 3 Monte-Carlo standard errors (and the mean over
+For every sample size at which a test may call a change significant (and so fail --research-compare-fail: the gate
+uses the one-sided p toward the worse direction; tables show the two-sided one), the share of A/A pairs it calls
+significant stays within alpha + 3 Monte-Carlo standard errors (and the mean over
 all sizes within alpha + 1 SE), with pairs drawn
 - from real run-to-run noise: quick-run execution times measured on the CI machine (tests/data/
   quick_timings.json: real runs, contended ones included, as a shared runner gives them), resampled;
@@ -62,23 +63,30 @@ def test_the_sizes_the_permutation_test_may_fail_at():
     assert HISTORY_SIZES == [(3, 3)]
 
 
+#: The two-sided p (tables, chart marks) and the gate's one-sided p toward "worse" (larger values: a slowdown).
+SIDES = ["two-sided", "greater"]
+
+
+@pytest.mark.parametrize("alternative", SIDES)
 @pytest.mark.parametrize("model", list(MODELS))
-def test_permutation_false_alarms_stay_within_alpha_at_every_size(model):
+def test_permutation_false_alarms_stay_within_alpha_at_every_size(model, alternative):
     rng = np.random.default_rng(20261128)
     rates = {}
     for n1, n2 in PERMUTATION_SIZES:
         a, b = MODELS[model](rng, (PAIRS, n1)), MODELS[model](rng, (PAIRS, n2))
-        rates[(n1, n2)] = float((S.permutation_p(a, b, seed=n1 * 100 + n2) <= ALPHA).mean())
+        p = S.permutation_p(a, b, seed=n1 * 100 + n2, alternative=alternative)
+        rates[(n1, n2)] = float((p <= ALPHA).mean())
     worst = max(rates, key=rates.get)
     assert rates[worst] <= ALPHA + TOLERANCE, f"{model}: {rates}"
     mean = sum(rates.values()) / len(rates)
     assert mean <= ALPHA + SE, f"{model}: mean {mean:.4f} over {len(rates)} sizes: {rates}"
-    print(f"{model}: false-alarm rate at alpha {ALPHA}: mean {mean:.4f}, worst {rates[worst]:.4f} at "
-          f"{worst[0]} v {worst[1]} ({PAIRS} A/A pairs per size, {len(rates)} sizes)")
+    print(f"{model}, {alternative}: false-alarm rate at alpha {ALPHA}: mean {mean:.4f}, worst {rates[worst]:.4f} "
+          f"at {worst[0]} v {worst[1]} ({PAIRS} A/A pairs per size, {len(rates)} sizes)")
 
 
+@pytest.mark.parametrize("alternative", SIDES)
 @pytest.mark.parametrize("model", list(MODELS))
-def test_history_false_alarms_stay_within_alpha(model):
+def test_history_false_alarms_stay_within_alpha(model, alternative):
     """3 v 3 with the noise estimated from the series' history (4 other commits x 3 runs, the same noise)."""
     rng = np.random.default_rng(7)
     groups, per = 400, PAIRS // 400
@@ -88,9 +96,22 @@ def test_history_false_alarms_stay_within_alpha(model):
             hist = [MODELS[model](rng, (3,)) for _ in range(4)]
             res, commits = S.history_residuals(hist)
             a, b = MODELS[model](rng, (per, n1)), MODELS[model](rng, (per, n2))
-            hits += int((S.history_p(a, b, res, seed=g) <= ALPHA).sum())
+            hits += int((S.history_p(a, b, res, seed=g, alternative=alternative) <= ALPHA).sum())
         assert hits / PAIRS <= ALPHA + TOLERANCE, f"{model} {n1} v {n2}: {hits / PAIRS:.3f}"
-        print(f"{model}: history method {n1} v {n2}: false-alarm rate {hits / PAIRS:.4f} ({PAIRS} A/A pairs)")
+        print(f"{model}, {alternative}: history method {n1} v {n2}: false-alarm rate {hits / PAIRS:.4f} "
+              f"({PAIRS} A/A pairs)")
+
+
+def test_the_gate_fails_a_slowdown_only_one_sided_and_never_an_improvement():
+    """What compare's gate uses: the one-sided p toward the worse direction; an improvement never reaches it."""
+    rng = np.random.default_rng(11)
+    a = spiky(rng, (1, 5), 0.0, sigma=0.02)[0]
+    slower, faster = list(a * 1.3), list(a / 1.3)
+    t = S.noise_test(list(a), slower, worse="greater")
+    assert t.worse_significant and t.p_worse == pytest.approx(t.p_value / 2) and t.p_worse == pytest.approx(1 / 252)
+    t = S.noise_test(list(a), faster, worse="greater")
+    assert t.significant and not t.worse_significant and t.p_worse == 1.0
+    assert S.noise_test(list(a), faster, worse="less").worse_significant      # higher is better: a drop is worse
 
 
 @pytest.mark.parametrize("n", [5, 6, 8])
@@ -100,7 +121,7 @@ def test_one_spike_per_side_does_not_hide_a_15_percent_change(n):
     b = spiky(rng, (PAIRS, n), 0.0, sigma=0.02) * 1.15
     a[:, rng.integers(0, n)] *= 2.0
     b[:, rng.integers(0, n)] *= 2.0
-    detected = float((S.permutation_p(a, b, seed=n) <= ALPHA).mean())
+    detected = float((S.permutation_p(a, b, seed=n, alternative="greater") <= ALPHA).mean())
     print(f"{n} v {n}, one 2x spike a side, +15 %: detected in {detected:.4f} of {PAIRS} pairs")
     assert detected >= 0.95, detected
 

@@ -1,5 +1,5 @@
 """`research-bench continuous`: two commits in temporary worktrees, one pytest session per side, each importing its
-own commit's engine, rounds interleaved A B A B, records under each commit, exit 1 on a regression.
+own commit's engine, rounds interleaved (A B, B A, ...), records under each commit, exit 1 on a regression.
 
 The repository here is a pytester folder with a copy of the real engine/ and schemas/ committed twice; the
 benches run the engine test double (tests/harness/doubles.py), which multiplies its replayed execution time by
@@ -39,14 +39,27 @@ def test_the_engine_finder_maps_only_the_engine_onto_another_checkout(tmp_path):
         sources.install(tmp_path)
 
 
-def test_turns_pass_to_the_next_side_that_is_still_running(tmp_path):
+def test_each_round_runs_the_sides_in_another_order():
+    assert interleave.schedule(("A", "B")) == ["A", "B", "B", "A"]
+    cycle = interleave.schedule(("A", "A2", "B"))
+    rounds = [tuple(cycle[i:i + 3]) for i in range(0, len(cycle), 3)]
+    assert rounds[0] == ("A", "A2", "B") and len(set(rounds)) == 6
+    for side in ("A", "A2", "B"):                    # every side is first, second and last equally often
+        assert sorted(r.index(side) for r in rounds) == [0, 0, 1, 1, 2, 2]
+
+
+def test_turns_follow_the_schedule_and_skip_the_sides_that_ended(tmp_path):
     interleave.set_turn(tmp_path, "A")
-    assert interleave.whose_turn(tmp_path) == "A"
-    assert interleave.next_side(tmp_path, ("A", "B", "C"), "A") == "B"
+    assert interleave.whose_turn(tmp_path) == "A" and interleave.current_step(tmp_path) == 0
+    assert interleave.advance(tmp_path, ("A", "B")) == "B"       # A B | B A
+    assert interleave.advance(tmp_path, ("A", "B")) == "B"
+    assert interleave.advance(tmp_path, ("A", "B")) == "A"
+    assert interleave.advance(tmp_path, ("A", "B")) == "A"       # the next cycle
+    assert interleave.current_step(tmp_path) == 4
     interleave.done_file(tmp_path, "B").touch()
-    assert interleave.next_side(tmp_path, ("A", "B", "C"), "A") == "C"
-    interleave.done_file(tmp_path, "C").touch()
-    assert interleave.next_side(tmp_path, ("A", "B", "C"), "A") is None
+    assert interleave.advance(tmp_path, ("A", "B")) == "A"       # B has ended: A's turns only
+    interleave.done_file(tmp_path, "A").touch()
+    assert interleave.advance(tmp_path, ("A", "B")) is None
     side = interleave.Side("r", "A", "HEAD~1", "c" * 40, tmp_path, ("A", "B", "C"))
     assert interleave.take_turn(side) < 1.0          # the others are gone: nobody to wait for
 
@@ -92,7 +105,7 @@ def test_a_slower_head_fails_with_the_metric_the_change_and_the_test(repo):
     out = r.stdout.str()
     assert r.ret == 1, out + r.stderr.str()
     assert (f"REGRESSION: run[quick] execution_time_s: 10.05 -> 15.08 s (+50.0 %, worse; threshold 10 %; "
-            f"permutation p=0.00794 (5 v 5 runs, spike-trimmed))") in out
+            f"permutation p=0.00397 one-sided (5 v 5 runs, spike-trimmed))") in out
     recs = [x for x in repo.records() if not x.warmup]
     by_commit = {c: [x for x in recs if x.commit == c] for c in (repo.base, head)}
     assert [len(v) for v in by_commit.values()] == [5, 5]
@@ -103,9 +116,9 @@ def test_a_slower_head_fails_with_the_metric_the_change_and_the_test(repo):
     assert engines[repo.base] != engines[head] and all(len(e) == 1 for e in engines.values())
     assert all(e.pop().endswith("/A/engine") for e in [set(engines[repo.base])])
     assert min(x.metric("execution_time_s") for x in by_commit[head]) > 14.5
-    # interleaved: the measured rounds alternate A B A B ...
+    # interleaved, each round in another order: A B, B A, A B, ...
     order = [x.extra["continuous"]["side"] for x in sorted(recs, key=lambda x: x.timestamp)]
-    assert order == ["A", "B"] * 5
+    assert order == ["A", "B", "B", "A", "A", "B", "B", "A", "A", "B"]
     assert not list(Path(p).parent.parent for p in engines[head] if Path(p).exists())   # worktrees removed
 
 
