@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 from ..records import (ResultRecord, Summary, headline_metrics, is_number, is_usable, metric_specs,
                        series_key, summarize)
+from .power import GatePower, gate_power
 from .stats import Test, noise_test
 from .thresholds import Threshold
 
@@ -38,6 +39,8 @@ class MetricDelta:
     #: a deterministic counter's distinct values on each side (empty for other metrics)
     base_values: list[float] = field(default_factory=list)
     cur_values: list[float] = field(default_factory=list)
+    #: what the gate could have caught with these runs (analysis/power.py): thresholded metrics that did not fail
+    power: GatePower | None = None
 
     @property
     def indicative(self) -> bool:
@@ -150,8 +153,11 @@ def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: 
             failed = True
         else:
             why = "indicative" if test.method == "indicative" else "noise"
+    power = None
+    if threshold is not None and worse_side and not failed and test.method in ("permutation", "history"):
+        power = gate_power(base, cur, threshold.pct, worse=worse_side, history=history or (), seed=seed)
     return MetricDelta(name, spec.get("x-label") or name, spec.get("x-unit", ""), better, b, c, delta, change,
-                       test, threshold, failed, why, *values)
+                       test, threshold, failed, why, *values, power=power)
 
 
 def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRecord], *,

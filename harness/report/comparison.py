@@ -7,6 +7,7 @@ from typing import Any, Sequence
 from tabulate import tabulate
 
 from ..analysis.compare import Comparison, Conditions, MetricDelta, SeriesComparison
+from ..analysis.power import MULTIPLES, ROUNDS
 from ..analysis.stats import COUNTER, NO_HISTORY, ONE_RUN, TWO_RUNS, Test
 from ..units import num, spread
 
@@ -88,11 +89,29 @@ def changed_note(d: MetricDelta) -> str:
             f"under greedy decoding: any change is real, not noise)").replace("  ", " ")
 
 
+def power_note(d: MetricDelta) -> str:
+    """What the gate could have caught: 'gate power: with these 5 v 5 runs (spread 6.8 % a run, from 10 runs) the
+    gate catches a change of +20 % 9 times in 10; +10 % (twice the 5 % threshold) needs about 12 rounds a side'."""
+    p = d.power
+    if p is None or d.threshold is None:
+        return ""
+    sign = "+" if d.better == "lower" else "-"
+    catch = (f"catches a change of {sign}{p.detectable_pct:g} % 9 times in 10" if p.detectable_pct is not None
+             else f"does not catch even {sign}{d.threshold.pct * MULTIPLES[-1]:g} % 9 times in 10")
+    need = (f"about {p.rounds_needed} rounds a side" if p.rounds_needed is not None
+            else f"more than {ROUNDS[-1]} rounds a side")
+    rough = "; a rough estimate, from few runs" if p.residuals < 30 else ""
+    return (f"gate power: with these {p.n_base} v {p.n_cur} runs (spread {p.spread_pct:.1f} % a run, from "
+            f"{p.residuals} runs) the gate {catch}; {sign}{p.target_pct:g} % (twice the {d.threshold.pct:g} % "
+            f"threshold) needs {need}{rough}")
+
+
 def notes(comp: Comparison) -> list[str]:
     out = [f"{series_name(s)}: {n}" for s in comp.series for n in condition_notes(s.conditions)]
     out += [f"{series_name(s)} {changed_note(d)}" for s in comp.series for d in s.deltas if d.change == "changed"]
     out += [f"{series_name(s)} {d.metric}: {not_failed_note(d)}" for s in comp.series for d in s.deltas
             if d.not_failed_because]
+    out += [f"{series_name(s)} {d.metric}: {power_note(d)}" for s in comp.series for d in s.deltas if d.power]
     return out
 
 
