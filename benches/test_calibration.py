@@ -7,18 +7,21 @@ slowdown, with real interleaved runs on this machine?
 2. One interleaved session (run/continuous.py, the machinery of `research-bench continuous`) of three temporary
    worktrees of this commit: A and A2 (the same code: A/A) and B, whose worktree -- only there -- gets a
    patch: the engine's stream loop (engine/stream.py, StreamMeter.measure) sleeps DELAY_S after each
-   non-empty chunk. Rounds interleave, each in another order of
-   the three (A A2 B, A B A2, A2 A B, ...: run/interleave.py), each side imports its own worktree's engine.
-3. Each side's rounds are cut into blocks of BLOCK rounds; every block is judged the way `research-bench
-   continuous ... --research-rounds 5 --research-compare-fail execution_time_s:5%` judges a session
-   (analysis/calibration.py): A vs A2 blocks that fail are false alarms, A vs B blocks that fail are detections.
+   non-empty chunk. Rounds interleave, each in another order of the three (A A2 B, A B A2, A2 A B, ...:
+   run/interleave.py); each side imports its own worktree's engine.
+3. Each side's rounds are cut into BLOCKS slots of SLOT consecutive rounds (default 15). Every slot is judged the
+   way `research-bench continuous ... --research-rounds 5 --research-compare-fail execution_time_s:5%` judges a
+   session, on its first 5 rounds (the goal's design); and, on the same runs, with its first 10 rounds, all 15,
+   and sequentially (`--research-max-rounds 15`: a look every 5 rounds, more only while undecided;
+   analysis/calibration.py). A vs A2 comparisons that fail are false alarms, A vs B ones that fail detections.
 
-Stores one record (bench 'gate_calibration', extra['calibration']: the rates, every block, every run's time and
-contention, the delay, the realised slowdown) and asserts the goals: no false failure in >= 10 A/A comparisons,
-the 10 % slowdown caught in >= 90 %. Long: (BLOCKS x BLOCK + 1) x 3 quick runs, about 1-2 hours on the 2-core
-CI machine; run it under the heavy lock. The side sessions' own records go to <results>/.gate-calibration/<run>/
-(outside the store's layout: B's slowed runs must not become this commit's history); only the calibration
-record is stored in the results store.
+Stores one record (bench 'gate_calibration', extra['calibration']: the rates of every design, every comparison,
+every run's time and contention, the delay, the realised slowdown) and asserts the goals for the 5-round design:
+no false failure in >= 10 A/A comparisons, the 10 % slowdown caught in >= 90 %. Long: (BLOCKS x SLOT + 1) x 3
+quick runs, about 50-60 minutes on the 2-core CI machine with the defaults (RESEARCH_BENCH_CALIBRATION_BLOCKS,
+RESEARCH_BENCH_CALIBRATION_MAX_ROUNDS shorten it); run it under the heavy lock. The side sessions' own records go
+to <results>/.gate-calibration/<run>/ (outside the store's layout: B's slowed runs must not become this
+commit's history); only the calibration record is stored in the results store.
 """
 from __future__ import annotations
 
@@ -33,7 +36,8 @@ from pathlib import Path
 import pytest
 
 from llm_research_bench.engine.envvars import env
-from llm_research_bench.harness.analysis.calibration import block_comparisons, median_change, rate
+from llm_research_bench.harness.analysis.calibration import (block_comparisons, median_change, rate,
+                                                              sequential_comparisons)
 from llm_research_bench.harness.analysis.thresholds import parse_threshold
 from llm_research_bench.harness.records import is_contended, is_superseded, is_usable
 from llm_research_bench.harness.report.continuous_cmd import session_records, side_pytest_args
@@ -41,10 +45,12 @@ from llm_research_bench.harness.run.continuous import Worktrees, run_sides
 
 pytestmark = [pytest.mark.calibration]
 REPO = Path(__file__).resolve().parents[1]
-BLOCKS = int(env("CALIBRATION_BLOCKS", "10"))     # RESEARCH_BENCH_CALIBRATION_BLOCKS
-BLOCK = 5
-#: The session is also judged in blocks of these many rounds a side (fewer blocks): the rates with more rounds.
-LONGER_BLOCKS = (10,)
+BLOCKS = int(env("CALIBRATION_BLOCKS", "10"))     # RESEARCH_BENCH_CALIBRATION_BLOCKS: comparisons of each kind
+BLOCK = 5                                          # the goal's design: 5 interleaved rounds a side
+#: Every comparison owns a slot of this many consecutive rounds a side (RESEARCH_BENCH_CALIBRATION_MAX_ROUNDS):
+#: judged on its first BLOCK rounds (the goal's design), its first 10, all of them, and sequentially (a look
+#: every BLOCK rounds up to the slot, analysis/sequential.py) -- every design on the same real runs.
+SLOT = max(BLOCK, int(env("CALIBRATION_MAX_ROUNDS", "15")))
 SLOWDOWN = 0.10
 THRESHOLD = "execution_time_s:5%"
 PROBE_ROUNDS = 3
@@ -89,10 +95,10 @@ def test_gate_calibration(research_bench, record_result, bench_question):
     assert t and tokens, "the probe runs did not complete: nothing to size the slowdown on"
     delay = round(SLOWDOWN * t / tokens, 5)
     say(f"gate calibration: probe median {t:.1f} s, {tokens:.0f} tokens: B sleeps {delay * 1000:.2f} ms "
-        f"per streamed chunk (+{SLOWDOWN:.0%}); {BLOCKS} blocks x {BLOCK} rounds x 3 sides")
+        f"per streamed chunk (+{SLOWDOWN:.0%}); {BLOCKS} slots x {SLOT} rounds x 3 sides")
     run_id = uuid.uuid4().hex[:12]
     results = research_bench.ctx.options.results_dir / ".gate-calibration" / run_id
-    rounds = BLOCKS * BLOCK
+    rounds = BLOCKS * SLOT
     args = side_pytest_args([str(REPO / "benches" / "test_pipeline.py"), "-m", "quick", "--research-remeasure", "0",
                              "--research-budget-scale", "3", "-q"],
                             rounds=rounds, warmup_runs=1, results_dir=results)
@@ -108,8 +114,15 @@ def test_gate_calibration(research_bench, record_result, bench_question):
     by = session_records(results, run_id)
     a, a2, b = by.get("A", []), by.get("A2", []), by.get("B", [])
     th = [parse_threshold(THRESHOLD)]
-    aa = block_comparisons(a, a2, block=BLOCK, thresholds=th)
-    ab = block_comparisons(a, b, block=BLOCK, thresholds=th)
+    aa = block_comparisons(a, a2, block=BLOCK, slot=SLOT, thresholds=th)
+    ab = block_comparisons(a, b, block=BLOCK, slot=SLOT, thresholds=th)
+    designs = {f"{n} rounds": (block_comparisons(a, a2, block=n, slot=SLOT, thresholds=th),
+                               block_comparisons(a, b, block=n, slot=SLOT, thresholds=th))
+               for n in sorted({BLOCK, 10, SLOT}) if n <= SLOT}
+    if SLOT > BLOCK:
+        designs[f"sequential {BLOCK}-{SLOT}"] = (
+            sequential_comparisons(a, a2, rounds=BLOCK, max_rounds=SLOT, thresholds=th),
+            sequential_comparisons(a, b, rounds=BLOCK, max_rounds=SLOT, thresholds=th))
 
     def runs(recs):
         return [{"round": r.round, "execution_time_s": r.metric("execution_time_s"),
@@ -119,8 +132,10 @@ def test_gate_calibration(research_bench, record_result, bench_question):
 
     doc = {
         "how": f"one interleaved session (every order of A A2 B in turn) of {rounds} quick rounds a side after 1 "
-               f"warm-up, sides in temporary worktrees of this commit; B's worktree patched to sleep {delay} s per streamed chunk "
-               f"({SLOWDOWN:.0%} of the probe's median); blocks of {BLOCK} rounds judged with {THRESHOLD}",
+               f"warm-up, sides in temporary worktrees of this commit; B's worktree patched to sleep {delay} s per "
+               f"streamed chunk ({SLOWDOWN:.0%} of the probe's median); {BLOCKS} slots of {SLOT} rounds a side, "
+               f"each judged with {THRESHOLD} on its first {BLOCK} rounds (the goal's design), and by the other "
+               f"designs in 'designs'",
         "delay_s_per_chunk": delay, "probe_median_s": t, "probe_tokens": tokens,
         "target_slowdown_pct": SLOWDOWN * 100, "threshold": THRESHOLD, "block_rounds": BLOCK,
         "false_alarm_rate": rate(aa), "false_alarms": sum(x.failed for x in aa), "aa_comparisons": len(aa),
@@ -132,12 +147,14 @@ def test_gate_calibration(research_bench, record_result, bench_question):
         "quiet_aa_comparisons": sum(1 for x in aa if not x.contended),
         "quiet_detections": sum(x.failed for x in ab if not x.contended),
         "quiet_ab_comparisons": sum(1 for x in ab if not x.contended),
-        # the same session judged in longer blocks: how many rounds a side this machine needs
-        "longer_blocks": {str(n): {"false_alarms": sum(x.failed for x in aa_n), "aa_comparisons": len(aa_n),
-                                   "detections": sum(x.failed for x in ab_n), "ab_comparisons": len(ab_n)}
-                          for n in LONGER_BLOCKS
-                          for aa_n, ab_n in [(block_comparisons(a, a2, block=n, thresholds=th),
-                                              block_comparisons(a, b, block=n, thresholds=th))]},
+        "slot_rounds": SLOT,
+        # the same slots judged by every design: how many rounds a side this machine needs
+        "designs": {name: {"false_alarms": sum(x.failed for x in d_aa), "aa_comparisons": len(d_aa),
+                           "detections": sum(x.failed for x in d_ab), "ab_comparisons": len(d_ab),
+                           "mean_rounds_aa": statistics.mean(x.n_base for x in d_aa) if d_aa else None,
+                           "mean_rounds_ab": statistics.mean(x.n_base for x in d_ab) if d_ab else None,
+                           "aa_blocks": [x.__dict__ for x in d_aa], "ab_blocks": [x.__dict__ for x in d_ab]}
+                    for name, (d_aa, d_ab) in designs.items()},
         "runs": {"A": runs(a), "A2": runs(a2), "B": runs(b)},
         "median_s": {k: statistics.median(x["execution_time_s"] for x in v) if v else None
                      for k, v in {"A": runs(a), "A2": runs(a2), "B": runs(b)}.items()},
@@ -156,9 +173,10 @@ def test_gate_calibration(research_bench, record_result, bench_question):
             doc["quiet_aa_comparisons"], doc["quiet_detections"], doc["quiet_ab_comparisons"],
             _pct(doc["realised_slowdown_pct_median"]),
             *(_num(doc["median_s"][k]) for k in ("A", "A2", "B")), doc["contended_share"], elapsed / 60))
-    for n, r in doc["longer_blocks"].items():
-        say(f"gate calibration, blocks of {n} rounds a side: A/A false alarms "
-            f"{r['false_alarms']}/{r['aa_comparisons']}, A/B detections {r['detections']}/{r['ab_comparisons']}")
+    for name, r in doc["designs"].items():
+        say(f"gate calibration, {name} a side: A/A false alarms {r['false_alarms']}/{r['aa_comparisons']}, A/B "
+            f"detections {r['detections']}/{r['ab_comparisons']} (rounds a side used on average: "
+            f"{_num(r['mean_rounds_aa'])} A/A, {_num(r['mean_rounds_ab'])} A/B)")
     shutil.rmtree(work, ignore_errors=True)
     assert len(aa) >= 10 and len(ab) >= 10, f"too few complete blocks: {len(aa)} A/A, {len(ab)} A/B"
     assert doc["false_alarms"] == 0, doc["aa_blocks"]

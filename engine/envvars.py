@@ -26,6 +26,7 @@ VARIABLES: dict[str, str | None] = {
     "QUALITY_SAMPLE": "QUALITY_SAMPLE",
     "COMMIT_URL": None,
     "CALIBRATION_BLOCKS": "RESEARCH_CALIBRATION_BLOCKS",
+    "CALIBRATION_MAX_ROUNDS": None,
 }
 _warned: set[str] = set()
 

@@ -4,7 +4,8 @@ The gate calibration bench (benches/test_calibration.py) runs sides A, A2 (the s
 their rounds interleaved; `block_comparisons` cuts each side's measured rounds into consecutive blocks of
 `block` rounds and judges every block as `research-bench continuous` would judge a session of that many rounds
 (compare.compare_records with the thresholds). A/A blocks that fail are false alarms; A/B blocks that fail are
-detections.
+detections. `sequential_comparisons` judges longer slots of rounds the way a sequential `continuous` session
+would (analysis/sequential.py).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Sequence
 
 from ..records import ResultRecord, is_number, is_usable
 from .compare import Comparison, compare_records
+from .sequential import look_alpha, plan, should_continue
 from .thresholds import Threshold
 
 
@@ -34,20 +36,49 @@ def _rounds(records: Sequence[ResultRecord]) -> list[ResultRecord]:
     return sorted((r for r in records if is_usable(r)), key=lambda r: (r.round, r.timestamp))
 
 
+def _result(k: int, bb: Sequence[ResultRecord], ob: Sequence[ResultRecord], comp: Comparison,
+            metric: str) -> BlockResult:
+    d = comp.series[0].delta(metric) if comp.series else None
+    return BlockResult(
+        k, (bb[0].round, bb[-1].round), comp.failed, d.delta_pct if d else None,
+        (d.test.p_value if d.test.p_worse is None else d.test.p_worse) if d else None,
+        d.test.method if d else "none", d.base.n if d else 0, d.cur.n if d else 0,
+        sum(1 for r in [*bb, *ob] if (r.extra or {}).get("contended")))
+
+
 def block_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord], *, block: int,
-                      thresholds: Sequence[Threshold], metric: str = "execution_time_s") -> list[BlockResult]:
-    """Judge consecutive blocks of `block` usable rounds of `base` against the same blocks of `other`."""
+                      thresholds: Sequence[Threshold], metric: str = "execution_time_s",
+                      slot: int | None = None) -> list[BlockResult]:
+    """Judge blocks of `block` usable rounds of `base` against the same rounds of `other`: the first `block`
+    rounds of every `slot` (default: block) consecutive ones."""
     b, o = _rounds(base), _rounds(other)
+    slot = slot or block
     out = []
-    for k in range(min(len(b), len(o)) // block):
-        bb, ob = b[k * block:(k + 1) * block], o[k * block:(k + 1) * block]
-        comp: Comparison = compare_records(bb, ob, thresholds=thresholds, metrics=[metric])
-        d = comp.series[0].delta(metric) if comp.series else None
-        out.append(BlockResult(
-            k, (bb[0].round, bb[-1].round), comp.failed, d.delta_pct if d else None,
-            (d.test.p_value if d.test.p_worse is None else d.test.p_worse) if d else None,
-            d.test.method if d else "none", d.base.n if d else 0, d.cur.n if d else 0,
-            sum(1 for r in [*bb, *ob] if (r.extra or {}).get("contended"))))
+    for k in range(min(len(b), len(o)) // slot):
+        bb, ob = b[k * slot:k * slot + block], o[k * slot:k * slot + block]
+        comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric])
+        out.append(_result(k, bb, ob, comp, metric))
+    return out
+
+
+def sequential_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord], *, rounds: int,
+                           max_rounds: int, thresholds: Sequence[Threshold],
+                           metric: str = "execution_time_s") -> list[BlockResult]:
+    """Judge every slot of `max_rounds` consecutive rounds the way `research-bench continuous --research-rounds
+    ROUNDS --research-max-rounds MAX` would (analysis/sequential.py): a look after every `rounds` rounds a side,
+    each at alpha / looks, more rounds only while the gated metric is undecided."""
+    b, o = _rounds(base), _rounds(other)
+    looks = plan(rounds, max_rounds)
+    alpha = look_alpha(len(looks))
+    out = []
+    for k in range(min(len(b), len(o)) // looks[-1]):
+        s = k * looks[-1]
+        for j, total in enumerate(looks):
+            bb, ob = b[s:s + total], o[s:s + total]
+            comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric], alpha=alpha)
+            if not should_continue(comp, j, len(looks)):
+                break
+        out.append(_result(k, bb, ob, comp, metric))
     return out
 
 

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 from ..records import (ResultRecord, Summary, headline_metrics, is_number, is_usable, metric_specs,
                        series_key, summarize)
 from .power import GatePower, gate_power
-from .stats import Test, noise_test
+from .stats import ALPHA, Test, noise_test
 from .thresholds import Threshold
 
 #: How many recent other commits of a series the history noise estimate reads.
@@ -128,9 +128,10 @@ def direction_of(delta: float | None, better: str) -> str:
 
 def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: Sequence[float],
                    threshold: Threshold | None = None, seed: int = 0,
-                   history: Sequence[Sequence[float]] | None = None) -> MetricDelta:
+                   history: Sequence[Sequence[float]] | None = None, alpha: float = ALPHA) -> MetricDelta:
     """One metric of one series. `history`: the series' values on other recent commits, one list per commit
-    (the noise estimate where the two sides have too few runs)."""
+    (the noise estimate where the two sides have too few runs); `alpha`: the noise test's level (lower for one
+    look of a sequential comparison, analysis/sequential.py)."""
     base = [float(x) for x in base_vals if is_number(x)]
     cur = [float(x) for x in cur_vals if is_number(x)]
     b, c = summarize(base), summarize(cur)
@@ -139,8 +140,8 @@ def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: 
     delta = relative_change(b.median, c.median)
     change = direction_of(delta, better)
     worse_side = {"lower": "greater", "higher": "less"}.get(better)
-    test = (noise_test(base, cur, seed=seed, history=history, exact=exact, worse=worse_side) if b.n and c.n
-            else Test("none", None))
+    test = (noise_test(base, cur, seed=seed, history=history, exact=exact, worse=worse_side, alpha=alpha)
+            if b.n and c.n else Test("none", None))
     values: tuple[list[float], list[float]] = ([], [])
     if exact and b.n and c.n:
         values = (sorted(set(base)), sorted(set(cur)))
@@ -155,6 +156,7 @@ def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: 
             why = "indicative" if test.method == "indicative" else "noise"
     power = None
     if threshold is not None and worse_side and not failed and test.method in ("permutation", "history"):
+        # for a fixed number of rounds (--research-rounds N): at the full alpha, whatever this look's
         power = gate_power(base, cur, threshold.pct, worse=worse_side, history=history or (), seed=seed)
     return MetricDelta(name, spec.get("x-label") or name, spec.get("x-unit", ""), better, b, c, delta, change,
                        test, threshold, failed, why, *values, power=power)
@@ -164,12 +166,13 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
                     thresholds: Sequence[Threshold] = (), metrics: Sequence[str] | None = None,
                     baseline_name: str = "baseline", current_name: str = "current",
                     specs: dict[str, dict] | None = None, key: Callable[[ResultRecord], str] = series_key,
-                    seed: int = 0, history: Sequence[ResultRecord] = ()) -> Comparison:
+                    seed: int = 0, history: Sequence[ResultRecord] = (), alpha: float = ALPHA) -> Comparison:
     """Compare the usable runs of each series present on both sides.
 
     metrics: which to compare (default: the schema's headline metrics, the deterministic counters, plus every
     thresholded one). history: stored records of other commits on the same machine (the current side's own
-    records are left out), for the noise estimate where the sides have too few runs."""
+    records are left out), for the noise estimate where the sides have too few runs. alpha: the noise tests'
+    level (one look of a sequential comparison tests at less, analysis/sequential.py)."""
     specs = specs if specs is not None else metric_specs("telemetry")
     names = list(metrics) if metrics is not None else headline_metrics("telemetry") + [
         n for n, s in specs.items() if s.get("x-compare") == "exact" and n not in headline_metrics("telemetry")]
@@ -194,7 +197,8 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
         hist = _recent_by_commit(gh.get(k, []), {_profile_digest(r) for r in crs})
         deltas = [compare_metric(n, specs.get(n, {}), [r.metric(n) for r in brs if is_number(r.metric(n))],
                                  [r.metric(n) for r in crs if is_number(r.metric(n))], by_t.get(n), seed,
-                                 history=[[r.metric(n) for r in rs if is_number(r.metric(n))] for rs in hist])
+                                 history=[[r.metric(n) for r in rs if is_number(r.metric(n))] for rs in hist],
+                                 alpha=alpha)
                   for n in names]
         bprof = {_profile_digest(r) for r in brs} - {None}
         cprof = {_profile_digest(r) for r in crs} - {None}

@@ -49,7 +49,7 @@ class GatePower:
 
 
 def catch_rate(residuals: np.ndarray, n1: int, n2: int, change_pct: float, threshold_pct: float, *,
-               worse: str = "greater", draws: int = DRAWS, seed: int = 0) -> float:
+               worse: str = "greater", draws: int = DRAWS, seed: int = 0, alpha: float = ALPHA) -> float:
     """The share of simulated comparisons (n1 base runs v n2 current runs, drawn from `residuals` on the log scale,
     the current side shifted by change_pct toward `worse`) that the gate fails."""
     rng = np.random.default_rng(seed)
@@ -59,11 +59,11 @@ def catch_rate(residuals: np.ndarray, n1: int, n2: int, change_pct: float, thres
     p = permutation_p(base, cur, seed=seed, alternative=worse)
     moved = np.median(cur, axis=1) / np.median(base, axis=1) - 1.0
     beyond = moved * 100.0 > threshold_pct if worse == "greater" else -moved * 100.0 > threshold_pct
-    return float(((p <= ALPHA) & beyond).mean())
+    return float(((p <= alpha) & beyond).mean())
 
 
 def gate_power(base: Sequence[float], cur: Sequence[float], threshold_pct: float, *, worse: str = "greater",
-               history: Sequence[Sequence[float]] = (), seed: int = 0) -> GatePower | None:
+               history: Sequence[Sequence[float]] = (), seed: int = 0, alpha: float = ALPHA) -> GatePower | None:
     """The gate's power for one metric (positive values), or None without enough runs to estimate the spread."""
     b = [float(x) for x in base if isinstance(x, (int, float)) and math.isfinite(x) and x > 0]
     c = [float(x) for x in cur if isinstance(x, (int, float)) and math.isfinite(x) and x > 0]
@@ -75,7 +75,7 @@ def gate_power(base: Sequence[float], cur: Sequence[float], threshold_pct: float
     spread = float(np.std(res, ddof=1))
 
     def rate(n1: int, n2: int, change: float) -> float:
-        return catch_rate(res, n1, n2, change, threshold_pct, worse=worse, seed=seed)
+        return catch_rate(res, n1, n2, change, threshold_pct, worse=worse, seed=seed, alpha=alpha)
 
     detectable = next((threshold_pct * m for m in MULTIPLES if rate(len(b), len(c), threshold_pct * m) >= POWER),
                       None)

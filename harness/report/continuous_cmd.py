@@ -3,9 +3,11 @@ machine, the way `asv continuous` works (the machinery: run/continuous.py).
 
 Both commits are checked out in temporary git worktrees and benched in one go on this machine, each side a
 pytest session of this checkout's benches and harness importing its own commit's engine from the same venv;
-their measured rounds interleave, each round in another order (A B, B A, ...), so that drift and other processes' load hit both alike. Both sides'
-records are stored under their commits (extra['continuous'] names the session and the side). The comparison
-is `research-bench compare`'s, over this session's runs only.
+their measured rounds interleave, each round in another order (A B, B A, ...), so that drift and other processes'
+load hit both alike. Both sides' records are stored under their commits (extra['continuous'] names the session
+and the side). The comparison is `research-bench compare`'s, over this session's runs only. With
+--research-max-rounds above --research-rounds it is sequential (analysis/sequential.py): after every
+--research-rounds rounds a side it compares, and measures more only while a gated metric is undecided.
 
 Exit status: 0; 1 when a --research-compare-fail threshold is crossed by a change distinguishable from noise
 (or when HEAD's own session failed its targets); 2 for a usage error; 3 when a side produced no usable run.
@@ -24,6 +26,7 @@ HELP = "interleaved A/B comparison of two commits on this machine (temporary wor
 #: This command's own options (the plugin's spelling and a short one); every other argument goes to pytest.
 OWN = {
     "--research-rounds": "rounds", "--rounds": "rounds",
+    "--research-max-rounds": "max_rounds", "--max-rounds": "max_rounds",
     "--research-warmup-runs": "warmup_runs", "--warmup-runs": "warmup_runs",
     "--research-compare-fail": "compare_fail", "--compare-fail": "compare_fail",
     "--research-results-dir": "results_dir", "--results-dir": "results_dir",
@@ -44,6 +47,10 @@ def add_arguments(p) -> None:
     p.add_argument("head", metavar="HEAD", nargs="?", default="HEAD", help="the commit to judge (default: HEAD)")
     p.add_argument("--research-rounds", "--rounds", metavar="N",
                    help=f"measured rounds a side (default {DEFAULT_ROUNDS}; 5+ for robustness to a spike)")
+    p.add_argument("--research-max-rounds", "--max-rounds", metavar="N",
+                   help="sequential: while a gated metric is undecided (worse by more than half its threshold, not "
+                        "failed), measure --research-rounds more a side, up to N in all; each look tests at "
+                        "alpha / looks (default: --research-rounds, one look)")
     p.add_argument("--research-warmup-runs", "--warmup-runs", metavar="N", help="warm-up runs a side (default 1)")
     p.add_argument("--research-compare-fail", "--compare-fail", metavar="METRIC:PCT", action="append",
                    help="exit 1 when METRIC got worse by more than PCT %% and the change is distinguishable from "
@@ -114,6 +121,7 @@ def main(argv: list[str]) -> int:
     try:
         o = parse(argv)
         rounds = _int("rounds", o.get("rounds"), DEFAULT_ROUNDS, 1)
+        max_rounds = _int("max-rounds", o.get("max_rounds"), rounds, rounds)
         warm = _int("warmup-runs", o.get("warmup_runs"), 1, 0)
         from ..analysis.thresholds import parse_threshold
         thresholds = []
@@ -128,7 +136,7 @@ def main(argv: list[str]) -> int:
         print(f"continuous: {e}", file=sys.stderr)
         return 2
     results_dir = Path(o.get("results_dir") or os.environ.get("RESEARCH_BENCH_RESULTS_DIR") or "results").resolve()
-    return run_continuous(o["base"], o["head"], o["pytest"], rounds=rounds, warmup_runs=warm,
+    return run_continuous(o["base"], o["head"], o["pytest"], rounds=rounds, max_rounds=max_rounds, warmup_runs=warm,
                           thresholds=thresholds, results_dir=results_dir, fmt=o["format"],
                           keep_worktrees=o["keep_worktrees"])
 
@@ -169,8 +177,11 @@ def _progress(line: str) -> None:
 
 def run_continuous(base: str, head: str, pytest_args: list[str], *, rounds: int, warmup_runs: int, thresholds,
                    results_dir: Path, fmt: str = "text", keep_worktrees: bool = False, cwd: Path | None = None,
-                   echo=_progress) -> int:
+                   echo=_progress, max_rounds: int | None = None) -> int:
+    """Bench both commits interleaved and compare them; with max_rounds > rounds, sequentially: a look after
+    every `rounds` rounds a side, more rounds only while a gated metric is undecided (analysis/sequential.py)."""
     from ..analysis.compare import compare_records
+    from ..analysis.sequential import look_alpha, plan, should_continue, undecided
     from ..records import is_usable
     from ..run.continuous import ContinuousError, Worktrees, run_sides
     from . import comparison as C
@@ -181,49 +192,79 @@ def run_continuous(base: str, head: str, pytest_args: list[str], *, rounds: int,
     cwd = Path(cwd or Path.cwd())
     run_id = uuid.uuid4().hex[:12]
     work = Path(tempfile.mkdtemp(prefix=f"research-bench-continuous-{run_id}-"))
-    args = side_pytest_args(pytest_args, rounds=rounds, warmup_runs=warmup_runs, results_dir=results_dir)
+    looks = plan(rounds, max_rounds or rounds)
+    alpha = look_alpha(len(looks))
+    outcomes: list = []
+    comp = None
+    measured = 0
     try:
         with Worktrees(cwd, keep=keep_worktrees) as wt:
             a, b = wt.add("A", base), wt.add("B", head)
             echo(f"continuous {run_id}: A = {base} ({a.short}), B = {head} ({b.short}); {rounds} interleaved "
-                 f"rounds a side after {warmup_runs} warm-up(s); worktrees under {wt.root}")
-            echo(f"each side: pytest {' '.join(args)}")
-            outcomes = run_sides([a, b], args, cwd=cwd, run_id=run_id, echo=echo, workdir=work)
+                 f"rounds a side after {warmup_runs} warm-up(s)"
+                 + (f", up to {looks[-1]} in {len(looks)} looks (each tests at alpha {alpha:.3g})"
+                    if len(looks) > 1 else "") + f"; worktrees under {wt.root}")
+            for k, total in enumerate(looks):
+                args = side_pytest_args(pytest_args, rounds=total - measured, warmup_runs=warmup_runs,
+                                        results_dir=results_dir)
+                if k == 0:
+                    echo(f"each side: pytest {' '.join(args)}")
+                outcomes += run_sides([a, b], args, cwd=cwd, run_id=run_id, echo=echo, workdir=work / f"look-{k + 1}")
+                measured = total
+                by_side = session_records(results_dir, run_id)
+                base_recs, cur_recs = by_side.get("A", []), by_side.get("B", [])
+                if not any(is_usable(r) for r in base_recs) or not any(is_usable(r) for r in cur_recs):
+                    break
+                comp = compare_records(base_recs, cur_recs, thresholds=thresholds, alpha=alpha,
+                                       baseline_name=f"{base} {a.short}", current_name=f"{head} {b.short}")
+                if not should_continue(comp, k, len(looks)):
+                    break
+                echo(f"look {k + 1} of {len(looks)} ({total} rounds a side): undecided: "
+                     + "; ".join(f"{key} {d.metric} {d.delta_pct:+.1f} % (threshold {d.threshold.pct:g} %)"
+                                 for key, d in undecided(comp))
+                     + f"; measuring {looks[k + 1] - total} more rounds a side")
     except ContinuousError as e:
         shutil.rmtree(work, ignore_errors=True)
         print(f"continuous: {e}", file=sys.stderr)
         return 2
     keep_logs = keep_worktrees or any(o.returncode not in (0, 5) for o in outcomes)
     by_side = session_records(results_dir, run_id)
-    base_recs, cur_recs = by_side.get("A", []), by_side.get("B", [])
-    for o in outcomes:
+    for o in outcomes[-2:]:
         n = sum(1 for r in by_side.get(o.side.name, []) if is_usable(r))
-        echo(f"side {o.side.name} ({o.side.ref} = {o.side.short}): pytest exit status {o.returncode}, {n} usable "
-             f"run(s)" + (f"; log {o.log}" if keep_logs else ""))
+        echo(f"side {o.side.name} ({o.side.ref} = {o.side.short}): pytest exit status "
+             f"{', '.join(str(x.returncode) for x in outcomes if x.side.name == o.side.name)}, {n} usable "
+             f"run(s)" + (f"; logs under {work}" if keep_logs else ""))
     if not keep_logs:
         shutil.rmtree(work, ignore_errors=True)
-    if not any(is_usable(r) for r in base_recs) or not any(is_usable(r) for r in cur_recs):
+    if comp is None:
         print(f"continuous: a side produced no usable run (see the logs above): nothing to compare",
               file=sys.stderr)
         return 3
-    comp = compare_records(base_recs, cur_recs, thresholds=thresholds,
-                           baseline_name=f"{base} {a.short}", current_name=f"{head} {b.short}")
+    seq = (f"sequential: {measured} of up to {looks[-1]} rounds a side, look {looks.index(measured) + 1} of "
+           f"{len(looks)}, each look at alpha {alpha:.3g}") if len(looks) > 1 else ""
     if fmt == "json":
         import dataclasses
         print(json.dumps({"run": run_id, "sides": {o.side.name: {"ref": o.side.ref, "commit": o.side.commit,
                                                                  "returncode": o.returncode} for o in outcomes},
+                          "rounds": measured, "looks": looks, "alpha": alpha,
                           **dataclasses.asdict(comp), "failures": C.regression_lines(comp)}, indent=1, default=str))
     elif fmt == "markdown":
-        print(f"### Interleaved comparison {base} ({a.short}) -> {head} ({b.short}), {rounds} rounds a side\n")
+        print(f"### Interleaved comparison {base} ({a.short}) -> {head} ({b.short}), {measured} rounds a side\n")
+        if seq:
+            print(f"{seq}\n")
         print(C.table(comp, tablefmt="github"))
         for n in C.notes(comp):
             print(f"- note: {n}")
         for f in C.regression_lines(comp):
             print(f"- REGRESSION: {f}")
     else:
+        if seq:
+            print(seq)
         print(C.text(comp))
-    head_failed = outcomes[1].returncode not in (0, 5)
+    head_codes = [o.returncode for o in outcomes if o.side.name == "B"]
+    head_failed = any(c not in (0, 5) for c in head_codes)
     if head_failed:
-        print(f"continuous: HEAD's own session failed (pytest exit status {outcomes[1].returncode}): its targets "
-              f"were missed or a bench failed; see {outcomes[1].log}", file=sys.stderr)
+        bad = next(o for o in outcomes if o.side.name == "B" and o.returncode not in (0, 5))
+        print(f"continuous: HEAD's own session failed (pytest exit status {bad.returncode}): its targets "
+              f"were missed or a bench failed; see {bad.log}", file=sys.stderr)
     return 1 if comp.failed or head_failed else 0

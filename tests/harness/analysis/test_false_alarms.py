@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from llm_research_bench.harness.analysis import sequential as Q
 from llm_research_bench.harness.analysis import stats as S
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "quick_timings.json"
@@ -124,6 +125,31 @@ def test_one_spike_per_side_does_not_hide_a_15_percent_change(n):
     detected = float((S.permutation_p(a, b, seed=n, alternative="greater") <= ALPHA).mean())
     print(f"{n} v {n}, one 2x spike a side, +15 %: detected in {detected:.4f} of {PAIRS} pairs")
     assert detected >= 0.95, detected
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_the_sequential_gate_keeps_alpha_over_all_its_looks(model):
+    """`continuous --research-rounds 5 --research-max-rounds 15 --research-compare-fail execution_time_s:5%`: looks
+    at 5, 10 and 15 rounds a side, each at alpha / 3 (Bonferroni), more rounds only while undecided. The share
+    of A/A comparisons failed at any look stays within alpha (+ 3 SE)."""
+    rng = np.random.default_rng(15)
+    a, b = MODELS[model](rng, (PAIRS, 15)), MODELS[model](rng, (PAIRS, 15))
+    failed, used = Q.gate_batch(a, b, 5.0, rounds=5, max_rounds=15)
+    rate = float(failed.mean())
+    print(f"{model}: sequential 5-15 gate, A/A failed {rate:.4f} of {PAIRS} (mean {used.mean():.1f} rounds a side)")
+    assert rate <= ALPHA + TOLERANCE, rate
+
+
+def test_the_sequential_gate_catches_more_than_five_fixed_rounds():
+    """On noise like this machine's quiet quick runs (7 % log spread): a +10 % slowdown."""
+    rng = np.random.default_rng(16)
+    a = spiky(rng, (PAIRS, 15), 0.0, sigma=0.07)
+    b = spiky(rng, (PAIRS, 15), 0.0, sigma=0.07) * 1.10
+    fixed5, _ = Q.gate_batch(a, b, 5.0, rounds=5, max_rounds=5)
+    seq, used = Q.gate_batch(a, b, 5.0, rounds=5, max_rounds=15)
+    print(f"+10 % at 7 % noise: 5 fixed rounds catch {fixed5.mean():.3f}; sequential 5-15 {seq.mean():.3f} "
+          f"(mean {used.mean():.1f} rounds a side)")
+    assert seq.mean() > fixed5.mean() + 0.2
 
 
 def test_noise_test_uses_the_same_functions():

@@ -133,3 +133,26 @@ def test_an_a_a_pair_differing_only_in_a_comment_passes(repo):
 def test_a_ref_git_does_not_know_is_a_usage_error(repo):
     r = _continuous(repo, "no-such-ref")
     assert r.ret == 2 and "'no-such-ref': git does not know this ref" in r.stderr.str()
+
+
+def test_sequential_rounds_are_measured_only_while_a_gated_metric_is_undecided(repo):
+    _engine_commit(repo, "\nTEST_DOUBLE_SLOWDOWN = 1.04\n", "4 % slower: within the 5 % threshold, beyond half")
+    r = _continuous(repo, "HEAD~1", "--rounds", "5", "--max-rounds", "15", "--compare-fail", "execution_time_s:5%")
+    out, err = r.stdout.str(), r.stderr.str()
+    assert r.ret == 0, out + err
+    assert "up to 15 in 3 looks (each tests at alpha 0.0167)" in err
+    assert "look 1 of 3 (5 rounds a side): undecided: run[quick] execution_time_s +4.0 % (threshold 5 %); " \
+           "measuring 5 more rounds a side" in err
+    assert "sequential: 15 of up to 15 rounds a side, look 3 of 3, each look at alpha 0.0167" in out
+    assert "gate power: with these 15 v 15 runs" in out
+    recs = [x for x in repo.records() if not x.warmup]
+    assert len(recs) == 30 and len({x.extra["continuous"]["run"] for x in recs}) == 1
+
+
+def test_a_clear_regression_fails_at_the_first_look(repo):
+    _engine_commit(repo, "\nTEST_DOUBLE_SLOWDOWN = 1.5\n", "slower")
+    r = _continuous(repo, "HEAD~1", "--rounds", "5", "--max-rounds", "15", "--compare-fail", "execution_time_s:5%")
+    out = r.stdout.str()
+    assert r.ret == 1, out + r.stderr.str()
+    assert "sequential: 5 of up to 15 rounds a side, look 1 of 3" in out and "REGRESSION: run[quick]" in out
+    assert len([x for x in repo.records() if not x.warmup]) == 10

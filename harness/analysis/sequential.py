@@ -1,0 +1,82 @@
+"""Sequential comparisons (pure): measure more rounds only where the first ones cannot decide.
+
+On a shared runner a quick run's time spreads about 7 % from run to run, and 5 rounds a side then catch a 10 %
+slowdown only about half the time (the gate calibration bench measures it); 10-15 rounds catch it nine times in
+ten but cost two to three times as long for every commit. `research-bench continuous --research-rounds 5
+--research-max-rounds 15` takes the middle way: it compares after every `rounds` rounds a side (a *look*) and
+measures more only while a gated metric is *undecided*: worse by more than half its threshold, yet not failed.
+A clear regression fails at the first look, a clear pass (better, or within half the threshold) stops there.
+
+The gate's alpha is split evenly over the planned looks (Bonferroni: each look tests at alpha / looks), so the
+chance that any look fails an A/A comparison stays within alpha whatever the looks' data have in common; stopping
+early only removes chances to fail. tests/harness/analysis/test_false_alarms.py checks this by Monte Carlo.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .compare import Comparison, MetricDelta
+from .stats import ALPHA, can_decide, permutation_p
+
+#: A gated metric worse by more than this share of its threshold, but not failed, is undecided.
+FUTILITY = 0.5
+
+
+def plan(rounds: int, max_rounds: int) -> list[int]:
+    """The rounds a side measured at each look: rounds, 2 x rounds, ... up to max_rounds (the last look capped
+    there). One look when max_rounds <= rounds."""
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
+    n = max(1, math.ceil(max_rounds / rounds))
+    return [min(rounds * (k + 1), max(max_rounds, rounds)) for k in range(n)]
+
+
+def look_alpha(looks: int, alpha: float = ALPHA) -> float:
+    """The alpha each look tests at, so that all the looks together keep `alpha`."""
+    return alpha / max(1, looks)
+
+
+def is_undecided(d: MetricDelta) -> bool:
+    """A gated metric the next rounds could still turn into a regression: worse by more than FUTILITY x its
+    threshold and not failed (a change that is not distinguishable from noise, or only indicative)."""
+    return (d.threshold is not None and not d.failed and d.change == "worse" and d.delta_pct is not None
+            and abs(d.delta_pct) > FUTILITY * d.threshold.pct)
+
+
+def undecided(comp: Comparison) -> list[tuple[str, MetricDelta]]:
+    """(series key, metric delta) of every undecided gated metric."""
+    return [(s.key, d) for s in comp.series for d in s.deltas if is_undecided(d)]
+
+
+def should_continue(comp: Comparison, look: int, looks: int) -> bool:
+    """Measure another look: none has failed, some gated metric is undecided, and a look is left."""
+    return look + 1 < looks and not comp.failed and bool(undecided(comp))
+
+
+def gate_batch(base: np.ndarray, cur: np.ndarray, threshold_pct: float, *, rounds: int, max_rounds: int,
+               alpha: float = ALPHA, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The sequential gate on a batch of pairs of a lower-is-better metric, vectorised (what the Monte-Carlo check
+    runs; one pair gives what compare_records and should_continue decide): base, cur (m, >= max_rounds) positive
+    values in round order -> (failed (m,) bools, rounds a side used (m,) ints)."""
+    base = np.atleast_2d(np.asarray(base, dtype=float))
+    cur = np.atleast_2d(np.asarray(cur, dtype=float))
+    looks = plan(rounds, max_rounds)
+    a = look_alpha(len(looks), alpha)
+    m = base.shape[0]
+    failed = np.zeros(m, dtype=bool)
+    used = np.zeros(m, dtype=int)
+    going = np.ones(m, dtype=bool)
+    for k, n in enumerate(looks):
+        idx = np.flatnonzero(going)
+        if not idx.size:
+            break
+        b, c = base[idx, :n], cur[idx, :n]
+        moved = (np.median(c, axis=1) / np.median(b, axis=1) - 1.0) * 100.0
+        p = permutation_p(b, c, seed=seed, alternative="greater") if can_decide(n, n, a) else np.ones(idx.size)
+        fail = (moved > threshold_pct) & (p <= a)
+        failed[idx] = fail
+        used[idx] = n
+        going[idx] = ~fail & (moved > FUTILITY * threshold_pct) & (k + 1 < len(looks))
+    return failed, used
