@@ -4,8 +4,10 @@ On a shared runner a quick run's time spreads about 7 % from run to run, and 5 r
 slowdown only about half the time (the gate calibration bench measures it); 10-15 rounds catch it nine times in
 ten but cost two to three times as long for every commit. `research-bench continuous --research-rounds 5
 --research-max-rounds 15` takes the middle way: it compares after every `rounds` rounds a side (a *look*) and
-measures more only while a gated metric is *undecided*: worse by more than half its threshold, yet not failed.
-A clear regression fails at the first look, a clear pass (better, or within half the threshold) stops there.
+measures more only while a gated metric is *undecided*: worse, yet not failed. A clear regression fails at the
+first look; a metric that is the same or better stops there. (Stopping also when the change is under half the
+threshold saves rounds, but in simulation -- 7 % noise, +10 % slowdown, looks at 5/10/15 -- it let 5 points of
+the real regressions through: 0.85 caught instead of 0.90.)
 
 The gate's alpha is split evenly over the planned looks (Bonferroni: each look tests at alpha / looks), so the
 chance that any look fails an A/A comparison stays within alpha whatever the looks' data have in common; stopping
@@ -20,8 +22,8 @@ import numpy as np
 from .compare import Comparison, MetricDelta
 from .stats import ALPHA, can_decide, permutation_p
 
-#: A gated metric worse by more than this share of its threshold, but not failed, is undecided.
-FUTILITY = 0.5
+#: A gated metric worse by more than this share of its threshold, but not failed, is undecided (0: worse at all).
+FUTILITY = 0.0
 
 
 def plan(rounds: int, max_rounds: int) -> list[int]:
@@ -39,8 +41,8 @@ def look_alpha(looks: int, alpha: float = ALPHA) -> float:
 
 
 def is_undecided(d: MetricDelta) -> bool:
-    """A gated metric the next rounds could still turn into a regression: worse by more than FUTILITY x its
-    threshold and not failed (a change that is not distinguishable from noise, or only indicative)."""
+    """A gated metric the next rounds could still turn into a regression: worse (by more than FUTILITY x its
+    threshold) and not failed (a change within the threshold, not distinguishable from noise, or indicative)."""
     return (d.threshold is not None and not d.failed and d.change == "worse" and d.delta_pct is not None
             and abs(d.delta_pct) > FUTILITY * d.threshold.pct)
 

@@ -48,8 +48,7 @@ def add_arguments(p) -> None:
     p.add_argument("--research-rounds", "--rounds", metavar="N",
                    help=f"measured rounds a side (default {DEFAULT_ROUNDS}; 5+ for robustness to a spike)")
     p.add_argument("--research-max-rounds", "--max-rounds", metavar="N",
-                   help="sequential: while a gated metric is undecided (worse by more than half its threshold, not "
-                        "failed), measure --research-rounds more a side, up to N in all; each look tests at "
+                   help="sequential: while a gated metric is undecided (worse, not failed), measure --research-rounds more a side, up to N in all; each look tests at "
                         "alpha / looks (default: --research-rounds, one look)")
     p.add_argument("--research-warmup-runs", "--warmup-runs", metavar="N", help="warm-up runs a side (default 1)")
     p.add_argument("--research-compare-fail", "--compare-fail", metavar="METRIC:PCT", action="append",
