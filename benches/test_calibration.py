@@ -36,8 +36,8 @@ from pathlib import Path
 import pytest
 
 from llm_research_bench.engine.envvars import env
-from llm_research_bench.harness.analysis.calibration import (block_comparisons, median_change, rate,
-                                                              sequential_comparisons)
+from llm_research_bench.harness.analysis.calibration import (block_comparisons, design_summary, judge_designs,
+                                                              median_change, rate)
 from llm_research_bench.harness.analysis.thresholds import parse_threshold
 from llm_research_bench.harness.records import is_contended, is_superseded, is_usable
 from llm_research_bench.harness.report.continuous_cmd import session_records, side_pytest_args
@@ -116,13 +116,7 @@ def test_gate_calibration(research_bench, record_result, bench_question):
     th = [parse_threshold(THRESHOLD)]
     aa = block_comparisons(a, a2, block=BLOCK, slot=SLOT, thresholds=th)
     ab = block_comparisons(a, b, block=BLOCK, slot=SLOT, thresholds=th)
-    designs = {f"{n} rounds": (block_comparisons(a, a2, block=n, slot=SLOT, thresholds=th),
-                               block_comparisons(a, b, block=n, slot=SLOT, thresholds=th))
-               for n in sorted({BLOCK, 10, SLOT}) if n <= SLOT}
-    if SLOT > BLOCK:
-        designs[f"sequential {BLOCK}-{SLOT}"] = (
-            sequential_comparisons(a, a2, rounds=BLOCK, max_rounds=SLOT, thresholds=th),
-            sequential_comparisons(a, b, rounds=BLOCK, max_rounds=SLOT, thresholds=th))
+    designs = judge_designs(a, a2, b, block=BLOCK, slot=SLOT, thresholds=th)
 
     def runs(recs):
         return [{"round": r.round, "execution_time_s": r.metric("execution_time_s"),
@@ -149,12 +143,7 @@ def test_gate_calibration(research_bench, record_result, bench_question):
         "quiet_ab_comparisons": sum(1 for x in ab if not x.contended),
         "slot_rounds": SLOT,
         # the same slots judged by every design: how many rounds a side this machine needs
-        "designs": {name: {"false_alarms": sum(x.failed for x in d_aa), "aa_comparisons": len(d_aa),
-                           "detections": sum(x.failed for x in d_ab), "ab_comparisons": len(d_ab),
-                           "mean_rounds_aa": statistics.mean(x.n_base for x in d_aa) if d_aa else None,
-                           "mean_rounds_ab": statistics.mean(x.n_base for x in d_ab) if d_ab else None,
-                           "aa_blocks": [x.__dict__ for x in d_aa], "ab_blocks": [x.__dict__ for x in d_ab]}
-                    for name, (d_aa, d_ab) in designs.items()},
+        "designs": {name: design_summary(d_aa, d_ab) for name, (d_aa, d_ab) in designs.items()},
         "runs": {"A": runs(a), "A2": runs(a2), "B": runs(b)},
         "median_s": {k: statistics.median(x["execution_time_s"] for x in v) if v else None
                      for k, v in {"A": runs(a), "A2": runs(a2), "B": runs(b)}.items()},

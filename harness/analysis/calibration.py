@@ -94,3 +94,28 @@ def median_change(base: Sequence[ResultRecord], other: Sequence[ResultRecord],
     ratios = [r.metric(metric) / bm[r.round] - 1 for r in _rounds(other)
               if r.round in bm and is_number(bm[r.round]) and bm[r.round] and is_number(r.metric(metric))]
     return statistics.median(ratios) * 100 if ratios else None
+
+
+def judge_designs(a: Sequence[ResultRecord], a2: Sequence[ResultRecord], b: Sequence[ResultRecord], *, block: int,
+                  slot: int, thresholds: Sequence[Threshold],
+                  metric: str = "execution_time_s") -> dict[str, tuple[list[BlockResult], list[BlockResult]]]:
+    """Every design on the same slots of a calibration session (A, A2 the same code, B slower): name -> (A/A
+    comparisons, A/B comparisons). Fixed designs judge the first `block`, 10 and `slot` rounds of each slot; the
+    sequential one looks every `block` rounds up to `slot`."""
+    out = {f"{n} rounds": (block_comparisons(a, a2, block=n, slot=slot, thresholds=thresholds, metric=metric),
+                           block_comparisons(a, b, block=n, slot=slot, thresholds=thresholds, metric=metric))
+           for n in sorted({block, 10, slot}) if n <= slot}
+    if slot > block:
+        out[f"sequential {block}-{slot}"] = (
+            sequential_comparisons(a, a2, rounds=block, max_rounds=slot, thresholds=thresholds, metric=metric),
+            sequential_comparisons(a, b, rounds=block, max_rounds=slot, thresholds=thresholds, metric=metric))
+    return out
+
+
+def design_summary(aa: Sequence[BlockResult], ab: Sequence[BlockResult]) -> dict:
+    """One design's rates: false alarms and detections, and the rounds a side it used on average."""
+    return {"false_alarms": sum(x.failed for x in aa), "aa_comparisons": len(aa),
+            "detections": sum(x.failed for x in ab), "ab_comparisons": len(ab),
+            "mean_rounds_aa": statistics.mean(x.n_base for x in aa) if aa else None,
+            "mean_rounds_ab": statistics.mean(x.n_base for x in ab) if ab else None,
+            "aa_blocks": [x.__dict__ for x in aa], "ab_blocks": [x.__dict__ for x in ab]}

@@ -46,6 +46,12 @@ class MetricDelta:
     def indicative(self) -> bool:
         return self.test.method == "indicative"
 
+    @property
+    def gate_change_pct(self) -> float | None:
+        """The change the gate holds against the threshold: the noise test's own estimate (spike-trimmed mean of
+        log values) where it made one, else the medians' change."""
+        return self.test.change_pct if self.test.change_pct is not None else self.delta_pct
+
 
 @dataclass
 class Conditions:
@@ -147,9 +153,12 @@ def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: 
         values = (sorted(set(base)), sorted(set(cur)))
         if values[0] != values[1]:
             change = "changed"          # a deterministic counter moved: never noise, whatever its direction
-    worse = direction_of(delta, better) == "worse"
+    # The gate: the change for the worse beyond the threshold by the test's own estimate (the medians' change
+    # where the test made none), and beyond noise by the one-sided test.
+    gate_delta = test.change_pct if test.change_pct is not None else delta
+    worse = direction_of(gate_delta, better) == "worse"
     failed, why = False, ""
-    if threshold is not None and worse and delta is not None and abs(delta) > threshold.pct:
+    if threshold is not None and worse and gate_delta is not None and abs(gate_delta) > threshold.pct:
         if test.worse_significant:      # one-sided toward worse: the gate fails only a change for the worse
             failed = True
         else:

@@ -2,7 +2,7 @@
 
 A gate that passes says little unless it says what it would have caught. For a metric under a
 `--research-compare-fail` threshold, `gate_power` simulates the gate itself -- the one-sided permutation test toward
-the worse direction (analysis/stats.py) and the threshold on the change of the medians -- on runs resampled from
+the worse direction (analysis/stats.py) and the threshold on the test's estimate of the change -- on runs resampled from
 this comparison's own run-to-run spread (each run's log deviation from the median of its side's other runs,
 leave-one-out as in the history method; plus the series' history residuals where compare has them), and answers:
 - the smallest change it catches 9 times in 10 with the sample sizes measured (`detectable_pct`, from a grid of
@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .stats import ALPHA, history_residuals, permutation_p
+from .stats import ALPHA, change_estimate, history_residuals, permutation_p
 
 #: Simulated comparisons per point.
 DRAWS = 1000
@@ -57,8 +57,8 @@ def catch_rate(residuals: np.ndarray, n1: int, n2: int, change_pct: float, thres
     base = np.exp(residuals[rng.integers(0, residuals.size, (draws, n1))])
     cur = np.exp(residuals[rng.integers(0, residuals.size, (draws, n2))] + shift)
     p = permutation_p(base, cur, seed=seed, alternative=worse)
-    moved = np.median(cur, axis=1) / np.median(base, axis=1) - 1.0
-    beyond = moved * 100.0 > threshold_pct if worse == "greater" else -moved * 100.0 > threshold_pct
+    moved = np.asarray([change_estimate(b, c) for b, c in zip(base, cur)])
+    beyond = moved > threshold_pct if worse == "greater" else -moved > threshold_pct
     return float(((p <= alpha) & beyond).mean())
 
 

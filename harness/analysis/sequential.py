@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 
-from .compare import Comparison, MetricDelta
-from .stats import ALPHA, can_decide, permutation_p
+from .compare import Comparison, MetricDelta, direction_of
+from .stats import ALPHA, can_decide, change_estimate, permutation_p
 
 #: A gated metric worse by more than this share of its threshold, but not failed, is undecided (0: worse at all).
 FUTILITY = 0.0
@@ -43,8 +43,9 @@ def look_alpha(looks: int, alpha: float = ALPHA) -> float:
 def is_undecided(d: MetricDelta) -> bool:
     """A gated metric the next rounds could still turn into a regression: worse (by more than FUTILITY x its
     threshold) and not failed (a change within the threshold, not distinguishable from noise, or indicative)."""
-    return (d.threshold is not None and not d.failed and d.change == "worse" and d.delta_pct is not None
-            and abs(d.delta_pct) > FUTILITY * d.threshold.pct)
+    g = d.gate_change_pct
+    return (d.threshold is not None and not d.failed and g is not None
+            and direction_of(g, d.better) == "worse" and abs(g) > FUTILITY * d.threshold.pct)
 
 
 def undecided(comp: Comparison) -> list[tuple[str, MetricDelta]]:
@@ -75,7 +76,7 @@ def gate_batch(base: np.ndarray, cur: np.ndarray, threshold_pct: float, *, round
         if not idx.size:
             break
         b, c = base[idx, :n], cur[idx, :n]
-        moved = (np.median(c, axis=1) / np.median(b, axis=1) - 1.0) * 100.0
+        moved = np.asarray([change_estimate(x, y) for x, y in zip(b, c)])
         p = permutation_p(b, c, seed=seed, alternative="greater") if can_decide(n, n, a) else np.ones(idx.size)
         fail = (moved > threshold_pct) & (p <= a)
         failed[idx] = fail

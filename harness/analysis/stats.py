@@ -73,6 +73,11 @@ class Test:
     worse: str | None = None
     p_worse: float | None = None
     worse_significant: bool | None = None   # the gate's verdict: a change for the worse beyond noise
+    #: the test's own estimate of the change, in % (permutation and history): the spike-trimmed geometric-mean
+    #: ratio - 1 (the difference of the kept log values' means; on the raw scale for values that are not all
+    #: positive, relative to the base's kept mean). The gate holds it against the threshold: under the bimodal
+    #: run-to-run noise of a shared runner the medians' change is far less stable than this mean.
+    change_pct: float | None = None
 
 #: Why a result is indicative: one run on a side (no noise estimate); two runs on a side (too few for the
 #: permutation test, and two runs cannot tell a spike from a change); too few for the permutation test and not
@@ -216,6 +221,25 @@ def history_p(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed:
     return (1.0 + ge) / (1.0 + draws)
 
 
+def change_estimate(base: Sequence[float], cur: Sequence[float]) -> float | None:
+    """The change the permutation and history tests measure, in %: exp(mean of cur's kept log values - mean of
+    base's kept log values) - 1, spikes left out as the tests leave them out (raw scale, relative to the base's
+    kept mean, for values that are not all positive). None where a side keeps nothing."""
+    b, c = np.asarray(base, dtype=float), np.asarray(cur, dtype=float)
+    if not b.size or not c.size:
+        return None
+    z, pos = _scale(np.concatenate([b, c])[None, :])
+    keep = clean_mask(z, pos)[0]
+    kb, kc = keep[:b.size], keep[b.size:]
+    if not kb.any() or not kc.any():
+        return None
+    diff = float(z[0, b.size:][kc].mean() - z[0, :b.size][kb].mean())
+    if bool(pos[0, 0]):
+        return math.expm1(diff) * 100.0
+    ref = abs(float(b[kb].mean()))
+    return diff / ref * 100.0 if ref else None
+
+
 # -- one comparison ---------------------------------------------------------------------------------------------
 def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = ALPHA, seed: int = 0,
                history: Sequence[Sequence[float]] | None = None, exact: bool = False,
@@ -243,7 +267,8 @@ def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = AL
         return Test("indicative", None, n_base=n1, n_cur=n2, why=ONE_RUN, worse=worse)
     if can_decide(n1, n2, alpha):
         p = float(permutation_p(np.asarray([b]), np.asarray([c]), seed=seed)[0])
-        t = Test("permutation", p <= alpha, p_value=p, n_base=n1, n_cur=n2, worse=worse)
+        t = Test("permutation", p <= alpha, p_value=p, n_base=n1, n_cur=n2, worse=worse,
+                 change_pct=change_estimate(b, c))
         if worse is not None:
             t.p_worse = float(permutation_p(np.asarray([b]), np.asarray([c]), seed=seed, alternative=worse)[0])
             t.worse_significant = t.p_worse <= alpha
@@ -256,7 +281,7 @@ def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = AL
                     history_commits=commits, worse=worse)
     p = float(history_p(np.asarray([b]), np.asarray([c]), res, seed=seed)[0])
     t = Test("history", p <= alpha, p_value=p, n_base=n1, n_cur=n2, history_runs=int(res.size),
-             history_commits=commits, worse=worse)
+             history_commits=commits, worse=worse, change_pct=change_estimate(b, c))
     if worse is not None:
         t.p_worse = float(history_p(np.asarray([b]), np.asarray([c]), res, seed=seed, alternative=worse)[0])
         t.worse_significant = t.p_worse <= alpha

@@ -219,7 +219,7 @@ def run_continuous(base: str, head: str, pytest_args: list[str], *, rounds: int,
                 if not should_continue(comp, k, len(looks)):
                     break
                 echo(f"look {k + 1} of {len(looks)} ({total} rounds a side): undecided: "
-                     + "; ".join(f"{key} {d.metric} {d.delta_pct:+.1f} % (threshold {d.threshold.pct:g} %)"
+                     + "; ".join(f"{key} {d.metric} {d.gate_change_pct:+.1f} % (threshold {d.threshold.pct:g} %)"
                                  for key, d in undecided(comp))
                      + f"; measuring {looks[k + 1] - total} more rounds a side")
     except ContinuousError as e:

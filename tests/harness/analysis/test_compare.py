@@ -78,7 +78,7 @@ def test_compare_fails_only_beyond_threshold_and_beyond_noise():
     slow = compare_records(base, [_rec("b", t) for t in (15.0, 15.2, 14.9, 15.1)], thresholds=th)
     d = slow.series[0].delta("execution_time_s")
     assert d.change == "worse" and d.failed and round(d.delta_pct) == 50 and slow.failed
-    assert ("pipeline[quick] execution_time_s: 10.05 -> 15.05 s (+49.8 %, worse; threshold 10 %; permutation "
+    assert ("pipeline[quick] execution_time_s: 10.05 -> 15.05 s (+49.8 %, worse; trimmed mean +49.8 %; threshold 10 %; permutation "
             "p=0.0143 one-sided (4 v 4 runs, spike-trimmed))") == regression_lines(slow)[0]
     small = compare_records(base, [_rec("b", t) for t in (10.6, 10.9, 10.4, 10.7)], thresholds=th)
     assert not small.failed and small.series[0].delta("execution_time_s").change == "worse"
@@ -148,7 +148,7 @@ def test_compare_fail_catches_a_slowdown_beyond_noise(bench, monkeypatch, two_co
     out = r.stdout.str()
     assert f"baseline {a[:12]} (the latest other commit measured on this machine with the same profile settings), 4 record(s)" in out
     assert "CI gate: regressions beyond --research-compare-fail" in out
-    assert ("REGRESSION: run[quick] execution_time_s: 10.05 -> 15.05 s (+49.8 %, worse; threshold 10 %; permutation "
+    assert ("REGRESSION: run[quick] execution_time_s: 10.05 -> 15.05 s (+49.8 %, worse; trimmed mean +49.8 %; threshold 10 %; permutation "
             "p=0.0143 one-sided (4 v 4 runs, spike-trimmed))") in out
     r.stdout.fnmatch_lines(["*run?quick?*4*15.1 ±0.2 s / 45 s*+49.8 %! / +0.0 %*"])
 
@@ -264,5 +264,5 @@ def test_three_rounds_a_side_are_judged_on_the_series_history_and_the_output_say
     r = _session(bench, monkeypatch, "15,15.2,14.9", "--research-rounds", "3", "--research-compare-fail",
                  "execution_time_s:10%")
     assert r.ret == pytest.ExitCode.TESTS_FAILED
-    assert ("10.1 -> 15 s (+48.5 %, worse; threshold 10 %; history noise p=0.00025 one-sided (3 v 3 runs; noise from 12 runs on 4 recent "
+    assert ("10.1 -> 15 s (+48.5 %, worse; trimmed mean +48.9 %; threshold 10 %; history noise p=0.00025 one-sided (3 v 3 runs; noise from 12 runs on 4 recent "
             "commits)") in r.stdout.str()

@@ -104,7 +104,7 @@ def test_a_slower_head_fails_with_the_metric_the_change_and_the_test(repo):
     r = _continuous(repo, "HEAD~1", "--research-rounds", "5", "--research-compare-fail", "execution_time_s:10%")
     out = r.stdout.str()
     assert r.ret == 1, out + r.stderr.str()
-    assert (f"REGRESSION: run[quick] execution_time_s: 10.05 -> 15.08 s (+50.0 %, worse; threshold 10 %; "
+    assert (f"REGRESSION: run[quick] execution_time_s: 10.05 -> 15.08 s (+50.0 %, worse; trimmed mean +50.0 %; threshold 10 %; "
             f"permutation p=0.00397 one-sided (5 v 5 runs, spike-trimmed))") in out
     recs = [x for x in repo.records() if not x.warmup]
     by_commit = {c: [x for x in recs if x.commit == c] for c in (repo.base, head)}
