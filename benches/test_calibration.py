@@ -53,7 +53,7 @@ BLOCK = 5                                          # the goal's design: 5 interl
 SLOT = max(BLOCK, int(env("CALIBRATION_MAX_ROUNDS", "15")))
 SLOWDOWN = 0.10
 THRESHOLD = "execution_time_s:5%"
-PROBE_ROUNDS = 3
+PROBE_ROUNDS = 5
 #: The patch B's worktree gets: after this line of StreamMeter.measure ...
 ANCHOR = "                    call.chunk_times.append(now)\n"
 #: ... this one (DELAY_S filled in).
