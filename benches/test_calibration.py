@@ -36,8 +36,7 @@ from pathlib import Path
 import pytest
 
 from llm_research_bench.engine.envvars import env
-from llm_research_bench.harness.analysis.calibration import (block_comparisons, design_summary, judge_designs,
-                                                              median_change, rate)
+from llm_research_bench.harness.analysis.calibration import design_summary, judge_designs, median_change, rate
 from llm_research_bench.harness.analysis.thresholds import parse_threshold
 from llm_research_bench.harness.records import is_contended, is_superseded, is_usable
 from llm_research_bench.harness.report.continuous_cmd import session_records, side_pytest_args
@@ -114,9 +113,8 @@ def test_gate_calibration(research_bench, record_result, bench_question):
     by = session_records(results, run_id)
     a, a2, b = by.get("A", []), by.get("A2", []), by.get("B", [])
     th = [parse_threshold(THRESHOLD)]
-    aa = block_comparisons(a, a2, block=BLOCK, slot=SLOT, thresholds=th)
-    ab = block_comparisons(a, b, block=BLOCK, slot=SLOT, thresholds=th)
     designs = judge_designs(a, a2, b, block=BLOCK, slot=SLOT, thresholds=th)
+    aa, ab = designs[f"{BLOCK} rounds"]          # the goal's design
 
     def runs(recs):
         return [{"round": r.round, "execution_time_s": r.metric("execution_time_s"),

@@ -56,7 +56,7 @@ def block_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord
     out = []
     for k in range(min(len(b), len(o)) // slot):
         bb, ob = b[k * slot:k * slot + block], o[k * slot:k * slot + block]
-        comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric])
+        comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric], power=False)
         out.append(_result(k, bb, ob, comp, metric))
     return out
 
@@ -75,7 +75,7 @@ def sequential_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultR
         s = k * looks[-1]
         for j, total in enumerate(looks):
             bb, ob = b[s:s + total], o[s:s + total]
-            comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric], alpha=alpha)
+            comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric], alpha=alpha, power=False)
             if not should_continue(comp, j, len(looks)):
                 break
         out.append(_result(k, bb, ob, comp, metric))

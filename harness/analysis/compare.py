@@ -134,10 +134,12 @@ def direction_of(delta: float | None, better: str) -> str:
 
 def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: Sequence[float],
                    threshold: Threshold | None = None, seed: int = 0,
-                   history: Sequence[Sequence[float]] | None = None, alpha: float = ALPHA) -> MetricDelta:
+                   history: Sequence[Sequence[float]] | None = None, alpha: float = ALPHA,
+                   power: bool = True) -> MetricDelta:
     """One metric of one series. `history`: the series' values on other recent commits, one list per commit
     (the noise estimate where the two sides have too few runs); `alpha`: the noise test's level (lower for one
-    look of a sequential comparison, analysis/sequential.py)."""
+    look of a sequential comparison, analysis/sequential.py); `power`: estimate what the gate could have caught
+    (a simulation, analysis/power.py: worth it only for a comparison that is shown)."""
     base = [float(x) for x in base_vals if is_number(x)]
     cur = [float(x) for x in cur_vals if is_number(x)]
     b, c = summarize(base), summarize(cur)
@@ -163,25 +165,27 @@ def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: 
             failed = True
         else:
             why = "indicative" if test.method == "indicative" else "noise"
-    power = None
-    if threshold is not None and worse_side and not failed and test.method in ("permutation", "history"):
+    gp = None
+    if power and threshold is not None and worse_side and not failed and test.method in ("permutation", "history"):
         # for a fixed number of rounds (--research-rounds N): at the full alpha, whatever this look's
-        power = gate_power(base, cur, threshold.pct, worse=worse_side, history=history or (), seed=seed)
+        gp = gate_power(base, cur, threshold.pct, worse=worse_side, history=history or (), seed=seed)
     return MetricDelta(name, spec.get("x-label") or name, spec.get("x-unit", ""), better, b, c, delta, change,
-                       test, threshold, failed, why, *values, power=power)
+                       test, threshold, failed, why, *values, power=gp)
 
 
 def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRecord], *,
                     thresholds: Sequence[Threshold] = (), metrics: Sequence[str] | None = None,
                     baseline_name: str = "baseline", current_name: str = "current",
                     specs: dict[str, dict] | None = None, key: Callable[[ResultRecord], str] = series_key,
-                    seed: int = 0, history: Sequence[ResultRecord] = (), alpha: float = ALPHA) -> Comparison:
+                    seed: int = 0, history: Sequence[ResultRecord] = (), alpha: float = ALPHA,
+                    power: bool = True) -> Comparison:
     """Compare the usable runs of each series present on both sides.
 
     metrics: which to compare (default: the schema's headline metrics, the deterministic counters, plus every
     thresholded one). history: stored records of other commits on the same machine (the current side's own
     records are left out), for the noise estimate where the sides have too few runs. alpha: the noise tests'
-    level (one look of a sequential comparison tests at less, analysis/sequential.py)."""
+    level (one look of a sequential comparison tests at less, analysis/sequential.py). power: estimate, for
+    gated metrics that did not fail, what the gate could have caught (off for comparisons nobody reads)."""
     specs = specs if specs is not None else metric_specs("telemetry")
     names = list(metrics) if metrics is not None else headline_metrics("telemetry") + [
         n for n, s in specs.items() if s.get("x-compare") == "exact" and n not in headline_metrics("telemetry")]
@@ -207,7 +211,7 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
         deltas = [compare_metric(n, specs.get(n, {}), [r.metric(n) for r in brs if is_number(r.metric(n))],
                                  [r.metric(n) for r in crs if is_number(r.metric(n))], by_t.get(n), seed,
                                  history=[[r.metric(n) for r in rs if is_number(r.metric(n))] for rs in hist],
-                                 alpha=alpha)
+                                 alpha=alpha, power=power)
                   for n in names]
         bprof = {_profile_digest(r) for r in brs} - {None}
         cprof = {_profile_digest(r) for r in crs} - {None}

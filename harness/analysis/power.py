@@ -10,10 +10,9 @@ leave-one-out as in the history method; plus the series' history residuals where
 - how many rounds a side catch a change of twice the threshold 9 times in 10 (`rounds_needed`; a threshold sits
   at the edge of what is tolerated, a change twice as large is the one not to miss).
 
-Measured on this machine (gate calibration bench): with quick runs spread about 7 % (log SD) on a shared 2-core
-runner, 5 rounds a side caught a +10 % slowdown in about half the comparisons; the estimate here is that 5 rounds
-a side catch +17 % nine times in ten, and +10 % needs about 15 rounds a side.
-Seeded, so the same runs give the same answer.
+On this machine's quick runs (spread 9-15 % in the continuous demos) it said: 5 v 5 runs catch +20 % nine times in
+ten, +10 % needs 20-30+ rounds a side; the gate calibration bench measured +10 % caught in 13 of 20 comparisons
+at 5 rounds a side. Seeded, so the same runs give the same answer.
 """
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .stats import ALPHA, change_estimate, history_residuals, permutation_p
+from .stats import ALPHA, change_estimates, history_residuals, permutation_p
 
 #: Simulated comparisons per point.
 DRAWS = 1000
@@ -57,7 +56,7 @@ def catch_rate(residuals: np.ndarray, n1: int, n2: int, change_pct: float, thres
     base = np.exp(residuals[rng.integers(0, residuals.size, (draws, n1))])
     cur = np.exp(residuals[rng.integers(0, residuals.size, (draws, n2))] + shift)
     p = permutation_p(base, cur, seed=seed, alternative=worse)
-    moved = np.asarray([change_estimate(b, c) for b, c in zip(base, cur)])
+    moved = change_estimates(base, cur)
     beyond = moved > threshold_pct if worse == "greater" else -moved > threshold_pct
     return float(((p <= alpha) & beyond).mean())
 

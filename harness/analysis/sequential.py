@@ -1,13 +1,13 @@
 """Sequential comparisons (pure): measure more rounds only where the first ones cannot decide.
 
-On a shared runner a quick run's time spreads about 7 % from run to run, and 5 rounds a side then catch a 10 %
-slowdown only about half the time (the gate calibration bench measures it); 10-15 rounds catch it nine times in
-ten but cost two to three times as long for every commit. `research-bench continuous --research-rounds 5
---research-max-rounds 15` takes the middle way: it compares after every `rounds` rounds a side (a *look*) and
-measures more only while a gated metric is *undecided*: worse, yet not failed. A clear regression fails at the
-first look; a metric that is the same or better stops there. (Stopping also when the change is under half the
-threshold saves rounds, but in simulation -- 7 % noise, +10 % slowdown, looks at 5/10/15 -- it let 5 points of
-the real regressions through: 0.85 caught instead of 0.90.)
+On a shared runner a quick run's time spreads 7-9 % from run to run, and 5 rounds a side then catch a 10 %
+slowdown in about 6 comparisons in 10 (the gate calibration bench measured 13 of 20); in simulation 10-15
+rounds catch it about nine times in ten, but cost two to three times as long for every commit.
+`research-bench continuous --research-rounds 5 --research-max-rounds 15` takes the middle way: it compares after
+every `rounds` rounds a side (a *look*) and measures more only while a gated metric is *undecided*: worse, yet
+not failed. A clear regression fails at the first look; a metric that is the same or better stops there.
+(Stopping also when the change is under half the threshold saves rounds, but in simulation -- 7 % noise, +10 %
+slowdown, looks at 5/10/15 -- it let 5 points of the real regressions through: 0.85 caught instead of 0.90.)
 
 The gate's alpha is split evenly over the planned looks (Bonferroni: each look tests at alpha / looks), so the
 chance that any look fails an A/A comparison stays within alpha whatever the looks' data have in common; stopping
@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from .compare import Comparison, MetricDelta, direction_of
-from .stats import ALPHA, can_decide, change_estimate, permutation_p
+from .stats import ALPHA, can_decide, change_estimates, permutation_p
 
 #: A gated metric worse by more than this share of its threshold, but not failed, is undecided (0: worse at all).
 FUTILITY = 0.0
@@ -76,7 +76,7 @@ def gate_batch(base: np.ndarray, cur: np.ndarray, threshold_pct: float, *, round
         if not idx.size:
             break
         b, c = base[idx, :n], cur[idx, :n]
-        moved = np.asarray([change_estimate(x, y) for x, y in zip(b, c)])
+        moved = change_estimates(b, c)
         p = permutation_p(b, c, seed=seed, alternative="greater") if can_decide(n, n, a) else np.ones(idx.size)
         fail = (moved > threshold_pct) & (p <= a)
         failed[idx] = fail

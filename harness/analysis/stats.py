@@ -7,8 +7,9 @@ drawn from real stored quick-run timings of the CI machine and from a model with
 Every method gives a two-sided p (is there a change at all? shown in tables, used for the history chart's marks)
 and, where the caller names the worse direction, a one-sided p toward it (`p_worse`): the gate fails only a
 change for the worse, so a one-sided test at alpha keeps its false failures at alpha and has more power than a
-two-sided one, whose false failures would be alpha / 2 (measured on this machine's interleaved quick runs: a
-+10 % slowdown at 5 v 5 runs was caught in 0.38-0.41 of the blocks two-sided, 0.54-0.57 one-sided).
+two-sided one, whose false failures would be alpha / 2 (blocks of 5 v 5 resampled from this machine's
+interleaved quick runs, the slowed side scaled to +10 %: caught in 0.38-0.41 of them two-sided, 0.54-0.57
+one-sided).
 
 By what the data allow, in this order:
 - exact: the metric is a deterministic counter (the schema's `x-compare: exact`, e.g. tokens_generated under
@@ -176,14 +177,44 @@ def splits(n1: int, n2: int, seed: int = 0) -> np.ndarray:
     return np.vstack([np.arange(n) < n1, ranks < n1])
 
 
-def permutation_p(base: np.ndarray, cur: np.ndarray, *, seed: int = 0, alternative: str = "two-sided") -> np.ndarray:
-    """Permutation p-values for a batch: base (m, n1), cur (m, n2) -> (m,)."""
+def _pooled(base: np.ndarray, cur: np.ndarray) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
+    """A batch's pooled runs on the test's scale: n1, n2, values (m, n1 + n2), log scale per row (m, 1), kept."""
     base = np.atleast_2d(np.asarray(base, dtype=float))
     cur = np.atleast_2d(np.asarray(cur, dtype=float))
-    n1 = base.shape[1]
     v, pos = _scale(np.concatenate([base, cur], axis=1))
-    stat = _oriented(_split_stats(v, clean_mask(v, pos), splits(n1, cur.shape[1], seed)), alternative)
-    return _at_least(stat, stat[:, :1]).mean(axis=1)
+    return base.shape[1], cur.shape[1], v, pos, clean_mask(v, pos)
+
+
+def permutation_stats(base: np.ndarray, cur: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """The signed statistic of every split for a batch: base (m, n1), cur (m, n2) -> (m, S); column 0 is the
+    observed split. One call gives every alternative's p (p_from)."""
+    n1, n2, v, _, keep = _pooled(base, cur)
+    return _split_stats(v, keep, splits(n1, n2, seed))
+
+
+def p_from(stat: np.ndarray, alternative: str = "two-sided") -> np.ndarray:
+    """Permutation p-values from permutation_stats: the share of splits at least as extreme as the observed one."""
+    s = _oriented(stat, alternative)
+    return _at_least(s, s[:, :1]).mean(axis=1)
+
+
+def permutation_p(base: np.ndarray, cur: np.ndarray, *, seed: int = 0, alternative: str = "two-sided") -> np.ndarray:
+    """Permutation p-values for a batch: base (m, n1), cur (m, n2) -> (m,)."""
+    return p_from(permutation_stats(base, cur, seed=seed), alternative)
+
+
+def change_estimates(base: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """The change the permutation and history tests measure, in %, for a batch -> (m,): exp(mean of cur's kept log
+    values - mean of base's kept log values) - 1, spikes left out as the tests leave them out (on the raw scale,
+    for rows that are not all positive: relative to the base's kept mean). NaN where a side keeps nothing."""
+    n1, n2, v, pos, keep = _pooled(base, cur)
+    diff = _split_stats(v, keep, np.arange(n1 + n2)[None, :] < n1)[:, 0]
+    kb = keep[:, :n1]
+    base_mean = np.where(kb, v[:, :n1], 0.0).sum(axis=1) / np.maximum(kb.sum(axis=1), 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = np.where(base_mean != 0, diff / np.abs(base_mean), np.nan)
+    out = np.where(pos[:, 0], np.expm1(diff), raw) * 100.0
+    return np.where(kb.any(axis=1) & keep[:, n1:].any(axis=1), out, np.nan)
 
 
 # -- the history test ---------------------------------------------------------------------------------------------
@@ -202,42 +233,41 @@ def history_residuals(history: Sequence[Sequence[float]]) -> tuple[np.ndarray, i
     return np.asarray(res), commits
 
 
-def history_p(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed: int = 0,
-              draws: int = HISTORY_DRAWS, alternative: str = "two-sided") -> np.ndarray:
-    """p-values for a batch of positive values, base (m, n1) and cur (m, n2), against the statistic's null
-    distribution drawn from history residuals (log scale)."""
+def history_stats(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed: int = 0,
+                  draws: int = HISTORY_DRAWS) -> tuple[np.ndarray, np.ndarray]:
+    """For a batch of positive values, base (m, n1) and cur (m, n2): the observed signed statistic (m,) and its null
+    distribution drawn from history residuals (log scale), (draws,). One call gives every alternative's p."""
     base = np.atleast_2d(np.asarray(base, dtype=float))
     cur = np.atleast_2d(np.asarray(cur, dtype=float))
     n1, n2 = base.shape[1], cur.shape[1]
     observed = np.arange(n1 + n2)[None, :] < n1
     v, pos = _scale(np.concatenate([base, cur], axis=1))
-    obs = _oriented(_split_stats(v, clean_mask(v, pos), observed)[:, 0], alternative)
+    obs = _split_stats(v, clean_mask(v, pos), observed)[:, 0]
     rng = np.random.default_rng(seed)
     res = np.asarray(residuals, dtype=float)
     z = res[rng.integers(0, res.size, size=(draws, n1 + n2))]
-    null = np.sort(_oriented(_split_stats(z, clean_mask(z, np.ones((draws, 1), dtype=bool)), observed)[:, 0],
-                             alternative))
-    ge = draws - np.searchsorted(null, obs - 1e-9 * np.maximum(1.0, obs), side="left")
-    return (1.0 + ge) / (1.0 + draws)
+    null = _split_stats(z, clean_mask(z, np.ones((draws, 1), dtype=bool)), observed)[:, 0]
+    return obs, null
+
+
+def history_p_from(obs: np.ndarray, null: np.ndarray, alternative: str = "two-sided") -> np.ndarray:
+    """History p-values from history_stats."""
+    o, n = _oriented(obs, alternative), np.sort(_oriented(null, alternative))
+    ge = n.size - np.searchsorted(n, o - 1e-9 * np.maximum(1.0, np.abs(o)), side="left")
+    return (1.0 + ge) / (1.0 + n.size)
+
+
+def history_p(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed: int = 0,
+              draws: int = HISTORY_DRAWS, alternative: str = "two-sided") -> np.ndarray:
+    """p-values for a batch of positive values, base (m, n1) and cur (m, n2), against the statistic's null
+    distribution drawn from history residuals (log scale)."""
+    return history_p_from(*history_stats(base, cur, residuals, seed=seed, draws=draws), alternative)
 
 
 def change_estimate(base: Sequence[float], cur: Sequence[float]) -> float | None:
-    """The change the permutation and history tests measure, in %: exp(mean of cur's kept log values - mean of
-    base's kept log values) - 1, spikes left out as the tests leave them out (raw scale, relative to the base's
-    kept mean, for values that are not all positive). None where a side keeps nothing."""
-    b, c = np.asarray(base, dtype=float), np.asarray(cur, dtype=float)
-    if not b.size or not c.size:
-        return None
-    z, pos = _scale(np.concatenate([b, c])[None, :])
-    keep = clean_mask(z, pos)[0]
-    kb, kc = keep[:b.size], keep[b.size:]
-    if not kb.any() or not kc.any():
-        return None
-    diff = float(z[0, b.size:][kc].mean() - z[0, :b.size][kb].mean())
-    if bool(pos[0, 0]):
-        return math.expm1(diff) * 100.0
-    ref = abs(float(b[kb].mean()))
-    return diff / ref * 100.0 if ref else None
+    """change_estimates for one pair (None where a side keeps nothing)."""
+    x = float(change_estimates(np.asarray([base], dtype=float), np.asarray([cur], dtype=float))[0])
+    return None if math.isnan(x) else x
 
 
 # -- one comparison ---------------------------------------------------------------------------------------------
@@ -266,11 +296,12 @@ def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = AL
     if n1 < 2 or n2 < 2:
         return Test("indicative", None, n_base=n1, n_cur=n2, why=ONE_RUN, worse=worse)
     if can_decide(n1, n2, alpha):
-        p = float(permutation_p(np.asarray([b]), np.asarray([c]), seed=seed)[0])
+        stat = permutation_stats(np.asarray([b]), np.asarray([c]), seed=seed)
+        p = float(p_from(stat)[0])
         t = Test("permutation", p <= alpha, p_value=p, n_base=n1, n_cur=n2, worse=worse,
                  change_pct=change_estimate(b, c))
         if worse is not None:
-            t.p_worse = float(permutation_p(np.asarray([b]), np.asarray([c]), seed=seed, alternative=worse)[0])
+            t.p_worse = float(p_from(stat, worse)[0])
             t.worse_significant = t.p_worse <= alpha
         return t
     if min(n1, n2) < HISTORY_MIN_RUNS:
@@ -279,10 +310,11 @@ def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = AL
     if res.size < HISTORY_MIN_RESIDUALS or commits < HISTORY_MIN_COMMITS or min(b + c) <= 0:
         return Test("indicative", None, n_base=n1, n_cur=n2, why=NO_HISTORY, history_runs=int(res.size),
                     history_commits=commits, worse=worse)
-    p = float(history_p(np.asarray([b]), np.asarray([c]), res, seed=seed)[0])
+    obs, null = history_stats(np.asarray([b]), np.asarray([c]), res, seed=seed)
+    p = float(history_p_from(obs, null)[0])
     t = Test("history", p <= alpha, p_value=p, n_base=n1, n_cur=n2, history_runs=int(res.size),
              history_commits=commits, worse=worse, change_pct=change_estimate(b, c))
     if worse is not None:
-        t.p_worse = float(history_p(np.asarray([b]), np.asarray([c]), res, seed=seed, alternative=worse)[0])
+        t.p_worse = float(history_p_from(obs, null, worse)[0])
         t.worse_significant = t.p_worse <= alpha
     return t

@@ -48,8 +48,9 @@ def add_arguments(p) -> None:
     p.add_argument("--research-rounds", "--rounds", metavar="N",
                    help=f"measured rounds a side (default {DEFAULT_ROUNDS}; 5+ for robustness to a spike)")
     p.add_argument("--research-max-rounds", "--max-rounds", metavar="N",
-                   help="sequential: while a gated metric is undecided (worse, not failed), measure --research-rounds more a side, up to N in all; each look tests at "
-                        "alpha / looks (default: --research-rounds, one look)")
+                   help="sequential: while a gated metric is undecided (worse, not failed), measure "
+                        "--research-rounds more a side, up to N in all; each look tests at alpha / looks "
+                        "(default: --research-rounds, one look)")
     p.add_argument("--research-warmup-runs", "--warmup-runs", metavar="N", help="warm-up runs a side (default 1)")
     p.add_argument("--research-compare-fail", "--compare-fail", metavar="METRIC:PCT", action="append",
                    help="exit 1 when METRIC got worse by more than PCT %% and the change is distinguishable from "
@@ -214,7 +215,7 @@ def run_continuous(base: str, head: str, pytest_args: list[str], *, rounds: int,
                 base_recs, cur_recs = by_side.get("A", []), by_side.get("B", [])
                 if not any(is_usable(r) for r in base_recs) or not any(is_usable(r) for r in cur_recs):
                     break
-                comp = compare_records(base_recs, cur_recs, thresholds=thresholds, alpha=alpha,
+                comp = compare_records(base_recs, cur_recs, thresholds=thresholds, alpha=alpha, power=False,
                                        baseline_name=f"{base} {a.short}", current_name=f"{head} {b.short}")
                 if not should_continue(comp, k, len(looks)):
                     break
@@ -239,6 +240,10 @@ def run_continuous(base: str, head: str, pytest_args: list[str], *, rounds: int,
         print(f"continuous: a side produced no usable run (see the logs above): nothing to compare",
               file=sys.stderr)
         return 3
+    if not comp.failed and thresholds:
+        # The comparison shown: again, with the gate's power (a simulation the looks did without).
+        comp = compare_records(by_side.get("A", []), by_side.get("B", []), thresholds=thresholds, alpha=alpha,
+                               baseline_name=f"{base} {a.short}", current_name=f"{head} {b.short}")
     seq = (f"sequential: {measured} of up to {looks[-1]} rounds a side, look {looks.index(measured) + 1} of "
            f"{len(looks)}, each look at alpha {alpha:.3g}") if len(looks) > 1 else ""
     if fmt == "json":
