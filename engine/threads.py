@@ -7,8 +7,9 @@
 
 llama.cpp's worker threads meet at a barrier after every graph node, so one thread on a core another process
 holds stalls all of them: one thread too many on a busy machine slows every step, not just its own share (the
-measured slowdowns are in docs/measurements.md, Threads). A core counts as taken when other processes keep more than BUSY_TOLERANCE of
-it busy; the run gets the rest, at least one, at most the physical cores. The choice and its inputs are stored
+measured slowdowns: docs/measurements.md, Threads under contention). A core counts as taken when other
+processes keep more than BUSY_TOLERANCE of it busy; the run gets the rest, at least one, at most the physical
+cores. The choice and its inputs are stored
 in telemetry (`threads`). psutil is imported lazily (the harness imports engine modules cheaply).
 """
 from __future__ import annotations
