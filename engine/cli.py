@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--runs", type=int, default=5)
     c.add_argument("--corpus", default=None)
     c.add_argument("--question", default=DEFAULT_Q)
-    for sp in (r, p, c):      # also after the command, as the README writes it (the later one wins)
+    for sp in (r, p, c):      # also after the command (the later one wins)
         sp.add_argument("--profiles-file", default=argparse.SUPPRESS, help=profiles_help)
     a = ap.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,10 +1,10 @@
 """The environment variables the project reads, in one place and under one prefix, `RESEARCH_BENCH_`.
 
-    RESEARCH_BENCH_PROFILES        a profiles TOML overlaying the built-in profiles (was RESEARCH_PROFILES)
-    RESEARCH_BENCH_CACHE_DIR       the index cache (default $XDG_CACHE_HOME/llm-research-bench; was RESEARCH_CACHE_DIR)
+    RESEARCH_BENCH_PROFILES        a profiles TOML overlaying the built-in profiles (old: RESEARCH_PROFILES)
+    RESEARCH_BENCH_CACHE_DIR       the index cache (default $XDG_CACHE_HOME/llm-research-bench; old: RESEARCH_CACHE_DIR)
     RESEARCH_BENCH_RESULTS_DIR     the results store (default <rootdir>/results)
     RESEARCH_BENCH_MACHINE_ID      pins the machine fingerprint results are filed under
-    RESEARCH_BENCH_QUALITY_SAMPLE  N[,N_OFF]: the quality bench's sample sizes, for a smoke run (was QUALITY_SAMPLE)
+    RESEARCH_BENCH_QUALITY_SAMPLE  N[,N_OFF]: the quality bench's sample sizes, for a smoke run (old: QUALITY_SAMPLE)
     RESEARCH_BENCH_COMMIT_URL      a URL template linking commits in reports, e.g. .../commit/{commit}
 
 An old name still works, with one DeprecationWarning naming the new one. Standard variables the project

@@ -10,10 +10,10 @@ addition, that passage supports the claim. Support is scored from two signals, b
 
     support = SIMILARITY_WEIGHT * similarity + (1 - SIMILARITY_WEIGHT) * overlap;  grounded = support >= THRESHOLD
 
-The weight and threshold were fitted on hand-labelled claim/passage pairs kept in
+The weight and threshold are fitted on hand-labelled claim/passage pairs kept in
 tests/data/grounding/labelled.jsonl (real claims of SmolLM2-135M runs on PubMedQA and the tooldocs corpus, each
-paired with the passage it cited and with other passages of the same context; labels by reading). The fit and
-its cross-validated accuracy are in tests/engine/test_grounding.py and README.md (Grounded citations).
+paired with the passage it cited and with other passages of the same context; labels by reading). The fit is
+checked in tests/engine/test_grounding.py; its accuracy is in docs/measurements.md (Grounded citations).
 """
 from __future__ import annotations
 
@@ -23,10 +23,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-#: Fitted on tests/data/grounding/labelled.jsonl (78 pairs, 32 supported; see the module doc): the grid point of
-#: best balanced accuracy (weights 0..1 by 0.1, thresholds 0.2..0.925 by 0.025): 0.93 in sample, leave-one-out
-#: accuracy 0.91. Overlap alone reaches 0.93 (threshold 0.65), similarity alone 0.73: the embedding helps with
-#: paraphrases; neither catches a claim that reverses what its passage says (3 of 10 such pairs pass).
+#: Fitted on tests/data/grounding/labelled.jsonl (see the module doc): the grid point of best balanced accuracy
+#: (weights 0..1 by 0.1, thresholds 0.2..0.925 by 0.025). The embedding helps with paraphrases; neither signal
+#: catches a claim that reverses what its passage says.
 SIMILARITY_WEIGHT = 0.3
 THRESHOLD = 0.6
 

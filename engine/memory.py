@@ -36,11 +36,11 @@ class ProcessTree:
     """This process (or `root_pid`) and its descendants, plus the trees of `extra_pids` (e.g. a local Ollama
     server: its children, runners started later included).
 
-    Listing members scans /proc (~1 ms), so the member list is refreshed every `refresh_s`; reading each
-    member's RSS is ~10 us and happens on every sample. CPU time is read at each refresh: `cpu_time_s()` is the
-    members' user + system CPU since the tree was created (a member that appeared later counts from its start
-    when it started after the tree, else from when it was first seen; one that ended keeps its last reading
-    unless its parent, still a member, has reaped it and so counts it)."""
+    Listing members scans /proc, which costs far more than reading one member's RSS, so the member list is
+    refreshed every `refresh_s` while each member's RSS is read on every sample. CPU time is read at each
+    refresh: `cpu_time_s()` is the members' user + system CPU since the tree was created (a member that
+    appeared later counts from its start when it started after the tree, else from when it was first seen; one
+    that ended keeps its last reading unless its parent, still a member, has reaped it and so counts it)."""
 
     def __init__(self, root_pid: int | None = None, extra_pids: list[int] | None = None, refresh_s: float = 0.25):
         self.root = psutil.Process(root_pid or os.getpid())

@@ -16,10 +16,9 @@ abstract, paragraphs of one README section) does not inflate the reference. A ba
 threshold stops the run. When the first batch holds nothing above the floor the gain cannot be judged and the
 gate never fires (reason `no_relevant_first_batch` in its trace).
 
-Plain passage novelty (the mean of n(p), the seed's measure) is kept in every decision's trace as
-`passage_novelty`: MiniLM gives distinct abstracts a passage novelty near 0.6, so on its own it only ever
-stopped on near-duplicates. The thresholds and the measured distributions behind the default are in README.md
-(Early exit).
+Plain passage novelty (the mean of m(p) without relevance weights) is kept in every decision's trace as
+`passage_novelty`: distinct abstracts already score high on it, so on its own it stops only on near-duplicates.
+The thresholds and the measured distributions behind the default are in docs/measurements.md (Early exit).
 """
 from __future__ import annotations
 
@@ -63,7 +62,7 @@ def marginal_novelties(batch: np.ndarray, context: np.ndarray | None) -> np.ndar
 
 
 def novelty(batch: np.ndarray, context: np.ndarray | None) -> float:
-    """The seed's passage novelty: 1 - mean over the batch's passages of the highest cosine similarity to a
+    """Plain passage novelty: 1 - mean over the batch's passages of the highest cosine similarity to a
     passage already in context. With nothing in context every passage is new: 1.0. An empty batch: 0.0."""
     n = passage_novelties(batch, context)
     return float(n.mean()) if n.size else 0.0
@@ -90,7 +89,7 @@ class GateDecision:
     """One batch's score and what the gate did with it (the entries of telemetry `traces.gate`)."""
     batch: int
     novelty: float              # the information gain G(b) the gate compares with the threshold
-    passage_novelty: float      # the seed's measure (mean over the batch of 1 - max cos to the context)
+    passage_novelty: float      # plain passage novelty (mean over the batch of 1 - max cos to the context)
     relevance: float            # mean cos(q, p) over the batch
     weighted_gain: float        # mean w(p) * m(p) over the batch (before dividing by the reference)
     reference: float            # the same mean over the first batch
@@ -107,7 +106,7 @@ class GateDecision:
 class EarlyExitController:
     """Admits a batch while its novelty (information gain, see the module doc) is >= threshold; the first batch
     below it stops the run. Without a query it falls back to relevance weights of 1 (plain passage novelty
-    relative to the first batch's, i.e. the seed's measure)."""
+    relative to the first batch's)."""
     threshold: float = 0.15
     enabled: bool = True
     query: np.ndarray | None = None

@@ -32,7 +32,7 @@ from .index import HNSWIndex
 from .memory import MemorySampler, ProcessTree, find_ollama_server_pids, ru_maxrss_mb
 from .novelty import EarlyExitController, novelty as passage_set_novelty, relevance_floor
 from .profiles import Profile, get_profile
-from .runlog import BatchRecord, CallRecord, RunFacts
+from .runlog import NOVELTY_STOP, BatchRecord, CallRecord, EarlyExit, RunFacts
 from .stream import StreamMeter
 from .synthesis import (DECISION_OPTIONS, POLAR, SYNTHESIS_PREFILL, closed_book_request, parse_decision,
                         resolve_answer_type, single_shot_request, synthesis_request)
@@ -149,7 +149,7 @@ class _Run:
     claims: list[Claim] = field(default_factory=list)
     sizer: AdaptiveBatchSizer | None = None
     gate: EarlyExitController | None = None
-    early_exit: dict = field(default_factory=lambda: {"triggered": False, "batch": None, "reason": "evidence_exhausted"})
+    early_exit: EarlyExit = field(default_factory=EarlyExit)
     answer: str = ""
     decision: str | None = None
     decision_method: str | None = None
@@ -168,6 +168,11 @@ class _Run:
     messages: list[Message] = field(default_factory=list)                  # the conversation so far
     checks: list[CitationCheck] = field(default_factory=list)              # grounding of every citation
     evidence: "_Evidence | None" = None
+
+    def stop(self, reason: str, batch: int | None = None, novelty: float | None = None) -> None:
+        """Record why the evidence stream ended (a novelty stop also records the profile's threshold)."""
+        threshold = self.profile.novelty_threshold if novelty is not None else None
+        self.early_exit = EarlyExit(reason, batch, novelty, threshold)
 
 
 @dataclass
@@ -271,7 +276,7 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
         run.errors.append(f"{type(exc).__name__}: {msg}")
         if isinstance(exc, RunTimeout):
             in_batch = run.clock.last in ("evidence_processing", "streaming_inference")
-            run.early_exit = {"triggered": False, "batch": len(run.batches) if in_batch else None, "reason": "timeout"}
+            run.stop("timeout", len(run.batches) if in_batch else None)
         tel = telemetry.build(_facts(run, early_exit), system=system_info, store_text=store_text, success=False,
                               timed_out=isinstance(exc, RunTimeout))
         written = telemetry.write(telemetry_out, tel) if telemetry_out else None
@@ -326,7 +331,7 @@ def _retrieve(run: _Run, emit: Event) -> _Evidence:
     t_index = time.monotonic()
     index = HNSWIndex.build_or_load(corp, embedder)
     run.index_cache_hit = index.cache_hit
-    if not index.cache_hit:        # a one-time build (~65 s for PubMedQA on 2 cores) is not research time
+    if not index.cache_hit:        # building a missing index is set-up, not research: the deadline waits for it
         run.deadline.extend(time.monotonic() - t_index)
     run.deadline.check("retrieval")
     qv = embedder.encode([run.question])[0]
@@ -381,10 +386,10 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         run.clock.switch("evidence_processing")
         run.deadline.check(f"evidence batch {b}")
         if pos >= len(hits):
-            run.early_exit = {"triggered": False, "batch": None, "reason": "evidence_exhausted"}
+            run.stop("evidence_exhausted")
             break
         if generated + prof.claim_tokens + prof.synthesis_tokens > prof.max_tokens:
-            run.early_exit = {"triggered": False, "batch": b, "reason": "token_budget"}
+            run.stop("token_budget", b)
             break
         size = run.sizer.next_size(b, run.sampler.pressure(run.memory_limit_mb))
         batch_hits = hits[pos:pos + size]
@@ -396,8 +401,7 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         emit("batch", {"batch": b, "size": len(batch_hits), "novelty": nov, "admitted": admitted})
         if not admitted:
             run.batches.append(entry)
-            run.early_exit = {"triggered": True, "batch": b, "reason": "novelty_below_threshold",
-                              "novelty": round(nov, 4), "threshold": prof.novelty_threshold}
+            run.stop(NOVELTY_STOP, b, round(nov, 4))
             break
         # Fit the batch into the context window (counted with the backend's tokenizer), dropping its tail.
         take = list(batch_hits)
@@ -413,7 +417,7 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         if not take:
             entry.admitted = False
             run.batches.append(entry)
-            run.early_exit = {"triggered": False, "batch": b, "reason": "context_full"}
+            run.stop("context_full", b)
             break
         run.gate.forget_last(len(take))
         for h in take:
@@ -483,7 +487,7 @@ def _single_shot(run: _Run, emit: Event) -> None:
         run.resolver.add(h.passage_id)
     run.batches.append(BatchRecord(index=0, size=len(take), passage_ids=[h.passage_id for h in take], novelty=1.0,
                                    admitted=True, claims=0, valid_citations=0, invalid_citations=0))
-    run.early_exit = {"triggered": False, "batch": None, "reason": "single_shot"}
+    run.stop("single_shot")
     emit("batch", {"batch": 0, "size": len(take), "novelty": 1.0, "admitted": True})
     _answer(run, emit, messages)
 

@@ -2,6 +2,7 @@
 
     CallRecord   one generation call (client-side timing + the backend's native counters)
     BatchRecord  one evidence batch (its passages, novelty, admission, and the claims it produced)
+    EarlyExit    why the evidence stream stopped (the document's `early_exit` block)
     RunFacts     everything `telemetry.build` needs about a run, as plain measured values (no live objects)
 
 The pipeline fills these while it runs; `engine.telemetry.build(facts, ...)` turns them into the document.
@@ -80,7 +81,7 @@ class BatchRecord:
     claims: int | None = None
     valid_citations: int | None = None
     invalid_citations: int | None = None
-    passage_novelty: float | None = None        # the seed's measure, for comparison
+    passage_novelty: float | None = None        # plain passage novelty, for comparison
     claim_novelty: float | None = None          # of the batch's claims against earlier claims (after streaming)
     grounded_citations: int | None = None
 
@@ -98,6 +99,35 @@ class BatchRecord:
             v = getattr(self, k)
             if v is not None:
                 d[k] = v
+        return d
+
+
+NOVELTY_STOP = "novelty_below_threshold"
+STOP_REASONS = ("evidence_exhausted", "token_budget", NOVELTY_STOP, "context_full", "single_shot", "timeout")
+
+
+@dataclass(frozen=True)
+class EarlyExit:
+    """Why a run stopped streaming evidence, and at which batch. Only a novelty stop is an early exit proper
+    (`triggered`); it also carries the batch's novelty and the threshold it fell under."""
+    reason: str = "evidence_exhausted"          # one of STOP_REASONS
+    batch: int | None = None                    # the batch the stream stopped at; None: no batch was refused
+    novelty: float | None = None                # novelty stops only
+    threshold: float | None = None              # novelty stops only
+
+    def __post_init__(self) -> None:
+        if self.reason not in STOP_REASONS:
+            raise ValueError(f"unknown stop reason {self.reason!r}")
+
+    @property
+    def triggered(self) -> bool:
+        return self.reason == NOVELTY_STOP
+
+    def as_dict(self) -> dict:
+        """The document's `early_exit` block."""
+        d: dict[str, Any] = {"triggered": self.triggered, "batch": self.batch, "reason": self.reason}
+        if self.triggered:
+            d["novelty"], d["threshold"] = self.novelty, self.threshold
         return d
 
 
@@ -137,7 +167,7 @@ class RunFacts:
     memory_sample_hz: float | None
     ru_maxrss_mb: float
     final_context_tokens: int                   # prompt + generated tokens of the synthesis call; 0 if none
-    early_exit: dict                            # {"triggered", "batch", "reason"}
+    early_exit: EarlyExit
     answer: str
     decision: str | None
     answer_sources: list[str]

@@ -42,8 +42,8 @@ SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 SCHEMA_PATH = SCHEMAS_DIR / "telemetry.schema.json"
 SCHEMA_VERSION = "1.1"
 #: Versions a reader of this version reads. 1.1 only adds to 1.0 (answer type, decision method, grounded
-#: citations, the gate's decisions, single-shot runs) and redefines `novelty` as information gain (the seed's
-#: measure stays as `passage_novelty`); a 1.0 document simply lacks what 1.1 added.
+#: citations, the gate's decisions, single-shot runs) and redefines `novelty` as information gain (plain
+#: passage novelty stays as `passage_novelty`); a 1.0 document simply lacks what 1.1 added.
 READABLE_VERSIONS = ("1.0", "1.1")
 
 
@@ -264,7 +264,7 @@ def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = Fal
             "grounding": [c.as_trace() for c in facts.citation_checks],
             "calls": [c.as_trace() for c in calls],
         },
-        "early_exit": facts.early_exit,
+        "early_exit": facts.early_exit.as_dict(),
         "answer": answer,
         "errors": facts.errors,
         "success": success,

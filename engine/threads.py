@@ -6,9 +6,10 @@
     choose_threads(reading) -> ThreadChoice    pure: the count and the reason, in words
 
 llama.cpp's worker threads meet at a barrier after every graph node, so one thread on a core another process
-holds stalls all of them (measured here: one busy-loop process on one of two cores made every quick run x3;
-two made decode x100 slower). A core counts as taken when other processes keep more than BUSY_TOLERANCE of
-it busy; the run gets the rest, at least one, at most the physical cores. The choice and its inputs are stored
+holds stalls all of them: one thread too many on a busy machine slows every step, not just its own share (the
+measured slowdowns: docs/measurements.md, Threads under contention). A core counts as taken when other
+processes keep more than BUSY_TOLERANCE of it busy; the run gets the rest, at least one, at most the physical
+cores. The choice and its inputs are stored
 in telemetry (`threads`). psutil is imported lazily (the harness imports engine modules cheaply).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Contention slowdown of quick runs: quiet vs one core held by a real busy-loop process (issue 9, item 2).
+"""Contention slowdown of quick runs: quiet vs one core held by a real busy-loop process.
 
     flock /tmp/research-bench-heavy.lock .venv/bin/python scripts/measure_contention.py --runs 3 --out c.jsonl
     ... --before /path/to/pkg     A/B: also run an older engine (a folder holding its `llm_research_bench` package;

@@ -1,4 +1,4 @@
-"""End to end on the embedded model (issue 9, engine side): counters from llama.cpp itself, the thread choice
+"""End to end on the embedded model: counters from llama.cpp itself, the thread choice
 under a real busy-loop process, and the engine's own timeout (library, CLI, and inside a prompt evaluation)."""
 import dataclasses
 import json

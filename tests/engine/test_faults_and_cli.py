@@ -76,7 +76,7 @@ def test_cli_bad_profiles_file(tmp_path):
 
 
 def test_cli_profiles_file_after_the_command_and_version(tmp_path, capsys):
-    """`research-engine run Q --profiles-file F` as the README writes it: the option after the command works."""
+    """`research-engine run Q --profiles-file F` as docs/engine.md writes it: the option after the command works."""
     from llm_research_bench.engine.cli import main
     f = tmp_path / "p.toml"
     f.write_text('[profiles.tiny]\ndescription = "t"\ncontext_window = 1024\nbatch_size = 2\nmin_batch_size = 1\n'

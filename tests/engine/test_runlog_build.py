@@ -9,7 +9,7 @@ from llm_research_bench.engine.backends import GenerationStats
 from llm_research_bench.engine.batching import BatchDecision
 from llm_research_bench.engine.claims import Citation, Claim
 from llm_research_bench.engine.profiles import get_profile
-from llm_research_bench.engine.runlog import BatchRecord, CallRecord, RunFacts
+from llm_research_bench.engine.runlog import BatchRecord, CallRecord, EarlyExit, RunFacts
 from llm_research_bench.engine.stream import CallTiming
 from llm_research_bench.engine.telemetry import build, sha256, validation_errors
 
@@ -81,7 +81,7 @@ def facts(**over) -> RunFacts:
         batch_size_decisions=[BatchDecision(0, 0.3, 0.3, 0.1, 8, 9, "grow"), BatchDecision(1, 0.3, 0.3, 0.1, 9, 10, "grow")],
         novelty_trace=[1.0, 0.0812], claims=[claim("A.", True, False), claim("B.", True)],
         memory_peak_mb=812.34, memory_samples=100, memory_sample_hz=49.5, ru_maxrss_mb=800.04,
-        final_context_tokens=506, early_exit={"triggered": True, "batch": 1, "reason": "novelty_below_threshold"},
+        final_context_tokens=506, early_exit=EarlyExit("novelty_below_threshold", 1, 0.0812, 0.6),
         answer="Answer: yes [1]", decision="yes", answer_sources=["p1"], errors=[], cpu_time_s=3.2104,
         threads={"n_threads": 1, "source": "measured", "reason": "1 of 2 CPUs free: ...", "allowed_cpus": 2,
                  "physical_cores": 2, "quota_cpus": None, "other_busy_cores": 1.01, "window_s": 0.25})
@@ -93,7 +93,7 @@ def test_built_document_is_schema_valid_and_measured(monkeypatch):
     monkeypatch.delenv("RESEARCH_BENCH_HASH_KEY", raising=False)
     doc = build(facts(), system=SAMPLE["system"], success=True)
     assert validation_errors(doc) == []
-    # the layout of a recorded run, plus what documents carry since it was recorded (issue 9)
+    # the layout of a recorded run, plus the thread choice beside the model
     assert [k for k in doc if k != "threads"] == list(SAMPLE) and list(doc).index("threads") == list(doc).index("model") + 1
     m = doc["metrics"]
     assert set(m) == set(SAMPLE["metrics"]) | {"cpu_time_s"}
@@ -135,7 +135,7 @@ def test_a_run_that_failed_before_any_call():
     f = facts(model=None, token_count_method=None, calls=[], timings=[], batches=[], batch_size_decisions=[],
               novelty_trace=[], claims=[], memory_peak_mb=None, memory_samples=0, memory_sample_hz=None,
               final_context_tokens=0, answer="", decision=None, answer_sources=[], errors=["BackendError: boom"],
-              early_exit={"triggered": False, "batch": None, "reason": "evidence_exhausted"})
+              early_exit=EarlyExit("evidence_exhausted"))
     doc = build(f, system=SAMPLE["system"], success=False, timed_out=True)
     assert validation_errors(doc) == []
     assert doc["model"] == {"name": "(not loaded)"} and doc["timed_out"] and not doc["success"]
@@ -165,3 +165,13 @@ def test_an_interrupted_call_keeps_its_counters_and_a_mismatch_is_shown():
 def test_ollama_token_estimate_is_noted():
     doc = build(facts(token_count_method="estimate"), system=SAMPLE["system"], success=True)
     assert "estimate" in doc["unmeasured"]["unique_context_tokens_method"]
+
+
+def test_the_early_exit_block_keeps_its_layout():
+    """Only a novelty stop is triggered, and only it carries the batch's novelty and the threshold."""
+    assert EarlyExit().as_dict() == {"triggered": False, "batch": None, "reason": "evidence_exhausted"}
+    assert EarlyExit("context_full", 2).as_dict() == {"triggered": False, "batch": 2, "reason": "context_full"}
+    assert EarlyExit("novelty_below_threshold", 1, 0.41, 0.6).as_dict() == {
+        "triggered": True, "batch": 1, "reason": "novelty_below_threshold", "novelty": 0.41, "threshold": 0.6}
+    with pytest.raises(ValueError):
+        EarlyExit("bored")

@@ -1,4 +1,4 @@
-"""Pure logic of issue 9's engine side, without a model: the thread choice from given CPU readings, the run
+"""The engine's run-time logic without a model: the thread choice from given CPU readings, the run
 deadline on an injected clock, and the reconciliation of llama.cpp's counters (readings taken from real calls)."""
 import subprocess
 import sys
