@@ -23,6 +23,7 @@ from typing import Sequence
 
 from .. import records as R
 from ..analysis import measures
+from ..analysis.quality import QualitySummary
 from ..records import ResultRecord, series_key
 from ..units import num
 from . import charts
@@ -162,80 +163,82 @@ def _pivot(latest: dict, vals: dict, cols: list[str], names: list[str], pg: _Pag
     return out
 
 
+_ARMS = (("retrieval", "retrieval (early exit on)"), ("retrieval_no_early_exit", "early exit off"),
+         ("single_shot", "single-shot RAG"), ("closed_book", "closed-book"))
+
+
+def _quality_points(recs: Sequence[ResultRecord]) -> list[tuple[str, list]]:
+    """The quality chart's series: per arm, its score against its time per question, a point per record."""
+    arms: dict[str, list] = defaultdict(list)
+    for r in recs:
+        q, c = QualitySummary.of_record(r), measures.commit_key(r)
+        for arm, name in _ARMS:
+            a = q.arm(arm)
+            score, ci = q.score(a)
+            if score is not None and a.time_per_question_s is not None:
+                ci = ci or [None, None]
+                arms[name].append((a.time_per_question_s, score,
+                                   f"{name} @ {c}: {'ROUGE-L' if q.free_text else 'accuracy'} {score:.2f} (n {a.n}, "
+                                   f"95% CI {num(ci[0], 'ratio')}..{num(ci[1], 'ratio')}), "
+                                   f"{a.time_per_question_s:.1f} s/question"))
+        m = q.majority
+        if m:
+            arms[f"majority '{m.label}'"].append(
+                (0.0, m.accuracy, f"majority class '{m.label}' @ {c}: {m.accuracy:.0%} on the sample "
+                                  f"({m.full_set_share:.1%} on the full set), no model time"))
+    return list(arms.items())
+
+
+def _quality_table(title: str, rec: ResultRecord, pg: _Page) -> str:
+    """The newest record's arms, majority baseline and early-exit trade-off."""
+    q = QualitySummary.of_record(rec)
+    rows = []
+    for arm, _ in _ARMS:
+        a = q.arms.get(arm)
+        if a is None:
+            continue
+        score, ci = q.score(a)
+        ci = ci or [None, None]
+        cells = [(a.grounded_citation_rate, "ratio"), (a.citation_validity, "ratio"), (a.citation_precision, "ratio"),
+                 (a.context_gold_recall, "ratio"), (a.claims_per_question, ""), (a.tokens_per_question, ""),
+                 (a.time_per_question_s, "s")]
+        rows.append(f'<tr><td class="l">{_e(arm)}</td><td>{a.n}</td><td>{num(score, "ratio")}</td>'
+                    f'<td>{num(ci[0], "ratio")}..{num(ci[1], "ratio")}</td>'
+                    + "".join(f"<td>{num(v, u)}</td>" for v, u in cells) + "</tr>")
+    m, ee = q.majority, q.early_exit
+    if m:
+        rows.append(f'<tr><td class="l">majority \'{_e(m.label)}\'</td><td>{m.n}</td><td>{num(m.accuracy, "ratio")}'
+                    f'</td><td colspan="8" class="l">{m.full_set_share:.1%} of the {m.full_set_n} labelled questions'
+                    '</td></tr>')
+    return (f'<h3>{_e(title)} @ {pg.commit(rec)}: {q.sample_size} questions, seed {q.seed}</h3>'
+            '<table class="quality"><tr><th class="l">arm</th><th>n</th><th>accuracy / ROUGE-L</th><th>95% CI</th>'
+            '<th>cit. grounded</th><th>cit. valid</th><th>cit. precision</th><th>gold in ctx</th><th>claims/q</th>'
+            '<th>tokens/q</th><th>time/q</th></tr>' + "".join(rows) + "</table>"
+            f'<p>Early exit on vs off ({ee.n} paired questions; fired in {ee.fired}): tokens {ee.tokens_off} -> '
+            f'{ee.tokens_on} (saved {num(ee.tokens_saved_share, "ratio")}), accuracy {num(ee.accuracy_off, "ratio")} '
+            f'-> {num(ee.accuracy_on, "ratio")} (change {num(ee.accuracy_change, "ratio")}, exact McNemar p = '
+            f'{num(ee.p_value, "ratio")}).</p>')
+
+
 def _quality(records: Sequence[ResultRecord], pg: _Page) -> list[str]:
-    qrecs = [r for r in records if measures.is_measurement(r) and (r.extra or {}).get("quality")]
+    """One chart of score vs time and one table per profile and corpus (bench)."""
+    qrecs = [r for r in records if measures.is_measurement(r) and QualitySummary.of_record(r)]
     out = [f'<section id="quality{pg.sid}"><h2>Answer quality vs time per profile and corpus</h2>']
     if not qrecs:
         out.append('<p class="muted">No quality bench records yet (<code>make quality</code>).</p></section>')
         return out
     by_profile: dict[str, list[ResultRecord]] = defaultdict(list)
-    for r in qrecs:     # one chart per profile and corpus (bench 'quality': PubMedQA, 'quality_open': tooldocs)
+    for r in qrecs:
         by_profile[f"{r.profile or '(none)'} / {r.bench}"].append(r)
     out.append('<div class="grid">')
     tables = []
     for profile, recs in sorted(by_profile.items()):
         recs.sort(key=lambda r: r.timestamp)
-        arms: dict[str, list] = defaultdict(list)
-        for r in recs:
-            q = r.extra["quality"]
-            c = measures.commit_key(r)
-            for arm, name in (("retrieval", "retrieval (early exit on)"), ("retrieval_no_early_exit", "early exit off"),
-                              ("single_shot", "single-shot RAG"), ("closed_book", "closed-book")):
-                a = q["arms"].get(arm) or {}
-                free = a.get("accuracy") is None and a.get("overlap") is not None
-                score = a.get("overlap") if free else a.get("accuracy")
-                if score is not None and a.get("time_per_question_s") is not None:
-                    ci = (a.get("overlap_ci95") if free else a.get("accuracy_ci95")) or [None, None]
-                    what = "ROUGE-L" if free else "accuracy"
-                    arms[name].append((a["time_per_question_s"], score,
-                                       f"{name} @ {c}: {what} {score:.2f} (n {a['n']}, 95% CI "
-                                       f"{num(ci[0], 'ratio')}..{num(ci[1], 'ratio')}), "
-                                       f"{a['time_per_question_s']:.1f} s/question"))
-            maj = q.get("majority")
-            if maj:
-                arms[f"majority '{maj['label']}'"].append(
-                    (0.0, maj["accuracy"], f"majority class '{maj['label']}' @ {c}: {maj['accuracy']:.0%} on the "
-                                           f"sample ({maj['full_set_share']:.1%} on the full set), no model time"))
         out.append('<div class="card">' + charts.scatter_chart(
-            list(arms.items()), title=f"{profile}: accuracy (or ROUGE-L) vs time per question",
+            _quality_points(recs), title=f"{profile}: accuracy (or ROUGE-L) vs time per question",
             x_title="time per question", y_title="accuracy / ROUGE-L", x_unit="s", y_unit="ratio") + "</div>")
-        q = recs[-1].extra["quality"]
-        ee = q["early_exit"]
-        rows = []
-        for arm in ("retrieval", "retrieval_no_early_exit", "single_shot", "closed_book"):
-            a = q["arms"].get(arm)
-            if not a:
-                continue
-            free = a.get("accuracy") is None and a.get("overlap") is not None
-            ci = (a.get("overlap_ci95") if free else a.get("accuracy_ci95")) or [None, None]
-            rows.append(f'<tr><td class="l">{_e(arm)}</td><td>{a["n"]}</td>'
-                        f'<td>{num(a["overlap"] if free else a["accuracy"], "ratio")}</td>'
-                        f'<td>{num(ci[0], "ratio")}..{num(ci[1], "ratio")}</td>'
-                        f'<td>{num(a.get("grounded_citation_rate"), "ratio")}</td>'
-                        f'<td>{num(a["citation_validity"], "ratio")}</td>'
-                        f'<td>{num(a["citation_precision"], "ratio")}</td>'
-                        f'<td>{num(a["context_gold_recall"], "ratio")}</td>'
-                        f'<td>{num(a["claims_per_question"])}</td><td>{num(a["tokens_per_question"])}</td>'
-                        f'<td>{num(a["time_per_question_s"], "s")}</td></tr>')
-        maj = q.get("majority")
-        if maj:
-            rows.append(f'<tr><td class="l">majority \'{_e(maj["label"])}\'</td><td>{maj["n"]}</td>'
-                        f'<td>{num(maj["accuracy"], "ratio")}</td><td colspan="8" class="l">'
-                        f'{maj["full_set_share"]:.1%} of the {maj["full_set_n"]} labelled questions</td></tr>')
-        tables.append(
-            f'<h3>{_e(profile)} @ {pg.commit(recs[-1])}: {q["sample_size"]} questions, seed {q["seed"]}</h3>'
-            '<table class="quality"><tr><th class="l">arm</th><th>n</th><th>accuracy / ROUGE-L</th><th>95% CI</th>'
-            '<th>cit. grounded</th><th>cit. valid</th><th>cit. precision</th><th>gold in ctx</th><th>claims/q</th><th>tokens/q</th>'
-            '<th>time/q</th></tr>' + "".join(rows) + "</table>"
-            f'<p>Early exit on vs off ({ee["n"]} paired questions; fired in {ee["fired"]}): tokens '
-            f'{ee["tokens_off"]} -> {ee["tokens_on"]} (saved {num(ee["tokens_saved_share"], "ratio")}), '
-            f'accuracy {num(ee["accuracy_off"], "ratio")} -> {num(ee["accuracy_on"], "ratio")} '
-            f'(change {num(ee["accuracy_change"], "ratio")}, exact McNemar p = '
-            f'{num(ee.get("p_value"), "ratio")}).</p>')
-    out.append("</div>")
-    out += tables
-    out.append("</section>")
-    return out
+        tables.append(_quality_table(profile, recs[-1], pg))
+    return out + ["</div>", *tables, "</section>"]
 
 
 def _breakdown(records: Sequence[ResultRecord], pg: _Page) -> list[str]:
