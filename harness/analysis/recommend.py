@@ -1,18 +1,6 @@
-"""Recommendations: rules over measured telemetry and stored bench records. Pure functions, no I/O.
-
-Each rule looks at the runs of one series (one bench on one profile, the newest commit) and returns a
-Recommendation only when the numbers call for it; the numbers it used are in `evidence` and written into the
-message, so no two data sets give the same sentence.
-
-Entry points:
-    recommend(records) -> list[Recommendation]
-        every rule over stored ResultRecords (the newest commit of each series); what the plugin's summary
-        prints and stores.
-    recommend_runs(telemetries, *, budget=None, series="", citation_floor=None, raw_decode_tps=None)
-        the run rules over telemetry documents of one series (one or more runs).
-    recommend_quality(quality_summary, *, series="")
-        the quality rules over one quality bench summary (ResultRecord.extra["quality"]).
-"""
+"""Recommendations, pure: rules over the runs of one series (one bench on one profile, the newest commit) and
+over a quality summary. A rule fires only when the numbers call for it, and its message and `evidence` carry
+those numbers. `recommend(records)` runs every rule over stored records."""
 from __future__ import annotations
 
 import statistics
@@ -22,7 +10,7 @@ from typing import Any, Callable, Sequence
 from ..units import num as fmt
 from .quality import QualitySummary
 
-#: Thresholds of the rules (documented here, shown in the messages where they matter).
+#: Thresholds of the rules (shown in the messages where they matter).
 PROMPT_EVAL_DOMINANT = 0.40     # share of wall time in native prompt evaluation
 DECODE_DOMINANT = 0.40
 PLAN_DOMINANT = 0.40
