@@ -4,7 +4,7 @@ each series' history across commits (in git's order when known). An inline scrip
 charts and tables the browser laid out, for the headless-browser test."""
 from __future__ import annotations
 
-import datetime as _dt
+import datetime
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -347,7 +347,7 @@ def render(records: Sequence[ResultRecord], *, machine: str | None = None, title
     """The report page as one HTML string: a part per machine (newest first), or only `machine`'s.
     `git_order`: full SHAs oldest first (run.environment.git_order), None to order commits by measuring time;
     `order_note` says which; `commit_url`: a template linking commits ({commit}, {short})."""
-    when = generated_at or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    when = generated_at or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     newest: dict[str, str] = {}
     for r in records:
         newest[r.machine_fingerprint] = max(newest.get(r.machine_fingerprint, ""), r.timestamp)

@@ -54,7 +54,7 @@ def unverified_lines(summary) -> list[str]:
 
 
 def findings_lines(records: Any) -> list[str]:
-    """Quality summaries and data-driven recommendations (computed now, from the records) of measured runs."""
+    """Quality summaries and data-driven recommendations (computed from the records when printed) of measured runs."""
     measured = [r for r in records if not r.warmup]
     lines: list[str] = []
     for r in measured:
