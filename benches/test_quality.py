@@ -152,12 +152,12 @@ def _bench(research_bench, record_result, profile, say, *, corpus, corpus_path, 
                 "source": os.path.basename(corpus.source.rstrip("/")), "name": label},
         model=(tels[0][1].get("model") or {}).get("name") if tels else None, backend=research_bench.ctx.options.backend)
     summary.runs = {"retrieval_runs": len(arms["retrieval"]), "failed_or_timed_out": failures,
-                       "budget_misses_by_reason": verdict_misses,
-                       "bench_wall_s": round(time.perf_counter() - t_start, 1),
-                       "load_avg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-                       "foreign_cpu_share": None if overall.share is None else round(overall.share, 3),
-                       "foreign_cpu_share_per_question": foreign,
-                       "sample_sizes": {"questions": n, "early_exit_off": min(n_off, n)}}
+                    "budget_misses_by_reason": verdict_misses,
+                    "bench_wall_s": round(time.perf_counter() - t_start, 1),
+                    "load_avg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+                    "foreign_cpu_share": None if overall.share is None else round(overall.share, 3),
+                    "foreign_cpu_share_per_question": foreign,
+                    "sample_sizes": {"questions": n, "early_exit_off": min(n_off, n)}}
     stored = summary.as_dict()
     errs = quality.validation_errors(stored)
     assert not errs, errs

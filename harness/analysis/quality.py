@@ -13,6 +13,7 @@ import re
 import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 from .. import records
@@ -417,17 +418,23 @@ class QualitySummary:
     def from_dict(cls, d: Mapping) -> QualitySummary:
         ee = dict(d.get("early_exit") or {})
         ee.update({k: _load(Paired, ee.get(k)) for k in ("grounded_change", "overlap_change")})
-        return _load(cls, {**d, "answers": d.get("answers") or "decision",
+        return _load(cls, {**d, "answers": d.get("answers") or "decision", "model": d.get("model"),
+                           "backend": d.get("backend"), "corpus": d.get("corpus") or {},
                            "majority": _load(Majority, d["majority"]) if d.get("majority") else None,
                            "arms": {k: _load(Arm, a) for k, a in (d.get("arms") or {}).items() if a},
-                           "early_exit": _load(EarlyExit, ee), "corpus": d.get("corpus") or {},
-                           "comparisons": d.get("comparisons") or {}, "bounds": d.get("bounds") or {}})
+                           "early_exit": _load(EarlyExit, ee), "comparisons": d.get("comparisons") or {},
+                           "bounds": d.get("bounds") or {}})
 
     @classmethod
     def of_record(cls, record: Any) -> QualitySummary | None:
-        """The quality summary a stored record carries (extra['quality']), or None."""
+        """The quality summary a stored record carries (extra['quality'], the schema's required keys), or None."""
         q = (record.extra or {}).get("quality")
-        return cls.from_dict(q) if isinstance(q, Mapping) and "arms" in q else None
+        return cls.from_dict(q) if isinstance(q, Mapping) and set(_required_keys()) <= q.keys() else None
+
+
+@lru_cache(maxsize=1)
+def _required_keys() -> tuple[str, ...]:
+    return tuple(records.schema("quality")["required"])
 
 
 def _metrics(arms: Mapping[str, Arm], maj: Majority | None, ee: EarlyExit, polar: bool) -> dict[str, float | None]:
