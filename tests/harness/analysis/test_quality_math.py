@@ -212,3 +212,12 @@ def test_polar_summary_has_the_single_shot_arm_and_comparison():
     assert s["comparisons"]["retrieval_vs_majority"]["n"] == 10
     typed = quality.QualitySummary.from_dict(s)
     assert not typed.free_text and typed.as_dict() == s and typed.score(typed.arm("retrieval"))[0] == 0.5
+
+
+def test_a_record_carries_a_typed_summary_or_none():
+    s = quality_summary_testdata()
+    rec = SimpleNamespace(extra={"quality": s})
+    typed = quality.QualitySummary.of_record(rec)
+    assert typed is not None and typed.arm("retrieval").n == 10 and typed.majority.label == "yes"
+    assert quality.QualitySummary.of_record(SimpleNamespace(extra={"quality": {"arms": {}}})) is None
+    assert quality.QualitySummary.of_record(SimpleNamespace(extra=None)) is None
