@@ -18,8 +18,8 @@ record (bench 'breakdown_<kind>', numbers in extra['breakdown'], schemas/breakdo
 
 The first three share one quick pipeline run (stored too, as bench 'breakdown_run'). These benches are not
 gated (they measure, they do not judge) and carry no profile marker, so `-m quick` never selects them.
-Expect ~8 minutes on the 2-core CI machine. Timings on a busy machine are inflated: before each timed part
-the bench waits (up to 4 min) for other processes to leave the CPUs mostly idle (harness.breakdown.wait_quiet),
+Timings on a busy machine are inflated: before each timed part the bench waits (up to 4 min) for other
+processes to leave the CPUs mostly idle (run/cpu.py),
 and every record stores how much CPU other processes used while it measured (foreign_cpu_share: 0 = the
 machine to itself, 0.5 = another process kept one of two cores busy).
 """
@@ -32,7 +32,7 @@ import time
 
 import pytest
 
-from llm_research_bench.harness.analysis import breakdown as B
+from llm_research_bench.harness.analysis import breakdown
 from llm_research_bench.harness.run import cpu, scaling
 
 pytestmark = [pytest.mark.breakdown]
@@ -78,7 +78,7 @@ def _quick_run(research_bench, question):
 
 def _store(record_result, kind: str, telemetry: dict | None, doc: dict) -> dict:
     doc = {"kind": kind, "profile": PROFILE, **doc}
-    errs = B.validation_errors(doc)
+    errs = breakdown.validation_errors(doc)
     assert not errs, errs
     record_result(telemetry, profile=PROFILE, bench=f"breakdown_{kind}",
                   extra={"breakdown": doc, "representative_telemetry": True}, check=False, gate=False)
@@ -94,8 +94,8 @@ def _say(research_bench, doc: dict) -> None:
 def test_phases(research_bench, record_result, bench_question, request):
     res, cond = _quick_run(research_bench, bench_question)
     tel = res.telemetry
-    ns = B.native_split(tel)
-    metrics = {**B.phase_shares(tel), "prompt_eval_share": ns["prompt_eval_share"], "decode_share": ns["decode_share"],
+    ns = breakdown.native_split(tel)
+    metrics = {**breakdown.phase_shares(tel), "prompt_eval_share": ns["prompt_eval_share"], "decode_share": ns["decode_share"],
                "generation_other_share": ns["generation_other_share"]}
     doc = _store(record_result, "phases", tel, {
         "how": "one quick pipeline run (warm index): phases / execution_time_s; native llama.cpp prompt-eval and "
@@ -114,7 +114,7 @@ def test_prefix_reuse(research_bench, record_result, bench_question, request):
     calls = [{k: c[k] for k in ("kind", "prompt_tokens", "prompt_tokens_evaluated")} for c in tel["traces"]["calls"]]
     doc = _store(record_result, "prefix_reuse", tel, {
         "how": "the shared quick run: prompt tokens sent (cached prefix included) vs evaluated, per call and in total",
-        "metrics": {"prompt_cache_hit_share": B.prompt_cache_hit_share(tel),
+        "metrics": {"prompt_cache_hit_share": breakdown.prompt_cache_hit_share(tel),
                     "prompt_tokens_saved": m["prompt_tokens_total"] - m["prompt_tokens_evaluated"]},
         "detail": {"prompt_tokens_total": m["prompt_tokens_total"], "prompt_tokens_evaluated": m["prompt_tokens_evaluated"],
                    "unique_context_tokens": m["unique_context_tokens"], "prefix_reuse_ratio": m["prefix_reuse_ratio"],
@@ -193,7 +193,7 @@ def test_corpus_scaling(research_bench, record_result, bench_question, request, 
                               "foreign_cpu_share")}})
     rep = next((p["telemetry"] for p in points if p.get("telemetry")), None)
     series = _series_doc(points, "passages")
-    g = B.growth_summary(series, "passages", ["index_build_s", "memory_peak_mb", "research_s", "index_mb"])
+    g = breakdown.growth_summary(series, "passages", ["index_build_s", "memory_peak_mb", "research_s", "index_mb"])
     big, small = series[-1], series[0]
     doc = _store(record_result, "corpus_scaling", rep, {
         "how": "each size in a fresh child process: scaled corpus (1,000 = first abstracts' passages; 3,358 = the "
@@ -224,7 +224,7 @@ def test_context_scaling(research_bench, record_result, bench_question, request)
             k: p[k] for k in ("research_s", "prompt_tokens_evaluated", "batches", "memory_peak_mb", "foreign_cpu_share")}})
     rep = next((p["telemetry"] for p in points if p.get("telemetry")), None)
     series = _series_doc(points, "context_window")
-    g = B.growth_summary(series, "context_window", ["research_s", "memory_peak_mb", "prompt_tokens_evaluated"])
+    g = breakdown.growth_summary(series, "context_window", ["research_s", "memory_peak_mb", "prompt_tokens_evaluated"])
     doc = _store(record_result, "context_scaling", rep, {
         "how": "the quick profile with context_window replaced, one research run each in a fresh child process on "
                "the whole corpus (warm index); memory = the child's lifetime peak RSS",

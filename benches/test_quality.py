@@ -9,26 +9,22 @@ Two corpora, one bench each, the same arms and scoring:
   test_quality_open  benches/data/tooldocs (248 passages of installed packages' READMEs; 54 questions with
                      free-text gold answers and gold passage ids): bench 'quality_open'
 
-Per profile, a fixed seeded sample of answered questions (harness.quality.SAMPLE_SIZES; the seed is
-harness.quality.QUALITY_SEED) is researched over the whole corpus in four arms, in this order per question:
+Per profile, a fixed seeded sample of answered questions (analysis.quality.SAMPLE_SIZES; the seed is
+analysis.quality.QUALITY_SEED) is researched over the whole corpus in four arms, in this order per question:
   1. retrieval, early exit on   (the engine as shipped: progressive)
   2. single-shot RAG            (strategy="single_shot": the top passages that fit, one prompt, one answer)
   3. closed-book                (same model, retrieval=False): the model-only baseline
   4. retrieval, early exit off  (only the first `n_off` questions of the sample; paired with arm 1)
-and scored by harness.quality: yes/no/maybe accuracy (PubMedQA; 95 % Wilson interval) or ROUGE-L F1 against the
+and scored by analysis.quality: yes/no/maybe accuracy (PubMedQA; 95 % Wilson interval) or ROUGE-L F1 against the
 free-text gold answer (tooldocs; bootstrap interval), grounded-citation rate, citation validity, citation
 precision against the gold passages, claims, tokens and time per question, the majority-class baseline
-(PubMedQA: 'yes', 55.2 % of the 1,000 labels), and the early-exit trade-off paired on the questions run in both
+(yes/no/maybe corpora only), and the early-exit trade-off paired on the questions run in both
 arms 1 and 4 (generated tokens and time saved; accuracy change with exact McNemar, grounded-rate and overlap
 change with Wilcoxon and a bootstrap interval). PubMedQA questions are researched as polar (answer_type="polar":
 the dataset defines them so); tooldocs questions with answer_type="auto" (detection).
 
-Sample sizes. On the 2-core CI machine a quick retrieval run of SmolLM2-135M takes ~20 s, a single-shot run
-~8 s and a closed-book run ~2 s, so 20 questions + 10 with early exit off is ~13 minutes. Balanced/thorough
-use more questions (SAMPLE_SIZES) and take correspondingly longer (a thorough run is 40-100 s on a quiet
-machine, several times that on a busy one).
-
-RESEARCH_BENCH_QUALITY_SAMPLE=N,N_OFF overrides the sizes (the record stores the sizes it used).
+Balanced and thorough use more questions (SAMPLE_SIZES) and take correspondingly longer (run times:
+docs/measurements.md). RESEARCH_BENCH_QUALITY_SAMPLE=N,N_OFF overrides the sizes (the record stores them).
 
 Every run goes through the harness's in-process runner with a timeout of 4 x the profile's timeout_s (answers
 are measured here, not the budget; runs over the time budget are counted in extra.quality.runs), and a run
@@ -55,7 +51,7 @@ from llm_research_bench.engine.envvars import env
 from llm_research_bench.harness.analysis import quality
 from llm_research_bench.harness.report import quality as quality_report
 from llm_research_bench.harness.run import cpu
-from llm_research_bench.harness.run import request as S
+from llm_research_bench.harness.run import request
 from llm_research_bench.harness.run.inprocess import run_in_process
 from llm_research_bench.harness.run.timeouts import is_timeout
 from llm_research_bench.harness.run.verdicts import evaluate
@@ -72,8 +68,8 @@ TIMEOUT_FACTOR = 4
 
 
 def _run(question: str, profile, corpus, corpus_path, system_info, *, retrieval: bool, early_exit: bool,
-         strategy: str = "progressive", answer_type: str = "auto") -> S.RunOutcome:
-    req = S.RunRequest(question=question, profile=profile, corpus=corpus, corpus_path=corpus_path,
+         strategy: str = "progressive", answer_type: str = "auto") -> request.RunOutcome:
+    req = request.RunRequest(question=question, profile=profile, corpus=corpus, corpus_path=corpus_path,
                        early_exit=early_exit, retrieval=retrieval, system_info=system_info,
                        research_kwargs={"strategy": strategy, "answer_type": answer_type},
                        timeout_s=profile.timeout_s * TIMEOUT_FACTOR)
@@ -84,7 +80,7 @@ def _run(question: str, profile, corpus, corpus_path, system_info, *, retrieval:
     return out
 
 
-def _outcome(out: S.RunOutcome, q, arm: str) -> quality.QuestionOutcome:
+def _outcome(out: request.RunOutcome, q, arm: str) -> quality.QuestionOutcome:
     if out.session is not None:
         return quality.outcome_from_session(out.session, q, arm, out.wall_s)
     tel = out.telemetry or {}
@@ -99,7 +95,7 @@ ARMS = ("retrieval", "single_shot", "closed_book", "retrieval_no_early_exit")
 
 
 def _bench(research_bench, record_result, profile, say, *, corpus, corpus_path, bench: str, label: str,
-           answer_type: str) -> dict:
+           answer_type: str) -> quality.QualitySummary:
     warm = research_bench.warmup()
     n, n_off = quality.SAMPLE_SIZES.get(profile.name, quality.SAMPLE_SIZES["quick"])
     sizes = env("QUALITY_SAMPLE")                   # e.g. RESEARCH_BENCH_QUALITY_SAMPLE=2,1: a smoke run (stored as such)
@@ -127,7 +123,7 @@ def _bench(research_bench, record_result, profile, say, *, corpus, corpus_path, 
                        early_exit=early_exit, strategy=strategy, answer_type=answer_type)
             o = _outcome(out, q, arm)
             arms[arm].append(o)
-            if out.status != S.COMPLETED:
+            if out.status != request.COMPLETED:
                 failures.append(f"{arm} q{q.id}: {out.status} ({out.error})")
             if arm == "retrieval" and out.telemetry is not None:
                 tels.append((out.wall_s, out.telemetry))
@@ -151,20 +147,19 @@ def _bench(research_bench, record_result, profile, say, *, corpus, corpus_path, 
     overall.__exit__(None, None, None)
 
     summary = quality.quality_summary(
-        profile=profile.name, seed=quality.QUALITY_SEED, sample=sample, all_questions=corpus.questions,
-        retrieval=arms["retrieval"], closed_book=arms["closed_book"], no_early_exit=arms["retrieval_no_early_exit"],
-        single_shot=arms["single_shot"],
+        arms, profile=profile.name, seed=quality.QUALITY_SEED, sample=sample, all_questions=corpus.questions,
         corpus={"id": corpus.id, "passages": len(corpus.passages), "questions": len(corpus.questions),
                 "source": os.path.basename(corpus.source.rstrip("/")), "name": label},
         model=(tels[0][1].get("model") or {}).get("name") if tels else None, backend=research_bench.ctx.options.backend)
-    summary["runs"] = {"retrieval_runs": len(arms["retrieval"]), "failed_or_timed_out": failures,
-                       "budget_misses_by_reason": verdict_misses,
-                       "bench_wall_s": round(time.perf_counter() - t_start, 1),
-                       "load_avg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-                       "foreign_cpu_share": None if overall.share is None else round(overall.share, 3),
-                       "foreign_cpu_share_per_question": foreign,
-                       "sample_sizes": {"questions": n, "early_exit_off": min(n_off, n)}}
-    errs = quality.validation_errors(summary)
+    summary.runs = {"retrieval_runs": len(arms["retrieval"]), "failed_or_timed_out": failures,
+                    "budget_misses_by_reason": verdict_misses,
+                    "bench_wall_s": round(time.perf_counter() - t_start, 1),
+                    "load_avg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+                    "foreign_cpu_share": None if overall.share is None else round(overall.share, 3),
+                    "foreign_cpu_share_per_question": foreign,
+                    "sample_sizes": {"questions": n, "early_exit_off": min(n_off, n)}}
+    stored = summary.as_dict()
+    errs = quality.validation_errors(stored)
     assert not errs, errs
     for line in quality_report.summary_lines(summary):
         say(line)
@@ -173,7 +168,7 @@ def _bench(research_bench, record_result, profile, say, *, corpus, corpus_path, 
     med = statistics.median_low([w for w, _ in tels])
     rep = next(t for w, t in tels if w == med)
     record_result(rep, profile=profile, bench=bench,
-                  extra={"quality": summary, "representative_telemetry": True,
+                  extra={"quality": stored, "representative_telemetry": True,
                          "representative": "the retrieval run of median wall time"},
                   check=False, gate=False)
     assert len(failures) < len(sample) * len(ARMS), f"most runs failed: {failures[:5]}"

@@ -1,22 +1,12 @@
-"""The performance breakdown (pure): phase shares, the native time split, prompt cache use and growth fits, over
-measured telemetry. (The measurements themselves -- scaled corpora, corpus-size and context-window points in
-child processes -- are run/scaling.py.)
-
-Metric names, units and directions: schemas/breakdown.schema.json (`metric_specs()`).
-
-"""
+"""The performance breakdown, pure: phase shares, the native time split, prompt cache use and growth fits over
+measured telemetry (run/scaling.py takes the measurements). Metric names, units and directions:
+schemas/breakdown.schema.json."""
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
 from .. import records
-
-SCHEMA_PATH = records.SCHEMAS_DIR / "breakdown.schema.json"
-
-
-def schema() -> dict:
-    return records.schema("breakdown")
 
 
 def metric_specs() -> dict[str, dict]:
@@ -27,8 +17,6 @@ def metric_specs() -> dict[str, dict]:
 def validation_errors(summary: dict) -> list[str]:
     return records.validation_errors("breakdown", summary)
 
-
-# -- one run's time -----------------------------------------------------------------------------------------
 
 def phase_shares(telemetry: dict) -> dict[str, float]:
     """'phase_share_<phase>' -> share of execution_time_s spent in that phase (phases from the telemetry)."""
@@ -44,16 +32,11 @@ def native_split(telemetry: dict) -> dict[str, float | None]:
     share of the run's wall time."""
     calls = telemetry["traces"]["calls"]
     total = telemetry["metrics"]["execution_time_s"] or 0.0
-    pe = sum(c.get("native_prompt_eval_s") or 0.0 for c in calls)
-    dec = sum(c.get("native_decode_s") or 0.0 for c in calls)
-    gen = sum(c.get("e2e_s") or 0.0 for c in calls)
-    return {
-        "prompt_eval_s": pe, "decode_s": dec, "generation_wall_s": gen,
-        "generation_other_s": max(0.0, gen - pe - dec),
-        "prompt_eval_share": pe / total if total else None,
-        "decode_share": dec / total if total else None,
-        "generation_other_share": max(0.0, gen - pe - dec) / total if total else None,
-    }
+    pe, dec, gen = (sum(c.get(k) or 0.0 for c in calls) for k in ("native_prompt_eval_s", "native_decode_s", "e2e_s"))
+    other = max(0.0, gen - pe - dec)
+    return {"prompt_eval_s": pe, "decode_s": dec, "generation_wall_s": gen, "generation_other_s": other,
+            "prompt_eval_share": pe / total if total else None, "decode_share": dec / total if total else None,
+            "generation_other_share": other / total if total else None}
 
 
 def prompt_cache_hit_share(telemetry: dict) -> float | None:
@@ -63,17 +46,13 @@ def prompt_cache_hit_share(telemetry: dict) -> float | None:
     return 1.0 - m["prompt_tokens_evaluated"] / total if total else None
 
 
-# -- growth -------------------------------------------------------------------------------------------------
-
 def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | None:
     """Least-squares (slope, intercept); None with fewer than two distinct x."""
-    n = len(xs)
-    if n < 2 or len(set(xs)) < 2:
+    if len(set(xs)) < 2:
         return None
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-    return slope, my - slope * mx
+    from scipy.stats import linregress
+    fit = linregress(xs, ys)
+    return float(fit.slope), float(fit.intercept)
 
 
 def loglog_exponent(xs: Sequence[float], ys: Sequence[float]) -> float | None:

@@ -1,60 +1,30 @@
-"""Answer quality: pure logic (sampling, scoring, baselines, the early-exit trade-off, arms compared paired).
+"""Answer quality, pure: sampling, scoring, baselines, the early-exit trade-off, arms compared paired, and the
+typed summary a quality bench stores (schemas/quality.schema.json names, units and directions its metrics).
 
-No model here: the quality bench (benches/test_quality.py) runs the engine and hands the sessions to these
-functions; the unit tests feed them hand-made outcomes. The summary a bench stores is described (names,
-units, direction) by schemas/quality.schema.json, the one list of quality metrics.
-
-Definitions (per question q with gold answer g and gold abstract G = the question's own passages):
-- correct:             the decision parsed from the synthesis equals g; no parsable decision counts as wrong.
-- citation validity:   valid citations / all citations (claims and answer), summed over the sample.
-- citation precision:  of the valid citations (every citation instance in the claims, plus the passages the
-                       answer cites), the share naming a passage of G; summed over the sample (micro).
-- gold recall:         share of questions that cite at least one passage of G.
-- context gold recall: share of questions whose context held at least one passage of G (retrieval + gating).
-- majority baseline:   always answer the majority class of the whole labelled set, scored on the sample.
-- grounded rate:       grounded citations / all citations (claims and answer sentences; engine.grounding).
-- overlap:             for a corpus with free-text gold answers (any questions.jsonl whose answers are not
-                       yes/no/maybe): ROUGE-L F1 (Google's rouge-score, Porter stemming) of the answer (its
-                       "Answer:" prefix and [n] citations removed) against the gold answer; per arm the mean with
-                       a seeded bootstrap 95 % interval. Such a corpus has no decision and no majority baseline.
-
-Arms: retrieval (progressive, early exit on: the engine as shipped), retrieval_no_early_exit (same, gate off, the
-first questions of the sample), single_shot (plain RAG: top passages that fit, one prompt, one answer),
-closed_book (no retrieval). Paired comparisons use the same questions: exact McNemar for decisions, the Wilcoxon
-signed-rank test (scipy) and a bootstrap interval of the mean difference for per-question numbers (overlap,
-grounded rate).
+Arms: retrieval (progressive, early exit on), retrieval_no_early_exit (same, gate off, the first questions of the
+sample), single_shot (top passages that fit, one prompt) and closed_book (no retrieval). A yes/no/maybe corpus is
+scored by decision accuracy (exact McNemar when paired), a free-text corpus by ROUGE-L overlap (Wilcoxon and a
+bootstrap interval when paired); only the former has a majority-class baseline.
 """
 from __future__ import annotations
 
-import math
 import random
 import re
+import statistics
 from collections import Counter
-from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import lru_cache
+from typing import Any, Iterable, Mapping, Sequence
 
 from .. import records
 
-SCHEMA_PATH = records.SCHEMAS_DIR / "quality.schema.json"
-
-#: The seed of the question sample. Changing it changes which questions are asked, so records made with
-#: different seeds are not comparable; it is stored in every quality record.
+#: The seed of the question sample; records made with different seeds are not comparable (it is stored).
 QUALITY_SEED = 20240527
 
-#: Questions per profile, and how many of them (the first ones of the same sample) also run with early exit
-#: off. The quick sizes keep `make quality` under ~15 min on the 2-core CI machine: a quick retrieval run of
-#: SmolLM2-135M takes ~20 s, a single-shot run ~8 s, a closed-book run ~2 s, so 20 x 20 s + 10 x 20 s + 20 x 8 s
-#: + 20 x 2 s ~ 13 min.
-SAMPLE_SIZES: dict[str, tuple[int, int]] = {
-    "quick": (20, 10),
-    "balanced": (40, 20),
-    "thorough": (60, 30),
-}
+#: Questions per profile, and how many of them (the first of the same sample) also run with early exit off.
+SAMPLE_SIZES: dict[str, tuple[int, int]] = {"quick": (20, 10), "balanced": (40, 20), "thorough": (60, 30)}
 DECISIONS = ("yes", "no", "maybe")
-
-
-def schema() -> dict:
-    return records.schema("quality")
+ARMS = ("retrieval", "closed_book", "retrieval_no_early_exit", "single_shot")
 
 
 def metric_specs() -> dict[str, dict]:
@@ -66,7 +36,17 @@ def validation_errors(summary: dict) -> list[str]:
     return records.validation_errors("quality", summary)
 
 
-# -- sampling and baselines ----------------------------------------------------------------------------------
+def _load(cls, d: Mapping | None):
+    """A dataclass from its stored dict: unknown keys are left out, missing ones take their defaults."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in (d or {}).items() if k in names})
+
+
+def _share(k: float, n: float) -> float | None:
+    return k / n if n else None
+
+
+# -- sampling and statistics ---------------------------------------------------------------------------------
 
 def is_polar_set(questions: Iterable[Any]) -> bool:
     """Whether the questions' gold answers are yes/no/maybe labels (PubMedQA) rather than free text."""
@@ -76,8 +56,7 @@ def is_polar_set(questions: Iterable[Any]) -> bool:
 
 def sample_questions(questions: Iterable[Any], n: int, seed: int = QUALITY_SEED) -> list[Any]:
     """A fixed sample of n answered questions: the same n for the same seed and question set, whatever the
-    order the questions were loaded in (sorted by id first). Questions without a gold answer are never drawn;
-    in a labelled set (yes/no/maybe) only labelled ones are."""
+    order they were loaded in. In a labelled set (yes/no/maybe) only labelled ones are drawn."""
     qs = list(questions)
     polar = is_polar_set(qs)
     ok = [q for q in qs if (getattr(q, "answer", None) in DECISIONS if polar else bool(getattr(q, "answer", None)))]
@@ -108,23 +87,31 @@ def bootstrap_mean_ci(xs: Sequence[float], *, seed: int = 0, samples: int = 4000
     if len(xs) < 2:
         return None
     import numpy as np
-    rng = np.random.default_rng(seed)
     a = np.asarray(xs, dtype=float)
-    means = a[rng.integers(0, len(a), size=(samples, len(a)))].mean(axis=1)
+    means = a[np.random.default_rng(seed).integers(0, len(a), size=(samples, len(a)))].mean(axis=1)
     return [round(float(np.quantile(means, 0.025)), 6), round(float(np.quantile(means, 0.975)), 6)]
 
 
-def paired_difference(a: Sequence[float], b: Sequence[float], *, seed: int = 0) -> dict:
-    """Mean of a - b over pairs, its bootstrap 95 % interval, and the two-sided Wilcoxon signed-rank p-value
-    (scipy; None when every difference is 0 or there are fewer than 2 pairs)."""
+@dataclass
+class Paired:
+    """Per-question a - b over pairs: the mean change, its bootstrap 95 % interval, the Wilcoxon p-value."""
+    n: int = 0
+    mean_change: float | None = None
+    ci95: list[float] | None = None
+    p_value: float | None = None
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], *, seed: int = 0) -> Paired:
+    """Mean of a - b over pairs, its bootstrap interval, and the two-sided Wilcoxon signed-rank p-value (None
+    when every difference is 0 or there are fewer than 2 pairs)."""
     d = [x - y for x, y in zip(a, b)]
     if not d:
-        return {"n": 0, "mean_change": None, "ci95": None, "p_value": None}
+        return Paired()
     p = None
-    if len(d) >= 2 and any(x != 0 for x in d):
+    if len(d) >= 2 and any(d):
         from scipy.stats import wilcoxon
         p = float(wilcoxon(d, zero_method="zsplit").pvalue)
-    return {"n": len(d), "mean_change": sum(d) / len(d), "ci95": bootstrap_mean_ci(d, seed=seed), "p_value": p}
+    return Paired(len(d), sum(d) / len(d), bootstrap_mean_ci(d, seed=seed), p)
 
 
 def majority_class(questions: Iterable[Any]) -> tuple[str, float, int]:
@@ -137,33 +124,33 @@ def majority_class(questions: Iterable[Any]) -> tuple[str, float, int]:
     return label, counts[label] / n, n
 
 
-def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float] | None:
+def wilson_interval(k: int, n: int) -> tuple[float, float] | None:
     """95 % Wilson score interval of a proportion k/n (None when n == 0)."""
     if n <= 0:
         return None
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
+    from scipy.stats import binomtest
+    ci = binomtest(k, n).proportion_ci(method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _ci(k: int, n: int) -> list[float] | None:
+    ci = wilson_interval(k, n)
+    return list(ci) if ci else None
 
 
 def mcnemar_exact_p(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> float | None:
     """Two-sided exact McNemar test on paired outcomes: p-value that arms a and b are equally accurate.
-
-    Only the discordant pairs count (a right / b wrong and the reverse); None when the lists are empty."""
+    Only the discordant pairs count; None when the lists are empty."""
     if len(a_correct) != len(b_correct):
         raise ValueError("paired outcomes must have the same length")
     if not a_correct:
         return None
-    b01 = sum(1 for a, b in zip(a_correct, b_correct) if a and not b)
-    b10 = sum(1 for a, b in zip(a_correct, b_correct) if b and not a)
-    m = b01 + b10
+    a_only = sum(1 for a, b in zip(a_correct, b_correct) if a and not b)
+    m = a_only + sum(1 for a, b in zip(a_correct, b_correct) if b and not a)
     if m == 0:
         return 1.0
-    k = min(b01, b10)
-    tail = sum(math.comb(m, i) for i in range(k + 1)) / 2 ** m
-    return min(1.0, 2 * tail)
+    from scipy.stats import binomtest
+    return min(1.0, float(binomtest(min(a_only, m - a_only), m, 0.5).pvalue))
 
 
 # -- one question --------------------------------------------------------------------------------------------
@@ -174,7 +161,7 @@ class QuestionOutcome:
     question_id: str
     gold: str | None                           # yes/no/maybe label, or the free-text gold answer
     decision: str | None
-    arm: str                                   # retrieval | closed_book | retrieval_no_early_exit | single_shot
+    arm: str                                   # one of ARMS
     time_s: float
     tokens_generated: int = 0
     claims: int = 0
@@ -194,7 +181,7 @@ class QuestionOutcome:
 
     @property
     def grounded_rate(self) -> float | None:
-        return self.grounded / self.all_citations if self.all_citations else None
+        return _share(self.grounded, self.all_citations)
 
     @property
     def gold_cited(self) -> int:
@@ -203,235 +190,310 @@ class QuestionOutcome:
 
     @property
     def citation_precision(self) -> float | None:
-        return self.gold_cited / len(self.valid_cited_ids) if self.valid_cited_ids else None
+        return _share(self.gold_cited, len(self.valid_cited_ids))
 
     @property
     def gold_in_context(self) -> bool:
         return bool(set(self.gold_ids) & set(self.context_ids))
 
     def as_dict(self) -> dict:
-        d = asdict(self)
-        d.update(correct=self.correct, citation_precision=self.citation_precision)
-        return d
+        return {**asdict(self), "correct": self.correct, "citation_precision": self.citation_precision}
 
 
 def outcome_from_session(session: Any, question: Any, arm: str, time_s: float) -> QuestionOutcome:
-    """Reduce an engine ResearchSession (duck-typed: .decision, .claims, .telemetry) to a QuestionOutcome."""
+    """Reduce an engine ResearchSession (duck-typed: .decision, .claims, .telemetry) to a QuestionOutcome.
+    The answer's own citations (the passages it names) count as citation instances too."""
     tel = session.telemetry
     m = tel["metrics"]
-    valid: list[str] = [pid for c in session.claims for pid in c.valid_sources]
-    # The answer's own citations (unique passages it names) count as citation instances too.
-    valid += list(tel["answer"].get("sources") or [])
-    n_answer = len(tel["answer"].get("sources") or [])
+    answer_sources = list(tel["answer"].get("sources") or [])
+    valid = [pid for c in session.claims for pid in c.valid_sources] + answer_sources
     context = [pid for b in tel["traces"]["batches"] if b.get("admitted") for pid in b["passage_ids"]]
     gold = question.answer
     free_text = gold is not None and gold not in DECISIONS
     return QuestionOutcome(
         question_id=str(question.id), gold=gold, decision=session.decision, arm=arm, time_s=time_s,
         tokens_generated=int(m["tokens_generated"]), claims=int(m["claims"]),
-        citations=int(m["citations"]) + n_answer, valid_cited_ids=valid, gold_ids=list(question.gold_passage_ids),
-        context_ids=context, early_exit_triggered=bool(tel["early_exit"]["triggered"]),
-        success=bool(tel.get("success", True)), grounded=int(m.get("grounded_citations") or 0),
+        citations=int(m["citations"]) + len(answer_sources), valid_cited_ids=valid,
+        gold_ids=list(question.gold_passage_ids), context_ids=context,
+        early_exit_triggered=bool(tel["early_exit"]["triggered"]), success=bool(tel.get("success", True)),
+        grounded=int(m.get("grounded_citations") or 0),
         all_citations=int(m["citations"]) + int(m.get("answer_citations") or 0),
         overlap=answer_overlap(getattr(session, "answer", "") or "", gold) if free_text else None)
 
 
-# -- one arm -------------------------------------------------------------------------------------------------
+# -- one arm, two arms paired --------------------------------------------------------------------------------
 
-def _median(xs: Sequence[float]) -> float | None:
-    s = sorted(xs)
-    if not s:
-        return None
-    mid = len(s) // 2
-    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+@dataclass
+class Arm:
+    """One arm's figures over its questions (the schema's $defs/arm)."""
+    n: int = 0
+    correct: int = 0
+    accuracy: float | None = None
+    accuracy_ci95: list[float] | None = None
+    decisions: dict[str, int] = field(default_factory=dict)
+    decision_parse_rate: float | None = None
+    citations: int = 0
+    valid_citations: int = 0
+    citation_validity: float | None = None
+    gold_citations: int = 0
+    citation_precision: float | None = None
+    gold_recall: float | None = None
+    context_gold_recall: float | None = None
+    claims_per_question: float | None = None
+    tokens_per_question: float | None = None
+    time_per_question_s: float | None = None
+    time_per_question_median_s: float | None = None
+    early_exit_fired: int = 0
+    failed_runs: int = 0
+    grounded_citations: int = 0
+    grounded_citation_rate: float | None = None
+    grounded_citation_rate_ci95: list[float] | None = None
+    overlap: float | None = None
+    overlap_ci95: list[float] | None = None
 
 
-def summarize_arm(outcomes: Sequence[QuestionOutcome]) -> dict:
-    """Accuracy (with its 95 % Wilson interval), citation figures, claims, tokens and time of one arm."""
-    n = len(outcomes)
-    k = sum(o.correct for o in outcomes)
-    cites = sum(o.citations for o in outcomes)
-    valid = sum(len(o.valid_cited_ids) for o in outcomes)
+def summarize_arm(outcomes: Sequence[QuestionOutcome]) -> Arm:
+    """Accuracy (with its 95 % Wilson interval), overlap, citation figures, claims, tokens and time of one arm."""
+    n, k = len(outcomes), sum(o.correct for o in outcomes)
+    cites, valid = sum(o.citations for o in outcomes), sum(len(o.valid_cited_ids) for o in outcomes)
     gold_hits = sum(o.gold_cited for o in outcomes)
-    ci = wilson_interval(k, n)
+    grounded, all_cit = sum(o.grounded for o in outcomes), sum(o.all_citations for o in outcomes)
     times = [o.time_s for o in outcomes]
-    all_cit = sum(o.all_citations for o in outcomes)
     overlaps = [o.overlap for o in outcomes if o.overlap is not None]
-    return {
-        "n": n,
-        "correct": k,
-        "accuracy": k / n if n else None,
-        "accuracy_ci95": list(ci) if ci else None,
-        "decisions": dict(Counter(o.decision or "none" for o in outcomes)),
-        "decision_parse_rate": sum(o.decision is not None for o in outcomes) / n if n else None,
-        "citations": cites,
-        "valid_citations": valid,
-        "citation_validity": valid / cites if cites else None,
-        "gold_citations": gold_hits,
-        "citation_precision": gold_hits / valid if valid else None,
-        "gold_recall": sum(o.gold_cited > 0 for o in outcomes) / n if n else None,
-        "context_gold_recall": sum(o.gold_in_context for o in outcomes) / n if n else None,
-        "claims_per_question": sum(o.claims for o in outcomes) / n if n else None,
-        "tokens_per_question": sum(o.tokens_generated for o in outcomes) / n if n else None,
-        "time_per_question_s": sum(times) / n if n else None,
-        "time_per_question_median_s": _median(times),
-        "early_exit_fired": sum(o.early_exit_triggered for o in outcomes),
-        "failed_runs": sum(not o.success for o in outcomes),
-        "grounded_citations": sum(o.grounded for o in outcomes),
-        "grounded_citation_rate": sum(o.grounded for o in outcomes) / all_cit if all_cit else None,
-        "grounded_citation_rate_ci95": list(wilson_interval(sum(o.grounded for o in outcomes), all_cit) or []) or None,
-        "overlap": sum(overlaps) / len(overlaps) if overlaps else None,
-        "overlap_ci95": bootstrap_mean_ci(overlaps),
-    }
+    return Arm(
+        n=n, correct=k, accuracy=_share(k, n), accuracy_ci95=_ci(k, n),
+        decisions=dict(Counter(o.decision or "none" for o in outcomes)),
+        decision_parse_rate=_share(sum(o.decision is not None for o in outcomes), n),
+        citations=cites, valid_citations=valid, citation_validity=_share(valid, cites),
+        gold_citations=gold_hits, citation_precision=_share(gold_hits, valid),
+        gold_recall=_share(sum(o.gold_cited > 0 for o in outcomes), n),
+        context_gold_recall=_share(sum(o.gold_in_context for o in outcomes), n),
+        claims_per_question=_share(sum(o.claims for o in outcomes), n),
+        tokens_per_question=_share(sum(o.tokens_generated for o in outcomes), n),
+        time_per_question_s=_share(sum(times), n), time_per_question_median_s=statistics.median(times) if times else None,
+        early_exit_fired=sum(o.early_exit_triggered for o in outcomes), failed_runs=sum(not o.success for o in outcomes),
+        grounded_citations=grounded, grounded_citation_rate=_share(grounded, all_cit),
+        grounded_citation_rate_ci95=_ci(grounded, all_cit),
+        overlap=sum(overlaps) / len(overlaps) if overlaps else None, overlap_ci95=bootstrap_mean_ci(overlaps))
 
 
-def majority_arm(sample: Sequence[Any], label: str) -> dict:
-    """The majority-class baseline scored on the sample (no model, no time)."""
-    n = len(sample)
-    k = sum(1 for q in sample if q.answer == label)
-    ci = wilson_interval(k, n)
-    return {"label": label, "n": n, "correct": k, "accuracy": k / n if n else None,
-            "accuracy_ci95": list(ci) if ci else None}
+@dataclass
+class Majority:
+    """The majority-class baseline: always answer `label`, scored on the sample (no model, no time)."""
+    label: str
+    n: int
+    correct: int
+    accuracy: float | None
+    accuracy_ci95: list[float] | None
+    full_set_share: float = 0.0                # the label's share of every labelled question of the corpus
+    full_set_n: int = 0
 
 
-def early_exit_tradeoff(on: Sequence[QuestionOutcome], off: Sequence[QuestionOutcome]) -> dict:
-    """Paired by question: tokens and time saved by early exit, and what it cost in accuracy.
+def _majority(sample: Sequence[Any], all_questions: Sequence[Any]) -> Majority:
+    label, share, n_all = majority_class(all_questions)
+    n, k = len(sample), sum(1 for q in sample if q.answer == label)
+    return Majority(label, n, k, _share(k, n), _ci(k, n), share, n_all)
 
-    Only questions run in both arms count. Positive `tokens_saved` = early exit generated fewer tokens;
-    `accuracy_change` = accuracy(on) - accuracy(off) (negative = early exit lost answers)."""
-    off_by = {o.question_id: o for o in off}
-    pairs = [(a, off_by[a.question_id]) for a in on if a.question_id in off_by]
+
+def _pairs(a: Sequence[QuestionOutcome], b: Sequence[QuestionOutcome]) -> list[tuple[QuestionOutcome, QuestionOutcome]]:
+    """The outcomes of a and b on the questions run in both, paired."""
+    b_by = {o.question_id: o for o in b}
+    return [(x, b_by[x.question_id]) for x in a if x.question_id in b_by]
+
+
+def _paired_change(pairs: list, attr: str) -> Paired:
+    """Paired difference of a per-question number (`overlap`, `grounded_rate`) where both sides have it."""
+    both = [(getattr(x, attr), getattr(y, attr)) for x, y in pairs
+            if getattr(x, attr) is not None and getattr(y, attr) is not None]
+    return paired_difference([x for x, _ in both], [y for _, y in both])
+
+
+@dataclass
+class EarlyExit:
+    """Early exit on vs off, paired by question: tokens and time saved, and what it cost. Positive
+    `tokens_saved` = early exit generated fewer tokens; `accuracy_change` = accuracy(on) - accuracy(off)."""
+    n: int = 0
+    tokens_on: int = 0
+    tokens_off: int = 0
+    tokens_saved: int = 0
+    tokens_saved_share: float | None = None
+    time_on_s: float = 0.0
+    time_off_s: float = 0.0
+    time_saved_share: float | None = None
+    accuracy_on: float | None = None
+    accuracy_off: float | None = None
+    accuracy_change: float | None = None
+    fired: int = 0
+    changed_answers: int = 0
+    p_value: float | None = None               # exact McNemar on the decisions
+    fired_tokens_saved_share: float | None = None   # tokens saved on the questions where the gate fired
+    grounded_change: Paired = field(default_factory=Paired)
+    overlap_change: Paired = field(default_factory=Paired)
+
+
+def early_exit_tradeoff(on: Sequence[QuestionOutcome], off: Sequence[QuestionOutcome]) -> EarlyExit:
+    """The early-exit trade-off over the questions run in both arms."""
+    pairs = _pairs(on, off)
+    if not pairs:
+        return EarlyExit()
     n = len(pairs)
-    if not n:
-        return {"n": 0, "tokens_on": 0, "tokens_off": 0, "tokens_saved": 0, "tokens_saved_share": None,
-                "time_on_s": 0.0, "time_off_s": 0.0, "time_saved_share": None, "accuracy_on": None,
-                "accuracy_off": None, "accuracy_change": None, "fired": 0, "changed_answers": 0, "p_value": None,
-                "fired_tokens_saved_share": None, "grounded_change": paired_difference([], []),
-                "overlap_change": paired_difference([], [])}
-    t_on = sum(a.tokens_generated for a, _ in pairs)
-    t_off = sum(b.tokens_generated for _, b in pairs)
-    s_on = sum(a.time_s for a, _ in pairs)
-    s_off = sum(b.time_s for _, b in pairs)
-    acc_on = sum(a.correct for a, _ in pairs) / n
-    acc_off = sum(b.correct for _, b in pairs) / n
-    g = [(a.grounded_rate, b.grounded_rate) for a, b in pairs if a.grounded_rate is not None and b.grounded_rate is not None]
-    ov = [(a.overlap, b.overlap) for a, b in pairs if a.overlap is not None and b.overlap is not None]
-    return {
-        "n": n,
-        "tokens_on": t_on, "tokens_off": t_off, "tokens_saved": t_off - t_on,
-        "tokens_saved_share": (t_off - t_on) / t_off if t_off else None,
-        "time_on_s": s_on, "time_off_s": s_off,
-        "time_saved_share": (s_off - s_on) / s_off if s_off else None,
-        "accuracy_on": acc_on, "accuracy_off": acc_off, "accuracy_change": acc_on - acc_off,
-        "fired": sum(a.early_exit_triggered for a, _ in pairs),
-        "changed_answers": sum(a.decision != b.decision for a, b in pairs),
-        "p_value": mcnemar_exact_p([a.correct for a, _ in pairs], [b.correct for _, b in pairs]),
-        "fired_tokens_saved_share": _share_saved([(a.tokens_generated, b.tokens_generated) for a, b in pairs
-                                                  if a.early_exit_triggered]),
-        "grounded_change": paired_difference([x for x, _ in g], [y for _, y in g]),
-        "overlap_change": paired_difference([x for x, _ in ov], [y for _, y in ov]),
-    }
-
-
-def _share_saved(pairs: list[tuple[int, int]]) -> float | None:
-    off = sum(b for _, b in pairs)
-    return (off - sum(a for a, _ in pairs)) / off if off else None
+    t_on, t_off = sum(a.tokens_generated for a, _ in pairs), sum(b.tokens_generated for _, b in pairs)
+    s_on, s_off = sum(a.time_s for a, _ in pairs), sum(b.time_s for _, b in pairs)
+    acc_on, acc_off = sum(a.correct for a, _ in pairs) / n, sum(b.correct for _, b in pairs) / n
+    fired = [(a.tokens_generated, b.tokens_generated) for a, b in pairs if a.early_exit_triggered]
+    fired_off = sum(b for _, b in fired)
+    return EarlyExit(
+        n=n, tokens_on=t_on, tokens_off=t_off, tokens_saved=t_off - t_on, tokens_saved_share=_share(t_off - t_on, t_off),
+        time_on_s=s_on, time_off_s=s_off, time_saved_share=_share(s_off - s_on, s_off),
+        accuracy_on=acc_on, accuracy_off=acc_off, accuracy_change=acc_on - acc_off, fired=len(fired),
+        changed_answers=sum(a.decision != b.decision for a, b in pairs),
+        p_value=mcnemar_exact_p([a.correct for a, _ in pairs], [b.correct for _, b in pairs]),
+        fired_tokens_saved_share=_share(fired_off - sum(a for a, _ in fired), fired_off),
+        grounded_change=_paired_change(pairs, "grounded_rate"), overlap_change=_paired_change(pairs, "overlap"))
 
 
 def _paired(a: Sequence[QuestionOutcome], b: Sequence[QuestionOutcome], polar: bool = True) -> dict:
     """a vs b on the questions run in both: accuracy change with exact McNemar (polar sets), overlap change with
     Wilcoxon (free-text sets), time per question (a / b)."""
-    b_by = {o.question_id: o for o in b}
-    pairs = [(x, b_by[x.question_id]) for x in a if x.question_id in b_by]
-    if not pairs:
-        return {"n": 0, "accuracy_change": None, "p_value": None}
+    pairs = _pairs(a, b)
     n = len(pairs)
     out = {"n": n, "accuracy_change": None, "p_value": None}
+    if not pairs:
+        return out
     if polar:
         out["accuracy_change"] = sum(x.correct for x, _ in pairs) / n - sum(y.correct for _, y in pairs) / n
         out["p_value"] = mcnemar_exact_p([x.correct for x, _ in pairs], [y.correct for _, y in pairs])
     else:
-        ov = [(x.overlap, y.overlap) for x, y in pairs if x.overlap is not None and y.overlap is not None]
-        d = paired_difference([x for x, _ in ov], [y for _, y in ov])
-        out.update(overlap_change=d["mean_change"], overlap_change_ci95=d["ci95"], p_value=d["p_value"])
-    ta, tb = sum(x.time_s for x, _ in pairs), sum(y.time_s for _, y in pairs)
-    out["time_ratio"] = ta / tb if tb else None
+        d = _paired_change(pairs, "overlap")
+        out.update(overlap_change=d.mean_change, overlap_change_ci95=d.ci95, p_value=d.p_value)
+    out["time_ratio"] = _share(sum(x.time_s for x, _ in pairs), sum(y.time_s for _, y in pairs))
     return out
 
 
 # -- the whole bench -----------------------------------------------------------------------------------------
 
-def quality_summary(*, profile: str, seed: int, sample: Sequence[Any], all_questions: Sequence[Any],
-                    retrieval: Sequence[QuestionOutcome], closed_book: Sequence[QuestionOutcome],
-                    no_early_exit: Sequence[QuestionOutcome], single_shot: Sequence[QuestionOutcome] = (),
-                    corpus: dict | None = None, model: str | None = None, backend: str | None = None) -> dict:
-    """The stored quality summary (schemas/quality.schema.json): arms, baselines, comparisons, and the flat
-    `metrics` the report charts and the exports publish. A free-text corpus has no decision accuracy and no
-    majority baseline (null); its answers are scored by overlap."""
-    polar = is_polar_set(all_questions)
-    arms = {"retrieval": summarize_arm(retrieval), "closed_book": summarize_arm(closed_book),
-            "retrieval_no_early_exit": summarize_arm(no_early_exit), "single_shot": summarize_arm(single_shot)}
-    if not polar:
-        for a in arms.values():
-            a.update(correct=0, accuracy=None, accuracy_ci95=None, decision_parse_rate=None)
-    maj = None
-    if polar:
-        label, share, n_all = majority_class(all_questions)
-        maj = majority_arm(sample, label)
-        maj.update(full_set_share=share, full_set_n=n_all)
-    ee = early_exit_tradeoff(retrieval, no_early_exit)
+@dataclass
+class QualitySummary:
+    """A quality bench's summary: built by `quality_summary`, stored with `as_dict` (schemas/quality.schema.json)
+    and read back with `from_dict`. `metrics` are the flat figures the report charts and the exports publish."""
+    profile: str
+    seed: int
+    sample_size: int
+    answers: str                               # "decision" (yes/no/maybe gold labels) or "free_text"
+    question_ids: list[str]
+    corpus: dict
+    model: str | None
+    backend: str | None
+    majority: Majority | None                  # None for a free-text corpus
+    arms: dict[str, Arm]
+    early_exit: EarlyExit
+    comparisons: dict[str, dict]               # "retrieval_vs_<arm>" -> n, accuracy_change, p_value, ...
+    metrics: dict[str, float | None]
+    bounds: dict[str, list[float]]             # metric -> its 95 % interval
+    questions: list[dict] = field(default_factory=list)
+    runs: dict | None = None                   # the bench's own log: failures, load, sample sizes
+
+    @property
+    def free_text(self) -> bool:
+        """The one rule for free-text answers: they are scored by ROUGE-L overlap, not decision accuracy."""
+        return self.answers == "free_text"
+
+    def arm(self, name: str) -> Arm:
+        return self.arms.get(name) or Arm()
+
+    def score(self, arm: Arm) -> tuple[float | None, list[float] | None]:
+        """An arm's score and its 95 % interval: ROUGE-L for free-text answers, else accuracy."""
+        return (arm.overlap, arm.overlap_ci95) if self.free_text else (arm.accuracy, arm.accuracy_ci95)
+
+    def p_value(self, comparison: str) -> float | None:
+        return (self.comparisons.get(comparison) or {}).get("p_value")
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        if self.runs is None:
+            del d["runs"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> QualitySummary:
+        ee = dict(d.get("early_exit") or {})
+        ee.update({k: _load(Paired, ee.get(k)) for k in ("grounded_change", "overlap_change")})
+        return _load(cls, {**d, "answers": d.get("answers") or "decision", "model": d.get("model"),
+                           "backend": d.get("backend"), "corpus": d.get("corpus") or {},
+                           "majority": _load(Majority, d["majority"]) if d.get("majority") else None,
+                           "arms": {k: _load(Arm, a) for k, a in (d.get("arms") or {}).items() if a},
+                           "early_exit": _load(EarlyExit, ee), "comparisons": d.get("comparisons") or {},
+                           "bounds": d.get("bounds") or {}})
+
+    @classmethod
+    def of_record(cls, record: Any) -> QualitySummary | None:
+        """The quality summary a stored record carries (extra['quality'], the schema's required keys), or None."""
+        q = (record.extra or {}).get("quality")
+        return cls.from_dict(q) if isinstance(q, Mapping) and set(_required_keys()) <= q.keys() else None
+
+
+@lru_cache(maxsize=1)
+def _required_keys() -> tuple[str, ...]:
+    return tuple(records.schema("quality")["required"])
+
+
+def _metrics(arms: Mapping[str, Arm], maj: Majority | None, ee: EarlyExit, polar: bool) -> dict[str, float | None]:
     r, cb, ss = arms["retrieval"], arms["closed_book"], arms["single_shot"]
+    acc_maj = maj.accuracy if maj else None
 
     def diff(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else a - b
 
-    metrics = {
-        "accuracy": r["accuracy"],
-        "accuracy_closed_book": cb["accuracy"],
-        "accuracy_majority": maj["accuracy"] if maj else None,
-        "accuracy_gain_over_majority": diff(r["accuracy"], maj["accuracy"] if maj else None),
-        "accuracy_gain_over_closed_book": diff(r["accuracy"], cb["accuracy"]),
-        "accuracy_single_shot": ss["accuracy"],
-        "overlap": r["overlap"],
-        "overlap_single_shot": ss["overlap"],
-        "overlap_closed_book": cb["overlap"],
-        "decision_parse_rate": r["decision_parse_rate"],
-        "citation_validity_sample": r["citation_validity"],
-        "grounded_citation_rate_sample": r["grounded_citation_rate"],
-        "grounded_citation_rate_single_shot": ss["grounded_citation_rate"],
-        "citation_precision": r["citation_precision"],
-        "gold_recall": r["gold_recall"],
-        "context_gold_recall": r["context_gold_recall"],
-        "claims_per_question": r["claims_per_question"],
-        "tokens_per_question": r["tokens_per_question"],
-        "time_per_question_s": r["time_per_question_s"],
-        "time_per_question_closed_book_s": cb["time_per_question_s"],
-        "time_per_question_single_shot_s": ss["time_per_question_s"],
-        "early_exit_fired_share": (r["early_exit_fired"] / r["n"]) if r["n"] else None,
-        "early_exit_tokens_saved_share": ee["tokens_saved_share"],
-        "early_exit_time_saved_share": ee["time_saved_share"],
-        "early_exit_accuracy_change": ee["accuracy_change"] if polar else None,
-        "early_exit_grounded_change": ee["grounded_change"]["mean_change"],
-        "early_exit_overlap_change": ee["overlap_change"]["mean_change"],
-    }
-    bounds = {"accuracy": r["accuracy_ci95"], "accuracy_closed_book": cb["accuracy_ci95"],
-              "accuracy_majority": maj["accuracy_ci95"] if maj else None, "accuracy_single_shot": ss["accuracy_ci95"],
-              "overlap": r["overlap_ci95"], "overlap_single_shot": ss["overlap_ci95"],
-              "overlap_closed_book": cb["overlap_ci95"],
-              "grounded_citation_rate_sample": r["grounded_citation_rate_ci95"],
-              "grounded_citation_rate_single_shot": ss["grounded_citation_rate_ci95"]}
-    comparisons = {"retrieval_vs_closed_book": _paired(retrieval, closed_book, polar),
-                   "retrieval_vs_single_shot": _paired(retrieval, single_shot, polar)}
-    if maj:
-        comparisons["retrieval_vs_majority"] = _paired(retrieval, [
-            QuestionOutcome(str(q.id), q.answer, maj["label"], "majority", 0.0) for q in sample])
     return {
-        "profile": profile, "seed": seed, "sample_size": len(sample), "answers": "decision" if polar else "free_text",
-        "question_ids": [str(q.id) for q in sample],
-        "corpus": corpus or {}, "model": model, "backend": backend,
-        "majority": maj, "arms": arms, "early_exit": ee,
-        "comparisons": comparisons,
-        "metrics": metrics,
-        "bounds": {k: v for k, v in bounds.items() if v},
-        "questions": [o.as_dict() for o in [*retrieval, *closed_book, *no_early_exit, *single_shot]],
+        "accuracy": r.accuracy, "accuracy_closed_book": cb.accuracy, "accuracy_majority": acc_maj,
+        "accuracy_gain_over_majority": diff(r.accuracy, acc_maj),
+        "accuracy_gain_over_closed_book": diff(r.accuracy, cb.accuracy), "accuracy_single_shot": ss.accuracy,
+        "overlap": r.overlap, "overlap_single_shot": ss.overlap, "overlap_closed_book": cb.overlap,
+        "decision_parse_rate": r.decision_parse_rate, "citation_validity_sample": r.citation_validity,
+        "grounded_citation_rate_sample": r.grounded_citation_rate,
+        "grounded_citation_rate_single_shot": ss.grounded_citation_rate,
+        "citation_precision": r.citation_precision, "gold_recall": r.gold_recall,
+        "context_gold_recall": r.context_gold_recall, "claims_per_question": r.claims_per_question,
+        "tokens_per_question": r.tokens_per_question, "time_per_question_s": r.time_per_question_s,
+        "time_per_question_closed_book_s": cb.time_per_question_s,
+        "time_per_question_single_shot_s": ss.time_per_question_s,
+        "early_exit_fired_share": _share(r.early_exit_fired, r.n),
+        "early_exit_tokens_saved_share": ee.tokens_saved_share, "early_exit_time_saved_share": ee.time_saved_share,
+        "early_exit_accuracy_change": ee.accuracy_change if polar else None,
+        "early_exit_grounded_change": ee.grounded_change.mean_change,
+        "early_exit_overlap_change": ee.overlap_change.mean_change,
     }
+
+
+def _bounds(arms: Mapping[str, Arm], maj: Majority | None) -> dict[str, list[float]]:
+    r, cb, ss = arms["retrieval"], arms["closed_book"], arms["single_shot"]
+    bounds = {"accuracy": r.accuracy_ci95, "accuracy_closed_book": cb.accuracy_ci95,
+              "accuracy_majority": maj.accuracy_ci95 if maj else None, "accuracy_single_shot": ss.accuracy_ci95,
+              "overlap": r.overlap_ci95, "overlap_single_shot": ss.overlap_ci95, "overlap_closed_book": cb.overlap_ci95,
+              "grounded_citation_rate_sample": r.grounded_citation_rate_ci95,
+              "grounded_citation_rate_single_shot": ss.grounded_citation_rate_ci95}
+    return {k: v for k, v in bounds.items() if v}
+
+
+def quality_summary(outcomes: Mapping[str, Sequence[QuestionOutcome]], *, sample: Sequence[Any],
+                    all_questions: Sequence[Any], profile: str, seed: int, corpus: dict | None = None,
+                    model: str | None = None, backend: str | None = None) -> QualitySummary:
+    """The summary of one quality bench from its outcomes per arm (ARMS; a missing arm counts as not run). A
+    free-text corpus has no decision accuracy and no majority baseline; its answers are scored by overlap."""
+    polar = is_polar_set(all_questions)
+    runs = {a: list(outcomes.get(a) or ()) for a in ARMS}
+    arms = {a: summarize_arm(runs[a]) for a in ARMS}
+    if not polar:
+        arms = {a: replace(s, correct=0, accuracy=None, accuracy_ci95=None, decision_parse_rate=None)
+                for a, s in arms.items()}
+    maj = _majority(sample, all_questions) if polar else None
+    ee = early_exit_tradeoff(runs["retrieval"], runs["retrieval_no_early_exit"])
+    comparisons = {f"retrieval_vs_{b}": _paired(runs["retrieval"], runs[b], polar) for b in ("closed_book", "single_shot")}
+    if maj:
+        comparisons["retrieval_vs_majority"] = _paired(runs["retrieval"], [
+            QuestionOutcome(str(q.id), q.answer, maj.label, "majority", 0.0) for q in sample])
+    return QualitySummary(
+        profile=profile, seed=seed, sample_size=len(sample), answers="decision" if polar else "free_text",
+        question_ids=[str(q.id) for q in sample], corpus=corpus or {}, model=model, backend=backend,
+        majority=maj, arms=arms, early_exit=ee, comparisons=comparisons, metrics=_metrics(arms, maj, ee, polar),
+        bounds=_bounds(arms, maj), questions=[o.as_dict() for a in ARMS for o in runs[a]])

@@ -1,18 +1,6 @@
-"""Recommendations: rules over measured telemetry and stored bench records. Pure functions, no I/O.
-
-Each rule looks at the runs of one series (one bench on one profile, the newest commit) and returns a
-Recommendation only when the numbers call for it; the numbers it used are in `evidence` and written into the
-message, so no two data sets give the same sentence.
-
-Entry points:
-    recommend(records) -> list[Recommendation]
-        every rule over stored ResultRecords (the newest commit of each series); what the plugin's summary
-        prints and stores.
-    recommend_runs(telemetries, *, budget=None, series="", citation_floor=None, raw_decode_tps=None)
-        the run rules over telemetry documents of one series (one or more runs).
-    recommend_quality(quality_summary, *, series="")
-        the quality rules over one quality bench summary (ResultRecord.extra["quality"]).
-"""
+"""Recommendations, pure: rules over the runs of one series (one bench on one profile, the newest commit) and
+over a quality summary. A rule fires only when the numbers call for it, and its message and `evidence` carry
+those numbers. `recommend(records)` runs every rule over stored records."""
 from __future__ import annotations
 
 import statistics
@@ -20,8 +8,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 from ..units import num as fmt
+from .quality import QualitySummary
 
-#: Thresholds of the rules (documented here, shown in the messages where they matter).
+#: Thresholds of the rules (shown in the messages where they matter).
 PROMPT_EVAL_DOMINANT = 0.40     # share of wall time in native prompt evaluation
 DECODE_DOMINANT = 0.40
 PLAN_DOMINANT = 0.40
@@ -227,66 +216,73 @@ def recommend_runs(telemetries: Sequence[dict], *, budget: dict | None = None, s
 
 # -- quality rules ------------------------------------------------------------------------------------------
 
-def recommend_quality(q: dict, *, series: str = "") -> list[Recommendation]:
-    """Rules over one quality summary (schemas/quality.schema.json)."""
-    out: list[Recommendation] = []
-    m, arms, maj = q.get("metrics") or {}, q.get("arms") or {}, q.get("majority") or {}
-    r, cb = arms.get("retrieval") or {}, arms.get("closed_book") or {}
+def _quality_vs_baselines(q: QualitySummary, where: str, series: str) -> list[Recommendation]:
+    m, r, maj, n = q.metrics, q.arm("retrieval"), q.majority, q.sample_size
     acc, acc_maj, acc_cb = m.get("accuracy"), m.get("accuracy_majority"), m.get("accuracy_closed_book")
-    n = q.get("sample_size")
+    out = []
     if acc is not None and acc_maj is not None and acc <= acc_maj:
         out.append(Recommendation(
             "accuracy_not_above_majority", "warn", series,
-            f"{_where(series)}answers are no better than always saying '{maj.get('label')}': accuracy "
-            f"{acc:.0%} ({r.get('correct')}/{n}) vs {acc_maj:.0%} ({maj.get('correct')}/{n}) for the majority class "
-            f"on the same sample (closed-book {'n/a' if acc_cb is None else f'{acc_cb:.0%}'}; decisions given: "
-            f"{r.get('decisions')}): the "
-            f"model is too small to read the evidence; use a larger model (e.g. the ollama backend's) before "
-            f"tuning retrieval.",
+            f"{where}answers are no better than always saying '{maj.label if maj else None}': accuracy "
+            f"{acc:.0%} ({r.correct}/{n}) vs {acc_maj:.0%} ({maj.correct if maj else None}/{n}) for the majority "
+            f"class on the same sample (closed-book {'n/a' if acc_cb is None else f'{acc_cb:.0%}'}; decisions "
+            f"given: {r.decisions}): the model is too small to read the evidence; use a larger model (e.g. the "
+            f"ollama backend's) before tuning retrieval.",
             {"accuracy": acc, "accuracy_majority": acc_maj, "accuracy_closed_book": acc_cb, "n": n}))
     if acc is not None and acc_cb is not None and acc <= acc_cb:
-        cmp = (q.get("comparisons") or {}).get("retrieval_vs_closed_book") or {}
+        p = q.p_value("retrieval_vs_closed_book")
+        t, t_cb = m.get("time_per_question_s"), m.get("time_per_question_closed_book_s")
         out.append(Recommendation(
             "retrieval_no_gain", "warn", series,
-            f"{_where(series)}retrieval adds no accuracy: {acc:.0%} with evidence vs {acc_cb:.0%} closed-book on "
-            f"the same {n} questions (exact McNemar p = {fmt(cmp.get('p_value'), 'ratio')}), at "
-            f"{fmt(m.get('time_per_question_s'), 's')} vs {fmt(m.get('time_per_question_closed_book_s'), 's')} "
-            f"per question.",
-            {"accuracy": acc, "accuracy_closed_book": acc_cb, "p_value": cmp.get("p_value"),
-             "time_per_question_s": m.get("time_per_question_s"),
-             "time_per_question_closed_book_s": m.get("time_per_question_closed_book_s")}))
-    cgr = m.get("context_gold_recall")
-    if cgr is not None and cgr < CONTEXT_GOLD_RECALL_LOW:
-        out.append(Recommendation(
-            "gold_not_in_context", "warn", series,
-            f"{_where(series)}the question's gold passages (PubMedQA: its own abstract) reached the context in only {cgr:.0%} of {n} questions: "
-            f"raise retrieve_k / ef_search or put the top hits in the first batch.",
-            {"context_gold_recall": cgr, "n": n}))
-    prec, gr = m.get("citation_precision"), m.get("gold_recall")
-    if prec is not None and cgr is not None and cgr >= CONTEXT_GOLD_RECALL_LOW and prec < 0.5:
-        out.append(Recommendation(
-            "citations_off_gold", "info", series,
-            f"{_where(series)}the gold passages were in context for {cgr:.0%} of questions, yet only {prec:.0%} of "
-            f"valid citations name them (gold cited in {gr or 0:.0%} of questions): claims lean on neighbouring "
-            f"passages; fewer passages per batch keep the model on the relevant one.",
-            {"citation_precision": prec, "context_gold_recall": cgr, "gold_recall": gr}))
-    ee = q.get("early_exit") or {}
-    ch, saved = ee.get("accuracy_change"), ee.get("tokens_saved_share")
-    if ee.get("n") and ch is not None and ch < 0:
-        out.append(Recommendation(
-            "early_exit_costs_accuracy", "warn", series,
-            f"{_where(series)}early exit saved {(saved or 0):.1%} of generated tokens but cost "
-            f"{-ch:.0%} accuracy on {ee['n']} paired questions ({ee.get('accuracy_off', 0):.0%} -> "
-            f"{ee.get('accuracy_on', 0):.0%}): lower novelty_threshold.",
-            {"accuracy_change": ch, "tokens_saved_share": saved, "n": ee["n"]}))
-    elif ee.get("n") and ee.get("fired") == 0:
-        out.append(Recommendation(
-            "early_exit_idle_in_quality", "info", series,
-            f"{_where(series)}early exit fired in 0 of {ee['n']} paired questions, so on vs off differs by "
-            f"{ee.get('tokens_saved', 0)} generated tokens ({(saved or 0):.1%}) and {(ch or 0) * 100:+.1f} accuracy "
-            f"points: the gate is not what bounds these runs.",
-            {"fired": 0, "n": ee["n"], "tokens_saved": ee.get("tokens_saved"), "accuracy_change": ch}))
+            f"{where}retrieval adds no accuracy: {acc:.0%} with evidence vs {acc_cb:.0%} closed-book on the same {n} "
+            f"questions (exact McNemar p = {fmt(p, 'ratio')}), at {fmt(t, 's')} vs {fmt(t_cb, 's')} per question.",
+            {"accuracy": acc, "accuracy_closed_book": acc_cb, "p_value": p, "time_per_question_s": t,
+             "time_per_question_closed_book_s": t_cb}))
     return out
+
+
+def _quality_citations(q: QualitySummary, where: str, series: str) -> list[Recommendation]:
+    m, n = q.metrics, q.sample_size
+    cgr, prec, gr = m.get("context_gold_recall"), m.get("citation_precision"), m.get("gold_recall")
+    if cgr is not None and cgr < CONTEXT_GOLD_RECALL_LOW:
+        return [Recommendation(
+            "gold_not_in_context", "warn", series,
+            f"{where}the question's gold passages (PubMedQA: its own abstract) reached the context in only {cgr:.0%} "
+            f"of {n} questions: raise retrieve_k / ef_search or put the top hits in the first batch.",
+            {"context_gold_recall": cgr, "n": n})]
+    if prec is not None and cgr is not None and prec < 0.5:
+        return [Recommendation(
+            "citations_off_gold", "info", series,
+            f"{where}the gold passages were in context for {cgr:.0%} of questions, yet only {prec:.0%} of valid "
+            f"citations name them (gold cited in {gr or 0:.0%} of questions): claims lean on neighbouring "
+            f"passages; fewer passages per batch keep the model on the relevant one.",
+            {"citation_precision": prec, "context_gold_recall": cgr, "gold_recall": gr})]
+    return []
+
+
+def _quality_early_exit(q: QualitySummary, where: str, series: str) -> list[Recommendation]:
+    ee = q.early_exit
+    ch, saved = ee.accuracy_change, ee.tokens_saved_share
+    if ee.n and ch is not None and ch < 0:
+        return [Recommendation(
+            "early_exit_costs_accuracy", "warn", series,
+            f"{where}early exit saved {(saved or 0):.1%} of generated tokens but cost {-ch:.0%} accuracy on {ee.n} "
+            f"paired questions ({ee.accuracy_off or 0:.0%} -> {ee.accuracy_on or 0:.0%}): lower novelty_threshold.",
+            {"accuracy_change": ch, "tokens_saved_share": saved, "n": ee.n})]
+    if ee.n and ee.fired == 0:
+        return [Recommendation(
+            "early_exit_idle_in_quality", "info", series,
+            f"{where}early exit fired in 0 of {ee.n} paired questions, so on vs off differs by {ee.tokens_saved} "
+            f"generated tokens ({(saved or 0):.1%}) and {(ch or 0) * 100:+.1f} accuracy points: the gate is not "
+            f"what bounds these runs.",
+            {"fired": 0, "n": ee.n, "tokens_saved": ee.tokens_saved, "accuracy_change": ch})]
+    return []
+
+
+def recommend_quality(q: QualitySummary, *, series: str = "") -> list[Recommendation]:
+    """Rules over one quality summary: against its baselines, its citations, its early-exit trade-off."""
+    return [*_quality_vs_baselines(q, _where(series), series), *_quality_citations(q, _where(series), series),
+            *_quality_early_exit(q, _where(series), series)]
 
 
 # -- over stored records ------------------------------------------------------------------------------------
@@ -316,8 +312,7 @@ def recommend(records: Sequence[Any]) -> list[Recommendation]:
         out += recommend_runs(tels, budget=budgets[-1] if budgets else None, series=series,
                               citation_floor=(budgets[-1] if budgets else {}).get("citation_floor"),
                               raw_decode_tps=raw)
-        for r in recs[-1:]:
-            q = (r.extra or {}).get("quality")
-            if q:
-                out += recommend_quality(q, series=series)
+        q = QualitySummary.of_record(recs[-1])
+        if q is not None:
+            out += recommend_quality(q, series=series)
     return out

@@ -1,10 +1,6 @@
-"""Inline SVG charts, written by hand (no plotting library, no network): history lines with a budget band and
-regression marks, scatter plots, x-y growth lines, and stacked share bars.
-
-Every chart is one <svg class="chart" data-kind=...> element; data marks carry classes (pt, median, band,
-regression, improvement) so tests and the browser check can find them, and a <title> so a hover shows the
-number.
-"""
+"""Inline SVG charts (no plotting library, no network): history lines with a budget band and regression marks,
+scatter plots, x-y growth lines and stacked share bars. Each is one <svg class="chart" data-kind=...>; data marks
+carry classes (pt, median, band, regression, improvement) for tests and the browser check, and a hover <title>."""
 from __future__ import annotations
 
 import math
@@ -100,8 +96,7 @@ def history_chart(points: Sequence, *, title: str, unit: str = "", better: str =
     bands = [b for p in points if p.band for b in p.band if b is not None]
     lo, hi = min(vals + bands), max(vals + bands)
     f = _Frame(0, max(1, len(points) - 1), lo, hi)
-    out = _open("history", title, better=better, points=str(len(points)))
-    out += _y_axis(f, unit)
+    out = _open("history", title, better=better, points=str(len(points))) + _y_axis(f, unit)
     step = (f.x(1) - f.x(0)) if len(points) > 1 else 40
     for i, p in enumerate(points):           # the band, per commit (budgets may change between commits)
         if not p.band:
@@ -138,16 +133,19 @@ def history_chart(points: Sequence, *, title: str, unit: str = "", better: str =
     return "\n".join(out)
 
 
+def _xy(pts: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    return [p[0] for p in pts] or [0.0], [p[1] for p in pts] or [0.0]
+
+
 def scatter_chart(series: Sequence[tuple[str, Sequence[tuple[float, float, str]]]], *, title: str,
                   x_title: str, y_title: str, x_unit: str = "", y_unit: str = "", w: int = 460, h: int = 280) -> str:
     """Points (x, y, tooltip) per named series, with a legend; used for quality vs time."""
     pts = [(x, y) for _, ps in series for x, y, _ in ps]
-    xs, ys = [p[0] for p in pts] or [0.0], [p[1] for p in pts] or [0.0]
+    xs, ys = _xy(pts)
     xt = nice_ticks(min(0.0, min(xs)), max(xs) * 1.1 or 1.0)
     ratio = y_unit == "ratio" and 0.0 <= min(ys) and max(ys) <= 1.0
     f = _Frame(xt[0], xt[-1], 0.0 if ratio else min(0.0, min(ys)), 1.0 if ratio else max(ys), w, h, pad=not ratio)
-    out = _open("scatter", title, w, h, points=str(len(pts)))
-    out += _y_axis(f, y_unit)
+    out = _open("scatter", title, w, h, points=str(len(pts))) + _y_axis(f, y_unit)
     out += _x_axis(f, xt, f'{x_title}{" (" + x_unit + ")" if x_unit else ""}', w, h)
     out.append(f'<text class="tick" x="12" y="{(M["t"] + h - M["b"]) / 2:.0f}" text-anchor="middle" '
                f'transform="rotate(-90 12 {(M["t"] + h - M["b"]) / 2:.0f})">{escape(y_title)}</text>')
@@ -176,12 +174,10 @@ def xy_chart(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], *, tit
              y_unit: str = "", w: int = W, h: int = H) -> str:
     """Lines through measured (x, y) points per named series; used for growth with corpus size/context."""
     pts = [p for _, ps in series for p in ps]
-    xs, ys = [p[0] for p in pts] or [0.0], [p[1] for p in pts] or [0.0]
+    xs, ys = _xy(pts)
     xt = nice_ticks(min(0.0, min(xs)), max(xs))
     f = _Frame(xt[0], xt[-1], min(0.0, min(ys)), max(ys), w, h)
-    out = _open("xy", title, w, h, points=str(len(pts)))
-    out += _y_axis(f, y_unit)
-    out += _x_axis(f, xt, x_title, w, h)
+    out = _open("xy", title, w, h, points=str(len(pts))) + _y_axis(f, y_unit) + _x_axis(f, xt, x_title, w, h)
     for k, (name, ps) in enumerate(series):
         colour = PALETTE[k % len(PALETTE)]
         ps = sorted(ps)

@@ -1,5 +1,5 @@
 """A comparison (analysis/compare.py) in words and tables: the regression lines, the noise test, the notes
-on what makes a comparison less trustworthy, the table of per-metric deltas, and the summary table's Δ cell."""
+on what makes a comparison less trustworthy, and the table of per-metric deltas."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -20,9 +20,8 @@ INDICATIVE_WHY = {
 
 
 def describe_test(t: Test, *, one_sided: bool = False) -> str:
-    """The noise test and the method it used: 'permutation p=0.008 (5 v 5 runs)', 'history noise p=0.03 (3 v 3
-    runs; noise from 15 runs on 5 recent commits)', 'indicative (3 v 3 runs: ...)'. one_sided: the p toward the
-    worse direction, the one the gate decides on ('permutation p=0.004 one-sided (5 v 5 runs, ...)')."""
+    """The noise test, its method and run counts; one_sided: the p toward the worse direction, the one the gate
+    decides on."""
     sizes = f"{t.n_base} v {t.n_cur} runs"
     p = t.p_value
     side = ""
@@ -40,17 +39,12 @@ def describe_test(t: Test, *, one_sided: bool = False) -> str:
     return t.method
 
 
-def series_name(s: SeriesComparison) -> str:
-    return s.key
-
-
 def regression_line(s: SeriesComparison, d: MetricDelta) -> str:
-    """'pipeline[quick] execution_time_s: 13.4 -> 16.1 s (+20.1 %, worse; trimmed mean +19.8 %; threshold 10 %;
-    permutation p=0.004 one-sided (5 v 5 runs, spike-trimmed))': the medians, their change, the change the gate
-    held against the threshold (the test's spike-trimmed mean of log values), the test."""
+    """A regression in words: the medians, their change, the change the gate held against the threshold (the
+    test's spike-trimmed mean of log values), and the test."""
     assert d.threshold is not None
     est = f"trimmed mean {d.test.change_pct:+.1f} %; " if d.test.change_pct is not None else ""
-    return (f"{series_name(s)} {d.metric}: {d.base.median:.4g} -> {d.cur.median:.4g} {d.unit} "
+    return (f"{s.key} {d.metric}: {d.base.median:.4g} -> {d.cur.median:.4g} {d.unit} "
             f"({d.delta_pct:+.1f} %, worse; {est}threshold {d.threshold.pct:g} %; "
             f"{describe_test(d.test, one_sided=True)})")
 
@@ -85,7 +79,7 @@ def condition_notes(c: Conditions) -> list[str]:
 
 
 def changed_note(d: MetricDelta) -> str:
-    """A deterministic counter that moved: 'tokens_generated changed: 161 -> 160 (...)'."""
+    """A deterministic counter that moved: its values on both sides."""
     def vals(xs):
         return ", ".join(num(x, d.unit, show_unit=False) for x in xs)
     return (f"{d.metric} changed: {vals(d.base_values)} -> {vals(d.cur_values)} {d.unit} (a deterministic counter "
@@ -93,8 +87,7 @@ def changed_note(d: MetricDelta) -> str:
 
 
 def power_note(d: MetricDelta) -> str:
-    """What the gate could have caught: 'gate power: with these 5 v 5 runs (spread 6.8 % a run, from 10 runs) the
-    gate catches a change of +20 % 9 times in 10; +10 % (twice the 5 % threshold) needs about 12 rounds a side'."""
+    """What the gate could have caught with these runs, and the rounds a side twice the threshold needs."""
     p = d.power
     if p is None or d.threshold is None:
         return ""
@@ -110,11 +103,11 @@ def power_note(d: MetricDelta) -> str:
 
 
 def notes(comp: Comparison) -> list[str]:
-    out = [f"{series_name(s)}: {n}" for s in comp.series for n in condition_notes(s.conditions)]
-    out += [f"{series_name(s)} {changed_note(d)}" for s in comp.series for d in s.deltas if d.change == "changed"]
-    out += [f"{series_name(s)} {d.metric}: {not_failed_note(d)}" for s in comp.series for d in s.deltas
+    out = [f"{s.key}: {n}" for s in comp.series for n in condition_notes(s.conditions)]
+    out += [f"{s.key} {changed_note(d)}" for s in comp.series for d in s.deltas if d.change == "changed"]
+    out += [f"{s.key} {d.metric}: {not_failed_note(d)}" for s in comp.series for d in s.deltas
             if d.not_failed_because]
-    out += [f"{series_name(s)} {d.metric}: {power_note(d)}" for s in comp.series for d in s.deltas if d.power]
+    out += [f"{s.key} {d.metric}: {power_note(d)}" for s in comp.series for d in s.deltas if d.power]
     return out
 
 
@@ -134,7 +127,7 @@ def table(comp: Comparison, *, tablefmt: str = "simple", only: Sequence[str] | N
             b, c = d.base, d.cur
             verdict = ("FAIL" if d.failed else "indicative" if d.indicative else
                        ("ok" if d.threshold is not None else ""))
-            body.append([series_name(s), d.label, _stat(b, d.unit), _stat(c, d.unit),
+            body.append([s.key, d.label, _stat(b, d.unit), _stat(c, d.unit),
                          "-" if d.delta_pct is None else f"{d.delta_pct:+.1f} %", d.change,
                          describe_test(d.test) if d.test.method not in ("none",) else "-",
                          f"{d.threshold.pct:g} %" if d.threshold else "", verdict])
@@ -156,19 +149,3 @@ def text(comp: Comparison, *, only: Sequence[str] | None = None) -> str:
         lines.append(f"  no usable run this time (failed or timed out): {', '.join(comp.only_in_baseline)}")
     lines += [f"  REGRESSION: {f}" for f in regression_lines(comp)]
     return "\n".join(lines)
-
-
-def delta_cell(sc: SeriesComparison | None) -> str:
-    """The summary table's 'Δ time / mem' cell: '+12.3 % / -0.4 %', '!' after a change beyond a
-    --research-compare-fail threshold, '~' before an indicative one (one run on a side); another metric that
-    failed its threshold is named after them."""
-    if sc is None:
-        return "-"
-    parts = []
-    for name in ("execution_time_s", "memory_peak_mb"):
-        d = sc.delta(name)
-        parts.append("-" if d is None or d.delta_pct is None else
-                     f"{'~' if d.indicative else ''}{d.delta_pct:+.1f} %{'!' if d.failed else ''}")
-    s = " / ".join(parts) if any(p != "-" for p in parts) else "-"
-    failed = [d for d in sc.deltas if d.failed and d.metric not in ("execution_time_s", "memory_peak_mb")]
-    return s + "".join(f", {d.label} {d.delta_pct:+.1f} %!" for d in failed)

@@ -1,18 +1,7 @@
-"""Exports of stored results for continuous-benchmarking services.
-
-- Bencher Metric Format (BMF): {benchmark: {measure-slug: {value, lower_value?, upper_value?}}}
-  (schemas/exports/bencher-bmf.schema.json; upload with `bencher run --adapter json --file FILE`).
-- github-action-benchmark custom tools: [{name, unit, value, range?, extra?}], one direction per file
-  (`customSmallerIsBetter` for --direction smaller, `customBiggerIsBetter` for bigger;
-  schemas/exports/github-action-benchmark.schema.json).
-- CSV and JSON Lines: the measured runs themselves, one row per run and metric (ROW_FIELDS), every machine
-  unless --machine names one: for spreadsheets, pandas or a database.
-
-What is exported: for each series (bench + profile) of one machine (by default the machine of the newest
-record), the records of its newest commit; per metric the median over those records, with min/max (or the
-record's own interval, e.g. an accuracy's 95 % Wilson interval) as the range. Metrics and their direction
-come from the schemas (harness.measures); by default only metrics with a direction (x-better lower/higher).
-"""
+"""Exports of stored results for continuous-benchmarking services: Bencher Metric Format and
+github-action-benchmark's custom tools (schemas/exports/), each from the newest commit of every series of one
+machine, a metric's median with min/max (or the record's own interval) as its range; and CSV / JSON Lines with
+every measured run, one row per run and metric (ROW_FIELDS). Metrics and directions come from the schemas."""
 from __future__ import annotations
 
 import json
@@ -21,11 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from .. import records as R
 from ..analysis import measures
-from ..records import ResultRecord
+from ..records import SCHEMAS_DIR, ResultRecord, better, label, series_key, unit
 
-EXPORT_SCHEMAS = R.SCHEMAS_DIR / "exports"
+EXPORT_SCHEMAS = SCHEMAS_DIR / "exports"
 FORMATS = ("bencher", "github-action-benchmark", "csv", "jsonl")
 #: The columns of a CSV / JSON Lines export, one row per measured run and metric.
 ROW_FIELDS = ("machine", "machine_class", "commit", "dirty", "branch", "saved_as", "series", "bench", "profile",
@@ -56,29 +44,27 @@ def slug(metric: str) -> str:
     return s[:64].rstrip("-") or "metric"
 
 
+def _nothing_measured(machine: str | None) -> ExportError:
+    return ExportError(f"no measured result records{' for machine ' + machine if machine else ''}: run the benches "
+                       f"first (`make bench`), or point --results-dir at the folder that holds them")
+
+
 def select(records: Sequence[ResultRecord], machine: str | None = None) -> list[measures.SeriesMetric]:
     """The newest commit's summary of every series of one machine (default: the newest record's machine)."""
     fp = machine or measures.current_machine(records)
     mine = measures.on_machine(records, fp)
     if not any(measures.is_measurement(r) for r in mine):
-        raise ExportError(f"no measured result records{' for machine ' + fp if fp else ''}: run the benches "
-                          f"first (`make bench`), or point --results-dir at the folder that holds them")
+        raise _nothing_measured(fp)
     return measures.latest_summaries(mine)
 
 
 def _wanted(metric: str, include_neutral: bool, direction: str | None = None) -> bool:
-    b = R.better(metric)
-    if direction is not None:
-        return b == direction
-    return include_neutral or b in ("lower", "higher")
+    b = better(metric)
+    return b == direction if direction is not None else include_neutral or b in ("lower", "higher")
 
 
 def _range(s: measures.SeriesMetric) -> tuple[float, float] | None:
-    if s.bounds:
-        return s.bounds
-    if s.n > 1:
-        return s.stats.low, s.stats.high
-    return None
+    return s.bounds or ((s.stats.low, s.stats.high) if s.n > 1 else None)
 
 
 def to_bencher(summaries: Sequence[measures.SeriesMetric], *, include_neutral: bool = False) -> dict:
@@ -101,12 +87,12 @@ def to_github_action_benchmark(summaries: Sequence[measures.SeriesMetric], direc
     for s in summaries:
         if not _wanted(s.metric, False, DIRECTIONS[direction]):
             continue
-        item = {"name": f"{s.series} {s.metric}", "unit": R.unit(s.metric) or "count", "value": s.median}
+        item = {"name": f"{s.series} {s.metric}", "unit": unit(s.metric) or "count", "value": s.median}
         r = _range(s)
         if r:
             item["range"] = f"± {max(s.median - r[0], r[1] - s.median):.6g}"
         how = "95% interval" if s.bounds else "min..max"
-        item["extra"] = (f"{R.label(s.metric)}; median of {s.n} run(s) at commit {s.commit}"
+        item["extra"] = (f"{label(s.metric)}; median of {s.n} run(s) at commit {s.commit}"
                          + (f"; {how} {r[0]:.6g}..{r[1]:.6g}" if r else ""))
         out.append(item)
     return out
@@ -121,11 +107,11 @@ def run_rows(records: Sequence[ResultRecord], machine: str | None = None,
             continue
         base = {"machine": r.machine_fingerprint, "machine_class": r.machine_class, "commit": r.commit,
                 "dirty": bool(r.dirty), "branch": r.branch, "saved_as": (r.extra or {}).get("saved_as"),
-                "series": R.series_key(r), "bench": r.bench, "profile": r.profile, "test_id": r.test_id,
+                "series": series_key(r), "bench": r.bench, "profile": r.profile, "test_id": r.test_id,
                 "round": r.round, "timestamp": r.timestamp, "record_id": r.record_id, "target_met": r.target_met}
         for k, v in sorted(measures.record_values(r).items()):
             if _wanted(k, include_neutral):
-                out.append({**base, "metric": k, "value": v, "unit": R.unit(k), "better": R.better(k)})
+                out.append({**base, "metric": k, "value": v, "unit": unit(k), "better": better(k)})
     return out
 
 
@@ -153,9 +139,7 @@ def export(records: Sequence[ResultRecord], fmt: str, *, direction: str | None =
     if fmt in ("csv", "jsonl"):
         rows = run_rows(records, machine)
         if not rows:
-            raise ExportError(f"no measured result records{' for machine ' + machine if machine else ''}: run "
-                              f"the benches first (`make bench`), or point --results-dir at the folder that "
-                              f"holds them")
+            raise _nothing_measured(machine)
         return to_csv(rows) if fmt == "csv" else to_jsonl(rows)
     summaries = select(records, machine)
     if fmt == "bencher":

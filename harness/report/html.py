@@ -1,19 +1,10 @@
-"""The HTML report: one self-contained page (inline CSS and SVG, no network, no external file).
-
-One part per machine (timings of different machines are never mixed; the newest machine first), each with:
-the latest results per profile (tables); quality vs time per profile; the performance breakdown;
-recommendations; and per series (bench + profile) the history of every metric across the commits measured on
-that machine, with the budget band and regressions marked. Commits are in git's history order when the
-command could ask git (`git_order`), else in the order they were measured, and the page says which; with a
-URL template (`commit_url`, e.g. https://github.com/ORG/REPO/commit/{commit}) every commit links to its page.
-Metric names, units and directions come from the schemas through harness.measures.
-
-A small inline script counts the charts and tables the browser actually laid out and writes the counts on
-<body> (data-charts-rendered, data-tables-rendered): the headless-browser test reads them back.
-"""
+"""The HTML report: one self-contained page (inline CSS and SVG, no network). One part per machine, newest
+first, each with the latest results per profile, quality vs time, the performance breakdown, recommendations and
+each series' history across commits (in git's order when known). An inline script writes on <body> how many
+charts and tables the browser laid out, for the headless-browser test."""
 from __future__ import annotations
 
-import datetime as _dt
+import datetime
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -21,9 +12,9 @@ from html import escape
 from pathlib import Path
 from typing import Sequence
 
-from .. import records as R
 from ..analysis import measures
-from ..records import ResultRecord, series_key
+from ..analysis.quality import QualitySummary
+from ..records import ResultRecord, better, label, series_key, spec, unit
 from ..units import num
 from . import charts
 
@@ -65,7 +56,24 @@ def _e(x) -> str:
 
 
 def _fmt(v, name: str) -> str:
-    return num(v, R.unit(name))
+    return num(v, unit(name))
+
+
+def _card(svg: str) -> str:
+    return f'<div class="card">{svg}</div>'
+
+
+def _directional(k: str) -> bool:
+    return better(k) in ("lower", "higher")
+
+
+def _metric_cell(k: str) -> str:
+    return (f'<td class="l" title="{_e(spec(k).get("description", ""))}">{_e(label(k))} '
+            f'<span class="muted">{_e(k)}</span></td>')
+
+
+def _band(recs: Sequence[ResultRecord], k: str) -> tuple | None:
+    return next((b for b in (measures.budget_band(r, k) for r in recs) if b), None)
 
 
 @dataclass
@@ -84,13 +92,13 @@ class _Page:
 
 
 def _chart_title(k: str) -> str:
-    u = R.unit(k)
-    return f"{R.label(k)}" + (f" [{u}]" if u and u != "ratio" else "") + (f" · {k}" if R.label(k) != k else "")
+    u = unit(k)
+    return label(k) + (f" [{u}]" if u and u != "ratio" else "") + (f" · {k}" if label(k) != k else "")
 
 
 def _latest_tables(records: Sequence[ResultRecord], pg: _Page) -> list[str]:
-    """Per profile one table: a row per metric (with a direction), a column per series (bench) at its newest
-    commit; a cell is the median over that commit's runs (hover: min..max, n, commit)."""
+    """Per profile: a table of run metrics (a column per series at its newest commit, a cell the median over
+    that commit's runs) and a table of the quality and breakdown numbers; only metrics with a direction."""
     latest = measures.latest_commit_records(records, pg.git_order)
     by_profile: dict[str, list[str]] = defaultdict(list)
     for series, recs in latest.items():
@@ -108,41 +116,33 @@ def _latest_tables(records: Sequence[ResultRecord], pg: _Page) -> list[str]:
             for r in latest[c]:
                 for k, v in measures.record_values(r).items():
                     vals[c][k].append(v)
-        directional = {k for c in cols for k in vals[c] if R.better(k) in ("lower", "higher")}
-        run_names = sorted((k for k in directional if R.spec(k).get("source") == "telemetry"),
+        run_names = sorted({k for c in cols for k in vals[c] if _directional(k) and spec(k).get("source") == "telemetry"},
                            key=lambda k: (k not in ("execution_time_s", "memory_peak_mb"), k))
-        run_cols = [c for c in cols if any(k in vals[c] for k in run_names)]
         out.append(f'<h3>Profile {_e(profile)}: run metrics</h3>')
-        out += _pivot(latest, vals, run_cols, run_names, pg)
-        own = [(c, k) for c in cols for k in sorted(vals[c]) if k in directional
-               and R.spec(k).get("source") != "telemetry"]
+        out += _pivot(latest, vals, [c for c in cols if any(k in vals[c] for k in run_names)], run_names, pg)
+        own = [(c, k) for c in cols for k in sorted(vals[c]) if _directional(k) and spec(k).get("source") != "telemetry"]
         if own:
             out.append(f'<h3>Profile {_e(profile)}: quality and breakdown numbers</h3>'
                        '<table class="latest"><tr><th class="l">series</th><th class="l">metric</th><th>value</th>'
                        '<th>better</th><th class="l">commit</th></tr>')
-            for c, k in own:
-                vs = vals[c][k]
-                out.append(f'<tr><td class="l">{_e(c)}</td><td class="l" title="{_e(R.spec(k).get("description", ""))}">'
-                           f'{_e(R.label(k))} <span class="muted">{_e(k)}</span></td>'
-                           f'<td title="n = {len(vs)}">{_e(_fmt(statistics.median(vs), k))}</td><td>{_e(R.better(k))}'
-                           f'</td><td class="l">{pg.commit(latest[c][0])}</td></tr>')
-            out.append("</table>")
-    out.append("</section>")
-    return out
+            out += [f'<tr><td class="l">{_e(c)}</td>{_metric_cell(k)}<td title="n = {len(vals[c][k])}">'
+                    f'{_e(_fmt(statistics.median(vals[c][k]), k))}</td><td>{_e(better(k))}</td><td class="l">'
+                    f'{pg.commit(latest[c][0])}</td></tr>' for c, k in own] + ["</table>"]
+    return out + ["</section>"]
 
 
 def _pivot(latest: dict, vals: dict, cols: list[str], names: list[str], pg: _Page) -> list[str]:
+    """The run metrics of one profile: a row per metric with its budget band, a column per series."""
     if not cols:
         return ['<p class="muted">No run telemetry in these series.</p>']
-    out = []
     head = "".join(f'<th class="series">{_e(c)}</th>' for c in cols)
-    out.append(f'<div style="overflow-x:auto"><table class="latest">'
-               f'<tr><th class="l">metric</th><th>better</th><th class="l">budget</th>{head}</tr>')
-    out.append('<tr><td class="l muted">commit · runs · target met</td><td></td><td></td>' + "".join(
-        f'<td class="muted">{pg.commit(latest[c][0])} · {len(latest[c])} · '
-        f'{sum(r.target_met for r in latest[c])}/{len(latest[c])}</td>' for c in cols) + "</tr>")
+    out = [f'<div style="overflow-x:auto"><table class="latest">'
+           f'<tr><th class="l">metric</th><th>better</th><th class="l">budget</th>{head}</tr>',
+           '<tr><td class="l muted">commit · runs · target met</td><td></td><td></td>' + "".join(
+               f'<td class="muted">{pg.commit(latest[c][0])} · {len(latest[c])} · '
+               f'{sum(r.target_met for r in latest[c])}/{len(latest[c])}</td>' for c in cols) + "</tr>"]
     for k in names:
-        band = next((measures.budget_band(r, k) for c in cols for r in latest[c] if measures.budget_band(r, k)), None)
+        band = _band([r for c in cols for r in latest[c]], k)
         btxt = "" if not band else f"{_fmt(band[0], k) if band[0] is not None else ''} .. {_fmt(band[1], k)}"
         cells = []
         for c in cols:
@@ -150,91 +150,109 @@ def _pivot(latest: dict, vals: dict, cols: list[str], names: list[str], pg: _Pag
             if not vs:
                 cells.append("<td></td>")
                 continue
-            med = statistics.median(vs)
-            b = next((measures.budget_band(r, k) for r in latest[c] if measures.budget_band(r, k)), None)
+            med, b = statistics.median(vs), _band(latest[c], k)
             over = b is not None and b[1] is not None and med > b[1]
             tip = f"min {_fmt(min(vs), k)} .. max {_fmt(max(vs), k)}, n = {len(vs)}"
             cells.append(f'<td{" class=fail" if over else ""} title="{_e(tip)}">{_e(_fmt(med, k))}</td>')
-        out.append(f'<tr><td class="l" title="{_e(R.spec(k).get("description", ""))}">'
-                   f'{_e(R.label(k))} <span class="muted">{_e(k)}</span></td>'
-                   f'<td>{_e(R.better(k))}</td><td class="l">{_e(btxt)}</td>{"".join(cells)}</tr>')
-    out.append("</table></div>")
-    return out
+        out.append(f'<tr>{_metric_cell(k)}<td>{_e(better(k))}</td><td class="l">{_e(btxt)}</td>{"".join(cells)}</tr>')
+    return out + ["</table></div>"]
+
+
+_ARMS = (("retrieval", "retrieval (early exit on)"), ("retrieval_no_early_exit", "early exit off"),
+         ("single_shot", "single-shot RAG"), ("closed_book", "closed-book"))
+
+
+def _quality_points(recs: Sequence[ResultRecord]) -> list[tuple[str, list]]:
+    """The quality chart's series: per arm, its score against its time per question, a point per record."""
+    arms: dict[str, list] = defaultdict(list)
+    for r in recs:
+        q, c = QualitySummary.of_record(r), measures.commit_key(r)
+        for arm, name in _ARMS:
+            a = q.arm(arm)
+            score, ci = q.score(a)
+            if score is not None and a.time_per_question_s is not None:
+                ci = ci or [None, None]
+                arms[name].append((a.time_per_question_s, score,
+                                   f"{name} @ {c}: {'ROUGE-L' if q.free_text else 'accuracy'} {score:.2f} (n {a.n}, "
+                                   f"95% CI {num(ci[0], 'ratio')}..{num(ci[1], 'ratio')}), "
+                                   f"{a.time_per_question_s:.1f} s/question"))
+        m = q.majority
+        if m:
+            arms[f"majority '{m.label}'"].append(
+                (0.0, m.accuracy, f"majority class '{m.label}' @ {c}: {m.accuracy:.0%} on the sample "
+                                  f"({m.full_set_share:.1%} on the full set), no model time"))
+    return list(arms.items())
+
+
+def _quality_table(title: str, rec: ResultRecord, pg: _Page) -> str:
+    """The newest record's arms, majority baseline and early-exit trade-off."""
+    q = QualitySummary.of_record(rec)
+    rows = []
+    for arm, _ in _ARMS:
+        a = q.arms.get(arm)
+        if a is None:
+            continue
+        score, ci = q.score(a)
+        ci = ci or [None, None]
+        cells = [(a.grounded_citation_rate, "ratio"), (a.citation_validity, "ratio"), (a.citation_precision, "ratio"),
+                 (a.context_gold_recall, "ratio"), (a.claims_per_question, ""), (a.tokens_per_question, ""),
+                 (a.time_per_question_s, "s")]
+        rows.append(f'<tr><td class="l">{_e(arm)}</td><td>{a.n}</td><td>{num(score, "ratio")}</td>'
+                    f'<td>{num(ci[0], "ratio")}..{num(ci[1], "ratio")}</td>'
+                    + "".join(f"<td>{num(v, u)}</td>" for v, u in cells) + "</tr>")
+    m, ee = q.majority, q.early_exit
+    if m:
+        rows.append(f'<tr><td class="l">majority \'{_e(m.label)}\'</td><td>{m.n}</td><td>{num(m.accuracy, "ratio")}'
+                    f'</td><td colspan="8" class="l">{m.full_set_share:.1%} of the {m.full_set_n} labelled questions'
+                    '</td></tr>')
+    return (f'<h3>{_e(title)} @ {pg.commit(rec)}: {q.sample_size} questions, seed {q.seed}</h3>'
+            '<table class="quality"><tr><th class="l">arm</th><th>n</th><th>accuracy / ROUGE-L</th><th>95% CI</th>'
+            '<th>cit. grounded</th><th>cit. valid</th><th>cit. precision</th><th>gold in ctx</th><th>claims/q</th>'
+            '<th>tokens/q</th><th>time/q</th></tr>' + "".join(rows) + "</table>"
+            f'<p>Early exit on vs off ({ee.n} paired questions; fired in {ee.fired}): tokens {ee.tokens_off} -> '
+            f'{ee.tokens_on} (saved {num(ee.tokens_saved_share, "ratio")}), accuracy {num(ee.accuracy_off, "ratio")} '
+            f'-> {num(ee.accuracy_on, "ratio")} (change {num(ee.accuracy_change, "ratio")}, exact McNemar p = '
+            f'{num(ee.p_value, "ratio")}).</p>')
 
 
 def _quality(records: Sequence[ResultRecord], pg: _Page) -> list[str]:
-    qrecs = [r for r in records if measures.is_measurement(r) and (r.extra or {}).get("quality")]
+    """One chart of score vs time and one table per profile and corpus (bench)."""
+    qrecs = [r for r in records if measures.is_measurement(r) and QualitySummary.of_record(r)]
     out = [f'<section id="quality{pg.sid}"><h2>Answer quality vs time per profile and corpus</h2>']
     if not qrecs:
         out.append('<p class="muted">No quality bench records yet (<code>make quality</code>).</p></section>')
         return out
     by_profile: dict[str, list[ResultRecord]] = defaultdict(list)
-    for r in qrecs:     # one chart per profile and corpus (bench 'quality': PubMedQA, 'quality_open': tooldocs)
+    for r in qrecs:
         by_profile[f"{r.profile or '(none)'} / {r.bench}"].append(r)
     out.append('<div class="grid">')
     tables = []
     for profile, recs in sorted(by_profile.items()):
         recs.sort(key=lambda r: r.timestamp)
-        arms: dict[str, list] = defaultdict(list)
-        for r in recs:
-            q = r.extra["quality"]
-            c = measures.commit_key(r)
-            for arm, name in (("retrieval", "retrieval (early exit on)"), ("retrieval_no_early_exit", "early exit off"),
-                              ("single_shot", "single-shot RAG"), ("closed_book", "closed-book")):
-                a = q["arms"].get(arm) or {}
-                free = a.get("accuracy") is None and a.get("overlap") is not None
-                score = a.get("overlap") if free else a.get("accuracy")
-                if score is not None and a.get("time_per_question_s") is not None:
-                    ci = (a.get("overlap_ci95") if free else a.get("accuracy_ci95")) or [None, None]
-                    what = "ROUGE-L" if free else "accuracy"
-                    arms[name].append((a["time_per_question_s"], score,
-                                       f"{name} @ {c}: {what} {score:.2f} (n {a['n']}, 95% CI "
-                                       f"{num(ci[0], 'ratio')}..{num(ci[1], 'ratio')}), "
-                                       f"{a['time_per_question_s']:.1f} s/question"))
-            maj = q.get("majority")
-            if maj:
-                arms[f"majority '{maj['label']}'"].append(
-                    (0.0, maj["accuracy"], f"majority class '{maj['label']}' @ {c}: {maj['accuracy']:.0%} on the "
-                                           f"sample ({maj['full_set_share']:.1%} on the full set), no model time"))
-        out.append('<div class="card">' + charts.scatter_chart(
-            list(arms.items()), title=f"{profile}: accuracy (or ROUGE-L) vs time per question",
-            x_title="time per question", y_title="accuracy / ROUGE-L", x_unit="s", y_unit="ratio") + "</div>")
-        q = recs[-1].extra["quality"]
-        ee = q["early_exit"]
-        rows = []
-        for arm in ("retrieval", "retrieval_no_early_exit", "single_shot", "closed_book"):
-            a = q["arms"].get(arm)
-            if not a:
-                continue
-            free = a.get("accuracy") is None and a.get("overlap") is not None
-            ci = (a.get("overlap_ci95") if free else a.get("accuracy_ci95")) or [None, None]
-            rows.append(f'<tr><td class="l">{_e(arm)}</td><td>{a["n"]}</td>'
-                        f'<td>{num(a["overlap"] if free else a["accuracy"], "ratio")}</td>'
-                        f'<td>{num(ci[0], "ratio")}..{num(ci[1], "ratio")}</td>'
-                        f'<td>{num(a.get("grounded_citation_rate"), "ratio")}</td>'
-                        f'<td>{num(a["citation_validity"], "ratio")}</td>'
-                        f'<td>{num(a["citation_precision"], "ratio")}</td>'
-                        f'<td>{num(a["context_gold_recall"], "ratio")}</td>'
-                        f'<td>{num(a["claims_per_question"])}</td><td>{num(a["tokens_per_question"])}</td>'
-                        f'<td>{num(a["time_per_question_s"], "s")}</td></tr>')
-        maj = q.get("majority")
-        if maj:
-            rows.append(f'<tr><td class="l">majority \'{_e(maj["label"])}\'</td><td>{maj["n"]}</td>'
-                        f'<td>{num(maj["accuracy"], "ratio")}</td><td colspan="8" class="l">'
-                        f'{maj["full_set_share"]:.1%} of the {maj["full_set_n"]} labelled questions</td></tr>')
-        tables.append(
-            f'<h3>{_e(profile)} @ {pg.commit(recs[-1])}: {q["sample_size"]} questions, seed {q["seed"]}</h3>'
-            '<table class="quality"><tr><th class="l">arm</th><th>n</th><th>accuracy / ROUGE-L</th><th>95% CI</th>'
-            '<th>cit. grounded</th><th>cit. valid</th><th>cit. precision</th><th>gold in ctx</th><th>claims/q</th><th>tokens/q</th>'
-            '<th>time/q</th></tr>' + "".join(rows) + "</table>"
-            f'<p>Early exit on vs off ({ee["n"]} paired questions; fired in {ee["fired"]}): tokens '
-            f'{ee["tokens_off"]} -> {ee["tokens_on"]} (saved {num(ee["tokens_saved_share"], "ratio")}), '
-            f'accuracy {num(ee["accuracy_off"], "ratio")} -> {num(ee["accuracy_on"], "ratio")} '
-            f'(change {num(ee["accuracy_change"], "ratio")}, exact McNemar p = '
-            f'{num(ee.get("p_value"), "ratio")}).</p>')
-    out.append("</div>")
-    out += tables
-    out.append("</section>")
+        out.append(_card(charts.scatter_chart(
+            _quality_points(recs), title=f"{profile}: accuracy (or ROUGE-L) vs time per question",
+            x_title="time per question", y_title="accuracy / ROUGE-L", x_unit="s", y_unit="ratio")))
+        tables.append(_quality_table(profile, recs[-1], pg))
+    return out + ["</div>", *tables, "</section>"]
+
+
+def _breakdown_cards(series: str, b: dict) -> list[str]:
+    """A breakdown record's charts: phase shares, the native time split, and its growth series (y vs x)."""
+    m = b.get("metrics") or {}
+    shares = [(k.replace("phase_share_", ""), v) for k, v in m.items() if k.startswith("phase_share_")]
+    native = [(k.replace("_share", ""), m[k]) for k in ("prompt_eval_share", "decode_share", "generation_other_share")
+              if k in m]
+    out = [_card(charts.share_bar(shares, title=f"share of wall time by phase · {series}"))] if shares else []
+    if native:
+        out.append(_card(charts.share_bar(native, title=f"native time split (share of wall time) · {series}")))
+    points, x = b.get("series") or [], b.get("x")
+    if points and x:
+        ys = b.get("plot") or [k for k, v in points[0].items()
+                               if k != x and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for y in ys:
+            pts = [(p[x], p[y]) for p in points if isinstance(p.get(y), (int, float))]
+            if len(pts) >= 2:
+                out.append(_card(charts.xy_chart([(y, pts)], title=f"{y} vs {x} · {series}", x_title=x)))
     return out
 
 
@@ -250,91 +268,64 @@ def _breakdown(records: Sequence[ResultRecord], pg: _Page) -> list[str]:
     notes = []
     for series, r in items:
         b = r.extra["breakdown"]
-        m = b.get("metrics") or {}
-        shares = [(k.replace("phase_share_", ""), v) for k, v in m.items() if k.startswith("phase_share_")]
-        if shares:
-            out.append('<div class="card">' + charts.share_bar(shares, title=f"share of wall time by phase · {series}")
-                       + "</div>")
-        native = [(k.replace("_share", ""), m[k]) for k in ("prompt_eval_share", "decode_share", "generation_other_share")
-                  if k in m]
-        if native:
-            out.append('<div class="card">' + charts.share_bar(native, title=f"native time split (share of wall time) · {series}") + "</div>")
-        series_pts = b.get("series") or []
-        x = b.get("x")
-        if series_pts and x:
-            ys = b.get("plot") or [k for k, v in series_pts[0].items()
-                                   if k != x and isinstance(v, (int, float)) and not isinstance(v, bool)]
-            for y in ys:
-                pts = [(p[x], p[y]) for p in series_pts if isinstance(p.get(y), (int, float))]
-                if len(pts) >= 2:
-                    out.append('<div class="card">' + charts.xy_chart([(y, pts)], title=f"{y} vs {x} · {series}",
-                                                                     x_title=x) + "</div>")
-        kv = ", ".join(f"{R.label(k)} {_fmt(v, k)}" for k, v in m.items() if not k.startswith("phase_share_"))
+        out += _breakdown_cards(series, b)
+        kv = ", ".join(f"{label(k)} {_fmt(v, k)}" for k, v in (b.get("metrics") or {}).items()
+                       if not k.startswith("phase_share_"))
         notes.append(f'<li><b>{_e(series)}</b> @ {pg.commit(r)}: {_e(kv) or "—"}'
                      f'{"<br><span class=muted>" + _e(b["how"]) + "</span>" if b.get("how") else ""}</li>')
     for series, recs in eff:
         e = next(r.extra["efficiency"] for r in reversed(recs) if (r.extra or {}).get("efficiency"))
-        vals = measures.efficiency_values(recs[-1])
-        kv = ", ".join(f"{R.label(k)} {_fmt(v, k)}" for k, v in vals.items())
+        kv = ", ".join(f"{label(k)} {_fmt(v, k)}" for k, v in measures.efficiency_values(recs[-1]).items())
         goals = e.get("goals") or {}
         notes.append(f'<li><b>{_e(series)}</b> (engine vs raw llama-cpp-python, {len(e.get("rounds") or [])} rounds, '
                      f'medians) @ {pg.commit(recs[-1])}: {_e(kv)}; prefix reuse (evaluated/unique) '
                      f'{_e(num(e.get("prefix_reuse_ratio_median"), "ratio"))}'
                      + (f'<br><span class=muted>goals: {_e(goals)}</span>' if goals else "") + '</li>')
-    out.append("</div><ul>" + "".join(notes) + "</ul></section>")
-    return out
+    return out + ["</div><ul>" + "".join(notes) + "</ul></section>"]
 
 
 def _recommendations(records: Sequence[ResultRecord], pg: _Page) -> list[str]:
     from ..analysis.recommend import recommend
     recs = recommend(records)
-    out = [f'<section id="recommendations{pg.sid}"><h2>Recommendations</h2>']
-    if not recs:
-        out.append('<p class="muted">No rule fired on the newest results.</p>')
-    else:
-        out.append('<ul class="recs">' + "".join(
-            f'<li class="{_e(r.severity)}"><b>{_e(r.rule)}</b> [{_e(r.severity)}] {_e(r.message)}</li>' for r in recs)
-            + "</ul>")
-    out.append("</section>")
-    return out
+    body = ('<ul class="recs">' + "".join(f'<li class="{_e(r.severity)}"><b>{_e(r.rule)}</b> [{_e(r.severity)}] '
+                                          f'{_e(r.message)}</li>' for r in recs) + "</ul>" if recs
+            else '<p class="muted">No rule fired on the newest results.</p>')
+    return [f'<section id="recommendations{pg.sid}"><h2>Recommendations</h2>', body, "</section>"]
+
+
+def _series_history(series: str, recs: list[ResultRecord], pg: _Page, open_: bool) -> str:
+    """One series' history: a chart per metric with a direction, in a collapsible block."""
+    names = sorted({k for r in recs for k in measures.record_values(r) if _directional(k)},
+                   key=lambda k: (k not in ("execution_time_s", "memory_peak_mb"), spec(k).get("source", ""), k))
+    order = measures.commit_order(recs, pg.git_order)
+    regress, cards = 0, []
+    for k in names:
+        pts = measures.history(recs, series, k, pg.git_order)
+        if pts:
+            regress += sum(1 for p in pts if p.regression and not p.indicative)
+            cards.append(_card(charts.history_chart(pts, title=_chart_title(k), unit=unit(k), better=better(k))))
+    first: dict[str, ResultRecord] = {}
+    for r in recs:
+        first.setdefault(measures.commit_key(r), r)
+    commits = " → ".join(pg.commit(first[c]) for c in order)
+    return (f'<details{" open" if open_ else ""}><summary>{_e(series)}: {len(recs)} runs over {len(order)} '
+            f'commit(s), {regress} regression mark(s)</summary><p class="muted commits">commits, oldest first: '
+            f'{commits}</p><div class="grid">{"".join(cards)}</div></details>')
 
 
 def _history(records: Sequence[ResultRecord], pg: _Page) -> list[str]:
-    measured = [r for r in records if measures.is_measurement(r)]
     by_series: dict[str, list[ResultRecord]] = defaultdict(list)
-    for r in measured:
-        by_series[series_key(r)].append(r)
+    for r in records:
+        if measures.is_measurement(r):
+            by_series[series_key(r)].append(r)
     out = [f'<section id="history{pg.sid}"><h2>History across commits (this machine)</h2>',
            '<p class="muted">One chart per metric with a direction: dots are runs (red: the run missed its target), '
            'the line joins the per-commit medians, the green band is the budget, a red triangle marks a regression '
            '(the median moved the wrong way by more than 5 % against the previous commit and the noise test of '
            '<code>--research-compare</code> says it is real) and a green one an improvement; hollow triangles are indicative '
            '(one run on a side, no noise test); hover for the numbers.</p>']
-    for i, (series, recs) in enumerate(sorted(by_series.items())):
-        names = sorted({k for r in recs for k in measures.record_values(r) if R.better(k) in ("lower", "higher")},
-                       key=lambda k: (k not in ("execution_time_s", "memory_peak_mb"), R.spec(k).get("source", ""), k))
-        order = measures.commit_order(recs, pg.git_order)
-        n_commits = len(order)
-        regress = 0
-        cards = []
-        for k in names:
-            pts = measures.history(recs, series, k, pg.git_order)
-            if not pts:
-                continue
-            regress += sum(1 for p in pts if p.regression and not p.indicative)
-            cards.append('<div class="card">' + charts.history_chart(
-                pts, title=_chart_title(k), unit=R.unit(k), better=R.better(k)) + "</div>")
-        first = {}
-        for r in recs:
-            first.setdefault(measures.commit_key(r), r)
-        commits = " → ".join(pg.commit(first[c]) for c in order)
-        out.append(f'<details{" open" if i == 0 else ""}><summary>{_e(series)}: {len(recs)} runs over {n_commits} '
-                   f'commit(s), {regress} regression mark(s)</summary><p class="muted commits">commits, oldest first: '
-                   f'{commits}</p><div class="grid">{"".join(cards)}</div></details>')
-    if not by_series:
-        out.append("<p>No measured records yet.</p>")
-    out.append("</section>")
-    return out
+    out += [_series_history(s, recs, pg, i == 0) for i, (s, recs) in enumerate(sorted(by_series.items()))]
+    return out + (["<p>No measured records yet.</p>"] if not by_series else []) + ["</section>"]
 
 
 def _machine_part(mine: list[ResultRecord], fp: str | None, pg: _Page) -> list[str]:
@@ -356,7 +347,7 @@ def render(records: Sequence[ResultRecord], *, machine: str | None = None, title
     """The report page as one HTML string: a part per machine (newest first), or only `machine`'s.
     `git_order`: full SHAs oldest first (run.environment.git_order), None to order commits by measuring time;
     `order_note` says which; `commit_url`: a template linking commits ({commit}, {short})."""
-    when = generated_at or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    when = generated_at or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     newest: dict[str, str] = {}
     for r in records:
         newest[r.machine_fingerprint] = max(newest.get(r.machine_fingerprint, ""), r.timestamp)

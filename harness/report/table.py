@@ -1,14 +1,15 @@
 """The summary table of a session's bench instances (analysis/instances.py), shared by the terminal and the
-Markdown printers: headers from the schema's labels, cells in units.py's formats."""
+Markdown printers: its cells in units.py's formats, the legend, and the detail lines the narrow table leaves out."""
 from __future__ import annotations
 
 from typing import Sequence
 
-from ..analysis.compare import Comparison
-from ..analysis.instances import ROW_METRICS, InstanceSummary
+from tabulate import tabulate
+
+from ..analysis.compare import Comparison, SeriesComparison
+from ..analysis.instances import InstanceSummary
 from ..records import REAL_RUNNERS, label
 from ..units import cell, limit, spread
-from .comparison import delta_cell
 
 
 def early_exit_cell(ee: dict | None) -> str:
@@ -55,15 +56,27 @@ def name_cell(row: InstanceSummary) -> str:
     return name + (" [TEST DOUBLE]" if row.runner and row.runner not in REAL_RUNNERS else "")
 
 
+def delta_cell(sc: SeriesComparison | None) -> str:
+    """The 'Δ time / mem' cell: '+12.3 % / -0.4 %', '!' after a change beyond a --research-compare-fail
+    threshold, '~' before an indicative one; another metric that failed its threshold is named after them."""
+    if sc is None:
+        return "-"
+    parts = []
+    for name in ("execution_time_s", "memory_peak_mb"):
+        d = sc.delta(name)
+        parts.append("-" if d is None or d.delta_pct is None else
+                     f"{'~' if d.indicative else ''}{d.delta_pct:+.1f} %{'!' if d.failed else ''}")
+    s = " / ".join(parts) if any(p != "-" for p in parts) else "-"
+    failed = [d for d in sc.deltas if d.failed and d.metric not in ("execution_time_s", "memory_peak_mb")]
+    return s + "".join(f", {d.label} {d.delta_pct:+.1f} %!" for d in failed)
+
+
 #: The summary table's columns: narrow enough for ~100 columns; the rest of each row is in detail_lines().
 HEADERS = ("bench", "runs", "time / budget", "memory / limit", "tok/s", "claims", "cit.", "target", "Δ time / mem")
 
 
-def rows(instances: Sequence[InstanceSummary], comparison: Comparison | None = None) -> tuple[list[str], list[list[str]]]:
-    """The summary table: one row per bench instance. time = median (± IQR over several runs) / budget,
-    memory = the worst run's peak / limit, tok/s = decode, cit. = citation validity, target = target_met
-    (* not gated), Δ = the change of the median time and memory against the baseline (! beyond a
-    --research-compare-fail threshold, ~ indicative: one run on a side)."""
+def render(instances: Sequence[InstanceSummary], comparison: Comparison | None = None, tablefmt: str = "simple") -> str:
+    """The summary table, one row per bench instance (its columns are explained by TABLE_LEGEND)."""
     body = []
     for r in instances:
         m = r.metrics
@@ -71,7 +84,7 @@ def rows(instances: Sequence[InstanceSummary], comparison: Comparison | None = N
         body.append([name_cell(r), runs, time_cell(r), memory_cell(r), cell(m.get("decode_tokens_per_second"), "tok/s"),
                      cell(m.get("claims")), cell(m.get("citation_validity"), "ratio"), target_cell(r),
                      delta_cell(comparison.for_key(r.key) if comparison is not None else None)])
-    return list(HEADERS), body
+    return tabulate(body, headers=list(HEADERS), tablefmt=tablefmt, disable_numparse=True)
 
 
 def detail_lines(instances: Sequence[InstanceSummary]) -> list[str]:

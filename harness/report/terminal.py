@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from tabulate import tabulate
-
 from ..analysis.gate import UNVERIFIED
+from ..analysis.quality import QualitySummary
 from ..analysis.recommend import recommend
 from ..run.verdicts import time_message
-from . import comparison as C
+from . import comparison, table
 from .quality import summary_lines as quality_lines
-from .table import TABLE_LEGEND, detail_lines, rows
 
 #: Metrics the session's comparison table shows (plus every --research-compare-fail metric).
 SUMMARY_COMPARE_METRICS = ("execution_time_s", "cpu_time_s", "memory_peak_mb", "ttft_s", "decode_tokens_per_second")
-
-
-def table(instances, comparison=None) -> str:
-    headers, body = rows(instances, comparison)
-    return tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
 def failure_text(bench: str, result: Any) -> str:
@@ -61,12 +54,12 @@ def unverified_lines(summary) -> list[str]:
 
 
 def findings_lines(records: Any) -> list[str]:
-    """Quality summaries and data-driven recommendations (computed now, from the records) of measured runs."""
+    """Quality summaries and data-driven recommendations (computed from the records when printed) of measured runs."""
     measured = [r for r in records if not r.warmup]
     lines: list[str] = []
     for r in measured:
-        q = (r.extra or {}).get("quality")
-        if isinstance(q, dict) and {"arms", "majority", "early_exit", "metrics"} <= q.keys():   # a quality summary
+        q = QualitySummary.of_record(r)
+        if q is not None:
             lines += [f"quality [{r.profile}]: {x}" for x in quality_lines(q)]
     lines += [f"recommendation: {x}" for x in recommend(measured)] if measured else []
     return lines
@@ -82,16 +75,16 @@ def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
         ("", f"commit {ctx.git.short}{f' ({ctx.git.branch})' if ctx.git.branch else ''} | machine "
              f"{ctx.machine.fingerprint} | budgets: {ctx.machine_class}"
              f"{f' x{o.budget_scale:g}' if o.budget_scale != 1 else ''}"),
-        ("", table(s.instances, s.comparison)),
+        ("", table.render(s.instances, s.comparison)),
     ]
-    out += [("", line) for line in TABLE_LEGEND]
-    out += [("", line) for line in detail_lines(s.instances)]
+    out += [("", line) for line in table.TABLE_LEGEND]
+    out += [("", line) for line in table.detail_lines(s.instances)]
     out += [("", f"note: {n}") for row in s.instances for n in row.notes]
     out += [("", line) for line in findings_lines(s.records)]
     if s.baseline_note and (s.compare_requested or s.comparison is not None):
         out.append(("", s.baseline_note))
     if comp is not None:
-        out.append(("", C.text(comp, only=[t.metric for t in o.compare_fail] + list(SUMMARY_COMPARE_METRICS))))
+        out.append(("", comparison.text(comp, only=[t.metric for t in o.compare_fail] + list(SUMMARY_COMPARE_METRICS))))
     elif s.compare_requested and o.compare_fail:
         out.append(("yellow", "warning: --research-compare-fail had nothing to compare with: not checked"))
     if s.unverified:
@@ -105,7 +98,7 @@ def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
         out += [("red", f) for f in missed]
     if s.regressions:
         out.append(("sep", "CI gate: regressions beyond --research-compare-fail"))
-        out += [("red", f) for f in C.regression_lines(comp)]
+        out += [("red", f) for f in comparison.regression_lines(comp)]
     out += [("yellow", f"results store: {line}") for line in getattr(s, "store_skipped", [])]
     out.append(("", f"{len(s.records)} record(s) appended under {o.results_dir}"))
     caps = [(r.extra or {}).get("memray_capture") for r in s.records if (r.extra or {}).get("memray_capture")]

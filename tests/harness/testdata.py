@@ -87,11 +87,11 @@ def quality_summary_testdata(acc_pattern: int = 0) -> dict:
     cb = [i % 3 == 0 for i in range(10)]
     off = [i % 2 == 0 for i in range(5)]
     return quality.quality_summary(
+        {"retrieval": _outcomes("retrieval", r, 20.0, 180, ee_fired=2),
+         "closed_book": _outcomes("closed_book", cb, 2.0, 30),
+         "retrieval_no_early_exit": _outcomes("retrieval_no_early_exit", off, 24.0, 220)},
         profile="quick", seed=1, sample=sample, all_questions=all_q,
-        retrieval=_outcomes("retrieval", r, 20.0, 180, ee_fired=2),
-        closed_book=_outcomes("closed_book", cb, 2.0, 30),
-        no_early_exit=_outcomes("retrieval_no_early_exit", off, 24.0, 220),
-        corpus={"id": "TESTDATA", "passages": 30}, model="TESTDATA-model", backend="llamacpp")
+        corpus={"id": "TESTDATA", "passages": 30}, model="TESTDATA-model", backend="llamacpp").as_dict()
 
 
 def breakdown_testdata() -> tuple[dict, dict]:

@@ -91,14 +91,14 @@ def test_summarize_arm_counts():
             QuestionOutcome("b", "no", "yes", "r", 20.0, 50, 1, 1, ["y:0"], ["b:0"], []),
             QuestionOutcome("c", "maybe", None, "r", 30.0, 0, 0, 0, [], ["c:0"], ["c:0"], True)]
     s = quality.summarize_arm(outs)
-    assert (s["n"], s["correct"]) == (3, 1)
-    assert s["accuracy"] == pytest.approx(1 / 3)
-    assert s["decision_parse_rate"] == pytest.approx(2 / 3)
-    assert s["citation_validity"] == pytest.approx(3 / 4)
-    assert s["citation_precision"] == pytest.approx(1 / 3)
-    assert s["gold_recall"] == pytest.approx(1 / 3) and s["context_gold_recall"] == pytest.approx(2 / 3)
-    assert s["time_per_question_s"] == 20.0 and s["time_per_question_median_s"] == 20.0
-    assert s["early_exit_fired"] == 1 and s["decisions"] == {"yes": 2, "none": 1}
+    assert (s.n, s.correct) == (3, 1)
+    assert s.accuracy == pytest.approx(1 / 3)
+    assert s.decision_parse_rate == pytest.approx(2 / 3)
+    assert s.citation_validity == pytest.approx(3 / 4)
+    assert s.citation_precision == pytest.approx(1 / 3)
+    assert s.gold_recall == pytest.approx(1 / 3) and s.context_gold_recall == pytest.approx(2 / 3)
+    assert s.time_per_question_s == 20.0 and s.time_per_question_median_s == 20.0
+    assert s.early_exit_fired == 1 and s.decisions == {"yes": 2, "none": 1}
 
 
 def test_early_exit_tradeoff_is_paired():
@@ -107,11 +107,11 @@ def test_early_exit_tradeoff_is_paired():
           QuestionOutcome("c", "no", "no", "on", 10.0, 100)]          # c has no 'off' run: not counted
     off = [QuestionOutcome("a", "yes", "no", "off", 20.0, 150), QuestionOutcome("b", "no", "no", "off", 20.0, 250)]
     t = quality.early_exit_tradeoff(on, off)
-    assert t["n"] == 2 and t["tokens_on"] == 200 and t["tokens_off"] == 400 and t["tokens_saved"] == 200
-    assert t["tokens_saved_share"] == 0.5 and t["time_saved_share"] == 0.5
-    assert t["accuracy_on"] == 0.5 and t["accuracy_off"] == 0.5 and t["accuracy_change"] == 0.0
-    assert t["fired"] == 1 and t["changed_answers"] == 2
-    assert quality.early_exit_tradeoff(on, [])["n"] == 0
+    assert t.n == 2 and t.tokens_on == 200 and t.tokens_off == 400 and t.tokens_saved == 200
+    assert t.tokens_saved_share == 0.5 and t.time_saved_share == 0.5
+    assert t.accuracy_on == 0.5 and t.accuracy_off == 0.5 and t.accuracy_change == 0.0
+    assert t.fired == 1 and t.changed_answers == 2
+    assert quality.early_exit_tradeoff(on, []).n == 0
 
 
 def test_summary_is_schema_valid_and_consistent():
@@ -137,8 +137,7 @@ def test_every_quality_metric_has_unit_direction_label_and_no_name_clash():
 
 def test_sample_sizes_fit_the_documented_quick_time_budget():
     n, n_off = quality.SAMPLE_SIZES["quick"]
-    # ~20 s per retrieval run, ~8 s single-shot, ~2 s closed-book on the 2-core CI machine (module doc): under 15
-    # minutes.
+    # per-run times of the quick profile on the 2-core CI machine (docs/measurements.md): under 15 minutes.
     assert n * 20 + n_off * 20 + n * 8 + n * 2 < 15 * 60
     assert n_off <= n and not math.isnan(n)
 
@@ -154,12 +153,12 @@ def test_answer_overlap_is_rouge_l_without_prefix_and_citations():
 
 def test_paired_difference_and_bootstrap_interval():
     d = quality.paired_difference([0.5, 0.6, 0.7, 0.9], [0.4, 0.6, 0.5, 0.6])
-    assert d["n"] == 4 and d["mean_change"] == pytest.approx(0.15)
-    lo, hi = d["ci95"]
-    assert lo <= 0.15 <= hi and d["p_value"] is not None
+    assert d.n == 4 and d.mean_change == pytest.approx(0.15)
+    lo, hi = d.ci95
+    assert lo <= 0.15 <= hi and d.p_value is not None
     same = quality.paired_difference([0.5, 0.5], [0.5, 0.5])
-    assert same["mean_change"] == 0 and same["p_value"] is None
-    assert quality.paired_difference([], [])["n"] == 0
+    assert same.mean_change == 0 and same.p_value is None
+    assert quality.paired_difference([], []).n == 0
     assert quality.bootstrap_mean_ci([1.0]) is None
     assert quality.bootstrap_mean_ci([0.0, 1.0, 0.5], seed=3) == quality.bootstrap_mean_ci([0.0, 1.0, 0.5], seed=3)
 
@@ -187,9 +186,11 @@ def test_free_text_summary_scores_overlap_and_has_no_majority():
     off = [_ft("retrieval_no_early_exit", q.id, 0.3 + 0.1 * i, 200, 2, 2, t=20.0) for i, q in enumerate(qs)]
     ss = [_ft("single_shot", q.id, 0.2, 50, 1, 1, t=5.0) for q in qs]
     cb = [_ft("closed_book", q.id, 0.1, 30, 0, 0, t=1.0) for q in qs]
-    s = quality.quality_summary(profile="thorough", seed=1, sample=qs, all_questions=qs, retrieval=r,
-                                closed_book=cb, no_early_exit=off, single_shot=ss)
+    typed = quality.quality_summary({"retrieval": r, "closed_book": cb, "retrieval_no_early_exit": off,
+                                     "single_shot": ss}, profile="thorough", seed=1, sample=qs, all_questions=qs)
+    s = typed.as_dict()
     assert quality.validation_errors(s) == []
+    assert typed.free_text and quality.QualitySummary.from_dict(s) == typed
     assert s["answers"] == "free_text" and s["majority"] is None and "retrieval_vs_majority" not in s["comparisons"]
     m = s["metrics"]
     assert m["accuracy"] is None and m["overlap"] == pytest.approx(0.45) and m["overlap_single_shot"] == 0.2
@@ -201,7 +202,7 @@ def test_free_text_summary_scores_overlap_and_has_no_majority():
     assert c["overlap_change"] == pytest.approx(0.25) and c["time_ratio"] == 2.0 and c["accuracy_change"] is None
     assert s["bounds"]["overlap"][0] <= 0.45 <= s["bounds"]["overlap"][1]
     from llm_research_bench.harness.report.quality import summary_lines
-    text = "\n".join(summary_lines(s))
+    text = "\n".join(summary_lines(typed))
     assert "ROUGE-L 0.45" in text and "single-shot RAG" in text and "majority" not in text
 
 
@@ -209,3 +210,14 @@ def test_polar_summary_has_the_single_shot_arm_and_comparison():
     s = quality_summary_testdata()
     assert s["answers"] == "decision" and s["arms"]["single_shot"]["n"] == 0
     assert s["comparisons"]["retrieval_vs_majority"]["n"] == 10
+    typed = quality.QualitySummary.from_dict(s)
+    assert not typed.free_text and typed.as_dict() == s and typed.score(typed.arm("retrieval"))[0] == 0.5
+
+
+def test_a_record_carries_a_typed_summary_or_none():
+    s = quality_summary_testdata()
+    rec = SimpleNamespace(extra={"quality": s})
+    typed = quality.QualitySummary.of_record(rec)
+    assert typed is not None and typed.arm("retrieval").n == 10 and typed.majority.label == "yes"
+    assert quality.QualitySummary.of_record(SimpleNamespace(extra={"quality": {"arms": {}}})) is None
+    assert quality.QualitySummary.of_record(SimpleNamespace(extra=None)) is None
