@@ -185,6 +185,7 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
     from ..analysis.gate import DEFAULT_UNVERIFIED, UNVERIFIED_POLICIES
     from ..analysis.thresholds import parse_threshold
     from ..run.context import HarnessOptions
+    from ..run.refs import default_results_dir
 
     get = values.get
     profiles_file = get("profiles_file") or env("PROFILES") or None
@@ -210,8 +211,7 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
     warm = _number("warmup_runs", get("warmup_runs"), integer=True, minimum=0)
     warm = (1 if rounds > 1 else 0) if warm is None else warm
 
-    rd = get("results_dir") or env("RESULTS_DIR") or None
-    results_dir = Path(rd) if rd else rootpath / "results"
+    results_dir = Path(get("results_dir") or default_results_dir(rootpath))
     if not results_dir.is_absolute():
         results_dir = Path.cwd() / results_dir
     if results_dir.exists() and not results_dir.is_dir():

@@ -1,15 +1,11 @@
-"""Interleaved sessions of two (or more) commits on one machine, the way `asv continuous` works: the machinery of
-`research-bench continuous` (report/continuous_cmd.py) and of the gate calibration bench.
+"""Interleaved sessions of commits on one machine, the way `asv continuous` works: temporary git worktrees, one
+pytest session per side importing its own commit's engine (run/sources.py), one side at a time on the machine
+and each round in another order (run/interleave.py); and `run_continuous`, the sequential A/B comparison of
+`research-bench continuous`. Every record is stored under its side's commit with extra['continuous'].
 
-    with Worktrees(repo) as wt:                     temporary git worktrees, removed afterwards
+    with Worktrees(repo) as wt:
         sides = [wt.add("A", "HEAD~1"), wt.add("B", "HEAD")]
         outcomes = run_sides(sides, ["benches", "-m", "quick", "--research-rounds", "5"], cwd=repo, run_id=...)
-
-Each side is one pytest session in this venv, run from `cwd` (this checkout's benches and harness), importing
-its own commit's engine (run/sources.py: RESEARCH_BENCH_ENGINE_FROM and a sitecustomize on PYTHONPATH, so that
-its isolated children do too). Only one side uses the machine at a time and their measured rounds interleave,
-each round in another order: A B, B A, A B ... (run/interleave.py), so drift and other processes' load hit both
-alike. Every record is stored under its side's commit with extra['continuous'] = {run, side, label, engine}.
 """
 from __future__ import annotations
 
@@ -20,7 +16,8 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -173,3 +170,140 @@ def run_sides(sides: Sequence[SideCheckout], pytest_args: Sequence[str], *, cwd:
         for t in readers:
             t.join(timeout=5)
     return [SideOutcome(s, ended.get(s.name, -1), logs.get(s.name, work / f"side-{s.name}.log")) for s in sides]
+
+
+def side_pytest_args(pytest_args: list[str], *, rounds: int, warmup_runs: int, results_dir: Path) -> list[str]:
+    """Each side's pytest arguments: the user's (default path: benches/, not the project's testpaths), the rounds,
+    where records go, and the corpus as this checkout resolves it (a worktree would look beside itself)."""
+    given = any(not a.startswith("-") and Path(a.split("::")[0]).exists() for a in pytest_args)
+    args = [*([] if given else ["benches"]), *pytest_args, "--research-rounds", str(rounds),
+            "--research-warmup-runs", str(warmup_runs), "--research-results-dir", str(results_dir),
+            "-p", "no:cacheprovider"]
+    if not any(a.startswith("--research-corpus") for a in pytest_args):
+        from llm_research_bench.engine.corpus import DEFAULT_PUBMEDQA
+        if DEFAULT_PUBMEDQA.exists():
+            args += ["--research-corpus", str(DEFAULT_PUBMEDQA)]
+    return args
+
+
+def session_records(results_dir: Path, run_id: str) -> dict[str, list]:
+    """One continuous session's records on this machine, by side."""
+    from .store import read_store
+    out: dict[str, list] = {}
+    for r in read_store(results_dir, fingerprint=environment.machine_info().fingerprint).records:
+        c = (r.extra or {}).get("continuous") or {}
+        if c.get("run") == run_id:
+            out.setdefault(c.get("side"), []).append(r)
+    return out
+
+
+@dataclass
+class Settings:
+    """A `research-bench continuous` session: the two commits, the pytest arguments, how long to measure."""
+    base: str
+    head: str
+    results_dir: Path
+    pytest_args: list[str] = field(default_factory=list)
+    rounds: int = 5
+    max_rounds: int | None = None          # sequential looks up to this many rounds a side (None: one look)
+    warmup_runs: int = 1
+    thresholds: list = field(default_factory=list)
+    keep_worktrees: bool = False
+    cwd: Path | None = None
+
+
+@dataclass
+class Session:
+    """What a continuous session ran, measured and concluded."""
+    run_id: str
+    looks: list[int]                       # rounds a side measured by each look
+    alpha: float                           # what each look tests at
+    work: Path                             # the sides' logs
+    sides: list[SideCheckout] = field(default_factory=list)
+    outcomes: list[SideOutcome] = field(default_factory=list)
+    measured: int = 0
+    comparison: object = None              # analysis.compare.Comparison of the last look, None: nothing to compare
+
+    def failed_head(self) -> SideOutcome | None:
+        """HEAD's (side B's) first pytest session that failed (missed targets, a failed bench)."""
+        return next((o for o in self.outcomes if o.side.name == "B" and o.returncode not in (0, 5)), None)
+
+
+def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
+    """Bench both commits interleaved and compare them; with max_rounds above rounds, sequentially: a look after
+    every `rounds` rounds a side, more only while a gated metric is undecided. Raises ContinuousError."""
+    from ..analysis.sequential import look_alpha, plan
+    cwd = Path(s.cwd or Path.cwd())
+    run_id = uuid.uuid4().hex[:12]
+    looks = plan(s.rounds, s.max_rounds or s.rounds)
+    sess = Session(run_id, looks, look_alpha(len(looks)),
+                   Path(tempfile.mkdtemp(prefix=f"research-bench-continuous-{run_id}-")))
+    try:
+        with Worktrees(cwd, keep=s.keep_worktrees) as wt:
+            sess.sides = [wt.add("A", s.base), wt.add("B", s.head)]
+            a, b = sess.sides
+            echo(f"continuous {run_id}: A = {s.base} ({a.short}), B = {s.head} ({b.short}); {s.rounds} interleaved "
+                 f"rounds a side after {s.warmup_runs} warm-up(s)"
+                 + (f", up to {looks[-1]} in {len(looks)} looks (each tests at alpha {sess.alpha:.3g})"
+                    if len(looks) > 1 else "") + f"; worktrees under {wt.root}")
+            for k in range(len(looks)):
+                if not _look(s, sess, k, cwd, echo):
+                    break
+    except ContinuousError:
+        shutil.rmtree(sess.work, ignore_errors=True)
+        raise
+    _finish(s, sess, echo)
+    return sess
+
+
+def _compare(s: Settings, sess: Session, by_side: dict[str, list], *, power: bool):
+    """The comparison of both sides' records so far; None while a side has no usable run."""
+    from ..analysis.compare import compare_records
+    from ..records import is_usable
+    base, cur = by_side.get("A", []), by_side.get("B", [])
+    if not any(map(is_usable, base)) or not any(map(is_usable, cur)):
+        return None
+    a, b = sess.sides
+    return compare_records(base, cur, thresholds=s.thresholds, alpha=sess.alpha, power=power,
+                           baseline_name=f"{s.base} {a.short}", current_name=f"{s.head} {b.short}")
+
+
+def _look(s: Settings, sess: Session, k: int, cwd: Path, echo: Callable[[str], None]) -> bool:
+    """Measure up to look k's rounds a side and compare; whether to measure another look."""
+    from ..analysis.sequential import should_continue, undecided
+    total = sess.looks[k]
+    args = side_pytest_args(s.pytest_args, rounds=total - sess.measured, warmup_runs=s.warmup_runs,
+                            results_dir=s.results_dir)
+    if k == 0:
+        echo(f"each side: pytest {' '.join(args)}")
+    sess.outcomes += run_sides(sess.sides, args, cwd=cwd, run_id=sess.run_id, echo=echo,
+                               workdir=sess.work / f"look-{k + 1}")
+    sess.measured = total
+    comp = _compare(s, sess, session_records(s.results_dir, sess.run_id), power=False)
+    if comp is None:
+        return False
+    sess.comparison = comp
+    if not should_continue(comp, k, len(sess.looks)):
+        return False
+    echo(f"look {k + 1} of {len(sess.looks)} ({total} rounds a side): undecided: "
+         + "; ".join(f"{key} {d.metric} {d.gate_change_pct:+.1f} % (threshold {d.threshold.pct:g} %)"
+                     for key, d in undecided(comp))
+         + f"; measuring {sess.looks[k + 1] - total} more rounds a side")
+    return True
+
+
+def _finish(s: Settings, sess: Session, echo: Callable[[str], None]) -> None:
+    """Say how each side's sessions ended (keeping the logs of a failed one), then compare once more with the
+    gate's power, which the looks do without."""
+    from ..records import is_usable
+    keep_logs = s.keep_worktrees or any(o.returncode not in (0, 5) for o in sess.outcomes)
+    by_side = session_records(s.results_dir, sess.run_id)
+    for o in sess.outcomes[-2:]:
+        codes = ", ".join(str(x.returncode) for x in sess.outcomes if x.side.name == o.side.name)
+        n = sum(map(is_usable, by_side.get(o.side.name, [])))
+        echo(f"side {o.side.name} ({o.side.ref} = {o.side.short}): pytest exit status {codes}, {n} usable run(s)"
+             + (f"; logs under {sess.work}" if keep_logs else ""))
+    if not keep_logs:
+        shutil.rmtree(sess.work, ignore_errors=True)
+    if sess.comparison is not None and not sess.comparison.failed and s.thresholds:
+        sess.comparison = _compare(s, sess, by_side, power=True)

@@ -1,14 +1,11 @@
-"""`research-bench report` (`python -m llm_research_bench.harness report`): the self-contained HTML report of
-the results store (report/html.py renders it): every machine (or --machine's), commits in git history order
-(asked of the git repository around the current folder; by measuring time, with a note, where git cannot
-say), and commits linked through a URL template: --commit-url, else $RESEARCH_BENCH_COMMIT_URL, else the ini
-key research_commit_url ([tool.pytest.ini_options] in pyproject.toml, or pytest.ini / tox.ini / setup.cfg),
-else one derived from git's `origin` remote."""
+"""`research-bench report`: the self-contained HTML report of the results store (report/html.py renders it).
+Commits come in git history order where git knows them, and link through a URL template: --commit-url, else
+$RESEARCH_BENCH_COMMIT_URL, else the ini key research_commit_url, else one derived from git's `origin` remote."""
 from __future__ import annotations
 
-from ..analysis import measures
-from ..run.store import default_results_dir
-from .html import write_report
+import sys
+
+from ..run.refs import default_results_dir
 
 HELP = "write the self-contained HTML report of the results store"
 
@@ -47,10 +44,9 @@ def commit_url_template(given: str | None) -> str | None:
 
 
 def add_arguments(p) -> None:
-    """The `report` subcommand's options (argparse parser `p`)."""
     p.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
-    p.add_argument("--results-dir", default=default_results_dir(),
-                   help="results store to read (default: $RESEARCH_BENCH_RESULTS_DIR or ./results)")
+    p.add_argument("--results-dir", default=str(default_results_dir()),
+                   help="results store to read (default: $RESEARCH_BENCH_RESULTS_DIR or results/ at the git top)")
     p.add_argument("--machine", default=None, help="only this machine fingerprint (default: every machine)")
     p.add_argument("--title", default="LLM research bench report")
     p.add_argument("--commit-url", default=None, metavar="TEMPLATE",
@@ -60,7 +56,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import sys
+    from ..analysis.measures import is_measurement
+    from ..report.html import write_report
+    from ..run.environment import git_order
     from .cli import read_for_output
     read = read_for_output("report", args.out, args.results_dir, example="report.html")
     if read is None:
@@ -69,7 +67,6 @@ def run(args) -> int:
     if not records:
         print(f"report: no result records under {args.results_dir}; the page says so (run `make bench` to "
               f"make some)", file=sys.stderr)
-    from ..run.environment import git_order
     order, note = git_order([r.commit for r in records], ".")
     template = None if args.no_commit_links else commit_url_template(args.commit_url)
     try:
@@ -78,6 +75,6 @@ def run(args) -> int:
     except OSError as e:
         print(f"report: cannot write {args.out} ({e.strerror or e}): choose another --out", file=sys.stderr)
         return 2
-    n = sum(measures.is_measurement(r) for r in records)
+    n = sum(is_measurement(r) for r in records)
     print(f"report: wrote {path} ({path.stat().st_size:,} bytes) from {len(records)} records ({n} measured)")
     return 0

@@ -1,0 +1,111 @@
+"""`research-bench SUBCOMMAND ...` (also `python -m llm_research_bench.harness`): tools over the results store.
+
+Each sub-command's module provides `add_arguments(parser)`, `run(args) -> int` and HELP, and is imported only
+when its sub-command runs; one with PASS_THROUGH gets the arguments it does not know in `args.pytest_args`.
+Exit status: 0, 1 (a regression), 2 (a usage error, one line naming the fix), 3 (an unexpected error, i.e. a bug:
+one line; RESEARCH_BENCH_DEBUG=1 shows the traceback), 130 (Ctrl-C), 141 (standard output closed early).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+#: Set to show the traceback of an unexpected error (a bug) instead of its one-line message.
+DEBUG_ENV = "RESEARCH_BENCH_DEBUG"
+
+#: name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "compare": ("compare", "compare stored results of two commits (deltas, noise tests, --compare-fail)"),
+    "report": ("report", "write the self-contained HTML report of the results store"),
+    "export": ("export", "export stored results for Bencher or github-action-benchmark"),
+    "list": ("list", "list the stored commits, machines and saved names"),
+    "continuous": ("continuous", "interleaved A/B of two commits on this machine (asv continuous style), exit 1 on "
+                                 "a regression"),
+}
+
+
+def read_for_output(command: str, out: str, results_dir: str, *, example: str):
+    """Check that `out` can be written (before any work; `-` is standard output), read the store and print what
+    the read skipped, one line per kind. Returns the StoreRead, or None after a one-line usage error."""
+    from llm_research_bench.engine.atomic import check_writable
+    from ..run.store import StoreError, read_store
+    try:
+        if out != "-":
+            check_writable(out, example=example)
+    except OSError as e:
+        print(f"{command}: --out {e}", file=sys.stderr)
+        return None
+    try:
+        read = read_store(results_dir)
+    except (StoreError, OSError) as e:
+        print(f"{command}: {e}", file=sys.stderr)
+        return None
+    for line in read.skipped.lines():
+        print(f"{command}: {line}", file=sys.stderr)
+    return read
+
+
+def _usage(argv: list[str]) -> int:
+    """The top-level help (exit 0 when asked for, 2 without a command) or an unknown command (exit 2)."""
+    p = argparse.ArgumentParser(prog="research-bench", description="Tools over the research-bench results store.")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_) in SUBCOMMANDS.items():
+        sub.add_parser(name, help=help_, add_help=False)
+    if argv and argv[0] not in ("-h", "--help"):
+        p.print_usage(sys.stderr)
+        print(f"research-bench: unknown command '{argv[0]}'; choose from {', '.join(SUBCOMMANDS)}", file=sys.stderr)
+        return 2
+    p.print_help()
+    return 0 if argv else 2
+
+
+def _run(name: str, argv: list[str]) -> int:
+    module = importlib.import_module(f"{__package__}.{SUBCOMMANDS[name][0]}")
+    through = getattr(module, "PASS_THROUGH", False)
+    p = argparse.ArgumentParser(prog=f"research-bench {name}", description=module.HELP, allow_abbrev=not through)
+    module.add_arguments(p)
+    if through:
+        args, args.pytest_args = p.parse_known_args(argv)
+    else:
+        args = p.parse_args(argv)
+    return int(module.run(args) or 0)
+
+
+def _closed_stdout() -> int:
+    """Standard output was closed early (`research-bench list | head -1`): exit quietly, as `head`'s writer does."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())          # the interpreter's last flush must not fail again
+    return 141
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--version"]:
+        from .. import PLUGIN_VERSION
+        print(f"research-bench (llm-research-bench) {PLUGIN_VERSION}")
+        return 0
+    if not argv or argv[0] not in SUBCOMMANDS:
+        return _usage(argv)
+    try:
+        rc = _run(argv[0], argv[1:])
+        sys.stdout.flush()                          # a closed pipe shows here, not at the interpreter's exit
+        return rc
+    except KeyboardInterrupt:
+        print(f"research-bench {argv[0]}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return _closed_stdout()
+    except Exception as e:  # noqa: BLE001 -- the last resort: one line, never a traceback, unless asked for
+        if os.environ.get(DEBUG_ENV):
+            raise
+        msg = " ".join(str(e).split()) or type(e).__name__
+        print(f"research-bench {argv[0]}: unexpected {type(e).__name__}: {msg} -- this is a bug: please report it "
+              f"({DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
