@@ -107,69 +107,62 @@ def side_env(side: SideCheckout, names: Sequence[str], baton: Path, site: Path, 
     return env
 
 
+def _launch(side: SideCheckout, cmd: list[str], cwd: Path, env: dict, log: Path, echo) -> tuple:
+    """Start a side's pytest session; a thread copies its output to `log` and, line by line, to `echo`."""
+    p = subprocess.Popen(cmd, cwd=str(cwd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         bufsize=1)
+
+    def pump() -> None:
+        with open(log, "w", encoding="utf-8") as fh:
+            for line in p.stdout:                   # type: ignore[union-attr]
+                fh.write(line)
+                fh.flush()
+                if echo is not None:
+                    echo(f"[{side.name} {side.short}] {line.rstrip()}")
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    return p, t
+
+
 def run_sides(sides: Sequence[SideCheckout], pytest_args: Sequence[str], *, cwd: str | Path, run_id: str,
               python: str = sys.executable, env: dict | None = None,
               echo: Callable[[str], None] | None = print, workdir: str | Path | None = None) -> list[SideOutcome]:
-    """Run one pytest session per side, interleaved; returns when every side's session has ended.
-
-    The first side starts at once and holds the turn; each other side's process is started when its turn first
-    comes (so its start-up and warm-up do not overlap the other side's timed runs). When a side's session ends,
-    its turn passes on and nobody waits for it again."""
-    names = [s.name for s in sides]
+    """Run one pytest session per side, interleaved; returns when every side's session has ended. A side's
+    process starts when its turn first comes (its start-up and warm-up never overlap another side's timed runs);
+    when it ends, its turn passes on."""
+    names, by_name = [s.name for s in sides], {s.name: s for s in sides}
     work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="research-bench-baton-"))
     baton = work / "baton"
     baton.mkdir(parents=True, exist_ok=True)
     site = sources.write_sitecustomize(work / "site").parent
     interleave.set_turn(baton, names[0])
-    procs: dict[str, subprocess.Popen] = {}
-    readers: list[threading.Thread] = []
-    logs: dict[str, Path] = {}
+    running: dict[str, tuple] = {}
     ended: dict[str, int] = {}
-
-    def launch(side: SideCheckout) -> None:
-        log = work / f"side-{side.name}.log"
-        logs[side.name] = log
-        p = subprocess.Popen([python, "-m", "pytest", *pytest_args], cwd=str(cwd),
-                             env=side_env(side, names, baton, site, run_id, env),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        procs[side.name] = p
-
-        def pump() -> None:
-            with open(log, "w", encoding="utf-8") as fh:
-                for line in p.stdout:           # type: ignore[union-attr]
-                    fh.write(line)
-                    fh.flush()
-                    if echo is not None:
-                        echo(f"[{side.name} {side.short}] {line.rstrip()}")
-        t = threading.Thread(target=pump, daemon=True)
-        t.start()
-        readers.append(t)
-
-    by_name = {s.name: s for s in sides}
     try:
-        launch(sides[0])
         while len(ended) < len(sides):
-            for name, p in list(procs.items()):
+            for name, (p, _) in running.items():
                 if name not in ended and p.poll() is not None:
                     ended[name] = p.returncode
                     interleave.done_file(baton, name).touch()
                     if interleave.whose_turn(baton) == name:
                         interleave.advance(baton, names)
             turn = interleave.whose_turn(baton)
-            if turn in by_name and turn not in procs:
-                launch(by_name[turn])
+            if turn in by_name and turn not in running:
+                running[turn] = _launch(by_name[turn], [python, "-m", "pytest", *pytest_args], Path(cwd),
+                                        side_env(by_name[turn], names, baton, site, run_id, env),
+                                        work / f"side-{turn}.log", echo)
             time.sleep(POLL_S)
     finally:
-        for p in procs.values():
+        for p, _ in running.values():
             if p.poll() is None:
                 p.terminate()
                 try:
                     p.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        for t in readers:
+        for _, t in running.values():
             t.join(timeout=5)
-    return [SideOutcome(s, ended.get(s.name, -1), logs.get(s.name, work / f"side-{s.name}.log")) for s in sides]
+    return [SideOutcome(s, ended.get(s.name, -1), work / f"side-{s.name}.log") for s in sides]
 
 
 def side_pytest_args(pytest_args: list[str], *, rounds: int, warmup_runs: int, results_dir: Path) -> list[str]:
