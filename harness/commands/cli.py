@@ -15,14 +15,13 @@ import sys
 #: Set to show the traceback of an unexpected error (a bug) instead of its one-line message.
 DEBUG_ENV = "RESEARCH_BENCH_DEBUG"
 
-#: name -> (module, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "compare": ("compare", "compare stored results of two commits (deltas, noise tests, --compare-fail)"),
-    "report": ("report", "write the self-contained HTML report of the results store"),
-    "export": ("export", "export stored results for Bencher or github-action-benchmark"),
-    "list": ("list", "list the stored commits, machines and saved names"),
-    "continuous": ("continuous", "interleaved A/B of two commits on this machine (asv continuous style), exit 1 on "
-                                 "a regression"),
+#: name (its module's too) -> one-line help
+SUBCOMMANDS = {
+    "compare": "compare stored results of two commits (deltas, noise tests, --compare-fail)",
+    "report": "write the self-contained HTML report of the results store",
+    "export": "export stored results for Bencher or github-action-benchmark",
+    "list": "list the stored commits, machines and saved names",
+    "continuous": "interleaved A/B of two commits on this machine (asv continuous style), exit 1 on a regression",
 }
 
 
@@ -52,7 +51,7 @@ def _usage(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="research-bench", description="Tools over the research-bench results store.")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_) in SUBCOMMANDS.items():
+    for name, help_ in SUBCOMMANDS.items():
         sub.add_parser(name, help=help_, add_help=False)
     if argv and argv[0] not in ("-h", "--help"):
         p.print_usage(sys.stderr)
@@ -63,14 +62,12 @@ def _usage(argv: list[str]) -> int:
 
 
 def _run(name: str, argv: list[str]) -> int:
-    module = importlib.import_module(f"{__package__}.{SUBCOMMANDS[name][0]}")
+    module = importlib.import_module(f"{__package__}.{name}")
     through = getattr(module, "PASS_THROUGH", False)
     p = argparse.ArgumentParser(prog=f"research-bench {name}", description=module.HELP, allow_abbrev=not through)
     module.add_arguments(p)
-    if through:
-        args, args.pytest_args = p.parse_known_args(argv)
-    else:
-        args = p.parse_args(argv)
+    args, rest = p.parse_known_args(argv) if through else (p.parse_args(argv), [])
+    args.pytest_args = rest
     return int(module.run(args) or 0)
 
 

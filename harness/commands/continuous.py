@@ -1,8 +1,8 @@
 """`research-bench continuous BASE [HEAD] [pytest args]`: an interleaved A/B comparison of two commits on this
-machine, the way `asv continuous` works (run/continuous.py runs it). Both commits are checked out in temporary
-git worktrees and benched in one go, their measured rounds interleaved; the comparison is `research-bench
-compare`'s over this session's runs. With --research-max-rounds above --research-rounds it is sequential: after
-every --research-rounds rounds a side it compares, and measures more only while a gated metric is undecided.
+machine, the way `asv continuous` works (run/continuous.py runs it): both commits checked out in temporary git
+worktrees and benched in one go, rounds interleaved, compared as `research-bench compare` does over this
+session's runs. With --research-max-rounds above --research-rounds it is sequential: a look every
+--research-rounds rounds a side, more rounds only while a gated metric is undecided.
 
 Exit status: 0; 1 when a --research-compare-fail threshold is crossed by a change distinguishable from noise
 (or when HEAD's own session failed its targets); 2 for a usage error; 3 when a side produced no usable run.
@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 HELP = "interleaved A/B comparison of two commits on this machine (temporary worktrees, asv continuous style)"
-#: Every argument this command does not know goes to both pytest sessions (args.pytest_args).
-PASS_THROUGH = True
+PASS_THROUGH = True                 # every argument this command does not know goes to both pytest sessions
 DEFAULT_ROUNDS = 5
 
 
 def add_arguments(p) -> None:
+    p.epilog = "Anything else goes to both pytest sessions, e.g. -m quick (default path: benches)."
     p.add_argument("base", metavar="BASE", help="the baseline commit (a git ref: HEAD~1, origin/main, a SHA)")
     p.add_argument("head", metavar="HEAD", nargs="?", help="the commit to judge (default: HEAD)")
     p.add_argument("--research-rounds", "--rounds", dest="rounds", metavar="N",
@@ -32,31 +32,27 @@ def add_arguments(p) -> None:
     p.add_argument("--research-warmup-runs", "--warmup-runs", dest="warmup_runs", metavar="N",
                    help="warm-up runs a side (default 1)")
     p.add_argument("--research-compare-fail", "--compare-fail", dest="compare_fail", metavar="METRIC:PCT",
-                   action="append", default=[],
-                   help="exit 1 when METRIC got worse by more than PCT %% and the change is distinguishable from "
-                        "noise (repeatable), e.g. execution_time_s:5%%")
+                   action="append", default=[], help="exit 1 when METRIC got worse by more than PCT %% and the "
+                   "change is distinguishable from noise (repeatable), e.g. execution_time_s:5%%")
     p.add_argument("--research-results-dir", "--results-dir", dest="results_dir", metavar="DIR",
                    help="where both sides' records go (default: $RESEARCH_BENCH_RESULTS_DIR or results/ at the "
                         "git top)")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     p.add_argument("--keep-worktrees", action="store_true", help="leave the temporary worktrees in place")
-    p.epilog = "Anything else goes to both pytest sessions, e.g. -m quick (default path: benches)."
 
 
 def _int(name: str, v: str | None, default: int, minimum: int) -> int:
     if v is None:
         return default
-    try:
-        x = int(v)
-    except ValueError:
-        raise ValueError(f"--research-{name}: expected a whole number, got {v!r}") from None
-    if x < minimum:
+    if not v.lstrip("-").isdigit():
+        raise ValueError(f"--research-{name}: expected a whole number, got {v!r}")
+    if int(v) < minimum:
         raise ValueError(f"--research-{name}: must be at least {minimum}, got {v!r}")
-    return x
+    return int(v)
 
 
 def settings(args):
-    """The session's Settings from the parsed arguments; ValueError names a bad one. A HEAD that is a path or
+    """The run.continuous.Settings of the parsed arguments; ValueError names a bad one. A HEAD that is a path or
     not a git ref is the first pytest argument."""
     from ..run.continuous import Settings
     from ..run.environment import resolve_ref
@@ -79,27 +75,23 @@ def _progress(line: str) -> None:
 
 def print_session(sess, s, fmt: str) -> None:
     from ..report import comparison
-    comp, (a, b) = sess.comparison, sess.sides
-    seq = (f"sequential: {sess.measured} of up to {sess.looks[-1]} rounds a side, look "
-           f"{sess.looks.index(sess.measured) + 1} of {len(sess.looks)}, each look at alpha {sess.alpha:.3g}"
-           if len(sess.looks) > 1 else "")
+    comp, (a, b), looks = sess.comparison, sess.sides, sess.looks
+    seq = [f"sequential: {sess.measured} of up to {looks[-1]} rounds a side, look {looks.index(sess.measured) + 1} "
+           f"of {len(looks)}, each look at alpha {sess.alpha:.3g}"] if len(looks) > 1 else []
     if fmt == "json":
         sides = {o.side.name: {"ref": o.side.ref, "commit": o.side.commit, "returncode": o.returncode}
                  for o in sess.outcomes}
-        print(json.dumps({"run": sess.run_id, "sides": sides, "rounds": sess.measured, "looks": sess.looks,
+        print(json.dumps({"run": sess.run_id, "sides": sides, "rounds": sess.measured, "looks": looks,
                           "alpha": sess.alpha, **dataclasses.asdict(comp),
                           "failures": comparison.regression_lines(comp)}, indent=1, default=str))
-        return
-    if fmt == "markdown":
+    elif fmt == "markdown":
         print(f"### Interleaved comparison {s.base} ({a.short}) -> {s.head} ({b.short}), {sess.measured} rounds "
-              f"a side\n")
-        print(*([f"{seq}\n"] if seq else []), comparison.table(comp, tablefmt="github"), sep="\n")
-        for n in comparison.notes(comp):
-            print(f"- note: {n}")
-        for f in comparison.regression_lines(comp):
-            print(f"- REGRESSION: {f}")
-        return
-    print(*([seq] if seq else []), comparison.text(comp), sep="\n")
+              f"a side\n", *[f"{x}\n" for x in seq], comparison.table(comp, tablefmt="github"), sep="\n")
+        for line in [*(f"- note: {n}" for n in comparison.notes(comp)),
+                     *(f"- REGRESSION: {f}" for f in comparison.regression_lines(comp))]:
+            print(line)
+    else:
+        print(*seq, comparison.text(comp), sep="\n")
 
 
 def run(args) -> int:

@@ -1,11 +1,7 @@
 """Interleaved sessions of commits on one machine, the way `asv continuous` works: temporary git worktrees, one
 pytest session per side importing its own commit's engine (run/sources.py), one side at a time on the machine
-and each round in another order (run/interleave.py); and `run_continuous`, the sequential A/B comparison of
-`research-bench continuous`. Every record is stored under its side's commit with extra['continuous'].
-
-    with Worktrees(repo) as wt:
-        sides = [wt.add("A", "HEAD~1"), wt.add("B", "HEAD")]
-        outcomes = run_sides(sides, ["benches", "-m", "quick", "--research-rounds", "5"], cwd=repo, run_id=...)
+(run/interleave.py), every record stored under its side's commit with extra['continuous']; and `run_continuous`,
+the sequential A/B comparison of `research-bench continuous`.
 """
 from __future__ import annotations
 
@@ -19,16 +15,18 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import environment, interleave, sources
+
+if TYPE_CHECKING:
+    from ..analysis.compare import Comparison
 
 POLL_S = 0.2
 
 
 class ContinuousError(RuntimeError):
-    """The interleaved session cannot run (a ref git does not know, no git repository, ...); the message says
-    which and how to fix it."""
+    """The interleaved session cannot run (a ref git does not know, no git repository); the message says why."""
 
 
 @dataclass
@@ -56,11 +54,10 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 class Worktrees:
-    """Temporary git worktrees of one repository (detached checkouts), removed on exit."""
+    """Temporary git worktrees (detached checkouts) of the repository holding `repo`, removed on exit."""
 
     def __init__(self, repo: str | Path, *, keep: bool = False):
-        self.repo = Path(repo).resolve()
-        self.keep = keep
+        self.repo, self.keep = Path(repo).resolve(), keep
         self.root: Path | None = None
         self.sides: list[SideCheckout] = []
 
@@ -69,21 +66,18 @@ class Worktrees:
         if top.returncode != 0:
             raise ContinuousError(f"{self.repo} is not inside a git repository: continuous checks out commits "
                                   f"with git worktrees")
-        self.repo = Path(top.stdout.strip())
-        self.root = Path(tempfile.mkdtemp(prefix="research-bench-continuous-"))
+        self.repo, self.root = Path(top.stdout.strip()), Path(tempfile.mkdtemp(prefix="research-bench-continuous-"))
         return self
 
     def add(self, name: str, ref: str) -> SideCheckout:
-        assert self.root is not None
         commit = environment.resolve_ref(ref, self.repo)
         if not commit:
             raise ContinuousError(f"'{ref}': git does not know this ref in {self.repo} (a commit, branch, tag or "
                                   f"HEAD~N; in CI fetch enough history, e.g. actions/checkout with fetch-depth: 0)")
-        path = self.root / name
-        r = _git(self.repo, "worktree", "add", "--detach", "--force", str(path), commit)
+        side = SideCheckout(name, ref, commit, self.root / name)
+        r = _git(self.repo, "worktree", "add", "--detach", "--force", str(side.path), commit)
         if r.returncode != 0:
-            raise ContinuousError(f"git worktree add {path} {commit[:12]} failed: {r.stderr.strip()}")
-        side = SideCheckout(name, ref, commit, path)
+            raise ContinuousError(f"git worktree add {side.path} {commit[:12]} failed: {r.stderr.strip()}")
         self.sides.append(side)
         return side
 
@@ -96,21 +90,18 @@ class Worktrees:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def side_env(side: SideCheckout, names: Sequence[str], baton: Path, site: Path, run_id: str,
-             base_env: dict | None = None) -> dict:
-    """The environment of a side's pytest session: its engine's checkout, its turn-taking, the sitecustomize
-    that installs the engine finder in every Python process it starts."""
-    env = dict(os.environ if base_env is None else base_env)
-    env[sources.ENV] = str(side.path)
-    env[interleave.ENV] = interleave.Side(run_id, side.name, side.ref, side.commit, baton, tuple(names)).as_env()
-    env["PYTHONPATH"] = os.pathsep.join([str(site)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    return env
+def side_env(side: SideCheckout, names: Sequence[str], baton: Path, site: Path, run_id: str) -> dict:
+    """A side's environment: its engine's checkout, its turn-taking, and the sitecustomize that installs the
+    engine finder in every Python process it starts."""
+    path = [str(site)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, sources.ENV: str(side.path), "PYTHONPATH": os.pathsep.join(path),
+            interleave.ENV: interleave.Side(run_id, side.name, side.ref, side.commit, baton, tuple(names)).as_env()}
 
 
-def _launch(side: SideCheckout, cmd: list[str], cwd: Path, env: dict, log: Path, echo) -> tuple:
+def _launch(side: SideCheckout, args: Sequence[str], cwd: Path, env: dict, log: Path, echo) -> tuple:
     """Start a side's pytest session; a thread copies its output to `log` and, line by line, to `echo`."""
-    p = subprocess.Popen(cmd, cwd=str(cwd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         bufsize=1)
+    p = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=str(cwd), env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, bufsize=1)
 
     def pump() -> None:
         with open(log, "w", encoding="utf-8") as fh:
@@ -124,16 +115,25 @@ def _launch(side: SideCheckout, cmd: list[str], cwd: Path, env: dict, log: Path,
     return p, t
 
 
+def _stop(running: dict[str, tuple]) -> None:
+    for p, _ in running.values():
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    for _, t in running.values():
+        t.join(timeout=5)
+
+
 def run_sides(sides: Sequence[SideCheckout], pytest_args: Sequence[str], *, cwd: str | Path, run_id: str,
-              python: str = sys.executable, env: dict | None = None,
               echo: Callable[[str], None] | None = print, workdir: str | Path | None = None) -> list[SideOutcome]:
-    """Run one pytest session per side, interleaved; returns when every side's session has ended. A side's
-    process starts when its turn first comes (its start-up and warm-up never overlap another side's timed runs);
-    when it ends, its turn passes on."""
+    """One pytest session per side, interleaved; returns when all have ended. A side's process starts when its
+    turn first comes (its start-up never overlaps another side's timed runs); when it ends, its turn passes on."""
     names, by_name = [s.name for s in sides], {s.name: s for s in sides}
     work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="research-bench-baton-"))
-    baton = work / "baton"
-    baton.mkdir(parents=True, exist_ok=True)
+    (baton := work / "baton").mkdir(parents=True, exist_ok=True)
     site = sources.write_sitecustomize(work / "site").parent
     interleave.set_turn(baton, names[0])
     running: dict[str, tuple] = {}
@@ -146,22 +146,12 @@ def run_sides(sides: Sequence[SideCheckout], pytest_args: Sequence[str], *, cwd:
                     interleave.done_file(baton, name).touch()
                     if interleave.whose_turn(baton) == name:
                         interleave.advance(baton, names)
-            turn = interleave.whose_turn(baton)
-            if turn in by_name and turn not in running:
-                running[turn] = _launch(by_name[turn], [python, "-m", "pytest", *pytest_args], Path(cwd),
-                                        side_env(by_name[turn], names, baton, site, run_id, env),
-                                        work / f"side-{turn}.log", echo)
+            if (turn := interleave.whose_turn(baton)) in by_name and turn not in running:
+                running[turn] = _launch(by_name[turn], pytest_args, Path(cwd), side_env(by_name[turn], names, baton,
+                                        site, run_id), work / f"side-{turn}.log", echo)
             time.sleep(POLL_S)
     finally:
-        for p, _ in running.values():
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        for _, t in running.values():
-            t.join(timeout=5)
+        _stop(running)
     return [SideOutcome(s, ended.get(s.name, -1), work / f"side-{s.name}.log") for s in sides]
 
 
@@ -215,7 +205,7 @@ class Session:
     sides: list[SideCheckout] = field(default_factory=list)
     outcomes: list[SideOutcome] = field(default_factory=list)
     measured: int = 0
-    comparison: object = None              # analysis.compare.Comparison of the last look, None: nothing to compare
+    comparison: Comparison | None = None   # the last look's; None: a side has no usable run
 
     def failed_head(self) -> SideOutcome | None:
         """HEAD's (side B's) first pytest session that failed (missed targets, a failed bench)."""
