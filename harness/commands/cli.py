@@ -1,6 +1,6 @@
 """`research-bench SUBCOMMAND ...` (also `python -m llm_research_bench.harness`): tools over the results store.
 
-Each sub-command's module provides `add_arguments(parser)`, `run(args) -> int` and HELP, and is imported only
+Each sub-command's module provides `add_arguments(parser)` and `run(args) -> int`, and is imported only
 when its sub-command runs; one with PASS_THROUGH gets the arguments it does not know in `args.pytest_args`.
 Exit status: 0, 1 (a regression), 2 (a usage error, one line naming the fix), 3 (an unexpected error, i.e. a bug:
 one line; RESEARCH_BENCH_DEBUG=1 shows the traceback), 130 (Ctrl-C), 141 (standard output closed early).
@@ -19,10 +19,18 @@ DEBUG_ENV = "RESEARCH_BENCH_DEBUG"
 SUBCOMMANDS = {
     "compare": "compare stored results of two commits (deltas, noise tests, --compare-fail)",
     "report": "write the self-contained HTML report of the results store",
-    "export": "export stored results for Bencher or github-action-benchmark",
+    "export": "export stored results for Bencher or github-action-benchmark, or as CSV / JSON Lines",
     "list": "list the stored commits, machines and saved names",
     "continuous": "interleaved A/B of two commits on this machine (asv continuous style), exit 1 on a regression",
 }
+
+
+def add_store_arguments(p, machine: str = "only this machine fingerprint") -> None:
+    """--results-dir and --machine, which every command over the store takes."""
+    from ..run.refs import default_results_dir
+    p.add_argument("--results-dir", default=str(default_results_dir()),
+                   help="results store to read (default: $RESEARCH_BENCH_RESULTS_DIR or results/ at the git top)")
+    p.add_argument("--machine", default=None, help=machine)
 
 
 def read_for_output(command: str, out: str, results_dir: str, *, example: str):
@@ -64,18 +72,12 @@ def _usage(argv: list[str]) -> int:
 def _run(name: str, argv: list[str]) -> int:
     module = importlib.import_module(f"{__package__}.{name}")
     through = getattr(module, "PASS_THROUGH", False)
-    p = argparse.ArgumentParser(prog=f"research-bench {name}", description=module.HELP, allow_abbrev=not through)
+    p = argparse.ArgumentParser(prog=f"research-bench {name}", description=SUBCOMMANDS[name],
+                                allow_abbrev=not through)
     module.add_arguments(p)
     args, rest = p.parse_known_args(argv) if through else (p.parse_args(argv), [])
     args.pytest_args = rest
     return int(module.run(args) or 0)
-
-
-def _closed_stdout() -> int:
-    """Standard output was closed early (`research-bench list | head -1`): exit quietly, as `head`'s writer does."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())          # the interpreter's last flush must not fail again
-    return 141
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"research-bench {argv[0]}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return _closed_stdout()
+    except BrokenPipeError:                         # `research-bench list | head -1`: exit quietly, as head's writer
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())     # so the interpreter's last flush works
+        return 141
     except Exception as e:  # noqa: BLE001 -- the last resort: one line, never a traceback, unless asked for
         if os.environ.get(DEBUG_ENV):
             raise

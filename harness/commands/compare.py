@@ -1,30 +1,21 @@
-"""`research-bench compare REF_A [REF_B]`: the plugin's --compare, offline, over the results store.
-
-REF_A is the baseline, REF_B the current side (default: HEAD). A REF is a name a session was saved under
-(--research-save; the newest session of that name), anything git resolves to a commit (HEAD~1, a tag, a SHA),
-or the prefix of a commit stored in the results. A commit stands for its clean runs; `REF+dirty` names the runs
-made on a dirty tree at that commit (run/refs.py resolves them). Exit status: 0; 1 when a --compare-fail
-threshold is crossed by a change distinguishable from noise; 2 for a usage error.
-"""
+"""`research-bench compare REF_A [REF_B]`: the plugin's --compare, offline, over the results store. A REF is a
+saved session name, a git ref or a stored commit prefix; `REF+dirty` names that commit's dirty-tree runs
+(run/refs.py resolves them). Exit status: 0; 1 when a --compare-fail threshold is crossed by a change
+distinguishable from noise; 2 for a usage error."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import sys
 
-from ..run.refs import default_results_dir
-
-HELP = "compare stored results of two commits (per-metric deltas, noise tests, --compare-fail)"
+from .cli import add_store_arguments
 
 
 def add_arguments(p) -> None:
     p.add_argument("ref_a", metavar="REF_A", help="baseline: a saved name, a git ref or a stored commit prefix "
                                                   "(REF+dirty: that commit's dirty-tree runs)")
     p.add_argument("ref_b", metavar="REF_B", nargs="?", default="HEAD", help="current side (default: HEAD)")
-    p.add_argument("--results-dir", default=str(default_results_dir()),
-                   help="results store to read (default: $RESEARCH_BENCH_RESULTS_DIR or results/ at the git top)")
-    p.add_argument("--machine", default=None,
-                   help="machine fingerprint (default: this machine, else the one machine with results of both)")
+    add_store_arguments(p, "machine fingerprint (default: this machine, else the one machine with results of both)")
     p.add_argument("--compare-fail", action="append", default=[], metavar="METRIC:PCT",
                    help="exit 1 when METRIC got worse by more than PCT %% and the change is distinguishable "
                         "from noise, e.g. execution_time_s:10%%")
@@ -36,13 +27,10 @@ def add_arguments(p) -> None:
 def thresholds(specs: list[str], option: str) -> list:
     """The --compare-fail specs, parsed; ValueError names the option and the fault."""
     from ..analysis.thresholds import parse_threshold
-    out = []
-    for s in specs:
-        try:
-            out.append(parse_threshold(s))
-        except ValueError as e:
-            raise ValueError(f"{option} {e}") from None
-    return out
+    try:
+        return [parse_threshold(s) for s in specs]
+    except ValueError as e:
+        raise ValueError(f"{option} {e}") from None
 
 
 def metrics(arg: str) -> list[str] | None:
@@ -66,13 +54,11 @@ def print_comparison(comp, fmt: str, machine: str, skipped: list[str]) -> None:
         print(json.dumps({"machine": machine, **dataclasses.asdict(comp), "failures": comparison.regression_lines(comp),
                           "skipped": skipped}, indent=1, default=str))
     elif fmt == "markdown":
-        print(f"### Comparison {comp.baseline} -> {comp.current} on `{machine}`\n")
-        print(comparison.table(comp, tablefmt="github"))
-        for f in comparison.regression_lines(comp):
-            print(f"- REGRESSION: {f}")
+        print(f"### Comparison {comp.baseline} -> {comp.current} on `{machine}`\n",
+              comparison.table(comp, tablefmt="github"),
+              *(f"- REGRESSION: {f}" for f in comparison.regression_lines(comp)), sep="\n")
     else:
-        print(f"machine {machine}")
-        print(comparison.text(comp))
+        print(f"machine {machine}", comparison.text(comp), sep="\n")
 
 
 def run(args) -> int:

@@ -6,9 +6,7 @@ import json
 import sys
 
 from ..report.exports import DIRECTIONS, FORMATS, GAB_TOOL, ExportError, export, write
-from ..run.refs import default_results_dir
-
-HELP = "export stored results for Bencher or github-action-benchmark, or as CSV / JSON Lines"
+from .cli import add_store_arguments
 
 
 def add_arguments(p) -> None:
@@ -19,10 +17,7 @@ def add_arguments(p) -> None:
                    help="github-action-benchmark only: smaller (customSmallerIsBetter, the default) or bigger "
                         "(customBiggerIsBetter); one file holds one direction")
     p.add_argument("--out", required=True, help="file to write; - for standard output")
-    p.add_argument("--results-dir", default=str(default_results_dir()),
-                   help="results store to read (default: $RESEARCH_BENCH_RESULTS_DIR or results/ at the git top)")
-    p.add_argument("--machine", default=None, help="machine fingerprint (default: the newest record's machine; "
-                                                   "csv and jsonl: every machine)")
+    add_store_arguments(p, "machine fingerprint (default: the newest record's machine; csv and jsonl: every machine)")
     p.add_argument("--include-neutral", action="store_true",
                    help="bencher only: also export metrics without a direction (x-better none)")
 

@@ -9,9 +9,7 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ..run.refs import default_results_dir
-
-HELP = "list the stored commits, machines and saved names"
+from .cli import add_store_arguments
 
 
 @dataclass
@@ -32,9 +30,7 @@ class Row:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--results-dir", default=str(default_results_dir()),
-                   help="results store to read (default: $RESEARCH_BENCH_RESULTS_DIR or results/ at the git top)")
-    p.add_argument("--machine", default=None, help="only this machine fingerprint")
+    add_store_arguments(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import sys
 
-from ..run.refs import default_results_dir
-
-HELP = "write the self-contained HTML report of the results store"
+from .cli import add_store_arguments
 
 
 def ini_value(key: str, folder: str = ".") -> str | None:
-    """`key` from the project's pytest configuration (pyproject.toml's [tool.pytest.ini_options], then
-    pytest.ini, tox.ini, setup.cfg), where the plugin's ini keys live."""
+    """`key` from the project's pytest configuration (pyproject.toml's [tool.pytest.ini_options], then pytest.ini,
+    tox.ini, setup.cfg), where the plugin's ini keys live."""
     import configparser
     import tomllib
     from pathlib import Path
@@ -20,19 +18,16 @@ def ini_value(key: str, folder: str = ".") -> str | None:
     try:
         v = tomllib.loads((root / "pyproject.toml").read_text()).get("tool", {}).get("pytest", {}) \
             .get("ini_options", {}).get(key)
-        if v:
-            return str(v)
     except (OSError, tomllib.TOMLDecodeError):
-        pass
-    for name, section in (("pytest.ini", "pytest"), ("tox.ini", "pytest"), ("setup.cfg", "tool:pytest")):
-        cp = configparser.ConfigParser(interpolation=None)
-        try:
-            cp.read(root / name)
-        except configparser.Error:
-            continue
-        if cp.has_option(section, key):
-            return cp.get(section, key).strip() or None
-    return None
+        v = None
+    if v:
+        return str(v)
+    cp = configparser.ConfigParser(interpolation=None)
+    try:
+        cp.read([root / name for name in ("setup.cfg", "tox.ini", "pytest.ini")])   # the last read wins
+    except configparser.Error:
+        return None
+    return next((cp.get(s, key).strip() for s in ("pytest", "tool:pytest") if cp.has_option(s, key)), "") or None
 
 
 def commit_url_template(given: str | None) -> str | None:
@@ -45,9 +40,7 @@ def commit_url_template(given: str | None) -> str | None:
 
 def add_arguments(p) -> None:
     p.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
-    p.add_argument("--results-dir", default=str(default_results_dir()),
-                   help="results store to read (default: $RESEARCH_BENCH_RESULTS_DIR or results/ at the git top)")
-    p.add_argument("--machine", default=None, help="only this machine fingerprint (default: every machine)")
+    add_store_arguments(p, "only this machine fingerprint (default: every machine)")
     p.add_argument("--title", default="LLM research bench report")
     p.add_argument("--commit-url", default=None, metavar="TEMPLATE",
                    help="link commits, e.g. https://github.com/ORG/REPO/commit/{commit} ({short}: 12 characters); "

@@ -207,10 +207,6 @@ class Session:
     measured: int = 0
     comparison: Comparison | None = None   # the last look's; None: a side has no usable run
 
-    def failed_head(self) -> SideOutcome | None:
-        """HEAD's (side B's) first pytest session that failed (missed targets, a failed bench)."""
-        return next((o for o in self.outcomes if o.side.name == "B" and o.returncode not in (0, 5)), None)
-
 
 def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
     """Bench both commits interleaved and compare them; with max_rounds above rounds, sequentially: a look after

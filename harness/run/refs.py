@@ -70,8 +70,8 @@ def _side(ref: str, records: list, results_dir: str | Path, cwd: str | Path) -> 
         return f"'{ref}'", {r.record_id for fp in {r.machine_fingerprint for r in records}
                             for r in saved_session([r for r in records if r.machine_fingerprint == fp], ref)}
     if not found.stored:
-        raise RefError(f"'{ref}' is commit {found.commit[:12]}, which has no {'dirty-tree' if found.dirty else 'clean'}"
-                       f" results under {results_dir}" + ("" if found.dirty else f" (its dirty-tree runs: '{ref}+dirty')"))
+        kind, hint = ("dirty-tree", "") if found.dirty else ("clean", f" (its dirty-tree runs: '{ref}+dirty')")
+        raise RefError(f"'{ref}' is commit {found.commit[:12]}, which has no {kind} results under {results_dir}{hint}")
     return found.commit[:12] + (DIRTY if found.dirty else ""), \
         {r.record_id for r in records if r.commit == found.commit and bool(r.dirty) == found.dirty}
 
