@@ -1,10 +1,7 @@
-"""`research-bench SUBCOMMAND ...` (also `python -m llm_research_bench.harness`): tools over the results store.
-
-Each sub-command's module provides `add_arguments(parser)` and `run(args) -> int`, and is imported only
-when its sub-command runs; one with PASS_THROUGH gets the arguments it does not know in `args.pytest_args`.
-Exit status: 0, 1 (a regression), 2 (a usage error, one line naming the fix), 3 (an unexpected error, i.e. a bug:
-one line; RESEARCH_BENCH_DEBUG=1 shows the traceback), 130 (Ctrl-C), 141 (standard output closed early).
-"""
+"""`research-bench COMMAND ...` (also `python -m llm_research_bench.harness`): tools over the results store. Each
+command's module, imported when it runs, gives `add_arguments(parser)` and `run(args) -> int` (PASS_THROUGH: the
+arguments it does not know go to `args.pytest_args`). Exit status: 0; 1 a regression; 2 a usage error (one line
+naming the fix); 3 a bug (one line; RESEARCH_BENCH_DEBUG=1 shows the traceback); 130 Ctrl-C; 141 a closed pipe."""
 from __future__ import annotations
 
 import argparse

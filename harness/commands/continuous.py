@@ -1,12 +1,7 @@
 """`research-bench continuous BASE [HEAD] [pytest args]`: an interleaved A/B comparison of two commits on this
-machine, the way `asv continuous` works (run/continuous.py runs it): both commits checked out in temporary git
-worktrees and benched in one go, rounds interleaved, compared as `research-bench compare` does over this
-session's runs. With --research-max-rounds above --research-rounds it is sequential: a look every
---research-rounds rounds a side, more rounds only while a gated metric is undecided.
-
-Exit status: 0; 1 when a --research-compare-fail threshold is crossed by a change distinguishable from noise
-(or when HEAD's own session failed its targets); 2 for a usage error; 3 when a side produced no usable run.
-"""
+machine, the way `asv continuous` works (run/continuous.py runs it; sequential with --research-max-rounds).
+Exit status: 0; 1 when a --research-compare-fail threshold is crossed by a change distinguishable from noise (or
+HEAD's own session failed its targets); 2 for a usage error; 3 when a side produced no usable run."""
 from __future__ import annotations
 
 import dataclasses

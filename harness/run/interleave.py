@@ -1,13 +1,9 @@
 """A side of an interleaved `research-bench continuous` session, seen from inside its pytest session: which side
-this process is, the commit its records go under, and whose turn it is to use the machine.
-
-The coordinator (run/continuous.py) sets RESEARCH_BENCH_SIDE to a JSON object {run, side, label, commit, dir,
-sides}. One side uses the machine at a time: a side holds the turn from its start through its warm-up and first
-measured round and passes it on after each measured round, each round in another order (`schedule`), so that
-drift and other processes' load hit every side alike. A side keeps the turn after a bench's last round (through
-the next warm-up or its session's end). The baton folder holds `turn` (whose turn), `step` (its place in the
-schedule) and `done-<side>` (that side's process has ended: nobody waits for it).
-"""
+this process is ($RESEARCH_BENCH_SIDE, set by run/continuous.py) and whose turn it is to use the machine. A side
+holds the turn from its start through its first measured round and passes it on after each measured round (not
+after a bench's last: through the next warm-up), each round in another order (`schedule`), so that drift and
+other processes' load hit every side alike. The baton folder holds `turn`, `step` (the turn's place in the
+schedule) and `done-<side>` (that side's process has ended)."""
 from __future__ import annotations
 
 import itertools

@@ -1,11 +1,8 @@
-"""Which checkout this process imports the engine from: a side of `research-bench continuous` runs another
-commit's engine with this checkout's harness and benches, in the same venv. `install(root)` puts a finder first
-that maps `llm_research_bench.engine` onto `root/engine/` (the engine finds its schemas beside itself).
-
-The coordinator (run/continuous.py) sets RESEARCH_BENCH_ENGINE_FROM and puts a folder with a `sitecustomize.py`
-first on PYTHONPATH, so every Python process of a side imports that engine. The sitecustomize loads this file by
-its path, before pytest imports the package (to rewrite its asserts): this module imports nothing of it at its top.
-"""
+"""Which checkout this process imports the engine from: a side of `research-bench continuous` runs its commit's
+engine with this checkout's harness and benches, in the same venv. run/continuous.py sets
+RESEARCH_BENCH_ENGINE_FROM and puts a `sitecustomize.py` first on PYTHONPATH, which loads this file by its path
+and installs a finder mapping `llm_research_bench.engine` onto `<checkout>/engine/`, before pytest imports the
+package: so this module imports nothing of the package at its top."""
 from __future__ import annotations
 
 import importlib.abc
