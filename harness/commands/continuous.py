@@ -38,11 +38,13 @@ def add_arguments(p) -> None:
 def _int(name: str, v: str | None, default: int, minimum: int) -> int:
     if v is None:
         return default
-    if not v.lstrip("-").isdigit():
-        raise ValueError(f"--research-{name}: expected a whole number, got {v!r}")
-    if int(v) < minimum:
+    try:
+        x = int(v)
+    except ValueError:
+        raise ValueError(f"--research-{name}: expected a whole number, got {v!r}") from None
+    if x < minimum:
         raise ValueError(f"--research-{name}: must be at least {minimum}, got {v!r}")
-    return int(v)
+    return x
 
 
 def settings(args):
@@ -62,7 +64,7 @@ def settings(args):
                     thresholds(args.compare_fail, "--research-compare-fail"), args.keep_worktrees)
 
 
-def _progress(line: str) -> None:
+def progress(line: str) -> None:
     """The sides' output and the command's progress go to standard error; the comparison alone to stdout."""
     print(line, file=sys.stderr, flush=True)
 
@@ -96,7 +98,7 @@ def run(args) -> int:
         print(f"continuous: {e}", file=sys.stderr)
         return 2
     try:
-        sess = run_continuous(s, _progress)
+        sess = run_continuous(s, progress)
     except ContinuousError as e:
         print(f"continuous: {e}", file=sys.stderr)
         return 2
