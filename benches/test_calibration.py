@@ -39,8 +39,7 @@ from llm_research_bench.engine.envvars import env
 from llm_research_bench.harness.analysis.calibration import design_summary, judge_designs, median_change, rate
 from llm_research_bench.harness.analysis.thresholds import parse_threshold
 from llm_research_bench.harness.records import is_contended, is_superseded, is_usable
-from llm_research_bench.harness.report.continuous_cmd import session_records, side_pytest_args
-from llm_research_bench.harness.run.continuous import Worktrees, run_sides
+from llm_research_bench.harness.run.continuous import Worktrees, run_sides, session_records, side_pytest_args
 
 pytestmark = [pytest.mark.calibration]
 REPO = Path(__file__).resolve().parents[1]

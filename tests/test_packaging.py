@@ -92,7 +92,9 @@ def test_the_wheel_holds_the_schemas_profiles_and_entry_points(wheel):
     ep = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(ep).decode()
     assert "research_bench = llm_research_bench.harness.plugin.hooks" in text
-    assert "research-bench = " in text and "research-engine = " in text
+    assert "research-bench = llm_research_bench.harness.commands.cli:main" in text and "research-engine = " in text
+    assert {f"llm_research_bench/harness/commands/{m}.py" for m in ("cli", "compare", "continuous", "export", "list",
+                                                                     "report")} <= names
 
 
 def _site_dirs() -> list[str]:

@@ -185,6 +185,7 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
     from ..analysis.gate import DEFAULT_UNVERIFIED, UNVERIFIED_POLICIES
     from ..analysis.thresholds import parse_threshold
     from ..run.context import HarnessOptions
+    from ..run.refs import default_results_dir
 
     get = values.get
     profiles_file = get("profiles_file") or env("PROFILES") or None
@@ -210,8 +211,7 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
     warm = _number("warmup_runs", get("warmup_runs"), integer=True, minimum=0)
     warm = (1 if rounds > 1 else 0) if warm is None else warm
 
-    rd = get("results_dir") or env("RESULTS_DIR") or None
-    results_dir = Path(rd) if rd else rootpath / "results"
+    results_dir = Path(get("results_dir") or default_results_dir(rootpath))
     if not results_dir.is_absolute():
         results_dir = Path.cwd() / results_dir
     if results_dir.exists() and not results_dir.is_dir():
@@ -228,10 +228,7 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
         compare = ""                         # compare_fail implies compare (default baseline)
     compare_commit = compare_name = None
     if compare:
-        if saved_name_exists(compare, results_dir):
-            compare_name = compare
-        else:
-            compare_commit = resolve_compare_ref(compare, rootpath, results_dir)
+        compare_name, compare_commit = resolve_compare_ref(compare, rootpath, results_dir)
 
     memray = _flag("memray", get("memray"))
     if memray:
@@ -317,31 +314,17 @@ def marker_overrides(marker: Any, where_: str) -> dict[str, Any]:
     return out
 
 
-def saved_name_exists(name: str, results_dir: Path) -> bool:
-    """Whether a session on this machine was saved under `name` (--research-save)."""
-    import warnings
-
-    from ..analysis.baseline import saved_as
-    from ..run import environment
-    from ..run.store import StoreWarning, iter_records_where
-    fp = environment.machine_info().fingerprint
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", StoreWarning)
-        return any(saved_as(r) == name for r in iter_records_where(results_dir, fingerprint=fp,
-                                                                    strict_versions=False))
-
-
-def resolve_compare_ref(ref: str, rootpath: Path, results_dir: Path) -> str:
-    """A compare REF as a commit: git's view first, then a commit prefix stored under results_dir."""
-    from ..run import environment
-    commit = environment.resolve_ref(ref, rootpath)
-    if commit:
-        return commit
-    from ..run.store import Skipped, iter_records_where
-    fp = environment.machine_info().fingerprint
-    for rec in iter_records_where(results_dir, fingerprint=fp, commit=ref, skipped=Skipped()):  # said at the end
-        if rec.commit:
-            return rec.commit
+def resolve_compare_ref(ref: str, rootpath: Path, results_dir: Path) -> tuple[str | None, str | None]:
+    """A compare REF as (saved name, commit) among this machine's records (run/refs.py), git's view included."""
+    from ..run import environment, refs
+    from ..run.store import read_store
+    here = read_store(results_dir, fingerprint=environment.machine_info().fingerprint).records   # skips said at the end
+    try:
+        found = refs.resolve(ref, here, rootpath)
+    except refs.RefError as e:
+        raise OptionError(f"{where('compare')}: {e}") from None
+    if found is not None and not found.dirty:
+        return found.name, found.commit
     if Path(ref).exists():
         raise OptionError(f"{where('compare')} took '{ref}' as its REF, but it is a path: write "
                           f"--research-compare=REF, or put it after the paths")

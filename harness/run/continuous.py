@@ -1,15 +1,7 @@
-"""Interleaved sessions of two (or more) commits on one machine, the way `asv continuous` works: the machinery of
-`research-bench continuous` (report/continuous_cmd.py) and of the gate calibration bench.
-
-    with Worktrees(repo) as wt:                     temporary git worktrees, removed afterwards
-        sides = [wt.add("A", "HEAD~1"), wt.add("B", "HEAD")]
-        outcomes = run_sides(sides, ["benches", "-m", "quick", "--research-rounds", "5"], cwd=repo, run_id=...)
-
-Each side is one pytest session in this venv, run from `cwd` (this checkout's benches and harness), importing
-its own commit's engine (run/sources.py: RESEARCH_BENCH_ENGINE_FROM and a sitecustomize on PYTHONPATH, so that
-its isolated children do too). Only one side uses the machine at a time and their measured rounds interleave,
-each round in another order: A B, B A, A B ... (run/interleave.py), so drift and other processes' load hit both
-alike. Every record is stored under its side's commit with extra['continuous'] = {run, side, label, engine}.
+"""Interleaved sessions of commits on one machine, the way `asv continuous` works: temporary git worktrees, one
+pytest session per side importing its own commit's engine (run/sources.py), one side at a time on the machine
+(run/interleave.py), every record stored under its side's commit with extra['continuous']; and `run_continuous`,
+the sequential A/B comparison of `research-bench continuous`.
 """
 from __future__ import annotations
 
@@ -20,18 +12,21 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import environment, interleave, sources
+
+if TYPE_CHECKING:
+    from ..analysis.compare import Comparison
 
 POLL_S = 0.2
 
 
 class ContinuousError(RuntimeError):
-    """The interleaved session cannot run (a ref git does not know, no git repository, ...); the message says
-    which and how to fix it."""
+    """The interleaved session cannot run (a ref git does not know, no git repository); the message says why."""
 
 
 @dataclass
@@ -59,11 +54,10 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 class Worktrees:
-    """Temporary git worktrees of one repository (detached checkouts), removed on exit."""
+    """Temporary git worktrees (detached checkouts) of the repository holding `repo`, removed on exit."""
 
     def __init__(self, repo: str | Path, *, keep: bool = False):
-        self.repo = Path(repo).resolve()
-        self.keep = keep
+        self.repo, self.keep = Path(repo).resolve(), keep
         self.root: Path | None = None
         self.sides: list[SideCheckout] = []
 
@@ -72,21 +66,18 @@ class Worktrees:
         if top.returncode != 0:
             raise ContinuousError(f"{self.repo} is not inside a git repository: continuous checks out commits "
                                   f"with git worktrees")
-        self.repo = Path(top.stdout.strip())
-        self.root = Path(tempfile.mkdtemp(prefix="research-bench-continuous-"))
+        self.repo, self.root = Path(top.stdout.strip()), Path(tempfile.mkdtemp(prefix="research-bench-continuous-"))
         return self
 
     def add(self, name: str, ref: str) -> SideCheckout:
-        assert self.root is not None
         commit = environment.resolve_ref(ref, self.repo)
         if not commit:
             raise ContinuousError(f"'{ref}': git does not know this ref in {self.repo} (a commit, branch, tag or "
                                   f"HEAD~N; in CI fetch enough history, e.g. actions/checkout with fetch-depth: 0)")
-        path = self.root / name
-        r = _git(self.repo, "worktree", "add", "--detach", "--force", str(path), commit)
+        side = SideCheckout(name, ref, commit, self.root / name)
+        r = _git(self.repo, "worktree", "add", "--detach", "--force", str(side.path), commit)
         if r.returncode != 0:
-            raise ContinuousError(f"git worktree add {path} {commit[:12]} failed: {r.stderr.strip()}")
-        side = SideCheckout(name, ref, commit, path)
+            raise ContinuousError(f"git worktree add {side.path} {commit[:12]} failed: {r.stderr.strip()}")
         self.sides.append(side)
         return side
 
@@ -99,77 +90,199 @@ class Worktrees:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def side_env(side: SideCheckout, names: Sequence[str], baton: Path, site: Path, run_id: str,
-             base_env: dict | None = None) -> dict:
-    """The environment of a side's pytest session: its engine's checkout, its turn-taking, the sitecustomize
-    that installs the engine finder in every Python process it starts."""
-    env = dict(os.environ if base_env is None else base_env)
-    env[sources.ENV] = str(side.path)
-    env[interleave.ENV] = interleave.Side(run_id, side.name, side.ref, side.commit, baton, tuple(names)).as_env()
-    env["PYTHONPATH"] = os.pathsep.join([str(site)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    return env
+def side_env(side: SideCheckout, names: Sequence[str], baton: Path, site: Path, run_id: str) -> dict:
+    """A side's environment: its engine's checkout, its turn-taking, and the sitecustomize that installs the
+    engine finder in every Python process it starts."""
+    path = [str(site)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, sources.ENV: str(side.path), "PYTHONPATH": os.pathsep.join(path),
+            interleave.ENV: interleave.Side(run_id, side.name, side.ref, side.commit, baton, tuple(names)).as_env()}
+
+
+def _launch(side: SideCheckout, args: Sequence[str], cwd: Path, env: dict, log: Path, echo) -> tuple:
+    """Start a side's pytest session; a thread copies its output to `log` and, line by line, to `echo`."""
+    p = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=str(cwd), env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, bufsize=1)
+
+    def pump() -> None:
+        with open(log, "w", encoding="utf-8") as fh:
+            for line in p.stdout:                   # type: ignore[union-attr]
+                fh.write(line)
+                fh.flush()
+                if echo is not None:
+                    echo(f"[{side.name} {side.short}] {line.rstrip()}")
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    return p, t
+
+
+def _stop(running: dict[str, tuple]) -> None:
+    for p, _ in running.values():
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    for _, t in running.values():
+        t.join(timeout=5)
 
 
 def run_sides(sides: Sequence[SideCheckout], pytest_args: Sequence[str], *, cwd: str | Path, run_id: str,
-              python: str = sys.executable, env: dict | None = None,
               echo: Callable[[str], None] | None = print, workdir: str | Path | None = None) -> list[SideOutcome]:
-    """Run one pytest session per side, interleaved; returns when every side's session has ended.
-
-    The first side starts at once and holds the turn; each other side's process is started when its turn first
-    comes (so its start-up and warm-up do not overlap the other side's timed runs). When a side's session ends,
-    its turn passes on and nobody waits for it again."""
-    names = [s.name for s in sides]
+    """One pytest session per side, interleaved; returns when all have ended. A side's process starts when its
+    turn first comes (its start-up never overlaps another side's timed runs); when it ends, its turn passes on."""
+    names, by_name = [s.name for s in sides], {s.name: s for s in sides}
     work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="research-bench-baton-"))
-    baton = work / "baton"
-    baton.mkdir(parents=True, exist_ok=True)
+    (baton := work / "baton").mkdir(parents=True, exist_ok=True)
     site = sources.write_sitecustomize(work / "site").parent
     interleave.set_turn(baton, names[0])
-    procs: dict[str, subprocess.Popen] = {}
-    readers: list[threading.Thread] = []
-    logs: dict[str, Path] = {}
+    running: dict[str, tuple] = {}
     ended: dict[str, int] = {}
-
-    def launch(side: SideCheckout) -> None:
-        log = work / f"side-{side.name}.log"
-        logs[side.name] = log
-        p = subprocess.Popen([python, "-m", "pytest", *pytest_args], cwd=str(cwd),
-                             env=side_env(side, names, baton, site, run_id, env),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        procs[side.name] = p
-
-        def pump() -> None:
-            with open(log, "w", encoding="utf-8") as fh:
-                for line in p.stdout:           # type: ignore[union-attr]
-                    fh.write(line)
-                    fh.flush()
-                    if echo is not None:
-                        echo(f"[{side.name} {side.short}] {line.rstrip()}")
-        t = threading.Thread(target=pump, daemon=True)
-        t.start()
-        readers.append(t)
-
-    by_name = {s.name: s for s in sides}
     try:
-        launch(sides[0])
         while len(ended) < len(sides):
-            for name, p in list(procs.items()):
+            for name, (p, _) in running.items():
                 if name not in ended and p.poll() is not None:
                     ended[name] = p.returncode
                     interleave.done_file(baton, name).touch()
                     if interleave.whose_turn(baton) == name:
                         interleave.advance(baton, names)
-            turn = interleave.whose_turn(baton)
-            if turn in by_name and turn not in procs:
-                launch(by_name[turn])
+            if (turn := interleave.whose_turn(baton)) in by_name and turn not in running:
+                running[turn] = _launch(by_name[turn], pytest_args, Path(cwd), side_env(by_name[turn], names, baton,
+                                        site, run_id), work / f"side-{turn}.log", echo)
             time.sleep(POLL_S)
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        for t in readers:
-            t.join(timeout=5)
-    return [SideOutcome(s, ended.get(s.name, -1), logs.get(s.name, work / f"side-{s.name}.log")) for s in sides]
+        _stop(running)
+    return [SideOutcome(s, ended.get(s.name, -1), work / f"side-{s.name}.log") for s in sides]
+
+
+def side_pytest_args(pytest_args: list[str], *, rounds: int, warmup_runs: int, results_dir: Path) -> list[str]:
+    """Each side's pytest arguments: the user's (default path: benches/, not the project's testpaths), the rounds,
+    where records go, and the corpus as this checkout resolves it (a worktree would look beside itself)."""
+    given = any(not a.startswith("-") and Path(a.split("::")[0]).exists() for a in pytest_args)
+    args = [*([] if given else ["benches"]), *pytest_args, "--research-rounds", str(rounds),
+            "--research-warmup-runs", str(warmup_runs), "--research-results-dir", str(results_dir),
+            "-p", "no:cacheprovider"]
+    if not any(a.startswith("--research-corpus") for a in pytest_args):
+        from llm_research_bench.engine.corpus import DEFAULT_PUBMEDQA
+        if DEFAULT_PUBMEDQA.exists():
+            args += ["--research-corpus", str(DEFAULT_PUBMEDQA)]
+    return args
+
+
+def session_records(results_dir: Path, run_id: str) -> dict[str, list]:
+    """One continuous session's records on this machine, by side."""
+    from .store import read_store
+    out: dict[str, list] = {}
+    for r in read_store(results_dir, fingerprint=environment.machine_info().fingerprint).records:
+        c = (r.extra or {}).get("continuous") or {}
+        if c.get("run") == run_id:
+            out.setdefault(c.get("side"), []).append(r)
+    return out
+
+
+@dataclass
+class Settings:
+    """A `research-bench continuous` session: the two commits, the pytest arguments, how long to measure."""
+    base: str
+    head: str
+    results_dir: Path
+    pytest_args: list[str] = field(default_factory=list)
+    rounds: int = 5
+    max_rounds: int | None = None          # sequential looks up to this many rounds a side (None: one look)
+    warmup_runs: int = 1
+    thresholds: list = field(default_factory=list)
+    keep_worktrees: bool = False
+    cwd: Path | None = None
+
+
+@dataclass
+class Session:
+    """What a continuous session ran, measured and concluded."""
+    run_id: str
+    looks: list[int]                       # rounds a side measured by each look
+    alpha: float                           # what each look tests at
+    work: Path                             # the sides' logs
+    sides: list[SideCheckout] = field(default_factory=list)
+    outcomes: list[SideOutcome] = field(default_factory=list)
+    measured: int = 0
+    comparison: Comparison | None = None   # the last look's; None: a side has no usable run
+
+
+def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
+    """Bench both commits interleaved and compare them; with max_rounds above rounds, sequentially: a look after
+    every `rounds` rounds a side, more only while a gated metric is undecided. Raises ContinuousError."""
+    from ..analysis.sequential import look_alpha, plan
+    cwd = Path(s.cwd or Path.cwd())
+    run_id = uuid.uuid4().hex[:12]
+    looks = plan(s.rounds, s.max_rounds or s.rounds)
+    sess = Session(run_id, looks, look_alpha(len(looks)),
+                   Path(tempfile.mkdtemp(prefix=f"research-bench-continuous-{run_id}-")))
+    try:
+        with Worktrees(cwd, keep=s.keep_worktrees) as wt:
+            sess.sides = [wt.add("A", s.base), wt.add("B", s.head)]
+            a, b = sess.sides
+            echo(f"continuous {run_id}: A = {s.base} ({a.short}), B = {s.head} ({b.short}); {s.rounds} interleaved "
+                 f"rounds a side after {s.warmup_runs} warm-up(s)"
+                 + (f", up to {looks[-1]} in {len(looks)} looks (each tests at alpha {sess.alpha:.3g})"
+                    if len(looks) > 1 else "") + f"; worktrees under {wt.root}")
+            for k in range(len(looks)):
+                if not _look(s, sess, k, cwd, echo):
+                    break
+    except ContinuousError:
+        shutil.rmtree(sess.work, ignore_errors=True)
+        raise
+    _finish(s, sess, echo)
+    return sess
+
+
+def _compare(s: Settings, sess: Session, by_side: dict[str, list], *, power: bool):
+    """The comparison of both sides' records so far; None while a side has no usable run."""
+    from ..analysis.compare import compare_records
+    from ..records import is_usable
+    base, cur = by_side.get("A", []), by_side.get("B", [])
+    if not any(map(is_usable, base)) or not any(map(is_usable, cur)):
+        return None
+    a, b = sess.sides
+    return compare_records(base, cur, thresholds=s.thresholds, alpha=sess.alpha, power=power,
+                           baseline_name=f"{s.base} {a.short}", current_name=f"{s.head} {b.short}")
+
+
+def _look(s: Settings, sess: Session, k: int, cwd: Path, echo: Callable[[str], None]) -> bool:
+    """Measure up to look k's rounds a side and compare; whether to measure another look."""
+    from ..analysis.sequential import should_continue, undecided
+    total = sess.looks[k]
+    args = side_pytest_args(s.pytest_args, rounds=total - sess.measured, warmup_runs=s.warmup_runs,
+                            results_dir=s.results_dir)
+    if k == 0:
+        echo(f"each side: pytest {' '.join(args)}")
+    sess.outcomes += run_sides(sess.sides, args, cwd=cwd, run_id=sess.run_id, echo=echo,
+                               workdir=sess.work / f"look-{k + 1}")
+    sess.measured = total
+    comp = _compare(s, sess, session_records(s.results_dir, sess.run_id), power=False)
+    if comp is None:
+        return False
+    sess.comparison = comp
+    if not should_continue(comp, k, len(sess.looks)):
+        return False
+    echo(f"look {k + 1} of {len(sess.looks)} ({total} rounds a side): undecided: "
+         + "; ".join(f"{key} {d.metric} {d.gate_change_pct:+.1f} % (threshold {d.threshold.pct:g} %)"
+                     for key, d in undecided(comp))
+         + f"; measuring {sess.looks[k + 1] - total} more rounds a side")
+    return True
+
+
+def _finish(s: Settings, sess: Session, echo: Callable[[str], None]) -> None:
+    """Say how each side's sessions ended (keeping the logs of a failed one), then compare once more with the
+    gate's power, which the looks do without."""
+    from ..records import is_usable
+    keep_logs = s.keep_worktrees or any(o.returncode not in (0, 5) for o in sess.outcomes)
+    by_side = session_records(s.results_dir, sess.run_id)
+    for o in sess.outcomes[-2:]:
+        codes = ", ".join(str(x.returncode) for x in sess.outcomes if x.side.name == o.side.name)
+        n = sum(map(is_usable, by_side.get(o.side.name, [])))
+        echo(f"side {o.side.name} ({o.side.ref} = {o.side.short}): pytest exit status {codes}, {n} usable run(s)"
+             + (f"; logs under {sess.work}" if keep_logs else ""))
+    if not keep_logs:
+        shutil.rmtree(sess.work, ignore_errors=True)
+    if sess.comparison is not None and not sess.comparison.failed and s.thresholds:
+        sess.comparison = _compare(s, sess, by_side, power=True)

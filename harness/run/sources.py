@@ -1,18 +1,8 @@
-"""Which checkout this process imports the engine from.
-
-A side of `research-bench continuous` runs another commit's engine with this checkout's harness and benches, in
-the same venv (the way `asv continuous` runs one benchmark suite against each commit's project code). The venv's
-installed package maps `llm_research_bench.*` onto the invoking checkout (setuptools' editable finder, or
-site-packages for a wheel); `install(root)` puts a finder in front of every other one that maps
-`llm_research_bench.engine` onto `root/engine/` instead. The engine finds its schemas beside itself
-(`root/schemas/`), so a side validates its telemetry against its own commit's schema.
-
-The coordinator (run/continuous.py) sets RESEARCH_BENCH_ENGINE_FROM=<checkout> and puts a folder with a
-`sitecustomize.py` first on PYTHONPATH, so that every Python process of a side (its pytest session, an isolated
-run's child, a measurement driver) imports that checkout's engine. The sitecustomize loads this file by its path
-and calls `install_from_env()`, without importing the `llm_research_bench` package (pytest must import the
-plugin itself, to rewrite its asserts); so this module imports nothing of the package at its top.
-"""
+"""Which checkout this process imports the engine from: a side of `research-bench continuous` runs its commit's
+engine with this checkout's harness and benches, in the same venv. run/continuous.py sets
+RESEARCH_BENCH_ENGINE_FROM and puts a `sitecustomize.py` first on PYTHONPATH, which loads this file by its path
+and installs a finder mapping `llm_research_bench.engine` onto `<checkout>/engine/`, before pytest imports the
+package: so this module imports nothing of the package at its top."""
 from __future__ import annotations
 
 import importlib.abc
@@ -68,8 +58,7 @@ def install(root: str | Path) -> EngineFinder:
 
 
 def install_from_env() -> EngineFinder | None:
-    root = os.environ.get(ENV)
-    return install(root) if root else None
+    return install(os.environ[ENV]) if os.environ.get(ENV) else None
 
 
 def engine_dir() -> str:

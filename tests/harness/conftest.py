@@ -13,7 +13,7 @@ from llm_research_bench.harness.run.store import load_records
 # pytester's in-process runs drop the modules they import when they end: import the heavy ones here, once, so
 # that each inner session does not import (and assertion-rewrite) them again.
 import llm_research_bench.engine.pipeline  # noqa: E402,F401
-import llm_research_bench.harness.report.compare_cmd  # noqa: E402,F401
+import llm_research_bench.harness.commands.compare  # noqa: E402,F401
 import llm_research_bench.harness.plugin.session_end  # noqa: E402,F401
 # ... and the modules the bench fixture patches (run/bench.py's CPU readings): the plugin, loaded before any
 # inner session, must use the very module object a test patches, not a copy an inner session imported and dropped.

@@ -1,8 +1,9 @@
 """The layout's rules, checked on the import graph of the source (pure: reads the files, imports nothing).
 
 Rooms of the harness and the direction of their imports: plugin -> run -> analysis; report reads records and
-analysis (and run's store readers); records.py and units.py are shared by all; analysis imports no other room;
-run never imports report or plugin; nothing imports plugin; the engine never imports the harness; no cycles.
+analysis (and run's store readers); commands (research-bench) calls run, analysis and report; records.py and
+units.py are shared by all; analysis imports no other room; run never imports report or plugin; nothing imports
+plugin or commands (but `python -m`'s __main__); the engine never imports the harness; no cycles.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ ALLOWED = {            # room -> rooms it may import (besides itself and the sha
     "run": {"analysis"},
     "report": {"analysis", "run"},
     "plugin": {"run", "analysis", "report"},
+    "commands": {"run", "analysis", "report"},
 }
 
 
@@ -89,6 +91,13 @@ def test_room_imports_flow_one_way(mod):
     room = _room(mod)
     bad = sorted(d for d in GRAPH[mod] if _room(d) not in (None, room) and _room(d) not in ALLOWED[room])
     assert not bad, f"{mod} ({room}/) imports {bad}: {room}/ may import only {sorted(ALLOWED[room]) or 'no other room'}"
+
+
+def test_nothing_imports_plugin_or_commands():
+    for top in ("plugin", "commands"):
+        users = sorted(m for m, deps in GRAPH.items() if _room(m) != top and m != "harness.__main__"
+                       and any(_room(d) == top for d in deps))
+        assert not users, f"{users} import {top}/"
 
 
 def test_the_engine_never_imports_the_harness():

@@ -54,7 +54,7 @@ def engine_cli(capsys, *argv: str) -> Ran:
 
 
 def bench_cli(capsys, *argv: str) -> Ran:
-    from llm_research_bench.harness.report.cli import main
+    from llm_research_bench.harness.commands.cli import main
     capsys.readouterr()
     rc = main([str(a) for a in argv])
     cap = capsys.readouterr()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from llm_research_bench.harness.report import cli
+from llm_research_bench.harness.commands import cli
 
 
 def test_progress_lines_while_the_run_is_under_way(bench):

@@ -7,7 +7,7 @@ import statistics
 import pytest
 from jsonschema import Draft7Validator
 
-from llm_research_bench.harness.report import cli
+from llm_research_bench.harness.commands import cli
 from llm_research_bench.harness import records
 from llm_research_bench.harness.report import exports as export
 from llm_research_bench.harness.analysis import measures

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_research_bench.harness.report import cli
+from llm_research_bench.harness.commands import cli
 from llm_research_bench.harness.report import html as report_html
 from tests.harness.testdata import TESTDATA_OTHER_MACHINE
 

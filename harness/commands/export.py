@@ -1,32 +1,36 @@
-"""`research-bench export` (`python -m llm_research_bench.harness export`): stored results for Bencher or
-github-action-benchmark, or every measured run as CSV or JSON Lines (report/exports.py builds them)."""
+"""`research-bench export`: stored results for Bencher or github-action-benchmark, or every measured run as CSV
+or JSON Lines (report/exports.py builds them), to a file or (`--out -`) to standard output."""
 from __future__ import annotations
 
-from ..run.store import default_results_dir
-from .exports import DIRECTIONS, FORMATS, GAB_TOOL, ExportError, export, write
+import json
+import sys
 
-HELP = "export stored results for Bencher or github-action-benchmark, or as CSV / JSON Lines"
+from ..report.exports import DIRECTIONS, FORMATS, GAB_TOOL, ExportError, export, write
+from .cli import add_store_arguments
 
 
 def add_arguments(p) -> None:
-    """The `export` subcommand's options (argparse parser `p`)."""
     p.add_argument("--format", required=True, choices=FORMATS, dest="fmt",
                    help="bencher (Bencher Metric Format), github-action-benchmark (custom tool JSON), csv or jsonl "
                         "(every measured run, one row per metric)")
     p.add_argument("--direction", choices=tuple(DIRECTIONS), default=None,
                    help="github-action-benchmark only: smaller (customSmallerIsBetter, the default) or bigger "
                         "(customBiggerIsBetter); one file holds one direction")
-    p.add_argument("--out", required=True, help="JSON file to write")
-    p.add_argument("--results-dir", default=default_results_dir(),
-                   help="results store to read (default: $RESEARCH_BENCH_RESULTS_DIR or ./results)")
-    p.add_argument("--machine", default=None, help="machine fingerprint (default: the newest record's machine; "
-                                                   "csv and jsonl: every machine)")
+    p.add_argument("--out", required=True, help="file to write; - for standard output")
+    add_store_arguments(p, "machine fingerprint (default: the newest record's machine; csv and jsonl: every machine)")
     p.add_argument("--include-neutral", action="store_true",
                    help="bencher only: also export metrics without a direction (x-better none)")
 
 
+def _write(out: str, doc) -> str:
+    """Write `doc` to the file `out` (or standard output for `-`); returns where it went."""
+    if out != "-":
+        return str(write(out, doc))
+    sys.stdout.write(doc if isinstance(doc, str) else json.dumps(doc, indent=2) + "\n")
+    return "standard output"
+
+
 def run(args) -> int:
-    import sys
     from .cli import read_for_output
     if args.fmt != "github-action-benchmark" and args.direction:
         print("export: --direction applies to github-action-benchmark only (Bencher keeps the direction in its "
@@ -38,19 +42,20 @@ def run(args) -> int:
     try:
         doc = export(read.records, args.fmt, direction=args.direction, machine=args.machine,
                      include_neutral=args.include_neutral)
+        path = _write(args.out, doc)
     except ExportError as e:
         print(f"export: {e}", file=sys.stderr)
         return 2
-    try:
-        path = write(args.out, doc)
+    except BrokenPipeError:
+        raise
     except OSError as e:
         print(f"export: cannot write {args.out} ({e.strerror or e}): choose another --out", file=sys.stderr)
         return 2
     if isinstance(doc, str):
-        rows = doc.count("\n") - (1 if args.fmt == "csv" else 0)
-        print(f"export: wrote {path}: {rows} rows (one per measured run and metric), {args.fmt}")
-        return 0
-    n = sum(len(v) for v in doc.values()) if isinstance(doc, dict) else len(doc)
+        what = f"{doc.count(chr(10)) - (1 if args.fmt == 'csv' else 0)} rows (one per measured run and metric)"
+    else:
+        n = sum(len(v) for v in doc.values()) if isinstance(doc, dict) else len(doc)
+        what = f"{n} measures"
     tool = f" (tool: {GAB_TOOL[args.direction or 'smaller']})" if args.fmt == "github-action-benchmark" else ""
-    print(f"export: wrote {path}: {n} measures, {args.fmt}{tool}")
+    print(f"export: wrote {path}: {what}, {args.fmt}{tool}", file=sys.stderr if args.out == "-" else sys.stdout)
     return 0

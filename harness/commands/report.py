@@ -1,21 +1,16 @@
-"""`research-bench report` (`python -m llm_research_bench.harness report`): the self-contained HTML report of
-the results store (report/html.py renders it): every machine (or --machine's), commits in git history order
-(asked of the git repository around the current folder; by measuring time, with a note, where git cannot
-say), and commits linked through a URL template: --commit-url, else $RESEARCH_BENCH_COMMIT_URL, else the ini
-key research_commit_url ([tool.pytest.ini_options] in pyproject.toml, or pytest.ini / tox.ini / setup.cfg),
-else one derived from git's `origin` remote."""
+"""`research-bench report`: the self-contained HTML report of the results store (report/html.py renders it).
+Commits come in git history order where git knows them, and link through a URL template: --commit-url, else
+$RESEARCH_BENCH_COMMIT_URL, else the ini key research_commit_url, else one derived from git's `origin` remote."""
 from __future__ import annotations
 
-from ..analysis import measures
-from ..run.store import default_results_dir
-from .html import write_report
+import sys
 
-HELP = "write the self-contained HTML report of the results store"
+from .cli import add_store_arguments
 
 
 def ini_value(key: str, folder: str = ".") -> str | None:
-    """`key` from the project's pytest configuration (pyproject.toml's [tool.pytest.ini_options], then
-    pytest.ini, tox.ini, setup.cfg), where the plugin's ini keys live."""
+    """`key` from the project's pytest configuration (pyproject.toml's [tool.pytest.ini_options], then pytest.ini,
+    tox.ini, setup.cfg), where the plugin's ini keys live."""
     import configparser
     import tomllib
     from pathlib import Path
@@ -23,19 +18,16 @@ def ini_value(key: str, folder: str = ".") -> str | None:
     try:
         v = tomllib.loads((root / "pyproject.toml").read_text()).get("tool", {}).get("pytest", {}) \
             .get("ini_options", {}).get(key)
-        if v:
-            return str(v)
     except (OSError, tomllib.TOMLDecodeError):
-        pass
-    for name, section in (("pytest.ini", "pytest"), ("tox.ini", "pytest"), ("setup.cfg", "tool:pytest")):
-        cp = configparser.ConfigParser(interpolation=None)
-        try:
-            cp.read(root / name)
-        except configparser.Error:
-            continue
-        if cp.has_option(section, key):
-            return cp.get(section, key).strip() or None
-    return None
+        v = None
+    if v:
+        return str(v)
+    cp = configparser.ConfigParser(interpolation=None)
+    try:
+        cp.read([root / name for name in ("setup.cfg", "tox.ini", "pytest.ini")])   # the last read wins
+    except configparser.Error:
+        return None
+    return next((cp.get(s, key).strip() for s in ("pytest", "tool:pytest") if cp.has_option(s, key)), "") or None
 
 
 def commit_url_template(given: str | None) -> str | None:
@@ -47,11 +39,8 @@ def commit_url_template(given: str | None) -> str | None:
 
 
 def add_arguments(p) -> None:
-    """The `report` subcommand's options (argparse parser `p`)."""
     p.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
-    p.add_argument("--results-dir", default=default_results_dir(),
-                   help="results store to read (default: $RESEARCH_BENCH_RESULTS_DIR or ./results)")
-    p.add_argument("--machine", default=None, help="only this machine fingerprint (default: every machine)")
+    add_store_arguments(p, "only this machine fingerprint (default: every machine)")
     p.add_argument("--title", default="LLM research bench report")
     p.add_argument("--commit-url", default=None, metavar="TEMPLATE",
                    help="link commits, e.g. https://github.com/ORG/REPO/commit/{commit} ({short}: 12 characters); "
@@ -60,7 +49,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import sys
+    from ..analysis.measures import is_measurement
+    from ..report.html import write_report
+    from ..run.environment import git_order
     from .cli import read_for_output
     read = read_for_output("report", args.out, args.results_dir, example="report.html")
     if read is None:
@@ -69,7 +60,6 @@ def run(args) -> int:
     if not records:
         print(f"report: no result records under {args.results_dir}; the page says so (run `make bench` to "
               f"make some)", file=sys.stderr)
-    from ..run.environment import git_order
     order, note = git_order([r.commit for r in records], ".")
     template = None if args.no_commit_links else commit_url_template(args.commit_url)
     try:
@@ -78,6 +68,6 @@ def run(args) -> int:
     except OSError as e:
         print(f"report: cannot write {args.out} ({e.strerror or e}): choose another --out", file=sys.stderr)
         return 2
-    n = sum(measures.is_measurement(r) for r in records)
+    n = sum(is_measurement(r) for r in records)
     print(f"report: wrote {path} ({path.stat().st_size:,} bytes) from {len(records)} records ({n} measured)")
     return 0

@@ -1,0 +1,84 @@
+"""`research-bench compare REF_A [REF_B]`: the plugin's --compare, offline, over the results store. A REF is a
+saved session name, a git ref or a stored commit prefix; `REF+dirty` names that commit's dirty-tree runs
+(run/refs.py resolves them). Exit status: 0; 1 when a --compare-fail threshold is crossed by a change
+distinguishable from noise; 2 for a usage error."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+from .cli import add_store_arguments
+
+
+def add_arguments(p) -> None:
+    p.add_argument("ref_a", metavar="REF_A", help="baseline: a saved name, a git ref or a stored commit prefix "
+                                                  "(REF+dirty: that commit's dirty-tree runs)")
+    p.add_argument("ref_b", metavar="REF_B", nargs="?", default="HEAD", help="current side (default: HEAD)")
+    add_store_arguments(p, "machine fingerprint (default: this machine, else the one machine with results of both)")
+    p.add_argument("--compare-fail", action="append", default=[], metavar="METRIC:PCT",
+                   help="exit 1 when METRIC got worse by more than PCT %% and the change is distinguishable "
+                        "from noise, e.g. execution_time_s:10%%")
+    p.add_argument("--metrics", default="headline",
+                   help="headline (the schema's labelled metrics with a direction), all, or a comma list")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+
+
+def thresholds(specs: list[str], option: str) -> list:
+    """The --compare-fail specs, parsed; ValueError names the option and the fault."""
+    from ..analysis.thresholds import parse_threshold
+    try:
+        return [parse_threshold(s) for s in specs]
+    except ValueError as e:
+        raise ValueError(f"{option} {e}") from None
+
+
+def metrics(arg: str) -> list[str] | None:
+    """--metrics as the metric names to compare (None: the headline metrics)."""
+    from ..records import metric_specs
+    specs = metric_specs("telemetry")
+    if arg == "headline":
+        return None
+    if arg == "all":
+        return [n for n, s in specs.items() if s.get("x-better") in ("lower", "higher")]
+    names = [m.strip() for m in arg.split(",") if m.strip()]
+    bad = [m for m in names if m not in specs]
+    if bad:
+        raise ValueError(f"--metrics: unknown metric '{bad[0]}'")
+    return names
+
+
+def print_comparison(comp, fmt: str, machine: str, skipped: list[str]) -> None:
+    from ..report import comparison
+    if fmt == "json":
+        print(json.dumps({"machine": machine, **dataclasses.asdict(comp), "failures": comparison.regression_lines(comp),
+                          "skipped": skipped}, indent=1, default=str))
+    elif fmt == "markdown":
+        print(f"### Comparison {comp.baseline} -> {comp.current} on `{machine}`\n",
+              comparison.table(comp, tablefmt="github"),
+              *(f"- REGRESSION: {f}" for f in comparison.regression_lines(comp)), sep="\n")
+    else:
+        print(f"machine {machine}", comparison.text(comp), sep="\n")
+
+
+def run(args) -> int:
+    from ..analysis.compare import compare_records
+    from ..run.refs import stored_sides
+    from ..run.store import Skipped, StoreError, read_store
+
+    skipped = Skipped()
+    try:
+        limits, names = thresholds(args.compare_fail, "--compare-fail"), metrics(args.metrics)
+        read = read_store(args.results_dir)
+        skipped = read.skipped
+        sides = stored_sides(args.ref_a, args.ref_b, read.records, results_dir=args.results_dir, machine=args.machine)
+        comp = compare_records(sides.base, sides.current, thresholds=limits, metrics=names,
+                               baseline_name=sides.labels[0], current_name=sides.labels[1], history=sides.history)
+    except (StoreError, ValueError) as e:            # RefError is a ValueError
+        for line in [*skipped.lines(), str(e)]:
+            print(f"compare: {line}", file=sys.stderr)
+        return 2
+    for line in skipped.lines():
+        print(f"compare: {line}", file=sys.stderr)
+    print_comparison(comp, args.format, sides.machine, skipped.lines())
+    return 1 if comp.failed else 0

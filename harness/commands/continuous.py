@@ -1,0 +1,113 @@
+"""`research-bench continuous BASE [HEAD] [pytest args]`: an interleaved A/B comparison of two commits on this
+machine, the way `asv continuous` works (run/continuous.py runs it; sequential with --research-max-rounds).
+Exit status: 0; 1 when a --research-compare-fail threshold is crossed by a change distinguishable from noise (or
+HEAD's own session failed its targets); 2 for a usage error; 3 when a side produced no usable run."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+PASS_THROUGH = True                 # every argument this command does not know goes to both pytest sessions
+DEFAULT_ROUNDS = 5
+
+
+def add_arguments(p) -> None:
+    p.epilog = "Anything else goes to both pytest sessions, e.g. -m quick (default path: benches)."
+    p.add_argument("base", metavar="BASE", help="the baseline commit (a git ref: HEAD~1, origin/main, a SHA)")
+    p.add_argument("head", metavar="HEAD", nargs="?", help="the commit to judge (default: HEAD)")
+    p.add_argument("--research-rounds", "--rounds", dest="rounds", metavar="N",
+                   help=f"measured rounds a side (default {DEFAULT_ROUNDS}; 5+ for robustness to a spike)")
+    p.add_argument("--research-max-rounds", "--max-rounds", dest="max_rounds", metavar="N",
+                   help="sequential: while a gated metric is undecided (worse, not failed), measure "
+                        "--research-rounds more a side, up to N in all; each look tests at alpha / looks "
+                        "(default: --research-rounds, one look)")
+    p.add_argument("--research-warmup-runs", "--warmup-runs", dest="warmup_runs", metavar="N",
+                   help="warm-up runs a side (default 1)")
+    p.add_argument("--research-compare-fail", "--compare-fail", dest="compare_fail", metavar="METRIC:PCT",
+                   action="append", default=[], help="exit 1 when METRIC got worse by more than PCT %% and the "
+                   "change is distinguishable from noise (repeatable), e.g. execution_time_s:5%%")
+    p.add_argument("--research-results-dir", "--results-dir", dest="results_dir", metavar="DIR",
+                   help="where both sides' records go (default: $RESEARCH_BENCH_RESULTS_DIR or results/ at the "
+                        "git top)")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    p.add_argument("--keep-worktrees", action="store_true", help="leave the temporary worktrees in place")
+
+
+def _int(name: str, v: str | None, default: int, minimum: int) -> int:
+    if v is None:
+        return default
+    try:
+        x = int(v)
+    except ValueError:
+        raise ValueError(f"--research-{name}: expected a whole number, got {v!r}") from None
+    if x < minimum:
+        raise ValueError(f"--research-{name}: must be at least {minimum}, got {v!r}")
+    return x
+
+
+def settings(args):
+    """The run.continuous.Settings of the parsed arguments; ValueError names a bad one. A HEAD that is a path or
+    not a git ref is the first pytest argument."""
+    from ..run.continuous import Settings
+    from ..run.environment import resolve_ref
+    from ..run.refs import default_results_dir
+    from .compare import thresholds
+    head, pytest_args = args.head, args.pytest_args
+    if head is not None and (Path(head).exists() or not resolve_ref(head, Path.cwd())):
+        head, pytest_args = None, [head, *pytest_args]
+    rounds = _int("rounds", args.rounds, DEFAULT_ROUNDS, 1)
+    return Settings(args.base, head or "HEAD", Path(args.results_dir or default_results_dir()).resolve(),
+                    pytest_args, rounds, _int("max-rounds", args.max_rounds, rounds, rounds),
+                    _int("warmup-runs", args.warmup_runs, 1, 0),
+                    thresholds(args.compare_fail, "--research-compare-fail"), args.keep_worktrees)
+
+
+def progress(line: str) -> None:
+    """The sides' output and the command's progress go to standard error; the comparison alone to stdout."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def print_session(sess, s, fmt: str) -> None:
+    from ..report import comparison
+    comp, (a, b), looks = sess.comparison, sess.sides, sess.looks
+    seq = [f"sequential: {sess.measured} of up to {looks[-1]} rounds a side, look {looks.index(sess.measured) + 1} "
+           f"of {len(looks)}, each look at alpha {sess.alpha:.3g}"] if len(looks) > 1 else []
+    if fmt == "json":
+        sides = {o.side.name: {"ref": o.side.ref, "commit": o.side.commit, "returncode": o.returncode}
+                 for o in sess.outcomes}
+        print(json.dumps({"run": sess.run_id, "sides": sides, "rounds": sess.measured, "looks": looks,
+                          "alpha": sess.alpha, **dataclasses.asdict(comp),
+                          "failures": comparison.regression_lines(comp)}, indent=1, default=str))
+    elif fmt == "markdown":
+        print(f"### Interleaved comparison {s.base} ({a.short}) -> {s.head} ({b.short}), {sess.measured} rounds "
+              f"a side\n", *[f"{x}\n" for x in seq], comparison.table(comp, tablefmt="github"), sep="\n")
+        for line in [*(f"- note: {n}" for n in comparison.notes(comp)),
+                     *(f"- REGRESSION: {f}" for f in comparison.regression_lines(comp))]:
+            print(line)
+    else:
+        print(*seq, comparison.text(comp), sep="\n")
+
+
+def run(args) -> int:
+    from ..run.continuous import ContinuousError, run_continuous
+    try:
+        s = settings(args)
+    except ValueError as e:
+        print(f"continuous: {e}", file=sys.stderr)
+        return 2
+    try:
+        sess = run_continuous(s, progress)
+    except ContinuousError as e:
+        print(f"continuous: {e}", file=sys.stderr)
+        return 2
+    if sess.comparison is None:
+        print("continuous: a side produced no usable run (see the logs above): nothing to compare", file=sys.stderr)
+        return 3
+    print_session(sess, s, args.format)
+    bad = next((o for o in sess.outcomes if o.side.name == "B" and o.returncode not in (0, 5)), None)  # HEAD's
+    if bad is not None:
+        print(f"continuous: HEAD's own session failed (pytest exit status {bad.returncode}): its targets were "
+              f"missed or a bench failed; see {bad.log}", file=sys.stderr)
+    return 1 if sess.comparison.failed or bad is not None else 0
