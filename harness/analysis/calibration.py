@@ -1,11 +1,9 @@
 """The compare gate's calibration (pure): false-alarm and detection rates from one long interleaved session.
 
-The gate calibration bench (benches/test_calibration.py) runs sides A, A2 (the same code) and B (slower) with
-their rounds interleaved; `block_comparisons` cuts each side's measured rounds into consecutive blocks of
-`block` rounds and judges every block as `research-bench continuous` would judge a session of that many rounds
-(compare.compare_records with the thresholds). A/A blocks that fail are false alarms; A/B blocks that fail are
-detections. `sequential_comparisons` judges longer slots of rounds the way a sequential `continuous` session
-would (analysis/sequential.py).
+The gate calibration bench (benches/test_calibration.py) runs sides A, A2 (the same code) and B (slower) with their
+rounds interleaved. Each side's rounds are cut into slots, and every slot is judged as `research-bench continuous`
+would judge a session of those rounds (compare.compare_records, sequential.py for the sequential design): A/A
+comparisons that fail are false alarms, A/B ones detections.
 """
 from __future__ import annotations
 
@@ -16,6 +14,7 @@ from typing import Sequence
 from ..records import ResultRecord, is_number, is_usable
 from .compare import Comparison, compare_records
 from .sequential import look_alpha, plan, should_continue
+from .stats import ALPHA
 from .thresholds import Threshold
 
 
@@ -36,49 +35,44 @@ def _rounds(records: Sequence[ResultRecord]) -> list[ResultRecord]:
     return sorted((r for r in records if is_usable(r)), key=lambda r: (r.round, r.timestamp))
 
 
-def _result(k: int, bb: Sequence[ResultRecord], ob: Sequence[ResultRecord], comp: Comparison,
-            metric: str) -> BlockResult:
+def _judge(k: int, bb: Sequence[ResultRecord], ob: Sequence[ResultRecord], thresholds: Sequence[Threshold],
+           metric: str, alpha: float = ALPHA) -> tuple[Comparison, BlockResult]:
+    """Compare one block's rounds of both sides as `continuous` would, and sum it up."""
+    comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric], alpha=alpha)
     d = comp.series[0].delta(metric) if comp.series else None
-    return BlockResult(
+    t = d.test if d else None
+    return comp, BlockResult(
         k, (bb[0].round, bb[-1].round), comp.failed, d.delta_pct if d else None,
-        (d.test.p_value if d.test.p_worse is None else d.test.p_worse) if d else None,
-        d.test.method if d else "none", d.base.n if d else 0, d.cur.n if d else 0,
-        sum(1 for r in [*bb, *ob] if (r.extra or {}).get("contended")))
+        (t.p_value if t.p_worse is None else t.p_worse) if t else None, t.method if t else "none",
+        d.base.n if d else 0, d.cur.n if d else 0, sum(1 for r in [*bb, *ob] if (r.extra or {}).get("contended")))
 
 
 def block_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord], *, block: int,
                       thresholds: Sequence[Threshold], metric: str = "execution_time_s",
                       slot: int | None = None) -> list[BlockResult]:
-    """Judge blocks of `block` usable rounds of `base` against the same rounds of `other`: the first `block`
-    rounds of every `slot` (default: block) consecutive ones."""
+    """Judge the first `block` usable rounds of every `slot` (default: block) consecutive ones of `base` against
+    the same rounds of `other`."""
     b, o = _rounds(base), _rounds(other)
     slot = slot or block
-    out = []
-    for k in range(min(len(b), len(o)) // slot):
-        bb, ob = b[k * slot:k * slot + block], o[k * slot:k * slot + block]
-        comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric], power=False)
-        out.append(_result(k, bb, ob, comp, metric))
-    return out
+    return [_judge(k, b[k * slot:k * slot + block], o[k * slot:k * slot + block], thresholds, metric)[1]
+            for k in range(min(len(b), len(o)) // slot)]
 
 
 def sequential_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord], *, rounds: int,
                            max_rounds: int, thresholds: Sequence[Threshold],
                            metric: str = "execution_time_s") -> list[BlockResult]:
-    """Judge every slot of `max_rounds` consecutive rounds the way `research-bench continuous --research-rounds
-    ROUNDS --research-max-rounds MAX` would (analysis/sequential.py): a look after every `rounds` rounds a side,
-    each at alpha / looks, more rounds only while the gated metric is undecided."""
+    """Judge every slot of `max_rounds` consecutive rounds as `continuous --research-rounds ROUNDS
+    --research-max-rounds MAX` would: a look every `rounds` rounds a side at alpha / looks, more while undecided."""
     b, o = _rounds(base), _rounds(other)
     looks = plan(rounds, max_rounds)
-    alpha = look_alpha(len(looks))
     out = []
     for k in range(min(len(b), len(o)) // looks[-1]):
         s = k * looks[-1]
         for j, total in enumerate(looks):
-            bb, ob = b[s:s + total], o[s:s + total]
-            comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric], alpha=alpha, power=False)
+            comp, result = _judge(k, b[s:s + total], o[s:s + total], thresholds, metric, look_alpha(len(looks)))
             if not should_continue(comp, j, len(looks)):
                 break
-        out.append(_result(k, bb, ob, comp, metric))
+        out.append(result)
     return out
 
 
@@ -99,16 +93,16 @@ def median_change(base: Sequence[ResultRecord], other: Sequence[ResultRecord],
 def judge_designs(a: Sequence[ResultRecord], a2: Sequence[ResultRecord], b: Sequence[ResultRecord], *, block: int,
                   slot: int, thresholds: Sequence[Threshold],
                   metric: str = "execution_time_s") -> dict[str, tuple[list[BlockResult], list[BlockResult]]]:
-    """Every design on the same slots of a calibration session (A, A2 the same code, B slower): name -> (A/A
-    comparisons, A/B comparisons). Fixed designs judge the first `block`, 10 and `slot` rounds of each slot; the
-    sequential one looks every `block` rounds up to `slot`."""
-    out = {f"{n} rounds": (block_comparisons(a, a2, block=n, slot=slot, thresholds=thresholds, metric=metric),
-                           block_comparisons(a, b, block=n, slot=slot, thresholds=thresholds, metric=metric))
+    """Every design on the same slots of a calibration session: name -> (A/A comparisons, A/B comparisons). Fixed
+    designs judge the first `block`, 10 and `slot` rounds of each slot; the sequential one looks every `block`
+    rounds up to `slot`."""
+    kw = dict(thresholds=thresholds, metric=metric)
+    out = {f"{n} rounds": (block_comparisons(a, a2, block=n, slot=slot, **kw),
+                           block_comparisons(a, b, block=n, slot=slot, **kw))
            for n in sorted({block, 10, slot}) if n <= slot}
     if slot > block:
-        out[f"sequential {block}-{slot}"] = (
-            sequential_comparisons(a, a2, rounds=block, max_rounds=slot, thresholds=thresholds, metric=metric),
-            sequential_comparisons(a, b, rounds=block, max_rounds=slot, thresholds=thresholds, metric=metric))
+        out[f"sequential {block}-{slot}"] = (sequential_comparisons(a, a2, rounds=block, max_rounds=slot, **kw),
+                                             sequential_comparisons(a, b, rounds=block, max_rounds=slot, **kw))
     return out
 
 

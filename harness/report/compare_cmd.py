@@ -76,7 +76,7 @@ def comparison_for(ref_a: str, ref_b: str, *, results_dir: Path, machine: str | 
                    thresholds=(), metrics: list[str] | None = None, skipped=None):
     """(Comparison, machine) of two stored commits. `skipped` (a run.store.Skipped) receives what the store read
     left out, for the caller to print."""
-    from ..analysis.compare import compare_records
+    from ..analysis.compare import add_power, compare_records
     from ..run.environment import machine_info
     from ..run.store import StoreError, read_store
 
@@ -111,8 +111,8 @@ def comparison_for(ref_a: str, ref_b: str, *, results_dir: Path, machine: str | 
     base = [r for r in records if in_a(r) and r.machine_fingerprint == machine]
     cur = [r for r in records if in_b(r) and r.machine_fingerprint == machine]
     history = [r for r in records if r.machine_fingerprint == machine and not in_b(r)]
-    comp = compare_records(base, cur, thresholds=thresholds, metrics=metrics, baseline_name=a, current_name=b,
-                           history=history)
+    comp = add_power(compare_records(base, cur, thresholds=thresholds, metrics=metrics, names=(a, b),
+                                     history=history))
     return comp, machine
 
 

@@ -180,7 +180,7 @@ def run_continuous(base: str, head: str, pytest_args: list[str], *, rounds: int,
                    echo=_progress, max_rounds: int | None = None) -> int:
     """Bench both commits interleaved and compare them; with max_rounds > rounds, sequentially: a look after
     every `rounds` rounds a side, more rounds only while a gated metric is undecided (analysis/sequential.py)."""
-    from ..analysis.compare import compare_records
+    from ..analysis.compare import add_power, compare_records
     from ..analysis.sequential import look_alpha, plan, should_continue, undecided
     from ..records import is_usable
     from ..run.continuous import ContinuousError, Worktrees, run_sides
@@ -215,8 +215,8 @@ def run_continuous(base: str, head: str, pytest_args: list[str], *, rounds: int,
                 base_recs, cur_recs = by_side.get("A", []), by_side.get("B", [])
                 if not any(is_usable(r) for r in base_recs) or not any(is_usable(r) for r in cur_recs):
                     break
-                comp = compare_records(base_recs, cur_recs, thresholds=thresholds, alpha=alpha, power=False,
-                                       baseline_name=f"{base} {a.short}", current_name=f"{head} {b.short}")
+                comp = compare_records(base_recs, cur_recs, thresholds=thresholds, alpha=alpha,
+                                       names=(f"{base} {a.short}", f"{head} {b.short}"))
                 if not should_continue(comp, k, len(looks)):
                     break
                 echo(f"look {k + 1} of {len(looks)} ({total} rounds a side): undecided: "
@@ -240,10 +240,8 @@ def run_continuous(base: str, head: str, pytest_args: list[str], *, rounds: int,
         print(f"continuous: a side produced no usable run (see the logs above): nothing to compare",
               file=sys.stderr)
         return 3
-    if not comp.failed and thresholds:
-        # The comparison shown: again, with the gate's power (a simulation the looks did without).
-        comp = compare_records(by_side.get("A", []), by_side.get("B", []), thresholds=thresholds, alpha=alpha,
-                               baseline_name=f"{base} {a.short}", current_name=f"{head} {b.short}")
+    if not comp.failed:
+        add_power(comp)      # the comparison shown: what its gate could have caught
     seq = (f"sequential: {measured} of up to {looks[-1]} rounds a side, look {looks.index(measured) + 1} of "
            f"{len(looks)}, each look at alpha {alpha:.3g}") if len(looks) > 1 else ""
     if fmt == "json":
