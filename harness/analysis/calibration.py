@@ -1,10 +1,6 @@
-"""The compare gate's calibration (pure): false-alarm and detection rates from one long interleaved session.
-
-The gate calibration bench (benches/test_calibration.py) runs sides A, A2 (the same code) and B (slower) with their
-rounds interleaved. Each side's rounds are cut into slots, and every slot is judged as `research-bench continuous`
-would judge a session of those rounds (compare.compare_records, sequential.py for the sequential design): A/A
-comparisons that fail are false alarms, A/B ones detections.
-"""
+"""The compare gate's calibration (pure): sides A, A2 (the same code) and B (slower) of one interleaved session
+(benches/test_calibration.py) are cut into slots of rounds, each judged as `research-bench continuous` would judge
+it. A/A comparisons that fail are false alarms, A/B ones detections."""
 from __future__ import annotations
 
 import statistics
@@ -37,7 +33,6 @@ def _rounds(records: Sequence[ResultRecord]) -> list[ResultRecord]:
 
 def _judge(k: int, bb: Sequence[ResultRecord], ob: Sequence[ResultRecord], thresholds: Sequence[Threshold],
            metric: str, alpha: float = ALPHA) -> tuple[Comparison, BlockResult]:
-    """Compare one block's rounds of both sides as `continuous` would, and sum it up."""
     comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric], alpha=alpha)
     d = comp.series[0].delta(metric) if comp.series else None
     t = d.test if d else None
@@ -50,8 +45,7 @@ def _judge(k: int, bb: Sequence[ResultRecord], ob: Sequence[ResultRecord], thres
 def block_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord], *, block: int,
                       thresholds: Sequence[Threshold], metric: str = "execution_time_s",
                       slot: int | None = None) -> list[BlockResult]:
-    """Judge the first `block` usable rounds of every `slot` (default: block) consecutive ones of `base` against
-    the same rounds of `other`."""
+    """Judge the first `block` of every `slot` (default: block) usable rounds of `base` against `other`'s."""
     b, o = _rounds(base), _rounds(other)
     slot = slot or block
     return [_judge(k, b[k * slot:k * slot + block], o[k * slot:k * slot + block], thresholds, metric)[1]
@@ -61,8 +55,7 @@ def block_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord
 def sequential_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord], *, rounds: int,
                            max_rounds: int, thresholds: Sequence[Threshold],
                            metric: str = "execution_time_s") -> list[BlockResult]:
-    """Judge every slot of `max_rounds` consecutive rounds as `continuous --research-rounds ROUNDS
-    --research-max-rounds MAX` would: a look every `rounds` rounds a side at alpha / looks, more while undecided."""
+    """Judge every slot of `max_rounds` rounds as `continuous --research-rounds ROUNDS --research-max-rounds MAX`."""
     b, o = _rounds(base), _rounds(other)
     looks = plan(rounds, max_rounds)
     out = []
@@ -93,9 +86,8 @@ def median_change(base: Sequence[ResultRecord], other: Sequence[ResultRecord],
 def judge_designs(a: Sequence[ResultRecord], a2: Sequence[ResultRecord], b: Sequence[ResultRecord], *, block: int,
                   slot: int, thresholds: Sequence[Threshold],
                   metric: str = "execution_time_s") -> dict[str, tuple[list[BlockResult], list[BlockResult]]]:
-    """Every design on the same slots of a calibration session: name -> (A/A comparisons, A/B comparisons). Fixed
-    designs judge the first `block`, 10 and `slot` rounds of each slot; the sequential one looks every `block`
-    rounds up to `slot`."""
+    """name -> (A/A, A/B comparisons) of every design on the same slots: the first `block`, 10 and `slot` rounds of
+    each, and sequential (a look every `block` rounds up to `slot`)."""
     kw = dict(thresholds=thresholds, metric=metric)
     out = {f"{n} rounds": (block_comparisons(a, a2, block=n, slot=slot, **kw),
                            block_comparisons(a, b, block=n, slot=slot, **kw))

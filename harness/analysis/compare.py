@@ -1,8 +1,5 @@
-"""Comparisons of two sets of stored runs (pure): per-metric deltas per series, and the gate (stats.gate_decision):
-a change beyond a threshold and beyond noise. Metric names, units, directions and deterministic counters
-(`x-compare: exact`) come from the schemas (harness.records). Where the sides have too few runs for the permutation
-test, the noise estimate may come from the series' runs on other recent commits of this machine (`history`).
-"""
+"""Comparisons of two sets of stored runs (pure): per-metric deltas per series, and the gate (stats.gate_decision)
+on each thresholded metric. Metric names, units, directions and deterministic counters come from the schemas."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,6 +7,7 @@ from typing import Sequence
 
 from ..records import (ResultRecord, Summary, headline_metrics, is_number, is_usable, metric_specs,
                        series_key, summarize)
+from .baseline import profile_digest
 from .power import GatePower, gate_power
 from .stats import ALPHA, WORSE, Test, beyond, gate_decision, noise_test
 from .thresholds import Threshold
@@ -20,7 +18,7 @@ HISTORY_COMMITS = 10
 
 @dataclass
 class Samples:
-    """The values a metric's noise test read: each side's runs, and the series' runs on recent other commits."""
+    """The values a metric's noise test read: each side's, and the series' on recent other commits."""
     base: list[float]
     cur: list[float]
     history: list[list[float]] = field(default_factory=list)
@@ -106,22 +104,16 @@ class Comparison:
 
 def relative_change(base: float | None, cur: float | None) -> float | None:
     """(cur - base) / |base| in percent; 0 when both are 0; None when undefined."""
-    if base is None or cur is None:
+    if base is None or cur is None or (base == 0 and cur != 0):
         return None
-    if base != 0:
-        return (cur - base) / abs(base) * 100.0
-    return 0.0 if cur == 0 else None
+    return (cur - base) / abs(base) * 100.0 if base != 0 else 0.0
 
 
 def direction_of(delta: float | None, better: str) -> str:
     """worse | better | same | n/a, per the metric's better direction."""
-    if delta is None:
+    if delta is None or (delta != 0 and better not in WORSE):
         return "n/a"
-    if delta == 0:
-        return "same"
-    if better not in WORSE:
-        return "n/a"
-    return "worse" if (delta > 0) == (better == "lower") else "better"
+    return "same" if delta == 0 else "worse" if (delta > 0) == (better == "lower") else "better"
 
 
 def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: Sequence[float], *,
@@ -151,14 +143,12 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
                     thresholds: Sequence[Threshold] = (), metrics: Sequence[str] | None = None,
                     names: tuple[str, str] = ("baseline", "current"), specs: dict[str, dict] | None = None,
                     history: Sequence[ResultRecord] = (), alpha: float = ALPHA) -> Comparison:
-    """Compare the usable runs of each series present on both sides. metrics: default the schema's headline metrics
-    and deterministic counters, plus every thresholded one. names: what the baseline and the current side are.
-    history: stored records of other commits on this machine, for the noise estimate where the sides have too few
-    runs (the current side's own are left out). alpha: the noise tests' level."""
+    """Compare the usable runs of each series on both sides. metrics: default the schema's headline metrics and
+    deterministic counters, plus every thresholded one; names: the two sides'; history: stored records of other
+    commits on this machine (the current side's own left out); alpha: the noise tests' level."""
     specs = specs if specs is not None else metric_specs("telemetry")
-    head = headline_metrics("telemetry")
-    wanted = list(metrics) if metrics is not None else head + [
-        n for n, s in specs.items() if s.get("x-compare") == "exact" and n not in head]
+    wanted = list(metrics) if metrics is not None else [
+        *headline_metrics("telemetry"), *(n for n, s in specs.items() if s.get("x-compare") == "exact")]
     wanted = list(dict.fromkeys([*wanted, *(t.metric for t in thresholds)]))
     by_t = {t.metric: t for t in thresholds}
     gb, gc = _by_series(baseline), _by_series(current)
@@ -167,7 +157,7 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
     series = []
     for k in sorted(set(gb) & set(gc)):
         brs, crs = gb[k], gc[k]
-        hist = _recent_by_commit(gh.get(k, []), {_profile_digest(r) for r in crs})
+        hist = _recent_by_commit(gh.get(k, []), {profile_digest(r) for r in crs})
         deltas = [compare_metric(n, specs.get(n, {}), _values(brs, n), _values(crs, n), threshold=by_t.get(n),
                                  history=[_values(rs, n) for rs in hist], alpha=alpha) for n in wanted]
         series.append(SeriesComparison(k, crs[-1].bench, crs[-1].profile, deltas, _conditions(brs, crs)))
@@ -199,12 +189,8 @@ def _values(recs: Sequence[ResultRecord], metric: str) -> list:
     return [r.metric(metric) for r in recs if is_number(r.metric(metric))]
 
 
-def _profile_digest(rec: ResultRecord) -> str | None:
-    return (rec.extra or {}).get("profile_digest")
-
-
 def _conditions(brs: Sequence[ResultRecord], crs: Sequence[ResultRecord]) -> Conditions:
-    bprof, cprof = {_profile_digest(r) for r in brs} - {None}, {_profile_digest(r) for r in crs} - {None}
+    bprof, cprof = {profile_digest(r) for r in brs} - {None}, {profile_digest(r) for r in crs} - {None}
     return Conditions(profile_differs=bool(bprof and cprof and bprof != cprof),
                       dirty_current=any(r.dirty for r in crs) and not any(r.dirty for r in brs),
                       memray_traced=sum(1 for r in [*brs, *crs] if (r.extra or {}).get("memray_capture")),
@@ -218,6 +204,6 @@ def _recent_by_commit(recs: Sequence[ResultRecord], digests: set) -> list[list[R
     HISTORY_COMMITS most recent commits."""
     by: dict[tuple, list[ResultRecord]] = {}
     for r in recs:
-        if not (digests - {None}) or _profile_digest(r) in digests:
+        if not (digests - {None}) or profile_digest(r) in digests:
             by.setdefault((r.commit, bool(r.dirty)), []).append(r)
     return sorted(by.values(), key=lambda rs: max(r.timestamp for r in rs), reverse=True)[:HISTORY_COMMITS]

@@ -1,32 +1,24 @@
-"""Measured values of stored records, with their specs: what the report, the exports and the recommendations read.
-
-Names, units and directions come from the schemas (telemetry, quality and breakdown: record.telemetry["metrics"],
-record.extra["quality" | "breakdown"]["metrics"]), never from a list kept here. A name no schema describes is still
-shown, with unit "" and direction "none".
-"""
+"""Measured values of stored records by series and commit (pure): what the report, the exports and the
+recommendations read. Names, units and directions come from the schemas, never from a list kept here."""
 from __future__ import annotations
 
-import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from ..records import ResultRecord, Summary, better, is_usable, series_key, summarize
+from ..records import ResultRecord, Summary, better, is_number, is_usable, series_key, summarize
 from .stats import noise_test
 
 EXTRA_SOURCES = ("quality", "breakdown")
-#: extra['efficiency'] (benches/test_engine_efficiency.py) -> breakdown metric names, its numbers reused; per-round
-#: fields reduced with the median, as that bench does.
+#: extra['efficiency'] (benches/test_engine_efficiency.py) -> breakdown metric names; per-round fields' medians.
 EFFICIENCY_MAP = {"decode_ratio_median": "engine_vs_raw_decode_ratio", "wall_decode_ratio_median": "engine_vs_raw_wall_ratio"}
 EFFICIENCY_ROUND_MAP = {"raw_decode_tps": "raw_decode_tokens_per_second",
                         "engine_decode_tps": "engine_decode_tokens_per_second"}
 
 
 def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    return float(v) if math.isfinite(v) else None
+    return float(v) if is_number(v) else None
 
 
 def _numbers(values: dict) -> dict[str, float]:
@@ -34,9 +26,8 @@ def _numbers(values: dict) -> dict[str, float]:
 
 
 def record_values(rec: ResultRecord) -> dict[str, float]:
-    """Every numeric metric a record carries: its run telemetry's metrics, then its quality/breakdown metrics.
-    A record whose telemetry is one representative run of many (extra 'representative_telemetry') contributes its
-    own metrics only: that run is kept for inspection, not charted or exported as the bench's measurement."""
+    """Every numeric metric a record carries: its telemetry's (unless that is one representative run of many,
+    extra 'representative_telemetry'), then its quality, breakdown and efficiency metrics."""
     extra = rec.extra or {}
     out = {} if extra.get("representative_telemetry") else _numbers((rec.telemetry or {}).get("metrics") or {})
     for src in EXTRA_SOURCES:
@@ -84,9 +75,8 @@ def commit_key(rec: ResultRecord) -> str:
 
 
 def commit_order(records: Iterable[ResultRecord], git_order: Sequence[str] | None = None) -> list[str]:
-    """Commit keys (commit_key: a dirty tree's runs right after their commit's clean runs) oldest first: in git's
-    order when `git_order` (full SHAs, oldest first) is given, commits git does not know following in the order they
-    were first measured; else by the time they were first measured."""
+    """Commit keys (a dirty tree's right after its commit's) oldest first: in `git_order` (full SHAs, oldest first)
+    where given, commits git does not know after them; else by the time they were first measured."""
     first: dict[str, str] = {}
     full: dict[str, str | None] = {}
     for r in records:
@@ -115,8 +105,7 @@ def latest_commit_records(records: Sequence[ResultRecord],
 
 @dataclass(frozen=True)
 class ChangeMark:
-    """Why a commit is marked: its median moved against the previous commit's beyond the threshold, and the
-    noise test did not rule it out (report/charts.py says it in words)."""
+    """Why a commit is marked: its median moved beyond the threshold and the noise test did not rule it out."""
     kind: str                             # regression | improvement
     previous_commit: str
     previous_median: float
@@ -143,15 +132,15 @@ class Point:
 
     @property
     def regression(self) -> ChangeMark | None:
-        return self.change if self.change is not None and self.change.kind == "regression" else None
+        return self.change if self.change and self.change.kind == "regression" else None
 
     @property
     def improvement(self) -> ChangeMark | None:
-        return self.change if self.change is not None and self.change.kind == "improvement" else None
+        return self.change if self.change and self.change.kind == "improvement" else None
 
     @property
     def indicative(self) -> bool:
-        return self.change is not None and self.change.indicative
+        return bool(self.change and self.change.indicative)
 
     @property
     def median(self) -> float:
@@ -159,8 +148,7 @@ class Point:
 
 
 def budget_band(rec: ResultRecord, metric: str) -> tuple[float | None, float | None] | None:
-    """The budget band a record was held to for this metric (record.budget): the time band for execution time,
-    the memory limit for the memory peak."""
+    """The budget band a record was held to: the time band for execution time, the limit for the memory peak."""
     b = rec.budget or {}
     if metric == "execution_time_s" and (b.get("time_lower_s") is not None or b.get("time_upper_s") is not None):
         return (b.get("time_lower_s"), b.get("time_upper_s"))
@@ -170,9 +158,8 @@ def budget_band(rec: ResultRecord, metric: str) -> tuple[float | None, float | N
 
 
 def mark_changes(points: list[Point], direction: str, *, rel_threshold: float = 0.05) -> None:
-    """Mark each commit whose median moved the wrong way (regression) or the right way (improvement) against the
-    previous commit by more than rel_threshold, unless the noise test (stats.noise_test, the series' charted commits
-    as its history) calls it noise. Without statistics the mark is 'indicative' (drawn hollow)."""
+    """Mark each commit whose median moved (regression or improvement) by more than rel_threshold against the
+    previous commit's, unless the noise test (the charted commits its history) calls it noise."""
     if direction not in ("lower", "higher"):
         return
     for prev, cur in zip(points, points[1:]):

@@ -1,12 +1,6 @@
-"""What a gated comparison could have caught (pure): the gate's power, from the runs' own spread.
-
-For a metric under a `--research-compare-fail` threshold, `gate_power` simulates the gate itself
-(stats.gate_decision on the one-sided permutation test and the test's estimate of the change) on runs resampled
-from the comparison's own run-to-run spread (leave-one-out log deviations of each side's runs, plus the series'
-history), and answers: the smallest change it catches POWER of the time with the sample sizes measured
-(`detectable_pct`, from MULTIPLES of the threshold), and how many rounds a side catch twice the threshold that often
-(`rounds_needed`: a threshold sits at the edge of what is tolerated, twice it is the change not to miss). Seeded.
-"""
+"""What a gated comparison could have caught (pure): the gate itself (stats.gate_decision) simulated on runs
+resampled from the comparison's own run-to-run spread. It answers the smallest change caught POWER of the time with
+the runs measured, and the rounds a side that catch twice the threshold (the change not to miss) that often."""
 from __future__ import annotations
 
 import math
@@ -15,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..records import is_number
 from .stats import ALPHA, change_estimates, gate_decision, history_residuals, permutation_p
 
 #: Simulated comparisons per point.
@@ -42,8 +37,8 @@ class GatePower:
 
 def catch_rate(residuals: np.ndarray, n1: int, n2: int, change_pct: float, threshold_pct: float, *,
                worse: str = "greater", seed: int = 0) -> float:
-    """The share of DRAWS simulated comparisons (n1 v n2 runs drawn from `residuals` on the log scale, the current
-    side shifted by change_pct toward `worse`) that the gate fails at ALPHA."""
+    """The share of DRAWS simulated comparisons (n1 v n2 runs drawn from log `residuals`, the current side shifted
+    by change_pct toward `worse`) that the gate fails."""
     rng = np.random.default_rng(seed)
     shift = math.log1p(change_pct / 100.0) * (1 if worse == "greater" else -1)
     base = np.exp(residuals[rng.integers(0, residuals.size, (DRAWS, n1))])
@@ -55,8 +50,7 @@ def catch_rate(residuals: np.ndarray, n1: int, n2: int, change_pct: float, thres
 def gate_power(base: Sequence[float], cur: Sequence[float], threshold_pct: float, *, worse: str = "greater",
                history: Sequence[Sequence[float]] = (), seed: int = 0) -> GatePower | None:
     """The gate's power for one metric (positive values), or None without enough runs to estimate the spread."""
-    b = [float(x) for x in base if isinstance(x, (int, float)) and math.isfinite(x) and x > 0]
-    c = [float(x) for x in cur if isinstance(x, (int, float)) and math.isfinite(x) and x > 0]
+    b, c = ([float(x) for x in xs if is_number(x) and x > 0] for xs in (base, cur))
     if len(b) < 2 or len(c) < 2 or threshold_pct <= 0:
         return None
     res, _ = history_residuals([b, c, *history])

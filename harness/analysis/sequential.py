@@ -1,11 +1,6 @@
-"""Sequential comparisons (pure): measure more rounds only where the first ones cannot decide.
-
-`research-bench continuous --research-rounds R --research-max-rounds M` compares after every R rounds a side (a
-*look*) and measures more only while a gated metric is *undecided*: worse, yet not failed. A clear regression fails
-at the first look; a metric that is the same or better stops there. The gate's alpha is split evenly over the planned
-looks (Bonferroni), so the chance that any look fails an A/A comparison stays within alpha; stopping early only
-removes chances to fail.
-"""
+"""Sequential comparisons (pure): `continuous --research-rounds R --research-max-rounds M` compares after every R
+rounds a side (a look) and measures more only while a gated metric is undecided: worse, yet not failed. Each look
+tests at alpha / looks (Bonferroni), so all looks together fail an A/A comparison at most alpha of the time."""
 from __future__ import annotations
 
 import math
@@ -20,8 +15,7 @@ FUTILITY = 0.0
 
 
 def plan(rounds: int, max_rounds: int) -> list[int]:
-    """The rounds a side measured at each look: rounds, 2 x rounds, ... up to max_rounds (the last look capped
-    there). One look when max_rounds <= rounds."""
+    """The rounds a side measured at each look: rounds, 2 x rounds, ... capped at max_rounds (at least one look)."""
     if rounds < 1:
         raise ValueError("rounds must be at least 1")
     n = max(1, math.ceil(max_rounds / rounds))
@@ -33,17 +27,10 @@ def look_alpha(looks: int, alpha: float = ALPHA) -> float:
     return alpha / max(1, looks)
 
 
-def is_undecided(d: MetricDelta) -> bool:
-    """A gated metric the next rounds could still turn into a regression: worse (by more than FUTILITY x its
-    threshold) and not failed."""
-    worse = WORSE.get(d.better)
-    return (d.threshold is not None and not d.failed and worse is not None
-            and bool(beyond(d.gate_change_pct, FUTILITY * d.threshold.pct, worse)))
-
-
 def undecided(comp: Comparison) -> list[tuple[str, MetricDelta]]:
-    """(series key, metric delta) of every undecided gated metric."""
-    return [(s.key, d) for s in comp.series for d in s.deltas if is_undecided(d)]
+    """(series key, delta) of every gated metric worse (by more than FUTILITY x its threshold) and not failed."""
+    return [(s.key, d) for s in comp.series for d in s.deltas if d.threshold is not None and not d.failed
+            and d.better in WORSE and beyond(d.gate_change_pct, FUTILITY * d.threshold.pct, WORSE[d.better])]
 
 
 def should_continue(comp: Comparison, look: int, looks: int) -> bool:
@@ -54,7 +41,7 @@ def should_continue(comp: Comparison, look: int, looks: int) -> bool:
 def gate_batch(base: np.ndarray, cur: np.ndarray, threshold_pct: float, *, rounds: int, max_rounds: int,
                alpha: float = ALPHA, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The sequential gate on a batch of pairs of a lower-is-better metric (for Monte-Carlo checks): base, cur
-    (m, >= max_rounds) positive values in round order -> (failed (m,) bools, rounds a side used (m,) ints)."""
+    (m, >= max_rounds) in round order -> (failed (m,), rounds a side used (m,))."""
     base, cur = np.atleast_2d(np.asarray(base, dtype=float)), np.atleast_2d(np.asarray(cur, dtype=float))
     looks = plan(rounds, max_rounds)
     a = look_alpha(len(looks), alpha)

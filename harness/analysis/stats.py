@@ -1,15 +1,10 @@
 """Noise tests and the gate (pure): is a change between two sets of runs beyond its threshold and beyond noise?
 
-Every method gives a two-sided p (tables, the history chart's marks) and, given the worse direction, a one-sided p
-toward it (`p_worse`), on which the gate (`gate_decision`) fails only a change for the worse. By what the data allow:
-- exact: a deterministic counter (schema `x-compare: exact`) or no spread on either side: any difference is a change.
-- permutation: 2+ runs a side and a permutation distribution that can reach alpha (not 3 v 3). The statistic is the
-  difference of the sides' means of log values, spikes left out (decided on the pooled runs alone, so the test stays
-  exact); p is the share of splits of the pooled runs (all, or MAX_SPLITS random ones) at least as extreme.
-- history: 3+ runs a side but too few for the permutation test: the same statistic's null distribution is drawn from
-  the series' leave-one-out run-to-run deviations on recent commits of this machine.
-- indicative: otherwise; the delta is shown, never failed on.
-Vectorised over batches of pairs, so the Monte-Carlo check (tests/harness/analysis/test_false_alarms.py) runs this code.
+Each test gives a two-sided p and, given the worse direction, a one-sided p toward it, on which the gate
+(`gate_decision`) fails only a change for the worse. By what the data allow: exact (a deterministic counter, or no
+spread), permutation (the difference of the sides' spike-trimmed means of log values; every split of the pooled runs,
+or MAX_SPLITS random ones), history (too few runs for that: the statistic's null drawn from the series' run-to-run
+deviations on recent commits), else indicative (shown, never failed on). Vectorised over batches of pairs.
 """
 from __future__ import annotations
 
@@ -20,6 +15,8 @@ from itertools import combinations
 from typing import Callable, Sequence
 
 import numpy as np
+
+from ..records import is_number
 
 ALPHA = 0.05
 #: Exact enumeration of the splits up to this many; above it, this many random splits (the observed included).
@@ -58,7 +55,6 @@ class Test:
     change_pct: float | None = None
 
 
-# -- the gate ---------------------------------------------------------------------------------------------------
 def beyond(change_pct, threshold_pct: float, worse: str = "greater"):
     """Whether a change (%, scalar or array; None or NaN: no) goes toward `worse` by more than threshold_pct."""
     return (1.0 if worse == "greater" else -1.0) * np.asarray(change_pct, dtype=float) > threshold_pct
@@ -70,7 +66,6 @@ def gate_decision(change_pct, significant, threshold_pct: float, worse: str = "g
     return beyond(change_pct, threshold_pct, worse) & np.asarray(significant, dtype=bool)
 
 
-# -- the statistic ---------------------------------------------------------------------------------------------
 def clean_mask(z: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Per row of pooled values (on the test's scale): True for the values kept, False for spikes."""
     med = np.median(z, axis=-1, keepdims=True)
@@ -109,6 +104,11 @@ def _oriented(stat: np.ndarray, alternative: str) -> np.ndarray:
     return np.abs(stat) if alternative == "two-sided" else stat if alternative == "greater" else -stat
 
 
+def _at_least(x: np.ndarray) -> np.ndarray:
+    """x, less a little room for floating-point ties."""
+    return x - 1e-9 * np.maximum(1.0, np.abs(x))
+
+
 def _observed(n1: int, n2: int) -> np.ndarray:
     return np.arange(n1 + n2)[None, :] < n1
 
@@ -126,9 +126,8 @@ def change_estimates(base: np.ndarray, cur: np.ndarray) -> np.ndarray:
     return np.where(kb.any(axis=1) & keep[:, n1:].any(axis=1), out, np.nan)
 
 
-# -- the permutation test ---------------------------------------------------------------------------------------
 def min_p(n1: int, n2: int) -> float:
-    """Smallest p the permutation test can give for these sizes (the observed split and, for equal sizes, its mirror)."""
+    """Smallest two-sided p the permutation test can give for these sizes."""
     s = math.comb(n1 + n2, n1)
     return 1.0 / MAX_SPLITS if s > MAX_SPLITS else (2.0 if n1 == n2 else 1.0) / s
 
@@ -142,10 +141,9 @@ def splits(n1: int, n2: int, seed: int = 0) -> np.ndarray:
     """(S, n1 + n2) booleans, True where a pooled value is on the base side; row 0 is the observed split. Every split
     when there are at most MAX_SPLITS, else the observed one and MAX_SPLITS - 1 random ones."""
     n = n1 + n2
-    if math.comb(n, n1) <= MAX_SPLITS:
+    if math.comb(n, n1) <= MAX_SPLITS:                         # combinations start with (0..n1-1)
         out = np.zeros((math.comb(n, n1), n), dtype=bool)
-        for row, combo in enumerate(combinations(range(n), n1)):   # (0..n1-1) comes first
-            out[row, list(combo)] = True
+        np.put_along_axis(out, np.array(list(combinations(range(n), n1)), dtype=int), True, axis=1)
         return out
     ranks = np.argsort(np.random.default_rng(seed).random((MAX_SPLITS - 1, n)), axis=1)
     return np.vstack([np.arange(n) < n1, ranks < n1])
@@ -160,8 +158,7 @@ def permutation_stats(base: np.ndarray, cur: np.ndarray, *, seed: int = 0) -> np
 def p_from(stat: np.ndarray, alternative: str = "two-sided") -> np.ndarray:
     """Permutation p-values from permutation_stats: the share of splits at least as extreme as the observed one."""
     s = _oriented(stat, alternative)
-    obs = s[:, :1]
-    return (s >= obs - 1e-9 * np.maximum(1.0, np.abs(obs))).mean(axis=1)
+    return (s >= _at_least(s[:, :1])).mean(axis=1)
 
 
 def permutation_p(base: np.ndarray, cur: np.ndarray, *, seed: int = 0, alternative: str = "two-sided") -> np.ndarray:
@@ -169,7 +166,6 @@ def permutation_p(base: np.ndarray, cur: np.ndarray, *, seed: int = 0, alternati
     return p_from(permutation_stats(base, cur, seed=seed), alternative)
 
 
-# -- the history test ---------------------------------------------------------------------------------------------
 def history_residuals(history: Sequence[Sequence[float]]) -> tuple[np.ndarray, int]:
     """Leave-one-out deviations of each run's log value from the median of its commit's other runs (commits with 2+
     runs, all positive); and how many commits contributed."""
@@ -188,24 +184,21 @@ def history_stats(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, s
     """For a batch of positive values, base (m, n1) and cur (m, n2): the observed signed statistic (m,) and its null
     distribution drawn from history residuals (log scale), (draws,)."""
     n1, n2, v, _, keep = _pooled(base, cur)
-    obs = _split_stats(v, keep, _observed(n1, n2))[:, 0]
-    res = np.asarray(residuals, dtype=float)
+    res, observed = np.asarray(residuals, dtype=float), _observed(n1, n2)
     z = res[np.random.default_rng(seed).integers(0, res.size, size=(draws, n1 + n2))]
-    null = _split_stats(z, clean_mask(z, np.ones((draws, 1), dtype=bool)), _observed(n1, n2))[:, 0]
-    return obs, null
+    return (_split_stats(v, keep, observed)[:, 0],
+            _split_stats(z, clean_mask(z, np.ones((draws, 1), dtype=bool)), observed)[:, 0])
 
 
 def history_p_from(obs: np.ndarray, null: np.ndarray, alternative: str = "two-sided") -> np.ndarray:
     """History p-values from history_stats."""
     o, n = _oriented(obs, alternative), np.sort(_oriented(null, alternative))
-    ge = n.size - np.searchsorted(n, o - 1e-9 * np.maximum(1.0, np.abs(o)), side="left")
-    return (1.0 + ge) / (1.0 + n.size)
+    return (1.0 + n.size - np.searchsorted(n, _at_least(o), side="left")) / (1.0 + n.size)
 
 
-# -- one comparison ---------------------------------------------------------------------------------------------
 def _judged(method: str, p_of: Callable[[str], float], alpha: float, b: list, c: list, worse: str | None,
             **kw) -> Test:
-    """A permutation or history test's result: its two-sided p, its estimate, and the one-sided p toward worse."""
+    """A permutation or history test's result from its p-values by alternative (p_of)."""
     p, est = p_of("two-sided"), float(change_estimates(np.asarray([b]), np.asarray([c]))[0])
     t = Test(method, p <= alpha, p_value=p, n_base=len(b), n_cur=len(c), worse=worse,
              change_pct=None if math.isnan(est) else est, **kw)
@@ -221,8 +214,7 @@ def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = AL
     """The noise test of one metric's base and current values. `history`: the series' values on other recent commits,
     one list per commit (only where the permutation test cannot decide); `exact`: a deterministic counter; `worse`:
     "greater" or "less", the metric's worse direction (adds the one-sided p toward it, which the gate uses)."""
-    b = [float(x) for x in base if isinstance(x, (int, float)) and math.isfinite(x)]
-    c = [float(x) for x in cur if isinstance(x, (int, float)) and math.isfinite(x)]
+    b, c = ([float(x) for x in xs if is_number(x)] for xs in (base, cur))
     n1, n2 = len(b), len(c)
     if worse not in (None, "greater", "less"):
         raise ValueError(f"worse={worse!r}: 'greater' or 'less'")
