@@ -18,10 +18,9 @@ slowdown, with real interleaved runs on this machine?
 Stores one record (bench 'gate_calibration', extra['calibration']: the rates of every design, every comparison,
 every run's time and contention, the delay, the realised slowdown) and asserts the goals for the 5-round design:
 no false failure in >= 10 A/A comparisons, the 10 % slowdown caught in >= 90 %. Long: (BLOCKS x SLOT + 1) x 3
-quick runs, about 50-60 minutes on the 2-core CI machine with the defaults (RESEARCH_BENCH_CALIBRATION_BLOCKS,
-RESEARCH_BENCH_CALIBRATION_MAX_ROUNDS shorten it); run it under the heavy lock. The side sessions' own records go
-to <results>/.gate-calibration/<run>/ (outside the store's layout: B's slowed runs must not become this
-commit's history); only the calibration record is stored in the results store.
+quick runs (RESEARCH_BENCH_CALIBRATION_BLOCKS, RESEARCH_BENCH_CALIBRATION_MAX_ROUNDS shorten it); run it under the
+heavy lock. The side sessions' own records go to <results>/.gate-calibration/<run>/ (outside the store's layout:
+B's slowed runs must not become this commit's history); only the calibration record is stored in the results store.
 """
 from __future__ import annotations
 
@@ -70,7 +69,7 @@ def patch_slower(worktree: Path, delay_s: float) -> None:
 
 def quiet_median(runs) -> float | None:
     """The probe's run time to size the slowdown on: the median of its final attempts timed on a quiet machine, else
-    the fastest (a contended probe would size B's delay on an inflated time: +17 % instead of +10 % once it was)."""
+    the fastest (a contended probe would size B's delay on an inflated time)."""
     final = [r.record for r in runs if not is_superseded(r.record)]
     times = [r.metric("execution_time_s") for r in final if r.metric("execution_time_s")]
     quiet = [r.metric("execution_time_s") for r in final if r.metric("execution_time_s") and not is_contended(r)]
@@ -85,7 +84,7 @@ def _num(x) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
-def test_gate_calibration(research_bench, record_result, bench_question):
+def test_gate_calibration(research_bench, bench_question):
     say = research_bench.progress
     probe = research_bench.run(bench_question, profile="quick", rounds=PROBE_ROUNDS, warmup_runs=1, check=False,
                                gate=False, bench="gate_calibration_probe")
@@ -151,8 +150,8 @@ def test_gate_calibration(research_bench, record_result, bench_question):
         "side_records": str(results),
         "elapsed_s": round(elapsed, 1), "load_avg_1m_end": round(os.getloadavg()[0], 2),
     }
-    record_result(probe.telemetry, profile="quick", bench="gate_calibration", extra={"calibration": doc},
-                  check=False, gate=False)
+    research_bench.record(probe.telemetry, profile="quick", bench="gate_calibration", extra={"calibration": doc},
+                          check=False, gate=False)
     say("gate calibration: A/A false alarms {}/{}, A/B detections {}/{} (blocks without a contended run: {}/{} and "
         "{}/{}); realised slowdown {} (median of paired rounds); medians A {} s, A2 {} s, B {} s; {:.0%} of runs "
         "contended; {:.0f} min".format(

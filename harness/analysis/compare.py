@@ -2,6 +2,7 @@
 on each thresholded metric. Metric names, units, directions and deterministic counters come from the schemas."""
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -167,8 +168,8 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
 
 
 def add_power(comp: Comparison, seed: int = 0) -> Comparison:
-    """What the gate could have caught (power.gate_power, a simulation) for every gated metric that did not fail:
-    a step for a comparison that is shown. Fills in MetricDelta.power; returns comp."""
+    """Fill in MetricDelta.power (power.gate_power, a simulation: for a comparison that is shown) for every gated
+    metric that did not fail; returns comp."""
     for d in (d for s in comp.series for d in s.deltas):
         worse = WORSE.get(d.better)
         if d.threshold and worse and not d.failed and d.test.method in ("permutation", "history") and d.samples:
@@ -178,10 +179,9 @@ def add_power(comp: Comparison, seed: int = 0) -> Comparison:
 
 
 def _by_series(recs: Sequence[ResultRecord]) -> dict[str, list[ResultRecord]]:
-    out: dict[str, list[ResultRecord]] = {}
-    for r in recs:
-        if is_usable(r):
-            out.setdefault(series_key(r), []).append(r)
+    out: dict[str, list[ResultRecord]] = defaultdict(list)
+    for r in filter(is_usable, recs):
+        out[series_key(r)].append(r)
     return out
 
 

@@ -33,7 +33,6 @@ class InstanceSummary:
     reasons: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)   # REASON_CATEGORY words of the missed targets
     notes: list[str] = field(default_factory=list)
-    outcomes: list[str] = field(default_factory=list)
     runner: str | None = None
     status: str = MET                           # met | missed | unverified (the worst of its instance runs)
     verdicts: list[InstanceVerdict] = field(default_factory=list)
@@ -80,7 +79,6 @@ def _summary(tid: str, recs: list[ResultRecord]) -> InstanceSummary:
         reasons=_unique(m for v in verdicts for m in v.run_reasons),
         categories=_unique(REASON_CATEGORY.get(c, c) for v in verdicts for c in v.codes),
         notes=_unique(m for r in measured for m in (r.extra or {}).get("notes", [])),
-        outcomes=[r.outcome for r in measured],
         runner=next(((r.extra or {}).get("runner") for r in measured if (r.extra or {}).get("runner")), None),
         status=status, verdicts=verdicts, contended=sum(v.contended for v in verdicts),
         remeasured=sum(v.remeasured for v in verdicts))

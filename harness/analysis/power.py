@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Sequence
 
 import numpy as np
@@ -56,10 +57,7 @@ def gate_power(base: Sequence[float], cur: Sequence[float], threshold_pct: float
     res, _ = history_residuals([b, c, *history])
     if res.size < MIN_RESIDUALS:
         return None
-
-    def rate(n1: int, n2: int, change: float) -> float:
-        return catch_rate(res, n1, n2, change, threshold_pct, worse=worse, seed=seed)
-
+    rate = partial(catch_rate, res, threshold_pct=threshold_pct, worse=worse, seed=seed)
     target = 2.0 * threshold_pct
     detectable = next((threshold_pct * m for m in MULTIPLES if rate(len(b), len(c), threshold_pct * m) >= POWER), None)
     needed = next((n for n in ROUNDS if rate(n, n, target) >= POWER), None)
