@@ -28,7 +28,13 @@ class BlockResult:
 
 
 def _rounds(records: Sequence[ResultRecord]) -> list[ResultRecord]:
-    return sorted((r for r in records if is_usable(r)), key=lambda r: (r.round, r.timestamp))
+    return sorted(filter(is_usable, records), key=lambda r: (r.round, r.timestamp))
+
+
+def _slots(base: Sequence[ResultRecord], other: Sequence[ResultRecord], slot: int) -> list[tuple[int, list, list]]:
+    """(k, base's rounds, other's rounds) of every whole slot of `slot` usable rounds a side."""
+    b, o = _rounds(base), _rounds(other)
+    return [(k, b[k * slot:(k + 1) * slot], o[k * slot:(k + 1) * slot]) for k in range(min(len(b), len(o)) // slot)]
 
 
 def _judge(k: int, bb: Sequence[ResultRecord], ob: Sequence[ResultRecord], thresholds: Sequence[Threshold],
@@ -46,23 +52,18 @@ def block_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord
                       thresholds: Sequence[Threshold], metric: str = "execution_time_s",
                       slot: int | None = None) -> list[BlockResult]:
     """Judge the first `block` of every `slot` (default: block) usable rounds of `base` against `other`'s."""
-    b, o = _rounds(base), _rounds(other)
-    slot = slot or block
-    return [_judge(k, b[k * slot:k * slot + block], o[k * slot:k * slot + block], thresholds, metric)[1]
-            for k in range(min(len(b), len(o)) // slot)]
+    return [_judge(k, bs[:block], os[:block], thresholds, metric)[1]
+            for k, bs, os in _slots(base, other, slot or block)]
 
 
 def sequential_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord], *, rounds: int,
                            max_rounds: int, thresholds: Sequence[Threshold],
                            metric: str = "execution_time_s") -> list[BlockResult]:
     """Judge every slot of `max_rounds` rounds as `continuous --research-rounds ROUNDS --research-max-rounds MAX`."""
-    b, o = _rounds(base), _rounds(other)
-    looks = plan(rounds, max_rounds)
-    out = []
-    for k in range(min(len(b), len(o)) // looks[-1]):
-        s = k * looks[-1]
+    looks, out = plan(rounds, max_rounds), []
+    for k, bs, os in _slots(base, other, looks[-1]):
         for j, total in enumerate(looks):
-            comp, result = _judge(k, b[s:s + total], o[s:s + total], thresholds, metric, look_alpha(len(looks)))
+            comp, result = _judge(k, bs[:total], os[:total], thresholds, metric, look_alpha(len(looks)))
             if not should_continue(comp, j, len(looks)):
                 break
         out.append(result)
