@@ -1,9 +1,6 @@
-"""Which stored runs a session is compared with (pure, over records already read from the store).
-
-A commit's baseline runs are its clean runs: a run on a dirty tree measured other code, so it never stands for its
-commit. A dirty session's default baseline may be its own HEAD's clean runs (what did my uncommitted change do?); a
-clean session's is the latest other commit. A name given with --research-save selects the newest session saved
-under it, dirty or not (an explicit choice)."""
+"""Which stored runs a session is compared with (pure): a commit's clean runs (a dirty tree's runs measured other
+code), by default the latest other commit's, or HEAD's own for a dirty session; or the newest session saved under
+a --research-save name, dirty or not (an explicit choice)."""
 from __future__ import annotations
 
 from typing import Iterable, Sequence
@@ -33,9 +30,8 @@ def saved_session(records: Iterable[ResultRecord], name: str) -> list[ResultReco
 def latest_other_commit(records: Iterable[ResultRecord], *, current_commit: str | None,
                         fingerprint: str | None, keys: set[str] | None = None,
                         current_dirty: bool = False) -> str | None:
-    """The commit of the newest usable clean record on this machine: other than `current_commit`, unless the
-    current session ran on a dirty tree (then HEAD's clean runs qualify). With `keys`, only records of those series
-    count: a commit where only other benches ran is no baseline for these."""
+    """The commit of the newest usable clean record on this machine, other than `current_commit` unless the session
+    ran on a dirty tree; with `keys`, of those series only (a commit where only other benches ran is no baseline)."""
     ok = [r for r in records if (fingerprint is None or r.machine_fingerprint == fingerprint)
           and (keys is None or series_key(r) in keys) and not r.dirty and r.commit and is_usable(r)
           and not (current_commit and r.commit == current_commit and not current_dirty)]

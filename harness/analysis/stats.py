@@ -19,19 +19,15 @@ import numpy as np
 from ..records import is_number
 
 ALPHA = 0.05
-#: Exact enumeration of the splits up to this many; above it, this many random splits (the observed included).
-MAX_SPLITS = 2000
-#: Draws of the history method's null distribution.
-HISTORY_DRAWS = 4000
+#: Every split up to this many, else this many random ones (the observed included); draws of the history null.
+MAX_SPLITS, HISTORY_DRAWS = 2000, 4000
 #: History needs this many leave-one-out deviations from this many commits, and this many runs a side.
 HISTORY_MIN_RESIDUALS, HISTORY_MIN_COMMITS, HISTORY_MIN_RUNS = 10, 3, 3
 #: A pooled value further than SPIKE_DISTANCE from the pooled median (log scale; times the median's size on the
 #: raw scale) is a spike, left out of both means, unless more than SPIKE_SHARE of them are (then it is the change).
 SPIKE_DISTANCE, SPIKE_SHARE = 0.4, 0.25
-#: What a p-value measures: any change, the current side larger ("greater") or smaller ("less").
-ALTERNATIVES = ("two-sided", "greater", "less")
-#: A metric's worse direction of values, by its schema's x-better.
-WORSE = {"lower": "greater", "higher": "less"}
+#: What a p-value measures: any change, the current side larger or smaller; a metric's worse one, by x-better.
+ALTERNATIVES, WORSE = ("two-sided", "greater", "less"), {"lower": "greater", "higher": "less"}
 #: Why a result is indicative: one run on a side; two (a spike or a change?); too little history of the series.
 ONE_RUN, TWO_RUNS, NO_HISTORY = "one_run", "two_runs", "no_history"
 #: Why a comparison is exact: a deterministic counter (schema x-compare: exact); no spread on either side.
