@@ -122,8 +122,7 @@ def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: 
                    alpha: float = ALPHA, seed: int = 0) -> MetricDelta:
     """One metric of one series. `history`: the series' values on other recent commits, one list per commit;
     `alpha`: the noise test's level (less for one look of a sequential comparison, analysis/sequential.py)."""
-    base = [float(x) for x in base_vals if is_number(x)]
-    cur = [float(x) for x in cur_vals if is_number(x)]
+    base, cur = ([float(x) for x in xs if is_number(x)] for xs in (base_vals, cur_vals))
     b, c = summarize(base), summarize(cur)
     better, exact = spec.get("x-better", "none"), spec.get("x-compare") == "exact"
     worse = WORSE.get(better)

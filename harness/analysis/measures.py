@@ -42,11 +42,9 @@ def efficiency_values(rec: ResultRecord) -> dict[str, float]:
         return {}
     out = _numbers({dst: eff.get(src) for src, dst in EFFICIENCY_MAP.items()})
     rounds = [r for r in eff.get("rounds") or [] if isinstance(r, dict)]
-    for src, dst in EFFICIENCY_ROUND_MAP.items():
-        vals = [v for v in (_num(r.get(src)) for r in rounds) if v is not None]
-        if vals:
-            out[dst] = statistics.median(vals)
-    return out
+    per_round = {dst: [v for v in (_num(r.get(src)) for r in rounds) if v is not None]
+                 for src, dst in EFFICIENCY_ROUND_MAP.items()}
+    return {**out, **{k: statistics.median(v) for k, v in per_round.items() if v}}
 
 
 def record_bounds(rec: ResultRecord) -> dict[str, tuple[float, float]]:
@@ -210,11 +208,9 @@ def latest_summaries(records: Sequence[ResultRecord]) -> list[SeriesMetric]:
     """For every series, every metric of its newest commit, summarised over that commit's records."""
     out = []
     for series, recs in sorted(latest_commit_records(records).items()):
-        names: dict[str, list[float]] = defaultdict(list)
-        for r in recs:
-            for k, v in record_values(r).items():
-                names[k].append(v)
-        for k, vs in names.items():
-            b = [x for x in (record_bounds(r).get(k) for r in recs) if x]
-            out.append(SeriesMetric(series, k, summarize(vs), commit_key(recs[0]), b[-1] if b else None))
+        values, bounds = [record_values(r) for r in recs], [record_bounds(r) for r in recs]
+        for k in dict.fromkeys(k for v in values for k in v):
+            b = [x[k] for x in bounds if x.get(k)]
+            out.append(SeriesMetric(series, k, summarize(v[k] for v in values if k in v), commit_key(recs[0]),
+                                    b[-1] if b else None))
     return out
