@@ -13,16 +13,11 @@ import numpy as np
 from ..records import is_number
 from .stats import ALPHA, change_estimates, gate_decision, history_residuals, permutation_p
 
-#: Simulated comparisons per point.
-DRAWS = 1000
-#: The gate must catch a change this often.
-POWER = 0.9
-#: Changes tried for `detectable_pct`, as multiples of the threshold.
+#: Simulated comparisons per point; how often the gate must catch a change; fewer residuals: no estimate.
+DRAWS, POWER, MIN_RESIDUALS = 1000, 0.9, 6
+#: Changes tried for `detectable_pct` (multiples of the threshold); rounds a side tried for `rounds_needed`.
 MULTIPLES = (1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0)
-#: Rounds a side tried for `rounds_needed`.
 ROUNDS = (3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40)
-#: Fewer residuals than this: no estimate (the spread itself would be a guess).
-MIN_RESIDUALS = 6
 
 
 @dataclass
