@@ -18,10 +18,9 @@ slowdown, with real interleaved runs on this machine?
 Stores one record (bench 'gate_calibration', extra['calibration']: the rates of every design, every comparison,
 every run's time and contention, the delay, the realised slowdown) and asserts the goals for the 5-round design:
 no false failure in >= 10 A/A comparisons, the 10 % slowdown caught in >= 90 %. Long: (BLOCKS x SLOT + 1) x 3
-quick runs, about 50-60 minutes on the 2-core CI machine with the defaults (RESEARCH_BENCH_CALIBRATION_BLOCKS,
-RESEARCH_BENCH_CALIBRATION_MAX_ROUNDS shorten it); run it under the heavy lock. The side sessions' own records go
-to <results>/.gate-calibration/<run>/ (outside the store's layout: B's slowed runs must not become this
-commit's history); only the calibration record is stored in the results store.
+quick runs (RESEARCH_BENCH_CALIBRATION_BLOCKS, RESEARCH_BENCH_CALIBRATION_MAX_ROUNDS shorten it); run it under the
+heavy lock. The side sessions' own records go to <results>/.gate-calibration/<run>/ (outside the store's layout:
+B's slowed runs must not become this commit's history); only the calibration record is stored in the results store.
 """
 from __future__ import annotations
 
@@ -69,7 +68,7 @@ def patch_slower(worktree: Path, delay_s: float) -> None:
 
 def quiet_median(runs) -> float | None:
     """The probe's run time to size the slowdown on: the median of its final attempts timed on a quiet machine, else
-    the fastest (a contended probe would size B's delay on an inflated time: +17 % instead of +10 % once it was)."""
+    the fastest (a contended probe would size B's delay on an inflated time)."""
     final = [r.record for r in runs if not is_superseded(r.record)]
     times = [r.metric("execution_time_s") for r in final if r.metric("execution_time_s")]
     quiet = [r.metric("execution_time_s") for r in final if r.metric("execution_time_s") and not is_contended(r)]
@@ -84,7 +83,7 @@ def _num(x) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
-def test_gate_calibration(research_bench, record_result, bench_question):
+def test_gate_calibration(research_bench, bench_question):
     say = research_bench.progress
     probe = research_bench.run(bench_question, profile="quick", rounds=PROBE_ROUNDS, warmup_runs=1, check=False,
                                gate=False, bench="gate_calibration_probe")
@@ -115,11 +114,10 @@ def test_gate_calibration(research_bench, record_result, bench_question):
     designs = judge_designs(a, a2, b, block=BLOCK, slot=SLOT, thresholds=th)
     aa, ab = designs[f"{BLOCK} rounds"]          # the goal's design
 
-    def runs(recs):
-        return [{"round": r.round, "execution_time_s": r.metric("execution_time_s"),
-                 "other_cpu_load": (r.extra or {}).get("other_cpu_load"),
-                 "contended": bool((r.extra or {}).get("contended")), "timestamp": r.timestamp}
-                for r in recs if is_usable(r)]
+    side_runs = {side: [{"round": r.round, "execution_time_s": r.metric("execution_time_s"),
+                         "other_cpu_load": (r.extra or {}).get("other_cpu_load"),
+                         "contended": bool((r.extra or {}).get("contended")), "timestamp": r.timestamp}
+                        for r in recs if is_usable(r)] for side, recs in {"A": a, "A2": a2, "B": b}.items()}
 
     doc = {
         "how": f"one interleaved session (every order of A A2 B in turn) of {rounds} quick rounds a side after 1 "
@@ -129,10 +127,8 @@ def test_gate_calibration(research_bench, record_result, bench_question):
                f"designs in 'designs'",
         "delay_s_per_chunk": delay, "probe_median_s": t, "probe_tokens": tokens,
         "target_slowdown_pct": SLOWDOWN * 100, "threshold": THRESHOLD, "block_rounds": BLOCK,
-        "false_alarm_rate": rate(aa), "false_alarms": sum(x.failed for x in aa), "aa_comparisons": len(aa),
-        "detection_rate": rate(ab), "detections": sum(x.failed for x in ab), "ab_comparisons": len(ab),
+        "false_alarm_rate": rate(aa), "detection_rate": rate(ab), **design_summary(aa, ab),
         "realised_slowdown_pct_median": median_change(a, b), "aa_change_pct_median": median_change(a, a2),
-        "aa_blocks": [x.__dict__ for x in aa], "ab_blocks": [x.__dict__ for x in ab],
         # the same rates over the blocks in which no run was timed on a busy machine
         "quiet_false_alarms": sum(x.failed for x in aa if not x.contended),
         "quiet_aa_comparisons": sum(1 for x in aa if not x.contended),
@@ -141,17 +137,17 @@ def test_gate_calibration(research_bench, record_result, bench_question):
         "slot_rounds": SLOT,
         # the same slots judged by every design: how many rounds a side this machine needs
         "designs": {name: design_summary(d_aa, d_ab) for name, (d_aa, d_ab) in designs.items()},
-        "runs": {"A": runs(a), "A2": runs(a2), "B": runs(b)},
+        "runs": side_runs,
         "median_s": {k: statistics.median(x["execution_time_s"] for x in v) if v else None
-                     for k, v in {"A": runs(a), "A2": runs(a2), "B": runs(b)}.items()},
-        "contended_share": (sum(x["contended"] for v in (runs(a), runs(a2), runs(b)) for x in v)
-                            / max(1, len(runs(a)) + len(runs(a2)) + len(runs(b)))),
+                     for k, v in side_runs.items()},
+        "contended_share": (sum(x["contended"] for v in side_runs.values() for x in v)
+                            / max(1, sum(len(v) for v in side_runs.values()))),
         "sides": {o.side.name: {"returncode": o.returncode, "commit": o.side.commit} for o in outcomes},
         "side_records": str(results),
         "elapsed_s": round(elapsed, 1), "load_avg_1m_end": round(os.getloadavg()[0], 2),
     }
-    record_result(probe.telemetry, profile="quick", bench="gate_calibration", extra={"calibration": doc},
-                  check=False, gate=False)
+    research_bench.record(probe.telemetry, profile="quick", bench="gate_calibration", extra={"calibration": doc},
+                          check=False, gate=False)
     say("gate calibration: A/A false alarms {}/{}, A/B detections {}/{} (blocks without a contended run: {}/{} and "
         "{}/{}); realised slowdown {} (median of paired rounds); medians A {} s, A2 {} s, B {} s; {:.0%} of runs "
         "contended; {:.0f} min".format(

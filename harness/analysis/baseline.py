@@ -1,9 +1,6 @@
-"""Which stored runs a session is compared with (pure, over records already read from the store).
-
-A commit's baseline runs are its clean runs: a run made on a dirty tree (uncommitted changes) measured some
-other code, so it never stands for its commit. A dirty session's default baseline may therefore be its own
-HEAD's clean runs (what did my uncommitted change do?); a clean session's is the latest other commit. A name
-given with --research-save selects the newest session saved under it, dirty or not (an explicit choice)."""
+"""Which stored runs a session is compared with (pure): a commit's clean runs (a dirty tree's runs measured other
+code), by default the latest other commit's, or HEAD's own for a dirty session; or the newest session saved under
+a --research-save name, dirty or not (an explicit choice)."""
 from __future__ import annotations
 
 from typing import Iterable, Sequence
@@ -16,59 +13,45 @@ def saved_as(rec: ResultRecord) -> str | None:
     return (rec.extra or {}).get("saved_as")
 
 
+def profile_digest(rec: ResultRecord) -> str | None:
+    """The digest of the profile settings the record ran on."""
+    return (rec.extra or {}).get("profile_digest")
+
+
 def saved_session(records: Iterable[ResultRecord], name: str) -> list[ResultRecord]:
     """The records of the newest session saved under `name` (a name may be saved again; the newest wins)."""
     named = [r for r in records if saved_as(r) == name]
     if not named:
         return []
-    newest = max(named, key=lambda r: r.timestamp)
-    sid = (newest.extra or {}).get("session_id")
+    sid = (max(named, key=lambda r: r.timestamp).extra or {}).get("session_id")
     return [r for r in named if (r.extra or {}).get("session_id") == sid]
 
 
 def latest_other_commit(records: Iterable[ResultRecord], *, current_commit: str | None,
                         fingerprint: str | None, keys: set[str] | None = None,
                         current_dirty: bool = False) -> str | None:
-    """The commit whose newest usable clean record on this machine is the newest: other than
-    `current_commit`, unless the current session ran on a dirty tree (then HEAD's clean runs qualify).
-    With `keys`, only records of those series (test ids) count: a commit where only other benches ran is
-    no baseline for these."""
-    best: tuple[str, str] | None = None
-    for r in records:
-        if fingerprint is not None and r.machine_fingerprint != fingerprint:
-            continue
-        if keys is not None and series_key(r) not in keys:
-            continue
-        if r.dirty or not r.commit or not is_usable(r):
-            continue
-        if current_commit and r.commit == current_commit and not current_dirty:
-            continue
-        if best is None or r.timestamp > best[0]:
-            best = (r.timestamp, r.commit)
-    return best[1] if best else None
-
-
-def _digest(r: ResultRecord) -> str | None:
-    return (r.extra or {}).get("profile_digest")
+    """The commit of the newest usable clean record on this machine, other than `current_commit` unless the session
+    ran on a dirty tree; with `keys`, of those series only (a commit where only other benches ran is no baseline)."""
+    ok = [r for r in records if (fingerprint is None or r.machine_fingerprint == fingerprint)
+          and (keys is None or series_key(r) in keys) and not r.dirty and r.commit and is_usable(r)
+          and not (current_commit and r.commit == current_commit and not current_dirty)]
+    return max(ok, key=lambda r: r.timestamp).commit if ok else None
 
 
 def pick_default_commit(mine: Sequence[ResultRecord], current: Sequence[ResultRecord], *,
                         current_commit: str | None, fingerprint: str,
                         current_dirty: bool = False) -> tuple[str | None, str]:
-    """The default baseline commit among this machine's stored records `mine`, and how it was chosen.
-
-    Like with like: the latest other commit (or, for a dirty session, possibly HEAD itself) with clean runs of
-    these series on the same profile settings (profile_digest), else with clean runs of these series at all."""
-    keys = {series_key(r) for r in current}
-    settings = {(series_key(r), _digest(r)) for r in current}
-    same = [r for r in mine if (series_key(r), _digest(r)) in settings]
-    kw = dict(current_commit=current_commit, fingerprint=fingerprint, keys=keys, current_dirty=current_dirty)
+    """The default baseline commit among this machine's stored records `mine`, and how it was chosen: the latest
+    other commit (for a dirty session possibly HEAD) with clean runs of these series on the same profile settings,
+    else with clean runs of these series at all."""
+    settings = {(series_key(r), profile_digest(r)) for r in current}
+    kw = dict(current_commit=current_commit, fingerprint=fingerprint, keys={series_key(r) for r in current},
+              current_dirty=current_dirty)
     what = "the latest commit with clean runs" if current_dirty else "the latest other commit measured"
-    commit = latest_other_commit(same, **kw)
+    commit = latest_other_commit([r for r in mine if (series_key(r), profile_digest(r)) in settings], **kw)
     if commit is not None:
         return commit, f"{what} on this machine with the same profile settings"
-    commit = latest_other_commit(mine, **kw)
-    return commit, f"{what} on this machine"
+    return latest_other_commit(mine, **kw), f"{what} on this machine"
 
 
 def baseline_records(stored: Sequence[ResultRecord], current: Sequence[ResultRecord], *,
@@ -76,7 +59,7 @@ def baseline_records(stored: Sequence[ResultRecord], current: Sequence[ResultRec
     """The baseline commit's stored records to compare with: not this session's own, and, for a series that
     has runs on the current profile settings there, only those."""
     ids = {r.record_id for r in current}
-    settings = {(series_key(r), _digest(r)) for r in current}
+    settings = {(series_key(r), profile_digest(r)) for r in current}
     base = [r for r in stored if r.record_id not in ids and (r.extra or {}).get("session_id") != session_id]
-    like = {series_key(r) for r in base if (series_key(r), _digest(r)) in settings}
-    return [r for r in base if series_key(r) not in like or (series_key(r), _digest(r)) in settings]
+    like = {series_key(r) for r in base if (series_key(r), profile_digest(r)) in settings}
+    return [r for r in base if series_key(r) not in like or (series_key(r), profile_digest(r)) in settings]

@@ -1,12 +1,6 @@
-"""The compare gate's calibration (pure): false-alarm and detection rates from one long interleaved session.
-
-The gate calibration bench (benches/test_calibration.py) runs sides A, A2 (the same code) and B (slower) with
-their rounds interleaved; `block_comparisons` cuts each side's measured rounds into consecutive blocks of
-`block` rounds and judges every block as `research-bench continuous` would judge a session of that many rounds
-(compare.compare_records with the thresholds). A/A blocks that fail are false alarms; A/B blocks that fail are
-detections. `sequential_comparisons` judges longer slots of rounds the way a sequential `continuous` session
-would (analysis/sequential.py).
-"""
+"""The compare gate's calibration (pure): sides A, A2 (the same code) and B (slower) of one interleaved session
+(benches/test_calibration.py) are cut into slots of rounds, each judged as `research-bench continuous` would judge
+it. A/A comparisons that fail are false alarms, A/B ones detections."""
 from __future__ import annotations
 
 import statistics
@@ -16,6 +10,7 @@ from typing import Sequence
 from ..records import ResultRecord, is_number, is_usable
 from .compare import Comparison, compare_records
 from .sequential import look_alpha, plan, should_continue
+from .stats import ALPHA
 from .thresholds import Threshold
 
 
@@ -33,52 +28,45 @@ class BlockResult:
 
 
 def _rounds(records: Sequence[ResultRecord]) -> list[ResultRecord]:
-    return sorted((r for r in records if is_usable(r)), key=lambda r: (r.round, r.timestamp))
+    return sorted(filter(is_usable, records), key=lambda r: (r.round, r.timestamp))
 
 
-def _result(k: int, bb: Sequence[ResultRecord], ob: Sequence[ResultRecord], comp: Comparison,
-            metric: str) -> BlockResult:
+def _slots(base: Sequence[ResultRecord], other: Sequence[ResultRecord], slot: int) -> list[tuple[int, list, list]]:
+    """(k, base's rounds, other's rounds) of every whole slot of `slot` usable rounds a side."""
+    b, o = _rounds(base), _rounds(other)
+    return [(k, b[k * slot:(k + 1) * slot], o[k * slot:(k + 1) * slot]) for k in range(min(len(b), len(o)) // slot)]
+
+
+def _judge(k: int, bb: Sequence[ResultRecord], ob: Sequence[ResultRecord], thresholds: Sequence[Threshold],
+           metric: str, alpha: float = ALPHA) -> tuple[Comparison, BlockResult]:
+    comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric], alpha=alpha)
     d = comp.series[0].delta(metric) if comp.series else None
-    return BlockResult(
+    t = d.test if d else None
+    return comp, BlockResult(
         k, (bb[0].round, bb[-1].round), comp.failed, d.delta_pct if d else None,
-        (d.test.p_value if d.test.p_worse is None else d.test.p_worse) if d else None,
-        d.test.method if d else "none", d.base.n if d else 0, d.cur.n if d else 0,
-        sum(1 for r in [*bb, *ob] if (r.extra or {}).get("contended")))
+        (t.p_value if t.p_worse is None else t.p_worse) if t else None, t.method if t else "none",
+        d.base.n if d else 0, d.cur.n if d else 0, sum(1 for r in [*bb, *ob] if (r.extra or {}).get("contended")))
 
 
 def block_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord], *, block: int,
                       thresholds: Sequence[Threshold], metric: str = "execution_time_s",
                       slot: int | None = None) -> list[BlockResult]:
-    """Judge blocks of `block` usable rounds of `base` against the same rounds of `other`: the first `block`
-    rounds of every `slot` (default: block) consecutive ones."""
-    b, o = _rounds(base), _rounds(other)
-    slot = slot or block
-    out = []
-    for k in range(min(len(b), len(o)) // slot):
-        bb, ob = b[k * slot:k * slot + block], o[k * slot:k * slot + block]
-        comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric], power=False)
-        out.append(_result(k, bb, ob, comp, metric))
-    return out
+    """Judge the first `block` of every `slot` (default: block) usable rounds of `base` against `other`'s."""
+    return [_judge(k, bs[:block], os[:block], thresholds, metric)[1]
+            for k, bs, os in _slots(base, other, slot or block)]
 
 
 def sequential_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord], *, rounds: int,
                            max_rounds: int, thresholds: Sequence[Threshold],
                            metric: str = "execution_time_s") -> list[BlockResult]:
-    """Judge every slot of `max_rounds` consecutive rounds the way `research-bench continuous --research-rounds
-    ROUNDS --research-max-rounds MAX` would (analysis/sequential.py): a look after every `rounds` rounds a side,
-    each at alpha / looks, more rounds only while the gated metric is undecided."""
-    b, o = _rounds(base), _rounds(other)
-    looks = plan(rounds, max_rounds)
-    alpha = look_alpha(len(looks))
-    out = []
-    for k in range(min(len(b), len(o)) // looks[-1]):
-        s = k * looks[-1]
+    """Judge every slot of `max_rounds` rounds as `continuous --research-rounds ROUNDS --research-max-rounds MAX`."""
+    looks, out = plan(rounds, max_rounds), []
+    for k, bs, os in _slots(base, other, looks[-1]):
         for j, total in enumerate(looks):
-            bb, ob = b[s:s + total], o[s:s + total]
-            comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric], alpha=alpha, power=False)
+            comp, result = _judge(k, bs[:total], os[:total], thresholds, metric, look_alpha(len(looks)))
             if not should_continue(comp, j, len(looks)):
                 break
-        out.append(_result(k, bb, ob, comp, metric))
+        out.append(result)
     return out
 
 
@@ -99,16 +87,15 @@ def median_change(base: Sequence[ResultRecord], other: Sequence[ResultRecord],
 def judge_designs(a: Sequence[ResultRecord], a2: Sequence[ResultRecord], b: Sequence[ResultRecord], *, block: int,
                   slot: int, thresholds: Sequence[Threshold],
                   metric: str = "execution_time_s") -> dict[str, tuple[list[BlockResult], list[BlockResult]]]:
-    """Every design on the same slots of a calibration session (A, A2 the same code, B slower): name -> (A/A
-    comparisons, A/B comparisons). Fixed designs judge the first `block`, 10 and `slot` rounds of each slot; the
-    sequential one looks every `block` rounds up to `slot`."""
-    out = {f"{n} rounds": (block_comparisons(a, a2, block=n, slot=slot, thresholds=thresholds, metric=metric),
-                           block_comparisons(a, b, block=n, slot=slot, thresholds=thresholds, metric=metric))
+    """name -> (A/A, A/B comparisons) of every design on the same slots: the first `block`, 10 and `slot` rounds of
+    each, and sequential (a look every `block` rounds up to `slot`)."""
+    kw = dict(thresholds=thresholds, metric=metric)
+    out = {f"{n} rounds": (block_comparisons(a, a2, block=n, slot=slot, **kw),
+                           block_comparisons(a, b, block=n, slot=slot, **kw))
            for n in sorted({block, 10, slot}) if n <= slot}
     if slot > block:
-        out[f"sequential {block}-{slot}"] = (
-            sequential_comparisons(a, a2, rounds=block, max_rounds=slot, thresholds=thresholds, metric=metric),
-            sequential_comparisons(a, b, rounds=block, max_rounds=slot, thresholds=thresholds, metric=metric))
+        out[f"sequential {block}-{slot}"] = (sequential_comparisons(a, a2, rounds=block, max_rounds=slot, **kw),
+                                             sequential_comparisons(a, b, rounds=block, max_rounds=slot, **kw))
     return out
 
 

@@ -1,5 +1,5 @@
-"""Per bench instance (one test id) of a session: its runs summarised (pure), for the summary table, the
-Markdown summary and JUnit properties."""
+"""Per bench instance (one test id) of a session: its runs summarised (pure), for the summary table, the Markdown
+summary and JUnit properties."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,7 +33,6 @@ class InstanceSummary:
     reasons: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)   # REASON_CATEGORY words of the missed targets
     notes: list[str] = field(default_factory=list)
-    outcomes: list[str] = field(default_factory=list)
     runner: str | None = None
     status: str = MET                           # met | missed | unverified (the worst of its instance runs)
     verdicts: list[InstanceVerdict] = field(default_factory=list)
@@ -50,40 +49,36 @@ def _peak(r: ResultRecord) -> Any:
     return ((r.extra or {}).get("verdict") or {}).get("memory_peak_mb") or r.metric("memory_peak_mb")
 
 
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
 def summarize_instances(records: Iterable[ResultRecord]) -> list[InstanceSummary]:
     groups: dict[str, list[ResultRecord]] = {}
     for r in records:
         groups.setdefault(r.test_id, []).append(r)
-    out = []
-    for tid, recs in groups.items():
-        measured = [r for r in recs if not r.warmup] or recs
-        rounds = [r for r in measured if not is_superseded(r)]
-        vals = [r for r in rounds if r.telemetry is not None]
-        budget = (measured[-1].budget or {})
-        peaks = [p for p in (_peak(r) for r in measured) if is_number(p)]
-        verdicts = instance_verdicts(recs)
-        reasons: list[str] = []
-        notes: list[str] = []
-        cats: list[str] = []
-        for v in verdicts:
-            reasons += [m for m in v.run_reasons if m not in reasons]
-            cats += [REASON_CATEGORY.get(c, c) for c in v.codes if REASON_CATEGORY.get(c, c) not in cats]
-        for r in measured:
-            notes += [m for m in (r.extra or {}).get("notes", []) if m not in notes]
-        status = MISSED if any(v.status == MISSED for v in verdicts) else \
-            UNVERIFIED if any(v.status == UNVERIFIED for v in verdicts) else MET
-        runner = next(((r.extra or {}).get("runner") for r in measured if (r.extra or {}).get("runner")), None)
-        out.append(InstanceSummary(
-            test_id=tid, key=series_key(measured[-1]), bench=measured[-1].bench, profile=measured[-1].profile,
-            runs=len([r for r in recs if not r.warmup and not is_superseded(r)]),
-            warmups=len([r for r in recs if r.warmup]),
-            time=summarize(r.metric("execution_time_s") for r in vals),
-            time_upper=budget.get("time_upper_s"), time_lower=budget.get("time_lower_s"),
-            memory_peak=max(peaks) if peaks else None, memory_limit=budget.get("memory_mb"),
-            metrics={m: summarize(r.metric(m) for r in vals).median for m in ROW_METRICS},
-            early_exit=(vals[-1].telemetry or {}).get("early_exit") if vals else None,
-            target_met=status == MET, gated=any(r.gated for r in measured),
-            reasons=reasons, categories=cats, notes=notes, outcomes=[r.outcome for r in measured], runner=runner,
-            status=status, verdicts=verdicts, contended=sum(v.contended for v in verdicts),
-            remeasured=sum(v.remeasured for v in verdicts)))
-    return out
+    return [_summary(tid, recs) for tid, recs in groups.items()]
+
+
+def _summary(tid: str, recs: list[ResultRecord]) -> InstanceSummary:
+    measured = [r for r in recs if not r.warmup] or recs
+    last, budget = measured[-1], measured[-1].budget or {}
+    vals = [r for r in measured if not is_superseded(r) and r.telemetry is not None]
+    peaks = [p for p in (_peak(r) for r in measured) if is_number(p)]
+    verdicts = instance_verdicts(recs)
+    status = next((s for s in (MISSED, UNVERIFIED) if any(v.status == s for v in verdicts)), MET)
+    return InstanceSummary(
+        test_id=tid, key=series_key(last), bench=last.bench, profile=last.profile,
+        runs=len([r for r in recs if not r.warmup and not is_superseded(r)]), warmups=len([r for r in recs if r.warmup]),
+        time=summarize(r.metric("execution_time_s") for r in vals),
+        time_upper=budget.get("time_upper_s"), time_lower=budget.get("time_lower_s"),
+        memory_peak=max(peaks) if peaks else None, memory_limit=budget.get("memory_mb"),
+        metrics={m: summarize(r.metric(m) for r in vals).median for m in ROW_METRICS},
+        early_exit=(vals[-1].telemetry or {}).get("early_exit") if vals else None,
+        target_met=status == MET, gated=any(r.gated for r in measured),
+        reasons=_unique(m for v in verdicts for m in v.run_reasons),
+        categories=_unique(REASON_CATEGORY.get(c, c) for v in verdicts for c in v.codes),
+        notes=_unique(m for r in measured for m in (r.extra or {}).get("notes", [])),
+        runner=next(((r.extra or {}).get("runner") for r in measured if (r.extra or {}).get("runner")), None),
+        status=status, verdicts=verdicts, contended=sum(v.contended for v in verdicts),
+        remeasured=sum(v.remeasured for v in verdicts))

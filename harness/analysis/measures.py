@@ -1,84 +1,57 @@
-"""Measured values of stored records, with their specs: what the report, the exports and the recommendations read.
-
-Names, units and directions come from the schemas, never from a list kept here:
-- run metrics:        schemas/telemetry.schema.json (record.telemetry["metrics"]),
-- quality metrics:    schemas/quality.schema.json   (record.extra["quality"]["metrics"]),
-- breakdown metrics:  schemas/breakdown.schema.json (record.extra["breakdown"]["metrics"]).
-A name in a record that no schema describes is still shown, with unit "" and direction "none".
-"""
+"""Measured values of stored records by series and commit (pure): what the report, the exports and the
+recommendations read. Names, units and directions come from the schemas, never from a list kept here."""
 from __future__ import annotations
 
-import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
-from ..records import ResultRecord, Summary, better, is_usable, series_key, summarize
+from ..records import ResultRecord, Summary, better, is_number, is_usable, series_key, summarize
+from .stats import noise_test
 
 EXTRA_SOURCES = ("quality", "breakdown")
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    return float(v) if math.isfinite(v) else None
-
-
-def record_values(rec: ResultRecord) -> dict[str, float]:
-    """Every numeric metric a record carries: its run telemetry's metrics, then its quality/breakdown metrics.
-
-    A quality/breakdown record whose telemetry is one representative run of many (extra
-    'representative_telemetry': true) contributes its own metrics only: that run's telemetry stays in the record
-    for inspection but is not charted or exported as if it were the bench's measurement."""
-    out: dict[str, float] = {}
-    tel_metrics = {} if (rec.extra or {}).get("representative_telemetry") else ((rec.telemetry or {}).get("metrics") or {})
-    for k, v in tel_metrics.items():
-        x = _num(v)
-        if x is not None:
-            out[k] = x
-    for src in EXTRA_SOURCES:
-        for k, v in (((rec.extra or {}).get(src) or {}).get("metrics") or {}).items():
-            x = _num(v)
-            if x is not None:
-                out[k] = x
-    out.update(efficiency_values(rec))
-    return out
-
-
-#: extra['efficiency'] (benches/test_engine_efficiency.py, harness.efficiency) -> breakdown metric names: its
-#: numbers are reused, not measured twice. Per-round fields are reduced with the median, as that bench does.
+#: extra['efficiency'] (benches/test_engine_efficiency.py) -> breakdown metric names; per-round fields' medians.
 EFFICIENCY_MAP = {"decode_ratio_median": "engine_vs_raw_decode_ratio", "wall_decode_ratio_median": "engine_vs_raw_wall_ratio"}
 EFFICIENCY_ROUND_MAP = {"raw_decode_tps": "raw_decode_tokens_per_second",
                         "engine_decode_tps": "engine_decode_tokens_per_second"}
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if is_number(v) else None
+
+
+def _numbers(values: dict) -> dict[str, float]:
+    return {k: x for k, x in ((k, _num(v)) for k, v in values.items()) if x is not None}
+
+
+def record_values(rec: ResultRecord) -> dict[str, float]:
+    """Every numeric metric a record carries: its telemetry's (unless that is one representative run of many,
+    extra 'representative_telemetry'), then its quality, breakdown and efficiency metrics."""
+    extra = rec.extra or {}
+    out = {} if extra.get("representative_telemetry") else _numbers((rec.telemetry or {}).get("metrics") or {})
+    for src in EXTRA_SOURCES:
+        out.update(_numbers((extra.get(src) or {}).get("metrics") or {}))
+    out.update(efficiency_values(rec))
+    return out
 
 
 def efficiency_values(rec: ResultRecord) -> dict[str, float]:
     eff = (rec.extra or {}).get("efficiency")
     if not isinstance(eff, dict):
         return {}
-    out = {}
-    for src, dst in EFFICIENCY_MAP.items():
-        x = _num(eff.get(src))
-        if x is not None:
-            out[dst] = x
+    out = _numbers({dst: eff.get(src) for src, dst in EFFICIENCY_MAP.items()})
     rounds = [r for r in eff.get("rounds") or [] if isinstance(r, dict)]
-    for src, dst in EFFICIENCY_ROUND_MAP.items():
-        vals = [v for v in (_num(r.get(src)) for r in rounds) if v is not None]
-        if vals:
-            out[dst] = statistics.median(vals)
-    return out
+    per_round = {dst: [v for v in (_num(r.get(src)) for r in rounds) if v is not None]
+                 for src, dst in EFFICIENCY_ROUND_MAP.items()}
+    return {**out, **{k: statistics.median(v) for k, v in per_round.items() if v}}
 
 
 def record_bounds(rec: ResultRecord) -> dict[str, tuple[float, float]]:
     """Per-metric [lower, upper] a record states itself (e.g. an accuracy's 95 % interval)."""
-    out = {}
-    for src in EXTRA_SOURCES:
-        for k, b in (((rec.extra or {}).get(src) or {}).get("bounds") or {}).items():
-            if isinstance(b, (list, tuple)) and len(b) == 2 and all(_num(x) is not None for x in b):
-                out[k] = (float(b[0]), float(b[1]))
-    return out
+    bounds = [((rec.extra or {}).get(src) or {}).get("bounds") or {} for src in EXTRA_SOURCES]
+    return {k: (float(b[0]), float(b[1])) for d in bounds for k, b in d.items()
+            if isinstance(b, (list, tuple)) and len(b) == 2 and all(_num(x) is not None for x in b)}
 
 
 def is_measurement(rec: ResultRecord) -> bool:
@@ -86,23 +59,22 @@ def is_measurement(rec: ResultRecord) -> bool:
     return is_usable(rec) and bool(record_values(rec))
 
 
-
 def current_machine(records: Sequence[ResultRecord]) -> str | None:
     """The machine of the newest record: 'this machine' for history plots and exports."""
-    if not records:
-        return None
-    return max(records, key=lambda r: r.timestamp).machine_fingerprint
+    return max(records, key=lambda r: r.timestamp).machine_fingerprint if records else None
 
 
 def on_machine(records: Iterable[ResultRecord], fingerprint: str | None) -> list[ResultRecord]:
     return [r for r in records if fingerprint is None or r.machine_fingerprint == fingerprint]
 
 
+def commit_key(rec: ResultRecord) -> str:
+    return (rec.commit or "nocommit")[:12] + ("+dirty" if rec.dirty else "")
+
+
 def commit_order(records: Iterable[ResultRecord], git_order: Sequence[str] | None = None) -> list[str]:
-    """Commit keys (commit_key: a dirty tree's runs apart, right after their commit's clean runs) oldest first:
-    in git's history order when `git_order` (full SHAs, oldest first, e.g. from run.environment.git_order) is
-    given -- commits git does not know follow, in the order they were first measured -- else by the time they
-    were first measured (records without a commit form 'nocommit')."""
+    """Commit keys (a dirty tree's right after its commit's) oldest first: in `git_order` (full SHAs, oldest first)
+    where given, commits git does not know after them; else by the time they were first measured."""
     first: dict[str, str] = {}
     full: dict[str, str | None] = {}
     for r in records:
@@ -110,20 +82,12 @@ def commit_order(records: Iterable[ResultRecord], git_order: Sequence[str] | Non
         full[c] = r.commit
         if c not in first or r.timestamp < first[c]:
             first[c] = r.timestamp
-    if not git_order:
-        return sorted(first, key=lambda c: first[c])
-    rank = {sha: i for i, sha in enumerate(git_order)}
-    known = len(rank)
+    rank = {sha: i for i, sha in enumerate(git_order or ())}
 
     def key(c: str) -> tuple:
-        i = rank.get(full[c] or "", known)
-        return (i, first[c] if i == known else "", c.endswith("+dirty"))
-    return sorted(first, key=key)
-
-
-def commit_key(rec: ResultRecord) -> str:
-    c = (rec.commit or "nocommit")[:12]
-    return c + ("+dirty" if rec.dirty else "")
+        i = rank.get(full[c] or "", len(rank))
+        return (i, first[c] if i == len(rank) else "", c.endswith("+dirty"))
+    return sorted(first, key=key if git_order else first.__getitem__)
 
 
 def latest_commit_records(records: Sequence[ResultRecord],
@@ -133,45 +97,13 @@ def latest_commit_records(records: Sequence[ResultRecord],
     for r in records:
         if is_measurement(r):
             by_series[series_key(r)].append(r)
-    out = {}
-    for name, recs in by_series.items():
-        last = commit_order(recs, git_order)[-1]
-        out[name] = [r for r in recs if commit_key(r) == last]
-    return out
-
-
-@dataclass
-class Point:
-    """One commit of one metric of one series: its values, their median, and the budget band."""
-    commit: str
-    values: list[float]
-    timestamp: str
-    band: tuple[float | None, float | None] | None = None
-    failed: int = 0                       # records of this commit that missed their target
-    fails: list[bool] = field(default_factory=list)   # per value: did that run miss its target
-    change: "ChangeMark | None" = None    # a regression or improvement against the previous commit
-
-    @property
-    def regression(self) -> "ChangeMark | None":
-        return self.change if self.change is not None and self.change.kind == "regression" else None
-
-    @property
-    def improvement(self) -> "ChangeMark | None":
-        return self.change if self.change is not None and self.change.kind == "improvement" else None
-
-    @property
-    def indicative(self) -> bool:
-        return self.change is not None and self.change.indicative
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values)
+    last = {name: commit_order(recs, git_order)[-1] for name, recs in by_series.items()}
+    return {name: [r for r in recs if commit_key(r) == last[name]] for name, recs in by_series.items()}
 
 
 @dataclass(frozen=True)
 class ChangeMark:
-    """Why a commit is marked: its median moved against the previous commit's beyond the threshold, and the
-    noise test did not rule it out (report/charts.py says it in words)."""
+    """Why a commit is marked: its median moved beyond the threshold and the noise test did not rule it out."""
     kind: str                             # regression | improvement
     previous_commit: str
     previous_median: float
@@ -185,9 +117,36 @@ class ChangeMark:
         return self.test.significant is None
 
 
+@dataclass
+class Point:
+    """One commit of one metric of one series: its values, their median, and the budget band."""
+    commit: str
+    values: list[float]
+    timestamp: str
+    band: tuple[float | None, float | None] | None = None
+    failed: int = 0                       # records of this commit that missed their target
+    fails: list[bool] = field(default_factory=list)   # per value: did that run miss its target
+    change: ChangeMark | None = None      # a regression or improvement against the previous commit
+
+    @property
+    def regression(self) -> ChangeMark | None:
+        return self.change if self.change and self.change.kind == "regression" else None
+
+    @property
+    def improvement(self) -> ChangeMark | None:
+        return self.change if self.change and self.change.kind == "improvement" else None
+
+    @property
+    def indicative(self) -> bool:
+        return bool(self.change and self.change.indicative)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+
 def budget_band(rec: ResultRecord, metric: str) -> tuple[float | None, float | None] | None:
-    """The budget band a record was held to for this metric: time band for execution time, memory limit for
-    the memory peak (from record.budget, as the harness stored it)."""
+    """The budget band a record was held to: the time band for execution time, the limit for the memory peak."""
     b = rec.budget or {}
     if metric == "execution_time_s" and (b.get("time_lower_s") is not None or b.get("time_upper_s") is not None):
         return (b.get("time_lower_s"), b.get("time_upper_s"))
@@ -196,33 +155,20 @@ def budget_band(rec: ResultRecord, metric: str) -> tuple[float | None, float | N
     return None
 
 
-def mad(values: Sequence[float]) -> float:
-    if len(values) < 2:
-        return 0.0
-    m = statistics.median(values)
-    return statistics.median(abs(v - m) for v in values)
-
-
 def mark_changes(points: list[Point], direction: str, *, rel_threshold: float = 0.05) -> None:
-    """Mark each commit whose median moved the wrong way (regression) or the right way (improvement) against the
-    previous commit by more than rel_threshold, when analysis/stats.py's noise test (the one --research-compare-fail
-    uses: a spike-trimmed permutation test, the series' within-commit spread over the charted commits when the
-    two have too few runs, or exact for spread-free values) says the change is real. Without enough runs for
-    either there are no statistics: the mark is then 'indicative' (drawn hollow)."""
+    """Mark each commit whose median moved (regression or improvement) by more than rel_threshold against the
+    previous commit's, unless the noise test (the charted commits its history) calls it noise."""
     if direction not in ("lower", "higher"):
         return
-    from .stats import noise_test
-
     for prev, cur in zip(points, points[1:]):
         pm, cm = prev.median, cur.median
         delta = cm - pm
         if abs(delta) <= abs(pm) * rel_threshold or delta == 0:
             continue
         test = noise_test(prev.values, cur.values, history=[p.values for p in points])
-        if test.significant is False:
-            continue
-        worse = delta > 0 if direction == "lower" else delta < 0
-        cur.change = ChangeMark("regression" if worse else "improvement", prev.commit, pm, cm, rel_threshold, test)
+        if test.significant is not False:
+            worse = delta > 0 if direction == "lower" else delta < 0
+            cur.change = ChangeMark("regression" if worse else "improvement", prev.commit, pm, cm, rel_threshold, test)
 
 
 def history(records: Sequence[ResultRecord], series: str, metric: str,
@@ -262,12 +208,9 @@ def latest_summaries(records: Sequence[ResultRecord]) -> list[SeriesMetric]:
     """For every series, every metric of its newest commit, summarised over that commit's records."""
     out = []
     for series, recs in sorted(latest_commit_records(records).items()):
-        names: dict[str, list[float]] = defaultdict(list)
-        for r in recs:
-            for k, v in record_values(r).items():
-                names[k].append(v)
-        for k, vs in names.items():
-            b = [record_bounds(r).get(k) for r in recs]
-            b = [x for x in b if x]
-            out.append(SeriesMetric(series, k, summarize(vs), commit_key(recs[0]), b[-1] if b else None))
+        values, bounds = [record_values(r) for r in recs], [record_bounds(r) for r in recs]
+        for k in dict.fromkeys(k for v in values for k in v):
+            b = [x[k] for x in bounds if x.get(k)]
+            out.append(SeriesMetric(series, k, summarize(v[k] for v in values if k in v), commit_key(recs[0]),
+                                    b[-1] if b else None))
     return out

@@ -1,34 +1,21 @@
-"""Sequential comparisons (pure): measure more rounds only where the first ones cannot decide.
-
-On a shared runner a quick run's time spreads 7-9 % from run to run, and 5 rounds a side then catch a 10 %
-slowdown in about 6 comparisons in 10 (the gate calibration bench measured 13 of 20); in simulation 10-15
-rounds catch it about nine times in ten, but cost two to three times as long for every commit.
-`research-bench continuous --research-rounds 5 --research-max-rounds 15` takes the middle way: it compares after
-every `rounds` rounds a side (a *look*) and measures more only while a gated metric is *undecided*: worse, yet
-not failed. A clear regression fails at the first look; a metric that is the same or better stops there.
-(Stopping also when the change is under half the threshold saves rounds, but in simulation -- 7 % noise, +10 %
-slowdown, looks at 5/10/15 -- it let 5 points of the real regressions through: 0.85 caught instead of 0.90.)
-
-The gate's alpha is split evenly over the planned looks (Bonferroni: each look tests at alpha / looks), so the
-chance that any look fails an A/A comparison stays within alpha whatever the looks' data have in common; stopping
-early only removes chances to fail. tests/harness/analysis/test_false_alarms.py checks this by Monte Carlo.
-"""
+"""Sequential comparisons (pure): `continuous --research-rounds R --research-max-rounds M` compares after every R
+rounds a side (a look) and measures more only while a gated metric is undecided: worse, yet not failed. Each look
+tests at alpha / looks (Bonferroni), so all looks together fail an A/A comparison at most alpha of the time."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from .compare import Comparison, MetricDelta, direction_of
-from .stats import ALPHA, can_decide, change_estimates, permutation_p
+from .compare import Comparison, MetricDelta
+from .stats import ALPHA, WORSE, beyond, can_decide, change_estimates, gate_decision, permutation_p
 
 #: A gated metric worse by more than this share of its threshold, but not failed, is undecided (0: worse at all).
 FUTILITY = 0.0
 
 
 def plan(rounds: int, max_rounds: int) -> list[int]:
-    """The rounds a side measured at each look: rounds, 2 x rounds, ... up to max_rounds (the last look capped
-    there). One look when max_rounds <= rounds."""
+    """The rounds a side measured at each look: rounds, 2 x rounds, ... capped at max_rounds (at least one look)."""
     if rounds < 1:
         raise ValueError("rounds must be at least 1")
     n = max(1, math.ceil(max_rounds / rounds))
@@ -40,17 +27,10 @@ def look_alpha(looks: int, alpha: float = ALPHA) -> float:
     return alpha / max(1, looks)
 
 
-def is_undecided(d: MetricDelta) -> bool:
-    """A gated metric the next rounds could still turn into a regression: worse (by more than FUTILITY x its
-    threshold) and not failed (a change within the threshold, not distinguishable from noise, or indicative)."""
-    g = d.gate_change_pct
-    return (d.threshold is not None and not d.failed and g is not None
-            and direction_of(g, d.better) == "worse" and abs(g) > FUTILITY * d.threshold.pct)
-
-
 def undecided(comp: Comparison) -> list[tuple[str, MetricDelta]]:
-    """(series key, metric delta) of every undecided gated metric."""
-    return [(s.key, d) for s in comp.series for d in s.deltas if is_undecided(d)]
+    """(series key, delta) of every gated metric worse (by more than FUTILITY x its threshold) and not failed."""
+    return [(s.key, d) for s in comp.series for d in s.deltas if d.threshold is not None and not d.failed
+            and d.better in WORSE and beyond(d.gate_change_pct, FUTILITY * d.threshold.pct, WORSE[d.better])]
 
 
 def should_continue(comp: Comparison, look: int, looks: int) -> bool:
@@ -60,17 +40,13 @@ def should_continue(comp: Comparison, look: int, looks: int) -> bool:
 
 def gate_batch(base: np.ndarray, cur: np.ndarray, threshold_pct: float, *, rounds: int, max_rounds: int,
                alpha: float = ALPHA, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The sequential gate on a batch of pairs of a lower-is-better metric, vectorised (what the Monte-Carlo check
-    runs; one pair gives what compare_records and should_continue decide): base, cur (m, >= max_rounds) positive
-    values in round order -> (failed (m,) bools, rounds a side used (m,) ints)."""
-    base = np.atleast_2d(np.asarray(base, dtype=float))
-    cur = np.atleast_2d(np.asarray(cur, dtype=float))
+    """The sequential gate on a batch of pairs of a lower-is-better metric (for Monte-Carlo checks): base, cur
+    (m, >= max_rounds) in round order -> (failed (m,), rounds a side used (m,))."""
+    base, cur = np.atleast_2d(np.asarray(base, dtype=float)), np.atleast_2d(np.asarray(cur, dtype=float))
     looks = plan(rounds, max_rounds)
     a = look_alpha(len(looks), alpha)
-    m = base.shape[0]
-    failed = np.zeros(m, dtype=bool)
-    used = np.zeros(m, dtype=int)
-    going = np.ones(m, dtype=bool)
+    failed, used, going = (np.zeros(len(base), dtype=bool), np.zeros(len(base), dtype=int),
+                           np.ones(len(base), dtype=bool))
     for k, n in enumerate(looks):
         idx = np.flatnonzero(going)
         if not idx.size:
@@ -78,8 +54,7 @@ def gate_batch(base: np.ndarray, cur: np.ndarray, threshold_pct: float, *, round
         b, c = base[idx, :n], cur[idx, :n]
         moved = change_estimates(b, c)
         p = permutation_p(b, c, seed=seed, alternative="greater") if can_decide(n, n, a) else np.ones(idx.size)
-        fail = (moved > threshold_pct) & (p <= a)
-        failed[idx] = fail
+        failed[idx] = gate_decision(moved, p <= a, threshold_pct)
         used[idx] = n
-        going[idx] = ~fail & (moved > FUTILITY * threshold_pct) & (k + 1 < len(looks))
+        going[idx] = ~failed[idx] & beyond(moved, FUTILITY * threshold_pct) & (k + 1 < len(looks))
     return failed, used

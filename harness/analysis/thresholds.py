@@ -23,14 +23,13 @@ def parse_threshold(spec: str, specs: dict[str, dict] | None = None) -> Threshol
     specs = specs if specs is not None else metric_specs("telemetry")
     m = _SPEC.match(spec or "")
     if not m:
-        raise ValueError(f"'{spec}': expected METRIC:PCT, e.g. execution_time_s:10% "
-                         f"or decode_tokens_per_second:5%")
+        raise ValueError(f"'{spec}': expected METRIC:PCT, e.g. execution_time_s:10% or decode_tokens_per_second:5%")
     name, pct = m.group(1), float(m.group(2))
     if name not in specs:
         near = [n for n in specs if name.lower() in n or n in name.lower()]
         hint = f" (did you mean {', '.join(near[:3])}?)" if near else ""
-        raise ValueError(f"'{spec}': unknown metric '{name}'{hint}; metrics with a direction: "
-                         f"{', '.join(n for n, s in specs.items() if s.get('x-better') in ('lower', 'higher'))}")
+        directed = ", ".join(n for n, s in specs.items() if s.get("x-better") in ("lower", "higher"))
+        raise ValueError(f"'{spec}': unknown metric '{name}'{hint}; metrics with a direction: {directed}")
     better = specs[name].get("x-better", "none")
     if better not in ("lower", "higher"):
         raise ValueError(f"'{spec}': metric '{name}' has no better direction in the schema "

@@ -62,7 +62,7 @@ def print_comparison(comp, fmt: str, machine: str, skipped: list[str]) -> None:
 
 
 def run(args) -> int:
-    from ..analysis.compare import compare_records
+    from ..analysis.compare import add_power, compare_records
     from ..run.refs import stored_sides
     from ..run.store import Skipped, StoreError, read_store
 
@@ -72,8 +72,8 @@ def run(args) -> int:
         read = read_store(args.results_dir)
         skipped = read.skipped
         sides = stored_sides(args.ref_a, args.ref_b, read.records, results_dir=args.results_dir, machine=args.machine)
-        comp = compare_records(sides.base, sides.current, thresholds=limits, metrics=names,
-                               baseline_name=sides.labels[0], current_name=sides.labels[1], history=sides.history)
+        comp = add_power(compare_records(sides.base, sides.current, thresholds=limits, metrics=names,
+                                         names=sides.labels, history=sides.history))
     except (StoreError, ValueError) as e:            # RefError is a ValueError
         for line in [*skipped.lines(), str(e)]:
             print(f"compare: {line}", file=sys.stderr)

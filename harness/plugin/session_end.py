@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..analysis.baseline import baseline_records, pick_default_commit, saved_session
-from ..analysis.compare import Comparison, compare_records
+from ..analysis.compare import Comparison, add_power, compare_records
 from ..analysis.gate import InstanceVerdict, failing, instance_verdicts, unverified
 from ..analysis.instances import InstanceSummary, summarize_instances
 from ..records import ResultRecord
@@ -99,9 +99,9 @@ def finish(ctx: BenchContext, records: Sequence[ResultRecord], *, skipped: Skipp
     summary.baseline_note = note
     if base:
         cur_name = ctx.git.short + " (this session)"
-        summary.comparison = compare_records(base, records, thresholds=o.compare_fail if o.compare is not None
-                                             else (), baseline_name=label, current_name=cur_name,
-                                             history=[r for r in history if r.commit != ctx.git.commit])
+        summary.comparison = add_power(compare_records(
+            base, records, thresholds=o.compare_fail if o.compare is not None else (), names=(label, cur_name),
+            history=[r for r in history if r.commit != ctx.git.commit]))
     return summary
 
 

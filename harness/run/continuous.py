@@ -235,7 +235,7 @@ def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
     return sess
 
 
-def _compare(s: Settings, sess: Session, by_side: dict[str, list], *, power: bool):
+def _compare(s: Settings, sess: Session, by_side: dict[str, list]):
     """The comparison of both sides' records so far; None while a side has no usable run."""
     from ..analysis.compare import compare_records
     from ..records import is_usable
@@ -243,8 +243,8 @@ def _compare(s: Settings, sess: Session, by_side: dict[str, list], *, power: boo
     if not any(map(is_usable, base)) or not any(map(is_usable, cur)):
         return None
     a, b = sess.sides
-    return compare_records(base, cur, thresholds=s.thresholds, alpha=sess.alpha, power=power,
-                           baseline_name=f"{s.base} {a.short}", current_name=f"{s.head} {b.short}")
+    return compare_records(base, cur, thresholds=s.thresholds, alpha=sess.alpha,
+                           names=(f"{s.base} {a.short}", f"{s.head} {b.short}"))
 
 
 def _look(s: Settings, sess: Session, k: int, cwd: Path, echo: Callable[[str], None]) -> bool:
@@ -258,7 +258,7 @@ def _look(s: Settings, sess: Session, k: int, cwd: Path, echo: Callable[[str], N
     sess.outcomes += run_sides(sess.sides, args, cwd=cwd, run_id=sess.run_id, echo=echo,
                                workdir=sess.work / f"look-{k + 1}")
     sess.measured = total
-    comp = _compare(s, sess, session_records(s.results_dir, sess.run_id), power=False)
+    comp = _compare(s, sess, session_records(s.results_dir, sess.run_id))
     if comp is None:
         return False
     sess.comparison = comp
@@ -272,8 +272,9 @@ def _look(s: Settings, sess: Session, k: int, cwd: Path, echo: Callable[[str], N
 
 
 def _finish(s: Settings, sess: Session, echo: Callable[[str], None]) -> None:
-    """Say how each side's sessions ended (keeping the logs of a failed one), then compare once more with the
-    gate's power, which the looks do without."""
+    """Say how each side's sessions ended (keeping the logs of a failed one), and add the gate's power to the
+    comparison shown, which the looks do without."""
+    from ..analysis.compare import add_power
     from ..records import is_usable
     keep_logs = s.keep_worktrees or any(o.returncode not in (0, 5) for o in sess.outcomes)
     by_side = session_records(s.results_dir, sess.run_id)
@@ -285,4 +286,4 @@ def _finish(s: Settings, sess: Session, echo: Callable[[str], None]) -> None:
     if not keep_logs:
         shutil.rmtree(sess.work, ignore_errors=True)
     if sess.comparison is not None and not sess.comparison.failed and s.thresholds:
-        sess.comparison = _compare(s, sess, by_side, power=True)
+        add_power(sess.comparison)

@@ -1,14 +1,7 @@
-"""The noise tests hold their false-alarm rate (analysis/stats.py): Monte Carlo over thousands of A/A pairs.
-
-For every sample size at which a test may call a change significant (and so fail --research-compare-fail: the gate
-uses the one-sided p toward the worse direction; tables show the two-sided one), the share of A/A pairs it calls
-significant stays within alpha + 3 Monte-Carlo standard errors (and the mean over
-all sizes within alpha + 1 SE), with pairs drawn
-- from real run-to-run noise: quick-run execution times measured on the CI machine (tests/data/
-  quick_timings.json: real runs, contended ones included, as a shared runner gives them), resampled;
-- from a model with occasional 2x spikes (2 % log-normal noise; each run a 2x spike with probability 5 % or 10 %).
-And one 2x spike per side does not hide a 15 % change with 5+ runs a side. Seeded and vectorised: it runs the
-production functions on batches of pairs, in a few seconds.
+"""The noise tests and the gate hold their false-alarm rate (analysis/stats.py, analysis/sequential.py): Monte Carlo
+over thousands of A/A pairs, for every sample size at which a test may call a change significant, with pairs drawn
+from real quick-run timings of the CI machine (tests/data/quick_timings.json, resampled) and from a model with
+occasional 2x spikes. Seeded and vectorised: it runs the production functions on batches of pairs.
 """
 from __future__ import annotations
 
@@ -18,22 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm_research_bench.harness.analysis import sequential as Q
-from llm_research_bench.harness.analysis import stats as S
+from llm_research_bench.harness.analysis import sequential, stats
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "quick_timings.json"
 PAIRS = 4000
-ALPHA = S.ALPHA
-#: Monte-Carlo error: a rate measured over PAIRS pairs has a standard error of sqrt(alpha (1 - alpha) / PAIRS)
-#: (0.0034 at 4,000). One size may exceed alpha by 3 standard errors (an exact test does so at one of ~25 sizes
-#: with probability < 4 %); the mean over all sizes, a far more precise figure, may exceed it by 1 SE.
+ALPHA = stats.ALPHA
+#: Monte-Carlo error: a rate measured over PAIRS pairs has a standard error of sqrt(alpha (1 - alpha) / PAIRS). One
+#: size may exceed alpha by 3 standard errors; the mean over all sizes, a far more precise figure, by 1 SE.
 SE = (ALPHA * (1 - ALPHA) / PAIRS) ** 0.5
 TOLERANCE = 3 * SE
 #: Sample sizes (base, current) at which the permutation test may fail (n1 <= n2: the test is symmetric).
-PERMUTATION_SIZES = [(n1, n2) for n1 in range(2, 9) for n2 in range(n1, 9) if S.can_decide(n1, n2)] + [(10, 10)]
+PERMUTATION_SIZES = [(n1, n2) for n1 in range(2, 9) for n2 in range(n1, 9) if stats.can_decide(n1, n2)] + [(10, 10)]
 #: Where the permutation test cannot decide but history may: 3 v 3.
 HISTORY_SIZES = [(n1, n2) for n1 in range(2, 9) for n2 in range(n1, 9)
-                 if not S.can_decide(n1, n2) and min(n1, n2) >= S.HISTORY_MIN_RUNS]
+                 if not stats.can_decide(n1, n2) and min(n1, n2) >= stats.HISTORY_MIN_RUNS]
 
 
 def real_times() -> np.ndarray:
@@ -75,7 +66,7 @@ def test_permutation_false_alarms_stay_within_alpha_at_every_size(model, alterna
     rates = {}
     for n1, n2 in PERMUTATION_SIZES:
         a, b = MODELS[model](rng, (PAIRS, n1)), MODELS[model](rng, (PAIRS, n2))
-        p = S.permutation_p(a, b, seed=n1 * 100 + n2, alternative=alternative)
+        p = stats.permutation_p(a, b, seed=n1 * 100 + n2, alternative=alternative)
         rates[(n1, n2)] = float((p <= ALPHA).mean())
     worst = max(rates, key=rates.get)
     assert rates[worst] <= ALPHA + TOLERANCE, f"{model}: {rates}"
@@ -95,9 +86,9 @@ def test_history_false_alarms_stay_within_alpha(model, alternative):
         hits = 0
         for g in range(groups):
             hist = [MODELS[model](rng, (3,)) for _ in range(4)]
-            res, commits = S.history_residuals(hist)
+            res, commits = stats.history_residuals(hist)
             a, b = MODELS[model](rng, (per, n1)), MODELS[model](rng, (per, n2))
-            hits += int((S.history_p(a, b, res, seed=g, alternative=alternative) <= ALPHA).sum())
+            hits += int((stats.history_p_from(*stats.history_stats(a, b, res, seed=g), alternative) <= ALPHA).sum())
         assert hits / PAIRS <= ALPHA + TOLERANCE, f"{model} {n1} v {n2}: {hits / PAIRS:.3f}"
         print(f"{model}, {alternative}: history method {n1} v {n2}: false-alarm rate {hits / PAIRS:.4f} "
               f"({PAIRS} A/A pairs)")
@@ -108,11 +99,11 @@ def test_the_gate_fails_a_slowdown_only_one_sided_and_never_an_improvement():
     rng = np.random.default_rng(11)
     a = spiky(rng, (1, 5), 0.0, sigma=0.02)[0]
     slower, faster = list(a * 1.3), list(a / 1.3)
-    t = S.noise_test(list(a), slower, worse="greater")
+    t = stats.noise_test(list(a), slower, worse="greater")
     assert t.worse_significant and t.p_worse == pytest.approx(t.p_value / 2) and t.p_worse == pytest.approx(1 / 252)
-    t = S.noise_test(list(a), faster, worse="greater")
+    t = stats.noise_test(list(a), faster, worse="greater")
     assert t.significant and not t.worse_significant and t.p_worse == 1.0
-    assert S.noise_test(list(a), faster, worse="less").worse_significant      # higher is better: a drop is worse
+    assert stats.noise_test(list(a), faster, worse="less").worse_significant      # higher is better: a drop is worse
 
 
 @pytest.mark.parametrize("n", [5, 6, 8])
@@ -122,7 +113,7 @@ def test_one_spike_per_side_does_not_hide_a_15_percent_change(n):
     b = spiky(rng, (PAIRS, n), 0.0, sigma=0.02) * 1.15
     a[:, rng.integers(0, n)] *= 2.0
     b[:, rng.integers(0, n)] *= 2.0
-    detected = float((S.permutation_p(a, b, seed=n, alternative="greater") <= ALPHA).mean())
+    detected = float((stats.permutation_p(a, b, seed=n, alternative="greater") <= ALPHA).mean())
     print(f"{n} v {n}, one 2x spike a side, +15 %: detected in {detected:.4f} of {PAIRS} pairs")
     assert detected >= 0.95, detected
 
@@ -134,19 +125,19 @@ def test_the_sequential_gate_keeps_alpha_over_all_its_looks(model):
     of A/A comparisons failed at any look stays within alpha (+ 3 SE)."""
     rng = np.random.default_rng(15)
     a, b = MODELS[model](rng, (PAIRS, 15)), MODELS[model](rng, (PAIRS, 15))
-    failed, used = Q.gate_batch(a, b, 5.0, rounds=5, max_rounds=15)
+    failed, used = sequential.gate_batch(a, b, 5.0, rounds=5, max_rounds=15)
     rate = float(failed.mean())
     print(f"{model}: sequential 5-15 gate, A/A failed {rate:.4f} of {PAIRS} (mean {used.mean():.1f} rounds a side)")
     assert rate <= ALPHA + TOLERANCE, rate
 
 
 def test_the_sequential_gate_catches_more_than_five_fixed_rounds():
-    """On noise like this machine's quiet quick runs (7 % log spread): a +10 % slowdown."""
+    """A +10 % slowdown under 7 % log-normal noise."""
     rng = np.random.default_rng(16)
     a = spiky(rng, (PAIRS, 15), 0.0, sigma=0.07)
     b = spiky(rng, (PAIRS, 15), 0.0, sigma=0.07) * 1.10
-    fixed5, _ = Q.gate_batch(a, b, 5.0, rounds=5, max_rounds=5)
-    seq, used = Q.gate_batch(a, b, 5.0, rounds=5, max_rounds=15)
+    fixed5, _ = sequential.gate_batch(a, b, 5.0, rounds=5, max_rounds=5)
+    seq, used = sequential.gate_batch(a, b, 5.0, rounds=5, max_rounds=15)
     print(f"+10 % at 7 % noise: 5 fixed rounds catch {fixed5.mean():.3f}; sequential 5-15 {seq.mean():.3f} "
           f"(mean {used.mean():.1f} rounds a side)")
     assert seq.mean() > fixed5.mean() + 0.2
@@ -156,5 +147,5 @@ def test_noise_test_uses_the_same_functions():
     """noise_test (what compare and --research-compare-fail call) is the batch function on one pair."""
     rng = np.random.default_rng(3)
     a, b = spiky(rng, (1, 5), 0.1), spiky(rng, (1, 5), 0.1)
-    t = S.noise_test(list(a[0]), list(b[0]))
-    assert t.method == "permutation" and t.p_value == pytest.approx(float(S.permutation_p(a, b)[0]))
+    t = stats.noise_test(list(a[0]), list(b[0]))
+    assert t.method == "permutation" and t.p_value == pytest.approx(float(stats.permutation_p(a, b)[0]))
