@@ -151,13 +151,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     import os
 
     from ..report import markdown
-    from ..run.store import Skipped
     from . import session_end
 
     ctx = st.context()
-    skipped = Skipped()
-    recs = session_end.session_records(ctx, worker_paths=st.worker_records, skipped=skipped)
-    s = session_end.finish(ctx, recs, skipped=skipped)
+    read = session_end.session_records(ctx, st.worker_records)
+    s = session_end.finish(ctx, read)
+    recs = read.records
     if recs:
         config.stash[SUMMARY_KEY] = s
     if s.failed and session.exitstatus == pytest.ExitCode.OK:

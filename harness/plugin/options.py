@@ -319,16 +319,11 @@ def marker_overrides(marker: Any, where_: str) -> dict[str, Any]:
 
 def saved_name_exists(name: str, results_dir: Path) -> bool:
     """Whether a session on this machine was saved under `name` (--research-save)."""
-    import warnings
-
     from ..analysis.baseline import saved_as
     from ..run import environment
-    from ..run.store import StoreWarning, iter_records_where
+    from ..run.store import read_store
     fp = environment.machine_info().fingerprint
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", StoreWarning)
-        return any(saved_as(r) == name for r in iter_records_where(results_dir, fingerprint=fp,
-                                                                    strict_versions=False))
+    return any(saved_as(r) == name for r in read_store(results_dir, fingerprint=fp).records)
 
 
 def resolve_compare_ref(ref: str, rootpath: Path, results_dir: Path) -> str:
@@ -337,9 +332,9 @@ def resolve_compare_ref(ref: str, rootpath: Path, results_dir: Path) -> str:
     commit = environment.resolve_ref(ref, rootpath)
     if commit:
         return commit
-    from ..run.store import Skipped, iter_records_where
+    from ..run.store import read_store
     fp = environment.machine_info().fingerprint
-    for rec in iter_records_where(results_dir, fingerprint=fp, commit=ref, skipped=Skipped()):  # said at the end
+    for rec in read_store(results_dir, fingerprint=fp, commit=ref).records:   # skips are said at the end
         if rec.commit:
             return rec.commit
     if Path(ref).exists():

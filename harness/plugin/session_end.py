@@ -4,7 +4,6 @@ recommendations), and hand the result to the report printers. The hooks call `fi
 and the Markdown file are written by report/terminal.py and report/markdown.py from the SessionSummary."""
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -14,7 +13,17 @@ from ..analysis.gate import InstanceVerdict, failing, instance_verdicts, unverif
 from ..analysis.instances import InstanceSummary, summarize_instances
 from ..records import ResultRecord
 from ..run.context import BenchContext
-from ..run.store import Skipped, StoreWarning, iter_records_where, load_files
+from ..run.store import Skipped, StoreRead, read_store
+
+
+@dataclass
+class Baseline:
+    """What a session is compared with: a label (a commit, or a saved name in quotes), its records on this
+    machine, a note saying what was chosen or why nothing was, and this machine's records of other sessions."""
+    label: str | None
+    records: list[ResultRecord]
+    note: str
+    history: list[ResultRecord]
 
 
 @dataclass
@@ -38,70 +47,61 @@ class SessionSummary:
         return bool(self.missed or self.regressions)
 
 
-def session_records(ctx: BenchContext, *, worker_paths: Sequence[str] = (),
-                    skipped: Skipped | None = None) -> list[ResultRecord]:
+def session_records(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> StoreRead:
     """This session's records: those written in this process, and the files xdist workers reported writing
-    (read by path: no scan of the store; what that read skips is tallied in `skipped`)."""
-    recs = list(ctx.records)
-    if worker_paths:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", StoreWarning)
-            recs += load_files(worker_paths, skipped=Skipped() if skipped is None else skipped)
-    return recs
+    (read by path, without a scan of the store), with what that read skipped."""
+    read = read_store(ctx.options.results_dir, files=worker_paths)
+    return StoreRead(list(ctx.records) + read.records, read.skipped)
 
 
-def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], *, skipped: Skipped | None = None
-                    ) -> tuple[str | None, list[ResultRecord], str, list[ResultRecord]]:
-    """(baseline label -- a commit, or a saved name in quotes --, its records on this machine, a note saying
-    what was chosen or why nothing was, and this machine's stored records of other sessions: the history a noise
-    estimate may use). A commit's baseline is its clean runs (analysis/baseline.py). What the store reads skip
-    is tallied in `skipped`."""
-    o = ctx.options
-    fp = ctx.machine.fingerprint
-    tally = Skipped() if skipped is None else skipped
-    mine = list(iter_records_where(o.results_dir, fingerprint=fp, skipped=tally))
+def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], skipped: Skipped) -> Baseline:
+    """The baseline to compare this session with (a commit's clean runs, or a saved session) on this machine, and
+    this machine's records of other sessions (a noise estimate's history); store reads' skips go to `skipped`."""
+    o, fp = ctx.options, ctx.machine.fingerprint
+    mine = _read(o.results_dir, skipped, fingerprint=fp)
     history = [r for r in mine if (r.extra or {}).get("session_id") != ctx.session_id]
     if o.compare_name:
         stored = saved_session(mine, o.compare_name)
         label, how = f"'{o.compare_name}'", f"--research-compare={o.compare}, a saved session"
     else:
-        if o.compare_commit:
-            commit, how = o.compare_commit, f"--research-compare={o.compare}"
-        else:
+        commit, how = o.compare_commit, f"--research-compare={o.compare}"
+        if not commit:
             commit, how = pick_default_commit(mine, current, current_commit=ctx.git.commit, fingerprint=fp,
                                               current_dirty=bool(ctx.git.dirty))
-            if commit is None:
-                return None, [], (f"no baseline: no other commit has clean results of these benches on this "
-                                  f"machine ({fp}) under {o.results_dir}"), history
-        stored = list(iter_records_where(o.results_dir, fingerprint=fp, commit=commit, skipped=tally))
+        if commit is None:
+            return Baseline(None, [], f"no baseline: no other commit has clean results of these benches on this "
+                                      f"machine ({fp}) under {o.results_dir}", history)
+        stored = _read(o.results_dir, skipped, fingerprint=fp, commit=commit)
         label = commit[:12]
     base = baseline_records(stored, current, session_id=ctx.session_id)
     if not base:
-        return label, [], f"no baseline: {label} ({how}) has no clean results on this machine ({fp})", history
-    return label, base, f"baseline {label} ({how}), {len(base)} record(s)", history
+        return Baseline(label, [], f"no baseline: {label} ({how}) has no clean results on this machine ({fp})",
+                        history)
+    return Baseline(label, base, f"baseline {label} ({how}), {len(base)} record(s)", history)
 
 
-def finish(ctx: BenchContext, records: Sequence[ResultRecord], *, skipped: Skipped | None = None) -> SessionSummary:
-    """The session's summary; `skipped`: what reading this session's records from the store left out."""
-    o = ctx.options
-    records = list(records)
-    tally = Skipped()
-    if skipped is not None:
-        tally.merge(skipped)
+def _read(results_dir, skipped: Skipped, **where: str) -> list[ResultRecord]:
+    read = read_store(results_dir, **where)
+    skipped.merge(read.skipped)
+    return read.records
+
+
+def finish(ctx: BenchContext, session: StoreRead) -> SessionSummary:
+    """The session's summary, from its records and what reading them from the store skipped."""
+    o, records, tally = ctx.options, session.records, Skipped()
+    tally.merge(session.skipped)
     verdicts = instance_verdicts(records)
     summary = SessionSummary(records, summarize_instances(records), failing(verdicts, o.unverified),
                              unverified(verdicts), o.unverified, compare_requested=o.compare is not None)
-    if not records:
-        summary.store_skipped = tally.lines()
-        return summary
-    label, base, note, history = choose_baseline(ctx, records, skipped=tally)
+    if records:
+        base = choose_baseline(ctx, records, tally)
+        summary.baseline_note = base.note
+        if base.records:
+            summary.comparison = compare_records(
+                base.records, records, thresholds=o.compare_fail if o.compare is not None else (),
+                baseline_name=base.label, current_name=ctx.git.short + " (this session)",
+                history=[r for r in base.history if r.commit != ctx.git.commit])
     summary.store_skipped = tally.lines()
-    summary.baseline_note = note
-    if base:
-        cur_name = ctx.git.short + " (this session)"
-        summary.comparison = compare_records(base, records, thresholds=o.compare_fail if o.compare is not None
-                                             else (), baseline_name=label, current_name=cur_name,
-                                             history=[r for r in history if r.commit != ctx.git.commit])
     return summary
 
 

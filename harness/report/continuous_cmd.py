@@ -18,7 +18,6 @@ import json
 import os
 import sys
 import uuid
-import warnings
 from pathlib import Path
 
 HELP = "interleaved A/B comparison of two commits on this machine (temporary worktrees, asv continuous style)"
@@ -157,16 +156,13 @@ def side_pytest_args(pytest_args: list[str], *, rounds: int, warmup_runs: int, r
 def session_records(results_dir: Path, run_id: str) -> dict[str, list]:
     """This continuous session's records, by side."""
     from ..run.environment import machine_info
-    from ..run.store import StoreWarning, iter_records_where
+    from ..run.store import read_store
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", StoreWarning)
-        recs = iter_records_where(results_dir, fingerprint=machine_info().fingerprint, strict_versions=False)
-        out: dict[str, list] = {}
-        for r in recs:
-            c = (r.extra or {}).get("continuous") or {}
-            if c.get("run") == run_id:
-                out.setdefault(c.get("side"), []).append(r)
+    out: dict[str, list] = {}
+    for r in read_store(results_dir, fingerprint=machine_info().fingerprint).records:
+        c = (r.extra or {}).get("continuous") or {}
+        if c.get("run") == run_id:
+            out.setdefault(c.get("side"), []).append(r)
     return out
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from collections import defaultdict
 
 from ..run.store import default_results_dir
@@ -45,11 +44,9 @@ def rows(records, machine: str | None = None) -> list[dict]:
 def run(args) -> int:
     from tabulate import tabulate
 
-    from ..run.store import StoreWarning, load_records
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", StoreWarning)
-        records = load_records(args.results_dir, strict_versions=False)
-    table = rows(records, args.machine)
+    from ..run.store import read_store
+    read = read_store(args.results_dir)
+    table = rows(read.records, args.machine)
     if args.format == "json":
         print(json.dumps(table, indent=1))
         return 0
@@ -61,7 +58,6 @@ def run(args) -> int:
              f"{t['measured']}/{t['records']}", t["last"][:19].replace("T", " ")] for t in table]
     print(tabulate(body, headers=["machine", "commit", "branch", "saved as", "sessions", "measured/records",
                                   "last run (UTC)"], tablefmt="simple", disable_numparse=True))
-    skipped = [w for w in caught if issubclass(w.category, StoreWarning)]
-    if skipped:
-        print(f"({len(skipped)} unreadable record(s) skipped)", file=sys.stderr)
+    for line in read.skipped.lines():
+        print(f"list: {line}", file=sys.stderr)
     return 0
