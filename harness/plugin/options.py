@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -21,8 +22,9 @@ class OptionError(ValueError):
     """A harness option is wrong; the message says which and how to fix it."""
 
 
-# -- checks: a raw value (never None) -> the checked value, None where it leaves the default ------------------
-def _number(v: Any, *, integer: bool, minimum: float, above: bool = False) -> Any:
+# -- checks: a raw value (never None) -> the checked value, None where it leaves the default. A ValueError or
+# OSError is the reason the value is wrong; `checked` names the option in front of it.
+def _number(v: Any, *, integer: bool = True, minimum: float = 0, above: bool = False) -> Any:
     try:
         x = int(str(v).strip()) if integer else float(str(v).strip())
     except ValueError:
@@ -32,10 +34,6 @@ def _number(v: Any, *, integer: bool, minimum: float, above: bool = False) -> An
     if (x <= minimum) if above else (x < minimum):
         raise OptionError(f"must be {'above' if above else 'at least'} {minimum:g}, got {v!r}")
     return x
-
-
-def _at_least(minimum: int) -> Callable[[Any], int]:
-    return lambda v: _number(v, integer=True, minimum=minimum)
 
 
 def _flag(v: Any) -> bool:
@@ -56,13 +54,12 @@ def _split(values: Any) -> list[str] | None:
 
 
 def _memray(v: Any) -> bool:
-    on = _flag(v)
-    if on:
+    if _flag(v):
         try:
             import memray  # noqa: F401
         except ImportError:
             raise OptionError("memray is not installed (pip install memray; not available on Windows)") from None
-    return on
+    return _flag(v)
 
 
 def _backend(v: Any) -> str | None:
@@ -80,29 +77,19 @@ def _corpus(v: Any) -> str | None:
 
 def _thresholds(v: Any) -> list:
     from ..analysis.thresholds import parse_threshold
-    try:
-        return [parse_threshold(spec) for spec in _split(v) or ()]
-    except ValueError as e:
-        raise OptionError(str(e)) from None
+    return [parse_threshold(spec) for spec in _split(v) or ()]
 
 
 def _writable(v: Any) -> Path | None:
     from llm_research_bench.engine.atomic import check_writable
-    if not v:
-        return None
-    try:
-        check_writable(v, example="summary.md")
-    except OSError as e:
-        raise OptionError(str(e)) from None
-    return Path(v)
+    return check_writable(v, example="summary.md") if v else None
 
 
 def _policy(v: Any) -> str | None:
     from ..analysis.gate import UNVERIFIED_POLICIES
-    policy = str(v).strip().lower() or None
-    if policy is not None and policy not in UNVERIFIED_POLICIES:
+    if str(v).strip().lower() not in UNVERIFIED_POLICIES + ("",):
         raise OptionError(f"expected {' or '.join(UNVERIFIED_POLICIES)}, got {v!r}")
-    return policy
+    return str(v).strip().lower() or None
 
 
 @dataclass(frozen=True)
@@ -131,48 +118,44 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("profile", "NAME", "run bench instances of these profiles only (repeat or comma-separate; default: all)",
            _split, "selected", multiple=True),
-    Option("profiles_file", "PATH", "a TOML file overlaying the built-in profiles (default: "
-                                    "$RESEARCH_BENCH_PROFILES)"),
+    Option("profiles_file", "PATH", "a TOML file overlaying the built-in profiles (default: $RESEARCH_BENCH_PROFILES)"),
     Option("machine_class", "CLASS", "take budgets for this machine class instead of the detected one"),
     Option("budget_scale", "FACTOR", "multiply every time budget by FACTOR (default 1)",
-           lambda v: _number(v, integer=False, minimum=0, above=True), marker=True),
+           partial(_number, integer=False, above=True), marker=True),
     Option("results_dir", "DIR", "where result records are appended (default: $RESEARCH_BENCH_RESULTS_DIR or "
-                                 "<rootdir>/results)"),
+           "<rootdir>/results)"),
     Option("rounds", "N", "measured runs per pipeline bench (default 1); verdicts and summaries use the median",
-           _at_least(1), marker=True),
-    Option("warmup_runs", "N", "warm-up runs before the measured ones, recorded as such and excluded (default: 1 "
-                               "when rounds > 1, else 0)", _at_least(0), marker=True),
-    Option("compare", "REF", "compare with the stored results of REF: a name saved with --research-save, a git "
-                             "ref or a stored commit (default: the latest other commit measured on this machine); "
-                             "write --research-compare=REF", str, optional_value=True),
+           partial(_number, minimum=1), marker=True),
+    Option("warmup_runs", "N", "warm-up runs before the measured ones, recorded as such and excluded (default: 1 when "
+           "rounds > 1, else 0)", partial(_number), marker=True),
+    Option("compare", "REF", "compare with the stored results of REF: a name saved with --research-save, a git ref or "
+           "a stored commit (default: the latest other commit measured on this machine); write --research-compare=REF",
+           str, optional_value=True),
     Option("compare_fail", "METRIC:PCT", "fail the session when METRIC got worse than the baseline by more than PCT "
-                                         "and the change is distinguishable from noise, e.g. execution_time_s:10%% "
-                                         "(implies compare)", _thresholds, multiple=True),
+           "and the change is distinguishable from noise, e.g. execution_time_s:10%% (implies compare)", _thresholds,
+           multiple=True),
     Option("summary_md", "FILE", "write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)",
            _writable),
     Option("memray", None, "record each run's allocations with memray (capture under the results dir)", _memray,
            marker=True),
     Option("isolate", None, "run each pipeline run in a child process: a crash or OOM kill is recorded, the session "
-                            "goes on", _flag, marker=True),
+           "goes on", _flag, marker=True),
     Option("enforce_memory", None, "with isolate: kill a run whose process tree goes over the profile's memory limit",
            _flag, marker=True),
-    Option("backend", "NAME", "backend of pipeline benches (default llamacpp, the embedded one; "
-                              "`research-engine run --help` lists the others)", _backend, marker=True),
+    Option("backend", "NAME", "backend of pipeline benches (default llamacpp, the embedded one; `research-engine run "
+           "--help` lists the others)", _backend, marker=True),
     Option("corpus", "PATH", "corpus of pipeline benches (default: the engine's PubMedQA corpus)", _corpus,
            marker=True),
-    Option("save", "NAME", "name this session's runs (stored in each record): compare with "
-                           "--research-compare=NAME or `research-bench compare NAME HEAD`"),
+    Option("save", "NAME", "name this session's runs (stored in each record): compare with --research-compare=NAME or "
+           "`research-bench compare NAME HEAD`"),
     Option("json", "FILE", "write this session's records and summary as one JSON file (like --benchmark-json)",
            lambda v: Path(v) if v else None, "json_path"),
-    Option("commit_url", "TEMPLATE", "link commits in summaries and reports, e.g. "
-                                     "https://github.com/ORG/REPO/commit/{commit} (default: "
-                                     "$RESEARCH_BENCH_COMMIT_URL, else derived from the git remote)"),
-    Option("remeasure", "N", "measure a run again, up to N more times, when other processes kept a real share of "
-                             "the CPUs busy during it (each attempt is stored, flagged; default 2; 0: never)",
-           _at_least(0), marker=True),
+    Option("commit_url", "TEMPLATE", "link commits in summaries and reports, e.g. https://github.com/ORG/REPO/commit/"
+           "{commit} (default: $RESEARCH_BENCH_COMMIT_URL, else derived from the git remote)"),
+    Option("remeasure", "N", "measure a run again, up to N more times, when other processes kept a real share of the "
+           "CPUs busy during it (each attempt is stored, flagged; default 2; 0: never)", partial(_number), marker=True),
     Option("unverified", "fail|pass", "a time-budget miss seen only on a busy machine (every run contended) is "
-                                      "UNVERIFIED: pass (default) reports it without failing, fail fails the session",
-           _policy),
+           "UNVERIFIED: pass (default) reports it without failing, fail fails the session", _policy),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 #: Keys a bench's own `@pytest.mark.research(...)` may set.
@@ -216,8 +199,7 @@ def settings(cli: Callable[[str], Any], ini: Callable[[str], Any]) -> dict[str, 
 
 def where(key: str) -> str:
     """How a user names an option in a message: '--research-rounds (ini research_rounds)'."""
-    o = BY_KEY[key]
-    return f"{o.flag} (ini {o.ini})"
+    return f"{BY_KEY[key].flag} (ini {BY_KEY[key].ini})"
 
 
 def checked(key: str, value: Any, named: str | None = None) -> Any:
@@ -226,7 +208,7 @@ def checked(key: str, value: Any, named: str | None = None) -> Any:
         return None
     try:
         return BY_KEY[key].check(value)
-    except OptionError as e:
+    except (ValueError, OSError) as e:
         raise OptionError(f"{named or where(key)}: {e}") from None
 
 

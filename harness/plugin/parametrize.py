@@ -1,13 +1,12 @@
-"""Profiles as parameters: which benches get the `profile` parameter, over which profiles, with which marks,
-and the pytest-timeout marker pipeline benches get. Called by the plugin's collection hooks, for research
-benches only (plugin/items.py). Light: imports nothing heavy (the profiles come from the BenchContext)."""
+"""Profiles as parameters (which research benches get `profile`, over which profiles, with which marks) and
+pipeline benches' pytest-timeout marker. Light: the profiles come from the BenchContext."""
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
 
-from . import items as I
+from .items import is_plugin_fixture, metafunc_is_bench, parametrizes_itself
 
 
 def wants_profiles(metafunc: pytest.Metafunc) -> bool:
@@ -16,12 +15,12 @@ def wants_profiles(metafunc: pytest.Metafunc) -> bool:
     marker = metafunc.definition.get_closest_marker("profiles")
     if "profile" not in metafunc.fixturenames and marker is None:
         return False
-    if not I.metafunc_is_bench(metafunc):
+    if not metafunc_is_bench(metafunc):
         return False                       # another project's test: its `profile` or `profiles` is its own
     defs = getattr(metafunc, "_arg2fixturedefs", {}).get("profile")
-    if "profile" in metafunc.fixturenames and defs and not I._ours(defs):
+    if "profile" in metafunc.fixturenames and defs and not is_plugin_fixture(defs):
         return False                       # a project's own `profile` fixture: not ours to parametrize
-    if I.parametrizes_itself(metafunc.definition, "profile"):
+    if parametrizes_itself(metafunc.definition, "profile"):
         return False
     if any("profile" in (getattr(cs, "params", {}) or {}) for cs in getattr(metafunc, "_calls", ()) or ()):
         return False                       # parametrized already by another pytest_generate_tests

@@ -1,13 +1,6 @@
-"""Live progress on the terminal while benches run: the session warm-up (with the index build), and for every
-run its bench and profile, round, phase, batch, tokens per second and elapsed time against the budget.
-
-Everything goes through pytest's terminal reporter with output capture suspended for the line (so it shows
-with or without `-s`, and never ends up in a test's captured output). Quiet under `-q` (and on xdist workers,
-whose terminal nobody sees). In a terminal (TTY) the status of a run redraws one line between events worth a
-line of their own; elsewhere (CI logs) every line is a plain line, and status lines come at most every
-HEARTBEAT_S seconds, so a log reads top to bottom with no carriage returns.
-
-The progress itself is plain data from run/progress.py (in-process runs and isolated children alike)."""
+"""Live progress on the terminal while benches run (session warm-up, each run's phase, batch, tokens per second
+and time against budget), through pytest's terminal reporter with capture suspended. Quiet under -q and on xdist
+workers; in a TTY a status line is redrawn in place, elsewhere status lines come at most every HEARTBEAT_S."""
 from __future__ import annotations
 
 import time

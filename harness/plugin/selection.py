@@ -1,13 +1,5 @@
-"""Opt-in bench markers: research benches with such a marker run only when asked for.
-
-`pytest benches -m quick` stays a short acceptance run even though the quality bench's quick instance carries
-the `quick` marker too: the plugin calls `deselect_unless_requested(items, config, "quality", among=...)` from
-its `pytest_collection_modifyitems` hook, which drops the quality benches unless the -m expression names
-`quality` (`-m "quick and quality"`, `-m quality`, even `-m "not quality"`, whose own logic then applies) or
-the command line names the bench's file or node id directly (`pytest benches/test_quality.py`). Only research
-benches are considered (plugin/items.py): another project's tests with a `quality` marker are never touched.
-The plugin says what it left out (`opt_in_note`), so `pytest benches` does not skip them silently.
-"""
+"""Opt-in markers: research benches carrying one run only when the -m expression names it or the command
+line names their file or node id; `opt_in_note` says what was left out, so nothing is skipped silently."""
 from __future__ import annotations
 
 import re
