@@ -16,6 +16,10 @@ HEARTBEAT_S = 10.0
 #: In a TTY: redraw the status line at most this often.
 REDRAW_S = 0.25
 PREFIX = "[research-bench]"
+#: The session warm-up's index stages with a line of their own (the embedding stage shows its progress).
+INDEX_STAGES = {"cached": "index loaded from the cache ({total:,} passages)",
+                "hnsw": "index build: HNSW graph of {total:,} passages built",
+                "saved": "index build: saved to the cache"}
 
 
 class LiveProgress:
@@ -26,8 +30,7 @@ class LiveProgress:
         self.tr = config.pluginmanager.get_plugin("terminalreporter")
         self.capman = config.pluginmanager.get_plugin("capturemanager")
         verbosity = config.get_verbosity() if hasattr(config, "get_verbosity") else config.option.verbose
-        self.enabled = (self.tr is not None and verbosity >= 0
-                        and getattr(config, "workerinput", None) is None)
+        self.enabled = self.tr is not None and verbosity >= 0 and getattr(config, "workerinput", None) is None
         self.tty = bool(getattr(self.tr, "isatty", False))
         self._dangling = False          # a redrawn status line without its newline yet
         self._last_status = 0.0
@@ -68,20 +71,14 @@ class LiveProgress:
 
     # -- the session warm-up -----------------------------------------------------------------------------------
     def warmup_event(self, ev: dict) -> None:
-        kind = ev.get("event")
-        if kind == "warmup":
+        stage, done, total = ev.get("stage"), ev.get("done") or 0, ev.get("total") or 0
+        if ev.get("event") == "warmup":
             self.line(f"warm-up: {ev.get('step')}")
-        elif kind == "index":
-            stage, done, total = ev.get("stage"), ev.get("done") or 0, ev.get("total") or 0
-            if stage == "cached":
-                self.line(f"warm-up: index loaded from the cache ({total:,} passages)")
-            elif stage == "embed":
-                text = f"warm-up: index build: embedded {done:,}/{total:,} passages ({done / max(1, total):.0%})"
-                (self.line if done in (0, total) else self.status)(text)
-            elif stage == "hnsw":
-                self.line(f"warm-up: index build: HNSW graph of {total:,} passages built")
-            elif stage == "saved":
-                self.line("warm-up: index build: saved to the cache")
+        elif ev.get("event") == "index" and stage == "embed":
+            text = f"warm-up: index build: embedded {done:,}/{total:,} passages ({done / max(1, total):.0%})"
+            (self.line if done in (0, total) else self.status)(text)
+        elif ev.get("event") == "index" and stage in INDEX_STAGES:
+            self.line("warm-up: " + INDEX_STAGES[stage].format(total=total))
 
     # -- one run ---------------------------------------------------------------------------------------------
     def run_sink(self, label: str, budget_s: float | None) -> Callable[[dict], None] | None:
@@ -160,7 +157,7 @@ def reporter(config: pytest.Config) -> LiveProgress:
 
 def run_progress(config: pytest.Config, bench: str, profile: str, budget_s: float | None,
                  ) -> Callable[[int, int, bool], Any]:
-    """For BenchCore.run: round index, count, warm-up flag -> the sink of that round's run (or None)."""
+    """For a bench's runs: round index, count, warm-up flag -> the sink of that round's run (or None)."""
     out = reporter(config)
 
     def factory(i: int, total: int, warmup: bool) -> Any:
