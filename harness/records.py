@@ -122,8 +122,8 @@ class ResultRecord:
 
 
 _FIELDS = {f.name for f in fields(ResultRecord)}
-_TYPE_NAMES = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict, "None": None}
-#: The stored type(s) of each record field, read from its annotation (None: may be null).
+_TYPE_NAMES = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict, "None": type(None)}
+#: The stored type(s) of each record field, read from its annotation.
 FIELD_TYPES: dict[str, tuple] = {f.name: tuple(_TYPE_NAMES[t.strip().split("[")[0]] for t in str(f.type).split("|"))
                                  for f in fields(ResultRecord)}
 #: Fields a stored record must have (the others have defaults).
@@ -133,23 +133,15 @@ _JSON_TYPES = {"number": (int, float), "integer": (int,), "string": (str,), "boo
 
 
 def _has_type(v: Any, types: tuple) -> bool:
-    if v is None:
-        return None in types
-    if isinstance(v, bool):
-        return bool in types
-    return isinstance(v, tuple(t for t in types if t is not None and t is not bool))
+    """isinstance, where a bool is not an int."""
+    return bool in types if isinstance(v, bool) else isinstance(v, types)
 
 
 def _schema_type_ok(v: Any, declared: Any) -> bool:
     names = declared if isinstance(declared, list) else [declared]
     allowed = tuple(t for n in names for t in _JSON_TYPES.get(n, ()))
-    if not allowed:
-        return True
-    if isinstance(v, bool):
-        return bool in allowed
-    if isinstance(v, float) and "integer" in names and v.is_integer():
-        return True                      # as JSON Schema reads it: 5.0 is an integer
-    return isinstance(v, allowed)
+    # as JSON Schema reads it, 5.0 is an integer
+    return not allowed or _has_type(v, allowed) or (isinstance(v, float) and "integer" in names and v.is_integer())
 
 
 def _check_metrics(metrics: Any, source: str, where: str) -> None:
@@ -193,7 +185,7 @@ def check_stored(d: Any) -> dict:
             raise RecordError(f"field '{key}' missing")
     for key, types in FIELD_TYPES.items():
         if key in d and not _has_type(d[key], types):
-            want = " or ".join("null" if t is None else t.__name__ for t in types)
+            want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise WrongTypeError(f"field '{key}' is {json.dumps(d[key])[:40]}, not {want}")
     if d.get("outcome") not in OUTCOMES:
         raise WrongTypeError(f"outcome {d.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
