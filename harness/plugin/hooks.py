@@ -124,9 +124,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from . import session_end
 
     ctx = st.context()
-    read = session_end.session_records(ctx, st.worker_records)
-    s = session_end.finish(ctx, read)
-    recs = read.records
+    s = session_end.finish(ctx, st.worker_records)
+    recs = s.records
     if recs:
         config.stash[SUMMARY_KEY] = s
     if s.failed and session.exitstatus == pytest.ExitCode.OK:
@@ -146,9 +145,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     tr = terminalreporter
     tr.write_sep("=", "research bench summary")
     for kind, text in terminal.session_lines(s, context_of(config)):
-        if kind == "sep":
-            tr.write_sep("-", text, red=True)
-        elif kind == "warn":
-            tr.write_sep("-", text, yellow=True)
+        if kind in ("sep", "warn"):
+            tr.write_sep("-", text, **{"red" if kind == "sep" else "yellow": True})
         else:
             tr.write_line(text, **({kind: True} if kind else {}))

@@ -166,16 +166,12 @@ def register(parser: Any) -> None:
     """Register every option with pytest: a flag in group 'research-bench' and an ini key."""
     g = parser.getgroup("research-bench", "research bench (llm-research-bench harness)")
     for o in OPTIONS:
-        kw: dict[str, Any] = {"dest": o.dest, "help": o.help}
         if o.metavar is None:
-            kw.update(action="store_true", default=None)
+            kw: dict[str, Any] = dict(action="store_true", default=None)
         else:
-            kw["metavar"] = o.metavar
-            if o.multiple:
-                kw["action"] = "append"
-            if o.optional_value:
-                kw.update(nargs="?", const="", default=None)
-        g.addoption(o.flag, **kw)
+            kw = dict(metavar=o.metavar, action="append" if o.multiple else "store")
+            kw.update(dict(nargs="?", const="", default=None) if o.optional_value else {})
+        g.addoption(o.flag, dest=o.dest, help=o.help, **kw)
         # Switches are read as strings so that a bad value gets this plugin's message, naming the key.
         kind = " (true/false)" if o.metavar is None else ""
         parser.addini(o.ini, f"{o.help.replace('%%', '%')}{kind} (command line: {o.flag})",

@@ -13,7 +13,7 @@ from ..analysis.gate import InstanceVerdict, failing, instance_verdicts, unverif
 from ..analysis.instances import InstanceSummary, summarize_instances
 from ..records import ResultRecord
 from ..run.context import BenchContext
-from ..run.store import Skipped, StoreRead, read_store
+from ..run.store import Skipped, read_store
 
 
 @dataclass
@@ -45,13 +45,6 @@ class SessionSummary:
     @property
     def failed(self) -> bool:
         return bool(self.missed or self.regressions)
-
-
-def session_records(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> StoreRead:
-    """This session's records: those written in this process, and the files xdist workers reported writing
-    (read by path, without a scan of the store), with what that read skipped."""
-    read = read_store(ctx.options.results_dir, files=worker_paths)
-    return StoreRead(list(ctx.records) + read.records, read.skipped)
 
 
 def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], skipped: Skipped) -> Baseline:
@@ -86,10 +79,11 @@ def _read(results_dir, skipped: Skipped, **where: str) -> list[ResultRecord]:
     return read.records
 
 
-def finish(ctx: BenchContext, session: StoreRead) -> SessionSummary:
-    """The session's summary, from its records and what reading them from the store skipped."""
-    o, records, tally = ctx.options, session.records, Skipped()
-    tally.merge(session.skipped)
+def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummary:
+    """The session's summary: its records (written in this process, or by xdist workers, whose files are read by
+    path without a scan of the store) judged, compared with a baseline, and what the store reads skipped."""
+    o, read = ctx.options, read_store(ctx.options.results_dir, files=worker_paths)
+    records, tally = list(ctx.records) + read.records, read.skipped
     verdicts = instance_verdicts(records)
     summary = SessionSummary(records, summarize_instances(records), failing(verdicts, o.unverified),
                              unverified(verdicts), o.unverified, compare_requested=o.compare is not None)

@@ -49,9 +49,6 @@ class Skipped:
     """What reads of the store left out: each skipped file once, with its kind and reason (first seen)."""
     files: dict[Path, tuple[str, str]] = field(default_factory=dict)     # path -> (kind, reason)
 
-    def add(self, kind: str, path: Path, why: str) -> None:
-        self.files.setdefault(Path(path), (kind, why))
-
     def merge(self, other: "Skipped") -> None:
         for path, item in other.files.items():
             self.files.setdefault(path, item)
@@ -63,9 +60,6 @@ class Skipped:
     @property
     def total(self) -> int:
         return len(self.files)
-
-    def __bool__(self) -> bool:
-        return bool(self.files)
 
     def lines(self) -> list[str]:
         """One line per kind: 'skipped 2 records written by a newer plugin, e.g. PATH (why): fix'."""
@@ -91,13 +85,9 @@ def default_results_dir() -> str:
     return env("RESULTS_DIR", "results")
 
 
-def record_dir(results_dir: Path, rec: ResultRecord) -> Path:
-    return Path(results_dir) / rec.machine_fingerprint / ((rec.commit or "nocommit")[:12] + ("+dirty" if rec.dirty else ""))
-
-
 def append(results_dir: str | Path, rec: ResultRecord) -> Path:
     """Store one record atomically under a new, unique file name. Never overwrites."""
-    d = record_dir(Path(results_dir), rec)
+    d = Path(results_dir, rec.machine_fingerprint, (rec.commit or "nocommit")[:12] + ("+dirty" if rec.dirty else ""))
     stamp = rec.timestamp.replace(":", "").replace("-", "").replace("+0000", "Z").replace("+00:00", "Z")
     return write_json(d / f"{stamp}-{rec.record_id}.json", rec.as_dict(), exclusive=True, indent=1, default=str)
 
@@ -114,10 +104,9 @@ def read_store(results_dir: str | Path, *, fingerprint: str | None = None, commi
         if path.name.startswith("."):            # a write in progress (engine.atomic's temp files)
             continue
         try:
-            rec = read_record(path)
+            rec = ResultRecord.from_dict(json.loads(read_regular(path, max_bytes=MAX_RECORD_BYTES).decode("utf-8")))
         except (RecordError, ValueError, TypeError, OSError) as e:   # UnicodeDecodeError is a ValueError
-            kind, why = classify(e)
-            skipped.add(kind, path, why)
+            skipped.files.setdefault(path, classify(e))
             continue
         if not commit or ((rec.commit or "nocommit").startswith(commit[:40]) and not rec.dirty):
             records.append(rec)
@@ -135,13 +124,8 @@ def _glob(root: Path, fingerprint: str | None, commit: str | None) -> list[Path]
     return sorted(root.glob(f"{fingerprint or '*'}/{folder}/*.json"), key=lambda p: p.name)
 
 
-def read_record(path: Path) -> ResultRecord:
-    """One stored record. Raises what `classify` sorts into SKIP_KINDS."""
-    return ResultRecord.from_dict(json.loads(read_regular(path, max_bytes=MAX_RECORD_BYTES).decode("utf-8")))
-
-
 def classify(exc: BaseException) -> tuple[str, str]:
-    """(skip kind, reason) of an exception from read_record."""
+    """(skip kind, reason) of an exception from reading a record file."""
     if isinstance(exc, RecordError):
         kind = {NewerRecordError: NEWER, OlderRecordError: OLDER, WrongTypeError: WRONG_TYPE}.get(type(exc), DAMAGED)
         return kind, exc.detail
