@@ -25,29 +25,20 @@ def is_plugin_fixture(defs: Any) -> bool:
 def parametrizes_itself(definition: Any, name: str) -> bool:
     """Whether the test parametrizes `name` with its own @pytest.mark.parametrize (positional or argnames=)."""
     for m in definition.iter_markers("parametrize"):
-        names = m.args[0] if m.args else m.kwargs.get("argnames")
-        if names is None:
-            continue
-        if isinstance(names, str):
-            names = names.split(",")
-        if name in [str(a).strip() for a in names]:
+        names = (m.args[0] if m.args else m.kwargs.get("argnames")) or ()
+        if name in [str(a).strip() for a in (names.split(",") if isinstance(names, str) else names)]:
             return True
     return False
 
 
 def uses_plugin_fixtures(fixtureinfo: Any, definition: Any, already_parametrized: set[str] = frozenset()) -> bool:
-    """Rule 1 on a test's fixture info (its closure and the definitions it resolves to)."""
-    if fixtureinfo is None:
-        return False
+    """Rule 1 on a test's fixture info (its closure and the definitions it resolves to); a `profile` the test
+    parametrizes itself is its own parameter, not the plugin's fixture."""
     closure = getattr(fixtureinfo, "names_closure", ()) or ()
     defs = getattr(fixtureinfo, "name2fixturedefs", {}) or {}
-    for name in PLUGIN_FIXTURES:
-        if name not in closure or not is_plugin_fixture(defs.get(name)):
-            continue
-        if name == "profile" and (name in already_parametrized or parametrizes_itself(definition, name)):
-            continue                             # the test's own `profile` parameter, not the plugin's fixture
-        return True
-    return False
+    mine = [n for n in PLUGIN_FIXTURES if n in closure and is_plugin_fixture(defs.get(n))]
+    return any(n != "profile" for n in mine) or ("profile" in mine and "profile" not in already_parametrized
+                                                and not parametrizes_itself(definition, "profile"))
 
 
 _OPT_IN_DIRS = pytest.StashKey[tuple]()
@@ -78,9 +69,8 @@ def opted_in(config: Any, module: Any, path: Any) -> bool:
 
 def metafunc_is_bench(metafunc: Any) -> bool:
     """Rules 1 and 2 at parametrization time (pytest_generate_tests)."""
-    done = set()
-    for cs in getattr(metafunc, "_calls", ()) or ():      # parametrized by an earlier hook (a project's own)
-        done |= set(getattr(cs, "params", {}) or {})
+    # names parametrized by an earlier hook (a project's own pytest_generate_tests)
+    done = {name for cs in getattr(metafunc, "_calls", ()) or () for name in getattr(cs, "params", {}) or {}}
     info = getattr(metafunc.definition, "_fixtureinfo", None)
     return (uses_plugin_fixtures(info, metafunc.definition, done)
             or opted_in(metafunc.config, getattr(metafunc, "module", None), getattr(metafunc.definition, "path", None)))
