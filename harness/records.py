@@ -32,23 +32,15 @@ OUTCOMES = (PASSED, FAILED, ERROR, TIMED_OUT, INTERRUPTED, CRASHED, SKIPPED)
 
 # -- reason codes ----------------------------------------------------------------------------------------------
 #: Why a run missed its target (stable codes stored in extra['reason_codes']; messages are for people).
-TIME_OVER = "time_over_budget"
-MEMORY_OVER = "memory_over_limit"
-SCHEMA_INVALID = "schema_invalid"
-NO_CLAIMS = "no_claims"
-CITATIONS_BELOW_FLOOR = "citation_validity_below_floor"
-GROUNDED_BELOW_FLOOR = "grounded_citations_below_floor"
-NO_CITATIONS = "no_citations"
-RUN_FAILED = "run_failed"
-RUN_TIMED_OUT = "timed_out"
-RUN_CRASHED = "crashed"
-NO_TELEMETRY = "no_telemetry"
+(TIME_OVER, MEMORY_OVER, SCHEMA_INVALID, NO_CLAIMS, CITATIONS_BELOW_FLOOR, GROUNDED_BELOW_FLOOR, NO_CITATIONS,
+ RUN_FAILED, RUN_TIMED_OUT, RUN_CRASHED, NO_TELEMETRY) = (
+    "time_over_budget", "memory_over_limit", "schema_invalid", "no_claims", "citation_validity_below_floor",
+    "grounded_citations_below_floor", "no_citations", "run_failed", "timed_out", "crashed", "no_telemetry")
 #: Reason code -> the one word a summary table shows for it.
 REASON_CATEGORY = {
-    TIME_OVER: "time", MEMORY_OVER: "memory", SCHEMA_INVALID: "schema", NO_CLAIMS: "quality",
-    CITATIONS_BELOW_FLOOR: "quality", GROUNDED_BELOW_FLOOR: "quality", NO_CITATIONS: "quality", RUN_FAILED: "failed", RUN_TIMED_OUT: "timeout",
-    RUN_CRASHED: "crash", NO_TELEMETRY: "failed",
-}
+    TIME_OVER: "time", MEMORY_OVER: "memory", SCHEMA_INVALID: "schema", NO_CLAIMS: "quality", CITATIONS_BELOW_FLOOR:
+    "quality", GROUNDED_BELOW_FLOOR: "quality", NO_CITATIONS: "quality", RUN_FAILED: "failed", RUN_TIMED_OUT: "timeout",
+    RUN_CRASHED: "crash", NO_TELEMETRY: "failed"}
 
 
 class RecordError(ValueError):
