@@ -208,6 +208,12 @@ def checked(key: str, value: Any, named: str | None = None) -> Any:
         raise OptionError(f"{named or where(key)}: {e}") from None
 
 
+def checked_fields(raw: dict[str, Any], named: Callable[[str], str | None] = lambda key: None) -> dict[str, Any]:
+    """HarnessOptions fields of raw option values, each through its check (those left to the default omitted)."""
+    out = {BY_KEY[key].field or key: checked(key, v, named(key)) for key, v in raw.items()}
+    return {name: v for name, v in out.items() if v is not None}
+
+
 def load_profiles(profiles_file: str | None) -> dict[str, Any]:
     from llm_research_bench.engine.profiles import ProfileError, load_profiles as _load
     try:
@@ -226,11 +232,8 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
                results_dir=values.get("results_dir") or env("RESULTS_DIR") or None,
                commit_url=values.get("commit_url") or env("COMMIT_URL") or None)
     fields = _profile_fields(raw)
-    for o in OPTIONS:
-        if o.key not in ("profile", "profiles_file", "machine_class", "results_dir", "compare"):
-            value = checked(o.key, raw.get(o.key))
-            if value is not None:
-                fields[o.field or o.key] = value
+    fields.update(checked_fields({o.key: raw.get(o.key) for o in OPTIONS if o.key not in (
+        "profile", "profiles_file", "machine_class", "results_dir", "compare")}))
     fields.update(_compare_fields(raw, fields.get("compare_fail"), rootpath))
     opts = HarnessOptions(**with_derived(fields))
     check_combination(opts)
@@ -279,11 +282,11 @@ def with_derived(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def check_combination(opts: HarnessOptions) -> None:
-    """What a set of options must satisfy together."""
+def check_combination(opts: HarnessOptions, prefix: str = "") -> None:
+    """What a set of options must satisfy together (`prefix`: where the options were set, for the message)."""
     if opts.enforce_memory and not opts.isolate:
-        raise OptionError(f"{where('enforce_memory')} kills an isolated run that goes over its memory limit: add "
-                          f"{BY_KEY['isolate'].flag}")
+        raise OptionError(f"{prefix}{where('enforce_memory')} kills an isolated run that goes over its memory "
+                          f"limit: add {BY_KEY['isolate'].flag}")
 
 
 def marker_overrides(marker: Any, where_: str, base: HarnessOptions | None = None) -> dict[str, Any]:
@@ -297,17 +300,10 @@ def marker_overrides(marker: Any, where_: str, base: HarnessOptions | None = Non
     if unknown:
         raise OptionError(f"{where_}: @pytest.mark.research does not take '{unknown[0]}'; a bench may set "
                           f"{', '.join(MARKER_KEYS)}")
-    out = {}
-    for key, raw in marker.kwargs.items():
-        value = checked(key, raw, f"{where_}: @pytest.mark.research({key}={raw!r})")
-        if value is not None:
-            out[BY_KEY[key].field or key] = value
-    out = with_derived(out)
+    kw = marker.kwargs
+    out = with_derived(checked_fields(kw, lambda key: f"{where_}: @pytest.mark.research({key}={kw[key]!r})"))
     if base is not None:
-        try:
-            check_combination(dataclasses.replace(base, **out))
-        except OptionError as e:
-            raise OptionError(f"{where_}: @pytest.mark.research: {e}") from None
+        check_combination(dataclasses.replace(base, **out), f"{where_}: @pytest.mark.research: ")
     return out
 
 

@@ -1,9 +1,9 @@
-"""The end of a bench session, orchestrated: read this session's records (and, for a comparison, the baseline's)
-from the store, let analysis judge them (the CI gate, the baseline comparison, per-instance summaries, the
-recommendations), and hand the result to the report printers. The hooks call `finish`; the terminal summary
-and the Markdown file are written by report/terminal.py and report/markdown.py from the SessionSummary."""
+"""The end of a bench session: its records (and a baseline's) read from the store and judged by analysis (the CI
+gate, the comparison, per-instance summaries) into a SessionSummary, which report/ prints and session_document
+writes as JSON."""
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -11,7 +11,7 @@ from ..analysis.baseline import baseline_records, pick_default_commit, saved_ses
 from ..analysis.compare import Comparison, compare_records
 from ..analysis.gate import InstanceVerdict, failing, instance_verdicts, unverified
 from ..analysis.instances import InstanceSummary, summarize_instances
-from ..records import ResultRecord
+from ..records import RECORD_VERSION, ResultRecord
 from ..run.context import BenchContext
 from ..run.store import Skipped, read_store
 
@@ -102,12 +102,8 @@ def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummar
 def session_document(summary: SessionSummary, ctx: BenchContext) -> dict:
     """The session as one JSON document (--research-json): format and versions, session id, saved name, time,
     commit, machine, options, pass/fail, per-instance summaries, missed targets, the comparison, every record."""
-    import datetime as _dt
-
-    from ..records import RECORD_VERSION
     from ..report.comparison import regression_lines
-    git, o = ctx.git, ctx.options
-    comp = summary.comparison
+    git, o, comp = ctx.git, ctx.options, summary.comparison
     return {
         "format": "research-bench-session", "format_version": 1, "record_version": RECORD_VERSION,
         "plugin_version": ctx.plugin_version, "session_id": ctx.session_id, "saved_as": o.save,
