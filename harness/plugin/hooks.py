@@ -125,12 +125,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     ctx = st.context()
     s = session_end.finish(ctx, st.worker_records)
-    recs = s.records
-    if recs:
+    if s.records:
         config.stash[SUMMARY_KEY] = s
     if s.failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if ctx.options.summary_md is not None or (recs and os.environ.get("GITHUB_STEP_SUMMARY")):
+    if ctx.options.summary_md is not None or (s.records and os.environ.get("GITHUB_STEP_SUMMARY")):
         markdown.write(s, ctx, ctx.options.summary_md)
     if ctx.options.json_path is not None:
         session_end.write_json(s, ctx, ctx.options.json_path)

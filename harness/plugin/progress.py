@@ -93,13 +93,10 @@ class _RunProgress:
 
     def __init__(self, out: LiveProgress, label: str, budget_s: float | None):
         self.out, self.label, self.budget_s = out, label, budget_s
-        self.t0 = time.monotonic()
-        self.started = False
-        self.phase = "starting"
+        self.t0 = self.chunk_t0 = time.monotonic()
+        self.started, self.phase, self.chunks = False, "starting", 0
         self.batch: int | None = None
         self.tps: float | None = None
-        self.chunks = 0
-        self.chunk_t0 = self.t0
 
     def _text(self, what: str) -> str:
         el = time.monotonic() - self.t0
