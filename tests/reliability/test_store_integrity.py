@@ -84,3 +84,13 @@ def test_wrong_field_types_are_not_misread(tmp_path):
     read = read_store(tmp_path)
     assert read.records == [] and list(read.skipped.files.values()) == [
         ("wrong_type", "field 'target_met' is \"yes\", not bool")]
+
+
+def test_a_read_by_commit_or_by_files_reads_only_those(tmp_path):
+    clean, dirty, other = rec(1), rec(2, dirty=True), rec(3, commit="beef" * 10)
+    paths = [append(tmp_path, r) for r in (clean, dirty, other)]
+    ids = lambda read: [r.record_id for r in read.records]     # noqa: E731
+    assert ids(read_store(tmp_path, commit="c0ffee")) == [clean.record_id]          # a prefix: clean runs only
+    assert ids(read_store(tmp_path, commit=clean.commit)) == [clean.record_id]
+    assert ids(read_store(tmp_path, fingerprint="fp2")) == []
+    assert ids(read_store(tmp_path / "nowhere", files=paths[1:])) == [dirty.record_id, other.record_id]
