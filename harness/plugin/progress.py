@@ -83,9 +83,7 @@ class LiveProgress:
     # -- one run ---------------------------------------------------------------------------------------------
     def run_sink(self, label: str, budget_s: float | None) -> Callable[[dict], None] | None:
         """A sink for one run's progress dicts (None when the display is off: the run then emits nothing)."""
-        if not self.enabled:
-            return None
-        return _RunProgress(self, label, budget_s)
+        return _RunProgress(self, label, budget_s) if self.enabled else None
 
 
 class _RunProgress:
@@ -156,9 +154,5 @@ def run_progress(config: pytest.Config, bench: str, profile: str, budget_s: floa
                  ) -> Callable[[int, int, bool], Any]:
     """For a bench's runs: round index, count, warm-up flag -> the sink of that round's run (or None)."""
     out = reporter(config)
-
-    def factory(i: int, total: int, warmup: bool) -> Any:
-        label = f"{bench}[{profile}] " + (f"warm-up {i + 1}" if warmup else f"round {i + 1}/{total}")
-        return out.run_sink(label, budget_s)
-
-    return factory
+    return lambda i, total, warmup: out.run_sink(
+        f"{bench}[{profile}] " + (f"warm-up {i + 1}" if warmup else f"round {i + 1}/{total}"), budget_s)

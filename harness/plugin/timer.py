@@ -12,10 +12,10 @@ BENCH_FIXTURES = ("research_bench", "record_result")
 
 
 def owns(item: Any) -> bool:
-    if not item.stash.get(BENCH_KEY, False):
-        return False
+    """A research bench that runs research: it uses a bench fixture, or carries the `pipeline` marker."""
     names = getattr(item, "fixturenames", ()) or ()
-    return any(f in names for f in BENCH_FIXTURES) or item.get_closest_marker("pipeline") is not None
+    return item.stash.get(BENCH_KEY, False) and (any(f in names for f in BENCH_FIXTURES)
+                                                 or item.get_closest_marker("pipeline") is not None)
 
 
 def set_timer(item: Any, settings: Any) -> bool | None:
