@@ -1,12 +1,5 @@
-"""The research-bench harness: the pytest plugin that benchmarks the engine, and the tools around its results
-store. Installed as `llm_research_bench.harness`; four rooms, imports flowing one way:
-
-    plugin/    pytest hooks, options, parametrization, fixtures            -> run, analysis, report
-    run/       one run in-process or in a child, timeouts, verdicts, store -> analysis
-    analysis/  pure functions over records: compare, stats, quality, ...   -> (records only)
-    report/    one printer per format, and the research-bench commands     -> analysis, run's store readers
-    records.py what a stored record means (shared by all); units.py how numbers read (shared by all)
-"""
+"""The research-bench harness: the pytest plugin that benchmarks the engine, and the tools over its results
+store (installed as `llm_research_bench.harness`)."""
 from __future__ import annotations
 
 

@@ -1,12 +1,6 @@
-"""What a stored bench record means, defined once: the record itself, its outcome, the reason codes of a missed
-target, which records are usable measurements, which series a record belongs to, the summary statistics of a
-series, and the metric specs (names, units, directions) read from the JSON Schemas.
-
-Every room of the harness reads records through this module (plugin, run, analysis, report); it imports
-nothing from them. Metric names, units (x-unit), directions (x-better) and labels (x-label) come from
-schemas/telemetry.schema.json, schemas/quality.schema.json and schemas/breakdown.schema.json, never from a
-list kept in code.
-"""
+"""What a stored bench record means, shared by every room: the record and its checks, outcomes, reason codes,
+usable measurements, series, summary statistics, and the metric specs (units, directions, labels), which come
+from the JSON Schemas in schemas/, never from a list kept in code."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -26,41 +20,32 @@ RECORD_VERSION = 1
 
 #: The engine's public entry as the runner a record names; a unit test may swap in a test double.
 DEFAULT_RUNNER = "llm_research_bench.engine:research"
-#: Runner names of real measurements in stored records (older records named the checkout's module; benches
-#: that ran the engine themselves store "bench-supplied telemetry"). Any other runner is a test double.
+#: Runner names of real measurements in stored records (the engine's entry under either module path, or a bench
+#: that ran the engine itself); any other runner is a test double.
 REAL_RUNNERS = (DEFAULT_RUNNER, "engine:research", "bench-supplied telemetry")
 
 # -- outcomes ------------------------------------------------------------------------------------------------
-#: What happened to a run, as stored. `passed`/`failed` ran to the end (`failed`: it missed its target or the
-#: engine reported a failure); the others did not finish.
+#: What happened to a run. `passed`/`failed` ran to the end (`failed`: target missed or engine failure).
 PASSED, FAILED, ERROR, TIMED_OUT, INTERRUPTED, CRASHED, SKIPPED = (
     "passed", "failed", "error", "timed_out", "interrupted", "crashed", "skipped")
 OUTCOMES = (PASSED, FAILED, ERROR, TIMED_OUT, INTERRUPTED, CRASHED, SKIPPED)
 
 # -- reason codes ----------------------------------------------------------------------------------------------
 #: Why a run missed its target (stable codes stored in extra['reason_codes']; messages are for people).
-TIME_OVER = "time_over_budget"
-MEMORY_OVER = "memory_over_limit"
-SCHEMA_INVALID = "schema_invalid"
-NO_CLAIMS = "no_claims"
-CITATIONS_BELOW_FLOOR = "citation_validity_below_floor"
-GROUNDED_BELOW_FLOOR = "grounded_citations_below_floor"
-NO_CITATIONS = "no_citations"
-RUN_FAILED = "run_failed"
-RUN_TIMED_OUT = "timed_out"
-RUN_CRASHED = "crashed"
-NO_TELEMETRY = "no_telemetry"
+(TIME_OVER, MEMORY_OVER, SCHEMA_INVALID, NO_CLAIMS, CITATIONS_BELOW_FLOOR, GROUNDED_BELOW_FLOOR, NO_CITATIONS,
+ RUN_FAILED, RUN_TIMED_OUT, RUN_CRASHED, NO_TELEMETRY) = (
+    "time_over_budget", "memory_over_limit", "schema_invalid", "no_claims", "citation_validity_below_floor",
+    "grounded_citations_below_floor", "no_citations", "run_failed", "timed_out", "crashed", "no_telemetry")
 #: Reason code -> the one word a summary table shows for it.
 REASON_CATEGORY = {
-    TIME_OVER: "time", MEMORY_OVER: "memory", SCHEMA_INVALID: "schema", NO_CLAIMS: "quality",
-    CITATIONS_BELOW_FLOOR: "quality", GROUNDED_BELOW_FLOOR: "quality", NO_CITATIONS: "quality", RUN_FAILED: "failed", RUN_TIMED_OUT: "timeout",
-    RUN_CRASHED: "crash", NO_TELEMETRY: "failed",
-}
+    TIME_OVER: "time", MEMORY_OVER: "memory", SCHEMA_INVALID: "schema", NO_CLAIMS: "quality", CITATIONS_BELOW_FLOOR:
+    "quality", GROUNDED_BELOW_FLOOR: "quality", NO_CITATIONS: "quality", RUN_FAILED: "failed", RUN_TIMED_OUT: "timeout",
+    RUN_CRASHED: "crash", NO_TELEMETRY: "failed"}
 
 
 class RecordError(ValueError):
-    """A stored document is not a record this version can read (damaged: not a record); the message says why,
-    `detail` the same without the fix (for a line that says the fix once for many files)."""
+    """A stored document is not a record this version can read; the message says why, `detail` says it without
+    the fix (for a line that names the fix once for many files)."""
 
     def __init__(self, message: str, detail: str | None = None):
         super().__init__(message)
@@ -72,8 +57,7 @@ class NewerRecordError(RecordError):
 
 
 class OlderRecordError(RecordError):
-    """A record of an older schema (its telemetry's schema_version, or its record_version) that this plugin no
-    longer reads; the message names the fix."""
+    """A record of an older schema (telemetry or record version) than this plugin reads; the message names the fix."""
 
 
 class WrongTypeError(RecordError):
@@ -130,16 +114,10 @@ class ResultRecord:
 
 
 _FIELDS = {f.name for f in fields(ResultRecord)}
-
-
-#: The stored type(s) of each record field (None: may be null); a field with another type is a WrongTypeError.
-FIELD_TYPES: dict[str, tuple] = {
-    "test_id": (str,), "bench": (str,), "profile": (str, None), "outcome": (str,), "target_met": (bool,),
-    "machine_fingerprint": (str,), "machine_class": (str,), "commit": (str, None), "dirty": (bool, None),
-    "branch": (str, None), "plugin_version": (str,), "reasons": (list,), "round": (int,), "warmup": (bool,),
-    "telemetry": (dict, None), "schema_valid": (bool, None), "schema_errors": (list,), "budget": (dict, None),
-    "extra": (dict,), "record_id": (str,), "timestamp": (str,), "record_version": (int,),
-}
+_TYPE_NAMES = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict, "None": type(None)}
+#: The stored type(s) of each record field, read from its annotation.
+FIELD_TYPES: dict[str, tuple] = {f.name: tuple(_TYPE_NAMES[t.strip().split("[")[0]] for t in str(f.type).split("|"))
+                                 for f in fields(ResultRecord)}
 #: Fields a stored record must have (the others have defaults).
 REQUIRED_FIELDS = ("test_id", "bench", "outcome", "target_met", "machine_fingerprint", "record_version")
 _JSON_TYPES = {"number": (int, float), "integer": (int,), "string": (str,), "boolean": (bool,), "null": (type(None),),
@@ -147,23 +125,15 @@ _JSON_TYPES = {"number": (int, float), "integer": (int,), "string": (str,), "boo
 
 
 def _has_type(v: Any, types: tuple) -> bool:
-    if v is None:
-        return None in types
-    if isinstance(v, bool):
-        return bool in types
-    return isinstance(v, tuple(t for t in types if t is not None and t is not bool))
+    """isinstance, where a bool is not an int."""
+    return bool in types if isinstance(v, bool) else isinstance(v, types)
 
 
 def _schema_type_ok(v: Any, declared: Any) -> bool:
     names = declared if isinstance(declared, list) else [declared]
     allowed = tuple(t for n in names for t in _JSON_TYPES.get(n, ()))
-    if not allowed:
-        return True
-    if isinstance(v, bool):
-        return bool in allowed
-    if isinstance(v, float) and "integer" in names and v.is_integer():
-        return True                      # as JSON Schema reads it: 5.0 is an integer
-    return isinstance(v, allowed)
+    # as JSON Schema reads it, 5.0 is an integer
+    return not allowed or _has_type(v, allowed) or (isinstance(v, float) and "integer" in names and v.is_integer())
 
 
 def _check_metrics(metrics: Any, source: str, where: str) -> None:
@@ -207,7 +177,7 @@ def check_stored(d: Any) -> dict:
             raise RecordError(f"field '{key}' missing")
     for key, types in FIELD_TYPES.items():
         if key in d and not _has_type(d[key], types):
-            want = " or ".join("null" if t is None else t.__name__ for t in types)
+            want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise WrongTypeError(f"field '{key}' is {json.dumps(d[key])[:40]}, not {want}")
     if d.get("outcome") not in OUTCOMES:
         raise WrongTypeError(f"outcome {d.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
@@ -234,22 +204,17 @@ def check_stored(d: Any) -> dict:
 # -- usability and series ----------------------------------------------------------------------------------------
 def is_usable(rec: ResultRecord) -> bool:
     """A measurement that can be compared, charted and exported: a measured run (not a warm-up) that ran to the
-    end and was not re-measured. A run that missed its budget still measured the run; one that crashed, timed
-    out, was interrupted or whose engine reported a failure did not; one timed on a busy machine and measured
-    again (superseded) is kept in the store, flagged, but its round counts once, by its re-measurement."""
+    end (a budget miss still measured it; a crash, timeout or engine failure did not) and was not superseded."""
     if rec.warmup or rec.outcome not in (PASSED, FAILED) or is_superseded(rec):
         return False
     t = rec.telemetry
     return t is None or (bool(t.get("success")) and not t.get("timed_out"))
 
 
-# -- contention and re-measurement -------------------------------------------------------------------------------
-#: extra keys a run of a bench instance carries (run/bench.py writes them; analysis/gate.py reads them):
-#:   instance      id shared by every run of one `research_bench.run(...)` call (its rounds and re-measurements)
-#:   attempt       1 for a round's first measurement, 2, 3 ... for its re-measurements
-#:   other_cpu_load, contended   cores other processes kept busy during the run; whether that made it contended
-#:   superseded    this contended run was measured again (the next attempt of the same round replaces it)
-#:   instance_verdict  on an instance's last run: the instance's verdict (analysis/gate.py), as stored
+# -- contention and re-measurement ------------------------------------------------------------------------------
+#: extra keys of an instance's runs (run/bench.py writes, analysis/gate.py reads): instance (shared by one
+#: research_bench.run call's runs), attempt (1, then 2, 3 ... when re-measured), other_cpu_load, contended,
+#: superseded (measured again), instance_verdict (on the instance's last run).
 def is_contended(rec: ResultRecord) -> bool:
     """Timed while other processes held a real share of the CPUs (run/cpu.py): its timings are inflated."""
     return bool((rec.extra or {}).get("contended"))
@@ -354,10 +319,6 @@ def better(name: str) -> str:
 
 def label(name: str) -> str:
     return spec(name).get("x-label") or name
-
-
-def has_direction(name: str) -> bool:
-    return better(name) in ("lower", "higher")
 
 
 def headline_metrics(source: str = "telemetry") -> list[str]:

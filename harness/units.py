@@ -5,12 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .records import is_number
+
 #: Units a table column header already names: cells show the bare number.
 IMPLIED_UNITS = ("ratio", "tok", "tok/s")
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def decimals(v: float, unit: str = "") -> int:
@@ -23,7 +21,7 @@ def decimals(v: float, unit: str = "") -> int:
 
 def num(v: Any, unit: str = "", *, show_unit: bool = True, missing: str = "n/a") -> str:
     """'13.4 s', '912 MB', '0.95', '4,624': a value at the precision its size calls for, with its unit."""
-    if not _finite(v):
+    if not is_number(v):
         return missing
     if isinstance(v, int) or (float(v).is_integer() and unit in ("", "tok") and abs(v) < 1e15):
         s = f"{int(v):,}"

@@ -17,7 +17,7 @@ from tabulate import tabulate
 
 from llm_research_bench.harness.analysis.calibration import design_summary, judge_designs, median_change
 from llm_research_bench.harness.analysis.thresholds import parse_threshold
-from llm_research_bench.harness.run.store import iter_records
+from llm_research_bench.harness.run.store import read_store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", default="execution_time_s:5%")
     o = ap.parse_args(argv)
     by: dict[str, list] = {}
-    for r in iter_records(o.session, strict_versions=False):
+    for r in read_store(o.session).records:
         side = ((r.extra or {}).get("continuous") or {}).get("side")
         if side and not r.warmup:
             by.setdefault(side, []).append(r)

@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 
 from llm_research_bench.harness.records import REAL_RUNNERS, is_usable
 from llm_research_bench.harness.run.environment import machine_info
-from llm_research_bench.harness.run.store import StoreWarning, iter_records_where
+from llm_research_bench.harness.run.store import read_store
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "quick_timings.json"
 
@@ -31,19 +30,17 @@ def main(argv: list[str]) -> int:
     a = p.parse_args(argv)
     m = machine_info()
     runs = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", StoreWarning)
-        for d in a.results:
-            for r in iter_records_where(d, fingerprint=m.fingerprint, strict_versions=False):
-                ex = r.extra or {}
-                if r.bench != "pipeline" or r.profile != "quick" or not is_usable(r):
-                    continue
-                if ex.get("runner", REAL_RUNNERS[0]) not in REAL_RUNNERS:
-                    continue
-                runs.append({"execution_time_s": r.metric("execution_time_s"),
-                             "other_cpu_load": ex.get("other_cpu_load"), "contended": bool(ex.get("contended")),
-                             "commit": (r.commit or "")[:12], "side": (ex.get("continuous") or {}).get("side"),
-                             "timestamp": r.timestamp})
+    for d in a.results:
+        for r in read_store(d, fingerprint=m.fingerprint).records:
+            ex = r.extra or {}
+            if r.bench != "pipeline" or r.profile != "quick" or not is_usable(r):
+                continue
+            if ex.get("runner", REAL_RUNNERS[0]) not in REAL_RUNNERS:
+                continue
+            runs.append({"execution_time_s": r.metric("execution_time_s"),
+                         "other_cpu_load": ex.get("other_cpu_load"), "contended": bool(ex.get("contended")),
+                         "commit": (r.commit or "")[:12], "side": (ex.get("continuous") or {}).get("side"),
+                         "timestamp": r.timestamp})
     runs.sort(key=lambda x: x["timestamp"])
     doc = {"what": "real quick-profile pipeline runs (execution_time_s) of the embedded default model on this "
                    "machine; the harness's measure of other processes' CPU load during each",

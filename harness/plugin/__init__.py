@@ -1,3 +1,2 @@
-"""plugin/ -- the pytest plugin itself: hooks (the `pytest11` entry point, hooks.py), options and ini keys,
-parametrization over profiles, opt-in selection, fixtures, pytest-timeout's timer, and the session's end.
-Thin: each hook hands over to run/, analysis/ and report/."""
+"""The pytest plugin: hooks (the `pytest11` entry point), options, parametrization, selection, fixtures and
+the session's end, each hook thin over run/, analysis/ and report/."""

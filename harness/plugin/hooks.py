@@ -1,22 +1,5 @@
-"""The research-bench pytest plugin's hooks (the `pytest11` entry point): thin, each delegating to plain code.
-
-Inert where unused: this module and what it imports at load time are light (pytest and the standard library
-only; no engine, numpy or psutil), and every hook acts on research benches only (plugin/items.py says which
-tests those are). A session that collects none behaves as if the plugin were not installed: no
-parametrization, deselection, timeout, header, git call, results scan or summary. The options are parsed
-when first needed (a bench, or a --research-* option on the command line); every hook also copes with a
-config the plugin never configured (e.g. one made by pytester.parseconfig).
-
-    items.py        which tests are research benches (the one rule)
-    options.py      the options (+ checks) -> HarnessOptions; fixtures.py keeps the lazily built BenchContext
-    parametrize.py  profiles as parameters; pipeline benches' timeouts
-    selection.py    opt-in benches (quality, breakdown, efficiency, memory_pressure) run only when asked for
-    fixtures.py     profile, bench_budget, bench_warmup, research_bench, record_result, research_runner
-    runner.py       BenchRunner (what research_bench is), loaded on a bench's first use
-    progress.py     live progress lines through the terminal reporter
-    timer.py        pytest-timeout's timer, taken over for bench items through its hooks
-    session_end.py  the session's end: CI gate, baseline comparison (printed by report/terminal, markdown)
-"""
+"""The plugin's pytest hooks (the `pytest11` entry point), each thin over plain code, acting on research benches
+only (items.py): a session without benches runs as if the plugin were not installed. Light at import."""
 from __future__ import annotations
 
 import signal
@@ -24,20 +7,18 @@ from typing import Any
 
 import pytest
 
-from . import items as I
 from . import parametrize, selection, timer
 from .fixtures import (STATE_KEY, bench_budget, bench_context, bench_warmup, context_of,  # noqa: F401
                        profile, record_result, research_bench, research_runner, state_of)
-from .options import OPTIONS, register
+from .items import bench_items
+from .options import MARKER_KEYS, OPTIONS, register
 
 SUMMARY_KEY = pytest.StashKey[Any]()
-#: Markers with a meaning to the plugin (on research benches). Profile markers are registered when the plugin
-#: first parametrizes a bench; the opt-in markers (selection.OPT_IN_MARKERS) and `micro` belong to the
-#: project's benches, which register them (this repository's pyproject.toml and benches/conftest.py do).
+#: The plugin's markers (profile markers are registered on first parametrization; the opt-in ones and `micro`
+#: belong to the project's benches, which register them).
 STATIC_MARKERS = (
     "profiles(*names): parametrize a research bench over these profiles only (default: every profile)",
-    "research(**options): this bench's own rounds, warmup_runs, isolate, enforce_memory, memray, backend, corpus or "
-    "budget_scale (over the command line and the ini file)",
+    f"research(**options): this bench's own {', '.join(MARKER_KEYS)} (over the command line and the ini file)",
     "pipeline: research benches that run the whole pipeline (they get the profile's timeout_s)",
 )
 WORKER_RECORDS = "research_bench_records"
@@ -47,20 +28,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     register(parser)
 
 
-def _cli_given(config: pytest.Config) -> bool:
-    for o in OPTIONS:
-        v = config.getoption(o.dest, None)
-        if v is not None and v != []:
-            return True
-    return False
-
-
 def pytest_configure(config: pytest.Config) -> None:
     for line in STATIC_MARKERS:
         config.addinivalue_line("markers", line)
     st = state_of(config)
-    if _cli_given(config):        # options given on the command line are checked now (a usage error, exit 4)
-        st.context()
+    if any(config.getoption(o.dest, None) not in (None, []) for o in OPTIONS):
+        st.context()              # options given on the command line are checked now (a usage error, exit 4)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -89,19 +62,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    mine = I.bench_items(items)
+    mine = bench_items(items)
     if not mine:
         return
     for item in mine:
         item.stash[timer.BENCH_KEY] = True
     st = state_of(config)
     ctx = st.context()           # a bad option or profiles file: one usage error, now that benches need them
-    dropped = {}
-    for opt_in in selection.OPT_IN_MARKERS:                     # long benches run only when asked for
-        dropped[opt_in] = len(selection.deselect_unless_requested(
-            items, config, opt_in, among=lambda i: i.stash.get(timer.BENCH_KEY, False)))
-    st.opt_in_note = selection.opt_in_note(dropped)
-    kept = [i for i in items if i.stash.get(timer.BENCH_KEY, False)]
+    is_bench = lambda i: i.stash.get(timer.BENCH_KEY, False)    # noqa: E731
+    st.opt_in_note = selection.opt_in_note({      # long benches run only when asked for
+        m: len(selection.deselect_unless_requested(items, config, m, among=is_bench))
+        for m in selection.OPT_IN_MARKERS})
+    kept = [i for i in items if is_bench(i)]
     st.bench_items = len(kept)
     if config.pluginmanager.hasplugin("timeout") and hasattr(signal, "SIGALRM"):
         parametrize.add_timeouts(kept, ctx)
@@ -110,7 +82,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def pytest_report_collectionfinish(config: pytest.Config, items: list) -> list[str] | None:
     """The plugin's header, after 'collected N items', in sessions that run research benches only."""
     st = config.stash.get(STATE_KEY, None)
-    if st is None or not (st.bench_items or getattr(st, "opt_in_note", None)):
+    if st is None or not (st.bench_items or st.opt_in_note):
         return None
     lines = []
     if st.bench_items:
@@ -122,9 +94,7 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list) -> list[s
             lines.append(f"research-bench budgets: class {o.machine_class or '(detected)'}, time x{o.budget_scale:g}")
         if o.profiles_file:
             lines.append(f"research-bench profiles file: {o.profiles_file}")
-    if getattr(st, "opt_in_note", None):
-        lines.append(st.opt_in_note)
-    return lines
+    return lines + ([st.opt_in_note] if st.opt_in_note else [])
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -151,18 +121,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     import os
 
     from ..report import markdown
-    from ..run.store import Skipped
     from . import session_end
 
     ctx = st.context()
-    skipped = Skipped()
-    recs = session_end.session_records(ctx, worker_paths=st.worker_records, skipped=skipped)
-    s = session_end.finish(ctx, recs, skipped=skipped)
-    if recs:
+    s = session_end.finish(ctx, st.worker_records)
+    if s.records:
         config.stash[SUMMARY_KEY] = s
     if s.failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if ctx.options.summary_md is not None or (recs and os.environ.get("GITHUB_STEP_SUMMARY")):
+    if ctx.options.summary_md is not None or (s.records and os.environ.get("GITHUB_STEP_SUMMARY")):
         markdown.write(s, ctx, ctx.options.summary_md)
     if ctx.options.json_path is not None:
         session_end.write_json(s, ctx, ctx.options.json_path)
@@ -177,9 +144,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     tr = terminalreporter
     tr.write_sep("=", "research bench summary")
     for kind, text in terminal.session_lines(s, context_of(config)):
-        if kind == "sep":
-            tr.write_sep("-", text, red=True)
-        elif kind == "warn":
-            tr.write_sep("-", text, yellow=True)
+        if kind in ("sep", "warn"):
+            tr.write_sep("-", text, **{"red" if kind == "sep" else "yellow": True})
         else:
             tr.write_line(text, **({kind: True} if kind else {}))

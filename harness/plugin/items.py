@@ -1,18 +1,7 @@
-"""Which tests are the plugin's own (research benches): the one rule every hook applies before it touches a test.
-
-A test is a research bench when
-  1. it uses one of the plugin's fixtures (`research_bench`, `record_result`, `bench_warmup`, `bench_budget`,
-     `bench_context`, `research_runner`, or the plugin's `profile`), directly or through other fixtures, and the
-     definition it gets is the plugin's (a project's own fixture of the same name does not count, nor a
-     `profile` argument the test parametrizes itself); or
-  2. its module, or a conftest.py in its folder or a folder above it, opts in with `research_benches = True`.
-
-Everything else is left exactly as pytest and its other plugins make it: no parametrization over profiles, no
-opt-in deselection, no timeout, no header or summary, no git call, no results scan. The plugin's markers
-(`profiles`, `pipeline`, `research`, the opt-in markers) mean something only on research benches.
-
-Light on purpose: imported by the pytest11 entry point, it imports nothing but pytest and the standard library.
-"""
+"""Which tests are research benches, the one rule every hook applies before it touches a test: a test that gets
+the plugin's own definition of one of its fixtures (not a `profile` it parametrizes itself), or whose module or
+a conftest.py at or above its folder sets `research_benches = True`. Every other test is left as pytest makes
+it. Light: imported by the pytest11 entry point, it imports pytest and the standard library only."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,39 +17,28 @@ OPT_IN_NAME = "research_benches"
 FIXTURES_MODULE = __name__.rsplit(".", 1)[0] + ".fixtures"
 
 
-def _ours(defs: Any) -> bool:
+def is_plugin_fixture(defs: Any) -> bool:
     """Whether the fixture definition a test gets (the last, innermost one) is the plugin's."""
-    if not defs:
-        return False
-    return getattr(getattr(defs[-1], "func", None), "__module__", "") == FIXTURES_MODULE
+    return bool(defs) and getattr(getattr(defs[-1], "func", None), "__module__", "") == FIXTURES_MODULE
 
 
 def parametrizes_itself(definition: Any, name: str) -> bool:
     """Whether the test parametrizes `name` with its own @pytest.mark.parametrize (positional or argnames=)."""
     for m in definition.iter_markers("parametrize"):
-        names = m.args[0] if m.args else m.kwargs.get("argnames")
-        if names is None:
-            continue
-        if isinstance(names, str):
-            names = names.split(",")
-        if name in [str(a).strip() for a in names]:
+        names = (m.args[0] if m.args else m.kwargs.get("argnames")) or ()
+        if name in [str(a).strip() for a in (names.split(",") if isinstance(names, str) else names)]:
             return True
     return False
 
 
 def uses_plugin_fixtures(fixtureinfo: Any, definition: Any, already_parametrized: set[str] = frozenset()) -> bool:
-    """Rule 1 on a test's fixture info (its closure and the definitions it resolves to)."""
-    if fixtureinfo is None:
-        return False
+    """Rule 1 on a test's fixture info (its closure and the definitions it resolves to); a `profile` the test
+    parametrizes itself is its own parameter, not the plugin's fixture."""
     closure = getattr(fixtureinfo, "names_closure", ()) or ()
     defs = getattr(fixtureinfo, "name2fixturedefs", {}) or {}
-    for name in PLUGIN_FIXTURES:
-        if name not in closure or not _ours(defs.get(name)):
-            continue
-        if name == "profile" and (name in already_parametrized or parametrizes_itself(definition, name)):
-            continue                             # the test's own `profile` parameter, not the plugin's fixture
-        return True
-    return False
+    mine = [n for n in PLUGIN_FIXTURES if n in closure and is_plugin_fixture(defs.get(n))]
+    return any(n != "profile" for n in mine) or ("profile" in mine and "profile" not in already_parametrized
+                                                and not parametrizes_itself(definition, "profile"))
 
 
 _OPT_IN_DIRS = pytest.StashKey[tuple]()
@@ -82,9 +60,7 @@ def opted_in(config: Any, module: Any, path: Any) -> bool:
     """Rule 2: the test's module, or a conftest.py at or above its folder, sets `research_benches = True`."""
     if module is not None and getattr(module, OPT_IN_NAME, False) is True:
         return True
-    if path is None:
-        return False
-    dirs = _opted_in_dirs(config)
+    dirs = _opted_in_dirs(config) if path is not None else ()
     if not dirs:
         return False
     folder = Path(str(path)).resolve().parent
@@ -93,9 +69,8 @@ def opted_in(config: Any, module: Any, path: Any) -> bool:
 
 def metafunc_is_bench(metafunc: Any) -> bool:
     """Rules 1 and 2 at parametrization time (pytest_generate_tests)."""
-    done = set()
-    for cs in getattr(metafunc, "_calls", ()) or ():      # parametrized by an earlier hook (a project's own)
-        done |= set(getattr(cs, "params", {}) or {})
+    # names parametrized by an earlier hook (a project's own pytest_generate_tests)
+    done = {name for cs in getattr(metafunc, "_calls", ()) or () for name in getattr(cs, "params", {}) or {}}
     info = getattr(metafunc.definition, "_fixtureinfo", None)
     return (uses_plugin_fixtures(info, metafunc.definition, done)
             or opted_in(metafunc.config, getattr(metafunc, "module", None), getattr(metafunc.definition, "path", None)))
@@ -104,9 +79,8 @@ def metafunc_is_bench(metafunc: Any) -> bool:
 def is_bench(item: Any) -> bool:
     """Rules 1 and 2 on a collected item (a directly parametrized `profile` resolves to pytest's own
     pseudo-fixture there, so it does not count as the plugin's)."""
-    if uses_plugin_fixtures(getattr(item, "_fixtureinfo", None), item):
-        return True
-    return opted_in(item.config, getattr(item, "module", None), getattr(item, "path", None))
+    return (uses_plugin_fixtures(getattr(item, "_fixtureinfo", None), item)
+            or opted_in(item.config, getattr(item, "module", None), getattr(item, "path", None)))
 
 
 def bench_items(items: list) -> list:

@@ -1,15 +1,14 @@
-"""The plugin's options, defined once (OPTIONS): each is a command-line flag with the `--research-` prefix and an
-ini key of the same meaning (`research_*`, in pytest.ini / tox.ini / `[tool.pytest.ini_options]`), checked once into
-HarnessOptions (run/context.py) with one clear message per user error (shown as a usage error, exit status 4).
-
-Precedence, highest first: a bench's `@pytest.mark.research(...)` marker (per-bench keys only, see MARKER_KEYS)
-> the command line > the ini file > the default.
+"""The plugin's options, defined once (OPTIONS): each a `--research-` flag, an ini key `research_*` of the same
+meaning, and one check shared by the command line, the ini file and a bench's `@pytest.mark.research(...)`.
+A wrong value is one OptionError naming the key and the fix (a usage error, exit status 4).
+Precedence, highest first: the marker (MARKER_KEYS only) > the command line > the ini file > the default.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -19,14 +18,91 @@ if TYPE_CHECKING:       # imported where used: this module is loaded by the pyte
 PREFIX = "research"
 
 
+class OptionError(ValueError):
+    """A harness option is wrong; the message says which and how to fix it."""
+
+
+# -- checks: a raw value (never None) -> the checked value, None where it leaves the default. A ValueError or
+# OSError is the reason the value is wrong; `checked` names the option in front of it.
+def _number(v: Any, *, integer: bool = True, minimum: float = 0, above: bool = False) -> Any:
+    try:
+        x = int(str(v).strip()) if integer else float(str(v).strip())
+    except ValueError:
+        raise OptionError(f"expected {'a whole number' if integer else 'a number'}, got {v!r}") from None
+    if not integer and not math.isfinite(x):
+        raise OptionError(f"must be a finite number, got {v!r}")
+    if (x <= minimum) if above else (x < minimum):
+        raise OptionError(f"must be {'above' if above else 'at least'} {minimum:g}, got {v!r}")
+    return x
+
+
+def _flag(v: Any) -> bool:
+    s = str(v).strip().lower()
+    if not isinstance(v, bool) and s not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+        raise OptionError(f"expected true or false, got {v!r}")
+    return v if isinstance(v, bool) else s in ("1", "true", "yes", "on")
+
+
+def _text(v: Any) -> str | None:
+    return str(v).strip() or None
+
+
+def _split(values: Any) -> list[str] | None:
+    """Names repeated on the command line, listed in the ini file, and/or comma-separated (None when none)."""
+    values = [values] if isinstance(values, str) else values or []
+    return [x.strip() for v in values for x in str(v).split(",") if x.strip()] or None
+
+
+def _memray(v: Any) -> bool:
+    if _flag(v):
+        try:
+            import memray  # noqa: F401
+        except ImportError:
+            raise OptionError("memray is not installed (pip install memray; not available on Windows)") from None
+    return _flag(v)
+
+
+def _backend(v: Any) -> str | None:
+    from llm_research_bench.engine.backends import BACKEND_NAMES
+    if v and v not in BACKEND_NAMES:
+        raise OptionError(f"unknown backend '{v}'; use {' or '.join(BACKEND_NAMES)}")
+    return v or None
+
+
+def _corpus(v: Any) -> str | None:
+    if v and not Path(str(v)).exists():
+        raise OptionError(f"{v} not found (a folder with passages.jsonl, or PubMedQA's ori_pqal.json)")
+    return str(v) if v else None
+
+
+def _thresholds(v: Any) -> list:
+    from ..analysis.thresholds import parse_threshold
+    return [parse_threshold(spec) for spec in _split(v) or ()]
+
+
+def _writable(v: Any) -> Path | None:
+    from llm_research_bench.engine.atomic import check_writable
+    return check_writable(v, example="summary.md") if v else None
+
+
+def _policy(v: Any) -> str | None:
+    from ..analysis.gate import UNVERIFIED_POLICIES
+    if str(v).strip().lower() not in UNVERIFIED_POLICIES + ("",):
+        raise OptionError(f"expected {' or '.join(UNVERIFIED_POLICIES)}, got {v!r}")
+    return str(v).strip().lower() or None
+
+
 @dataclass(frozen=True)
 class Option:
     """One option: `--research-<flag>` on the command line, `research_<key>` in the ini file."""
     key: str                 # attribute/ini suffix, e.g. "rounds"
     metavar: str | None      # None: a boolean switch
     help: str
+    check: Callable[[Any], Any] = _text    # the raw value (not None) -> its checked value
+    field: str = ""          # its HarnessOptions field (default: the key)
     multiple: bool = False   # repeatable on the command line, a list (one per line or comma-separated) in ini
     optional_value: bool = False   # `--research-compare` alone means "the default baseline"
+    marker: bool = False     # a bench's @pytest.mark.research may set it (it concerns one bench's runs)
 
     @property
     def flag(self) -> str:
@@ -41,72 +117,65 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("profile", "NAME", "run bench instances of these profiles only (repeat or comma-separate; default: all)",
-           multiple=True),
-    Option("profiles_file", "PATH", "a TOML file overlaying the built-in profiles (default: "
-                                    "$RESEARCH_BENCH_PROFILES)"),
+           _split, "selected", multiple=True),
+    Option("profiles_file", "PATH", "a TOML file overlaying the built-in profiles (default: $RESEARCH_BENCH_PROFILES)"),
     Option("machine_class", "CLASS", "take budgets for this machine class instead of the detected one"),
-    Option("budget_scale", "FACTOR", "multiply every time budget by FACTOR (default 1)"),
+    Option("budget_scale", "FACTOR", "multiply every time budget by FACTOR (default 1)",
+           partial(_number, integer=False, above=True), marker=True),
     Option("results_dir", "DIR", "where result records are appended (default: $RESEARCH_BENCH_RESULTS_DIR or "
-                                 "<rootdir>/results)"),
-    Option("rounds", "N", "measured runs per pipeline bench (default 1); verdicts and summaries use the median"),
-    Option("warmup_runs", "N", "warm-up runs before the measured ones, recorded as such and excluded (default: 1 "
-                               "when rounds > 1, else 0)"),
-    Option("compare", "REF", "compare with the stored results of REF: a name saved with --research-save, a git "
-                             "ref or a stored commit (default: the latest other commit measured on this machine); "
-                             "write --research-compare=REF", optional_value=True),
+           "<rootdir>/results)"),
+    Option("rounds", "N", "measured runs per pipeline bench (default 1); verdicts and summaries use the median",
+           partial(_number, minimum=1), marker=True),
+    Option("warmup_runs", "N", "warm-up runs before the measured ones, recorded as such and excluded (default: 1 when "
+           "rounds > 1, else 0)", partial(_number), marker=True),
+    Option("compare", "REF", "compare with the stored results of REF: a name saved with --research-save, a git ref or "
+           "a stored commit (default: the latest other commit measured on this machine); write --research-compare=REF",
+           str, optional_value=True),
     Option("compare_fail", "METRIC:PCT", "fail the session when METRIC got worse than the baseline by more than PCT "
-                                         "and the change is distinguishable from noise, e.g. execution_time_s:10%% "
-                                         "(implies compare)", multiple=True),
-    Option("summary_md", "FILE", "write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)"),
-    Option("memray", None, "record each run's allocations with memray (capture under the results dir)"),
+           "and the change is distinguishable from noise, e.g. execution_time_s:10%% (implies compare)", _thresholds,
+           multiple=True),
+    Option("summary_md", "FILE", "write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)",
+           _writable),
+    Option("memray", None, "record each run's allocations with memray (capture under the results dir)", _memray,
+           marker=True),
     Option("isolate", None, "run each pipeline run in a child process: a crash or OOM kill is recorded, the session "
-                            "goes on"),
-    Option("enforce_memory", None, "with isolate: kill a run whose process tree goes over the profile's memory limit"),
-    Option("backend", "NAME", "backend of pipeline benches (default llamacpp, the embedded one; "
-                              "`research-engine run --help` lists the others)"),
-    Option("corpus", "PATH", "corpus of pipeline benches (default: the engine's PubMedQA corpus)"),
-    Option("save", "NAME", "name this session's runs (stored in each record): compare with "
-                           "--research-compare=NAME or `research-bench compare NAME HEAD`"),
-    Option("json", "FILE", "write this session's records and summary as one JSON file (like --benchmark-json)"),
-    Option("commit_url", "TEMPLATE", "link commits in summaries and reports, e.g. "
-                                     "https://github.com/ORG/REPO/commit/{commit} (default: "
-                                     "$RESEARCH_BENCH_COMMIT_URL, else derived from the git remote)"),
-    Option("remeasure", "N", "measure a run again, up to N more times, when other processes kept a real share of "
-                             "the CPUs busy during it (each attempt is stored, flagged; default 2; 0: never)"),
+           "goes on", _flag, marker=True),
+    Option("enforce_memory", None, "with isolate: kill a run whose process tree goes over the profile's memory limit",
+           _flag, marker=True),
+    Option("backend", "NAME", "backend of pipeline benches (default llamacpp, the embedded one; `research-engine run "
+           "--help` lists the others)", _backend, marker=True),
+    Option("corpus", "PATH", "corpus of pipeline benches (default: the engine's PubMedQA corpus)", _corpus,
+           marker=True),
+    Option("save", "NAME", "name this session's runs (stored in each record): compare with --research-compare=NAME or "
+           "`research-bench compare NAME HEAD`"),
+    Option("json", "FILE", "write this session's records and summary as one JSON file (like --benchmark-json)",
+           lambda v: Path(v) if v else None, "json_path"),
+    Option("commit_url", "TEMPLATE", "link commits in summaries and reports, e.g. https://github.com/ORG/REPO/commit/"
+           "{commit} (default: $RESEARCH_BENCH_COMMIT_URL, else derived from the git remote)"),
+    Option("remeasure", "N", "measure a run again, up to N more times, when other processes kept a real share of the "
+           "CPUs busy during it (each attempt is stored, flagged; default 2; 0: never)", partial(_number), marker=True),
     Option("unverified", "fail|pass", "a time-budget miss seen only on a busy machine (every run contended) is "
-                                      "UNVERIFIED: pass (default) reports it without failing, fail fails the session"),
+           "UNVERIFIED: pass (default) reports it without failing, fail fails the session", _policy),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
-
-#: Keys a bench's own `@pytest.mark.research(...)` may set (they concern one bench's runs, not the session).
-MARKER_KEYS = ("rounds", "warmup_runs", "isolate", "enforce_memory", "backend", "corpus", "budget_scale", "memray",
-               "remeasure")
-
-
-class OptionError(ValueError):
-    """A harness option is wrong; the message says which and how to fix it (the plugin shows it as a usage
-    error, exit status 4)."""
+#: Keys a bench's own `@pytest.mark.research(...)` may set.
+MARKER_KEYS = tuple(o.key for o in OPTIONS if o.marker)
 
 
 def register(parser: Any) -> None:
     """Register every option with pytest: a flag in group 'research-bench' and an ini key."""
     g = parser.getgroup("research-bench", "research bench (llm-research-bench harness)")
     for o in OPTIONS:
-        kw: dict[str, Any] = {"dest": o.dest, "help": o.help}
         if o.metavar is None:
-            kw.update(action="store_true", default=None)
+            kw: dict[str, Any] = dict(action="store_true", default=None)
         else:
-            kw["metavar"] = o.metavar
-            if o.multiple:
-                kw["action"] = "append"
-            if o.optional_value:
-                kw.update(nargs="?", const="", default=None)
-        g.addoption(o.flag, **kw)
+            kw = dict(metavar=o.metavar, action="append" if o.multiple else "store")
+            kw.update(dict(nargs="?", const="", default=None) if o.optional_value else {})
+        g.addoption(o.flag, dest=o.dest, help=o.help, **kw)
         # Switches are read as strings so that a bad value gets this plugin's message, naming the key.
-        ini_type = "linelist" if o.multiple else "string"
         kind = " (true/false)" if o.metavar is None else ""
-        parser.addini(o.ini, f"{o.help.replace('%%', '%')}{kind} (command line: {o.flag})", type=ini_type,
-                      default=None)
+        parser.addini(o.ini, f"{o.help.replace('%%', '%')}{kind} (command line: {o.flag})",
+                      type="linelist" if o.multiple else "string", default=None)
 
 
 def settings(cli: Callable[[str], Any], ini: Callable[[str], Any]) -> dict[str, Any]:
@@ -116,56 +185,33 @@ def settings(cli: Callable[[str], Any], ini: Callable[[str], Any]) -> dict[str, 
         v = cli(o.dest)
         if v is None or (o.multiple and not v):
             try:
-                iv = ini(o.ini)
+                v = ini(o.ini)
             except (ValueError, KeyError):
-                iv = None
-            if iv in ("", []):
-                iv = None
-            v = iv
+                v = None
+            v = None if v in ("", []) else v
         out[o.key] = v
     return out
 
 
 def where(key: str) -> str:
     """How a user names an option in a message: '--research-rounds (ini research_rounds)'."""
-    o = BY_KEY[key]
-    return f"{o.flag} (ini {o.ini})"
+    return f"{BY_KEY[key].flag} (ini {BY_KEY[key].ini})"
 
 
-def _split(values: Any) -> list[str]:
-    if values is None:
-        return []
-    if isinstance(values, str):
-        values = [values]
-    out = []
-    for v in values:
-        out += [x.strip() for x in str(v).split(",") if x.strip()]
-    return out
-
-
-def _number(key: str, v: Any, *, integer: bool, minimum: float, above: bool = False) -> Any:
-    if v is None:
+def checked(key: str, value: Any, named: str | None = None) -> Any:
+    """One raw option value through its check (None stays None); an error names the option as `named`."""
+    if value is None:
         return None
     try:
-        x = int(str(v).strip()) if integer else float(str(v).strip())
-    except ValueError:
-        raise OptionError(f"{where(key)}: expected {'a whole number' if integer else 'a number'}, got {v!r}") from None
-    if not integer and not math.isfinite(x):
-        raise OptionError(f"{where(key)}: must be a finite number, got {v!r}")
-    if (x <= minimum) if above else (x < minimum):
-        raise OptionError(f"{where(key)}: must be {'above' if above else 'at least'} {minimum:g}, got {v!r}")
-    return x
+        return BY_KEY[key].check(value)
+    except (ValueError, OSError) as e:
+        raise OptionError(f"{named or where(key)}: {e}") from None
 
 
-def _flag(key: str, v: Any) -> bool:
-    if v is None or isinstance(v, bool):
-        return bool(v)
-    s = str(v).strip().lower()
-    if s in ("1", "true", "yes", "on"):
-        return True
-    if s in ("0", "false", "no", "off", ""):
-        return False
-    raise OptionError(f"{where(key)}: expected true or false, got {v!r}")
+def checked_fields(raw: dict[str, Any], named: Callable[[str], str | None] = lambda key: None) -> dict[str, Any]:
+    """HarnessOptions fields of raw option values, each through its check (those left to the default omitted)."""
+    out = {BY_KEY[key].field or key: checked(key, v, named(key)) for key, v in raw.items()}
+    return {name: v for name, v in out.items() if v is not None}
 
 
 def load_profiles(profiles_file: str | None) -> dict[str, Any]:
@@ -179,106 +225,73 @@ def load_profiles(profiles_file: str | None) -> dict[str, Any]:
 
 def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
     """Build HarnessOptions from raw option values (`settings(...)`), checking each."""
-    from llm_research_bench.engine.backends import BACKEND_NAMES
     from llm_research_bench.engine.envvars import env
 
-    from ..analysis.gate import DEFAULT_UNVERIFIED, UNVERIFIED_POLICIES
-    from ..analysis.thresholds import parse_threshold
     from ..run.context import HarnessOptions
     from ..run.refs import default_results_dir
+    raw = dict(values, profiles_file=values.get("profiles_file") or env("PROFILES") or None,
+               results_dir=values.get("results_dir") or env("RESULTS_DIR") or None,
+               commit_url=values.get("commit_url") or env("COMMIT_URL") or None)
+    fields = _profile_fields(raw)
+    fields.update(checked_fields({o.key: raw.get(o.key) for o in OPTIONS if o.key not in (
+        "profile", "profiles_file", "machine_class", "results_dir", "compare")}))
+    fields.update(_compare_fields(raw, fields.get("compare_fail"), rootpath))
+    opts = HarnessOptions(**with_derived(fields))
+    check_combination(opts)
+    return opts
 
-    get = values.get
-    profiles_file = get("profiles_file") or env("PROFILES") or None
+
+def _profile_fields(raw: dict[str, Any]) -> dict[str, Any]:
+    """The profiles (built-in, overlaid by the profiles file), the ones selected, the machine class."""
+    profiles_file = checked("profiles_file", raw.get("profiles_file"))
     profiles = load_profiles(profiles_file)
-    selected = _split(get("profile")) or None
-    if selected:
-        unknown = [p for p in selected if p not in profiles]
-        if unknown:
-            raise OptionError(f"{where('profile')}: unknown profile '{unknown[0]}'; known: {', '.join(profiles)}"
-                              + ("" if profiles_file else " (add profiles with --research-profiles-file)"))
+    selected = checked("profile", raw.get("profile"))
+    unknown = [p for p in selected or () if p not in profiles]
+    if unknown:
+        raise OptionError(f"{where('profile')}: unknown profile '{unknown[0]}'; known: {', '.join(profiles)}"
+                          + ("" if profiles_file else " (add profiles with --research-profiles-file)"))
+    mc = checked("machine_class", raw.get("machine_class"))
+    known = sorted({c for p in profiles.values() for c in p.budgets})
+    if mc and mc not in known:
+        raise OptionError(f"{where('machine_class')}: no profile has a budget for '{mc}'; classes with budgets: "
+                          f"{', '.join(known)}")
+    return dict(profiles=profiles, selected=selected, profiles_file=profiles_file, machine_class=mc)
 
-    mc = get("machine_class") or None
-    if mc:
-        known = sorted({c for p in profiles.values() for c in p.budgets})
-        if mc not in known:
-            raise OptionError(f"{where('machine_class')}: no profile has a budget for '{mc}'; classes with budgets: "
-                              f"{', '.join(known)}")
 
-    scale = _number("budget_scale", get("budget_scale"), integer=False, minimum=0, above=True)
-    scale = 1.0 if scale is None else scale
-    rounds = _number("rounds", get("rounds"), integer=True, minimum=1)
-    rounds = 1 if rounds is None else rounds
-    warm = _number("warmup_runs", get("warmup_runs"), integer=True, minimum=0)
-    warm = (1 if rounds > 1 else 0) if warm is None else warm
-
-    results_dir = Path(get("results_dir") or default_results_dir(rootpath))
+def _compare_fields(raw: dict[str, Any], thresholds: list | None, rootpath: Path) -> dict[str, Any]:
+    """The results folder, and the baseline asked for (a saved name or a commit); compare_fail implies compare."""
+    results_dir = Path(checked("results_dir", raw.get("results_dir")) or default_results_dir(rootpath))
     if not results_dir.is_absolute():
         results_dir = Path.cwd() / results_dir
     if results_dir.exists() and not results_dir.is_dir():
         raise OptionError(f"{where('results_dir')}: {results_dir} exists and is not a folder")
-
-    thresholds = []
-    for spec in _split(get("compare_fail")):
-        try:
-            thresholds.append(parse_threshold(spec))
-        except ValueError as e:
-            raise OptionError(f"{where('compare_fail')}: {e}") from None
-    compare = get("compare")
+    compare = checked("compare", raw.get("compare"))
     if thresholds and compare is None:
-        compare = ""                         # compare_fail implies compare (default baseline)
-    compare_commit = compare_name = None
+        compare = ""                         # the default baseline
+    out = dict(results_dir=results_dir, compare=compare)
     if compare:
-        compare_name, compare_commit = resolve_compare_ref(compare, rootpath, results_dir)
-
-    memray = _flag("memray", get("memray"))
-    if memray:
-        try:
-            import memray as _m  # noqa: F401
-        except ImportError:
-            raise OptionError(f"{where('memray')}: memray is not installed (pip install memray; not available on "
-                              f"Windows)") from None
-    backend = get("backend") or "llamacpp"
-    if backend not in BACKEND_NAMES:
-        raise OptionError(f"{where('backend')}: unknown backend '{backend}'; use {' or '.join(BACKEND_NAMES)}")
-    corpus = get("corpus") or None
-    if corpus and not Path(corpus).exists():
-        raise OptionError(f"{where('corpus')}: {corpus} not found (a folder with passages.jsonl, or PubMedQA's "
-                          f"ori_pqal.json)")
-    remeasure = _number("remeasure", get("remeasure"), integer=True, minimum=0)
-    remeasure = HarnessOptions.remeasure if remeasure is None else remeasure
-    unverified = str(get("unverified") or DEFAULT_UNVERIFIED).strip().lower()
-    if unverified not in UNVERIFIED_POLICIES:
-        raise OptionError(f"{where('unverified')}: expected {' or '.join(UNVERIFIED_POLICIES)}, got "
-                          f"{get('unverified')!r}")
-    md = get("summary_md") or None
-    if md:
-        from llm_research_bench.engine.atomic import check_writable
-        try:
-            check_writable(md, example="summary.md")
-        except OSError as e:
-            raise OptionError(f"{where('summary_md')}: {e}") from None
-    isolate = _flag("isolate", get("isolate"))
-    enforce = _flag("enforce_memory", get("enforce_memory"))
-    if enforce and not isolate:
-        raise OptionError(f"{where('enforce_memory')} kills an isolated run that goes over its memory limit: add "
-                          f"{BY_KEY['isolate'].flag}")
-    return HarnessOptions(profiles=profiles, selected=selected, profiles_file=profiles_file, machine_class=mc,
-                          budget_scale=float(scale), results_dir=results_dir, rounds=rounds, warmup_runs=warm,
-                          compare=compare, compare_commit=compare_commit, compare_name=compare_name,
-                          compare_fail=thresholds,
-                          summary_md=Path(md) if md else None, memray=memray, isolate=isolate,
-                          enforce_memory=enforce, backend=backend, corpus=corpus,
-                          save=(get("save") or "").strip() or None,
-                          json_path=Path(get("json")) if get("json") else None,
-                          commit_url=get("commit_url") or env("COMMIT_URL") or None, remeasure=remeasure,
-                          unverified=unverified)
+        out["compare_name"], out["compare_commit"] = resolve_compare_ref(compare, rootpath, results_dir)
+    return out
 
 
-def marker_overrides(marker: Any, where_: str) -> dict[str, Any]:
-    """A bench's `@pytest.mark.research(key=value, ...)` as checked overrides of HarnessOptions fields."""
+def with_derived(fields: dict[str, Any]) -> dict[str, Any]:
+    """Fields whose default follows from others: warm-up runs, 1 when several rounds are measured, else 0."""
+    if fields.get("rounds") is not None and fields.get("warmup_runs") is None:
+        return dict(fields, warmup_runs=1 if fields["rounds"] > 1 else 0)
+    return fields
+
+
+def check_combination(opts: HarnessOptions, prefix: str = "") -> None:
+    """What a set of options must satisfy together (`prefix`: where the options were set, for the message)."""
+    if opts.enforce_memory and not opts.isolate:
+        raise OptionError(f"{prefix}{where('enforce_memory')} kills an isolated run that goes over its memory "
+                          f"limit: add {BY_KEY['isolate'].flag}")
+
+
+def marker_overrides(marker: Any, where_: str, base: HarnessOptions | None = None) -> dict[str, Any]:
+    """A bench's `@pytest.mark.research(key=value, ...)` as checked overrides of `base`'s fields."""
     if marker is None:
         return {}
-    from llm_research_bench.engine.backends import BACKEND_NAMES
     if marker.args:
         raise OptionError(f"{where_}: @pytest.mark.research takes keyword arguments only, e.g. "
                           f"@pytest.mark.research(rounds=3)")
@@ -286,31 +299,10 @@ def marker_overrides(marker: Any, where_: str) -> dict[str, Any]:
     if unknown:
         raise OptionError(f"{where_}: @pytest.mark.research does not take '{unknown[0]}'; a bench may set "
                           f"{', '.join(MARKER_KEYS)}")
-    out: dict[str, Any] = {}
     kw = marker.kwargs
-    try:
-        if "rounds" in kw:
-            out["rounds"] = _number("rounds", kw["rounds"], integer=True, minimum=1)
-            out.setdefault("warmup_runs", 1 if out["rounds"] > 1 else 0)
-        if "warmup_runs" in kw:
-            out["warmup_runs"] = _number("warmup_runs", kw["warmup_runs"], integer=True, minimum=0)
-        if "remeasure" in kw:
-            out["remeasure"] = _number("remeasure", kw["remeasure"], integer=True, minimum=0)
-        if "budget_scale" in kw:
-            out["budget_scale"] = _number("budget_scale", kw["budget_scale"], integer=False, minimum=0, above=True)
-        for k in ("isolate", "enforce_memory", "memray"):
-            if k in kw:
-                out[k] = _flag(k, kw[k])
-        if "backend" in kw:
-            if kw["backend"] not in BACKEND_NAMES:
-                raise OptionError(f"unknown backend {kw['backend']!r}; use {' or '.join(BACKEND_NAMES)}")
-            out["backend"] = kw["backend"]
-        if "corpus" in kw:
-            if not Path(str(kw["corpus"])).exists():
-                raise OptionError(f"corpus {kw['corpus']} not found")
-            out["corpus"] = str(kw["corpus"])
-    except OptionError as e:
-        raise OptionError(f"{where_}: @pytest.mark.research: {e}") from None
+    out = with_derived(checked_fields(kw, lambda key: f"{where_}: @pytest.mark.research({key}={kw[key]!r})"))
+    if base is not None:
+        check_combination(dataclasses.replace(base, **out), f"{where_}: @pytest.mark.research: ")
     return out
 
 

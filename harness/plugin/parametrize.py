@@ -1,31 +1,24 @@
-"""Profiles as parameters: which benches get the `profile` parameter, over which profiles, with which marks,
-and the pytest-timeout marker pipeline benches get. Called by the plugin's collection hooks, for research
-benches only (plugin/items.py). Light: imports nothing heavy (the profiles come from the BenchContext)."""
+"""Profiles as parameters (which research benches get `profile`, over which profiles, with which marks) and
+pipeline benches' pytest-timeout marker. Light: the profiles come from the BenchContext."""
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
 
-from . import items as I
+from .items import is_plugin_fixture, metafunc_is_bench, parametrizes_itself
 
 
 def wants_profiles(metafunc: pytest.Metafunc) -> bool:
     """A research bench asking for the plugin's `profile` fixture, or carrying @pytest.mark.profiles, and not
     parametrizing `profile` itself (with a marker, argnames=, or an earlier pytest_generate_tests)."""
-    marker = metafunc.definition.get_closest_marker("profiles")
-    if "profile" not in metafunc.fixturenames and marker is None:
-        return False
-    if not I.metafunc_is_bench(metafunc):
-        return False                       # another project's test: its `profile` or `profiles` is its own
+    names, definition = metafunc.fixturenames, metafunc.definition
     defs = getattr(metafunc, "_arg2fixturedefs", {}).get("profile")
-    if "profile" in metafunc.fixturenames and defs and not I._ours(defs):
-        return False                       # a project's own `profile` fixture: not ours to parametrize
-    if I.parametrizes_itself(metafunc.definition, "profile"):
-        return False
-    if any("profile" in (getattr(cs, "params", {}) or {}) for cs in getattr(metafunc, "_calls", ()) or ()):
-        return False                       # parametrized already by another pytest_generate_tests
-    return True
+    return (("profile" in names or definition.get_closest_marker("profiles") is not None)
+            and metafunc_is_bench(metafunc)      # another project's test: its `profile` or `profiles` is its own
+            and not ("profile" in names and defs and not is_plugin_fixture(defs))   # a project's own fixture
+            and not parametrizes_itself(definition, "profile")
+            and not any("profile" in (getattr(cs, "params", {}) or {}) for cs in getattr(metafunc, "_calls", ()) or ()))
 
 
 def profile_names(opts: Any, marker: Any, where: str) -> list[str]:
@@ -61,7 +54,7 @@ def add_timeouts(items: list, ctx: Any) -> None:
     timeout_s (signal method, the test call only, so the session warm-up is not counted); the harness re-arms
     it for each run. A bench's own timeout marker wins."""
     for item in items:
-        cs = getattr(item, "callspec", None)
-        name = cs.params.get("profile") if cs else None
-        if name in ctx.options.profiles and item.get_closest_marker("pipeline") and not item.get_closest_marker("timeout"):
+        name = getattr(getattr(item, "callspec", None), "params", {}).get("profile")
+        own = item.get_closest_marker("timeout") is not None
+        if name in ctx.options.profiles and item.get_closest_marker("pipeline") and not own:
             item.add_marker(pytest.mark.timeout(ctx.timeout_for(name), method="signal", func_only=True))

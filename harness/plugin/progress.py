@@ -1,13 +1,6 @@
-"""Live progress on the terminal while benches run: the session warm-up (with the index build), and for every
-run its bench and profile, round, phase, batch, tokens per second and elapsed time against the budget.
-
-Everything goes through pytest's terminal reporter with output capture suspended for the line (so it shows
-with or without `-s`, and never ends up in a test's captured output). Quiet under `-q` (and on xdist workers,
-whose terminal nobody sees). In a terminal (TTY) the status of a run redraws one line between events worth a
-line of their own; elsewhere (CI logs) every line is a plain line, and status lines come at most every
-HEARTBEAT_S seconds, so a log reads top to bottom with no carriage returns.
-
-The progress itself is plain data from run/progress.py (in-process runs and isolated children alike)."""
+"""Live progress on the terminal while benches run (session warm-up, each run's phase, batch, tokens per second
+and time against budget), through pytest's terminal reporter with capture suspended. Quiet under -q and on xdist
+workers; in a TTY a status line is redrawn in place, elsewhere status lines come at most every HEARTBEAT_S."""
 from __future__ import annotations
 
 import time
@@ -23,6 +16,10 @@ HEARTBEAT_S = 10.0
 #: In a TTY: redraw the status line at most this often.
 REDRAW_S = 0.25
 PREFIX = "[research-bench]"
+#: The session warm-up's index stages with a line of their own (the embedding stage shows its progress).
+INDEX_STAGES = {"cached": "index loaded from the cache ({total:,} passages)",
+                "hnsw": "index build: HNSW graph of {total:,} passages built",
+                "saved": "index build: saved to the cache"}
 
 
 class LiveProgress:
@@ -33,8 +30,7 @@ class LiveProgress:
         self.tr = config.pluginmanager.get_plugin("terminalreporter")
         self.capman = config.pluginmanager.get_plugin("capturemanager")
         verbosity = config.get_verbosity() if hasattr(config, "get_verbosity") else config.option.verbose
-        self.enabled = (self.tr is not None and verbosity >= 0
-                        and getattr(config, "workerinput", None) is None)
+        self.enabled = self.tr is not None and verbosity >= 0 and getattr(config, "workerinput", None) is None
         self.tty = bool(getattr(self.tr, "isatty", False))
         self._dangling = False          # a redrawn status line without its newline yet
         self._last_status = 0.0
@@ -75,27 +71,19 @@ class LiveProgress:
 
     # -- the session warm-up -----------------------------------------------------------------------------------
     def warmup_event(self, ev: dict) -> None:
-        kind = ev.get("event")
-        if kind == "warmup":
+        stage, done, total = ev.get("stage"), ev.get("done") or 0, ev.get("total") or 0
+        if ev.get("event") == "warmup":
             self.line(f"warm-up: {ev.get('step')}")
-        elif kind == "index":
-            stage, done, total = ev.get("stage"), ev.get("done") or 0, ev.get("total") or 0
-            if stage == "cached":
-                self.line(f"warm-up: index loaded from the cache ({total:,} passages)")
-            elif stage == "embed":
-                text = f"warm-up: index build: embedded {done:,}/{total:,} passages ({done / max(1, total):.0%})"
-                (self.line if done in (0, total) else self.status)(text)
-            elif stage == "hnsw":
-                self.line(f"warm-up: index build: HNSW graph of {total:,} passages built")
-            elif stage == "saved":
-                self.line("warm-up: index build: saved to the cache")
+        elif ev.get("event") == "index" and stage == "embed":
+            text = f"warm-up: index build: embedded {done:,}/{total:,} passages ({done / max(1, total):.0%})"
+            (self.line if done in (0, total) else self.status)(text)
+        elif ev.get("event") == "index" and stage in INDEX_STAGES:
+            self.line("warm-up: " + INDEX_STAGES[stage].format(total=total))
 
     # -- one run ---------------------------------------------------------------------------------------------
     def run_sink(self, label: str, budget_s: float | None) -> Callable[[dict], None] | None:
         """A sink for one run's progress dicts (None when the display is off: the run then emits nothing)."""
-        if not self.enabled:
-            return None
-        return _RunProgress(self, label, budget_s)
+        return _RunProgress(self, label, budget_s) if self.enabled else None
 
 
 class _RunProgress:
@@ -103,13 +91,10 @@ class _RunProgress:
 
     def __init__(self, out: LiveProgress, label: str, budget_s: float | None):
         self.out, self.label, self.budget_s = out, label, budget_s
-        self.t0 = time.monotonic()
-        self.started = False
-        self.phase = "starting"
+        self.t0 = self.chunk_t0 = time.monotonic()
+        self.started, self.phase, self.chunks = False, "starting", 0
         self.batch: int | None = None
         self.tps: float | None = None
-        self.chunks = 0
-        self.chunk_t0 = self.t0
 
     def _text(self, what: str) -> str:
         el = time.monotonic() - self.t0
@@ -167,11 +152,7 @@ def reporter(config: pytest.Config) -> LiveProgress:
 
 def run_progress(config: pytest.Config, bench: str, profile: str, budget_s: float | None,
                  ) -> Callable[[int, int, bool], Any]:
-    """For BenchCore.run: round index, count, warm-up flag -> the sink of that round's run (or None)."""
+    """For a bench's runs: round index, count, warm-up flag -> the sink of that round's run (or None)."""
     out = reporter(config)
-
-    def factory(i: int, total: int, warmup: bool) -> Any:
-        label = f"{bench}[{profile}] " + (f"warm-up {i + 1}" if warmup else f"round {i + 1}/{total}")
-        return out.run_sink(label, budget_s)
-
-    return factory
+    return lambda i, total, warmup: out.run_sink(
+        f"{bench}[{profile}] " + (f"warm-up {i + 1}" if warmup else f"round {i + 1}/{total}"), budget_s)

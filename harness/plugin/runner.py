@@ -76,7 +76,7 @@ class BenchRunner:
     def __init__(self, request: pytest.FixtureRequest, ctx: BenchContext, runner: str):
         self.request = request
         try:    # a bench's own @pytest.mark.research(...) wins over the command line and the ini file
-            overrides = marker_overrides(request.node.get_closest_marker("research"), request.node.nodeid)
+            overrides = marker_overrides(request.node.get_closest_marker("research"), request.node.nodeid, ctx.options)
         except OptionError as e:
             raise pytest.UsageError(str(e)) from None
         self.ctx = ctx.with_options(**overrides)

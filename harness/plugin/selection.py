@@ -1,13 +1,5 @@
-"""Opt-in bench markers: research benches with such a marker run only when asked for.
-
-`pytest benches -m quick` stays a short acceptance run even though the quality bench's quick instance carries
-the `quick` marker too: the plugin calls `deselect_unless_requested(items, config, "quality", among=...)` from
-its `pytest_collection_modifyitems` hook, which drops the quality benches unless the -m expression names
-`quality` (`-m "quick and quality"`, `-m quality`, even `-m "not quality"`, whose own logic then applies) or
-the command line names the bench's file or node id directly (`pytest benches/test_quality.py`). Only research
-benches are considered (plugin/items.py): another project's tests with a `quality` marker are never touched.
-The plugin says what it left out (`opt_in_note`), so `pytest benches` does not skip them silently.
-"""
+"""Opt-in markers: research benches carrying one run only when the -m expression names it or the command
+line names their file or node id; `opt_in_note` says what was left out, so nothing is skipped silently."""
 from __future__ import annotations
 
 import re
@@ -26,44 +18,29 @@ def mentions_marker(markexpr: str | None, marker: str) -> bool:
 def _named_on_command_line(item: Any, config: Any) -> bool:
     """True when an argument names the item's own file (or a node id inside it), not a folder above it."""
     item_path = Path(str(getattr(item, "path", "") or getattr(item, "fspath", ""))).resolve()
-    root = Path(str(getattr(config, "invocation_params", None).dir if getattr(config, "invocation_params", None)
-                    else Path.cwd()))
-    for arg in getattr(config, "args", []) or []:
-        path_part = str(arg).split("::", 1)[0]
-        if not path_part:
-            continue
-        p = Path(path_part)
-        p = (p if p.is_absolute() else root / p).resolve()
-        if p == item_path:
-            return True
-    return False
+    params = getattr(config, "invocation_params", None)
+    root = Path(str(params.dir)) if params else Path.cwd()
+    paths = (str(arg).split("::", 1)[0] for arg in getattr(config, "args", []) or [])
+    return any(p and (root / p).resolve() == item_path for p in paths)
 
 
 def deselect_unless_requested(items: list, config: Any, marker: str = "quality",
                               among: Callable[[Any], bool] | None = None) -> list:
-    """Remove (in place) the items carrying `marker` (of those `among` accepts: default all) unless the run
-    asked for them; report them as deselected through `config.hook.pytest_deselected`. Returns the
-    deselected items."""
+    """Remove (in place) and return the items carrying `marker` (of those `among` accepts: default all) unless
+    the run asked for them, reported through `config.hook.pytest_deselected`."""
     if mentions_marker(getattr(config.option, "markexpr", "") or "", marker):
         return []
-    keep, dropped = [], []
-    for item in items:
-        if (item.get_closest_marker(marker) is not None and (among is None or among(item))
-                and not _named_on_command_line(item, config)):
-            dropped.append(item)
-        else:
-            keep.append(item)
+    dropped = [i for i in items if i.get_closest_marker(marker) is not None and (among is None or among(i))
+               and not _named_on_command_line(i, config)]
     if dropped:
-        items[:] = keep
+        gone = set(map(id, dropped))
+        items[:] = [i for i in items if id(i) not in gone]
         config.hook.pytest_deselected(items=dropped)
     return dropped
 
 
 def opt_in_note(dropped: dict[str, int]) -> str | None:
     """The line saying which opt-in benches this session left out, and how to run them."""
-    parts = [f"{n} {m}" for m, n in dropped.items() if n]
-    if not parts:
-        return None
-    how = " or ".join(f"-m {m}" for m, n in dropped.items() if n)
-    return (f"research-bench: not selected (opt-in): {', '.join(parts)} bench instance(s); run them with {how} "
-            f"(or name their file)")
+    parts, how = [f"{n} {m}" for m, n in dropped.items() if n], [f"-m {m}" for m, n in dropped.items() if n]
+    return (f"research-bench: not selected (opt-in): {', '.join(parts)} bench instance(s); run them with "
+            f"{' or '.join(how)} (or name their file)") if parts else None

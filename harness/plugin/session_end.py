@@ -1,10 +1,9 @@
-"""The end of a bench session, orchestrated: read this session's records (and, for a comparison, the baseline's)
-from the store, let analysis judge them (the CI gate, the baseline comparison, per-instance summaries, the
-recommendations), and hand the result to the report printers. The hooks call `finish`; the terminal summary
-and the Markdown file are written by report/terminal.py and report/markdown.py from the SessionSummary."""
+"""The end of a bench session: its records (and a baseline's) read from the store and judged by analysis (the CI
+gate, the comparison, per-instance summaries) into a SessionSummary, which report/ prints and session_document
+writes as JSON."""
 from __future__ import annotations
 
-import warnings
+import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -12,9 +11,19 @@ from ..analysis.baseline import baseline_records, pick_default_commit, saved_ses
 from ..analysis.compare import Comparison, add_power, compare_records
 from ..analysis.gate import InstanceVerdict, failing, instance_verdicts, unverified
 from ..analysis.instances import InstanceSummary, summarize_instances
-from ..records import ResultRecord
+from ..records import RECORD_VERSION, ResultRecord
 from ..run.context import BenchContext
-from ..run.store import Skipped, StoreWarning, iter_records_where, load_files
+from ..run.store import Skipped, read_store
+
+
+@dataclass
+class Baseline:
+    """What a session is compared with: a label (a commit, or a saved name in quotes), its records on this
+    machine, a note saying what was chosen or why nothing was, and this machine's records of other sessions."""
+    label: str | None
+    records: list[ResultRecord]
+    note: str
+    history: list[ResultRecord]
 
 
 @dataclass
@@ -38,82 +47,63 @@ class SessionSummary:
         return bool(self.missed or self.regressions)
 
 
-def session_records(ctx: BenchContext, *, worker_paths: Sequence[str] = (),
-                    skipped: Skipped | None = None) -> list[ResultRecord]:
-    """This session's records: those written in this process, and the files xdist workers reported writing
-    (read by path: no scan of the store; what that read skips is tallied in `skipped`)."""
-    recs = list(ctx.records)
-    if worker_paths:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", StoreWarning)
-            recs += load_files(worker_paths, skipped=Skipped() if skipped is None else skipped)
-    return recs
-
-
-def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], *, skipped: Skipped | None = None
-                    ) -> tuple[str | None, list[ResultRecord], str, list[ResultRecord]]:
-    """(baseline label -- a commit, or a saved name in quotes --, its records on this machine, a note saying
-    what was chosen or why nothing was, and this machine's stored records of other sessions: the history a noise
-    estimate may use). A commit's baseline is its clean runs (analysis/baseline.py). What the store reads skip
-    is tallied in `skipped`."""
-    o = ctx.options
-    fp = ctx.machine.fingerprint
-    tally = Skipped() if skipped is None else skipped
-    mine = list(iter_records_where(o.results_dir, fingerprint=fp, skipped=tally))
+def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], skipped: Skipped) -> Baseline:
+    """The baseline to compare this session with (a commit's clean runs, or a saved session) on this machine, and
+    this machine's records of other sessions (a noise estimate's history); store reads' skips go to `skipped`."""
+    o, fp = ctx.options, ctx.machine.fingerprint
+    mine = _read(o.results_dir, skipped, fingerprint=fp)
     history = [r for r in mine if (r.extra or {}).get("session_id") != ctx.session_id]
     if o.compare_name:
         stored = saved_session(mine, o.compare_name)
         label, how = f"'{o.compare_name}'", f"--research-compare={o.compare}, a saved session"
     else:
-        if o.compare_commit:
-            commit, how = o.compare_commit, f"--research-compare={o.compare}"
-        else:
+        commit, how = o.compare_commit, f"--research-compare={o.compare}"
+        if not commit:
             commit, how = pick_default_commit(mine, current, current_commit=ctx.git.commit, fingerprint=fp,
                                               current_dirty=bool(ctx.git.dirty))
-            if commit is None:
-                return None, [], (f"no baseline: no other commit has clean results of these benches on this "
-                                  f"machine ({fp}) under {o.results_dir}"), history
-        stored = list(iter_records_where(o.results_dir, fingerprint=fp, commit=commit, skipped=tally))
+        if commit is None:
+            return Baseline(None, [], f"no baseline: no other commit has clean results of these benches on this "
+                                      f"machine ({fp}) under {o.results_dir}", history)
+        stored = _read(o.results_dir, skipped, fingerprint=fp, commit=commit)
         label = commit[:12]
     base = baseline_records(stored, current, session_id=ctx.session_id)
     if not base:
-        return label, [], f"no baseline: {label} ({how}) has no clean results on this machine ({fp})", history
-    return label, base, f"baseline {label} ({how}), {len(base)} record(s)", history
+        return Baseline(label, [], f"no baseline: {label} ({how}) has no clean results on this machine ({fp})",
+                        history)
+    return Baseline(label, base, f"baseline {label} ({how}), {len(base)} record(s)", history)
 
 
-def finish(ctx: BenchContext, records: Sequence[ResultRecord], *, skipped: Skipped | None = None) -> SessionSummary:
-    """The session's summary; `skipped`: what reading this session's records from the store left out."""
-    o = ctx.options
-    records = list(records)
-    tally = Skipped()
-    if skipped is not None:
-        tally.merge(skipped)
+def _read(results_dir, skipped: Skipped, **where: str) -> list[ResultRecord]:
+    read = read_store(results_dir, **where)
+    skipped.merge(read.skipped)
+    return read.records
+
+
+def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummary:
+    """The session's summary: its records (written in this process, or by xdist workers, whose files are read by
+    path without a scan of the store) judged, compared with a baseline, and what the store reads skipped."""
+    o, read = ctx.options, read_store(ctx.options.results_dir, files=worker_paths)
+    records, tally = list(ctx.records) + read.records, read.skipped
     verdicts = instance_verdicts(records)
     summary = SessionSummary(records, summarize_instances(records), failing(verdicts, o.unverified),
                              unverified(verdicts), o.unverified, compare_requested=o.compare is not None)
-    if not records:
-        summary.store_skipped = tally.lines()
-        return summary
-    label, base, note, history = choose_baseline(ctx, records, skipped=tally)
+    if records:
+        base = choose_baseline(ctx, records, tally)
+        summary.baseline_note = base.note
+        if base.records:
+            summary.comparison = add_power(compare_records(
+                base.records, records, thresholds=o.compare_fail if o.compare is not None else (),
+                names=(base.label, ctx.git.short + " (this session)"),
+                history=[r for r in base.history if r.commit != ctx.git.commit]))
     summary.store_skipped = tally.lines()
-    summary.baseline_note = note
-    if base:
-        cur_name = ctx.git.short + " (this session)"
-        summary.comparison = add_power(compare_records(
-            base, records, thresholds=o.compare_fail if o.compare is not None else (), names=(label, cur_name),
-            history=[r for r in history if r.commit != ctx.git.commit]))
     return summary
 
 
 def session_document(summary: SessionSummary, ctx: BenchContext) -> dict:
     """The session as one JSON document (--research-json): format and versions, session id, saved name, time,
     commit, machine, options, pass/fail, per-instance summaries, missed targets, the comparison, every record."""
-    import datetime as _dt
-
-    from ..records import RECORD_VERSION
     from ..report.comparison import regression_lines
-    git, o = ctx.git, ctx.options
-    comp = summary.comparison
+    git, o, comp = ctx.git, ctx.options, summary.comparison
     return {
         "format": "research-bench-session", "format_version": 1, "record_version": RECORD_VERSION,
         "plugin_version": ctx.plugin_version, "session_id": ctx.session_id, "saved_as": o.save,

@@ -1,12 +1,5 @@
-"""pytest-timeout, taken over for research benches through its hooks.
-
-pytest-timeout calls `pytest_timeout_set_timer(item, settings)` / `pytest_timeout_cancel_timer(item)`
-(firstresult hooks, meant for alternative timeout implementations). For a research bench (plugin/items.py)
-that runs research (it uses `research_bench` or `record_result`, or carries the `pipeline` marker), the
-plugin answers them with one SignalTimer per item (run/timeouts.py): the harness re-arms it for each run, and
-it raises the harness's timeout, which the engine recognises by type. Every other item is left to
-pytest-timeout. Without pytest-timeout the harness arms its own timer around each run.
-Light at import: run/timeouts.py (and with it the engine's deadline type) loads on a bench's first timer."""
+"""pytest-timeout's timer for research benches that run research, taken over through its firstresult hooks:
+one SignalTimer per item (run/timeouts.py), re-armed by the harness for each run. Other items are left to it."""
 from __future__ import annotations
 
 from typing import Any
@@ -19,10 +12,10 @@ BENCH_FIXTURES = ("research_bench", "record_result")
 
 
 def owns(item: Any) -> bool:
-    if not item.stash.get(BENCH_KEY, False):
-        return False
+    """A research bench that runs research: it uses a bench fixture, or carries the `pipeline` marker."""
     names = getattr(item, "fixturenames", ()) or ()
-    return any(f in names for f in BENCH_FIXTURES) or item.get_closest_marker("pipeline") is not None
+    return item.stash.get(BENCH_KEY, False) and (any(f in names for f in BENCH_FIXTURES)
+                                                 or item.get_closest_marker("pipeline") is not None)
 
 
 def set_timer(item: Any, settings: Any) -> bool | None:

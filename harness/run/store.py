@@ -1,40 +1,23 @@
 """The results store (I/O only; what a record means is harness.records): one JSON file per record, written
-atomically, never rewritten.
+atomically under a unique name and never rewritten, so concurrent writers cannot corrupt each other.
 
 Layout: <results_dir>/<machine_fingerprint>/<commit12 or 'nocommit'>[+dirty]/<UTC stamp>-<record_id>.json
-A run made on a dirty tree (uncommitted changes to tracked files) is filed apart from its commit's clean runs,
-under `<commit12>+dirty`, and readers asked for a commit's runs return its clean runs only, unless asked to
-include the dirty ones (records of older layouts, with a dirty flag in a clean folder, are filtered the same).
-
-Writers never touch an existing file (unique names, temp file + os.replace), so concurrent pytest processes
-(or xdist workers) cannot corrupt each other.
-
-Readers never block and never misread:
-    read_store(results_dir, fingerprint=, commit=) -> StoreRead(records, skipped)
-        every readable record, oldest file name first, and a Skipped tally of what was left out and why, by
-        kind (SKIP_KINDS): records from a newer plugin, of an older schema, with a wrong type, damaged files,
-        non-regular files (a FIFO named *.json is never opened for a blocking read), files over
-        MAX_RECORD_BYTES (never read whole), unreadable files. `skipped.lines()` says it in one line per kind;
-        every command prints those lines, and the plugin's session summary shows them.
-    iter_records / iter_records_where / load_records   the same records; with `skipped=Skipped()` they tally
-        too, without it they keep their older contract (a StoreWarning per skipped file; a newer record raises
-        StoreError when strict_versions).
+A run on a dirty tree is filed apart from its commit's clean runs; a read for a commit returns its clean runs.
+`read_store` never blocks and never misreads: what it cannot read is tallied in `Skipped`, by kind (SKIP_KINDS).
 """
 from __future__ import annotations
 
 import json
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable
 
 from llm_research_bench.engine.atomic import FileTooLarge, NotRegularFile, read_regular, size_text, write_json
 
 from ..records import NewerRecordError, OlderRecordError, RecordError, ResultRecord, WrongTypeError
 
-#: A record is a few KiB (a quality bench's, with its per-question figures, well under 1 MiB). A file larger than
-#: this is not read: skipping a 200 MB file must not cost its size in memory.
+#: A record is a few KiB; a larger file is skipped unread, so that a huge file costs no memory.
 MAX_RECORD_BYTES = 16 << 20
 
 NEWER, OLDER, WRONG_TYPE, DAMAGED, NOT_REGULAR, TOO_LARGE, UNREADABLE = (
@@ -57,10 +40,6 @@ SKIP_KINDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class StoreWarning(UserWarning):
-    """A stored record could not be read and was skipped (the older readers' way of saying so)."""
-
-
 class StoreError(RuntimeError):
     """The store cannot be used (e.g. its path is not a folder); the message names the fix."""
 
@@ -69,9 +48,6 @@ class StoreError(RuntimeError):
 class Skipped:
     """What reads of the store left out: each skipped file once, with its kind and reason (first seen)."""
     files: dict[Path, tuple[str, str]] = field(default_factory=dict)     # path -> (kind, reason)
-
-    def add(self, kind: str, path: Path, why: str) -> None:
-        self.files.setdefault(Path(path), (kind, why))
 
     def merge(self, other: "Skipped") -> None:
         for path, item in other.files.items():
@@ -85,16 +61,11 @@ class Skipped:
     def total(self) -> int:
         return len(self.files)
 
-    def __bool__(self) -> bool:
-        return bool(self.files)
-
     def lines(self) -> list[str]:
-        """One line per kind, e.g. 'skipped 2 records written by a newer plugin, e.g. PATH (record_version 99;
-        this plugin reads up to 1): upgrade llm-research-bench to read them'."""
+        """One line per kind: 'skipped 2 records written by a newer plugin, e.g. PATH (why): fix'."""
         out = []
-        counts = self.counts
         for kind, (one, many, fix) in SKIP_KINDS.items():
-            n = counts.get(kind, 0)
+            n = self.counts.get(kind, 0)
             if n:
                 path, why = next((p, w) for p, (k, w) in self.files.items() if k == kind)
                 out.append(f"skipped {n} {one if n == 1 else many}, {'' if n == 1 else 'e.g. '}{path} ({why}): {fix}")
@@ -108,75 +79,52 @@ class StoreRead:
     skipped: Skipped
 
 
-def default_results_dir() -> str:
-    """The store the research-bench commands read: $RESEARCH_BENCH_RESULTS_DIR, else ./results."""
-    from llm_research_bench.engine.envvars import env
-    return env("RESULTS_DIR", "results")
-
-
-def record_dir(results_dir: Path, rec: ResultRecord) -> Path:
-    return Path(results_dir) / rec.machine_fingerprint / ((rec.commit or "nocommit")[:12] + ("+dirty" if rec.dirty else ""))
-
-
 def append(results_dir: str | Path, rec: ResultRecord) -> Path:
     """Store one record atomically under a new, unique file name. Never overwrites."""
-    d = record_dir(Path(results_dir), rec)
+    d = Path(results_dir, rec.machine_fingerprint, (rec.commit or "nocommit")[:12] + ("+dirty" if rec.dirty else ""))
     stamp = rec.timestamp.replace(":", "").replace("-", "").replace("+0000", "Z").replace("+00:00", "Z")
     return write_json(d / f"{stamp}-{rec.record_id}.json", rec.as_dict(), exclusive=True, indent=1, default=str)
 
 
-def read_store(results_dir: str | Path, *, fingerprint: str | None = None, commit: str | None = None) -> StoreRead:
-    """Every readable record (of one machine fingerprint and/or commit when given), and what was skipped."""
+def read_store(results_dir: str | Path, *, fingerprint: str | None = None, commit: str | None = None,
+               files: Iterable[str | Path] | None = None) -> StoreRead:
+    """Every readable record, oldest file name first, and what was skipped. Only one machine `fingerprint`'s
+    and/or one `commit`'s (a prefix, or a full id) clean runs when given; only these `files` when given."""
     skipped = Skipped()
-    recs = list(iter_records_where(results_dir, fingerprint=fingerprint, commit=commit, skipped=skipped))
-    return StoreRead(recs, skipped)
+    if files is None:
+        files = _glob(Path(results_dir), fingerprint, commit)
+    records = []
+    for path in map(Path, files):
+        if path.name.startswith("."):            # a write in progress (engine.atomic's temp files)
+            continue
+        try:
+            rec = ResultRecord.from_dict(json.loads(read_regular(path, max_bytes=MAX_RECORD_BYTES).decode("utf-8")))
+        except (RecordError, ValueError, TypeError, OSError) as e:   # UnicodeDecodeError is a ValueError
+            skipped.files.setdefault(path, classify(e))
+            continue
+        if not commit or ((rec.commit or "nocommit").startswith(commit[:40]) and not rec.dirty):
+            records.append(rec)
+    return StoreRead(records, skipped)
 
 
-def iter_records(results_dir: str | Path, *, strict_versions: bool = True,
-                 skipped: Skipped | None = None) -> Iterator[ResultRecord]:
-    """Every readable record under results_dir, oldest first. With `skipped`, what is left out is tallied there;
-    without it, each skipped file warns (StoreWarning) and a record from a newer plugin raises StoreError when
-    strict_versions (so it is never misread)."""
-    yield from _read_paths(Path(results_dir), "*/*/*.json", strict_versions, skipped)
-
-
-def iter_records_where(results_dir: str | Path, *, fingerprint: str | None = None, commit: str | None = None,
-                       strict_versions: bool = True, include_dirty: bool = False,
-                       skipped: Skipped | None = None) -> Iterator[ResultRecord]:
-    """Like iter_records, but reads only the folders of one machine fingerprint and/or one commit (the store's
-    layout keys folders by both), so looking up a baseline does not parse the whole history. With `commit`,
-    only that commit's clean runs, unless `include_dirty`."""
-    if not commit:
-        folders = ["*"]
-    elif len(commit) < 12:
-        folders = [f"{commit}*"]                 # a prefix: clean and dirty folders (filtered below)
-    else:
-        folders = [commit[:12]] + ([commit[:12] + "+dirty"] if include_dirty else [])
-    for folder in folders:
-        for rec in _read_paths(Path(results_dir), f"{fingerprint or '*'}/{folder}/*.json", strict_versions,
-                               skipped):
-            if commit and not (rec.commit or "nocommit").startswith(commit[:40]):
-                continue
-            if commit and rec.dirty and not include_dirty:
-                continue
-            yield rec
-
-
-def read_record(path: Path) -> ResultRecord:
-    """One stored record. Raises what SKIP_KINDS classify: OSError (NotRegularFile, FileTooLarge ...),
-    UnicodeDecodeError / ValueError (not JSON), RecordError and its subclasses."""
-    return ResultRecord.from_dict(json.loads(read_regular(path, max_bytes=MAX_RECORD_BYTES).decode("utf-8")))
+def _glob(root: Path, fingerprint: str | None, commit: str | None) -> list[Path]:
+    """The record files of the store's folders for one fingerprint and/or commit, by file name (oldest first)."""
+    if not root.exists():
+        return []
+    if not root.is_dir():
+        raise StoreError(f"results folder {root} is not a folder: pass the folder that holds the records "
+                         f"(--results-dir)")
+    folder = "*" if not commit else f"{commit}*" if len(commit) < 12 else commit[:12]
+    return sorted(root.glob(f"{fingerprint or '*'}/{folder}/*.json"), key=lambda p: p.name)
 
 
 def classify(exc: BaseException) -> tuple[str, str]:
-    """(skip kind, reason) of an exception from read_record."""
+    """(skip kind, reason) of an exception from reading a record file."""
     if isinstance(exc, RecordError):
         kind = {NewerRecordError: NEWER, OlderRecordError: OLDER, WrongTypeError: WRONG_TYPE}.get(type(exc), DAMAGED)
         return kind, exc.detail
-    if isinstance(exc, NotRegularFile):
-        return NOT_REGULAR, str(exc).rsplit(" is ", 1)[-1]
-    if isinstance(exc, FileTooLarge):
-        return TOO_LARGE, str(exc).rsplit(" is ", 1)[-1]
+    if isinstance(exc, (NotRegularFile, FileTooLarge)):
+        return NOT_REGULAR if isinstance(exc, NotRegularFile) else TOO_LARGE, str(exc).rsplit(" is ", 1)[-1]
     if isinstance(exc, UnicodeDecodeError):
         return DAMAGED, f"not UTF-8 ({exc.reason} at byte {exc.start})"
     if isinstance(exc, json.JSONDecodeError):
@@ -184,41 +132,3 @@ def classify(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, OSError):
         return UNREADABLE, exc.strerror or str(exc)
     return DAMAGED, f"{type(exc).__name__}: {exc}"
-
-
-def _read_paths(root: Path, pattern: str, strict_versions: bool, skipped: Skipped | None) -> Iterator[ResultRecord]:
-    if not root.exists():
-        return
-    if not root.is_dir():
-        raise StoreError(f"results folder {root} is not a folder: pass the folder that holds the records "
-                         f"(--results-dir)")
-    yield from _read_files(sorted(root.glob(pattern), key=lambda p: p.name), strict_versions, skipped)
-
-
-def _read_files(paths, strict_versions: bool, skipped: Skipped | None = None) -> Iterator[ResultRecord]:
-    for path in paths:
-        path = Path(path)
-        if path.name.startswith("."):            # a write in progress (engine.atomic's temp files)
-            continue
-        try:
-            yield read_record(path)
-        except (RecordError, ValueError, TypeError, OSError) as e:   # UnicodeDecodeError is a ValueError
-            kind, why = classify(e)
-            if skipped is not None:
-                skipped.add(kind, path, why)
-            elif kind == NEWER and strict_versions:
-                raise StoreError(f"{path}: {e}") from None
-            elif kind == NEWER:
-                warnings.warn(f"skipped {path}: written by a newer plugin", StoreWarning, stacklevel=2)
-            else:
-                warnings.warn(f"skipped damaged result record {path}: {type(e).__name__}: {e}", StoreWarning,
-                              stacklevel=2)
-
-
-def load_files(paths, *, strict_versions: bool = False, skipped: Skipped | None = None) -> list[ResultRecord]:
-    """The records in these files (e.g. the ones xdist workers reported writing), in the given order."""
-    return list(_read_files(paths, strict_versions, skipped))
-
-
-def load_records(results_dir: str | Path, **kw) -> list[ResultRecord]:
-    return list(iter_records(results_dir, **kw))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_research_bench.harness.run.store import load_records
+from llm_research_bench.harness.run.store import StoreRead, read_store
 
 # pytester's in-process runs drop the modules they import when they end: import the heavy ones here, once, so
 # that each inner session does not import (and assertion-rewrite) them again.
@@ -130,7 +130,10 @@ class Bench:
                                        "-W", "ignore::pytest.PytestAssertRewriteWarning", *args)
 
     def records(self):
-        return load_records(self.results)
+        return self.store().records
+
+    def store(self) -> StoreRead:
+        return read_store(self.results)
 
     def git(self, *args: str) -> str:
         r = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_research_bench.harness.run.store import load_records
+from llm_research_bench.harness.run.store import read_store
 from tests.harness.conftest import DOUBLES_CONFTEST
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ def test_ctrl_c_or_sigterm_mid_bench_stores_the_run_as_interrupted_and_keeps_ear
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 2, out                    # pytest's "interrupted" exit code (SIGTERM as Ctrl-C: not 143)
     assert "Traceback" not in out and "INTERNALERROR" not in out
-    recs = sorted(load_records(results), key=lambda r: r.timestamp)
+    recs = sorted(read_store(results).records, key=lambda r: r.timestamp)
     assert [r.outcome for r in recs] == ["passed", "interrupted"], out
     assert recs[1].telemetry is not None and recs[1].telemetry["success"] is False
     if sig == signal.SIGTERM:                        # the partial telemetry says what stopped the run
@@ -91,7 +91,7 @@ def test_two_sessions_writing_one_store_at_once_lose_nothing(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=180)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    recs = load_records(results)
+    recs = read_store(results).records
     assert len(recs) == 30 and len({r.record_id for r in recs}) == 30
 
 
@@ -110,7 +110,7 @@ def test_xdist_workers_store_every_record(tmp_path):
     r = subprocess.run(_pytest(proj, results, "-n", "2", "-m", "quick"), cwd=proj, env=_env(), capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    recs = load_records(results)
+    recs = read_store(results).records
     assert len(recs) == 10
     assert {r.extra.get("xdist_worker") for r in recs} <= {"gw0", "gw1"}
     # the controller summarises its workers' records (reported by path through xdist, no store scan)
@@ -144,7 +144,7 @@ def test_ollama_down_inside_a_bench_is_a_stored_failed_run_with_a_clear_reason(t
     assert r.returncode == 1
     assert "start it with `ollama serve`" in r.stdout, r.stdout
     assert time.time() - t < 60
-    (rec,) = load_records(results)
+    (rec,) = read_store(results).records
     assert rec.outcome == "failed" and not rec.target_met
     assert rec.telemetry["backend"] == "ollama" and rec.telemetry["success"] is False
     assert any("ollama serve" in e for e in rec.telemetry["errors"])

@@ -1,13 +1,12 @@
 """The results store under concurrent writers, kills mid-write and foreign versions."""
 import json
 import multiprocessing as mp
-import warnings
 
 import pytest
 
 from llm_research_bench.harness.records import RECORD_VERSION, ResultRecord
 
-from llm_research_bench.harness.run.store import StoreError, StoreWarning, append, iter_records, load_records
+from llm_research_bench.harness.run.store import append, read_store
 
 
 def rec(i=0, **kw):
@@ -31,7 +30,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     for p in ps:
         p.join(60)
         assert p.exitcode == 0
-    got = load_records(tmp_path)
+    got = read_store(tmp_path).records
     assert len(got) == n * workers
     assert {(r.extra["worker"], r.extra["i"]) for r in got} == {(w, i) for w in range(workers) for i in range(n)}
     assert not list(tmp_path.rglob(".tmp-*"))
@@ -49,9 +48,12 @@ def test_truncated_record_is_skipped_loudly(tmp_path):
     keep = append(tmp_path, rec(1))
     broken = append(tmp_path, rec(2))
     broken.write_bytes(broken.read_bytes()[: len(broken.read_bytes()) // 2])   # as a kill mid-copy leaves it
-    with pytest.warns(StoreWarning, match="skipped damaged result record .*JSONDecodeError"):
-        got = load_records(tmp_path)
-    assert [r.record_id for r in got] == [json.loads(keep.read_text())["record_id"]]
+    read = read_store(tmp_path)
+    assert [r.record_id for r in read.records] == [json.loads(keep.read_text())["record_id"]]
+    assert read.skipped.files == {broken: ("damaged", read.skipped.files[broken][1])}
+    assert read.skipped.files[broken][1].startswith("not JSON (")
+    (line,) = read.skipped.lines()
+    assert line.startswith(f"skipped 1 damaged file that is not a record, {broken} (not JSON")
 
 
 def test_newer_record_version_is_refused_not_misread(tmp_path):
@@ -59,16 +61,19 @@ def test_newer_record_version_is_refused_not_misread(tmp_path):
     d = json.loads(p.read_text())
     d["record_version"] = RECORD_VERSION + 1
     p.write_text(json.dumps(d))
-    with pytest.raises(StoreError, match="newer plugin.*upgrade"):
-        load_records(tmp_path)
-    with pytest.warns(StoreWarning, match="newer plugin"):
-        assert load_records(tmp_path, strict_versions=False) == []
+    read = read_store(tmp_path)
+    assert read.records == [] and read.skipped.files == {
+        p: ("newer", f"record_version {RECORD_VERSION + 1}; this plugin reads up to {RECORD_VERSION}")}
+    (line,) = read.skipped.lines()
+    assert "written by a newer plugin" in line and line.endswith("upgrade llm-research-bench to read them")
 
 
 def test_older_telemetry_schema_version_is_skipped_with_reason(tmp_path):
     append(tmp_path, rec(telemetry={"schema_version": "0.9", "metrics": {}}))
-    with pytest.warns(StoreWarning, match="schema_version '0.9'; this plugin reads '1.1'"):
-        assert load_records(tmp_path) == []
+    read = read_store(tmp_path)
+    assert read.records == []
+    assert list(read.skipped.files.values()) == [
+        ("older", "telemetry schema_version '0.9'; this plugin reads '1.1'")]
 
 
 def test_wrong_field_types_are_not_misread(tmp_path):
@@ -76,7 +81,16 @@ def test_wrong_field_types_are_not_misread(tmp_path):
     d = json.loads(p.read_text())
     d["target_met"] = "yes"
     p.write_text(json.dumps(d))
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        assert load_records(tmp_path) == []
-    assert "target_met" in str(w[0].message)
+    read = read_store(tmp_path)
+    assert read.records == [] and list(read.skipped.files.values()) == [
+        ("wrong_type", "field 'target_met' is \"yes\", not bool")]
+
+
+def test_a_read_by_commit_or_by_files_reads_only_those(tmp_path):
+    clean, dirty, other = rec(1), rec(2, dirty=True), rec(3, commit="beef" * 10)
+    paths = [append(tmp_path, r) for r in (clean, dirty, other)]
+    ids = lambda read: [r.record_id for r in read.records]     # noqa: E731
+    assert ids(read_store(tmp_path, commit="c0ffee")) == [clean.record_id]          # a prefix: clean runs only
+    assert ids(read_store(tmp_path, commit=clean.commit)) == [clean.record_id]
+    assert ids(read_store(tmp_path, fingerprint="fp2")) == []
+    assert ids(read_store(tmp_path / "nowhere", files=paths[1:])) == [dirty.record_id, other.record_id]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llm_research_bench.harness.plugin.options import MARKER_KEYS, OPTIONS
+from llm_research_bench.harness.plugin.options import (MARKER_KEYS, OPTIONS, OptionError, marker_overrides,
+                                                      parse_options, where)
 
 ROUNDS_BENCH = '''
 import pytest
@@ -84,3 +85,29 @@ def test_bad(research_bench, profile):
     r = bench.run("-m", "quick")
     out = r.stdout.str() + r.stderr.str()
     assert "does not take 'results_dir'" in out and ", ".join(MARKER_KEYS) in out
+
+
+class _Marker:
+    def __init__(self, **kwargs):
+        self.args, self.kwargs = (), kwargs
+
+
+@pytest.mark.parametrize("key,bad", [("rounds", "0"), ("warmup_runs", "-1"), ("remeasure", "x"),
+                                     ("budget_scale", "inf"), ("isolate", "maybe"), ("backend", "vllm"),
+                                     ("corpus", "/no/such/corpus")])
+def test_a_marker_value_is_checked_as_the_command_line_checks_it(tmp_path, key, bad):
+    with pytest.raises(OptionError) as cli:
+        parse_options({key: bad}, tmp_path)
+    with pytest.raises(OptionError) as marker:
+        marker_overrides(_Marker(**{key: bad}), "t.py::b")
+    reason = str(cli.value).split(f"{where(key)}: ", 1)[1]
+    assert str(marker.value) == f"t.py::b: @pytest.mark.research({key}={bad!r}): {reason}"
+
+
+def test_a_marker_is_checked_with_the_options_it_overrides(tmp_path):
+    base = parse_options({}, tmp_path)
+    with pytest.raises(OptionError, match="add --research-isolate"):
+        marker_overrides(_Marker(enforce_memory=True), "t.py::b", base)
+    assert marker_overrides(_Marker(enforce_memory=True, isolate="yes"), "t.py::b", base) == {
+        "enforce_memory": True, "isolate": True}
+    assert marker_overrides(_Marker(rounds=3), "t.py::b", base) == {"rounds": 3, "warmup_runs": 1}

@@ -11,7 +11,6 @@ import pytest
 from llm_research_bench.engine.profiles import get_profile
 from llm_research_bench.engine.telemetry import validation_errors
 from llm_research_bench.harness.run.verdicts import BudgetSpec, evaluate
-from llm_research_bench.harness.run.store import load_records
 from tests.harness.doubles import recorded_telemetry
 
 from tests.harness.conftest import MACHINE, pinned_profiles
