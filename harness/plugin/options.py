@@ -228,7 +228,6 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
     from llm_research_bench.engine.envvars import env
 
     from ..run.context import HarnessOptions
-    from ..run.refs import default_results_dir
     raw = dict(values, profiles_file=values.get("profiles_file") or env("PROFILES") or None,
                results_dir=values.get("results_dir") or env("RESULTS_DIR") or None,
                commit_url=values.get("commit_url") or env("COMMIT_URL") or None)
@@ -260,6 +259,7 @@ def _profile_fields(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _compare_fields(raw: dict[str, Any], thresholds: list | None, rootpath: Path) -> dict[str, Any]:
     """The results folder, and the baseline asked for (a saved name or a commit); compare_fail implies compare."""
+    from ..run.refs import default_results_dir
     results_dir = Path(checked("results_dir", raw.get("results_dir")) or default_results_dir(rootpath))
     if not results_dir.is_absolute():
         results_dir = Path.cwd() / results_dir
