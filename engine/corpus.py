@@ -238,7 +238,8 @@ def load_corpus(path: str | Path | None = None) -> Corpus:
     if corpus.unknown_gold_ids:
         n = sum(len(v) for v in corpus.unknown_gold_ids.values())
         qid, ids = next(iter(corpus.unknown_gold_ids.items()))
-        log.warning("corpus %s: %d gold passage id%s in %d question%s match no passage, e.g. %r in question %r; "
+        log.warning("corpus %s: %d gold passage id%s in %d question%s %s no passage, e.g. %r in question %r; "
                     "ignored (fix gold_passage_ids in questions.jsonl)", p, n, "" if n == 1 else "s",
-                    len(corpus.unknown_gold_ids), "" if len(corpus.unknown_gold_ids) == 1 else "s", ids[0], qid)
+                    len(corpus.unknown_gold_ids), "" if len(corpus.unknown_gold_ids) == 1 else "s",
+                    "matches" if n == 1 else "match", ids[0], qid)
     return corpus

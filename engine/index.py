@@ -70,7 +70,7 @@ class HNSWIndex:
                       on_progress: Callable[[str, int, int], None] | None = None) -> "HNSWIndex":
         report = on_progress or (lambda stage, done, total: None)
         key = f"{corpus.id}-{embedder.model_id}-m{m}-efc{ef_construction}-v{INDEX_FORMAT}".replace("/", "_")
-        root = cache_dir or cache_root()
+        root = Path(cache_dir) if cache_dir else cache_root()
         d = root / "index" / key
         ids = [p.id for p in corpus.passages]
         remove_stale_temp(d)
