@@ -208,7 +208,6 @@ def _verify_file(path: Path, want) -> None:
         raise CacheInvalid(f"{path.name} does not match its sha256 checksum (the file is damaged)")
 
 
-
 def _why(e: BaseException) -> str:
     """An exception as a short reason: the OS's words for an OSError, else its message (one line)."""
     if isinstance(e, OSError) and e.strerror:

@@ -19,7 +19,7 @@ from llm_research_bench.engine import index as index_mod
 from llm_research_bench.engine.corpus import load_corpus
 from llm_research_bench.engine.embed import shared_embedder
 from llm_research_bench.engine.index import HNSWIndex
-from tests.reliability.bad_input import Q, ROOT, clean, one_line
+from tests.reliability.bad_input import Q, ROOT, one_line
 from tests.reliability.engine_child import engine_child
 
 TEXTS = ["Mitochondria change shape before the cell dies.", "The kidney filters the blood.",
@@ -223,4 +223,3 @@ def test_a_run_on_a_read_only_cache_folder_warns_once_and_succeeds(tmp_path, cor
     tel = json.loads(out.read_text())
     assert tel["success"] is True and tel["corpus"]["index_cache_hit"] is False
     assert list(cache.iterdir()) == []
-    clean(r)
