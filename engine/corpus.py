@@ -1,14 +1,16 @@
 """Corpora: a folder with passages.jsonl (+ optional questions.jsonl), or PubMedQA's ori_pqal.json.
 
-Unusable lines (malformed JSON, not UTF-8, empty text, duplicate id) are skipped and counted when the rest
-is usable; a corpus with no usable passage is a CorpusError naming the file and the fix.
+Files are UTF-8, with or without a byte-order mark. Unusable lines (malformed JSON, not UTF-8, empty text,
+duplicate id) are skipped and counted when the rest is usable; a corpus with no usable passage is a CorpusError
+naming the file and the fix. Gold passage ids that match no passage are dropped from their question, counted in
+`Corpus.unknown_gold_ids` and reported in one warning.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .atomic import open_regular, read_regular
@@ -44,6 +46,7 @@ class Corpus:
     source: str
     format: str
     skipped: dict[str, int] = field(default_factory=dict)   # reason -> count
+    unknown_gold_ids: dict[str, tuple[str, ...]] = field(default_factory=dict)   # question id -> ids dropped
 
     @property
     def id(self) -> str:
@@ -100,7 +103,7 @@ def _read_jsonl(path: Path, skipped: dict[str, int]) -> list[dict]:
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw.decode("utf-8"))
+                obj = json.loads(raw.decode("utf-8-sig" if n == 1 else "utf-8"))   # a leading BOM is allowed
             except UnicodeDecodeError:
                 _skip(skipped, "not_utf8", f"{path}:{n}")
                 continue
@@ -153,9 +156,22 @@ def _questions_from_rows(rows: list[dict], path: Path, skipped: dict[str, int]) 
     return out
 
 
+def _known_gold(questions: list[Question], passage_ids: set[str]
+                ) -> tuple[list[Question], dict[str, tuple[str, ...]]]:
+    """The questions with only the gold passage ids that name a passage, and question id -> the ids dropped."""
+    out, unknown = [], {}
+    for q in questions:
+        missing = tuple(g for g in q.gold_passage_ids if g not in passage_ids)
+        if missing:
+            unknown[q.id] = unknown.get(q.id, ()) + missing
+            q = replace(q, gold_passage_ids=tuple(g for g in q.gold_passage_ids if g in passage_ids))
+        out.append(q)
+    return out, unknown
+
+
 def _load_pubmedqa(path: Path) -> Corpus:
     try:
-        data = json.loads(read_regular(path, max_bytes=MAX_JSON_CORPUS_BYTES).decode("utf-8"))
+        data = json.loads(read_regular(path, max_bytes=MAX_JSON_CORPUS_BYTES).decode("utf-8-sig"))
     except UnicodeDecodeError as e:
         raise CorpusError(f"{path}: not UTF-8 ({e.reason} at byte {e.start}): re-save the file as UTF-8") from None
     except json.JSONDecodeError as e:
@@ -207,7 +223,8 @@ def load_corpus(path: str | Path | None = None) -> Corpus:
         passages = _passages_from_rows(_read_jsonl(pfile, skipped), pfile, skipped)
         qfile = p / "questions.jsonl"
         questions = _questions_from_rows(_read_jsonl(qfile, skipped), qfile, skipped) if qfile.exists() else []
-        corpus = Corpus(passages, questions, str(p), "jsonl", skipped)
+        questions, unknown = _known_gold(questions, {x.id for x in passages})
+        corpus = Corpus(passages, questions, str(p), "jsonl", skipped, unknown)
     elif p.suffix == ".jsonl":
         corpus = Corpus(_passages_from_rows(_read_jsonl(p, skipped), p, skipped), [], str(p), "jsonl", skipped)
     else:
@@ -218,4 +235,11 @@ def load_corpus(path: str | Path | None = None) -> Corpus:
                           f"'id' and 'text'")
     if corpus.skipped:
         log.warning("corpus %s: %d unusable lines skipped %s", p, corpus.skipped_total, corpus.skipped)
+    if corpus.unknown_gold_ids:
+        n = sum(len(v) for v in corpus.unknown_gold_ids.values())
+        qid, ids = next(iter(corpus.unknown_gold_ids.items()))
+        log.warning("corpus %s: %d gold passage id%s in %d question%s %s no passage, e.g. %r in question %r; "
+                    "ignored (fix gold_passage_ids in questions.jsonl)", p, n, "" if n == 1 else "s",
+                    len(corpus.unknown_gold_ids), "" if len(corpus.unknown_gold_ids) == 1 else "s",
+                    "matches" if n == 1 else "match", ids[0], qid)
     return corpus
