@@ -1,4 +1,4 @@
-"""Harness overhead: the instrumented path the plugin takes for each run (harness.runner.BenchCore: run, schema
+"""Harness overhead: the instrumented path the plugin takes for each run (harness.run.bench.InstanceRunner: run, schema
 validation, verdict, atomic record append) against a bare `engine.research` call, on the same warm process.
 
     .venv/bin/python scripts/measure_overhead.py [--pairs 3] [--profile quick] [--out overhead.json]
@@ -24,9 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llm_research_bench.harness import DEFAULT_QUESTION  # noqa: E402
-from llm_research_bench.harness.run.context import BenchContext, HarnessOptions
+from llm_research_bench.harness.run.context import BenchContext, HarnessOptions  # noqa: E402
 from llm_research_bench.harness.plugin.options import load_profiles  # noqa: E402
-from llm_research_bench.harness.run.bench import BenchCore
+from llm_research_bench.harness.run.bench import InstanceRunner, RunPlan  # noqa: E402
 from llm_research_bench.harness.run.warmup import warm_up  # noqa: E402
 from llm_research_bench.harness.run.request import RunRequest  # noqa: E402
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     prof = profiles[a.profile]
     ctx = BenchContext(HarnessOptions(profiles=profiles, selected=None, profiles_file=None, machine_class=None,
                                       results_dir=results_dir), Path.cwd())
-    core = BenchCore(ctx, "scripts/measure_overhead.py::instrumented[%s]" % prof.name, bench="overhead")
+    core = InstanceRunner(ctx, "scripts/measure_overhead.py::instrumented[%s]" % prof.name, bench="overhead")
     _ = ctx.git, ctx.machine, ctx.machine_class
 
     warm = warm_up()
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     def instrumented() -> dict:
         req = RunRequest(question=a.question, profile=prof, corpus=warm.corpus, system_info=warm.system_info)
         t0 = time.perf_counter()
-        res = core.run(req, rounds=1, warmup_runs=0, isolate=False)
+        res = core.run(req, RunPlan(rounds=1, warmup_runs=0, isolate=False))
         wall = time.perf_counter() - t0
         (rr,) = res.runs
         assert rr.record.schema_valid and rr.path is not None and rr.path.exists()
