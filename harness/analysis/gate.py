@@ -26,6 +26,9 @@ MET, MISSED, UNVERIFIED = "met", "missed", "unverified"
 #: What an unverified instance does to the session (--research-unverified / research_unverified).
 UNVERIFIED_POLICIES = ("pass", "fail")
 DEFAULT_UNVERIFIED = "pass"
+#: The InstanceVerdict fields a record stores as they are (with its codes and record ids).
+STORED = ("status", "time_status", "time_s", "time_basis", "time_runs", "runs", "attempts", "contended", "remeasured",
+          "timed_out")
 
 
 @dataclass
@@ -59,10 +62,7 @@ class InstanceVerdict:
 
     def as_stored(self) -> dict:
         """What the instance's last record keeps in extra['instance_verdict']."""
-        return {"status": self.status, "time_status": self.time_status, "time_s": self.time_s,
-                "time_basis": self.time_basis, "time_runs": self.time_runs, "runs": self.runs,
-                "attempts": self.attempts, "contended": self.contended, "remeasured": self.remeasured,
-                "timed_out": self.timed_out, "codes": list(self.codes), "records": list(self.record_ids)}
+        return {**{k: getattr(self, k) for k in STORED}, "codes": list(self.codes), "records": list(self.record_ids)}
 
 
 def judge_time(t: float, lower: float | None, upper: float) -> str:

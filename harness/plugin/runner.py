@@ -1,13 +1,10 @@
-"""BenchRunner: what the `research_bench` fixture gives a bench (plugin/fixtures.py creates it on first use, so
-this module and what it imports -- the engine, numpy, psutil -- load only in sessions that run benches).
-
-    .run(question, ...)     runs the real engine with rounds, timeouts, isolation, memray and live progress;
-                            judges and stores every run
-    .record(telemetry, ...) stores telemetry a bench produced itself (with extra metrics), judged the same way
-    .progress(text)         a live line on the terminal (plugin/progress.py)
-"""
+"""BenchRunner, what the `research_bench` fixture gives a bench (made on first use, so the engine loads only in
+sessions that run benches): .run(question, ...) runs, judges and stores the engine's runs; .record(telemetry,
+...) stores telemetry a bench produced itself, judged the same way; .progress(text) is a live terminal line."""
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any
 
 import pytest
@@ -37,6 +34,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
+
 #: pytest-memray's markers: a test carrying one is tracked by pytest-memray even without --memray.
 PYTEST_MEMRAY_MARKERS = ("limit_memory", "limit_leaks", "limit_leaked_objects")
 #: The knobs of `BenchRunner.run` that make its RunPlan; the others describe the run.
@@ -57,17 +55,13 @@ def pytest_memray_capture(item: Any) -> dict | None:
     if not on and not any(m.name in PYTEST_MEMRAY_MARKERS for m in item.iter_markers()):
         return None
     folder = getattr(mgr, "result_path", None)
-    out = {"by": "pytest-memray", "dir": str(folder) if folder else None}
-    try:      # pytest-memray names the file after the test when --memray-bin-path is given (else a temp name)
-        import os
+    out = {"by": "pytest-memray", "dir": str(folder) if folder else None,
+           "capture": f"{folder} (pytest-memray's file for {item.nodeid}; kept with --memray-bin-path)"}
+    with contextlib.suppress(Exception):  # pytest-memray names the file after the test with --memray-bin-path
         from pytest_memray.plugin import _truncate_filename
         if getattr(mgr, "_tmp_dir", 1) is None and not os.getenv("MEMRAY_RESULT_PATH"):
             of_id = item.nodeid.replace("::", "-").replace(os.sep, "-")
             out["capture"] = str(folder / _truncate_filename(f"{mgr._bin_prefix}-{of_id}.bin"))
-    except Exception:
-        pass
-    if not out.get("capture"):
-        out["capture"] = f"{folder} (pytest-memray's file for {item.nodeid}; kept with --memray-bin-path)"
     return out
 
 

@@ -1,11 +1,7 @@
-"""A bench instance's runs, end to end: run (inprocess.py / isolated.py) -> validate against the schema -> judge
-(verdicts.py) -> store one record per run (store.py) -> the instance's verdict over its runs (analysis/gate.py),
-stored with its last run. No pytest here: the plugin wraps it, and scripts call it directly, on the same path.
-
-A measured run timed while other processes held a real share of the CPUs (run/cpu.py) is measured again, after
-a bounded wait for a quiet machine, up to `--research-remeasure` more times; every attempt is stored, the
-contended ones flagged. In a `research-bench continuous` session the side takes its turn before each run and
-passes it on after each measured round but the instance's last (run/interleave.py)."""
+"""A bench instance's runs, end to end: run (inprocess.py / isolated.py) -> validate -> judge (verdicts.py) ->
+store one record per run (store.py), the instance's verdict (analysis/gate.py) with its last. No pytest: the
+plugin wraps it and scripts call it. A measured run timed on a busy machine (run/cpu.py) is measured again, up
+to --research-remeasure times; in a `research-bench continuous` session, runs take turns (run/interleave.py)."""
 from __future__ import annotations
 
 import functools
@@ -205,11 +201,10 @@ def _status(telemetry: dict | None, outcome: RunOutcome | None) -> str:
 
 
 def _record_outcome(status: str, target_met: bool) -> str:
-    """The stored outcome: a completed run passed or failed on its verdict; the other statuses are stored as
-    they are (records.OUTCOMES)."""
+    """The stored outcome: a completed run passed or failed on its verdict; other statuses are stored as they are."""
     if status == COMPLETED:
         return records.PASSED if target_met else records.FAILED
-    return status if status in (FAILED, TIMED_OUT, INTERRUPTED, CRASHED, ERROR) else records.FAILED
+    return status if status in records.OUTCOMES else records.FAILED
 
 
 def _server_pids(req: RunRequest) -> list[int] | None:

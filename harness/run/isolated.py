@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -93,6 +92,13 @@ def _tail(path: Path, lines: int = 3, limit: int = 400) -> str:
     return " | ".join(line.strip() for line in text[-lines:] if line.strip())[-limit:]
 
 
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text()) if path.exists() else None
+    except (OSError, ValueError):
+        return None
+
+
 def _kill_tree(proc: subprocess.Popen, sig: int) -> None:
     import psutil
     try:
@@ -104,30 +110,17 @@ def _kill_tree(proc: subprocess.Popen, sig: int) -> None:
             p.send_signal(sig)
 
 
-@dataclass
 class Supervised:
-    """What the parent saw of one child."""
-    returncode: int
-    result: dict | None
-    status_info: dict
-    peak_mb: float | None
-    killed_by: str | None
-    termed: bool
-    started_at: float | None
-    wall_total_s: float
-    cause: str | None = None
-    log: str | None = None
-    exception: BaseException | None = None
-    extra: dict = field(default_factory=dict)       # startup_peak_mb; memory_check under a memory limit
+    """One child under the parent's watch: its process tree's peaks (start-up apart from the run), the deadlines
+    and memory limit it is held to and, once it ended, what it left (`result`, `cause`, `extra`)."""
+    result: dict | None = None
+    cause: str | None = None            # how it died without a result
+    log: str | None = None              # its output, kept when it died
+    exception: BaseException | None = None  # a timeout in the parent, Ctrl-C: re-raised by the caller
 
-
-class _Watch:
-    """The parent's watch over a running child: the process tree's peaks (start-up apart from the run) and the
-    deadlines and memory limit it enforces."""
-
-    def __init__(self, proc: subprocess.Popen, tree: Any, status_file: Path, *, timeout_s: float,
+    def __init__(self, proc: subprocess.Popen, tree: Any, files: dict[str, Path], *, timeout_s: float,
                  startup_timeout_s: float, enforce_memory_mb: float | None):
-        self.proc, self.tree, self.status_file = proc, tree, status_file
+        self.proc, self.tree, self.files = proc, tree, files
         self.timeout_s, self.startup_timeout_s, self.limit_mb = timeout_s, startup_timeout_s, enforce_memory_mb
         self.t_spawn = time.perf_counter()
         self.started_at: float | None = None
@@ -135,6 +128,14 @@ class _Watch:
         self.startup_peak = 0       # imports and warm-up, before the run started: reported, never held to the limit
         self.killed_by: str | None = None
         self.termed = False
+        self.status_info: dict = {}
+        self.extra: dict = {}       # startup_peak_mb; memory_check under a memory limit
+
+    @property
+    def peak_mb(self) -> float | None:
+        """The run's peak; start-up's when the child died (or was stopped) before its run started."""
+        peak = self.peak if self.started_at is not None else max(self.peak, self.startup_peak)
+        return peak / 2**20 if peak else None
 
     def sample(self) -> None:
         now = time.perf_counter()
@@ -142,7 +143,7 @@ class _Watch:
             rss = self.tree.rss_bytes()
         except Exception:
             rss = 0
-        if self.started_at is None and self.status_file.exists():
+        if self.started_at is None and self.files["status"].exists():
             self.started_at = now
         if self.started_at is None:
             self.startup_peak = max(self.startup_peak, rss)
@@ -172,56 +173,43 @@ class _Watch:
                 self._kill(f"no result {TERM_GRACE_S + KILL_GRACE_S:g} s after the {self.timeout_s:g} s timeout "
                            f"(stuck in native code?)")
 
-    def run_peak_mb(self) -> float | None:
-        """The run's peak; start-up's when the child died (or was stopped) before its run started."""
-        peak = self.peak if self.started_at is not None else max(self.peak, self.startup_peak)
-        return peak / 2**20 if peak else None
+    def wait(self, follower: FileFollower | None) -> None:
+        """Sample the child until it ends; a timeout in the parent or Ctrl-C stops it and is kept in `exception`.
+        The parent's own deadline covers start-up and the run; the child enforces timeout_s itself."""
+        deadline = self.startup_timeout_s + self.timeout_s + TERM_GRACE_S + KILL_GRACE_S + 30
+        try:
+            with stopping_signals(), run_deadline(deadline, own=False):
+                while self.proc.poll() is None:
+                    self.sample()
+                    if follower is not None:
+                        follower.poll()
+                    time.sleep(POLL_S)
+            if follower is not None:
+                follower.poll()                # what the child wrote after the last poll
+        except BaseException as e:   # stop the child, keep what it wrote
+            self.exception = e
+            _kill_tree(self.proc, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=TERM_GRACE_S)
+            except subprocess.TimeoutExpired:
+                _kill_tree(self.proc, signal.SIGKILL)
+        self.returncode = self.proc.wait()
+        self.wall_total_s = time.perf_counter() - self.t_spawn
 
-    def memory_check(self) -> dict:
-        startup = round(self.startup_peak / 2**20, 1) if self.startup_peak else None
-        return {"limit_mb": self.limit_mb, "counted": "process-tree RSS from the run's start (as memory_peak_mb); "
+    def read(self, oom_before: int | None) -> None:
+        """What the ended child left: its result and status files, and how it died when it left no result."""
+        self.result, self.status_info = _read_json(self.files["result"]), _read_json(self.files["status"]) or {}
+        startup = self.extra["startup_peak_mb"] = round(self.startup_peak / 2**20, 1) if self.startup_peak else None
+        if self.limit_mb:
+            self.extra["memory_check"] = {
+                "limit_mb": self.limit_mb, "counted": "process-tree RSS from the run's start (as memory_peak_mb); "
                 "start-up and warm-up not counted", "run_started": self.started_at is not None,
                 "startup_peak_mb": startup}
-
-
-def _spawn(files: dict[str, Path], env: dict[str, str] | None) -> subprocess.Popen:
-    child_env = {**os.environ, **(env or {})}
-    child_env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p]
-                                              + [child_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    with open(files["log"], "wb") as log:
-        return subprocess.Popen([sys.executable, "-m", CHILD_MODULE, str(files["request"]), str(files["result"]),
-                                 str(files["status"])],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=child_env)
-
-
-def _wait(watch: _Watch, follower: FileFollower | None, deadline_s: float) -> BaseException | None:
-    """Sample the child until it ends; a timeout in the parent or Ctrl-C stops it and is returned."""
-    proc = watch.proc
-    try:
-        with stopping_signals(), run_deadline(deadline_s, own=False):
-            while proc.poll() is None:
-                watch.sample()
-                if follower is not None:
-                    follower.poll()
-                time.sleep(POLL_S)
-        if follower is not None:
-            follower.poll()                # what the child wrote after the last poll
-    except BaseException as e:   # stop the child, keep what it wrote
-        _kill_tree(proc, signal.SIGTERM)
-        try:
-            proc.wait(timeout=TERM_GRACE_S)
-        except subprocess.TimeoutExpired:
-            _kill_tree(proc, signal.SIGKILL)
-            proc.wait()
-        return e
-    return None
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text()) if path.exists() else None
-    except (OSError, ValueError):
-        return None
+        if self.result is None or self.killed_by is not None:
+            self.cause = describe_exit(self.returncode, killed_by_harness=self.killed_by, oom_before=oom_before,
+                                       oom_after=_oom_kill_count(), peak_mb=self.peak_mb,
+                                       stderr_tail=_tail(self.files["log"]))
+            self.log = str(self.files["log"])
 
 
 def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None = None,
@@ -241,22 +229,17 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
         follower = FileFollower(tmp / "progress.jsonl", on_progress)
     files["request"].write_text(json.dumps(doc, default=str))
     oom_before = _oom_kill_count()
-    proc = _spawn(files, env)
-    watch = _Watch(proc, ProcessTree(root_pid=proc.pid, extra_pids=extra_pids), files["status"],
-                   timeout_s=timeout_s, startup_timeout_s=startup_timeout_s, enforce_memory_mb=enforce_memory_mb)
-    # The parent's own deadline covers start-up and the run; the child enforces timeout_s itself.
-    exc = _wait(watch, follower, startup_timeout_s + timeout_s + TERM_GRACE_S + KILL_GRACE_S + 30)
-    rc = proc.wait()
-    sup = Supervised(rc, _read_json(files["result"]), _read_json(files["status"]) or {}, watch.run_peak_mb(),
-                     watch.killed_by, watch.termed, watch.started_at, time.perf_counter() - watch.t_spawn,
-                     exception=exc)
-    sup.extra["startup_peak_mb"] = watch.memory_check()["startup_peak_mb"]
-    if enforce_memory_mb:
-        sup.extra["memory_check"] = watch.memory_check()
-    if sup.result is None or sup.killed_by is not None:
-        sup.cause = describe_exit(rc, killed_by_harness=sup.killed_by, oom_before=oom_before,
-                                  oom_after=_oom_kill_count(), peak_mb=sup.peak_mb, stderr_tail=_tail(files["log"]))
-        sup.log = str(files["log"])
+    child_env = {**os.environ, **(env or {})}
+    child_env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p]
+                                              + [child_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    with open(files["log"], "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, *(str(files[k]) for k in ("request", "result",
+                                 "status"))], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=child_env)
+    sup = Supervised(proc, ProcessTree(root_pid=proc.pid, extra_pids=extra_pids), files, timeout_s=timeout_s,
+                     startup_timeout_s=startup_timeout_s, enforce_memory_mb=enforce_memory_mb)
+    sup.wait(follower)
+    sup.read(oom_before)
     _cleanup(tmp, keep=sup.cause is not None)
     return sup
 

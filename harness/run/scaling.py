@@ -1,12 +1,9 @@
-"""Measurement drivers of the breakdown benches: scaled corpora, and corpus-size and context-window growth
-points, each measured in a fresh child process through the same child machinery as isolated pipeline runs
-(run/isolated.py `call_isolated`), so that a point's peak RSS is its own.
+"""Measurement drivers of the breakdown benches: scaled corpora, and corpus-size and context-window growth points,
+each measured in a fresh child (run/isolated.py `call_isolated`), so that a point's peak RSS is its own.
 
-Scaled corpora (`scaled_corpus(corpus, n)`), built from PubMedQA-L's 1,000 abstracts (3,358 passages):
-- n <= 3,358: whole abstracts in corpus order until n passages (the last abstract may be cut short);
-- n  > 3,358: every passage, then sentence-level splits of the multi-sentence passages in corpus order
-  (sentences of >= 5 words; a passage that is one sentence adds nothing, so no split repeats a passage)
-  until n. The ids are "<passage id>#s<j>". The corpus holds ~8,600 such sentences, so up to ~12,000 passages.
+`scaled_corpus(corpus, n)`: up to the corpus's size, whole passages in corpus order (the last abstract may be
+cut short); beyond it, every passage, then in corpus order the sentences (>= 5 words) of multi-sentence passages,
+with ids "<passage id>#s<j>" (a one-sentence passage adds nothing, so no split repeats a passage).
 """
 from __future__ import annotations
 
@@ -20,10 +17,9 @@ from .isolated import call_isolated
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
 MIN_SENTENCE_WORDS = 5
-#: A child measuring one point gets this long (an index build of 10,000 passages takes ~2 min on 2 cores).
+#: A child measuring one point gets this long (it builds the scaled corpus's index cold).
 POINT_TIMEOUT_S = 900.0
 
-# -- scaled corpora -----------------------------------------------------------------------------------------
 
 def sentence_splits(passages: Sequence[Any]) -> list[tuple[str, str]]:
     """(id, text) of the sentences of multi-sentence passages, in corpus order (see module doc)."""
@@ -58,9 +54,6 @@ def scaled_corpus(corpus: Any, n: int) -> Any:
     questions = [q for q in corpus.questions if q.gold_passage_ids and all(g in ids for g in q.gold_passage_ids)]
     return Corpus(passages, questions, corpus.source, f"{corpus.format}:scaled-{how}-{n}")
 
-
-
-# -- measurements (in a child) -------------------------------------------------------------------------------
 
 def _peak_rss_mb() -> float:
     from llm_research_bench.engine.memory import ru_maxrss_mb
