@@ -31,6 +31,34 @@ from llm_research_bench.harness.run.warmup import warm_up  # noqa: E402
 from llm_research_bench.harness.run.request import RunRequest  # noqa: E402
 
 
+def summarize(pairs: list[dict], **about) -> dict:
+    """The pairs' medians, as printed and written with --out."""
+    med = statistics.median
+    harness_s = med(p["instrumented"]["harness_s"] for p in pairs)
+    research_s = med(p["instrumented"]["research_wall_s"] for p in pairs)
+    bare_wall = med(p["bare"]["wall_s"] for p in pairs)
+    inst_wall = med(p["instrumented"]["wall_s"] for p in pairs)
+    bare_exec = med(p["bare"]["execution_time_s"] for p in pairs)
+    inst_exec = med(p["instrumented"]["execution_time_s"] for p in pairs)
+    diffs = [(p["instrumented"]["wall_s"] - p["bare"]["wall_s"]) / p["bare"]["wall_s"] * 100 for p in pairs]
+    summary = {
+        "profile": about["profile"], "pairs": len(pairs), "machine": about["machine"],
+        "harness_time_per_run_s": round(harness_s, 4),
+        "harness_overhead_pct": round(harness_s / research_s * 100, 3),
+        "bare_wall_median_s": round(bare_wall, 3), "instrumented_wall_median_s": round(inst_wall, 3),
+        "end_to_end_overhead_pct": round((inst_wall - bare_wall) / bare_wall * 100, 2),
+        "paired_diff_pct": [round(d, 2) for d in diffs],
+        "bare_execution_time_median_s": bare_exec, "instrumented_execution_time_median_s": inst_exec,
+        "results_dir": str(about["results_dir"]), "pairs_raw": pairs,
+    }
+    print(f"\nharness time per run: {harness_s * 1000:.1f} ms = {summary['harness_overhead_pct']:.2f} % of the "
+          f"research call (goal <= 2 %)")
+    print(f"end to end (medians): bare {bare_wall:.2f} s, instrumented {inst_wall:.2f} s "
+          f"({summary['end_to_end_overhead_pct']:+.2f} %; per pair {', '.join(f'{d:+.1f} %' for d in diffs)})")
+    print(f"engine-measured execution_time_s (medians): bare {bare_exec:.2f} s, instrumented {inst_exec:.2f} s")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pairs", type=int, default=3)
@@ -81,29 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pair {i + 1}: bare {b['wall_s']:.2f} s | instrumented {h['wall_s']:.2f} s "
               f"(research {h['research_wall_s']:.2f} s + harness {h['harness_s'] * 1000:.1f} ms)", flush=True)
 
-    med = statistics.median
-    harness_s = med(p["instrumented"]["harness_s"] for p in pairs)
-    research_s = med(p["instrumented"]["research_wall_s"] for p in pairs)
-    bare_wall = med(p["bare"]["wall_s"] for p in pairs)
-    inst_wall = med(p["instrumented"]["wall_s"] for p in pairs)
-    bare_exec = med(p["bare"]["execution_time_s"] for p in pairs)
-    inst_exec = med(p["instrumented"]["execution_time_s"] for p in pairs)
-    diffs = [(p["instrumented"]["wall_s"] - p["bare"]["wall_s"]) / p["bare"]["wall_s"] * 100 for p in pairs]
-    summary = {
-        "profile": prof.name, "pairs": a.pairs, "machine": ctx.machine.fingerprint,
-        "harness_time_per_run_s": round(harness_s, 4),
-        "harness_overhead_pct": round(harness_s / research_s * 100, 3),
-        "bare_wall_median_s": round(bare_wall, 3), "instrumented_wall_median_s": round(inst_wall, 3),
-        "end_to_end_overhead_pct": round((inst_wall - bare_wall) / bare_wall * 100, 2),
-        "paired_diff_pct": [round(d, 2) for d in diffs],
-        "bare_execution_time_median_s": bare_exec, "instrumented_execution_time_median_s": inst_exec,
-        "results_dir": str(results_dir), "pairs_raw": pairs,
-    }
-    print(f"\nharness time per run: {harness_s * 1000:.1f} ms = {summary['harness_overhead_pct']:.2f} % of the "
-          f"research call (goal <= 2 %)")
-    print(f"end to end (medians): bare {bare_wall:.2f} s, instrumented {inst_wall:.2f} s "
-          f"({summary['end_to_end_overhead_pct']:+.2f} %; per pair {', '.join(f'{d:+.1f} %' for d in diffs)})")
-    print(f"engine-measured execution_time_s (medians): bare {bare_exec:.2f} s, instrumented {inst_exec:.2f} s")
+    summary = summarize(pairs, profile=prof.name, machine=ctx.machine.fingerprint, results_dir=results_dir)
     if a.out:
         Path(a.out).write_text(json.dumps(summary, indent=1))
     return 0

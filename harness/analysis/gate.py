@@ -1,16 +1,11 @@
-"""The CI gate over a session's records (pure): each bench instance's verdict, computed from its stored runs.
+"""The CI gate over a session's records (pure): each bench instance's verdict (one `research_bench.run(...)`:
+its rounds and re-measurements, records.instance_of), computed from its stored runs.
 
-A bench instance run (one `research_bench.run(...)` call: its measured rounds, each with its re-measurements;
-records.instance_of) is judged as a whole:
-- memory, schema, the quality floor, a failed or crashed run: per run. Any measured run's miss (re-measured
-  ones included) is the instance's, whatever the machine was doing.
-- time: the median execution time of the quiet runs (not contended: records.is_contended) against the budget;
-  over it, or a timeout on a quiet machine, the instance MISSED its target. With no quiet run at all, an
-  over-budget median of the rounds' final attempts, or a timeout, is UNVERIFIED: shown everywhere, and failing
-  the session only under `--research-unverified=fail`.
-`judge_time` is the one time rule, for a run (run/verdicts.py) and for an instance's median alike. The run that
-ends an instance stores its verdict in extra['instance_verdict']; `instance_verdict(records).as_stored()`
-recomputes it from the stored records.
+Memory, schema, quality and failed runs count per run: any measured run's miss is the instance's. Time counts
+once, on the median of the quiet runs (records.is_contended); over budget, or a timeout on a quiet machine, the
+instance MISSED. With no quiet run, an over-budget median or a timeout is UNVERIFIED: failing the session only
+under --research-unverified=fail. `judge_time` is the one time rule, for a run and an instance's median alike.
+The run that ends an instance stores the verdict (extra['instance_verdict']), as `as_stored()` recomputes it.
 """
 from __future__ import annotations
 

@@ -1,13 +1,6 @@
-"""The fixtures the plugin gives benches (registered by plugin/hooks.py), and the session's lazily built
-BenchContext. Loaded in every pytest run, so anything heavy is imported inside the fixtures.
-
-    profile / bench_budget   the instance's engine Profile / the BudgetSpec it is held to
-    bench_warmup             session-scoped Warmup: corpus, embedder and index loaded outside any timed run
-    research_bench           a BenchRunner (plugin/runner.py): .run(question, ...), .record(telemetry, ...)
-    record_result            research_bench.record, as a fixture of its own
-    research_runner          "module:function" the runs call (a unit test may override it with a test double)
-    bench_context            session-scoped BenchContext (options, profiles, git/machine facts, records written)
-"""
+"""The fixtures the plugin gives benches (profile, bench_budget, bench_warmup, research_bench, record_result,
+research_runner, bench_context; registered by plugin/hooks.py) and the session's lazily built BenchContext.
+Loaded in every pytest run, so anything heavy is imported inside the fixtures."""
 from __future__ import annotations
 
 import uuid

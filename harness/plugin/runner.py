@@ -116,13 +116,9 @@ class BenchRunner:
                                                               memray_external=self.memray_external)
 
     def run(self, question: str = DEFAULT_QUESTION, *, check: bool = True, **knobs: Any) -> BenchResult:
-        """Run the real engine on `question` (measured rounds after warm-ups, in this process or isolated), judge
-        and store each run; `check`: fail the test when the instance misses its target. `knobs`, by name:
-          the plan (RunPlan)  rounds, warmup_runs, isolate, gate (False: shown, never failing: ablations), extra
-                              (stored in each record's extra, e.g. {"variant": "no-early-exit"}), bench (its name)
-          the run             profile, backend, corpus (a path, or a Corpus in-process only; default: the session
-                              warm-up's), timeout_s (default: the profile's, times the budget scale when above 1)
-          anything else       engine.research's own (early_exit=False, model=...), passed to it as they are."""
+        """Run the engine on `question`, judge and store each run; `check`: fail the test on a miss. `knobs`: the
+        RunPlan's (rounds, warmup_runs, isolate, gate, extra, bench), the run's (profile, backend, corpus: a path or
+        an in-process Corpus, timeout_s) and engine.research's own (early_exit=False, ...), passed as they are."""
         plan = RunPlan(**{k: knobs.pop(k) for k in PLAN_KNOBS if k in knobs})
         isolate = self.ctx.options.isolate if plan.isolate is None else plan.isolate
         prof = self._profile(knobs.pop("profile", None))
@@ -163,11 +159,8 @@ class BenchRunner:
 
     def record(self, telemetry: dict | None = None, *, profile: Any = None, exc: BaseException | None = None,
                round: int = 0, warmup: bool = False, check: bool = True, **plan: Any) -> Verdict:
-        """Store telemetry this bench produced with engine.research itself, judged like a harness run.
-
-        exc: instead of telemetry, the exception a run raised (ResearchFailed, or one carrying
-        `research_telemetry`): its partial telemetry is stored as a failed (or timed-out) run.
-        plan: extra (stored in the record's extra, e.g. {"quality": {...}}), bench, gate, as for `run`."""
+        """Store telemetry this bench produced itself, judged like a harness run; `exc`: instead, the exception a
+        run raised, its partial telemetry stored as a failed (or timed-out) run; `plan`: extra, bench, gate."""
         prof = self._profile(profile)
         outcome = None
         if exc is not None:

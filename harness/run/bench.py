@@ -251,7 +251,8 @@ class InstanceRunner:
             prov.memray_top = top() or None
         if attempt is not None:
             _attempt_facts(prov, prof.name, attempt, warmup)
-            prov.harness_overhead_s = round_(max(0.0, time.perf_counter() - attempt.started - attempt.outcome.wall_s), 6)
+            overhead = time.perf_counter() - attempt.started - attempt.outcome.wall_s
+            prov.harness_overhead_s = round_(max(0.0, overhead), 6)
         git = self.ctx.git
         rec = ResultRecord(
             test_id=self.test_id, bench=self.bench, profile=prof.name,

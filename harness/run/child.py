@@ -1,12 +1,9 @@
 """The isolated child: `python -m llm_research_bench.harness.run.child REQUEST.json RESULT.json STATUS.json`.
 
-kind "research": warms up outside the timed run (corpus, embedder, index, system facts), writes STATUS.json
-when the run starts, runs it under its timeout (SIGALRM, raising the harness's timeout) and writes RESULT.json
-(status, telemetry, error). SIGTERM from the parent stops the run through the engine, so the partial telemetry
-is still written. A crash or an OOM kill leaves no RESULT.json: the parent classifies that from the exit status.
-
-kind "call": calls a measurement driver ("module:function" with JSON kwargs) and writes its returned dict.
-"""
+kind "research": warms up, writes STATUS.json when the run starts, runs it under its timeout and writes
+RESULT.json (status, telemetry, error); SIGTERM from the parent stops the run through the engine, so the partial
+telemetry is still written. kind "call": calls a measurement driver ("module:function", JSON kwargs) and writes
+its returned dict. A crash leaves no RESULT.json: the parent reads the exit status (run/isolated.py)."""
 from __future__ import annotations
 
 import json

@@ -1,11 +1,6 @@
-"""How busy other processes kept the CPUs while something was measured: the one CPU monitor.
-
-    with CpuWatch() as w: ...     w.load.other_cores (cores other processes kept busy, on average), w.share
-    wait_quiet()                  wait (bounded) until other processes leave the CPUs mostly idle
-
-Other processes' CPU time = the machine's busy CPU time - this process's and its children's (live ones too, e.g.
-an isolated run's child) over the same wall time, read from /proc through psutil.
-"""
+"""How busy other processes kept the CPUs while something was measured (the machine's busy CPU time less this
+process tree's, from /proc through psutil): `with CpuWatch() as w` gives w.load.other_cores, and `wait_quiet()`
+waits (bounded) until other processes leave the CPUs mostly idle."""
 from __future__ import annotations
 
 import contextlib

@@ -1,12 +1,7 @@
-"""Engine vs raw llama-cpp-python: decode speed on the same model, threads, prompts and tokens, in one run.
-
-The engine runs a real research session (through run/inprocess.py, like a pipeline bench); each claims call's
-prompt is then replayed through a fresh, bare `llama_cpp.Llama` generating the same number of tokens. Both sides
-are measured two ways: native (llama.cpp's decode timer: tokens / decode seconds) and wall (the client clock at
-each streamed chunk: (chunks - 1) / (last - first)). The engine's stamps are taken as the backend hands each
-chunk to the pipeline, so a gap includes the pipeline's own work: the overhead the ratio shows. Other
-processes' CPU load during each side is recorded (run/cpu.py).
-"""
+"""Engine vs raw llama-cpp-python: decode speed on the same model, threads, prompts and tokens. The engine runs
+a research session (run/inprocess.py); each claims call's prompt is replayed through a bare `llama_cpp.Llama`.
+Both sides are timed natively (llama.cpp's decode timer) and on the wall (the client clock at each streamed chunk,
+so the engine's gaps include the pipeline's own work), with other processes' CPU load (run/cpu.py)."""
 from __future__ import annotations
 
 import time

@@ -1,15 +1,7 @@
-"""One run in a fresh, supervised child process (`python -m llm_research_bench.harness.run.child`).
-
-The child warms up outside the timed run, enforces the run's timeout itself and writes its result as JSON
-(run/child.py). The parent samples the child's process tree, kills it at a hard deadline (or over the memory
-limit, --research-enforce-memory) and says how a child that left no result died: an OOM kill (confirmed by the
-cgroup's oom_kill counter when readable), a native crash, or an exit status with its last output. Memory counts
-from the moment the child reports that its run started (STATUS.json), as the engine's memory_peak_mb does; the
-start-up peak is kept apart, and a child that dies before its run starts is judged on it.
-
-    run_isolated(RunRequest)            a research run (pipeline benches with --research-isolate)
-    call_isolated("module:fn", kwargs)  a measurement driver returning a JSON-able dict (breakdown benches)
-"""
+"""One run in a fresh child process (run/child.py), supervised: run_isolated(RunRequest) for a research run,
+call_isolated("module:fn", kwargs) for a measurement driver. The parent samples the child's process tree from
+the moment its run starts (start-up's peak kept apart), kills it at a hard deadline or over the memory limit
+(--research-enforce-memory), and says how a child that left no result died (OOM kill, native crash, exit)."""
 from __future__ import annotations
 
 import contextlib
@@ -283,10 +275,8 @@ def _outcome(sup: Supervised, req: RunRequest) -> RunOutcome:
 
 def call_isolated(target: str, kwargs: dict | None = None, *, timeout_s: float = 900.0,
                   env: dict[str, str] | None = None, workdir: str | os.PathLike | None = None) -> dict:
-    """Call `target` ("module:function", returning a JSON-able dict) with `kwargs` in a fresh child process and
-    return its result; the child's lifetime peak RSS is its own. Raises ChildFailed (how it died) or
-    re-raises the child's exception as a ChildFailed with its message; a timeout or Ctrl-C in the parent
-    stops the child and propagates."""
+    """Call `target` ("module:function", returning a JSON-able dict) with `kwargs` in a fresh child and return its
+    result. ChildFailed says how it died or what it raised; a timeout or Ctrl-C in the parent propagates."""
     doc = {"kind": "call", "target": target, "kwargs": kwargs or {}, "timeout_s": timeout_s,
            "sys_path": [p for p in sys.path if p]}
     sup = supervise(doc, timeout_s=timeout_s, workdir=workdir, env=env, startup_timeout_s=timeout_s)

@@ -1,14 +1,6 @@
-"""Live progress of a run as small JSON-able dicts, from the engine's events (`research(..., on_event=...)`) and
-the index build; plugin/progress.py turns them into terminal lines. An in-process run feeds them to a callback,
-an isolated child appends them to a progress file its parent follows: both show the same progress.
-
-    phase       {"phase", "batch"}                   a phase started (plan, streaming_inference, synthesis)
-    retrieved   {"hits", "cache_hit"}                retrieval done
-    batch       {"batch", "size", "novelty", "admitted"}
-    batch_done  {"batch", "claims", "tokens", "decode_tps"}   decode rate: the backend's counters, else the clock
-    tokens      {"count"}                            answer chunks streamed so far in this call
-    index       {"stage", "done", "total"}           the index build (embed / hnsw / saved / cached)
-"""
+"""Live progress of a run as small JSON-able dicts, from the engine's events and the index build; plugin/progress.py
+turns them into terminal lines. An in-process run feeds a callback; an isolated child appends them to a file its
+parent follows. "event": phase, retrieved, batch, batch_done (decode_tps), tokens (count), index, warmup."""
 from __future__ import annotations
 
 import contextlib

@@ -1,10 +1,5 @@
-"""Measurement drivers of the breakdown benches: scaled corpora, and corpus-size and context-window growth points,
-each measured in a fresh child (run/isolated.py `call_isolated`), so that a point's peak RSS is its own.
-
-`scaled_corpus(corpus, n)`: up to the corpus's size, whole passages in corpus order (the last abstract may be
-cut short); beyond it, every passage, then in corpus order the sentences (>= 5 words) of multi-sentence passages,
-with ids "<passage id>#s<j>" (a one-sentence passage adds nothing, so no split repeats a passage).
-"""
+"""Measurement drivers of the breakdown benches: corpus-size and context-window growth points, each measured in a
+fresh child (run/isolated.py call_isolated) so that its peak RSS is its own, and the scaled corpora they use."""
 from __future__ import annotations
 
 import re
@@ -32,8 +27,8 @@ def sentence_splits(passages: Sequence[Any]) -> list[tuple[str, str]]:
 
 
 def scaled_corpus(corpus: Any, n: int) -> Any:
-    """A corpus of exactly n passages built from `corpus` (an engine Corpus) as the module doc says; its
-    questions are those whose gold passages are all inside."""
+    """A corpus of exactly n passages from `corpus`: up to its size, its passages in order; beyond, every passage,
+    then the sentences (ids "<passage id>#s<j>") of multi-sentence passages. Its questions: gold passages inside."""
     from llm_research_bench.engine.corpus import Corpus, Passage
 
     base = list(corpus.passages)

@@ -1,11 +1,6 @@
-"""Per-run timeouts, enforced by the harness with one SIGALRM timer (`SignalTimer`; main thread, Unix).
-
-`HarnessTimeout` subclasses the engine's `RunTimeout`, so the engine marks the run's partial telemetry
-`timed_out: true` and re-raises, and the harness stores the run as timed out. With pytest-timeout, the plugin
-takes over its timer for bench items (plugin/hooks.py) and `run_deadline` re-arms it for each run; otherwise
-`run_deadline` arms a timer of its own when SIGALRM is free. An isolated child enforces its timeout itself
-(run/child.py); its parent stops it with SIGTERM, then SIGKILL (run/isolated.py).
-"""
+"""Per-run timeouts, enforced with one SIGALRM timer (`SignalTimer`; main thread, Unix). `HarnessTimeout` is an
+engine `RunTimeout`, so the engine marks the partial telemetry timed_out and re-raises. With pytest-timeout the
+plugin takes its timer over for bench items (plugin/hooks.py); an isolated child enforces its own (run/child.py)."""
 from __future__ import annotations
 
 import signal
@@ -72,12 +67,9 @@ def _sigalrm_free() -> bool:
 
 @contextmanager
 def run_deadline(seconds: float, *, timer: SignalTimer | None = None, own: bool = True) -> Iterator[str | None]:
-    """Give the code inside `seconds`; yields who enforces it ('pytest-timeout', 'harness') or None.
-
-    With `timer` (an item's timer taken over from pytest-timeout) it is re-armed for this run and, after the
-    run, given a fresh window for the harness's own bookkeeping (or disarmed after a failure, so it cannot fire
-    while the partial run is recorded). Without one, and if `own`, a SignalTimer of its own is armed when
-    SIGALRM is free (never clobbering someone else's)."""
+    """Give the code inside `seconds`; yields who enforces it ('pytest-timeout', 'harness') or None. An item's
+    `timer` is re-armed for the run, then again for the harness's bookkeeping (disarmed after a failure, so it
+    cannot fire while the partial run is recorded); else, if `own`, a timer of its own when SIGALRM is free."""
     if not seconds or seconds <= 0 or not signals_usable():
         yield None
     elif timer is not None:

@@ -1,10 +1,6 @@
-"""Budgets and verdicts (pure): one run's telemetry + its profile's budget -> target met or not, with the reasons.
-
-target_met = within the time budget AND within the memory limit AND schema-valid telemetry AND the quality
-floor (at least one claim; citation validity >= the profile's citation_floor; the grounded-citation rate >=
-grounded_floor where the profile sets one above 0 and the telemetry has it) AND the run succeeded. A run faster
-than the budget's lower bound is *under budget*: a note, never a failure. No I/O, no pytest.
-"""
+"""Budgets and verdicts (pure): one run's telemetry + its profile's budget -> target met or not, with the reasons:
+time, memory, schema-valid telemetry, the quality floor (claims, citation validity, grounded citations where the
+profile sets a floor) and success. Faster than the lower bound is *under budget*: a note, never a failure."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -99,15 +95,9 @@ def evaluate(telemetry: dict | None, budget: BudgetSpec, *, schema_errors: list[
              run_error: str | None = None, timed_out: bool = False, crash_cause: str | None = None,
              observed_peak_mb: float | None = None,
              memray_top: list[str] | Callable[[], list[str]] | None = None) -> Verdict:
-    """Judge one run.
-
-    telemetry: the engine's document (None when the run died before producing one).
-    schema_errors: engine.telemetry.validation_errors(telemetry) ('JSON path: rule (message)').
-    run_error / timed_out / crash_cause: what the harness saw happen to the run.
-    observed_peak_mb: the harness's own process-tree peak (isolated runs), used when telemetry has none.
-    memray_top: top allocators of a memray capture (or a function giving them, called only on a memory
-    failure), appended to a memory failure's message.
-    """
+    """Judge one run: its telemetry (None when it died before producing one), its schema errors, what the harness
+    saw happen to it, the harness's own process-tree peak (isolated runs) and the top allocators of a memray
+    capture (or a function giving them, called only on a memory failure)."""
     v = Verdict(target_met=False)
     metrics = (telemetry or {}).get("metrics") or {}
     stopped = timed_out or bool((telemetry or {}).get("timed_out"))
@@ -214,12 +204,8 @@ def _quality(v: Verdict, metrics: dict, budget: BudgetSpec) -> None:
 
 
 def time_message(v: Any, budget: "BudgetSpec | dict | None", unverified_policy: str = "pass") -> str | None:
-    """The time verdict of a bench instance (analysis.gate.InstanceVerdict) in words, when it missed the budget
-    or could not be verified; None otherwise.
-
-    'quick: 52.3 s > 45 s budget (+16 %) (median of 3 quiet runs) [linux-x86_64-2c]'
-    'quick: UNVERIFIED: 52.3 s > 45 s budget (+16 %) (median of 3 runs, every one timed on a busy machine: other
-     processes kept up to 1.2 cores busy; 2 re-measured): not failed (--research-unverified=pass) [...]'"""
+    """An instance's time verdict (analysis.gate.InstanceVerdict) in words when it missed the budget or could not
+    be verified, else None: 'quick: 52.3 s > 45 s budget (+16 %) (median of 3 quiet runs) [linux-x86_64-2c]'."""
     if v.time_status not in ("over", "unverified") or v.time_s is None or v.time_upper_s is None:
         return None
     if isinstance(budget, dict):
