@@ -167,7 +167,7 @@ def reporter(config: pytest.Config) -> LiveProgress:
 
 def run_progress(config: pytest.Config, bench: str, profile: str, budget_s: float | None,
                  ) -> Callable[[int, int, bool], Any]:
-    """For BenchCore.run: round index, count, warm-up flag -> the sink of that round's run (or None)."""
+    """For InstanceRunner.run: round index, count, warm-up flag -> the sink of that round's run (or None)."""
     out = reporter(config)
 
     def factory(i: int, total: int, warmup: bool) -> Any:
