@@ -82,10 +82,6 @@ class RunOutcome:
     exception: BaseException | None = None
     memory_check: dict | None = None     # how --research-enforce-memory counted (isolated runs), stored in extra
 
-    @property
-    def timed_out(self) -> bool:
-        return self.status == TIMED_OUT
-
 
 def resolve_runner(spec: str) -> Callable[..., Any]:
     mod, _, attr = spec.partition(":")

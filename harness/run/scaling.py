@@ -17,7 +17,7 @@ POINT_TIMEOUT_S = 900.0
 
 
 def sentence_splits(passages: Sequence[Any]) -> list[tuple[str, str]]:
-    """(id, text) of the sentences of multi-sentence passages, in corpus order (see module doc)."""
+    """(id, text) of the sentences (>= MIN_SENTENCE_WORDS words) of multi-sentence passages, in corpus order."""
     out = []
     for p in passages:
         sents = [s for s in _SENTENCE.split(p.text) if len(s.split()) >= MIN_SENTENCE_WORDS]
@@ -61,7 +61,6 @@ def measure_corpus_size(n: int, question: str, profile: str = "quick", n_queries
     into `cache_dir`, a fresh folder; the HNSW part is timed again alone on the same vectors, the rest counts
     as embedding), time `n_queries` HNSW searches, then one research run on the now warm index.
     Runs in a fresh child (`corpus_size_point`): peak RSS is then this size's own."""
-    import os
     import tempfile
     import time
 

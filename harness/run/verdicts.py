@@ -34,8 +34,7 @@ class BudgetSpec:
         return cls(profile=profile.name, machine_class=b.machine_class, time_lower_s=b.time_lower_s * scale,
                    time_upper_s=b.time_upper_s * scale, memory_mb=b.memory_mb, scale=scale,
                    reference_fallback=b.is_reference_fallback, citation_floor=profile.citation_floor,
-                   timeout_s=profile.timeout_s * max(1.0, scale),
-                   grounded_floor=profile.grounded_floor)
+                   timeout_s=profile.timeout_s * max(1.0, scale), grounded_floor=profile.grounded_floor)
 
     def as_dict(self) -> dict:
         """As stored in ResultRecord.budget."""
@@ -43,12 +42,9 @@ class BudgetSpec:
 
     def where(self) -> str:
         """'[linux-x86_64-2c, scaled x0.5]' — which figures these are."""
-        parts = [self.machine_class]
-        if self.reference_fallback:
-            parts.append("no budget for this class: reference figures")
-        if self.scale != 1.0:
-            parts.append(f"scaled x{self.scale:g}")
-        return "[" + ", ".join(parts) + "]"
+        parts = [self.machine_class, "no budget for this class: reference figures" if self.reference_fallback else "",
+                 f"scaled x{self.scale:g}" if self.scale != 1.0 else ""]
+        return "[" + ", ".join(p for p in parts if p) + "]"
 
 
 @dataclass(frozen=True)
@@ -166,10 +162,8 @@ def _memory(v: Verdict, peak: float | None, budget: BudgetSpec, observed_peak_mb
         # An isolated run's parent saw more (or the child died before reporting): the larger figure counts.
         peak, v.memory_source = float(observed_peak_mb), "harness"
     v.memory_peak_mb = peak
-    if peak is None:
-        return
-    if peak <= budget.memory_mb:
-        v.memory_status = "within"
+    if peak is None or peak <= budget.memory_mb:
+        v.memory_status = "unknown" if peak is None else "within"
         return
     v.memory_status = "over"
     msg = (f"{budget.profile}: memory peak {peak:.0f} MB > {fmt_limit(budget.memory_mb)} MB limit "
