@@ -119,6 +119,3 @@ def research_bench(request: pytest.FixtureRequest, bench_context: BenchContext, 
 def record_result(research_bench: Any):
     return research_bench.record
 
-
-__all__ = ["bench_context", "profile", "bench_budget", "bench_warmup", "research_runner", "research_bench",
-           "record_result", "STATE_KEY", "PluginState", "state_of", "context_of"]
