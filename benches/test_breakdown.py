@@ -124,7 +124,7 @@ def test_prefix_reuse(research_bench, record_result, bench_question, request):
 
 def test_harness_overhead(research_bench, record_result, bench_question, request, tmp_path):
     from llm_research_bench.harness.run.context import BenchContext
-    from llm_research_bench.harness.run.bench import BenchCore
+    from llm_research_bench.harness.run.bench import InstanceRunner, RunPlan
 
     res, cond = _quick_run(research_bench, bench_question)
     rec = res.measured[-1].record
@@ -134,18 +134,18 @@ def test_harness_overhead(research_bench, record_result, bench_question, request
     ctx = research_bench.ctx
     scratch = BenchContext(dataclasses.replace(ctx.options, results_dir=tmp_path / "results"), ctx.rootpath)
     _ = scratch.git, scratch.machine, scratch.detected_machine_class
-    core = BenchCore(scratch, "benches/test_breakdown.py::overhead-probe", bench="overhead_probe")
+    core = InstanceRunner(scratch, "benches/test_breakdown.py::overhead-probe", bench="overhead_probe")
     times = []
     for i in range(OVERHEAD_REPEATS):
         t0 = time.perf_counter()
-        core.judge_and_store(tel, profile=PROFILE, round=i, gate=False)
+        core.save(core.judge(tel, profile=PROFILE, round=i, plan=RunPlan(gate=False)))
         times.append(time.perf_counter() - t0)
     per_record = statistics.median(times)
     wall = (rec.extra or {}).get("wall_s") or tel["metrics"]["execution_time_s"]
     around = max(0.0, wall - tel["metrics"]["execution_time_s"])      # harness's research call vs engine clock
     overhead = per_record + around
     doc = _store(record_result, "harness_overhead", tel, {
-        "how": f"median of {OVERHEAD_REPEATS} judge_and_store calls on the shared run's telemetry (validation, "
+        "how": f"median of {OVERHEAD_REPEATS} judge + save calls on the shared run's telemetry (validation, "
                f"verdict, record build, atomic write) + the harness's wall time around research() beyond the "
                f"engine's own clock; pytest collection and fixture set-up are not included",
         "metrics": {"harness_overhead_s": overhead, "harness_overhead_share": overhead / (overhead + wall)},

@@ -70,9 +70,9 @@ TIMEOUT_FACTOR = 4
 def _run(question: str, profile, corpus, corpus_path, system_info, *, retrieval: bool, early_exit: bool,
          strategy: str = "progressive", answer_type: str = "auto") -> request.RunOutcome:
     req = request.RunRequest(question=question, profile=profile, corpus=corpus, corpus_path=corpus_path,
-                       early_exit=early_exit, retrieval=retrieval, system_info=system_info,
-                       research_kwargs={"strategy": strategy, "answer_type": answer_type},
-                       timeout_s=profile.timeout_s * TIMEOUT_FACTOR)
+                             system_info=system_info, timeout_s=profile.timeout_s * TIMEOUT_FACTOR,
+                             research_kwargs={"early_exit": early_exit, "retrieval": retrieval, "strategy": strategy,
+                                              "answer_type": answer_type})
     out = run_in_process(req)
     exc = out.exception
     if exc is not None and not isinstance(exc, Exception) and not is_timeout(exc):

@@ -1,19 +1,11 @@
-"""The CI gate over a session's records (pure): each bench instance's verdict, computed from its stored runs.
+"""The CI gate over a session's records (pure): each bench instance's verdict (one `research_bench.run(...)`:
+its rounds and re-measurements, records.instance_of), computed from its stored runs.
 
-A bench instance run (one `research_bench.run(...)` call: its measured rounds, each with its re-measurements;
-records.instance_of) is judged as a whole:
-- the memory limit, the schema, the quality floor, a failed or crashed run: per run. One such run is real,
-  whatever the machine was doing, so any measured run's miss (re-measured ones included) is the instance's.
-- time: on what the runs show together. The median execution time of the quiet runs (those not contended:
-  records.is_contended) is held to the budget; over it, the instance MISSED its target (a miss that persists on
-  a quiet machine). A run that timed out on a quiet machine misses it too.
-  Without a single quiet run (every attempt of every round was timed while other processes held the CPUs), an
-  over-budget median of the rounds' final attempts, or a timeout, is UNVERIFIED: shown everywhere, and failing
-  the session only under `--research-unverified=fail`.
-A record stored on its own (record_result) is an instance by itself and is judged the same way.
-
-The run that ends an instance stores the verdict in extra['instance_verdict'] (run/bench.py); recomputing it
-from the stored records gives the same verdict (`instance_verdict(records).as_stored()`).
+Memory, schema, quality and failed runs count per run: any measured run's miss is the instance's. Time counts
+once, on the median of the quiet runs (records.is_contended); over budget, or a timeout on a quiet machine, the
+instance MISSED. With no quiet run, an over-budget median or a timeout is UNVERIFIED: failing the session only
+under --research-unverified=fail. `judge_time` is the one time rule, for a run and an instance's median alike.
+The run that ends an instance stores the verdict (extra['instance_verdict']), as `as_stored()` recomputes it.
 """
 from __future__ import annotations
 
@@ -23,11 +15,15 @@ from typing import Iterable, Sequence
 
 from ..records import (RUN_TIMED_OUT, TIME_OVER, ResultRecord, instance_of, is_contended, is_number,
                        is_superseded, series_key)
+from ..units import limit as fmt_limit, pct as fmt_pct, pct_over, seconds as fmt_s
 
 MET, MISSED, UNVERIFIED = "met", "missed", "unverified"
 #: What an unverified instance does to the session (--research-unverified / research_unverified).
 UNVERIFIED_POLICIES = ("pass", "fail")
 DEFAULT_UNVERIFIED = "pass"
+#: The InstanceVerdict fields a record stores as they are (with its codes and record ids).
+STORED = ("status", "time_status", "time_s", "time_basis", "time_runs", "runs", "attempts", "contended", "remeasured",
+          "timed_out")
 
 
 @dataclass
@@ -61,10 +57,19 @@ class InstanceVerdict:
 
     def as_stored(self) -> dict:
         """What the instance's last record keeps in extra['instance_verdict']."""
-        return {"status": self.status, "time_status": self.time_status, "time_s": self.time_s,
-                "time_basis": self.time_basis, "time_runs": self.time_runs, "runs": self.runs,
-                "attempts": self.attempts, "contended": self.contended, "remeasured": self.remeasured,
-                "timed_out": self.timed_out, "codes": list(self.codes), "records": list(self.record_ids)}
+        return {**{k: getattr(self, k) for k in STORED}, "codes": list(self.codes), "records": list(self.record_ids)}
+
+
+def judge_time(t: float, lower: float | None, upper: float) -> str:
+    """over | under | within: a time (one run's, or an instance's median) against the budget's band."""
+    if t > upper:
+        return "over"
+    return "under" if lower is not None and t < lower else "within"
+
+
+def over_budget(profile: str | None, t: float, upper: float) -> str:
+    """'quick: 52.3 s > 45 s budget (+16 %)'"""
+    return f"{profile}: {fmt_s(t)} s > {fmt_limit(upper)} s budget ({fmt_pct(pct_over(t, upper))})"
 
 
 def _time(r: ResultRecord) -> float | None:
@@ -98,7 +103,17 @@ def instance_verdict(records: Sequence[ResultRecord]) -> InstanceVerdict:
     loads = [(r.extra or {}).get("other_cpu_load") for r in measured if is_contended(r)]
     v.other_cores = max((x for x in loads if is_number(x)), default=None)
 
-    # -- per run: everything but time (a timeout on a quiet machine is real too) ------------------------------
+    _per_run(v, measured)
+    _time_of(v, measured, lower, upper)
+    if v.codes:
+        v.status = MISSED
+    elif v.time_status == "unverified":
+        v.status = UNVERIFIED
+    return v
+
+
+def _per_run(v: InstanceVerdict, measured: list[ResultRecord]) -> None:
+    """The runs' misses but time (judged on the median); a timeout on a quiet machine counts here too."""
     for r in measured:
         codes = r.reason_codes
         pairs = zip(codes, r.reasons) if len(codes) == len(r.reasons) else [(c, None) for c in codes]
@@ -110,30 +125,22 @@ def instance_verdict(records: Sequence[ResultRecord]) -> InstanceVerdict:
             if message and message not in v.run_reasons:
                 v.run_reasons.append(message)
 
-    # -- time: the median of what the runs show together ---------------------------------------------------------
+
+def _time_of(v: InstanceVerdict, measured: list[ResultRecord], lower: float | None, upper: float | None) -> None:
+    """The instance's time: the median of the quiet runs, else of the rounds' final attempts (unverified)."""
     timed = [r for r in measured if _ran_to_a_time(r)]
     quiet = [r for r in timed if not is_contended(r)]
     basis = quiet or [r for r in timed if not is_superseded(r)] or timed
-    if basis and upper is not None:
-        v.time_basis = "quiet" if quiet else "contended"
-        v.time_runs = len(basis)
-        v.time_s = statistics.median(_time(r) for r in basis)
-        over = v.time_s > upper or (not quiet and any(_timed_out(r) for r in basis))
-        if over and quiet:
-            v.time_status = "over"
-            if TIME_OVER not in v.codes:
-                v.codes.insert(0, TIME_OVER)
-        elif over:
-            v.time_status = "unverified"
-        elif lower is not None and v.time_s < lower:
-            v.time_status = "under"
-        else:
-            v.time_status = "within"
-    if v.codes:
-        v.status = MISSED
-    elif v.time_status == "unverified":
-        v.status = UNVERIFIED
-    return v
+    if not basis or upper is None:
+        return
+    v.time_basis = "quiet" if quiet else "contended"
+    v.time_runs = len(basis)
+    v.time_s = statistics.median(_time(r) for r in basis)
+    v.time_status = judge_time(v.time_s, lower, upper)
+    if not quiet and (v.time_status == "over" or any(_timed_out(r) for r in basis)):
+        v.time_status = "unverified"
+    elif v.time_status == "over" and TIME_OVER not in v.codes:
+        v.codes.insert(0, TIME_OVER)
 
 
 def instance_verdicts(records: Iterable[ResultRecord]) -> list[InstanceVerdict]:

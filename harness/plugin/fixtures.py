@@ -1,16 +1,6 @@
-"""The fixtures the plugin provides to benches (registered by plugin/hooks.py), and the session's lazily built
-BenchContext. Light: loaded by the pytest11 entry point in every pytest run, so everything heavy (the engine,
-numpy, psutil, the store) is imported inside the fixtures, i.e. only when a bench uses them.
-
-    profile          the engine Profile of this instance (benches asking for it are parametrized over profiles)
-    bench_budget     the BudgetSpec that instance is held to (machine class, budget scale applied)
-    bench_warmup     session-scoped: corpus, embedder and index loaded outside any timed run (a Warmup)
-    research_bench   a BenchRunner (plugin/runner.py): .run(question, ...), .record(telemetry, ...), .progress(text)
-    record_result    research_bench.record, as a fixture of its own
-    research_runner  "module:function" the runs call (default "llm_research_bench.engine:research"); a unit test
-                     may override it with a test double, and every record names the runner it came from
-    bench_context    session-scoped BenchContext (options, profiles, git/machine facts, records written)
-"""
+"""The fixtures the plugin gives benches (profile, bench_budget, bench_warmup, research_bench, record_result,
+research_runner, bench_context; registered by plugin/hooks.py) and the session's lazily built BenchContext.
+Loaded in every pytest run, so anything heavy is imported inside the fixtures."""
 from __future__ import annotations
 
 import uuid
@@ -25,9 +15,8 @@ if TYPE_CHECKING:
 
 
 class PluginState:
-    """What the plugin keeps per pytest config: the raw option values and the session id, read at configure
-    time; the BenchContext built from them on first need (a bench's parametrization or fixture), so that a
-    session without benches never loads profiles, looks at the results folder or calls git."""
+    """What the plugin keeps per pytest config: the raw option values and the session id; the BenchContext is
+    built on first need, so that a session without benches never loads profiles or calls git."""
 
     def __init__(self, config: pytest.Config):
         self.config = config
@@ -130,6 +119,3 @@ def research_bench(request: pytest.FixtureRequest, bench_context: BenchContext, 
 def record_result(research_bench: Any):
     return research_bench.record
 
-
-__all__ = ["bench_context", "profile", "bench_budget", "bench_warmup", "research_runner", "research_bench",
-           "record_result", "STATE_KEY", "PluginState", "state_of", "context_of"]

@@ -1,13 +1,10 @@
-"""BenchRunner: what the `research_bench` fixture gives a bench (plugin/fixtures.py creates it on first use, so
-this module and what it imports -- the engine, numpy, psutil -- load only in sessions that run benches).
-
-    .run(question, ...)     runs the real engine with rounds, timeouts, isolation, memray and live progress;
-                            judges and stores every run
-    .record(telemetry, ...) stores telemetry a bench produced itself (with extra metrics), judged the same way
-    .progress(text)         a live line on the terminal (plugin/progress.py)
-"""
+"""BenchRunner, what the `research_bench` fixture gives a bench (made on first use, so the engine loads only in
+sessions that run benches): .run(question, ...) runs, judges and stores the engine's runs; .record(telemetry,
+...) stores telemetry a bench produced itself, judged the same way; .progress(text) is a live terminal line."""
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any
 
 import pytest
@@ -15,11 +12,11 @@ import pytest
 from .. import DEFAULT_QUESTION
 from ..report import junit
 from ..report.terminal import failure_text
-from ..run import request as S
-from ..run.bench import BenchCore, BenchResult, RunResult
+from ..run.bench import BenchResult, InstanceRunner, RunPlan
 from ..run.context import BenchContext
 from ..run.timeouts import STARTUP_TIMEOUT_S, is_timeout, widened
 from ..run.verdicts import BudgetSpec, Verdict
+from ..run.request import FAILED, TIMED_OUT, RunOutcome, RunRequest
 from ..run.warmup import Warmup
 from .options import OptionError, marker_overrides
 from .progress import reporter, run_progress
@@ -37,8 +34,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
+
 #: pytest-memray's markers: a test carrying one is tracked by pytest-memray even without --memray.
 PYTEST_MEMRAY_MARKERS = ("limit_memory", "limit_leaks", "limit_leaked_objects")
+#: The knobs of `BenchRunner.run` that make its RunPlan; the others describe the run.
+PLAN_KNOBS = ("rounds", "warmup_runs", "isolate", "gate", "extra", "bench")
 
 
 def pytest_memray_capture(item: Any) -> dict | None:
@@ -55,17 +55,13 @@ def pytest_memray_capture(item: Any) -> dict | None:
     if not on and not any(m.name in PYTEST_MEMRAY_MARKERS for m in item.iter_markers()):
         return None
     folder = getattr(mgr, "result_path", None)
-    out = {"by": "pytest-memray", "dir": str(folder) if folder else None}
-    try:      # pytest-memray names the file after the test when --memray-bin-path is given (else a temp name)
-        import os
+    out = {"by": "pytest-memray", "dir": str(folder) if folder else None,
+           "capture": f"{folder} (pytest-memray's file for {item.nodeid}; kept with --memray-bin-path)"}
+    with contextlib.suppress(Exception):  # pytest-memray names the file after the test with --memray-bin-path
         from pytest_memray.plugin import _truncate_filename
         if getattr(mgr, "_tmp_dir", 1) is None and not os.getenv("MEMRAY_RESULT_PATH"):
             of_id = item.nodeid.replace("::", "-").replace(os.sep, "-")
             out["capture"] = str(folder / _truncate_filename(f"{mgr._bin_prefix}-{of_id}.bin"))
-    except Exception:
-        pass
-    if not out.get("capture"):
-        out["capture"] = f"{folder} (pytest-memray's file for {item.nodeid}; kept with --memray-bin-path)"
     return out
 
 
@@ -82,7 +78,7 @@ class BenchRunner:
         self.ctx = ctx.with_options(**overrides)
         self.runner = runner
         self.memray_external = pytest_memray_capture(request.node)
-        self.core = BenchCore(self.ctx, request.node.nodeid, memray_external=self.memray_external)
+        self.core = InstanceRunner(self.ctx, request.node.nodeid, memray_external=self.memray_external)
         _ = ctx.git, ctx.machine        # looked up now (fixture set-up), not inside a bench's timed code
 
     @property
@@ -115,75 +111,66 @@ class BenchRunner:
         with widened(timer_of(self.request.node), STARTUP_TIMEOUT_S):
             return self.request.getfixturevalue("bench_warmup")
 
-    def run(self, question: str = DEFAULT_QUESTION, *, profile: Any = None, backend: str | None = None,
-            corpus: Any = None, rounds: int | None = None, warmup_runs: int | None = None,
-            isolate: bool | None = None, early_exit: bool = True, retrieval: bool = True,
-            store_text: bool = False, timeout_s: float | None = None, extra: dict | None = None,
-            bench: str | None = None, check: bool = True, gate: bool = True, **research_kwargs: Any) -> BenchResult:
-        """Run the real engine on `question` (`rounds` measured runs after `warmup_runs` warm-ups, in this
-        process or isolated with `isolate`), judge and store each run.
+    def _core(self, bench: str | None) -> InstanceRunner:
+        return self.core if bench is None else InstanceRunner(self.ctx, self.core.test_id, bench=bench,
+                                                              memray_external=self.memray_external)
 
-        corpus: a path (or a Corpus object, in-process only); default: the session warm-up's corpus.
-        timeout_s: per-run timeout (default: the profile's timeout_s, times the budget scale when above 1).
-        extra: stored in each record's `extra` (e.g. {"variant": "no-early-exit"}).
-        gate: False stores and shows the verdict without letting it fail the session (ablations).
-        research_kwargs: passed to engine.research (e.g. model=...)."""
-        prof = self._profile(profile)
+    def run(self, question: str = DEFAULT_QUESTION, *, check: bool = True, **knobs: Any) -> BenchResult:
+        """Run the engine on `question`, judge and store each run; `check`: fail the test on a miss. `knobs`: the
+        RunPlan's (rounds, warmup_runs, isolate, gate, extra, bench), the run's (profile, backend, corpus: a path or
+        an in-process Corpus, timeout_s) and engine.research's own (early_exit=False, ...), passed as they are."""
+        plan = RunPlan(**{k: knobs.pop(k) for k in PLAN_KNOBS if k in knobs})
+        isolate = self.ctx.options.isolate if plan.isolate is None else plan.isolate
+        prof = self._profile(knobs.pop("profile", None))
         warm = self.warmup()
-        if corpus is None:              # the warm-up's corpus (an isolated child loads it again by path)
-            isolated = self.ctx.options.isolate if isolate is None else isolate
-            corpus_obj, corpus_path = (None if isolated else warm.corpus), warm.corpus_path
-        elif isinstance(corpus, (str, bytes)) or hasattr(corpus, "__fspath__"):
-            corpus_obj, corpus_path = None, str(corpus)
-        else:
-            corpus_obj, corpus_path = corpus, None
-        req = S.RunRequest(question=question, profile=prof, backend=backend or self.ctx.options.backend,
-                           corpus=corpus_obj, corpus_path=corpus_path, early_exit=early_exit, retrieval=retrieval,
-                           store_text=store_text, system_info=warm.system_info, research_kwargs=research_kwargs,
-                           runner=self.runner,
-                           timeout_s=self.ctx.timeout_for(prof) if timeout_s is None else timeout_s)
-        ext = {"warmup_s": round(warm.seconds, 3), "index_cache_hit_at_warmup": warm.index_cache_hit,
-               **(extra or {})}
-        core = self.core if bench is None else BenchCore(self.ctx, self.core.test_id, bench=bench,
-                                                         memray_external=self.memray_external)
-        budget = self.ctx.budget(prof)
+        req = self._request(question, prof, warm, isolate, knobs)
+        plan.extra = {"warmup_s": round(warm.seconds, 3), "index_cache_hit_at_warmup": warm.index_cache_hit,
+                      **plan.extra}
+        core = self._core(plan.bench)
+        sink = run_progress(self.request.config, core.bench, prof.name, self.ctx.budget(prof).time_upper_s)
         try:
-            result = core.run(req, rounds=rounds, warmup_runs=warmup_runs, isolate=isolate, extra=ext, gate=gate,
-                              timer=timer_of(self.request.node),
-                              progress=run_progress(self.request.config, core.bench, prof.name, budget.time_upper_s))
+            result = core.run(req, plan, timer=timer_of(self.request.node), progress=sink)
         except user_errors() as e:      # a bad question, corpus, model ...: one line naming the fix, no traceback
             failure = f"{core.bench}: {one_line(e)}"
         else:
             failure = None
         if failure:
             pytest.fail(failure, pytrace=False)
+        self._report(core, result, check)
+        return result
+
+    def _request(self, question: str, prof: Any, warm: Warmup, isolate: bool, knobs: dict) -> RunRequest:
+        """The run `knobs` ask for; what is left in them goes to the engine as it is."""
+        corpus, path = knobs.pop("corpus", None), None
+        if corpus is None:              # the warm-up's corpus (an isolated child loads it again by path)
+            corpus, path = (None if isolate else warm.corpus), warm.corpus_path
+        elif isinstance(corpus, (str, bytes)) or hasattr(corpus, "__fspath__"):
+            corpus, path = None, str(corpus)
+        timeout_s = knobs.pop("timeout_s", None)
+        return RunRequest(question, prof, backend=knobs.pop("backend", None) or self.ctx.options.backend,
+                          corpus=corpus, corpus_path=path, research_kwargs=knobs, runner=self.runner,
+                          timeout_s=self.ctx.timeout_for(prof) if timeout_s is None else timeout_s,
+                          system_info=warm.system_info)
+
+    def _report(self, core: InstanceRunner, result: BenchResult, check: bool) -> None:
         self.request.node.user_properties.extend(junit.properties(result))
         if check and result.fails:
             pytest.fail(failure_text(core.bench, result), pytrace=False)
-        return result
 
     def record(self, telemetry: dict | None = None, *, profile: Any = None, exc: BaseException | None = None,
-               extra: dict | None = None, bench: str | None = None, round: int = 0, warmup: bool = False,
-               check: bool = True, gate: bool = True) -> Verdict:
-        """Store telemetry this bench produced with engine.research itself, judged like a harness run.
-
-        exc: instead of telemetry, the exception a run raised (ResearchFailed, or one carrying
-        `research_telemetry`): its partial telemetry is stored as a failed (or timed-out) run.
-        extra: stored in the record's `extra`, e.g. {"quality": {...}} or {"breakdown": {...}}."""
+               round: int = 0, warmup: bool = False, check: bool = True, **plan: Any) -> Verdict:
+        """Store telemetry this bench produced itself, judged like a harness run; `exc`: instead, the exception a
+        run raised, its partial telemetry stored as a failed (or timed-out) run; `plan`: extra, bench, gate."""
         prof = self._profile(profile)
         outcome = None
         if exc is not None:
-            tel = getattr(exc, "telemetry", None) or getattr(exc, "research_telemetry", None)
-            status = S.TIMED_OUT if (is_timeout(exc) or (tel or {}).get("timed_out")) else S.FAILED
-            outcome = S.RunOutcome(status, tel, error=f"{type(exc).__name__}: {exc}")
-            telemetry = tel
-        core = self.core if bench is None else BenchCore(self.ctx, self.core.test_id, bench=bench,
-                                                         memray_external=self.memray_external)
-        rr = core.judge_and_store(telemetry, profile=prof, outcome=outcome, round=round, warmup=warmup,
-                                  extra={"runner": "bench-supplied telemetry", **(extra or {})}, gate=gate,
-                                  instance_runs=None if warmup else [])
-        result = BenchResult(prof.name, self.ctx.budget(prof), [rr], unverified_policy=self.ctx.options.unverified)
-        self.request.node.user_properties.extend(junit.properties(result))
-        if check and not warmup and result.fails:
-            pytest.fail(failure_text(core.bench, result), pytrace=False)
+            telemetry = getattr(exc, "telemetry", None) or getattr(exc, "research_telemetry", None)
+            status = TIMED_OUT if (is_timeout(exc) or (telemetry or {}).get("timed_out")) else FAILED
+            outcome = RunOutcome(status, telemetry, error=f"{type(exc).__name__}: {exc}")
+        core = self._core(plan.pop("bench", None))
+        rr = core.save(core.judge(telemetry, profile=prof, outcome=outcome, round=round, warmup=warmup,
+                                  plan=RunPlan(**plan, runner="bench-supplied telemetry")),
+                       None if warmup else [])
+        result = BenchResult(prof.name, self.ctx.budget(prof), [rr], self.ctx.options.unverified, rr.instance)
+        self._report(core, result, check and not warmup)
         return rr.verdict

@@ -1,33 +1,27 @@
-"""A bench instance's runs, end to end: run (inprocess.py / isolated.py) -> validate against the schema -> judge
-(verdicts.py) -> store one record per run (store.py) -> the instance's verdict over its runs (analysis/gate.py),
-stored with its last run. No pytest here: the plugin's fixtures wrap it, and scripts (the overhead measurement)
-call it directly, so both take exactly the same path.
-
-A measured run timed while other processes held a real share of the CPUs (run/cpu.py) is measured again, after
-a bounded wait for a quiet machine, up to `--research-remeasure` more times; every attempt is stored, the
-contended ones flagged (extra: contended, superseded, attempt). In a `research-bench continuous` session the
-side takes its turn before each run and passes it on after each measured round but the last of the instance
-(run/interleave.py)."""
+"""A bench instance's runs, end to end: run (inprocess.py / isolated.py) -> validate -> judge (verdicts.py) ->
+store one record per run (store.py), the instance's verdict (analysis/gate.py) with its last. No pytest: the
+plugin wraps it and scripts call it. A measured run timed on a busy machine (run/cpu.py) is measured again, up
+to --research-remeasure times; in a `research-bench continuous` session, runs take turns (run/interleave.py)."""
 from __future__ import annotations
 
+import functools
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import records as R
+from .. import records
 from ..analysis.gate import MET, MISSED, UNVERIFIED, InstanceVerdict, instance_verdict
-from ..records import ResultRecord, Summary, summarize
-from . import interleave
-from . import request as S
-from . import store
+from ..records import DEFAULT_RUNNER, ResultRecord, Summary, summarize
+from . import interleave, store
 from .context import BenchContext, profile_digest
-from .cpu import load_between, snapshot, wait_quiet
+from .cpu import CpuLoad, load_between, snapshot, wait_quiet
 from .inprocess import run_in_process
 from .isolated import run_isolated
 from .memray_capture import top_allocators
+from .request import COMPLETED, CRASHED, ERROR, FAILED, INTERRUPTED, TIMED_OUT, RunOutcome, RunRequest
 from .timeouts import SignalTimer, widened
 from .verdicts import BudgetSpec, Verdict, evaluate, time_message
 
@@ -42,36 +36,113 @@ class BenchError(RuntimeError):
 
 
 @dataclass
+class RunPlan:
+    """How a bench instance runs its request, and what its records carry besides the run. None: the session's
+    option (--research-rounds, --research-warmup-runs, --research-isolate)."""
+    rounds: int | None = None
+    warmup_runs: int | None = None
+    isolate: bool | None = None
+    gate: bool = True                   # False: stored and shown, never failing the session (ablations)
+    extra: dict = field(default_factory=dict)   # the bench's own keys, stored in each record's extra
+    bench: str | None = None            # stored under this bench name instead of the test's
+    runner: str = DEFAULT_RUNNER        # what produced the telemetry, as stored
+    instance: str | None = None         # the id every run of the instance stores
+
+    def __post_init__(self) -> None:
+        self.extra = dict(self.extra or {})
+
+
+@dataclass
+class Attempt:
+    """One try at a round's run, and what the harness saw around it."""
+    outcome: RunOutcome
+    started: float                      # perf_counter() when the harness started on it (for its overhead)
+    load: CpuLoad | None = None         # other processes' CPU use over it
+    number: int = 1                     # 1, then each re-measurement
+    waited_quiet_s: float | None = None
+    again: bool = False                 # contended, and measured again: superseded
+
+    @property
+    def contended(self) -> bool:
+        return self.load is not None and self.load.contended
+
+
+@dataclass
+class Provenance:
+    """What the harness stores in a run's `extra` (the bench's own keys follow): where the run comes from and
+    what the harness saw of it. None fields are left out, profile_source aside."""
+    session_id: str
+    runner: str
+    backend: str
+    isolated: bool
+    gate: bool
+    profile_digest: str
+    profile_source: str | None
+    reason_codes: list[str]
+    notes: list[str]
+    verdict: dict
+    detected_machine_class: str | None = None   # with --research-machine-class: the class this machine has
+    xdist_worker: str | None = None
+    saved_as: str | None = None
+    continuous: dict | None = None
+    wall_s: float | None = None
+    error: str | None = None
+    cause: str | None = None
+    timeout_via: str | None = None
+    child_log: str | None = None
+    child_warmup_s: float | None = None
+    observed_peak_mb: float | None = None
+    memory_check: dict | None = None
+    memray_capture_by: str | None = None
+    memray_capture: str | None = None
+    memray_top: list[str] | None = None
+    rounds: int | None = None
+    warmup_runs: int | None = None
+    instance: str | None = None
+    attempt: int | None = None
+    waited_quiet_s: float | None = None
+    other_cpu_load: float | None = None
+    contended: bool | None = None
+    superseded: bool | None = None
+    harness_overhead_s: float | None = None
+
+    def as_extra(self, bench_extra: dict) -> dict:
+        own = {k: v for k, v in asdict(self).items() if v is not None or k == "profile_source"}
+        return {**own, **bench_extra}
+
+
+@dataclass
 class RunResult:
-    """One stored run."""
+    """One judged run; `path` once stored, `instance` the instance's verdict when the run ends it."""
     record: ResultRecord
     verdict: Verdict
-    outcome: S.RunOutcome | None
-    path: Path | None
+    outcome: RunOutcome | None
+    path: Path | None = None
+    instance: InstanceVerdict | None = None
 
 
 @dataclass
 class BenchResult:
     """All runs of one `run()` call (warm-ups and re-measured attempts included, flagged), and the instance's
-    verdict over them (analysis/gate.py: the time verdict on the median of the quiet runs)."""
+    verdict over them (analysis/gate.py), computed once: the one stored with its last run, when there is one."""
     profile: str | None
     budget: BudgetSpec | None
     runs: list[RunResult] = field(default_factory=list)
     unverified_policy: str = "pass"
+    verdict: InstanceVerdict | None = None
+
+    def __post_init__(self) -> None:
+        if self.verdict is None and self.runs:
+            self.verdict = instance_verdict([r.record for r in self.runs])
 
     @property
     def measured(self) -> list[RunResult]:
         return [r for r in self.runs if not r.record.warmup]
 
     @property
-    def verdict(self) -> InstanceVerdict | None:
-        return instance_verdict([r.record for r in self.runs]) if self.runs else None
-
-    @property
     def status(self) -> str:
         """met | missed | unverified (no run at all: missed; warm-ups only: judged on them)."""
-        v = self.verdict
-        return v.status if v is not None else MISSED
+        return self.verdict.status if self.verdict is not None else MISSED
 
     @property
     def target_met(self) -> bool:
@@ -97,32 +168,22 @@ class BenchResult:
 
     @property
     def notes(self) -> list[str]:
-        seen: list[str] = []
-        for r in self.measured:
-            for m in r.verdict.notes:
-                if m not in seen:
-                    seen.append(m)
-        return seen
+        return list(dict.fromkeys(m for r in self.measured for m in r.verdict.notes))
 
     @property
     def session(self) -> Any:
         """The engine's ResearchSession of the last measured in-process run (None when isolated)."""
-        for r in reversed(self.measured):
-            if r.outcome is not None and r.outcome.session is not None:
-                return r.outcome.session
-        return None
+        return next((r.outcome.session for r in reversed(self.measured)
+                     if r.outcome is not None and r.outcome.session is not None), None)
 
     @property
     def telemetry(self) -> dict | None:
-        for r in reversed(self.measured):
-            if r.record.telemetry is not None:
-                return r.record.telemetry
-        return None
+        return next((r.record.telemetry for r in reversed(self.measured) if r.record.telemetry is not None), None)
 
     def metric(self, name: str) -> Summary:
         """Median and IQR of a telemetry metric over the measured rounds (a re-measured attempt counts once, by
         its re-measurement)."""
-        return summarize(r.record.metric(name) for r in self.measured if not R.is_superseded(r.record))
+        return summarize(r.record.metric(name) for r in self.measured if not records.is_superseded(r.record))
 
 
 def bench_name_of(nodeid: str) -> str:
@@ -131,12 +192,31 @@ def bench_name_of(nodeid: str) -> str:
     return re.sub(r"^test_?", "", func) or func
 
 
-def _safe(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_")[:120]
+def _status(telemetry: dict | None, outcome: RunOutcome | None) -> str:
+    """The run's status; for telemetry a bench produced itself, what the telemetry says."""
+    if outcome is not None:
+        return outcome.status
+    tel = telemetry or {}
+    return TIMED_OUT if tel.get("timed_out") else COMPLETED if tel.get("success") else FAILED
 
 
-class BenchCore:
-    """Runs and records for one bench instance (one test id)."""
+def _record_outcome(status: str, target_met: bool) -> str:
+    """The stored outcome: a completed run passed or failed on its verdict; other statuses are stored as they are."""
+    if status == COMPLETED:
+        return records.PASSED if target_met else records.FAILED
+    return status if status in records.OUTCOMES else records.FAILED
+
+
+def _server_pids(req: RunRequest) -> list[int] | None:
+    """The processes of a local model server the run uses: an isolated run's memory counts them."""
+    if req.backend != "ollama":
+        return None
+    from llm_research_bench.engine.memory import find_ollama_server_pids
+    return find_ollama_server_pids()
+
+
+class InstanceRunner:
+    """Runs, judges and stores the runs of one bench instance (one test id), and gives its verdict."""
 
     def __init__(self, ctx: BenchContext, test_id: str, *, bench: str | None = None,
                  memray_external: dict | None = None):
@@ -147,215 +227,181 @@ class BenchCore:
         #: in-process runs use its capture instead of starting a second tracker (memray allows one at a time).
         self.memray_external = memray_external
 
-    # -- recording ---------------------------------------------------------------------------------------
-    def judge_and_store(self, telemetry: dict | None, *, profile: Any, outcome: S.RunOutcome | None = None,
-                        round: int = 0, warmup: bool = False, extra: dict | None = None, gate: bool = True,
-                        bench: str | None = None, started: float | None = None,
-                        instance_runs: list[ResultRecord] | None = None) -> RunResult:
-        """Validate, judge and append one record. `outcome` is what session.py saw (None for telemetry a bench
-        produced itself). `started`: perf_counter() when the harness started on this run (for its overhead).
-        `instance_runs`: this run ends its instance; the records of the instance's earlier runs, so that the
-        instance's verdict (analysis/gate.py) is stored with this one."""
+    # -- judging and storing ----------------------------------------------------------------------------------
+    def judge(self, telemetry: dict | None, *, profile: Any, outcome: RunOutcome | None = None, round: int = 0,
+              warmup: bool = False, plan: RunPlan | None = None, attempt: Attempt | None = None) -> RunResult:
+        """Validate and judge one run into its record, not yet stored. `outcome`: what happened to the run (None
+        for telemetry a bench produced itself); `attempt`: which try of its round it was."""
         from llm_research_bench.engine.telemetry import validation_errors
 
+        plan = plan or RunPlan()
         prof = self.ctx.profile(profile)
         budget = self.ctx.budget(prof)
-        status = outcome.status if outcome else (S.COMPLETED if (telemetry or {}).get("success") else S.FAILED)
-        if outcome is None and (telemetry or {}).get("timed_out"):
-            status = S.TIMED_OUT
+        status = _status(telemetry, outcome)
         schema_errors = validation_errors(telemetry) if telemetry is not None else []
-        kw = dict(schema_errors=schema_errors,
-                  run_error=outcome.error if outcome and status not in (S.COMPLETED,) else None,
-                  timed_out=status == S.TIMED_OUT,
-                  crash_cause=outcome.cause if outcome and status == S.CRASHED else None,
-                  observed_peak_mb=outcome.observed_peak_mb if outcome else None)
-        verdict = evaluate(telemetry, budget, **kw)
-        memray_file = outcome.memray_file if outcome else None
-        memray_top = None
-        if memray_file and verdict.memory_status == "over" and Path(memray_file).exists():
-            memray_top = top_allocators(memray_file)
-            verdict = evaluate(telemetry, budget, memray_top=memray_top, **kw)
-        outcome_name = {S.COMPLETED: R.PASSED if verdict.target_met else R.FAILED, S.FAILED: R.FAILED,
-                        S.TIMED_OUT: R.TIMED_OUT, S.INTERRUPTED: R.INTERRUPTED, S.CRASHED: R.CRASHED,
-                        S.ERROR: R.ERROR}.get(status, R.FAILED)
-        ext: dict[str, Any] = {
-            "session_id": self.ctx.session_id,
-            "runner": S.DEFAULT_RUNNER,
-            "backend": (telemetry or {}).get("backend") or self.ctx.options.backend,
-            "isolated": bool(outcome and outcome.isolated),
-            "gate": gate,
-            "profile_digest": profile_digest(prof),
-            "profile_source": getattr(prof, "source", None),
-            "reason_codes": verdict.codes,
-            "notes": verdict.notes,
-            "verdict": {"time_status": verdict.time_status, "memory_status": verdict.memory_status,
-                        "memory_peak_mb": verdict.memory_peak_mb, "memory_source": verdict.memory_source,
-                        "quality_ok": verdict.quality_ok},
-        }
-        if self.ctx.options.machine_class:      # budgets came from --research-machine-class: keep what was detected
-            ext["detected_machine_class"] = self.ctx.detected_machine_class
-        if self.ctx.worker:
-            ext["xdist_worker"] = self.ctx.worker
-        if self.ctx.options.save:
-            ext["saved_as"] = self.ctx.options.save
-        side = interleave.current()
-        if side is not None:
-            ext["continuous"] = side.record_extra()
-        if outcome is not None:
-            ext["wall_s"] = round_(outcome.wall_s)
-            for k in ("error", "cause", "timeout_via", "child_log"):
-                if getattr(outcome, k):
-                    ext[k] = getattr(outcome, k)
-            if outcome.child_warmup_s is not None:
-                ext["child_warmup_s"] = round_(outcome.child_warmup_s)
-            if outcome.observed_peak_mb is not None:
-                ext["observed_peak_mb"] = round_(outcome.observed_peak_mb, 1)
-            if outcome.memory_check is not None:
-                ext["memory_check"] = outcome.memory_check
-        external = self.memray_external if not (outcome and outcome.isolated) else None
-        if memray_file:
-            ext["memray_capture"] = str(memray_file)
-        elif external:
-            ext["memray_capture_by"] = external["by"]
-            ext["memray_capture"] = external.get("capture") or external.get("dir")
-        if memray_top:
-            ext["memray_top"] = memray_top
-        ext.update(extra or {})
-        if memray_file:
-            ext["notes"] = [*ext["notes"], f"{prof.name}: memray capture on: this run's timings are inflated by "
-                                           f"allocation tracing"]
-        elif external:
-            ext["notes"] = [*ext["notes"], f"{prof.name}: {external['by']} traces this test's allocations (capture "
-                                           f"{ext['memray_capture']}): this run's timings are inflated by "
-                                           f"allocation tracing; the harness used that capture rather than start a "
-                                           f"second memray tracker"]
-        if ext.get("contention_note"):
-            ext["notes"] = [*ext["notes"], f"{prof.name}: {ext.pop('contention_note')}"]
-        if started is not None and outcome is not None:
-            ext["harness_overhead_s"] = round_(max(0.0, time.perf_counter() - started - outcome.wall_s), 6)
+        capture = outcome.memray_file if outcome else None
+        top = functools.cache(lambda: top_allocators(capture)) if capture and Path(capture).exists() else None
+        verdict = evaluate(telemetry, budget, schema_errors=schema_errors,
+                           run_error=outcome.error if outcome and status != COMPLETED else None,
+                           timed_out=status == TIMED_OUT,
+                           crash_cause=outcome.cause if outcome and status == CRASHED else None,
+                           observed_peak_mb=outcome.observed_peak_mb if outcome else None, memray_top=top)
+        prov = self._provenance(prof, verdict, telemetry, outcome, plan)
+        if top and verdict.memory_status == "over":
+            prov.memray_top = top() or None
+        if attempt is not None:
+            _attempt_facts(prov, prof.name, attempt, warmup)
+            overhead = time.perf_counter() - attempt.started - attempt.outcome.wall_s
+            prov.harness_overhead_s = round_(max(0.0, overhead), 6)
         git = self.ctx.git
         rec = ResultRecord(
-            test_id=self.test_id, bench=bench or self.bench, profile=prof.name, outcome=outcome_name,
-            target_met=verdict.target_met, machine_fingerprint=self.ctx.machine.fingerprint,
-            machine_class=budget.machine_class, commit=git.commit, dirty=git.dirty, branch=git.branch,
-            plugin_version=self.ctx.plugin_version, reasons=verdict.messages, round=round, warmup=warmup,
-            telemetry=telemetry, schema_valid=(not schema_errors) if telemetry is not None else None,
-            schema_errors=schema_errors, budget=budget.as_dict(), extra=ext)
-        if instance_runs is not None:
-            rec.extra["instance_verdict"] = {**instance_verdict([*instance_runs, rec]).as_stored(),
-                                             "unverified_policy": self.ctx.options.unverified}
-        path = store.append(self.ctx.options.results_dir, rec)
-        self.ctx.records.append(rec)
-        self.ctx.record_paths.append(path)
-        return RunResult(rec, verdict, outcome, path)
+            test_id=self.test_id, bench=self.bench, profile=prof.name,
+            outcome=_record_outcome(status, verdict.target_met), target_met=verdict.target_met,
+            machine_fingerprint=self.ctx.machine.fingerprint, machine_class=budget.machine_class, commit=git.commit,
+            dirty=git.dirty, branch=git.branch, plugin_version=self.ctx.plugin_version, reasons=verdict.messages,
+            round=round, warmup=warmup, telemetry=telemetry,
+            schema_valid=(not schema_errors) if telemetry is not None else None, schema_errors=schema_errors,
+            budget=budget.as_dict(), extra=prov.as_extra(plan.extra))
+        return RunResult(rec, verdict, outcome)
 
-    # -- running -------------------------------------------------------------------------------------------
+    def _provenance(self, prof: Any, verdict: Verdict, telemetry: dict | None, outcome: RunOutcome | None,
+                    plan: RunPlan) -> Provenance:
+        ctx, o, side = self.ctx, self.ctx.options, interleave.current()
+        p = Provenance(
+            session_id=ctx.session_id, runner=plan.runner, backend=(telemetry or {}).get("backend") or o.backend,
+            isolated=bool(outcome and outcome.isolated), gate=plan.gate, profile_digest=profile_digest(prof),
+            profile_source=getattr(prof, "source", None), reason_codes=verdict.codes, notes=list(verdict.notes),
+            verdict=verdict.summary(), detected_machine_class=ctx.detected_machine_class if o.machine_class else None,
+            xdist_worker=ctx.worker or None, saved_as=o.save or None,
+            continuous=side.record_extra() if side is not None else None,
+            rounds=plan.rounds, warmup_runs=plan.warmup_runs, instance=plan.instance)
+        if outcome is not None:
+            p.wall_s, p.child_warmup_s = round_(outcome.wall_s), round_(outcome.child_warmup_s)
+            p.error, p.cause = outcome.error or None, outcome.cause or None
+            p.timeout_via, p.child_log = outcome.timeout_via or None, outcome.child_log or None
+            p.observed_peak_mb, p.memory_check = round_(outcome.observed_peak_mb, 1), outcome.memory_check
+        external = self.memray_external if not (outcome and outcome.isolated) else None
+        if outcome is not None and outcome.memray_file:
+            p.memray_capture = str(outcome.memray_file)
+            p.notes.append(f"{prof.name}: memray capture on: this run's timings are inflated by allocation tracing")
+        elif external:
+            p.memray_capture_by, p.memray_capture = external["by"], external.get("capture") or external.get("dir")
+            p.notes.append(f"{prof.name}: {external['by']} traces this test's allocations (capture "
+                           f"{p.memray_capture}): this run's timings are inflated by allocation tracing; the "
+                           f"harness used that capture rather than start a second memray tracker")
+        return p
+
+    def save(self, rr: RunResult, instance: list[ResultRecord] | None = None) -> RunResult:
+        """Append `rr`'s record to the results store. `instance`: the run ends its instance, whose earlier records
+        these are; the instance's verdict is stored with it and kept in `rr.instance`."""
+        if instance is not None:
+            rr.instance = instance_verdict([*instance, rr.record])
+            rr.record.extra["instance_verdict"] = {**rr.instance.as_stored(),
+                                                   "unverified_policy": self.ctx.options.unverified}
+        rr.path = store.append(self.ctx.options.results_dir, rr.record)
+        self.ctx.records.append(rr.record)
+        self.ctx.record_paths.append(rr.path)
+        return rr
+
+    # -- running ----------------------------------------------------------------------------------------------
     def memray_path(self, round: int) -> str:
         c = (self.ctx.git.commit or "nocommit")[:12]
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.test_id).strip("_")[:120]
         return str(self.ctx.options.results_dir / "memray" / self.ctx.machine.fingerprint / c
-                   / f"{_safe(self.test_id)}-r{round}-{stamp}-{self.ctx.session_id}.bin")
+                   / f"{safe}-r{round}-{stamp}-{self.ctx.session_id}.bin")
 
-    def run(self, req: S.RunRequest, *, rounds: int | None = None, warmup_runs: int | None = None,
-            isolate: bool | None = None, extra: dict | None = None, gate: bool = True,
-            runner_label: str | None = None, timer: SignalTimer | None = None,
+    def run(self, req: RunRequest, plan: RunPlan | None = None, *, timer: SignalTimer | None = None,
             progress: Callable[[int, int, bool], Any] | None = None) -> BenchResult:
-        """Run `req` warm-up + measured rounds, recording each (a contended measured run is measured again, up to
-        --research-remeasure times). Stops at a timeout or crash that is not re-measured (the rest would go the
-        same way) and re-raises interrupts after recording them. `progress(i, n, warmup)` gives the live-progress
-        sink of a round's run (run/progress.py), or None."""
+        """Run `req`: the plan's warm-ups, then its measured rounds, each run judged and stored. Re-raises
+        interrupts after recording them. `progress(i, n, warmup)` gives the live-progress sink of a round's run
+        (run/progress.py), or None."""
         o = self.ctx.options
-        rounds = o.rounds if rounds is None else rounds
-        warmup_runs = o.warmup_runs if warmup_runs is None else warmup_runs
-        isolate = o.isolate if isolate is None else isolate
-        if isolate and req.corpus is not None and req.corpus_path is None:
+        plan = replace(plan or RunPlan(), runner=req.runner, instance=uuid.uuid4().hex[:16])
+        plan.rounds = o.rounds if plan.rounds is None else plan.rounds
+        plan.warmup_runs = o.warmup_runs if plan.warmup_runs is None else plan.warmup_runs
+        plan.isolate = o.isolate if plan.isolate is None else plan.isolate
+        if plan.isolate and req.corpus is not None and req.corpus_path is None:
             raise BenchError("an isolated run loads its corpus from a path: pass corpus=<path>, not a Corpus")
-        prof = self.ctx.profile(req.profile)
-        req.profile = prof
-        budget = self.ctx.budget(prof)
-        result = BenchResult(prof.name, budget, unverified_policy=o.unverified)
-        base_extra = {"rounds": rounds, "warmup_runs": warmup_runs, "instance": uuid.uuid4().hex[:16],
-                      **(extra or {})}
-        if req.runner != S.DEFAULT_RUNNER:
-            base_extra["runner"] = runner_label or req.runner
-        last = warmup_runs + rounds - 1
-        for i in range(warmup_runs + rounds):
-            warm = i < warmup_runs
-            sink = progress(i if warm else i - warmup_runs, warmup_runs if warm else rounds, warm) if progress else None
-            req.on_progress = sink
-            attempt = 1
-            while True:
-                with widened(timer, TURN_WAIT_S):
-                    interleave.take_turn()
-                    if attempt > 1:
-                        quiet = wait_quiet(max_wait_s=REMEASURE_WAIT_S)
-                outcome, load, started = self._attempt(req, budget, isolate, timer, i)
-                if outcome.status == S.ERROR and outcome.telemetry is None:
-                    if outcome.exception is not None:
-                        raise outcome.exception
-                    raise BenchError(f"the run could not start: {outcome.error}")
-                contended = load is not None and load.contended
-                again = (not warm and contended and attempt <= o.remeasure
-                         and outcome.status in (S.COMPLETED, S.TIMED_OUT))
-                # A timeout ends the instance (the next runs would time out too) unless it is re-measured, or it
-                # was a warm-up on a busy machine (it warmed up all the same; the measured rounds will tell).
-                stop = (outcome.status in (S.TIMED_OUT, S.CRASHED, S.INTERRUPTED) and not again
-                        and not (warm and contended and outcome.status == S.TIMED_OUT))
-                run_extra = dict(base_extra)
-                if not warm:
-                    run_extra["attempt"] = attempt
-                if attempt > 1:
-                    run_extra["waited_quiet_s"] = quiet["waited_s"]
-                if load is not None:
-                    run_extra["other_cpu_load"] = round(load.other_cores, 2)
-                    if contended:
-                        run_extra["contended"] = True
-                        run_extra["contention_note"] = (
-                            f"busy machine: other processes kept {load.other_cores:.1f} of {load.logical} cores "
-                            f"busy during this run: its timings are inflated and not comparable"
-                            + ("; measured again" if again else ""))
-                if again:
-                    run_extra["superseded"] = True
-                ends = not warm and not again and (i == last or stop)
-                rr = self.judge_and_store(outcome.telemetry, profile=prof, outcome=outcome, round=i, warmup=warm,
-                                          extra=run_extra, gate=gate, started=started,
-                                          instance_runs=[r.record for r in result.runs] if ends else None)
-                result.runs.append(rr)
-                if sink is not None:
-                    sink({"event": "verdict", "status": outcome.status, "target_met": rr.record.target_met,
-                          "execution_time_s": rr.record.metric("execution_time_s"), "messages": rr.verdict.messages})
-                if not again and not warm and not ends:
-                    # A measured round is over: the other side's turn. After its last one this side keeps the
-                    # turn (its next bench, or its session's end, must not overlap the other side's runs); the
-                    # coordinator passes it on when this session ends.
-                    interleave.pass_turn()
-                if outcome.status == S.INTERRUPTED and outcome.exception is not None:
-                    raise outcome.exception
-                if not again:
-                    break
-                attempt += 1
-            if stop:
+        req.profile = self.ctx.profile(req.profile)
+        runs: list[RunResult] = []
+        for i in range(plan.warmup_runs + plan.rounds):
+            warm = i < plan.warmup_runs
+            req.on_progress = progress(i if warm else i - plan.warmup_runs, plan.warmup_runs if warm else plan.rounds,
+                                       warm) if progress else None
+            if self._round(req, plan, i, runs, timer):
                 break
-        return result
+        return BenchResult(req.profile.name, self.ctx.budget(req.profile), runs, o.unverified,
+                           runs[-1].instance if runs else None)
 
-    def _attempt(self, req: S.RunRequest, budget: BudgetSpec, isolate: bool, timer: SignalTimer | None,
-                 i: int) -> tuple[S.RunOutcome, Any, float]:
-        """One run, in this process or in a child: its outcome, the other processes' CPU load over it, and
-        perf_counter() when the harness started on it."""
+    def _round(self, req: RunRequest, plan: RunPlan, i: int, runs: list[RunResult],
+               timer: SignalTimer | None) -> bool:
+        """Round `i`: its run, measured again while contended (up to --research-remeasure more times), each
+        attempt stored in `runs`. True when the instance stops here: a timeout or crash that is not measured
+        again (the next runs would go the same way)."""
+        warm, last = i < plan.warmup_runs, i == plan.warmup_runs + plan.rounds - 1
+        number = 1
+        while True:
+            att = self._attempt(req, plan, i, timer, number)
+            out = att.outcome
+            if out.status == ERROR and out.telemetry is None:
+                raise out.exception or BenchError(f"the run could not start: {out.error}")
+            att.again = (not warm and att.contended and number <= self.ctx.options.remeasure
+                         and out.status in (COMPLETED, TIMED_OUT))
+            # A warm-up that timed out on a busy machine warmed up all the same: the measured rounds will tell.
+            stop = (out.status in (TIMED_OUT, CRASHED, INTERRUPTED) and not att.again
+                    and not (warm and att.contended and out.status == TIMED_OUT))
+            ends = not warm and not att.again and (last or stop)
+            rr = self.save(self.judge(out.telemetry, profile=req.profile, outcome=out, round=i, warmup=warm,
+                                      plan=plan, attempt=att), [r.record for r in runs] if ends else None)
+            runs.append(rr)
+            if req.on_progress is not None:
+                req.on_progress({"event": "verdict", "status": out.status, "target_met": rr.record.target_met,
+                                 "execution_time_s": rr.record.metric("execution_time_s"),
+                                 "messages": rr.verdict.messages})
+            if not (att.again or warm or ends):
+                # The other side's turn. After the instance's last round this side keeps the turn (its next bench,
+                # or its session's end, must not overlap the other side's runs) until its session ends.
+                interleave.pass_turn()
+            if out.status == INTERRUPTED and out.exception is not None:
+                raise out.exception
+            if not att.again:
+                return stop
+            number += 1
+
+    def _attempt(self, req: RunRequest, plan: RunPlan, i: int, timer: SignalTimer | None, number: int) -> Attempt:
+        """One try at round `i`'s run, on this side's turn (a re-measurement after a bounded wait for a quiet
+        machine), in this process or in a child."""
+        waited = None
+        with widened(timer, TURN_WAIT_S):
+            interleave.take_turn()
+            if number > 1:
+                waited = wait_quiet(max_wait_s=REMEASURE_WAIT_S)["waited_s"]
         o = self.ctx.options
-        req.memray_file = self.memray_path(i) if o.memray and (isolate or not self.memray_external) else None
+        req.memray_file = self.memray_path(i) if o.memray and (plan.isolate or not self.memray_external) else None
         started = time.perf_counter()
         cpu0 = snapshot()
-        if isolate:
-            extra_pids = None
-            if req.backend == "ollama":
-                from llm_research_bench.engine.memory import find_ollama_server_pids
-                extra_pids = find_ollama_server_pids()
-            enforce = budget.memory_mb if o.enforce_memory else None
-            outcome = run_isolated(req, enforce_memory_mb=enforce, extra_pids=extra_pids)
+        if plan.isolate:
+            limit = self.ctx.budget(req.profile).memory_mb if o.enforce_memory else None
+            outcome = run_isolated(req, enforce_memory_mb=limit, extra_pids=_server_pids(req))
         else:
             outcome = run_in_process(req, timer=timer)
-        return outcome, load_between(cpu0, snapshot()), started
+        return Attempt(outcome, started, load_between(cpu0, snapshot()), number, waited)
+
+
+def _attempt_facts(p: Provenance, profile: str, att: Attempt, warmup: bool) -> None:
+    """Which try of its round a run was, and how busy other processes kept the machine during it."""
+    p.attempt = None if warmup else att.number
+    p.waited_quiet_s = att.waited_quiet_s
+    p.superseded = att.again or None
+    load = att.load
+    if load is not None:
+        p.other_cpu_load = round(load.other_cores, 2)
+        if load.contended:
+            p.contended = True
+            p.notes.append(f"{profile}: busy machine: other processes kept {load.other_cores:.1f} of {load.logical} "
+                           f"cores busy during this run: its timings are inflated and not comparable"
+                           + ("; measured again" if att.again else ""))
 
 
 def round_(x: float | None, nd: int = 4) -> float | None:

@@ -1,18 +1,15 @@
 """The isolated child: `python -m llm_research_bench.harness.run.child REQUEST.json RESULT.json STATUS.json`.
 
-kind "research": warms up outside the timed run (corpus, embedder, index, system facts), writes STATUS.json
-when the run starts, runs it under its timeout (SIGALRM, raising the harness's timeout) and writes RESULT.json
-(status, telemetry, error). SIGTERM from the parent stops the run through the engine, so the partial telemetry
-is still written. A crash or an OOM kill leaves no RESULT.json: the parent classifies that from the exit status.
-
-kind "call": calls a measurement driver ("module:function" with JSON kwargs) and writes its returned dict.
-"""
+kind "research": warms up, writes STATUS.json when the run starts, runs it under its timeout and writes
+RESULT.json (status, telemetry, error); SIGTERM from the parent stops the run through the engine, so the partial
+telemetry is still written. kind "call": calls a measurement driver ("module:function", JSON kwargs) and writes
+its returned dict. A crash leaves no RESULT.json: the parent reads the exit status (run/isolated.py)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
-import os
 
 
 def _write(path: str, doc: dict) -> None:
@@ -20,40 +17,37 @@ def _write(path: str, doc: dict) -> None:
     write_json(path, doc, indent=None, default=str)
 
 
-def _research(req: dict, res_path: str, status_path: str) -> None:
+def _started(status_path: str, warmup_s: float) -> None:
+    _write(status_path, {"event": "started", "warmup_s": round(warmup_s, 3), "pid": os.getpid()})
+
+
+def _research(doc: dict, res_path: str, status_path: str) -> None:
     from .inprocess import run_in_process
     from .progress import FileSink
-    from .request import DEFAULT_RUNNER, RunRequest, profile_from_dict
+    from .request import RunRequest
 
     t0 = time.perf_counter()
-    corpus = None
-    system_info = None
-    sink = FileSink(req["progress_file"]) if req.get("progress_file") else None
-    if req.get("warm"):
+    sink = FileSink(doc["progress_file"]) if doc.get("progress_file") else None
+    req = RunRequest.from_json(doc["request"], on_progress=sink)
+    if doc.get("warm"):
         from .warmup import warm_up
-        warm = warm_up(req.get("corpus"), backend=req.get("backend", "llamacpp"), on_progress=sink)
-        corpus, system_info = warm.corpus, warm.system_info
+        warm = warm_up(req.corpus_path, backend=req.backend, on_progress=sink)
+        req.corpus, req.system_info = warm.corpus, warm.system_info
     warmup_s = time.perf_counter() - t0
-    run = RunRequest(question=req["question"], profile=profile_from_dict(req["profile"]),
-                     backend=req.get("backend", "llamacpp"), corpus=corpus, corpus_path=req.get("corpus"),
-                     early_exit=req.get("early_exit", True), retrieval=req.get("retrieval", True),
-                     store_text=req.get("store_text", False), system_info=system_info,
-                     research_kwargs=req.get("research_kwargs") or {}, runner=req.get("runner", DEFAULT_RUNNER),
-                     timeout_s=req.get("timeout_s"), memray_file=req.get("memray_file"), on_progress=sink)
-    _write(status_path, {"event": "started", "warmup_s": round(warmup_s, 3), "pid": os.getpid()})
-    out = run_in_process(run)
+    _started(status_path, warmup_s)
+    out = run_in_process(req)
     _write(res_path, {"status": out.status, "telemetry": out.telemetry, "error": out.error,
                       "wall_s": out.wall_s, "warmup_s": warmup_s, "timeout_via": out.timeout_via})
 
 
-def _call(req: dict, res_path: str, status_path: str) -> None:
+def _call(doc: dict, res_path: str, status_path: str) -> None:
     from .request import first_line, resolve_runner
 
-    fn = resolve_runner(req["target"])
-    _write(status_path, {"event": "started", "warmup_s": 0.0, "pid": os.getpid()})
+    fn = resolve_runner(doc["target"])
+    _started(status_path, 0.0)
     t0 = time.perf_counter()
     try:
-        value = fn(**(req.get("kwargs") or {}))
+        value = fn(**(doc.get("kwargs") or {}))
     except Exception as e:
         _write(res_path, {"status": "failed", "error": first_line(e), "wall_s": time.perf_counter() - t0})
         return
@@ -63,14 +57,14 @@ def _call(req: dict, res_path: str, status_path: str) -> None:
 def main(argv: list[str]) -> int:
     req_path, res_path, status_path = argv
     with open(req_path, encoding="utf-8") as fh:
-        req = json.load(fh)
-    for p in reversed(req.get("sys_path") or []):
+        doc = json.load(fh)
+    for p in reversed(doc.get("sys_path") or []):
         if p not in sys.path:
             sys.path.insert(0, p)
     from .timeouts import stopping_signals
 
     with stopping_signals():       # SIGTERM from the parent raises Terminated, never swallowed (engine.deadline)
-        (_call if req.get("kind") == "call" else _research)(req, res_path, status_path)
+        (_call if doc.get("kind") == "call" else _research)(doc, res_path, status_path)
     return 0
 
 

@@ -1,14 +1,9 @@
-"""How busy other processes kept the machine's CPUs while something was measured: the one CPU monitor.
-
-    with CpuWatch() as w: ...            w.load.other_cores   (cores other processes kept busy, on average)
-                                         w.load.other_share   (the same as a share of all logical CPUs)
-    wait_quiet()                         wait (bounded) until other processes leave the CPUs mostly idle
-
-Other processes' CPU time = the whole machine's busy CPU time - this process's and its children's (live
-ones too, e.g. an isolated run's child) over the same wall time. Reads /proc through psutil; no engine import.
-"""
+"""How busy other processes kept the CPUs while something was measured (the machine's busy CPU time less this
+process tree's, from /proc through psutil): `with CpuWatch() as w` gives w.load.other_cores, and `wait_quiet()`
+waits (bounded) until other processes leave the CPUs mostly idle."""
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -46,15 +41,11 @@ def _own_cpu_s() -> float:
     me = psutil.Process()
     t = me.cpu_times()
     own = t.user + t.system + t.children_user + t.children_system
-    try:
+    with contextlib.suppress(psutil.Error):
         for ch in me.children(recursive=True):
-            try:
+            with contextlib.suppress(psutil.Error):
                 ct = ch.cpu_times()
                 own += ct.user + ct.system
-            except psutil.Error:
-                pass
-    except psutil.Error:
-        pass
     return own
 
 
@@ -74,17 +65,13 @@ def load_between(before: CpuSnapshot, after: CpuSnapshot) -> CpuLoad | None:
 
 class CpuWatch:
     """Context manager: `load` is the other processes' CPU use while it was open (None if too short)."""
-
-    def __init__(self) -> None:
-        self.load: CpuLoad | None = None
-        self._before: CpuSnapshot | None = None
+    load: CpuLoad | None = None
 
     def __enter__(self) -> "CpuWatch":
         self._before = snapshot()
         return self
 
     def __exit__(self, *exc) -> None:
-        assert self._before is not None
         self.load = load_between(self._before, snapshot())
 
     @property

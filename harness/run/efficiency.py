@@ -1,17 +1,7 @@
-"""Engine vs raw llama-cpp-python: decode speed on the same model, threads, prompts and tokens, in one run.
-
-The engine runs a real progressive research session; every claims call's prompt is then replayed through a
-fresh, bare `llama_cpp.Llama` with the same file, threads and context, generating the same number of tokens
-(the engine's tokens_generated for the call, read from llama.cpp's counters). Both sides are measured the same
-two ways:
-  native  llama.cpp's own decode timer (perf counters): decoded tokens / decode seconds
-  wall    the client clock at each streamed chunk, as the consumer receives it: (chunks - 1) / (last - first).
-          On the engine side the stamps are taken as the backend hands each chunk to the pipeline
-          (LlamaCppBackend.chunk_log), so a gap includes the pipeline's own work on the previous chunk (claim
-          parsing, timing, the deadline check): exactly the overhead the ratio is meant to show.
-Other processes' CPU load during each side is recorded (run/cpu.py), since a shared machine can skew one side.
-The engine's run goes through the harness's in-process run machinery (run/inprocess.py), like a pipeline
-bench's."""
+"""Engine vs raw llama-cpp-python: decode speed on the same model, threads, prompts and tokens. The engine runs
+a research session (run/inprocess.py); each claims call's prompt is replayed through a bare `llama_cpp.Llama`.
+Both sides are timed natively (llama.cpp's decode timer) and on the wall (the client clock at each streamed chunk,
+so the engine's gaps include the pipeline's own work), with other processes' CPU load (run/cpu.py)."""
 from __future__ import annotations
 
 import time
@@ -89,35 +79,24 @@ def measure(question: str, profile: str | Profile = "quick", corpus: Corpus | st
         if out.status != COMPLETED:
             raise RuntimeError(f"the engine run did not complete: {out.error}")
         tel = out.telemetry
-        calls = tel["traces"]["calls"]
-        e_tok = e_s = e_wall_tok = e_wall_s = 0.0
-        r_tok = r_s = r_wall_tok = r_wall_s = 0.0
-        n = tokens = same = 0
+        rows = []      # per replayed call: engine and raw native tokens and seconds, wall gaps and seconds, ...
         with CpuWatch() as raw_cpu:
-            for call, prompt, stamps in zip(calls, backend.prompt_log, backend.chunk_log):
+            for call, prompt, stamps in zip(tel["traces"]["calls"], backend.prompt_log, backend.chunk_log):
                 gen = call["tokens_generated"]
                 if gen < min_tokens or not call["native_decode_s"] or len(stamps) < 2:
                     continue
                 rt, rs, raw_stamps = _raw_replay(backend, prompt, gen)
-                if len(raw_stamps) < 2:
-                    continue
-                e_tok += call["native_decode_tokens"]
-                e_s += call["native_decode_s"]
-                r_tok, r_s = r_tok + rt, r_s + rs
-                k, s = wall_span(stamps)
-                e_wall_tok, e_wall_s = e_wall_tok + k, e_wall_s + s
-                k, s = wall_span(raw_stamps)
-                r_wall_tok, r_wall_s = r_wall_tok + k, r_wall_s + s
-                same += len(raw_stamps) == len(stamps)
-                n += 1
-                tokens += gen
-        if not n:
+                if len(raw_stamps) >= 2:
+                    rows.append((call["native_decode_tokens"], call["native_decode_s"], rt, rs, *wall_span(stamps),
+                                 *wall_span(raw_stamps), gen, int(len(raw_stamps) == len(stamps))))
+        if not rows:
             raise RuntimeError(f"no call generated >= {min_tokens} tokens; nothing to compare")
+        e_tok, e_s, r_tok, r_s, e_wall_tok, e_wall_s, r_wall_tok, r_wall_s, tokens, same = map(sum, zip(*rows))
         m = tel["metrics"]
         eng, raw = e_tok / e_s, r_tok / r_s
         ew, rw = e_wall_tok / e_wall_s, r_wall_tok / r_wall_s
         return EfficiencyResult(eng, raw, eng / raw, ew, rw, ew / rw, m["prefix_reuse_ratio"],
-                                m["prompt_tokens_evaluated"], m["unique_context_tokens"], n, tokens, same,
+                                m["prompt_tokens_evaluated"], m["unique_context_tokens"], len(rows), tokens, same,
                                 backend.n_threads, backend.model_name,
                                 round(engine_cpu.load.other_cores, 2) if engine_cpu.load else None,
                                 round(raw_cpu.load.other_cores, 2) if raw_cpu.load else None, tel)

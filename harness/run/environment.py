@@ -1,9 +1,5 @@
-"""Where a result comes from: the git commit (and whether the tree was dirty), the branch, and this machine.
-(Other processes' CPU use during a run: run/cpu.py.)
-
-Everything here is cheap (a few `git` calls, /proc reads) and never imports torch: `python -m harness compare`
-uses it too. CI checkouts without git metadata fall back to the CI's own variables (GITHUB_SHA, ...).
-"""
+"""Where a result comes from: the git commit (dirty or not), the branch, and this machine. Cheap (a few `git`
+calls, /proc reads; no torch), so the CLI uses it too; without git metadata, the CI's variables (GITHUB_SHA...)."""
 from __future__ import annotations
 
 import hashlib
@@ -59,20 +55,17 @@ def _git(args: list[str], cwd: Path) -> str | None:
 
 def git_info(cwd: str | Path = ".") -> GitInfo:
     """HEAD's commit, dirty flag and branch; CI variables when git metadata is missing."""
-    cwd = Path(cwd)
+    cwd, env = Path(cwd), os.environ
     commit = _git(["rev-parse", "--verify", "HEAD"], cwd)
-    dirty = None
-    branch = None
+    dirty = branch = None
     if commit:
         status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
         dirty = bool(status) if status is not None else None
         b = _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
         branch = b if b and b != "HEAD" else None
     else:
-        commit = os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA") or None
-    if branch is None:
-        branch = (os.environ.get("GITHUB_HEAD_REF") or os.environ.get("GITHUB_REF_NAME")
-                  or os.environ.get("CI_COMMIT_REF_NAME") or None)
+        commit = env.get("GITHUB_SHA") or env.get("CI_COMMIT_SHA") or None
+    branch = branch or env.get("GITHUB_HEAD_REF") or env.get("GITHUB_REF_NAME") or env.get("CI_COMMIT_REF_NAME") or None
     return GitInfo(commit, dirty, branch)
 
 
@@ -141,14 +134,12 @@ def _gpus() -> tuple[str, ...]:
     """NVIDIA GPUs from the driver's /proc entries (no torch import); empty elsewhere."""
     root = Path("/proc/driver/nvidia/gpus")
     names = []
-    if root.is_dir():
-        for d in sorted(root.iterdir()):
-            try:
-                for line in (d / "information").read_text().splitlines():
-                    if line.startswith("Model:"):
-                        names.append(line.split(":", 1)[1].strip())
-            except OSError:
-                names.append("nvidia")
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            names += [line.split(":", 1)[1].strip() for line in (d / "information").read_text().splitlines()
+                      if line.startswith("Model:")]
+        except OSError:
+            names.append("nvidia")
     return tuple(names)
 
 

@@ -11,28 +11,19 @@ from .request import (COMPLETED, ERROR, FAILED, INTERRUPTED, TIMED_OUT, RunOutco
 from .timeouts import HarnessTimeout, SignalTimer, is_timeout, run_deadline, stopping_signals
 
 
-def research_kwargs(req: RunRequest) -> dict:
-    kwargs = dict(profile=req.profile, backend=req.backend, corpus=req.corpus if req.corpus is not None
-                  else req.corpus_path, early_exit=req.early_exit, retrieval=req.retrieval,
-                  store_text=req.store_text, **req.research_kwargs)
-    if req.system_info is not None:
-        kwargs["system_info"] = req.system_info
-    if req.on_progress is not None and "on_event" not in kwargs:
-        kwargs["on_event"] = engine_listener(req.on_progress)
-    return kwargs
-
-
-def run_in_process(req: RunRequest, *, timer: SignalTimer | None = None, deadline_owner: bool = True) -> RunOutcome:
+def run_in_process(req: RunRequest, *, timer: SignalTimer | None = None) -> RunOutcome:
     """Run `req` here. `exception` in the outcome holds what the caller must re-raise after recording
     (timeouts, interrupts, user errors). `timer`: the bench item's timer (taken over from pytest-timeout)."""
     from llm_research_bench.engine.pipeline import ResearchFailed
 
     fn = resolve_runner(req.runner)
-    kwargs = research_kwargs(req)
+    kwargs = req.engine_kwargs()
+    if req.on_progress is not None and "on_event" not in kwargs:
+        kwargs["on_event"] = engine_listener(req.on_progress)
     via: str | None = None
     t0 = time.perf_counter()
     try:
-        with stopping_signals(), run_deadline(req.effective_timeout, timer=timer, own=deadline_owner) as via, \
+        with stopping_signals(), run_deadline(req.effective_timeout, timer=timer) as via, \
                 tracker(req.memray_file):
             sess = fn(req.question, **kwargs)
         return RunOutcome(COMPLETED, sess.telemetry, wall_s=time.perf_counter() - t0, session=sess,

@@ -1,23 +1,10 @@
-"""One run in a fresh child process (`python -m llm_research_bench.harness.run.child`), supervised.
-
-The child warms up outside the timed run (corpus, embedder, index), enforces the run's timeout itself and
-writes its result as JSON (run/child.py). The parent samples the child's process tree, kills it at a hard
-deadline (or over the memory limit with `enforce_memory_mb`), and classifies a child that died without a
-result: OOM kill (confirmed by the cgroup's oom_kill counter when readable), a native crash (SIGSEGV,
-SIGABRT...), or an exit status with its last output.
-
-Memory is counted for the run, not the child's start-up: the parent's peak and the memory limit
-(`enforce_memory_mb`, --research-enforce-memory) apply to the process tree's RSS from the moment the child reports
-that the run started (STATUS.json, written after its imports and warm-up), which is the figure the engine
-reports as memory_peak_mb. The start-up peak is kept apart (`startup_peak_mb`); a child that dies before its run
-starts is judged on it.
-
-Two kinds of child job share this machinery:
-    run_isolated(RunRequest)            a research run (pipeline benches with --research-isolate)
-    call_isolated("module:fn", kwargs)  a measurement driver returning a JSON-able dict (breakdown benches)
-"""
+"""One run in a fresh child process (run/child.py), supervised: run_isolated(RunRequest) for a research run,
+call_isolated("module:fn", kwargs) for a measurement driver. The parent samples the child's process tree from
+the moment its run starts (start-up's peak kept apart), kills it at a hard deadline or over the memory limit
+(--research-enforce-memory), and says how a child that left no result died (OOM kill, native crash, exit)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,12 +12,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .request import (CRASHED, FAILED, INTERRUPTED, TIMED_OUT, DEFAULT_RUNNER, RunOutcome, RunRequest, first_line,
-                      profile_to_dict)
+from .request import CRASHED, DEFAULT_RUNNER, FAILED, INTERRUPTED, TIMED_OUT, RunOutcome, RunRequest, first_line
 from .progress import FileFollower
 from .timeouts import STARTUP_TIMEOUT_S, is_timeout, run_deadline, stopping_signals
 
@@ -43,17 +28,6 @@ POLL_S = 0.05
 
 class ChildFailed(RuntimeError):
     """A driver job in a child process ended without a result; the message says how it died."""
-
-
-def child_request(req: RunRequest, *, warm: bool) -> dict:
-    return {
-        "kind": "research",
-        "runner": req.runner, "question": req.question, "profile": profile_to_dict(req.profile),
-        "backend": req.backend_name, "corpus": req.corpus_path, "early_exit": req.early_exit,
-        "retrieval": req.retrieval, "store_text": req.store_text, "research_kwargs": req.research_kwargs,
-        "timeout_s": req.effective_timeout, "memray_file": req.memray_file, "warm": warm,
-        "sys_path": [p for p in sys.path if p],
-    }
 
 
 def _oom_kill_count() -> int | None:
@@ -110,45 +84,128 @@ def _tail(path: Path, lines: int = 3, limit: int = 400) -> str:
     return " | ".join(line.strip() for line in text[-lines:] if line.strip())[-limit:]
 
 
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text()) if path.exists() else None
+    except (OSError, ValueError):
+        return None
+
+
 def _kill_tree(proc: subprocess.Popen, sig: int) -> None:
     import psutil
     try:
-        kids = psutil.Process(proc.pid).children(recursive=True)
+        procs = [*psutil.Process(proc.pid).children(recursive=True), proc]
     except psutil.Error:
-        kids = []
-    for p in [*kids]:
-        try:
+        procs = [proc]
+    for p in procs:
+        with contextlib.suppress(psutil.Error, OSError):
             p.send_signal(sig)
-        except psutil.Error:
-            pass
-    try:
-        proc.send_signal(sig)
-    except OSError:
-        pass
 
 
-
-@dataclass
 class Supervised:
-    """What the parent saw of one child."""
-    returncode: int
-    result: dict | None
-    status_info: dict
-    peak_mb: float | None
-    killed_by: str | None
-    termed: bool
-    started_at: float | None
-    wall_total_s: float
-    cause: str | None = None
-    log: str | None = None
-    exception: BaseException | None = None
-    workdir: Path | None = None
-    extra: dict = field(default_factory=dict)
+    """One child under the parent's watch: its process tree's peaks (start-up apart from the run), the deadlines
+    and memory limit it is held to and, once it ended, what it left (`result`, `cause`, `extra`)."""
+    result: dict | None = None
+    cause: str | None = None            # how it died without a result
+    log: str | None = None              # its output, kept when it died
+    exception: BaseException | None = None  # a timeout in the parent, Ctrl-C: re-raised by the caller
+
+    def __init__(self, proc: subprocess.Popen, tree: Any, files: dict[str, Path], *, timeout_s: float,
+                 startup_timeout_s: float, enforce_memory_mb: float | None):
+        self.proc, self.tree, self.files = proc, tree, files
+        self.timeout_s, self.startup_timeout_s, self.limit_mb = timeout_s, startup_timeout_s, enforce_memory_mb
+        self.t_spawn = time.perf_counter()
+        self.started_at: float | None = None
+        self.peak = 0               # the run's peak (from the run's start): what the memory limit is held to
+        self.startup_peak = 0       # imports and warm-up, before the run started: reported, never held to the limit
+        self.killed_by: str | None = None
+        self.termed = False
+        self.status_info: dict = {}
+        self.extra: dict = {}       # startup_peak_mb; memory_check under a memory limit
+
+    @property
+    def peak_mb(self) -> float | None:
+        """The run's peak; start-up's when the child died (or was stopped) before its run started."""
+        peak = self.peak if self.started_at is not None else max(self.peak, self.startup_peak)
+        return peak / 2**20 if peak else None
+
+    def sample(self) -> None:
+        now = time.perf_counter()
+        try:
+            rss = self.tree.rss_bytes()
+        except Exception:
+            rss = 0
+        if self.started_at is None and self.files["status"].exists():
+            self.started_at = now
+        if self.started_at is None:
+            self.startup_peak = max(self.startup_peak, rss)
+        else:
+            self.peak = max(self.peak, rss)
+        self._enforce(now, rss)
+
+    def _kill(self, why: str) -> None:
+        self.killed_by = f"killed by the harness: {why}"
+        _kill_tree(self.proc, signal.SIGKILL)
+
+    def _enforce(self, now: float, rss: int) -> None:
+        started, limit = self.started_at, self.limit_mb
+        if limit and started is not None and rss / 2**20 > limit and self.killed_by is None:
+            self._kill(f"process-tree RSS {rss / 2**20:.0f} MB during the run exceeded the {limit:g} MB limit "
+                       f"(--research-enforce-memory counts the run's process-tree RSS from the run's start, as "
+                       f"memory_peak_mb; start-up and warm-up peaked at {self.startup_peak / 2**20:.0f} MB, not "
+                       f"counted)")
+        elif started is None and now - self.t_spawn > self.startup_timeout_s and self.killed_by is None:
+            self._kill(f"the child did not start the run within {self.startup_timeout_s:g} s")
+        elif started is not None and self.timeout_s:
+            over = now - started - self.timeout_s
+            if over > TERM_GRACE_S and not self.termed:
+                self.termed = True
+                _kill_tree(self.proc, signal.SIGTERM)
+            elif over > TERM_GRACE_S + KILL_GRACE_S and self.killed_by is None:
+                self._kill(f"no result {TERM_GRACE_S + KILL_GRACE_S:g} s after the {self.timeout_s:g} s timeout "
+                           f"(stuck in native code?)")
+
+    def wait(self, follower: FileFollower | None) -> None:
+        """Sample the child until it ends; a timeout in the parent or Ctrl-C stops it and is kept in `exception`.
+        The parent's own deadline covers start-up and the run; the child enforces timeout_s itself."""
+        deadline = self.startup_timeout_s + self.timeout_s + TERM_GRACE_S + KILL_GRACE_S + 30
+        try:
+            with stopping_signals(), run_deadline(deadline, own=False):
+                while self.proc.poll() is None:
+                    self.sample()
+                    if follower is not None:
+                        follower.poll()
+                    time.sleep(POLL_S)
+            if follower is not None:
+                follower.poll()                # what the child wrote after the last poll
+        except BaseException as e:   # stop the child, keep what it wrote
+            self.exception = e
+            _kill_tree(self.proc, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=TERM_GRACE_S)
+            except subprocess.TimeoutExpired:
+                _kill_tree(self.proc, signal.SIGKILL)
+        self.returncode = self.proc.wait()
+        self.wall_total_s = time.perf_counter() - self.t_spawn
+
+    def read(self, oom_before: int | None) -> None:
+        """What the ended child left: its result and status files, and how it died when it left no result."""
+        self.result, self.status_info = _read_json(self.files["result"]), _read_json(self.files["status"]) or {}
+        startup = self.extra["startup_peak_mb"] = round(self.startup_peak / 2**20, 1) if self.startup_peak else None
+        if self.limit_mb:
+            self.extra["memory_check"] = {
+                "limit_mb": self.limit_mb, "counted": "process-tree RSS from the run's start (as memory_peak_mb); "
+                "start-up and warm-up not counted", "run_started": self.started_at is not None,
+                "startup_peak_mb": startup}
+        if self.result is None or self.killed_by is not None:
+            self.cause = describe_exit(self.returncode, killed_by_harness=self.killed_by, oom_before=oom_before,
+                                       oom_after=_oom_kill_count(), peak_mb=self.peak_mb,
+                                       stderr_tail=_tail(self.files["log"]))
+            self.log = str(self.files["log"])
 
 
 def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None = None,
               enforce_memory_mb: float | None = None, startup_timeout_s: float = STARTUP_TIMEOUT_S,
-              term_grace_s: float = TERM_GRACE_S, kill_grace_s: float = KILL_GRACE_S,
               extra_pids: list[int] | None = None, env: dict[str, str] | None = None,
               on_progress: Callable[[dict], None] | None = None) -> Supervised:
     """Start the child on `doc`, sample its process tree until it ends, enforce the deadlines, and read what it
@@ -157,118 +214,41 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
     from llm_research_bench.engine.memory import ProcessTree
 
     tmp = Path(tempfile.mkdtemp(prefix="research-bench-", dir=workdir))
-    req_f, res_f, st_f, err_f = tmp / "request.json", tmp / "result.json", tmp / "status.json", tmp / "output.log"
+    files = {k: tmp / f"{k}.json" for k in ("request", "result", "status")} | {"log": tmp / "output.log"}
     follower = None
     if on_progress is not None:
         doc = {**doc, "progress_file": str(tmp / "progress.jsonl")}
         follower = FileFollower(tmp / "progress.jsonl", on_progress)
-    req_f.write_text(json.dumps(doc, default=str))
+    files["request"].write_text(json.dumps(doc, default=str))
     oom_before = _oom_kill_count()
-    child_env = dict(os.environ)
-    child_env.update(env or {})
+    child_env = {**os.environ, **(env or {})}
     child_env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p]
                                               + [child_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    with open(err_f, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, str(req_f), str(res_f), str(st_f)],
-                                stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env=child_env)
-    tree = ProcessTree(root_pid=proc.pid, extra_pids=extra_pids)
-    t_spawn = time.perf_counter()
-    started_at: float | None = None
-    peak = 0                    # the run's peak (from the run's start): what the memory limit is held to
-    startup_peak = 0            # imports and warm-up, before the run started: reported, never held to the limit
-    killed_by: str | None = None
-    termed = False
-    exc: BaseException | None = None
-    # The parent's own deadline covers start-up and the run; the child enforces timeout_s itself.
-    try:
-        with stopping_signals(), run_deadline(startup_timeout_s + timeout_s + term_grace_s + kill_grace_s + 30,
-                                                   own=False):
-            while proc.poll() is None:
-                now = time.perf_counter()
-                try:
-                    rss = tree.rss_bytes()
-                except Exception:
-                    rss = 0
-                if started_at is None and st_f.exists():
-                    started_at = now
-                if started_at is None:
-                    startup_peak = max(startup_peak, rss)
-                else:
-                    peak = max(peak, rss)
-                if (enforce_memory_mb and started_at is not None and rss / 2**20 > enforce_memory_mb
-                        and killed_by is None):
-                    killed_by = (f"killed by the harness: process-tree RSS {rss / 2**20:.0f} MB during the run "
-                                 f"exceeded the {enforce_memory_mb:g} MB limit (--research-enforce-memory counts "
-                                 f"the run's process-tree RSS from the run's start, as memory_peak_mb; start-up "
-                                 f"and warm-up peaked at {startup_peak / 2**20:.0f} MB, not counted)")
-                    _kill_tree(proc, signal.SIGKILL)
-                elif started_at is None and now - t_spawn > startup_timeout_s and killed_by is None:
-                    killed_by = f"killed by the harness: the child did not start the run within {startup_timeout_s:g} s"
-                    _kill_tree(proc, signal.SIGKILL)
-                elif started_at is not None and timeout_s:
-                    over = now - started_at - timeout_s
-                    if over > term_grace_s and not termed:
-                        termed = True
-                        _kill_tree(proc, signal.SIGTERM)
-                    elif over > term_grace_s + kill_grace_s and killed_by is None:
-                        killed_by = (f"killed by the harness: no result {term_grace_s + kill_grace_s:g} s after the "
-                                     f"{timeout_s:g} s timeout (stuck in native code?)")
-                        _kill_tree(proc, signal.SIGKILL)
-                if follower is not None:
-                    follower.poll()
-                time.sleep(POLL_S)
-        if follower is not None:
-            follower.poll()                # what the child wrote after the last poll
-    except BaseException as e:   # a timeout in the parent, Ctrl-C: stop the child, keep what it wrote
-        exc = e
-        _kill_tree(proc, signal.SIGTERM)
-        try:
-            proc.wait(timeout=term_grace_s)
-        except subprocess.TimeoutExpired:
-            _kill_tree(proc, signal.SIGKILL)
-            proc.wait()
-    rc = proc.wait()
-    if started_at is None:      # it died (or was stopped) before its run started: start-up is all there is
-        peak = max(peak, startup_peak)
-    peak_mb = peak / 2**20 if peak else None
-    result = None
-    if res_f.exists():
-        try:
-            result = json.loads(res_f.read_text())
-        except (OSError, ValueError):
-            result = None
-    status_info: dict = {}
-    try:
-        status_info = json.loads(st_f.read_text()) if st_f.exists() else {}
-    except (OSError, ValueError):
-        pass
-    sup = Supervised(rc, result, status_info, peak_mb, killed_by, termed, started_at,
-                     time.perf_counter() - t_spawn, exception=exc, workdir=tmp)
-    sup.extra["startup_peak_mb"] = round(startup_peak / 2**20, 1) if startup_peak else None
-    if enforce_memory_mb:
-        sup.extra["memory_check"] = {"limit_mb": enforce_memory_mb, "counted": "process-tree RSS from the run's start "
-                                     "(as memory_peak_mb); start-up and warm-up not counted",
-                                     "run_started": started_at is not None,
-                                     "startup_peak_mb": sup.extra["startup_peak_mb"]}
-    if result is None or killed_by is not None:
-        sup.cause = describe_exit(rc, killed_by_harness=killed_by, oom_before=oom_before,
-                                  oom_after=_oom_kill_count(), peak_mb=peak_mb, stderr_tail=_tail(err_f))
-        sup.log = str(err_f)
+    with open(files["log"], "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, *(str(files[k]) for k in ("request", "result",
+                                 "status"))], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=child_env)
+    sup = Supervised(proc, ProcessTree(root_pid=proc.pid, extra_pids=extra_pids), files, timeout_s=timeout_s,
+                     startup_timeout_s=startup_timeout_s, enforce_memory_mb=enforce_memory_mb)
+    sup.wait(follower)
+    sup.read(oom_before)
     _cleanup(tmp, keep=sup.cause is not None)
     return sup
 
 
-def run_isolated(req: RunRequest, *, workdir: str | os.PathLike | None = None, warm: bool | None = None,
-                 enforce_memory_mb: float | None = None, startup_timeout_s: float = STARTUP_TIMEOUT_S,
-                 term_grace_s: float = TERM_GRACE_S, kill_grace_s: float = KILL_GRACE_S,
+def run_isolated(req: RunRequest, *, workdir: str | os.PathLike | None = None, enforce_memory_mb: float | None = None,
                  extra_pids: list[int] | None = None) -> RunOutcome:
-    """Run `req` in a fresh child and wait for it, sampling its process tree."""
-    warm = (req.runner == DEFAULT_RUNNER and req.retrieval) if warm is None else warm
-    timeout = req.effective_timeout
-    sup = supervise(child_request(req, warm=warm), timeout_s=timeout, workdir=workdir,
-                    enforce_memory_mb=enforce_memory_mb, startup_timeout_s=startup_timeout_s,
-                    term_grace_s=term_grace_s, kill_grace_s=kill_grace_s, extra_pids=extra_pids,
-                    on_progress=req.on_progress)
+    """Run `req` in a fresh child and wait for it, sampling its process tree. The child warms up (corpus,
+    embedder, index) when the engine itself runs with retrieval."""
+    warm = req.runner == DEFAULT_RUNNER and req.research_kwargs.get("retrieval", True)
+    doc = {"kind": "research", "request": req.to_json(), "warm": warm, "sys_path": [p for p in sys.path if p]}
+    sup = supervise(doc, timeout_s=req.effective_timeout, workdir=workdir, enforce_memory_mb=enforce_memory_mb,
+                    extra_pids=extra_pids, on_progress=req.on_progress)
+    return _outcome(sup, req)
+
+
+def _outcome(sup: Supervised, req: RunRequest) -> RunOutcome:
+    """What the child's supervision says happened to the run."""
     out = RunOutcome(CRASHED, None, isolated=True, observed_peak_mb=sup.peak_mb,
                      child_warmup_s=sup.status_info.get("warmup_s"), memray_file=req.memray_file,
                      exception=sup.exception, memory_check=sup.extra.get("memory_check"))
@@ -289,16 +269,14 @@ def run_isolated(req: RunRequest, *, workdir: str | os.PathLike | None = None, w
         out.error = first_line(sup.exception)
     elif sup.termed and out.status == INTERRUPTED:     # our SIGTERM at the deadline: the child's alarm did not fire
         out.status = TIMED_OUT
-        out.error = f"no result within {timeout:g} s (+{term_grace_s:g} s grace): stopped with SIGTERM"
+        out.error = f"no result within {req.effective_timeout:g} s (+{TERM_GRACE_S:g} s grace): stopped with SIGTERM"
     return out
 
 
 def call_isolated(target: str, kwargs: dict | None = None, *, timeout_s: float = 900.0,
                   env: dict[str, str] | None = None, workdir: str | os.PathLike | None = None) -> dict:
-    """Call `target` ("module:function", returning a JSON-able dict) with `kwargs` in a fresh child process and
-    return its result; the child's lifetime peak RSS is its own. Raises ChildFailed (how it died) or
-    re-raises the child's exception as a ChildFailed with its message; a timeout or Ctrl-C in the parent
-    stops the child and propagates."""
+    """Call `target` ("module:function", returning a JSON-able dict) with `kwargs` in a fresh child and return its
+    result. ChildFailed says how it died or what it raised; a timeout or Ctrl-C in the parent propagates."""
     doc = {"kind": "call", "target": target, "kwargs": kwargs or {}, "timeout_s": timeout_s,
            "sys_path": [p for p in sys.path if p]}
     sup = supervise(doc, timeout_s=timeout_s, workdir=workdir, env=env, startup_timeout_s=timeout_s)
@@ -314,14 +292,9 @@ def call_isolated(target: str, kwargs: dict | None = None, *, timeout_s: float =
 def _cleanup(tmp: Path, *, keep: bool) -> None:
     """Remove the exchange folder; a crashed child's output log is kept next to it for inspection."""
     for f in tmp.iterdir():
-        if keep and f.name == "output.log":
-            continue
-        try:
-            f.unlink()
-        except OSError:
-            pass
+        if not (keep and f.name == "output.log"):
+            with contextlib.suppress(OSError):
+                f.unlink()
     if not keep:
-        try:
+        with contextlib.suppress(OSError):
             tmp.rmdir()
-        except OSError:
-            pass

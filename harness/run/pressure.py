@@ -1,15 +1,10 @@
-"""Real memory pressure for the memory-pressure bench: a child process that holds memory on command.
-
-    hog = MemoryHog()            a child of this process (so a run's process tree counts its memory)
-    hog.hold(1200)               allocate 1,200 MB and write every page; returns the child's RSS in MB once held
-    hog.free()                   give it back; returns the RSS after
-    hog.close()
-
-Nothing is simulated: the engine's pressure reading (process-tree RSS / the profile's memory limit, and system
-memory in use) sees the child's resident pages like any other memory of the run.
+"""Real memory pressure for the memory-pressure bench: a child process (so a run's process tree counts it) that
+holds memory on command, every page written: `MemoryHog().hold(1200)` -> its RSS in MB; `.free()`; `.close()`.
+The engine's pressure reading sees the child's resident pages like any other memory of the run.
 """
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 
@@ -73,16 +68,15 @@ class MemoryHog:
         return rss
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self._ask("quit")
-            except (OSError, ValueError, MemoryHogError):
-                pass
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc.poll() is not None:
+            return
+        with contextlib.suppress(OSError, ValueError, MemoryHogError):
+            self._ask("quit")
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
     def __enter__(self) -> "MemoryHog":
         return self

@@ -1,24 +1,17 @@
-"""Live progress of a run, as plain data: the engine's events (`research(..., on_event=...)`) and the index
-build's progress, reduced to small JSON-able dicts that the plugin's terminal display (plugin/progress.py)
-turns into lines. The same dicts come from an in-process run (a callback) and from an isolated child (one
-JSON line each in a progress file the parent follows), so both show the same progress.
-
-Event dicts ("event" says which):
-    phase       {"phase", "batch"}                   a phase started (plan, streaming_inference, synthesis)
-    retrieved   {"hits", "cache_hit"}                retrieval done
-    batch       {"batch", "size", "novelty", "admitted"}
-    batch_done  {"batch", "claims", "tokens", "decode_tps"}   decode rate from the backend's own counters
-                                                              when it reports them, else client-side timing
-    tokens      {"count"}                             answer chunks streamed so far in this call
-    index       {"stage", "done", "total"}           the index build (embed / hnsw / saved / cached)
-"""
+"""Live progress of a run as small JSON-able dicts, from the engine's events and the index build; plugin/progress.py
+turns them into terminal lines. An in-process run feeds a callback; an isolated child appends them to a file its
+parent follows. "event": phase, retrieved, batch, batch_done (decode_tps), tokens (count), index, warmup."""
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any, Callable
 
 Sink = Callable[[dict], None]
+#: The engine event's keys each plain progress dict keeps.
+EVENT_KEYS = {"phase": ("phase", "batch"), "retrieved": ("hits", "cache_hit"),
+              "batch": ("batch", "size", "novelty", "admitted")}
 
 
 def decode_rate(call: Any) -> float | None:
@@ -31,21 +24,14 @@ def decode_rate(call: Any) -> float | None:
 
 def summarize(kind: str, data: dict) -> dict | None:
     """One engine event as a progress dict (None for events progress does not show)."""
-    if kind == "phase":
-        return {"event": "phase", "phase": data.get("phase"), "batch": data.get("batch")}
-    if kind == "retrieved":
-        return {"event": "retrieved", "hits": data.get("hits"), "cache_hit": data.get("cache_hit")}
-    if kind == "batch":
-        return {"event": "batch", "batch": data.get("batch"), "size": data.get("size"),
-                "novelty": data.get("novelty"), "admitted": data.get("admitted")}
+    if kind in ("phase", "retrieved", "batch"):
+        return {"event": kind, **{k: data.get(k) for k in EVENT_KEYS[kind]}}
     if kind == "batch_done":
         call = data.get("call")
         return {"event": "batch_done", "batch": data.get("batch"), "claims": data.get("claims"),
                 "tokens": getattr(call, "tokens_generated", None),
                 "decode_tps": decode_rate(call) if call is not None else None}
-    if kind == "answer_delta":
-        return {"event": "tokens", "count": 1}
-    return None
+    return {"event": "tokens", "count": 1} if kind == "answer_delta" else None
 
 
 def engine_listener(sink: Sink | None) -> Callable[[str, dict], None] | None:
@@ -63,10 +49,8 @@ def engine_listener(sink: Sink | None) -> Callable[[str, dict], None] | None:
             ev["count"] = count["n"]
         elif ev["event"] == "phase":
             count["n"] = 0
-        try:
+        with contextlib.suppress(Exception):      # a display problem never breaks a measured run
             sink(ev)
-        except Exception:       # a display problem never breaks a measured run
-            pass
 
     return on_event
 
@@ -105,11 +89,5 @@ class FileFollower:
             return
         self._pos += len(chunk[:end + 1].encode("utf-8"))
         for line in chunk[:end].splitlines():
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            try:
-                self.sink(ev)
-            except Exception:
-                pass
+            with contextlib.suppress(Exception):    # a torn line or a display problem never stops the run
+                self.sink(json.loads(line))

@@ -13,26 +13,25 @@ from ..records import DEFAULT_RUNNER
 
 COMPLETED, FAILED, TIMED_OUT, INTERRUPTED, CRASHED, ERROR = (
     "completed", "failed", "timed_out", "interrupted", "crashed", "error")
+#: Fields that live in one process only: an isolated child loads its corpus by path and makes its own sink.
+LOCAL_FIELDS = ("corpus", "system_info", "on_progress")
 
 
 @dataclass
 class RunRequest:
-    """What to run. `profile` is an engine Profile; `corpus` a Corpus (in-process) or None, `corpus_path` the
-    path an isolated child loads (None: the engine's default corpus)."""
+    """One run, from the plugin to the engine, in this process or in a child. `research_kwargs` are
+    engine.research's own keyword arguments (early_exit, retrieval, store_text, model, ...), passed as they are."""
     question: str
-    profile: Any
+    profile: Any                        # an engine Profile
     backend: Any = "llamacpp"           # a backend name, or (in-process only) a Backend object
-    corpus: Any = None
-    corpus_path: str | None = None
-    early_exit: bool = True
-    retrieval: bool = True
-    store_text: bool = False
-    system_info: dict | None = None
+    corpus: Any = None                  # a Corpus (in-process only)
+    corpus_path: str | None = None      # the path an isolated child loads (None: the engine's default corpus)
     research_kwargs: dict = field(default_factory=dict)
     runner: str = DEFAULT_RUNNER        # "module:function" with engine.research's signature
     timeout_s: float | None = None      # None: the profile's timeout_s; 0: no timeout
     memray_file: str | None = None
-    on_progress: Callable[[dict], None] | None = None   # live progress dicts (run/progress.py); not sent to a child
+    system_info: dict | None = None
+    on_progress: Callable[[dict], None] | None = None   # live progress dicts (run/progress.py)
 
     @property
     def effective_timeout(self) -> float:
@@ -41,6 +40,27 @@ class RunRequest:
     @property
     def backend_name(self) -> str:
         return self.backend if isinstance(self.backend, str) else getattr(self.backend, "name", "?")
+
+    def engine_kwargs(self) -> dict:
+        """The keyword arguments of the engine call (the question aside)."""
+        corpus = self.corpus if self.corpus is not None else self.corpus_path
+        kwargs = {"profile": self.profile, "backend": self.backend, "corpus": corpus, **self.research_kwargs}
+        if self.system_info is not None:
+            kwargs["system_info"] = self.system_info
+        return kwargs
+
+    def to_json(self) -> dict:
+        """This request as the JSON an isolated child reads back with `from_json`."""
+        doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in LOCAL_FIELDS}
+        return {**doc, "profile": dataclasses.asdict(self.profile), "backend": self.backend_name,
+                "timeout_s": self.effective_timeout}
+
+    @classmethod
+    def from_json(cls, doc: dict, **local: Any) -> "RunRequest":
+        from llm_research_bench.engine.profiles import Budget, Profile
+        prof = dict(doc["profile"])
+        prof["budgets"] = {k: Budget(**v) for k, v in (prof.get("budgets") or {}).items()}
+        return cls(**{**doc, "profile": Profile(**prof)}, **local)
 
 
 @dataclass
@@ -62,10 +82,6 @@ class RunOutcome:
     exception: BaseException | None = None
     memory_check: dict | None = None     # how --research-enforce-memory counted (isolated runs), stored in extra
 
-    @property
-    def timed_out(self) -> bool:
-        return self.status == TIMED_OUT
-
 
 def resolve_runner(spec: str) -> Callable[..., Any]:
     mod, _, attr = spec.partition(":")
@@ -77,14 +93,3 @@ def resolve_runner(spec: str) -> Callable[..., Any]:
 def first_line(exc: BaseException) -> str:
     s = str(exc).strip()
     return f"{type(exc).__name__}: {s.splitlines()[0]}" if s else type(exc).__name__
-
-
-def profile_to_dict(profile: Any) -> dict:
-    return dataclasses.asdict(profile)
-
-
-def profile_from_dict(d: dict) -> Any:
-    from llm_research_bench.engine.profiles import Budget, Profile
-    d = dict(d)
-    d["budgets"] = {k: Budget(**v) for k, v in (d.get("budgets") or {}).items()}
-    return Profile(**d)

@@ -1,13 +1,5 @@
-"""Measurement drivers of the breakdown benches: scaled corpora, and corpus-size and context-window growth
-points, each measured in a fresh child process through the same child machinery as isolated pipeline runs
-(run/isolated.py `call_isolated`), so that a point's peak RSS is its own.
-
-Scaled corpora (`scaled_corpus(corpus, n)`), built from PubMedQA-L's 1,000 abstracts (3,358 passages):
-- n <= 3,358: whole abstracts in corpus order until n passages (the last abstract may be cut short);
-- n  > 3,358: every passage, then sentence-level splits of the multi-sentence passages in corpus order
-  (sentences of >= 5 words; a passage that is one sentence adds nothing, so no split repeats a passage)
-  until n. The ids are "<passage id>#s<j>". The corpus holds ~8,600 such sentences, so up to ~12,000 passages.
-"""
+"""Measurement drivers of the breakdown benches: corpus-size and context-window growth points, each measured in a
+fresh child (run/isolated.py call_isolated) so that its peak RSS is its own, and the scaled corpora they use."""
 from __future__ import annotations
 
 import re
@@ -20,13 +12,12 @@ from .isolated import call_isolated
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
 MIN_SENTENCE_WORDS = 5
-#: A child measuring one point gets this long (an index build of 10,000 passages takes ~2 min on 2 cores).
+#: A child measuring one point gets this long (it builds the scaled corpus's index cold).
 POINT_TIMEOUT_S = 900.0
 
-# -- scaled corpora -----------------------------------------------------------------------------------------
 
 def sentence_splits(passages: Sequence[Any]) -> list[tuple[str, str]]:
-    """(id, text) of the sentences of multi-sentence passages, in corpus order (see module doc)."""
+    """(id, text) of the sentences (>= MIN_SENTENCE_WORDS words) of multi-sentence passages, in corpus order."""
     out = []
     for p in passages:
         sents = [s for s in _SENTENCE.split(p.text) if len(s.split()) >= MIN_SENTENCE_WORDS]
@@ -36,8 +27,8 @@ def sentence_splits(passages: Sequence[Any]) -> list[tuple[str, str]]:
 
 
 def scaled_corpus(corpus: Any, n: int) -> Any:
-    """A corpus of exactly n passages built from `corpus` (an engine Corpus) as the module doc says; its
-    questions are those whose gold passages are all inside."""
+    """A corpus of exactly n passages from `corpus`: up to its size, its passages in order; beyond, every passage,
+    then the sentences (ids "<passage id>#s<j>") of multi-sentence passages. Its questions: gold passages inside."""
     from llm_research_bench.engine.corpus import Corpus, Passage
 
     base = list(corpus.passages)
@@ -59,9 +50,6 @@ def scaled_corpus(corpus: Any, n: int) -> Any:
     return Corpus(passages, questions, corpus.source, f"{corpus.format}:scaled-{how}-{n}")
 
 
-
-# -- measurements (in a child) -------------------------------------------------------------------------------
-
 def _peak_rss_mb() -> float:
     from llm_research_bench.engine.memory import ru_maxrss_mb
     return ru_maxrss_mb()
@@ -73,7 +61,6 @@ def measure_corpus_size(n: int, question: str, profile: str = "quick", n_queries
     into `cache_dir`, a fresh folder; the HNSW part is timed again alone on the same vectors, the rest counts
     as embedding), time `n_queries` HNSW searches, then one research run on the now warm index.
     Runs in a fresh child (`corpus_size_point`): peak RSS is then this size's own."""
-    import os
     import tempfile
     import time
 

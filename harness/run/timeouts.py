@@ -1,16 +1,6 @@
-"""Per-run timeouts, enforced by the harness.
-
-`HarnessTimeout` subclasses the engine's `RunTimeout`, so the engine recognises it by type: it marks the run's
-partial telemetry `timed_out: true` and re-raises, and the harness stores the run as timed out.
-
-Two mechanisms, one timer (`SignalTimer`, SIGALRM, main thread, Unix):
-- pytest-timeout present: the plugin takes over pytest-timeout's timer for bench items through its hooks
-  (`pytest_timeout_set_timer` / `pytest_timeout_cancel_timer`, harness/plugin/hooks.py). The item's timer is
-  then re-armed for each run (`run_deadline(seconds, timer=...)`) and raises HarnessTimeout.
-- otherwise, or outside pytest: `run_deadline` arms its own SignalTimer around the run when SIGALRM is free.
-An isolated child enforces its timeout itself (run/child.py), and its parent stops it with SIGTERM, then
-SIGKILL, when it does not return (run/isolated.py).
-"""
+"""Per-run timeouts, enforced with one SIGALRM timer (`SignalTimer`; main thread, Unix). `HarnessTimeout` is an
+engine `RunTimeout`, so the engine marks the partial telemetry timed_out and re-raises. With pytest-timeout the
+plugin takes its timer over for bench items (plugin/hooks.py); an isolated child enforces its own (run/child.py)."""
 from __future__ import annotations
 
 import signal
@@ -21,7 +11,7 @@ from typing import Iterator
 from llm_research_bench.engine.deadline import RunTimeout, raise_stop
 from llm_research_bench.engine.deadline import Terminated, stopping_signals  # noqa: F401 -- used by run/
 
-#: Seconds a child may take to warm up (an index is built here the first time: ~65 s on 2 cores).
+#: Seconds a child, or a lazy session warm-up, may take to warm up (it may build the corpus index).
 STARTUP_TIMEOUT_S = 900.0
 
 
@@ -77,36 +67,28 @@ def _sigalrm_free() -> bool:
 
 @contextmanager
 def run_deadline(seconds: float, *, timer: SignalTimer | None = None, own: bool = True) -> Iterator[str | None]:
-    """Give the code inside `seconds`; yields who enforces it ('pytest-timeout', 'harness') or None.
-
-    With `timer` (an item's timer taken over from pytest-timeout) it is re-armed for this run and, after the
-    run, given a fresh window for the harness's own bookkeeping (or disarmed after a failure, so it cannot fire
-    while the partial run is recorded). Without one, and if `own`, a SignalTimer of its own is armed when
-    SIGALRM is free (never clobbering someone else's)."""
+    """Give the code inside `seconds`; yields who enforces it ('pytest-timeout', 'harness') or None. An item's
+    `timer` is re-armed for the run, then again for the harness's bookkeeping (disarmed after a failure, so it
+    cannot fire while the partial run is recorded); else, if `own`, a timer of its own when SIGALRM is free."""
     if not seconds or seconds <= 0 or not signals_usable():
         yield None
-        return
-    if timer is not None:
+    elif timer is not None:
         timer.arm(seconds)
-        ok = False
         try:
             yield timer.via
-            ok = True
+        except BaseException:
+            timer.disarm()
+            raise
+        timer.arm(seconds)
+    elif own and _sigalrm_free():
+        mine = SignalTimer()
+        mine.arm(seconds)
+        try:
+            yield mine.via
         finally:
-            if ok:
-                timer.arm(seconds)
-            else:
-                timer.disarm()
-        return
-    if not own or not _sigalrm_free():
+            mine.cancel()
+    else:
         yield None
-        return
-    mine = SignalTimer()
-    mine.arm(seconds)
-    try:
-        yield mine.via
-    finally:
-        mine.cancel()
 
 
 @contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from llm_research_bench.harness.analysis.gate import (MET, MISSED, UNVERIFIED, failing, instance_verdict,
-                                                      instance_verdicts)
+                                                      instance_verdicts, judge_time)
 from llm_research_bench.harness.records import MEMORY_OVER, RUN_TIMED_OUT, TIME_OVER, ResultRecord
 from llm_research_bench.harness.run.verdicts import time_message
 from tests.harness.doubles import recorded_telemetry
@@ -81,6 +81,15 @@ def test_records_stored_on_their_own_are_instances_by_themselves():
     a.extra.pop("instance"), b.extra.pop("instance")
     vs = instance_verdicts([a, b])
     assert [v.status for v in vs] == [MET, MISSED]
+
+
+def test_one_time_rule_judges_a_run_and_an_instance_median_alike():
+    assert [judge_time(t, 10.0, 30.0) for t in (30.1, 30.0, 10.0, 9.9)] == ["over", "within", "within", "under"]
+    assert judge_time(1.0, None, 30.0) == "within"
+    for t in (9.0, 20.0, 31.0):
+        run = instance_verdict([_run(t)])
+        assert run.time_status == judge_time(t, 10.0, 30.0)
+        assert run.time_status == "over" or run.status == MET
 
 
 def test_ungated_instances_never_fail():

@@ -3,6 +3,7 @@ isolated child processes (crash, OOM kill, memory enforcement), memray captures.
 tests/harness/doubles.py:replay_research_double (a test double replaying recorded telemetry)."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -183,3 +184,48 @@ def test_an_isolated_run_reloads_the_warmup_corpus_in_the_child(bench):
     assert bench.run("-m", "quick", "--research-isolate").ret == 0
     (rec,) = bench.records()
     assert rec.extra["isolated"] is True
+
+
+def test_a_run_request_reaches_an_isolated_child_as_it_was_asked():
+    from llm_research_bench.engine.profiles import get_profile
+    from llm_research_bench.harness.run.request import RunRequest
+
+    prof = get_profile("quick")
+    req = RunRequest(question="q", profile=prof, corpus=object(), corpus_path="corpus.jsonl",
+                     research_kwargs={"early_exit": False, "model": "m"}, system_info={}, on_progress=print)
+    doc = req.to_json()
+    assert "corpus" not in doc and "on_progress" not in doc and "system_info" not in doc
+    back = RunRequest.from_json(json.loads(json.dumps(doc)))
+    assert back.profile == prof and back.research_kwargs == {"early_exit": False, "model": "m"}
+    assert (back.question, back.corpus_path, back.timeout_s, back.backend) == ("q", "corpus.jsonl", prof.timeout_s,
+                                                                               "llamacpp")
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_engine_knobs_reach_the_engine_as_they_are(bench, tmp_path, monkeypatch, isolate):
+    seen = tmp_path / "kwargs.json"
+    monkeypatch.setenv("RB_SPY_FILE", str(seen))
+    bench.pytester.makepyfile(test_bench="""
+        import json, os
+        import pytest
+        from tests.harness.doubles import replay_research_double
+
+        def spy(question, **kwargs):
+            with open(os.environ["RB_SPY_FILE"], "w") as fh:
+                json.dump({k: v for k, v in kwargs.items() if k in ("early_exit", "model", "store_text")}, fh)
+            return replay_research_double(question, **kwargs)
+
+        @pytest.fixture
+        def research_runner():
+            return "test_bench:spy"
+
+        def test_run(research_bench, profile):
+            research_bench.run(early_exit=False, model="tiny", rounds=1, warmup_runs=0, extra={"variant": "v"})
+    """)
+    monkeypatch.syspath_prepend(str(bench.pytester.path))
+    args = ["--research-isolate"] if isolate else []
+    assert bench.run("-m", "quick", *args).ret == 0
+    assert json.loads(seen.read_text()) == {"early_exit": False, "model": "tiny"}
+    (rec,) = bench.records()
+    assert rec.extra["variant"] == "v" and rec.extra["rounds"] == 1 and rec.extra["isolated"] is isolate
+    assert rec.extra["runner"] == "test_bench:spy"

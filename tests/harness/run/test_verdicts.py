@@ -1,4 +1,4 @@
-"""Budgets, memory limits, schema checks and the quality floor: the pure verdicts (budgets.evaluate, fed the
+"""Budgets, memory limits, schema checks and the quality floor: the pure verdicts (run/verdicts.py evaluate, fed the
 telemetry recorded from a real quick run) and the same failures through the plugin."""
 from __future__ import annotations
 
