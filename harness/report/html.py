@@ -8,39 +8,24 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Any, Sequence
-
-import jinja2
+from typing import Sequence
 
 from ..analysis import measures
 from ..analysis.quality import QualitySummary
 from ..records import ResultRecord, better, label, series_key, spec, unit
 from ..units import num
-from . import charts
+from . import TEMPLATES, charts
+from . import Raw as _Raw
 
 _ARMS = (("retrieval", "retrieval (early exit on)"), ("retrieval_no_early_exit", "early exit off"),
          ("single_shot", "single-shot RAG"), ("closed_book", "closed-book"))
-
-
-class _Raw(str):
-    """Markup the template prints as it is (a chart, a commit link)."""
-
-    def __html__(self) -> str:
-        return self
-
-
-def _finalize(v: Any) -> Any:
-    return v if hasattr(v, "__html__") else _Raw(escape(str(v)))
 
 
 def _fmt(v, name: str) -> str:
     return num(v, unit(name))
 
 
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
-                          finalize=_finalize, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
-_ENV.filters["f"] = format
-_ENV.globals.update(num=num, label=label, better=better, spec=spec)
+TEMPLATES.globals.update(label=label, better=better, spec=spec)
 
 
 def _directional(k: str) -> bool:
@@ -255,7 +240,7 @@ def render(records: Sequence[ResultRecord], *, machine: str | None = None, title
     machines = [machine] if machine else sorted(newest, key=lambda fp: newest[fp], reverse=True) or [None]
     parts = [_part(sorted(measures.on_machine(records, fp), key=lambda r: r.timestamp),
                    _Part(git_order, commit_url, "" if i == 0 else f"-{i + 1}", fp)) for i, fp in enumerate(machines)]
-    return _ENV.get_template("report.html.j2").render(
+    return TEMPLATES.get_template("report.html.j2").render(
         title=title, parts=parts, n_records=len(records), n_machines=len(newest),
         when=generated_at or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         others=len(set(newest) - set(machines)), order_note=order_note or (
