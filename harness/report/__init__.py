@@ -23,8 +23,11 @@ def _finalize(v: Any) -> Any:
     return v if hasattr(v, "__html__") else Raw(escape(str(v)))
 
 
-TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
-                               finalize=_finalize, trim_blocks=True, lstrip_blocks=True,
-                               undefined=jinja2.StrictUndefined)
-TEMPLATES.filters["f"] = format
-TEMPLATES.globals.update(zip=zip, num=num)
+_LOADER = jinja2.FileSystemLoader(Path(__file__).parent / "templates")
+#: HTML and SVG templates (escaped output) and text templates (terminal lines, Markdown).
+TEMPLATES = jinja2.Environment(loader=_LOADER, autoescape=True, finalize=_finalize, trim_blocks=True,
+                               lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+TEXT = jinja2.Environment(loader=_LOADER, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+for _env in (TEMPLATES, TEXT):
+    _env.filters["f"] = format
+    _env.globals.update(zip=zip, num=num)
