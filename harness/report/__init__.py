@@ -28,6 +28,7 @@ _LOADER = jinja2.FileSystemLoader(Path(__file__).parent / "templates")
 TEMPLATES = jinja2.Environment(loader=_LOADER, autoescape=True, finalize=_finalize, trim_blocks=True,
                                lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 TEXT = jinja2.Environment(loader=_LOADER, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+TEXT.filters["md"] = lambda s: s.replace("|", "\\|").replace("\n", "<br>")     # a Markdown table cell or bullet
 for _env in (TEMPLATES, TEXT):
     _env.filters["f"] = format
     _env.globals.update(zip=zip, num=num)
