@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import TEXT, comparison, table
 from .terminal import findings_lines, gate_lines, unverified_lines
