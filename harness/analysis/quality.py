@@ -38,7 +38,6 @@ def _share(k: float, n: float) -> float | None:
     return k / n if n else None
 
 
-
 def is_polar_set(questions: Iterable[Any]) -> bool:
     """Whether the questions' gold answers are yes/no/maybe labels (PubMedQA) rather than free text."""
     answers = [getattr(q, "answer", None) for q in questions if getattr(q, "answer", None)]
@@ -144,7 +143,6 @@ def mcnemar_exact_p(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> flo
     return min(1.0, float(binomtest(min(a_only, m - a_only), m, 0.5).pvalue))
 
 
-
 @dataclass
 class QuestionOutcome:
     """What one run of one question produced, reduced to what quality scoring needs."""
@@ -209,7 +207,6 @@ def outcome_from_session(session: Any, question: Any, arm: str, time_s: float) -
         grounded=int(m.get("grounded_citations") or 0),
         all_citations=int(m["citations"]) + int(m.get("answer_citations") or 0),
         overlap=answer_overlap(getattr(session, "answer", "") or "", gold) if free_text else None)
-
 
 
 @dataclass
@@ -357,7 +354,6 @@ def _paired(a: Sequence[QuestionOutcome], b: Sequence[QuestionOutcome], polar: b
         out.update(overlap_change=d.mean_change, overlap_change_ci95=d.ci95, p_value=d.p_value)
     out["time_ratio"] = _share(sum(x.time_s for x, _ in pairs), sum(y.time_s for _, y in pairs))
     return out
-
 
 
 @dataclass

@@ -53,7 +53,6 @@ def _where(series: str) -> str:
     return f"{series}: " if series else ""
 
 
-
 #: The over-budget rule when one part of the run dominates: that part's share threshold and the advice.
 _DOMINANT = {
     "prompt_eval": (PROMPT_EVAL_DOMINANT, "prompt evaluation takes {prompt_eval:.0%} of it ({pe_s} for {pe_tok:,.0f} "
@@ -209,7 +208,6 @@ def recommend_runs(telemetries: Sequence[dict], *, budget: dict | None = None, s
     return out
 
 
-
 def _quality_vs_baselines(q: QualitySummary, where: str, series: str) -> list[Recommendation]:
     m, r, maj, n = q.metrics, q.arm("retrieval"), q.majority, q.sample_size
     acc, acc_maj, acc_cb = m.get("accuracy"), m.get("accuracy_majority"), m.get("accuracy_closed_book")
@@ -277,7 +275,6 @@ def recommend_quality(q: QualitySummary, *, series: str = "") -> list[Recommenda
     """Rules over one quality summary: against its baselines, its citations, its early-exit trade-off."""
     return [*_quality_vs_baselines(q, _where(series), series), *_quality_citations(q, _where(series), series),
             *_quality_early_exit(q, _where(series), series)]
-
 
 
 def raw_decode_tps_from(records: Sequence[Any]) -> float | None:
