@@ -44,17 +44,13 @@ def not_failed_note(d: MetricDelta) -> str:
 
 
 def condition_notes(c: Conditions) -> list[str]:
-    out = []
-    if c.profile_differs:
-        out.append("profile settings differ from the baseline's")
-    if c.dirty_current:
-        out.append("current runs come from a dirty working tree")
-    if c.memray_traced:
-        out.append(f"{c.memray_traced} run(s) traced by memray: their timings are inflated")
-    if c.contended_base or c.contended_cur:
-        out.append(f"timed on a busy machine: {c.contended_base} of {c.n_base} baseline and {c.contended_cur} of "
-                   f"{c.n_cur} current runs (other processes' CPU load): timing deltas are not trustworthy")
-    return out
+    return [note for applies, note in (
+        (c.profile_differs, "profile settings differ from the baseline's"),
+        (c.dirty_current, "current runs come from a dirty working tree"),
+        (c.memray_traced, f"{c.memray_traced} run(s) traced by memray: their timings are inflated"),
+        (c.contended_base or c.contended_cur, f"timed on a busy machine: {c.contended_base} of {c.n_base} baseline "
+         f"and {c.contended_cur} of {c.n_cur} current runs (other processes' CPU load): timing deltas are not "
+         f"trustworthy")) if applies]
 
 
 def changed_note(d: MetricDelta) -> str:
@@ -80,9 +76,7 @@ def notes(comp: Comparison) -> list[str]:
 
 
 def _stat(s: Any, u: str) -> str:
-    if s.median is None:
-        return "-"
-    return f"{spread(s.median, s.iqr, s.n, u)} (n={s.n})"
+    return "-" if s.median is None else f"{spread(s.median, s.iqr, s.n, u)} (n={s.n})"
 
 
 def table(comp: Comparison, *, tablefmt: str = "simple", only: Sequence[str] | None = None) -> str:
@@ -92,10 +86,8 @@ def table(comp: Comparison, *, tablefmt: str = "simple", only: Sequence[str] | N
             if only is not None and d.metric not in only and not d.failed and d.threshold is None \
                     and d.change != "changed":
                 continue
-            b, c = d.base, d.cur
-            verdict = ("FAIL" if d.failed else "indicative" if d.indicative else
-                       ("ok" if d.threshold is not None else ""))
-            body.append([s.key, d.label, _stat(b, d.unit), _stat(c, d.unit),
+            verdict = "FAIL" if d.failed else "indicative" if d.indicative else "ok" if d.threshold is not None else ""
+            body.append([s.key, d.label, _stat(d.base, d.unit), _stat(d.cur, d.unit),
                          "-" if d.delta_pct is None else f"{d.delta_pct:+.1f} %", d.change,
                          describe_test(d.test) if d.test.method not in ("none",) else "-",
                          f"{d.threshold.pct:g} %" if d.threshold else "", verdict])
