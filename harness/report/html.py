@@ -61,13 +61,6 @@ class _Part:
         return _Raw(f'<a href="{escape(url)}">{escape(key)}</a>' if url else escape(key))
 
 
-@dataclass
-class _Cell:
-    text: str
-    tip: str
-    fail: bool
-
-
 def _latest(records: Sequence[ResultRecord], pg: _Part) -> list[dict]:
     """Per profile: the run metrics pivot (a column per series at its newest commit, a cell the median over that
     commit's runs) and the quality and breakdown numbers; only metrics with a direction."""
@@ -98,15 +91,12 @@ def _latest(records: Sequence[ResultRecord], pg: _Part) -> list[dict]:
 def _pivot_row(latest: dict, vals: dict, cols: list[str], k: str) -> dict:
     """One run metric across the series of a profile, with its budget band; a cell is red over its budget."""
     band = _band([r for c in cols for r in latest[c]], k)
-    cells: list[_Cell | None] = []
-    for c in cols:
-        vs = vals[c].get(k)
-        if not vs:
-            cells.append(None)
-            continue
-        med, b = statistics.median(vs), _band(latest[c], k)
-        cells.append(_Cell(_fmt(med, k), f"min {_fmt(min(vs), k)} .. max {_fmt(max(vs), k)}, n = {len(vs)}",
-                           b is not None and b[1] is not None and med > b[1]))
+    cells = []
+    for c in cols:                                   # a cell per series, empty where it lacks the metric
+        vs, b = vals[c].get(k), _band(latest[c], k)
+        med = statistics.median(vs) if vs else None
+        cells.append(vs and dict(text=_fmt(med, k), tip=f"min {_fmt(min(vs), k)} .. max {_fmt(max(vs), k)}, n = "
+                                 f"{len(vs)}", fail=b is not None and b[1] is not None and med > b[1]))
     btxt = "" if not band else f"{_fmt(band[0], k) if band[0] is not None else ''} .. {_fmt(band[1], k)}"
     return dict(metric=k, band=btxt, cells=cells)
 
