@@ -82,7 +82,7 @@ def _latest(records: Sequence[ResultRecord], pg: _Part) -> list[dict]:
         own = [dict(series=c, metric=k, n=len(vals[c][k]), value=_fmt(statistics.median(vals[c][k]), k),
                     commit=pg.commit(latest[c][0]))
                for c in cols for k in sorted(vals[c]) if _directional(k) and spec(k).get("source") != "telemetry"]
-        out.append(dict(name=profile, own=own, rows=[_pivot_row(latest, vals, shown, k) for k in names] if shown else [],
+        out.append(dict(name=profile, own=own, rows=[_pivot_row(latest, vals, shown, k) for k in names],
                         cols=[dict(series=c, commit=pg.commit(latest[c][0]), runs=len(latest[c]),
                                    met=sum(r.target_met for r in latest[c])) for c in shown]))
     return out
@@ -178,7 +178,8 @@ def _breakdown(records: Sequence[ResultRecord], pg: _Part) -> dict:
         if e:
             kv = ", ".join(f"{label(k)} {_fmt(v, k)}" for k, v in measures.efficiency_values(recs[-1]).items())
             notes.append(dict(series=series, rounds=len(e.get("rounds") or []), commit=pg.commit(recs[-1]),
-                              text=f'{kv}; prefix reuse (evaluated/unique) {num(e.get("prefix_reuse_ratio_median"), "ratio")}',
+                              text=f"{kv}; prefix reuse (evaluated/unique) "
+                                   f"{num(e.get('prefix_reuse_ratio_median'), 'ratio')}",
                               note=f"goals: {e['goals']}" if e.get("goals") else None))
     return dict(cards=cards, notes=notes)
 
