@@ -47,8 +47,8 @@ class _Frame:
     """Maps data coordinates to the plot area of one chart."""
 
     def __init__(self, xlo: float, xhi: float, ylo: float, yhi: float, w: int = W, h: int = H, pad: bool = True,
-                 unit: str = "", title: str = ""):
-        self.w, self.h, self.unit, self.title = w, h, unit, title
+                 unit: str = ""):
+        self.w, self.h, self.unit = w, h, unit
         pad = ((yhi - ylo) * 0.08 or (abs(yhi) * 0.1 or 1.0)) if pad else 0.0
         lo = ylo - (pad if ylo != 0 else 0)
         if ylo >= 0 > lo:                         # non-negative data: the axis starts at 0, not below
@@ -114,10 +114,10 @@ def xy_chart(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], *, tit
 
 def share_bar(shares: Sequence[tuple[str, float]], *, title: str, w: int = 460, h: int | None = None) -> str:
     """One stacked horizontal bar of shares (0..1) with a legend; used for phase shares of wall time."""
-    f = _Frame(0, 1, 0, 1, w, h or 48 + 14 * ((len(shares) + 1) // 2), title=title)
+    f = _Frame(0, 1, 0, 1, w, h or 48 + 14 * ((len(shares) + 1) // 2))
     bars, x = [], 8.0
     for name, s in shares:
         width = max(0.0, min(1.0, s)) * (w - 16)
         bars.append((name, s, x, width))
         x += width
-    return _draw("shares", f, bars)
+    return _draw("shares", f, bars, title)
