@@ -9,11 +9,6 @@ from typing import Sequence
 from .. import records
 
 
-def metric_specs() -> dict[str, dict]:
-    """Breakdown metric name -> its schema entry (x-unit, x-better, x-label, description)."""
-    return records.metric_specs("breakdown")
-
-
 def validation_errors(summary: dict) -> list[str]:
     return records.validation_errors("breakdown", summary)
 

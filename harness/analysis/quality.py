@@ -1,11 +1,6 @@
 """Answer quality, pure: sampling, scoring, baselines, the early-exit trade-off, arms compared paired, and the
-typed summary a quality bench stores (schemas/quality.schema.json names, units and directions its metrics).
-
-Arms: retrieval (progressive, early exit on), retrieval_no_early_exit (same, gate off, the first questions of the
-sample), single_shot (top passages that fit, one prompt) and closed_book (no retrieval). A yes/no/maybe corpus is
-scored by decision accuracy (exact McNemar when paired), a free-text corpus by ROUGE-L overlap (Wilcoxon and a
-bootstrap interval when paired); only the former has a majority-class baseline.
-"""
+typed summary a quality bench stores (schemas/quality.schema.json). Yes/no/maybe answers are scored by accuracy,
+free-text ones by ROUGE-L overlap; only the former have a majority-class baseline."""
 from __future__ import annotations
 
 import random
@@ -24,12 +19,9 @@ QUALITY_SEED = 20240527
 #: Questions per profile, and how many of them (the first of the same sample) also run with early exit off.
 SAMPLE_SIZES: dict[str, tuple[int, int]] = {"quick": (20, 10), "balanced": (40, 20), "thorough": (60, 30)}
 DECISIONS = ("yes", "no", "maybe")
+#: retrieval: progressive, early exit on; retrieval_no_early_exit: the same with the gate off, on the first
+#: questions of the sample; single_shot: the top passages that fit, one prompt; closed_book: no retrieval.
 ARMS = ("retrieval", "closed_book", "retrieval_no_early_exit", "single_shot")
-
-
-def metric_specs() -> dict[str, dict]:
-    """Quality metric name -> its schema entry (x-unit, x-better, x-label, description)."""
-    return records.metric_specs("quality")
 
 
 def validation_errors(summary: dict) -> list[str]:
@@ -45,8 +37,6 @@ def _load(cls, d: Mapping | None):
 def _share(k: float, n: float) -> float | None:
     return k / n if n else None
 
-
-# -- sampling and statistics ---------------------------------------------------------------------------------
 
 def is_polar_set(questions: Iterable[Any]) -> bool:
     """Whether the questions' gold answers are yes/no/maybe labels (PubMedQA) rather than free text."""
@@ -153,8 +143,6 @@ def mcnemar_exact_p(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> flo
     return min(1.0, float(binomtest(min(a_only, m - a_only), m, 0.5).pvalue))
 
 
-# -- one question --------------------------------------------------------------------------------------------
-
 @dataclass
 class QuestionOutcome:
     """What one run of one question produced, reduced to what quality scoring needs."""
@@ -220,8 +208,6 @@ def outcome_from_session(session: Any, question: Any, arm: str, time_s: float) -
         all_citations=int(m["citations"]) + int(m.get("answer_citations") or 0),
         overlap=answer_overlap(getattr(session, "answer", "") or "", gold) if free_text else None)
 
-
-# -- one arm, two arms paired --------------------------------------------------------------------------------
 
 @dataclass
 class Arm:
@@ -369,8 +355,6 @@ def _paired(a: Sequence[QuestionOutcome], b: Sequence[QuestionOutcome], polar: b
     out["time_ratio"] = _share(sum(x.time_s for x, _ in pairs), sum(y.time_s for _, y in pairs))
     return out
 
-
-# -- the whole bench -----------------------------------------------------------------------------------------
 
 @dataclass
 class QualitySummary:

@@ -1,9 +1,9 @@
-"""Recommendations, pure: rules over the runs of one series (one bench on one profile, the newest commit) and
-over a quality summary. A rule fires only when the numbers call for it, and its message and `evidence` carry
-those numbers. `recommend(records)` runs every rule over stored records."""
+"""Recommendations, pure: rules over the runs of one series (its newest commit) and over a quality summary. A rule
+fires only when the numbers call for it; its message and `evidence` carry those numbers."""
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -46,6 +46,11 @@ def _m(tel: dict, name: str) -> Any:
     return (tel.get("metrics") or {}).get(name)
 
 
+def _metric(tels: Sequence[dict], name: str) -> float | None:
+    """A telemetry metric's median over the runs."""
+    return _med([_m(t, name) for t in tels])
+
+
 def _native(tel: dict, key: str) -> float:
     return sum(c.get(key) or 0.0 for c in (tel.get("traces") or {}).get("calls", []))
 
@@ -54,69 +59,64 @@ def _where(series: str) -> str:
     return f"{series}: " if series else ""
 
 
-# -- run rules ----------------------------------------------------------------------------------------------
+#: The over-budget rule when one part of the run dominates: that part's share threshold and the advice.
+_DOMINANT = {
+    "prompt_eval": (PROMPT_EVAL_DOMINANT, "prompt evaluation takes {prompt_eval:.0%} of it ({pe_s} for {pe_tok:,.0f} "
+                    "prompt tokens at {pe_tps}) against {decode:.0%} decoding: use a smaller context window (now "
+                    "{ctx}) or smaller evidence batches (batch_size now {batch}) so fewer prompt tokens are "
+                    "evaluated."),
+    "decode": (DECODE_DOMINANT, "decoding takes {decode:.0%} of it ({dec_s} for {gen:,.0f} generated tokens): lower "
+               "max_tokens (now {max_tok}) or the per-batch claim_tokens, or use a faster/smaller model."),
+    "plan": (PLAN_DOMINANT, "the plan phase (model, embedder, corpus and index loading, retrieval) takes {plan:.0%} of "
+             "it ({plan_s}; index built cold in {cold} of {runs} runs): warm the index cache before timing (one "
+             "untimed run) or keep the model loaded between runs."),
+}
+
 
 def _over_budget(tels: Sequence[dict], budget: dict | None, series: str, **_: Any) -> list[Recommendation]:
     upper = (budget or {}).get("time_upper_s")
-    if not upper:
-        return []
-    times = [_m(t, "execution_time_s") for t in tels]
-    over = [t for t in tels if (_m(t, "execution_time_s") or 0) > upper]
-    med_t = _med(times)
+    med_t = _metric(tels, "execution_time_s")
+    over = [t for t in tels if (_m(t, "execution_time_s") or 0) > upper] if upper else []
     if not over or med_t is None or med_t <= upper:
         return []
     pe = _med([_native(t, "native_prompt_eval_s") for t in tels]) or 0.0
     dec = _med([_native(t, "native_decode_s") for t in tels]) or 0.0
     plan = _med([(t.get("phases") or {}).get("plan_s") for t in tels]) or 0.0
-    pe_tok = _med([_m(t, "prompt_tokens_evaluated") for t in tels]) or 0
-    pe_tps = _med([_m(t, "prompt_eval_tokens_per_second") for t in tels])
-    gen = _med([_m(t, "tokens_generated") for t in tels]) or 0
+    pe_tok = _metric(tels, "prompt_tokens_evaluated") or 0
+    gen = _metric(tels, "tokens_generated") or 0
     prof = tels[0].get("profile") or {}
-    ctx, batch, max_tok = prof.get("context_window"), prof.get("batch_size"), prof.get("max_tokens")
     shares = {"prompt_eval": pe / med_t, "decode": dec / med_t, "plan": plan / med_t}
     ev = {"median_time_s": med_t, "time_upper_s": upper, "runs_over": len(over), "runs": len(tels),
           "prompt_eval_s": pe, "decode_s": dec, "plan_s": plan, "prompt_tokens_evaluated": pe_tok,
-          "tokens_generated": gen, "context_window": ctx, "batch_size": batch}
+          "tokens_generated": gen, "context_window": prof.get("context_window"), "batch_size": prof.get("batch_size")}
     head = (f"{_where(series)}median run {fmt(med_t, 's')} is over the {fmt(upper, 's')} budget "
             f"({len(over)} of {len(tels)} runs over)")
     top = max(shares, key=shares.get)
-    if top == "prompt_eval" and shares["prompt_eval"] >= PROMPT_EVAL_DOMINANT:
-        return [Recommendation("over_budget_prompt_eval", "warn", series,
-                               f"{head}; prompt evaluation takes {shares['prompt_eval']:.0%} of it ({fmt(pe, 's')} for "
-                               f"{pe_tok:,.0f} prompt tokens at {fmt(pe_tps, 'tok/s')}) against "
-                               f"{shares['decode']:.0%} decoding: use a smaller context window (now {ctx}) or "
-                               f"smaller evidence batches (batch_size now {batch}) so fewer prompt tokens are "
-                               f"evaluated.", ev)]
-    if top == "decode" and shares["decode"] >= DECODE_DOMINANT:
-        return [Recommendation("over_budget_decode", "warn", series,
-                               f"{head}; decoding takes {shares['decode']:.0%} of it ({fmt(dec, 's')} for "
-                               f"{gen:,.0f} generated tokens): lower max_tokens (now {max_tok}) or the per-batch "
-                               f"claim_tokens, or use a faster/smaller model.", ev)]
-    if top == "plan" and shares["plan"] >= PLAN_DOMINANT:
-        cold = sum(1 for t in tels if (t.get("corpus") or {}).get("index_cache_hit") is False)
-        return [Recommendation("over_budget_plan", "warn", series,
-                               f"{head}; the plan phase (model, embedder, corpus and index loading, retrieval) "
-                               f"takes {shares['plan']:.0%} of it ({fmt(plan, 's')}; index built cold in {cold} of "
-                               f"{len(tels)} runs): warm the index cache before timing (one untimed run) or keep "
-                               f"the model loaded between runs.", {**ev, "cold_index_runs": cold})]
-    return [Recommendation("over_budget", "warn", series,
-                           f"{head}; no single part dominates (prompt eval {shares['prompt_eval']:.0%}, decode "
-                           f"{shares['decode']:.0%}, plan {shares['plan']:.0%}): compare with an older commit "
-                           f"to find what grew.", ev)]
+    if shares[top] < _DOMINANT[top][0]:
+        return [Recommendation("over_budget", "warn", series,
+                               f"{head}; no single part dominates (prompt eval {shares['prompt_eval']:.0%}, decode "
+                               f"{shares['decode']:.0%}, plan {shares['plan']:.0%}): compare with an older commit "
+                               f"to find what grew.", ev)]
+    cold = sum(1 for t in tels if (t.get("corpus") or {}).get("index_cache_hit") is False)
+    advice = _DOMINANT[top][1].format(
+        **shares, pe_s=fmt(pe, "s"), pe_tok=pe_tok, dec_s=fmt(dec, "s"), gen=gen, plan_s=fmt(plan, "s"), cold=cold,
+        runs=len(tels), ctx=prof.get("context_window"), batch=prof.get("batch_size"), max_tok=prof.get("max_tokens"),
+        pe_tps=fmt(_metric(tels, "prompt_eval_tokens_per_second"), "tok/s"))
+    return [Recommendation(f"over_budget_{top}", "warn", series, f"{head}; {advice}",
+                           {**ev, "cold_index_runs": cold} if top == "plan" else ev)]
 
 
 def _memory_pressure(tels: Sequence[dict], series: str, **_: Any) -> list[Recommendation]:
-    eff = _med([_m(t, "memory_efficiency") for t in tels])
+    eff = _metric(tels, "memory_efficiency")
     peaks = [p.get("pressure") for t in tels for p in (t.get("traces") or {}).get("batch_size", [])]
     peaks = [p for p in peaks if isinstance(p, (int, float))]
     top = max(peaks) if peaks else None
-    shrinks = sum(1 for t in tels for p in (t.get("traces") or {}).get("batch_size", []) if p.get("decision") == "shrink")
+    shrinks = sum(1 for t in tels for p in (t.get("traces") or {}).get("batch_size", [])
+                  if p.get("decision") == "shrink")
     if not ((eff is not None and eff > MEMORY_PRESSURE_HIGH) or (top is not None and top > MEMORY_PRESSURE_HIGH)):
         return []
-    peak = _med([_m(t, "memory_peak_mb") for t in tels])
-    limit = (tels[0].get("profile") or {}).get("memory_limit_mb")
-    batch = (tels[0].get("profile") or {}).get("batch_size")
-    model = (tels[0].get("model") or {}).get("name")
+    peak, prof = _metric(tels, "memory_peak_mb"), tels[0].get("profile") or {}
+    limit, batch, model = prof.get("memory_limit_mb"), prof.get("batch_size"), (tels[0].get("model") or {}).get("name")
     return [Recommendation("memory_pressure", "warn", series,
                            f"{_where(series)}memory pressure is high: median peak {fmt(peak, 'MB')} is "
                            f"{(eff or 0):.0%} of the {fmt(limit, 'MB')} limit, highest batch-time pressure "
@@ -133,10 +133,7 @@ def _early_exit(tels: Sequence[dict], series: str, **_: Any) -> list[Recommendat
         return []
     thr = (enabled[0].get("profile") or {}).get("novelty_threshold")
     later = [n for t in enabled for n in ((t.get("traces") or {}).get("novelty") or [])[1:]]
-    reasons: dict[str, int] = {}
-    for t in enabled:
-        r = (t.get("early_exit") or {}).get("reason", "?")
-        reasons[r] = reasons.get(r, 0) + 1
+    reasons = dict(Counter((t.get("early_exit") or {}).get("reason", "?") for t in enabled))
     ends = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
     low = min(later) if later else None
     msg = (f"{_where(series)}early exit never fired in {len(enabled)} runs: runs ended by {ends}; "
@@ -153,11 +150,9 @@ def _early_exit(tels: Sequence[dict], series: str, **_: Any) -> list[Recommendat
 
 def _citations(tels: Sequence[dict], series: str, citation_floor: float | None = None,
                **_: Any) -> list[Recommendation]:
-    val = _med([_m(t, "citation_validity") for t in tels])
-    if val is None:
-        return []
+    val = _metric(tels, "citation_validity")
     floor = DEFAULT_CITATION_FLOOR if citation_floor is None else citation_floor
-    if val >= floor:
+    if val is None or val >= floor:
         return []
     cit = sum(_m(t, "citations") or 0 for t in tels)
     inv = sum(_m(t, "invalid_citations") or 0 for t in tels)
@@ -171,11 +166,9 @@ def _citations(tels: Sequence[dict], series: str, citation_floor: float | None =
 
 def _decode_vs_raw(tels: Sequence[dict], series: str, raw_decode_tps: float | None = None,
                    **_: Any) -> list[Recommendation]:
-    eng = _med([_m(t, "decode_tokens_per_second") for t in tels])
-    if not raw_decode_tps or eng is None:
-        return []
-    ratio = eng / raw_decode_tps
-    if ratio >= DECODE_VS_RAW_LOW:
+    eng = _metric(tels, "decode_tokens_per_second")
+    ratio = eng / raw_decode_tps if raw_decode_tps and eng is not None else None
+    if ratio is None or ratio >= DECODE_VS_RAW_LOW:
         return []
     return [Recommendation("decode_below_raw", "warn", series,
                            f"{_where(series)}engine decode {fmt(eng, 'tok/s')} is {ratio:.0%} of the raw backend's "
@@ -185,11 +178,11 @@ def _decode_vs_raw(tels: Sequence[dict], series: str, raw_decode_tps: float | No
 
 
 def _prefix_reuse(tels: Sequence[dict], series: str, **_: Any) -> list[Recommendation]:
-    r = _med([_m(t, "prefix_reuse_ratio") for t in tels])
+    r = _metric(tels, "prefix_reuse_ratio")
     if r is None or r <= PREFIX_REUSE_POOR:
         return []
-    ev = _med([_m(t, "prompt_tokens_evaluated") for t in tels])
-    uq = _med([_m(t, "unique_context_tokens") for t in tels])
+    ev = _metric(tels, "prompt_tokens_evaluated")
+    uq = _metric(tels, "unique_context_tokens")
     return [Recommendation("prefix_reuse_poor", "warn", series,
                            f"{_where(series)}the KV prefix cache is not reused: {fmt(ev)} prompt tokens evaluated "
                            f"for {fmt(uq)} unique context tokens ({r:.2f}x, {PREFIX_REUSE_POOR}x allowed): the "
@@ -213,8 +206,6 @@ def recommend_runs(telemetries: Sequence[dict], *, budget: dict | None = None, s
                     raw_decode_tps=raw_decode_tps)
     return out
 
-
-# -- quality rules ------------------------------------------------------------------------------------------
 
 def _quality_vs_baselines(q: QualitySummary, where: str, series: str) -> list[Recommendation]:
     m, r, maj, n = q.metrics, q.arm("retrieval"), q.majority, q.sample_size
@@ -284,8 +275,6 @@ def recommend_quality(q: QualitySummary, *, series: str = "") -> list[Recommenda
     return [*_quality_vs_baselines(q, _where(series), series), *_quality_citations(q, _where(series), series),
             *_quality_early_exit(q, _where(series), series)]
 
-
-# -- over stored records ------------------------------------------------------------------------------------
 
 def raw_decode_tps_from(records: Sequence[Any]) -> float | None:
     """The newest raw-backend decode rate any stored record measured (breakdown or engine-efficiency bench)."""

@@ -1,5 +1,5 @@
-"""A comparison (analysis/compare.py) in words and tables: the regression lines, the noise test, the notes
-on what makes a comparison less trustworthy, and the table of per-metric deltas."""
+"""A comparison (analysis/compare.py) in words (templates/comparison.txt.j2) and tables: the regression lines,
+the noise test, the notes on what makes a comparison less trustworthy, and the table of per-metric deltas."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -10,6 +10,7 @@ from ..analysis.compare import Comparison, Conditions, MetricDelta, SeriesCompar
 from ..analysis.power import MULTIPLES, ROUNDS
 from ..analysis.stats import COUNTER, NO_HISTORY, ONE_RUN, TWO_RUNS, Test
 from ..units import num, spread
+from . import TEXT
 
 #: Why a result is only indicative, in words (analysis/stats.py's codes).
 INDICATIVE_WHY = {
@@ -17,36 +18,21 @@ INDICATIVE_WHY = {
     TWO_RUNS: "too few runs for the permutation test, and 2 runs cannot tell a spike from a change",
     NO_HISTORY: "too few runs for the permutation test, and too little history of this series on recent commits",
 }
+TEXT.globals.update(why=INDICATIVE_WHY, counter=COUNTER, multiples=MULTIPLES, rounds=ROUNDS)
+_WORDS = TEXT.get_template("comparison.txt.j2").module
 
 
 def describe_test(t: Test, *, one_sided: bool = False) -> str:
     """The noise test, its method and run counts; one_sided: the p toward the worse direction, the one the gate
     decides on."""
-    sizes = f"{t.n_base} v {t.n_cur} runs"
-    p = t.p_value
-    side = ""
-    if one_sided and t.p_worse is not None:
-        p, side = t.p_worse, " one-sided"
-    if t.method == "indicative":
-        return f"indicative ({sizes}: {INDICATIVE_WHY.get(t.why, t.why)})"
-    if t.method == "permutation":
-        return f"permutation p={p:.3g}{side} ({sizes}, spike-trimmed)"
-    if t.method == "history":
-        return (f"history noise p={p:.3g}{side} ({sizes}; noise from {t.history_runs} runs on "
-                f"{t.history_commits} recent commits)")
-    if t.method == "exact":
-        return "exact (deterministic counter)" if t.why == COUNTER else "no run-to-run spread"
-    return t.method
+    return _WORDS.describe_test(t, one_sided)
 
 
 def regression_line(s: SeriesComparison, d: MetricDelta) -> str:
     """A regression in words: the medians, their change, the change the gate held against the threshold (the
     test's spike-trimmed mean of log values), and the test."""
     assert d.threshold is not None
-    est = f"trimmed mean {d.test.change_pct:+.1f} %; " if d.test.change_pct is not None else ""
-    return (f"{s.key} {d.metric}: {d.base.median:.4g} -> {d.cur.median:.4g} {d.unit} "
-            f"({d.delta_pct:+.1f} %, worse; {est}threshold {d.threshold.pct:g} %; "
-            f"{describe_test(d.test, one_sided=True)})")
+    return _WORDS.regression_line(s, d)
 
 
 def regression_lines(comp: Comparison | None) -> list[str]:
@@ -54,28 +40,17 @@ def regression_lines(comp: Comparison | None) -> list[str]:
 
 
 def not_failed_note(d: MetricDelta) -> str:
-    if d.not_failed_because == "indicative":
-        return (f"beyond the {d.threshold.pct:g} % threshold but indicative only "
-                f"({INDICATIVE_WHY.get(d.test.why, d.test.why)}): not failed; measure 4 or more rounds "
-                f"(--research-rounds) on both commits, or 5+ for robustness to a spike, to judge")
-    if d.not_failed_because == "noise":
-        return (f"beyond the {d.threshold.pct:g} % threshold but not distinguishable from noise "
-                f"({describe_test(d.test, one_sided=True)}): not failed")
-    return ""
+    return _WORDS.not_failed_note(d)
 
 
 def condition_notes(c: Conditions) -> list[str]:
-    out = []
-    if c.profile_differs:
-        out.append("profile settings differ from the baseline's")
-    if c.dirty_current:
-        out.append("current runs come from a dirty working tree")
-    if c.memray_traced:
-        out.append(f"{c.memray_traced} run(s) traced by memray: their timings are inflated")
-    if c.contended_base or c.contended_cur:
-        out.append(f"timed on a busy machine: {c.contended_base} of {c.n_base} baseline and {c.contended_cur} of "
-                   f"{c.n_cur} current runs (other processes' CPU load): timing deltas are not trustworthy")
-    return out
+    return [note for applies, note in (
+        (c.profile_differs, "profile settings differ from the baseline's"),
+        (c.dirty_current, "current runs come from a dirty working tree"),
+        (c.memray_traced, f"{c.memray_traced} run(s) traced by memray: their timings are inflated"),
+        (c.contended_base or c.contended_cur, f"timed on a busy machine: {c.contended_base} of {c.n_base} baseline "
+         f"and {c.contended_cur} of {c.n_cur} current runs (other processes' CPU load): timing deltas are not "
+         f"trustworthy")) if applies]
 
 
 def changed_note(d: MetricDelta) -> str:
@@ -88,18 +63,7 @@ def changed_note(d: MetricDelta) -> str:
 
 def power_note(d: MetricDelta) -> str:
     """What the gate could have caught with these runs, and the rounds a side twice the threshold needs."""
-    p = d.power
-    if p is None or d.threshold is None:
-        return ""
-    sign = "+" if d.better == "lower" else "-"
-    catch = (f"catches a change of {sign}{p.detectable_pct:g} % 9 times in 10" if p.detectable_pct is not None
-             else f"does not catch even {sign}{d.threshold.pct * MULTIPLES[-1]:g} % 9 times in 10")
-    need = (f"about {p.rounds_needed} rounds a side" if p.rounds_needed is not None
-            else f"more than {ROUNDS[-1]} rounds a side")
-    rough = "; a rough estimate, from few runs" if p.residuals < 30 else ""
-    return (f"gate power: with these {p.n_base} v {p.n_cur} runs (spread {p.spread_pct:.1f} % a run, from "
-            f"{p.residuals} runs) the gate {catch}; {sign}{p.target_pct:g} % (twice the {d.threshold.pct:g} % "
-            f"threshold) needs {need}{rough}")
+    return "" if d.power is None or d.threshold is None else _WORDS.power_note(d)
 
 
 def notes(comp: Comparison) -> list[str]:
@@ -112,9 +76,7 @@ def notes(comp: Comparison) -> list[str]:
 
 
 def _stat(s: Any, u: str) -> str:
-    if s.median is None:
-        return "-"
-    return f"{spread(s.median, s.iqr, s.n, u)} (n={s.n})"
+    return "-" if s.median is None else f"{spread(s.median, s.iqr, s.n, u)} (n={s.n})"
 
 
 def table(comp: Comparison, *, tablefmt: str = "simple", only: Sequence[str] | None = None) -> str:
@@ -124,10 +86,8 @@ def table(comp: Comparison, *, tablefmt: str = "simple", only: Sequence[str] | N
             if only is not None and d.metric not in only and not d.failed and d.threshold is None \
                     and d.change != "changed":
                 continue
-            b, c = d.base, d.cur
-            verdict = ("FAIL" if d.failed else "indicative" if d.indicative else
-                       ("ok" if d.threshold is not None else ""))
-            body.append([s.key, d.label, _stat(b, d.unit), _stat(c, d.unit),
+            verdict = "FAIL" if d.failed else "indicative" if d.indicative else "ok" if d.threshold is not None else ""
+            body.append([s.key, d.label, _stat(d.base, d.unit), _stat(d.cur, d.unit),
                          "-" if d.delta_pct is None else f"{d.delta_pct:+.1f} %", d.change,
                          describe_test(d.test) if d.test.method not in ("none",) else "-",
                          f"{d.threshold.pct:g} %" if d.threshold else "", verdict])

@@ -1,7 +1,5 @@
-"""Exports of stored results for continuous-benchmarking services: Bencher Metric Format and
-github-action-benchmark's custom tools (schemas/exports/), each from the newest commit of every series of one
-machine, a metric's median with min/max (or the record's own interval) as its range; and CSV / JSON Lines with
-every measured run, one row per run and metric (ROW_FIELDS). Metrics and directions come from the schemas."""
+"""Exports of stored results: Bencher Metric Format and github-action-benchmark (schemas/exports/), a median per
+metric at the newest commit of every series of one machine; CSV and JSON Lines, a row per measured run and metric."""
 from __future__ import annotations
 
 import json
@@ -142,10 +140,8 @@ def export(records: Sequence[ResultRecord], fmt: str, *, direction: str | None =
             raise _nothing_measured(machine)
         return to_csv(rows) if fmt == "csv" else to_jsonl(rows)
     summaries = select(records, machine)
-    if fmt == "bencher":
-        doc: dict | list = to_bencher(summaries, include_neutral=include_neutral)
-    else:
-        doc = to_github_action_benchmark(summaries, direction or "smaller")
+    doc = (to_bencher(summaries, include_neutral=include_neutral) if fmt == "bencher"
+           else to_github_action_benchmark(summaries, direction or "smaller"))
     if not doc:
         raise ExportError(f"no metric of the stored records fits this export ({fmt}"
                           f"{', direction ' + (direction or 'smaller') if fmt != 'bencher' else ''})")

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from . import comparison, table
+from . import TEXT, comparison, table
 from .terminal import findings_lines, gate_lines, unverified_lines
-
-
-def _escape(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", "<br>")
-
-
-def _bullets(items: Sequence[str], prefix: str = "- ") -> list[str]:
-    return [f"{prefix}{_escape(m)}" for m in items] + [""]
-
-
-def _section(title: str, items: Sequence[str]) -> list[str]:
-    return [title, "", *_bullets(items)] if items else []
 
 
 def _context(ctx: Any) -> str:
@@ -31,42 +19,18 @@ def _context(ctx: Any) -> str:
             f"budgets for `{ctx.machine_class}`{f' scaled x{o.budget_scale:g}' if o.budget_scale != 1 else ''}")
 
 
-def _report(summary: Any, context: str) -> list[str]:
-    """The table, what failed or could not be verified, the notes and the comparison."""
+def session_markdown(summary: Any, ctx: Any) -> str:
+    """The table, what failed or could not be verified, the notes, the comparison and the findings."""
     comp = summary.comparison if summary.compare_requested else None
     missed, regressions, unverified = gate_lines(summary), comparison.regression_lines(comp), unverified_lines(summary)
     fails_unverified = summary.unverified_policy == "fail"
     state = ("FAILED" if missed or regressions or (unverified and fails_unverified)
              else "targets met, time UNVERIFIED" if unverified else "targets met")
-    out = [f"## Research bench: {state}", "", context, "",
-           table.render(summary.instances, summary.comparison, "github"), "",
-           f"<sub>{' '.join(table.TABLE_LEGEND)}</sub>", ""]
-    out += _bullets(table.detail_lines(summary.instances))
-    out += _section("### UNVERIFIED: time budget missed only on a busy machine "
-                    f"(--research-unverified={'fail' if fails_unverified else 'pass'})", unverified)
-    out += _section("### Targets missed", missed)
-    out += _section("### Notes", [n for r in summary.instances for n in r.notes])
-    if comp is not None:
-        out += [f"### Comparison with {comp.baseline}", ""]
-        if comp.series:
-            out += [comparison.table(comp, tablefmt="github"), "", *_bullets(comparison.notes(comp), "- note: ")]
-        else:
-            out += ["No bench instance has usable runs on both sides.", ""]
-    return out + _section("### Regressions", regressions)
-
-
-def session_markdown(summary: Any, ctx: Any) -> str:
-    context = _context(ctx)
-    if summary.instances:
-        text = "\n".join(_report(summary, context))
-    else:
-        text = f"## Research bench: no bench ran\n\n{context}\n"
-    extra = findings_lines(summary.records)
-    if extra:
-        text += "\n\n### Findings\n\n" + "\n".join(f"- {line}" for line in extra)
-    if summary.store_skipped:
-        text += "\n\n### Results store\n\n" + "\n".join(f"- {_escape(line)}" for line in summary.store_skipped)
-    return text
+    text = TEXT.get_template("summary.md.j2").render(
+        s=summary, context=_context(ctx), state=state, missed=missed, regressions=regressions, unverified=unverified,
+        fails_unverified=fails_unverified, comp=comp, notes=[n for r in summary.instances for n in r.notes],
+        findings=findings_lines(summary.records), table=table, comparison=comparison)
+    return text.removesuffix("\n")
 
 
 def write(summary: Any, ctx: Any, path: Path | None) -> list[Path]:

@@ -14,7 +14,7 @@ def test_phase_shares_partition_the_run():
     t = base_telemetry()
     s = breakdown.phase_shares(t)
     assert set(s) == {f"phase_share_{p[:-2]}" for p in t["phases"]}
-    assert set(s) <= set(breakdown.metric_specs())
+    assert set(s) <= set(metric_specs("breakdown"))
     assert sum(s.values()) == pytest.approx(1.0, abs=0.02)      # phases partition execution_time_s
     assert s["phase_share_streaming_inference"] == pytest.approx(13.9011 / 18.6137, rel=1e-4)
 
@@ -65,9 +65,9 @@ def test_scaled_corpus_limit(corpus):
 
 
 def test_breakdown_metrics_documented_and_disjoint():
-    specs = breakdown.metric_specs()
+    specs = metric_specs("breakdown")
     for name, spec in specs.items():
         assert spec.get("x-better") in ("lower", "higher", "none") and "x-unit" in spec and spec.get("x-label"), name
-    assert not set(specs) & set(metric_specs("telemetry")) and not set(specs) & set(quality.metric_specs())
+    assert not set(specs) & set(metric_specs("telemetry")) and not set(specs) & set(metric_specs("quality"))
     assert breakdown.validation_errors({"kind": "phases", "metrics": {"phase_share_plan": 0.2}}) == []
     assert breakdown.validation_errors({"kind": "phases", "metrics": {"made_up": 1}})

@@ -118,7 +118,7 @@ def test_summary_is_schema_valid_and_consistent():
     s = quality_summary_testdata()
     assert quality.validation_errors(s) == []
     m = s["metrics"]
-    assert set(m) == set(quality.metric_specs())
+    assert set(m) == set(metric_specs("quality"))
     assert m["accuracy"] == s["arms"]["retrieval"]["accuracy"] == 0.5
     assert m["accuracy_majority"] == s["majority"]["accuracy"]
     assert m["accuracy_gain_over_majority"] == pytest.approx(m["accuracy"] - m["accuracy_majority"])
@@ -129,10 +129,10 @@ def test_summary_is_schema_valid_and_consistent():
 
 
 def test_every_quality_metric_has_unit_direction_label_and_no_name_clash():
-    for name, spec in quality.metric_specs().items():
+    for name, spec in metric_specs("quality").items():
         assert spec.get("x-better") in ("lower", "higher", "none"), name
         assert "x-unit" in spec and spec.get("x-label") and spec.get("description"), name
-    assert not set(quality.metric_specs()) & set(metric_specs("telemetry"))
+    assert not set(metric_specs("quality")) & set(metric_specs("telemetry"))
 
 
 def test_sample_sizes_fit_the_documented_quick_time_budget():
