@@ -12,6 +12,7 @@ from typing import TextIO
 MAX_WIDTH = 120          # no line is wider, whatever the terminal
 PIPED_WIDTH = 100        # the width when the output is not a terminal
 MIN_WIDTH = 40
+MAX_UNCITED_SOURCES = 10  # passages in context listed when none was cited
 
 
 def output_width(stream: TextIO | None = None) -> int:
@@ -59,8 +60,8 @@ class Progress:
         self.notes: list[str] = []     # what happened since the last phase line (piped)
 
     def start(self) -> None:
-        """Say at once that the run has begun (the model loads before the first phase)."""
-        self._phase_line()
+        """On a terminal, say at once that the run has begun (the model loads before the first phase). Piped, the
+        first line waits for the first phase, so that a run refused before it (bad corpus, model) ends in one line."""
         self._status()
 
     def _elapsed(self) -> str:
@@ -136,10 +137,12 @@ def source_lines(session, width: int) -> list[str]:
     else:
         return ["Sources: none (no passage was in context)"]
     lines = [head]
-    for label, pid in rows:
+    for label, pid in rows[:MAX_UNCITED_SOURCES] if not cited else rows:
         p = session.passages.get(pid)
         title = f" - {p.title}" if p and p.title else ""
         lines += wrap(f"{pid}{title}", width, first=f"  [{label}] ", rest="      ")
+    if not cited and len(rows) > MAX_UNCITED_SOURCES:
+        lines.append(f"  ... and {len(rows) - MAX_UNCITED_SOURCES} more (the telemetry's batches list them all)")
     return lines
 
 

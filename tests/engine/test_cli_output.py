@@ -72,6 +72,10 @@ def test_an_answer_without_valid_citations_lists_the_passages_in_context_and_is_
     assert "Sources: none cited validly; the passages in context were:" in text
     assert "[1] tooldocs/pytest-timeout#0" in text and "[2] tooldocs/pytest-xdist#3 - pytest-xdist" in text
     assert console.uncited(s)
+    s.sources = {i: f"p{i}" for i in range(1, 31)}
+    lines = console.run_report(s, 100)
+    assert "  [10] p10" in lines and "  [11] p11" not in lines
+    assert "  ... and 20 more (the telemetry's batches list them all)" in lines
     s.sources = {}
     assert not console.uncited(s)                       # closed book: nothing to cite
     assert "Sources: none (no passage was in context)" in console.run_report(s, 100)
@@ -88,7 +92,7 @@ def test_cli_run_exit_status_and_warning(monkeypatch, capsys, sources, code):
     warned = " ".join(x.strip() for x in err[err.find("warning:"):].splitlines()) if "warning:" in err else ""
     assert (warned == "") == (code == cli.EXIT_OK)
     if warned:
-        assert "cites no passage that was in context (1/2 claim citations valid)" in warned
+        assert "no sentence of the answer cites a passage that was in context (1/2 claim citations valid)" in warned
         assert warned.endswith(f"(exit {cli.EXIT_UNCITED})")
     assert cli.EXIT_UNCITED not in (cli.EXIT_OK, cli.EXIT_INVALID, cli.EXIT_USAGE, cli.EXIT_INTERNAL,
                                     cli.EXIT_INTERRUPTED, cli.EXIT_TERMINATED)
@@ -118,7 +122,7 @@ def test_progress_when_piped_is_one_plain_line_per_phase(monkeypatch):
     assert "\r" not in err.getvalue() and "\033" not in err.getvalue()
     assert max(map(len, lines)) <= 80 and max(map(len, out.getvalue().splitlines())) <= 80
     starts = [x[9:] for x in lines if x.startswith("[")]
-    assert [x.split(":")[0].split(" (")[0] for x in starts] == ["loading the model", "plan", "batch 0", "synthesis"]
+    assert [x.split(":")[0].split(" (")[0] for x in starts] == ["plan", "batch 0", "synthesis"]
     assert "retrieved 48 passages, index cached" in err.getvalue()
     assert "below the threshold: stopping" in " ".join(lines)
     assert out.getvalue().startswith("  claim 1: pytest-timeout aborts")
