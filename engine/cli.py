@@ -24,7 +24,7 @@ EXIT_OK = 0
 EXIT_INVALID = 1        # validate: the document breaks the schema
 EXIT_USAGE = 2          # a user error (option, profile, corpus, question, model, server, output path, failed run)
 EXIT_INTERNAL = 3       # an unexpected error: a bug (RESEARCH_BENCH_DEBUG=1 shows its traceback)
-EXIT_UNCITED = 4        # run: finished, but no sentence of the answer cites a passage in context (a warning says so)
+EXIT_UNCITED = 4        # run: finished, but no citation in claims or answer names a passage in context (a warning)
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 EXIT_TERMINATED = 143   # SIGTERM (128 + SIGTERM)
 DEBUG_ENV = "RESEARCH_BENCH_DEBUG"
@@ -63,8 +63,9 @@ def _cmd_run(a: argparse.Namespace) -> int:
     if a.memory_trace:
         print(f"memory trace: {a.memory_trace} ({m['memory_samples']} samples, peak {m['memory_peak_mb'] or 0:.0f} MB)")
     if uncited(session):
-        warning = (f"warning: no sentence of the answer cites a passage that was in context ({m['valid_citations']}/"
-                   f"{m['citations']} claim citations valid): check it against the sources (exit {EXIT_UNCITED})")
+        warning = (f"warning: no citation names a passage that was in context ({m['valid_citations']}/"
+                   f"{m['citations']} in the claims valid, none in the answer): the answer is not backed by the "
+                   f"sources (exit {EXIT_UNCITED})")
         print("\n".join(wrap(warning, output_width(sys.stderr), rest="  ")), file=sys.stderr)
         return EXIT_UNCITED
     return EXIT_OK

@@ -158,8 +158,8 @@ def citation_line(metrics: dict, answer: dict) -> str:
 
 
 def uncited(session) -> bool:
-    """The answer cites no passage that was in context, though there were passages to cite."""
-    return bool(session.sources) and not session.telemetry["answer"]["sources"]
+    """No citation of the claims or the answer names a passage that was in context, though there were some."""
+    return bool(session.sources) and not session.cited_sources()
 
 
 def run_report(session, width: int) -> list[str]:

@@ -63,6 +63,7 @@ def test_run_report_lists_numbered_sources_and_citation_counts_within_the_width(
            "1/3 grounded in the passage they cite" in text
     assert lines[lines.index("Answer:") + 1].startswith("  pytest-timeout aborts")
     assert not console.uncited(_session(["tooldocs/pytest-timeout#0"]))
+    assert not console.uncited(_session([], answer="no"))      # a polar answer: its claims carry the citations
 
 
 def test_an_answer_without_valid_citations_lists_the_passages_in_context_and_is_flagged():
@@ -83,7 +84,13 @@ def test_an_answer_without_valid_citations_lists_the_passages_in_context_and_is_
 
 @pytest.mark.parametrize("sources, code", [(["tooldocs/pytest-timeout#0"], cli.EXIT_OK), ([], cli.EXIT_UNCITED)])
 def test_cli_run_exit_status_and_warning(monkeypatch, capsys, sources, code):
-    monkeypatch.setattr(engine, "research", lambda *a, **k: _session(sources))
+    def uncited_claims(*a, **k):
+        s = _session(sources)
+        if not sources:
+            s.claims = [Claim(LONG, [Citation("pytest", None, False)])]
+            s.telemetry["metrics"].update(citations=1, valid_citations=0)
+        return s
+    monkeypatch.setattr(engine, "research", uncited_claims)
     monkeypatch.setenv("COLUMNS", "120")
     assert cli.main(["run", "What does pytest-timeout do?"]) == code
     out, err = capsys.readouterr()
@@ -92,7 +99,8 @@ def test_cli_run_exit_status_and_warning(monkeypatch, capsys, sources, code):
     warned = " ".join(x.strip() for x in err[err.find("warning:"):].splitlines()) if "warning:" in err else ""
     assert (warned == "") == (code == cli.EXIT_OK)
     if warned:
-        assert "no sentence of the answer cites a passage that was in context (1/2 claim citations valid)" in warned
+        assert "no citation names a passage that was in context (0/1 in the claims valid, none in the answer)" \
+               in warned
         assert warned.endswith(f"(exit {cli.EXIT_UNCITED})")
     assert cli.EXIT_UNCITED not in (cli.EXIT_OK, cli.EXIT_INVALID, cli.EXIT_USAGE, cli.EXIT_INTERNAL,
                                     cli.EXIT_INTERRUPTED, cli.EXIT_TERMINATED)
@@ -171,3 +179,29 @@ def test_llama_cpp_log_is_quiet_unless_verbose(capsys):
     finally:
         llamacpp.show_native_log(False)
     assert llama_cpp is not None
+
+
+@pytest.mark.e2e
+def test_e2e_a_real_quick_run_prints_sources_within_120_columns(tmp_path):
+    """The CLI on the real model, piped: progress lines on stderr, a sources block, no line over 120 columns and
+    no line of llama.cpp's own log. The timeout is raised so that a slow machine tests the output, not its speed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    f = tmp_path / "slow.toml"
+    f.write_text("[profiles.quick]\ntimeout_s = 900\n")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    r = subprocess.run([sys.executable, "-m", "engine", "run", "What does pytest-timeout do?", "--profile", "quick",
+                        "--corpus", str(root / "benches" / "data" / "tooldocs"), "--profiles-file", str(f)],
+                       cwd=root, env=env, capture_output=True, text=True, timeout=1200)
+    assert r.returncode in (cli.EXIT_OK, cli.EXIT_UNCITED), r.stderr[-2000:]
+    assert ("warning:" in r.stderr) == (r.returncode == cli.EXIT_UNCITED)
+    lines = r.stdout.splitlines() + r.stderr.splitlines()
+    assert max(map(len, lines)) <= 120
+    assert any(x.startswith("Sources") for x in r.stdout.splitlines()) and "\nCitations: " in r.stdout
+    err = r.stderr.splitlines()
+    assert err[0].startswith("[") and "] plan: retrieving passages" in err[0]
+    assert all(x.startswith(("[", " ", "warning:")) for x in err), r.stderr     # nothing from llama.cpp
+    assert "decode:" not in r.stderr and "llama_" not in r.stderr
