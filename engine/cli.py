@@ -66,6 +66,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         warning = (f"warning: no citation names a passage that was in context ({m['valid_citations']}/"
                    f"{m['citations']} in the claims valid, none in the answer): the answer is not backed by the "
                    f"sources (exit {EXIT_UNCITED})")
+        sys.stdout.flush()         # the report first, then the warning, also when both go to one pipe
         print("\n".join(wrap(warning, output_width(sys.stderr), rest="  ")), file=sys.stderr)
         return EXIT_UNCITED
     return EXIT_OK
