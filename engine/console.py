@@ -152,8 +152,8 @@ def citation_line(metrics: dict, answer: dict) -> str:
     cites = len(answer["sources"])
     grounded = (f"{metrics['grounded_citations']}/{n + answer_n} grounded in the passage they cite"
                 if n + answer_n else "none to ground")
-    return (f"Citations: {metrics['valid_citations']}/{n} in the claims valid; the answer cites {cites} "
-            f"source{'' if cites == 1 else 's'} validly ({answer_n} citation{'' if answer_n == 1 else 's'}); "
+    return (f"Citations: {metrics['valid_citations']}/{n} in the claims valid; the answer's statements cite "
+            f"{cites} source{'' if cites == 1 else 's'} validly ({answer_n} citation{'' if answer_n == 1 else 's'}); "
             f"{grounded}")
 
 

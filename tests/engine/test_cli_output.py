@@ -59,7 +59,7 @@ def test_run_report_lists_numbered_sources_and_citation_counts_within_the_width(
     text = " ".join(x.strip() for x in lines)
     assert "Sources (cited): [1] tooldocs/pytest-timeout#0 - pytest-timeout:" in text
     assert "pytest-xdist" not in text                   # not cited: not listed
-    assert "Citations: 1/2 in the claims valid; the answer cites 1 source validly (1 citation); " \
+    assert "Citations: 1/2 in the claims valid; the answer's statements cite 1 source validly (1 citation); " \
            "1/3 grounded in the passage they cite" in text
     assert lines[lines.index("Answer:") + 1].startswith("  pytest-timeout aborts")
     assert not console.uncited(_session(["tooldocs/pytest-timeout#0"]))
