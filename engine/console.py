@@ -136,13 +136,14 @@ def source_lines(session, width: int) -> list[str]:
         head, rows = "Sources: none cited validly; the passages in context were:", sorted(session.sources.items())
     else:
         return ["Sources: none (no passage was in context)"]
+    shown = rows if cited else rows[:MAX_UNCITED_SOURCES]
     lines = [head]
-    for label, pid in rows[:MAX_UNCITED_SOURCES] if not cited else rows:
+    for label, pid in shown:
         p = session.passages.get(pid)
         title = f" - {p.title}" if p and p.title else ""
         lines += wrap(f"{pid}{title}", width, first=f"  [{label}] ", rest="      ")
-    if not cited and len(rows) > MAX_UNCITED_SOURCES:
-        lines.append(f"  ... and {len(rows) - MAX_UNCITED_SOURCES} more (the telemetry's batches list them all)")
+    if len(shown) < len(rows):
+        lines.append(f"  ... and {len(rows) - len(shown)} more (the telemetry's batches list them all)")
     return lines
 
 
