@@ -106,9 +106,12 @@ class Progress:
             self.claims += 1
             self._clear()
             print("\n".join(claim_lines(self.claims, data["claim"], output_width())), file=self.out, flush=True)
-        elif kind == "answer_delta":
+        elif kind == "answer_delta":          # the rate counts from the first chunk, so the wait for it is left out
             self.call_chunks += 1
-            self._status(f" | {self.call_chunks / max(1e-6, time.perf_counter() - self.call_t0):.0f} chunks/s")
+            if self.call_chunks == 1:
+                self.call_t0 = time.perf_counter()
+            rate = (self.call_chunks - 1) / max(1e-6, time.perf_counter() - self.call_t0)
+            self._status(f" | {self.call_chunks} chunks, {rate:.0f}/s")
         elif kind == "batch_done":
             call = data["call"]          # the batch's CallRecord (engine.runlog)
             ntok, e2e, ttft = call.tokens_generated, call.e2e_s, call.ttft_s or 0

@@ -142,7 +142,10 @@ def test_progress_live_line_stays_on_one_terminal_row(monkeypatch):
     p = console.Progress(live=True, err=err, out=io.StringIO())
     p("phase", {"phase": "streaming_inference", "batch": 3})
     p("batch_done", {"batch": 3, "claims": 12, "call": _call()})
+    for _ in range(3):
+        p("answer_delta", {"text": "x"})
     rows = [x for x in err.getvalue().split("\r\033[K") if x]
+    assert "s] batch 3: generating claims | 3 chunks" in rows[-1]
     assert rows and "\n" not in err.getvalue() and max(map(len, rows)) < 50
     for live in (True, False):
         quiet = io.StringIO()
