@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from tabulate import tabulate
@@ -25,6 +24,7 @@ EXIT_OK = 0
 EXIT_INVALID = 1        # validate: the document breaks the schema
 EXIT_USAGE = 2          # a user error (option, profile, corpus, question, model, server, output path, failed run)
 EXIT_INTERNAL = 3       # an unexpected error: a bug (RESEARCH_BENCH_DEBUG=1 shows its traceback)
+EXIT_UNCITED = 4        # run: finished, but no citation in claims or answer names a passage in context (a warning)
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 EXIT_TERMINATED = 143   # SIGTERM (128 + SIGTERM)
 DEBUG_ENV = "RESEARCH_BENCH_DEBUG"
@@ -35,64 +35,14 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
-class _Progress:
-    """Live display on stderr: phase, batch, tokens/s; claims printed as they are parsed."""
-
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
-        self.t0 = time.perf_counter()
-        self.phase = "plan"
-        self.batch = None
-        self.call_chunks = 0
-        self.call_t0 = 0.0
-        self.claims = 0
-
-    def _status(self, extra: str = "") -> None:
-        if self.quiet:
-            return
-        el = time.perf_counter() - self.t0
-        b = f" batch {self.batch}" if self.batch is not None else ""
-        sys.stderr.write(f"\r\033[K[{el:5.1f}s] {self.phase}{b}{extra}")
-        sys.stderr.flush()
-
-    def __call__(self, kind: str, data: dict) -> None:
-        if kind == "phase":
-            self.phase = data["phase"]
-            self.batch = data.get("batch")
-            self.call_chunks, self.call_t0 = 0, time.perf_counter()
-            self._status()
-        elif kind == "retrieved":
-            self._status(f" | retrieved {data['hits']} passages (index {'cached' if data['cache_hit'] else 'built'})")
-        elif kind == "batch":
-            self.batch = data["batch"]
-            self._status(f" | {data['size']} passages, novelty {data['novelty']:.2f}"
-                         f"{'' if data['admitted'] else ' -> below threshold, stopping'}")
-        elif kind == "claim":
-            c = data["claim"]
-            self.claims += 1
-            cites = " ".join(f"[{x.raw}]{'' if x.valid else '(invalid)'}" for x in c.citations) or "(no citation)"
-            if not self.quiet:
-                sys.stderr.write("\r\033[K")
-            print(f"  claim {self.claims}: {c.text} {cites}", flush=True)
-        elif kind in ("answer_delta",):
-            self.call_chunks += 1
-            rate = self.call_chunks / max(1e-6, time.perf_counter() - self.call_t0)
-            self._status(f" | {rate:.0f} chunks/s")
-        elif kind == "batch_done":
-            call = data["call"]          # the batch's CallRecord (engine.runlog)
-            ntok, e2e, ttft = call.tokens_generated, call.e2e_s, call.ttft_s or 0
-            rate = (ntok - 1) / (e2e - ttft) if ntok > 1 and e2e > ttft else 0.0
-            self._status(f" | {ntok} tokens, {rate:.0f} tok/s")
-
-    def done(self) -> None:
-        if not self.quiet:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
-
-
 def _cmd_run(a: argparse.Namespace) -> int:
     from . import research
-    progress = _Progress(quiet=a.quiet or not sys.stderr.isatty())
+    from .console import Progress, output_width, run_report, uncited, wrap
+    if a.verbose:
+        from .backends.llamacpp import show_native_log
+        show_native_log(True)
+    progress = Progress(quiet=a.quiet)
+    progress.start()
     try:
         session = research(a.question, profile=a.profile, backend=a.backend, model=a.model, corpus=a.corpus,
                            profiles_file=a.profiles_file, early_exit=not a.no_early_exit,
@@ -102,33 +52,8 @@ def _cmd_run(a: argparse.Namespace) -> int:
                            on_event=progress, memory_trace=a.memory_trace)
     finally:
         progress.done()          # clear the status line, so that any message below stands on its own line
-    tel = session.telemetry
-    m = tel["metrics"]
-    print("\nAnswer:")
-    print("\n".join(f"  {line}" for line in session.answer.splitlines()))
-    cited = session.cited_sources()
-    if cited:
-        print("\nSources:")
-        for label, pid in cited:
-            p = session.passages.get(pid)
-            title = f" ({p.title})" if p and p.title else ""
-            print(f"  [{label}] {pid}{title}")
-    ans = tel["answer"]
-    if ans["decision"] is not None:
-        how = ans["decision_method"].replace("_", " ")
-        probs = ans.get("decision_probabilities")
-        shown = (", " + ", ".join(f"{k} {v:.2f}" for k, v in probs.items())) if probs else ""
-        print(f"\nDecision: {ans['decision']} (by {how}{shown})")
-    elif tel["question"].get("answer_type") == "polar":
-        print("\nDecision: none could be parsed from the answer")
-    ee = tel["early_exit"]
-    g = m["grounded_citation_rate"]
-    grounded = (f"{m['grounded_citations']}/{m['citations'] + m['answer_citations']} citations grounded"
-                if g is not None else "no citation")
-    print(f"\n{tel['profile']['name']} on {tel['backend']}/{tel['model']['name']}: {m['execution_time_s']:.1f} s, "
-          f"{m['tokens_generated']} tokens, decode {m['decode_tokens_per_second'] or 0:.0f} tok/s, "
-          f"TTFT {m['ttft_s'] or 0:.2f} s, peak {m['memory_peak_mb'] or 0:.0f} MB, {m['claims']} claims, "
-          f"{m['valid_citations']}/{m['citations']} citations valid, {grounded}, stop: {ee['reason']}")
+    m = session.telemetry["metrics"]
+    print("\n".join(run_report(session, output_width())))
     written = session.telemetry_written
     if written is not None and written.note:
         print(f"error: {written.note}", file=sys.stderr)
@@ -137,22 +62,23 @@ def _cmd_run(a: argparse.Namespace) -> int:
         print(f"telemetry: {written.path}")
     if a.memory_trace:
         print(f"memory trace: {a.memory_trace} ({m['memory_samples']} samples, peak {m['memory_peak_mb'] or 0:.0f} MB)")
+    if uncited(session):
+        warning = (f"warning: no citation names a passage that was in context ({m['valid_citations']}/"
+                   f"{m['citations']} in the claims valid, none in the answer): the answer is not backed by the "
+                   f"sources (exit {EXIT_UNCITED})")
+        sys.stdout.flush()         # the report first, then the warning, also when both go to one pipe
+        print("\n".join(wrap(warning, output_width(sys.stderr), rest="  ")), file=sys.stderr)
+        return EXIT_UNCITED
     return EXIT_OK
 
 
 def _cmd_profiles(a: argparse.Namespace) -> int:
+    from .console import output_width, profiles_table
     from .profiles import load_profiles
     from .system import current_machine_class
     cls = a.machine_class or current_machine_class()
-    rows = []
-    for p in load_profiles(a.profiles_file).values():
-        b = p.budget_for(cls)
-        rows.append([p.name, f"{b.time_lower_s:g}-{b.time_upper_s:g} s{' (ref)' if b.is_reference_fallback else ''}",
-                     p.context_window, f"{b.memory_mb:g}", p.batch_size, p.ef_search, p.max_tokens, p.timeout_s,
-                     p.novelty_threshold, p.models.get("llamacpp"), p.models.get("ollama")])
     print(f"machine class: {cls}")
-    print(tabulate(rows, headers=["profile", "time budget", "context", "memory MB", "batch", "ef_search",
-                                  "max_tokens", "timeout s", "novelty", "llamacpp model", "ollama model"]))
+    print("\n".join(profiles_table(list(load_profiles(a.profiles_file).values()), cls, output_width())))
     return 0
 
 
@@ -245,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="polar: a yes/no/maybe decision; open: a few sentences with citations; auto: detect")
     r.add_argument("--memory-trace", default=None, metavar="FILE",
                    help="write the memory sampler's trace (process-tree RSS over the run, ~50 Hz) as JSON")
-    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    r.add_argument("--verbose", action="store_true", help="also show llama.cpp's own log on stderr")
     p = sub.add_parser("profiles", help="list profiles and this machine's budgets")
     p.add_argument("--machine-class", default=None)
     s = sub.add_parser("system", help="what this machine has")

@@ -12,9 +12,11 @@ Counters: every figure of a call comes from llama.cpp itself and is cross-checke
 Deadline: the pipeline checks the run's deadline (Backend.deadline) between streamed tokens, and llama.cpp's
 abort callback (`_AbortFlag`, C only) stops a prompt evaluation or a decode that outlasts it (llama_decode
 returns 2), so no call overruns the run's timeout by more than one graph node.
+Log: llama.cpp's own log stays quiet unless `show_native_log(True)` (the CLI's `--verbose`) lets it through.
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -25,6 +27,24 @@ from typing import Iterator
 from .base import Backend, BackendError, Choice, ContextTooLarge, GenerationStats, Message, ModelNotFound
 from .registry import resolve_model
 from .. import threads as threads_mod
+
+_NATIVE_LOGGER = "llama-cpp-python"     # the logger llama-cpp-python's llama_log_set callback consults
+_show_native_log = False
+
+
+def show_native_log(on: bool) -> None:
+    """Let llama.cpp's own log (load details, `decode: removing memory module entries ...`) through to stderr,
+    or keep it quiet: the default, since the engine reports what a user needs itself."""
+    global _show_native_log
+    _show_native_log = on
+    _apply_native_log(on)
+
+
+def _apply_native_log(on: bool) -> None:
+    """Set the level that llama-cpp-python's log callback checks; above CRITICAL lets no line through.
+    Llama() resets it (to ERROR when not verbose), so this runs again after each load."""
+    logging.getLogger(_NATIVE_LOGGER).setLevel(logging.DEBUG if on else logging.CRITICAL + 1)
+
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -274,8 +294,9 @@ class LlamaCppBackend(Backend):
     supports_choice = True
 
     def __init__(self, model: str, *, context_window: int, n_threads: int | None = None, seed: int = 0,
-                 verbose: bool = False):
+                 verbose: bool | None = None):
         super().__init__()
+        verbose = _show_native_log if verbose is None else verbose
         window = threads_mod.CpuWindow().start() if n_threads is None else None
         try:
             import llama_cpp
@@ -304,6 +325,8 @@ class LlamaCppBackend(Backend):
         except (ValueError, RuntimeError) as e:
             raise ModelNotFound(f"llama.cpp could not load {path.name} ({e}): the file may be corrupt; "
                                 f"reinstall it (`make setup`) or pass another --model") from None
+        finally:
+            _apply_native_log(verbose)
         self.load_s = time.perf_counter() - t0
         # The CPU window overlapped the load (this process's own CPU time is not counted as load).
         choice = threads_mod.choose_threads(window.reading()) if window else threads_mod.requested(n_threads)

@@ -123,3 +123,11 @@ def test_environment_variables_share_one_prefix_and_old_names_warn(monkeypatch):
     assert envvars.env("CACHE_DIR") == "/new"
     from llm_research_bench.engine.index import cache_root
     assert str(cache_root()) == "/new"
+
+
+def test_cli_run_help_names_quiet_and_verbose(capsys):
+    from llm_research_bench.engine.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "--verbose" in out and "llama.cpp's own log" in out and "--quiet" in out
