@@ -10,8 +10,10 @@ import pytest
 from . import parametrize, selection, timer
 from .fixtures import (STATE_KEY, bench_budget, bench_context, bench_warmup, context_of,  # noqa: F401
                        profile, record_result, research_bench, research_runner, state_of)
-from .items import bench_items
-from .options import MARKER_KEYS, OPTIONS, register
+from .items import is_bench
+from .options import MARKER_KEYS, OPTIONS
+from .options import register as pytest_addoption  # noqa: F401
+from .timer import pytest_timeout_cancel_timer, pytest_timeout_set_timer  # noqa: F401
 
 SUMMARY_KEY = pytest.StashKey[Any]()
 #: The plugin's markers (profile markers are registered on first parametrization; the opt-in ones and `micro`
@@ -22,10 +24,6 @@ STATIC_MARKERS = (
     "pipeline: research benches that run the whole pipeline (they get the profile's timeout_s)",
 )
 WORKER_RECORDS = "research_bench_records"
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    register(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -62,18 +60,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    mine = bench_items(items)
+    mine = [i for i in items if is_bench(i)]
     if not mine:
         return
     for item in mine:
         item.stash[timer.BENCH_KEY] = True
     st = state_of(config)
     ctx = st.context()           # a bad option or profiles file: one usage error, now that benches need them
-    is_bench = lambda i: i.stash.get(timer.BENCH_KEY, False)    # noqa: E731
+    marked = lambda i: i.stash.get(timer.BENCH_KEY, False)    # noqa: E731
     st.opt_in_note = selection.opt_in_note({      # long benches run only when asked for
-        m: len(selection.deselect_unless_requested(items, config, m, among=is_bench))
+        m: len(selection.deselect_unless_requested(items, config, m, among=marked))
         for m in selection.OPT_IN_MARKERS})
-    kept = [i for i in items if is_bench(i)]
+    kept = [i for i in items if marked(i)]
     st.bench_items = len(kept)
     if config.pluginmanager.hasplugin("timeout") and hasattr(signal, "SIGALRM"):
         parametrize.add_timeouts(kept, ctx)
@@ -97,16 +95,6 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list) -> list[s
     return lines + ([st.opt_in_note] if st.opt_in_note else [])
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_timeout_set_timer(item, settings):
-    return timer.set_timer(item, settings)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_timeout_cancel_timer(item):
-    return timer.cancel_timer(item)
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     st = config.stash.get(STATE_KEY, None)
@@ -120,6 +108,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return                   # no bench ran and no option asked for anything: as if not installed
     import os
 
+    from llm_research_bench.engine.atomic import write_json
+
     from ..report import markdown
     from . import session_end
 
@@ -132,7 +122,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if ctx.options.summary_md is not None or (s.records and os.environ.get("GITHUB_STEP_SUMMARY")):
         markdown.write(s, ctx, ctx.options.summary_md)
     if ctx.options.json_path is not None:
-        session_end.write_json(s, ctx, ctx.options.json_path)
+        write_json(ctx.options.json_path, session_end.session_document(s, ctx), indent=1, default=str)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

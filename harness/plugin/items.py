@@ -81,7 +81,3 @@ def is_bench(item: Any) -> bool:
     pseudo-fixture there, so it does not count as the plugin's)."""
     return (uses_plugin_fixtures(getattr(item, "_fixtureinfo", None), item)
             or opted_in(item.config, getattr(item, "module", None), getattr(item, "path", None)))
-
-
-def bench_items(items: list) -> list:
-    return [i for i in items if is_bench(i)]

@@ -26,7 +26,6 @@ class LiveProgress:
     """The session's progress display (one per pytest config)."""
 
     def __init__(self, config: pytest.Config):
-        self.config = config
         self.tr = config.pluginmanager.get_plugin("terminalreporter")
         self.capman = config.pluginmanager.get_plugin("capturemanager")
         verbosity = config.get_verbosity() if hasattr(config, "get_verbosity") else config.option.verbose
@@ -79,11 +78,6 @@ class LiveProgress:
             (self.line if done in (0, total) else self.status)(text)
         elif ev.get("event") == "index" and stage in INDEX_STAGES:
             self.line("warm-up: " + INDEX_STAGES[stage].format(total=total))
-
-    # -- one run ---------------------------------------------------------------------------------------------
-    def run_sink(self, label: str, budget_s: float | None) -> Callable[[dict], None] | None:
-        """A sink for one run's progress dicts (None when the display is off: the run then emits nothing)."""
-        return _RunProgress(self, label, budget_s) if self.enabled else None
 
 
 class _RunProgress:
@@ -152,7 +146,8 @@ def reporter(config: pytest.Config) -> LiveProgress:
 
 def run_progress(config: pytest.Config, bench: str, profile: str, budget_s: float | None,
                  ) -> Callable[[int, int, bool], Any]:
-    """For a bench's runs: round index, count, warm-up flag -> the sink of that round's run (or None)."""
+    """For a bench's runs: round index, count, warm-up flag -> the sink of that round's progress dicts (None when
+    the display is off: the run then emits nothing)."""
     out = reporter(config)
-    return lambda i, total, warmup: out.run_sink(
-        f"{bench}[{profile}] " + (f"warm-up {i + 1}" if warmup else f"round {i + 1}/{total}"), budget_s)
+    return lambda i, total, warmup: _RunProgress(out, f"{bench}[{profile}] " + (
+        f"warm-up {i + 1}" if warmup else f"round {i + 1}/{total}"), budget_s) if out.enabled else None

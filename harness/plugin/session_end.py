@@ -128,8 +128,3 @@ def session_document(summary: SessionSummary, ctx: BenchContext) -> dict:
                                                  "regressions": regression_lines(comp)},
         "records": [r.as_dict() for r in summary.records],
     }
-
-
-def write_json(summary: SessionSummary, ctx: BenchContext, path) -> None:
-    from llm_research_bench.engine.atomic import write_json as _write
-    _write(path, session_document(summary, ctx), indent=1, default=str)

@@ -18,7 +18,8 @@ def owns(item: Any) -> bool:
                                                  or item.get_closest_marker("pipeline") is not None)
 
 
-def set_timer(item: Any, settings: Any) -> bool | None:
+@pytest.hookimpl(optionalhook=True)
+def pytest_timeout_set_timer(item: Any, settings: Any) -> bool | None:
     if not owns(item) or settings.method not in ("signal", None):
         return None
     from ..run.timeouts import SignalTimer, signals_usable
@@ -30,7 +31,8 @@ def set_timer(item: Any, settings: Any) -> bool | None:
     return True
 
 
-def cancel_timer(item: Any) -> bool | None:
+@pytest.hookimpl(optionalhook=True)
+def pytest_timeout_cancel_timer(item: Any) -> bool | None:
     timer = item.stash.get(TIMER_KEY, None)
     if timer is None:
         return None
