@@ -10,7 +10,7 @@ import statistics
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 from llm_research_bench.engine.telemetry import SCHEMA_PATH
 
@@ -157,8 +157,7 @@ def _version(v: Any) -> tuple[int, ...] | None:
 
 
 def check_stored(d: Any) -> dict:
-    """The checks a stored document passes before it is read as a record: RecordError (damaged),
-    NewerRecordError, OlderRecordError or WrongTypeError say why it cannot be read."""
+    """The checks a stored document passes before it is read as a record; a RecordError says why it cannot be."""
     from llm_research_bench.engine.telemetry import READABLE_VERSIONS, SCHEMA_VERSION
 
     if not isinstance(d, dict):
@@ -245,15 +244,6 @@ def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def quantile(sorted_vals: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default method)."""
-    if len(sorted_vals) == 1:
-        return sorted_vals[0]
-    pos = (len(sorted_vals) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
-
-
 @dataclass(frozen=True)
 class Summary:
     """Summary statistics of one metric over a series' runs (numbers that are not finite are dropped)."""
@@ -273,14 +263,12 @@ def summarize(values: Iterable[Any]) -> Summary:
     vals = sorted(float(v) for v in values if is_number(v))
     if not vals:
         return Summary(0, None, None, None)
-    return Summary(len(vals), statistics.median(vals), quantile(vals, 0.25), quantile(vals, 0.75), vals[0], vals[-1])
+    # quartiles by linear interpolation between closest ranks (numpy's default method)
+    q1, _, q3 = statistics.quantiles(vals, n=4, method="inclusive") if len(vals) > 1 else vals * 3
+    return Summary(len(vals), statistics.median(vals), q1, q3, vals[0], vals[-1])
 
 
 # -- metric specs (from the schemas) ----------------------------------------------------------------------------------
-#: Where each schema's metrics live in a record.
-SPEC_SOURCES = ("telemetry", "quality", "breakdown")
-
-
 @lru_cache(maxsize=None)
 def schema(name: str) -> dict:
     """schemas/<name>.schema.json."""
@@ -296,7 +284,7 @@ def metric_specs(source: str = "telemetry") -> dict[str, dict]:
 def all_specs() -> dict[str, dict]:
     """Metric name -> spec (plus `source`: which schema) over every schema; a name defined twice is an error."""
     out: dict[str, dict] = {}
-    for source in SPEC_SOURCES:
+    for source in ("telemetry", "quality", "breakdown"):
         for name, s in metric_specs(source).items():
             if name in out:
                 raise ValueError(f"metric '{name}' is defined by both {out[name]['source']} and {source} schemas")

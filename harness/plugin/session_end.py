@@ -18,8 +18,8 @@ from ..run.store import Skipped, read_store
 
 @dataclass
 class Baseline:
-    """What a session is compared with: a label (a commit, or a saved name in quotes), its records on this
-    machine, a note saying what was chosen or why nothing was, and this machine's records of other sessions."""
+    """What a session is compared with, a note saying what was chosen or why nothing was, and this machine's
+    records of other sessions."""
     label: str | None
     records: list[ResultRecord]
     note: str
@@ -100,8 +100,7 @@ def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummar
 
 
 def session_document(summary: SessionSummary, ctx: BenchContext) -> dict:
-    """The session as one JSON document (--research-json): format and versions, session id, saved name, time,
-    commit, machine, options, pass/fail, per-instance summaries, missed targets, the comparison, every record."""
+    """The session as one JSON document (--research-json)."""
     from ..report.comparison import regression_lines
     git, o, comp = ctx.git, ctx.options, summary.comparison
     return {
