@@ -120,8 +120,6 @@ FIELD_TYPES: dict[str, tuple] = {f.name: tuple(_TYPE_NAMES[t.strip().split("[")[
                                  for f in fields(ResultRecord)}
 #: Fields a stored record must have (the others have defaults).
 REQUIRED_FIELDS = ("test_id", "bench", "outcome", "target_met", "machine_fingerprint", "record_version")
-_JSON_TYPES = {"number": (int, float), "integer": (int,), "string": (str,), "boolean": (bool,), "null": (type(None),),
-               "object": (dict,), "array": (list,)}
 
 
 def _has_type(v: Any, types: tuple) -> bool:
@@ -129,22 +127,18 @@ def _has_type(v: Any, types: tuple) -> bool:
     return bool in types if isinstance(v, bool) else isinstance(v, types)
 
 
-def _schema_type_ok(v: Any, declared: Any) -> bool:
-    names = declared if isinstance(declared, list) else [declared]
-    allowed = tuple(t for n in names for t in _JSON_TYPES.get(n, ()))
-    # as JSON Schema reads it, 5.0 is an integer
-    return not allowed or _has_type(v, allowed) or (isinstance(v, float) and "integer" in names and v.is_integer())
-
-
 def _check_metrics(metrics: Any, source: str, where: str) -> None:
+    """Each metric of the schema's type, as JSON Schema reads types (5.0 is an integer, a bool is no number)."""
+    from jsonschema import Draft202012Validator
     if metrics is None:
         return
     if not isinstance(metrics, dict):
         raise WrongTypeError(f"{where} is a {type(metrics).__name__}, not an object")
-    specs = metric_specs(source)
+    specs, is_type = metric_specs(source), Draft202012Validator.TYPE_CHECKER.is_type
     for name, v in metrics.items():
         declared = (specs.get(name) or {}).get("type")
-        if declared is not None and not _schema_type_ok(v, declared):
+        names = declared if isinstance(declared, list) else [declared]
+        if declared is not None and not any(is_type(v, n) for n in names):
             want = " or ".join(declared) if isinstance(declared, list) else declared
             raise WrongTypeError(f"{where}.{name} is {json.dumps(v)[:40]}, not {want}")
 
