@@ -8,15 +8,14 @@ import sys
 from .cli import add_store_arguments
 
 
-def ini_value(key: str, folder: str = ".") -> str | None:
+def ini_value(key: str) -> str | None:
     """`key` from the project's pytest configuration (pyproject.toml's [tool.pytest.ini_options], then pytest.ini,
     tox.ini, setup.cfg), where the plugin's ini keys live."""
     import configparser
     import tomllib
     from pathlib import Path
-    root = Path(folder)
     try:
-        v = tomllib.loads((root / "pyproject.toml").read_text()).get("tool", {}).get("pytest", {}) \
+        v = tomllib.loads(Path("pyproject.toml").read_text()).get("tool", {}).get("pytest", {}) \
             .get("ini_options", {}).get(key)
     except (OSError, tomllib.TOMLDecodeError):
         v = None
@@ -24,7 +23,7 @@ def ini_value(key: str, folder: str = ".") -> str | None:
         return str(v)
     cp = configparser.ConfigParser(interpolation=None)
     try:
-        cp.read([root / name for name in ("setup.cfg", "tox.ini", "pytest.ini")])   # the last read wins
+        cp.read(["setup.cfg", "tox.ini", "pytest.ini"])   # the last read wins
     except configparser.Error:
         return None
     return next((cp.get(s, key).strip() for s in ("pytest", "tool:pytest") if cp.has_option(s, key)), "") or None

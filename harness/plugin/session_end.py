@@ -51,7 +51,9 @@ def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], skipped:
     """The baseline to compare this session with (a commit's clean runs, or a saved session) on this machine, and
     this machine's records of other sessions (a noise estimate's history); store reads' skips go to `skipped`."""
     o, fp = ctx.options, ctx.machine.fingerprint
-    mine = _read(o.results_dir, skipped, fingerprint=fp)
+    read = read_store(o.results_dir, fingerprint=fp)
+    skipped.merge(read.skipped)
+    mine = read.records
     history = [r for r in mine if (r.extra or {}).get("session_id") != ctx.session_id]
     if o.compare_name:
         stored = saved_session(mine, o.compare_name)
@@ -64,19 +66,13 @@ def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], skipped:
         if commit is None:
             return Baseline(None, [], f"no baseline: no other commit has clean results of these benches on this "
                                       f"machine ({fp}) under {o.results_dir}", history)
-        stored = _read(o.results_dir, skipped, fingerprint=fp, commit=commit)
+        stored = [r for r in mine if (r.commit or "nocommit").startswith(commit[:40]) and not r.dirty]
         label = commit[:12]
     base = baseline_records(stored, current, session_id=ctx.session_id)
     if not base:
         return Baseline(label, [], f"no baseline: {label} ({how}) has no clean results on this machine ({fp})",
                         history)
     return Baseline(label, base, f"baseline {label} ({how}), {len(base)} record(s)", history)
-
-
-def _read(results_dir, skipped: Skipped, **where: str) -> list[ResultRecord]:
-    read = read_store(results_dir, **where)
-    skipped.merge(read.skipped)
-    return read.records
 
 
 def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummary:
