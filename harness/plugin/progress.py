@@ -28,12 +28,11 @@ class LiveProgress:
     def __init__(self, config: pytest.Config):
         self.tr = config.pluginmanager.get_plugin("terminalreporter")
         self.capman = config.pluginmanager.get_plugin("capturemanager")
-        verbosity = config.get_verbosity() if hasattr(config, "get_verbosity") else config.option.verbose
-        self.enabled = self.tr is not None and verbosity >= 0 and getattr(config, "workerinput", None) is None
+        self.enabled = (self.tr is not None and config.get_verbosity() >= 0
+                        and getattr(config, "workerinput", None) is None)
         self.tty = bool(getattr(self.tr, "isatty", False))
         self._dangling = False          # a redrawn status line without its newline yet
-        self._last_status = 0.0
-        self._last_line = 0.0
+        self._last_status = 0.0         # when a line was written or a status redrawn
 
     def _suspended(self):
         return self.capman.global_and_fixture_disabled() if self.capman is not None else nullcontext()
@@ -49,7 +48,7 @@ class LiveProgress:
                 self._dangling = False
             else:
                 self.tr.write_line(f"{PREFIX} {text}", flush=True)
-        self._last_line = self._last_status = time.monotonic()
+        self._last_status = time.monotonic()
 
     def status(self, text: str, *, force: bool = False) -> None:
         """A passing status: redrawn in place in a TTY, a throttled plain line elsewhere."""
@@ -65,7 +64,7 @@ class LiveProgress:
                 self.tr.rewrite(f"{PREFIX} {text}", erase=True)
                 self._dangling = True
             self._last_status = now
-        elif force or now - max(self._last_status, self._last_line) >= HEARTBEAT_S:
+        elif force or now - self._last_status >= HEARTBEAT_S:
             self.line(text)
 
     # -- the session warm-up -----------------------------------------------------------------------------------
