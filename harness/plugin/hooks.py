@@ -11,8 +11,7 @@ from . import parametrize, selection, timer
 from .fixtures import (STATE_KEY, bench_budget, bench_context, bench_warmup, context_of,  # noqa: F401
                        profile, record_result, research_bench, research_runner, state_of)
 from .items import is_bench
-from .options import MARKER_KEYS, OPTIONS
-from .options import register as pytest_addoption  # noqa: F401
+from .options import MARKER_KEYS, OPTIONS, register as pytest_addoption  # noqa: F401
 from .timer import pytest_timeout_cancel_timer, pytest_timeout_set_timer  # noqa: F401
 
 SUMMARY_KEY = pytest.StashKey[Any]()

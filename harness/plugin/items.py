@@ -61,10 +61,7 @@ def opted_in(config: Any, module: Any, path: Any) -> bool:
     if module is not None and getattr(module, OPT_IN_NAME, False) is True:
         return True
     dirs = _opted_in_dirs(config) if path is not None else ()
-    if not dirs:
-        return False
-    folder = Path(str(path)).resolve().parent
-    return any(d == folder or d in folder.parents for d in dirs)
+    return bool(dirs) and any(d in Path(str(path)).resolve().parents for d in dirs)
 
 
 def metafunc_is_bench(metafunc: Any) -> bool:
