@@ -28,16 +28,14 @@ WORKER_RECORDS = "research_bench_records"
 def pytest_configure(config: pytest.Config) -> None:
     for line in STATIC_MARKERS:
         config.addinivalue_line("markers", line)
-    st = state_of(config)
+    st = state_of(config)         # made here for every session, so later hooks always find it
     if any(config.getoption(o.dest, None) not in (None, []) for o in OPTIONS):
         st.context()              # options given on the command line are checked now (a usage error, exit 4)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:   # xdist: workers share the controller's session id
-    st = node.config.stash.get(STATE_KEY, None)
-    if st is not None:
-        node.workerinput["research_bench_session"] = st.session_id
+    node.workerinput["research_bench_session"] = state_of(node.config).session_id
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -96,9 +94,7 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list) -> list[s
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    st = config.stash.get(STATE_KEY, None)
-    if st is None:
-        return
+    st = state_of(config)
     if getattr(config, "workerinput", None) is not None:          # an xdist worker: hand its records over
         if st.built and hasattr(config, "workeroutput"):
             config.workeroutput[WORKER_RECORDS] = [str(p) for p in st.context().record_paths]
