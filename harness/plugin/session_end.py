@@ -19,7 +19,7 @@ from ..run.store import Skipped, read_store
 @dataclass
 class Baseline:
     """What a session is compared with, a note saying what was chosen or why nothing was, and this machine's
-    records of other sessions."""
+    records of other sessions and commits (a noise estimate's history)."""
     label: str | None
     records: list[ResultRecord]
     note: str
@@ -49,12 +49,12 @@ class SessionSummary:
 
 def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], skipped: Skipped) -> Baseline:
     """The baseline to compare this session with (a commit's clean runs, or a saved session) on this machine, and
-    this machine's records of other sessions (a noise estimate's history); store reads' skips go to `skipped`."""
+    this machine's records of other sessions and commits; the store read's skips go to `skipped`."""
     o, fp = ctx.options, ctx.machine.fingerprint
     read = read_store(o.results_dir, fingerprint=fp)
     skipped.merge(read.skipped)
     mine = read.records
-    history = [r for r in mine if (r.extra or {}).get("session_id") != ctx.session_id]
+    history = [r for r in mine if (r.extra or {}).get("session_id") != ctx.session_id and r.commit != ctx.git.commit]
     if o.compare_name:
         stored = saved_session(mine, o.compare_name)
         label, how = f"'{o.compare_name}'", f"--research-compare={o.compare}, a saved session"
@@ -89,8 +89,7 @@ def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummar
         if base.records:
             summary.comparison = add_power(compare_records(
                 base.records, records, thresholds=o.compare_fail if o.compare is not None else (),
-                names=(base.label, ctx.git.short + " (this session)"),
-                history=[r for r in base.history if r.commit != ctx.git.commit]))
+                names=(base.label, ctx.git.short + " (this session)"), history=base.history))
     summary.store_skipped = tally.lines()
     return summary
 
