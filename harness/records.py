@@ -10,7 +10,7 @@ import statistics
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 from llm_research_bench.engine.telemetry import SCHEMA_PATH
 
@@ -120,8 +120,6 @@ FIELD_TYPES: dict[str, tuple] = {f.name: tuple(_TYPE_NAMES[t.strip().split("[")[
                                  for f in fields(ResultRecord)}
 #: Fields a stored record must have (the others have defaults).
 REQUIRED_FIELDS = ("test_id", "bench", "outcome", "target_met", "machine_fingerprint", "record_version")
-_JSON_TYPES = {"number": (int, float), "integer": (int,), "string": (str,), "boolean": (bool,), "null": (type(None),),
-               "object": (dict,), "array": (list,)}
 
 
 def _has_type(v: Any, types: tuple) -> bool:
@@ -129,22 +127,18 @@ def _has_type(v: Any, types: tuple) -> bool:
     return bool in types if isinstance(v, bool) else isinstance(v, types)
 
 
-def _schema_type_ok(v: Any, declared: Any) -> bool:
-    names = declared if isinstance(declared, list) else [declared]
-    allowed = tuple(t for n in names for t in _JSON_TYPES.get(n, ()))
-    # as JSON Schema reads it, 5.0 is an integer
-    return not allowed or _has_type(v, allowed) or (isinstance(v, float) and "integer" in names and v.is_integer())
-
-
 def _check_metrics(metrics: Any, source: str, where: str) -> None:
+    """Each metric of the schema's type, as JSON Schema reads types (5.0 is an integer, a bool is no number)."""
+    from jsonschema import Draft202012Validator
     if metrics is None:
         return
     if not isinstance(metrics, dict):
         raise WrongTypeError(f"{where} is a {type(metrics).__name__}, not an object")
-    specs = metric_specs(source)
+    specs, is_type = metric_specs(source), Draft202012Validator.TYPE_CHECKER.is_type
     for name, v in metrics.items():
         declared = (specs.get(name) or {}).get("type")
-        if declared is not None and not _schema_type_ok(v, declared):
+        names = declared if isinstance(declared, list) else [declared]
+        if declared is not None and not any(is_type(v, n) for n in names):
             want = " or ".join(declared) if isinstance(declared, list) else declared
             raise WrongTypeError(f"{where}.{name} is {json.dumps(v)[:40]}, not {want}")
 
@@ -157,8 +151,7 @@ def _version(v: Any) -> tuple[int, ...] | None:
 
 
 def check_stored(d: Any) -> dict:
-    """The checks a stored document passes before it is read as a record: RecordError (damaged),
-    NewerRecordError, OlderRecordError or WrongTypeError say why it cannot be read."""
+    """The checks a stored document passes before it is read as a record; a RecordError says why it cannot be."""
     from llm_research_bench.engine.telemetry import READABLE_VERSIONS, SCHEMA_VERSION
 
     if not isinstance(d, dict):
@@ -245,15 +238,6 @@ def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def quantile(sorted_vals: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default method)."""
-    if len(sorted_vals) == 1:
-        return sorted_vals[0]
-    pos = (len(sorted_vals) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
-
-
 @dataclass(frozen=True)
 class Summary:
     """Summary statistics of one metric over a series' runs (numbers that are not finite are dropped)."""
@@ -273,14 +257,12 @@ def summarize(values: Iterable[Any]) -> Summary:
     vals = sorted(float(v) for v in values if is_number(v))
     if not vals:
         return Summary(0, None, None, None)
-    return Summary(len(vals), statistics.median(vals), quantile(vals, 0.25), quantile(vals, 0.75), vals[0], vals[-1])
+    # quartiles by linear interpolation between closest ranks (numpy's default method)
+    q1, _, q3 = statistics.quantiles(vals, n=4, method="inclusive") if len(vals) > 1 else vals * 3
+    return Summary(len(vals), statistics.median(vals), q1, q3, vals[0], vals[-1])
 
 
 # -- metric specs (from the schemas) ----------------------------------------------------------------------------------
-#: Where each schema's metrics live in a record.
-SPEC_SOURCES = ("telemetry", "quality", "breakdown")
-
-
 @lru_cache(maxsize=None)
 def schema(name: str) -> dict:
     """schemas/<name>.schema.json."""
@@ -296,7 +278,7 @@ def metric_specs(source: str = "telemetry") -> dict[str, dict]:
 def all_specs() -> dict[str, dict]:
     """Metric name -> spec (plus `source`: which schema) over every schema; a name defined twice is an error."""
     out: dict[str, dict] = {}
-    for source in SPEC_SOURCES:
+    for source in ("telemetry", "quality", "breakdown"):
         for name, s in metric_specs(source).items():
             if name in out:
                 raise ValueError(f"metric '{name}' is defined by both {out[name]['source']} and {source} schemas")

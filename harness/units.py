@@ -74,8 +74,3 @@ def pct(p: float | None, *, signed: bool = True) -> str:
     if p is None or not math.isfinite(p):
         return "n/a"
     return f"{p:+.0f} %" if signed else f"{p:.0f} %"
-
-
-def share(x: float | None, digits: int = 0) -> str:
-    """A 0..1 share as a percentage: 0.302 -> '30%'."""
-    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}%}"

@@ -1,2 +1,1 @@
-"""The `research-bench` command and its sub-commands, one module each (cli.py dispatches): they parse arguments,
-call run/, analysis/ and report/ for the work, and choose the exit status."""
+"""The `research-bench` sub-commands, one module each (cli.py dispatches), over run/, analysis/ and report/."""

@@ -80,8 +80,8 @@ def _run(name: str, argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--version"]:
-        from .. import PLUGIN_VERSION
-        print(f"research-bench (llm-research-bench) {PLUGIN_VERSION}")
+        from llm_research_bench import __version__
+        print(f"research-bench (llm-research-bench) {__version__}")
         return 0
     if not argv or argv[0] not in SUBCOMMANDS:
         return _usage(argv)
@@ -102,7 +102,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"research-bench {argv[0]}: unexpected {type(e).__name__}: {msg} -- this is a bug: please report it "
               f"({DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
         return 3
-
-
-if __name__ == "__main__":
-    sys.exit(main())

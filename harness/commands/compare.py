@@ -64,21 +64,21 @@ def print_comparison(comp, fmt: str, machine: str, skipped: list[str]) -> None:
 def run(args) -> int:
     from ..analysis.compare import add_power, compare_records
     from ..run.refs import stored_sides
-    from ..run.store import Skipped, StoreError, read_store
-
-    skipped = Skipped()
+    from .cli import read_for_output
     try:
         limits, names = thresholds(args.compare_fail, "--compare-fail"), metrics(args.metrics)
-        read = read_store(args.results_dir)
-        skipped = read.skipped
+    except ValueError as e:
+        print(f"compare: {e}", file=sys.stderr)
+        return 2
+    read = read_for_output("compare", "-", args.results_dir, example="")
+    if read is None:
+        return 2
+    try:
         sides = stored_sides(args.ref_a, args.ref_b, read.records, results_dir=args.results_dir, machine=args.machine)
         comp = add_power(compare_records(sides.base, sides.current, thresholds=limits, metrics=names,
                                          names=sides.labels, history=sides.history))
-    except (StoreError, ValueError) as e:            # RefError is a ValueError
-        for line in [*skipped.lines(), str(e)]:
-            print(f"compare: {line}", file=sys.stderr)
+    except ValueError as e:            # RefError is a ValueError
+        print(f"compare: {e}", file=sys.stderr)
         return 2
-    for line in skipped.lines():
-        print(f"compare: {line}", file=sys.stderr)
-    print_comparison(comp, args.format, sides.machine, skipped.lines())
+    print_comparison(comp, args.format, sides.machine, read.skipped.lines())
     return 1 if comp.failed else 0

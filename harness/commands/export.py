@@ -22,14 +22,6 @@ def add_arguments(p) -> None:
                    help="bencher only: also export metrics without a direction (x-better none)")
 
 
-def _write(out: str, doc) -> str:
-    """Write `doc` to the file `out` (or standard output for `-`); returns where it went."""
-    if out != "-":
-        return str(write(out, doc))
-    sys.stdout.write(doc if isinstance(doc, str) else json.dumps(doc, indent=2) + "\n")
-    return "standard output"
-
-
 def run(args) -> int:
     from .cli import read_for_output
     if args.fmt != "github-action-benchmark" and args.direction:
@@ -42,7 +34,9 @@ def run(args) -> int:
     try:
         doc = export(read.records, args.fmt, direction=args.direction, machine=args.machine,
                      include_neutral=args.include_neutral)
-        path = _write(args.out, doc)
+        if args.out == "-":
+            sys.stdout.write(doc if isinstance(doc, str) else json.dumps(doc, indent=2) + "\n")
+        path = "standard output" if args.out == "-" else write(args.out, doc)
     except ExportError as e:
         print(f"export: {e}", file=sys.stderr)
         return 2

@@ -8,15 +8,14 @@ import sys
 from .cli import add_store_arguments
 
 
-def ini_value(key: str, folder: str = ".") -> str | None:
+def ini_value(key: str) -> str | None:
     """`key` from the project's pytest configuration (pyproject.toml's [tool.pytest.ini_options], then pytest.ini,
     tox.ini, setup.cfg), where the plugin's ini keys live."""
     import configparser
     import tomllib
     from pathlib import Path
-    root = Path(folder)
     try:
-        v = tomllib.loads((root / "pyproject.toml").read_text()).get("tool", {}).get("pytest", {}) \
+        v = tomllib.loads(Path("pyproject.toml").read_text()).get("tool", {}).get("pytest", {}) \
             .get("ini_options", {}).get(key)
     except (OSError, tomllib.TOMLDecodeError):
         v = None
@@ -24,18 +23,10 @@ def ini_value(key: str, folder: str = ".") -> str | None:
         return str(v)
     cp = configparser.ConfigParser(interpolation=None)
     try:
-        cp.read([root / name for name in ("setup.cfg", "tox.ini", "pytest.ini")])   # the last read wins
+        cp.read(["setup.cfg", "tox.ini", "pytest.ini"])   # the last read wins
     except configparser.Error:
         return None
     return next((cp.get(s, key).strip() for s in ("pytest", "tool:pytest") if cp.has_option(s, key)), "") or None
-
-
-def commit_url_template(given: str | None) -> str | None:
-    """The commit link template: given > $RESEARCH_BENCH_COMMIT_URL > ini research_commit_url > git remote."""
-    from llm_research_bench.engine.envvars import env
-
-    from ..run.environment import remote_commit_url
-    return given or env("COMMIT_URL") or ini_value("research_commit_url") or remote_commit_url(".")
 
 
 def add_arguments(p) -> None:
@@ -49,9 +40,11 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from llm_research_bench.engine.envvars import env
+
     from ..analysis.measures import is_measurement
     from ..report.html import write_report
-    from ..run.environment import git_order
+    from ..run.environment import git_order, remote_commit_url
     from .cli import read_for_output
     read = read_for_output("report", args.out, args.results_dir, example="report.html")
     if read is None:
@@ -61,7 +54,8 @@ def run(args) -> int:
         print(f"report: no result records under {args.results_dir}; the page says so (run `make bench` to "
               f"make some)", file=sys.stderr)
     order, note = git_order([r.commit for r in records], ".")
-    template = None if args.no_commit_links else commit_url_template(args.commit_url)
+    template = None if args.no_commit_links else (args.commit_url or env("COMMIT_URL") or ini_value(
+        "research_commit_url") or remote_commit_url("."))   # the precedence the module docstring gives
     try:
         path = write_report(records, args.out, machine=args.machine, title=args.title, git_order=order,
                             order_note=note, commit_url=template)

@@ -1,2 +1,1 @@
-"""The pytest plugin: hooks (the `pytest11` entry point), options, parametrization, selection, fixtures and
-the session's end, each hook thin over run/, analysis/ and report/."""
+"""The pytest plugin: hooks, options, parametrization, selection, fixtures and the session's end."""

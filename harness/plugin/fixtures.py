@@ -21,12 +21,9 @@ class PluginState:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.values = settings(config.getoption, config.getini)
-        self.session_id = uuid.uuid4().hex[:12]
-        self.worker: str | None = None
-        wi = getattr(config, "workerinput", None)
-        if wi is not None:
-            self.session_id = wi.get("research_bench_session", self.session_id)
-            self.worker = wi.get("workerid")
+        wi = getattr(config, "workerinput", None) or {}         # an xdist worker: the controller's session id
+        self.session_id: str = wi.get("research_bench_session") or uuid.uuid4().hex[:12]
+        self.worker: str | None = wi.get("workerid")
         self._ctx: BenchContext | None = None
         self._error: str | None = None
         self.bench_items = 0              # research benches collected in this process
@@ -35,19 +32,16 @@ class PluginState:
 
     def context(self) -> BenchContext:
         """The session's BenchContext; a bad option or profile file is one pytest.UsageError (exit status 4)."""
-        if self._ctx is None:
-            if self._error is None:
-                from ..run.context import BenchContext
-                try:
-                    opts = parse_options(self.values, self.config.rootpath)
-                except OptionError as e:
-                    self._error = str(e)
-                else:
-                    self._ctx = BenchContext(opts, self.config.rootpath, session_id=self.session_id,
-                                             worker=self.worker)
-            if self._error is not None:
-                raise pytest.UsageError(self._error)
-        assert self._ctx is not None
+        if self._ctx is None and self._error is None:
+            from ..run.context import BenchContext
+            try:
+                opts = parse_options(self.values, self.config.rootpath)
+            except OptionError as e:
+                self._error = str(e)
+            else:
+                self._ctx = BenchContext(opts, self.config.rootpath, session_id=self.session_id, worker=self.worker)
+        if self._error is not None:
+            raise pytest.UsageError(self._error)
         return self._ctx
 
     @property

@@ -10,8 +10,9 @@ import pytest
 from . import parametrize, selection, timer
 from .fixtures import (STATE_KEY, bench_budget, bench_context, bench_warmup, context_of,  # noqa: F401
                        profile, record_result, research_bench, research_runner, state_of)
-from .items import bench_items
-from .options import MARKER_KEYS, OPTIONS, register
+from .items import is_bench
+from .options import MARKER_KEYS, OPTIONS, register as pytest_addoption  # noqa: F401
+from .timer import pytest_timeout_cancel_timer, pytest_timeout_set_timer  # noqa: F401
 
 SUMMARY_KEY = pytest.StashKey[Any]()
 #: The plugin's markers (profile markers are registered on first parametrization; the opt-in ones and `micro`
@@ -24,23 +25,17 @@ STATIC_MARKERS = (
 WORKER_RECORDS = "research_bench_records"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    register(parser)
-
-
 def pytest_configure(config: pytest.Config) -> None:
     for line in STATIC_MARKERS:
         config.addinivalue_line("markers", line)
-    st = state_of(config)
+    st = state_of(config)         # made here for every session, so later hooks always find it
     if any(config.getoption(o.dest, None) not in (None, []) for o in OPTIONS):
         st.context()              # options given on the command line are checked now (a usage error, exit 4)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:   # xdist: workers share the controller's session id
-    st = node.config.stash.get(STATE_KEY, None)
-    if st is not None:
-        node.workerinput["research_bench_session"] = st.session_id
+    node.workerinput["research_bench_session"] = state_of(node.config).session_id
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -62,18 +57,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    mine = bench_items(items)
+    mine = [i for i in items if is_bench(i)]
     if not mine:
         return
     for item in mine:
         item.stash[timer.BENCH_KEY] = True
     st = state_of(config)
     ctx = st.context()           # a bad option or profiles file: one usage error, now that benches need them
-    is_bench = lambda i: i.stash.get(timer.BENCH_KEY, False)    # noqa: E731
+    marked = lambda i: i.stash.get(timer.BENCH_KEY, False)    # noqa: E731
     st.opt_in_note = selection.opt_in_note({      # long benches run only when asked for
-        m: len(selection.deselect_unless_requested(items, config, m, among=is_bench))
+        m: len(selection.deselect_unless_requested(items, config, m, among=marked))
         for m in selection.OPT_IN_MARKERS})
-    kept = [i for i in items if is_bench(i)]
+    kept = [i for i in items if marked(i)]
     st.bench_items = len(kept)
     if config.pluginmanager.hasplugin("timeout") and hasattr(signal, "SIGALRM"):
         parametrize.add_timeouts(kept, ctx)
@@ -97,21 +92,9 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list) -> list[s
     return lines + ([st.opt_in_note] if st.opt_in_note else [])
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_timeout_set_timer(item, settings):
-    return timer.set_timer(item, settings)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_timeout_cancel_timer(item):
-    return timer.cancel_timer(item)
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    st = config.stash.get(STATE_KEY, None)
-    if st is None:
-        return
+    st = state_of(config)
     if getattr(config, "workerinput", None) is not None:          # an xdist worker: hand its records over
         if st.built and hasattr(config, "workeroutput"):
             config.workeroutput[WORKER_RECORDS] = [str(p) for p in st.context().record_paths]
@@ -119,6 +102,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not (st.built or st.worker_records):
         return                   # no bench ran and no option asked for anything: as if not installed
     import os
+
+    from llm_research_bench.engine.atomic import write_json
 
     from ..report import markdown
     from . import session_end
@@ -132,7 +117,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if ctx.options.summary_md is not None or (s.records and os.environ.get("GITHUB_STEP_SUMMARY")):
         markdown.write(s, ctx, ctx.options.summary_md)
     if ctx.options.json_path is not None:
-        session_end.write_json(s, ctx, ctx.options.json_path)
+        write_json(ctx.options.json_path, session_end.session_document(s, ctx), indent=1, default=str)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -61,10 +61,7 @@ def opted_in(config: Any, module: Any, path: Any) -> bool:
     if module is not None and getattr(module, OPT_IN_NAME, False) is True:
         return True
     dirs = _opted_in_dirs(config) if path is not None else ()
-    if not dirs:
-        return False
-    folder = Path(str(path)).resolve().parent
-    return any(d == folder or d in folder.parents for d in dirs)
+    return bool(dirs) and any(d in Path(str(path)).resolve().parents for d in dirs)
 
 
 def metafunc_is_bench(metafunc: Any) -> bool:
@@ -81,7 +78,3 @@ def is_bench(item: Any) -> bool:
     pseudo-fixture there, so it does not count as the plugin's)."""
     return (uses_plugin_fixtures(getattr(item, "_fixtureinfo", None), item)
             or opted_in(item.config, getattr(item, "module", None), getattr(item, "path", None)))
-
-
-def bench_items(items: list) -> list:
-    return [i for i in items if is_bench(i)]

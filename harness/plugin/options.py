@@ -1,11 +1,11 @@
 """The plugin's options, defined once (OPTIONS): each a `--research-` flag, an ini key `research_*` of the same
 meaning, and one check shared by the command line, the ini file and a bench's `@pytest.mark.research(...)`.
 A wrong value is one OptionError naming the key and the fix (a usage error, exit status 4).
-Precedence, highest first: the marker (MARKER_KEYS only) > the command line > the ini file > the default.
-"""
+Precedence, highest first: the marker (MARKER_KEYS only) > the command line > the ini file > the default."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 from dataclasses import dataclass
 from functools import partial
@@ -54,11 +54,8 @@ def _split(values: Any) -> list[str] | None:
 
 
 def _memray(v: Any) -> bool:
-    if _flag(v):
-        try:
-            import memray  # noqa: F401
-        except ImportError:
-            raise OptionError("memray is not installed (pip install memray; not available on Windows)") from None
+    if _flag(v) and importlib.util.find_spec("memray") is None:
+        raise OptionError("memray is not installed (pip install memray; not available on Windows)")
     return _flag(v)
 
 
@@ -260,9 +257,7 @@ def _profile_fields(raw: dict[str, Any]) -> dict[str, Any]:
 def _compare_fields(raw: dict[str, Any], thresholds: list | None, rootpath: Path) -> dict[str, Any]:
     """The results folder, and the baseline asked for (a saved name or a commit); compare_fail implies compare."""
     from ..run.refs import default_results_dir
-    results_dir = Path(checked("results_dir", raw.get("results_dir")) or default_results_dir(rootpath))
-    if not results_dir.is_absolute():
-        results_dir = Path.cwd() / results_dir
+    results_dir = Path(checked("results_dir", raw.get("results_dir")) or default_results_dir(rootpath)).absolute()
     if results_dir.exists() and not results_dir.is_dir():
         raise OptionError(f"{where('results_dir')}: {results_dir} exists and is not a folder")
     compare = checked("compare", raw.get("compare"))

@@ -31,18 +31,14 @@ def profile_names(opts: Any, marker: Any, where: str) -> list[str]:
     return [n for n in names if not opts.selected or n in opts.selected]
 
 
-def register_profile_markers(config: pytest.Config, names: Any) -> None:
-    """Each profile's marker (`-m quick`), registered when the plugin first parametrizes a bench, so that
-    --strict-markers accepts them and sessions without benches are left as they are."""
-    known = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
-    for n in names:
-        if n not in known:
-            config.addinivalue_line("markers", f"{n}: bench instances on the {n} profile")
-
-
 def parametrize_profiles(metafunc: pytest.Metafunc, opts: Any) -> None:
+    """Each profile's marker (`-m quick`) is registered here, when the plugin first parametrizes a bench, so that
+    --strict-markers accepts them and sessions without benches are left as they are."""
     names = profile_names(opts, metafunc.definition.get_closest_marker("profiles"), metafunc.definition.nodeid)
-    register_profile_markers(metafunc.config, opts.profiles)
+    known = {line.split(":")[0].split("(")[0].strip() for line in metafunc.config.getini("markers")}
+    for n in opts.profiles:
+        if n not in known:
+            metafunc.config.addinivalue_line("markers", f"{n}: bench instances on the {n} profile")
     if "profile" not in metafunc.fixturenames:
         metafunc.fixturenames.append("profile")   # a bench with only the marker still gets the fixture
     metafunc.parametrize("profile", [pytest.param(n, marks=getattr(pytest.mark, n), id=n) for n in names],

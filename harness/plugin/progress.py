@@ -26,15 +26,13 @@ class LiveProgress:
     """The session's progress display (one per pytest config)."""
 
     def __init__(self, config: pytest.Config):
-        self.config = config
         self.tr = config.pluginmanager.get_plugin("terminalreporter")
         self.capman = config.pluginmanager.get_plugin("capturemanager")
-        verbosity = config.get_verbosity() if hasattr(config, "get_verbosity") else config.option.verbose
-        self.enabled = self.tr is not None and verbosity >= 0 and getattr(config, "workerinput", None) is None
+        self.enabled = (self.tr is not None and config.get_verbosity() >= 0
+                        and getattr(config, "workerinput", None) is None)
         self.tty = bool(getattr(self.tr, "isatty", False))
         self._dangling = False          # a redrawn status line without its newline yet
-        self._last_status = 0.0
-        self._last_line = 0.0
+        self._last_status = 0.0         # when a line was written or a status redrawn
 
     def _suspended(self):
         return self.capman.global_and_fixture_disabled() if self.capman is not None else nullcontext()
@@ -50,7 +48,7 @@ class LiveProgress:
                 self._dangling = False
             else:
                 self.tr.write_line(f"{PREFIX} {text}", flush=True)
-        self._last_line = self._last_status = time.monotonic()
+        self._last_status = time.monotonic()
 
     def status(self, text: str, *, force: bool = False) -> None:
         """A passing status: redrawn in place in a TTY, a throttled plain line elsewhere."""
@@ -66,7 +64,7 @@ class LiveProgress:
                 self.tr.rewrite(f"{PREFIX} {text}", erase=True)
                 self._dangling = True
             self._last_status = now
-        elif force or now - max(self._last_status, self._last_line) >= HEARTBEAT_S:
+        elif force or now - self._last_status >= HEARTBEAT_S:
             self.line(text)
 
     # -- the session warm-up -----------------------------------------------------------------------------------
@@ -79,11 +77,6 @@ class LiveProgress:
             (self.line if done in (0, total) else self.status)(text)
         elif ev.get("event") == "index" and stage in INDEX_STAGES:
             self.line("warm-up: " + INDEX_STAGES[stage].format(total=total))
-
-    # -- one run ---------------------------------------------------------------------------------------------
-    def run_sink(self, label: str, budget_s: float | None) -> Callable[[dict], None] | None:
-        """A sink for one run's progress dicts (None when the display is off: the run then emits nothing)."""
-        return _RunProgress(self, label, budget_s) if self.enabled else None
 
 
 class _RunProgress:
@@ -152,7 +145,8 @@ def reporter(config: pytest.Config) -> LiveProgress:
 
 def run_progress(config: pytest.Config, bench: str, profile: str, budget_s: float | None,
                  ) -> Callable[[int, int, bool], Any]:
-    """For a bench's runs: round index, count, warm-up flag -> the sink of that round's run (or None)."""
+    """For a bench's runs: round index, count, warm-up flag -> the sink of that round's progress dicts (None when
+    the display is off: the run then emits nothing)."""
     out = reporter(config)
-    return lambda i, total, warmup: out.run_sink(
-        f"{bench}[{profile}] " + (f"warm-up {i + 1}" if warmup else f"round {i + 1}/{total}"), budget_s)
+    return lambda i, total, warmup: _RunProgress(out, f"{bench}[{profile}] " + (
+        f"warm-up {i + 1}" if warmup else f"round {i + 1}/{total}"), budget_s) if out.enabled else None

@@ -103,10 +103,6 @@ class BenchRunner:
         """A live line on the terminal now (capture suspended; quiet under -q): a long bench saying where it is."""
         reporter(self.request.config).line(text)
 
-    def run_progress(self, label: str, budget_s: float | None = None):
-        """A live-progress sink for a run this bench makes itself (RunRequest.on_progress), or None when quiet."""
-        return reporter(self.request.config).run_sink(label, budget_s)
-
     def warmup(self) -> Warmup:
         with widened(timer_of(self.request.node), STARTUP_TIMEOUT_S):
             return self.request.getfixturevalue("bench_warmup")
@@ -133,11 +129,9 @@ class BenchRunner:
         except user_errors() as e:      # a bad question, corpus, model ...: one line naming the fix, no traceback
             failure = f"{core.bench}: {one_line(e)}"
         else:
-            failure = None
-        if failure:
-            pytest.fail(failure, pytrace=False)
-        self._report(core, result, check)
-        return result
+            self._report(core, result, check)
+            return result
+        pytest.fail(failure, pytrace=False)
 
     def _request(self, question: str, prof: Any, warm: Warmup, isolate: bool, knobs: dict) -> RunRequest:
         """The run `knobs` ask for; what is left in them goes to the engine as it is."""

@@ -18,8 +18,8 @@ from ..run.store import Skipped, read_store
 
 @dataclass
 class Baseline:
-    """What a session is compared with: a label (a commit, or a saved name in quotes), its records on this
-    machine, a note saying what was chosen or why nothing was, and this machine's records of other sessions."""
+    """What a session is compared with, a note saying what was chosen or why nothing was, and this machine's
+    records of other sessions and commits (a noise estimate's history)."""
     label: str | None
     records: list[ResultRecord]
     note: str
@@ -49,10 +49,12 @@ class SessionSummary:
 
 def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], skipped: Skipped) -> Baseline:
     """The baseline to compare this session with (a commit's clean runs, or a saved session) on this machine, and
-    this machine's records of other sessions (a noise estimate's history); store reads' skips go to `skipped`."""
+    this machine's records of other sessions and commits; the store read's skips go to `skipped`."""
     o, fp = ctx.options, ctx.machine.fingerprint
-    mine = _read(o.results_dir, skipped, fingerprint=fp)
-    history = [r for r in mine if (r.extra or {}).get("session_id") != ctx.session_id]
+    read = read_store(o.results_dir, fingerprint=fp)
+    skipped.merge(read.skipped)
+    mine = read.records
+    history = [r for r in mine if (r.extra or {}).get("session_id") != ctx.session_id and r.commit != ctx.git.commit]
     if o.compare_name:
         stored = saved_session(mine, o.compare_name)
         label, how = f"'{o.compare_name}'", f"--research-compare={o.compare}, a saved session"
@@ -64,19 +66,13 @@ def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], skipped:
         if commit is None:
             return Baseline(None, [], f"no baseline: no other commit has clean results of these benches on this "
                                       f"machine ({fp}) under {o.results_dir}", history)
-        stored = _read(o.results_dir, skipped, fingerprint=fp, commit=commit)
+        stored = [r for r in mine if (r.commit or "nocommit").startswith(commit[:40]) and not r.dirty]
         label = commit[:12]
     base = baseline_records(stored, current, session_id=ctx.session_id)
     if not base:
         return Baseline(label, [], f"no baseline: {label} ({how}) has no clean results on this machine ({fp})",
                         history)
     return Baseline(label, base, f"baseline {label} ({how}), {len(base)} record(s)", history)
-
-
-def _read(results_dir, skipped: Skipped, **where: str) -> list[ResultRecord]:
-    read = read_store(results_dir, **where)
-    skipped.merge(read.skipped)
-    return read.records
 
 
 def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummary:
@@ -93,15 +89,13 @@ def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummar
         if base.records:
             summary.comparison = add_power(compare_records(
                 base.records, records, thresholds=o.compare_fail if o.compare is not None else (),
-                names=(base.label, ctx.git.short + " (this session)"),
-                history=[r for r in base.history if r.commit != ctx.git.commit]))
+                names=(base.label, ctx.git.short + " (this session)"), history=base.history))
     summary.store_skipped = tally.lines()
     return summary
 
 
 def session_document(summary: SessionSummary, ctx: BenchContext) -> dict:
-    """The session as one JSON document (--research-json): format and versions, session id, saved name, time,
-    commit, machine, options, pass/fail, per-instance summaries, missed targets, the comparison, every record."""
+    """The session as one JSON document (--research-json)."""
     from ..report.comparison import regression_lines
     git, o, comp = ctx.git, ctx.options, summary.comparison
     return {
@@ -128,8 +122,3 @@ def session_document(summary: SessionSummary, ctx: BenchContext) -> dict:
                                                  "regressions": regression_lines(comp)},
         "records": [r.as_dict() for r in summary.records],
     }
-
-
-def write_json(summary: SessionSummary, ctx: BenchContext, path) -> None:
-    from llm_research_bench.engine.atomic import write_json as _write
-    _write(path, session_document(summary, ctx), indent=1, default=str)

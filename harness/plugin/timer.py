@@ -11,26 +11,23 @@ TIMER_KEY = pytest.StashKey[Any]()
 BENCH_FIXTURES = ("research_bench", "record_result")
 
 
-def owns(item: Any) -> bool:
-    """A research bench that runs research: it uses a bench fixture, or carries the `pipeline` marker."""
+@pytest.hookimpl(optionalhook=True)
+def pytest_timeout_set_timer(item: Any, settings: Any) -> bool | None:
+    """Taken for a research bench that runs research: it uses a bench fixture, or carries the `pipeline` marker."""
     names = getattr(item, "fixturenames", ()) or ()
-    return item.stash.get(BENCH_KEY, False) and (any(f in names for f in BENCH_FIXTURES)
-                                                 or item.get_closest_marker("pipeline") is not None)
-
-
-def set_timer(item: Any, settings: Any) -> bool | None:
-    if not owns(item) or settings.method not in ("signal", None):
+    runs = any(f in names for f in BENCH_FIXTURES) or item.get_closest_marker("pipeline") is not None
+    if not (item.stash.get(BENCH_KEY, False) and runs) or settings.method not in ("signal", None):
         return None
     from ..run.timeouts import SignalTimer, signals_usable
     if not signals_usable():
         return None
-    timer = SignalTimer(via="pytest-timeout")
-    item.stash[TIMER_KEY] = timer
+    item.stash[TIMER_KEY] = timer = SignalTimer(via="pytest-timeout")
     timer.arm(settings.timeout)
     return True
 
 
-def cancel_timer(item: Any) -> bool | None:
+@pytest.hookimpl(optionalhook=True)
+def pytest_timeout_cancel_timer(item: Any) -> bool | None:
     timer = item.stash.get(TIMER_KEY, None)
     if timer is None:
         return None

@@ -13,7 +13,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .. import PLUGIN_VERSION
+from llm_research_bench import __version__ as PLUGIN_VERSION
+
 from ..analysis.thresholds import Threshold
 from ..records import ResultRecord
 from . import environment, sources
