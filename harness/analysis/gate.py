@@ -1,12 +1,7 @@
-"""The CI gate over a session's records (pure): each bench instance's verdict (one `research_bench.run(...)`:
-its rounds and re-measurements, records.instance_of), computed from its stored runs.
-
-Memory, schema, quality and failed runs count per run: any measured run's miss is the instance's. Time counts
-once, on the median of the quiet runs (records.is_contended); over budget, or a timeout on a quiet machine, the
-instance MISSED. With no quiet run, an over-budget median or a timeout is UNVERIFIED: failing the session only
-under --research-unverified=fail. `judge_time` is the one time rule, for a run and an instance's median alike.
-The run that ends an instance stores the verdict (extra['instance_verdict']), as `as_stored()` recomputes it.
-"""
+"""The CI gate over a session's records (pure): each bench instance's verdict (records.instance_of) from its runs.
+Memory, schema, quality and failed runs count per run; time once, on the median of the quiet runs
+(records.is_contended). With no quiet run, an over-budget median or a timeout is UNVERIFIED, failing the session
+only under --research-unverified=fail. `judge_time` is the one time rule, for a run and a median alike."""
 from __future__ import annotations
 
 import statistics

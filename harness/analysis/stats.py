@@ -1,10 +1,7 @@
 """Noise tests and the gate (pure): is a change between two sets of runs beyond its threshold and beyond noise?
-
-Each test gives a two-sided p and, given the worse direction, a one-sided p toward it, on which the gate
-(`gate_decision`) fails only a change for the worse. By what the data allow: exact (a deterministic counter, or no
-spread), permutation (the difference of the sides' spike-trimmed means of log values; every split of the pooled runs,
-or MAX_SPLITS random ones), history (too few runs for that: the statistic's null drawn from the series' run-to-run
-deviations on recent commits), else indicative (shown, never failed on). Vectorised over batches of pairs.
+By what the data allow: exact (a deterministic counter, or no spread), permutation (of the sides' spike-trimmed
+means of log values), history (the null drawn from the series' run-to-run deviations on recent commits), else
+indicative (shown, never failed on). The gate (`gate_decision`) fails only a change for the worse.
 """
 from __future__ import annotations
 
@@ -145,21 +142,12 @@ def splits(n1: int, n2: int, seed: int = 0) -> np.ndarray:
     return np.vstack([np.arange(n) < n1, ranks < n1])
 
 
-def permutation_stats(base: np.ndarray, cur: np.ndarray, *, seed: int = 0) -> np.ndarray:
-    """The signed statistic of every split for a batch: base (m, n1), cur (m, n2) -> (m, S); column 0 observed."""
-    n1, n2, v, _, keep = _pooled(base, cur)
-    return _split_stats(v, keep, splits(n1, n2, seed))
-
-
-def p_from(stat: np.ndarray, alternative: str = "two-sided") -> np.ndarray:
-    """Permutation p-values from permutation_stats: the share of splits at least as extreme as the observed one."""
-    s = _oriented(stat, alternative)
-    return (s >= _at_least(s[:, :1])).mean(axis=1)
-
-
 def permutation_p(base: np.ndarray, cur: np.ndarray, *, seed: int = 0, alternative: str = "two-sided") -> np.ndarray:
-    """Permutation p-values for a batch: base (m, n1), cur (m, n2) -> (m,)."""
-    return p_from(permutation_stats(base, cur, seed=seed), alternative)
+    """Permutation p-values for a batch, base (m, n1) and cur (m, n2) -> (m,): the share of splits whose statistic
+    is at least as extreme as the observed one's."""
+    n1, n2, v, _, keep = _pooled(base, cur)
+    s = _oriented(_split_stats(v, keep, splits(n1, n2, seed)), alternative)
+    return (s >= _at_least(s[:, :1])).mean(axis=1)
 
 
 def history_residuals(history: Sequence[Sequence[float]]) -> tuple[np.ndarray, int]:
@@ -175,21 +163,17 @@ def history_residuals(history: Sequence[Sequence[float]]) -> tuple[np.ndarray, i
     return (np.concatenate(res) if res else np.asarray([])), len(res)
 
 
-def history_stats(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed: int = 0,
-                  draws: int = HISTORY_DRAWS) -> tuple[np.ndarray, np.ndarray]:
-    """For a batch of positive values, base (m, n1) and cur (m, n2): the observed signed statistic (m,) and its null
-    distribution drawn from history residuals (log scale), (draws,)."""
+def history_p(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed: int = 0,
+              alternative: str = "two-sided", draws: int = HISTORY_DRAWS) -> np.ndarray:
+    """History p-values for a batch of positive values, base (m, n1) and cur (m, n2): the observed statistic
+    against its null drawn from history residuals (log scale)."""
     n1, n2, v, _, keep = _pooled(base, cur)
     res, observed = np.asarray(residuals, dtype=float), _observed(n1, n2)
     z = res[np.random.default_rng(seed).integers(0, res.size, size=(draws, n1 + n2))]
-    return (_split_stats(v, keep, observed)[:, 0],
-            _split_stats(z, clean_mask(z, np.ones((draws, 1), dtype=bool)), observed)[:, 0])
-
-
-def history_p_from(obs: np.ndarray, null: np.ndarray, alternative: str = "two-sided") -> np.ndarray:
-    """History p-values from history_stats."""
-    o, n = _oriented(obs, alternative), np.sort(_oriented(null, alternative))
-    return (1.0 + n.size - np.searchsorted(n, _at_least(o), side="left")) / (1.0 + n.size)
+    obs = _oriented(_split_stats(v, keep, observed)[:, 0], alternative)
+    null = np.sort(_oriented(_split_stats(z, clean_mask(z, np.ones((draws, 1), dtype=bool)), observed)[:, 0],
+                             alternative))
+    return (1.0 + null.size - np.searchsorted(null, _at_least(obs), side="left")) / (1.0 + null.size)
 
 
 def _judged(method: str, p_of: Callable[[str], float], alpha: float, b: list, c: list, worse: str | None,
@@ -225,13 +209,13 @@ def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = AL
     if n1 < 2 or n2 < 2:
         return Test("indicative", None, **sizes, why=ONE_RUN)
     if can_decide(n1, n2, alpha):
-        stat = permutation_stats(np.asarray([b]), np.asarray([c]), seed=seed)
-        return _judged("permutation", lambda alt: float(p_from(stat, alt)[0]), alpha, b, c, worse)
+        return _judged("permutation", lambda alt: float(permutation_p([b], [c], seed=seed, alternative=alt)[0]),
+                       alpha, b, c, worse)
     if min(n1, n2) < HISTORY_MIN_RUNS:
         return Test("indicative", None, **sizes, why=TWO_RUNS)
     res, commits = history_residuals(history or [])
     used = dict(history_runs=int(res.size), history_commits=commits)
     if res.size < HISTORY_MIN_RESIDUALS or commits < HISTORY_MIN_COMMITS or min(b + c) <= 0:
         return Test("indicative", None, **sizes, why=NO_HISTORY, **used)
-    obs, null = history_stats(np.asarray([b]), np.asarray([c]), res, seed=seed)
-    return _judged("history", lambda alt: float(history_p_from(obs, null, alt)[0]), alpha, b, c, worse, **used)
+    return _judged("history", lambda alt: float(history_p([b], [c], res, seed=seed, alternative=alt)[0]),
+                   alpha, b, c, worse, **used)
