@@ -76,11 +76,6 @@ def _timed_out(r: ResultRecord) -> bool:
     return RUN_TIMED_OUT in r.reason_codes or bool((r.telemetry or {}).get("timed_out"))
 
 
-def _ran_to_a_time(r: ResultRecord) -> bool:
-    """A run whose execution time says something about speed: it finished, or it timed out."""
-    return _time(r) is not None and (bool((r.telemetry or {}).get("success")) or _timed_out(r))
-
-
 def instance_verdict(records: Sequence[ResultRecord]) -> InstanceVerdict:
     """The verdict of one instance run from its records (warm-ups are left out; with none measured, the
     warm-ups are judged, so that a warm-up that died says why)."""
@@ -123,7 +118,8 @@ def _per_run(v: InstanceVerdict, measured: list[ResultRecord]) -> None:
 
 def _time_of(v: InstanceVerdict, measured: list[ResultRecord], lower: float | None, upper: float | None) -> None:
     """The instance's time: the median of the quiet runs, else of the rounds' final attempts (unverified)."""
-    timed = [r for r in measured if _ran_to_a_time(r)]
+    # a run's time says something about speed when it finished, or timed out
+    timed = [r for r in measured if _time(r) is not None and ((r.telemetry or {}).get("success") or _timed_out(r))]
     quiet = [r for r in timed if not is_contended(r)]
     basis = quiet or [r for r in timed if not is_superseded(r)] or timed
     if not basis or upper is None:

@@ -3,7 +3,7 @@ summary and JUnit properties."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Iterable
 
 from ..records import REASON_CATEGORY, ResultRecord, Summary, is_number, is_superseded, series_key, summarize
 from .gate import MET, MISSED, UNVERIFIED, InstanceVerdict, instance_verdicts
@@ -45,10 +45,6 @@ class InstanceSummary:
         return self.status == UNVERIFIED
 
 
-def _peak(r: ResultRecord) -> Any:
-    return ((r.extra or {}).get("verdict") or {}).get("memory_peak_mb") or r.metric("memory_peak_mb")
-
-
 def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
@@ -64,7 +60,8 @@ def _summary(tid: str, recs: list[ResultRecord]) -> InstanceSummary:
     measured = [r for r in recs if not r.warmup] or recs
     last, budget = measured[-1], measured[-1].budget or {}
     vals = [r for r in measured if not is_superseded(r) and r.telemetry is not None]
-    peaks = [p for p in (_peak(r) for r in measured) if is_number(p)]
+    peaks = [p for p in (((r.extra or {}).get("verdict") or {}).get("memory_peak_mb") or r.metric("memory_peak_mb")
+                         for r in measured) if is_number(p)]
     verdicts = instance_verdicts(recs)
     status = next((s for s in (MISSED, UNVERIFIED) if any(v.status == s for v in verdicts)), MET)
     return InstanceSummary(

@@ -44,8 +44,7 @@ class Test:
     worse: str | None = None         # the worse direction ("greater" or "less"), when the caller named it
     p_worse: float | None = None     # one-sided toward worse
     worse_significant: bool | None = None   # a change for the worse beyond noise
-    #: the test's estimate of the change, % (change_estimates): what the gate holds against the threshold
-    change_pct: float | None = None
+    change_pct: float | None = None  # the change estimate, % (change_estimates): what the gate holds to a threshold
 
 
 def beyond(change_pct, threshold_pct: float, worse: str = "greater"):
@@ -77,17 +76,12 @@ def _pooled(base, cur) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _split_stats(v: np.ndarray, keep: np.ndarray, in_base: np.ndarray) -> np.ndarray:
-    """Mean of cur's kept values - mean of base's, for every split: v, keep (m, N); in_base (S, N) -> (m, S); 0
-    where a side keeps nothing."""
+    """Cur's kept values' mean - base's per split: v, keep (m, N); in_base (S, N) -> (m, S); 0 if a side keeps none."""
     w, vw, mb = keep.astype(float), np.where(keep, v, 0.0), in_base.T.astype(float)
     sum_b, cnt_b = vw @ mb, w @ mb
     sum_c, cnt_c = vw.sum(axis=1, keepdims=True) - sum_b, w.sum(axis=1, keepdims=True) - cnt_b
-    ok = (cnt_b > 0) & (cnt_c > 0)
-    np.divide(sum_c, cnt_c, out=sum_c, where=ok)
-    np.divide(sum_b, cnt_b, out=sum_b, where=ok)
-    np.subtract(sum_c, sum_b, out=sum_c)
-    sum_c[~ok] = 0.0
-    return sum_c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((cnt_b > 0) & (cnt_c > 0), sum_c / cnt_c - sum_b / cnt_b, 0.0)
 
 
 def _oriented(stat: np.ndarray, alternative: str) -> np.ndarray:
@@ -143,8 +137,7 @@ def splits(n1: int, n2: int, seed: int = 0) -> np.ndarray:
 
 
 def permutation_p(base: np.ndarray, cur: np.ndarray, *, seed: int = 0, alternative: str = "two-sided") -> np.ndarray:
-    """Permutation p-values for a batch, base (m, n1) and cur (m, n2) -> (m,): the share of splits whose statistic
-    is at least as extreme as the observed one's."""
+    """Permutation p-values, base (m, n1) and cur (m, n2) -> (m,): the share of splits at least as extreme as row 0."""
     n1, n2, v, _, keep = _pooled(base, cur)
     s = _oriented(_split_stats(v, keep, splits(n1, n2, seed)), alternative)
     return (s >= _at_least(s[:, :1])).mean(axis=1)
@@ -165,8 +158,7 @@ def history_residuals(history: Sequence[Sequence[float]]) -> tuple[np.ndarray, i
 
 def history_p(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed: int = 0,
               alternative: str = "two-sided", draws: int = HISTORY_DRAWS) -> np.ndarray:
-    """History p-values for a batch of positive values, base (m, n1) and cur (m, n2): the observed statistic
-    against its null drawn from history residuals (log scale)."""
+    """History p-values of positive values, base (m, n1) and cur (m, n2): against a null drawn from the residuals."""
     n1, n2, v, _, keep = _pooled(base, cur)
     res, observed = np.asarray(residuals, dtype=float), _observed(n1, n2)
     z = res[np.random.default_rng(seed).integers(0, res.size, size=(draws, n1 + n2))]
