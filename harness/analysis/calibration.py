@@ -7,8 +7,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..records import ResultRecord, is_number, is_usable
-from .compare import Comparison, compare_records
+from ..records import ResultRecord, is_contended, is_number, is_usable
+from .compare import compare_records
 from .sequential import look_alpha, plan, should_continue
 from .thresholds import Threshold
 
@@ -30,19 +30,15 @@ def _rounds(records: Sequence[ResultRecord]) -> list[ResultRecord]:
     return sorted(filter(is_usable, records), key=lambda r: (r.round, r.timestamp))
 
 
-def _slots(base: Sequence[ResultRecord], other: Sequence[ResultRecord], slot: int) -> list[tuple[int, list, list]]:
-    """(k, base's rounds, other's rounds) of every whole slot of `slot` usable rounds a side."""
-    b, o = _rounds(base), _rounds(other)
-    return [(k, b[k * slot:(k + 1) * slot], o[k * slot:(k + 1) * slot]) for k in range(min(len(b), len(o)) // slot)]
-
-
 def sequential_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord], *, rounds: int,
                            max_rounds: int, thresholds: Sequence[Threshold], metric: str = "execution_time_s",
                            slot: int | None = None) -> list[BlockResult]:
     """Judge the first `max_rounds` of every `slot` (default: max_rounds) usable rounds of `base` against `other`'s
     as `continuous --research-rounds ROUNDS --research-max-rounds MAX` would (rounds = max_rounds: one look)."""
     looks, out = plan(rounds, max_rounds), []
-    for k, bs, os in _slots(base, other, slot or looks[-1]):
+    b, o, slot = _rounds(base), _rounds(other), slot or looks[-1]
+    for k in range(min(len(b), len(o)) // slot):        # every whole slot of usable rounds a side
+        bs, os = b[k * slot:(k + 1) * slot], o[k * slot:(k + 1) * slot]
         for j, total in enumerate(looks):
             bb, ob = bs[:total], os[:total]
             comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric], alpha=look_alpha(len(looks)))
@@ -53,7 +49,7 @@ def sequential_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultR
         out.append(BlockResult(
             k, (bb[0].round, bb[-1].round), comp.failed, d.delta_pct if d else None,
             (t.p_value if t.p_worse is None else t.p_worse) if t else None, t.method if t else "none",
-            d.base.n if d else 0, d.cur.n if d else 0, sum(1 for r in [*bb, *ob] if (r.extra or {}).get("contended"))))
+            d.base.n if d else 0, d.cur.n if d else 0, sum(map(is_contended, [*bb, *ob]))))
     return out
 
 

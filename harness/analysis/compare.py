@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..records import (ResultRecord, Summary, headline_metrics, is_number, is_usable, metric_specs,
+from ..records import (ResultRecord, Summary, headline_metrics, is_contended, is_number, is_usable, metric_specs,
                        series_key, summarize)
 from .baseline import profile_digest
 from .power import GatePower, gate_power
@@ -189,8 +189,7 @@ def _conditions(brs: Sequence[ResultRecord], crs: Sequence[ResultRecord]) -> Con
     return Conditions(profile_differs=bool(bprof and cprof and bprof != cprof),
                       dirty_current=any(r.dirty for r in crs) and not any(r.dirty for r in brs),
                       memray_traced=sum(1 for r in [*brs, *crs] if (r.extra or {}).get("memray_capture")),
-                      contended_base=sum(1 for r in brs if (r.extra or {}).get("contended")),
-                      contended_cur=sum(1 for r in crs if (r.extra or {}).get("contended")),
+                      contended_base=sum(map(is_contended, brs)), contended_cur=sum(map(is_contended, crs)),
                       n_base=len(brs), n_cur=len(crs))
 
 

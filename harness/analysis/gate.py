@@ -81,8 +81,7 @@ def instance_verdict(records: Sequence[ResultRecord]) -> InstanceVerdict:
     warm-ups are judged, so that a warm-up that died says why)."""
     measured = [r for r in records if not r.warmup] or list(records)
     last = measured[-1]
-    budget = last.budget or {}
-    upper, lower = budget.get("time_upper_s"), budget.get("time_lower_s")
+    upper, lower = (last.budget or {}).get("time_upper_s"), (last.budget or {}).get("time_lower_s")
     v = InstanceVerdict(instance_of(last), last.test_id, series_key(last), last.profile, MET,
                         gated=any(r.gated for r in measured), time_upper_s=upper, time_lower_s=lower,
                         runs=sum(1 for r in measured if not is_superseded(r)), attempts=len(measured),
@@ -92,13 +91,9 @@ def instance_verdict(records: Sequence[ResultRecord]) -> InstanceVerdict:
                         record_ids=[r.record_id for r in measured])
     loads = [(r.extra or {}).get("other_cpu_load") for r in measured if is_contended(r)]
     v.other_cores = max((x for x in loads if is_number(x)), default=None)
-
     _per_run(v, measured)
     _time_of(v, measured, lower, upper)
-    if v.codes:
-        v.status = MISSED
-    elif v.time_status == "unverified":
-        v.status = UNVERIFIED
+    v.status = MISSED if v.codes else UNVERIFIED if v.time_status == "unverified" else MET
     return v
 
 
@@ -124,8 +119,7 @@ def _time_of(v: InstanceVerdict, measured: list[ResultRecord], lower: float | No
     basis = quiet or [r for r in timed if not is_superseded(r)] or timed
     if not basis or upper is None:
         return
-    v.time_basis = "quiet" if quiet else "contended"
-    v.time_runs = len(basis)
+    v.time_basis, v.time_runs = "quiet" if quiet else "contended", len(basis)
     v.time_s = statistics.median(_time(r) for r in basis)
     v.time_status = judge_time(v.time_s, lower, upper)
     if not quiet and (v.time_status == "over" or any(_timed_out(r) for r in basis)):

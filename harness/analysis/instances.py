@@ -66,7 +66,7 @@ def _summary(tid: str, recs: list[ResultRecord]) -> InstanceSummary:
     status = next((s for s in (MISSED, UNVERIFIED) if any(v.status == s for v in verdicts)), MET)
     return InstanceSummary(
         test_id=tid, key=series_key(last), bench=last.bench, profile=last.profile,
-        runs=len([r for r in recs if not r.warmup and not is_superseded(r)]), warmups=len([r for r in recs if r.warmup]),
+        runs=sum(1 for r in recs if not r.warmup and not is_superseded(r)), warmups=sum(1 for r in recs if r.warmup),
         time=summarize(r.metric("execution_time_s") for r in vals),
         time_upper=budget.get("time_upper_s"), time_lower=budget.get("time_lower_s"),
         memory_peak=max(peaks) if peaks else None, memory_limit=budget.get("memory_mb"),

@@ -12,7 +12,8 @@ from .stats import Test, noise_test
 
 EXTRA_SOURCES = ("quality", "breakdown")
 #: extra['efficiency'] (benches/test_engine_efficiency.py) -> breakdown metric names; per-round fields' medians.
-EFFICIENCY_MAP = {"decode_ratio_median": "engine_vs_raw_decode_ratio", "wall_decode_ratio_median": "engine_vs_raw_wall_ratio"}
+EFFICIENCY_MAP = {"decode_ratio_median": "engine_vs_raw_decode_ratio",
+                  "wall_decode_ratio_median": "engine_vs_raw_wall_ratio"}
 EFFICIENCY_ROUND_MAP = {"raw_decode_tps": "raw_decode_tokens_per_second",
                         "engine_decode_tps": "engine_decode_tokens_per_second"}
 #: A history chart marks a commit whose median moved by more than this share from the previous commit's.
@@ -155,9 +156,8 @@ def budget_band(rec: ResultRecord, metric: str) -> tuple[float | None, float | N
 
 def history(records: Sequence[ResultRecord], series: str, metric: str,
             git_order: Sequence[str] | None = None) -> list[Point]:
-    """The metric's points across commits (oldest first, commit_order) for one series, each commit marked whose
-    median moved by more than CHANGE_THRESHOLD from the previous one's, unless the noise test (the charted
-    commits its history) calls it noise."""
+    """The metric's points across commits (oldest first) for one series, each marked whose median moved beyond
+    CHANGE_THRESHOLD from the previous one's, unless the noise test (with the charted commits) calls it noise."""
     recs = [r for r in records if is_measurement(r) and series_key(r) == series and metric in record_values(r)]
     points = []
     for c in commit_order(recs, git_order):
