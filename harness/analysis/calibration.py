@@ -72,14 +72,12 @@ def judge_designs(a: Sequence[ResultRecord], a2: Sequence[ResultRecord], b: Sequ
                   metric: str = "execution_time_s") -> dict[str, tuple[list[BlockResult], list[BlockResult]]]:
     """name -> (A/A, A/B comparisons) of every design on the same slots: the first `block`, 10 and `slot` rounds of
     each, and sequential (a look every `block` rounds up to `slot`)."""
-    kw = dict(thresholds=thresholds, metric=metric)
-    out = {f"{n} rounds": (sequential_comparisons(a, a2, rounds=n, max_rounds=n, slot=slot, **kw),
-                           sequential_comparisons(a, b, rounds=n, max_rounds=n, slot=slot, **kw))
-           for n in sorted({block, 10, slot}) if n <= slot}
+    designs = {f"{n} rounds": (n, n) for n in sorted({block, 10, slot}) if n <= slot}
     if slot > block:
-        out[f"sequential {block}-{slot}"] = (sequential_comparisons(a, a2, rounds=block, max_rounds=slot, **kw),
-                                             sequential_comparisons(a, b, rounds=block, max_rounds=slot, **kw))
-    return out
+        designs[f"sequential {block}-{slot}"] = (block, slot)
+    return {name: tuple(sequential_comparisons(a, other, rounds=first, max_rounds=most, slot=slot,
+                                               thresholds=thresholds, metric=metric) for other in (a2, b))
+            for name, (first, most) in designs.items()}
 
 
 def design_summary(aa: Sequence[BlockResult], ab: Sequence[BlockResult]) -> dict:

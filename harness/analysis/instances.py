@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from ..records import REASON_CATEGORY, ResultRecord, Summary, is_number, is_superseded, series_key, summarize
-from .gate import MET, MISSED, UNVERIFIED, InstanceVerdict, instance_verdicts
+from .gate import MET, MISSED, UNVERIFIED, instance_verdicts
 
 #: Telemetry metrics an instance row shows, besides time and memory (names checked against the schema in tests).
 ROW_METRICS = ("ttft_s", "decode_tokens_per_second", "claims", "citation_validity")
@@ -35,7 +35,6 @@ class InstanceSummary:
     notes: list[str] = field(default_factory=list)
     runner: str | None = None
     status: str = MET                           # met | missed | unverified (the worst of its instance runs)
-    verdicts: list[InstanceVerdict] = field(default_factory=list)
     contended: int = 0                          # measured attempts timed on a busy machine
     remeasured: int = 0                         # of which measured again
 
@@ -77,5 +76,4 @@ def _summary(tid: str, recs: list[ResultRecord]) -> InstanceSummary:
         categories=_unique(REASON_CATEGORY.get(c, c) for v in verdicts for c in v.codes),
         notes=_unique(m for r in measured for m in (r.extra or {}).get("notes", [])),
         runner=next(((r.extra or {}).get("runner") for r in measured if (r.extra or {}).get("runner")), None),
-        status=status, verdicts=verdicts, contended=sum(v.contended for v in verdicts),
-        remeasured=sum(v.remeasured for v in verdicts))
+        status=status, contended=sum(v.contended for v in verdicts), remeasured=sum(v.remeasured for v in verdicts))

@@ -93,9 +93,8 @@ def latest_commit_records(records: Sequence[ResultRecord],
                           git_order: Sequence[str] | None = None) -> dict[str, list[ResultRecord]]:
     """Series name -> the measured records of that series' newest commit (commit_order's last)."""
     by_series: dict[str, list[ResultRecord]] = defaultdict(list)
-    for r in records:
-        if is_measurement(r):
-            by_series[series_key(r)].append(r)
+    for r in filter(is_measurement, records):
+        by_series[series_key(r)].append(r)
     last = {name: commit_order(recs, git_order)[-1] for name, recs in by_series.items()}
     return {name: [r for r in recs if commit_key(r) == last[name]] for name, recs in by_series.items()}
 

@@ -1,8 +1,7 @@
 """Noise tests and the gate (pure): is a change between two sets of runs beyond its threshold and beyond noise?
 By what the data allow: exact (a deterministic counter, or no spread), permutation (of the sides' spike-trimmed
 means of log values), history (the null drawn from the series' run-to-run deviations on recent commits), else
-indicative (shown, never failed on). The gate (`gate_decision`) fails only a change for the worse.
-"""
+indicative (never failed on). Each gives a two-sided p and one toward worse, on which `gate_decision` fails."""
 from __future__ import annotations
 
 import math
