@@ -13,7 +13,6 @@ def saved_as(rec: ResultRecord) -> str | None:
 
 
 def profile_digest(rec: ResultRecord) -> str | None:
-    """The digest of the profile settings the record ran on."""
     return (rec.extra or {}).get("profile_digest")
 
 

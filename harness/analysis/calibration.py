@@ -54,7 +54,6 @@ def sequential_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultR
 
 
 def rate(blocks: Sequence[BlockResult]) -> float | None:
-    """The share of blocks the gate failed."""
     return sum(b.failed for b in blocks) / len(blocks) if blocks else None
 
 

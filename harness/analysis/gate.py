@@ -23,7 +23,6 @@ STORED = ("status", "time_status", "time_s", "time_basis", "time_runs", "runs", 
 
 @dataclass
 class InstanceVerdict:
-    """The verdict of one bench instance run, from its records."""
     instance: str
     test_id: str
     key: str                                 # records.series_key
@@ -137,7 +136,6 @@ def instance_verdicts(records: Iterable[ResultRecord]) -> list[InstanceVerdict]:
 
 
 def failing(verdicts: Iterable[InstanceVerdict], unverified: str = DEFAULT_UNVERIFIED) -> list[InstanceVerdict]:
-    """The instance verdicts that fail the session under the unverified policy."""
     return [v for v in verdicts if v.fails(unverified)]
 
 
