@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
+from functools import partial
 from itertools import combinations
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -167,18 +168,6 @@ def history_p(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed:
     return (1.0 + null.size - np.searchsorted(null, _at_least(obs), side="left")) / (1.0 + null.size)
 
 
-def _judged(method: str, p_of: Callable[[str], float], alpha: float, b: list, c: list, worse: str | None,
-            **kw) -> Test:
-    """A permutation or history test's result from its p-values by alternative (p_of)."""
-    p, est = p_of("two-sided"), float(change_estimates(np.asarray([b]), np.asarray([c]))[0])
-    t = Test(method, p <= alpha, p_value=p, n_base=len(b), n_cur=len(c), worse=worse,
-             change_pct=None if math.isnan(est) else est, **kw)
-    if worse is not None:
-        t.p_worse = p_of(worse)
-        t.worse_significant = t.p_worse <= alpha
-    return t
-
-
 def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = ALPHA, seed: int = 0,
                history: Sequence[Sequence[float]] | None = None, exact: bool = False,
                worse: str | None = None) -> Test:
@@ -200,13 +189,18 @@ def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = AL
     if n1 < 2 or n2 < 2:
         return Test("indicative", None, **sizes, why=ONE_RUN)
     if can_decide(n1, n2, alpha):
-        return _judged("permutation", lambda alt: float(permutation_p([b], [c], seed=seed, alternative=alt)[0]),
-                       alpha, b, c, worse)
-    if min(n1, n2) < HISTORY_MIN_RUNS:
+        method, used, p_of = "permutation", {}, partial(permutation_p, [b], [c], seed=seed)
+    elif min(n1, n2) < HISTORY_MIN_RUNS:
         return Test("indicative", None, **sizes, why=TWO_RUNS)
-    res, commits = history_residuals(history or [])
-    used = dict(history_runs=int(res.size), history_commits=commits)
-    if res.size < HISTORY_MIN_RESIDUALS or commits < HISTORY_MIN_COMMITS or min(b + c) <= 0:
-        return Test("indicative", None, **sizes, why=NO_HISTORY, **used)
-    return _judged("history", lambda alt: float(history_p([b], [c], res, seed=seed, alternative=alt)[0]),
-                   alpha, b, c, worse, **used)
+    else:
+        res, commits = history_residuals(history or [])
+        used = dict(history_runs=int(res.size), history_commits=commits)
+        if res.size < HISTORY_MIN_RESIDUALS or commits < HISTORY_MIN_COMMITS or min(b + c) <= 0:
+            return Test("indicative", None, **sizes, why=NO_HISTORY, **used)
+        method, p_of = "history", partial(history_p, [b], [c], res, seed=seed)
+    p, est = float(p_of(alternative="two-sided")[0]), float(change_estimates([b], [c])[0])
+    t = Test(method, p <= alpha, p_value=p, **sizes, change_pct=None if math.isnan(est) else est, **used)
+    if worse is not None:
+        t.p_worse = float(p_of(alternative=worse)[0])
+        t.worse_significant = t.p_worse <= alpha
+    return t
