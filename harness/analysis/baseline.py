@@ -19,9 +19,7 @@ def profile_digest(rec: ResultRecord) -> str | None:
 def saved_session(records: Iterable[ResultRecord], name: str) -> list[ResultRecord]:
     """The records of the newest session saved under `name` (a name may be saved again; the newest wins)."""
     named = [r for r in records if saved_as(r) == name]
-    if not named:
-        return []
-    sid = (max(named, key=lambda r: r.timestamp).extra or {}).get("session_id")
+    sid = (max(named, key=lambda r: r.timestamp).extra or {}).get("session_id") if named else None
     return [r for r in named if (r.extra or {}).get("session_id") == sid]
 
 
