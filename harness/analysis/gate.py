@@ -1,7 +1,7 @@
 """The CI gate over a session's records (pure): each bench instance's verdict (records.instance_of) from its runs.
-Memory, schema, quality and failed runs count per run; time once, on the median of the quiet runs
-(records.is_contended). With no quiet run, an over-budget median or a timeout is UNVERIFIED, failing the session
-only under --research-unverified=fail. `judge_time` is the one time rule, for a run and a median alike."""
+Memory, schema, quality and failed runs count per run; time once, on the quiet runs' median (records.is_contended):
+over budget, or a timeout on a quiet machine, MISSED; with no quiet run, UNVERIFIED, failing the session only under
+--research-unverified=fail. `judge_time` is the one time rule, for a run and a median alike."""
 from __future__ import annotations
 
 import statistics
