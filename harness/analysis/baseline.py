@@ -1,6 +1,5 @@
-"""Which stored runs a session is compared with (pure): a commit's clean runs (a dirty tree's runs measured other
-code), by default the latest other commit's, or HEAD's own for a dirty session; or the newest session saved under
-a --research-save name, dirty or not (an explicit choice)."""
+"""Which stored runs a session is compared with (pure): a commit's clean runs, by default the latest other commit's
+(HEAD's own for a dirty session); or the newest session saved under a --research-save name, dirty or not."""
 from __future__ import annotations
 
 from typing import Iterable, Sequence
@@ -14,16 +13,13 @@ def saved_as(rec: ResultRecord) -> str | None:
 
 
 def profile_digest(rec: ResultRecord) -> str | None:
-    """The digest of the profile settings the record ran on."""
     return (rec.extra or {}).get("profile_digest")
 
 
 def saved_session(records: Iterable[ResultRecord], name: str) -> list[ResultRecord]:
     """The records of the newest session saved under `name` (a name may be saved again; the newest wins)."""
     named = [r for r in records if saved_as(r) == name]
-    if not named:
-        return []
-    sid = (max(named, key=lambda r: r.timestamp).extra or {}).get("session_id")
+    sid = (max(named, key=lambda r: r.timestamp).extra or {}).get("session_id") if named else None
     return [r for r in named if (r.extra or {}).get("session_id") == sid]
 
 
@@ -41,9 +37,8 @@ def latest_other_commit(records: Iterable[ResultRecord], *, current_commit: str 
 def pick_default_commit(mine: Sequence[ResultRecord], current: Sequence[ResultRecord], *,
                         current_commit: str | None, fingerprint: str,
                         current_dirty: bool = False) -> tuple[str | None, str]:
-    """The default baseline commit among this machine's stored records `mine`, and how it was chosen: the latest
-    other commit (for a dirty session possibly HEAD) with clean runs of these series on the same profile settings,
-    else with clean runs of these series at all."""
+    """The default baseline commit among this machine's records `mine`, and how it was chosen: the latest other
+    commit (dirty session: possibly HEAD) with clean runs of these series, on the same profile settings if any."""
     settings = {(series_key(r), profile_digest(r)) for r in current}
     kw = dict(current_commit=current_commit, fingerprint=fingerprint, keys={series_key(r) for r in current},
               current_dirty=current_dirty)

@@ -7,10 +7,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..records import ResultRecord, is_number, is_usable
-from .compare import Comparison, compare_records
+from ..records import ResultRecord, is_contended, is_number, is_usable
+from .compare import compare_records
 from .sequential import look_alpha, plan, should_continue
-from .stats import ALPHA
 from .thresholds import Threshold
 
 
@@ -31,47 +30,30 @@ def _rounds(records: Sequence[ResultRecord]) -> list[ResultRecord]:
     return sorted(filter(is_usable, records), key=lambda r: (r.round, r.timestamp))
 
 
-def _slots(base: Sequence[ResultRecord], other: Sequence[ResultRecord], slot: int) -> list[tuple[int, list, list]]:
-    """(k, base's rounds, other's rounds) of every whole slot of `slot` usable rounds a side."""
-    b, o = _rounds(base), _rounds(other)
-    return [(k, b[k * slot:(k + 1) * slot], o[k * slot:(k + 1) * slot]) for k in range(min(len(b), len(o)) // slot)]
-
-
-def _judge(k: int, bb: Sequence[ResultRecord], ob: Sequence[ResultRecord], thresholds: Sequence[Threshold],
-           metric: str, alpha: float = ALPHA) -> tuple[Comparison, BlockResult]:
-    comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric], alpha=alpha)
-    d = comp.series[0].delta(metric) if comp.series else None
-    t = d.test if d else None
-    return comp, BlockResult(
-        k, (bb[0].round, bb[-1].round), comp.failed, d.delta_pct if d else None,
-        (t.p_value if t.p_worse is None else t.p_worse) if t else None, t.method if t else "none",
-        d.base.n if d else 0, d.cur.n if d else 0, sum(1 for r in [*bb, *ob] if (r.extra or {}).get("contended")))
-
-
-def block_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord], *, block: int,
-                      thresholds: Sequence[Threshold], metric: str = "execution_time_s",
-                      slot: int | None = None) -> list[BlockResult]:
-    """Judge the first `block` of every `slot` (default: block) usable rounds of `base` against `other`'s."""
-    return [_judge(k, bs[:block], os[:block], thresholds, metric)[1]
-            for k, bs, os in _slots(base, other, slot or block)]
-
-
 def sequential_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord], *, rounds: int,
-                           max_rounds: int, thresholds: Sequence[Threshold],
-                           metric: str = "execution_time_s") -> list[BlockResult]:
-    """Judge every slot of `max_rounds` rounds as `continuous --research-rounds ROUNDS --research-max-rounds MAX`."""
+                           max_rounds: int, thresholds: Sequence[Threshold], metric: str = "execution_time_s",
+                           slot: int | None = None) -> list[BlockResult]:
+    """Judge the first `max_rounds` of every `slot` (default: max_rounds) usable rounds of `base` against `other`'s
+    as `continuous --research-rounds ROUNDS --research-max-rounds MAX` would (rounds = max_rounds: one look)."""
     looks, out = plan(rounds, max_rounds), []
-    for k, bs, os in _slots(base, other, looks[-1]):
+    b, o, slot = _rounds(base), _rounds(other), slot or looks[-1]
+    for k in range(min(len(b), len(o)) // slot):        # every whole slot of usable rounds a side
+        bs, os = b[k * slot:(k + 1) * slot], o[k * slot:(k + 1) * slot]
         for j, total in enumerate(looks):
-            comp, result = _judge(k, bs[:total], os[:total], thresholds, metric, look_alpha(len(looks)))
+            bb, ob = bs[:total], os[:total]
+            comp = compare_records(bb, ob, thresholds=thresholds, metrics=[metric], alpha=look_alpha(len(looks)))
             if not should_continue(comp, j, len(looks)):
                 break
-        out.append(result)
+        d = comp.series[0].delta(metric) if comp.series else None
+        t = d.test if d else None
+        out.append(BlockResult(
+            k, (bb[0].round, bb[-1].round), comp.failed, d.delta_pct if d else None,
+            (t.p_value if t.p_worse is None else t.p_worse) if t else None, t.method if t else "none",
+            d.base.n if d else 0, d.cur.n if d else 0, sum(map(is_contended, [*bb, *ob]))))
     return out
 
 
 def rate(blocks: Sequence[BlockResult]) -> float | None:
-    """The share of blocks the gate failed."""
     return sum(b.failed for b in blocks) / len(blocks) if blocks else None
 
 
@@ -89,14 +71,12 @@ def judge_designs(a: Sequence[ResultRecord], a2: Sequence[ResultRecord], b: Sequ
                   metric: str = "execution_time_s") -> dict[str, tuple[list[BlockResult], list[BlockResult]]]:
     """name -> (A/A, A/B comparisons) of every design on the same slots: the first `block`, 10 and `slot` rounds of
     each, and sequential (a look every `block` rounds up to `slot`)."""
-    kw = dict(thresholds=thresholds, metric=metric)
-    out = {f"{n} rounds": (block_comparisons(a, a2, block=n, slot=slot, **kw),
-                           block_comparisons(a, b, block=n, slot=slot, **kw))
-           for n in sorted({block, 10, slot}) if n <= slot}
+    designs = {f"{n} rounds": (n, n) for n in sorted({block, 10, slot}) if n <= slot}
     if slot > block:
-        out[f"sequential {block}-{slot}"] = (sequential_comparisons(a, a2, rounds=block, max_rounds=slot, **kw),
-                                             sequential_comparisons(a, b, rounds=block, max_rounds=slot, **kw))
-    return out
+        designs[f"sequential {block}-{slot}"] = (block, slot)
+    return {name: tuple(sequential_comparisons(a, other, rounds=first, max_rounds=most, slot=slot,
+                                               thresholds=thresholds, metric=metric) for other in (a2, b))
+            for name, (first, most) in designs.items()}
 
 
 def design_summary(aa: Sequence[BlockResult], ab: Sequence[BlockResult]) -> dict:

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..records import (ResultRecord, Summary, headline_metrics, is_number, is_usable, metric_specs,
+from ..records import (ResultRecord, Summary, headline_metrics, is_contended, is_number, is_usable, metric_specs,
                        series_key, summarize)
 from .baseline import profile_digest
 from .power import GatePower, gate_power
@@ -38,13 +38,10 @@ class MetricDelta:
     test: Test
     threshold: Threshold | None = None
     failed: bool = False
-    #: why a change beyond its threshold did not fail: "indicative" (too few runs) or "noise"; "" otherwise
-    not_failed_because: str = ""
-    #: a deterministic counter's distinct values on each side (empty for other metrics)
-    base_values: list[float] = field(default_factory=list)
+    not_failed_because: str = ""     # a change beyond its threshold that did not fail: indicative | noise
+    base_values: list[float] = field(default_factory=list)     # a deterministic counter's distinct values
     cur_values: list[float] = field(default_factory=list)
-    #: what the gate could have caught with these runs (add_power): gated metrics that did not fail
-    power: GatePower | None = None
+    power: GatePower | None = None   # what the gate could have caught (add_power): gated metrics that did not fail
     samples: Samples | None = None
 
     @property
@@ -119,7 +116,7 @@ def direction_of(delta: float | None, better: str) -> str:
 
 def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: Sequence[float], *,
                    threshold: Threshold | None = None, history: Sequence[Sequence[float]] | None = None,
-                   alpha: float = ALPHA, seed: int = 0) -> MetricDelta:
+                   alpha: float = ALPHA) -> MetricDelta:
     """One metric of one series. `history`: the series' values on other recent commits, one list per commit;
     `alpha`: the noise test's level (less for one look of a sequential comparison, analysis/sequential.py)."""
     base, cur = ([float(x) for x in xs if is_number(x)] for xs in (base_vals, cur_vals))
@@ -127,7 +124,7 @@ def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: 
     better, exact = spec.get("x-better", "none"), spec.get("x-compare") == "exact"
     worse = WORSE.get(better)
     delta = relative_change(b.median, c.median)
-    test = (noise_test(base, cur, seed=seed, history=history, exact=exact, worse=worse, alpha=alpha)
+    test = (noise_test(base, cur, history=history, exact=exact, worse=worse, alpha=alpha)
             if b.n and c.n else Test("none", None))
     values = (sorted(set(base)), sorted(set(cur))) if exact and b.n and c.n else ([], [])
     change = "changed" if values[0] != values[1] else direction_of(delta, better)   # a counter moved: never noise
@@ -167,11 +164,10 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
 
 
 def add_power(comp: Comparison, seed: int = 0) -> Comparison:
-    """Fill in MetricDelta.power (power.gate_power, a simulation: for a comparison that is shown) for every gated
-    metric that did not fail; returns comp."""
+    """Fill in MetricDelta.power (a simulation, for a comparison that is shown) of every gated metric not failed."""
     for d in (d for s in comp.series for d in s.deltas):
         worse = WORSE.get(d.better)
-        if d.threshold and worse and not d.failed and d.test.method in ("permutation", "history") and d.samples:
+        if d.threshold and worse and not d.failed and d.test.method in ("permutation", "history"):
             d.power = gate_power(d.samples.base, d.samples.cur, d.threshold.pct, worse=worse,
                                  history=d.samples.history, seed=seed)
     return comp
@@ -193,14 +189,12 @@ def _conditions(brs: Sequence[ResultRecord], crs: Sequence[ResultRecord]) -> Con
     return Conditions(profile_differs=bool(bprof and cprof and bprof != cprof),
                       dirty_current=any(r.dirty for r in crs) and not any(r.dirty for r in brs),
                       memray_traced=sum(1 for r in [*brs, *crs] if (r.extra or {}).get("memray_capture")),
-                      contended_base=sum(1 for r in brs if (r.extra or {}).get("contended")),
-                      contended_cur=sum(1 for r in crs if (r.extra or {}).get("contended")),
+                      contended_base=sum(map(is_contended, brs)), contended_cur=sum(map(is_contended, crs)),
                       n_base=len(brs), n_cur=len(crs))
 
 
 def _recent_by_commit(recs: Sequence[ResultRecord], digests: set) -> list[list[ResultRecord]]:
-    """A series' history records on the current profile settings, grouped by commit (a dirty tree apart), the
-    HISTORY_COMMITS most recent commits."""
+    """A series' history records on the current profile settings by commit (a dirty tree apart), the most recent."""
     by: dict[tuple, list[ResultRecord]] = {}
     for r in recs:
         if not (digests - {None}) or profile_digest(r) in digests:

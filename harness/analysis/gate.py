@@ -1,12 +1,7 @@
-"""The CI gate over a session's records (pure): each bench instance's verdict (one `research_bench.run(...)`:
-its rounds and re-measurements, records.instance_of), computed from its stored runs.
-
-Memory, schema, quality and failed runs count per run: any measured run's miss is the instance's. Time counts
-once, on the median of the quiet runs (records.is_contended); over budget, or a timeout on a quiet machine, the
-instance MISSED. With no quiet run, an over-budget median or a timeout is UNVERIFIED: failing the session only
-under --research-unverified=fail. `judge_time` is the one time rule, for a run and an instance's median alike.
-The run that ends an instance stores the verdict (extra['instance_verdict']), as `as_stored()` recomputes it.
-"""
+"""The CI gate over a session's records (pure): each bench instance's verdict (records.instance_of) from its runs.
+Memory, schema, quality and failed runs count per run; time once, on the quiet runs' median (records.is_contended):
+over budget, or a timeout on a quiet machine, MISSED; with no quiet run, UNVERIFIED, failing the session only under
+--research-unverified=fail. `judge_time` is the one time rule, for a run and a median alike."""
 from __future__ import annotations
 
 import statistics
@@ -28,7 +23,6 @@ STORED = ("status", "time_status", "time_s", "time_basis", "time_runs", "runs", 
 
 @dataclass
 class InstanceVerdict:
-    """The verdict of one bench instance run, from its records."""
     instance: str
     test_id: str
     key: str                                 # records.series_key
@@ -81,18 +75,12 @@ def _timed_out(r: ResultRecord) -> bool:
     return RUN_TIMED_OUT in r.reason_codes or bool((r.telemetry or {}).get("timed_out"))
 
 
-def _ran_to_a_time(r: ResultRecord) -> bool:
-    """A run whose execution time says something about speed: it finished, or it timed out."""
-    return _time(r) is not None and (bool((r.telemetry or {}).get("success")) or _timed_out(r))
-
-
 def instance_verdict(records: Sequence[ResultRecord]) -> InstanceVerdict:
     """The verdict of one instance run from its records (warm-ups are left out; with none measured, the
     warm-ups are judged, so that a warm-up that died says why)."""
     measured = [r for r in records if not r.warmup] or list(records)
     last = measured[-1]
-    budget = last.budget or {}
-    upper, lower = budget.get("time_upper_s"), budget.get("time_lower_s")
+    upper, lower = (last.budget or {}).get("time_upper_s"), (last.budget or {}).get("time_lower_s")
     v = InstanceVerdict(instance_of(last), last.test_id, series_key(last), last.profile, MET,
                         gated=any(r.gated for r in measured), time_upper_s=upper, time_lower_s=lower,
                         runs=sum(1 for r in measured if not is_superseded(r)), attempts=len(measured),
@@ -102,13 +90,9 @@ def instance_verdict(records: Sequence[ResultRecord]) -> InstanceVerdict:
                         record_ids=[r.record_id for r in measured])
     loads = [(r.extra or {}).get("other_cpu_load") for r in measured if is_contended(r)]
     v.other_cores = max((x for x in loads if is_number(x)), default=None)
-
     _per_run(v, measured)
     _time_of(v, measured, lower, upper)
-    if v.codes:
-        v.status = MISSED
-    elif v.time_status == "unverified":
-        v.status = UNVERIFIED
+    v.status = MISSED if v.codes else UNVERIFIED if v.time_status == "unverified" else MET
     return v
 
 
@@ -128,13 +112,13 @@ def _per_run(v: InstanceVerdict, measured: list[ResultRecord]) -> None:
 
 def _time_of(v: InstanceVerdict, measured: list[ResultRecord], lower: float | None, upper: float | None) -> None:
     """The instance's time: the median of the quiet runs, else of the rounds' final attempts (unverified)."""
-    timed = [r for r in measured if _ran_to_a_time(r)]
+    # a run's time says something about speed when it finished, or timed out
+    timed = [r for r in measured if _time(r) is not None and ((r.telemetry or {}).get("success") or _timed_out(r))]
     quiet = [r for r in timed if not is_contended(r)]
     basis = quiet or [r for r in timed if not is_superseded(r)] or timed
     if not basis or upper is None:
         return
-    v.time_basis = "quiet" if quiet else "contended"
-    v.time_runs = len(basis)
+    v.time_basis, v.time_runs = "quiet" if quiet else "contended", len(basis)
     v.time_s = statistics.median(_time(r) for r in basis)
     v.time_status = judge_time(v.time_s, lower, upper)
     if not quiet and (v.time_status == "over" or any(_timed_out(r) for r in basis)):
@@ -152,7 +136,6 @@ def instance_verdicts(records: Iterable[ResultRecord]) -> list[InstanceVerdict]:
 
 
 def failing(verdicts: Iterable[InstanceVerdict], unverified: str = DEFAULT_UNVERIFIED) -> list[InstanceVerdict]:
-    """The instance verdicts that fail the session under the unverified policy."""
     return [v for v in verdicts if v.fails(unverified)]
 
 

@@ -3,10 +3,10 @@ summary and JUnit properties."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Iterable
 
 from ..records import REASON_CATEGORY, ResultRecord, Summary, is_number, is_superseded, series_key, summarize
-from .gate import MET, MISSED, UNVERIFIED, InstanceVerdict, instance_verdicts
+from .gate import MET, MISSED, UNVERIFIED, instance_verdicts
 
 #: Telemetry metrics an instance row shows, besides time and memory (names checked against the schema in tests).
 ROW_METRICS = ("ttft_s", "decode_tokens_per_second", "claims", "citation_validity")
@@ -35,7 +35,6 @@ class InstanceSummary:
     notes: list[str] = field(default_factory=list)
     runner: str | None = None
     status: str = MET                           # met | missed | unverified (the worst of its instance runs)
-    verdicts: list[InstanceVerdict] = field(default_factory=list)
     contended: int = 0                          # measured attempts timed on a busy machine
     remeasured: int = 0                         # of which measured again
 
@@ -43,10 +42,6 @@ class InstanceSummary:
     def unverified(self) -> bool:
         """A time miss seen only on a busy machine (and nothing else missed)."""
         return self.status == UNVERIFIED
-
-
-def _peak(r: ResultRecord) -> Any:
-    return ((r.extra or {}).get("verdict") or {}).get("memory_peak_mb") or r.metric("memory_peak_mb")
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -64,12 +59,13 @@ def _summary(tid: str, recs: list[ResultRecord]) -> InstanceSummary:
     measured = [r for r in recs if not r.warmup] or recs
     last, budget = measured[-1], measured[-1].budget or {}
     vals = [r for r in measured if not is_superseded(r) and r.telemetry is not None]
-    peaks = [p for p in (_peak(r) for r in measured) if is_number(p)]
+    peaks = [p for p in (((r.extra or {}).get("verdict") or {}).get("memory_peak_mb") or r.metric("memory_peak_mb")
+                         for r in measured) if is_number(p)]
     verdicts = instance_verdicts(recs)
     status = next((s for s in (MISSED, UNVERIFIED) if any(v.status == s for v in verdicts)), MET)
     return InstanceSummary(
         test_id=tid, key=series_key(last), bench=last.bench, profile=last.profile,
-        runs=len([r for r in recs if not r.warmup and not is_superseded(r)]), warmups=len([r for r in recs if r.warmup]),
+        runs=sum(1 for r in recs if not r.warmup and not is_superseded(r)), warmups=sum(1 for r in recs if r.warmup),
         time=summarize(r.metric("execution_time_s") for r in vals),
         time_upper=budget.get("time_upper_s"), time_lower=budget.get("time_lower_s"),
         memory_peak=max(peaks) if peaks else None, memory_limit=budget.get("memory_mb"),
@@ -80,5 +76,4 @@ def _summary(tid: str, recs: list[ResultRecord]) -> InstanceSummary:
         categories=_unique(REASON_CATEGORY.get(c, c) for v in verdicts for c in v.codes),
         notes=_unique(m for r in measured for m in (r.extra or {}).get("notes", [])),
         runner=next(((r.extra or {}).get("runner") for r in measured if (r.extra or {}).get("runner")), None),
-        status=status, verdicts=verdicts, contended=sum(v.contended for v in verdicts),
-        remeasured=sum(v.remeasured for v in verdicts))
+        status=status, contended=sum(v.contended for v in verdicts), remeasured=sum(v.remeasured for v in verdicts))

@@ -5,24 +5,23 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from ..records import ResultRecord, Summary, better, is_number, is_usable, series_key, summarize
-from .stats import noise_test
+from .stats import Test, noise_test
 
 EXTRA_SOURCES = ("quality", "breakdown")
 #: extra['efficiency'] (benches/test_engine_efficiency.py) -> breakdown metric names; per-round fields' medians.
-EFFICIENCY_MAP = {"decode_ratio_median": "engine_vs_raw_decode_ratio", "wall_decode_ratio_median": "engine_vs_raw_wall_ratio"}
+EFFICIENCY_MAP = {"decode_ratio_median": "engine_vs_raw_decode_ratio",
+                  "wall_decode_ratio_median": "engine_vs_raw_wall_ratio"}
 EFFICIENCY_ROUND_MAP = {"raw_decode_tps": "raw_decode_tokens_per_second",
                         "engine_decode_tps": "engine_decode_tokens_per_second"}
-
-
-def _num(v: Any) -> float | None:
-    return float(v) if is_number(v) else None
+#: A history chart marks a commit whose median moved by more than this share from the previous commit's.
+CHANGE_THRESHOLD = 0.05
 
 
 def _numbers(values: dict) -> dict[str, float]:
-    return {k: x for k, x in ((k, _num(v)) for k, v in values.items()) if x is not None}
+    return {k: float(v) for k, v in values.items() if is_number(v)}
 
 
 def record_values(rec: ResultRecord) -> dict[str, float]:
@@ -42,7 +41,7 @@ def efficiency_values(rec: ResultRecord) -> dict[str, float]:
         return {}
     out = _numbers({dst: eff.get(src) for src, dst in EFFICIENCY_MAP.items()})
     rounds = [r for r in eff.get("rounds") or [] if isinstance(r, dict)]
-    per_round = {dst: [v for v in (_num(r.get(src)) for r in rounds) if v is not None]
+    per_round = {dst: [float(r[src]) for r in rounds if is_number(r.get(src))]
                  for src, dst in EFFICIENCY_ROUND_MAP.items()}
     return {**out, **{k: statistics.median(v) for k, v in per_round.items() if v}}
 
@@ -51,7 +50,7 @@ def record_bounds(rec: ResultRecord) -> dict[str, tuple[float, float]]:
     """Per-metric [lower, upper] a record states itself (e.g. an accuracy's 95 % interval)."""
     bounds = [((rec.extra or {}).get(src) or {}).get("bounds") or {} for src in EXTRA_SOURCES]
     return {k: (float(b[0]), float(b[1])) for d in bounds for k, b in d.items()
-            if isinstance(b, (list, tuple)) and len(b) == 2 and all(_num(x) is not None for x in b)}
+            if isinstance(b, (list, tuple)) and len(b) == 2 and all(is_number(x) for x in b)}
 
 
 def is_measurement(rec: ResultRecord) -> bool:
@@ -94,9 +93,8 @@ def latest_commit_records(records: Sequence[ResultRecord],
                           git_order: Sequence[str] | None = None) -> dict[str, list[ResultRecord]]:
     """Series name -> the measured records of that series' newest commit (commit_order's last)."""
     by_series: dict[str, list[ResultRecord]] = defaultdict(list)
-    for r in records:
-        if is_measurement(r):
-            by_series[series_key(r)].append(r)
+    for r in filter(is_measurement, records):
+        by_series[series_key(r)].append(r)
     last = {name: commit_order(recs, git_order)[-1] for name, recs in by_series.items()}
     return {name: [r for r in recs if commit_key(r) == last[name]] for name, recs in by_series.items()}
 
@@ -109,7 +107,7 @@ class ChangeMark:
     previous_median: float
     median: float
     rel_threshold: float
-    test: Any                             # analysis.stats.Test
+    test: Test
 
     @property
     def indicative(self) -> bool:
@@ -155,25 +153,10 @@ def budget_band(rec: ResultRecord, metric: str) -> tuple[float | None, float | N
     return None
 
 
-def mark_changes(points: list[Point], direction: str, *, rel_threshold: float = 0.05) -> None:
-    """Mark each commit whose median moved (regression or improvement) by more than rel_threshold against the
-    previous commit's, unless the noise test (the charted commits its history) calls it noise."""
-    if direction not in ("lower", "higher"):
-        return
-    for prev, cur in zip(points, points[1:]):
-        pm, cm = prev.median, cur.median
-        delta = cm - pm
-        if abs(delta) <= abs(pm) * rel_threshold or delta == 0:
-            continue
-        test = noise_test(prev.values, cur.values, history=[p.values for p in points])
-        if test.significant is not False:
-            worse = delta > 0 if direction == "lower" else delta < 0
-            cur.change = ChangeMark("regression" if worse else "improvement", prev.commit, pm, cm, rel_threshold, test)
-
-
 def history(records: Sequence[ResultRecord], series: str, metric: str,
             git_order: Sequence[str] | None = None) -> list[Point]:
-    """The metric's points across commits (oldest first, commit_order) for one series, regressions marked."""
+    """The metric's points across commits (oldest first) for one series, each marked whose median moved beyond
+    CHANGE_THRESHOLD from the previous one's, unless the noise test (with the charted commits) calls it noise."""
     recs = [r for r in records if is_measurement(r) and series_key(r) == series and metric in record_values(r)]
     points = []
     for c in commit_order(recs, git_order):
@@ -182,7 +165,17 @@ def history(records: Sequence[ResultRecord], series: str, metric: str,
         points.append(Point(c, [record_values(r)[metric] for r in rs], min(r.timestamp for r in rs),
                             bands[-1] if bands else None, sum(1 for r in rs if not r.target_met),
                             [not r.target_met for r in rs]))
-    mark_changes(points, better(metric))
+    direction = better(metric)
+    if direction not in ("lower", "higher"):
+        return points
+    for prev, cur in zip(points, points[1:]):
+        pm, cm = prev.median, cur.median
+        if abs(cm - pm) <= abs(pm) * CHANGE_THRESHOLD or cm == pm:
+            continue
+        test = noise_test(prev.values, cur.values, history=[p.values for p in points])
+        if test.significant is not False:
+            kind = "regression" if (cm > pm) == (direction == "lower") else "improvement"
+            cur.change = ChangeMark(kind, prev.commit, pm, cm, CHANGE_THRESHOLD, test)
     return points
 
 

@@ -33,8 +33,7 @@ class GatePower:
 
 def catch_rate(residuals: np.ndarray, n1: int, n2: int, change_pct: float, threshold_pct: float, *,
                worse: str = "greater", seed: int = 0) -> float:
-    """The share of DRAWS simulated comparisons (n1 v n2 runs drawn from log `residuals`, the current side shifted
-    by change_pct toward `worse`) that the gate fails."""
+    """The share of DRAWS simulated comparisons (n1 v n2 runs from `residuals`, cur shifted toward worse) failed."""
     rng = np.random.default_rng(seed)
     shift = math.log1p(change_pct / 100.0) * (1 if worse == "greater" else -1)
     base = np.exp(residuals[rng.integers(0, residuals.size, (DRAWS, n1))])

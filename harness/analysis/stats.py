@@ -1,18 +1,15 @@
 """Noise tests and the gate (pure): is a change between two sets of runs beyond its threshold and beyond noise?
-
-Each test gives a two-sided p and, given the worse direction, a one-sided p toward it, on which the gate
-(`gate_decision`) fails only a change for the worse. By what the data allow: exact (a deterministic counter, or no
-spread), permutation (the difference of the sides' spike-trimmed means of log values; every split of the pooled runs,
-or MAX_SPLITS random ones), history (too few runs for that: the statistic's null drawn from the series' run-to-run
-deviations on recent commits), else indicative (shown, never failed on). Vectorised over batches of pairs.
-"""
+By what the data allow: exact (a deterministic counter, or no spread), permutation (of the sides' spike-trimmed
+means of log values), history (the null drawn from the series' run-to-run deviations on recent commits), else
+indicative (never failed on). Each gives a two-sided p and one toward worse, on which `gate_decision` fails."""
 from __future__ import annotations
 
 import math
 import statistics
 from dataclasses import dataclass
+from functools import partial
 from itertools import combinations
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -47,8 +44,7 @@ class Test:
     worse: str | None = None         # the worse direction ("greater" or "less"), when the caller named it
     p_worse: float | None = None     # one-sided toward worse
     worse_significant: bool | None = None   # a change for the worse beyond noise
-    #: the test's estimate of the change, % (change_estimates): what the gate holds against the threshold
-    change_pct: float | None = None
+    change_pct: float | None = None  # the change estimate, % (change_estimates): what the gate holds to a threshold
 
 
 def beyond(change_pct, threshold_pct: float, worse: str = "greater"):
@@ -80,17 +76,12 @@ def _pooled(base, cur) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _split_stats(v: np.ndarray, keep: np.ndarray, in_base: np.ndarray) -> np.ndarray:
-    """Mean of cur's kept values - mean of base's, for every split: v, keep (m, N); in_base (S, N) -> (m, S); 0
-    where a side keeps nothing."""
+    """Cur's kept values' mean - base's per split: v, keep (m, N); in_base (S, N) -> (m, S); 0 if a side keeps none."""
     w, vw, mb = keep.astype(float), np.where(keep, v, 0.0), in_base.T.astype(float)
     sum_b, cnt_b = vw @ mb, w @ mb
     sum_c, cnt_c = vw.sum(axis=1, keepdims=True) - sum_b, w.sum(axis=1, keepdims=True) - cnt_b
-    ok = (cnt_b > 0) & (cnt_c > 0)
-    np.divide(sum_c, cnt_c, out=sum_c, where=ok)
-    np.divide(sum_b, cnt_b, out=sum_b, where=ok)
-    np.subtract(sum_c, sum_b, out=sum_c)
-    sum_c[~ok] = 0.0
-    return sum_c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((cnt_b > 0) & (cnt_c > 0), sum_c / cnt_c - sum_b / cnt_b, 0.0)
 
 
 def _oriented(stat: np.ndarray, alternative: str) -> np.ndarray:
@@ -145,21 +136,11 @@ def splits(n1: int, n2: int, seed: int = 0) -> np.ndarray:
     return np.vstack([np.arange(n) < n1, ranks < n1])
 
 
-def permutation_stats(base: np.ndarray, cur: np.ndarray, *, seed: int = 0) -> np.ndarray:
-    """The signed statistic of every split for a batch: base (m, n1), cur (m, n2) -> (m, S); column 0 observed."""
-    n1, n2, v, _, keep = _pooled(base, cur)
-    return _split_stats(v, keep, splits(n1, n2, seed))
-
-
-def p_from(stat: np.ndarray, alternative: str = "two-sided") -> np.ndarray:
-    """Permutation p-values from permutation_stats: the share of splits at least as extreme as the observed one."""
-    s = _oriented(stat, alternative)
-    return (s >= _at_least(s[:, :1])).mean(axis=1)
-
-
 def permutation_p(base: np.ndarray, cur: np.ndarray, *, seed: int = 0, alternative: str = "two-sided") -> np.ndarray:
-    """Permutation p-values for a batch: base (m, n1), cur (m, n2) -> (m,)."""
-    return p_from(permutation_stats(base, cur, seed=seed), alternative)
+    """Permutation p-values, base (m, n1) and cur (m, n2) -> (m,): the share of splits at least as extreme as row 0."""
+    n1, n2, v, _, keep = _pooled(base, cur)
+    s = _oriented(_split_stats(v, keep, splits(n1, n2, seed)), alternative)
+    return (s >= _at_least(s[:, :1])).mean(axis=1)
 
 
 def history_residuals(history: Sequence[Sequence[float]]) -> tuple[np.ndarray, int]:
@@ -175,33 +156,16 @@ def history_residuals(history: Sequence[Sequence[float]]) -> tuple[np.ndarray, i
     return (np.concatenate(res) if res else np.asarray([])), len(res)
 
 
-def history_stats(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed: int = 0,
-                  draws: int = HISTORY_DRAWS) -> tuple[np.ndarray, np.ndarray]:
-    """For a batch of positive values, base (m, n1) and cur (m, n2): the observed signed statistic (m,) and its null
-    distribution drawn from history residuals (log scale), (draws,)."""
+def history_p(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed: int = 0,
+              alternative: str = "two-sided", draws: int = HISTORY_DRAWS) -> np.ndarray:
+    """History p-values of positive values, base (m, n1) and cur (m, n2): against a null drawn from the residuals."""
     n1, n2, v, _, keep = _pooled(base, cur)
     res, observed = np.asarray(residuals, dtype=float), _observed(n1, n2)
     z = res[np.random.default_rng(seed).integers(0, res.size, size=(draws, n1 + n2))]
-    return (_split_stats(v, keep, observed)[:, 0],
-            _split_stats(z, clean_mask(z, np.ones((draws, 1), dtype=bool)), observed)[:, 0])
-
-
-def history_p_from(obs: np.ndarray, null: np.ndarray, alternative: str = "two-sided") -> np.ndarray:
-    """History p-values from history_stats."""
-    o, n = _oriented(obs, alternative), np.sort(_oriented(null, alternative))
-    return (1.0 + n.size - np.searchsorted(n, _at_least(o), side="left")) / (1.0 + n.size)
-
-
-def _judged(method: str, p_of: Callable[[str], float], alpha: float, b: list, c: list, worse: str | None,
-            **kw) -> Test:
-    """A permutation or history test's result from its p-values by alternative (p_of)."""
-    p, est = p_of("two-sided"), float(change_estimates(np.asarray([b]), np.asarray([c]))[0])
-    t = Test(method, p <= alpha, p_value=p, n_base=len(b), n_cur=len(c), worse=worse,
-             change_pct=None if math.isnan(est) else est, **kw)
-    if worse is not None:
-        t.p_worse = p_of(worse)
-        t.worse_significant = t.p_worse <= alpha
-    return t
+    obs = _oriented(_split_stats(v, keep, observed)[:, 0], alternative)
+    null = np.sort(_oriented(_split_stats(z, clean_mask(z, np.ones((draws, 1), dtype=bool)), observed)[:, 0],
+                             alternative))
+    return (1.0 + null.size - np.searchsorted(null, _at_least(obs), side="left")) / (1.0 + null.size)
 
 
 def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = ALPHA, seed: int = 0,
@@ -225,13 +189,18 @@ def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = AL
     if n1 < 2 or n2 < 2:
         return Test("indicative", None, **sizes, why=ONE_RUN)
     if can_decide(n1, n2, alpha):
-        stat = permutation_stats(np.asarray([b]), np.asarray([c]), seed=seed)
-        return _judged("permutation", lambda alt: float(p_from(stat, alt)[0]), alpha, b, c, worse)
-    if min(n1, n2) < HISTORY_MIN_RUNS:
+        method, used, p_of = "permutation", {}, partial(permutation_p, [b], [c], seed=seed)
+    elif min(n1, n2) < HISTORY_MIN_RUNS:
         return Test("indicative", None, **sizes, why=TWO_RUNS)
-    res, commits = history_residuals(history or [])
-    used = dict(history_runs=int(res.size), history_commits=commits)
-    if res.size < HISTORY_MIN_RESIDUALS or commits < HISTORY_MIN_COMMITS or min(b + c) <= 0:
-        return Test("indicative", None, **sizes, why=NO_HISTORY, **used)
-    obs, null = history_stats(np.asarray([b]), np.asarray([c]), res, seed=seed)
-    return _judged("history", lambda alt: float(history_p_from(obs, null, alt)[0]), alpha, b, c, worse, **used)
+    else:
+        res, commits = history_residuals(history or [])
+        used = dict(history_runs=int(res.size), history_commits=commits)
+        if res.size < HISTORY_MIN_RESIDUALS or commits < HISTORY_MIN_COMMITS or min(b + c) <= 0:
+            return Test("indicative", None, **sizes, why=NO_HISTORY, **used)
+        method, p_of = "history", partial(history_p, [b], [c], res, seed=seed)
+    p, est = float(p_of(alternative="two-sided")[0]), float(change_estimates([b], [c])[0])
+    t = Test(method, p <= alpha, p_value=p, **sizes, change_pct=None if math.isnan(est) else est, **used)
+    if worse is not None:
+        t.p_worse = float(p_of(alternative=worse)[0])
+        t.worse_significant = t.p_worse <= alpha
+    return t

@@ -99,7 +99,7 @@ def test_ungated_instances_never_fail():
 
 
 def test_calibration_blocks_judge_consecutive_rounds_like_a_continuous_session():
-    from llm_research_bench.harness.analysis.calibration import block_comparisons, median_change, rate
+    from llm_research_bench.harness.analysis.calibration import median_change, rate, sequential_comparisons
     from llm_research_bench.harness.analysis.thresholds import parse_threshold
 
     th = [parse_threshold("execution_time_s:5%")]
@@ -108,7 +108,8 @@ def test_calibration_blocks_judge_consecutive_rounds_like_a_continuous_session()
     slow = [_run(17.6 + 0.01 * (i % 3), round=i) for i in range(1, 11)]
     for r in [*a, *same, *slow]:
         r.outcome, r.extra["reason_codes"] = "passed", []
-    aa, ab = block_comparisons(a, same, block=5, thresholds=th), block_comparisons(a, slow, block=5, thresholds=th)
+    aa = sequential_comparisons(a, same, rounds=5, max_rounds=5, thresholds=th)
+    ab = sequential_comparisons(a, slow, rounds=5, max_rounds=5, thresholds=th)
     assert [b.rounds for b in aa] == [(1, 5), (6, 10)] and rate(aa) == 0.0
     assert rate(ab) == 1.0 and all(b.method == "permutation" and b.n_base == 5 for b in ab)
     assert round(median_change(a, slow)) == 10
