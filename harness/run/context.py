@@ -52,8 +52,7 @@ class HarnessOptions:
 
 
 def profile_digest(profile: Any) -> str:
-    """What a profile asks of a run (everything but its name, description, budgets and source): records with
-    the same digest ran the same settings."""
+    """What a profile asks of a run (all but its name, description, budgets and source): same digest, same settings."""
     d = {k: getattr(profile, k) for k in profile.__dataclass_fields__
          if k not in ("name", "description", "budgets", "source")}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -76,8 +75,7 @@ class BenchContext:
         engine comes from (a temporary worktree: detached, so no branch)."""
         side_root = os.environ.get(sources.ENV)
         if side_root:
-            g = environment.git_info(side_root)
-            return environment.GitInfo(g.commit, g.dirty, None)
+            return dataclasses.replace(environment.git_info(side_root), branch=None)
         return environment.git_info(self.rootpath)
 
     @cached_property
@@ -115,7 +113,6 @@ class BenchContext:
         if not changes:
             return self
         other = dataclasses.replace(self, options=dataclasses.replace(self.options, **changes))
-        for name in ("git", "machine", "detected_machine_class"):
-            if name in self.__dict__:
-                other.__dict__[name] = self.__dict__[name]
+        looked_up = ("git", "machine", "detected_machine_class")
+        other.__dict__.update({k: v for k, v in self.__dict__.items() if k in looked_up})
         return other

@@ -10,7 +10,7 @@ import itertools
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -29,8 +29,7 @@ class Side:
     sides: tuple[str, ...]      # every side, in turn order
 
     def as_env(self) -> str:
-        return json.dumps({"run": self.run, "side": self.name, "label": self.label, "commit": self.commit,
-                           "dir": str(self.dir), "sides": list(self.sides)})
+        return json.dumps(asdict(self), default=str)
 
     def record_extra(self) -> dict:
         """What each record of this side carries in extra['continuous']."""
@@ -45,7 +44,7 @@ def current() -> Side | None:
     if not raw:
         return None
     d = json.loads(raw)
-    return Side(d["run"], d["side"], d.get("label", d["side"]), d["commit"], Path(d["dir"]), tuple(d["sides"]))
+    return Side(**{**d, "dir": Path(d["dir"]), "sides": tuple(d["sides"])})
 
 
 def schedule(sides: Sequence[str]) -> list[str]:
@@ -102,8 +101,8 @@ def take_turn(side: Side | None = None) -> float:
     return time.monotonic() - t0 if side is not None else 0.0
 
 
-def pass_turn(side: Side | None = None) -> None:
+def pass_turn() -> None:
     """Hand the machine to the next turn of the schedule whose side is still running."""
-    side = side or current()
+    side = current()
     if side is not None:
         advance(side.dir, side.sides)

@@ -41,7 +41,6 @@ class MemoryHog:
             raise MemoryHogError("the memory hog reads /proc: Linux only")
         self.proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
-        self.held_mb = 0.0
 
     @property
     def pid(self) -> int:
@@ -58,14 +57,10 @@ class MemoryHog:
 
     def hold(self, mb: float) -> float:
         """Hold `mb` MB resident; returns the child's RSS (MB) once every page is written."""
-        rss = self._ask(f"hold {mb:.1f}")
-        self.held_mb = mb
-        return rss
+        return self._ask(f"hold {mb:.1f}")
 
     def free(self) -> float:
-        rss = self._ask("free")
-        self.held_mb = 0.0
-        return rss
+        return self._ask("free")
 
     def close(self) -> None:
         if self.proc.poll() is not None:

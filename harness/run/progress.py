@@ -34,10 +34,8 @@ def summarize(kind: str, data: dict) -> dict | None:
     return {"event": "tokens", "count": 1} if kind == "answer_delta" else None
 
 
-def engine_listener(sink: Sink | None) -> Callable[[str, dict], None] | None:
+def engine_listener(sink: Sink) -> Callable[[str, dict], None]:
     """An `on_event` for engine.research that feeds `sink` progress dicts (answer chunks are counted)."""
-    if sink is None:
-        return None
     count = {"n": 0}
 
     def on_event(kind: str, data: dict) -> None:
