@@ -121,8 +121,8 @@ class RunResult:
 
 @dataclass
 class BenchResult:
-    """All runs of one `run()` call (warm-ups and re-measured attempts included, flagged), and the instance's
-    verdict over them (analysis/gate.py), computed once: the one stored with its last run, when there is one."""
+    """All runs of one `run()` call (warm-ups and re-measured attempts flagged) and the instance's verdict, computed
+    once (analysis/gate.py): the one stored with its last run, when there is one."""
     profile: str | None
     budget: BudgetSpec | None
     runs: list[RunResult] = field(default_factory=list)
@@ -351,8 +351,7 @@ class InstanceRunner:
             number += 1
 
     def _attempt(self, req: RunRequest, plan: RunPlan, i: int, timer: SignalTimer | None, number: int) -> Attempt:
-        """One try at round `i`'s run, on this side's turn (a re-measurement after a bounded wait for a quiet
-        machine), in this process or in a child."""
+        """One try at round `i`'s run on this side's turn (a re-measurement after a bounded wait for quiet)."""
         waited = None
         with widened(timer, TURN_WAIT_S):
             interleave.take_turn()

@@ -100,16 +100,14 @@ class BenchContext:
                 from None
 
     def timeout_for(self, profile: Any) -> float:
-        """The per-run timeout: the profile's timeout_s, stretched (never shrunk) by the budget scale, so a
-        machine given more time is not killed at the unscaled limit."""
+        """The profile's timeout_s, stretched (never shrunk) by the budget scale: a slower machine gets more time."""
         return float(self.profile(profile).timeout_s) * max(1.0, self.options.budget_scale)
 
     def budget(self, profile: Any) -> BudgetSpec:
         return BudgetSpec.from_profile(self.profile(profile), self.machine_class, self.options.budget_scale)
 
     def with_options(self, **changes: Any) -> "BenchContext":
-        """This context with some options changed (a bench's own marker): same session, same record list, and
-        the git and machine facts already looked up."""
+        """This context with some options changed (a bench's marker): same session, records and looked-up facts."""
         if not changes:
             return self
         other = dataclasses.replace(self, options=dataclasses.replace(self.options, **changes))

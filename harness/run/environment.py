@@ -75,8 +75,8 @@ def resolve_ref(ref: str, cwd: str | Path = ".") -> str | None:
 
 
 def git_order(commits, cwd: str | Path = ".") -> tuple[list[str] | None, str]:
-    """The commits git knows among `commits` (full SHAs), oldest first in history (topological) order, and a
-    note for the reader; (None, why) when git cannot say (no git, not a repository)."""
+    """The commits git knows among `commits`, oldest first (topological order), and a note for the reader; (None,
+    why) when git cannot say."""
     cwd = Path(cwd)
     wanted = sorted({c for c in commits if c})
     if not wanted:

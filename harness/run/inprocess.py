@@ -12,8 +12,7 @@ from .timeouts import HarnessTimeout, SignalTimer, is_timeout, run_deadline, sto
 
 
 def run_in_process(req: RunRequest, *, timer: SignalTimer | None = None) -> RunOutcome:
-    """Run `req` here. `exception` in the outcome holds what the caller must re-raise after recording
-    (timeouts, interrupts, user errors). `timer`: the bench item's timer (taken over from pytest-timeout)."""
+    """Run `req` here; `timer`: the bench item's timer (taken over from pytest-timeout)."""
     from llm_research_bench.engine.pipeline import ResearchFailed
 
     fn = resolve_runner(req.runner)

@@ -1,9 +1,6 @@
-"""A side of an interleaved `research-bench continuous` session, seen from inside its pytest session: which side
-this process is ($RESEARCH_BENCH_SIDE, set by run/continuous.py) and whose turn it is to use the machine. A side
-holds the turn from its start through its first measured round and passes it on after each measured round (not
-after a bench's last: through the next warm-up), each round in another order (`schedule`), so that drift and
-other processes' load hit every side alike. The baton folder holds `turn`, `step` (the turn's place in the
-schedule) and `done-<side>` (that side's process has ended)."""
+"""A side of an interleaved `research-bench continuous` session, from inside its pytest session: which side this is
+($RESEARCH_BENCH_SIDE) and whose turn it is. The turn passes after each measured round, in a new order each round
+(`schedule`), so that drift hits every side alike. The baton folder holds `turn`, `step` and `done-<side>`."""
 from __future__ import annotations
 
 import itertools
@@ -80,8 +77,7 @@ def set_turn(folder: Path, side: str, step: int = 0) -> None:
 
 
 def advance(folder: Path, sides: Sequence[str]) -> str | None:
-    """Pass the turn to the next turn of the schedule whose side's process has not ended; returns whose it is
-    now (None: every side has ended)."""
+    """Pass the turn on to the next side in the schedule still running; returns it (None: every side ended)."""
     cycle, step = schedule(sides), current_step(folder)
     for k in range(1, len(cycle) + 1):
         side = cycle[(step + k) % len(cycle)]

@@ -202,8 +202,7 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
               extra_pids: list[int] | None = None, env: dict[str, str] | None = None,
               on_progress: Callable[[dict], None] | None = None) -> Supervised:
     """Start the child on `doc`, sample its process tree until it ends, enforce the deadlines, and read what it
-    wrote (its live progress goes to `on_progress` as it comes). The exchange folder is removed afterwards,
-    except a crashed child's output log."""
+    wrote (live progress to `on_progress`); the exchange folder is removed, all but a crashed child's log."""
     from llm_research_bench.engine.memory import ProcessTree
 
     tmp = Path(tempfile.mkdtemp(prefix="research-bench-", dir=workdir))
@@ -225,14 +224,17 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
                      startup_timeout_s=startup_timeout_s, enforce_memory_mb=enforce_memory_mb)
     sup.wait(follower)
     sup.read(oom_before)
-    _cleanup(tmp, keep=sup.cause is not None)
+    with contextlib.suppress(OSError):      # the exchange folder goes; a crashed child's output log stays
+        for f in tmp.iterdir():
+            if not (sup.cause is not None and f.name == "output.log"):
+                f.unlink()
+        tmp.rmdir()
     return sup
 
 
 def run_isolated(req: RunRequest, *, workdir: str | os.PathLike | None = None, enforce_memory_mb: float | None = None,
                  extra_pids: list[int] | None = None) -> RunOutcome:
-    """Run `req` in a fresh child and wait for it, sampling its process tree. The child warms up (corpus,
-    embedder, index) when the engine itself runs with retrieval."""
+    """Run `req` in a fresh child, which warms up (corpus, embedder, index) when the engine runs with retrieval."""
     warm = req.runner == DEFAULT_RUNNER and req.research_kwargs.get("retrieval", True)
     doc = {"kind": "research", "request": req.to_json(), "warm": warm, "sys_path": [p for p in sys.path if p]}
     sup = supervise(doc, timeout_s=req.effective_timeout, workdir=workdir, enforce_memory_mb=enforce_memory_mb,
@@ -279,14 +281,3 @@ def call_isolated(target: str, kwargs: dict | None = None, *, timeout_s: float =
     if sup.result.get("status") != "completed":
         raise ChildFailed(f"{target} failed in the child: {sup.result.get('error')}")
     return sup.result["value"]
-
-
-def _cleanup(tmp: Path, *, keep: bool) -> None:
-    """Remove the exchange folder; a crashed child's output log is kept next to it for inspection."""
-    for f in tmp.iterdir():
-        if not (keep and f.name == "output.log"):
-            with contextlib.suppress(OSError):
-                f.unlink()
-    if not keep:
-        with contextlib.suppress(OSError):
-            tmp.rmdir()

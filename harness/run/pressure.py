@@ -1,7 +1,5 @@
-"""Real memory pressure for the memory-pressure bench: a child process (so a run's process tree counts it) that
-holds memory on command, every page written: `MemoryHog().hold(1200)` -> its RSS in MB; `.free()`; `.close()`.
-The engine's pressure reading sees the child's resident pages like any other memory of the run.
-"""
+"""Real memory pressure for the memory-pressure bench: a child process (so a run's process tree counts it) holding
+memory on command, every page written: `MemoryHog().hold(1200)` -> its RSS in MB; `.free()`; `.close()`."""
 from __future__ import annotations
 
 import contextlib

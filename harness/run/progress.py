@@ -54,8 +54,7 @@ def engine_listener(sink: Sink) -> Callable[[str, dict], None]:
 
 
 class FileSink:
-    """Progress dicts appended to a JSON-lines file (an isolated child's side); chunk counts at most every
-    `every_s` seconds, so the file stays small."""
+    """Progress dicts appended to a JSON-lines file by an isolated child; chunk counts at most every `every_s`."""
 
     def __init__(self, path: str, every_s: float = 0.5):
         self.path, self.every_s, self._last = path, every_s, 0.0

@@ -65,8 +65,7 @@ class RunRequest:
 
 @dataclass
 class RunOutcome:
-    """What happened to one run. `exception` is set when the caller must re-raise after recording
-    (a timeout, Ctrl-C, a user error found before the run started)."""
+    """What happened to one run; `exception`: what the caller re-raises once it is recorded (timeout, Ctrl-C)."""
     status: str
     telemetry: dict | None
     error: str | None = None

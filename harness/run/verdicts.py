@@ -28,8 +28,7 @@ class BudgetSpec:
 
     @classmethod
     def from_profile(cls, profile: Any, machine_class: str, scale: float = 1.0) -> "BudgetSpec":
-        """`profile` is an engine.profiles.Profile. `scale` multiplies the time band (not the memory limit:
-        a slower machine needs more time, not more memory)."""
+        """`scale` multiplies the time band, not the memory limit: a slower machine needs more time, not memory."""
         b = profile.budget_for(machine_class)
         return cls(profile=profile.name, machine_class=b.machine_class, time_lower_s=b.time_lower_s * scale,
                    time_upper_s=b.time_upper_s * scale, memory_mb=b.memory_mb, scale=scale,
@@ -87,9 +86,8 @@ def evaluate(telemetry: dict | None, budget: BudgetSpec, *, schema_errors: list[
              run_error: str | None = None, timed_out: bool = False, crash_cause: str | None = None,
              observed_peak_mb: float | None = None,
              memray_top: list[str] | Callable[[], list[str]] | None = None) -> Verdict:
-    """Judge one run: its telemetry (None when it died before producing one), its schema errors, what the harness
-    saw happen to it, the harness's own process-tree peak (isolated runs) and the top allocators of a memray
-    capture (or a function giving them, called only on a memory failure)."""
+    """Judge one run (telemetry None: it died before producing one). `memray_top`: the top allocators of a memray
+    capture, or a function giving them, called only on a memory failure."""
     v = Verdict(target_met=False)
     metrics = (telemetry or {}).get("metrics") or {}
     stopped = timed_out or bool((telemetry or {}).get("timed_out"))
