@@ -105,8 +105,7 @@ class Provenance:
     harness_overhead_s: float | None = None
 
     def as_extra(self, bench_extra: dict) -> dict:
-        own = {k: v for k, v in asdict(self).items() if v is not None or k == "profile_source"}
-        return {**own, **bench_extra}
+        return {**{k: v for k, v in asdict(self).items() if v is not None or k == "profile_source"}, **bench_extra}
 
 
 @dataclass
