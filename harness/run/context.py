@@ -84,7 +84,9 @@ class BenchContext:
 
     @cached_property
     def detected_machine_class(self) -> str:
-        return environment.detected_machine_class()
+        """The budget class of this machine (engine.system; imports torch once to see CUDA)."""
+        from llm_research_bench.engine.system import current_machine_class
+        return current_machine_class()
 
     @property
     def machine_class(self) -> str:

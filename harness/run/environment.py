@@ -158,10 +158,3 @@ def machine_info() -> MachineInfo:
     else:
         fp = f"{os_name.lower()}-{arch}-{logical}c-{hashlib.sha256(basis.encode()).hexdigest()[:10]}"
     return MachineInfo(fp, os_name, arch, cpu, logical, ram, gpus)
-
-
-@lru_cache(maxsize=1)
-def detected_machine_class() -> str:
-    """The budget class of this machine (engine.system; imports torch once to see CUDA)."""
-    from llm_research_bench.engine.system import current_machine_class
-    return current_machine_class()
