@@ -37,8 +37,7 @@ class BenchError(RuntimeError):
 
 @dataclass
 class RunPlan:
-    """How a bench instance runs its request, and what its records carry besides the run. None: the session's
-    option (--research-rounds, --research-warmup-runs, --research-isolate)."""
+    """How a bench instance runs its request, and what its records carry besides the run (None: the session's)."""
     rounds: int | None = None
     warmup_runs: int | None = None
     isolate: bool | None = None
@@ -69,8 +68,7 @@ class Attempt:
 
 @dataclass
 class Provenance:
-    """What the harness stores in a run's `extra` (the bench's own keys follow): where the run comes from and
-    what the harness saw of it. None fields are left out, profile_source aside."""
+    """What the harness stores in a run's `extra` before the bench's own keys (None fields left out)."""
     session_id: str
     runner: str
     backend: str
@@ -107,8 +105,7 @@ class Provenance:
     harness_overhead_s: float | None = None
 
     def as_extra(self, bench_extra: dict) -> dict:
-        own = {k: v for k, v in asdict(self).items() if v is not None or k == "profile_source"}
-        return {**own, **bench_extra}
+        return {**{k: v for k, v in asdict(self).items() if v is not None or k == "profile_source"}, **bench_extra}
 
 
 @dataclass
@@ -123,8 +120,8 @@ class RunResult:
 
 @dataclass
 class BenchResult:
-    """All runs of one `run()` call (warm-ups and re-measured attempts included, flagged), and the instance's
-    verdict over them (analysis/gate.py), computed once: the one stored with its last run, when there is one."""
+    """All runs of one `run()` call (warm-ups and re-measured attempts flagged) and the instance's verdict, computed
+    once (analysis/gate.py): the one stored with its last run, when there is one."""
     profile: str | None
     budget: BudgetSpec | None
     runs: list[RunResult] = field(default_factory=list)
@@ -167,10 +164,6 @@ class BenchResult:
         return out
 
     @property
-    def notes(self) -> list[str]:
-        return list(dict.fromkeys(m for r in self.measured for m in r.verdict.notes))
-
-    @property
     def session(self) -> Any:
         """The engine's ResearchSession of the last measured in-process run (None when isolated)."""
         return next((r.outcome.session for r in reversed(self.measured)
@@ -181,8 +174,7 @@ class BenchResult:
         return next((r.record.telemetry for r in reversed(self.measured) if r.record.telemetry is not None), None)
 
     def metric(self, name: str) -> Summary:
-        """Median and IQR of a telemetry metric over the measured rounds (a re-measured attempt counts once, by
-        its re-measurement)."""
+        """Median and IQR of a telemetry metric over the measured rounds (a re-measured round counts once)."""
         return summarize(r.record.metric(name) for r in self.measured if not records.is_superseded(r.record))
 
 
@@ -207,14 +199,6 @@ def _record_outcome(status: str, target_met: bool) -> str:
     return status if status in records.OUTCOMES else records.FAILED
 
 
-def _server_pids(req: RunRequest) -> list[int] | None:
-    """The processes of a local model server the run uses: an isolated run's memory counts them."""
-    if req.backend != "ollama":
-        return None
-    from llm_research_bench.engine.memory import find_ollama_server_pids
-    return find_ollama_server_pids()
-
-
 class InstanceRunner:
     """Runs, judges and stores the runs of one bench instance (one test id), and gives its verdict."""
 
@@ -223,18 +207,16 @@ class InstanceRunner:
         self.ctx = ctx
         self.test_id = test_id
         self.bench = bench or bench_name_of(test_id)
-        #: Another memray tracker covers this test in this process (pytest-memray: {"by", "capture", "dir"}):
-        #: in-process runs use its capture instead of starting a second tracker (memray allows one at a time).
+        #: pytest-memray's capture of this test ({"by", "capture", "dir"}): in-process runs use it (one tracker only).
         self.memray_external = memray_external
 
     # -- judging and storing ----------------------------------------------------------------------------------
-    def judge(self, telemetry: dict | None, *, profile: Any, outcome: RunOutcome | None = None, round: int = 0,
-              warmup: bool = False, plan: RunPlan | None = None, attempt: Attempt | None = None) -> RunResult:
+    def judge(self, telemetry: dict | None, *, profile: Any, plan: RunPlan, outcome: RunOutcome | None = None,
+              round: int = 0, warmup: bool = False, attempt: Attempt | None = None) -> RunResult:
         """Validate and judge one run into its record, not yet stored. `outcome`: what happened to the run (None
         for telemetry a bench produced itself); `attempt`: which try of its round it was."""
         from llm_research_bench.engine.telemetry import validation_errors
 
-        plan = plan or RunPlan()
         prof = self.ctx.profile(profile)
         budget = self.ctx.budget(prof)
         status = _status(telemetry, outcome)
@@ -261,7 +243,7 @@ class InstanceRunner:
             dirty=git.dirty, branch=git.branch, plugin_version=self.ctx.plugin_version, reasons=verdict.messages,
             round=round, warmup=warmup, telemetry=telemetry,
             schema_valid=(not schema_errors) if telemetry is not None else None, schema_errors=schema_errors,
-            budget=budget.as_dict(), extra=prov.as_extra(plan.extra))
+            budget=asdict(budget), extra=prov.as_extra(plan.extra))
         return RunResult(rec, verdict, outcome)
 
     def _provenance(self, prof: Any, verdict: Verdict, telemetry: dict | None, outcome: RunOutcome | None,
@@ -313,9 +295,8 @@ class InstanceRunner:
 
     def run(self, req: RunRequest, plan: RunPlan | None = None, *, timer: SignalTimer | None = None,
             progress: Callable[[int, int, bool], Any] | None = None) -> BenchResult:
-        """Run `req`: the plan's warm-ups, then its measured rounds, each run judged and stored. Re-raises
-        interrupts after recording them. `progress(i, n, warmup)` gives the live-progress sink of a round's run
-        (run/progress.py), or None."""
+        """Run `req`: the plan's warm-ups, then its measured rounds, each run judged and stored; interrupts are
+        re-raised once recorded. `progress(i, n, warmup)`: the live-progress sink of a round's run, or None."""
         o = self.ctx.options
         plan = replace(plan or RunPlan(), runner=req.runner, instance=uuid.uuid4().hex[:16])
         plan.rounds = o.rounds if plan.rounds is None else plan.rounds
@@ -336,9 +317,8 @@ class InstanceRunner:
 
     def _round(self, req: RunRequest, plan: RunPlan, i: int, runs: list[RunResult],
                timer: SignalTimer | None) -> bool:
-        """Round `i`: its run, measured again while contended (up to --research-remeasure more times), each
-        attempt stored in `runs`. True when the instance stops here: a timeout or crash that is not measured
-        again (the next runs would go the same way)."""
+        """Round `i`'s run, measured again while contended (up to --research-remeasure times), each attempt stored
+        in `runs`. True when the instance stops here: a timeout or crash not measured again (the rest would too)."""
         warm, last = i < plan.warmup_runs, i == plan.warmup_runs + plan.rounds - 1
         number = 1
         while True:
@@ -370,8 +350,7 @@ class InstanceRunner:
             number += 1
 
     def _attempt(self, req: RunRequest, plan: RunPlan, i: int, timer: SignalTimer | None, number: int) -> Attempt:
-        """One try at round `i`'s run, on this side's turn (a re-measurement after a bounded wait for a quiet
-        machine), in this process or in a child."""
+        """One try at round `i`'s run on this side's turn (a re-measurement after a bounded wait for quiet)."""
         waited = None
         with widened(timer, TURN_WAIT_S):
             interleave.take_turn()
@@ -382,8 +361,11 @@ class InstanceRunner:
         started = time.perf_counter()
         cpu0 = snapshot()
         if plan.isolate:
+            from llm_research_bench.engine.memory import find_ollama_server_pids
             limit = self.ctx.budget(req.profile).memory_mb if o.enforce_memory else None
-            outcome = run_isolated(req, enforce_memory_mb=limit, extra_pids=_server_pids(req))
+            # A local model server's processes count in the run's memory.
+            server = find_ollama_server_pids() if req.backend == "ollama" else None
+            outcome = run_isolated(req, enforce_memory_mb=limit, extra_pids=server)
         else:
             outcome = run_in_process(req, timer=timer)
         return Attempt(outcome, started, load_between(cpu0, snapshot()), number, waited)

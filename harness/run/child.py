@@ -1,9 +1,6 @@
 """The isolated child: `python -m llm_research_bench.harness.run.child REQUEST.json RESULT.json STATUS.json`.
-
-kind "research": warms up, writes STATUS.json when the run starts, runs it under its timeout and writes
-RESULT.json (status, telemetry, error); SIGTERM from the parent stops the run through the engine, so the partial
-telemetry is still written. kind "call": calls a measurement driver ("module:function", JSON kwargs) and writes
-its returned dict. A crash leaves no RESULT.json: the parent reads the exit status (run/isolated.py)."""
+kind "research": warms up, writes STATUS.json as the run starts, runs it and writes RESULT.json (SIGTERM stops the run
+through the engine, so partial telemetry is still written); kind "call": a measurement driver's returned dict."""
 from __future__ import annotations
 
 import json

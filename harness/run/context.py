@@ -53,8 +53,7 @@ class HarnessOptions:
 
 
 def profile_digest(profile: Any) -> str:
-    """What a profile asks of a run (everything but its name, description, budgets and source): records with
-    the same digest ran the same settings."""
+    """What a profile asks of a run (all but its name, description, budgets and source): same digest, same settings."""
     d = {k: getattr(profile, k) for k in profile.__dataclass_fields__
          if k not in ("name", "description", "budgets", "source")}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -77,8 +76,7 @@ class BenchContext:
         engine comes from (a temporary worktree: detached, so no branch)."""
         side_root = os.environ.get(sources.ENV)
         if side_root:
-            g = environment.git_info(side_root)
-            return environment.GitInfo(g.commit, g.dirty, None)
+            return dataclasses.replace(environment.git_info(side_root), branch=None)
         return environment.git_info(self.rootpath)
 
     @cached_property
@@ -87,7 +85,9 @@ class BenchContext:
 
     @cached_property
     def detected_machine_class(self) -> str:
-        return environment.detected_machine_class()
+        """The budget class of this machine (engine.system; imports torch once to see CUDA)."""
+        from llm_research_bench.engine.system import current_machine_class
+        return current_machine_class()
 
     @property
     def machine_class(self) -> str:
@@ -103,20 +103,17 @@ class BenchContext:
                 from None
 
     def timeout_for(self, profile: Any) -> float:
-        """The per-run timeout: the profile's timeout_s, stretched (never shrunk) by the budget scale, so a
-        machine given more time is not killed at the unscaled limit."""
+        """The profile's timeout_s, stretched (never shrunk) by the budget scale: a slower machine gets more time."""
         return float(self.profile(profile).timeout_s) * max(1.0, self.options.budget_scale)
 
     def budget(self, profile: Any) -> BudgetSpec:
         return BudgetSpec.from_profile(self.profile(profile), self.machine_class, self.options.budget_scale)
 
     def with_options(self, **changes: Any) -> "BenchContext":
-        """This context with some options changed (a bench's own marker): same session, same record list, and
-        the git and machine facts already looked up."""
+        """This context with some options changed (a bench's marker): same session, records and looked-up facts."""
         if not changes:
             return self
         other = dataclasses.replace(self, options=dataclasses.replace(self.options, **changes))
-        for name in ("git", "machine", "detected_machine_class"):
-            if name in self.__dict__:
-                other.__dict__[name] = self.__dict__[name]
+        looked_up = ("git", "machine", "detected_machine_class")
+        other.__dict__.update({k: v for k, v in self.__dict__.items() if k in looked_up})
         return other

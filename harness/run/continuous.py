@@ -1,8 +1,6 @@
-"""Interleaved sessions of commits on one machine, the way `asv continuous` works: temporary git worktrees, one
-pytest session per side importing its own commit's engine (run/sources.py), one side at a time on the machine
-(run/interleave.py), every record stored under its side's commit with extra['continuous']; and `run_continuous`,
-the sequential A/B comparison of `research-bench continuous`.
-"""
+"""Interleaved sessions of commits on one machine, as `asv continuous` does: temporary git worktrees, one pytest
+session per side importing its own commit's engine (run/sources.py), sides taking turns (run/interleave.py); and
+`run_continuous`, the sequential A/B comparison of `research-bench continuous`."""
 from __future__ import annotations
 
 import os
@@ -91,8 +89,7 @@ class Worktrees:
 
 
 def side_env(side: SideCheckout, names: Sequence[str], baton: Path, site: Path, run_id: str) -> dict:
-    """A side's environment: its engine's checkout, its turn-taking, and the sitecustomize that installs the
-    engine finder in every Python process it starts."""
+    """A side's environment: its engine's checkout, its turn-taking, and the sitecustomize installing the finder."""
     path = [str(site)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return {**os.environ, sources.ENV: str(side.path), "PYTHONPATH": os.pathsep.join(path),
             interleave.ENV: interleave.Side(run_id, side.name, side.ref, side.commit, baton, tuple(names)).as_env()}
@@ -272,8 +269,7 @@ def _look(s: Settings, sess: Session, k: int, cwd: Path, echo: Callable[[str], N
 
 
 def _finish(s: Settings, sess: Session, echo: Callable[[str], None]) -> None:
-    """Say how each side's sessions ended (keeping the logs of a failed one), and add the gate's power to the
-    comparison shown, which the looks do without."""
+    """Say how each side's sessions ended (keeping a failed one's logs); add the gate's power to the comparison."""
     from ..analysis.compare import add_power
     from ..records import is_usable
     keep_logs = s.keep_worktrees or any(o.returncode not in (0, 5) for o in sess.outcomes)

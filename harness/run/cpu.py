@@ -80,9 +80,8 @@ class CpuWatch:
 
 
 def wait_quiet(threshold: float = 0.25, window_s: float = 3.0, max_wait_s: float = 240.0) -> dict:
-    """Wait (up to max_wait_s) until other processes use less than `threshold` of the CPUs over a `window_s`
-    window, so a timing starts on a quiet machine. Never fails: on a machine that stays busy the measurement
-    goes ahead and the record says how busy it was. Returns {'waited_s', 'foreign_cpu_share_before'}."""
+    """Wait (up to max_wait_s) until other processes use less than `threshold` of the CPUs over `window_s`; on a
+    machine that stays busy the measurement goes ahead. Returns {'waited_s', 'foreign_cpu_share_before'}."""
     t0 = time.perf_counter()
     while True:
         with CpuWatch() as w:

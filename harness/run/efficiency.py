@@ -37,9 +37,7 @@ class EfficiencyResult:
     telemetry: dict
 
     def summary(self) -> dict:
-        d = asdict(self)
-        d.pop("telemetry")
-        return d
+        return {k: v for k, v in asdict(self).items() if k != "telemetry"}
 
 
 def wall_span(stamps: list[float]) -> tuple[int, float]:

@@ -75,8 +75,8 @@ def resolve_ref(ref: str, cwd: str | Path = ".") -> str | None:
 
 
 def git_order(commits, cwd: str | Path = ".") -> tuple[list[str] | None, str]:
-    """The commits git knows among `commits` (full SHAs), oldest first in history (topological) order, and a
-    note for the reader; (None, why) when git cannot say (no git, not a repository)."""
+    """The commits git knows among `commits`, oldest first (topological order), and a note for the reader; (None,
+    why) when git cannot say."""
     cwd = Path(cwd)
     wanted = sorted({c for c in commits if c})
     if not wanted:
@@ -158,10 +158,3 @@ def machine_info() -> MachineInfo:
     else:
         fp = f"{os_name.lower()}-{arch}-{logical}c-{hashlib.sha256(basis.encode()).hexdigest()[:10]}"
     return MachineInfo(fp, os_name, arch, cpu, logical, ram, gpus)
-
-
-@lru_cache(maxsize=1)
-def detected_machine_class() -> str:
-    """The budget class of this machine (engine.system; imports torch once to see CUDA)."""
-    from llm_research_bench.engine.system import current_machine_class
-    return current_machine_class()

@@ -12,8 +12,7 @@ from .timeouts import HarnessTimeout, SignalTimer, is_timeout, run_deadline, sto
 
 
 def run_in_process(req: RunRequest, *, timer: SignalTimer | None = None) -> RunOutcome:
-    """Run `req` here. `exception` in the outcome holds what the caller must re-raise after recording
-    (timeouts, interrupts, user errors). `timer`: the bench item's timer (taken over from pytest-timeout)."""
+    """Run `req` here; `timer`: the bench item's timer (taken over from pytest-timeout)."""
     from llm_research_bench.engine.pipeline import ResearchFailed
 
     fn = resolve_runner(req.runner)
@@ -29,21 +28,18 @@ def run_in_process(req: RunRequest, *, timer: SignalTimer | None = None) -> RunO
         return RunOutcome(COMPLETED, sess.telemetry, wall_s=time.perf_counter() - t0, session=sess,
                           memray_file=req.memray_file, timeout_via=via)
     except ResearchFailed as e:
-        wall = time.perf_counter() - t0
-        tel = e.telemetry
-        timed_out = bool((tel or {}).get("timed_out"))
-        return RunOutcome(TIMED_OUT if timed_out else FAILED, tel, error=first_line(e.__cause__ or e), wall_s=wall,
-                          memray_file=req.memray_file, timeout_via=(via or "engine") if timed_out else None)
+        timed_out = bool((e.telemetry or {}).get("timed_out"))
+        return RunOutcome(TIMED_OUT if timed_out else FAILED, e.telemetry, error=first_line(e.__cause__ or e),
+                          wall_s=time.perf_counter() - t0, memray_file=req.memray_file,
+                          timeout_via=(via or "engine") if timed_out else None)
     except BaseException as e:   # noqa: B036 -- recorded, then re-raised by the caller
         wall = time.perf_counter() - t0
         tel = getattr(e, "research_telemetry", None)
-        if is_timeout(e):             # the engine marked its partial telemetry timed_out itself
-            status = TIMED_OUT
-        elif isinstance(e, Exception):
-            status = ERROR if tel is None else FAILED
-        else:
-            status = INTERRUPTED
-        if is_timeout(e) and not isinstance(e, HarnessTimeout):
-            via = "engine"            # the engine's own deadline (the profile's timeout_s) stopped the run
+        if not is_timeout(e):
+            status = (ERROR if tel is None else FAILED) if isinstance(e, Exception) else INTERRUPTED
+        elif isinstance(e, HarnessTimeout):
+            status, via = TIMED_OUT, via or "harness"
+        else:                         # the engine's own deadline (the profile's timeout_s) stopped the run
+            status, via = TIMED_OUT, "engine"
         return RunOutcome(status, tel, error=first_line(e), wall_s=wall, memray_file=req.memray_file,
-                          timeout_via=via or ("harness" if isinstance(e, HarnessTimeout) else None), exception=e)
+                          timeout_via=via, exception=e)

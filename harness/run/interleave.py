@@ -1,16 +1,13 @@
-"""A side of an interleaved `research-bench continuous` session, seen from inside its pytest session: which side
-this process is ($RESEARCH_BENCH_SIDE, set by run/continuous.py) and whose turn it is to use the machine. A side
-holds the turn from its start through its first measured round and passes it on after each measured round (not
-after a bench's last: through the next warm-up), each round in another order (`schedule`), so that drift and
-other processes' load hit every side alike. The baton folder holds `turn`, `step` (the turn's place in the
-schedule) and `done-<side>` (that side's process has ended)."""
+"""A side of an interleaved `research-bench continuous` session, from inside its pytest session: which side this is
+($RESEARCH_BENCH_SIDE) and whose turn it is. The turn passes after each measured round, in a new order each round
+(`schedule`), so that drift hits every side alike. The baton folder holds `turn`, `step` and `done-<side>`."""
 from __future__ import annotations
 
 import itertools
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -29,8 +26,7 @@ class Side:
     sides: tuple[str, ...]      # every side, in turn order
 
     def as_env(self) -> str:
-        return json.dumps({"run": self.run, "side": self.name, "label": self.label, "commit": self.commit,
-                           "dir": str(self.dir), "sides": list(self.sides)})
+        return json.dumps(asdict(self), default=str)
 
     def record_extra(self) -> dict:
         """What each record of this side carries in extra['continuous']."""
@@ -45,7 +41,7 @@ def current() -> Side | None:
     if not raw:
         return None
     d = json.loads(raw)
-    return Side(d["run"], d["side"], d.get("label", d["side"]), d["commit"], Path(d["dir"]), tuple(d["sides"]))
+    return Side(**{**d, "dir": Path(d["dir"]), "sides": tuple(d["sides"])})
 
 
 def schedule(sides: Sequence[str]) -> list[str]:
@@ -81,8 +77,7 @@ def set_turn(folder: Path, side: str, step: int = 0) -> None:
 
 
 def advance(folder: Path, sides: Sequence[str]) -> str | None:
-    """Pass the turn to the next turn of the schedule whose side's process has not ended; returns whose it is
-    now (None: every side has ended)."""
+    """Pass the turn on to the next side in the schedule still running; returns it (None: every side ended)."""
     cycle, step = schedule(sides), current_step(folder)
     for k in range(1, len(cycle) + 1):
         side = cycle[(step + k) % len(cycle)]
@@ -102,8 +97,8 @@ def take_turn(side: Side | None = None) -> float:
     return time.monotonic() - t0 if side is not None else 0.0
 
 
-def pass_turn(side: Side | None = None) -> None:
+def pass_turn() -> None:
     """Hand the machine to the next turn of the schedule whose side is still running."""
-    side = side or current()
+    side = current()
     if side is not None:
         advance(side.dir, side.sides)

@@ -54,28 +54,6 @@ def _oom_kill_count() -> int | None:
     return None
 
 
-def describe_exit(returncode: int, *, killed_by_harness: str | None = None, oom_before: int | None = None,
-                  oom_after: int | None = None, peak_mb: float | None = None, stderr_tail: str = "") -> str:
-    """Why a child ended without a result, in words."""
-    if killed_by_harness:
-        return killed_by_harness
-    peak = f"; peak process-tree RSS seen: {peak_mb:.0f} MB" if peak_mb else ""
-    tail = f"; last output: {stderr_tail}" if stderr_tail else ""
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        if name == "SIGKILL":
-            if oom_before is not None and oom_after is not None and oom_after > oom_before:
-                return f"killed by the kernel's OOM killer (cgroup oom_kill count {oom_before} -> {oom_after}){peak}"
-            return f"killed by SIGKILL, not sent by the harness: most likely an out-of-memory kill{peak}"
-        if name in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"):
-            return f"crashed with {name} (a fault in native code, e.g. the model runtime){peak}{tail}"
-        return f"ended by {name}{peak}{tail}"
-    return f"child exited with status {returncode} before reporting a result{peak}{tail}"
-
-
 def _tail(path: Path, lines: int = 3, limit: int = 400) -> str:
     try:
         text = path.read_text(errors="replace").strip().splitlines()
@@ -104,7 +82,7 @@ def _kill_tree(proc: subprocess.Popen, sig: int) -> None:
 
 class Supervised:
     """One child under the parent's watch: its process tree's peaks (start-up apart from the run), the deadlines
-    and memory limit it is held to and, once it ended, what it left (`result`, `cause`, `extra`)."""
+    and memory limit it is held to and, once it ended, what it left (`result`, `cause`, `memory_check`)."""
     result: dict | None = None
     cause: str | None = None            # how it died without a result
     log: str | None = None              # its output, kept when it died
@@ -121,7 +99,7 @@ class Supervised:
         self.killed_by: str | None = None
         self.termed = False
         self.status_info: dict = {}
-        self.extra: dict = {}       # startup_peak_mb; memory_check under a memory limit
+        self.memory_check: dict | None = None   # how the memory limit counted, when there is one
 
     @property
     def peak_mb(self) -> float | None:
@@ -191,17 +169,32 @@ class Supervised:
     def read(self, oom_before: int | None) -> None:
         """What the ended child left: its result and status files, and how it died when it left no result."""
         self.result, self.status_info = _read_json(self.files["result"]), _read_json(self.files["status"]) or {}
-        startup = self.extra["startup_peak_mb"] = round(self.startup_peak / 2**20, 1) if self.startup_peak else None
         if self.limit_mb:
-            self.extra["memory_check"] = {
+            self.memory_check = {
                 "limit_mb": self.limit_mb, "counted": "process-tree RSS from the run's start (as memory_peak_mb); "
                 "start-up and warm-up not counted", "run_started": self.started_at is not None,
-                "startup_peak_mb": startup}
+                "startup_peak_mb": round(self.startup_peak / 2**20, 1) if self.startup_peak else None}
         if self.result is None or self.killed_by is not None:
-            self.cause = describe_exit(self.returncode, killed_by_harness=self.killed_by, oom_before=oom_before,
-                                       oom_after=_oom_kill_count(), peak_mb=self.peak_mb,
-                                       stderr_tail=_tail(self.files["log"]))
+            self.cause = self.killed_by or self._exit_cause(oom_before, _oom_kill_count())
             self.log = str(self.files["log"])
+
+    def _exit_cause(self, oom_before: int | None, oom_after: int | None) -> str:
+        """Why the child ended without a result (the harness did not kill it), in words."""
+        rc, peak = self.returncode, f"; peak process-tree RSS seen: {self.peak_mb:.0f} MB" if self.peak_mb else ""
+        tail = f"; last output: {t}" if (t := _tail(self.files["log"])) else ""
+        if rc >= 0:
+            return f"child exited with status {rc} before reporting a result{peak}{tail}"
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        if name == "SIGKILL":
+            if oom_before is not None and oom_after is not None and oom_after > oom_before:
+                return f"killed by the kernel's OOM killer (cgroup oom_kill count {oom_before} -> {oom_after}){peak}"
+            return f"killed by SIGKILL, not sent by the harness: most likely an out-of-memory kill{peak}"
+        if name in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"):
+            return f"crashed with {name} (a fault in native code, e.g. the model runtime){peak}{tail}"
+        return f"ended by {name}{peak}{tail}"
 
 
 def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None = None,
@@ -209,8 +202,7 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
               extra_pids: list[int] | None = None, env: dict[str, str] | None = None,
               on_progress: Callable[[dict], None] | None = None) -> Supervised:
     """Start the child on `doc`, sample its process tree until it ends, enforce the deadlines, and read what it
-    wrote (its live progress goes to `on_progress` as it comes). The exchange folder is removed afterwards,
-    except a crashed child's output log."""
+    wrote (live progress to `on_progress`); the exchange folder is removed, all but a crashed child's log."""
     from llm_research_bench.engine.memory import ProcessTree
 
     tmp = Path(tempfile.mkdtemp(prefix="research-bench-", dir=workdir))
@@ -232,14 +224,17 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
                      startup_timeout_s=startup_timeout_s, enforce_memory_mb=enforce_memory_mb)
     sup.wait(follower)
     sup.read(oom_before)
-    _cleanup(tmp, keep=sup.cause is not None)
+    with contextlib.suppress(OSError):      # the exchange folder goes; a crashed child's output log stays
+        for f in tmp.iterdir():
+            if not (sup.cause is not None and f.name == "output.log"):
+                f.unlink()
+        tmp.rmdir()
     return sup
 
 
 def run_isolated(req: RunRequest, *, workdir: str | os.PathLike | None = None, enforce_memory_mb: float | None = None,
                  extra_pids: list[int] | None = None) -> RunOutcome:
-    """Run `req` in a fresh child and wait for it, sampling its process tree. The child warms up (corpus,
-    embedder, index) when the engine itself runs with retrieval."""
+    """Run `req` in a fresh child, which warms up (corpus, embedder, index) when the engine runs with retrieval."""
     warm = req.runner == DEFAULT_RUNNER and req.research_kwargs.get("retrieval", True)
     doc = {"kind": "research", "request": req.to_json(), "warm": warm, "sys_path": [p for p in sys.path if p]}
     sup = supervise(doc, timeout_s=req.effective_timeout, workdir=workdir, enforce_memory_mb=enforce_memory_mb,
@@ -251,7 +246,7 @@ def _outcome(sup: Supervised, req: RunRequest) -> RunOutcome:
     """What the child's supervision says happened to the run."""
     out = RunOutcome(CRASHED, None, isolated=True, observed_peak_mb=sup.peak_mb,
                      child_warmup_s=sup.status_info.get("warmup_s"), memray_file=req.memray_file,
-                     exception=sup.exception, memory_check=sup.extra.get("memory_check"))
+                     exception=sup.exception, memory_check=sup.memory_check)
     if sup.result is not None and sup.killed_by is None:
         out.status = sup.result.get("status", FAILED)
         out.telemetry = sup.result.get("telemetry")
@@ -274,12 +269,11 @@ def _outcome(sup: Supervised, req: RunRequest) -> RunOutcome:
 
 
 def call_isolated(target: str, kwargs: dict | None = None, *, timeout_s: float = 900.0,
-                  env: dict[str, str] | None = None, workdir: str | os.PathLike | None = None) -> dict:
+                  env: dict[str, str] | None = None) -> dict:
     """Call `target` ("module:function", returning a JSON-able dict) with `kwargs` in a fresh child and return its
     result. ChildFailed says how it died or what it raised; a timeout or Ctrl-C in the parent propagates."""
-    doc = {"kind": "call", "target": target, "kwargs": kwargs or {}, "timeout_s": timeout_s,
-           "sys_path": [p for p in sys.path if p]}
-    sup = supervise(doc, timeout_s=timeout_s, workdir=workdir, env=env, startup_timeout_s=timeout_s)
+    doc = {"kind": "call", "target": target, "kwargs": kwargs or {}, "sys_path": [p for p in sys.path if p]}
+    sup = supervise(doc, timeout_s=timeout_s, env=env, startup_timeout_s=timeout_s)
     if sup.exception is not None:
         raise sup.exception
     if sup.result is None or sup.killed_by is not None:
@@ -287,14 +281,3 @@ def call_isolated(target: str, kwargs: dict | None = None, *, timeout_s: float =
     if sup.result.get("status") != "completed":
         raise ChildFailed(f"{target} failed in the child: {sup.result.get('error')}")
     return sup.result["value"]
-
-
-def _cleanup(tmp: Path, *, keep: bool) -> None:
-    """Remove the exchange folder; a crashed child's output log is kept next to it for inspection."""
-    for f in tmp.iterdir():
-        if not (keep and f.name == "output.log"):
-            with contextlib.suppress(OSError):
-                f.unlink()
-    if not keep:
-        with contextlib.suppress(OSError):
-            tmp.rmdir()

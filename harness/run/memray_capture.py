@@ -13,8 +13,7 @@ def tracker(path: str | None):
         return nullcontext()
     import memray
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if os.path.exists(path):
-        os.unlink(path)
+    Path(path).unlink(missing_ok=True)
     return memray.Tracker(path)
 
 

@@ -1,7 +1,5 @@
-"""Real memory pressure for the memory-pressure bench: a child process (so a run's process tree counts it) that
-holds memory on command, every page written: `MemoryHog().hold(1200)` -> its RSS in MB; `.free()`; `.close()`.
-The engine's pressure reading sees the child's resident pages like any other memory of the run.
-"""
+"""Real memory pressure for the memory-pressure bench: a child process (so a run's process tree counts it) holding
+memory on command, every page written: `MemoryHog().hold(1200)` -> its RSS in MB; `.free()`; `.close()`."""
 from __future__ import annotations
 
 import contextlib
@@ -41,7 +39,6 @@ class MemoryHog:
             raise MemoryHogError("the memory hog reads /proc: Linux only")
         self.proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
-        self.held_mb = 0.0
 
     @property
     def pid(self) -> int:
@@ -58,14 +55,10 @@ class MemoryHog:
 
     def hold(self, mb: float) -> float:
         """Hold `mb` MB resident; returns the child's RSS (MB) once every page is written."""
-        rss = self._ask(f"hold {mb:.1f}")
-        self.held_mb = mb
-        return rss
+        return self._ask(f"hold {mb:.1f}")
 
     def free(self) -> float:
-        rss = self._ask("free")
-        self.held_mb = 0.0
-        return rss
+        return self._ask("free")
 
     def close(self) -> None:
         if self.proc.poll() is not None:

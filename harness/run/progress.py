@@ -34,10 +34,8 @@ def summarize(kind: str, data: dict) -> dict | None:
     return {"event": "tokens", "count": 1} if kind == "answer_delta" else None
 
 
-def engine_listener(sink: Sink | None) -> Callable[[str, dict], None] | None:
+def engine_listener(sink: Sink) -> Callable[[str, dict], None]:
     """An `on_event` for engine.research that feeds `sink` progress dicts (answer chunks are counted)."""
-    if sink is None:
-        return None
     count = {"n": 0}
 
     def on_event(kind: str, data: dict) -> None:
@@ -56,8 +54,7 @@ def engine_listener(sink: Sink | None) -> Callable[[str, dict], None] | None:
 
 
 class FileSink:
-    """Progress dicts appended to a JSON-lines file (an isolated child's side); chunk counts at most every
-    `every_s` seconds, so the file stays small."""
+    """Progress dicts appended to a JSON-lines file by an isolated child; chunk counts at most every `every_s`."""
 
     def __init__(self, path: str, every_s: float = 0.5):
         self.path, self.every_s, self._last = path, every_s, 0.0

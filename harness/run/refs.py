@@ -16,8 +16,7 @@ class RefError(ValueError):
 
 @dataclass(frozen=True)
 class Ref:
-    """A --research-save name, or a commit (its clean runs; with `dirty`, its dirty-tree runs). `stored`: the
-    records looked in hold runs of that commit."""
+    """A --research-save name, or a commit's clean (or `dirty`-tree) runs; `stored`: the records hold such runs."""
     name: str | None = None
     commit: str | None = None
     dirty: bool = False

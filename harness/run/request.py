@@ -37,10 +37,6 @@ class RunRequest:
     def effective_timeout(self) -> float:
         return float(self.profile.timeout_s if self.timeout_s is None else self.timeout_s)
 
-    @property
-    def backend_name(self) -> str:
-        return self.backend if isinstance(self.backend, str) else getattr(self.backend, "name", "?")
-
     def engine_kwargs(self) -> dict:
         """The keyword arguments of the engine call (the question aside)."""
         corpus = self.corpus if self.corpus is not None else self.corpus_path
@@ -52,7 +48,8 @@ class RunRequest:
     def to_json(self) -> dict:
         """This request as the JSON an isolated child reads back with `from_json`."""
         doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in LOCAL_FIELDS}
-        return {**doc, "profile": dataclasses.asdict(self.profile), "backend": self.backend_name,
+        backend = self.backend if isinstance(self.backend, str) else getattr(self.backend, "name", "?")
+        return {**doc, "profile": dataclasses.asdict(self.profile), "backend": backend,
                 "timeout_s": self.effective_timeout}
 
     @classmethod
@@ -65,8 +62,7 @@ class RunRequest:
 
 @dataclass
 class RunOutcome:
-    """What happened to one run. `exception` is set when the caller must re-raise after recording
-    (a timeout, Ctrl-C, a user error found before the run started)."""
+    """What happened to one run; `exception`: what the caller re-raises once it is recorded (timeout, Ctrl-C)."""
     status: str
     telemetry: dict | None
     error: str | None = None

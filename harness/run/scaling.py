@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from llm_research_bench.engine.envvars import env, name as envvar_name
+from llm_research_bench.engine.memory import ru_maxrss_mb
 
 from .isolated import call_isolated
 
@@ -50,18 +51,12 @@ def scaled_corpus(corpus: Any, n: int) -> Any:
     return Corpus(passages, questions, corpus.source, f"{corpus.format}:scaled-{how}-{n}")
 
 
-def _peak_rss_mb() -> float:
-    from llm_research_bench.engine.memory import ru_maxrss_mb
-    return ru_maxrss_mb()
-
-
-def measure_corpus_size(n: int, question: str, profile: str = "quick", n_queries: int = 50,
-                        cache_dir: str | None = None, with_telemetry: bool = False) -> dict:
+def measure_corpus_size(n: int, question: str, cache_dir: str, profile: str = "quick", n_queries: int = 50,
+                        with_telemetry: bool = False) -> dict:
     """In this process: build the scaled corpus of n passages, build its index cold (embedding + HNSW + save,
     into `cache_dir`, a fresh folder; the HNSW part is timed again alone on the same vectors, the rest counts
     as embedding), time `n_queries` HNSW searches, then one research run on the now warm index.
     Runs in a fresh child (`corpus_size_point`): peak RSS is then this size's own."""
-    import tempfile
     import time
 
     import numpy as np
@@ -72,8 +67,7 @@ def measure_corpus_size(n: int, question: str, profile: str = "quick", n_queries
     from llm_research_bench.engine.index import HNSWIndex
     from llm_research_bench.engine.profiles import get_profile
 
-    cache = cache_dir or tempfile.mkdtemp(prefix="breakdown-index-")
-    if env("CACHE_DIR") != cache:
+    if env("CACHE_DIR") != cache_dir:
         raise RuntimeError("run this in a child whose RESEARCH_BENCH_CACHE_DIR is cache_dir (corpus_size_point does), "
                            "so that research() below finds the index built here")
     prof = get_profile(profile)
@@ -81,12 +75,12 @@ def measure_corpus_size(n: int, question: str, profile: str = "quick", n_queries
     corpus = scaled_corpus(load_corpus(), n)
     load_s = time.perf_counter() - t0
     emb = shared_embedder()
-    rss_before = _peak_rss_mb()
+    rss_before = ru_maxrss_mb()
     t0 = time.perf_counter()
-    index = HNSWIndex.build_or_load(corpus, emb, cache_dir=Path(cache))   # cold: embed + HNSW + save
+    index = HNSWIndex.build_or_load(corpus, emb, cache_dir=Path(cache_dir))   # cold: embed + HNSW + save
     build_s = time.perf_counter() - t0
     if index.cache_hit:
-        raise RuntimeError(f"{cache} already held this index: the build was not cold")
+        raise RuntimeError(f"{cache_dir} already held this index: the build was not cold")
     # HNSW construction alone, on the same vectors and parameters (the engine's defaults), to split the build.
     import hnswlib
     t0 = time.perf_counter()
@@ -104,7 +98,7 @@ def measure_corpus_size(n: int, question: str, profile: str = "quick", n_queries
         t0 = time.perf_counter()
         index.search(v, prof.retrieve_k, prof.ef_search)
         times.append(time.perf_counter() - t0)
-    rss_after_build = _peak_rss_mb()
+    rss_after_build = ru_maxrss_mb()
     sess = research(question, profile=prof, corpus=corpus)
     tel = sess.telemetry
     return {
@@ -115,7 +109,7 @@ def measure_corpus_size(n: int, question: str, profile: str = "quick", n_queries
         "index_mb": index_bytes / 2**20, "search_ms": float(np.median(times)) * 1000 if times else None,
         "research_s": tel["metrics"]["execution_time_s"], "research_plan_s": tel["phases"]["plan_s"],
         "index_cache_hit_in_run": tel["corpus"]["index_cache_hit"],
-        "memory_peak_mb": _peak_rss_mb(), "rss_before_build_mb": rss_before, "rss_after_build_mb": rss_after_build,
+        "memory_peak_mb": ru_maxrss_mb(), "rss_before_build_mb": rss_before, "rss_after_build_mb": rss_after_build,
         "run_memory_peak_mb": tel["metrics"]["memory_peak_mb"], "success": tel["success"],
     }
 
@@ -132,7 +126,7 @@ def measure_context_window(context_window: int, question: str, profile: str = "q
     prof = get_profile(profile).with_overrides(context_window=context_window)
     corpus = load_corpus()
     HNSWIndex.build_or_load(corpus, shared_embedder())          # warm: the run measures research, not the cache
-    rss_warm = _peak_rss_mb()
+    rss_warm = ru_maxrss_mb()
     tel = research(question, profile=prof, corpus=corpus).telemetry
     m = tel["metrics"]
     return {
@@ -140,7 +134,7 @@ def measure_context_window(context_window: int, question: str, profile: str = "q
         "context_window": context_window, "research_s": m["execution_time_s"],
         "prompt_tokens_evaluated": m["prompt_tokens_evaluated"], "unique_context_tokens": m["unique_context_tokens"],
         "tokens_generated": m["tokens_generated"], "batches": m["batches"],
-        "prompt_eval_s": native_split(tel)["prompt_eval_s"], "memory_peak_mb": _peak_rss_mb(),
+        "prompt_eval_s": native_split(tel)["prompt_eval_s"], "memory_peak_mb": ru_maxrss_mb(),
         "run_memory_peak_mb": m["memory_peak_mb"], "rss_warm_mb": rss_warm,
         "early_exit_reason": tel["early_exit"]["reason"], "success": tel["success"],
     }

@@ -1,8 +1,6 @@
-"""Which checkout this process imports the engine from: a side of `research-bench continuous` runs its commit's
-engine with this checkout's harness and benches, in the same venv. run/continuous.py sets
-RESEARCH_BENCH_ENGINE_FROM and puts a `sitecustomize.py` first on PYTHONPATH, which loads this file by its path
-and installs a finder mapping `llm_research_bench.engine` onto `<checkout>/engine/`, before pytest imports the
-package: so this module imports nothing of the package at its top."""
+"""Which checkout this process imports the engine from: a side of `research-bench continuous` runs its commit's engine
+with this checkout's harness. A `sitecustomize.py` first on PYTHONPATH loads this file by path and installs a finder
+for `llm_research_bench.engine` before pytest imports the package, so this module imports nothing of it at its top."""
 from __future__ import annotations
 
 import importlib.abc

@@ -1,10 +1,6 @@
-"""The results store (I/O only; what a record means is harness.records): one JSON file per record, written
-atomically under a unique name and never rewritten, so concurrent writers cannot corrupt each other.
-
-Layout: <results_dir>/<machine_fingerprint>/<commit12 or 'nocommit'>[+dirty]/<UTC stamp>-<record_id>.json
-A run on a dirty tree is filed apart from its commit's clean runs; a read for a commit returns its clean runs.
-`read_store` never blocks and never misreads: what it cannot read is tallied in `Skipped`, by kind (SKIP_KINDS).
-"""
+"""The results store (I/O only; what a record means is harness.records): one JSON file per record, written atomically
+under a unique name and never rewritten, in <results_dir>/<fingerprint>/<commit12 or 'nocommit'>[+dirty]/. A read
+never blocks nor misreads: what it cannot read is tallied in `Skipped`, by kind (SKIP_KINDS)."""
 from __future__ import annotations
 
 import json

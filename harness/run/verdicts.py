@@ -3,7 +3,7 @@ time, memory, schema-valid telemetry, the quality floor (claims, citation validi
 profile sets a floor) and success. Faster than the lower bound is *under budget*: a note, never a failure."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..analysis.gate import judge_time, over_budget
@@ -28,17 +28,12 @@ class BudgetSpec:
 
     @classmethod
     def from_profile(cls, profile: Any, machine_class: str, scale: float = 1.0) -> "BudgetSpec":
-        """`profile` is an engine.profiles.Profile. `scale` multiplies the time band (not the memory limit:
-        a slower machine needs more time, not more memory)."""
+        """`scale` multiplies the time band, not the memory limit: a slower machine needs more time, not memory."""
         b = profile.budget_for(machine_class)
         return cls(profile=profile.name, machine_class=b.machine_class, time_lower_s=b.time_lower_s * scale,
                    time_upper_s=b.time_upper_s * scale, memory_mb=b.memory_mb, scale=scale,
                    reference_fallback=b.is_reference_fallback, citation_floor=profile.citation_floor,
                    timeout_s=profile.timeout_s * max(1.0, scale), grounded_floor=profile.grounded_floor)
-
-    def as_dict(self) -> dict:
-        """As stored in ResultRecord.budget."""
-        return asdict(self)
 
     def where(self) -> str:
         """'[linux-x86_64-2c, scaled x0.5]' — which figures these are."""
@@ -91,9 +86,8 @@ def evaluate(telemetry: dict | None, budget: BudgetSpec, *, schema_errors: list[
              run_error: str | None = None, timed_out: bool = False, crash_cause: str | None = None,
              observed_peak_mb: float | None = None,
              memray_top: list[str] | Callable[[], list[str]] | None = None) -> Verdict:
-    """Judge one run: its telemetry (None when it died before producing one), its schema errors, what the harness
-    saw happen to it, the harness's own process-tree peak (isolated runs) and the top allocators of a memray
-    capture (or a function giving them, called only on a memory failure)."""
+    """Judge one run (telemetry None: it died before producing one). `memray_top`: the top allocators of a memray
+    capture, or a function giving them, called only on a memory failure."""
     v = Verdict(target_met=False)
     metrics = (telemetry or {}).get("metrics") or {}
     stopped = timed_out or bool((telemetry or {}).get("timed_out"))
@@ -197,14 +191,13 @@ def _quality(v: Verdict, metrics: dict, budget: BudgetSpec) -> None:
         v.reasons.append(reason)
 
 
-def time_message(v: Any, budget: "BudgetSpec | dict | None", unverified_policy: str = "pass") -> str | None:
-    """An instance's time verdict (analysis.gate.InstanceVerdict) in words when it missed the budget or could not
-    be verified, else None: 'quick: 52.3 s > 45 s budget (+16 %) (median of 3 quiet runs) [linux-x86_64-2c]'."""
+def time_message(v: Any, budget: dict | None, unverified_policy: str = "pass") -> str | None:
+    """An instance's time verdict (analysis.gate.InstanceVerdict) in words when it missed its stored budget or could
+    not be verified, else None: 'quick: 52.3 s > 45 s budget (+16 %) (median of 3 quiet runs) [linux-x86_64-2c]'."""
     if v.time_status not in ("over", "unverified") or v.time_s is None or v.time_upper_s is None:
         return None
-    if isinstance(budget, dict):
-        budget = BudgetSpec(**{k: budget[k] for k in BudgetSpec.__dataclass_fields__ if k in budget})
-    where = f" {budget.where()}" if isinstance(budget, BudgetSpec) else ""
+    fields = BudgetSpec.__dataclass_fields__
+    where = f" {BudgetSpec(**{k: budget[k] for k in fields if k in budget}).where()}" if budget else ""
     p, t, up = v.profile, v.time_s, v.time_upper_s
     head = over_budget(p, t, up)
     if v.time_status == "over":

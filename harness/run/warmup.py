@@ -19,9 +19,8 @@ class Warmup:
 
 def warm_up(corpus_path: str | None = None, *, backend: str = "llamacpp",
             on_progress: Callable[[dict], None] | None = None) -> Warmup:
-    """Load the corpus, the embedder, the HNSW index (built and cached the first time) and the system facts
-    telemetry carries, so that timed runs measure research on a warm cache. `on_progress` gets progress dicts
-    (run/progress.py): {"event": "warmup", "step"} and the index build's {"event": "index", ...}."""
+    """Load the corpus, the embedder, the HNSW index (built and cached the first time) and the system facts, so
+    that timed runs measure research on a warm cache; `on_progress` gets "warmup" and "index" progress dicts."""
     from llm_research_bench.engine.corpus import load_corpus
     from llm_research_bench.engine.embed import shared_embedder
     from llm_research_bench.engine.index import HNSWIndex

@@ -26,7 +26,7 @@ def test_enforce_memory_counts_the_run_not_the_childs_start_up(monkeypatch, tmp_
     monkeypatch.setenv("RB_CHILD_RUN_MB", str(run_mb))
     sup = isolated.supervise({"kind": "research"}, timeout_s=30, workdir=tmp_path, enforce_memory_mb=200,
                              startup_timeout_s=30)
-    check = sup.extra["memory_check"]
+    check = sup.memory_check
     assert check["run_started"] is True and "start-up and warm-up not counted" in check["counted"]
     if killed:
         assert sup.killed_by and "during the run exceeded the 200 MB limit" in sup.killed_by
