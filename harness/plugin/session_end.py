@@ -64,8 +64,8 @@ def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], skipped:
             commit, how = pick_default_commit(mine, current, current_commit=ctx.git.commit, fingerprint=fp,
                                               current_dirty=bool(ctx.git.dirty))
         if commit is None:
-            return Baseline(None, [], f"no baseline: no other commit has clean results of these benches on this "
-                                      f"machine ({fp}) under {o.results_dir}", history)
+            return Baseline(None, [], "no baseline: no other commit has clean results of these benches on this "
+                                      "machine (use --research-compare=REF)", history)
         stored = [r for r in mine if (r.commit or "nocommit").startswith(commit[:40]) and not r.dirty]
         label = commit[:12]
     base = baseline_records(stored, current, session_id=ctx.session_id)

@@ -81,7 +81,7 @@ def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
     out += [("", line) for line in table.detail_lines(s.instances)]
     out += [("", f"note: {n}") for row in s.instances for n in row.notes]
     out += [("", line) for line in findings_lines(s.records)]
-    if s.baseline_note and (s.compare_requested or s.comparison is not None):
+    if s.baseline_note:
         out.append(("", s.baseline_note))
     if comp is not None:
         out.append(("", comparison.text(comp, only=[t.metric for t in o.compare_fail] + list(SUMMARY_COMPARE_METRICS))))

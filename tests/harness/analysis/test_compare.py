@@ -168,6 +168,15 @@ def test_one_round_is_indicative_and_never_fails(bench, monkeypatch, two_commits
     assert "indicative only (1 run on a side: no noise estimate): not failed" in r.stdout.str()
 
 
+def test_a_session_without_a_baseline_says_why(bench, monkeypatch):
+    bench.run_bench()
+    bench.commit("only")
+    r = _session(bench, monkeypatch, "10")
+    assert r.ret == 0
+    r.stdout.fnmatch_lines(["*no baseline: no other commit has clean results of these benches on this machine*"
+                            "(use --research-compare=REF)*"])
+
+
 def test_no_baseline_is_said_not_failed(bench, monkeypatch):
     bench.run_bench()
     bench.commit("only")
