@@ -1,0 +1,109 @@
+"""Change points of one series' commit-ordered history (pure): candidate steps from E-divisive means
+(`signal-processing-algorithms`, the method MongoDB runs on its CI history), each kept only when the gate's own
+test (compare.compare_metric: the noise test and the threshold) fails the runs after it against the runs before."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..records import ResultRecord, metric_specs, series_key
+from .compare import compare_metric
+from .measures import Point, history, is_measurement
+from .thresholds import Threshold
+
+#: The detector's significance level and permutations; the confirmation reads at most WINDOW commits a side.
+PVALUE, PERMUTATIONS, WINDOW = 0.05, 100, 5
+
+
+@dataclass
+class Step:
+    """A confirmed (or rejected) step of one metric of one series: the first commit after it, the runs either side."""
+    series: str
+    metric: str
+    index: int                     # the point (commit) the step starts at
+    commit: str
+    previous_commit: str
+    before: float                  # median of the runs before (up to WINDOW commits)
+    after: float                   # median of the runs after
+    change_pct: float | None       # the gate's estimate
+    p: float | None                # the noise test's one-sided p toward worse
+    method: str                    # the noise test
+    timestamp: str                 # when the step's first commit was measured
+    n_before: int
+    n_after: int
+    confirmed: bool                # the gate fails the runs after against the runs before
+    machine: str = ""
+
+
+def e_divisive(values: Sequence[float], *, seed: int = 0) -> list[int]:
+    """Indices where E-divisive means places a change in `values` (each the first index after a change)."""
+    from signal_processing_algorithms.energy_statistics.energy_statistics import e_divisive as ed
+    v = np.asarray(values, dtype=float)
+    if v.size < 4 or np.ptp(v) == 0:
+        return []
+    state = np.random.get_state()
+    np.random.seed(seed)                       # its permutation test draws from numpy's global generator
+    try:
+        return sorted(int(i) for i in ed(v, pvalue=PVALUE, permutations=PERMUTATIONS))
+    finally:
+        np.random.set_state(state)
+
+
+def commit_cuts(points: Sequence[Point], detect: Callable[[Sequence[float]], list[int]] = e_divisive) -> list[int]:
+    """Candidate steps between commits: the detector runs on every run's log value in commit order, and each
+    change it finds is placed at the nearest commit boundary (a point index >= 1)."""
+    values = [math.log(v) if v > 0 else v for p in points for v in p.values]
+    if not all(v > 0 for p in points for v in p.values):
+        values = [v for p in points for v in p.values]
+    starts = np.cumsum([0, *(len(p.values) for p in points)])[:-1]
+    cuts = {int(np.argmin(np.abs(starts - k))) for k in detect(values)}
+    return sorted(c for c in cuts if 1 <= c < len(points))
+
+
+def confirm(points: Sequence[Point], cuts: Sequence[int], *, series: str, metric: str, threshold: Threshold,
+            spec: dict | None = None, window: int = WINDOW) -> list[Step]:
+    """Each cut judged by the gate: the runs of up to `window` commits before it (back to the previous cut) against
+    those after it (up to the next cut), with the whole history as the noise test's fallback."""
+    bounds = [0, *cuts, len(points)]
+    history = [p.values for p in points]
+    out = []
+    for i, c in enumerate(cuts):
+        lo, hi = max(bounds[i], c - window), min(bounds[i + 2], c + window)
+        before = [v for p in points[lo:c] for v in p.values]
+        after = [v for p in points[c:hi] for v in p.values]
+        d = compare_metric(metric, spec or {"x-better": threshold.better}, before, after, threshold=threshold,
+                           history=history)
+        out.append(Step(series, metric, c, points[c].commit, points[c - 1].commit, d.base.median, d.cur.median,
+                        d.gate_change_pct, d.test.p_worse, d.test.method, points[c].timestamp, len(before),
+                        len(after), d.failed))
+    return out
+
+
+def find_steps(points: Sequence[Point], *, series: str, metric: str, threshold: Threshold, spec: dict | None = None,
+               detect: Callable[[Sequence[float]], list[int]] = e_divisive) -> list[Step]:
+    """The confirmed steps for the worse of one metric's history (oldest point first)."""
+    if len(points) < 2:
+        return []
+    steps = confirm(points, commit_cuts(points, detect), series=series, metric=metric, threshold=threshold,
+                    spec=spec)
+    return [s for s in steps if s.confirmed]
+
+
+def history_steps(records: Sequence[ResultRecord], thresholds: Sequence[Threshold], *,
+                  git_order: Sequence[str] | None = None) -> list[Step]:
+    """The confirmed steps of every machine x series x thresholded metric in the records' clean-tree history,
+    commits in `git_order` (full SHAs, oldest first) where given, else by measuring time."""
+    specs = metric_specs("telemetry")
+    out = []
+    for fp in sorted({r.machine_fingerprint for r in records}):
+        mine = [r for r in records if r.machine_fingerprint == fp and not r.dirty and is_measurement(r)]
+        for series in sorted({series_key(r) for r in mine}):
+            for t in thresholds:
+                pts = history(mine, series, t.metric, git_order)
+                out += [dataclasses.replace(s, machine=fp) for s in
+                        find_steps(pts, series=series, metric=t.metric, threshold=t, spec=specs.get(t.metric))]
+    return out

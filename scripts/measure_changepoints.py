@@ -1,0 +1,83 @@
+"""Measure change-point detectors on this project's own run-to-run noise (Monte Carlo): the false-alarm rate on
+A/A histories and the detection rate of a step, each detector's candidates confirmed by the gate's test
+(harness/analysis/changepoints.py). Noise: the log deviations of tests/data/quick_timings.json's real quick runs
+from their median, resampled. Usage: python scripts/measure_changepoints.py [TRIALS] [--uncontended]"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from llm_research_bench.harness.analysis.changepoints import commit_cuts, confirm, e_divisive
+from llm_research_bench.harness.analysis.measures import Point
+from llm_research_bench.harness.analysis.thresholds import Threshold
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITS, RUNS, STEP_AT, THRESHOLD = 20, 3, 10, Threshold("execution_time_s", 5.0, "lower")
+
+
+def residuals(uncontended: bool) -> np.ndarray:
+    runs = json.loads((ROOT / "tests/data/quick_timings.json").read_text())["runs"]
+    v = np.log([r["execution_time_s"] for r in runs if not (uncontended and r["contended"])])
+    return v - np.median(v)
+
+
+def pelt(values) -> list[int]:
+    """ruptures' PELT (least squares) with a BIC penalty on a robust noise scale."""
+    import ruptures as rpt
+    x = np.asarray(values, dtype=float)
+    sigma = max(np.median(np.abs(np.diff(x))) / (0.6745 * np.sqrt(2)), 1e-9)
+    return rpt.Pelt(model="l2", min_size=2, jump=1).fit(x).predict(pen=2 * np.log(x.size) * sigma ** 2)[:-1]
+
+
+def otava(values) -> list[int]:
+    """Apache Otava's change points (E-divisive in windows, t-test significance, its default p 0.001)."""
+    from otava.analysis import compute_change_points
+    return [int(c.index) for c in compute_change_points(list(values), max_pvalue=0.001)[0]]
+
+
+DETECTORS = {"e-divisive (signal-processing-algorithms)": e_divisive, "PELT (ruptures)": pelt,
+             "Otava": otava}
+
+
+def history(rng, res, step_pct: float) -> list[Point]:
+    pts = []
+    for c in range(COMMITS):
+        scale = 10.0 * (1 + step_pct / 100 if c >= STEP_AT else 1.0)
+        pts.append(Point(f"c{c}", list(scale * np.exp(rng.choice(res, RUNS))), f"t{c:03d}"))
+    return pts
+
+
+def trial(detect, pts, step: bool) -> tuple[bool, bool, float]:
+    """(any raw candidate, the right outcome after confirmation, seconds)."""
+    t0 = time.perf_counter()
+    cuts = commit_cuts(pts, detect)
+    found = [s.index for s in confirm(pts, cuts, series="s", metric="execution_time_s", threshold=THRESHOLD)
+             if s.confirmed]
+    dt = time.perf_counter() - t0
+    ok = any(abs(i - STEP_AT) <= 1 for i in found) if step else bool(found)
+    return bool(cuts), ok, dt
+
+
+def main(trials: int, uncontended: bool) -> None:
+    warnings.simplefilter("ignore")
+    res = residuals(uncontended)
+    print(f"noise: {res.size} {'uncontended' if uncontended else 'all'} quick runs, log-deviation sd {res.std(ddof=1):.3f}; {COMMITS} commits x {RUNS} runs, "
+          f"gate {THRESHOLD.metric}:{THRESHOLD.pct:g}%, {trials} histories each")
+    for name, detect in DETECTORS.items():
+        row = [name]
+        for step in (0.0, 10.0, 20.0):
+            rng = np.random.default_rng(7)
+            out = [trial(detect, history(rng, res, step), step > 0) for _ in range(trials)]
+            raw, ok, dt = (np.mean([o[i] for o in out]) for i in range(3))
+            row.append(f"{'A/A' if not step else f'+{step:g} %'}: raw {raw:.3f}, "
+                       f"{'false alarms' if not step else 'detected'} {ok:.3f}, {dt * 1000:.0f} ms")
+        print(" | ".join(row), flush=True)
+
+
+if __name__ == "__main__":
+    main(int(next((a for a in sys.argv[1:] if a.isdigit()), 200)), "--uncontended" in sys.argv)
