@@ -26,12 +26,13 @@ def residuals(uncontended: bool) -> np.ndarray:
     return v - np.median(v)
 
 
-def pelt(values) -> list[int]:
-    """ruptures' PELT (least squares) with a BIC penalty on a robust noise scale."""
+def pelt(values, k: float = 2.0) -> list[int]:
+    """ruptures' PELT (least squares) with a penalty of k log(n) noise variances (k = 2: BIC), the noise scale
+    read robustly from successive differences."""
     import ruptures as rpt
     x = np.asarray(values, dtype=float)
     sigma = max(np.median(np.abs(np.diff(x))) / (0.6745 * np.sqrt(2)), 1e-9)
-    return rpt.Pelt(model="l2", min_size=2, jump=1).fit(x).predict(pen=2 * np.log(x.size) * sigma ** 2)[:-1]
+    return rpt.Pelt(model="l2", min_size=2, jump=1).fit(x).predict(pen=k * np.log(x.size) * sigma ** 2)[:-1]
 
 
 def otava(values) -> list[int]:
@@ -40,8 +41,15 @@ def otava(values) -> list[int]:
     return [int(c.index) for c in compute_change_points(list(values), max_pvalue=0.001)[0]]
 
 
+def asv(values) -> list[int]:
+    """asv's step detection (asv publish's regressions: a penalised piecewise-constant L1 fit)."""
+    from asv.step_detect import detect_steps
+    return [int(left) for left, *_ in detect_steps(list(values))[1:]]
+
+
 DETECTORS = {"e-divisive (signal-processing-algorithms)": e_divisive, "PELT (ruptures)": pelt,
-             "Otava": otava}
+             "Otava": otava, "asv step_detect": asv,
+             **{f"PELT (ruptures), penalty {k:g} log n": (lambda v, k=k: pelt(v, k)) for k in (4, 8, 16)}}
 
 
 def history(rng, res, step_pct: float) -> list[Point]:
@@ -68,7 +76,10 @@ def main(trials: int, uncontended: bool) -> None:
     res = residuals(uncontended)
     print(f"noise: {res.size} {'uncontended' if uncontended else 'all'} quick runs, log-deviation sd {res.std(ddof=1):.3f}; {COMMITS} commits x {RUNS} runs, "
           f"gate {THRESHOLD.metric}:{THRESHOLD.pct:g}%, {trials} histories each")
+    only = [a for a in sys.argv[1:] if a in DETECTORS]
     for name, detect in DETECTORS.items():
+        if only and name not in only:
+            continue
         row = [name]
         for step in (0.0, 10.0, 20.0):
             rng = np.random.default_rng(7)

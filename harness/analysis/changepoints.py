@@ -66,13 +66,27 @@ def commit_cuts(points: Sequence[Point], detect: Callable[[Sequence[float]], lis
 
 def confirm(points: Sequence[Point], cuts: Sequence[int], *, series: str, metric: str, threshold: Threshold,
             spec: dict | None = None, window: int = WINDOW) -> list[Step]:
-    """Each cut judged by the gate: the runs of up to `window` commits before it (back to the previous cut) against
-    those after it (up to the next cut), with the whole history as the noise test's fallback."""
-    bounds = [0, *cuts, len(points)]
+    """Each cut judged by the gate: the runs of up to `window` commits before it against those after it, bounded
+    by the steps kept so far, the largest confirmed change kept first (so that a cut beside a real step, whose
+    window straddles it, is judged against it), with the whole history as the noise test's fallback."""
+    kept: list[int] = []
+    while True:
+        judged = _judge(points, [c for c in cuts if c not in kept], sorted([0, *kept, len(points)]), series,
+                        metric, threshold, spec, window)
+        ok = [s for s in judged if s.confirmed]
+        if not ok:
+            break
+        kept.append(max(ok, key=lambda s: abs(s.change_pct or 0.0)).index)
+    final = _judge(points, cuts, sorted([0, *kept, len(points)]), series, metric, threshold, spec, window)
+    return [dataclasses.replace(s, confirmed=s.confirmed and s.index in kept) for s in final]
+
+
+def _judge(points, cuts, bounds, series, metric, threshold, spec, window) -> list[Step]:
     history = [p.values for p in points]
     out = []
-    for i, c in enumerate(cuts):
-        lo, hi = max(bounds[i], c - window), min(bounds[i + 2], c + window)
+    for c in cuts:
+        lo = max(max(b for b in bounds if b < c), c - window)
+        hi = min(min(b for b in bounds if b > c), c + window)
         before = [v for p in points[lo:c] for v in p.values]
         after = [v for p in points[c:hi] for v in p.values]
         d = compare_metric(metric, spec or {"x-better": threshold.better}, before, after, threshold=threshold,

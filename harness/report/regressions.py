@@ -13,7 +13,7 @@ from ..units import num
 
 def chart_id(machine: str, series: str, metric: str) -> str:
     """The id of a series' history chart of one metric on one machine: what a step's link points at."""
-    return "chart-" + re.sub(r"[^A-Za-z0-9_-]+", "-", f"{machine}-{series}-{metric}").strip("-")
+    return "chart-" + "-".join(re.sub(r"[^A-Za-z0-9_]+", "-", x).strip("-") for x in (machine, series, metric))
 
 
 def rows(steps: Sequence, subjects: Mapping[str, str] | None = None) -> list[dict]:
