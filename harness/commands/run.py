@@ -10,16 +10,17 @@ from pathlib import Path
 
 PASS_THROUGH = True                 # every argument this command does not know goes to each commit's session
 DEFAULT_ROUNDS = 3
-#: pytest options whose value is the next argument: a non-range RANGE that followed one goes back after it
+#: pytest options whose value is the next argument (never a RANGE)
 _TAKES_VALUE = ("-m", "-k", "-p", "-c", "-o", "--rootdir", "--maxfail")
+USAGE = "research-bench {} [RANGE | --last N] [options] [pytest args]"
 
 
 def add_range_arguments(p, rounds: int) -> None:
     """RANGE, --last, the rounds and where records go: what `run` and `find` share."""
-    p.epilog = "Anything else goes to each pytest session, e.g. -m quick (default path: benches)."
-    p.add_argument("range", metavar="RANGE", nargs="?",
-                   help="A..B (B's first-parent commits after A), or a comma list of commits (the first the good "
-                        "end for find)")
+    p.usage = USAGE.format(p.prog.split()[-1])
+    p.epilog = ("RANGE: A..B (B's first-parent commits after A; A is the good end), or a comma list of commits (the "
+                "first is the good end). Anything else goes to each pytest session, e.g. -m quick (default path: "
+                "benches).")
     p.add_argument("--last", type=int, metavar="N", help="the last N first-parent commits up to HEAD")
     p.add_argument("--research-rounds", "--rounds", dest="rounds", type=int, default=rounds, metavar="N",
                    help=f"measured rounds a commit (default {rounds})")
@@ -37,17 +38,23 @@ def add_arguments(p) -> None:
                    help="skip commits this machine already measured with the same settings (as asv run does)")
 
 
-def range_settings(args):
-    """(run.history.RangeSettings, RANGE or None) of the parsed arguments; ValueError names a bad one. A RANGE
-    that is a path or not a git ref is a pytest argument."""
+def split_range(rest: list[str], cwd: Path) -> tuple[str | None, list[str]]:
+    """(RANGE, the pytest arguments) of the arguments argparse did not know: RANGE is the first one that is
+    neither an option, an option's value nor a path, and names commits (A..B, a comma list or a git ref)."""
     from ..run.environment import resolve_ref
+    for i, a in enumerate(rest):
+        if a.startswith("-") or (i and rest[i - 1] in _TAKES_VALUE) or Path(a.split("::")[0]).exists():
+            continue
+        if ".." in a or "," in a or resolve_ref(a, cwd):
+            return a, rest[:i] + rest[i + 1:]
+    return None, list(rest)
+
+
+def range_settings(args):
+    """(run.history.RangeSettings, RANGE or None) of the parsed arguments; ValueError names a bad one."""
     from ..run.history import RangeSettings
     from ..run.refs import default_results_dir
-    spec, rest = args.range, list(args.pytest_args)
-    if spec is not None and (Path(spec).exists() or (".." not in spec and "," not in spec
-                                                     and not resolve_ref(spec, Path.cwd()))):
-        rest.insert(1 if rest[:1] and rest[0] in _TAKES_VALUE else 0, spec)
-        spec = None
+    spec, rest = split_range(args.pytest_args, Path.cwd())
     if (spec is None) == (args.last is None):
         raise ValueError("give a RANGE (A..B or a comma list of commits) or --last N, not both" if spec else
                          "give a RANGE (A..B or a comma list of commits) or --last N")
