@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llm_research_bench.harness.analysis.changepoints import commit_cuts, confirm, e_divisive
+from llm_research_bench.harness.analysis.changepoints import commit_cuts, confirm, pelt
 from llm_research_bench.harness.analysis.measures import Point
 from llm_research_bench.harness.analysis.thresholds import Threshold
 
@@ -26,13 +26,15 @@ def residuals(uncontended: bool) -> np.ndarray:
     return v - np.median(v)
 
 
-def pelt(values, k: float = 2.0) -> list[int]:
-    """ruptures' PELT (least squares) with a penalty of k log(n) noise variances (k = 2: BIC), the noise scale
-    read robustly from successive differences."""
-    import ruptures as rpt
-    x = np.asarray(values, dtype=float)
-    sigma = max(np.median(np.abs(np.diff(x))) / (0.6745 * np.sqrt(2)), 1e-9)
-    return rpt.Pelt(model="l2", min_size=2, jump=1).fit(x).predict(pen=k * np.log(x.size) * sigma ** 2)[:-1]
+def e_divisive(values, seed: int = 0) -> list[int]:
+    """E-divisive means (signal-processing-algorithms, MongoDB's), p 0.05, 100 permutations. Not a dependency:
+    it pins numpy < 2 and setuptools < 71, which torch's setuptools >= 77 excludes (pip cannot resolve both)."""
+    from signal_processing_algorithms.energy_statistics.energy_statistics import e_divisive as ed
+    v = np.asarray(values, dtype=float)
+    if v.size < 4 or np.ptp(v) == 0:
+        return []
+    np.random.seed(seed)
+    return sorted(int(i) for i in ed(v, pvalue=0.05, permutations=100))
 
 
 def otava(values) -> list[int]:
@@ -47,7 +49,8 @@ def asv(values) -> list[int]:
     return [int(left) for left, *_ in detect_steps(list(values))[1:]]
 
 
-DETECTORS = {"e-divisive (signal-processing-algorithms)": e_divisive, "PELT (ruptures)": pelt,
+DETECTORS = {"e-divisive (signal-processing-algorithms)": e_divisive,
+             "PELT (ruptures), penalty 2 log n (BIC)": lambda v: pelt(v, 2.0),
              "Otava": otava, "asv step_detect": asv,
              **{f"PELT (ruptures), penalty {k:g} log n": (lambda v, k=k: pelt(v, k)) for k in (4, 8, 16)}}
 

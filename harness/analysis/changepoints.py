@@ -1,6 +1,6 @@
-"""Change points of one series' commit-ordered history (pure): candidate steps from E-divisive means
-(`signal-processing-algorithms`, the method MongoDB runs on its CI history), each kept only when the gate's own
-test (compare.compare_metric: the noise test and the threshold) fails the runs after it against the runs before."""
+"""Change points of one series' commit-ordered history (pure): candidate steps from PELT (`ruptures`, least squares
+on log values, a penalty in units of the series' own noise), each kept only when the gate's own test
+(compare.compare_metric: the noise test and the threshold) fails the runs after it against the runs before."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,8 +15,9 @@ from .compare import compare_metric
 from .measures import Point, history, is_measurement
 from .thresholds import Threshold
 
-#: The detector's significance level and permutations; the confirmation reads at most WINDOW commits a side.
-PVALUE, PERMUTATIONS, WINDOW = 0.05, 100, 5
+#: PELT's penalty: PENALTY x log(n) noise variances (the noise read from successive differences); the shortest
+#: segment, in runs. The confirmation reads at most WINDOW commits a side.
+PENALTY, MIN_SIZE, WINDOW = 4.0, 2, 5
 
 
 @dataclass
@@ -39,21 +40,20 @@ class Step:
     machine: str = ""
 
 
-def e_divisive(values: Sequence[float], *, seed: int = 0) -> list[int]:
-    """Indices where E-divisive means places a change in `values` (each the first index after a change)."""
-    from signal_processing_algorithms.energy_statistics.energy_statistics import e_divisive as ed
+def pelt(values: Sequence[float], penalty: float = PENALTY) -> list[int]:
+    """Indices where PELT places a change in `values` (each the first index after a change): the segmentation
+    minimising the squared error plus `penalty` x log(n) x the noise variance per change."""
+    import ruptures
     v = np.asarray(values, dtype=float)
-    if v.size < 4 or np.ptp(v) == 0:
+    if v.size < 2 * MIN_SIZE or np.ptp(v) == 0:
         return []
-    state = np.random.get_state()
-    np.random.seed(seed)                       # its permutation test draws from numpy's global generator
-    try:
-        return sorted(int(i) for i in ed(v, pvalue=PVALUE, permutations=PERMUTATIONS))
-    finally:
-        np.random.set_state(state)
+    sigma = max(float(np.median(np.abs(np.diff(v)))) / (0.6745 * math.sqrt(2)), 1e-9 * max(np.abs(v).max(), 1.0))
+    ends = ruptures.Pelt(model="l2", min_size=MIN_SIZE, jump=1).fit(v).predict(pen=penalty * math.log(v.size)
+                                                                                * sigma ** 2)
+    return [int(i) for i in ends[:-1]]
 
 
-def commit_cuts(points: Sequence[Point], detect: Callable[[Sequence[float]], list[int]] = e_divisive) -> list[int]:
+def commit_cuts(points: Sequence[Point], detect: Callable[[Sequence[float]], list[int]] = pelt) -> list[int]:
     """Candidate steps between commits: the detector runs on every run's log value in commit order, and each
     change it finds is placed at the nearest commit boundary (a point index >= 1)."""
     values = [math.log(v) if v > 0 else v for p in points for v in p.values]
@@ -98,7 +98,7 @@ def _judge(points, cuts, bounds, series, metric, threshold, spec, window) -> lis
 
 
 def find_steps(points: Sequence[Point], *, series: str, metric: str, threshold: Threshold, spec: dict | None = None,
-               detect: Callable[[Sequence[float]], list[int]] = e_divisive) -> list[Step]:
+               detect: Callable[[Sequence[float]], list[int]] = pelt) -> list[Step]:
     """The confirmed steps for the worse of one metric's history (oldest point first)."""
     if len(points) < 2:
         return []
