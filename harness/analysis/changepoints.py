@@ -56,9 +56,8 @@ def pelt(values: Sequence[float], penalty: float = PENALTY) -> list[int]:
 def commit_cuts(points: Sequence[Point], detect: Callable[[Sequence[float]], list[int]] = pelt) -> list[int]:
     """Candidate steps between commits: the detector runs on every run's log value in commit order, and each
     change it finds is placed at the nearest commit boundary (a point index >= 1)."""
-    values = [math.log(v) if v > 0 else v for p in points for v in p.values]
-    if not all(v > 0 for p in points for v in p.values):
-        values = [v for p in points for v in p.values]
+    raw = [v for p in points for v in p.values]
+    values = np.log(raw) if all(v > 0 for v in raw) else np.asarray(raw, dtype=float)
     starts = np.cumsum([0, *(len(p.values) for p in points)])[:-1]
     cuts = {int(np.argmin(np.abs(starts - k))) for k in detect(values)}
     return sorted(c for c in cuts if 1 <= c < len(points))
@@ -82,6 +81,7 @@ def confirm(points: Sequence[Point], cuts: Sequence[int], *, series: str, metric
 
 
 def _judge(points, cuts, bounds, series, metric, threshold, spec, window) -> list[Step]:
+    """The gate's word on each cut, its windows ending at the nearest `bounds` (point indices) either side."""
     history = [p.values for p in points]
     out = []
     for c in cuts:

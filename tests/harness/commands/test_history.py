@@ -100,7 +100,8 @@ def test_run_stores_every_commit_and_a_second_call_skips_them_all(bench, monkeyp
     assert step["subject"] == "B: 4 ms more per sampled token" and step["change_pct"] > 30 and step["p"] < 0.05
     text = bench.pytester.run(sys.executable, "-m", "llm_research_bench.harness", "regressions", "--results-dir",
                               str(bench.results), "--metric", "tpot_s:10%").stdout.str()
-    assert f"{shas['B'][:12]} test_bench.py::test_run[quick]" in text or f"{shas['B'][:12]} " in text
+    assert text.startswith(f"{shas['B'][:12]} run[quick] tpot_s: 0.0119 s -> 0.0159 s (+33.9 %, permutation p=")
+    assert text.rstrip().endswith('"B: 4 ms more per sampled token"') and len(text.splitlines()) == 1
 
 
 def test_find_names_the_commit_that_added_4_ms_per_token(bench, monkeypatch):
