@@ -50,9 +50,10 @@ def asv(values) -> list[int]:
 
 
 DETECTORS = {"e-divisive (signal-processing-algorithms)": e_divisive,
-             "PELT (ruptures), penalty 2 log n (BIC)": lambda v: pelt(v, 2.0),
+             "PELT (ruptures), penalty 2 log n (BIC)": lambda v: pelt(v, 2.0, "l2"),
              "Otava": otava, "asv step_detect": asv,
-             **{f"PELT (ruptures), penalty {k:g} log n": (lambda v, k=k: pelt(v, k)) for k in (3, 4, 8, 16)}}
+             **{f"PELT (ruptures), penalty {k:g} log n": (lambda v, k=k: pelt(v, k, "l2")) for k in (3, 4, 8, 16)},
+             **{f"PELT l1 (ruptures), penalty {k:g} log n": (lambda v, k=k: pelt(v, k, "l1")) for k in (1, 2)}}
 
 
 def history(rng, res, step_pct: float) -> list[Point]:

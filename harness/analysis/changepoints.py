@@ -1,5 +1,5 @@
-"""Change points of one series' commit-ordered history (pure): candidate steps from PELT (`ruptures`, least squares
-on log values, a penalty in units of the series' own noise), each kept only when the gate's own test
+"""Change points of one series' commit-ordered history (pure): candidate steps from PELT (`ruptures`, least absolute
+deviations on log values, a penalty in units of the series' own noise), each kept only when the gate's own test
 (compare.compare_metric: the noise test and the threshold) fails the runs after it against the runs before."""
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from .compare import compare_metric
 from .measures import Point, history, is_measurement
 from .thresholds import Threshold
 
-#: PELT's penalty: PENALTY x log(n) noise variances (the noise read from successive differences); the shortest
-#: segment, in runs. The confirmation reads at most WINDOW commits a side.
-PENALTY, MIN_SIZE, WINDOW = 4.0, 2, 5
+#: PELT's cost (l1: robust to a spike), its penalty in log(n) noise scales, the shortest segment in runs; the
+#: confirmation reads at most WINDOW commits a side.
+MODEL, PENALTY, MIN_SIZE, WINDOW = "l1", 2.0, 2, 5
 
 
 @dataclass
@@ -40,17 +40,17 @@ class Step:
     machine: str = ""
 
 
-def pelt(values: Sequence[float], penalty: float = PENALTY) -> list[int]:
+def pelt(values: Sequence[float], penalty: float = PENALTY, model: str = MODEL) -> list[int]:
     """Indices where PELT places a change in `values` (each the first index after a change): the segmentation
-    minimising the squared error plus `penalty` x log(n) x the noise variance per change."""
+    minimising the cost (l1: absolute deviations from each segment's median; l2: squared ones from its mean) plus
+    `penalty` x log(n) noise scales (l1) or variances (l2) per change; the noise read from successive differences."""
     import ruptures
     v = np.asarray(values, dtype=float)
     if v.size < 2 * MIN_SIZE or np.ptp(v) == 0:
         return []
     sigma = max(float(np.median(np.abs(np.diff(v)))) / (0.6745 * math.sqrt(2)), 1e-9 * max(np.abs(v).max(), 1.0))
-    ends = ruptures.Pelt(model="l2", min_size=MIN_SIZE, jump=1).fit(v).predict(pen=penalty * math.log(v.size)
-                                                                                * sigma ** 2)
-    return [int(i) for i in ends[:-1]]
+    pen = penalty * math.log(v.size) * (sigma if model == "l1" else sigma ** 2)
+    return [int(i) for i in ruptures.Pelt(model=model, min_size=MIN_SIZE, jump=1).fit(v).predict(pen=pen)[:-1]]
 
 
 def commit_cuts(points: Sequence[Point], detect: Callable[[Sequence[float]], list[int]] = pelt) -> list[int]:
