@@ -133,7 +133,8 @@ def bench_commit(c: Commit, s: RangeSettings, echo: Callable[[str], None]) -> Be
         side = wt.add("C", c.sha)
         out = run_sides([side], args, cwd=cwd, run_id=run_id, workdir=work,
                         echo=lambda line: echo(line.split("] ", 1)[-1]))[0]
-    runs = sum(1 for r in session_records(s.results_dir, run_id).get("C", []) if not r.warmup)
+    from ..records import is_usable
+    runs = sum(map(is_usable, session_records(s.results_dir, run_id).get("C", [])))
     return Benched(c, "measured" if runs else "failed", runs, out.returncode, time.monotonic() - t0)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from llm_research_bench.harness.records import is_usable
 from tests.harness.conftest import MACHINE
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -61,8 +62,8 @@ def _history(bench, monkeypatch, slowdown: bool) -> dict[str, str]:
 
 def _command(bench, *args, timeout: float = 300):
     return bench.pytester.run(sys.executable, "-m", "llm_research_bench.harness", *args, "test_bench.py",
-                              "-m", "quick", "--research-machine-class", MACHINE, "--research-results-dir",
-                              str(bench.results), timeout=timeout)
+                              "-m", "quick", "--research-machine-class", MACHINE, "--research-remeasure", "0",
+                              "--research-results-dir", str(bench.results), timeout=timeout)
 
 
 def _worktrees(bench) -> list[str]:
@@ -80,14 +81,14 @@ def test_run_stores_every_commit_and_a_second_call_skips_them_all(bench, monkeyp
     err = r.stderr.str()
     assert f'commit 3/4 {shas["B"][:7]} "B: 4 ms more per sampled token" | ' in err
     assert "round 2/3" in err
-    runs = [x for x in bench.records() if not x.warmup]
+    runs = [x for x in bench.records() if is_usable(x)]           # contended runs are not measured again here
     assert {c: sum(x.commit == c for x in runs) for c in shas.values()} == {
         shas["base"]: 0, shas["A"]: 3, shas["A2"]: 3, shas["B"]: 3, shas["B2"]: 3}
     assert len(_worktrees(bench)) == 1                                  # every temporary worktree removed
     again = _command(bench, "run", "HEAD~4..HEAD", "--research-rounds", "3", "--skip-existing")
     assert again.ret == 0, again.stderr.str()
     assert again.stderr.str().count("already measured on this machine with these settings: skipped") == 4
-    assert len([x for x in bench.records() if not x.warmup]) == 12
+    assert len([x for x in bench.records() if is_usable(x)]) == 12
 
     reg = bench.pytester.run(sys.executable, "-m", "llm_research_bench.harness", "regressions", "--results-dir",
                              str(bench.results), "--metric", "tpot_s:10%", "--format", "json")
@@ -128,8 +129,8 @@ def test_ctrl_c_keeps_what_was_measured_and_removes_the_worktrees(bench, monkeyp
     _history(bench, monkeypatch, slowdown=False)
     p = subprocess.Popen([sys.executable, "-m", "llm_research_bench.harness", "run", "--last", "2",
                           "--research-rounds", "1", "test_bench.py", "-m", "quick", "--research-machine-class",
-                          MACHINE, "--research-results-dir", str(bench.results)], cwd=bench.pytester.path,
-                         stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+                          MACHINE, "--research-remeasure", "0", "--research-results-dir", str(bench.results)],
+                         cwd=bench.pytester.path, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     lines = []
     for line in p.stderr:                                  # type: ignore[union-attr]
         lines.append(line)
@@ -139,7 +140,7 @@ def test_ctrl_c_keeps_what_was_measured_and_removes_the_worktrees(bench, monkeyp
     rest = p.communicate(timeout=60)[1]
     assert p.returncode == 130, "".join(lines) + rest
     assert "interrupted after 1 of 2 commit(s); what was measured is kept, the worktrees removed" in rest
-    assert len([x for x in bench.records() if not x.warmup]) == 1       # commit 1's round
+    assert len([x for x in bench.records() if is_usable(x)]) == 1       # commit 1's round
     time.sleep(0.2)
     assert len(_worktrees(bench)) == 1
 
