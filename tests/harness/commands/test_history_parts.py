@@ -124,3 +124,37 @@ def test_the_regressions_rows_link_each_step_to_its_chart():
     assert f'<a href="#chart-m1-run-quick-tpot_s">{pts[8].commit} run[quick] tpot_s: 0.0117 s -&gt; 0.0156 s' \
            in report.html_list(rows)
     assert report.text([]) == "no confirmed steps for the worse in the stored history"
+
+
+def _stored(commit, factors):
+    from tests.harness.testdata import record, varied_telemetry
+    return [record(varied_telemetry(f), commit=commit, ts=f"2026-12-01T00:00:0{i}+00:00") for i, f in enumerate(factors)]
+
+
+@pytest.mark.parametrize("slower, verdict", [(1.34, history.BAD), (1.0, history.GOOD)])
+def test_a_step_is_judged_on_stored_runs_where_they_decide(monkeypatch, tmp_path, slower, verdict):
+    good, c = _commits(2)
+    runs = {good.sha: _stored(good.sha, [1.0, 1.02, 0.99, 1.01, 0.98]),
+            c.sha: _stored(c.sha, [slower * f for f in (1.0, 1.02, 0.99, 1.01, 0.98)])}
+    monkeypatch.setattr(history, "stored_runs", lambda results_dir, sha, key: runs[sha])
+
+    def no_session(*a, **kw):
+        raise AssertionError("stored runs decide: no interleaved session")
+    monkeypatch.setattr(history, "run_continuous", no_session)
+    j = history.judge(good, c, history.RangeSettings(tmp_path, rounds=5), TPOT, lambda line: None)
+    assert (j.verdict, j.source) == (verdict, "stored")
+    assert j.why.startswith("tpot_s 0.0117") and "permutation p=" in j.why
+
+
+def test_an_undecided_stored_step_is_measured_interleaved(monkeypatch, tmp_path):
+    good, c = _commits(2)
+    runs = {good.sha: _stored(good.sha, [1.0, 1.3, 0.8, 1.2, 0.9]),        # +15 %, but too noisy to tell
+            c.sha: _stored(c.sha, [1.15 * f for f in (0.9, 0.8, 1.2, 1.3, 1.0)])}
+    monkeypatch.setattr(history, "stored_runs", lambda results_dir, sha, key: runs[sha])
+    sessions = []
+    monkeypatch.setattr(history, "run_continuous", lambda s, echo: sessions.append(s) or
+                        type("Session", (), {"comparison": None})())
+    j = history.judge(good, c, history.RangeSettings(tmp_path, rounds=5), TPOT, lambda line: None)
+    assert (j.verdict, j.source) == (history.UNDECIDED, "interleaved") and len(sessions) == 1
+    assert (sessions[0].base, sessions[0].head, [t.metric for t in sessions[0].thresholds]) == (good.sha, c.sha,
+                                                                                              ["tpot_s"])
