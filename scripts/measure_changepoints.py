@@ -1,7 +1,9 @@
 """Measure change-point detectors on this project's own run-to-run noise (Monte Carlo): the false-alarm rate on
 A/A histories and the detection rate of a step, each detector's candidates confirmed by the gate's test
 (harness/analysis/changepoints.py). Noise: the log deviations of tests/data/quick_timings.json's real quick runs
-from their median, resampled. Usage: python scripts/measure_changepoints.py [TRIALS] [--uncontended]"""
+from their median, resampled. Usage: python scripts/measure_changepoints.py [TRIALS] [--uncontended] [DETECTOR...].
+Only ruptures is a dependency; to measure the others: pip install asv, and pip install --no-deps
+signal-processing-algorithms apache-otava (their pins conflict with torch's and numpy 2)."""
 from __future__ import annotations
 
 import json

@@ -188,8 +188,8 @@ def verdict(comp, metric: str) -> tuple[str, str, object | None]:
     the threshold but not beyond noise, or no runs of the metric), else good; with the change in words."""
     from ..analysis.stats import WORSE, beyond
     deltas = [d for s in (comp.series if comp else []) for d in s.deltas if d.metric == metric and d.threshold]
-    worst = max(deltas, key=lambda d: d.failed * 1e9 + (d.gate_change_pct or 0) * (1 if d.better == "lower" else -1),
-                default=None)
+    worst = max(deltas, key=lambda d: (d.failed, (d.gate_change_pct or 0) * (1 if d.better == "lower" else -1)),
+                default=None)                  # a failed series first, else the one that got most worse
     if worst is None:
         return UNDECIDED, f"no usable runs of {metric} on both sides", None
     p = worst.test.p_worse
