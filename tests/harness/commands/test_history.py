@@ -127,6 +127,8 @@ def test_find_names_none_when_the_slowdown_is_taken_out(bench, monkeypatch):
 
 def test_ctrl_c_keeps_what_was_measured_and_removes_the_worktrees(bench, monkeypatch):
     _history(bench, monkeypatch, slowdown=False)
+    monkeypatch.setenv("RB_DOUBLE_MODE", "sleep")              # each run lasts long enough to be interrupted
+    monkeypatch.setenv("RB_DOUBLE_SLEEP", "1")
     p = subprocess.Popen([sys.executable, "-m", "llm_research_bench.harness", "run", "--last", "2",
                           "--research-rounds", "1", "test_bench.py", "-m", "quick", "--research-machine-class",
                           MACHINE, "--research-remeasure", "0", "--research-results-dir", str(bench.results)],
