@@ -19,6 +19,9 @@ SUBCOMMANDS = {
     "export": "export stored results for Bencher or github-action-benchmark, or as CSV / JSON Lines",
     "list": "list the stored commits, machines and saved names",
     "continuous": "interleaved A/B of two commits on this machine (asv continuous style), exit 1 on a regression",
+    "run": "bench every commit of a range (A..B, a list, --last N) on this machine, each in a worktree",
+    "find": "bisect a range for the first commit where a metric got worse (the gate judges each step)",
+    "regressions": "the confirmed steps (change points) in the stored history of each series",
 }
 
 

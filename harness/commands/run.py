@@ -1,0 +1,105 @@
+"""`research-bench run RANGE [pytest args]`: bench every first-parent commit of a range (or --steps N of them, or
+the --last N) on this machine, each in a temporary worktree importing its own engine (run/history.py); records are
+filed per commit as a session files them. Exit status: 0; 1 when a commit produced no usable run; 2 for a usage
+error; 130 Ctrl-C (what was measured is kept, the worktrees removed)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+PASS_THROUGH = True                 # every argument this command does not know goes to each commit's session
+DEFAULT_ROUNDS = 3
+#: pytest options whose value is the next argument (never a RANGE)
+_TAKES_VALUE = ("-m", "-k", "-p", "-c", "-o", "--rootdir", "--maxfail")
+USAGE = "research-bench {} [RANGE | --last N] [options] [pytest args]"
+
+
+def add_range_arguments(p, rounds: int) -> None:
+    """RANGE, --last, the rounds and where records go: what `run` and `find` share."""
+    p.usage = USAGE.format(p.prog.split()[-1])
+    p.epilog = ("RANGE: A..B (B's first-parent commits after A; A is the good end), or a comma list of commits (the "
+                "first is the good end). Anything else goes to each pytest session, e.g. -m quick (default path: "
+                "benches).")
+    p.add_argument("--last", type=int, metavar="N", help="the last N first-parent commits up to HEAD")
+    p.add_argument("--research-rounds", "--rounds", dest="rounds", type=int, default=rounds, metavar="N",
+                   help=f"measured rounds a commit (default {rounds})")
+    p.add_argument("--research-warmup-runs", "--warmup-runs", dest="warmup_runs", type=int, default=1, metavar="N",
+                   help="warm-up runs a session (default 1)")
+    p.add_argument("--research-results-dir", "--results-dir", dest="results_dir", metavar="DIR",
+                   help="where records go (default: $RESEARCH_BENCH_RESULTS_DIR or results/ at the git top)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def add_arguments(p) -> None:
+    add_range_arguments(p, DEFAULT_ROUNDS)
+    p.add_argument("--steps", type=int, metavar="N", help="bench N commits of the range, spread evenly")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="skip commits this machine already measured with the same settings (as asv run does)")
+
+
+def split_range(rest: list[str], cwd: Path) -> tuple[str | None, list[str]]:
+    """(RANGE, the pytest arguments) of the arguments argparse did not know: RANGE is the first one that is
+    neither an option, an option's value nor a path, and names commits (A..B, a comma list or a git ref)."""
+    from ..run.environment import resolve_ref
+    for i, a in enumerate(rest):
+        if a.startswith("-") or (i and rest[i - 1] in _TAKES_VALUE) or Path(a.split("::")[0]).exists():
+            continue
+        if ".." in a or "," in a or resolve_ref(a, cwd):
+            return a, rest[:i] + rest[i + 1:]
+    return None, list(rest)
+
+
+def range_settings(args):
+    """(run.history.RangeSettings, RANGE or None) of the parsed arguments; ValueError names a bad one."""
+    from ..run.history import RangeSettings
+    from ..run.refs import default_results_dir
+    spec, rest = split_range(args.pytest_args, Path.cwd())
+    if (spec is None) == (args.last is None):
+        raise ValueError("give a RANGE (A..B or a comma list of commits) or --last N, not both" if spec else
+                         "give a RANGE (A..B or a comma list of commits) or --last N")
+    for name, v, least in (("--last", args.last, 1), ("--research-rounds", args.rounds, 1),
+                           ("--research-warmup-runs", args.warmup_runs, 0),
+                           ("--steps", getattr(args, "steps", None), 1)):
+        if v is not None and v < least:
+            raise ValueError(f"{name}: must be at least {least}, got {v}")
+    return RangeSettings(Path(args.results_dir or default_results_dir()).resolve(), rest, args.rounds,
+                         args.warmup_runs, getattr(args, "skip_existing", False), Path.cwd()), spec
+
+
+def progress(line: str) -> None:
+    """Progress and the sessions' output go to standard error; the result alone to stdout."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def as_json(result, s) -> dict:
+    return {"settings": {"key": s.key, "rounds": s.rounds, "warmup_runs": s.warmup_runs,
+                         "pytest_args": s.pytest_args, "results_dir": str(s.results_dir)},
+            "interrupted": result.interrupted,
+            "commits": [{"commit": b.commit.sha, "subject": b.commit.subject, "date": b.commit.date,
+                         "status": b.status, "runs": b.runs, "returncode": b.returncode,
+                         "seconds": round(b.seconds, 3)} for b in result.benched]}
+
+
+def run(args) -> int:
+    from ..run.continuous import ContinuousError
+    from ..run.history import bench_range, range_commits, spread
+    try:
+        s, spec = range_settings(args)
+        _, commits = range_commits(s.cwd, spec, args.last)
+    except (ValueError, ContinuousError) as e:
+        print(f"run: {e}", file=sys.stderr)
+        return 2
+    commits = spread(commits, args.steps)
+    progress(f"run: {len(commits)} commit(s), {s.rounds} round(s) each, records under {s.results_dir}")
+    result = bench_range(commits, s, progress)
+    if args.format == "json":
+        print(json.dumps(as_json(result, s), indent=1))
+    else:
+        for b in result.benched:
+            print(f"{b.commit.short} {b.status:8} {b.runs:3} run(s)  {b.commit.subject}")
+    if result.interrupted:
+        print(f"run: interrupted after {len(result.benched)} of {len(commits)} commit(s); what was measured is "
+              f"kept, the worktrees removed", file=sys.stderr)
+        return 130
+    return 1 if any(b.status == "failed" for b in result.benched) else 0

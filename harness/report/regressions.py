@@ -1,0 +1,47 @@
+"""The regressions list: the confirmed steps of the stored history (analysis/changepoints.py) as rows (the data of
+`research-bench regressions --format json` and of the HTML report's regressions page), as text lines, and as an
+HTML list whose items link to each step's history chart (`chart_id`)."""
+from __future__ import annotations
+
+import html
+import re
+from typing import Mapping, Sequence
+
+from ..records import metric_specs
+from ..units import num
+
+
+def chart_id(machine: str, series: str, metric: str) -> str:
+    """The id of a series' history chart of one metric on one machine: what a step's link points at."""
+    return "chart-" + "-".join(re.sub(r"[^A-Za-z0-9_]+", "-", x).strip("-") for x in (machine, series, metric))
+
+
+def rows(steps: Sequence, subjects: Mapping[str, str] | None = None) -> list[dict]:
+    """One dict per step, newest first: commit, subject, machine, series, metric, before, after, change, p, date."""
+    subjects = subjects or {}
+    return [{"commit": s.commit, "previous_commit": s.previous_commit, "subject": subjects.get(s.commit, ""),
+             "machine": s.machine, "series": s.series, "metric": s.metric, "before": s.before, "after": s.after,
+             "change_pct": s.change_pct, "p": s.p, "test": s.method, "date": s.timestamp,
+             "runs_before": s.n_before, "runs_after": s.n_after, "chart": chart_id(s.machine, s.series, s.metric)}
+            for s in sorted(steps, key=lambda s: s.timestamp, reverse=True)]
+
+
+def _line(r: dict) -> str:
+    p = f"p={r['p']:.3g}" if r["p"] is not None else "no p"
+    unit = metric_specs("telemetry").get(r["metric"], {}).get("x-unit", "")
+    return (f"{r['commit'][:12]} {r['series']} {r['metric']}: {num(r['before'], unit)} -> "
+            f"{num(r['after'], unit)} ({r['change_pct']:+.1f} %, {r['test']} {p}; {r['runs_before']} v "
+            f"{r['runs_after']} runs) {r['date'][:10]}" + (f"  \"{r['subject']}\"" if r["subject"] else ""))
+
+
+def text(table: Sequence[dict]) -> str:
+    """The rows as lines, one per step."""
+    return "\n".join(map(_line, table)) if table else "no confirmed steps for the worse in the stored history"
+
+
+def html_list(table: Sequence[dict]) -> str:
+    """The rows as an HTML list, each step linking to its history chart (#chart_id)."""
+    if not table:
+        return '<p class="muted">No confirmed steps for the worse in the stored history.</p>'
+    items = "".join(f'<li><a href="#{html.escape(r["chart"])}">{html.escape(_line(r))}</a></li>' for r in table)
+    return f'<ul class="regressions">{items}</ul>'
