@@ -18,6 +18,8 @@ from .thresholds import Threshold
 #: PELT's cost (l1: robust to a spike), its penalty in log(n) noise scales, the shortest segment in runs; the
 #: confirmation reads at most WINDOW commits a side.
 MODEL, PENALTY, MIN_SIZE, WINDOW = "l1", 2.0, 2, 5
+#: The gate's threshold for a metric given without one.
+DEFAULT_PCT = 5.0
 
 
 @dataclass
@@ -105,6 +107,17 @@ def find_steps(points: Sequence[Point], *, series: str, metric: str, threshold: 
     steps = confirm(points, commit_cuts(points, detect), series=series, metric=metric, threshold=threshold,
                     spec=spec)
     return [s for s in steps if s.confirmed]
+
+
+def default_thresholds(specs: Sequence[str] = ()) -> list[Threshold]:
+    """METRIC[:PCT] specs as Thresholds (default: the headline metrics with a direction); ValueError names a bad
+    one."""
+    from .thresholds import parse_threshold
+    from ..records import headline_metrics
+    if not specs:
+        known = metric_specs("telemetry")
+        specs = [m for m in headline_metrics("telemetry") if known.get(m, {}).get("x-better") in ("lower", "higher")]
+    return [parse_threshold(m if ":" in m else f"{m}:{DEFAULT_PCT:g}%") for m in specs]
 
 
 def history_steps(records: Sequence[ResultRecord], thresholds: Sequence[Threshold], *,

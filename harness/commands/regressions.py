@@ -9,28 +9,21 @@ from pathlib import Path
 
 from .cli import add_store_arguments
 
-DEFAULT_PCT = 5.0
-
-
 def add_arguments(p) -> None:
     p.add_argument("range", metavar="RANGE", nargs="?",
                    help="only the commits of A..B (B's first-parent commits after A, and A) or of a comma list")
     add_store_arguments(p)
     p.add_argument("--metric", action="append", default=[], metavar="METRIC[:PCT]",
-                   help=f"a metric to look at and the gate's threshold (default {DEFAULT_PCT:g} %%; repeatable; "
+                   help="a metric to look at and the gate's threshold (default 5 %%; repeatable; "
                         f"default: every headline metric with a direction)")
     p.add_argument("--format", choices=("text", "json"), default="text")
 
 
 def thresholds(specs: list[str]) -> list:
     """--metric as Thresholds (default: the headline metrics with a direction); ValueError names a bad one."""
-    from ..analysis.thresholds import parse_threshold
-    from ..records import headline_metrics, metric_specs
-    if not specs:
-        known = metric_specs("telemetry")
-        specs = [m for m in headline_metrics("telemetry") if known.get(m, {}).get("x-better") in ("lower", "higher")]
+    from ..analysis.changepoints import default_thresholds
     try:
-        return [parse_threshold(m if ":" in m else f"{m}:{DEFAULT_PCT:g}%") for m in specs]
+        return default_thresholds(specs)
     except ValueError as e:
         raise ValueError(f"--metric {e}") from None
 

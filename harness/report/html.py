@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Sequence
 
 from ..analysis import measures
+from ..analysis.changepoints import default_thresholds, history_steps
 from ..analysis.quality import QualitySummary
 from ..records import ResultRecord, better, label, series_key, spec, unit
 from ..units import num
-from . import TEMPLATES, charts
+from . import TEMPLATES, charts, regressions
 from . import Raw as _Raw
+from .regressions import chart_id
 
 _ARMS = (("retrieval", "retrieval (early exit on)"), ("retrieval_no_early_exit", "early exit off"),
          ("single_shot", "single-shot RAG"), ("closed_book", "closed-book"))
@@ -52,6 +54,7 @@ class _Part:
     breakdown: dict = field(default_factory=dict)
     recommendations: list = field(default_factory=list)
     history: list = field(default_factory=list)
+    regressions: str = ""
 
     def commit(self, rec: ResultRecord) -> _Raw:
         """A record's commit key as HTML, linked when a URL template is set."""
@@ -195,7 +198,8 @@ def _series_history(series: str, recs: list[ResultRecord], pg: _Part) -> dict:
             regress += sum(1 for p in pts if p.regression and not p.indicative)
             u = unit(k)
             title = label(k) + (f" [{u}]" if u and u != "ratio" else "") + (f" · {k}" if label(k) != k else "")
-            cards.append(_Raw(charts.history_chart(pts, title=title, unit=u, better=better(k))))
+            cards.append(dict(id=chart_id(pg.fp or "", series, k),
+                              svg=_Raw(charts.history_chart(pts, title=title, unit=u, better=better(k)))))
     first: dict[str, ResultRecord] = {}
     for r in recs:
         first.setdefault(measures.commit_key(r), r)
@@ -216,6 +220,8 @@ def _part(mine: list[ResultRecord], pg: _Part) -> _Part:
     pg.profiles, pg.quality, pg.breakdown = _latest(mine, pg), _quality(mine, pg), _breakdown(mine, pg)
     pg.recommendations = recommend(mine)
     pg.history = [_series_history(s, recs, pg) for s, recs in sorted(by_series.items())]
+    steps = history_steps(measured, default_thresholds(), git_order=pg.git_order)
+    pg.regressions = _Raw(regressions.html_list(regressions.rows(steps)))
     return pg
 
 

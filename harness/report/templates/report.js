@@ -9,3 +9,9 @@
   document.body.setAttribute('data-charts-rendered', n);
   document.body.setAttribute('data-tables-rendered', t);
 })();
+(function(){
+  function openTarget(){var t=document.getElementById(location.hash.slice(1));
+    for(var d=t&&t.closest('details');d;d=d.parentElement&&d.parentElement.closest('details')) d.open=true;
+    if(t) t.scrollIntoView();}
+  window.addEventListener('hashchange', openTarget); openTarget();
+})();

@@ -173,3 +173,16 @@ def test_single_run_commits_get_indicative_marks_and_small_changes_none():
     assert 'class="regression indicative"' in svg
     dec = measures.history(recs, "research[quick]", "decode_tokens_per_second")   # higher is better: fell
     assert dec[2].regression and not dec[2].improvement
+
+
+def test_the_regressions_list_links_each_step_to_its_chart():
+    from tests.harness.testdata import record, varied_telemetry
+    commits = [f"{i:x}" * 12 for i in range(1, 7)]                 # 111111111111 ... 666666666666
+    recs = [record(varied_telemetry((1.0 if i < 3 else 1.4) * (1 + 0.01 * k)), commit=c,
+                   ts=f"2026-11-2{i}T10:0{k}:00.000000+00:00") for i, c in enumerate(commits) for k in range(3)]
+    page = report_html.render(recs, generated_at="TESTDATA")
+    section = re.search(r'<section id="regressions">(.*?)</section>', page, flags=re.S).group(1)
+    links = re.findall(r'<a href="#(chart-[^"]+)">([^<]*)</a>', section)
+    assert any("execution_time_s" in text and commits[3] in text for _, text in links), section
+    for target, _ in links:
+        assert f'id="{target}"' in page, target
