@@ -11,3 +11,7 @@ def pytest_configure(config):
     # the suite a terminal's Ctrl-C (Python's default handler; children exec'd from here get SIGINT's default).
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # pytester's in-process runs drop the modules an inner session imported when it ends. torch cannot be
+    # imported a second time in one process (its C extension stays loaded), and the engine's system probe imports
+    # it inside those sessions: import it once here, so that no inner session is the first to.
+    import torch  # noqa: F401
