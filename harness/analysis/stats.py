@@ -124,6 +124,11 @@ def can_decide(n1: int, n2: int, alpha: float = ALPHA) -> bool:
     return n1 >= 2 and n2 >= 2 and min_p(n1, n2) <= alpha
 
 
+def rounds_to_decide(alpha: float = ALPHA) -> int:
+    """The fewest runs a side with which the permutation test can reach alpha."""
+    return next(n for n in range(2, 100) if can_decide(n, n, alpha))
+
+
 def splits(n1: int, n2: int, seed: int = 0) -> np.ndarray:
     """(S, n1 + n2) booleans, True where a pooled value is on the base side; row 0 is the observed split. Every split
     when there are at most MAX_SPLITS, else the observed one and MAX_SPLITS - 1 random ones."""

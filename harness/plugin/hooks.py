@@ -89,7 +89,18 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list) -> list[s
             lines.append(f"research-bench budgets: class {o.machine_class or '(detected)'}, time x{o.budget_scale:g}")
         if o.profiles_file:
             lines.append(f"research-bench profiles file: {o.profiles_file}")
+        lines += _undecidable_gate(o)
     return lines + ([st.opt_in_note] if st.opt_in_note else [])
+
+
+def _undecidable_gate(o) -> list[str]:
+    """A warning when --research-compare-fail cannot fail with the session's rounds: say so before any run."""
+    from ..analysis.stats import can_decide, rounds_to_decide
+    if not o.compare_fail or can_decide(o.rounds, o.rounds):
+        return []
+    return [f"research-bench: warning: with {o.rounds} round(s) a side the noise test cannot decide, so "
+            f"--research-compare-fail fails nothing", f"  (unless 3+ other commits of a bench's history stand in); "
+            f"--research-rounds {rounds_to_decide()} lets it decide"]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

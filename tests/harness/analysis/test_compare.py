@@ -177,6 +177,17 @@ def test_a_session_without_a_baseline_says_why(bench, monkeypatch):
                             "(use --research-compare=REF)*"])
 
 
+def test_a_gate_that_cannot_decide_says_so_before_any_run(bench, monkeypatch, two_commits):
+    r = _session(bench, monkeypatch, "15", "--research-rounds", "3", "--research-compare-fail",
+                 "execution_time_s:10%")
+    out = r.stdout.str()
+    warning = "research-bench: warning: with 3 round(s) a side the noise test cannot decide"
+    assert warning in out and "--research-rounds 4 lets it decide" in out
+    assert out.index(warning) < out.index("research bench summary")
+    start = [line for line in out.splitlines() if line.startswith(("research-bench: warning", "  (unless"))]
+    assert len(start) == 2 and all(len(line) <= 120 for line in start), start
+
+
 def test_no_baseline_is_said_not_failed(bench, monkeypatch):
     bench.run_bench()
     bench.commit("only")
