@@ -56,6 +56,11 @@ def summary_lines(q: QualitySummary) -> list[str]:
         f"  closed-book:                 {_arm(q, q.arm('closed_book'), grounded=False)}; progressive vs closed-book "
         f"p = {p_of('retrieval_vs_closed_book')}",
     ]
+    if not q.free_text:
+        lines.append("  decisions against closed-book (right -> wrong / wrong -> right): " + ", ".join(
+            f"{name} {c.get('right_to_wrong', 'n/a')} / {c.get('wrong_to_right', 'n/a')}" for name, c in (
+                ("progressive", q.comparisons.get("retrieval_vs_closed_book") or {}),
+                ("single-shot", q.comparisons.get("single_shot_vs_closed_book") or {}))))
     if maj:
         lines.append(f"  majority '{maj.label}': {_pct(maj.accuracy)} ({maj.correct}/{maj.n}; "
                      f"{maj.full_set_share:.1%} of all {maj.full_set_n}){_ci(maj.accuracy_ci95)}")
