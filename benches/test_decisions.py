@@ -3,6 +3,9 @@
     pytest benches/test_decisions.py -m "quick and quality"                       the smoke size (6 questions)
     RESEARCH_BENCH_DECISION_SAMPLE=200,60 pytest benches/test_decisions.py -m "quick and quality"   the measurement
     RESEARCH_BENCH_DECISION_LOG=runs.jsonl ...                          also append every run's material as it ends
+    RESEARCH_BENCH_DECISION_SAMPLE=200,60,100 ...          run only the sample's questions from index 100 on (a
+                                                           second process; `python benches/test_decisions.py
+                                                           a.jsonl b.jsonl` summarizes the logs together)
 
 A fixed seeded sample of PubMedQA-L questions (analysis.quality.sample_questions, QUALITY_SEED) is researched on
 the quick profile in three runs per question: closed-book (no retrieval), progressive (the pipeline) and
@@ -42,12 +45,13 @@ PLAN = {"closed_book": (False, "progressive"), "progressive": (True, "progressiv
         "single_shot": (True, "single_shot")}
 
 
-def _sizes() -> tuple[int, int]:
+def _sizes() -> tuple[int, int, int]:
+    """(questions, how many of them also run single-shot, the first one this process runs)."""
     raw = env("DECISION_SAMPLE")
     if not raw:
-        return SMOKE_SIZE, SMOKE_SIZE
+        return SMOKE_SIZE, SMOKE_SIZE, 0
     parts = [int(x) for x in raw.split(",")]
-    return parts[0], parts[1] if len(parts) > 1 else parts[0]
+    return parts[0], parts[1] if len(parts) > 1 else parts[0], parts[2] if len(parts) > 2 else 0
 
 
 def _decision_run(out: request.RunOutcome, q, arm: str) -> decisions.DecisionRun:
@@ -67,7 +71,8 @@ def _one(q, arm: str, profile, warm) -> tuple[decisions.DecisionRun, request.Run
     req = request.RunRequest(question=q.question, profile=profile, corpus=warm.corpus, corpus_path=warm.corpus_path,
                              retrieval=retrieval, system_info=warm.system_info,
                              research_kwargs={"strategy": strategy, "answer_type": "polar",
-                                              "answer_tokens": ANSWER_TOKENS},
+                                              "answer_tokens": ANSWER_TOKENS,
+                                              "timeout_s": profile.timeout_s * TIMEOUT_FACTOR},
                              timeout_s=profile.timeout_s * TIMEOUT_FACTOR)
     out = run_in_process(req)
     if out.exception is not None and not isinstance(out.exception, Exception) and not is_timeout(out.exception):
@@ -77,13 +82,15 @@ def _one(q, arm: str, profile, warm) -> tuple[decisions.DecisionRun, request.Run
 
 def test_decisions(research_bench, record_result, profile, say):
     warm = research_bench.warmup()
-    n, n_ss = _sizes()
+    n, n_ss, start = _sizes()
     sample = quality.sample_questions(warm.corpus.questions, n, seed=quality.QUALITY_SEED)
     log = env("DECISION_LOG")
     runs: list[decisions.DecisionRun] = []
     tels: list[tuple[float, dict]] = []
     t0 = time.perf_counter()
     for i, q in enumerate(sample):
+        if i < start:
+            continue
         arms = [a for a in PLAN if a != "single_shot" or i < n_ss]
         line = []
         for arm in arms:
@@ -98,6 +105,7 @@ def test_decisions(research_bench, record_result, profile, say):
         say(f"decisions[{profile.name}] {i + 1}/{n} q{q.id}: gold {q.answer}; " + ", ".join(line))
     summary = decisions.decision_summary(runs, warm.corpus.questions, sample={
         "corpus": "PubMedQA-L", "seed": quality.QUALITY_SEED, "questions": n, "single_shot_questions": min(n_ss, n),
+        "first_question": start,
         "profile": profile.name, "answer_tokens": ANSWER_TOKENS, "bench_wall_s": round(time.perf_counter() - t0, 1)})
     for text in decisions_report.summary_lines(summary):
         say(text)
@@ -107,4 +115,21 @@ def test_decisions(research_bench, record_result, profile, say):
     record_result(rep, profile=profile, bench="decisions",
                   extra={"decisions": summary.as_dict(), "representative_telemetry": True,
                          "representative": "the progressive run of median wall time"}, check=False, gate=False)
-    assert summary.n == len(sample) and all(a.n for a in summary.arms.values())
+    assert summary.n == len(sample) - start and all(a.n for a in summary.arms.values())
+
+
+def summarize_logs(paths: list[str]) -> list[str]:
+    """The summary lines of RESEARCH_BENCH_DECISION_LOG files (partial runs' too: the questions closed-book
+    answered, every arm paired with it)."""
+    from llm_research_bench.engine.corpus import load_corpus
+    runs = []
+    for path in paths:
+        with open(path, encoding="utf-8") as fh:
+            runs += [decisions.DecisionRun(**json.loads(line)) for line in fh if line.strip()]
+    summary = decisions.decision_summary(runs, load_corpus().questions, sample={"logs": paths})
+    return decisions_report.summary_lines(summary)
+
+
+if __name__ == "__main__":                           # python benches/test_decisions.py runs.jsonl [more.jsonl]
+    import sys
+    print("\n".join(summarize_logs(sys.argv[1:])))

@@ -35,7 +35,7 @@ from .profiles import Profile, get_profile
 from .runlog import NOVELTY_STOP, BatchRecord, CallRecord, EarlyExit, RunFacts
 from .stream import StreamMeter
 from .synthesis import (CALIBRATIONS, CONTENT_FREE, DECISION_OPTIONS, POLAR, SYNTHESIS_PREFILL, closed_book_request,
-                        parse_decision, resolve_answer_type, single_shot_request, synthesis_request)
+                        normalized, parse_decision, resolve_answer_type, single_shot_request, synthesis_request)
 from . import system as system_mod
 from . import telemetry
 
@@ -230,7 +230,8 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
 
     decision_calibration: "content_free" (a polar decision is taken on the token probabilities divided by those
     of the same conversation with its question and evidence replaced by a placeholder, where the backend serves
-    them) or "none" (the raw probabilities decide). answer_tokens: a cap on the final answer's generated tokens
+    them), "relative" (divided by the content-free conversation's over the content-free closed-book prompt's: the
+    closed-book prompt's own bias is kept) or "none" (the raw probabilities decide). answer_tokens: a cap on the final answer's generated tokens
     below the profile's synthesis_tokens (a caller that needs only the decision); None: the profile's."""
     emit = on_event or (lambda kind, data: None)
     prof = profile if isinstance(profile, Profile) else get_profile(profile, profiles_file)
@@ -531,15 +532,25 @@ def _synthesize(run: _Run, emit: Event) -> None:
 
 
 def _calibration_prior(run: _Run, content_free: list[Message]) -> dict[str, float] | None:
-    """The content-free conversation's option probabilities (the prompt's label bias), recorded with what they
-    cost; None where the run is not calibrated or the backend serves no token probabilities."""
+    """What the answer's option probabilities are divided by, recorded with what it cost: the content-free
+    conversation's probabilities (the prompt's label bias); for "relative", those over the closed-book prompt's
+    content-free probabilities (only the bias the conversation adds to the closed-book prompt's). None where the
+    run is not calibrated or the backend serves no token probabilities."""
     backend = run.backend
     assert backend is not None
-    if run.calibration != "content_free" or not backend.supports_calibration:
+    if run.calibration == "none" or not backend.supports_calibration:
         return None
     prior, cost = backend.first_token_probabilities(content_free, DECISION_OPTIONS, SYNTHESIS_PREFILL)
-    run.decision_calibration = {"method": "content_free", "placeholder": CONTENT_FREE, "prior": prior, **cost}
-    return prior
+    record = {"method": run.calibration, "placeholder": CONTENT_FREE, "prior": prior, **cost}
+    run.decision_calibration = record
+    if run.calibration != "relative":
+        return prior
+    blank = [Message("user", closed_book_request(CONTENT_FREE, run.answer_type))]
+    ref, more = backend.first_token_probabilities(blank, DECISION_OPTIONS, SYNTHESIS_PREFILL)
+    record.update(reference_prior=ref, time_s=round(cost["time_s"] + more["time_s"], 4),
+                  prompt_tokens=cost["prompt_tokens"] + more["prompt_tokens"], cached=cost["cached"] and more["cached"])
+    p, r = normalized(prior), normalized(ref)
+    return {k: p[k] / max(r[k], 1e-9) for k in p}
 
 
 def _answer(run: _Run, emit: Event, messages: list[Message], content_free: list[Message]) -> None:

@@ -26,9 +26,10 @@ DECISION_OPTIONS: dict[str, list[str]] = {d: [f" {d}", f" {d.capitalize()}", f" 
 
 #: What replaces the question and every passage (and claim) in the content-free conversation.
 CONTENT_FREE = "N/A"
-#: How a decision is calibrated: "content_free" (divide by the content-free conversation's probabilities) or
-#: "none" (the raw token probabilities decide).
-CALIBRATIONS = ("content_free", "none")
+#: How a decision is calibrated: "content_free" (divide by the content-free conversation's probabilities),
+#: "relative" (divide by them over the content-free closed-book prompt's: keep that prompt's bias, remove what the
+#: research conversation adds) or "none" (the raw token probabilities decide).
+CALIBRATIONS = ("content_free", "relative", "none")
 
 _DECISION = re.compile(r"\b(yes|no|maybe)\b", re.IGNORECASE)
 _ANSWER_LINE = re.compile(r"answer\s*[:\-]\s*\**\s*(yes|no|maybe)\b", re.IGNORECASE)

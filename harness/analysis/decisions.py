@@ -5,12 +5,14 @@ exact McNemar tests against closed-book and the majority class (the decision ben
 Methods (what decides, from the probabilities a run stored):
   raw            the model's own token probabilities
   content_free   divided by the content-free conversation's (the engine's calibration; the run's own prior)
+  relative       content_free, then multiplied by the closed-book prompt's content-free prior: only the bias the
+                 research conversation adds to the closed-book prompt's is removed (closed-book stays raw)
   batch_prior    divided by the mean probabilities of the arm's runs on the other half of the sample (cross-fitted)
   domain_prior   batch_prior, then multiplied by the gold label shares of the other half (a domain prior)
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -18,7 +20,7 @@ import numpy as np
 from ...engine.synthesis import calibrate, normalized, pick
 from .quality import DECISIONS, _ci, majority_class, mcnemar_exact_p
 
-METHODS = ("raw", "content_free", "batch_prior", "domain_prior")
+METHODS = ("raw", "content_free", "relative", "batch_prior", "domain_prior")
 #: The arm every other is compared with: the same model without retrieval, its raw decision.
 BASELINE = "closed_book:raw"
 
@@ -56,9 +58,10 @@ def _label_shares(runs: Sequence[DecisionRun]) -> dict[str, float]:
     return {d: (golds.count(d) + 1) / (len(golds) + len(DECISIONS)) for d in DECISIONS}   # add-one smoothing
 
 
-def decide(runs: Sequence[DecisionRun], method: str) -> list[str | None]:
+def decide(runs: Sequence[DecisionRun], method: str, reference: Mapping[str, float] | None = None) -> list[str | None]:
     """Each run's decision by `method` (METHODS); the priors of batch_prior and domain_prior come from the other
-    fold (even / odd positions), so no run is decided by a prior it helped measure."""
+    fold (even / odd positions), so no run is decided by a prior it helped measure. `reference`: the closed-book
+    prompt's content-free prior (method relative)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: one of {', '.join(METHODS)}")
     folds = {f: [r for i, r in enumerate(runs) if _fold(i) != f] for f in (0, 1)}
@@ -70,8 +73,13 @@ def decide(runs: Sequence[DecisionRun], method: str) -> list[str | None]:
             out.append(None)
         elif method == "raw":
             out.append(pick(r.raw))
-        elif method == "content_free":
-            out.append(pick(calibrate(r.raw, r.prior)) if r.prior else None)
+        elif method in ("content_free", "relative"):
+            ref = reference if method == "relative" else None
+            if r.prior is None or (method == "relative" and ref is None):
+                out.append(None)
+            else:
+                p = calibrate(r.raw, r.prior)
+                out.append(pick({d: p[d] * ref[d] for d in p} if ref else p))
         else:
             p = calibrate(r.raw, batch[_fold(i)])
             if method == "domain_prior":
@@ -96,6 +104,7 @@ class ArmFigures:
     p_vs_closed_book: float | None = None     # exact McNemar, paired by question
     p_vs_majority: float | None = None
     calibration_s_per_question: float | None = None
+    failed_runs: int = 0                      # runs that ended without a decision (timeout, failure): left out
 
 
 def flips(base_correct: Sequence[bool], correct: Sequence[bool]) -> tuple[int, int]:
@@ -149,30 +158,37 @@ class DecisionSummary:
         return asdict(self)
 
 
-def paired_runs(runs: Sequence[DecisionRun]) -> dict[str, list[DecisionRun]]:
-    """Runs by arm, restricted to the questions closed-book ran, in closed-book's order (pairs by position)."""
+def paired_runs(runs: Sequence[DecisionRun]) -> tuple[dict[str, list[DecisionRun]], dict[str, int]]:
+    """Completed runs by arm on the questions closed-book completed, in closed-book's order (pairs by position),
+    and per arm how many runs ended without a decision (left out: a run the machine's load timed out says
+    nothing about the decision)."""
     by_arm: dict[str, dict[str, DecisionRun]] = {}
+    failed: dict[str, int] = {}
     for r in runs:
-        by_arm.setdefault(r.arm, {})[r.question_id] = r
+        if r.raw:
+            by_arm.setdefault(r.arm, {})[r.question_id] = r
+        else:
+            failed[r.arm] = failed.get(r.arm, 0) + 1
     base = by_arm.get("closed_book", {})
-    return {arm: [rs[q] for q in base if q in rs] for arm, rs in by_arm.items()}
+    return {arm: [rs[q] for q in base if q in rs] for arm, rs in by_arm.items()}, failed
 
 
 def decision_summary(runs: Sequence[DecisionRun], all_questions: Sequence[object],
                      sample: Mapping | None = None) -> DecisionSummary:
-    """Every arm decided by every method, each compared with closed-book (raw) on the questions both ran."""
+    """Every arm decided by every method, each compared with closed-book (raw) on the questions both completed."""
     label = majority_class(all_questions)[0]
-    arms = paired_runs(runs)
+    arms, failed = paired_runs(runs)
     base_runs = arms.get("closed_book", [])
     base_by_q = dict(zip([r.question_id for r in base_runs],
                          [d == r.gold for d, r in zip(decide(base_runs, "raw"), base_runs)]))
     out: dict[str, ArmFigures] = {}
+    reference = next((r.prior for r in base_runs if r.prior), None)
     for arm, rs in arms.items():
         base = [base_by_q[r.question_id] for r in rs]
         for m in METHODS:
-            decided = decide(rs, m)
+            decided = decide(rs, m, reference)
             if any(d is not None for d in decided) or m == "raw":
-                out[f"{arm}:{m}"] = arm_figures(rs, decided, base, label)
+                out[f"{arm}:{m}"] = replace(arm_figures(rs, decided, base, label), failed_runs=failed.get(arm, 0))
     maj = arm_figures(base_runs, [label] * len(base_runs), list(base_by_q.values()), label)
     return DecisionSummary(n=len(base_runs), question_ids=[r.question_id for r in base_runs], majority_label=label,
                            majority=maj, arms=out, sample=dict(sample or {}))

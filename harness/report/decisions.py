@@ -5,7 +5,8 @@ from __future__ import annotations
 from ..analysis.decisions import ArmFigures, DecisionSummary
 
 #: The arms shown first, in this order (the others follow).
-MAIN_ARMS = ("closed_book:raw", "progressive:raw", "progressive:content_free", "single_shot:content_free")
+MAIN_ARMS = ("closed_book:raw", "progressive:raw", "progressive:content_free", "progressive:relative",
+             "single_shot:content_free", "single_shot:relative")
 
 
 def _p(x: float | None) -> str:
@@ -20,7 +21,7 @@ def arm_line(name: str, a: ArmFigures) -> str:
     t = "n/a" if a.time_per_question_s is None else f"{a.time_per_question_s:.1f} s"
     return (f"  {name:<28} n {a.n:>3}  accuracy {acc}{ci}  macro-F1 {f1}  right->wrong {a.right_to_wrong:>3}  "
             f"wrong->right {a.wrong_to_right:>3}  McNemar p vs closed-book {_p(a.p_vs_closed_book)}, vs majority "
-            f"{_p(a.p_vs_majority)}  {t}/question")
+            f"{_p(a.p_vs_majority)}  {t}/question" + (f"  ({a.failed_runs} runs failed: left out)" if a.failed_runs else ""))
 
 
 def confusion_lines(name: str, a: ArmFigures) -> list[str]:

@@ -153,3 +153,14 @@ def test_the_schema_still_accepts_a_record_without_calibration():
     doc = json.loads(json.dumps(SAMPLE))
     doc["answer"].pop("decision_calibration", None)
     assert validation_errors(doc) == []
+
+
+def test_relative_calibration_keeps_the_closed_book_prompts_bias():
+    """Closed-book under "relative": its conversation is the reference itself, so the raw probabilities decide."""
+    b = CalibratingBackendDouble({"yes": 0.6, "no": 0.3, "maybe": 0.1}, {"yes": 0.8, "no": 0.1, "maybe": 0.1})
+    s = research(b, decision_calibration="relative")
+    cal = s.telemetry["answer"]["decision_calibration"]
+    assert s.decision == "yes" and cal["method"] == "relative" and cal["reference_prior"] == b.prior
+    assert cal["time_s"] == pytest.approx(0.02) and len(b.asked) == 2
+    assert s.telemetry["answer"]["decision_probabilities"] == pytest.approx(normalized(b.probs), abs=1e-6)
+    assert validation_errors(s.telemetry) == []

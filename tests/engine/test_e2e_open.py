@@ -39,7 +39,7 @@ def test_a_polar_question_gets_a_decision_from_token_probabilities():
     corpus = load_corpus(DEFAULT_PUBMEDQA).slice(4)
     s = engine.research(corpus.questions[1].question, profile="quick", corpus=corpus)
     a = s.telemetry["answer"]
-    assert s.decision in ("yes", "no", "maybe") and a["decision_method"] == "token_probabilities"
+    assert s.decision in ("yes", "no", "maybe") and a["decision_method"] == "calibrated_token_probabilities"
     probs = a["decision_probabilities"]
     assert set(probs) == {"yes", "no", "maybe"} and 0 < sum(probs.values()) <= 1
     assert max(probs, key=probs.get) == s.decision and s.answer.startswith(f"Answer: {s.decision}")
