@@ -39,7 +39,9 @@ pytestmark = [pytest.mark.quality, pytest.mark.profiles("quick")]
 
 SMOKE_SIZE = 6
 ANSWER_TOKENS = 16
-TIMEOUT_FACTOR = 4
+#: Per-run timeout = this x the profile's timeout_s: a run a busy machine slows past it says nothing about its
+#: decision (it is left out of the paired table and counted).
+TIMEOUT_FACTOR = 8
 #: arm -> (retrieval, strategy)
 PLAN = {"closed_book": (False, "progressive"), "progressive": (True, "progressive"),
         "single_shot": (True, "single_shot")}

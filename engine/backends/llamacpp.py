@@ -280,10 +280,16 @@ class FirstTokenChoice:
         return scores
 
 
+#: How many prompts' first-token probabilities a process remembers (oldest dropped first).
+PROBABILITY_MEMO_SIZE = 512
+
+
 class LlamaCppBackend(Backend):
     name = "llamacpp"
     supports_choice = True
     supports_calibration = True
+    #: first_token_probabilities' results by (model file, prompt text, options), shared by the process's backends
+    _probability_memo: dict[tuple, dict[str, float]] = {}
 
     def __init__(self, model: str, *, context_window: int, n_threads: int | None = None, seed: int = 0,
                  verbose: bool = False):
@@ -338,7 +344,6 @@ class LlamaCppBackend(Backend):
         self.chunk_log: list[list[float]] | None = None  # set to [] to keep each call's chunk stamps (perf_counter)
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.llm._model.vocab))
         self._bos_text = self.llm.detokenize([self.llm.token_bos()], special=True).decode("utf-8", "replace")
-        self._probability_memo: dict[tuple, dict[str, float]] = {}   # first_token_probabilities, by prompt
         self._abort = _AbortFlag(llama_cpp)          # kept referenced while installed
         if self._abort.available:
             llama_cpp.llama_set_abort_callback(self.llm.ctx, self._abort.fn, self._abort.data)
@@ -390,12 +395,14 @@ class LlamaCppBackend(Backend):
     def first_token_probabilities(self, messages: list[Message], options: dict[str, list[str]],
                                   prefill: str = "") -> tuple[dict[str, float], dict]:
         """The options' probabilities at this conversation's first generated position: one evaluation of its
-        prompt, remembered by prompt text (a content-free conversation recurs). The model's cache (the running
-        conversation's prefix) is saved before and restored after, so the next call still reuses it."""
+        prompt, remembered per model file and prompt text for the process (a content-free conversation recurs
+        across runs). The model's cache (the running conversation's prefix) is saved before and restored after,
+        so the next call still reuses it."""
         text = self.render(messages, prefill)
-        key = (text, tuple((o, tuple(s)) for o, s in options.items()))
-        if key in self._probability_memo:
-            return dict(self._probability_memo[key]), {"time_s": 0.0, "prompt_tokens": 0, "cached": True}
+        key = (str(self.model_path), text, tuple((o, tuple(s)) for o, s in options.items()))
+        memo = LlamaCppBackend._probability_memo
+        if key in memo:
+            return dict(memo[key]), {"time_s": 0.0, "prompt_tokens": 0, "cached": True}
         tokens = self.tokenize(text)
         if self.deadline is not None:
             self.deadline.check("decision calibration")
@@ -411,7 +418,9 @@ class LlamaCppBackend(Backend):
             if saved is not None:
                 self.llm.load_state(saved)
         probs = {k: round(v, 6) for k, v in probs.items()}
-        self._probability_memo[key] = probs
+        if len(memo) >= PROBABILITY_MEMO_SIZE:
+            memo.pop(next(iter(memo)))
+        memo[key] = probs
         return dict(probs), {"time_s": round(time.perf_counter() - t0, 4), "prompt_tokens": len(tokens),
                              "cached": False}
 
