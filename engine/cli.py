@@ -245,10 +245,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="plain RAG: the top passages that fit the context, one prompt, one answer")
     r.add_argument("--answer-type", default="auto", choices=["auto", "polar", "open"],
                    help="polar: a yes/no/maybe decision; open: a few sentences with citations; auto: detect")
-    r.add_argument("--decision-calibration", default="content_free", choices=list(CALIBRATIONS),
-                   help="how a polar decision's token probabilities are calibrated (docs/engine.md): content_free "
-                        "(by the same conversation without its content), relative (keep the closed-book prompt's "
-                        "bias) or none")
+    r.add_argument("--decision-calibration", default="relative", choices=list(CALIBRATIONS),
+                   help="how a polar decision's token probabilities are calibrated (docs/engine.md): relative "
+                        "(remove the label bias the research conversation adds to the closed-book prompt's), "
+                        "content_free (by the same conversation without its content) or none")
     r.add_argument("--memory-trace", default=None, metavar="FILE",
                    help="write the memory sampler's trace (process-tree RSS over the run, ~50 Hz) as JSON")
     r.add_argument("--quiet", action="store_true")

@@ -155,7 +155,7 @@ class _Run:
     decision_method: str | None = None
     decision_probabilities: dict | None = None
     decision_calibration: dict | None = None
-    calibration: str = "content_free"             # engine.synthesis.CALIBRATIONS
+    calibration: str = "relative"                 # engine.synthesis.CALIBRATIONS
     answer_tokens: int | None = None              # cap on the final answer's tokens (None: synthesis_tokens)
     content_free: list[Message] = field(default_factory=list)   # the conversation with no question, no evidence
     answer_sources: list[str] = field(default_factory=list)
@@ -205,7 +205,7 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
              store_text: bool = False, telemetry_out: str | Path | None = None,
              on_event: Event | None = None, system_info: dict | None = None,
              timeout_s: float | None = None, memory_trace: str | Path | None = None,
-             decision_calibration: str = "content_free", answer_tokens: int | None = None) -> ResearchSession:
+             decision_calibration: str = "relative", answer_tokens: int | None = None) -> ResearchSession:
     """Research `question` over `corpus` with a real model; return the session with its telemetry.
 
     strategy: "progressive" (evidence batches, claims, then an answer from the claims) or "single_shot" (the
@@ -228,10 +228,11 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
     `memory_trace`: a JSON file for the memory sampler's whole trace (process-tree RSS over the run;
     MemorySampler.trace_document).
 
-    decision_calibration: "content_free" (a polar decision is taken on the token probabilities divided by those
-    of the same conversation with its question and evidence replaced by a placeholder, where the backend serves
-    them), "relative" (divided by the content-free conversation's over the content-free closed-book prompt's: the
-    closed-book prompt's own bias is kept) or "none" (the raw probabilities decide). answer_tokens: a cap on the final answer's generated tokens
+    decision_calibration: "relative" (a polar decision is taken on the token probabilities divided by those of
+    the same conversation with its question and evidence replaced by a placeholder, over those of the closed-book
+    prompt so replaced: the bias the research conversation adds is removed, the closed-book prompt's kept; where
+    the backend serves token probabilities), "content_free" (divided by the content-free conversation's alone)
+    or "none" (the raw probabilities decide). answer_tokens: a cap on the final answer's generated tokens
     below the profile's synthesis_tokens (a caller that needs only the decision); None: the profile's."""
     emit = on_event or (lambda kind, data: None)
     prof = profile if isinstance(profile, Profile) else get_profile(profile, profiles_file)

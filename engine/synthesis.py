@@ -9,7 +9,7 @@ decision. `detect_answer_type` tells the two apart; callers may say which it is 
 Calibration ("Calibrate Before Use", Zhao et al. 2021): a small model's label probabilities carry a bias that
 depends on the prompt. `calibrate` divides them by the probabilities the same conversation gives with its
 question and evidence replaced by a content-free placeholder (`CONTENT_FREE`), and the decision is taken on the
-result.
+result; the engine's default ("relative") divides by that prior over the content-free closed-book prompt's.
 """
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ DECISION_OPTIONS: dict[str, list[str]] = {d: [f" {d}", f" {d.capitalize()}", f" 
 
 #: What replaces the question and every passage (and claim) in the content-free conversation.
 CONTENT_FREE = "N/A"
-#: How a decision is calibrated: "content_free" (divide by the content-free conversation's probabilities),
-#: "relative" (divide by them over the content-free closed-book prompt's: keep that prompt's bias, remove what the
-#: research conversation adds) or "none" (the raw token probabilities decide).
-CALIBRATIONS = ("content_free", "relative", "none")
+#: How a decision is calibrated: "relative" (the default: divide by the content-free conversation's probabilities
+#: over the content-free closed-book prompt's: keep that prompt's bias, remove what the research conversation
+#: adds), "content_free" (divide by the content-free conversation's) or "none" (the raw probabilities decide).
+CALIBRATIONS = ("relative", "content_free", "none")
 
 _DECISION = re.compile(r"\b(yes|no|maybe)\b", re.IGNORECASE)
 _ANSWER_LINE = re.compile(r"answer\s*[:\-]\s*\**\s*(yes|no|maybe)\b", re.IGNORECASE)

@@ -104,7 +104,7 @@ def research(backend, question="Do mitochondria matter?", **kw):
 
 def test_a_closed_book_decision_is_calibrated_by_its_content_free_conversation():
     b = CalibratingBackendDouble({"yes": 0.6, "no": 0.3, "maybe": 0.1}, {"yes": 0.8, "no": 0.1, "maybe": 0.1})
-    s = research(b)
+    s = research(b, decision_calibration="content_free")
     a = s.telemetry["answer"]
     assert s.decision == "no" and s.answer.startswith("Answer: no")
     assert a["decision_method"] == "calibrated_token_probabilities"
@@ -158,7 +158,7 @@ def test_the_schema_still_accepts_a_record_without_calibration():
 def test_relative_calibration_keeps_the_closed_book_prompts_bias():
     """Closed-book under "relative": its conversation is the reference itself, so the raw probabilities decide."""
     b = CalibratingBackendDouble({"yes": 0.6, "no": 0.3, "maybe": 0.1}, {"yes": 0.8, "no": 0.1, "maybe": 0.1})
-    s = research(b, decision_calibration="relative")
+    s = research(b)                                   # relative is the default
     cal = s.telemetry["answer"]["decision_calibration"]
     assert s.decision == "yes" and cal["method"] == "relative" and cal["reference_prior"] == b.prior
     assert cal["time_s"] == pytest.approx(0.02) and len(b.asked) == 2

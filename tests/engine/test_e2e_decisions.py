@@ -6,7 +6,7 @@ import pytest
 
 from llm_research_bench import engine
 from llm_research_bench.engine.corpus import DEFAULT_PUBMEDQA, load_corpus
-from llm_research_bench.engine.synthesis import CONTENT_FREE, calibrate, pick
+from llm_research_bench.engine.synthesis import CONTENT_FREE, calibrate, normalized, pick
 from llm_research_bench.engine.telemetry import validation_errors
 
 pytestmark = pytest.mark.e2e
@@ -32,11 +32,15 @@ def test_a_polar_runs_telemetry_holds_raw_and_calibrated_probabilities(polar_run
     a = t["answer"]
     assert a["decision_method"] == "calibrated_token_probabilities"
     cal = a["decision_calibration"]
-    assert cal["method"] == "content_free" and cal["placeholder"] == CONTENT_FREE
-    raw, prior, probs = cal["raw_probabilities"], cal["prior"], a["decision_probabilities"]
-    assert set(raw) == set(prior) == set(probs) == {"yes", "no", "maybe"}
-    assert 0 < sum(raw.values()) <= 1 and 0 < sum(prior.values()) <= 1
-    assert probs == pytest.approx(calibrate(raw, prior), abs=1e-5) and sum(probs.values()) == pytest.approx(1, abs=1e-4)
+    assert cal["method"] == "relative" and cal["placeholder"] == CONTENT_FREE
+    raw, prior, ref, probs = cal["raw_probabilities"], cal["prior"], cal["reference_prior"], a["decision_probabilities"]
+    assert set(raw) == set(prior) == set(ref) == set(probs) == {"yes", "no", "maybe"}
+    assert 0 < sum(raw.values()) <= 1 and 0 < sum(prior.values()) <= 1 and 0 < sum(ref.values()) <= 1
+    p, r = normalized(prior), normalized(ref)
+    assert probs == pytest.approx(calibrate(raw, {k: p[k] / r[k] for k in p}), abs=1e-4)
+    assert sum(probs.values()) == pytest.approx(1, abs=1e-4)
+    if which == "closed_book":                # its conversation is the reference: the raw probabilities decide
+        assert prior == ref and s.decision == pick(raw)
     assert s.decision == pick(probs) and s.answer.startswith(f"Answer: {s.decision}")
     assert cal["time_s"] >= 0 and (cal["cached"] or (cal["time_s"] > 0 and cal["prompt_tokens"] > 0))
 
