@@ -105,6 +105,8 @@ class ArmFigures:
     p_vs_majority: float | None = None
     calibration_s_per_question: float | None = None
     failed_runs: int = 0                      # runs that ended without a decision (timeout, failure): left out
+    closed_book_accuracy: float | None = None  # closed-book's and the majority class's on the same questions
+    majority_accuracy: float | None = None
 
 
 def flips(base_correct: Sequence[bool], correct: Sequence[bool]) -> tuple[int, int]:
@@ -140,6 +142,8 @@ def arm_figures(runs: Sequence[DecisionRun], decided: Sequence[str | None], base
         right_to_wrong=rw, wrong_to_right=wr,
         p_vs_closed_book=mcnemar_exact_p(list(base), correct) if base is not None and n else None,
         p_vs_majority=mcnemar_exact_p([g == majority for g in gold], correct) if n else None,
+        closed_book_accuracy=sum(base) / n if base is not None and n else None,
+        majority_accuracy=sum(g == majority for g in gold) / n if n else None,
         calibration_s_per_question=float(np.mean([r.calibration_s for r in runs])) if n else None)
 
 

@@ -19,7 +19,9 @@ def arm_line(name: str, a: ArmFigures) -> str:
     ci = f" [{a.accuracy_ci95[0]:.1%}-{a.accuracy_ci95[1]:.1%}]" if a.accuracy_ci95 else ""
     f1 = "n/a" if a.macro_f1 is None else f"{a.macro_f1:.3f}"
     t = "n/a" if a.time_per_question_s is None else f"{a.time_per_question_s:.1f} s"
-    return (f"  {name:<28} n {a.n:>3}  accuracy {acc}{ci}  macro-F1 {f1}  right->wrong {a.right_to_wrong:>3}  "
+    same = ("" if a.closed_book_accuracy is None or a.majority_accuracy is None else
+            f" (same questions: closed-book {a.closed_book_accuracy:.1%}, majority {a.majority_accuracy:.1%})")
+    return (f"  {name:<28} n {a.n:>3}  accuracy {acc}{ci}{same}  macro-F1 {f1}  right->wrong {a.right_to_wrong:>3}  "
             f"wrong->right {a.wrong_to_right:>3}  McNemar p vs closed-book {_p(a.p_vs_closed_book)}, vs majority "
             f"{_p(a.p_vs_majority)}  {t}/question" + (f"  ({a.failed_runs} runs failed: left out)" if a.failed_runs else ""))
 

@@ -86,6 +86,7 @@ def test_decision_summary_pairs_every_arm_with_closed_book():
     assert s.n == 3 and s.majority_label == "yes" and s.majority.correct == 1
     p = s.arms["progressive:raw"]
     assert p.n == 2 and p.correct == 2 and (p.right_to_wrong, p.wrong_to_right) == (0, 1) and p.failed_runs == 1
+    assert p.closed_book_accuracy == 0.5 and p.majority_accuracy == 0.5
     assert s.arms["closed_book:raw"].correct == 1 and s.arms["progressive:content_free"].n == 2
     assert s.arms["closed_book:raw"].failed_runs == 0
     lines = summary_lines(s)
