@@ -18,6 +18,7 @@ from tabulate import tabulate
 
 from .backends import BACKEND_NAMES
 from .deadline import RunTimeout, Terminated, stopping_signals
+from .synthesis import CALIBRATIONS
 
 
 EXIT_OK = 0
@@ -48,6 +49,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
                            profiles_file=a.profiles_file, early_exit=not a.no_early_exit,
                            retrieval=not a.closed_book,
                            strategy="single_shot" if a.single_shot else "progressive", answer_type=a.answer_type,
+                           decision_calibration=a.decision_calibration,
                            store_text=a.store_text, telemetry_out=a.telemetry_out,
                            on_event=progress, memory_trace=a.memory_trace)
     finally:
@@ -169,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="plain RAG: the top passages that fit the context, one prompt, one answer")
     r.add_argument("--answer-type", default="auto", choices=["auto", "polar", "open"],
                    help="polar: a yes/no/maybe decision; open: a few sentences with citations; auto: detect")
+    r.add_argument("--decision-calibration", default="relative", choices=list(CALIBRATIONS),
+                   help="how a polar decision's token probabilities are calibrated (docs/engine.md): relative "
+                        "(remove the label bias the research conversation adds to the closed-book prompt's), "
+                        "content_free (by the same conversation without its content) or none")
     r.add_argument("--memory-trace", default=None, metavar="FILE",
                    help="write the memory sampler's trace (process-tree RSS over the run, ~50 Hz) as JSON")
     r.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -5,6 +5,8 @@
     RESEARCH_BENCH_RESULTS_DIR     the results store (default <rootdir>/results)
     RESEARCH_BENCH_MACHINE_ID      pins the machine fingerprint results are filed under
     RESEARCH_BENCH_QUALITY_SAMPLE  N[,N_OFF]: the quality bench's sample sizes, for a smoke run (old: QUALITY_SAMPLE)
+    RESEARCH_BENCH_DECISION_SAMPLE N[,N_SINGLE_SHOT]: the decision bench's sample sizes (default: the smoke size)
+    RESEARCH_BENCH_DECISION_LOG    a JSON-lines file the decision bench appends every run's decision material to
     RESEARCH_BENCH_COMMIT_URL      a URL template linking commits in reports, e.g. .../commit/{commit}
 
 An old name still works, with one DeprecationWarning naming the new one. Standard variables the project
@@ -25,6 +27,8 @@ VARIABLES: dict[str, str | None] = {
     "MACHINE_ID": None,
     "QUALITY_SAMPLE": "QUALITY_SAMPLE",
     "COMMIT_URL": None,
+    "DECISION_SAMPLE": None,
+    "DECISION_LOG": None,
     "CALIBRATION_BLOCKS": "RESEARCH_CALIBRATION_BLOCKS",
     "CALIBRATION_MAX_ROUNDS": None,
 }

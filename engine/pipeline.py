@@ -34,8 +34,8 @@ from .novelty import EarlyExitController, novelty as passage_set_novelty, releva
 from .profiles import Profile, get_profile
 from .runlog import NOVELTY_STOP, BatchRecord, CallRecord, EarlyExit, RunFacts
 from .stream import StreamMeter
-from .synthesis import (DECISION_OPTIONS, POLAR, SYNTHESIS_PREFILL, closed_book_request, parse_decision,
-                        resolve_answer_type, single_shot_request, synthesis_request)
+from .synthesis import (CALIBRATIONS, CONTENT_FREE, DECISION_OPTIONS, POLAR, SYNTHESIS_PREFILL, closed_book_request,
+                        normalized, parse_decision, resolve_answer_type, single_shot_request, synthesis_request)
 from . import system as system_mod
 from . import telemetry
 
@@ -154,6 +154,10 @@ class _Run:
     decision: str | None = None
     decision_method: str | None = None
     decision_probabilities: dict | None = None
+    decision_calibration: dict | None = None
+    calibration: str = "relative"                 # engine.synthesis.CALIBRATIONS
+    answer_tokens: int | None = None              # cap on the final answer's tokens (None: synthesis_tokens)
+    content_free: list[Message] = field(default_factory=list)   # the conversation with no question, no evidence
     answer_sources: list[str] = field(default_factory=list)
     answer_claims: list[Claim] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -200,7 +204,8 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
              strategy: str = "progressive", answer_type: str | None = "auto",
              store_text: bool = False, telemetry_out: str | Path | None = None,
              on_event: Event | None = None, system_info: dict | None = None,
-             timeout_s: float | None = None, memory_trace: str | Path | None = None) -> ResearchSession:
+             timeout_s: float | None = None, memory_trace: str | Path | None = None,
+             decision_calibration: str = "relative", answer_tokens: int | None = None) -> ResearchSession:
     """Research `question` over `corpus` with a real model; return the session with its telemetry.
 
     strategy: "progressive" (evidence batches, claims, then an answer from the claims) or "single_shot" (the
@@ -221,12 +226,21 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
     raises RunTimeout (engine.deadline) with its partial telemetry (`timed_out: true`, early_exit "timeout").
 
     `memory_trace`: a JSON file for the memory sampler's whole trace (process-tree RSS over the run;
-    MemorySampler.trace_document)."""
+    MemorySampler.trace_document).
+
+    decision_calibration: "relative" (a polar decision is taken on the token probabilities divided by those of
+    the same conversation with its question and evidence replaced by a placeholder, over those of the closed-book
+    prompt so replaced: the bias the research conversation adds is removed, the closed-book prompt's kept; where
+    the backend serves token probabilities), "content_free" (divided by the content-free conversation's alone)
+    or "none" (the raw probabilities decide). answer_tokens: a cap on the final answer's generated tokens
+    below the profile's synthesis_tokens (a caller that needs only the decision); None: the profile's."""
     emit = on_event or (lambda kind, data: None)
     prof = profile if isinstance(profile, Profile) else get_profile(profile, profiles_file)
     q = _check_question(question)
     if strategy not in STRATEGIES:
         raise QuestionError(f"strategy '{strategy}' is not one of {', '.join(STRATEGIES)}")
+    if decision_calibration not in CALIBRATIONS:
+        raise QuestionError(f"decision_calibration '{decision_calibration}' is not one of {', '.join(CALIBRATIONS)}")
     try:
         a_type, a_source = resolve_answer_type(q, answer_type)
     except ValueError as e:
@@ -246,7 +260,8 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
                sampler=MemorySampler(ProcessTree(extra_pids=extra), trace=memory_trace is not None),
                corpus=corp, retrieval=retrieval,
                strategy=strategy if retrieval else "progressive", answer_type=a_type, answer_type_source=a_source,
-               memory_limit_mb=prof.budget_for(system_mod.current_machine_class()).memory_mb)
+               memory_limit_mb=prof.budget_for(system_mod.current_machine_class()).memory_mb,
+               calibration=decision_calibration, answer_tokens=answer_tokens)
     run.gold = corp.question_by_text(q)
     run.sampler.start()
     own_backend = isinstance(backend, str)
@@ -298,7 +313,8 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
 
 
 def _generate(run: _Run, messages: list[Message], *, max_tokens: int, prefill: str, kind: str,
-              on_delta: Callable[[str], None], where: str, choose_first: dict[str, list[str]] | None = None) -> str:
+              on_delta: Callable[[str], None], where: str, choose_first: dict[str, list[str]] | None = None,
+              choice_prior: dict[str, float] | None = None) -> str:
     """Stream one call, timing it and checking the run's deadline between deltas; returns the text generated
     (without the prefill). An interrupted call is closed first, so its record holds the backend's counters."""
     backend = run.backend
@@ -306,6 +322,8 @@ def _generate(run: _Run, messages: list[Message], *, max_tokens: int, prefill: s
     parts: list[str] = []
     # Only a backend that supports choosing gets the option: others keep the plain stream() signature.
     kw = {"choose_first": choose_first} if choose_first and backend.supports_choice else {}
+    if kw and choice_prior is not None:
+        kw["choice_prior"] = choice_prior
     deltas = backend.stream(messages, max_tokens=max_tokens, prefill=prefill, **kw)
     metered = run.meter.measure(deltas)
     try:
@@ -424,6 +442,7 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
             resolver.add(h.passage_id)
         entry.size, entry.passage_ids = len(take), [h.passage_id for h in take]
         messages = trial
+        run.content_free.append(_content_free_batch(labels, wanted, first=len(run.content_free) == 0))
         parser = ClaimStreamParser(resolver, batch=b, seen=seen)
         parser.feed(prompts.CLAIM_PREFILL)
 
@@ -441,6 +460,7 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         call = run.calls[-1]
         generated += call.tokens_generated
         messages = messages + [Message("assistant", prompts.CLAIM_PREFILL + out)]
+        run.content_free.append(Message("assistant", prompts.CLAIM_PREFILL + CONTENT_FREE))
         vecs = _ground(run, "claim", parser.claims, len(run.claims))
         if vecs:
             earlier = np.vstack(ev.claim_vectors) if ev.claim_vectors else None
@@ -489,21 +509,55 @@ def _single_shot(run: _Run, emit: Event) -> None:
                                    admitted=True, claims=0, valid_citations=0, invalid_citations=0))
     run.stop("single_shot")
     emit("batch", {"batch": 0, "size": len(take), "novelty": 1.0, "admitted": True})
-    _answer(run, emit, messages)
+    placeholder = prompts.evidence_block([(i + 1, Passage(h.passage_id, CONTENT_FREE)) for i, h in enumerate(take)])
+    _answer(run, emit, messages,
+            [Message("user", single_shot_request(CONTENT_FREE, placeholder, run.answer_type))])
+
+
+def _content_free_batch(labels: list[tuple[int, Passage]], wanted: int, first: bool) -> Message:
+    """An evidence batch's turn with the question and every passage replaced by the placeholder."""
+    blank = [(label, Passage(p.id, CONTENT_FREE)) for label, p in labels]
+    return Message("user", prompts.first_batch(CONTENT_FREE, blank, wanted) if first
+                   else prompts.next_batch(blank, wanted))
 
 
 def _synthesize(run: _Run, emit: Event) -> None:
     prev = run.messages
     if run.retrieval and prev:
         messages = prev + [Message("user", synthesis_request(run.question, run.answer_type))]
+        blank = run.content_free + [Message("user", synthesis_request(CONTENT_FREE, run.answer_type))]
     else:
         messages = [Message("user", closed_book_request(run.question, run.answer_type))]
-    _answer(run, emit, messages)
+        blank = [Message("user", closed_book_request(CONTENT_FREE, run.answer_type))]
+    _answer(run, emit, messages, blank)
 
 
-def _answer(run: _Run, emit: Event, messages: list[Message]) -> None:
-    """The final streamed answer. A polar question's decision is the model's most probable of yes/no/maybe
-    after "Answer:" where the backend exposes token probabilities, else parsed from the text."""
+def _calibration_prior(run: _Run, content_free: list[Message]) -> dict[str, float] | None:
+    """What the answer's option probabilities are divided by, recorded with what it cost: the content-free
+    conversation's probabilities (the prompt's label bias); for "relative", those over the closed-book prompt's
+    content-free probabilities (only the bias the conversation adds to the closed-book prompt's). None where the
+    run is not calibrated or the backend serves no token probabilities."""
+    backend = run.backend
+    assert backend is not None
+    if run.calibration == "none" or not backend.supports_calibration:
+        return None
+    prior, cost = backend.first_token_probabilities(content_free, DECISION_OPTIONS, SYNTHESIS_PREFILL)
+    record = {"method": run.calibration, "placeholder": CONTENT_FREE, "prior": prior, **cost}
+    run.decision_calibration = record
+    if run.calibration != "relative":
+        return prior
+    blank = [Message("user", closed_book_request(CONTENT_FREE, run.answer_type))]
+    ref, more = backend.first_token_probabilities(blank, DECISION_OPTIONS, SYNTHESIS_PREFILL)
+    record.update(reference_prior=ref, time_s=round(cost["time_s"] + more["time_s"], 4),
+                  prompt_tokens=cost["prompt_tokens"] + more["prompt_tokens"], cached=cost["cached"] and more["cached"])
+    p, r = normalized(prior), normalized(ref)
+    return {k: p[k] / max(r[k], 1e-9) for k in p}
+
+
+def _answer(run: _Run, emit: Event, messages: list[Message], content_free: list[Message]) -> None:
+    """The final streamed answer. A polar question's decision is the most probable of yes/no/maybe after
+    "Answer:" by the model's token probabilities calibrated by `content_free`'s (the same conversation without
+    its content) where the backend exposes them, else parsed from the text."""
     run.clock.switch("synthesis")
     run.deadline.check("synthesis")
     emit("phase", {"phase": "synthesis"})
@@ -511,15 +565,18 @@ def _answer(run: _Run, emit: Event, messages: list[Message]) -> None:
     assert backend is not None
     polar = run.answer_type == POLAR
     room = run.profile.context_window - backend.prompt_tokens(messages, SYNTHESIS_PREFILL)
-    max_tokens = max(16, min(run.profile.synthesis_tokens, room - 8))
+    max_tokens = max(16, min(run.answer_tokens or run.profile.synthesis_tokens, room - 8))
+    prior = _calibration_prior(run, content_free) if polar and backend.supports_choice else None
     out = _generate(run, messages, max_tokens=max_tokens, prefill=SYNTHESIS_PREFILL, kind="synthesis",
                     on_delta=lambda d: emit("answer_delta", {"text": d}), where="synthesis",
-                    choose_first=DECISION_OPTIONS if polar else None)
+                    choose_first=DECISION_OPTIONS if polar else None, choice_prior=prior)
     choice, backend.last_choice = backend.last_choice, None
     run.answer = (SYNTHESIS_PREFILL + out).strip()
     if polar and choice is not None:
         run.decision, run.decision_method = choice.choice, choice.method
         run.decision_probabilities = dict(choice.probabilities)
+        if run.decision_calibration is not None:
+            run.decision_calibration["raw_probabilities"] = dict(choice.raw or choice.probabilities)
     elif polar:
         run.decision = parse_decision(run.answer)
         run.decision_method = "parsed" if run.decision else None
@@ -557,5 +614,6 @@ def _facts(run: _Run, early_exit: bool = True) -> RunFacts:
         cpu_time_s=sampler.cpu_time_s, threads=backend.threads if backend else None,
         strategy=run.strategy, answer_type=run.answer_type, answer_type_source=run.answer_type_source,
         decision_method=run.decision_method, decision_probabilities=run.decision_probabilities,
+        decision_calibration=run.decision_calibration,
         gate_decisions=list(run.gate.decisions) if run.gate else [], citation_checks=list(run.checks),
         answer_claims=list(run.answer_claims))

@@ -177,8 +177,9 @@ class RunFacts:
     strategy: str = "progressive"               # progressive | single_shot
     answer_type: str = "polar"                  # polar | open
     answer_type_source: str = "given"           # given | detected
-    decision_method: str | None = None          # token_probabilities | parsed | None (no decision)
-    decision_probabilities: dict | None = None  # option -> the model's probability (token_probabilities only)
+    decision_method: str | None = None          # [calibrated_]token_probabilities | parsed | None (no decision)
+    decision_probabilities: dict | None = None  # option -> the probability the decision was taken on
+    decision_calibration: dict | None = None    # method, prior, raw_probabilities, what the prior cost
     gate_decisions: list["GateDecision"] = field(default_factory=list)
     citation_checks: list["CitationCheck"] = field(default_factory=list)   # claims' and answer's citations
     answer_claims: list["Claim"] = field(default_factory=list)             # the answer's citing sentences

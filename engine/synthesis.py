@@ -5,10 +5,16 @@ probabilities of those words right after "Answer:" where it exposes them (llama.
 `choose_first`), so a decision always parses; elsewhere (Ollama) it is parsed from the text (`parse_decision`)
 and may be missing. Any other question gets a free-text answer of a few sentences with citations and no
 decision. `detect_answer_type` tells the two apart; callers may say which it is instead.
+
+Calibration ("Calibrate Before Use", Zhao et al. 2021): a small model's label probabilities carry a bias that
+depends on the prompt. `calibrate` divides them by the probabilities the same conversation gives with its
+question and evidence replaced by a content-free placeholder (`CONTENT_FREE`), and the decision is taken on the
+result; the engine's default ("relative") divides by that prior over the content-free closed-book prompt's.
 """
 from __future__ import annotations
 
 import re
+from typing import Mapping
 
 SYNTHESIS_PREFILL = "Answer:"
 POLAR, OPEN = "polar", "open"
@@ -17,6 +23,13 @@ DECISIONS = ("yes", "no", "maybe")
 #: The words the decision is picked among, each with the spellings whose first token counts towards it. The
 #: first spelling is the one written into the answer.
 DECISION_OPTIONS: dict[str, list[str]] = {d: [f" {d}", f" {d.capitalize()}", f" {d.upper()}"] for d in DECISIONS}
+
+#: What replaces the question and every passage (and claim) in the content-free conversation.
+CONTENT_FREE = "N/A"
+#: How a decision is calibrated: "relative" (the default: divide by the content-free conversation's probabilities
+#: over the content-free closed-book prompt's: keep that prompt's bias, remove what the research conversation
+#: adds), "content_free" (divide by the content-free conversation's) or "none" (the raw probabilities decide).
+CALIBRATIONS = ("relative", "content_free", "none")
 
 _DECISION = re.compile(r"\b(yes|no|maybe)\b", re.IGNORECASE)
 _ANSWER_LINE = re.compile(r"answer\s*[:\-]\s*\**\s*(yes|no|maybe)\b", re.IGNORECASE)
@@ -91,3 +104,24 @@ def parse_decision(text: str) -> str | None:
     first = text.strip().splitlines()[0] if text.strip() else ""
     m = _DECISION.search(first)
     return m.group(1).lower() if m else None
+
+
+def normalized(probs: Mapping[str, float]) -> dict[str, float]:
+    """The probabilities scaled to sum to 1 over the options (uniform when they are all 0)."""
+    total = float(sum(probs.values()))
+    if total <= 0:
+        return {k: 1.0 / len(probs) for k in probs}
+    return {k: float(v) / total for k, v in probs.items()}
+
+
+def calibrate(raw: Mapping[str, float], prior: Mapping[str, float], floor: float = 1e-9) -> dict[str, float]:
+    """Raw option probabilities divided by the prior's (each normalized over the options), renormalized: the
+    options the prompt favours regardless of its content lose that advantage. A zero prior counts as `floor`."""
+    r, q = normalized(raw), normalized(prior)
+    return normalized({k: r[k] / max(q.get(k, 0.0), floor) for k in r})
+
+
+def pick(probs: Mapping[str, float]) -> str:
+    """The most probable option; a tie goes to the option listed first."""
+    order = list(probs)
+    return max(order, key=lambda o: (probs[o], -order.index(o)))

@@ -227,6 +227,7 @@ def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = Fal
         question["gold_answer_sha256"] = text_digest(facts.gold_answer)
     answer: dict[str, Any] = {"decision": facts.decision, "decision_method": facts.decision_method,
                               "decision_probabilities": facts.decision_probabilities,
+                              "decision_calibration": facts.decision_calibration,
                               "sha256": text_digest(facts.answer), **method, "length": len(facts.answer),
                               "sources": facts.answer_sources, "citations": answer_cit,
                               "grounded_citations": sum(1 for c in facts.citation_checks

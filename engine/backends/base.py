@@ -56,11 +56,14 @@ class GenerationStats:
 @dataclass
 class Choice:
     """What the model picked among given continuations by its own token probabilities (Backend.stream's
-    `choose_first`). `probabilities`: softmax probability of each option's first token at the first generated
-    position, summed over the option's single-token spellings; the option with the largest one was written."""
+    `choose_first`). `raw`: softmax probability of each option's first token at the first generated position,
+    summed over the option's single-token spellings. `probabilities`: what the choice was taken on (the raw ones,
+    or calibrated by `prior` with engine.synthesis.calibrate); the option with the largest one was written."""
     choice: str
     probabilities: dict[str, float]
     method: str = "token_probabilities"
+    raw: dict[str, float] | None = None
+    prior: dict[str, float] | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -74,6 +77,8 @@ class Backend(ABC):
     #: Whether stream(choose_first=...) picks by the model's token probabilities (else the option is ignored and
     #: the caller parses the text).
     supports_choice: bool = False
+    #: Whether stream() takes `choice_prior` (a calibrated choice) and first_token_probabilities() is served.
+    supports_calibration: bool = False
 
     def __init__(self) -> None:
         self.last_stats: GenerationStats | None = None
@@ -100,7 +105,15 @@ class Backend(ABC):
 
         choose_first: option -> its spellings (e.g. {"yes": [" yes", " Yes"], ...}). A backend that
         supports_choice makes the first generated words the option the model finds most probable (first
-        spelling) and leaves the Choice in self.last_choice; others ignore it (last_choice stays None)."""
+        spelling) and leaves the Choice in self.last_choice; others ignore it (last_choice stays None). A backend
+        that supports_calibration also takes `choice_prior` (option -> probability): the choice is then taken on
+        the probabilities calibrated by it."""
+
+    def first_token_probabilities(self, messages: list[Message], options: dict[str, list[str]],
+                                  prefill: str = "") -> tuple[dict[str, float], dict]:
+        """Each option's probability at the first generated position of this conversation, without generating,
+        and what it cost ({"time_s", "prompt_tokens", "cached"}). Served where supports_calibration."""
+        raise NotImplementedError(f"{self.name or type(self).__name__} exposes no token probabilities")
 
     def describe(self) -> dict:
         return {"name": self.model_name}

@@ -27,6 +27,7 @@ from typing import Iterator
 from .base import Backend, BackendError, Choice, ContextTooLarge, GenerationStats, Message, ModelNotFound
 from .registry import resolve_model
 from .. import threads as threads_mod
+from ..synthesis import calibrate, pick
 
 _NATIVE_LOGGER = "llama-cpp-python"     # the logger llama-cpp-python's llama_log_set callback consults
 _show_native_log = False
@@ -262,25 +263,35 @@ class FirstTokenChoice:
 
     At the first generated position it reads the softmax probability of each option's single-token spellings
     (token ids in `options`: option -> [canonical spelling's tokens, then the first token of every other
-    single-token spelling]), sums them per option, takes the most probable option, and forces that option's
-    canonical tokens one by one; after them it leaves the logits alone. `choice` holds the result."""
+    single-token spelling]), sums them per option, takes the most probable option (after calibrating by `prior`
+    when given: engine.synthesis.calibrate), and forces that option's canonical tokens one by one; after them it
+    leaves the logits alone. `choice` holds the result."""
 
-    def __init__(self, canonical: dict[str, list[int]], counted: dict[str, list[int]]):
-        self.canonical, self.counted = canonical, counted
+    def __init__(self, canonical: dict[str, list[int]], counted: dict[str, list[int]],
+                 prior: dict[str, float] | None = None):
+        self.canonical, self.counted, self.prior = canonical, counted, prior
         self.step = 0
         self.forced: list[int] = []
         self.choice: Choice | None = None
 
+    def read(self, scores) -> dict[str, float]:
+        """Each option's probability (summed over its counted tokens) in these logits."""
+        import numpy as np
+        x = np.asarray(scores, dtype=np.float64)
+        p = np.exp(x - x.max())
+        p /= p.sum()
+        return {opt: float(sum(p[t] for t in set(ids))) for opt, ids in self.counted.items()}
+
     def __call__(self, input_ids, scores):
         import numpy as np
         if self.step == 0:
-            x = np.asarray(scores, dtype=np.float64)
-            p = np.exp(x - x.max())
-            p /= p.sum()
-            probs = {opt: float(sum(p[t] for t in set(ids))) for opt, ids in self.counted.items()}
-            best = max(probs, key=lambda o: (probs[o], -list(probs).index(o)))
-            self.choice = Choice(best, {k: round(v, 6) for k, v in probs.items()})
-            self.forced = list(self.canonical[best])
+            raw = {k: round(v, 6) for k, v in self.read(scores).items()}
+            if self.prior is None:
+                self.choice = Choice(pick(raw), raw, raw=raw)
+            else:
+                cal = {k: round(v, 6) for k, v in calibrate(raw, self.prior).items()}
+                self.choice = Choice(pick(cal), cal, "calibrated_token_probabilities", raw, dict(self.prior))
+            self.forced = list(self.canonical[self.choice.choice])
         step, self.step = self.step, self.step + 1
         if step < len(self.forced):
             out = np.full_like(scores, -np.inf)
@@ -289,9 +300,16 @@ class FirstTokenChoice:
         return scores
 
 
+#: How many prompts' first-token probabilities a process remembers (oldest dropped first).
+PROBABILITY_MEMO_SIZE = 512
+
+
 class LlamaCppBackend(Backend):
     name = "llamacpp"
     supports_choice = True
+    supports_calibration = True
+    #: first_token_probabilities' results by (model file, prompt text, options), shared by the process's backends
+    _probability_memo: dict[tuple, dict[str, float]] = {}
 
     def __init__(self, model: str, *, context_window: int, n_threads: int | None = None, seed: int = 0,
                  verbose: bool | None = None):
@@ -383,7 +401,8 @@ class LlamaCppBackend(Backend):
         return int(self._lc.llama_perf_sampler(chain).n_sample) if chain else 0
 
     # -- generation -----------------------------------------------------------------------------------------
-    def choice_processor(self, options: dict[str, list[str]]) -> FirstTokenChoice:
+    def choice_processor(self, options: dict[str, list[str]],
+                         prior: dict[str, float] | None = None) -> FirstTokenChoice:
         """The logits processor for `choose_first`: each option's canonical (first) spelling as tokens, and the
         first token of each of its spellings that is a single token (a spelling split into pieces, e.g. " MAYBE",
         would count an unrelated piece, so it does not count). A token shared by two options counts for neither."""
@@ -394,12 +413,45 @@ class LlamaCppBackend(Backend):
                                            for s in spellings) if len(t) == 1]
         shared = {t for o in counted for t in counted[o] if any(t in counted[x] for x in counted if x != o)}
         counted = {o: [t for t in ids if t not in shared] or canonical[o][:1] for o, ids in counted.items()}
-        return FirstTokenChoice(canonical, counted)
+        return FirstTokenChoice(canonical, counted, prior)
+
+    def first_token_probabilities(self, messages: list[Message], options: dict[str, list[str]],
+                                  prefill: str = "") -> tuple[dict[str, float], dict]:
+        """The options' probabilities at this conversation's first generated position: one evaluation of its
+        prompt, remembered per model file and prompt text for the process (a content-free conversation recurs
+        across runs). The model's cache (the running conversation's prefix) is saved before and restored after,
+        so the next call still reuses it."""
+        text = self.render(messages, prefill)
+        key = (str(self.model_path), text, tuple((o, tuple(s)) for o, s in options.items()))
+        memo = LlamaCppBackend._probability_memo
+        if key in memo:
+            return dict(memo[key]), {"time_s": 0.0, "prompt_tokens": 0, "cached": True}
+        tokens = self.tokenize(text)
+        if self.deadline is not None:
+            self.deadline.check("decision calibration")
+        t0 = time.perf_counter()
+        saved = self.llm.save_state() if self.llm.n_tokens else None
+        try:
+            import numpy as np
+            self.llm.reset()
+            self.llm.eval(tokens)          # logits of the last token only (the context keeps no others)
+            logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),)).copy()
+            probs = self.choice_processor(options).read(logits)
+        finally:
+            if saved is not None:
+                self.llm.load_state(saved)
+        probs = {k: round(v, 6) for k, v in probs.items()}
+        if len(memo) >= PROBABILITY_MEMO_SIZE:
+            memo.pop(next(iter(memo)))
+        memo[key] = probs
+        return dict(probs), {"time_s": round(time.perf_counter() - t0, 4), "prompt_tokens": len(tokens),
+                             "cached": False}
 
     def stream(self, messages: list[Message], *, max_tokens: int, prefill: str = "",
-               stop: list[str] | None = None, choose_first: dict[str, list[str]] | None = None) -> Iterator[str]:
+               stop: list[str] | None = None, choose_first: dict[str, list[str]] | None = None,
+               choice_prior: dict[str, float] | None = None) -> Iterator[str]:
         self.last_choice = None
-        chooser = self.choice_processor(choose_first) if choose_first else None
+        chooser = self.choice_processor(choose_first, choice_prior) if choose_first else None
         tokens = self.tokenize(self.render(messages, prefill))
         if len(tokens) + max_tokens > self.llm.n_ctx():
             raise BackendError(f"prompt of {len(tokens)} tokens + {max_tokens} to generate exceeds the "

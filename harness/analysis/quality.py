@@ -339,8 +339,9 @@ def early_exit_tradeoff(on: Sequence[QuestionOutcome], off: Sequence[QuestionOut
 
 
 def _paired(a: Sequence[QuestionOutcome], b: Sequence[QuestionOutcome], polar: bool = True) -> dict:
-    """a vs b on the questions run in both: accuracy change with exact McNemar (polar sets), overlap change with
-    Wilcoxon (free-text sets), time per question (a / b)."""
+    """a vs b on the questions run in both: accuracy change with exact McNemar and the decisions that flipped
+    going from b to a (right_to_wrong, wrong_to_right; polar sets), overlap change with Wilcoxon (free-text sets),
+    time per question (a / b)."""
     pairs = _pairs(a, b)
     n = len(pairs)
     out = {"n": n, "accuracy_change": None, "p_value": None}
@@ -349,6 +350,8 @@ def _paired(a: Sequence[QuestionOutcome], b: Sequence[QuestionOutcome], polar: b
     if polar:
         out["accuracy_change"] = sum(x.correct for x, _ in pairs) / n - sum(y.correct for _, y in pairs) / n
         out["p_value"] = mcnemar_exact_p([x.correct for x, _ in pairs], [y.correct for _, y in pairs])
+        out["right_to_wrong"] = sum(1 for x, y in pairs if y.correct and not x.correct)
+        out["wrong_to_right"] = sum(1 for x, y in pairs if x.correct and not y.correct)
     else:
         d = _paired_change(pairs, "overlap")
         out.update(overlap_change=d.mean_change, overlap_change_ci95=d.ci95, p_value=d.p_value)
@@ -473,6 +476,7 @@ def quality_summary(outcomes: Mapping[str, Sequence[QuestionOutcome]], *, sample
     maj = _majority(sample, all_questions) if polar else None
     ee = early_exit_tradeoff(runs["retrieval"], runs["retrieval_no_early_exit"])
     comparisons = {f"retrieval_vs_{b}": _paired(runs["retrieval"], runs[b], polar) for b in ("closed_book", "single_shot")}
+    comparisons["single_shot_vs_closed_book"] = _paired(runs["single_shot"], runs["closed_book"], polar)
     if maj:
         comparisons["retrieval_vs_majority"] = _paired(runs["retrieval"], [
             QuestionOutcome(str(q.id), q.answer, maj.label, "majority", 0.0) for q in sample])

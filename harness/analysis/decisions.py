@@ -1,0 +1,198 @@
+"""Polar decisions, pure: each run's option probabilities decided by several calibration methods, and per arm the
+accuracy (95 % Wilson interval), macro-F1, confusion matrix, time per question, the flips against closed-book and
+exact McNemar tests against closed-book and the majority class (the decision bench's summary).
+
+Methods (what decides, from the probabilities a run stored):
+  raw            the model's own token probabilities
+  content_free   divided by the content-free conversation's (the engine's calibration; the run's own prior)
+  relative       content_free, then multiplied by the closed-book prompt's content-free prior: only the bias the
+                 research conversation adds to the closed-book prompt's is removed (closed-book stays raw)
+  batch_prior    divided by the mean probabilities of the arm's runs on the other half of the sample (cross-fitted)
+  domain_prior   batch_prior, then multiplied by the gold label shares of the other half (a domain prior)
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ...engine.synthesis import calibrate, normalized, pick
+from .quality import DECISIONS, _ci, majority_class, mcnemar_exact_p
+
+METHODS = ("raw", "content_free", "relative", "batch_prior", "domain_prior")
+#: The arm every other is compared with: the same model without retrieval, its raw decision.
+BASELINE = "closed_book:raw"
+
+
+@dataclass
+class DecisionRun:
+    """One run's decision material: the stored raw probabilities and content-free prior (engine telemetry)."""
+    question_id: str
+    gold: str
+    arm: str                                  # closed_book | progressive | single_shot
+    raw: dict[str, float] | None              # None: the run failed (counts as wrong)
+    prior: dict[str, float] | None = None
+    decision: str | None = None               # what the engine decided
+    time_s: float = 0.0
+    calibration_s: float = 0.0                # what the content-free prior cost (0 when cached)
+    calibration_cached: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _fold(i: int) -> int:
+    return i % 2
+
+
+def _mean_prior(runs: Sequence[DecisionRun]) -> dict[str, float]:
+    ok = [normalized(r.raw) for r in runs if r.raw]
+    if not ok:
+        return {d: 1 / len(DECISIONS) for d in DECISIONS}
+    return {d: float(np.mean([p[d] for p in ok])) for d in DECISIONS}
+
+
+def _label_shares(runs: Sequence[DecisionRun]) -> dict[str, float]:
+    golds = [r.gold for r in runs]
+    return {d: (golds.count(d) + 1) / (len(golds) + len(DECISIONS)) for d in DECISIONS}   # add-one smoothing
+
+
+def decide(runs: Sequence[DecisionRun], method: str, reference: Mapping[str, float] | None = None) -> list[str | None]:
+    """Each run's decision by `method` (METHODS); the priors of batch_prior and domain_prior come from the other
+    fold (even / odd positions), so no run is decided by a prior it helped measure. `reference`: the closed-book
+    prompt's content-free prior (method relative)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: one of {', '.join(METHODS)}")
+    folds = {f: [r for i, r in enumerate(runs) if _fold(i) != f] for f in (0, 1)}
+    batch = {f: _mean_prior(folds[f]) for f in folds}
+    shares = {f: _label_shares(folds[f]) for f in folds}
+    out: list[str | None] = []
+    for i, r in enumerate(runs):
+        if not r.raw:
+            out.append(None)
+        elif method == "raw":
+            out.append(pick(r.raw))
+        elif method in ("content_free", "relative"):
+            ref = reference if method == "relative" else None
+            if r.prior is None or (method == "relative" and ref is None):
+                out.append(None)
+            else:
+                p = calibrate(r.raw, r.prior)
+                out.append(pick({d: p[d] * ref[d] for d in p} if ref else p))
+        else:
+            p = calibrate(r.raw, batch[_fold(i)])
+            if method == "domain_prior":
+                p = {d: p[d] * shares[_fold(i)][d] for d in p}
+            out.append(pick(p))
+    return out
+
+
+@dataclass
+class ArmFigures:
+    """One arm decided by one method, over the sample."""
+    n: int
+    correct: int
+    accuracy: float | None
+    accuracy_ci95: list[float] | None
+    macro_f1: float | None
+    confusion: dict[str, dict[str, int]]      # gold -> decided -> count ("none": no decision)
+    decisions: dict[str, int]
+    time_per_question_s: float | None
+    right_to_wrong: int = 0                   # against closed-book: it was right there, wrong here
+    wrong_to_right: int = 0
+    p_vs_closed_book: float | None = None     # exact McNemar, paired by question
+    p_vs_majority: float | None = None
+    calibration_s_per_question: float | None = None
+    failed_runs: int = 0                      # runs that ended without a decision (timeout, failure): left out
+    closed_book_accuracy: float | None = None  # closed-book's and the majority class's on the same questions
+    majority_accuracy: float | None = None
+
+
+def flips(base_correct: Sequence[bool], correct: Sequence[bool]) -> tuple[int, int]:
+    """(right -> wrong, wrong -> right) going from the base arm to this one, paired by position."""
+    rw = sum(1 for b, c in zip(base_correct, correct) if b and not c)
+    wr = sum(1 for b, c in zip(base_correct, correct) if c and not b)
+    return rw, wr
+
+
+def macro_f1(gold: Sequence[str], decided: Sequence[str | None]) -> float | None:
+    """Macro-averaged F1 over yes/no/maybe (a missing decision counts as wrong for every label)."""
+    if not gold:
+        return None
+    from sklearn.metrics import f1_score
+    return float(f1_score(list(gold), [d or "none" for d in decided], labels=list(DECISIONS), average="macro",
+                          zero_division=0))
+
+
+def arm_figures(runs: Sequence[DecisionRun], decided: Sequence[str | None], base: Sequence[bool] | None,
+                majority: str) -> ArmFigures:
+    """The figures of one arm, `decided` by one method; `base`: closed-book's correctness on the same questions."""
+    gold = [r.gold for r in runs]
+    correct = [d is not None and d == g for d, g in zip(decided, gold)]
+    n, k = len(runs), sum(correct)
+    confusion = {g: {d: 0 for d in (*DECISIONS, "none")} for g in DECISIONS}
+    for g, d in zip(gold, decided):
+        confusion[g][d or "none"] += 1
+    counts = {d: sum(1 for x in decided if (x or "none") == d) for d in (*DECISIONS, "none")}
+    rw, wr = flips(base, correct) if base is not None else (0, 0)
+    return ArmFigures(
+        n=n, correct=k, accuracy=k / n if n else None, accuracy_ci95=_ci(k, n), macro_f1=macro_f1(gold, decided),
+        confusion=confusion, decisions=counts, time_per_question_s=float(np.mean([r.time_s for r in runs])) if n else None,
+        right_to_wrong=rw, wrong_to_right=wr,
+        p_vs_closed_book=mcnemar_exact_p(list(base), correct) if base is not None and n else None,
+        p_vs_majority=mcnemar_exact_p([g == majority for g in gold], correct) if n else None,
+        closed_book_accuracy=sum(base) / n if base is not None and n else None,
+        majority_accuracy=sum(g == majority for g in gold) / n if n else None,
+        calibration_s_per_question=float(np.mean([r.calibration_s for r in runs])) if n else None)
+
+
+@dataclass
+class DecisionSummary:
+    """The decision bench's summary: per arm and method (e.g. "progressive:content_free") its figures on the
+    questions every arm answered, the majority baseline on them, and the sample's description."""
+    n: int
+    question_ids: list[str]
+    majority_label: str
+    majority: ArmFigures
+    arms: dict[str, ArmFigures] = field(default_factory=dict)
+    sample: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def paired_runs(runs: Sequence[DecisionRun]) -> tuple[dict[str, list[DecisionRun]], dict[str, int]]:
+    """Completed runs by arm on the questions closed-book completed, in closed-book's order (pairs by position),
+    and per arm how many runs ended without a decision (left out: a run the machine's load timed out says
+    nothing about the decision)."""
+    by_arm: dict[str, dict[str, DecisionRun]] = {}
+    failed: dict[str, int] = {}
+    for r in runs:
+        if r.raw:
+            by_arm.setdefault(r.arm, {})[r.question_id] = r
+        else:
+            failed[r.arm] = failed.get(r.arm, 0) + 1
+    base = by_arm.get("closed_book", {})
+    return {arm: [rs[q] for q in base if q in rs] for arm, rs in by_arm.items()}, failed
+
+
+def decision_summary(runs: Sequence[DecisionRun], all_questions: Sequence[object],
+                     sample: Mapping | None = None) -> DecisionSummary:
+    """Every arm decided by every method, each compared with closed-book (raw) on the questions both completed."""
+    label = majority_class(all_questions)[0]
+    arms, failed = paired_runs(runs)
+    base_runs = arms.get("closed_book", [])
+    base_by_q = dict(zip([r.question_id for r in base_runs],
+                         [d == r.gold for d, r in zip(decide(base_runs, "raw"), base_runs)]))
+    out: dict[str, ArmFigures] = {}
+    reference = next((r.prior for r in base_runs if r.prior), None)
+    for arm, rs in arms.items():
+        base = [base_by_q[r.question_id] for r in rs]
+        for m in METHODS:
+            decided = decide(rs, m, reference)
+            if any(d is not None for d in decided) or m == "raw":
+                out[f"{arm}:{m}"] = replace(arm_figures(rs, decided, base, label), failed_runs=failed.get(arm, 0))
+    maj = arm_figures(base_runs, [label] * len(base_runs), list(base_by_q.values()), label)
+    return DecisionSummary(n=len(base_runs), question_ids=[r.question_id for r in base_runs], majority_label=label,
+                           majority=maj, arms=out, sample=dict(sample or {}))
