@@ -6,13 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm_research_bench import engine
 from llm_research_bench.engine.backends import Backend, Choice, GenerationStats
 from llm_research_bench.engine.backends.llamacpp import FirstTokenChoice
-from llm_research_bench.engine.corpus import Corpus, Passage
 from llm_research_bench.engine.pipeline import QuestionError
 from llm_research_bench.engine.synthesis import CONTENT_FREE, DECISION_OPTIONS, calibrate, normalized, pick
 from llm_research_bench.engine.telemetry import validation_errors
+from tests.engine.test_answers import CORPUS, research
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "tests" / "data" / "telemetry_quick.json").read_text())
@@ -92,14 +91,6 @@ class CalibratingBackendDouble(Backend):
         yield ". It does."
         n = self.prompt_tokens(messages, prefill)
         self.last_stats = GenerationStats(n, n, 4, 0.01, 0.02, 3, finish_reason="stop")
-
-
-CORPUS = Corpus([Passage("p1", "Mitochondria change shape before the cell dies.")], [], "memory", "jsonl")
-
-
-def research(backend, question="Do mitochondria matter?", **kw):
-    return engine.research(question, profile="quick", backend=backend, corpus=CORPUS, retrieval=False,
-                           system_info=SAMPLE["system"], **kw)
 
 
 def test_a_closed_book_decision_is_calibrated_by_its_content_free_conversation():
