@@ -18,8 +18,6 @@ from .thresholds import Threshold
 #: PELT's cost (l1: robust to a spike), its penalty in log(n) noise scales, the shortest segment in runs; the
 #: confirmation reads at most WINDOW commits a side.
 MODEL, PENALTY, MIN_SIZE, WINDOW = "l1", 2.0, 2, 5
-#: The gate's threshold for a metric given without one.
-DEFAULT_PCT = 5.0
 
 
 @dataclass
@@ -112,7 +110,7 @@ def find_steps(points: Sequence[Point], *, series: str, metric: str, threshold: 
 def default_thresholds(specs: Sequence[str] = ()) -> list[Threshold]:
     """METRIC[:PCT] specs as Thresholds (default: the headline metrics with a direction); ValueError names a bad
     one."""
-    from .thresholds import parse_threshold
+    from .thresholds import DEFAULT_PCT, parse_threshold
     from ..records import headline_metrics
     if not specs:
         known = metric_specs("telemetry")

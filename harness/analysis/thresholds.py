@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from ..records import metric_specs
 
+#: The gate's threshold for a metric named without one (find, regressions).
+DEFAULT_PCT = 5.0
+
 
 @dataclass(frozen=True)
 class Threshold:

@@ -7,10 +7,11 @@ import json
 import math
 import sys
 
+from ..analysis.thresholds import DEFAULT_PCT
 from .run import add_range_arguments, progress, range_settings
 
 PASS_THROUGH = True
-DEFAULT_ROUNDS, DEFAULT_PCT = 5, 5.0
+DEFAULT_ROUNDS = 5
 
 
 def add_arguments(p) -> None:

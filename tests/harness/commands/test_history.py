@@ -70,6 +70,11 @@ def _worktrees(bench) -> list[str]:
     return [x for x in bench.git("worktree", "list", "--porcelain").splitlines() if x.startswith("worktree ")]
 
 
+def _regressions(bench, *args):
+    return bench.pytester.run(sys.executable, "-m", "llm_research_bench.harness", "regressions", "--results-dir",
+                              str(bench.results), "--metric", "tpot_s:10%", *args)
+
+
 def test_run_stores_every_commit_and_a_second_call_skips_them_all(bench, monkeypatch):
     shas = _history(bench, monkeypatch, slowdown=True)
     r = _command(bench, "run", "HEAD~4..HEAD", "--research-rounds", "3", "--format", "json")
@@ -90,8 +95,7 @@ def test_run_stores_every_commit_and_a_second_call_skips_them_all(bench, monkeyp
     assert again.stderr.str().count("already measured on this machine with these settings: skipped") == 4
     assert len([x for x in bench.records() if is_usable(x)]) == 12
 
-    reg = bench.pytester.run(sys.executable, "-m", "llm_research_bench.harness", "regressions", "--results-dir",
-                             str(bench.results), "--metric", "tpot_s:10%", "--format", "json")
+    reg = _regressions(bench, "--format", "json")
     assert reg.ret == 0, reg.stderr.str()
     steps = json.loads(reg.stdout.str())
     jsonschema.validate(steps, _schema("regressions"))
@@ -99,8 +103,7 @@ def test_run_stores_every_commit_and_a_second_call_skips_them_all(bench, monkeyp
         (shas["B"][:12], shas["A2"][:12], "tpot_s")]                   # B's step, none on the A / A2 pair
     step = steps["steps"][0]
     assert step["subject"] == "B: 4 ms more per sampled token" and step["change_pct"] > 30 and step["p"] < 0.05
-    text = bench.pytester.run(sys.executable, "-m", "llm_research_bench.harness", "regressions", "--results-dir",
-                              str(bench.results), "--metric", "tpot_s:10%").stdout.str()
+    text = _regressions(bench).stdout.str()
     assert text.startswith(f"{shas['B'][:12]} run[quick] tpot_s: 0.0119 s -> 0.0159 s (+33.9 %, permutation p=")
     assert text.rstrip().endswith('"B: 4 ms more per sampled token"') and len(text.splitlines()) == 1
 
