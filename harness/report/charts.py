@@ -4,7 +4,7 @@ pt, median, band, regression and improvement (for tests and the browser check) a
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from . import TEMPLATES
 
@@ -78,13 +78,26 @@ def _draw(macro: str, *args) -> str:
     return getattr(TEMPLATES.get_template("charts.svg.j2").module, macro)(*args).strip()
 
 
-def history_chart(points: Sequence, *, title: str, unit: str = "", better: str = "none") -> str:
+def commit_labels(points: Sequence, commits: Mapping | None = None) -> dict[str, tuple[str, str]]:
+    """Commit key -> (axis label, hover text): '12-01 3f2a9c1' and 'key · date · subject' where `commits` (key ->
+    run.history.Commit) describes it, the short hash alone where it does not."""
+    out = {}
+    for p in points:
+        c, dirty = (commits or {}).get(p.commit), "+" if p.commit.endswith("+dirty") else ""
+        out[p.commit] = ((f"{c.date[5:10]} {p.commit[:7]}{dirty}", f"{p.commit} · {c.date[:10]} · {c.subject}")
+                         if c else (p.commit[:8] + dirty, p.commit))
+    return out
+
+
+def history_chart(points: Sequence, *, title: str, unit: str = "", better: str = "none",
+                  commits: Mapping | None = None) -> str:
     """A metric across commits (harness.measures.Point objects, oldest first): every run as a dot, the median per
-    commit as a line, the budget band shaded, a regression marked by a red triangle, an improvement by a green one."""
+    commit as a line, the budget band shaded, a regression marked by a red triangle, an improvement by a green one;
+    commits labelled by date and short hash where `commits` (key -> run.history.Commit) describes them."""
     vals = [v for p in points for v in p.values]
     bands = [b for p in points if p.band for b in p.band if b is not None]
     f = _Frame(0, max(1, len(points) - 1), min(vals + bands), max(vals + bands))
-    return _draw("history", f, points, title, unit, better)
+    return _draw("history", f, points, title, unit, better, commit_labels(points, commits))
 
 
 def _xy(pts: list[tuple[float, float]]) -> tuple[list[float], list[float]]:

@@ -182,7 +182,8 @@ def test_the_regressions_list_links_each_step_to_its_chart():
                    ts=f"2026-11-2{i}T10:0{k}:00.000000+00:00") for i, c in enumerate(commits) for k in range(3)]
     page = report_html.render(recs, generated_at="TESTDATA")
     section = re.search(r'<section id="regressions">(.*?)</section>', page, flags=re.S).group(1)
-    links = re.findall(r'<a href="#(chart-[^"]+)">([^<]*)</a>', section)
-    assert any("execution_time_s" in text and commits[3] in text for _, text in links), section
-    for target, _ in links:
+    rows = re.findall(r'<tr><td class="l"><a href="#(chart-[^"]+)">([^<]*)</a></td>(.*?)</tr>', section)
+    assert any("execution_time_s" in text and commits[3] in rest and "+40.0 %" in rest for _, text, rest in rows), \
+        section
+    for target, _, _ in rows:
         assert f'id="{target}"' in page, target
