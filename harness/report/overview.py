@@ -68,7 +68,7 @@ def _memory(recs: Sequence[ResultRecord]) -> tuple[float | None, float | None]:
 def _row(v: "InstanceVerdict", recs: Sequence[ResultRecord]) -> VerdictRow:
     mem, limit = _memory(recs)
     band = "" if v.time_upper_s is None else (
-        f"{num(v.time_lower_s, 's')} .. {num(v.time_upper_s, 's')}" if v.time_lower_s is not None
+        f"{num(v.time_lower_s, 's', show_unit=False)}–{num(v.time_upper_s, 's')}" if v.time_lower_s is not None
         else f"< {num(v.time_upper_s, 's')}")
     notes = list(dict.fromkeys(v.run_reasons))
     if v.contended:
@@ -96,7 +96,7 @@ def summary(mine: Sequence[ResultRecord], git_order: Sequence[str] | None,
     at = [r for r in judged if measures.commit_key(r) == last]
     by_id = {r.record_id: r for r in at}
     rows = sorted((_row(v, [by_id[i] for i in v.record_ids if i in by_id]) for v in instance_verdicts(at)),
-                  key=lambda row: (row.series, row.measured_at))
+                  key=lambda row: (row.time == "—", row.series, row.measured_at))   # timed (pipeline) benches first
     shown = {r.series for r in rows}
     older = sorted({series_key(r) for r in mine if measures.is_measurement(r)} - shown)
     return Summary(last, infos.get(last), rows, older)

@@ -54,7 +54,9 @@ def html_table(table: Sequence[dict], commit_cell: Callable[[str], str] = html.e
     """The rows as an HTML table (metric, bench, commit, change, p), each metric linking to its history chart
     (#chart_id); `commit_cell` writes a commit key as HTML (with its date and subject where known)."""
     if not table:
-        return '<p class="muted">No confirmed steps for the worse in the stored history.</p>'
+        return ('<p class="muted">No lasting step for the worse in the stored history (the change-point analysis of '
+                '<code>research-bench regressions</code>). A mark on a chart compares one commit with the one before '
+                'it only.</p>')
     head = "".join(f'<th class="l">{h}</th>' for h in ("metric", "bench", "commit", "change (median before → after)",
                                                        "p (one-sided, test)", "runs"))
     body = "".join("<tr>" + "".join(f'<td class="l">{c}</td>' for c in _cells(r, commit_cell)) + "</tr>"
