@@ -78,14 +78,21 @@ def _draw(macro: str, *args) -> str:
     return getattr(TEMPLATES.get_template("charts.svg.j2").module, macro)(*args).strip()
 
 
-def commit_labels(points: Sequence, commits: Mapping | None = None) -> dict[str, tuple[str, str]]:
-    """Commit key -> (axis label, hover text): '12-01 3f2a9c1' and 'key · date · subject' where `commits` (key ->
-    run.history.Commit) describes it, the short hash alone where it does not."""
-    out = {}
-    for p in points:
+#: At most this many commits are named under a history chart's axis (spread evenly, the first and last included).
+AXIS_COMMITS = 6
+
+
+def commit_labels(points: Sequence, commits: Mapping | None = None) -> list[tuple[str, str, str, bool]]:
+    """Per point: (date 'MM-DD', short hash, hover text, whether the axis names it). The date and the hover's
+    'key · date · subject' come from `commits` (key -> run.history.Commit); without it the hash stands alone."""
+    n = len(points)
+    k = min(n, AXIS_COMMITS)
+    named = {round(j * (n - 1) / (k - 1)) for j in range(k)} if k > 1 else {0}
+    out = []
+    for i, p in enumerate(points):
         c, dirty = (commits or {}).get(p.commit), "+" if p.commit.endswith("+dirty") else ""
-        out[p.commit] = ((f"{c.date[5:10]} {p.commit[:7]}{dirty}", f"{p.commit} · {c.date[:10]} · {c.subject}")
-                         if c else (p.commit[:8] + dirty, p.commit))
+        out.append((c.date[5:10] if c else "", p.commit[:7 if c else 8] + dirty,
+                    f"{p.commit} · {c.date[:10]} · {c.subject}" if c else p.commit, i in named))
     return out
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from ..analysis import measures
 from ..analysis.gate import instance_verdicts
 from ..records import ResultRecord, is_superseded, label, series_key, unit
-from ..units import num
+from ..units import limit, num
 
 if TYPE_CHECKING:
     from ..analysis.gate import InstanceVerdict
@@ -60,16 +60,15 @@ def commit_infos(records: Sequence[ResultRecord], commits: Sequence["Commit"] | 
 def _memory(recs: Sequence[ResultRecord]) -> tuple[float | None, float | None]:
     """The median memory peak of an instance's measured runs and the limit they were held to."""
     peaks = [v for r in recs if measures.is_measurement(r) and (v := r.metric("memory_peak_mb")) is not None]
-    limit = next(((r.budget or {}).get("memory_mb") for r in reversed(recs) if (r.budget or {}).get("memory_mb")),
-                 None)
-    return (statistics.median(peaks) if peaks else None), limit
+    cap = next(((r.budget or {}).get("memory_mb") for r in reversed(recs) if (r.budget or {}).get("memory_mb")), None)
+    return (statistics.median(peaks) if peaks else None), cap
 
 
 def _row(v: "InstanceVerdict", recs: Sequence[ResultRecord]) -> VerdictRow:
-    mem, limit = _memory(recs)
+    mem, cap = _memory(recs)
     band = "" if v.time_upper_s is None else (
-        f"{num(v.time_lower_s, 's', show_unit=False)}–{num(v.time_upper_s, 's')}" if v.time_lower_s is not None
-        else f"< {num(v.time_upper_s, 's')}")
+        f"{limit(v.time_lower_s)}–{limit(v.time_upper_s)} s" if v.time_lower_s is not None
+        else f"< {limit(v.time_upper_s)} s")
     notes = list(dict.fromkeys(v.run_reasons))
     if v.contended:
         notes.append(f"{v.contended} of {v.attempts} attempt(s) timed on a busy machine"
@@ -79,8 +78,8 @@ def _row(v: "InstanceVerdict", recs: Sequence[ResultRecord]) -> VerdictRow:
     return VerdictRow(series=v.key, status=v.status, gated=v.gated, runs=v.runs,
                       met=sum(1 for r in recs if not r.warmup and not is_superseded(r) and r.target_met),
                       time=num(v.time_s, "s", missing="—"), time_budget=band, time_status=v.time_status,
-                      memory=num(mem, "MB", missing="—"), memory_limit=num(limit, "MB", missing=""),
-                      memory_over=bool(mem is not None and limit and mem > limit), notes=tuple(notes),
+                      memory=num(mem, "MB", missing="—"), memory_limit=num(cap, "MB", missing=""),
+                      memory_over=bool(mem is not None and cap and mem > cap), notes=tuple(notes),
                       measured_at=max(r.timestamp for r in recs)[:16].replace("T", " "))
 
 

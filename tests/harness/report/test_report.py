@@ -234,7 +234,7 @@ def test_the_page_opens_on_the_latest_commits_verdicts_then_the_regressions(stor
     for _, target, _ in rows:
         assert f'id="{target}"' in store_page
     research = re.search(r'research\[quick\]</a>.*?</tr>', summary, flags=re.S).group(0)
-    assert "3/3" in research and "10.0–45.0 s" in research and "4,096 MB" in research
+    assert "3/3" in research and "10–45 s" in research and "4,096 MB" in research
     assert "calibration" not in "".join(b for _, _, b in rows) and "earlier commits" in summary   # named, not a row
 
 
@@ -269,8 +269,9 @@ def test_each_bench_opens_on_its_headline_charts_and_folds_the_rest(store_page):
 def test_commits_are_labelled_with_date_and_subject_or_their_short_hash(store_page, testdata_records):
     time_chart = re.search(r'<div class="card" id="chart-TESTDATA-machine-a-research-quick-execution_time_s">'
                            r'(.*?)</svg>', store_page, flags=re.S).group(1)
-    ticks = re.findall(r'transform="rotate\(-30 [^)]*\)">([^<]*)<title>([^<]*)</title>', time_chart)
-    assert ticks == [(f"11-{20 + i} {c[:7]}", f"{c} · 2026-11-{20 + i} · engine: change number {i}")
+    ticks = re.findall(r'<text class="tick commit"[^>]*><tspan[^>]*>([^<]*)</tspan><tspan[^>]*>([^<]*)</tspan>'
+                       r'<title>([^<]*)</title>', time_chart)
+    assert ticks == [(f"11-{20 + i}", c[:7], f"{c} · 2026-11-{20 + i} · engine: change number {i}")
                      for i, c in enumerate(["aaaa1111aaaa", "bbbb2222bbbb", "cccc3333cccc", "dddd4444dddd"])]
     assert '<ol class="commits"><li><span title="2026-11-20 engine: change number 0">aaaa1111aaaa</span>' \
            in store_page
@@ -319,3 +320,13 @@ def test_the_first_screen_in_headless_chromium_holds_the_latest_verdicts(tmp_pat
     shot = _chromium(_browser(), f"--screenshot={FIRST_SCREEN_PNG}", path.as_uri())
     assert shot.returncode == 0 and FIRST_SCREEN_PNG.exists(), shot.stderr[-2000:]
     assert _png_ink(FIRST_SCREEN_PNG.read_bytes()) > 0.01
+
+
+def test_a_long_history_names_a_few_commits_under_the_axis():
+    from llm_research_bench.harness.report import charts
+    from tests.harness.testdata import record, varied_telemetry
+    from llm_research_bench.harness.analysis import measures
+    recs = [record(varied_telemetry(1.0), commit=f"{i:02d}" * 6, ts=f"2026-11-{i + 1:02d}T00:00:00+00:00")
+            for i in range(20)]
+    labels = charts.commit_labels(measures.history(recs, "research[quick]", "execution_time_s"))
+    assert [i for i, (_, _, _, named) in enumerate(labels) if named] == [0, 4, 8, 11, 15, 19]
