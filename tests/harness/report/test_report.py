@@ -330,3 +330,22 @@ def test_a_long_history_names_a_few_commits_under_the_axis():
             for i in range(20)]
     labels = charts.commit_labels(measures.history(recs, "research[quick]", "execution_time_s"))
     assert [i for i, (_, _, _, named) in enumerate(labels) if named] == [0, 4, 8, 11, 15, 19]
+
+
+@pytest.mark.skipif(_browser() is None, reason="headless Chromium not installed (Debian: apt-get install -y "
+                                               "chromium); CI installs it, so this check runs there")
+def test_a_link_to_a_folded_chart_opens_its_folds_in_headless_chromium(tmp_path):
+    """The regressions table and the verdicts link to charts and benches that may sit in closed folds: following
+    such a link opens them (report.js), and the folds the link does not reach stay closed."""
+    recs, commits = _store()
+    path = report_html.write_report(recs, tmp_path / "report.html", commits=commits)
+    target = "chart-TESTDATA-machine-a-calibration-quick-wall_tokens_per_second"    # closed bench, "more" fold
+    assert re.search(rf'<details class="bench" id="[^"]*calibration-quick-bench" data-series="calibration\[quick\]">'
+                     rf'(?:(?!</details>\n<details class="bench").)*id="{target}"', path.read_text(), flags=re.S)
+    dom = _chromium(_browser(), "--virtual-time-budget=5000", "--dump-dom", f"{path.as_uri()}#{target}")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert re.search(r'<details class="bench" id="[^"]*calibration-quick-bench" data-series="calibration\[quick\]" '
+                     r'open="">(?:(?!</details>).)*<details class="more" open="">', dom.stdout, flags=re.S)
+    research = re.search(r'<details class="bench" id="[^"]*research-quick-bench"[^>]*>(.*?)<details class="commits"',
+                         dom.stdout, flags=re.S).group(1)
+    assert '<details class="more">' in research                        # untouched folds stay closed
