@@ -237,7 +237,8 @@ def _series_history(series: str, recs: list[ResultRecord], pg: _Part, is_open: b
         first.setdefault(measures.commit_key(r), r)
     return dict(series=series, id=bench_id(pg.fp, series), runs=len(recs), open=is_open,
                 regressions=sum(c["regressions"] for c in cards.values()), first=[cards[k] for k in head],
-                more=[cards[k] for k in rest], more_text=", ".join(map(label, rest)), flat=[cards[k] for k in flat], flat_text=overview.flat_text(flat, values),
+                more=[cards[k] for k in rest], more_text=", ".join(map(label, rest)), flat=[cards[k] for k in flat],
+                flat_text=overview.flat_text(flat, values),
                 commits=[pg.commit(first[c], long=True) for c in measures.commit_order(recs, pg.git_order)])
 
 
