@@ -1,6 +1,7 @@
 """`research-bench report`: the self-contained HTML report of the results store (report/html.py renders it).
 Commits come in git history order where git knows them, and link through a URL template: --commit-url, else
-$RESEARCH_BENCH_COMMIT_URL, else the ini key research_commit_url, else one derived from git's `origin` remote."""
+$RESEARCH_BENCH_COMMIT_URL, else the ini key research_commit_url, else one derived from git's `origin` remote;
+they are labelled with their date and subject, which this command reads from git (the report itself runs no git)."""
 from __future__ import annotations
 
 import sys
@@ -39,6 +40,19 @@ def add_arguments(p) -> None:
     p.add_argument("--no-commit-links", action="store_true", help="do not link commits")
 
 
+def commit_labels(shas, cwd: str = ".") -> list:
+    """The dates and subjects of the commits git knows among `shas` (run.history.Commit), for the report to label
+    commits with; none where git cannot say, and the report shows short hashes."""
+    from pathlib import Path
+
+    from ..run.continuous import ContinuousError
+    from ..run.history import describe
+    try:
+        return describe(Path(cwd), list(shas or ()))
+    except ContinuousError:
+        return []
+
+
 def run(args) -> int:
     from llm_research_bench.engine.envvars import env
 
@@ -58,7 +72,7 @@ def run(args) -> int:
         "research_commit_url") or remote_commit_url("."))   # the precedence the module docstring gives
     try:
         path = write_report(records, args.out, machine=args.machine, title=args.title, git_order=order,
-                            order_note=note, commit_url=template)
+                            order_note=note, commit_url=template, commits=commit_labels(order))
     except OSError as e:
         print(f"report: cannot write {args.out} ({e.strerror or e}): choose another --out", file=sys.stderr)
         return 2

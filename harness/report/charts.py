@@ -4,7 +4,7 @@ pt, median, band, regression and improvement (for tests and the browser check) a
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from . import TEMPLATES
 
@@ -78,13 +78,33 @@ def _draw(macro: str, *args) -> str:
     return getattr(TEMPLATES.get_template("charts.svg.j2").module, macro)(*args).strip()
 
 
-def history_chart(points: Sequence, *, title: str, unit: str = "", better: str = "none") -> str:
+#: At most this many commits are named under a history chart's axis (spread evenly, the first and last included).
+AXIS_COMMITS = 6
+
+
+def commit_labels(points: Sequence, commits: Mapping | None = None) -> list[tuple[str, str, str, bool]]:
+    """Per point: (date 'MM-DD', short hash, hover text, whether the axis names it). The date and the hover's
+    'key · date · subject' come from `commits` (key -> run.history.Commit); without it the hash stands alone."""
+    n = len(points)
+    k = min(n, AXIS_COMMITS)
+    named = {round(j * (n - 1) / (k - 1)) for j in range(k)} if k > 1 else {0}
+    out = []
+    for i, p in enumerate(points):
+        c, dirty = (commits or {}).get(p.commit), "+" if p.commit.endswith("+dirty") else ""
+        out.append((c.date[5:10] if c else "", p.commit[:7 if c else 8] + dirty,
+                    f"{p.commit} · {c.date[:10]} · {c.subject}" if c else p.commit, i in named))
+    return out
+
+
+def history_chart(points: Sequence, *, title: str, unit: str = "", better: str = "none",
+                  commits: Mapping | None = None) -> str:
     """A metric across commits (harness.measures.Point objects, oldest first): every run as a dot, the median per
-    commit as a line, the budget band shaded, a regression marked by a red triangle, an improvement by a green one."""
+    commit as a line, the budget band shaded, a regression marked by a red triangle, an improvement by a green one;
+    commits labelled by date and short hash where `commits` (key -> run.history.Commit) describes them."""
     vals = [v for p in points for v in p.values]
     bands = [b for p in points if p.band for b in p.band if b is not None]
     f = _Frame(0, max(1, len(points) - 1), min(vals + bands), max(vals + bands))
-    return _draw("history", f, points, title, unit, better)
+    return _draw("history", f, points, title, unit, better, commit_labels(points, commits))
 
 
 def _xy(pts: list[tuple[float, float]]) -> tuple[list[float], list[float]]:

@@ -8,16 +8,19 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ..analysis import measures
 from ..analysis.changepoints import default_thresholds, history_steps
 from ..analysis.quality import QualitySummary
 from ..records import ResultRecord, better, label, series_key, spec, unit
 from ..units import num
-from . import TEMPLATES, charts, regressions
+from . import TEMPLATES, charts, overview, regressions
 from . import Raw as _Raw
 from .regressions import chart_id
+
+if TYPE_CHECKING:
+    from ..run.history import Commit
 
 _ARMS = (("retrieval", "retrieval (early exit on)"), ("retrieval_no_early_exit", "early exit off"),
          ("single_shot", "single-shot RAG"), ("closed_book", "closed-book"))
@@ -55,13 +58,22 @@ class _Part:
     recommendations: list = field(default_factory=list)
     history: list = field(default_factory=list)
     regressions: str = ""
+    infos: Mapping[str, "Commit"] = field(default_factory=dict)     # commit key -> hash, date, subject
+    summary: overview.Summary | None = None
+    summary_commit: str = ""                                        # the latest commit, labelled, as HTML
+    charted: set = field(default_factory=set)                       # the series with a history block
 
-    def commit(self, rec: ResultRecord) -> _Raw:
-        """A record's commit key as HTML, linked when a URL template is set."""
+    def commit(self, rec: ResultRecord, long: bool = False) -> _Raw:
+        """A record's commit key as HTML, linked when a URL template is set, its date and subject on hover (and
+        after it, when `long`); the short hash alone where git could not describe it."""
         from ..run.environment import commit_url
         key = measures.commit_key(rec)
-        url = commit_url(self.commit_url, rec.commit)
-        return _Raw(f'<a href="{escape(url)}">{escape(key)}</a>' if url else escape(key))
+        url, info = commit_url(self.commit_url, rec.commit), self.infos.get(key)
+        tip = f' title="{escape(f"{info.date[:10]} {info.subject}")}"' if info else ""
+        link = f'<a href="{escape(url)}"{tip}>{escape(key)}</a>' if url else f"<span{tip}>{escape(key)}</span>"
+        if long and info:
+            link += f' <span class="when">{escape(info.date[:10])}</span> <q>{escape(info.subject)}</q>'
+        return _Raw(link)
 
 
 def _latest(records: Sequence[ResultRecord], pg: _Part) -> list[dict]:
@@ -187,28 +199,52 @@ def _breakdown(records: Sequence[ResultRecord], pg: _Part) -> dict:
     return dict(cards=cards, notes=notes)
 
 
-def _series_history(series: str, recs: list[ResultRecord], pg: _Part) -> dict:
-    """One series' history: a chart per metric with a direction, and its commits oldest first."""
+def bench_id(machine: str | None, series: str) -> str:
+    """The id of a bench's history block: what the verdicts table and the bench picker point at."""
+    return chart_id(machine or "", series, "bench")
+
+
+TEMPLATES.globals.update(bench_id=bench_id)
+
+
+def _chart(series: str, k: str, recs: list[ResultRecord], pg: _Part) -> dict | None:
+    """One metric's history chart of a series, with its runs' values (to tell a flat series) and regressions."""
+    pts = measures.history(recs, series, k, pg.git_order)
+    if not pts:
+        return None
+    u = unit(k)
+    title = label(k) + (f" [{u}]" if u and u != "ratio" else "") + (f" · {k}" if label(k) != k else "")
+    return dict(id=chart_id(pg.fp or "", series, k), metric=k, values=[v for p in pts for v in p.values],
+                regressions=sum(1 for p in pts if p.regression and not p.indicative),
+                svg=_Raw(charts.history_chart(pts, title=title, unit=u, better=better(k), commits=pg.infos)))
+
+
+def _timed(recs: Sequence[ResultRecord]) -> bool:
+    """Whether a series' runs carry run telemetry (a pipeline bench), not only quality or breakdown numbers."""
+    return any(r.metric("execution_time_s") is not None for r in recs)
+
+
+def _series_history(series: str, recs: list[ResultRecord], pg: _Part, is_open: bool) -> dict:
+    """One series' history: its headline charts first, the metrics that change after (folded), the metrics that
+    did not change folded behind one line; and its commits oldest first, with date and subject."""
     names = sorted({k for r in recs for k in measures.record_values(r) if _directional(k)},
                    key=lambda k: (k not in ("execution_time_s", "memory_peak_mb"), spec(k).get("source", ""), k))
-    regress, cards = 0, []
-    for k in names:
-        pts = measures.history(recs, series, k, pg.git_order)
-        if pts:
-            regress += sum(1 for p in pts if p.regression and not p.indicative)
-            u = unit(k)
-            title = label(k) + (f" [{u}]" if u and u != "ratio" else "") + (f" · {k}" if label(k) != k else "")
-            cards.append(dict(id=chart_id(pg.fp or "", series, k),
-                              svg=_Raw(charts.history_chart(pts, title=title, unit=u, better=better(k)))))
+    cards = {k: c for k in names if (c := _chart(series, k, recs, pg))}
+    values = {k: c["values"] for k, c in cards.items()}
+    head, rest, flat = overview.chart_groups(list(cards), values)
     first: dict[str, ResultRecord] = {}
     for r in recs:
         first.setdefault(measures.commit_key(r), r)
-    return dict(series=series, runs=len(recs), regressions=regress, cards=cards,
-                commits=[pg.commit(first[c]) for c in measures.commit_order(recs, pg.git_order)])
+    return dict(series=series, id=bench_id(pg.fp, series), runs=len(recs), open=is_open,
+                regressions=sum(c["regressions"] for c in cards.values()), first=[cards[k] for k in head],
+                more=[cards[k] for k in rest], more_text=", ".join(map(label, rest)), flat=[cards[k] for k in flat],
+                flat_text=overview.flat_text(flat, values),
+                commits=[pg.commit(first[c], long=True) for c in measures.commit_order(recs, pg.git_order)])
 
 
 def _part(mine: list[ResultRecord], pg: _Part) -> _Part:
-    """Fill one machine's part from its records."""
+    """Fill one machine's part from its records: the latest commit's verdicts first, then the regressions, the
+    benches' histories (those measured at the latest commit first and open), and the other sections."""
     from ..analysis.recommend import recommend
     measured = [r for r in mine if measures.is_measurement(r)]
     by_series: dict[str, list[ResultRecord]] = defaultdict(list)
@@ -217,26 +253,37 @@ def _part(mine: list[ResultRecord], pg: _Part) -> _Part:
     pg.classes = ", ".join(sorted({r.machine_class for r in mine}))
     pg.n_records, pg.n_measured = len(mine), len(measured)
     pg.n_commits = len(measures.commit_order(measured, pg.git_order))
+    pg.summary = overview.summary(mine, pg.git_order, pg.infos)
+    pg.summary_commit = next((pg.commit(r, long=True) for r in mine if measures.commit_key(r) == pg.summary.commit), "")
+    pg.charted = set(by_series)
     pg.profiles, pg.quality, pg.breakdown = _latest(mine, pg), _quality(mine, pg), _breakdown(mine, pg)
     pg.recommendations = recommend(mine)
-    pg.history = [_series_history(s, recs, pg) for s, recs in sorted(by_series.items())]
+    latest = {row.series for row in pg.summary.rows} & set(by_series) or set(sorted(by_series)[:1])
+    pg.history = [_series_history(s, by_series[s], pg, s in latest)
+                  for s in sorted(by_series, key=lambda s: (s not in latest, not _timed(by_series[s]), s))]
     steps = history_steps(measured, default_thresholds(), git_order=pg.git_order)
-    pg.regressions = _Raw(regressions.html_list(regressions.rows(steps)))
+    by_key = {measures.commit_key(r): r for r in measured}
+    pg.regressions = _Raw(regressions.html_table(
+        regressions.rows(steps, {k: c.subject for k, c in pg.infos.items()}),
+        lambda k: pg.commit(by_key[k], long=True) if k in by_key else escape(k)))
     return pg
 
 
 def render(records: Sequence[ResultRecord], *, machine: str | None = None, title: str = "LLM research bench report",
            generated_at: str | None = None, git_order: Sequence[str] | None = None, order_note: str | None = None,
-           commit_url: str | None = None) -> str:
+           commit_url: str | None = None, commits: Sequence["Commit"] | None = None) -> str:
     """The report page as one HTML string: a part per machine (newest first), or only `machine`'s.
     `git_order`: full SHAs oldest first (run.environment.git_order), None to order commits by measuring time;
-    `order_note` says which; `commit_url`: a template linking commits ({commit}, {short})."""
+    `order_note` says which; `commit_url`: a template linking commits ({commit}, {short}); `commits`: the stored
+    commits' dates and subjects (run.history.describe), which label them (the short hash alone without)."""
     newest: dict[str, str] = {}
     for r in records:
         newest[r.machine_fingerprint] = max(newest.get(r.machine_fingerprint, ""), r.timestamp)
     machines = [machine] if machine else sorted(newest, key=lambda fp: newest[fp], reverse=True) or [None]
+    infos = overview.commit_infos(records, commits)
     parts = [_part(sorted(measures.on_machine(records, fp), key=lambda r: r.timestamp),
-                   _Part(git_order, commit_url, "" if i == 0 else f"-{i + 1}", fp)) for i, fp in enumerate(machines)]
+                   _Part(git_order, commit_url, "" if i == 0 else f"-{i + 1}", fp, infos=infos))
+             for i, fp in enumerate(machines)]
     return TEMPLATES.get_template("report.html.j2").render(
         title=title, parts=parts, n_records=len(records), n_machines=len(newest),
         when=generated_at or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -121,8 +121,8 @@ def test_the_regressions_rows_link_each_step_to_its_chart():
              for s in changepoints.find_steps(pts, series="run[quick]", metric="tpot_s", threshold=TPOT)]
     rows = report.rows(steps, {pts[8].commit: "B: slower"})
     assert rows[0]["chart"] == "chart-m1-run-quick-tpot_s" and rows[0]["subject"] == "B: slower"
-    assert f'<a href="#chart-m1-run-quick-tpot_s">{pts[8].commit} run[quick] tpot_s: 0.0117 s -&gt; 0.0156 s' \
-           in report.html_list(rows)
+    assert f'<a href="#chart-m1-run-quick-tpot_s">TPOT · tpot_s</a></td><td class="l">run[quick]</td>' \
+           f'<td class="l">{pts[8].commit}</td><td class="l">0.0117 s → 0.0156 s' in report.html_table(rows)
     assert report.text([]) == "no confirmed steps for the worse in the stored history"
 
 

@@ -182,7 +182,170 @@ def test_the_regressions_list_links_each_step_to_its_chart():
                    ts=f"2026-11-2{i}T10:0{k}:00.000000+00:00") for i, c in enumerate(commits) for k in range(3)]
     page = report_html.render(recs, generated_at="TESTDATA")
     section = re.search(r'<section id="regressions">(.*?)</section>', page, flags=re.S).group(1)
-    links = re.findall(r'<a href="#(chart-[^"]+)">([^<]*)</a>', section)
-    assert any("execution_time_s" in text and commits[3] in text for _, text in links), section
-    for target, _ in links:
+    rows = re.findall(r'<tr><td class="l"><a href="#(chart-[^"]+)">([^<]*)</a></td>(.*?)</tr>', section)
+    assert any("execution_time_s" in text and commits[3] in rest and "+40.0 %" in rest for _, text, rest in rows), \
+        section
+    for target, _, _ in rows:
         assert f'id="{target}"' in page, target
+
+
+# -- the first screen: the latest commit's verdicts, the regressions, the headline charts ---------------------------
+
+def _store() -> tuple[list, list]:
+    """A store as a user's history looks (TEST DATA): the test helpers' pipeline history over four commits, each
+    commit's runs one bench instance as the plugin stores them, a quality and two breakdown records on the last
+    commit, a calibration bench measured only on the first; and the commits' dates and subjects as git gives them."""
+    from llm_research_bench.harness.run.history import Commit
+    from tests.harness.testdata import TESTDATA_COMMITS, history_records, record, varied_telemetry
+    recs = history_records()
+    for i, r in enumerate(recs):
+        r.extra["instance"] = f"{r.machine_fingerprint}-{r.commit}-{r.bench}"
+        if r.telemetry:                       # the recorded document predates the grounded-citation rate
+            r.telemetry["metrics"]["grounded_citation_rate"] = (0.4, 0.5, 0.6)[i % 3]
+    recs += [record(varied_telemetry(1.0 + 0.02 * k), commit=TESTDATA_COMMITS[0], bench="calibration",
+                    ts=f"2026-11-20T12:0{k}:00.000000+00:00", extra={"instance": "calibration-1"}) for k in range(3)]
+    commits = [Commit(c, f"engine: change number {i}", f"2026-11-{20 + i}T09:00:00+00:00")
+               for i, c in enumerate(TESTDATA_COMMITS)]
+    return recs, commits
+
+
+@pytest.fixture
+def store_page() -> str:
+    recs, commits = _store()
+    return report_html.render(recs, generated_at="TESTDATA", commits=commits)
+
+
+def _section(page: str, name: str) -> str:
+    return re.search(rf'<section id="{name}"[^>]*>(.*?)</section>', page, flags=re.S).group(1)
+
+
+def test_the_page_opens_on_the_latest_commits_verdicts_then_the_regressions(store_page):
+    from tests.harness.testdata import TESTDATA_COMMITS
+    sections = re.findall(r'<section id="([\w-]+)"', store_page)
+    assert sections[:3] == ["summary", "regressions", "history"]
+    assert store_page.index('<section id="summary"') < store_page.index("<svg")        # verdicts before any chart
+    summary = _section(store_page, "summary")
+    assert f"{TESTDATA_COMMITS[-1]}</span> <span class=\"when\">2026-11-23</span> <q>engine: change number 3</q>" \
+           in summary
+    rows = re.findall(r'<tr class="(\w+)"><td class="l"><a href="#([^"]+)">([^<]+)</a>.*?</tr>', summary, flags=re.S)
+    assert [(status, bench) for status, _, bench in rows] == [    # one row per bench instance of the last commit,
+        ("met", "research[quick]"), ("met", "breakdown_corpus_scaling[quick]"),    # the timed benches first
+        ("met", "breakdown_phases[quick]"), ("met", "quality[quick]")]
+    for _, target, _ in rows:
+        assert f'id="{target}"' in store_page
+    research = re.search(r'research\[quick\]</a>.*?</tr>', summary, flags=re.S).group(0)
+    assert "3/3" in research and "10–45 s" in research and "4,096 MB" in research
+    assert "calibration" not in "".join(b for _, _, b in rows) and "earlier commits" in summary   # named, not a row
+
+
+def test_a_missed_target_shows_in_its_verdict_row():
+    from tests.harness.testdata import record, varied_telemetry
+    recs = [record(varied_telemetry(2.6), commit="c1", ts=f"2026-11-20T10:0{k}:00+00:00", target_met=False,
+                   extra={"instance": "i1"}) for k in range(2)]
+    for r in recs:
+        r.reasons = ["quick: 46.6 s > 45 s budget (+4 %)"]
+    summary = _section(report_html.render(recs), "summary")
+    assert '<tr class="missed">' in summary and '<td class="fail">' in summary and "0/2" in summary
+
+
+def test_each_bench_opens_on_its_headline_charts_and_folds_the_rest(store_page):
+    from llm_research_bench.harness.report.overview import HEADLINE
+    history = _section(store_page, "history")
+    blocks = re.findall(r'<details class="bench" id="([^"]+)" data-series="([^"]+)"( open)?>(.*?)</details>\n'
+                        r'(?=<details class="bench"|$)', history, flags=re.S)
+    assert [(series, bool(is_open)) for _, series, is_open, _ in blocks] == [
+        ("research[quick]", True), ("breakdown_corpus_scaling[quick]", True), ("breakdown_phases[quick]", True),
+        ("quality[quick]", True), ("calibration[quick]", False)]     # the last commit's benches first and open
+    research = blocks[0][3]
+    shown = research.split("<details")[0]                             # the charts outside any fold
+    assert re.findall(r'id="chart-TESTDATA-machine-a-research-quick-(\w+)"', shown) == list(HEADLINE)
+    assert '<details class="more"><summary>7 more metric(s): decode tok/s' in research
+    flat = re.search(r'<details class="flat"><summary>unchanged across these runs: ([^<]*)</summary>', research)
+    assert flat and "claims 5" in flat.group(1)                     # the same in every run: folded, named once
+    for _, _, _, block in blocks:
+        assert len(re.findall(r'<svg class="chart"', block.split("<details")[0])) <= 5
+
+
+def test_commits_are_labelled_with_date_and_subject_or_their_short_hash(store_page, testdata_records):
+    time_chart = re.search(r'<div class="card" id="chart-TESTDATA-machine-a-research-quick-execution_time_s">'
+                           r'(.*?)</svg>', store_page, flags=re.S).group(1)
+    ticks = re.findall(r'<text class="tick commit"[^>]*><tspan[^>]*>([^<]*)</tspan><tspan[^>]*>([^<]*)</tspan>'
+                       r'<title>([^<]*)</title>', time_chart)
+    assert ticks == [(f"11-{20 + i}", c[:7], f"{c} · 2026-11-{20 + i} · engine: change number {i}")
+                     for i, c in enumerate(["aaaa1111aaaa", "bbbb2222bbbb", "cccc3333cccc", "dddd4444dddd"])]
+    assert '<ol class="commits"><li><span title="2026-11-20 engine: change number 0">aaaa1111aaaa</span>' \
+           in store_page
+    bare = report_html.render(testdata_records)                        # no git: the short hash alone
+    assert ">aaaa1111<title>aaaa1111aaaa</title>" in bare and "engine: change" not in bare
+
+
+def test_the_bench_picker_lists_every_bench_and_points_at_its_block(store_page):
+    picker = re.search(r'<select id="bench-picker" class="bench-picker" data-part="history">(.*?)</select>',
+                       store_page).group(1)
+    options = re.findall(r'<option value="([^"]*)">([^<]*)</option>', picker)
+    assert options[0] == ("", "all benches (5)") and len(options) == 6
+    for target, series in options[1:]:
+        assert f'<details class="bench" id="{target}" data-series="{series}"' in store_page
+    assert "select.bench-picker" in store_page and "addEventListener('change'" in store_page
+
+
+#: Where the first-screen test leaves its screenshot (the repository's out/, which git ignores).
+FIRST_SCREEN_PNG = Path(__file__).resolve().parents[3] / "out" / "report-first-screen.png"
+
+
+def _chromium(browser: str, *args: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run([browser, *CHROME_FLAGS, f"--user-data-dir={profile}", "--window-size=1280,900", *args],
+                              capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.skipif(_browser() is None, reason="headless Chromium not installed (Debian: apt-get install -y "
+                                               "chromium); CI installs it, so this check runs there")
+def test_the_first_screen_in_headless_chromium_holds_the_latest_verdicts(tmp_path):
+    """At 1280 x 900 the first section is the latest commit's verdicts, its rows end within the first 900 px and
+    every chart comes after them; the screenshot of that screen is left at FIRST_SCREEN_PNG."""
+    recs, commits = _store()
+    path = report_html.write_report(recs, tmp_path / "report.html", generated_at="TESTDATA", commits=commits)
+    dom = _chromium(_browser(), "--virtual-time-budget=5000", "--dump-dom", path.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    first = re.search(r'<section id="([\w-]+)"', dom.stdout)
+    assert first and first.group(1) == "summary"
+    assert dom.stdout.index('<table class="verdicts">') < dom.stdout.index("<svg")
+    attrs = dict(re.findall(r'data-([\w-]+)="(\d+)"', re.search(r"<body([^>]*)>", dom.stdout).group(1)))
+    assert 0 < int(attrs["verdicts-bottom"]) <= 900
+    assert int(attrs["first-chart-top"]) > int(attrs["verdicts-bottom"])
+    assert int(attrs["charts-rendered"]) == int(attrs["charts-total"]) > 20     # folded charts lay out when opened
+    FIRST_SCREEN_PNG.parent.mkdir(exist_ok=True)
+    FIRST_SCREEN_PNG.unlink(missing_ok=True)
+    shot = _chromium(_browser(), f"--screenshot={FIRST_SCREEN_PNG}", path.as_uri())
+    assert shot.returncode == 0 and FIRST_SCREEN_PNG.exists(), shot.stderr[-2000:]
+    assert _png_ink(FIRST_SCREEN_PNG.read_bytes()) > 0.01
+
+
+def test_a_long_history_names_a_few_commits_under_the_axis():
+    from llm_research_bench.harness.report import charts
+    from tests.harness.testdata import record, varied_telemetry
+    from llm_research_bench.harness.analysis import measures
+    recs = [record(varied_telemetry(1.0), commit=f"{i:02d}" * 6, ts=f"2026-11-{i + 1:02d}T00:00:00+00:00")
+            for i in range(20)]
+    labels = charts.commit_labels(measures.history(recs, "research[quick]", "execution_time_s"))
+    assert [i for i, (_, _, _, named) in enumerate(labels) if named] == [0, 4, 8, 11, 15, 19]
+
+
+@pytest.mark.skipif(_browser() is None, reason="headless Chromium not installed (Debian: apt-get install -y "
+                                               "chromium); CI installs it, so this check runs there")
+def test_a_link_to_a_folded_chart_opens_its_folds_in_headless_chromium(tmp_path):
+    """The regressions table and the verdicts link to charts and benches that may sit in closed folds: following
+    such a link opens them (report.js), and the folds the link does not reach stay closed."""
+    recs, commits = _store()
+    path = report_html.write_report(recs, tmp_path / "report.html", commits=commits)
+    target = "chart-TESTDATA-machine-a-calibration-quick-wall_tokens_per_second"    # closed bench, "more" fold
+    assert re.search(rf'<details class="bench" id="[^"]*calibration-quick-bench" data-series="calibration\[quick\]">'
+                     rf'(?:(?!</details>\n<details class="bench").)*id="{target}"', path.read_text(), flags=re.S)
+    dom = _chromium(_browser(), "--virtual-time-budget=5000", "--dump-dom", f"{path.as_uri()}#{target}")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert re.search(r'<details class="bench" id="[^"]*calibration-quick-bench" data-series="calibration\[quick\]" '
+                     r'open="">(?:(?!</details>).)*<details class="more" open="">', dom.stdout, flags=re.S)
+    research = re.search(r'<details class="bench" id="[^"]*research-quick-bench"[^>]*>(.*?)<details class="commits"',
+                         dom.stdout, flags=re.S).group(1)
+    assert '<details class="more">' in research                        # untouched folds stay closed
