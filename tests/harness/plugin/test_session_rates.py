@@ -46,6 +46,13 @@ def test_several_questions_of_one_bench_pool_into_its_rates_and_stay_apart_as_se
     for q in ("q-one", "q-two", "q-three"):
         assert f"pipeline[quick]/{q}" in out
     assert "rate pipeline[quick] error_rate: 0% (n=3) -> 0% (n=3), fisher_exact p=1: cannot decide" in out
+    assert cli.main(["compare", first, "HEAD", "--results-dir", str(bench.results), "--format", "markdown"]) == 0
+    assert "- rate pipeline[quick] early_exit_rate: 0% (n=3) -> 0% (n=3)" in capsys.readouterr().out
+    assert cli.main(["compare", first, "HEAD", "--results-dir", str(bench.results), "--format", "json"]) == 0
+    rates = json.loads(capsys.readouterr().out)["rates"]
+    assert {(d["metric"], d["n_base"], d["n_cur"], d["verdict"]) for d in rates} == {
+        (m, 3, 3, "cannot decide") for m in ("early_exit_rate", "error_rate", "target_met_rate")} | {
+        ("novelty_score_average", 0, 0, "cannot decide")}
     assert cli.main(["list", "--results-dir", str(bench.results), "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert sorted(row["records"] for row in rows) == [3, 3]
