@@ -76,10 +76,11 @@ test-ollama: setup
 	$(PYTEST) tests -k ollama $(ARGS)
 calibrate: setup
 	$(PY) -m llm_research_bench.engine calibrate --profile quick --runs 5 --corpus $(CORPUS)
-## The quick band over the pipeline bench's pinned questions (5 runs each, on a quiet machine): prints the
-## [profiles.quick.budgets.<machine class>] lines for engine/profiles.toml.
+## A profile's band over the pipeline bench's pinned questions (5 runs each, on a quiet machine): prints the
+## [profiles.$(PROFILE).budgets.<machine class>] lines for engine/profiles.toml (PROFILE=quick by default).
+PROFILE ?= quick
 calibrate-bench: setup
-	$(PYTEST) benches/test_pipeline.py -m quick --research-rounds 5 --research-remeasure 0 --research-budget-scale 10 \
+	$(PYTEST) benches/test_pipeline.py -m $(PROFILE) --research-rounds 5 --research-remeasure 0 --research-budget-scale 10 \
 	    --research-json $(OUT)/calibrate.json $(ARGS)
 	$(PY) scripts/pipeline_bands.py $(OUT)/calibrate.json
 clean-cache:

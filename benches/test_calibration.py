@@ -97,7 +97,7 @@ def test_gate_calibration(research_bench, bench_question):
     results = research_bench.ctx.options.results_dir / ".gate-calibration" / run_id
     rounds = BLOCKS * SLOT
     # the sides run the pipeline bench's lace-plant instance only: the question the probe sized the slowdown on
-    args = side_pytest_args([str(REPO / "benches" / "test_pipeline.py"), "-m", "quick", "-k", "pubmedqa-21645374",
+    args = side_pytest_args([str(REPO / "benches" / "test_pipeline.py"), "-m", "quick", "-k", "pq-21645374",
                              "--research-remeasure", "0",
                              "--research-budget-scale", "3", "-q"],
                             rounds=rounds, warmup_runs=1, results_dir=results)

@@ -1,7 +1,7 @@
 """A profile's time band for this machine class from a bench session over the pinned question set: the lines
 to paste into engine/profiles.toml.
 
-    make calibrate-bench        # = the two commands below
+    make calibrate-bench        # = the two commands below (PROFILE=balanced for another profile)
     .venv/bin/pytest benches/test_pipeline.py -m quick --research-rounds 5 --research-remeasure 0 \\
         --research-budget-scale 10 --research-json out/calibrate.json
     .venv/bin/python scripts/pipeline_bands.py out/calibrate.json
