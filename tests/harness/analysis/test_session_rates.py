@@ -127,3 +127,14 @@ def test_an_older_record_is_read_with_the_current_metric_names():
                                          "context_utilisation": "context_utilization",
                                          "chunks_streamed": "streaming_chunks"}
     assert not set(records.renamed_metrics()) & set(records.metric_specs("telemetry"))
+
+
+def test_a_current_document_holds_only_the_current_names_and_an_older_one_either():
+    from llm_research_bench.engine.telemetry import validation_errors
+    cur = copy.deepcopy(SAMPLE_1_2)
+    assert validation_errors(cur) == []
+    cur["metrics"]["decode_tokens_per_second"] = cur["metrics"].pop("tokens_per_second")
+    assert any("decode_tokens_per_second" in e or "tokens_per_second" in e for e in validation_errors(cur))
+    old = json.loads((Path(__file__).parents[2] / "data" / "telemetry_quick.json").read_text())
+    assert validation_errors(old) == []
+    assert validation_errors(records.current_names({"telemetry": old})["telemetry"]) == []
