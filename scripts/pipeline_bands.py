@@ -24,11 +24,12 @@ def bands(doc: dict, bench: str = "pipeline") -> list[str]:
     """The profiles.toml lines of each profile the session ran `bench` on."""
     out = []
     for agg in doc.get("benches", []):
-        times = [v["time_s"] for v in agg["verdicts"] if v.get("time_s") is not None]
-        if agg["bench"] != bench or not times:
+        timed = [v for v in agg["verdicts"] if v.get("time_s") is not None]
+        if agg["bench"] != bench or not timed:
             continue
+        times = [v["time_s"] for v in timed]
         fast, slow = min(times), max(times)
-        runs = min(v["runs"] for v in agg["verdicts"])
+        runs = min(v["runs"] for v in timed)
         out += [f"[profiles.{agg['profile']}.budgets.{doc['machine_class']}]  # medians {fast:.1f}-{slow:.1f} s over "
                 f"{len(times)} questions, >= {runs} runs each ({doc['datetime'][:10]}, commit {doc['commit']['id'][:12]})",
                 f"time_s = [{fast * 0.5:.0f}, {5 * math.ceil(slow * 2 / 5):.0f}]"]
