@@ -9,7 +9,7 @@ ARGS    ?=
 
 .PHONY: setup bench test bench-quick bench-balanced bench-thorough bench-all quality quality-open memory-pressure breakdown efficiency micro report export list \
         gate-calibration \
-        system profiles run calibrate monitor-memory telemetry test-ollama clean-cache \
+        system profiles run calibrate calibrate-bench monitor-memory telemetry test-ollama clean-cache \
         bench-m1 bench-m1-quick bench-m1-thorough validate-m1-system monitor-m1-memory m1-telemetry
 
 setup:
@@ -76,6 +76,13 @@ test-ollama: setup
 	$(PYTEST) tests -k ollama $(ARGS)
 calibrate: setup
 	$(PY) -m llm_research_bench.engine calibrate --profile quick --runs 5 --corpus $(CORPUS)
+## A profile's band over the pipeline bench's pinned questions (5 runs each, on a quiet machine): prints the
+## [profiles.$(PROFILE).budgets.<machine class>] lines for engine/profiles.toml (PROFILE=quick by default).
+PROFILE ?= quick
+calibrate-bench: setup
+	$(PYTEST) benches/test_pipeline.py -m $(PROFILE) --research-rounds 5 --research-remeasure 0 --research-budget-scale 10 \
+	    --research-json $(OUT)/calibrate.json $(ARGS)
+	$(PY) scripts/pipeline_bands.py $(OUT)/calibrate.json
 clean-cache:
 	rm -rf $${XDG_CACHE_HOME:-$$HOME/.cache}/llm-research-bench
 

@@ -1,6 +1,7 @@
 """Benches of the research engine, run through the research-bench pytest plugin (harness/plugin.py).
 
-    pytest benches -m quick                  the acceptance run: the quick profile's pipeline bench (~1 min)
+    pytest benches -m quick                  the acceptance run: the quick profile's pipeline bench over its pinned
+                                             questions (benches/test_pipeline.py QUICK_QUESTIONS)
     pytest benches -m "not quality"          every profile (quality benches are opt-in: -m quality)
     pytest benches -m micro                  micro benches of hot paths (pytest-benchmark)
 
@@ -9,6 +10,8 @@ plugin; see harness/fixtures.py. A bench that asks for `profile` (or carries @py
 parametrized over every profile and each instance carries its profile's marker.
 """
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -39,6 +42,20 @@ def pytest_configure(config):
 def bench_question() -> str:
     """PubMedQA's lace-plant question: its abstract is in the default corpus, so retrieval has a gold passage."""
     return DEFAULT_QUESTION
+
+
+#: The open-question corpus (free-text gold answers), committed beside the benches.
+OPEN_CORPUS = os.path.join(os.path.dirname(__file__), "data", "tooldocs")
+
+
+@pytest.fixture(scope="session")
+def open_corpus(bench_warmup) -> str:
+    """The path of the open-question corpus, its index built (or loaded) once, outside any timed run."""
+    from llm_research_bench.engine.corpus import load_corpus
+    from llm_research_bench.engine.embed import shared_embedder
+    from llm_research_bench.engine.index import HNSWIndex
+    HNSWIndex.build_or_load(load_corpus(OPEN_CORPUS), shared_embedder())
+    return OPEN_CORPUS
 
 
 @pytest.fixture

@@ -96,7 +96,9 @@ def test_gate_calibration(research_bench, bench_question):
     run_id = uuid.uuid4().hex[:12]
     results = research_bench.ctx.options.results_dir / ".gate-calibration" / run_id
     rounds = BLOCKS * SLOT
-    args = side_pytest_args([str(REPO / "benches" / "test_pipeline.py"), "-m", "quick", "--research-remeasure", "0",
+    # the sides run the pipeline bench's lace-plant instance only: the question the probe sized the slowdown on
+    args = side_pytest_args([str(REPO / "benches" / "test_pipeline.py"), "-m", "quick", "-k", "pq-21645374",
+                             "--research-remeasure", "0",
                              "--research-budget-scale", "3", "-q"],
                             rounds=rounds, warmup_runs=1, results_dir=results)
     t0 = time.monotonic()

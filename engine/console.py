@@ -182,7 +182,7 @@ def run_report(session, width: int) -> list[str]:
         lines += ["", "Decision: none could be parsed from the answer"]
     lines += [""] + wrap(citation_line(m, ans), width, rest="  ")
     figures = (f"{tel['profile']['name']} on {tel['backend']}/{tel['model']['name']}: {m['execution_time_s']:.1f} s, "
-               f"{m['tokens_generated']} tokens, decode {m['decode_tokens_per_second'] or 0:.0f} tok/s, "
+               f"{m['tokens_generated']} tokens, decode {m['tokens_per_second'] or 0:.0f} tok/s, "
                f"TTFT {m['ttft_s'] or 0:.2f} s, peak {m['memory_peak_mb'] or 0:.0f} MB, {m['claims']} claims, "
                f"stop: {tel['early_exit']['reason']}")
     return lines + wrap(figures, width, rest="  ")

@@ -40,11 +40,12 @@ from .stream import itl_percentiles, tpot
 # engine/) in an installed wheel.
 SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 SCHEMA_PATH = SCHEMAS_DIR / "telemetry.schema.json"
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 #: Versions a reader of this version reads. 1.1 only adds to 1.0 (answer type, decision method, grounded
 #: citations, the gate's decisions, single-shot runs) and redefines `novelty` as information gain (plain
-#: passage novelty stays as `passage_novelty`); a 1.0 document simply lacks what 1.1 added.
-READABLE_VERSIONS = ("1.0", "1.1")
+#: passage novelty stays as `passage_novelty`); a 1.0 document simply lacks what 1.1 added. 1.2 gives three
+#: metrics the seed's names (the schema's `x-renamed-to` maps the older names; harness/records.py applies it).
+READABLE_VERSIONS = ("1.0", "1.1", "1.2")
 
 
 class TelemetryInvalid(ValueError):
@@ -149,7 +150,7 @@ _ALWAYS_UNMEASURED = {
 
 def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = False, success: bool,
           timed_out: bool = False) -> dict:
-    """The telemetry document of one run (schema_version 1.1) from what it measured.
+    """The telemetry document of one run (schema_version SCHEMA_VERSION) from what it measured.
 
     `system` is the machine's facts (system_facts() when None); `store_text` keeps the question and answer text,
     redacted; `success` and `timed_out` say how the run ended. Every null metric gets its reason in
@@ -182,20 +183,20 @@ def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = Fal
         "tpot_s": tpot(facts.timings, [c.tokens_generated for c in calls]),
         **itl_percentiles(facts.timings),
         "tokens_generated": tokens,
-        "decode_tokens_per_second": _ratio(dec_n, dec_s),
+        "tokens_per_second": _ratio(dec_n, dec_s),
         "wall_tokens_per_second": _ratio(tokens, gen_wall),
         "prompt_tokens_evaluated": evaluated,
         "prompt_tokens_total": sum(c.prompt_tokens for c in calls),
         "unique_context_tokens": unique,
         "prompt_eval_tokens_per_second": _ratio(pe_n, pe_s),
         "prefix_reuse_ratio": _ratio(evaluated, unique),
-        "context_utilisation": (_ratio(facts.final_context_tokens, prof.context_window)
+        "context_utilization": (_ratio(facts.final_context_tokens, prof.context_window)
                                 if facts.final_context_tokens else None),
         "memory_peak_mb": round(peak, 1) if peak is not None else None,
         "ru_maxrss_mb": round(facts.ru_maxrss_mb, 1),
         "memory_samples": facts.memory_samples,
         "memory_sample_hz": facts.memory_sample_hz,
-        "chunks_streamed": sum(len(t.chunk_times) for t in facts.timings),
+        "streaming_chunks": sum(len(t.chunk_times) for t in facts.timings),
         "batches": len(streamed),
         "claims": len(facts.claims),
         "citations": cit, "valid_citations": val, "invalid_citations": inv,
@@ -295,7 +296,7 @@ def _why_null(metric: str, facts: RunFacts) -> str:
         "tpot_s": "no call produced two or more tokens",
         "citation_validity": "no citation was made",
         "grounded_citation_rate": "no citation was made",
-        "context_utilisation": "the synthesis call did not complete",
+        "context_utilization": "the synthesis call did not complete",
         "progressive_quality_score": "no evidence batch was streamed",
     }.get(metric, "the backend did not report the counters this metric needs")
 

@@ -109,8 +109,9 @@ class ResultRecord:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ResultRecord":
-        """A record from its stored form, checked (RecordError / NewerRecordError say why it cannot be read)."""
-        return cls(**{k: v for k, v in check_stored(d).items() if k in _FIELDS})
+        """A record from its stored form, checked (RecordError / NewerRecordError say why it cannot be read), its
+        telemetry's older metric names mapped to the current ones (current_names)."""
+        return cls(**{k: v for k, v in check_stored(current_names(d)).items() if k in _FIELDS})
 
 
 _FIELDS = {f.name for f in fields(ResultRecord)}
@@ -270,8 +271,30 @@ def schema(name: str) -> dict:
 
 
 def metric_specs(source: str = "telemetry") -> dict[str, dict]:
-    """Metric name -> its schema entry (x-unit, x-better, x-label, description) for one schema."""
-    return schema(source)["properties"]["metrics"]["properties"]
+    """Metric name -> its schema entry (x-unit, x-better, x-label, description) for one schema; names an older
+    schema version used (`deprecated`) are left out: records are read with the current names."""
+    return {n: s for n, s in schema(source)["properties"]["metrics"]["properties"].items() if not s.get("deprecated")}
+
+
+@lru_cache(maxsize=1)
+def renamed_metrics() -> dict[str, str]:
+    """Older telemetry metric name -> current name: the schema's one table of renames (`x-renamed-to`)."""
+    props = schema("telemetry")["properties"]["metrics"]["properties"]
+    return {n: s["x-renamed-to"] for n, s in props.items() if s.get("x-renamed-to")}
+
+
+def current_names(d: Any) -> Any:
+    """A stored record with its telemetry's metric names (and the `unmeasured` reasons keyed by them) mapped to
+    the current names; the telemetry keeps its schema_version, which says what it was written as. Anything that
+    is not a record with telemetry comes back as it is (check_stored says what is wrong with it)."""
+    tel = d.get("telemetry") if isinstance(d, dict) else None
+    if not isinstance(tel, dict):
+        return d
+    renamed, tel = renamed_metrics(), dict(tel)
+    for key in ("metrics", "unmeasured"):
+        if isinstance(tel.get(key), dict) and renamed.keys() & tel[key].keys():
+            tel[key] = {renamed.get(k, k): v for k, v in tel[key].items()}
+    return {**d, "telemetry": tel}
 
 
 @lru_cache(maxsize=1)

@@ -78,7 +78,7 @@ def worker(profile: str, cap: float) -> int:
         print(json.dumps({
             "mode": mode, "execution_time_s": m["execution_time_s"], "timed_out": tel.get("timed_out", False),
             "success": tel["success"], "n_threads": tel["model"].get("n_threads"), "threads": tel.get("threads"),
-            "tokens_generated": m["tokens_generated"], "decode_tokens_per_second": m["decode_tokens_per_second"],
+            "tokens_generated": m["tokens_generated"], "tokens_per_second": m["tokens_per_second"],
             "cpu_time_s": m.get("cpu_time_s"), "early_exit": tel["early_exit"]["reason"],
             "other_cores_busy": round(max(0.0, (_busy() - b0) - (_own() - o0)) / wall, 2),
             "load_avg_1m": round(psutil.getloadavg()[0], 2)}), flush=True)

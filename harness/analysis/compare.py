@@ -10,6 +10,7 @@ from ..records import (ResultRecord, Summary, headline_metrics, is_contended, is
                        series_key, summarize)
 from .baseline import profile_digest
 from .power import GatePower, gate_power
+from .session import RateDelta, compare_rates
 from .stats import ALPHA, WORSE, Test, beyond, gate_decision, noise_test
 from .thresholds import Threshold
 
@@ -86,6 +87,7 @@ class Comparison:
     thresholds: list[Threshold] = field(default_factory=list)
     only_in_baseline: list[str] = field(default_factory=list)   # ran now, but no usable run (failed, timed out)
     only_in_current: list[str] = field(default_factory=list)    # no usable baseline run
+    rates: list[RateDelta] = field(default_factory=list)        # the seed's rates per bench x profile (session.py)
 
     @property
     def regressions(self) -> list[tuple[SeriesComparison, MetricDelta]]:
@@ -142,7 +144,8 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
                     history: Sequence[ResultRecord] = (), alpha: float = ALPHA) -> Comparison:
     """Compare the usable runs of each series on both sides. metrics: default the schema's headline metrics and
     deterministic counters, plus every thresholded one; names: the two sides'; history: stored records of other
-    commits on this machine (the current side's own left out); alpha: the noise tests' level."""
+    commits on this machine (the current side's own left out); alpha: the noise tests' level. The seed's rates
+    are compared over every measured run of each bench x profile, failed ones included (`rates`)."""
     specs = specs if specs is not None else metric_specs("telemetry")
     wanted = list(metrics) if metrics is not None else [
         *headline_metrics("telemetry"), *(n for n, s in specs.items() if s.get("x-compare") == "exact")]
@@ -160,7 +163,7 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
         series.append(SeriesComparison(k, crs[-1].bench, crs[-1].profile, deltas, _conditions(brs, crs)))
     attempted = {series_key(r) for r in current}     # series this session ran, usable or not
     return Comparison(*names, series, list(thresholds), sorted((set(gb) - set(gc)) & attempted),
-                      sorted(set(gc) - set(gb)))
+                      sorted(set(gc) - set(gb)), compare_rates(baseline, current, alpha))
 
 
 def add_power(comp: Comparison, seed: int = 0) -> Comparison:

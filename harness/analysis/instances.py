@@ -9,7 +9,7 @@ from ..records import REASON_CATEGORY, ResultRecord, Summary, is_number, is_supe
 from .gate import MET, MISSED, UNVERIFIED, instance_verdicts
 
 #: Telemetry metrics an instance row shows, besides time and memory (names checked against the schema in tests).
-ROW_METRICS = ("ttft_s", "decode_tokens_per_second", "claims", "citation_validity")
+ROW_METRICS = ("ttft_s", "tokens_per_second", "claims", "citation_validity")
 
 
 @dataclass

@@ -166,7 +166,7 @@ def _citations(tels: Sequence[dict], series: str, citation_floor: float | None =
 
 def _decode_vs_raw(tels: Sequence[dict], series: str, raw_decode_tps: float | None = None,
                    **_: Any) -> list[Recommendation]:
-    eng = _metric(tels, "decode_tokens_per_second")
+    eng = _metric(tels, "tokens_per_second")
     ratio = eng / raw_decode_tps if raw_decode_tps and eng is not None else None
     if ratio is None or ratio >= DECODE_VS_RAW_LOW:
         return []

@@ -26,7 +26,7 @@ def parse_threshold(spec: str, specs: dict[str, dict] | None = None) -> Threshol
     specs = specs if specs is not None else metric_specs("telemetry")
     m = _SPEC.match(spec or "")
     if not m:
-        raise ValueError(f"'{spec}': expected METRIC:PCT, e.g. execution_time_s:10% or decode_tokens_per_second:5%")
+        raise ValueError(f"'{spec}': expected METRIC:PCT, e.g. execution_time_s:10% or tokens_per_second:5%")
     name, pct = m.group(1), float(m.group(2))
     if name not in specs:
         near = [n for n in specs if name.lower() in n or n in name.lower()]

@@ -56,6 +56,7 @@ def print_comparison(comp, fmt: str, machine: str, skipped: list[str]) -> None:
     elif fmt == "markdown":
         print(f"### Comparison {comp.baseline} -> {comp.current} on `{machine}`\n",
               comparison.table(comp, tablefmt="github"),
+              *(f"- {line.strip()}" for line in comparison.rate_lines(comp)),
               *(f"- REGRESSION: {f}" for f in comparison.regression_lines(comp)), sep="\n")
     else:
         print(f"machine {machine}", comparison.text(comp), sep="\n")

@@ -84,6 +84,7 @@ def print_session(sess, s, fmt: str) -> None:
         print(f"### Interleaved comparison {s.base} ({a.short}) -> {s.head} ({b.short}), {sess.measured} rounds "
               f"a side\n", *[f"{x}\n" for x in seq], comparison.table(comp, tablefmt="github"), sep="\n")
         for line in [*(f"- note: {n}" for n in comparison.notes(comp)),
+                     *(f"- {line.strip()}" for line in comparison.rate_lines(comp)),
                      *(f"- REGRESSION: {f}" for f in comparison.regression_lines(comp))]:
             print(line)
     else:

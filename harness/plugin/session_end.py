@@ -1,16 +1,17 @@
 """The end of a bench session: its records (and a baseline's) read from the store and judged by analysis (the CI
-gate, the comparison, per-instance summaries) into a SessionSummary, which report/ prints and session_document
-writes as JSON."""
+gate, the comparison, per-instance summaries, the seed's rates per bench x profile) into a SessionSummary, which
+report/ prints and session_document writes as JSON (schemas/session.schema.json)."""
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 from ..analysis.baseline import baseline_records, pick_default_commit, saved_session
 from ..analysis.compare import Comparison, add_power, compare_records
 from ..analysis.gate import InstanceVerdict, failing, instance_verdicts, unverified
 from ..analysis.instances import InstanceSummary, summarize_instances
+from ..analysis.session import BenchAggregate, aggregates, pooled
 from ..records import RECORD_VERSION, ResultRecord
 from ..run.context import BenchContext
 from ..run.store import Skipped, read_store
@@ -37,6 +38,7 @@ class SessionSummary:
     baseline_note: str | None = None          # why there is no comparison, or what the baseline is
     compare_requested: bool = False
     store_skipped: list[str] = field(default_factory=list)     # what reading the store left out, one line a kind
+    aggregates: list[BenchAggregate] = field(default_factory=list)   # the seed's rates per bench x profile
 
     @property
     def regressions(self) -> list:
@@ -82,7 +84,8 @@ def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummar
     records, tally = list(ctx.records) + read.records, read.skipped
     verdicts = instance_verdicts(records)
     summary = SessionSummary(records, summarize_instances(records), failing(verdicts, o.unverified),
-                             unverified(verdicts), o.unverified, compare_requested=o.compare is not None)
+                             unverified(verdicts), o.unverified, compare_requested=o.compare is not None,
+                             aggregates=aggregates(records))
     if records:
         base = choose_baseline(ctx, records, tally)
         summary.baseline_note = base.note
@@ -94,12 +97,18 @@ def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummar
     return summary
 
 
+#: The session document's version (schemas/session.schema.json): 2 adds the seed's rates (`benches`, `rates`,
+#: comparison.rates) to version 1.
+SESSION_FORMAT_VERSION = 2
+
+
 def session_document(summary: SessionSummary, ctx: BenchContext) -> dict:
-    """The session as one JSON document (--research-json)."""
+    """The session as one JSON document (--research-json), valid against schemas/session.schema.json."""
     from ..report.comparison import regression_lines
     git, o, comp = ctx.git, ctx.options, summary.comparison
     return {
-        "format": "research-bench-session", "format_version": 1, "record_version": RECORD_VERSION,
+        "format": "research-bench-session", "format_version": SESSION_FORMAT_VERSION,
+        "record_version": RECORD_VERSION,
         "plugin_version": ctx.plugin_version, "session_id": ctx.session_id, "saved_as": o.save,
         "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "commit": {"id": git.commit, "dirty": git.dirty, "branch": git.branch},
@@ -118,7 +127,10 @@ def session_document(summary: SessionSummary, ctx: BenchContext) -> dict:
                         "record_ids": v.record_ids} for v in summary.unverified],
         "unverified_policy": summary.unverified_policy,
         "baseline_note": summary.baseline_note,
+        "benches": [a.as_dict() for a in summary.aggregates],
+        "rates": {k: v.as_dict() for k, v in pooled(summary.aggregates).items()},
         "comparison": None if comp is None else {"baseline": comp.baseline, "current": comp.current,
-                                                 "regressions": regression_lines(comp)},
+                                                 "regressions": regression_lines(comp),
+                                                 "rates": [asdict(d) for d in comp.rates]},
         "records": [r.as_dict() for r in summary.records],
     }

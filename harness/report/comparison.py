@@ -107,5 +107,18 @@ def text(comp: Comparison, *, only: Sequence[str] | None = None) -> str:
         lines.append(f"  no baseline runs for: {', '.join(comp.only_in_current)}")
     if comp.only_in_baseline:
         lines.append(f"  no usable run this time (failed or timed out): {', '.join(comp.only_in_baseline)}")
+    lines += rate_lines(comp)
     lines += [f"  REGRESSION: {f}" for f in regression_lines(comp)]
     return "\n".join(lines)
+
+
+def rate_lines(comp: Comparison) -> list[str]:
+    """The seed's rates per bench x profile on both sides (analysis/session.py), each with its n and its test."""
+    def val(metric: str, v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}" if metric == "novelty_score_average" else f"{v:.0%}"
+    out = []
+    for d in getattr(comp, "rates", ()):
+        test = f", {d.method} p={d.p_value:.2g}" if d.p_value is not None else ""
+        out.append(f"  rate {d.key} {d.metric}: {val(d.metric, d.base)} (n={d.n_base}) -> {val(d.metric, d.cur)} "
+                   f"(n={d.n_cur}){test}: {d.verdict}")
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 #: Metrics JUnit XML gets as properties (median over the measured runs).
-JUNIT_METRICS = ("execution_time_s", "cpu_time_s", "memory_peak_mb", "ttft_s", "decode_tokens_per_second",
+JUNIT_METRICS = ("execution_time_s", "cpu_time_s", "memory_peak_mb", "ttft_s", "tokens_per_second",
                  "tokens_generated", "claims", "citation_validity")
 
 

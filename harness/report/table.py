@@ -26,7 +26,7 @@ def render(instances: Sequence[InstanceSummary], comparison: Comparison | None =
         m = r.metrics
         runs = str(r.runs) + (f"+{r.warmups}w" if r.warmups else "")
         body.append([_CELL.name(r), runs, _CELL.time(r), _CELL.memory(r),
-                     cell(m.get("decode_tokens_per_second"), "tok/s"), cell(m.get("claims")),
+                     cell(m.get("tokens_per_second"), "tok/s"), cell(m.get("claims")),
                      cell(m.get("citation_validity"), "ratio"), _CELL.target(r),
                      _CELL.delta(comparison.for_key(r.key) if comparison is not None else None)])
     return tabulate(body, headers=list(HEADERS), tablefmt=tablefmt, disable_numparse=True)

@@ -12,7 +12,7 @@ from . import comparison, table
 from .quality import summary_lines as quality_lines
 
 #: Metrics the session's comparison table shows (plus every --research-compare-fail metric).
-SUMMARY_COMPARE_METRICS = ("execution_time_s", "cpu_time_s", "memory_peak_mb", "ttft_s", "decode_tokens_per_second")
+SUMMARY_COMPARE_METRICS = ("execution_time_s", "cpu_time_s", "memory_peak_mb", "ttft_s", "tokens_per_second")
 
 
 def failure_text(bench: str, result: Any) -> str:
@@ -65,6 +65,19 @@ def findings_lines(records: Any) -> list[str]:
     return lines
 
 
+def rates_line(aggregates: Any) -> str:
+    """The footer's one line: the seed's three rates over the session's measured runs, each with its n."""
+    from ..analysis.session import pooled
+    r = pooled(aggregates)
+    ee, err, nov = r["early_exit_rate"], r["error_rate"], r["novelty_score_average"]
+
+    def share(x) -> str:
+        return f"{x.count}/{x.n}" + (f" ({x.value:.0%})" if x.n else "")
+    novelty = (f"{nov.value:.2f} over {nov.n} judged batch{'es' if nov.n != 1 else ''}" if nov.n
+               else "no batch judged")
+    return f"seed rates: early exit {share(ee)} runs | errors {share(err)} | novelty average {novelty}"
+
+
 def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
     """The session summary as (kind, text): kind '' plain, 'red'/'yellow' coloured, 'sep' a red separator,
     'warn' a yellow one.
@@ -100,6 +113,8 @@ def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
         out.append(("sep", "CI gate: regressions beyond --research-compare-fail"))
         out += [("red", f) for f in comparison.regression_lines(comp)]
     out += [("yellow", f"results store: {line}") for line in getattr(s, "store_skipped", [])]
+    if getattr(s, "aggregates", None):
+        out.append(("", rates_line(s.aggregates)))
     out.append(("", f"{len(s.records)} record(s) appended under {o.results_dir}"))
     caps = [(r.extra or {}).get("memray_capture") for r in s.records if (r.extra or {}).get("memray_capture")]
     if caps:

@@ -19,7 +19,7 @@ LONG = ("pytest-timeout aborts a test that runs longer than the configured limit
 def _session(answer_sources: list[str], answer: str = "Answer: " + LONG + " [1]") -> ResearchSession:
     claims = [Claim(LONG, [Citation("1", "tooldocs/pytest-timeout#0", True), Citation("pytest", None, False)])]
     metrics = {"citations": 2, "valid_citations": 1, "answer_citations": 1, "grounded_citations": 1,
-               "execution_time_s": 66.04, "tokens_generated": 812, "decode_tokens_per_second": 12.3,
+               "execution_time_s": 66.04, "tokens_generated": 812, "tokens_per_second": 12.3,
                "ttft_s": 1.2, "memory_peak_mb": 901.0, "claims": 1, "memory_samples": 10}
     tel = {"metrics": metrics, "profile": {"name": "quick"}, "backend": "llamacpp", "model": {"name": "smollm2-135m"},
            "question": {"answer_type": "open"}, "early_exit": {"reason": "novelty_below_threshold"},

@@ -87,7 +87,7 @@ def test_a_backend_failure_is_research_failed_with_partial_telemetry(tmp_path):
         run(ScriptedBackend(BackendError("boom\nmore detail")), tmp_path)
     t = ei.value.telemetry
     assert t["errors"] == ["BackendError: boom"] and not t["timed_out"]
-    assert t["metrics"]["tokens_generated"] == 0 and t["metrics"]["chunks_streamed"] == 1
+    assert t["metrics"]["tokens_generated"] == 0 and t["metrics"]["streaming_chunks"] == 1
 
 
 def test_keyboard_interrupt_propagates_with_telemetry(tmp_path):

@@ -13,9 +13,10 @@ from llm_research_bench.engine.runlog import BatchRecord, CallRecord, EarlyExit,
 from llm_research_bench.engine.stream import CallTiming
 from llm_research_bench.engine.telemetry import build, sha256, validation_errors
 
-# A real quick run's telemetry at schema 1.1 (tests/data/telemetry_quick.json is the same run's kind at 1.0, kept
-# for the harness tests: 1.0 documents stay readable).
-SAMPLE = json.loads((Path(__file__).parents[1] / "data" / "telemetry_quick_1_1.json").read_text())
+# A real quick run's telemetry, recorded at schema 1.1 with its three renamed metrics under their 1.2 names
+# (tests/data/telemetry_quick.json is the same run's kind at 1.0, kept for the harness tests: 1.0 documents stay
+# readable and their names are mapped).
+SAMPLE = json.loads((Path(__file__).parents[1] / "data" / "telemetry_quick_1_2.json").read_text())
 CALL_TRACE_KEYS = ["kind", "prompt_tokens", "prompt_tokens_evaluated", "tokens_generated", "ttft_s", "e2e_s",
                    "native_prompt_eval_s", "native_decode_s", "native_decode_tokens", "chunks", "finish_reason",
                    "tokens_sampled"]
@@ -98,13 +99,13 @@ def test_built_document_is_schema_valid_and_measured(monkeypatch):
     m = doc["metrics"]
     assert set(m) == set(SAMPLE["metrics"]) | {"cpu_time_s"}
     assert m["tokens_generated"] == 16 and m["prompt_tokens_evaluated"] == 490 and m["unique_context_tokens"] == 500
-    assert m["decode_tokens_per_second"] == round(14 / 0.3, 6)         # floats are rounded to 6 places
+    assert m["tokens_per_second"] == round(14 / 0.3, 6)         # floats are rounded to 6 places
     assert m["prompt_eval_tokens_per_second"] == 980.0
     assert m["batches"] == 1 and m["claims"] == 2 and (m["citations"], m["valid_citations"], m["invalid_citations"]) == (3, 2, 1)
-    assert m["progressive_quality_score"] == 1.0 and m["chunks_streamed"] == 5
+    assert m["progressive_quality_score"] == 1.0 and m["streaming_chunks"] == 5
     assert m["execution_time_s"] == 2.1235 and m["memory_peak_mb"] == 812.3 and m["ru_maxrss_mb"] == 800.0
     assert m["cpu_time_s"] == 3.21 and doc["threads"]["n_threads"] == 1 and doc["threads"]["source"] == "measured"
-    assert m["context_utilisation"] == round(506 / 4096, 6)
+    assert m["context_utilization"] == round(506 / 4096, 6)
     assert doc["phases"] == {"plan_s": 0.1, "evidence_processing_s": 0.5, "streaming_inference_s": 1.0, "synthesis_s": 0.5235}
     assert doc["traces"]["batches"][1] == {"index": 1, "size": 2, "passage_ids": ["p3", "p4"], "novelty": 0.0812,
                                            "admitted": False}
@@ -112,7 +113,7 @@ def test_built_document_is_schema_valid_and_measured(monkeypatch):
     assert doc["question"] == {"sha256": sha256("Is it? mail a@b.org"), "hash": "sha256", "length": 19, "gold_answer": "yes",
                                "gold_passage_ids": ["p1"], "answer_type": "polar", "answer_type_source": "given"}
     assert m["answer_citations"] == 0 and m["grounded_citations"] == 0 and m["grounded_citation_rate"] == 0.0
-    assert doc["schema_version"] == "1.1" and doc["traces"]["gate"] == [] and doc["traces"]["grounding"] == []
+    assert doc["schema_version"] == "1.2" and doc["traces"]["gate"] == [] and doc["traces"]["grounding"] == []
     for k, v in m.items():
         if v is None:
             assert doc["unmeasured"].get(k), k

@@ -39,7 +39,9 @@ class SessionDouble:
 
 
 def recorded_telemetry() -> dict:
-    return json.loads(RECORDED.read_text())
+    """The recorded run's telemetry with the current metric names, as the engine writes them."""
+    from llm_research_bench.harness.records import current_names
+    return current_names({"telemetry": json.loads(RECORDED.read_text())})["telemetry"]
 
 
 def replay_research_double(question, *, profile, **kwargs):

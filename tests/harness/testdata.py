@@ -12,7 +12,7 @@ from pathlib import Path
 
 from llm_research_bench.harness.analysis import quality
 from llm_research_bench.harness.analysis.quality import QuestionOutcome
-from llm_research_bench.harness.records import ResultRecord
+from llm_research_bench.harness.records import ResultRecord, current_names
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "telemetry_quick.json"
 TESTDATA_MACHINE = "TESTDATA-machine-a"
@@ -23,7 +23,8 @@ BUDGET = {"machine_class": "linux-x86_64-2c", "time_lower_s": 10.0, "time_upper_
 
 
 def base_telemetry() -> dict:
-    return json.loads(DATA.read_text())
+    """The real document with the current metric names (as a record read from the store holds it)."""
+    return current_names({"telemetry": json.loads(DATA.read_text())})["telemetry"]
 
 
 def varied_telemetry(time_factor: float = 1.0, mem_factor: float = 1.0, **metric_overrides) -> dict:
@@ -34,7 +35,7 @@ def varied_telemetry(time_factor: float = 1.0, mem_factor: float = 1.0, **metric
     for k in ("execution_time_s", "ttft_s", "tpot_s", "itl_p50_s", "itl_p90_s", "itl_p99_s"):
         if m.get(k) is not None:
             m[k] = m[k] * time_factor
-    for k in ("decode_tokens_per_second", "wall_tokens_per_second", "prompt_eval_tokens_per_second"):
+    for k in ("tokens_per_second", "wall_tokens_per_second", "prompt_eval_tokens_per_second"):
         if m.get(k) is not None:
             m[k] = m[k] / time_factor
     for k in ("memory_peak_mb", "ru_maxrss_mb"):

@@ -74,7 +74,7 @@ DEFECTS = {
                      r"skipped 1 record with a field or metric of the wrong type, .*field 'extra' is \[1, 2\]", 3),
     "older_schema": (lambda r: _edit(_newest(r), lambda d: d["telemetry"].update(schema_version="0.9")),
                      r"skipped 1 record of an older schema, .*telemetry schema_version '0\.9'; this plugin reads "
-                     r"'1\.1'\): re-run", 3),
+                     r"'1\.2'\): re-run", 3),
     "truncated": (lambda r: _newest(r).write_bytes(_newest(r).read_bytes()[:200]),
                   r"skipped 1 damaged file that is not a record, .*not JSON", 3),
     "binary": (lambda r: (r / "fp1" / COMMIT_B[:12] / "zz.json").write_bytes(b"\xff\x00" * 64),

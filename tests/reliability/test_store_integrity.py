@@ -73,7 +73,7 @@ def test_older_telemetry_schema_version_is_skipped_with_reason(tmp_path):
     read = read_store(tmp_path)
     assert read.records == []
     assert list(read.skipped.files.values()) == [
-        ("older", "telemetry schema_version '0.9'; this plugin reads '1.1'")]
+        ("older", "telemetry schema_version '0.9'; this plugin reads '1.2'")]
 
 
 def test_wrong_field_types_are_not_misread(tmp_path):

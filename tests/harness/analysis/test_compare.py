@@ -20,7 +20,7 @@ from tests.harness.doubles import recorded_telemetry
 
 def test_parse_threshold_reads_direction_from_the_schema():
     assert parse_threshold("execution_time_s:10%") == Threshold("execution_time_s", 10.0, "lower")
-    assert parse_threshold("decode_tokens_per_second:5") == Threshold("decode_tokens_per_second", 5.0, "higher")
+    assert parse_threshold("tokens_per_second:5") == Threshold("tokens_per_second", 5.0, "higher")
     assert parse_threshold(" memory_peak_mb : 15 % ").better == "lower"
 
 
@@ -66,7 +66,7 @@ def _rec(commit, t, *, decode=None, ts="2026-01-01T00:00:00", warmup=False, outc
     tel = copy.deepcopy(recorded_telemetry())
     tel["metrics"]["execution_time_s"] = t
     if decode is not None:
-        tel["metrics"]["decode_tokens_per_second"] = decode
+        tel["metrics"]["tokens_per_second"] = decode
     return ResultRecord(test_id="b.py::test_pipeline[quick]", bench="pipeline", profile="quick", outcome=outcome,
                         target_met=True, machine_fingerprint=fp, machine_class="c", commit=commit, telemetry=tel,
                         warmup=warmup, timestamp=ts)
@@ -90,10 +90,10 @@ def test_compare_fails_only_beyond_threshold_and_beyond_noise():
 
 
 def test_higher_is_better_metrics_regress_downwards():
-    th = [parse_threshold("decode_tokens_per_second:5%")]
+    th = [parse_threshold("tokens_per_second:5%")]
     base = [_rec("a", 10, decode=86.0) for _ in range(3)]
     comp = compare_records(base, [_rec("b", 10, decode=70.0) for _ in range(3)], thresholds=th)
-    d = comp.series[0].delta("decode_tokens_per_second")
+    d = comp.series[0].delta("tokens_per_second")
     assert d.change == "worse" and d.failed and d.test.method == "exact"
 
 
