@@ -1,18 +1,18 @@
 """The end of a bench session: its records (and a baseline's) read from the store and judged by analysis (the CI
 gate, the comparison, per-instance summaries, the seed's rates per bench x profile) into a SessionSummary, which
-report/ prints and session_document writes as JSON (schemas/session.schema.json)."""
+report/ prints and report/document.py writes as JSON (schemas/session.schema.json)."""
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 from ..analysis.baseline import baseline_records, pick_default_commit, saved_session
-from ..analysis.compare import Comparison, add_power, compare_records
-from ..analysis.gate import InstanceVerdict, failing, instance_verdicts, unverified
-from ..analysis.instances import InstanceSummary, summarize_instances
-from ..analysis.session import BenchAggregate, aggregates, pooled
-from ..records import RECORD_VERSION, ResultRecord
+from ..analysis.compare import add_power, compare_records
+from ..analysis.summary import SessionSummary, judge
+from ..records import ResultRecord
+from ..report import document
+from ..report.document import SessionHead
 from ..run.context import BenchContext
 from ..run.store import Skipped, read_store
 
@@ -25,28 +25,6 @@ class Baseline:
     records: list[ResultRecord]
     note: str
     history: list[ResultRecord]
-
-
-@dataclass
-class SessionSummary:
-    records: list[ResultRecord]
-    instances: list[InstanceSummary]
-    missed: list[InstanceVerdict] = field(default_factory=list)      # gated instance runs that fail the session
-    unverified: list[InstanceVerdict] = field(default_factory=list)  # gated ones resting on contended runs only
-    unverified_policy: str = "pass"
-    comparison: Comparison | None = None
-    baseline_note: str | None = None          # why there is no comparison, or what the baseline is
-    compare_requested: bool = False
-    store_skipped: list[str] = field(default_factory=list)     # what reading the store left out, one line a kind
-    aggregates: list[BenchAggregate] = field(default_factory=list)   # the seed's rates per bench x profile
-
-    @property
-    def regressions(self) -> list:
-        return self.comparison.regressions if self.comparison is not None and self.compare_requested else []
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.missed or self.regressions)
 
 
 def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], skipped: Skipped) -> Baseline:
@@ -82,10 +60,7 @@ def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummar
     path without a scan of the store) judged, compared with a baseline, and what the store reads skipped."""
     o, read = ctx.options, read_store(ctx.options.results_dir, files=worker_paths)
     records, tally = list(ctx.records) + read.records, read.skipped
-    verdicts = instance_verdicts(records)
-    summary = SessionSummary(records, summarize_instances(records), failing(verdicts, o.unverified),
-                             unverified(verdicts), o.unverified, compare_requested=o.compare is not None,
-                             aggregates=aggregates(records))
+    summary = judge(records, o.unverified, compare_requested=o.compare is not None)
     if records:
         base = choose_baseline(ctx, records, tally)
         summary.baseline_note = base.note
@@ -97,40 +72,17 @@ def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummar
     return summary
 
 
-#: The session document's version (schemas/session.schema.json): 2 adds the seed's rates (`benches`, `rates`,
-#: comparison.rates) to version 1.
-SESSION_FORMAT_VERSION = 2
+def session_head(ctx: BenchContext) -> SessionHead:
+    """Where a pytest session's runs come from, for its document: the plugin, session, commit, machine, options."""
+    git, o = ctx.git, ctx.options
+    return SessionHead(
+        ctx.plugin_version, ctx.session_id, o.save, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        {"id": git.commit, "dirty": git.dirty, "branch": git.branch}, ctx.machine.as_dict(), ctx.machine_class,
+        {"rounds": o.rounds, "warmup_runs": o.warmup_runs, "budget_scale": o.budget_scale, "backend": o.backend,
+         "isolate": o.isolate, "memray": o.memray, "profiles": o.selected, "results_dir": str(o.results_dir),
+         "compare": o.compare})
 
 
 def session_document(summary: SessionSummary, ctx: BenchContext) -> dict:
     """The session as one JSON document (--research-json), valid against schemas/session.schema.json."""
-    from ..report.comparison import regression_lines
-    git, o, comp = ctx.git, ctx.options, summary.comparison
-    return {
-        "format": "research-bench-session", "format_version": SESSION_FORMAT_VERSION,
-        "record_version": RECORD_VERSION,
-        "plugin_version": ctx.plugin_version, "session_id": ctx.session_id, "saved_as": o.save,
-        "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "commit": {"id": git.commit, "dirty": git.dirty, "branch": git.branch},
-        "machine": ctx.machine.as_dict(), "machine_class": ctx.machine_class,
-        "options": {"rounds": o.rounds, "warmup_runs": o.warmup_runs, "budget_scale": o.budget_scale,
-                    "backend": o.backend, "isolate": o.isolate, "memray": o.memray, "profiles": o.selected,
-                    "results_dir": str(o.results_dir), "compare": o.compare},
-        "passed": not summary.failed,
-        "instances": [{"test_id": i.test_id, "bench": i.bench, "profile": i.profile, "runs": i.runs,
-                       "warmups": i.warmups, "target_met": i.target_met, "gated": i.gated, "reasons": i.reasons,
-                       "time_median_s": i.time.median, "time_iqr_s": i.time.iqr, "time_budget_s": i.time_upper,
-                       "memory_peak_mb": i.memory_peak, "memory_limit_mb": i.memory_limit,
-                       "metrics": dict(i.metrics)} for i in summary.instances],
-        "missed_targets": [rid for v in summary.missed for rid in v.record_ids],
-        "unverified": [{"test_id": v.test_id, "profile": v.profile, "time_s": v.time_s, "time_upper_s": v.time_upper_s,
-                        "record_ids": v.record_ids} for v in summary.unverified],
-        "unverified_policy": summary.unverified_policy,
-        "baseline_note": summary.baseline_note,
-        "benches": [a.as_dict() for a in summary.aggregates],
-        "rates": {k: v.as_dict() for k, v in pooled(summary.aggregates).items()},
-        "comparison": None if comp is None else {"baseline": comp.baseline, "current": comp.current,
-                                                 "regressions": regression_lines(comp),
-                                                 "rates": [asdict(d) for d in comp.rates]},
-        "records": [r.as_dict() for r in summary.records],
-    }
+    return document.session_document(summary, session_head(ctx))

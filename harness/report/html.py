@@ -15,7 +15,7 @@ from ..analysis.changepoints import default_thresholds, history_steps
 from ..analysis.quality import QualitySummary
 from ..records import ResultRecord, better, label, series_key, spec, unit
 from ..units import num
-from . import TEMPLATES, charts, overview, regressions
+from . import TEMPLATES, charts, document, overview, regressions
 from . import Raw as _Raw
 from .regressions import chart_id
 
@@ -62,6 +62,7 @@ class _Part:
     summary: overview.Summary | None = None
     summary_commit: str = ""                                        # the latest commit, labelled, as HTML
     charted: set = field(default_factory=set)                       # the series with a history block
+    document: _Raw | None = None                                    # the latest commit's session document, JSON
 
     def commit(self, rec: ResultRecord, long: bool = False) -> _Raw:
         """A record's commit key as HTML, linked when a URL template is set, its date and subject on hover (and
@@ -255,6 +256,10 @@ def _part(mine: list[ResultRecord], pg: _Part) -> _Part:
     pg.n_commits = len(measures.commit_order(measured, pg.git_order))
     pg.summary = overview.summary(mine, pg.git_order, pg.infos)
     pg.summary_commit = next((pg.commit(r, long=True) for r in mine if measures.commit_key(r) == pg.summary.commit), "")
+    if pg.summary.session is not None:
+        runs = pg.summary.session.records
+        pg.document = _Raw(document.script_json(document.session_document(
+            pg.summary.session, document.records_head(runs, "research-bench report: the latest commit's runs"))))
     pg.charted = set(by_series)
     pg.profiles, pg.quality, pg.breakdown = _latest(mine, pg), _quality(mine, pg), _breakdown(mine, pg)
     pg.recommendations = recommend(mine)

@@ -1,6 +1,7 @@
 """What the HTML report shows first: the latest commit's bench verdicts (analysis.gate's instance verdicts, with
-time and memory against their budget), and per bench which history charts open first (the headline metrics),
-which follow folded, and which metrics did not change at all (folded behind one line that names them)."""
+time and memory against their budget) and the seed's rates of its runs per bench x profile (analysis.session);
+and per bench which history charts open first (the headline metrics), which follow folded, and which metrics did
+not change at all (folded behind one line that names them)."""
 from __future__ import annotations
 
 import statistics
@@ -9,6 +10,8 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ..analysis import measures
 from ..analysis.gate import instance_verdicts
+from ..analysis.session import BenchAggregate, Rate
+from ..analysis.summary import SessionSummary, judge
 from ..records import ResultRecord, is_superseded, label, series_key, unit
 from ..units import limit, num
 
@@ -42,13 +45,29 @@ class VerdictRow:
     measured_at: str            # when its last run ended, YYYY-MM-DD HH:MM UTC
 
 
+@dataclass(frozen=True)
+class RateRow:
+    """One bench x profile's seed rates over the latest commit's runs, as the page shows them (each with its n)."""
+    series: str
+    runs: int
+    instances: int
+    early_exit: str             # k/n (share), of the runs that completed
+    errors: str                 # k/n (share), of the measured runs
+    novelty: str                # mean over b judged batches
+    tokens_per_second: str      # median over n runs
+    tokens_per_second_n: int
+
+
 @dataclass
 class Summary:
-    """The first section of a machine's part: its latest commit and that commit's verdicts."""
+    """The first section of a machine's part: its latest commit, that commit's verdicts, its runs (those the
+    verdicts judge) and their seed rates per bench x profile."""
     commit: str | None                            # commit key (measures.commit_key)
     info: "Commit | None"
     rows: list[VerdictRow] = field(default_factory=list)
     older: list[str] = field(default_factory=list)   # benches whose newest runs are of an earlier commit
+    session: SessionSummary | None = None     # its runs judged as one session (the embedded session document)
+    rates: list[RateRow] = field(default_factory=list)
 
 
 def commit_infos(records: Sequence[ResultRecord], commits: Sequence["Commit"] | None) -> dict[str, "Commit"]:
@@ -83,10 +102,29 @@ def _row(v: "InstanceVerdict", recs: Sequence[ResultRecord]) -> VerdictRow:
                       measured_at=max(r.timestamp for r in recs)[:16].replace("T", " "))
 
 
+def _share(r: Rate) -> str:
+    return f"{r.count}/{r.n} ({r.value:.0%})" if r.n else "—"
+
+
+def rate_rows(aggs: Sequence[BenchAggregate]) -> list[RateRow]:
+    """The rows of the benches that ran the pipeline (a run with telemetry, or a failed one); a quality or breakdown
+    bench has no early exit, novelty or throughput to show."""
+    out = []
+    for a in aggs:
+        if not (a.early_exit_rate.n or a.error_rate.count):
+            continue
+        nov = a.novelty_score_average
+        out.append(RateRow(a.key, a.runs, a.instances, _share(a.early_exit_rate), _share(a.error_rate),
+                           f"{nov.value:.2f} over {nov.n} batch{'es' if nov.n != 1 else ''}" if nov.n
+                           else "no batch judged", num(a.tokens_per_second, "tok/s", missing="—"),
+                           a.tokens_per_second_n))
+    return out
+
+
 def summary(mine: Sequence[ResultRecord], git_order: Sequence[str] | None,
             infos: Mapping[str, "Commit"]) -> Summary:
-    """The latest commit measured on this machine (git's order where known) and each of its instances' verdicts,
-    by bench; `infos`: commit key -> Commit."""
+    """The latest commit measured on this machine (git's order where known), each of its instances' verdicts, by
+    bench, and the seed's rates of its runs per bench x profile; `infos`: commit key -> Commit."""
     judged = [r for r in mine if r.outcome != "skipped"]
     order = measures.commit_order(judged, git_order)
     if not order:
@@ -98,7 +136,8 @@ def summary(mine: Sequence[ResultRecord], git_order: Sequence[str] | None,
                   key=lambda row: (row.time == "—", row.series, row.measured_at))   # timed (pipeline) benches first
     shown = {r.series for r in rows}
     older = sorted({series_key(r) for r in mine if measures.is_measurement(r)} - shown)
-    return Summary(last, infos.get(last), rows, older)
+    session = judge(at)
+    return Summary(last, infos.get(last), rows, older, session, rate_rows(session.aggregates))
 
 
 def is_flat(values: Sequence[float]) -> bool:

@@ -259,7 +259,8 @@ def test_each_bench_opens_on_its_headline_charts_and_folds_the_rest(store_page):
     research = blocks[0][3]
     shown = research.split("<details")[0]                             # the charts outside any fold
     assert re.findall(r'id="chart-TESTDATA-machine-a-research-quick-(\w+)"', shown) == list(HEADLINE)
-    assert '<details class="more"><summary>7 more metric(s): decode tok/s' in research
+    assert '<details class="more"><summary>7 more metric(s): ITL p50, ITL p90, ITL p99, memory_efficiency, prompt ' \
+           'tok/s, decode tok/s, wall tok/s</summary>' in research
     flat = re.search(r'<details class="flat"><summary>unchanged across these runs: ([^<]*)</summary>', research)
     assert flat and "claims 5" in flat.group(1)                     # the same in every run: folded, named once
     for _, _, _, block in blocks:
@@ -349,3 +350,82 @@ def test_a_link_to_a_folded_chart_opens_its_folds_in_headless_chromium(tmp_path)
     research = re.search(r'<details class="bench" id="[^"]*research-quick-bench"[^>]*>(.*?)<details class="commits"',
                          dom.stdout, flags=re.S).group(1)
     assert '<details class="more">' in research                        # untouched folds stay closed
+
+
+# -- the seed's rates of the latest commit, shown and embedded as the session document ------------------------------
+
+def _rated_store() -> tuple[list, list]:
+    """The store of _store with the last commit's research runs given what the seed's rates count (TEST DATA): one
+    run stopped early with three batches judged, one run with one batch judged, and one run that crashed."""
+    from llm_research_bench.harness import records
+    from tests.harness.testdata import TESTDATA_COMMITS, record
+    recs, commits = _store()
+    last = [r for r in recs if r.commit == TESTDATA_COMMITS[-1] and r.bench == "research"]
+    last[0].telemetry["early_exit"] = {"triggered": True, "batch": 2, "reason": "information_gain"}
+    last[0].telemetry["traces"]["gate"] = [{"batch": 0, "reason": "reference", "novelty": 1.0},
+                                           {"batch": 1, "reason": "above_threshold", "novelty": 0.6},
+                                           {"batch": 2, "reason": "below_threshold", "novelty": 0.2}]
+    last[1].telemetry["traces"]["gate"] = [{"batch": 1, "reason": "above_threshold", "novelty": 0.7}]
+    crashed = record(None, commit=TESTDATA_COMMITS[-1], ts="2026-11-23T10:05:00.000000+00:00", target_met=False,
+                     extra={"instance": last[0].extra["instance"], "reason_codes": [records.RUN_CRASHED]})
+    crashed.outcome = records.CRASHED
+    return recs + [crashed], commits
+
+
+def test_the_latest_commit_shows_the_seed_rates_of_its_runs_per_bench():
+    recs, commits = _rated_store()
+    summary = _section(report_html.render(recs, generated_at="TESTDATA", commits=commits), "summary")
+    table = re.search(r'<table class="rates">(.*?)</table>', summary, flags=re.S).group(1)
+    rows = re.findall(r"<tr><td class=\"l\">([^<]+)</td>(.*?)</tr>", table)
+    assert [bench for bench, _ in rows] == ["research[quick]"]        # quality and breakdown: no pipeline runs
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", rows[0][1])
+    assert cells[:4] == ["4 (1)", "1/3 (33%)", "1/4 (25%)", "0.50 over 3 batches"]
+    assert cells[4].endswith(" tok/s") and 'title="median over 3 run(s)"' in rows[0][1]
+    assert summary.index('<table class="verdicts">') < summary.index('<table class="rates">')
+
+
+def _embedded(page: str, sid: str = "") -> dict:
+    import json
+    text = re.search(rf'<script type="application/json" id="session-document{sid}">(.*?)</script>', page,
+                     flags=re.S).group(1)
+    return json.loads(text)
+
+
+def _json_round_trip(d: dict) -> dict:
+    import json
+    return json.loads(json.dumps(d))
+
+
+def test_the_page_embeds_the_latest_commits_session_document_valid_against_its_schema():
+    """The document --research-json writes, built by the same code over the latest commit's runs of each machine:
+    it parses, validates against schemas/session.schema.json, and holds the rates the table shows."""
+    from llm_research_bench.harness import records
+    from llm_research_bench.harness.analysis.session import aggregates
+    from tests.harness.testdata import TESTDATA_COMMITS, TESTDATA_MACHINE, TESTDATA_OTHER_MACHINE
+    recs, commits = _rated_store()
+    page = report_html.render(recs, generated_at="TESTDATA", commits=commits)
+    doc = _embedded(page)
+    assert records.validation_errors("session", doc) == []
+    at = [r for r in recs if r.commit == TESTDATA_COMMITS[-1] and r.machine_fingerprint == TESTDATA_MACHINE]
+    assert doc["commit"]["id"] == TESTDATA_COMMITS[-1] and doc["machine"] == {"fingerprint": TESTDATA_MACHINE}
+    assert sorted(r["record_id"] for r in doc["records"]) == sorted(r.record_id for r in at)
+    assert [b["bench"] for b in doc["benches"]] == ["research", "quality", "breakdown_phases",
+                                                    "breakdown_corpus_scaling"]
+    research = doc["benches"][0]
+    assert research == _json_round_trip(aggregates(at)[0].as_dict())
+    assert research["early_exit_rate"] == {"value": pytest.approx(1 / 3), "count": 1, "n": 3}
+    assert research["error_rate"]["count"] == 1 and research["novelty_score_average"]["n"] == 3
+    assert doc["rates"]["error_rate"] == {"value": pytest.approx(1 / 7), "count": 1, "n": 7}   # every bench's runs
+    assert doc["passed"] is False                                                               # the crash missed
+    other = _embedded(page, "-2")
+    assert records.validation_errors("session", other) == [] and other["machine"]["fingerprint"] == \
+        TESTDATA_OTHER_MACHINE
+
+
+def test_embedded_json_cannot_end_its_script_element_and_reads_back_unchanged():
+    import json
+    from llm_research_bench.harness.report.document import script_json
+    doc = {"answer": "a </script><script>alert(1)</script> b", "url": "http://127.0.0.1:11434"}
+    text = script_json(doc)
+    assert "<" not in text and "http://" not in text
+    assert json.loads(text) == doc

@@ -1,0 +1,81 @@
+"""The session document (schemas/session.schema.json): a judged session (analysis.summary.SessionSummary) with
+where its runs come from, as one JSON document. One builder for both of its readers: --research-json writes it for
+a pytest session (plugin/session_end.py), and the HTML report embeds one per machine for the latest commit's runs
+(in a <script type="application/json">, so that scripts read the same fields from either)."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+from ..analysis.session import pooled
+from ..analysis.summary import SessionSummary
+from ..records import RECORD_VERSION, ResultRecord
+
+#: The session document's version (schemas/session.schema.json): 2 adds the seed's rates (`benches`, `rates`,
+#: comparison.rates) to version 1.
+SESSION_FORMAT_VERSION = 2
+
+
+@dataclass(frozen=True)
+class SessionHead:
+    """Where a document's runs come from: the plugin, the session, the commit (id, dirty, branch), the machine,
+    the options they ran with, and the document's time (ISO 8601)."""
+    plugin_version: str
+    session_id: str
+    saved_as: str | None
+    datetime: str
+    commit: dict
+    machine: dict
+    machine_class: str | None
+    options: dict
+
+
+def records_head(records: Sequence[ResultRecord], source: str) -> SessionHead:
+    """The head of a document over stored records (the report's latest commit on one machine): the newest run's
+    plugin, session, commit and time; `options` says what produced it and lists every session the runs come from,
+    since one commit's runs may span several sessions."""
+    newest = max(records, key=lambda r: r.timestamp)
+    sessions = sorted({s for r in records if (s := (r.extra or {}).get("session_id"))})
+    return SessionHead(newest.plugin_version, (newest.extra or {}).get("session_id") or "",
+                       (newest.extra or {}).get("saved_as"), newest.timestamp,
+                       {"id": newest.commit, "dirty": newest.dirty, "branch": newest.branch},
+                       {"fingerprint": newest.machine_fingerprint}, newest.machine_class,
+                       {"source": source, "sessions": sessions})
+
+
+def session_document(summary: SessionSummary, head: SessionHead) -> dict:
+    """`summary` as one JSON document, valid against schemas/session.schema.json."""
+    from .comparison import regression_lines
+    comp = summary.comparison
+    return {
+        "format": "research-bench-session", "format_version": SESSION_FORMAT_VERSION,
+        "record_version": RECORD_VERSION, "plugin_version": head.plugin_version, "session_id": head.session_id,
+        "saved_as": head.saved_as, "datetime": head.datetime, "commit": head.commit, "machine": head.machine,
+        "machine_class": head.machine_class, "options": head.options,
+        "passed": not summary.failed,
+        "instances": [{"test_id": i.test_id, "bench": i.bench, "profile": i.profile, "runs": i.runs,
+                       "warmups": i.warmups, "target_met": i.target_met, "gated": i.gated, "reasons": i.reasons,
+                       "time_median_s": i.time.median, "time_iqr_s": i.time.iqr, "time_budget_s": i.time_upper,
+                       "memory_peak_mb": i.memory_peak, "memory_limit_mb": i.memory_limit,
+                       "metrics": dict(i.metrics)} for i in summary.instances],
+        "missed_targets": [rid for v in summary.missed for rid in v.record_ids],
+        "unverified": [{"test_id": v.test_id, "profile": v.profile, "time_s": v.time_s, "time_upper_s": v.time_upper_s,
+                        "record_ids": v.record_ids} for v in summary.unverified],
+        "unverified_policy": summary.unverified_policy,
+        "baseline_note": summary.baseline_note,
+        "benches": [a.as_dict() for a in summary.aggregates],
+        "rates": {k: v.as_dict() for k, v in pooled(summary.aggregates).items()},
+        "comparison": None if comp is None else {"baseline": comp.baseline, "current": comp.current,
+                                                 "regressions": regression_lines(comp),
+                                                 "rates": [asdict(d) for d in comp.rates]},
+        "records": [r.as_dict() for r in summary.records],
+    }
+
+
+def script_json(doc: dict) -> str:
+    """`doc` as JSON to sit inside an HTML <script> element, with the usual escapes of JSON in HTML: every '<' as
+    \\u003c and every '/' as \\/, so that no value can end the element early and no value reads as markup or as a
+    link to the page's scanners (a record's telemetry names its backend's URL); JSON.parse and json.loads read the
+    text unchanged."""
+    return json.dumps(doc, default=str, separators=(",", ":")).replace("<", "\\u003c").replace("/", "\\/")
