@@ -37,6 +37,7 @@ class SessionSummary:
     baseline_note: str | None = None          # why there is no comparison, or what the baseline is
     compare_requested: bool = False
     store_skipped: list[str] = field(default_factory=list)     # what reading the store left out, one line a kind
+    unsaved: int = 0                                            # records the store could not take (in a fallback)
 
     @property
     def regressions(self) -> list:
@@ -90,7 +91,8 @@ def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummar
             summary.comparison = add_power(compare_records(
                 base.records, records, thresholds=o.compare_fail if o.compare is not None else (),
                 names=(base.label, ctx.git.short + " (this session)"), history=base.history))
-    summary.store_skipped = tally.lines()
+    summary.store_skipped = tally.lines() + list(ctx.unsaved)
+    summary.unsaved = len(ctx.unsaved)
     return summary
 
 

@@ -100,7 +100,7 @@ def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
         out.append(("sep", "CI gate: regressions beyond --research-compare-fail"))
         out += [("red", f) for f in comparison.regression_lines(comp)]
     out += [("yellow", f"results store: {line}") for line in getattr(s, "store_skipped", [])]
-    out.append(("", f"{len(s.records)} record(s) appended under {o.results_dir}"))
+    out.append(("", f"{len(s.records) - getattr(s, 'unsaved', 0)} record(s) appended under {o.results_dir}"))
     caps = [(r.extra or {}).get("memray_capture") for r in s.records if (r.extra or {}).get("memray_capture")]
     if caps:
         out.append(("", f"memray captures: {len(caps)} (e.g. `memray flamegraph {caps[-1]}`)"))
