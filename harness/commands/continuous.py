@@ -66,6 +66,7 @@ def settings(args):
     """The run.continuous.Settings of the parsed arguments; ValueError names a bad one. A HEAD that is a path is
     the first pytest argument; a HEAD that is neither a path nor a git ref is an error."""
     from ..run.continuous import Settings
+    from ..run.environment import machine_info
     from ..run.refs import default_results_dir
     from ..run.store import StoreError, check_store
     from .compare import thresholds
@@ -73,7 +74,7 @@ def settings(args):
     rounds = _int("rounds", args.rounds, DEFAULT_ROUNDS, 1)
     results_dir = Path(args.results_dir or default_results_dir()).resolve()
     try:
-        check_store(results_dir)
+        check_store(results_dir, machine_info().fingerprint)
     except StoreError as e:
         raise ValueError(str(e)) from None
     return Settings(args.base, head or "HEAD", results_dir,

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 
 from llm_research_bench.engine.envvars import name as envvar_name
-from llm_research_bench.engine.names import check_name
+from llm_research_bench.engine.names import PATTERN, RULE, BadName
 from llm_research_bench.engine.system import cpu_model
 
 #: Set this to pin the machine fingerprint (e.g. a CI runner pool whose hosts differ only in CPU stepping).
@@ -152,12 +152,17 @@ def _gpus() -> tuple[str, ...]:
 
 
 def machine_id() -> str | None:
-    """$RESEARCH_BENCH_MACHINE_ID (None when unset): a name of engine.names' pattern, since it names the store's
-    machine folder; BadName (a ValueError) says why another value is refused."""
+    """$RESEARCH_BENCH_MACHINE_ID (None when unset), which names the store's machine folder: each character outside
+    letters, digits, `.`, `_`, `-` becomes `_` (`ci pool/linux`: ci_pool_linux), and the result must then match
+    engine.names' pattern (so `..`, `.`, `/`, `_x` are refused: BadName, a ValueError, says why)."""
     raw = os.environ.get(FINGERPRINT_ENV)
     if raw is None or raw == "":
         return None
-    return check_name(raw, f"${FINGERPRINT_ENV}")
+    mapped = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in raw.strip())
+    if not PATTERN.fullmatch(mapped):
+        raise BadName(f"${FINGERPRINT_ENV}={ascii(raw)} cannot name the machine's results folder ({RULE}; other "
+                      f"characters become '_'): set another id, or unset it to use the detected fingerprint")
+    return mapped
 
 
 @lru_cache(maxsize=1)
