@@ -49,6 +49,9 @@ class Stopped(BaseException):
         return 128 + self.signum
 
 
+_stopping = threading.Event()
+
+
 @contextlib.contextmanager
 def stop_on_signals():
     """While inside: SIGTERM, SIGINT and SIGHUP raise Stopped once; later ones are ignored until the cleanup the
@@ -56,7 +59,9 @@ def stop_on_signals():
     def stop(signum, _frame):
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
+        _stopping.set()                     # the sides' output from here on goes to their logs only
         raise Stopped(signum)
+    _stopping.clear()
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -152,9 +157,11 @@ def side_env(side: SideCheckout, names: Sequence[str], baton: Path, site: Path, 
 
 
 def _launch(side: SideCheckout, args: Sequence[str], cwd: Path, env: dict, log: Path, echo) -> tuple:
-    """Start a side's pytest session; a thread copies its output to `log` and, line by line, to `echo`."""
+    """Start a side's pytest session; a thread copies its output to `log` and, line by line, to `echo`. The side
+    has a session of its own: a signal to the terminal's process group reaches this process alone, which stops
+    the sides in order (`_stop`)."""
     p = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=str(cwd), env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, bufsize=1,
+                         stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True,
                          preexec_fn=_parent_death_signal())
 
     def pump() -> None:
@@ -162,7 +169,7 @@ def _launch(side: SideCheckout, args: Sequence[str], cwd: Path, env: dict, log: 
             for line in p.stdout:                   # type: ignore[union-attr]
                 fh.write(line)
                 fh.flush()
-                if echo is not None:
+                if echo is not None and not _stopping.is_set():
                     echo(f"[{side.name} {side.short}] {line.rstrip()}")
     t = threading.Thread(target=pump, daemon=True)
     t.start()

@@ -74,7 +74,7 @@ def changed_paths(cwd: str | Path = ".") -> list[str]:
     """The tracked files with uncommitted changes in the checkout holding `cwd`, relative to its top (untracked
     files, e.g. new result records, do not count); empty outside git."""
     out = _git(["status", "--porcelain", "--untracked-files=no"], Path(cwd)) or ""
-    return [line[3:].split(" -> ")[-1] for line in out.splitlines() if len(line) > 3]
+    return [line.split(maxsplit=1)[1].split(" -> ")[-1] for line in out.splitlines() if len(line.split()) > 1]
 
 
 def resolve_ref(ref: str, cwd: str | Path = ".") -> str | None:

@@ -4,7 +4,6 @@ never blocks nor misreads: what it cannot read is tallied in `Skipped`, by kind 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from llm_research_bench.engine.atomic import FileTooLarge, NotRegularFile, read_regular, size_text, write_json
+from llm_research_bench.engine.envvars import env, name as envvar_name
 from llm_research_bench.engine.names import check_name
 
 from ..records import (NewerRecordError, OlderRecordError, OutOfRangeError, RecordError, ResultRecord,
@@ -25,7 +25,7 @@ MAX_RECORD_BYTES = 16 << 20
 #: The free space the store must have before a run: room for many records.
 MIN_FREE_BYTES = 1 << 20
 #: Where a record goes that the store could not take (one JSON line each); the message names the file.
-FALLBACK_ENV = "RESEARCH_BENCH_FALLBACK_DIR"
+FALLBACK_ENV = envvar_name("FALLBACK_DIR")
 
 NEWER, OLDER, WRONG_TYPE, OUT_OF_RANGE, DAMAGED, NOT_REGULAR, TOO_LARGE, UNREADABLE = (
     "newer", "older", "wrong_type", "out_of_range", "damaged", "not_regular", "too_large", "unreadable")
@@ -131,7 +131,7 @@ def check_store(results_dir: str | Path, fingerprint: str | None = None) -> None
 
 def fallback_file() -> Path:
     """Where records go that the store could not take: $RESEARCH_BENCH_FALLBACK_DIR, else the temp folder."""
-    folder = Path(os.environ.get(FALLBACK_ENV) or tempfile.gettempdir())
+    folder = Path(env("FALLBACK_DIR") or tempfile.gettempdir())
     return folder / f"research-bench-unsaved-{time.strftime('%Y%m%d', time.gmtime())}.jsonl"
 
 
