@@ -176,14 +176,22 @@ def _launch(side: SideCheckout, args: Sequence[str], cwd: Path, env: dict, log: 
     return p, t
 
 
+def _signal_group(p: subprocess.Popen, sig: int) -> None:
+    """`sig` to a side's process group (its session: the side and whatever it started, e.g. an isolated run)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(p.pid, sig)
+
+
 def _stop(running: dict[str, tuple]) -> None:
+    """End every side still running: SIGTERM to its process group, SIGKILL after STOP_WAIT_S."""
     for p, _ in running.values():
         if p.poll() is None:
-            p.terminate()
+            _signal_group(p, signal.SIGTERM)
             try:
                 p.wait(timeout=STOP_WAIT_S)
             except subprocess.TimeoutExpired:
-                p.kill()
+                _signal_group(p, signal.SIGKILL)
+                p.wait()
     for _, t in running.values():
         t.join(timeout=5)
 
@@ -299,6 +307,10 @@ def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
         raise
     except Stopped as e:
         e.message = _stopped_line(s, sess, e)
+        raise
+    except KeyboardInterrupt:              # Ctrl-C where no stop_on_signals is installed (research-bench run, find)
+        if not s.keep_worktrees:
+            shutil.rmtree(sess.work, ignore_errors=True)
         raise
     return sess
 
