@@ -74,8 +74,8 @@ class BenchContext:
     @cached_property
     def git(self) -> environment.GitInfo:
         """This checkout's commit; for a side of `research-bench continuous`, the commit of the checkout its
-        engine comes from (a temporary worktree: detached, so no branch), dirty when its benches and harness (the
-        working tree's) have uncommitted changes."""
+        engine comes from (a temporary worktree: detached, so no branch), dirty when its benches (the working
+        tree's) have uncommitted changes."""
         from .interleave import current
         side_root = os.environ.get(sources.ENV)
         if side_root:

@@ -93,7 +93,7 @@ class SideCheckout:
     ref: str                      # as the user gave it (HEAD~1)
     commit: str
     path: Path                    # the worktree
-    dirty: bool = False           # the benches and harness it runs (the working tree's) have uncommitted changes
+    dirty: bool = False           # the benches it runs (the working tree's) have uncommitted changes
 
     @property
     def short(self) -> str:
@@ -297,7 +297,8 @@ def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
             echo(f"continuous {run_id}: A = {s.base} ({a.short}), B = {s.head} ({b.short}); {s.rounds} interleaved "
                  f"rounds a side after {s.warmup_runs} warm-up(s)"
                  + (f", up to {looks[-1]} in {len(looks)} looks (each tests at alpha {sess.alpha:.3g})"
-                    if len(looks) > 1 else "") + f"; worktrees under {wt.root}")
+                    if len(looks) > 1 else "") + f"; each side's engine from its worktree under {wt.root}, the "
+                 f"benches from {cwd}")
             for k in range(len(looks)):
                 if not _look(s, sess, k, cwd, echo):
                     break
@@ -317,14 +318,14 @@ def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
 
 def _tree_note(cwd: Path, echo: Callable[[str], None]) -> bool:
     """Say which tree each side measures; warn when the working tree has uncommitted changes, which neither side's
-    engine holds. Whether the benches and harness (the working tree's) are dirty: their records are filed so."""
+    engine holds. Whether the benches (the working tree's) are dirty: the records are then filed as dirty."""
     changed = environment.changed_paths(cwd)
     if changed:
         engine = [p for p in changed if p.startswith("engine/")]
         echo(f"continuous: warning: the working tree has {len(changed)} uncommitted change(s), e.g. {changed[0]}: "
              f"each side measures its commit's engine"
              + (f" ({len(engine)} engine change(s) are in neither side)" if engine else "")
-             + "; the benches and harness are this working tree's"
+             + "; the benches are this working tree's"
              + ("; records are filed as +dirty" if len(engine) < len(changed) else ""))
     return any(not p.startswith("engine/") for p in changed)
 

@@ -26,7 +26,7 @@ class Side:
     dir: Path                   # the baton folder
     sides: tuple[str, ...]      # every side, in turn order
     parent: int = 0             # the continuous process's id: a side whose parent is gone ends itself
-    dirty: bool = False         # the benches and harness come from a working tree with uncommitted changes
+    dirty: bool = False         # the benches come from a working tree with uncommitted changes
 
     def as_env(self) -> str:
         return json.dumps(asdict(self), default=str)

@@ -86,7 +86,7 @@ def test_continuous_warns_about_uncommitted_changes_and_files_dirty_records(benc
     warning = [line for line in err.splitlines() if line.startswith("continuous: warning:")]
     assert warning == ["continuous: warning: the working tree has 2 uncommitted change(s), e.g. engine/__init__.py: "
                        "each side measures its commit's engine (1 engine change(s) are in neither side); the benches "
-                       "and harness are this working tree's; records are filed as +dirty"]
+                       "are this working tree's; records are filed as +dirty"]
     recs = bench.records()
     assert {x.extra["continuous"]["side"] for x in recs} == {"A", "B"} and all(x.dirty for x in recs)
     assert {p.parent.name[-6:] for p in bench.results.rglob("*.json")} == {"+dirty"}
