@@ -243,7 +243,7 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
     fields.update(checked_fields({o.key: raw.get(o.key) for o in OPTIONS if o.key not in (
         "profile", "profiles_file", "machine_class", "results_dir", "compare")}))
     fields.update(_compare_fields(raw, fields.get("compare_fail"), rootpath))
-    _check_store_and_save(fields["results_dir"], fields.get("save"), rootpath)
+    _check_save(fields.get("save"), rootpath)
     opts = HarnessOptions(**with_derived(fields))
     check_combination(opts)
     return opts
@@ -272,6 +272,7 @@ def _compare_fields(raw: dict[str, Any], thresholds: list | None, rootpath: Path
     results_dir = Path(checked("results_dir", raw.get("results_dir")) or default_results_dir(rootpath)).absolute()
     if results_dir.exists() and not results_dir.is_dir():
         raise OptionError(f"{where('results_dir')}: {results_dir} exists and is not a folder")
+    _check_store(results_dir)
     compare = checked("compare", raw.get("compare"))
     if thresholds and compare is None:
         compare = ""                         # the default baseline
@@ -313,19 +314,25 @@ def marker_overrides(marker: Any, where_: str, base: HarnessOptions | None = Non
     return out
 
 
-def _check_store_and_save(results_dir: Path, save: str | None, rootpath: Path) -> None:
-    """Before any run: the machine id is a valid name, the store can take a record (run/store.check_store), and a
-    --research-save name is not also a git ref (it would hide that commit)."""
+def _check_store(results_dir: Path) -> None:
+    """Before any run or store read: the machine id is a valid name and the store can take a record
+    (run/store.check_store)."""
     from ..run import environment
     from ..run.store import StoreError, check_store
     try:
         check_store(results_dir, environment.machine_info().fingerprint)
     except (StoreError, ValueError) as e:
         raise OptionError(f"{where('results_dir')}: {e}" if isinstance(e, StoreError) else str(e)) from None
-    if save and environment.resolve_ref(save, rootpath):
-        raise OptionError(f"{where('save')}: '{save}' is also a git ref (commit "
-                          f"{environment.resolve_ref(save, rootpath)[:12]}): a session saved under it would hide "
-                          f"that commit in --research-compare and `research-bench compare`; choose another name")
+
+
+def _check_save(save: str | None, rootpath: Path) -> None:
+    """A --research-save name that is also a git ref would hide that commit: refused."""
+    from ..run.environment import resolve_ref
+    commit = resolve_ref(save, rootpath) if save else None
+    if commit:
+        raise OptionError(f"{where('save')}: '{save}' is also a git ref (commit {commit[:12]}): a session saved "
+                          f"under it would hide that commit in --research-compare and `research-bench compare`; "
+                          f"choose another name")
 
 
 def resolve_compare_ref(ref: str, rootpath: Path, results_dir: Path) -> tuple[str | None, str | None]:

@@ -102,3 +102,11 @@ def test_a_bad_profile_name_is_one_line_in_a_session_and_in_research_engine_prof
     e = engine_cli(capsys, "profiles", "--profiles-file", f)
     assert e.rc == 2 and "Traceback" not in e.err
     assert [x for x in e.err.splitlines() if x.strip()] == [x for x in e.err.splitlines() if "is not valid" in x]
+
+
+def test_a_bad_machine_id_is_one_line_when_a_baseline_is_asked_for_too(bench, monkeypatch):
+    monkeypatch.setenv("RESEARCH_BENCH_MACHINE_ID", "..")
+    bench.commit("one")
+    r, new = _session(bench, "--research-compare=HEAD")
+    one_line(r, r"^ERROR: \$RESEARCH_BENCH_MACHINE_ID='\.\.' cannot name the machine's results folder", 4)
+    assert not new
