@@ -4,6 +4,7 @@
     RESEARCH_BENCH_CACHE_DIR       the index cache (default $XDG_CACHE_HOME/llm-research-bench; old: RESEARCH_CACHE_DIR)
     RESEARCH_BENCH_RESULTS_DIR     the results store (default <rootdir>/results)
     RESEARCH_BENCH_MACHINE_ID      pins the machine fingerprint results are filed under
+    RESEARCH_BENCH_FALLBACK_DIR    where a record goes that the results store cannot take (default: the temp folder)
     RESEARCH_BENCH_QUALITY_SAMPLE  N[,N_OFF]: the quality bench's sample sizes, for a smoke run (old: QUALITY_SAMPLE)
     RESEARCH_BENCH_DECISION_SAMPLE N[,N_SINGLE_SHOT]: the decision bench's sample sizes (default: the smoke size)
     RESEARCH_BENCH_DECISION_LOG    a JSON-lines file the decision bench appends every run's decision material to
@@ -25,6 +26,7 @@ VARIABLES: dict[str, str | None] = {
     "CACHE_DIR": "RESEARCH_CACHE_DIR",
     "RESULTS_DIR": None,
     "MACHINE_ID": None,
+    "FALLBACK_DIR": None,
     "QUALITY_SAMPLE": "QUALITY_SAMPLE",
     "COMMIT_URL": None,
     "DECISION_SAMPLE": None,

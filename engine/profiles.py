@@ -17,6 +17,7 @@ from typing import Any
 from .atomic import read_regular
 from .backends import BACKEND_NAMES
 from .envvars import env
+from .names import PATTERN, RULE
 
 BUILTIN_FILE = Path(__file__).with_name("profiles.toml")
 REFERENCE_CLASS = "apple-m1-16gb"
@@ -158,6 +159,8 @@ def _parse_budgets(raw: Any, where: dict) -> dict[str, Budget]:
 
 def _parse_profile(name: str, raw: Any, source: str) -> Profile:
     where = {"file": source, "profile": name}
+    if not PATTERN.fullmatch(name):
+        raise ProfileError(f"profile name {ascii(name)} is not valid ({RULE})", file=source)
     if not isinstance(raw, dict):
         raise ProfileError("must be a table", **where)
     unknown = set(raw) - _KNOWN

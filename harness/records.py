@@ -64,6 +64,11 @@ class WrongTypeError(RecordError):
     """A record whose field or metric has the wrong type (e.g. "execution_time_s": "fast"): never misread."""
 
 
+class OutOfRangeError(RecordError):
+    """A metric outside its schema's range (a negative time, NaN, an infinity): the record is not believed."""
+
+
+
 @dataclass
 class ResultRecord:
     """One bench run as stored (one JSON file in the results store)."""
@@ -157,6 +162,7 @@ def check_stored(d: Any) -> dict:
 
     if not isinstance(d, dict):
         raise RecordError("not a JSON object")
+    check_depth(d)
     v = d.get("record_version")
     if not isinstance(v, int) or isinstance(v, bool):
         raise RecordError("no record_version")
@@ -192,7 +198,55 @@ def check_stored(d: Any) -> dict:
         sub = d.get("extra", {}).get(source)
         if isinstance(sub, dict):
             _check_metrics(sub.get("metrics"), source, f"extra.{source}.metrics")
+    check_ranges(d)
     return d
+
+
+# -- value ranges ----------------------------------------------------------------------------------------------------
+#: How deep a stored record may nest (a record nests a few levels); deeper is damage, refused before any recursion.
+MAX_DEPTH = 32
+
+
+def check_depth(doc: Any, limit: int = MAX_DEPTH) -> None:
+    """RecordError when `doc` nests deeper than `limit` (walked without recursion)."""
+    stack = [(doc, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth > limit:
+                raise RecordError(f"nested deeper than {limit} levels")
+            stack += [(x, depth + 1) for x in (v.values() if isinstance(v, dict) else v)]
+
+
+def range_problem(v: Any, spec: dict) -> str | None:
+    """Why the number `v` is outside its schema entry's range ('not a number', 'infinite', 'below the minimum 0',
+    'above the maximum 1'), or None."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return None
+    if math.isnan(v):
+        return "not a number"
+    if math.isinf(v):
+        return "infinite"
+    lo, hi = spec.get("minimum"), spec.get("maximum")
+    if lo is not None and v < lo:
+        return f"below the minimum {lo}"
+    if hi is not None and v > hi:
+        return f"above the maximum {hi}"
+    return None
+
+
+def check_ranges(d: dict) -> None:
+    """OutOfRangeError naming the first metric (telemetry, quality, breakdown) outside its schema's range."""
+    sources = [("telemetry", (d.get("telemetry") or {}).get("metrics"), "telemetry.metrics")]
+    sources += [(src, ((d.get("extra") or {}).get(src) or {}).get("metrics"), f"extra.{src}.metrics")
+                for src in ("quality", "breakdown")]
+    for source, metrics, where in sources:
+        specs = metric_specs(source)
+        for name, v in (metrics.items() if isinstance(metrics, dict) else ()):
+            why = range_problem(v, specs.get(name) or {})
+            if why:
+                shown = v if math.isfinite(v) and abs(v) < 1e15 else f"{v:.3g}"
+                raise OutOfRangeError(f"{where}.{name} is {shown}: {why}", f"{where}.{name} is {shown} ({why})")
 
 
 # -- usability and series ----------------------------------------------------------------------------------------

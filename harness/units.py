@@ -9,6 +9,8 @@ from .records import is_number
 
 #: Units a table column header already names: cells show the bare number.
 IMPLIED_UNITS = ("ratio", "tok", "tok/s")
+#: From this size on a value shows in scientific notation (1e+308 s), never as a column of digits.
+HUGE = 1e15
 
 
 def decimals(v: float, unit: str = "") -> int:
@@ -23,7 +25,9 @@ def num(v: Any, unit: str = "", *, show_unit: bool = True, missing: str = "n/a")
     """'13.4 s', '912 MB', '0.95', '4,624': a value at the precision its size calls for, with its unit."""
     if not is_number(v):
         return missing
-    if isinstance(v, int) or (float(v).is_integer() and unit in ("", "tok") and abs(v) < 1e15):
+    if abs(v) >= HUGE:
+        s = f"{v:.3g}"
+    elif isinstance(v, int) or (float(v).is_integer() and unit in ("", "tok")):
         s = f"{int(v):,}"
     elif abs(v) >= 1000:
         s = f"{v:,.0f}"
@@ -45,6 +49,9 @@ def spread(median: float | None, iqr: float | None, n: int, unit: str = "") -> s
         return "-"
     if unit == "s" and abs(median) < 1:                  # inter-token latencies read better in ms
         median, iqr, unit = median * 1000, (iqr * 1000 if iqr is not None else None), "ms"
+    if abs(median) >= HUGE or (iqr is not None and abs(iqr) >= HUGE):
+        s = f"{median:.3g}" + (f" ±{iqr:.3g}" if n > 1 and iqr is not None else "")
+        return f"{s} {unit}".strip() if unit and unit not in IMPLIED_UNITS else s
     d = decimals(median, unit)
     if unit in ("", "tok") and float(median).is_integer() and (iqr is None or float(iqr).is_integer()):
         d = 0                                            # counts (claims, tokens)
@@ -56,12 +63,12 @@ def spread(median: float | None, iqr: float | None, n: int, unit: str = "") -> s
 
 def seconds(t: float) -> str:
     """A duration in a verdict message: '13.5', '0.45'."""
-    return f"{t:.1f}" if abs(t) >= 1 else f"{t:.2f}"
+    return f"{t:.3g}" if abs(t) >= HUGE else f"{t:.1f}" if abs(t) >= 1 else f"{t:.2f}"
 
 
 def limit(x: float) -> str:
     """A budget figure as written in a profile: 45, 0.45, 4096."""
-    return f"{x:g}" if abs(x) < 1e6 else f"{x:.0f}"
+    return f"{x:g}" if abs(x) < 1e6 or abs(x) >= HUGE else f"{x:.0f}"
 
 
 def pct_over(value: float, bound: float) -> float | None:
@@ -73,4 +80,6 @@ def pct(p: float | None, *, signed: bool = True) -> str:
     """'+16 %' (or 'n/a')."""
     if p is None or not math.isfinite(p):
         return "n/a"
+    if abs(p) >= HUGE:
+        return f"{p:+.3g} %" if signed else f"{p:.3g} %"
     return f"{p:+.0f} %" if signed else f"{p:.0f} %"

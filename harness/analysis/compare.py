@@ -50,6 +50,15 @@ class MetricDelta:
         return self.test.method == "indicative"
 
     @property
+    def verdict(self) -> str:
+        """The gate's word on a gated metric: FAIL, indicative, no baseline (no usable baseline value to hold the
+        threshold against), ok; '' for a metric without a threshold."""
+        if self.threshold is None:
+            return ""
+        return "FAIL" if self.failed else "no baseline" if not self.base.n else "indicative" if self.indicative \
+            else "ok"
+
+    @property
     def gate_change_pct(self) -> float | None:
         """The change the gate holds against the threshold: the test's estimate, else the medians' change."""
         return self.test.change_pct if self.test.change_pct is not None else self.delta_pct

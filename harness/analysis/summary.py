@@ -25,6 +25,7 @@ class SessionSummary:
     baseline_note: str | None = None          # why there is no comparison, or what the baseline is
     compare_requested: bool = False
     store_skipped: list[str] = field(default_factory=list)     # what reading the store left out, one line a kind
+    unsaved: int = 0                                            # records the store could not take (in a fallback)
     aggregates: list[BenchAggregate] = field(default_factory=list)   # the seed's rates per bench x profile
 
     @property

@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not argv or argv[0] not in SUBCOMMANDS:
         return _usage(argv)
+    from llm_research_bench.engine.names import BadName
     try:
         rc = _run(argv[0], argv[1:])
         sys.stdout.flush()                          # a closed pipe shows here, not at the interpreter's exit
@@ -95,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"research-bench {argv[0]}: interrupted", file=sys.stderr)
         return 130
+    except BadName as e:                            # $RESEARCH_BENCH_MACHINE_ID, --machine: a usage error
+        print(f"research-bench {argv[0]}: {e}", file=sys.stderr)
+        return 2
     except BrokenPipeError:                         # `research-bench list | head -1`: exit quietly, as head's writer
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())     # so the interpreter's last flush works
         return 141

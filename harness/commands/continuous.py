@@ -1,7 +1,9 @@
 """`research-bench continuous BASE [HEAD] [pytest args]`: an interleaved A/B comparison of two commits on this
 machine, the way `asv continuous` works (run/continuous.py runs it; sequential with --research-max-rounds).
 Exit status: 0; 1 when a --research-compare-fail threshold is crossed by a change distinguishable from noise (or
-HEAD's own session failed its targets); 2 for a usage error; 3 when a side produced no usable run."""
+HEAD's own session failed its targets); 2 for a usage error (a ref git does not know, an unusable results folder);
+3 when a side produced no usable run; 128 + the signal's number when stopped (130 SIGINT, 143 SIGTERM, 129 SIGHUP),
+after one line saying which records were kept and where."""
 from __future__ import annotations
 
 import dataclasses
@@ -47,18 +49,35 @@ def _int(name: str, v: str | None, default: int, minimum: int) -> int:
     return x
 
 
-def settings(args):
-    """The run.continuous.Settings of the parsed arguments; ValueError names a bad one. A HEAD that is a path or
-    not a git ref is the first pytest argument."""
-    from ..run.continuous import Settings
+def _refs(base: str, head: str | None, pytest_args: list[str]) -> tuple[str | None, list[str]]:
+    """(HEAD or None, pytest arguments): a HEAD that is a path is the first pytest argument; BASE and HEAD are
+    resolved before anything runs. ValueError names a ref git does not know."""
     from ..run.environment import resolve_ref
-    from ..run.refs import default_results_dir
-    from .compare import thresholds
-    head, pytest_args = args.head, args.pytest_args
-    if head is not None and (Path(head).exists() or not resolve_ref(head, Path.cwd())):
+    if head is not None and Path(head.split("::")[0]).exists() and not resolve_ref(head, Path.cwd()):
         head, pytest_args = None, [head, *pytest_args]
+    for ref, what in ((base, "BASE"), (head, "HEAD")):
+        if ref is not None and not resolve_ref(ref, Path.cwd()):
+            raise ValueError(f"'{ref}': git does not know this ref ({what}: a commit, branch, tag or HEAD~N; in CI "
+                             f"fetch enough history, e.g. actions/checkout with fetch-depth: 0)")
+    return head, pytest_args
+
+
+def settings(args):
+    """The run.continuous.Settings of the parsed arguments; ValueError names a bad one. A HEAD that is a path is
+    the first pytest argument; a HEAD that is neither a path nor a git ref is an error."""
+    from ..run.continuous import Settings
+    from ..run.environment import machine_info
+    from ..run.refs import default_results_dir
+    from ..run.store import StoreError, check_store
+    from .compare import thresholds
+    head, pytest_args = _refs(args.base, args.head, args.pytest_args)
     rounds = _int("rounds", args.rounds, DEFAULT_ROUNDS, 1)
-    return Settings(args.base, head or "HEAD", Path(args.results_dir or default_results_dir()).resolve(),
+    results_dir = Path(args.results_dir or default_results_dir()).resolve()
+    try:
+        check_store(results_dir, machine_info().fingerprint)
+    except StoreError as e:
+        raise ValueError(str(e)) from None
+    return Settings(args.base, head or "HEAD", results_dir,
                     pytest_args, rounds, _int("max-rounds", args.max_rounds, rounds, rounds),
                     _int("warmup-runs", args.warmup_runs, 1, 0),
                     thresholds(args.compare_fail, "--research-compare-fail"), args.keep_worktrees)
@@ -92,17 +111,21 @@ def print_session(sess, s, fmt: str) -> None:
 
 
 def run(args) -> int:
-    from ..run.continuous import ContinuousError, run_continuous
+    from ..run.continuous import ContinuousError, Stopped, run_continuous, stop_on_signals
     try:
         s = settings(args)
     except ValueError as e:
         print(f"continuous: {e}", file=sys.stderr)
         return 2
     try:
-        sess = run_continuous(s, progress)
+        with stop_on_signals():
+            sess = run_continuous(s, progress)
     except ContinuousError as e:
         print(f"continuous: {e}", file=sys.stderr)
         return 2
+    except Stopped as e:
+        print(f"continuous: {e.message}", file=sys.stderr, flush=True)
+        return e.exit_status
     if sess.comparison is None:
         print("continuous: a side produced no usable run (see the logs above): nothing to compare", file=sys.stderr)
         return 3

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -82,6 +83,16 @@ def _writable(v: Any) -> Path | None:
     return check_writable(v, example="summary.md") if v else None
 
 
+def _save_name(v: Any) -> str | None:
+    """A --research-save NAME: engine.names' pattern, and not git's HEAD (a saved name would hide the commit)."""
+    from llm_research_bench.engine.names import check_name
+    name = check_name(str(v), "the name") if str(v) else None
+    if name and re.fullmatch(r"(?:[A-Z_]+_)?HEAD", name.upper()):        # HEAD, ORIG_HEAD, head on macOS
+        raise ValueError(f"the name '{name}' is git's {name}: a session saved under it would hide that commit in "
+                         f"--research-compare and `research-bench compare`; choose another name")
+    return name
+
+
 def _policy(v: Any) -> str | None:
     from ..analysis.gate import UNVERIFIED_POLICIES
     if str(v).strip().lower() not in UNVERIFIED_POLICIES + ("",):
@@ -144,7 +155,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("corpus", "PATH", "corpus of pipeline benches (default: the engine's PubMedQA corpus)", _corpus,
            marker=True),
     Option("save", "NAME", "name this session's runs (stored in each record): compare with --research-compare=NAME or "
-           "`research-bench compare NAME HEAD`"),
+           "`research-bench compare NAME HEAD`; 1-80 letters, digits, '.', '_', '-', not a git ref", _save_name),
     Option("json", "FILE", "write this session's records and summary as one JSON file (like --benchmark-json)",
            lambda v: Path(v) if v else None, "json_path"),
     Option("commit_url", "TEMPLATE", "link commits in summaries and reports, e.g. https://github.com/ORG/REPO/commit/"
@@ -232,6 +243,7 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
     fields.update(checked_fields({o.key: raw.get(o.key) for o in OPTIONS if o.key not in (
         "profile", "profiles_file", "machine_class", "results_dir", "compare")}))
     fields.update(_compare_fields(raw, fields.get("compare_fail"), rootpath))
+    _check_save(fields.get("save"), rootpath)
     opts = HarnessOptions(**with_derived(fields))
     check_combination(opts)
     return opts
@@ -260,6 +272,7 @@ def _compare_fields(raw: dict[str, Any], thresholds: list | None, rootpath: Path
     results_dir = Path(checked("results_dir", raw.get("results_dir")) or default_results_dir(rootpath)).absolute()
     if results_dir.exists() and not results_dir.is_dir():
         raise OptionError(f"{where('results_dir')}: {results_dir} exists and is not a folder")
+    _check_store(results_dir)
     compare = checked("compare", raw.get("compare"))
     if thresholds and compare is None:
         compare = ""                         # the default baseline
@@ -299,6 +312,27 @@ def marker_overrides(marker: Any, where_: str, base: HarnessOptions | None = Non
     if base is not None:
         check_combination(dataclasses.replace(base, **out), f"{where_}: @pytest.mark.research: ")
     return out
+
+
+def _check_store(results_dir: Path) -> None:
+    """Before any run or store read: the machine id is a valid name and the store can take a record
+    (run/store.check_store)."""
+    from ..run import environment
+    from ..run.store import StoreError, check_store
+    try:
+        check_store(results_dir, environment.machine_info().fingerprint)
+    except (StoreError, ValueError) as e:
+        raise OptionError(f"{where('results_dir')}: {e}" if isinstance(e, StoreError) else str(e)) from None
+
+
+def _check_save(save: str | None, rootpath: Path) -> None:
+    """A --research-save name that is also a git ref would hide that commit: refused."""
+    from ..run.environment import resolve_ref
+    commit = resolve_ref(save, rootpath) if save else None
+    if commit:
+        raise OptionError(f"{where('save')}: '{save}' is also a git ref (commit {commit[:12]}): a session saved "
+                          f"under it would hide that commit in --research-compare and `research-bench compare`; "
+                          f"choose another name")
 
 
 def resolve_compare_ref(ref: str, rootpath: Path, results_dir: Path) -> tuple[str | None, str | None]:

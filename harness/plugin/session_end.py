@@ -68,7 +68,8 @@ def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummar
             summary.comparison = add_power(compare_records(
                 base.records, records, thresholds=o.compare_fail if o.compare is not None else (),
                 names=(base.label, ctx.git.short + " (this session)"), history=base.history))
-    summary.store_skipped = tally.lines()
+    summary.store_skipped = tally.lines() + list(ctx.unsaved)
+    summary.unsaved = len(ctx.unsaved)
     return summary
 
 

@@ -9,7 +9,7 @@ from tabulate import tabulate
 from ..analysis.compare import Comparison, Conditions, MetricDelta, SeriesComparison
 from ..analysis.power import MULTIPLES, ROUNDS
 from ..analysis.stats import COUNTER, NO_HISTORY, ONE_RUN, TWO_RUNS, Test
-from ..units import num, spread
+from ..units import HUGE, num, spread
 from . import TEXT
 
 #: Why a result is only indicative, in words (analysis/stats.py's codes).
@@ -79,6 +79,11 @@ def _stat(s: Any, u: str) -> str:
     return "-" if s.median is None else f"{spread(s.median, s.iqr, s.n, u)} (n={s.n})"
 
 
+def _delta(p: float | None) -> str:
+    """The Δ column: '+4.0 %'; a huge change in scientific notation."""
+    return "-" if p is None else f"{p:+.3g} %" if abs(p) >= HUGE else f"{p:+.1f} %"
+
+
 def table(comp: Comparison, *, tablefmt: str = "simple", only: Sequence[str] | None = None) -> str:
     body = []
     for s in comp.series:
@@ -86,9 +91,9 @@ def table(comp: Comparison, *, tablefmt: str = "simple", only: Sequence[str] | N
             if only is not None and d.metric not in only and not d.failed and d.threshold is None \
                     and d.change != "changed":
                 continue
-            verdict = "FAIL" if d.failed else "indicative" if d.indicative else "ok" if d.threshold is not None else ""
+            verdict = "FAIL" if d.failed else d.verdict or ("indicative" if d.indicative else "")
             body.append([s.key, d.label, _stat(d.base, d.unit), _stat(d.cur, d.unit),
-                         "-" if d.delta_pct is None else f"{d.delta_pct:+.1f} %", d.change,
+                         _delta(d.delta_pct), d.change,
                          describe_test(d.test) if d.test.method not in ("none",) else "-",
                          f"{d.threshold.pct:g} %" if d.threshold else "", verdict])
     headers = ["bench", "metric", f"baseline ({comp.baseline})", f"current ({comp.current})", "Δ", "change",

@@ -115,7 +115,7 @@ def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
     out += [("yellow", f"results store: {line}") for line in getattr(s, "store_skipped", [])]
     if getattr(s, "aggregates", None):
         out.append(("", rates_line(s.aggregates)))
-    out.append(("", f"{len(s.records)} record(s) appended under {o.results_dir}"))
+    out.append(("", f"{len(s.records) - getattr(s, 'unsaved', 0)} record(s) appended under {o.results_dir}"))
     caps = [(r.extra or {}).get("memray_capture") for r in s.records if (r.extra or {}).get("memray_capture")]
     if caps:
         out.append(("", f"memray captures: {len(caps)} (e.g. `memray flamegraph {caps[-1]}`)"))

@@ -280,9 +280,13 @@ class InstanceRunner:
             rr.instance = instance_verdict([*instance, rr.record])
             rr.record.extra["instance_verdict"] = {**rr.instance.as_stored(),
                                                    "unverified_policy": self.ctx.options.unverified}
-        rr.path = store.append(self.ctx.options.results_dir, rr.record)
+        saved = store.append_or_fallback(self.ctx.options.results_dir, rr.record)
+        rr.path = saved.path
         self.ctx.records.append(rr.record)
-        self.ctx.record_paths.append(rr.path)
+        if saved.error:
+            self.ctx.unsaved.append(saved.line)
+        else:
+            self.ctx.record_paths.append(rr.path)
         return rr
 
     # -- running ----------------------------------------------------------------------------------------------

@@ -68,15 +68,20 @@ class BenchContext:
     plugin_version: str = PLUGIN_VERSION
     worker: str | None = None                            # xdist worker id
     records: list[ResultRecord] = field(default_factory=list)   # written by this process, in order
-    record_paths: list[Path] = field(default_factory=list)      # where they were written, in the same order
+    record_paths: list[Path] = field(default_factory=list)      # where the store took them, in the same order
+    unsaved: list[str] = field(default_factory=list)            # one line per record the store could not take
 
     @cached_property
     def git(self) -> environment.GitInfo:
         """This checkout's commit; for a side of `research-bench continuous`, the commit of the checkout its
-        engine comes from (a temporary worktree: detached, so no branch)."""
+        engine comes from (a temporary worktree: detached, so no branch), dirty when its benches (the working
+        tree's) have uncommitted changes."""
+        from .interleave import current
         side_root = os.environ.get(sources.ENV)
         if side_root:
-            return dataclasses.replace(environment.git_info(side_root), branch=None)
+            side_git = environment.git_info(side_root)
+            side = current()
+            return dataclasses.replace(side_git, branch=None, dirty=bool(side_git.dirty or (side and side.dirty)))
         return environment.git_info(self.rootpath)
 
     @cached_property

@@ -1,10 +1,15 @@
 """Interleaved sessions of commits on one machine, as `asv continuous` does: temporary git worktrees, one pytest
 session per side importing its own commit's engine (run/sources.py), sides taking turns (run/interleave.py); and
-`run_continuous`, the sequential A/B comparison of `research-bench continuous`."""
+`run_continuous`, the sequential A/B comparison of `research-bench continuous`. A signal (SIGTERM, SIGINT, SIGHUP)
+stops the session cleanly: the sides are stopped, the worktrees and temp folders removed (named when kept), the
+records measured so far kept (`stop_on_signals`, `Stopped`); a side whose parent died ends by itself."""
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -21,10 +26,64 @@ if TYPE_CHECKING:
     from ..analysis.compare import Comparison
 
 POLL_S = 0.2
+#: The signals that stop a session; its exit status is 128 + the signal's number (130, 143, 129).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+#: How long a side may take to end after SIGTERM before it is killed.
+STOP_WAIT_S = 10
 
 
 class ContinuousError(RuntimeError):
     """The interleaved session cannot run (a ref git does not know, no git repository); the message says why."""
+
+
+class Stopped(BaseException):
+    """A stop signal arrived: raised in the main thread, so that every `finally` and `with` cleans up."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.message = f"stopped by {signal.Signals(signum).name}"
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+_stopping = threading.Event()
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """While inside: SIGTERM, SIGINT and SIGHUP raise Stopped once; later ones are ignored until the cleanup the
+    first started is done (a signal to the process group reaches this process more than once)."""
+    def stop(signum, _frame):
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        _stopping.set()                     # the sides' output from here on goes to their logs only
+        raise Stopped(signum)
+    _stopping.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _parent_death_signal():
+    """On Linux, what a side's process runs before it starts: prctl(PR_SET_PDEATHSIG, SIGTERM), so that it ends
+    when the continuous process dies, even by SIGKILL (looked up here, in the parent, not after the fork). None
+    elsewhere: a side's turn-taking notices that its parent is gone (interleave.take_turn)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)                                # 1: PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -34,6 +93,7 @@ class SideCheckout:
     ref: str                      # as the user gave it (HEAD~1)
     commit: str
     path: Path                    # the worktree
+    dirty: bool = False           # the benches it runs (the working tree's) have uncommitted changes
 
     @property
     def short(self) -> str:
@@ -67,12 +127,12 @@ class Worktrees:
         self.repo, self.root = Path(top.stdout.strip()), Path(tempfile.mkdtemp(prefix="research-bench-continuous-"))
         return self
 
-    def add(self, name: str, ref: str) -> SideCheckout:
+    def add(self, name: str, ref: str, dirty: bool = False) -> SideCheckout:
         commit = environment.resolve_ref(ref, self.repo)
         if not commit:
             raise ContinuousError(f"'{ref}': git does not know this ref in {self.repo} (a commit, branch, tag or "
                                   f"HEAD~N; in CI fetch enough history, e.g. actions/checkout with fetch-depth: 0)")
-        side = SideCheckout(name, ref, commit, self.root / name)
+        side = SideCheckout(name, ref, commit, self.root / name, dirty)
         r = _git(self.repo, "worktree", "add", "--detach", "--force", str(side.path), commit)
         if r.returncode != 0:
             raise ContinuousError(f"git worktree add {side.path} {commit[:12]} failed: {r.stderr.strip()}")
@@ -92,34 +152,46 @@ def side_env(side: SideCheckout, names: Sequence[str], baton: Path, site: Path, 
     """A side's environment: its engine's checkout, its turn-taking, and the sitecustomize installing the finder."""
     path = [str(site)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return {**os.environ, sources.ENV: str(side.path), "PYTHONPATH": os.pathsep.join(path),
-            interleave.ENV: interleave.Side(run_id, side.name, side.ref, side.commit, baton, tuple(names)).as_env()}
+            interleave.ENV: interleave.Side(run_id, side.name, side.ref, side.commit, baton, tuple(names),
+                                            os.getpid(), side.dirty).as_env()}
 
 
 def _launch(side: SideCheckout, args: Sequence[str], cwd: Path, env: dict, log: Path, echo) -> tuple:
-    """Start a side's pytest session; a thread copies its output to `log` and, line by line, to `echo`."""
+    """Start a side's pytest session; a thread copies its output to `log` and, line by line, to `echo`. The side
+    has a session of its own: a signal to the terminal's process group reaches this process alone, which stops
+    the sides in order (`_stop`)."""
     p = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=str(cwd), env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, bufsize=1)
+                         stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True,
+                         preexec_fn=_parent_death_signal())
 
     def pump() -> None:
         with open(log, "w", encoding="utf-8") as fh:
             for line in p.stdout:                   # type: ignore[union-attr]
                 fh.write(line)
                 fh.flush()
-                if echo is not None:
+                if echo is not None and not _stopping.is_set():
                     echo(f"[{side.name} {side.short}] {line.rstrip()}")
     t = threading.Thread(target=pump, daemon=True)
     t.start()
     return p, t
 
 
+def _signal_group(p: subprocess.Popen, sig: int) -> None:
+    """`sig` to a side's process group (its session: the side and whatever it started, e.g. an isolated run)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(p.pid, sig)
+
+
 def _stop(running: dict[str, tuple]) -> None:
+    """End every side still running: SIGTERM to its process group, SIGKILL after STOP_WAIT_S."""
     for p, _ in running.values():
         if p.poll() is None:
-            p.terminate()
+            _signal_group(p, signal.SIGTERM)
             try:
-                p.wait(timeout=30)
+                p.wait(timeout=STOP_WAIT_S)
             except subprocess.TimeoutExpired:
-                p.kill()
+                _signal_group(p, signal.SIGKILL)
+                p.wait()
     for _, t in running.values():
         t.join(timeout=5)
 
@@ -203,11 +275,13 @@ class Session:
     outcomes: list[SideOutcome] = field(default_factory=list)
     measured: int = 0
     comparison: Comparison | None = None   # the last look's; None: a side has no usable run
+    root: Path | None = None               # the worktrees' folder
 
 
 def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
     """Bench both commits interleaved and compare them; with max_rounds above rounds, sequentially: a look after
-    every `rounds` rounds a side, more only while a gated metric is undecided. Raises ContinuousError."""
+    every `rounds` rounds a side, more only while a gated metric is undecided. Raises ContinuousError, and Stopped
+    (after the cleanup, its message saying what was kept and where)."""
     from ..analysis.sequential import look_alpha, plan
     cwd = Path(s.cwd or Path.cwd())
     run_id = uuid.uuid4().hex[:12]
@@ -216,20 +290,56 @@ def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
                    Path(tempfile.mkdtemp(prefix=f"research-bench-continuous-{run_id}-")))
     try:
         with Worktrees(cwd, keep=s.keep_worktrees) as wt:
-            sess.sides = [wt.add("A", s.base), wt.add("B", s.head)]
+            sess.root = wt.root
+            dirty = _tree_note(cwd, echo)
+            sess.sides = [wt.add("A", s.base, dirty), wt.add("B", s.head, dirty)]
             a, b = sess.sides
             echo(f"continuous {run_id}: A = {s.base} ({a.short}), B = {s.head} ({b.short}); {s.rounds} interleaved "
                  f"rounds a side after {s.warmup_runs} warm-up(s)"
                  + (f", up to {looks[-1]} in {len(looks)} looks (each tests at alpha {sess.alpha:.3g})"
-                    if len(looks) > 1 else "") + f"; worktrees under {wt.root}")
+                    if len(looks) > 1 else "") + f"; each side's engine from its worktree under {wt.root}, the "
+                 f"benches from {cwd}")
             for k in range(len(looks)):
                 if not _look(s, sess, k, cwd, echo):
                     break
+        _finish(s, sess, echo)
     except ContinuousError:
         shutil.rmtree(sess.work, ignore_errors=True)
         raise
-    _finish(s, sess, echo)
+    except Stopped as e:
+        e.message = _stopped_line(s, sess, e)
+        raise
+    except KeyboardInterrupt:              # Ctrl-C where no stop_on_signals is installed (research-bench run, find)
+        if not s.keep_worktrees:
+            shutil.rmtree(sess.work, ignore_errors=True)
+        raise
     return sess
+
+
+def _tree_note(cwd: Path, echo: Callable[[str], None]) -> bool:
+    """Say which tree each side measures; warn when the working tree has uncommitted changes, which neither side's
+    engine holds. Whether the benches (the working tree's) are dirty: the records are then filed as dirty."""
+    changed = environment.changed_paths(cwd)
+    if changed:
+        engine = [p for p in changed if p.startswith("engine/")]
+        echo(f"continuous: warning: the working tree has {len(changed)} uncommitted change(s), e.g. {changed[0]}: "
+             f"each side measures its commit's engine"
+             + (f" ({len(engine)} engine change(s) are in neither side)" if engine else "")
+             + "; the benches are this working tree's"
+             + ("; records are filed as +dirty" if len(engine) < len(changed) else ""))
+    return any(not p.startswith("engine/") for p in changed)
+
+
+def _stopped_line(s: Settings, sess: Session, e: Stopped) -> str:
+    """Clean up after a stop signal (the worktrees are gone by now, unless kept); what was kept and where."""
+    by_side = session_records(s.results_dir, sess.run_id) if s.results_dir.is_dir() else {}
+    kept = ", ".join(f"{len(by_side.get(x.name, []))} of {x.name}" for x in sess.sides) or "none"
+    where = f"record(s) measured so far ({kept}) kept under {s.results_dir}"
+    if s.keep_worktrees:
+        return (f"stopped by {e.args[0]}: {where}; worktrees kept under {sess.root}, logs under {sess.work} "
+                f"(--keep-worktrees; remove them with `git worktree remove`)")
+    shutil.rmtree(sess.work, ignore_errors=True)
+    return f"stopped by {e.args[0]}: {where}; worktrees and temp folders removed"
 
 
 def _compare(s: Settings, sess: Session, by_side: dict[str, list]):

@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 
 from llm_research_bench.engine.envvars import name as envvar_name
+from llm_research_bench.engine.names import PATTERN, RULE, BadName
 from llm_research_bench.engine.system import cpu_model
 
 #: Set this to pin the machine fingerprint (e.g. a CI runner pool whose hosts differ only in CPU stepping).
@@ -67,6 +68,13 @@ def git_info(cwd: str | Path = ".") -> GitInfo:
         commit = env.get("GITHUB_SHA") or env.get("CI_COMMIT_SHA") or None
     branch = branch or env.get("GITHUB_HEAD_REF") or env.get("GITHUB_REF_NAME") or env.get("CI_COMMIT_REF_NAME") or None
     return GitInfo(commit, dirty, branch)
+
+
+def changed_paths(cwd: str | Path = ".") -> list[str]:
+    """The tracked files with uncommitted changes in the checkout holding `cwd`, relative to its top (untracked
+    files, e.g. new result records, do not count); empty outside git."""
+    out = _git(["status", "--porcelain", "--untracked-files=no"], Path(cwd)) or ""
+    return [line.split(maxsplit=1)[1].split(" -> ")[-1] for line in out.splitlines() if len(line.split()) > 1]
 
 
 def resolve_ref(ref: str, cwd: str | Path = ".") -> str | None:
@@ -143,6 +151,20 @@ def _gpus() -> tuple[str, ...]:
     return tuple(names)
 
 
+def machine_id() -> str | None:
+    """$RESEARCH_BENCH_MACHINE_ID (None when unset), which names the store's machine folder: each character outside
+    letters, digits, `.`, `_`, `-` becomes `_` (`ci pool/linux`: ci_pool_linux), and the result must then match
+    engine.names' pattern (so `..`, `.`, `/`, `_x` are refused: BadName, a ValueError, says why)."""
+    raw = os.environ.get(FINGERPRINT_ENV)
+    if raw is None or raw == "":
+        return None
+    mapped = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in raw.strip())
+    if not PATTERN.fullmatch(mapped):
+        raise BadName(f"${FINGERPRINT_ENV}={ascii(raw)} cannot name the machine's results folder ({RULE}; other "
+                      f"characters become '_'): set another id, or unset it to use the detected fingerprint")
+    return mapped
+
+
 @lru_cache(maxsize=1)
 def machine_info() -> MachineInfo:
     """This machine. The fingerprint hashes OS, architecture, CPU model, logical cores, RAM (whole GB) and
@@ -152,9 +174,7 @@ def machine_info() -> MachineInfo:
     ram = int(round(psutil.virtual_memory().total / 2**30))
     gpus = _gpus()
     basis = json.dumps([os_name, arch, cpu, logical, ram, list(gpus)])
-    fp = os.environ.get(FINGERPRINT_ENV, "").strip()
-    if fp:
-        fp = "".join(c if c.isalnum() or c in "-_." else "_" for c in fp)[:80]
-    else:
+    fp = machine_id()
+    if not fp:
         fp = f"{os_name.lower()}-{arch}-{logical}c-{hashlib.sha256(basis.encode()).hexdigest()[:10]}"
     return MachineInfo(fp, os_name, arch, cpu, logical, ram, gpus)

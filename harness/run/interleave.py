@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -24,6 +25,8 @@ class Side:
     commit: str                 # the full SHA the side's records are stored under
     dir: Path                   # the baton folder
     sides: tuple[str, ...]      # every side, in turn order
+    parent: int = 0             # the continuous process's id: a side whose parent is gone ends itself
+    dirty: bool = False         # the benches come from a working tree with uncommitted changes
 
     def as_env(self) -> str:
         return json.dumps(asdict(self), default=str)
@@ -87,12 +90,20 @@ def advance(folder: Path, sides: Sequence[str]) -> str | None:
     return None
 
 
+def orphaned(side: Side) -> bool:
+    """Whether the continuous process that started this side is gone (this process was re-parented)."""
+    return bool(side.parent) and os.getppid() != side.parent
+
+
 def take_turn(side: Side | None = None) -> float:
-    """Wait until it is this side's turn (or every other side has ended); returns the seconds waited."""
+    """Wait until it is this side's turn (or every other side has ended); returns the seconds waited. A side whose
+    continuous process is gone sends itself SIGTERM: nobody would pass it the turn."""
     side = side or current()
     t0 = time.monotonic()
     while side is not None and whose_turn(side.dir) != side.name and \
             not all(done_file(side.dir, s).exists() for s in side.sides if s != side.name):
+        if orphaned(side):
+            os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(POLL_S)
     return time.monotonic() - t0 if side is not None else 0.0
 

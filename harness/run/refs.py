@@ -30,6 +30,14 @@ def default_results_dir(root: str | Path = ".") -> Path:
     return Path(env("RESULTS_DIR") or Path(_git(["rev-parse", "--show-toplevel"], root) or root) / "results")
 
 
+def outside_git(cwd: str | Path = ".") -> str:
+    """'' inside a git checkout; else a clause saying that git cannot name nor order commits here."""
+    if _git(["rev-parse", "--git-dir"], Path(cwd)) is not None:
+        return ""
+    return (f" ({Path(cwd).resolve()} is not in a git repository: git cannot resolve refs nor order the stored "
+            f"commits here; name stored commits by their id, see `research-bench list`, or run in the checkout)")
+
+
 def resolve(ref: str, records, cwd: str | Path = ".") -> Ref | None:
     """What `ref` names among `records`: a saved name first, else a commit: git's answer when it has stored runs,
     else the one stored commit starting with `ref`, else git's answer. None when it names nothing."""
@@ -64,7 +72,7 @@ def _side(ref: str, records: list, results_dir: str | Path, cwd: str | Path) -> 
     found = resolve(ref, records, cwd)
     if found is None:
         raise RefError(f"'{ref}': no session was saved under this name, git does not know it and no stored commit "
-                       f"starts with it")
+                       f"starts with it" + outside_git(cwd))
     if found.name:
         return f"'{ref}'", {r.record_id for fp in {r.machine_fingerprint for r in records}
                             for r in saved_session([r for r in records if r.machine_fingerprint == fp], ref)}
@@ -93,9 +101,12 @@ def _machine(machine: str | None, labels: tuple[str, str], fps: tuple[set, set])
 def stored_sides(ref_a: str, ref_b: str, records, *, results_dir: str | Path, machine: str | None = None,
                  cwd: str | Path = ".") -> StoredSides:
     """The records of REF_A (baseline) and REF_B (current) on one machine; RefError says why there are none."""
-    records = [r for r in records if r.commit]
-    if not records:
-        raise RefError(f"no result records under {results_dir} (run `pytest benches -m quick` first)")
+    with_commit = [r for r in records if r.commit]
+    if not with_commit:
+        raise RefError(f"{len(records)} result record(s) under {results_dir}, none of a commit (measured outside a "
+                       f"git repository): nothing to order them by; measure in a git checkout"
+                       if records else f"no result records under {results_dir} (run `pytest benches -m quick` first)")
+    records = with_commit
     (a, in_a), (b, in_b) = (_side(ref, records, results_dir, cwd) for ref in (ref_a, ref_b))
     fps = tuple({r.machine_fingerprint for r in records if r.record_id in ids} for ids in (in_a, in_b))
     fp = _machine(machine, (a, b), fps)
