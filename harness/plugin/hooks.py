@@ -90,7 +90,8 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list) -> list[s
         if o.profiles_file:
             lines.append(f"research-bench profiles file: {o.profiles_file}")
         lines += _undecidable_gate(o)
-    return lines + ([st.opt_in_note] if st.opt_in_note else [])
+    from ..report.layout import wrap_all
+    return wrap_all(lines + ([st.opt_in_note] if st.opt_in_note else []))
 
 
 def _undecidable_gate(o) -> list[str]:

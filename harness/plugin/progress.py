@@ -172,7 +172,8 @@ class _RunProgress:
             how = ("target met" if ev.get("target_met")
                    else "; ".join(m.splitlines()[0] for m in ev.get("messages") or []) or "target missed")
             how += "; timed on a busy machine" if ev.get("contended") else ""
-        return f"{self.label} | {ev.get('status')} in {num(t, 's')}{tps}: {how}"
+        took = f" in {num(t, 's')}" if t is not None else ""
+        return f"{self.label} | {ev.get('status')}{took}{tps}: {how}"
 
 
 PROGRESS_KEY = pytest.StashKey[LiveProgress]()

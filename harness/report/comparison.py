@@ -93,7 +93,7 @@ def test_code(t: Test) -> str:
 
 
 def _legend(codes: set[str]) -> str:
-    parts = [f"{code} {what}" for code, what in TEST_CODES.values() if code in codes]
+    parts = [f"{code} = {what}" for code, what in TEST_CODES.values() if code in codes]
     return "test: " + "; ".join(parts) if parts else ""
 
 

@@ -8,6 +8,7 @@ import shutil
 import textwrap
 from typing import Sequence
 
+import tabulate as tabulate_module
 from tabulate import tabulate
 
 #: The width off a terminal (piped, CI logs) and when the terminal's size cannot be read.
@@ -50,8 +51,12 @@ def table(body: Sequence[Sequence[str]], headers: Sequence[str], *, wrappable: S
 
     def render() -> str:
         maxw = [limits.get(i) for i in range(len(headers))] if limits else None
-        return tabulate(rows, headers=list(headers), tablefmt=tablefmt, disable_numparse=True, maxcolwidths=maxw,
-                        maxheadercolwidths=maxw)
+        padding, tabulate_module.MIN_PADDING = tabulate_module.MIN_PADDING, 0    # no 2 blanks after each heading
+        try:
+            return tabulate(rows, headers=list(headers), tablefmt=tablefmt, disable_numparse=True,
+                            maxcolwidths=maxw, maxheadercolwidths=maxw)
+        finally:
+            tabulate_module.MIN_PADDING = padding
 
     out = render()
     while longest(out) > cols and wrappable:
@@ -60,6 +65,8 @@ def table(body: Sequence[Sequence[str]], headers: Sequence[str], *, wrappable: S
         i = max(widths, key=widths.__getitem__)
         if widths[i] <= 8:
             break
-        limits[i] = max(8, widths[i] - (longest(out) - cols))
+        runner_up = max([w for j, w in widths.items() if j != i] + [8])
+        # the widest column down to the runner-up's width at most: the narrowing is shared out, widest first
+        limits[i] = max(8, widths[i] - (longest(out) - cols), min(runner_up, widths[i] - 1))
         out = render()
     return out
