@@ -92,3 +92,38 @@ def test_dirty_runs_are_filed_apart_and_never_a_commits_baseline(bench, monkeypa
     out = r.stdout.str()
     assert f"baseline {a[:12]}" in out and "1 record(s)" in out  # a's clean run only, not its dirty one
     assert "+5.0 %" in out                                       # 21 s against 20 s (not against 30 s)
+
+
+class _Shown:
+    """Stands in for LiveProgress: what a round's progress would show (a test double)."""
+
+    def __init__(self):
+        self.shown: list[str] = []
+
+    def status(self, text, **kw):
+        self.shown.append(text)
+
+    line = live = status
+
+
+def test_a_remeasured_attempt_has_its_own_clock_and_no_stale_rate(monkeypatch):
+    from llm_research_bench.harness.plugin import progress
+    now = {"t": 100.0}
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now["t"])
+    out = _Shown()
+    p = progress._RunProgress(out, "pipeline[quick] round 1/3", 30.0)
+    p({"event": "phase", "phase": "plan"})
+    now["t"] += 13.5
+    p({"event": "batch_done", "batch": 0, "claims": 2, "tokens": 80, "decode_tps": 60.0})
+    p({"event": "verdict", "status": "completed", "execution_time_s": 13.5, "again": True, "other_cores": 0.99,
+       "decode_tps": 61.0})
+    p({"event": "attempt", "number": 2, "of": 3, "other_cores": 0.99, "wait_s": 30.0})
+    now["t"] += 40.0                                # the wait for a quiet machine is not the attempt's time
+    p({"event": "phase", "phase": "plan"})
+    now["t"] += 2.0
+    p({"event": "retrieved", "hits": 24})
+    assert out.shown[2] == ("pipeline[quick] round 1/3 | completed in 13.5 s, 61.0 tok/s: timed on a busy machine "
+                            "(other processes 99 % of a core): measuring again")
+    assert out.shown[3] == ("pipeline[quick] round 1/3 attempt 2/3 - busy machine (other processes 99 % of a core), "
+                            "waiting up to 30 s")
+    assert out.shown[-1] == "pipeline[quick] round 1/3 attempt 2/3 | retrieved 24 passages | 2.0 s / 30.0 s budget"
