@@ -63,6 +63,13 @@ def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], skipped:
         if not commit:
             commit, how = pick_default_commit(mine, current, current_commit=ctx.git.commit, fingerprint=fp,
                                               current_dirty=bool(ctx.git.dirty))
+        if not commit and not ctx.git.dirty:
+            # No other commit measured here: this commit's earlier sessions (a clean tree's), an A/A comparison.
+            earlier = [r for r in mine if r.commit == ctx.git.commit and (r.extra or {}).get("session_id")
+                       != ctx.session_id]
+            commit = pick_default_commit(earlier, current, current_commit=ctx.git.commit, fingerprint=fp,
+                                         current_dirty=True)[0]
+            how = "this commit's earlier sessions: no other commit is measured on this machine"
         if commit is None:
             return Baseline(None, [], "no baseline: no other commit has clean results of these benches on this "
                                       "machine (use --research-compare=REF)", history)
