@@ -66,10 +66,11 @@ def run(args) -> int:
     from ..analysis.compare import add_power, compare_records
     from ..run.refs import stored_sides
     from .cli import read_for_output
+    from ..report.layout import wrap
     try:
         limits, names = thresholds(args.compare_fail, "--compare-fail"), metrics(args.metrics)
-    except ValueError as e:
-        print(f"compare: {e}", file=sys.stderr)
+    except ValueError as e:            # an unknown metric lists the valid names: wrapped to the terminal
+        print(*wrap(f"compare: {e}"), sep="\n", file=sys.stderr)
         return 2
     read = read_for_output("compare", "-", args.results_dir, example="")
     if read is None:

@@ -75,7 +75,7 @@ def test_remeasuring_is_bounded_and_a_miss_seen_only_under_contention_is_unverif
     assert recs[-1].extra["instance_verdict"]["status"] == "unverified"
     out = r.stdout.str()
     r.stdout.fnmatch_lines(["run?quick? ?TEST DOUBLE? * 1 * 60.0 s / 45 s busy * UNVERIFIED *"])
-    assert "run[quick] [TEST DOUBLE]: UNVERIFIED: time over budget only on a busy machine; TTFT" in out
+    assert "run[quick] [TEST DOUBLE]: TTFT" in out and out.count("UNVERIFIED: 60.0 s > 45 s budget") == 1
     assert ("run[quick] [TEST DOUBLE]: busy machine: 3 of 3 attempt(s) timed while other processes kept up to 1.5 "
             "cores busy; 2 measured again; 1 of 1 kept run(s) busy: their times are inflated") in out
     assert out.count("]: busy machine: ") == 1      # one note for the instance, not one per attempt
