@@ -36,6 +36,7 @@ class LiveProgress:
         self.tty = bool(getattr(self.tr, "isatty", False))
         self._dangling = False          # a redrawn status line without its newline yet
         self._last_status = 0.0         # when a line was written or a status redrawn
+        self._shown = ""                # the status line drawn last (cut to the terminal's width)
 
     def _suspended(self):
         return self.capman.global_and_fixture_disabled() if self.capman is not None else nullcontext()
@@ -67,7 +68,7 @@ class LiveProgress:
                 if not self._dangling:
                     self.tr.ensure_newline()
                 self.tr.rewrite(f"{PREFIX} {text}"[:width() - 1], erase=True)    # one line, never wrapped
-                self._dangling = True
+                self._dangling, self._shown = True, text
             self._last_status = now
         elif heartbeat and now - self._last_status >= HEARTBEAT_S:
             self.line(text)
@@ -80,11 +81,9 @@ class LiveProgress:
             self.line(text)
 
     def end(self) -> None:
-        """A bench ended: its status line, in a TTY, stays as it is drawn."""
+        """A bench ended: its last status line, in a TTY, stays, whole (wrapped where the status was cut)."""
         if self.enabled and self.tty and self._dangling:
-            with self._suspended():
-                self.tr.write("\n", flush=True)
-            self._dangling = False
+            self.line(self._shown)
 
     # -- the session warm-up -----------------------------------------------------------------------------------
     def warmup_event(self, ev: dict) -> None:

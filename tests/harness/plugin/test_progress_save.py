@@ -127,3 +127,45 @@ def test_a_remeasured_attempt_has_its_own_clock_and_no_stale_rate(monkeypatch):
     assert out.shown[3] == ("pipeline[quick] round 1/3 attempt 2/3 - busy machine (other processes 99 % of a core), "
                             "waiting up to 30 s")
     assert out.shown[-1] == "pipeline[quick] round 1/3 attempt 2/3 | retrieved 24 passages | 2.0 s / 30.0 s budget"
+
+
+class _TerminalDouble:
+    """Stands in for pytest's terminal reporter on a TTY: what it was asked to draw (a test double)."""
+    isatty = True
+
+    def __init__(self):
+        self.calls: list[tuple[str, str]] = []
+
+    def rewrite(self, text, erase=False):
+        self.calls.append(("rewrite", text))
+
+    def write(self, text, flush=False):
+        self.calls.append(("write", text))
+
+    def write_line(self, text, flush=False):
+        self.calls.append(("line", text))
+
+    def ensure_newline(self):
+        pass
+
+
+def test_on_a_terminal_a_bench_is_one_live_line_left_whole_at_its_end(monkeypatch):
+    from llm_research_bench.harness.plugin import progress
+    monkeypatch.setenv("COLUMNS", "80")
+    tr = _TerminalDouble()
+    config = type("Config", (), {"pluginmanager": type("PM", (), {"get_plugin": lambda self, n: tr
+                                                                    if n == "terminalreporter" else None})(),
+                                 "get_verbosity": lambda self: 0})()
+    out = progress.LiveProgress(config)
+    p = progress._RunProgress(out, "pipeline[quick] round 1/1", 30.0)
+    p({"event": "phase", "phase": "plan"})
+    verdict = {"event": "verdict", "status": "completed", "execution_time_s": 34.5, "target_met": False,
+               "decode_tps": 12.5, "contended": True, "messages": ["quick: 34.5 s > 30 s budget (+15 %) [linux]"]}
+    p(verdict)
+    out.end()
+    assert [kind for kind, _ in tr.calls] == ["rewrite", "rewrite", "rewrite", "write"]    # no line of its own
+    assert all(len(text) <= 79 for kind, text in tr.calls[:2])
+    whole = tr.calls[2][1]
+    assert whole.splitlines() == [
+        "[research-bench] pipeline[quick] round 1/1 | completed in 34.5 s, 12.5 tok/s:",
+        "    quick: 34.5 s > 30 s budget (+15 %) [linux]; timed on a busy machine"]
