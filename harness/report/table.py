@@ -36,12 +36,12 @@ def render(instances: Sequence[InstanceSummary], comparison: Comparison | None =
 
 
 def detail_lines(instances: Sequence[InstanceSummary]) -> list[str]:
-    """What the narrow table leaves out, one line per instance: why an ungated one missed its target (a gated miss
-    has its own section), TTFT, early exit, the time band, whether its verdict gates the session; then one line
-    for its attempts on a busy machine and one for its runs under budget, when there are."""
+    """What the narrow table leaves out, one line per instance: what it missed (`NO: time, memory`; a gated
+    UNVERIFIED has its own section), TTFT, early exit, the time band, whether its verdict gates the session; then
+    one line for its attempts on a busy machine and one for its runs under budget, when there are."""
     out = []
     for r in instances:
-        why = "" if r.gated else _CELL.reason(r)     # a gated miss is listed, with its reasons, under the table
+        why = "" if r.unverified and r.gated else _CELL.reason(r)    # its own section says it
         parts = ([why] if why else []) + [f"{label('ttft_s')} {cell(r.metrics.get('ttft_s'), 's')}",
                                           f"early exit {_CELL.early_exit(r.early_exit)}"]
         if r.time_lower is not None:
