@@ -119,3 +119,17 @@ def test_a_table_narrows_its_wrappable_columns_to_fit():
     lines = layout.wrap("note: " + "word " * 30, 40)
     assert max(map(len, lines)) <= 40 and all(x.startswith("  word") for x in lines[1:])
     assert " ".join(x.strip() for x in lines) == "note: " + " ".join(["word"] * 30)
+
+
+def test_llama_log_is_let_through_only_under_vv(bench):
+    from llm_research_bench.engine.backends import llamacpp
+    bench.record_bench()
+    seen = []
+    bench.pytester.makeconftest("def pytest_sessionstart(session):\n"
+                                "    from llm_research_bench.engine.backends import llamacpp\n"
+                                "    print('native log', llamacpp._show_native_log)\n")
+    for flag, shown in (("-q", False), ("-v", False), ("-vv", True)):
+        r = bench.run("-m", "quick", flag, "-s")
+        seen.append((flag, f"native log {shown}" in r.stdout.str()))
+    assert seen == [("-q", True), ("-v", True), ("-vv", True)]
+    assert llamacpp._show_native_log is False                  # reset when the session ends
