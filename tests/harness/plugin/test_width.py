@@ -1,6 +1,7 @@
 """What the user reads fits the terminal: through the plugin (the engine is the test double replay_research_double,
 tests/harness/doubles.py) and research-bench's commands, every line the harness prints is at most 120 columns
-with no terminal, and follows $COLUMNS where it is set; the metric names tables show are the names options take."""
+with no terminal, and follows $COLUMNS where it is set; the metric names tables show are the names options take;
+llama.cpp's own log is let through only under -vv."""
 from __future__ import annotations
 
 import re
