@@ -189,6 +189,17 @@ def test_a_second_session_on_one_commit_compares_with_the_first(bench, monkeypat
     r.stdout.fnmatch_lines([f"commit {sha[:12]} *", "*run?quick?*10.5 s / 45 s*yes*~+5.0 % / ~+0.0 %"])
 
 
+def test_an_earlier_session_without_a_completed_run_is_no_baseline_and_said_so(bench, monkeypatch):
+    bench.run_bench()
+    bench.commit("only")
+    monkeypatch.setenv("RB_DOUBLE_MODE", "fail")
+    _session(bench, monkeypatch, "10")
+    monkeypatch.setenv("RB_DOUBLE_MODE", "ok")
+    out = _session(bench, monkeypatch, "10").stdout.str()
+    assert ("no baseline: no other commit has clean results of these benches on this machine, nor does this "
+            "commit's earlier session (no completed run) (use --research-compare=REF)") in out
+
+
 def test_a_gate_that_cannot_decide_says_so_before_any_run(bench, monkeypatch, two_commits):
     r = _session(bench, monkeypatch, "15", "--research-rounds", "3", "--research-compare-fail",
                  "execution_time_s:10%")
