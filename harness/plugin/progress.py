@@ -149,9 +149,12 @@ class _RunProgress:
             self.out.status(self._text(f"batch {ev.get('batch')} done: {ev.get('claims')} claims, "
                                        f"{ev.get('tokens')} tokens"))
         elif kind == "tokens":
-            self.chunks = ev.get("count") or self.chunks + 1
+            first, self.chunks = self.chunks == 0, ev.get("count") or self.chunks + 1
+            if first:                              # the rate counts from the first token: prompt eval apart
+                self.chunk_t0 = time.monotonic()
             dt = time.monotonic() - self.chunk_t0
-            live = f", {self.chunks} tokens streamed ({num(self.chunks / dt, 'tok/s')})" if dt > 0.5 else ""
+            rate = f" ({num((self.chunks - 1) / dt, 'tok/s')})" if dt > 0.5 and self.chunks > 1 else ""
+            live = f", {self.chunks} tokens streamed{rate}"
             self.out.status(self._text(self._where() + live))
         elif kind == "attempt":                    # a re-measurement (run/bench.py): its own clock and rate
             self.label = f"{self.round_label} attempt {ev.get('number')}/{ev.get('of')}"

@@ -169,3 +169,19 @@ def test_on_a_terminal_a_bench_is_one_live_line_left_whole_at_its_end(monkeypatc
     assert whole.splitlines() == [
         "[research-bench] pipeline[quick] round 1/1 | completed in 34.5 s, 12.5 tok/s:",
         "    quick: 34.5 s > 30 s budget (+15 %) [linux]; timed on a busy machine"]
+
+
+def test_the_live_rate_counts_from_the_first_token(monkeypatch):
+    from llm_research_bench.harness.plugin import progress
+    now = {"t": 0.0}
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now["t"])
+    out = _Shown()
+    p = progress._RunProgress(out, "pipeline[quick] round 1/1", 30.0)
+    p({"event": "phase", "phase": "synthesis"})
+    now["t"] = 5.0                                  # prompt evaluation: no token yet
+    p({"event": "tokens", "count": 1})
+    now["t"] = 7.0
+    p({"event": "tokens", "count": 21})
+    assert out.shown[1:] == ["pipeline[quick] round 1/1 | synthesis, 1 tokens streamed | 5.0 s / 30.0 s budget",
+                             "pipeline[quick] round 1/1 | synthesis, 21 tokens streamed (10.0 tok/s) | 7.0 s / 30.0 s "
+                             "budget"]
