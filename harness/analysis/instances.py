@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from ..records import REASON_CATEGORY, ResultRecord, Summary, is_number, is_superseded, series_key, summarize
+from ..records import (REASON_CATEGORY, ResultRecord, Summary, is_contended, is_number, is_superseded, series_key,
+                       summarize)
 from .gate import MET, MISSED, UNVERIFIED, instance_verdicts
 
 #: Telemetry metrics an instance row shows, besides time and memory (names checked against the schema in tests).
@@ -37,6 +38,15 @@ class InstanceSummary:
     status: str = MET                           # met | missed | unverified (the worst of its instance runs)
     contended: int = 0                          # measured attempts timed on a busy machine
     remeasured: int = 0                         # of which measured again
+    busy_runs: int = 0                          # kept (not superseded) measured runs timed on a busy machine
+    attempts: int = 0                           # measured attempts, superseded ones included
+    busiest: float | None = None                # the most cores other processes kept busy during an attempt
+    under_budget: int = 0                       # kept runs faster than the time band's lower bound
+
+    @property
+    def busy_only(self) -> bool:
+        """Every kept run was timed on a busy machine: the row's time is inflated."""
+        return self.runs > 0 and self.busy_runs == self.runs
 
     @property
     def unverified(self) -> bool:
@@ -55,6 +65,18 @@ def summarize_instances(records: Iterable[ResultRecord]) -> list[InstanceSummary
     return [_summary(tid, recs) for tid, recs in groups.items()]
 
 
+def _is_under(r: ResultRecord) -> bool:
+    return ((r.extra or {}).get("verdict") or {}).get("time_status") == "under"
+
+
+def _run_notes(measured: list[ResultRecord]) -> list[str]:
+    """The runs' notes, each once; the per-run busy-machine and under-budget notes are left to the summary's one
+    line per instance (InstanceSummary.busy_runs, .under_budget)."""
+    def own(r: ResultRecord, note: str) -> bool:
+        return not ((is_contended(r) and "busy machine" in note) or (_is_under(r) and "under budget" in note))
+    return _unique(m for r in measured for m in (r.extra or {}).get("notes", []) if own(r, m))
+
+
 def _summary(tid: str, recs: list[ResultRecord]) -> InstanceSummary:
     measured = [r for r in recs if not r.warmup] or recs
     last, budget = measured[-1], measured[-1].budget or {}
@@ -62,6 +84,7 @@ def _summary(tid: str, recs: list[ResultRecord]) -> InstanceSummary:
     peaks = [p for p in (((r.extra or {}).get("verdict") or {}).get("memory_peak_mb") or r.metric("memory_peak_mb")
                          for r in measured) if is_number(p)]
     verdicts = instance_verdicts(recs)
+    loads = [float(x) for r in measured if is_contended(r) and is_number(x := (r.extra or {}).get("other_cpu_load"))]
     status = next((s for s in (MISSED, UNVERIFIED) if any(v.status == s for v in verdicts)), MET)
     return InstanceSummary(
         test_id=tid, key=series_key(last), bench=last.bench, profile=last.profile,
@@ -74,6 +97,8 @@ def _summary(tid: str, recs: list[ResultRecord]) -> InstanceSummary:
         target_met=status == MET, gated=any(r.gated for r in measured),
         reasons=_unique(m for v in verdicts for m in v.run_reasons),
         categories=_unique(REASON_CATEGORY.get(c, c) for v in verdicts for c in v.codes),
-        notes=_unique(m for r in measured for m in (r.extra or {}).get("notes", [])),
+        notes=_run_notes(measured),
         runner=next(((r.extra or {}).get("runner") for r in measured if (r.extra or {}).get("runner")), None),
-        status=status, contended=sum(v.contended for v in verdicts), remeasured=sum(v.remeasured for v in verdicts))
+        status=status, contended=sum(v.contended for v in verdicts), remeasured=sum(v.remeasured for v in verdicts),
+        busy_runs=sum(1 for r in vals if is_contended(r)), attempts=sum(1 for r in recs if not r.warmup),
+        busiest=max(loads) if loads else None, under_budget=sum(1 for r in vals if _is_under(r)))

@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass
 
 from ..records import metric_specs
+from .names import UnknownMetric, resolve
 
 #: The gate's threshold for a metric named without one (find, regressions).
 DEFAULT_PCT = 5.0
@@ -18,21 +19,20 @@ class Threshold:
     better: str
 
 
-_SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([0-9]+(?:\.[0-9]+)?)\s*%?\s*$")
+#: NAME:PCT, NAME any name of analysis/names.py (a schema name, a table's label such as `mem peak`, an alias).
+_SPEC = re.compile(r"^\s*([^:]*[^:\s])\s*:\s*([0-9]+(?:\.[0-9]+)?)\s*%?\s*$")
 
 
 def parse_threshold(spec: str, specs: dict[str, dict] | None = None) -> Threshold:
-    """'execution_time_s:10%' -> Threshold. Raises ValueError with one clear message for a bad spec."""
+    """'execution_time_s:10%' (or 'time:10%') -> Threshold. Raises ValueError with one clear message for a bad spec."""
     specs = specs if specs is not None else metric_specs("telemetry")
     m = _SPEC.match(spec or "")
     if not m:
         raise ValueError(f"'{spec}': expected METRIC:PCT, e.g. execution_time_s:10% or tokens_per_second:5%")
-    name, pct = m.group(1), float(m.group(2))
-    if name not in specs:
-        near = [n for n in specs if name.lower() in n or n in name.lower()]
-        hint = f" (did you mean {', '.join(near[:3])}?)" if near else ""
-        directed = ", ".join(n for n, s in specs.items() if s.get("x-better") in ("lower", "higher"))
-        raise ValueError(f"'{spec}': unknown metric '{name}'{hint}; metrics with a direction: {directed}")
+    try:
+        name, pct = resolve(m.group(1), specs, directed=True), float(m.group(2))
+    except UnknownMetric as e:
+        raise ValueError(f"'{spec}': {e}") from None
     better = specs[name].get("x-better", "none")
     if better not in ("lower", "higher"):
         raise ValueError(f"'{spec}': metric '{name}' has no better direction in the schema "

@@ -17,10 +17,11 @@ def add_arguments(p) -> None:
     p.add_argument("ref_b", metavar="REF_B", nargs="?", default="HEAD", help="current side (default: HEAD)")
     add_store_arguments(p, "machine fingerprint (default: this machine, else the one machine with results of both)")
     p.add_argument("--compare-fail", action="append", default=[], metavar="METRIC:PCT",
-                   help="exit 1 when METRIC got worse by more than PCT %% and the change is distinguishable "
-                        "from noise, e.g. execution_time_s:10%%")
+                   help="exit 1 when METRIC (a name or a table's label) got worse by more than PCT %% and the change "
+                        "is distinguishable from noise, e.g. execution_time_s:10%% or 'mem peak:5%%'")
     p.add_argument("--metrics", default="headline",
-                   help="headline (the schema's labelled metrics with a direction), all, or a comma list")
+                   help="headline (time, TTFT, TPOT, decode tok/s, mem peak, cit. valid, cit. grounded), all (every "
+                        "metric with a direction), or a comma list of names or labels, e.g. 'time,mem peak'")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
 
 
@@ -33,19 +34,19 @@ def thresholds(specs: list[str], option: str) -> list:
         raise ValueError(f"{option} {e}") from None
 
 
-def metrics(arg: str) -> list[str] | None:
-    """--metrics as the metric names to compare (None: the headline metrics)."""
+def metrics(arg: str) -> list[str]:
+    """--metrics as the metric names to compare: `headline` (analysis/names.py's HEADLINE), `all` (every metric with
+    a direction), or a comma list of any of their names (schema name, table label or alias)."""
+    from ..analysis.names import HEADLINE, resolve_all
     from ..records import metric_specs
-    specs = metric_specs("telemetry")
     if arg == "headline":
-        return None
+        return list(HEADLINE)
     if arg == "all":
-        return [n for n, s in specs.items() if s.get("x-better") in ("lower", "higher")]
-    names = [m.strip() for m in arg.split(",") if m.strip()]
-    bad = [m for m in names if m not in specs]
-    if bad:
-        raise ValueError(f"--metrics: unknown metric '{bad[0]}'")
-    return names
+        return [n for n, s in metric_specs("telemetry").items() if s.get("x-better") in ("lower", "higher")]
+    try:
+        return resolve_all([m for m in arg.split(",") if m.strip()])
+    except ValueError as e:
+        raise ValueError(f"--metrics: {e}") from None
 
 
 def print_comparison(comp, fmt: str, machine: str, skipped: list[str]) -> None:
@@ -66,10 +67,11 @@ def run(args) -> int:
     from ..analysis.compare import add_power, compare_records
     from ..run.refs import stored_sides
     from .cli import read_for_output
+    from ..report.layout import wrap
     try:
         limits, names = thresholds(args.compare_fail, "--compare-fail"), metrics(args.metrics)
-    except ValueError as e:
-        print(f"compare: {e}", file=sys.stderr)
+    except ValueError as e:            # an unknown metric lists the valid names: wrapped to the terminal
+        print(*wrap(f"compare: {e}"), sep="\n", file=sys.stderr)
         return 2
     read = read_for_output("compare", "-", args.results_dir, example="")
     if read is None:

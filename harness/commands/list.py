@@ -52,8 +52,7 @@ def rows(records, machine: str | None = None) -> list[Row]:
 
 
 def run(args) -> int:
-    from tabulate import tabulate
-
+    from ..report import layout
     from .cli import read_for_output
     read = read_for_output("list", "-", args.results_dir, example="")
     if read is None:
@@ -68,6 +67,7 @@ def run(args) -> int:
         return 0
     body = [[t.machine, t.commit, t.branch or "-", ", ".join(t.names) or "-", t.sessions,
              f"{t.measured}/{t.records}", t.last[:19].replace("T", " ")] for t in table]
-    print(tabulate(body, headers=["machine", "commit", "branch", "saved as", "sessions", "measured/records",
-                                  "last run (UTC)"], tablefmt="simple", disable_numparse=True))
+    # Within the terminal's width (120 columns piped): branch and names wrap first, then the machine.
+    print(layout.table(body, ["machine", "commit", "branch", "saved as", "sessions", "measured/records",
+                              "last run (UTC)"], wrappable=(0, 2, 3)))
     return 0

@@ -29,6 +29,10 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in STATIC_MARKERS:
         config.addinivalue_line("markers", line)
     st = state_of(config)         # made here for every session, so later hooks always find it
+    if config.get_verbosity() >= 2:   # -vv: llama.cpp's own log of in-process runs, as research-engine --verbose
+        from llm_research_bench.engine.backends.llamacpp import show_native_log
+        show_native_log(True)
+        config.add_cleanup(lambda: show_native_log(False))
     if any(config.getoption(o.dest, None) not in (None, []) for o in OPTIONS):
         st.context()              # options given on the command line are checked now (a usage error, exit 4)
 
@@ -90,7 +94,8 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list) -> list[s
         if o.profiles_file:
             lines.append(f"research-bench profiles file: {o.profiles_file}")
         lines += _undecidable_gate(o)
-    return lines + ([st.opt_in_note] if st.opt_in_note else [])
+    from ..report.layout import wrap_all
+    return wrap_all(lines + ([st.opt_in_note] if st.opt_in_note else []))
 
 
 def _undecidable_gate(o) -> list[str]:

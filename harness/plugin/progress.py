@@ -1,6 +1,8 @@
-"""Live progress on the terminal while benches run (session warm-up, each run's phase, batch, tokens per second
-and time against budget), through pytest's terminal reporter with capture suspended. Quiet under -q and on xdist
-workers; in a TTY a status line is redrawn in place, elsewhere status lines come at most every HEARTBEAT_S."""
+"""Live progress on the terminal while benches run, through pytest's terminal reporter with capture suspended.
+Quiet by design: in a TTY one status line per bench, redrawn in place (phase, batch, tok/s, this attempt's time
+against the budget) and left standing when the bench ends; piped, one line per round (its verdict), plus a line
+for each re-measurement of a round timed on a busy machine; nothing under -q or on xdist workers. The session
+warm-up adds a line for its index (and, piped, a line every HEARTBEAT_S while embedding)."""
 from __future__ import annotations
 
 import time
@@ -9,10 +11,11 @@ from typing import Any, Callable
 
 import pytest
 
+from ..report.layout import width, wrap
 from ..units import num, seconds
 
-#: Off a TTY: at most one status line per this many seconds between durable lines.
-HEARTBEAT_S = 10.0
+#: Off a TTY: during the session warm-up's embedding, at most one status line per this many seconds.
+HEARTBEAT_S = 30.0
 #: In a TTY: redraw the status line at most this often.
 REDRAW_S = 0.25
 PREFIX = "[research-bench]"
@@ -33,14 +36,16 @@ class LiveProgress:
         self.tty = bool(getattr(self.tr, "isatty", False))
         self._dangling = False          # a redrawn status line without its newline yet
         self._last_status = 0.0         # when a line was written or a status redrawn
+        self._shown = ""                # the status line drawn last (cut to the terminal's width)
 
     def _suspended(self):
         return self.capman.global_and_fixture_disabled() if self.capman is not None else nullcontext()
 
     def line(self, text: str) -> None:
-        """A durable line."""
+        """A durable line (wrapped to the terminal's width)."""
         if not self.enabled:
             return
+        text = "\n".join(wrap(f"{PREFIX} {text}", width(), indent="    "))[len(PREFIX) + 1:]
         with self._suspended():
             if self._dangling:
                 self.tr.rewrite(f"{PREFIX} {text}", erase=True)
@@ -50,8 +55,9 @@ class LiveProgress:
                 self.tr.write_line(f"{PREFIX} {text}", flush=True)
         self._last_status = time.monotonic()
 
-    def status(self, text: str, *, force: bool = False) -> None:
-        """A passing status: redrawn in place in a TTY, a throttled plain line elsewhere."""
+    def status(self, text: str, *, force: bool = False, heartbeat: bool = False) -> None:
+        """A passing status: redrawn in place in a TTY; elsewhere nothing, or with `heartbeat` a plain line at most
+        every HEARTBEAT_S."""
         if not self.enabled:
             return
         now = time.monotonic()
@@ -61,29 +67,53 @@ class LiveProgress:
             with self._suspended():
                 if not self._dangling:
                     self.tr.ensure_newline()
-                self.tr.rewrite(f"{PREFIX} {text}", erase=True)
-                self._dangling = True
+                self.tr.rewrite(f"{PREFIX} {text}"[:width() - 1], erase=True)    # one line, never wrapped
+                self._dangling, self._shown = True, text
             self._last_status = now
-        elif force or now - self._last_status >= HEARTBEAT_S:
+        elif heartbeat and now - self._last_status >= HEARTBEAT_S:
             self.line(text)
+
+    def live(self, text: str) -> None:
+        """A bench's live line: the status line in a TTY (redrawn now), a plain line elsewhere."""
+        if self.tty:
+            self.status(text, force=True)
+        else:
+            self.line(text)
+
+    def end(self) -> None:
+        """A bench ended: its last status line, in a TTY, stays, whole (wrapped where the status was cut)."""
+        if self.enabled and self.tty and self._dangling:
+            self.line(self._shown)
 
     # -- the session warm-up -----------------------------------------------------------------------------------
     def warmup_event(self, ev: dict) -> None:
         stage, done, total = ev.get("stage"), ev.get("done") or 0, ev.get("total") or 0
         if ev.get("event") == "warmup":
-            self.line(f"warm-up: {ev.get('step')}")
+            self.status(f"warm-up: {ev.get('step')}", force=True)
         elif ev.get("event") == "index" and stage == "embed":
-            text = f"warm-up: index build: embedded {done:,}/{total:,} passages ({done / max(1, total):.0%})"
-            (self.line if done in (0, total) else self.status)(text)
+            self.status(f"warm-up: index build: embedded {done:,}/{total:,} passages ({done / max(1, total):.0%})",
+                        heartbeat=True)
         elif ev.get("event") == "index" and stage in INDEX_STAGES:
             self.line("warm-up: " + INDEX_STAGES[stage].format(total=total))
 
 
+def other_load(cores: float | None) -> str:
+    """Other processes' CPU use in words: '99 % of a core', '1.3 cores'."""
+    if cores is None:
+        return "other processes busy"
+    return f"other processes {cores * 100:.0f} % of a core" if cores < 1 else f"other processes {cores:.1f} cores"
+
+
 class _RunProgress:
-    """One run's progress lines: '<bench>[<profile>] round 2/3 | streaming batch 1 | 14.2 tok/s | 8.3 s / 30 s'."""
+    """One round's progress: 'pipeline[quick] round 2/3 | streaming batch 1 | 14.2 tok/s | 8.3 s / 30 s budget',
+    the live line in a TTY; piped, the round's verdict line only. A re-measurement (event 'attempt') says so and
+    starts its own clock and rate."""
 
     def __init__(self, out: LiveProgress, label: str, budget_s: float | None):
-        self.out, self.label, self.budget_s = out, label, budget_s
+        self.out, self.round_label, self.label, self.budget_s = out, label, label, budget_s
+        self._reset()
+
+    def _reset(self) -> None:
         self.t0 = self.chunk_t0 = time.monotonic()
         self.started, self.phase, self.chunks = False, "starting", 0
         self.batch: int | None = None
@@ -102,34 +132,50 @@ class _RunProgress:
         kind = ev.get("event")
         if kind in ("warmup", "index"):            # an isolated child warming up
             self.out.warmup_event(ev)
-            return
-        if kind == "phase":
+        elif kind == "phase":
             if not self.started:                   # the engine's clock starts here
                 self.started, self.t0 = True, time.monotonic()
             self.phase, self.batch = ev.get("phase") or self.phase, ev.get("batch")
             self.chunks, self.chunk_t0 = 0, time.monotonic()
-            self.out.line(self._text(self._where()))
+            self.out.status(self._text(self._where()), force=True)
         elif kind == "retrieved":
-            self.out.line(self._text(f"retrieved {ev.get('hits')} passages"))
+            self.out.status(self._text(f"retrieved {ev.get('hits')} passages"))
         elif kind == "batch":
-            nov = ev.get("novelty")
             gate = "" if ev.get("admitted", True) else " -> below the novelty threshold, stopping"
             self.out.status(self._text(f"batch {ev.get('batch')}: {ev.get('size')} passages, novelty "
-                                       f"{num(nov, 'ratio')}{gate}"), force=not ev.get("admitted", True))
+                                       f"{num(ev.get('novelty'), 'ratio')}{gate}"))
         elif kind == "batch_done":
-            if ev.get("decode_tps"):
-                self.tps = ev["decode_tps"]
-            self.out.line(self._text(f"batch {ev.get('batch')} done: {ev.get('claims')} claims, "
-                                     f"{ev.get('tokens')} tokens"))
+            self.tps = ev.get("decode_tps") or self.tps
+            self.out.status(self._text(f"batch {ev.get('batch')} done: {ev.get('claims')} claims, "
+                                       f"{ev.get('tokens')} tokens"))
         elif kind == "tokens":
-            self.chunks = ev.get("count") or self.chunks + 1
+            first, self.chunks = self.chunks == 0, ev.get("count") or self.chunks + 1
+            if first:                              # the rate counts from the first token: prompt eval apart
+                self.chunk_t0 = time.monotonic()
             dt = time.monotonic() - self.chunk_t0
-            live = f", {self.chunks} tokens streamed ({num(self.chunks / dt, 'tok/s')})" if dt > 0.5 else ""
+            rate = f" ({num((self.chunks - 1) / dt, 'tok/s')})" if dt > 0.5 and self.chunks > 1 else ""
+            live = f", {self.chunks} tokens streamed{rate}"
             self.out.status(self._text(self._where() + live))
-        elif kind == "verdict":                    # the harness judged the run (run/bench.py)
-            t = ev.get("execution_time_s")
-            how = "target met" if ev.get("target_met") else "; ".join(ev.get("messages") or []) or "target missed"
-            self.out.line(f"{self.label} | {ev.get('status')} in {num(t, 's')}: {how}")
+        elif kind == "attempt":                    # a re-measurement (run/bench.py): its own clock and rate
+            self.label = f"{self.round_label} attempt {ev.get('number')}/{ev.get('of')}"
+            self._reset()
+            self.out.live(f"{self.label} - busy machine ({other_load(ev.get('other_cores'))}), waiting up to "
+                          f"{ev.get('wait_s'):g} s")
+        elif kind == "verdict":                    # the harness judged the attempt (run/bench.py)
+            # An attempt measured again: piped, the next attempt's line says so.
+            (self.out.status if ev.get("again") else self.out.live)(self._verdict(ev))
+
+    def _verdict(self, ev: dict) -> str:
+        t, rate = ev.get("execution_time_s"), ev.get("decode_tps")
+        tps = f", {num(rate, 'tok/s')}" if rate else ""
+        if ev.get("again"):
+            how = f"timed on a busy machine ({other_load(ev.get('other_cores'))}): measuring again"
+        else:
+            how = ("target met" if ev.get("target_met")
+                   else "; ".join(m.splitlines()[0] for m in ev.get("messages") or []) or "target missed")
+            how += "; timed on a busy machine" if ev.get("contended") else ""
+        took = f" in {num(t, 's')}" if t is not None else ""
+        return f"{self.label} | {ev.get('status')}{took}{tps}: {how}"
 
 
 PROGRESS_KEY = pytest.StashKey[LiveProgress]()

@@ -131,6 +131,8 @@ class BenchRunner:
         else:
             self._report(core, result, check)
             return result
+        finally:
+            reporter(self.request.config).end()       # the bench's live line stays, its line ended
         pytest.fail(failure, pytrace=False)
 
     def _request(self, question: str, prof: Any, warm: Warmup, isolate: bool, knobs: dict) -> RunRequest:

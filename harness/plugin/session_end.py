@@ -39,13 +39,21 @@ def choose_baseline(ctx: BenchContext, current: Sequence[ResultRecord], skipped:
         stored = saved_session(mine, o.compare_name)
         label, how = f"'{o.compare_name}'", f"--research-compare={o.compare}, a saved session"
     else:
-        commit, how = o.compare_commit, f"--research-compare={o.compare}"
+        commit, how, earlier = o.compare_commit, f"--research-compare={o.compare}", []
         if not commit:
             commit, how = pick_default_commit(mine, current, current_commit=ctx.git.commit, fingerprint=fp,
                                               current_dirty=bool(ctx.git.dirty))
+        if not commit and not ctx.git.dirty:
+            # No other commit measured here: this commit's earlier sessions (a clean tree's), an A/A comparison.
+            earlier = [r for r in mine if r.commit == ctx.git.commit and (r.extra or {}).get("session_id")
+                       != ctx.session_id]
+            commit = pick_default_commit(earlier, current, current_commit=ctx.git.commit, fingerprint=fp,
+                                         current_dirty=True)[0]
+            how = "this commit's earlier sessions: no other commit is measured on this machine"
         if commit is None:
+            also = ", nor does this commit's earlier session (no completed run)" if earlier else ""
             return Baseline(None, [], "no baseline: no other commit has clean results of these benches on this "
-                                      "machine (use --research-compare=REF)", history)
+                                      f"machine{also} (use --research-compare=REF)", history)
         stored = [r for r in mine if (r.commit or "nocommit").startswith(commit[:40]) and not r.dirty]
         label = commit[:12]
     base = baseline_records(stored, current, session_id=ctx.session_id)

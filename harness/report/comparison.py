@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from tabulate import tabulate
-
 from ..analysis.compare import Comparison, Conditions, MetricDelta, SeriesComparison
 from ..analysis.power import MULTIPLES, ROUNDS
 from ..analysis.stats import COUNTER, NO_HISTORY, ONE_RUN, TWO_RUNS, Test
 from ..units import HUGE, num, spread
-from . import TEXT
+from . import TEXT, layout
 
 #: Why a result is only indicative, in words (analysis/stats.py's codes).
 INDICATIVE_WHY = {
@@ -84,27 +82,65 @@ def _delta(p: float | None) -> str:
     return "-" if p is None else f"{p:+.3g} %" if abs(p) >= HUGE else f"{p:+.1f} %"
 
 
-def table(comp: Comparison, *, tablefmt: str = "simple", only: Sequence[str] | None = None) -> str:
-    body = []
+#: The noise test's method as the table's short code, and each code's meaning for the legend under the table.
+TEST_CODES = {"permutation": ("perm", "permutation test, spike-trimmed"),
+              "history": ("hist", "noise from this series' runs on recent commits"),
+              ONE_RUN: ("~1", "indicative: 1 run on a side"), TWO_RUNS: ("~2", "indicative: 2 runs on a side"),
+              NO_HISTORY: ("~h", "indicative: too few runs and too little history"),
+              COUNTER: ("exact", "deterministic counter"), "exact": ("flat", "no run-to-run spread")}
+
+
+def test_code(t: Test) -> str:
+    """The noise test in a few characters: 'perm p=0.031', 'hist p=0.4', '~2' (indicative: 2 runs), 'exact'."""
+    key = t.why if t.method in ("indicative", "exact") and t.why in TEST_CODES else t.method
+    code = TEST_CODES.get(key, (t.method, ""))[0]
+    return f"{code} p={t.p_value:.2g}" if t.method in ("permutation", "history") and t.p_value is not None else code
+
+
+def _legend(codes: set[str]) -> str:
+    parts = [f"{code} = {what}" for code, what in TEST_CODES.values() if code in codes]
+    return "test: " + "; ".join(parts) if parts else ""
+
+
+def _rows(comp: Comparison, only: Sequence[str] | None) -> tuple[list[list[str]], set[str]]:
+    body, codes = [], set()
     for s in comp.series:
+        first = True
         for d in s.deltas:
             if only is not None and d.metric not in only and not d.failed and d.threshold is None \
                     and d.change != "changed":
                 continue
-            verdict = "FAIL" if d.failed else d.verdict or ("indicative" if d.indicative else "")
-            body.append([s.key, d.label, _stat(d.base, d.unit), _stat(d.cur, d.unit),
-                         _delta(d.delta_pct), d.change,
-                         describe_test(d.test) if d.test.method not in ("none",) else "-",
+            verdict = d.verdict or ("indicative" if d.indicative else "")
+            code = test_code(d.test) if d.test.method != "none" else "-"
+            codes.add(code.split(" ")[0])
+            body.append([s.key if first else "", d.label, _stat(d.base, d.unit), _stat(d.cur, d.unit),
+                         _delta(d.delta_pct), d.change, code,
                          f"{d.threshold.pct:g} %" if d.threshold else "", verdict])
-    headers = ["bench", "metric", f"baseline ({comp.baseline})", f"current ({comp.current})", "Δ", "change",
-               "noise test", "threshold", "verdict"]
-    return tabulate(body, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+            first = False
+    return body, codes
 
 
-def text(comp: Comparison, *, only: Sequence[str] | None = None) -> str:
+HEADERS = ["bench", "metric", "baseline", "current", "Δ", "change", "test", "threshold", "verdict"]
+
+
+def table(comp: Comparison, *, tablefmt: str = "simple", only: Sequence[str] | None = None,
+          cols: int | None = None) -> str:
+    """The per-metric deltas, one row per series and metric, within `cols` columns (layout.width()), with the
+    legend line of the noise tests' codes under it."""
+    body, codes = _rows(comp, only)
+    # Only a plain-text table wraps its cells; a Markdown one keeps a row a line.
+    out = layout.table(body, HEADERS, wrappable=(0, 1, 2, 3) if tablefmt == "simple" else (), tablefmt=tablefmt,
+                       cols=cols)
+    legend = _legend(codes)
+    return out + (f"\n{legend}" if legend and tablefmt == "simple" else f"\n\n{legend}" if legend else "")
+
+
+def text(comp: Comparison, *, only: Sequence[str] | None = None, cols: int | None = None) -> str:
+    """The comparison in words and a table, every line within `cols` columns."""
+    cols = cols or layout.width()
     lines = [f"Comparison: baseline {comp.baseline} -> current {comp.current}"]
     if comp.series:
-        lines.append(table(comp, only=only))
+        lines.append(table(comp, only=only, cols=cols))
     else:
         lines.append("  no bench instance has usable runs on both sides")
     lines += [f"  note: {n}" for n in notes(comp)]
@@ -114,7 +150,7 @@ def text(comp: Comparison, *, only: Sequence[str] | None = None) -> str:
         lines.append(f"  no usable run this time (failed or timed out): {', '.join(comp.only_in_baseline)}")
     lines += rate_lines(comp)
     lines += [f"  REGRESSION: {f}" for f in regression_lines(comp)]
-    return "\n".join(lines)
+    return "\n".join(layout.wrap_all("\n".join(lines).splitlines(), cols, indent="    "))
 
 
 def rate_lines(comp: Comparison) -> list[str]:

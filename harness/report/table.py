@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from tabulate import tabulate
-
 from ..analysis.compare import Comparison
 from ..analysis.instances import InstanceSummary
 from ..records import REAL_RUNNERS, label
 from ..units import cell, limit, spread
-from . import TEXT
+from . import TEXT, layout
 
 TEXT.globals.update(real_runners=REAL_RUNNERS, spread=spread, limit=limit)
 _CELL = TEXT.get_template("table.txt.j2").module
 
-#: The summary table's columns: narrow enough for ~100 columns; the rest of each row is in detail_lines().
+#: The summary table's columns, within about 100 columns; the rest of each row is in detail_lines(), and cells
+#: of the wrappable columns (WRAPPABLE) wrap on a narrower terminal.
 HEADERS = ("bench", "runs", "time / budget", "memory / limit", "tok/s", "claims", "cit.", "target", "Δ time / mem")
+WRAPPABLE = (0, 2, 8)
 
 
-def render(instances: Sequence[InstanceSummary], comparison: Comparison | None = None, tablefmt: str = "simple") -> str:
-    """The summary table, one row per bench instance (its columns are explained by TABLE_LEGEND)."""
+def render(instances: Sequence[InstanceSummary], comparison: Comparison | None = None, tablefmt: str = "simple",
+           cols: int | None = None) -> str:
+    """The summary table, one row per bench instance (its columns are explained by TABLE_LEGEND), within `cols`
+    columns (layout.width()) as plain text."""
     body = []
     for r in instances:
         m = r.metrics
@@ -29,23 +31,31 @@ def render(instances: Sequence[InstanceSummary], comparison: Comparison | None =
                      cell(m.get("tokens_per_second"), "tok/s"), cell(m.get("claims")),
                      cell(m.get("citation_validity"), "ratio"), _CELL.target(r),
                      _CELL.delta(comparison.for_key(r.key) if comparison is not None else None)])
-    return tabulate(body, headers=list(HEADERS), tablefmt=tablefmt, disable_numparse=True)
+    return layout.table(body, HEADERS, wrappable=WRAPPABLE if tablefmt == "simple" else (), tablefmt=tablefmt,
+                        cols=cols)
 
 
 def detail_lines(instances: Sequence[InstanceSummary]) -> list[str]:
-    """What the narrow table leaves out, one line per instance: TTFT, early exit, the time band's lower bound,
-    whether its verdict gates the session."""
+    """What the narrow table leaves out, one line per instance: what it missed (`NO: time, memory`; a gated
+    UNVERIFIED has its own section), TTFT, early exit, the time band, whether its verdict gates the session; then
+    one line for its attempts on a busy machine and one for its runs under budget, when there are."""
     out = []
     for r in instances:
-        parts = [f"{label('ttft_s')} {cell(r.metrics.get('ttft_s'), 's')}", f"early exit {_CELL.early_exit(r.early_exit)}"]
+        why = "" if r.unverified and r.gated else _CELL.reason(r)    # its own section says it
+        parts = ([why] if why else []) + [f"{label('ttft_s')} {cell(r.metrics.get('ttft_s'), 's')}",
+                                          f"early exit {_CELL.early_exit(r.early_exit)}"]
         if r.time_lower is not None:
             parts.append(f"time band {limit(r.time_lower)}-{limit(r.time_upper)} s" if r.time_upper is not None
                          else f"time lower bound {limit(r.time_lower)} s")
         if not r.gated:
             parts.append("not gated (shown, never fails the session)")
-        out.append(f"{_CELL.name(r)}: " + "; ".join(parts))
+        name = _CELL.name(r)
+        out.append(f"{name}: " + "; ".join(parts))
+        out += [f"{name}: {n}" for n in (_CELL.busy(r), _CELL.under(r)) if n]
     return out
 
 
-TABLE_LEGEND = ("time: median (± IQR) / budget; memory: worst run's peak / limit; tok/s: decode; cit.: citation validity",
-                "target: * not gated; Δ vs the baseline: ! beyond a --research-compare-fail threshold, ~ indicative")
+TABLE_LEGEND = ("time: median (± IQR) / budget, busy: every run timed on a busy machine; memory: worst run's peak "
+                "/ limit",
+                "tok/s: decode; cit.: citation validity; target: * not gated; Δ vs the baseline: ! beyond a "
+                "threshold, ~ indicative")

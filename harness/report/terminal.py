@@ -2,17 +2,19 @@
 a bench instance that missed its target."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ..analysis.gate import UNVERIFIED
+from ..analysis.names import HEADLINE
 from ..analysis.quality import QualitySummary
 from ..analysis.recommend import recommend
 from ..run.verdicts import time_message
-from . import comparison, table
+from . import comparison, layout, table
 from .quality import summary_lines as quality_lines
 
-#: Metrics the session's comparison table shows (plus every --research-compare-fail metric).
-SUMMARY_COMPARE_METRICS = ("execution_time_s", "cpu_time_s", "memory_peak_mb", "ttft_s", "tokens_per_second")
+#: Metrics the session's comparison table shows (plus every --research-compare-fail metric): the headline ones.
+SUMMARY_COMPARE_METRICS = HEADLINE
 
 
 def failure_text(bench: str, result: Any) -> str:
@@ -78,17 +80,29 @@ def rates_line(aggregates: Any) -> str:
     return f"seed rates: early exit {share(ee)} runs | errors {share(err)} | novelty average {novelty}"
 
 
-def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
-    """The session summary as (kind, text): kind '' plain, 'red'/'yellow' coloured, 'sep' a red separator,
-    'warn' a yellow one.
+def _short_path(path: Any) -> str:
+    """A path relative to the working directory when it lies under it (shorter), else as it is."""
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def session_lines(s: Any, ctx: Any, cols: int | None = None) -> list[tuple[str, str]]:
+    """The session summary as (kind, text), each text within `cols` columns (layout.width()): kind '' plain,
+    'red'/'yellow' coloured, 'sep' a red separator, 'warn' a yellow one.
     `s` is a plugin SessionSummary, `ctx` the BenchContext."""
+    cols = cols or layout.width()
+    return [(kind, piece) for kind, text in _session_lines(s, ctx, cols)
+            for piece in ([text] if kind in ("sep", "warn") else layout.wrap_all(text.splitlines(), cols))]
+
+
+def _session_lines(s: Any, ctx: Any, cols: int) -> list[tuple[str, str]]:
     o = ctx.options
     comp = s.comparison if s.compare_requested else None
     out: list[tuple[str, str]] = [
         ("", f"commit {ctx.git.short}{f' ({ctx.git.branch})' if ctx.git.branch else ''} | machine "
              f"{ctx.machine.fingerprint} | budgets: {ctx.machine_class}"
              f"{f' x{o.budget_scale:g}' if o.budget_scale != 1 else ''}"),
-        ("", table.render(s.instances, s.comparison)),
+        ("", table.render(s.instances, s.comparison, cols=cols)),
     ]
     out += [("", line) for line in table.TABLE_LEGEND]
     out += [("", line) for line in table.detail_lines(s.instances)]
@@ -97,7 +111,8 @@ def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
     if s.baseline_note:
         out.append(("", s.baseline_note))
     if comp is not None:
-        out.append(("", comparison.text(comp, only=[t.metric for t in o.compare_fail] + list(SUMMARY_COMPARE_METRICS))))
+        out.append(("", comparison.text(comp, only=[t.metric for t in o.compare_fail] + list(SUMMARY_COMPARE_METRICS),
+                                        cols=cols)))
     elif s.compare_requested and o.compare_fail:
         out.append(("yellow", "warning: --research-compare-fail had nothing to compare with: not checked"))
     if s.unverified:
@@ -115,7 +130,7 @@ def session_lines(s: Any, ctx: Any) -> list[tuple[str, str]]:
     out += [("yellow", f"results store: {line}") for line in getattr(s, "store_skipped", [])]
     if getattr(s, "aggregates", None):
         out.append(("", rates_line(s.aggregates)))
-    out.append(("", f"{len(s.records) - getattr(s, 'unsaved', 0)} record(s) appended under {o.results_dir}"))
+    out.append(("", f"{len(s.records) - getattr(s, 'unsaved', 0)} record(s) appended under {_short_path(o.results_dir)}"))
     caps = [(r.extra or {}).get("memray_capture") for r in s.records if (r.extra or {}).get("memray_capture")]
     if caps:
         out.append(("", f"memray captures: {len(caps)} (e.g. `memray flamegraph {caps[-1]}`)"))

@@ -339,10 +339,7 @@ class InstanceRunner:
             rr = self.save(self.judge(out.telemetry, profile=req.profile, outcome=out, round=i, warmup=warm,
                                       plan=plan, attempt=att), [r.record for r in runs] if ends else None)
             runs.append(rr)
-            if req.on_progress is not None:
-                req.on_progress({"event": "verdict", "status": out.status, "target_met": rr.record.target_met,
-                                 "execution_time_s": rr.record.metric("execution_time_s"),
-                                 "messages": rr.verdict.messages})
+            _tell(req, att, rr, self.ctx.options.remeasure + 1)
             if not (att.again or warm or ends):
                 # The other side's turn. After the instance's last round this side keeps the turn (its next bench,
                 # or its session's end, must not overlap the other side's runs) until its session ends.
@@ -373,6 +370,21 @@ class InstanceRunner:
         else:
             outcome = run_in_process(req, timer=timer)
         return Attempt(outcome, started, load_between(cpu0, snapshot()), number, waited)
+
+
+def _tell(req: RunRequest, att: Attempt, rr: RunResult, tries: int) -> None:
+    """The attempt's verdict to the live progress, and, when it is measured again, the next attempt's start: its
+    number of `tries`, how busy the machine was, and the wait for quiet before it."""
+    if req.on_progress is None:
+        return
+    cores = round(att.load.other_cores, 2) if att.load is not None else None
+    req.on_progress({"event": "verdict", "status": att.outcome.status, "target_met": rr.record.target_met,
+                     "execution_time_s": rr.record.metric("execution_time_s"), "messages": rr.verdict.messages,
+                     "decode_tps": rr.record.metric("tokens_per_second"),
+                     "contended": att.contended, "again": att.again, "other_cores": cores})
+    if att.again:
+        req.on_progress({"event": "attempt", "number": att.number + 1, "of": tries, "other_cores": cores,
+                         "wait_s": REMEASURE_WAIT_S})
 
 
 def _attempt_facts(p: Provenance, profile: str, att: Attempt, warmup: bool) -> None:

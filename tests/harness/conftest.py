@@ -160,6 +160,8 @@ def bench(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Bench:
     for k in ("RESEARCH_PROFILES", "RESEARCH_BENCH_PROFILES", "GITHUB_STEP_SUMMARY", "RESEARCH_BENCH_RESULTS_DIR",
               "RESEARCH_BENCH_MACHINE_ID", "RESEARCH_BENCH_COMMIT_URL"):
         monkeypatch.delenv(k, raising=False)
+    # Wide enough that no summary line wraps: tests match whole lines; tests of the width set COLUMNS themselves.
+    monkeypatch.setenv("COLUMNS", "400")
     pinned = pytester.path / "pinned-budgets.toml"
     pinned.write_text(pinned_profiles())
     monkeypatch.setenv("RESEARCH_BENCH_PROFILES", str(pinned))

@@ -177,6 +177,29 @@ def test_a_session_without_a_baseline_says_why(bench, monkeypatch):
                             "(use --research-compare=REF)*"])
 
 
+def test_a_second_session_on_one_commit_compares_with_the_first(bench, monkeypatch):
+    bench.run_bench()
+    sha = bench.commit("only")
+    assert "no baseline: no other commit" in _session(bench, monkeypatch, "10").stdout.str()
+    r = _session(bench, monkeypatch, "10.5")
+    assert r.ret == 0
+    out = r.stdout.str()
+    assert (f"baseline {sha[:12]} (this commit's earlier sessions: no other commit is measured on this machine), "
+            f"1 record(s)") in out and "no baseline" not in out
+    r.stdout.fnmatch_lines([f"commit {sha[:12]} *", "*run?quick?*10.5 s / 45 s*yes*~+5.0 % / ~+0.0 %"])
+
+
+def test_an_earlier_session_without_a_completed_run_is_no_baseline_and_said_so(bench, monkeypatch):
+    bench.run_bench()
+    bench.commit("only")
+    monkeypatch.setenv("RB_DOUBLE_MODE", "fail")
+    _session(bench, monkeypatch, "10")
+    monkeypatch.setenv("RB_DOUBLE_MODE", "ok")
+    out = _session(bench, monkeypatch, "10").stdout.str()
+    assert ("no baseline: no other commit has clean results of these benches on this machine, nor does this "
+            "commit's earlier session (no completed run) (use --research-compare=REF)") in out
+
+
 def test_a_gate_that_cannot_decide_says_so_before_any_run(bench, monkeypatch, two_commits):
     r = _session(bench, monkeypatch, "15", "--research-rounds", "3", "--research-compare-fail",
                  "execution_time_s:10%")

@@ -46,7 +46,16 @@ def test_a_contended_run_is_measured_again_and_every_attempt_is_stored(bench, mo
     assert [(x.round, x.extra["attempt"], bool(x.extra.get("contended")), bool(x.extra.get("superseded")))
             for x in recs] == [(0, 1, True, True), (0, 2, False, False), (1, 1, False, False)]
     assert recs[0].extra["other_cpu_load"] == 1.3 and "measured again" in recs[0].extra["notes"][-1]
-    assert "yes (1 re-measured)" in r.stdout.str()
+    out = r.stdout.str()
+    r.stdout.fnmatch_lines(["run?quick? ?TEST DOUBLE? * 2 * 18.6 ±0.0 s / 45 s  * yes *"])
+    assert ("run[quick] [TEST DOUBLE]: busy machine: 1 of 3 attempt(s) timed while other processes kept up to 1.3 "
+            "cores busy; 1 measured again\n") in out
+    progress = [line for line in r.outlines if line.startswith("[research-bench]")]
+    assert progress == [
+        "[research-bench] run[quick] round 1/2 attempt 2/3 - busy machine (other processes 1.3 cores), waiting up "
+        "to 30 s",
+        "[research-bench] run[quick] round 1/2 attempt 2/3 | completed in 18.6 s, 86.2 tok/s: target met",
+        "[research-bench] run[quick] round 2/2 | completed in 18.6 s, 86.2 tok/s: target met"]
     stored = recs[-1].extra["instance_verdict"]
     assert {k: v for k, v in stored.items() if k != "unverified_policy"} == instance_verdict(recs).as_stored()
     assert stored["remeasured"] == 1 and stored["runs"] == 2
@@ -65,7 +74,13 @@ def test_remeasuring_is_bounded_and_a_miss_seen_only_under_contention_is_unverif
     assert all(x.extra["contended"] for x in recs)
     assert recs[-1].extra["instance_verdict"]["status"] == "unverified"
     out = r.stdout.str()
-    assert "UNVERIFIED: time, busy machine (2 re-measured)" in out
+    r.stdout.fnmatch_lines(["run?quick? ?TEST DOUBLE? * 1 * 60.0 s / 45 s busy * UNVERIFIED *"])
+    assert "run[quick] [TEST DOUBLE]: TTFT" in out and out.count("UNVERIFIED: 60.0 s > 45 s budget") == 1
+    assert ("run[quick] [TEST DOUBLE]: busy machine: 3 of 3 attempt(s) timed while other processes kept up to 1.5 "
+            "cores busy; 2 measured again; 1 of 1 kept run(s) busy: their times are inflated") in out
+    assert out.count("]: busy machine: ") == 1      # one note for the instance, not one per attempt
+    r.stdout.fnmatch_lines(["*round 1/1 attempt 3/3 | completed in 60.0 s, 86.2 tok/s: quick: 60.0 s > 45 s budget "
+                            "(+33 %) *; timed on a busy machine"])
     assert "UNVERIFIED: time budget missed only on a busy machine (--research-unverified=pass)" in out
     assert ("test_bench.py::test_run[quick] (1 round, 2 re-measured): quick: UNVERIFIED: 60.0 s > 45 s budget "
             "(+33 %) (the run timed on a busy machine: other processes kept up to 1.5 cores busy; 2 re-measured): "

@@ -24,10 +24,11 @@ def test_an_ungated_record_is_shown_but_does_not_fail_the_session(bench):
     bench.record_bench(mutate='tel["metrics"]["execution_time_s"] = 60.0', kwargs=", check=False, gate=False")
     r = bench.run("-m", "quick")
     assert r.ret == 0
-    r.stdout.fnmatch_lines(["*replayed?quick?*no?: time*", "*replayed?quick?: *not gated*"])
+    r.stdout.fnmatch_lines(["*replayed?quick?*60.0 s / 45 s*no[*] *", "*replayed?quick?: no: time; *not gated*"])
 
 
-def test_met_targets_exit_zero_and_print_the_summary_table(bench):
+def test_met_targets_exit_zero_and_print_the_summary_table(bench, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "115")
     bench.record_bench()
     r = bench.run("-m", "quick")
     assert r.ret == 0

@@ -1,4 +1,4 @@
-"""Live progress through the terminal reporter (plain lines off a TTY, quiet under -q, from isolated children
+"""Live progress through the terminal reporter (one plain line per round off a TTY, quiet under -q, from isolated children
 too); naming a session's runs (--research-save) and comparing with the name; one JSON file per session
 (--research-json); `research-bench list`; a dirty tree's runs kept apart from the commit's clean runs."""
 from __future__ import annotations
@@ -8,24 +8,18 @@ import json
 from llm_research_bench.harness.commands import cli
 
 
-def test_progress_lines_while_the_run_is_under_way(bench):
+def test_progress_piped_is_one_line_per_round(bench):
     bench.run_bench()
-    r = bench.run("-m", "quick")
+    r = bench.run("-m", "quick", "--research-rounds", "2")
     assert r.ret == 0
     out = r.stdout.str()
     lines = [line for line in r.outlines if line.startswith("[research-bench]")]
     assert "\r" not in out                                     # plain lines off a TTY
-    r.stdout.fnmatch_lines([
-        "[[]research-bench[]] run[[]quick[]] round 1/1 | plan | * s / 45* s budget",
-        "[[]research-bench[]] run[[]quick[]] round 1/1 | retrieved 24 passages |*",
-        "[[]research-bench[]] run[[]quick[]] round 1/1 | streaming_inference batch 0 |*",
-        "[[]research-bench[]] run[[]quick[]] round 1/1 | batch 0 done: 2 claims, 87 tokens | * tok/s |*",
-        "[[]research-bench[]] run[[]quick[]] round 1/1 | synthesis |*",
-        "[[]research-bench[]] run[[]quick[]] round 1/1 | completed in 18.6 s: target met",
-    ])
-    assert len(lines) < 20
+    assert lines == ["[research-bench] run[quick] warm-up 1 | completed in 18.6 s, 86.2 tok/s: target met",
+                     "[research-bench] run[quick] round 1/2 | completed in 18.6 s, 86.2 tok/s: target met",
+                     "[research-bench] run[quick] round 2/2 | completed in 18.6 s, 86.2 tok/s: target met"]
     # the run's lines come before pytest reports the test's result
-    assert out.index("round 1/1 | plan") < out.index("research bench summary")
+    assert out.index("round 1/2 | completed") < out.index("research bench summary")
 
 
 def test_progress_is_quiet_under_q(bench):
@@ -38,8 +32,7 @@ def test_progress_of_an_isolated_run_comes_from_the_child(bench):
     bench.run_bench()
     r = bench.run("-m", "quick", "--research-isolate")
     assert r.ret == 0, r.stdout.str()
-    r.stdout.fnmatch_lines(["*run[[]quick[]] round 1/1 | plan |*", "*round 1/1 | synthesis |*",
-                            "*round 1/1 | completed in 18.6 s: target met"])
+    r.stdout.fnmatch_lines(["[[]research-bench[]] run[[]quick[]] round 1/1 | completed in 18.6 s, 86.2 tok/s: target met"])
 
 
 def test_save_a_session_compare_with_its_name_and_list_it(bench):
@@ -99,3 +92,96 @@ def test_dirty_runs_are_filed_apart_and_never_a_commits_baseline(bench, monkeypa
     out = r.stdout.str()
     assert f"baseline {a[:12]}" in out and "1 record(s)" in out  # a's clean run only, not its dirty one
     assert "+5.0 %" in out                                       # 21 s against 20 s (not against 30 s)
+
+
+class _Shown:
+    """Stands in for LiveProgress: what a round's progress would show (a test double)."""
+
+    def __init__(self):
+        self.shown: list[str] = []
+
+    def status(self, text, **kw):
+        self.shown.append(text)
+
+    line = live = status
+
+
+def test_a_remeasured_attempt_has_its_own_clock_and_no_stale_rate(monkeypatch):
+    from llm_research_bench.harness.plugin import progress
+    now = {"t": 100.0}
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now["t"])
+    out = _Shown()
+    p = progress._RunProgress(out, "pipeline[quick] round 1/3", 30.0)
+    p({"event": "phase", "phase": "plan"})
+    now["t"] += 13.5
+    p({"event": "batch_done", "batch": 0, "claims": 2, "tokens": 80, "decode_tps": 60.0})
+    p({"event": "verdict", "status": "completed", "execution_time_s": 13.5, "again": True, "other_cores": 0.99,
+       "decode_tps": 61.0})
+    p({"event": "attempt", "number": 2, "of": 3, "other_cores": 0.99, "wait_s": 30.0})
+    now["t"] += 40.0                                # the wait for a quiet machine is not the attempt's time
+    p({"event": "phase", "phase": "plan"})
+    now["t"] += 2.0
+    p({"event": "retrieved", "hits": 24})
+    assert out.shown[2] == ("pipeline[quick] round 1/3 | completed in 13.5 s, 61.0 tok/s: timed on a busy machine "
+                            "(other processes 99 % of a core): measuring again")
+    assert out.shown[3] == ("pipeline[quick] round 1/3 attempt 2/3 - busy machine (other processes 99 % of a core), "
+                            "waiting up to 30 s")
+    assert out.shown[-1] == "pipeline[quick] round 1/3 attempt 2/3 | retrieved 24 passages | 2.0 s / 30.0 s budget"
+
+
+class _TerminalDouble:
+    """Stands in for pytest's terminal reporter on a TTY: what it was asked to draw (a test double)."""
+    isatty = True
+
+    def __init__(self):
+        self.calls: list[tuple[str, str]] = []
+
+    def rewrite(self, text, erase=False):
+        self.calls.append(("rewrite", text))
+
+    def write(self, text, flush=False):
+        self.calls.append(("write", text))
+
+    def write_line(self, text, flush=False):
+        self.calls.append(("line", text))
+
+    def ensure_newline(self):
+        pass
+
+
+def test_on_a_terminal_a_bench_is_one_live_line_left_whole_at_its_end(monkeypatch):
+    from llm_research_bench.harness.plugin import progress
+    monkeypatch.setenv("COLUMNS", "80")
+    tr = _TerminalDouble()
+    config = type("Config", (), {"pluginmanager": type("PM", (), {"get_plugin": lambda self, n: tr
+                                                                    if n == "terminalreporter" else None})(),
+                                 "get_verbosity": lambda self: 0})()
+    out = progress.LiveProgress(config)
+    p = progress._RunProgress(out, "pipeline[quick] round 1/1", 30.0)
+    p({"event": "phase", "phase": "plan"})
+    verdict = {"event": "verdict", "status": "completed", "execution_time_s": 34.5, "target_met": False,
+               "decode_tps": 12.5, "contended": True, "messages": ["quick: 34.5 s > 30 s budget (+15 %) [linux]"]}
+    p(verdict)
+    out.end()
+    assert [kind for kind, _ in tr.calls] == ["rewrite", "rewrite", "rewrite", "write"]    # no line of its own
+    assert all(len(text) <= 79 for kind, text in tr.calls[:2])
+    whole = tr.calls[2][1]
+    assert whole.splitlines() == [
+        "[research-bench] pipeline[quick] round 1/1 | completed in 34.5 s, 12.5 tok/s:",
+        "    quick: 34.5 s > 30 s budget (+15 %) [linux]; timed on a busy machine"]
+
+
+def test_the_live_rate_counts_from_the_first_token(monkeypatch):
+    from llm_research_bench.harness.plugin import progress
+    now = {"t": 0.0}
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now["t"])
+    out = _Shown()
+    p = progress._RunProgress(out, "pipeline[quick] round 1/1", 30.0)
+    p({"event": "phase", "phase": "synthesis"})
+    now["t"] = 5.0                                  # prompt evaluation: no token yet
+    p({"event": "tokens", "count": 1})
+    now["t"] = 7.0
+    p({"event": "tokens", "count": 21})
+    assert out.shown[1:] == ["pipeline[quick] round 1/1 | synthesis, 1 tokens streamed | 5.0 s / 30.0 s budget",
+                             "pipeline[quick] round 1/1 | synthesis, 21 tokens streamed (10.0 tok/s) | 7.0 s / 30.0 s "
+                             "budget"]

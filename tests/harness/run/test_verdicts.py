@@ -178,4 +178,6 @@ def test_under_budget_run_passes_and_is_shown(bench):
     bench.record_bench()
     r = bench.run("-m", "quick", "--research-budget-scale", "2")
     assert r.ret == 0
-    r.stdout.fnmatch_lines(["*18.6 s / 90 s*", "note: quick: 18.6 s < 20 s lower bound: under budget*"])
+    r.stdout.fnmatch_lines(["*18.6 s / 90 s*", "replayed[[]quick[]]: under budget: 1 of 1 run(s) faster than the 20 s "
+                                               "lower bound (recorded, not failed; the budget may be stale)"])
+    assert bench.records()[-1].extra["notes"][0].startswith("quick: 18.6 s < 20 s lower bound: under budget")

@@ -1,0 +1,60 @@
+"""The one vocabulary of metric names (pure): a metric is named by its schema name (execution_time_s), by the
+label tables show for it (the schemas' x-label: `time`, `mem peak`, `cit. valid`) or by a column heading of
+the session summary (ALIASES); every option that takes a metric (--metrics, --compare-fail,
+--research-compare-fail) resolves names here, and an unknown name gets the list of valid ones."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..records import metric_specs
+
+#: The headline metrics, in the order tables show them: time, first token, per-token time, decode speed, memory,
+#: citations. The default of `research-bench compare` and `--metrics headline`.
+HEADLINE = ("execution_time_s", "ttft_s", "tpot_s", "tokens_per_second", "memory_peak_mb",
+            "citation_validity", "grounded_citation_rate")
+
+#: The session summary's column headings (harness/report/table.py) that name one metric, as names too.
+ALIASES = {"time": "execution_time_s", "memory": "memory_peak_mb", "mem": "memory_peak_mb",
+           "tok/s": "tokens_per_second", "cit.": "citation_validity", "grounded": "grounded_citation_rate"}
+
+
+class UnknownMetric(ValueError):
+    """A name no schema, label or alias knows; the message lists the valid names."""
+
+
+def _key(name: str) -> str:
+    return " ".join(name.strip().lower().split())
+
+
+def vocabulary(specs: dict[str, dict] | None = None) -> dict[str, str]:
+    """Every accepted name (lower case, single spaces) -> the schema's metric name."""
+    specs = specs if specs is not None else metric_specs("telemetry")
+    out = {_key(a): m for a, m in ALIASES.items() if m in specs}
+    out.update({_key(s["x-label"]): n for n, s in specs.items() if s.get("x-label")})
+    out.update({_key(n): n for n in specs})
+    return out
+
+
+def valid_names(specs: dict[str, dict] | None = None, *, directed: bool = False) -> str:
+    """The valid names in words: 'time (execution_time_s), TTFT (ttft_s), ...'; directed: only metrics that have
+    a better direction (the ones a threshold can hold)."""
+    specs = specs if specs is not None else metric_specs("telemetry")
+    return ", ".join(f"{s['x-label']} ({n})" if s.get("x-label") not in (None, n) else n for n, s in specs.items()
+                     if not directed or s.get("x-better") in ("lower", "higher"))
+
+
+def resolve(name: str, specs: dict[str, dict] | None = None, *, directed: bool = False) -> str:
+    """A metric's schema name from any of its names; UnknownMetric (listing the valid ones) for an unknown one."""
+    specs = specs if specs is not None else metric_specs("telemetry")
+    words = vocabulary(specs)
+    found = words.get(_key(name))
+    if found is None:
+        near = list(dict.fromkeys(m for w, m in words.items() if _key(name) in w or (w in _key(name) and len(w) > 3)))
+        hint = f" (did you mean {', '.join(near[:3])}?)" if near else ""
+        raise UnknownMetric(f"unknown metric '{name.strip()}'{hint}; valid names: "
+                            f"{valid_names(specs, directed=directed)}")
+    return found
+
+
+def resolve_all(names: Sequence[str], specs: dict[str, dict] | None = None) -> list[str]:
+    return list(dict.fromkeys(resolve(n, specs) for n in names))
