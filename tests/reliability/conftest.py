@@ -42,6 +42,8 @@ def scripted(monkeypatch):
 def bench(pytester, monkeypatch) -> Bench:
     for k in ("RESEARCH_PROFILES", "RESEARCH_BENCH_PROFILES", "GITHUB_STEP_SUMMARY", "RESEARCH_BENCH_RESULTS_DIR", "RESEARCH_BENCH_MACHINE_ID"):
         monkeypatch.delenv(k, raising=False)
+    # Wide enough that no summary line wraps: these tests match whole lines.
+    monkeypatch.setenv("COLUMNS", "400")
     for k in list(os.environ):
         if k.startswith("RB_DOUBLE_"):
             monkeypatch.delenv(k)
