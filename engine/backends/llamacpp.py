@@ -22,12 +22,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from .base import Backend, BackendError, Choice, ContextTooLarge, GenerationStats, Message, ModelNotFound
 from .registry import resolve_model
 from .. import threads as threads_mod
 from ..synthesis import calibrate, pick
+
+if TYPE_CHECKING:
+    from ..grammar import OutputFormat
 
 _NATIVE_LOGGER = "llama-cpp-python"     # the logger llama-cpp-python's llama_log_set callback consults
 _show_native_log = False
@@ -308,6 +311,7 @@ class LlamaCppBackend(Backend):
     name = "llamacpp"
     supports_choice = True
     supports_calibration = True
+    supports_format = True
     #: first_token_probabilities' results by (model file, prompt text, options), shared by the process's backends
     _probability_memo: dict[tuple, dict[str, float]] = {}
 
@@ -449,7 +453,8 @@ class LlamaCppBackend(Backend):
 
     def stream(self, messages: list[Message], *, max_tokens: int, prefill: str = "",
                stop: list[str] | None = None, choose_first: dict[str, list[str]] | None = None,
-               choice_prior: dict[str, float] | None = None) -> Iterator[str]:
+               choice_prior: dict[str, float] | None = None,
+               output_format: "OutputFormat | None" = None) -> Iterator[str]:
         self.last_choice = None
         chooser = self.choice_processor(choose_first, choice_prior) if choose_first else None
         tokens = self.tokenize(self.render(messages, prefill))
@@ -477,7 +482,9 @@ class LlamaCppBackend(Backend):
         finish, token_chunks, finished = None, 0, False
         t0 = time.perf_counter()
         try:
-            extra = {"logits_processor": lc.LogitsProcessorList([chooser])} if chooser else {}
+            extra: dict = {"logits_processor": lc.LogitsProcessorList([chooser])} if chooser else {}
+            if output_format is not None:     # sampled after the chooser: a forced decision word must fit it
+                extra["grammar"] = lc.LlamaGrammar.from_string(output_format.gbnf, verbose=False)
             for chunk in self.llm.create_completion(tokens, max_tokens=max_tokens, temperature=0.0,
                                                     repeat_penalty=1.1, stream=True, stop=stop or [], **extra):
                 choice = chunk["choices"][0]
