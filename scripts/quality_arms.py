@@ -32,6 +32,7 @@ from pathlib import Path
 from engine import research
 from engine.backends import make_backend
 from engine.corpus import load_corpus
+from engine.deadline import RunTimeout
 from engine.profiles import get_profile
 from harness.analysis import quality
 
@@ -86,7 +87,7 @@ def run(args) -> int:
                     m = s.telemetry["metrics"]
                     extra = {"citation_validity": m["citation_validity"], "ttfc_s": m["time_to_first_claim_s"],
                              "ttft_s": m["ttft_s"], "claims_rejected": m["claims_rejected"]}
-                except Exception as e:      # a failed run counts as a wrong answer, as in the bench
+                except (Exception, RunTimeout) as e:    # a failed run counts as a wrong answer, as in the bench
                     o = quality.QuestionOutcome(str(q.id), q.answer, None, arm, time.perf_counter() - t0,
                                                 success=False, gold_ids=list(q.gold_passage_ids),
                                                 overlap=0.0 if q.answer not in quality.DECISIONS else None)
