@@ -74,7 +74,11 @@ def _check_labels(labels: list[int]) -> list[int]:
 #: A claim's or sentence's words: starting with a letter (not a list number), no line break or bracket, a full stop
 #: only before a digit or a lower-case letter (3.5, e.g.) or at its end, so a claim is one sentence that then
 #: must take its citation.
-_FREE_TEXT = (f'[A-Za-z(] ([^\\n\\[\\].] | "." [0-9a-z]){{{MIN_CLAIM_CHARS - 1},{MAX_CLAIM_CHARS - 1}}} "."?')
+_WORDS = f'[A-Za-z(] ([^\\n\\[\\].] | "." [0-9a-z]){{{MIN_CLAIM_CHARS - 1},{MAX_CLAIM_CHARS - 1}}}'
+_FREE_TEXT = _WORDS + ' "."?'       # a claim line may close its sentence before the citation
+#: An answer's sentence puts its citation before the full stop ("... [2]."), so that the sentence and its
+#: citation stay one sentence when the answer is split into sentences (engine.claims.answer_sentences).
+_SENTENCE_TEXT = _WORDS
 
 
 def sentences(text: str) -> list[str]:
@@ -169,7 +173,7 @@ def answer_format(labels: list[int], polar: bool) -> OutputFormat:
     lo, hi = (1, 2) if polar else (2, 4)
     head = '(" yes" | " no" | " maybe") "." ' if polar else ""
     rules = [f"root ::= {head}sentence{{{lo},{hi}}}",
-             f'sentence ::= " " text " [" label "]."', f"text ::= {_FREE_TEXT}", _label_rule(labels)]
+             f'sentence ::= " " text " [" label "]."', f"text ::= {_SENTENCE_TEXT}", _label_rule(labels)]
     props: dict = {"sentences": {"type": "array", "minItems": lo, "maxItems": hi,
                                  "items": {"type": "object",
                                            "properties": {"text": {"type": "string", "minLength": MIN_CLAIM_CHARS,

@@ -88,6 +88,9 @@ def run(args) -> int:
                     extra = {"citation_validity": m["citation_validity"], "ttfc_s": m["time_to_first_claim_s"],
                              "ttft_s": m["ttft_s"], "claims_rejected": m["claims_rejected"]}
                 except (Exception, RunTimeout) as e:    # a failed run counts as a wrong answer, as in the bench
+                    backend.close()          # a run stopped inside llama.cpp leaves its context unusable: reload
+                    backend = make_backend("llamacpp", prof.model_for("llamacpp"),
+                                           context_window=prof.context_window, timeout_s=prof.timeout_s)
                     o = quality.QuestionOutcome(str(q.id), q.answer, None, arm, time.perf_counter() - t0,
                                                 success=False, gold_ids=list(q.gold_passage_ids),
                                                 overlap=0.0 if q.answer not in quality.DECISIONS else None)
