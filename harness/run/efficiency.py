@@ -16,6 +16,11 @@ from .inprocess import run_in_process
 from .request import COMPLETED, RunRequest
 
 
+#: The engine run's timeout = this x the profile's timeout_s: decode speed is compared here, not the time budget, and
+#: a run slowed by a busy machine still gives a comparison.
+RUN_TIMEOUT_FACTOR = 4
+
+
 @dataclass
 class EfficiencyResult:
     engine_decode_tps: float          # native, summed over replayed calls
@@ -74,6 +79,7 @@ def measure(question: str, profile: str | Profile = "quick", corpus: Corpus | st
     try:
         with CpuWatch() as engine_cpu:
             out = run_in_process(RunRequest(question=question, profile=prof, backend=backend, corpus=corpus,
+                                            timeout_s=prof.timeout_s * RUN_TIMEOUT_FACTOR,
                                             research_kwargs={"grammar": grammar}))
         if out.exception is not None:
             raise out.exception
