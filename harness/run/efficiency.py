@@ -80,7 +80,8 @@ def measure(question: str, profile: str | Profile = "quick", corpus: Corpus | st
         with CpuWatch() as engine_cpu:
             out = run_in_process(RunRequest(question=question, profile=prof, backend=backend, corpus=corpus,
                                             timeout_s=prof.timeout_s * RUN_TIMEOUT_FACTOR,
-                                            research_kwargs={"grammar": grammar}))
+                                            research_kwargs={"grammar": grammar,
+                                                             "timeout_s": prof.timeout_s * RUN_TIMEOUT_FACTOR}))
         if out.exception is not None:
             raise out.exception
         if out.status != COMPLETED:
