@@ -12,6 +12,9 @@ Counters: every figure of a call comes from llama.cpp itself and is cross-checke
 Deadline: the pipeline checks the run's deadline (Backend.deadline) between streamed tokens, and llama.cpp's
 abort callback (`_AbortFlag`, C only) stops a prompt evaluation or a decode that outlasts it (llama_decode
 returns 2), so no call overruns the run's timeout by more than one graph node.
+Grammar: a call's output format (engine.grammar) is sampled under its GBNF, checked against the greedy choice
+first (`_GrammarFirstChoice`): the same tokens as llama.cpp's whole-vocabulary grammar sampler, at a fraction of
+its cost.
 Log: llama.cpp's own log stays quiet unless `show_native_log(True)` (the CLI's `--verbose`) lets it through.
 """
 from __future__ import annotations

@@ -66,3 +66,17 @@ def test_the_pytest_timeout_question_answers_with_valid_citations_and_sources():
     assert t["answer"]["citations"] > 0 and t["answer"]["sources"]
     assert s.cited_sources() and m["time_to_first_claim_s"] is not None
     assert t["profile"]["claim_format"] in ("abstractive", "extractive")
+
+
+def test_the_greedy_first_grammar_writes_what_the_whole_vocabulary_grammar_writes(backend):
+    import llama_cpp
+    for fmt in (claims_format([3, 4], 3), claims_format([3, 4], 3, "extractive", PASSAGES)):
+        ours = "".join(backend.stream([Message("user", PROMPT)], max_tokens=48, prefill="- ", output_format=fmt))
+        full_passes, few_passes, steps = backend.grammar_passes
+        tokens = backend.tokenize(backend.render([Message("user", PROMPT)], "- "))
+        backend.llm.reset()
+        theirs = "".join(c["choices"][0]["text"] for c in backend.llm.create_completion(
+            tokens, max_tokens=48, temperature=0.0, repeat_penalty=1.1, stream=True,
+            grammar=llama_cpp.LlamaGrammar.from_string(fmt.gbnf, verbose=False)))
+        assert ours == theirs
+        assert full_passes < steps          # most steps never check the whole vocabulary
