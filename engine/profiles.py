@@ -62,7 +62,7 @@ class Profile:
     citation_floor: float
     models: dict[str, str]
     grounded_floor: float = 0.0      # gate on the grounded-citation rate too (0: measured and stored, not gated)
-    claim_mode: str = "abstractive"  # engine.grammar.CLAIM_MODES: claims in the model's words, or copied spans
+    claim_mode: str = "extractive"   # engine.grammar.CLAIM_MODES: spans copied from the cited passage, or own words
     first_batch_size: int = 0        # passages in the first evidence batch (0: batch_size), small so it streams soon
     budgets: dict[str, Budget] = field(default_factory=dict)
     source: str = str(BUILTIN_FILE)
@@ -179,7 +179,7 @@ def _parse_profile(name: str, raw: Any, source: str) -> Profile:
                                         strict=False)
     vals["first_batch_size"] = _check_int(raw.get("first_batch_size", vals["batch_size"]), where=where,
                                           key="first_batch_size")
-    mode = raw.get("claim_mode", "abstractive")
+    mode = raw.get("claim_mode", "extractive")
     if mode not in CLAIM_MODES:
         raise ProfileError(f"must be one of {', '.join(CLAIM_MODES)}, got {mode!r}", key="claim_mode", **where)
     vals["claim_mode"] = mode
