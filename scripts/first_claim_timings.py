@@ -6,7 +6,8 @@ Uses only the engine's public entry (`engine.research` with its event callback),
 checkout of the engine: run it with that checkout's interpreter. Both times count from the first evidence batch's
 generation request (the `phase: streaming_inference, batch 0` event, emitted just before the call): TTFT is the
 telemetry's (first request to first streamed chunk); the first valid claim is the first `claim` event whose
-citations are all valid (at least one). A fresh backend is loaded per run, so no run reuses another's cache.
+citations are all valid (at least one). A fresh backend is loaded per run, so no run reuses another's cache; both
+times start after model loading and retrieval, so a first run needs no warm-up.
 """
 from __future__ import annotations
 
@@ -45,15 +46,15 @@ def one_run(question: str, profile: str, corpus: str | None) -> dict:
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profiles", nargs="+", default=["quick"])
-    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--runs", type=int, default=5, help="runs per profile (or one count per profile)", nargs="+")
     p.add_argument("--question", default=QUESTION)
     p.add_argument("--corpus", default=None, help="corpus folder or file (default: the engine's PubMedQA)")
     p.add_argument("--out", required=True, help="JSON lines file to append the runs to")
     a = p.parse_args(argv)
-    for prof in a.profiles:
-        research(a.question, profile=prof, corpus=a.corpus, timeout_s=0)   # warm-up: index, embedder, page cache
+    counts = a.runs if len(a.runs) == len(a.profiles) else [a.runs[0]] * len(a.profiles)
+    for prof, runs in zip(a.profiles, counts):
         rows = []
-        for _ in range(a.runs):
+        for _ in range(runs):
             row = one_run(a.question, prof, a.corpus)
             rows.append(row)
             with open(a.out, "a", encoding="utf-8") as fh:
