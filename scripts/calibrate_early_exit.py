@@ -3,8 +3,8 @@
 For each question of a corpus: retrieve as the engine does (real MiniLM embeddings, the real HNSW index, the
 profile's retrieve_k / ef_search), cut the ranking into the batches a run of the profile would stream (the
 profile's first_batch_size, then the sizer's sizes at low memory pressure; the context window filled with the
-model's own token counts of the passages plus the measured claim tokens per batch), and score every batch with the gate. Then, for each
-threshold of a grid: the share of questions where the gate would fire, the batches and evidence tokens it would
+model's own token counts of the passages plus the measured claim tokens per batch), and score every batch with
+the gate. Then, for each threshold of a grid: the share of questions where the gate would fire, the batches and evidence tokens it would
 skip, and what it would cost: the share of questions that lose their last gold passage from the context
 (gold passages are the question's own; PubMedQA: its abstract's sections).
 

@@ -33,7 +33,8 @@ def main(argv: list[str]) -> int:
     formats = [("none", None), ("abstractive", claims_format([1, 2], 3)),
                ("extractive", claims_format([1, 2], 3, "extractive", PASSAGES)),
                ("answer", answer_format([1, 2], polar=False))]
-    print(f"{'format':12s} {'wall s':>7s} {'decode s':>8s} {'tok':>4s} {'other ms/tok':>12s} passes (full, top-64, steps)")
+    print(f"{'format':12s} {'wall s':>7s} {'decode s':>8s} {'tok':>4s} {'other ms/tok':>12s} "
+          f"passes (full, top-64, steps)")
     for _ in range(a.rounds):
         for name, fmt in formats:
             t0 = time.perf_counter()
