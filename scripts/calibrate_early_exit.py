@@ -4,9 +4,9 @@ For each question of a corpus: retrieve as the engine does (real MiniLM embeddin
 profile's retrieve_k / ef_search), cut the ranking into the batches a run of the profile would stream (the
 profile's first_batch_size, then the sizer's sizes at low memory pressure; the context window filled with the
 model's own token counts of the passages plus the measured claim tokens per batch), and score every batch with
-the gate. Then, for each threshold of a grid: the share of questions where the gate would fire, the batches and evidence tokens it would
-skip, and what it would cost: the share of questions that lose their last gold passage from the context
-(gold passages are the question's own; PubMedQA: its abstract's sections).
+the gate. Then, for each threshold of a grid: the share of questions where the gate would fire, the batches and
+evidence tokens it would skip, and what it would cost: the share of questions that lose their last gold passage
+from the context (gold passages are the question's own; PubMedQA: its abstract's sections).
 
     python scripts/calibrate_early_exit.py --corpus ../shared/data/pubmedqa/ori_pqal.json --profile thorough \
         --questions 300 --out benches/data/calibration/early_exit_pubmedqa.json
