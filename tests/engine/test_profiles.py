@@ -12,7 +12,7 @@ def test_builtin_profiles_carry_seed_values():
     assert (ref.time_lower_s, ref.time_upper_s, ref.memory_mb) == (25, 45, 4096)
     assert p["balanced"].budget_for("apple-m1-16gb").time_upper_s == 90
     assert p["thorough"].budget_for("apple-m1-16gb").memory_mb == 8192
-    assert q.novelty_threshold == 0.15 and p["balanced"].novelty_threshold == p["thorough"].novelty_threshold == 0.25
+    assert q.novelty_threshold == 0.2 and p["balanced"].novelty_threshold == p["thorough"].novelty_threshold == 0.25
     assert q.first_batch_size == 1 and p["balanced"].first_batch_size == p["thorough"].first_batch_size == 2
     assert all(x.claim_mode == "extractive" for x in p.values())
     assert q.models["ollama"].startswith("qwen2.5:")
