@@ -89,12 +89,16 @@ class ClaimStreamParser:
     """Feed text deltas as they arrive; complete lines become claims immediately."""
 
     def __init__(self, resolver: CitationResolver, batch: int = 0, max_claims: int | None = None,
-                 seen: set[str] | None = None):
+                 seen: set[str] | None = None, require_citation: bool = False):
         self.resolver, self.batch, self.max_claims = resolver, batch, max_claims
         self._buf = ""
         self.claims: list[Claim] = []
         self.seen = seen if seen is not None else set()   # normalised texts of claims already made in the run
         self.repeats = 0
+        #: Under a grammar every claim line ends with a citation: a line without one (cut by the token cap) or
+        #: one the checks refuse is counted in `rejected`, not kept.
+        self.require_citation = require_citation
+        self.rejected = 0
 
     def feed(self, delta: str) -> list[Claim]:
         self._buf += delta
@@ -112,7 +116,8 @@ class ClaimStreamParser:
         if self.max_claims is not None and len(self.claims) >= self.max_claims:
             return []
         c = parse_claim_line(line, self.resolver, self.batch)
-        if c is None:
+        if c is None or (self.require_citation and not c.citations):
+            self.rejected += bool(_BULLET.sub("", line).strip())
             return []
         key = " ".join(re.findall(r"[a-z0-9]+", c.text.lower()))
         if key in self.seen:          # a claim repeated from an earlier batch is not a new claim

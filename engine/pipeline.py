@@ -27,6 +27,7 @@ from .claims import (CitationResolver, Claim, ClaimStreamParser, answer_sentence
 from .corpus import Corpus, Passage, Question, load_corpus
 from .deadline import Deadline, RunTimeout
 from .embed import shared_embedder
+from .grammar import OutputFormat, answer_format, claims_format
 from .grounding import CitationCheck, check_citations
 from .index import HNSWIndex
 from .memory import MemorySampler, ProcessTree, find_ollama_server_pids, ru_maxrss_mb
@@ -172,6 +173,10 @@ class _Run:
     messages: list[Message] = field(default_factory=list)                  # the conversation so far
     checks: list[CitationCheck] = field(default_factory=list)              # grounding of every citation
     evidence: "_Evidence | None" = None
+    grammar: bool = True                          # claims and answers held to engine.grammar's formats
+    first_request_at: float | None = None         # perf_counter when the first generation call was sent
+    first_claim_s: float | None = None            # from then to the first claim whose citations are all valid
+    claims_rejected: int = 0                      # claim lines the parser refused (engine.claims)
 
     def stop(self, reason: str, batch: int | None = None, novelty: float | None = None) -> None:
         """Record why the evidence stream ended (a novelty stop also records the profile's threshold)."""
@@ -205,7 +210,8 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
              store_text: bool = False, telemetry_out: str | Path | None = None,
              on_event: Event | None = None, system_info: dict | None = None,
              timeout_s: float | None = None, memory_trace: str | Path | None = None,
-             decision_calibration: str = "relative", answer_tokens: int | None = None) -> ResearchSession:
+             decision_calibration: str = "relative", answer_tokens: int | None = None,
+             grammar: bool = True) -> ResearchSession:
     """Research `question` over `corpus` with a real model; return the session with its telemetry.
 
     strategy: "progressive" (evidence batches, claims, then an answer from the claims) or "single_shot" (the
@@ -233,7 +239,11 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
     prompt so replaced: the bias the research conversation adds is removed, the closed-book prompt's kept; where
     the backend serves token probabilities), "content_free" (divided by the content-free conversation's alone)
     or "none" (the raw probabilities decide). answer_tokens: a cap on the final answer's generated tokens
-    below the profile's synthesis_tokens (a caller that needs only the decision); None: the profile's."""
+    below the profile's synthesis_tokens (a caller that needs only the decision); None: the profile's.
+
+    grammar: hold claims and answers to engine.grammar's formats where the backend supports them (claims in the
+    profile's claim_mode, every citation a label in context); False lets the model write them freely (the
+    parser then finds what it can: the baseline the formats are measured against)."""
     emit = on_event or (lambda kind, data: None)
     prof = profile if isinstance(profile, Profile) else get_profile(profile, profiles_file)
     q = _check_question(question)
@@ -261,7 +271,7 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
                corpus=corp, retrieval=retrieval,
                strategy=strategy if retrieval else "progressive", answer_type=a_type, answer_type_source=a_source,
                memory_limit_mb=prof.budget_for(system_mod.current_machine_class()).memory_mb,
-               calibration=decision_calibration, answer_tokens=answer_tokens)
+               calibration=decision_calibration, answer_tokens=answer_tokens, grammar=grammar)
     run.gold = corp.question_by_text(q)
     run.sampler.start()
     own_backend = isinstance(backend, str)
@@ -314,7 +324,7 @@ def research(question: str, *, profile: str | Profile = "quick", backend: str | 
 
 def _generate(run: _Run, messages: list[Message], *, max_tokens: int, prefill: str, kind: str,
               on_delta: Callable[[str], None], where: str, choose_first: dict[str, list[str]] | None = None,
-              choice_prior: dict[str, float] | None = None) -> str:
+              choice_prior: dict[str, float] | None = None, output_format: OutputFormat | None = None) -> str:
     """Stream one call, timing it and checking the run's deadline between deltas; returns the text generated
     (without the prefill). An interrupted call is closed first, so its record holds the backend's counters."""
     backend = run.backend
@@ -324,6 +334,10 @@ def _generate(run: _Run, messages: list[Message], *, max_tokens: int, prefill: s
     kw = {"choose_first": choose_first} if choose_first and backend.supports_choice else {}
     if kw and choice_prior is not None:
         kw["choice_prior"] = choice_prior
+    if output_format is not None and run.grammar and backend.supports_format:
+        kw["output_format"] = output_format
+    if run.first_request_at is None:
+        run.first_request_at = time.perf_counter()
     deltas = backend.stream(messages, max_tokens=max_tokens, prefill=prefill, **kw)
     metered = run.meter.measure(deltas)
     try:
@@ -410,6 +424,8 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
             run.stop("token_budget", b)
             break
         size = run.sizer.next_size(b, run.sampler.pressure(run.memory_limit_mb))
+        if b == 0 and prof.first_batch_size:      # a small first batch: its claims stream soon
+            size = min(size, prof.first_batch_size)
         batch_hits = hits[pos:pos + size]
         vectors = index.vectors[[h.passage_index for h in batch_hits]]
         admitted, nov = run.gate.admit(b, vectors)
@@ -426,8 +442,8 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         while take:
             labels = [(len(resolver.labels) + i + 1, by_id[h.passage_id]) for i, h in enumerate(take)]
             wanted = prompts.claims_wanted(len(take))
-            text = (prompts.first_batch(run.question, labels, wanted) if not messages
-                    else prompts.next_batch(labels, wanted))
+            text = (prompts.first_batch(run.question, labels, wanted, prof.claim_mode) if not messages
+                    else prompts.next_batch(labels, wanted, prof.claim_mode))
             trial = messages + [Message("user", text)]
             if backend.prompt_tokens(trial, prompts.CLAIM_PREFILL) + reserve <= prof.context_window:
                 break
@@ -442,21 +458,27 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
             resolver.add(h.passage_id)
         entry.size, entry.passage_ids = len(take), [h.passage_id for h in take]
         messages = trial
-        run.content_free.append(_content_free_batch(labels, wanted, first=len(run.content_free) == 0))
-        parser = ClaimStreamParser(resolver, batch=b, seen=seen)
+        run.content_free.append(_content_free_batch(labels, wanted, first=len(run.content_free) == 0,
+                                                    mode=prof.claim_mode))
+        fmt = claims_format([n for n, _ in labels], wanted, prof.claim_mode, {n: p.text for n, p in labels})
+        constrained = run.grammar and backend.supports_format
+        parser = ClaimStreamParser(resolver, batch=b, seen=seen, require_citation=constrained)
         parser.feed(prompts.CLAIM_PREFILL)
 
         def on_delta(d: str, parser=parser) -> None:
             for c in parser.feed(d):
+                _claimed(run, c)
                 emit("claim", {"claim": c})
 
         run.clock.switch("streaming_inference")
         emit("phase", {"phase": "streaming_inference", "batch": b})
         out = _generate(run, messages, max_tokens=prof.claim_tokens, prefill=prompts.CLAIM_PREFILL, kind="claims",
-                        on_delta=on_delta, where=f"the claims of evidence batch {b}")
+                        on_delta=on_delta, where=f"the claims of evidence batch {b}", output_format=fmt)
         run.clock.switch("evidence_processing")
         for c in parser.close():
+            _claimed(run, c)
             emit("claim", {"claim": c})
+        run.claims_rejected += parser.rejected
         call = run.calls[-1]
         generated += call.tokens_generated
         messages = messages + [Message("assistant", prompts.CLAIM_PREFILL + out)]
@@ -475,6 +497,13 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         pos += size
         b += 1
     run.messages = messages
+
+
+def _claimed(run: _Run, claim: Claim) -> None:
+    """Note when the run's first claim with only valid citations arrived (from its first generation request)."""
+    if run.first_claim_s is None and run.first_request_at is not None and claim.citations \
+            and all(x.valid for x in claim.citations):
+        run.first_claim_s = time.perf_counter() - run.first_request_at
 
 
 def _single_shot(run: _Run, emit: Event) -> None:
@@ -514,11 +543,12 @@ def _single_shot(run: _Run, emit: Event) -> None:
             [Message("user", single_shot_request(CONTENT_FREE, placeholder, run.answer_type))])
 
 
-def _content_free_batch(labels: list[tuple[int, Passage]], wanted: int, first: bool) -> Message:
+def _content_free_batch(labels: list[tuple[int, Passage]], wanted: int, first: bool,
+                        mode: str = "abstractive") -> Message:
     """An evidence batch's turn with the question and every passage replaced by the placeholder."""
     blank = [(label, Passage(p.id, CONTENT_FREE)) for label, p in labels]
-    return Message("user", prompts.first_batch(CONTENT_FREE, blank, wanted) if first
-                   else prompts.next_batch(blank, wanted))
+    return Message("user", prompts.first_batch(CONTENT_FREE, blank, wanted, mode) if first
+                   else prompts.next_batch(blank, wanted, mode))
 
 
 def _synthesize(run: _Run, emit: Event) -> None:
@@ -567,9 +597,11 @@ def _answer(run: _Run, emit: Event, messages: list[Message], content_free: list[
     room = run.profile.context_window - backend.prompt_tokens(messages, SYNTHESIS_PREFILL)
     max_tokens = max(16, min(run.answer_tokens or run.profile.synthesis_tokens, room - 8))
     prior = _calibration_prior(run, content_free) if polar and backend.supports_choice else None
+    labels = sorted(run.resolver.labels)       # closed-book: no passage, so nothing to cite and no format
+    fmt = answer_format(labels, polar) if labels else None
     out = _generate(run, messages, max_tokens=max_tokens, prefill=SYNTHESIS_PREFILL, kind="synthesis",
                     on_delta=lambda d: emit("answer_delta", {"text": d}), where="synthesis",
-                    choose_first=DECISION_OPTIONS if polar else None, choice_prior=prior)
+                    choose_first=DECISION_OPTIONS if polar else None, choice_prior=prior, output_format=fmt)
     choice, backend.last_choice = backend.last_choice, None
     run.answer = (SYNTHESIS_PREFILL + out).strip()
     if polar and choice is not None:
@@ -616,4 +648,7 @@ def _facts(run: _Run, early_exit: bool = True) -> RunFacts:
         decision_method=run.decision_method, decision_probabilities=run.decision_probabilities,
         decision_calibration=run.decision_calibration,
         gate_decisions=list(run.gate.decisions) if run.gate else [], citation_checks=list(run.checks),
-        answer_claims=list(run.answer_claims))
+        answer_claims=list(run.answer_claims),
+        time_to_first_claim_s=run.first_claim_s, claims_rejected=run.claims_rejected,
+        claim_format=(run.profile.claim_mode if run.grammar and backend is not None and backend.supports_format
+                      else "free"))

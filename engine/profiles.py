@@ -63,6 +63,8 @@ class Profile:
     citation_floor: float
     models: dict[str, str]
     grounded_floor: float = 0.0      # gate on the grounded-citation rate too (0: measured and stored, not gated)
+    claim_mode: str = "extractive"   # engine.grammar.CLAIM_MODES: spans copied from the cited passage, or own words
+    first_batch_size: int = 0        # passages in the first evidence batch (0: batch_size), small so it streams soon
     budgets: dict[str, Budget] = field(default_factory=dict)
     source: str = str(BUILTIN_FILE)
 
@@ -100,7 +102,8 @@ _INT_KEYS = ("context_window", "batch_size", "min_batch_size", "max_batch_size",
              "max_tokens", "claim_tokens", "synthesis_tokens")
 _NUM_KEYS = ("timeout_s", "novelty_threshold", "citation_floor")
 _REQUIRED = _INT_KEYS + _NUM_KEYS + ("models", "budgets")
-_KNOWN = set(_REQUIRED) | {"description", "grounded_floor"}
+_KNOWN = set(_REQUIRED) | {"description", "grounded_floor", "claim_mode", "first_batch_size"}
+CLAIM_MODES = ("abstractive", "extractive")      # engine.grammar's; repeated here so profiles import no grammar
 
 
 def _check_int(v: Any, *, where: dict, key: str, minimum: int = 1) -> int:
@@ -177,6 +180,12 @@ def _parse_profile(name: str, raw: Any, source: str) -> Profile:
                                         strict=False)
     vals["grounded_floor"] = _check_num(raw.get("grounded_floor", 0.0), where=where, key="grounded_floor", hi=1.0,
                                         strict=False)
+    vals["first_batch_size"] = _check_int(raw.get("first_batch_size", vals["batch_size"]), where=where,
+                                          key="first_batch_size")
+    mode = raw.get("claim_mode", "extractive")
+    if mode not in CLAIM_MODES:
+        raise ProfileError(f"must be one of {', '.join(CLAIM_MODES)}, got {mode!r}", key="claim_mode", **where)
+    vals["claim_mode"] = mode
     if not vals["min_batch_size"] <= vals["batch_size"] <= vals["max_batch_size"]:
         raise ProfileError("need min_batch_size <= batch_size <= max_batch_size, got "
                            f"{vals['min_batch_size']} / {vals['batch_size']} / {vals['max_batch_size']}",

@@ -22,16 +22,25 @@ def _example(labelled: list[tuple[int, Passage]]) -> str:
     return f"- {' '.join(words).rstrip(',;:')} [{label}]"
 
 
-def first_batch(question: str, labelled: list[tuple[int, Passage]], max_claims: int) -> str:
+def _what(mode: str) -> str:
+    """How a claim is worded: in the model's own short words, or a sentence copied from one passage."""
+    if mode == "extractive":
+        return "claims, each a sentence copied word for word from one passage,"
+    return "short factual claims"
+
+
+def first_batch(question: str, labelled: list[tuple[int, Passage]], max_claims: int,
+                mode: str = "abstractive") -> str:
     return (f"Question: {question}\n\nEvidence passages:\n{evidence_block(labelled)}\n\n"
-            f"Task: write up to {max_claims} short factual claims from the evidence that help answer the question. "
+            f"Task: write up to {max_claims} {_what(mode)} from the evidence that help answer the question. "
             f"One claim per line. Start each line with \"- \" and end it with the number of the passage it comes "
             f"from in square brackets, for example:\n{_example(labelled)}")
 
 
-def next_batch(labelled: list[tuple[int, Passage]], max_claims: int) -> str:
+def next_batch(labelled: list[tuple[int, Passage]], max_claims: int, mode: str = "abstractive") -> str:
+    what = "new claims, each a sentence copied from one passage," if mode == "extractive" else "new claims"
     return (f"More evidence passages:\n{evidence_block(labelled)}\n\n"
-            f"Write up to {max_claims} new claims from these new passages only, in the same format, for "
+            f"Write up to {max_claims} {what} from these new passages only, in the same format, for "
             f"example:\n{_example(labelled)}")
 
 

@@ -183,3 +183,6 @@ class RunFacts:
     gate_decisions: list["GateDecision"] = field(default_factory=list)
     citation_checks: list["CitationCheck"] = field(default_factory=list)   # claims' and answer's citations
     answer_claims: list["Claim"] = field(default_factory=list)             # the answer's citing sentences
+    time_to_first_claim_s: float | None = None  # first generation request -> first claim citing only valid labels
+    claims_rejected: int = 0                    # claim lines the parser refused (a cut-off line, too few words)
+    claim_format: str = "free"                  # abstractive | extractive (held to a grammar) | free

@@ -210,6 +210,9 @@ def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = Fal
                                       if streamed else None),
         "adaptive_batch_effectiveness": abe,
         "mps_utilization": None,
+        "time_to_first_claim_s": (round(facts.time_to_first_claim_s, 4)
+                                  if facts.time_to_first_claim_s is not None else None),
+        "claims_rejected": facts.claims_rejected,
     }
     for k, v in metrics.items():
         if isinstance(v, float):
@@ -245,7 +248,8 @@ def build(facts: RunFacts, *, system: dict | None = None, store_text: bool = Fal
                     "ef_search": prof.ef_search, "max_tokens": prof.max_tokens,
                     "novelty_threshold": prof.novelty_threshold, "timeout_s": prof.timeout_s,
                     "early_exit_enabled": facts.early_exit_enabled,
-                    "retrieval": "hnsw" if facts.retrieval else "none", "strategy": facts.strategy},
+                    "retrieval": "hnsw" if facts.retrieval else "none", "strategy": facts.strategy,
+                    "claim_format": facts.claim_format, "first_batch_size": prof.first_batch_size or prof.batch_size},
         "backend": facts.backend,
         "model": facts.model if facts.model is not None else {"name": "(not loaded)"},
         "threads": _threads(facts),
@@ -298,6 +302,7 @@ def _why_null(metric: str, facts: RunFacts) -> str:
         "grounded_citation_rate": "no citation was made",
         "context_utilization": "the synthesis call did not complete",
         "progressive_quality_score": "no evidence batch was streamed",
+        "time_to_first_claim_s": "no claim citing only passages in context was made",
     }.get(metric, "the backend did not report the counters this metric needs")
 
 

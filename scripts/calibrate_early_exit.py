@@ -2,11 +2,11 @@
 
 For each question of a corpus: retrieve as the engine does (real MiniLM embeddings, the real HNSW index, the
 profile's retrieve_k / ef_search), cut the ranking into the batches a run of the profile would stream (the
-sizer's sizes at low memory pressure; the context window filled with the model's own token counts of the
-passages plus the measured claim tokens per batch), and score every batch with the gate. Then, for each
-threshold of a grid: the share of questions where the gate would fire, the batches and evidence tokens it would
-skip, and what it would cost: the share of questions that lose their last gold passage from the context
-(gold passages are the question's own; PubMedQA: its abstract's sections).
+profile's first_batch_size, then the sizer's sizes at low memory pressure; the context window filled with the
+model's own token counts of the passages plus the measured claim tokens per batch), and score every batch with
+the gate. Then, for each threshold of a grid: the share of questions where the gate would fire, the batches and
+evidence tokens it would skip, and what it would cost: the share of questions that lose their last gold passage
+from the context (gold passages are the question's own; PubMedQA: its abstract's sections).
 
     python scripts/calibrate_early_exit.py --corpus ../shared/data/pubmedqa/ori_pqal.json --profile thorough \
         --questions 300 --out benches/data/calibration/early_exit_pubmedqa.json
@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         gold = set(q.gold_passage_ids)
         while pos < len(hits):
             size = min(prof.max_batch_size, size + 1)             # the sizer at low pressure grows by one
+            if b == 0 and prof.first_batch_size:                  # the engine's small first batch
+                size = min(size, prof.first_batch_size)
             chunk = hits[pos:pos + size]
             take = []
             for h in chunk:                                       # fit the context as the engine does

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from ..deadline import Deadline
+
+if TYPE_CHECKING:
+    from ..grammar import OutputFormat
 
 
 class BackendError(RuntimeError):
@@ -79,6 +82,9 @@ class Backend(ABC):
     supports_choice: bool = False
     #: Whether stream() takes `choice_prior` (a calibrated choice) and first_token_probabilities() is served.
     supports_calibration: bool = False
+    #: Whether stream() takes `output_format` (engine.grammar.OutputFormat): generation held to its grammar
+    #: (llama.cpp) or its JSON Schema (Ollama's structured outputs), the text yielded in the parser's format.
+    supports_format: bool = False
 
     def __init__(self) -> None:
         self.last_stats: GenerationStats | None = None
@@ -98,7 +104,8 @@ class Backend(ABC):
 
     @abstractmethod
     def stream(self, messages: list[Message], *, max_tokens: int, prefill: str = "",
-               stop: list[str] | None = None, choose_first: dict[str, list[str]] | None = None) -> Iterator[str]:
+               stop: list[str] | None = None, choose_first: dict[str, list[str]] | None = None,
+               output_format: "OutputFormat | None" = None) -> Iterator[str]:
         """Yield text deltas; when exhausted, self.last_stats holds the call's native stats. A backend bounds what
         the caller cannot interrupt between deltas (a long prompt evaluation, a silent server) by self.deadline,
         raising RunTimeout.
@@ -107,7 +114,10 @@ class Backend(ABC):
         supports_choice makes the first generated words the option the model finds most probable (first
         spelling) and leaves the Choice in self.last_choice; others ignore it (last_choice stays None). A backend
         that supports_calibration also takes `choice_prior` (option -> probability): the choice is then taken on
-        the probabilities calibrated by it."""
+        the probabilities calibrated by it.
+
+        output_format: where supports_format, the output is held to it (engine.grammar); the deltas are the text
+        the format stands for, continuing the prefill."""
 
     def first_token_probabilities(self, messages: list[Message], options: dict[str, list[str]],
                                   prefill: str = "") -> tuple[dict[str, float], dict]:

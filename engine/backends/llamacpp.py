@@ -12,6 +12,9 @@ Counters: every figure of a call comes from llama.cpp itself and is cross-checke
 Deadline: the pipeline checks the run's deadline (Backend.deadline) between streamed tokens, and llama.cpp's
 abort callback (`_AbortFlag`, C only) stops a prompt evaluation or a decode that outlasts it (llama_decode
 returns 2), so no call overruns the run's timeout by more than one graph node.
+Grammar: a call's output format (engine.grammar) is sampled under its GBNF, checked against the greedy choice
+first (`_GrammarFirstChoice`): the same tokens as llama.cpp's whole-vocabulary grammar sampler, at a fraction of
+its cost.
 Log: llama.cpp's own log stays quiet unless `show_native_log(True)` (the CLI's `--verbose`) lets it through.
 """
 from __future__ import annotations
@@ -22,12 +25,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from .base import Backend, BackendError, Choice, ContextTooLarge, GenerationStats, Message, ModelNotFound
 from .registry import resolve_model
 from .. import threads as threads_mod
 from ..synthesis import calibrate, pick
+
+if TYPE_CHECKING:
+    from ..grammar import OutputFormat
 
 _NATIVE_LOGGER = "llama-cpp-python"     # the logger llama-cpp-python's llama_log_set callback consults
 _show_native_log = False
@@ -241,12 +247,104 @@ class _AbortFlag:
 _COUNTING_LLAMA = None
 
 
+class _GrammarFirstChoice:
+    """A grammar checked against the greedy choice first (as llama.cpp's own common sampler does): the token with
+    the highest logit is tested alone, and only when the grammar refuses it is the grammar applied to the whole
+    vocabulary. Greedy decoding picks the same token either way; the whole-vocabulary pass, whose cost grows with
+    the vocabulary, runs only at the steps where the model's first choice breaks the format.
+
+    It is a llama.cpp sampler written in Python (apply and accept), placed in the chain after the repetition
+    penalty and before the greedy pick; `accept` advances the grammar with the token picked."""
+
+    TOP_FEW = 64
+
+    def __init__(self, llama_cpp, vocab, gbnf: str) -> None:
+        import ctypes
+        self._lc, self._ct = llama_cpp, ctypes
+        self.grammar = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
+        if not self.grammar:
+            raise BackendError("llama.cpp refused the output grammar: report it (the engine built it)")
+        self.full_passes = self.few_passes = self.steps = 0
+        self._few = (llama_cpp.llama_token_data * self.TOP_FEW)()
+        self._arr = llama_cpp.llama_token_data_array(data=self._few, size=1, selected=-1, sorted=False)
+        iface = llama_cpp.llama_sampler_i()
+        self._apply_ref = llama_cpp.llama_sampler_i_apply(lambda smpl, cur_p: self.apply(cur_p))
+        self._accept_ref = llama_cpp.llama_sampler_i_accept(lambda smpl, token: self.accept(token))
+        iface.apply, iface.accept = self._apply_ref, self._accept_ref
+        iface.name = llama_cpp.llama_sampler_i_name(0)
+        iface.reset = llama_cpp.llama_sampler_i_reset(0)
+        iface.clone = llama_cpp.llama_sampler_i_clone(0)
+        iface.free = llama_cpp.llama_sampler_i_free(0)
+        self._iface = iface
+        self.sampler = llama_cpp.llama_sampler()
+        self.sampler.iface = ctypes.pointer(iface)
+        self.sampler.ctx = None
+
+    def _allowed(self, ids, logits) -> "object":
+        """The grammar's verdict on a few candidates: their logits after it (-inf where refused)."""
+        import numpy as np
+        n = len(ids)
+        for i in range(n):
+            d = self._few[i]
+            d.id, d.logit, d.p = int(ids[i]), float(logits[i]), 0.0
+        self._arr.size, self._arr.selected, self._arr.sorted = n, -1, False
+        self._lc.llama_sampler_apply(self.grammar, self._ct.byref(self._arr))
+        return np.array([self._few[i].logit for i in range(n)])
+
+    def apply(self, cur_p) -> None:
+        """Greedy under the grammar, cheapest check first: the top token alone, then the TOP_FEW best (the best
+        of them the grammar allows is the best it allows at all), and only then the whole vocabulary. The token
+        found is made the greedy pick (its logit raised to +inf); the whole-vocabulary pass leaves the grammar's
+        own -inf marks."""
+        import numpy as np
+        arr = cur_p.contents
+        data = np.ctypeslib.as_array(arr.data, shape=(arr.size,))
+        logits = data["logit"]
+        self.steps += 1
+        best = int(np.argmax(logits))
+        if np.isfinite(self._allowed([data["id"][best]], [logits[best]])[0]):
+            return
+        few = np.argpartition(-logits, self.TOP_FEW)[:self.TOP_FEW]
+        after = self._allowed(data["id"][few], logits[few])
+        if np.isfinite(after).any():
+            self.few_passes += 1
+            logits[few[int(np.argmax(after))]] = np.inf
+            return
+        self.full_passes += 1
+        self._lc.llama_sampler_apply(self.grammar, cur_p)
+
+    def accept(self, token: int) -> None:
+        self._lc.llama_sampler_accept(self.grammar, token)
+
+    def free(self) -> None:
+        if self.grammar:
+            self._lc.llama_sampler_free(self.grammar)
+            self.grammar = None
+
+
 def _counting_llama(llama_cpp):
-    """llama_cpp.Llama whose generate() reports every token it hands over to `self.probe`."""
+    """llama_cpp.Llama whose generate() reports every token it hands over to `self.probe`, and which samples
+    under a grammar greedy-choice first (`_GrammarFirstChoice`) when a call sets `self.lazy_grammar`."""
     global _COUNTING_LLAMA
     if _COUNTING_LLAMA is None:
         class CountingLlama(llama_cpp.Llama):
             probe: _CallProbe | None = None
+            lazy_grammar: _GrammarFirstChoice | None = None
+
+            def _init_sampler(self, *args, **kwargs):
+                import ctypes
+                lazy = self.lazy_grammar
+                sampler = super()._init_sampler(*args, **kwargs)
+                if lazy is None:
+                    return sampler
+                # The chain is [logits processor], penalties, greedy: the grammar goes before the greedy pick.
+                chain = sampler.sampler
+                n = llama_cpp.llama_sampler_chain_n(chain)
+                greedy = llama_cpp.llama_sampler_chain_remove(chain, n - 1)
+                llama_cpp.llama_sampler_chain_add(chain, ctypes.pointer(lazy.sampler))
+                sampler.custom_samplers.append((n - 1, lazy))
+                llama_cpp.llama_sampler_chain_add(chain, greedy)
+                return sampler
 
             def generate(self, tokens, *args, **kwargs):
                 probe = self.probe
@@ -308,6 +406,7 @@ class LlamaCppBackend(Backend):
     name = "llamacpp"
     supports_choice = True
     supports_calibration = True
+    supports_format = True
     #: first_token_probabilities' results by (model file, prompt text, options), shared by the process's backends
     _probability_memo: dict[tuple, dict[str, float]] = {}
 
@@ -449,7 +548,8 @@ class LlamaCppBackend(Backend):
 
     def stream(self, messages: list[Message], *, max_tokens: int, prefill: str = "",
                stop: list[str] | None = None, choose_first: dict[str, list[str]] | None = None,
-               choice_prior: dict[str, float] | None = None) -> Iterator[str]:
+               choice_prior: dict[str, float] | None = None,
+               output_format: "OutputFormat | None" = None) -> Iterator[str]:
         self.last_choice = None
         chooser = self.choice_processor(choose_first, choice_prior) if choose_first else None
         tokens = self.tokenize(self.render(messages, prefill))
@@ -475,9 +575,12 @@ class LlamaCppBackend(Backend):
             timer.daemon = True
             timer.start()
         finish, token_chunks, finished = None, 0, False
+        lazy = None
         t0 = time.perf_counter()
         try:
-            extra = {"logits_processor": lc.LogitsProcessorList([chooser])} if chooser else {}
+            extra: dict = {"logits_processor": lc.LogitsProcessorList([chooser])} if chooser else {}
+            if output_format is not None:     # sampled after the chooser: a forced decision word must fit it
+                self.llm.lazy_grammar = lazy = _GrammarFirstChoice(lc, self.llm._model.vocab, output_format.gbnf)
             for chunk in self.llm.create_completion(tokens, max_tokens=max_tokens, temperature=0.0,
                                                     repeat_penalty=1.1, stream=True, stop=stop or [], **extra):
                 choice = chunk["choices"][0]
@@ -499,6 +602,7 @@ class LlamaCppBackend(Backend):
             if timer is not None:
                 timer.cancel()
             self.llm.probe = None
+            self.llm.lazy_grammar = None
             total = time.perf_counter() - t0
             perf = self._perf()
             n_sample = self._n_sample()
@@ -518,6 +622,9 @@ class LlamaCppBackend(Backend):
             self._load_reported = True
             if chooser is not None:
                 self.last_choice = chooser.choice
+            if lazy is not None:    # the chain is not sampled again (the next call builds its own)
+                self.grammar_passes = (lazy.full_passes, lazy.few_passes, lazy.steps)
+                lazy.free()
 
     def describe(self) -> dict:
         try:

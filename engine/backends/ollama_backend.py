@@ -4,18 +4,26 @@ Fails fast and clearly: server not listening, listening but silent, model not pu
 The run's deadline bounds a call: the stream is read on a helper thread (`_Pump`), so a server that stays silent
 (a long prompt evaluation) past the deadline ends the call with RunTimeout at the deadline; the helper then
 closes the stream as soon as the server sends anything (or its read timeout passes).
+An output format (engine.grammar) goes to the server as a JSON Schema (`format`, Ollama's structured outputs);
+the JSON it streams is turned back into the text the format stands for (`StructuredText`), each claim as soon as
+its object is complete.
 """
 from __future__ import annotations
 
+import json
 import math
 import queue
+import re
 import threading
 import time
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from .base import (Backend, BackendUnavailable, ContextTooLarge, GenerationStats, Message, ModelNotFound,
                    StreamInterrupted)
 from ..system import HostError, ollama_host, redact_url
+
+if TYPE_CHECKING:
+    from ..grammar import OutputFormat
 
 CONNECT_TIMEOUT_S = 3.0
 
@@ -59,10 +67,47 @@ class _Pump:
         self._stop.set()
 
 
+class StructuredText:
+    """A structured-output reply, fed as it streams, turned into the text its format stands for
+    (OutputFormat.render): a claims reply yields each claim as soon as its JSON object is complete, any other the
+    whole text when the reply ends. `close()` returns what is left (nothing when the reply is not JSON)."""
+
+    _CLAIM = re.compile(r'\{\s*"text"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"passage"\s*:\s*(-?\d+)\s*\}')
+
+    def __init__(self, fmt: "OutputFormat") -> None:
+        self.fmt, self.buf, self.sent = fmt, "", ""
+
+    def _new(self, text: str) -> str:
+        if not text.startswith(self.sent):
+            return ""
+        new, self.sent = text[len(self.sent):], text
+        return new
+
+    def feed(self, delta: str) -> str:
+        self.buf += delta
+        if self.fmt.kind != "claims":
+            return ""
+        objs = []
+        for m in self._CLAIM.finditer(self.buf):
+            try:
+                objs.append({"text": json.loads(m.group(1)), "passage": int(m.group(2))})
+            except ValueError:
+                break
+        return self._new(self.fmt.render({"claims": objs})) if objs else ""
+
+    def close(self) -> str:
+        try:
+            obj = json.loads(self.buf)
+        except ValueError:
+            return ""
+        return self._new(self.fmt.render(obj))
+
+
 class OllamaBackend(Backend):
     name = "ollama"
     accelerator = "ollama-server"
     token_count_method = "estimate"   # the client exposes no tokenizer: ~3.5 characters per token, rounded up
+    supports_format = True
 
     def __init__(self, model: str, *, context_window: int, read_timeout_s: float = 60.0):
         super().__init__()
@@ -124,11 +169,14 @@ class OllamaBackend(Backend):
         return "".join(f"{m.role}: {m.content}\n" for m in messages) + prefill
 
     def stream(self, messages: list[Message], *, max_tokens: int, prefill: str = "",
-               stop: list[str] | None = None, choose_first: dict[str, list[str]] | None = None) -> Iterator[str]:
+               stop: list[str] | None = None, choose_first: dict[str, list[str]] | None = None,
+               output_format: "OutputFormat | None" = None) -> Iterator[str]:
         # choose_first is not supported: the client exposes no token probabilities, so the caller parses the
-        # decision from the text (supports_choice is False).
+        # decision from the text (supports_choice is False). A structured reply is JSON: no prefill to continue.
         msgs = [{"role": m.role, "content": m.content} for m in messages]
-        if prefill:
+        structured = StructuredText(output_format) if output_format is not None else None
+        extra = {"format": output_format.json_schema} if output_format is not None else {}
+        if prefill and structured is None:
             msgs.append({"role": "assistant", "content": prefill})   # Ollama continues a final assistant turn
         options = {"num_ctx": self.context_window, "num_predict": max_tokens, "temperature": 0.0}
         if stop:
@@ -138,7 +186,8 @@ class OllamaBackend(Backend):
         deadline = self.deadline
         if deadline is not None:
             deadline.check("a call to the Ollama server")
-        chunks = _Pump(lambda: self.client.chat(model=self.model_name, messages=msgs, stream=True, options=options))
+        chunks = _Pump(lambda: self.client.chat(model=self.model_name, messages=msgs, stream=True, options=options,
+                                                **extra))
         try:
             while True:
                 left = deadline.remaining() if deadline is not None else None
@@ -153,7 +202,9 @@ class OllamaBackend(Backend):
                 content = (chunk.message.content if chunk.message else "") or ""
                 if chunk.done:
                     final = chunk
-                yield content
+                yield structured.feed(content) if structured is not None else content
+            if structured is not None:
+                yield structured.close()
         finally:
             chunks.stop()
         if final is None:

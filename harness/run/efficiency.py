@@ -16,6 +16,11 @@ from .inprocess import run_in_process
 from .request import COMPLETED, RunRequest
 
 
+#: The engine run's timeout = this x the profile's timeout_s: decode speed is compared here, not the time budget, and
+#: a run slowed by a busy machine still gives a comparison.
+RUN_TIMEOUT_FACTOR = 4
+
+
 @dataclass
 class EfficiencyResult:
     engine_decode_tps: float          # native, summed over replayed calls
@@ -65,13 +70,18 @@ def _raw_replay(backend: LlamaCppBackend, prompt: list[int], n_tokens: int) -> t
 
 
 def measure(question: str, profile: str | Profile = "quick", corpus: Corpus | str | None = None,
-            min_tokens: int = 16) -> EfficiencyResult:
+            min_tokens: int = 16, grammar: bool = True) -> EfficiencyResult:
+    """The engine's run (its claims and answer under the output grammar unless `grammar` is False: sampling
+    under it is engine work) against raw replays of its calls without any grammar."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     backend = LlamaCppBackend(prof.model_for("llamacpp"), context_window=prof.context_window)
     backend.prompt_log, backend.chunk_log = [], []
     try:
         with CpuWatch() as engine_cpu:
-            out = run_in_process(RunRequest(question=question, profile=prof, backend=backend, corpus=corpus))
+            out = run_in_process(RunRequest(question=question, profile=prof, backend=backend, corpus=corpus,
+                                            timeout_s=prof.timeout_s * RUN_TIMEOUT_FACTOR,
+                                            research_kwargs={"grammar": grammar,
+                                                             "timeout_s": prof.timeout_s * RUN_TIMEOUT_FACTOR}))
         if out.exception is not None:
             raise out.exception
         if out.status != COMPLETED:

@@ -22,11 +22,12 @@ def free_port() -> int:
 
 class FakeOllamaServer:
     """Test double: /api/version, /api/show (404 unless model == 'tiny:1b'; mode 'ctx2048': trained on 2,048
-    tokens), /api/chat streaming NDJSON."""
+    tokens), /api/chat streaming NDJSON (JSON claims when the request has a `format`; bodies kept)."""
 
     def __init__(self, mode: str = "ok"):
         self.mode = mode
         self.release = threading.Event()
+        self.chat_bodies: list[dict] = []
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -58,7 +59,12 @@ class FakeOllamaServer:
                     self.send_response(200)
                     self.send_header("Content-Type", "application/x-ndjson")
                     self.end_headers()
-                    for word in ["- Claim one", " [1]\n", "- Claim two [2]"]:
+                    outer.chat_bodies.append(body)
+                    words = ["- Claim one", " [1]\n", "- Claim two [2]"]
+                    if body.get("format"):      # structured output: the reply is JSON, streamed in pieces
+                        words = ['{"claims": [{"text": "Claim one is', ' long enough", "passage": 1}, ',
+                                 '{"text": "Claim \\"two\\" is long", "passage": 2}]}']
+                    for word in words:
                         self.wfile.write(json.dumps({"model": "tiny:1b", "created_at": "2026-01-01T00:00:00Z",
                                                      "message": {"role": "assistant", "content": word},
                                                      "done": False}).encode() + b"\n")
@@ -137,6 +143,19 @@ def test_stream_maps_native_timings(fake):
     assert s.load_s == pytest.approx(0.1) and s.total_s == pytest.approx(0.9)
     assert b.describe()["backend_version"] == "0.9.9-test"
     assert b.threads == {"n_threads": None, "source": "server", "reason": "the Ollama server chooses its own threads"}
+
+
+def test_an_output_format_goes_as_a_json_schema_and_its_claims_come_back_as_lines(fake):
+    from llm_research_bench.engine.grammar import claims_format
+    b = make_backend("ollama", "tiny:1b", context_window=2048)
+    fmt = claims_format([1, 2], 3)
+    deltas = list(b.stream([Message("user", "q")], max_tokens=32, prefill="- ", output_format=fmt))
+    assert "".join(deltas) == 'Claim one is long enough [1]\n- Claim "two" is long [2]'
+    assert deltas.index("Claim one is long enough [1]") < len(deltas) - 2     # streamed before the reply ends
+    body = fake.chat_bodies[-1]
+    assert body["format"] == fmt.json_schema
+    assert body["format"]["properties"]["claims"]["items"]["properties"]["passage"]["enum"] == [1, 2]
+    assert [m["role"] for m in body["messages"]] == ["user"]        # no prefill turn: the reply is JSON
 
 
 @pytest.mark.parametrize("fake", ["cut"], indirect=True)

@@ -12,7 +12,9 @@ def test_builtin_profiles_carry_seed_values():
     assert (ref.time_lower_s, ref.time_upper_s, ref.memory_mb) == (25, 45, 4096)
     assert p["balanced"].budget_for("apple-m1-16gb").time_upper_s == 90
     assert p["thorough"].budget_for("apple-m1-16gb").memory_mb == 8192
-    assert all(x.novelty_threshold == 0.6 for x in p.values())
+    assert q.novelty_threshold == 0.2 and p["balanced"].novelty_threshold == p["thorough"].novelty_threshold == 0.25
+    assert q.first_batch_size == 1 and p["balanced"].first_batch_size == p["thorough"].first_batch_size == 2
+    assert all(x.claim_mode == "extractive" for x in p.values())
     assert q.models["ollama"].startswith("qwen2.5:")
 
 
@@ -88,3 +90,13 @@ def test_unknown_profile_lists_known():
 def test_model_for_unknown_backend(tmp_path):
     with pytest.raises(ProfileError, match="models"):
         get_profile("quick").model_for("vllm")
+
+
+@pytest.mark.parametrize("body,key", [
+    ('claim_mode = "quoted"', "claim_mode"),
+    ("first_batch_size = 0", "first_batch_size"),
+])
+def test_claim_mode_and_first_batch_size_are_checked(tmp_path, body, key):
+    f = _write(tmp_path, f"[profiles.quick]\n{body}\n")
+    with pytest.raises(ProfileError, match=f"key '{key}'"):
+        load_profiles(f)

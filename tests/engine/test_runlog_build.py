@@ -97,7 +97,7 @@ def test_built_document_is_schema_valid_and_measured(monkeypatch):
     # the layout of a recorded run, plus the thread choice beside the model
     assert [k for k in doc if k != "threads"] == list(SAMPLE) and list(doc).index("threads") == list(doc).index("model") + 1
     m = doc["metrics"]
-    assert set(m) == set(SAMPLE["metrics"]) | {"cpu_time_s"}
+    assert set(m) == set(SAMPLE["metrics"]) | {"cpu_time_s", "time_to_first_claim_s", "claims_rejected"}
     assert m["tokens_generated"] == 16 and m["prompt_tokens_evaluated"] == 490 and m["unique_context_tokens"] == 500
     assert m["tokens_per_second"] == round(14 / 0.3, 6)         # floats are rounded to 6 places
     assert m["prompt_eval_tokens_per_second"] == 980.0
