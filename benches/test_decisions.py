@@ -6,10 +6,13 @@
     RESEARCH_BENCH_DECISION_SAMPLE=200,60,100 ...          run only the sample's questions from index 100 on (a
                                                            second process; `python benches/test_decisions.py
                                                            a.jsonl b.jsonl` summarizes the logs together)
+    RESEARCH_BENCH_DECISION_SKIP=a.jsonl:b.jsonl ...       do not repeat the runs these logs hold completed (a run
+                                                           that ended without a decision is run again)
 
 A fixed seeded sample of PubMedQA-L questions (analysis.quality.sample_questions, QUALITY_SEED) is researched on
 the quick profile in three runs per question: closed-book (no retrieval), progressive (the pipeline) and
-single-shot RAG (only the first N_SINGLE_SHOT questions; default: all). Each run stores its raw yes/no/maybe
+single-shot RAG (only the first N_SINGLE_SHOT questions; default: all). Closed-book and progressive run over the
+whole sample first, single-shot afterwards: a measurement stopped early holds the main pair on the most questions. Each run stores its raw yes/no/maybe
 token probabilities and its content-free prior (engine telemetry: answer.decision_calibration), so the arms
 closed-book, progressive raw, progressive calibrated and single-shot calibrated -- and the other calibration
 methods of analysis.decisions -- come from the same runs. The answer text is cut at 16 tokens (research's
@@ -23,6 +26,7 @@ flips against closed-book, and exact McNemar p against closed-book and the major
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 
@@ -82,18 +86,36 @@ def _one(q, arm: str, profile, warm) -> tuple[decisions.DecisionRun, request.Run
     return _decision_run(out, q, arm), out
 
 
+def _logged(paths: str | None) -> list[decisions.DecisionRun]:
+    """The runs the DECISION_SKIP logs (os.pathsep-separated) hold with a decision."""
+    runs: list[decisions.DecisionRun] = []
+    for path in (paths or "").split(os.pathsep):
+        if path:
+            with open(path, encoding="utf-8") as fh:
+                runs += [decisions.DecisionRun(**json.loads(line)) for line in fh if line.strip()]
+    return [r for r in runs if r.raw]
+
+
+def _schedule(sample, n_ss: int, start: int, done: set[tuple[str, str]]) -> list[tuple[int, object, list[str]]]:
+    """(index, question, arms to run) in the order they run: closed-book and progressive over the sample, then
+    single-shot over its first n_ss questions; the runs in `done` are left out."""
+    plan = [(i, q, [a for a in ("closed_book", "progressive") if (str(q.id), a) not in done])
+            for i, q in enumerate(sample) if i >= start]
+    plan += [(i, q, ["single_shot"]) for i, q in enumerate(sample)
+             if start <= i < n_ss and (str(q.id), "single_shot") not in done]
+    return [(i, q, arms) for i, q, arms in plan if arms]
+
+
 def test_decisions(research_bench, record_result, profile, say):
     warm = research_bench.warmup()
     n, n_ss, start = _sizes()
     sample = quality.sample_questions(warm.corpus.questions, n, seed=quality.QUALITY_SEED)
     log = env("DECISION_LOG")
-    runs: list[decisions.DecisionRun] = []
+    ids = {str(q.id) for q in sample[start:]}
+    runs = [r for r in _logged(env("DECISION_SKIP")) if r.question_id in ids]     # repeated: the later one counts
     tels: list[tuple[float, dict]] = []
     t0 = time.perf_counter()
-    for i, q in enumerate(sample):
-        if i < start:
-            continue
-        arms = [a for a in PLAN if a != "single_shot" or i < n_ss]
+    for i, q, arms in _schedule(sample, n_ss, start, {(r.question_id, r.arm) for r in runs}):
         line = []
         for arm in arms:
             run, out = _one(q, arm, profile, warm)
