@@ -75,8 +75,8 @@ def _decision_run(out: request.RunOutcome, q, arm: str) -> decisions.DecisionRun
 def _one(q, arm: str, profile, warm) -> tuple[decisions.DecisionRun, request.RunOutcome]:
     retrieval, strategy = PLAN[arm]
     req = request.RunRequest(question=q.question, profile=profile, corpus=warm.corpus, corpus_path=warm.corpus_path,
-                             retrieval=retrieval, system_info=warm.system_info,
-                             research_kwargs={"strategy": strategy, "answer_type": "polar",
+                             system_info=warm.system_info,
+                             research_kwargs={"retrieval": retrieval, "strategy": strategy, "answer_type": "polar",
                                               "answer_tokens": ANSWER_TOKENS,
                                               "timeout_s": profile.timeout_s * TIMEOUT_FACTOR},
                              timeout_s=profile.timeout_s * TIMEOUT_FACTOR)
