@@ -163,16 +163,18 @@ class DecisionSummary:
 
 
 def paired_runs(runs: Sequence[DecisionRun]) -> tuple[dict[str, list[DecisionRun]], dict[str, int]]:
-    """Completed runs by arm on the questions closed-book completed, in closed-book's order (pairs by position),
-    and per arm how many runs ended without a decision (left out: a run the machine's load timed out says
-    nothing about the decision)."""
+    """Completed runs by arm on the questions closed-book completed, in closed-book's order (pairs by position;
+    a question run twice in an arm counts its later completed run), and per arm how many questions ended without
+    a decision and were not completed by another run (left out: a run the machine's load timed out says nothing
+    about the decision)."""
     by_arm: dict[str, dict[str, DecisionRun]] = {}
-    failed: dict[str, int] = {}
+    tried: dict[str, set[str]] = {}
     for r in runs:
+        tried.setdefault(r.arm, set()).add(r.question_id)
         if r.raw:
             by_arm.setdefault(r.arm, {})[r.question_id] = r
-        else:
-            failed[r.arm] = failed.get(r.arm, 0) + 1
+    failed = {arm: len(qs - set(by_arm.get(arm, {}))) for arm, qs in tried.items()}
+    failed = {arm: k for arm, k in failed.items() if k}
     base = by_arm.get("closed_book", {})
     return {arm: [rs[q] for q in base if q in rs] for arm, rs in by_arm.items()}, failed
 

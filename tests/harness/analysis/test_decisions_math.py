@@ -1,4 +1,5 @@
-"""The decision bench's analysis (analysis/decisions.py) on hand-made runs: methods, flips, McNemar, macro-F1."""
+"""The decision bench's analysis (analysis/decisions.py) on hand-made runs: methods, flips, McNemar, macro-F1; the
+flips against closed-book in the decision and quality reports."""
 from types import SimpleNamespace
 
 import pytest
@@ -90,5 +91,26 @@ def test_decision_summary_pairs_every_arm_with_closed_book():
     assert s.arms["closed_book:raw"].correct == 1 and s.arms["progressive:content_free"].n == 2
     assert s.arms["closed_book:raw"].failed_runs == 0
     lines = summary_lines(s)
-    assert any("progressive:content_free" in x and "right->wrong" in x for x in lines)
+    assert max(len(x) for x in lines) <= 120
+    header = next(x for x in lines if x.strip().startswith("arm:method"))
+    assert header.split()[-8:] == ["R->W", "W->R", "p", "cb", "p", "maj", "s/q", "fail"]
+    row = next(x.split() for x in lines if x.strip().startswith("progressive:raw"))
+    assert row[1] == "2" and row[2] == "100.0%" and (row[-6], row[-5]) == ("0", "1") and row[-1] == "1"
     assert any(x.strip().startswith("confusion progressive:raw") for x in lines)
+
+
+def test_the_quality_report_shows_each_arms_flips_against_closed_book():
+    from llm_research_bench.engine.corpus import Question
+    from llm_research_bench.harness.analysis import quality
+    from llm_research_bench.harness.report.quality import summary_lines as quality_lines
+    qs = [Question(str(i), f"q{i}?", g, (f"{i}:0",)) for i, g in enumerate(["yes", "no", "yes", "no"])]
+
+    def outs(arm, decided):
+        return [quality.QuestionOutcome(q.id, q.answer, d, arm, 1.0) for q, d in zip(qs, decided)]
+    cb = outs("closed_book", ["yes", "no", "no", "yes"])                  # right, right, wrong, wrong
+    s = quality.quality_summary({"closed_book": cb, "retrieval": outs("retrieval", ["no", "no", "yes", "no"]),
+                                 "single_shot": outs("single_shot", ["yes", "yes", "yes", "yes"])},
+                                sample=qs, all_questions=qs, profile="quick", seed=1)
+    text = "\n".join(quality_lines(s))
+    assert "decisions vs closed-book (right -> wrong / wrong -> right): progressive 1 / 2, single-shot 1 / 1\n" in text
+    assert "early exit off" not in text                       # not run: no counts to show
