@@ -107,6 +107,25 @@ class ArmFigures:
     failed_runs: int = 0                      # runs that ended without a decision (timeout, failure): left out
     closed_book_accuracy: float | None = None  # closed-book's and the majority class's on the same questions
     majority_accuracy: float | None = None
+    yes_no_auc: float | None = None           # yes_no_separation (raw and the per-run calibrations only)
+    yes_no_auc_p: float | None = None
+
+
+def yes_no_separation(runs: Sequence[DecisionRun], calibrated: bool) -> tuple[float | None, float | None]:
+    """How well the runs' probabilities tell gold-yes from gold-no questions at any threshold a calibration could
+    set: the AUC of p(yes) / (p(yes) + p(no)) -- raw, or divided by each run's content-free prior -- over the
+    questions labelled yes or no, and the two-sided Mann-Whitney p against no separation (AUC 0.5). Dividing every
+    run by one shared prior moves the threshold, not the order, so it leaves the AUC as it is."""
+    scores: dict[str, list[float]] = {"yes": [], "no": []}
+    for r in runs:
+        if r.raw and r.gold in scores and (r.prior or not calibrated):
+            p = calibrate(r.raw, r.prior) if calibrated and r.prior else normalized(r.raw)
+            scores[r.gold].append(p["yes"] / max(p["yes"] + p["no"], 1e-12))
+    if not scores["yes"] or not scores["no"]:
+        return None, None
+    from scipy.stats import mannwhitneyu
+    res = mannwhitneyu(scores["yes"], scores["no"], alternative="two-sided")
+    return float(res.statistic) / (len(scores["yes"]) * len(scores["no"])), float(res.pvalue)
 
 
 def flips(base_correct: Sequence[bool], correct: Sequence[bool]) -> tuple[int, int]:
@@ -194,7 +213,9 @@ def decision_summary(runs: Sequence[DecisionRun], all_questions: Sequence[object
         for m in METHODS:
             decided = decide(rs, m, reference)
             if any(d is not None for d in decided) or m == "raw":
-                out[f"{arm}:{m}"] = replace(arm_figures(rs, decided, base, label), failed_runs=failed.get(arm, 0))
+                auc, p = yes_no_separation(rs, m != "raw") if m in ("raw", "content_free", "relative") else (None, None)
+                out[f"{arm}:{m}"] = replace(arm_figures(rs, decided, base, label), failed_runs=failed.get(arm, 0),
+                                            yes_no_auc=auc, yes_no_auc_p=p)
     maj = arm_figures(base_runs, [label] * len(base_runs), list(base_by_q.values()), label)
     return DecisionSummary(n=len(base_runs), question_ids=[r.question_id for r in base_runs], majority_label=label,
                            majority=maj, arms=out, sample=dict(sample or {}))

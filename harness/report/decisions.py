@@ -13,11 +13,13 @@ MAIN_ARMS = ("closed_book:raw", "progressive:raw", "progressive:content_free", "
 
 #: Table columns: name, width, alignment.
 COLUMNS = (("arm:method", 26, "<"), ("n", 4, ">"), ("accuracy [95% CI]", 19, "<"), ("same q: cb / maj", 16, "<"),
-           ("macro-F1", 8, ">"), ("R->W", 4, ">"), ("W->R", 4, ">"), ("p cb", 5, ">"), ("p maj", 5, ">"),
+           ("macro-F1", 8, ">"), ("AUC", 5, ">"), ("R->W", 4, ">"), ("W->R", 4, ">"), ("p cb", 5, ">"), ("p maj", 5, ">"),
            ("s/q", 6, ">"), ("fail", 4, ">"))
 LEGEND = ("  R->W / W->R: questions closed-book decided right and this arm wrong / the reverse; p: exact McNemar against "
-          "closed-book (cb) and the majority class (maj); same q: their accuracy on this arm's questions; s/q: "
-          "seconds per question; fail: runs that ended without a decision (left out).")
+          "closed-book (cb) and the majority class (maj); same q: their accuracy on this arm's questions; AUC: how well "
+          "p(yes) / (p(yes) + p(no)) separates gold yes from gold no at any threshold (0.5: not at all; a prior shared "
+          "by every run cannot change it); s/q: seconds per question; fail: runs that ended without a decision (left "
+          "out).")
 
 
 def _p(x: float | None) -> str:
@@ -39,7 +41,8 @@ def arm_line(name: str, a: ArmFigures) -> str:
             f"{_pct(a.closed_book_accuracy)} / {_pct(a.majority_accuracy)}")
     f1 = "n/a" if a.macro_f1 is None else f"{a.macro_f1:.3f}"
     t = "n/a" if a.time_per_question_s is None else f"{a.time_per_question_s:.1f}"
-    return _row((name, str(a.n), _pct(a.accuracy) + ci, same, f1, str(a.right_to_wrong), str(a.wrong_to_right),
+    auc = "-" if a.yes_no_auc is None else f"{a.yes_no_auc:.2f}"
+    return _row((name, str(a.n), _pct(a.accuracy) + ci, same, f1, auc, str(a.right_to_wrong), str(a.wrong_to_right),
                  _p(a.p_vs_closed_book), _p(a.p_vs_majority), t, str(a.failed_runs)))
 
 

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from llm_research_bench.harness.analysis.decisions import (DecisionRun, arm_figures, decide, decision_summary, flips,
-                                                           macro_f1)
+                                                           macro_f1, yes_no_separation)
 from llm_research_bench.harness.report.decisions import summary_lines
 
 YES = {"yes": 0.7, "no": 0.2, "maybe": 0.1}
@@ -114,3 +114,15 @@ def test_the_quality_report_shows_each_arms_flips_against_closed_book():
     text = "\n".join(quality_lines(s))
     assert "decisions vs closed-book (right -> wrong / wrong -> right): progressive 1 / 2, single-shot 1 / 1\n" in text
     assert "early exit off" not in text                       # not run: no counts to show
+
+
+def test_yes_no_separation_is_the_auc_of_p_yes_over_yes_and_no():
+    hi, lo = {"yes": 0.6, "no": 0.2, "maybe": 0.2}, {"yes": 0.2, "no": 0.6, "maybe": 0.2}
+    rs = [run(1, "yes", "p", hi, BIAS), run(2, "no", "p", lo, BIAS), run(3, "maybe", "p", lo, BIAS)]
+    auc, p = yes_no_separation(rs, calibrated=False)
+    assert auc == 1.0 and 0 < p <= 1                       # maybe questions do not count
+    assert yes_no_separation(rs, calibrated=True)[0] == 1.0   # one prior shared by every run: the order stays
+    flipped = [run(1, "yes", "p", lo, {"yes": 0.1, "no": 0.8, "maybe": 0.1}), run(2, "no", "p", hi, BIAS)]
+    assert yes_no_separation(flipped, calibrated=False)[0] == 0.0
+    assert yes_no_separation(flipped, calibrated=True)[0] == 1.0    # per-run priors can reorder
+    assert yes_no_separation(rs[:1], calibrated=False) == (None, None)
