@@ -157,7 +157,8 @@ def arm_figures(runs: Sequence[DecisionRun], decided: Sequence[str | None], base
     rw, wr = flips(base, correct) if base is not None else (0, 0)
     return ArmFigures(
         n=n, correct=k, accuracy=k / n if n else None, accuracy_ci95=_ci(k, n), macro_f1=macro_f1(gold, decided),
-        confusion=confusion, decisions=counts, time_per_question_s=float(np.mean([r.time_s for r in runs])) if n else None,
+        confusion=confusion, decisions=counts,
+        time_per_question_s=float(np.mean([r.time_s for r in runs])) if n else None,
         right_to_wrong=rw, wrong_to_right=wr,
         p_vs_closed_book=mcnemar_exact_p(list(base), correct) if base is not None and n else None,
         p_vs_majority=mcnemar_exact_p([g == majority for g in gold], correct) if n else None,

@@ -13,13 +13,13 @@ MAIN_ARMS = ("closed_book:raw", "progressive:raw", "progressive:content_free", "
 
 #: Table columns: name, width, alignment.
 COLUMNS = (("arm:method", 26, "<"), ("n", 4, ">"), ("accuracy [95% CI]", 19, "<"), ("same q: cb / maj", 16, "<"),
-           ("macro-F1", 8, ">"), ("AUC", 5, ">"), ("R->W", 4, ">"), ("W->R", 4, ">"), ("p cb", 5, ">"), ("p maj", 5, ">"),
-           ("s/q", 6, ">"), ("fail", 4, ">"))
-LEGEND = ("  R->W / W->R: questions closed-book decided right and this arm wrong / the reverse; p: exact McNemar against "
-          "closed-book (cb) and the majority class (maj); same q: their accuracy on this arm's questions; AUC: how well "
-          "p(yes) / (p(yes) + p(no)) separates gold yes from gold no at any threshold (0.5: not at all; a prior shared "
-          "by every run cannot change it); s/q: seconds per question; fail: runs that ended without a decision (left "
-          "out).")
+           ("macro-F1", 8, ">"), ("AUC", 5, ">"), ("R->W", 4, ">"), ("W->R", 4, ">"), ("p cb", 5, ">"),
+           ("p maj", 5, ">"), ("s/q", 6, ">"), ("fail", 4, ">"))
+LEGEND = ("R->W / W->R: questions closed-book decided right and this arm wrong / the reverse; p: exact McNemar "
+          "against closed-book (cb) and the majority class (maj); same q: their accuracy on this arm's questions; "
+          "AUC: how well p(yes) / (p(yes) + p(no)) separates gold yes from gold no at any threshold (0.5: not at "
+          "all; a prior shared by every run cannot change it); s/q: seconds per question; fail: runs that ended "
+          "without a decision (left out).")
 
 
 def _p(x: float | None) -> str:
@@ -59,7 +59,7 @@ def summary_lines(s: DecisionSummary) -> list[str]:
              *textwrap.wrap(f"sample: {sample}", 118, initial_indent="  ", subsequent_indent="    "),
              _row(tuple(c for c, _, _ in COLUMNS)), arm_line(f"majority:{s.majority_label}", s.majority)]
     lines += [arm_line(a, s.arms[a]) for a in order]
-    lines += textwrap.wrap(LEGEND.strip(), 118, initial_indent="  ", subsequent_indent="  ")
+    lines += textwrap.wrap(LEGEND, 118, initial_indent="  ", subsequent_indent="  ")
     for a in MAIN_ARMS:
         if a in s.arms:
             lines += confusion_lines(a, s.arms[a])
