@@ -8,6 +8,7 @@
     RESEARCH_BENCH_QUALITY_SAMPLE  N[,N_OFF]: the quality bench's sample sizes, for a smoke run (old: QUALITY_SAMPLE)
     RESEARCH_BENCH_DECISION_SAMPLE N[,N_SINGLE_SHOT]: the decision bench's sample sizes (default: the smoke size)
     RESEARCH_BENCH_DECISION_LOG    a JSON-lines file the decision bench appends every run's decision material to
+    RESEARCH_BENCH_DECISION_SKIP   decision logs (os.pathsep-separated) whose completed runs the bench does not repeat
     RESEARCH_BENCH_COMMIT_URL      a URL template linking commits in reports, e.g. .../commit/{commit}
 
 An old name still works, with one DeprecationWarning naming the new one. Standard variables the project
@@ -31,6 +32,7 @@ VARIABLES: dict[str, str | None] = {
     "COMMIT_URL": None,
     "DECISION_SAMPLE": None,
     "DECISION_LOG": None,
+    "DECISION_SKIP": None,
     "CALIBRATION_BLOCKS": "RESEARCH_CALIBRATION_BLOCKS",
     "CALIBRATION_MAX_ROUNDS": None,
 }

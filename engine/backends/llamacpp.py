@@ -518,8 +518,9 @@ class LlamaCppBackend(Backend):
                                   prefill: str = "") -> tuple[dict[str, float], dict]:
         """The options' probabilities at this conversation's first generated position: one evaluation of its
         prompt, remembered per model file and prompt text for the process (a content-free conversation recurs
-        across runs). The model's cache (the running conversation's prefix) is saved before and restored after,
-        so the next call still reuses it."""
+        across runs). The running conversation's cache is set aside before and put back after, so the next call
+        still reuses it: only its tokens and its sequence's KV cells (`_set_aside`), not llama-cpp-python's
+        whole state (save_state copies the score rows and the context's state several times over)."""
         text = self.render(messages, prefill)
         key = (str(self.model_path), text, tuple((o, tuple(s)) for o, s in options.items()))
         memo = LlamaCppBackend._probability_memo
@@ -529,7 +530,7 @@ class LlamaCppBackend(Backend):
         if self.deadline is not None:
             self.deadline.check("decision calibration")
         t0 = time.perf_counter()
-        saved = self.llm.save_state() if self.llm.n_tokens else None
+        saved = self._set_aside()
         try:
             import numpy as np
             self.llm.reset()
@@ -537,14 +538,42 @@ class LlamaCppBackend(Backend):
             logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),)).copy()
             probs = self.choice_processor(options).read(logits)
         finally:
-            if saved is not None:
-                self.llm.load_state(saved)
+            self._put_back(saved)
         probs = {k: round(v, 6) for k, v in probs.items()}
         if len(memo) >= PROBABILITY_MEMO_SIZE:
             memo.pop(next(iter(memo)))
         memo[key] = probs
         return dict(probs), {"time_s": round(time.perf_counter() - t0, 4), "prompt_tokens": len(tokens),
                              "cached": False}
+
+    def _set_aside(self) -> tuple | None:
+        """The running conversation's cache as (tokens, its sequence's KV cells): llama.cpp's copy of sequence 0
+        (no logits, no output buffers), one buffer. None when the cache is empty or the copy fails (the next
+        call then evaluates its prompt afresh)."""
+        import ctypes
+        n = self.llm.n_tokens
+        if not n:
+            return None
+        ctx = self.llm._ctx.ctx
+        size = int(self._lc.llama_state_seq_get_size(ctx, 0))
+        buf = (ctypes.c_uint8 * size)()
+        got = int(self._lc.llama_state_seq_get_data(ctx, buf, size, 0))
+        return (self.llm.input_ids[:n].copy(), buf, got) if 0 < got <= size else None
+
+    def _put_back(self, saved: tuple | None) -> None:
+        """Restore what `_set_aside` kept; the next generation decodes at least its last token again (its
+        logits are not kept). Nothing kept: the evaluated prompt stays (a next prompt may share its prefix). On
+        failure the cache is left empty."""
+        if saved is None:
+            return
+        ids, buf, size = saved
+        self.llm.reset()
+        self.llm._ctx.kv_cache_seq_rm(0, -1, -1)
+        if not self._lc.llama_state_seq_set_data(self.llm._ctx.ctx, buf, size, 0):
+            self.llm._ctx.kv_cache_seq_rm(0, -1, -1)
+            return
+        self.llm.input_ids[:len(ids)] = ids
+        self.llm.n_tokens = len(ids)
 
     def stream(self, messages: list[Message], *, max_tokens: int, prefill: str = "",
                stop: list[str] | None = None, choose_first: dict[str, list[str]] | None = None,

@@ -107,6 +107,25 @@ class ArmFigures:
     failed_runs: int = 0                      # runs that ended without a decision (timeout, failure): left out
     closed_book_accuracy: float | None = None  # closed-book's and the majority class's on the same questions
     majority_accuracy: float | None = None
+    yes_no_auc: float | None = None           # yes_no_separation (raw and the per-run calibrations only)
+    yes_no_auc_p: float | None = None
+
+
+def yes_no_separation(runs: Sequence[DecisionRun], calibrated: bool) -> tuple[float | None, float | None]:
+    """How well the runs' probabilities tell gold-yes from gold-no questions at any threshold a calibration could
+    set: the AUC of p(yes) / (p(yes) + p(no)) -- raw, or divided by each run's content-free prior -- over the
+    questions labelled yes or no, and the two-sided Mann-Whitney p against no separation (AUC 0.5). Dividing every
+    run by one shared prior moves the threshold, not the order, so it leaves the AUC as it is."""
+    scores: dict[str, list[float]] = {"yes": [], "no": []}
+    for r in runs:
+        if r.raw and r.gold in scores and (r.prior or not calibrated):
+            p = calibrate(r.raw, r.prior) if calibrated and r.prior else normalized(r.raw)
+            scores[r.gold].append(p["yes"] / max(p["yes"] + p["no"], 1e-12))
+    if not scores["yes"] or not scores["no"]:
+        return None, None
+    from scipy.stats import mannwhitneyu
+    res = mannwhitneyu(scores["yes"], scores["no"], alternative="two-sided")
+    return float(res.statistic) / (len(scores["yes"]) * len(scores["no"])), float(res.pvalue)
 
 
 def flips(base_correct: Sequence[bool], correct: Sequence[bool]) -> tuple[int, int]:
@@ -138,7 +157,8 @@ def arm_figures(runs: Sequence[DecisionRun], decided: Sequence[str | None], base
     rw, wr = flips(base, correct) if base is not None else (0, 0)
     return ArmFigures(
         n=n, correct=k, accuracy=k / n if n else None, accuracy_ci95=_ci(k, n), macro_f1=macro_f1(gold, decided),
-        confusion=confusion, decisions=counts, time_per_question_s=float(np.mean([r.time_s for r in runs])) if n else None,
+        confusion=confusion, decisions=counts,
+        time_per_question_s=float(np.mean([r.time_s for r in runs])) if n else None,
         right_to_wrong=rw, wrong_to_right=wr,
         p_vs_closed_book=mcnemar_exact_p(list(base), correct) if base is not None and n else None,
         p_vs_majority=mcnemar_exact_p([g == majority for g in gold], correct) if n else None,
@@ -163,16 +183,18 @@ class DecisionSummary:
 
 
 def paired_runs(runs: Sequence[DecisionRun]) -> tuple[dict[str, list[DecisionRun]], dict[str, int]]:
-    """Completed runs by arm on the questions closed-book completed, in closed-book's order (pairs by position),
-    and per arm how many runs ended without a decision (left out: a run the machine's load timed out says
-    nothing about the decision)."""
+    """Completed runs by arm on the questions closed-book completed, in closed-book's order (pairs by position;
+    a question run twice in an arm counts its later completed run), and per arm how many questions ended without
+    a decision and were not completed by another run (left out: a run the machine's load timed out says nothing
+    about the decision)."""
     by_arm: dict[str, dict[str, DecisionRun]] = {}
-    failed: dict[str, int] = {}
+    tried: dict[str, set[str]] = {}
     for r in runs:
+        tried.setdefault(r.arm, set()).add(r.question_id)
         if r.raw:
             by_arm.setdefault(r.arm, {})[r.question_id] = r
-        else:
-            failed[r.arm] = failed.get(r.arm, 0) + 1
+    failed = {arm: len(qs - set(by_arm.get(arm, {}))) for arm, qs in tried.items()}
+    failed = {arm: k for arm, k in failed.items() if k}
     base = by_arm.get("closed_book", {})
     return {arm: [rs[q] for q in base if q in rs] for arm, rs in by_arm.items()}, failed
 
@@ -192,7 +214,9 @@ def decision_summary(runs: Sequence[DecisionRun], all_questions: Sequence[object
         for m in METHODS:
             decided = decide(rs, m, reference)
             if any(d is not None for d in decided) or m == "raw":
-                out[f"{arm}:{m}"] = replace(arm_figures(rs, decided, base, label), failed_runs=failed.get(arm, 0))
+                auc, p = yes_no_separation(rs, m != "raw") if m in ("raw", "content_free", "relative") else (None, None)
+                out[f"{arm}:{m}"] = replace(arm_figures(rs, decided, base, label), failed_runs=failed.get(arm, 0),
+                                            yes_no_auc=auc, yes_no_auc_p=p)
     maj = arm_figures(base_runs, [label] * len(base_runs), list(base_by_q.values()), label)
     return DecisionSummary(n=len(base_runs), question_ids=[r.question_id for r in base_runs], majority_label=label,
                            majority=maj, arms=out, sample=dict(sample or {}))

@@ -476,7 +476,8 @@ def quality_summary(outcomes: Mapping[str, Sequence[QuestionOutcome]], *, sample
     maj = _majority(sample, all_questions) if polar else None
     ee = early_exit_tradeoff(runs["retrieval"], runs["retrieval_no_early_exit"])
     comparisons = {f"retrieval_vs_{b}": _paired(runs["retrieval"], runs[b], polar) for b in ("closed_book", "single_shot")}
-    comparisons["single_shot_vs_closed_book"] = _paired(runs["single_shot"], runs["closed_book"], polar)
+    for a in ("single_shot", "retrieval_no_early_exit"):
+        comparisons[f"{a}_vs_closed_book"] = _paired(runs[a], runs["closed_book"], polar)
     if maj:
         comparisons["retrieval_vs_majority"] = _paired(runs["retrieval"], [
             QuestionOutcome(str(q.id), q.answer, maj.label, "majority", 0.0) for q in sample])

@@ -1,6 +1,8 @@
-"""The decision bench's summary (analysis/decisions.py) as terminal lines: one line per arm and calibration method,
-then the confusion matrices of the arms the issue names."""
+"""The decision bench's summary (analysis/decisions.py) as terminal lines of at most 120 columns: a table with one
+row per arm and calibration method, its legend, then the confusion matrices of the arms the issue names."""
 from __future__ import annotations
+
+import textwrap
 
 from ..analysis.decisions import ArmFigures, DecisionSummary
 
@@ -9,21 +11,39 @@ MAIN_ARMS = ("closed_book:raw", "progressive:raw", "progressive:content_free", "
              "single_shot:content_free", "single_shot:relative")
 
 
+#: Table columns: name, width, alignment.
+COLUMNS = (("arm:method", 26, "<"), ("n", 4, ">"), ("accuracy [95% CI]", 19, "<"), ("same q: cb / maj", 16, "<"),
+           ("macro-F1", 8, ">"), ("AUC", 5, ">"), ("R->W", 4, ">"), ("W->R", 4, ">"), ("p cb", 5, ">"),
+           ("p maj", 5, ">"), ("s/q", 6, ">"), ("fail", 4, ">"))
+LEGEND = ("R->W / W->R: questions closed-book decided right and this arm wrong / the reverse; p: exact McNemar "
+          "against closed-book (cb) and the majority class (maj); same q: their accuracy on this arm's questions; "
+          "AUC: how well p(yes) / (p(yes) + p(no)) separates gold yes from gold no at any threshold (0.5: not at "
+          "all; a prior shared by every run cannot change it); s/q: seconds per question; fail: runs that ended "
+          "without a decision (left out).")
+
+
 def _p(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
+
+
+def _row(cells: tuple[str, ...]) -> str:
+    return "  " + " ".join(f"{c:{a}{w}}" for c, (_, w, a) in zip(cells, COLUMNS)).rstrip()
+
+
 def arm_line(name: str, a: ArmFigures) -> str:
-    """'progressive:content_free  n 200  acc 55.0% [48-62]  F1 0.41  R->W 20 W->R 15  p(cb) 0.5 ...'."""
-    acc = "n/a" if a.accuracy is None else f"{a.accuracy:.1%}"
-    ci = f" [{a.accuracy_ci95[0]:.1%}-{a.accuracy_ci95[1]:.1%}]" if a.accuracy_ci95 else ""
+    """One table row: 'progressive:relative  200  57.3% [47.3-66.7]  57.3% / 57.3%  0.243  3  3  1.000 ...'."""
+    ci = f" [{a.accuracy_ci95[0]:.1%}-{a.accuracy_ci95[1]:.1%}]".replace("%", "") if a.accuracy_ci95 else ""
+    same = ("-" if a.closed_book_accuracy is None or a.majority_accuracy is None else
+            f"{_pct(a.closed_book_accuracy)} / {_pct(a.majority_accuracy)}")
     f1 = "n/a" if a.macro_f1 is None else f"{a.macro_f1:.3f}"
-    t = "n/a" if a.time_per_question_s is None else f"{a.time_per_question_s:.1f} s"
-    same = ("" if a.closed_book_accuracy is None or a.majority_accuracy is None else
-            f" (same questions: closed-book {a.closed_book_accuracy:.1%}, majority {a.majority_accuracy:.1%})")
-    return (f"  {name:<28} n {a.n:>3}  accuracy {acc}{ci}{same}  macro-F1 {f1}  right->wrong {a.right_to_wrong:>3}  "
-            f"wrong->right {a.wrong_to_right:>3}  McNemar p vs closed-book {_p(a.p_vs_closed_book)}, vs majority "
-            f"{_p(a.p_vs_majority)}  {t}/question" + (f"  ({a.failed_runs} runs failed: left out)" if a.failed_runs else ""))
+    t = "n/a" if a.time_per_question_s is None else f"{a.time_per_question_s:.1f}"
+    auc = "-" if a.yes_no_auc is None else f"{a.yes_no_auc:.2f}"
+    return _row((name, str(a.n), _pct(a.accuracy) + ci, same, f1, auc, str(a.right_to_wrong), str(a.wrong_to_right),
+                 _p(a.p_vs_closed_book), _p(a.p_vs_majority), t, str(a.failed_runs)))
 
 
 def confusion_lines(name: str, a: ArmFigures) -> list[str]:
@@ -32,10 +52,14 @@ def confusion_lines(name: str, a: ArmFigures) -> list[str]:
 
 
 def summary_lines(s: DecisionSummary) -> list[str]:
+    """The summary as lines of at most 120 columns: a heading, the sample, the table, its legend, confusions."""
     order = [a for a in MAIN_ARMS if a in s.arms] + sorted(a for a in s.arms if a not in MAIN_ARMS)
-    lines = [f"decisions: {s.n} PubMedQA-L questions paired with closed-book ({s.sample}); majority "
-             f"'{s.majority_label}':", arm_line(f"majority:{s.majority_label}", s.majority)]
+    sample = ", ".join(f"{k} {v}" for k, v in s.sample.items())
+    lines = [f"decisions: {s.n} PubMedQA-L questions paired with closed-book; majority '{s.majority_label}'",
+             *textwrap.wrap(f"sample: {sample}", 118, initial_indent="  ", subsequent_indent="    "),
+             _row(tuple(c for c, _, _ in COLUMNS)), arm_line(f"majority:{s.majority_label}", s.majority)]
     lines += [arm_line(a, s.arms[a]) for a in order]
+    lines += textwrap.wrap(LEGEND, 118, initial_indent="  ", subsequent_indent="  ")
     for a in MAIN_ARMS:
         if a in s.arms:
             lines += confusion_lines(a, s.arms[a])

@@ -21,7 +21,7 @@ def polar_runs(tmp_path_factory):
                                  timeout_s=0)
     closed = engine.research(q, profile="quick", corpus=corpus, answer_type="polar", retrieval=False,
                              answer_tokens=16, timeout_s=0)
-    return progressive, json.loads(out.read_text()), closed
+    return progressive, json.loads(out.read_text()), closed, (q, corpus)
 
 
 @pytest.mark.parametrize("which", ["progressive", "closed_book"])
@@ -52,3 +52,14 @@ def test_the_content_free_pass_keeps_the_conversations_cache(polar_runs):
     synth = calls[-1]
     assert synth["kind"] == "synthesis" and len(calls) >= 2
     assert synth["prompt_tokens_evaluated"] < synth["prompt_tokens"] // 2
+
+
+def test_the_content_free_pass_leaves_what_the_answer_reads_unchanged(polar_runs):
+    """Setting the conversation's cache aside and putting it back changes nothing the answer's first token sees:
+    its raw probabilities are those of the same run without calibration (no content-free pass at all)."""
+    q, corpus = polar_runs[3]
+    plain = engine.research(q, profile="quick", corpus=corpus, answer_type="polar", decision_calibration="none",
+                            timeout_s=0)
+    a = plain.telemetry["answer"]
+    assert a["decision_method"] == "token_probabilities" and a["decision_calibration"] is None
+    assert a["decision_probabilities"] == polar_runs[1]["answer"]["decision_calibration"]["raw_probabilities"]

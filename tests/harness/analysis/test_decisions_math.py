@@ -1,10 +1,11 @@
-"""The decision bench's analysis (analysis/decisions.py) on hand-made runs: methods, flips, McNemar, macro-F1."""
+"""The decision bench's analysis (analysis/decisions.py) on hand-made runs: methods, flips, McNemar, macro-F1; the
+flips against closed-book in the decision and quality reports."""
 from types import SimpleNamespace
 
 import pytest
 
 from llm_research_bench.harness.analysis.decisions import (DecisionRun, arm_figures, decide, decision_summary, flips,
-                                                           macro_f1)
+                                                           macro_f1, yes_no_separation)
 from llm_research_bench.harness.report.decisions import summary_lines
 
 YES = {"yes": 0.7, "no": 0.2, "maybe": 0.1}
@@ -90,5 +91,38 @@ def test_decision_summary_pairs_every_arm_with_closed_book():
     assert s.arms["closed_book:raw"].correct == 1 and s.arms["progressive:content_free"].n == 2
     assert s.arms["closed_book:raw"].failed_runs == 0
     lines = summary_lines(s)
-    assert any("progressive:content_free" in x and "right->wrong" in x for x in lines)
+    assert max(len(x) for x in lines) <= 120
+    header = next(x for x in lines if x.strip().startswith("arm:method"))
+    assert header.split()[-8:] == ["R->W", "W->R", "p", "cb", "p", "maj", "s/q", "fail"]
+    row = next(x.split() for x in lines if x.strip().startswith("progressive:raw"))
+    assert row[1] == "2" and row[2] == "100.0%" and (row[-6], row[-5]) == ("0", "1") and row[-1] == "1"
     assert any(x.strip().startswith("confusion progressive:raw") for x in lines)
+
+
+def test_the_quality_report_shows_each_arms_flips_against_closed_book():
+    from llm_research_bench.engine.corpus import Question
+    from llm_research_bench.harness.analysis import quality
+    from llm_research_bench.harness.report.quality import summary_lines as quality_lines
+    qs = [Question(str(i), f"q{i}?", g, (f"{i}:0",)) for i, g in enumerate(["yes", "no", "yes", "no"])]
+
+    def outs(arm, decided):
+        return [quality.QuestionOutcome(q.id, q.answer, d, arm, 1.0) for q, d in zip(qs, decided)]
+    cb = outs("closed_book", ["yes", "no", "no", "yes"])                  # right, right, wrong, wrong
+    s = quality.quality_summary({"closed_book": cb, "retrieval": outs("retrieval", ["no", "no", "yes", "no"]),
+                                 "single_shot": outs("single_shot", ["yes", "yes", "yes", "yes"])},
+                                sample=qs, all_questions=qs, profile="quick", seed=1)
+    text = "\n".join(quality_lines(s))
+    assert "decisions vs closed-book (right -> wrong / wrong -> right): progressive 1 / 2, single-shot 1 / 1\n" in text
+    assert "early exit off" not in text                       # not run: no counts to show
+
+
+def test_yes_no_separation_is_the_auc_of_p_yes_over_yes_and_no():
+    hi, lo = {"yes": 0.6, "no": 0.2, "maybe": 0.2}, {"yes": 0.2, "no": 0.6, "maybe": 0.2}
+    rs = [run(1, "yes", "p", hi, BIAS), run(2, "no", "p", lo, BIAS), run(3, "maybe", "p", lo, BIAS)]
+    auc, p = yes_no_separation(rs, calibrated=False)
+    assert auc == 1.0 and 0 < p <= 1                       # maybe questions do not count
+    assert yes_no_separation(rs, calibrated=True)[0] == 1.0   # one prior shared by every run: the order stays
+    flipped = [run(1, "yes", "p", lo, {"yes": 0.1, "no": 0.8, "maybe": 0.1}), run(2, "no", "p", hi, BIAS)]
+    assert yes_no_separation(flipped, calibrated=False)[0] == 0.0
+    assert yes_no_separation(flipped, calibrated=True)[0] == 1.0    # per-run priors can reorder
+    assert yes_no_separation(rs[:1], calibrated=False) == (None, None)
