@@ -107,6 +107,16 @@ class SideOutcome:
     log: Path                     # the side's pytest output
 
 
+def remove_tree(path: Path | None, wait_s: float = 5.0) -> None:
+    """Remove a temp folder; retried for up to `wait_s` while a stopped side's last process may still write to it."""
+    deadline = time.monotonic() + wait_s
+    while path is not None and path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists() or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
+
+
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
 
@@ -145,7 +155,7 @@ class Worktrees:
         for s in self.sides:
             _git(self.repo, "worktree", "remove", "--force", str(s.path))
         _git(self.repo, "worktree", "prune")
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree(self.root)
 
 
 def side_env(side: SideCheckout, names: Sequence[str], baton: Path, site: Path, run_id: str) -> dict:
@@ -338,7 +348,7 @@ def _stopped_line(s: Settings, sess: Session, e: Stopped) -> str:
     if s.keep_worktrees:
         return (f"stopped by {e.args[0]}: {where}; worktrees kept under {sess.root}, logs under {sess.work} "
                 f"(--keep-worktrees; remove them with `git worktree remove`)")
-    shutil.rmtree(sess.work, ignore_errors=True)
+    remove_tree(sess.work)
     return f"stopped by {e.args[0]}: {where}; worktrees and temp folders removed"
 
 
