@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import environment, interleave, sources
+from .store import FALLBACK_ENV
 
 if TYPE_CHECKING:
     from ..analysis.compare import Comparison
@@ -159,9 +160,14 @@ class Worktrees:
 
 
 def side_env(side: SideCheckout, names: Sequence[str], baton: Path, site: Path, run_id: str) -> dict:
-    """A side's environment: its engine's checkout, its turn-taking, and the sitecustomize installing the finder."""
+    """A side's environment: its engine's checkout, its turn-taking, the sitecustomize installing the finder, and a
+    temp folder of its own beside the baton, removed with it (what a stopped side's plugins leave in their temp
+    folders goes too); a record the store cannot take still goes to the user's temp folder."""
     path = [str(site)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    return {**os.environ, sources.ENV: str(side.path), "PYTHONPATH": os.pathsep.join(path),
+    tmp = baton.parent / f"tmp-{side.name}"
+    tmp.mkdir(exist_ok=True)
+    return {**os.environ, sources.ENV: str(side.path), "PYTHONPATH": os.pathsep.join(path), "TMPDIR": str(tmp),
+            FALLBACK_ENV: os.environ.get(FALLBACK_ENV) or tempfile.gettempdir(),
             interleave.ENV: interleave.Side(run_id, side.name, side.ref, side.commit, baton, tuple(names),
                                             os.getpid(), side.dirty).as_env()}
 

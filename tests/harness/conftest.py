@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -83,6 +84,10 @@ def test_run(research_bench, profile):
 '''
 
 
+#: The repository root, whose engine and schemas engine_repo() copies.
+ROOT = Path(__file__).resolve().parents[2]
+
+
 class CpuLoadDouble:
     """Test double of run/cpu.py's reading of other processes' CPU load around each run: by default no reading
     (as for a run too short to tell), so that the plugin's tests never depend on what else the machine is doing;
@@ -117,6 +122,14 @@ class Bench:
 
     def run_bench(self, kwargs: str = "", name: str = "test_bench") -> None:
         self.pytester.makepyfile(**{name: RUN_BENCH.format(kwargs=kwargs)})
+
+    def engine_repo(self) -> str:
+        """Make the project a git repository holding a copy of the real engine and schemas and a pipeline bench
+        (run_bench), committed as `base`; its commit."""
+        for room in ("engine", "schemas"):
+            shutil.copytree(ROOT / room, self.pytester.path / room, ignore=shutil.ignore_patterns("__pycache__"))
+        self.run_bench()
+        return self.commit("base")
 
     def profiles_file(self, body: str) -> Path:
         p = self.pytester.path / "profiles.toml"

@@ -4,7 +4,6 @@ says which tree each side measures and files a dirty tree's records as dirty; `c
 says why it cannot resolve or order commits, and still compares stored commits named by their ids."""
 from __future__ import annotations
 
-import shutil
 import sys
 from argparse import Namespace
 from pathlib import Path
@@ -58,25 +57,13 @@ def test_a_saved_name_that_is_a_git_ref_is_refused_at_save_time(two_commits, kin
 
 
 # -- continuous on a dirty working tree ----------------------------------------------------------------------------
-BENCH = '''
-import pytest
-pytestmark = pytest.mark.pipeline
-
-def test_run(research_bench, profile):
-    research_bench.run()
-'''
-
-
 def test_continuous_warns_about_uncommitted_changes_and_files_dirty_records(bench, monkeypatch):
     path = bench.pytester.path
-    shutil.copytree(ROOT / "engine", path / "engine", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "schemas", path / "schemas", ignore=shutil.ignore_patterns("__pycache__"))
-    bench.pytester.makepyfile(test_bench=BENCH)
-    bench.commit("base")
+    bench.engine_repo()
     bench.commit("head")
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     (path / "engine" / "__init__.py").write_text((path / "engine" / "__init__.py").read_text() + "\n# edited\n")
-    (path / "test_bench.py").write_text(BENCH + "\n# edited\n")
+    (path / "test_bench.py").write_text((path / "test_bench.py").read_text() + "\n# edited\n")
     r = bench.pytester.run(sys.executable, "-m", "llm_research_bench.harness", "continuous", "HEAD~1", "HEAD",
                            "--rounds", "1", "--warmup-runs", "0", "test_bench.py", "-m", "quick",
                            "--research-machine-class", MACHINE, "--research-results-dir", str(bench.results),

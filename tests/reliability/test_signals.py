@@ -24,23 +24,11 @@ from tests.harness.conftest import MACHINE
 
 ROOT = Path(__file__).resolve().parents[2]
 
-BENCH = '''
-import pytest
-pytestmark = pytest.mark.pipeline
-
-def test_run(research_bench, profile):
-    research_bench.run()
-'''
-
-
 @pytest.fixture
 def repo(bench, monkeypatch):
     """A git repository with a copy of the real engine and schemas, committed twice (the second: a comment)."""
     path = bench.pytester.path
-    shutil.copytree(ROOT / "engine", path / "engine", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "schemas", path / "schemas", ignore=shutil.ignore_patterns("__pycache__"))
-    bench.pytester.makepyfile(test_bench=BENCH)
-    bench.commit("base")
+    bench.engine_repo()
     init = path / "engine" / "__init__.py"
     init.write_text(init.read_text() + "\n# a comment\n")
     bench.commit("head")

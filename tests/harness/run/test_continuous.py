@@ -8,7 +8,6 @@ the TEST_DOUBLE_SLOWDOWN its side's engine package defines -- so the numbers sho
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,24 +63,12 @@ def test_turns_follow_the_schedule_and_skip_the_sides_that_ended(tmp_path):
     assert interleave.take_turn(side) < 1.0          # the others are gone: nobody to wait for
 
 
-BENCH = '''
-import pytest
-pytestmark = pytest.mark.pipeline
-
-def test_run(research_bench, profile):
-    research_bench.run()
-'''
-
-
 @pytest.fixture
 def repo(bench, monkeypatch):
     """A git repository with a copy of the real engine and schemas (commit `base`); the test commits the other
     side. Both sides bench test_bench.py with the engine double."""
     path = bench.pytester.path
-    shutil.copytree(ROOT / "engine", path / "engine", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "schemas", path / "schemas", ignore=shutil.ignore_patterns("__pycache__"))
-    bench.pytester.makepyfile(test_bench=BENCH)
-    bench.base = bench.commit("base")
+    bench.base = bench.engine_repo()
     monkeypatch.setenv("PYTHONPATH", str(ROOT))             # the sides import tests.harness.doubles
     monkeypatch.setenv("RB_DOUBLE_TIMES", "10,10.2,9.9,10.1,10.05,9.95")
     return bench
