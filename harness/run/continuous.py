@@ -320,14 +320,14 @@ def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
                     break
         _finish(s, sess, echo)
     except ContinuousError:
-        shutil.rmtree(sess.work, ignore_errors=True)
+        remove_tree(sess.work)
         raise
     except Stopped as e:
         e.message = _stopped_line(s, sess, e)
         raise
     except KeyboardInterrupt:              # Ctrl-C where no stop_on_signals is installed (research-bench run, find)
         if not s.keep_worktrees:
-            shutil.rmtree(sess.work, ignore_errors=True)
+            remove_tree(sess.work)
         raise
     return sess
 
@@ -406,6 +406,6 @@ def _finish(s: Settings, sess: Session, echo: Callable[[str], None]) -> None:
         echo(f"side {o.side.name} ({o.side.ref} = {o.side.short}): pytest exit status {codes}, {n} usable run(s)"
              + (f"; logs under {sess.work}" if keep_logs else ""))
     if not keep_logs:
-        shutil.rmtree(sess.work, ignore_errors=True)
+        remove_tree(sess.work)
     if sess.comparison is not None and not sess.comparison.failed and s.thresholds:
         add_power(sess.comparison)
