@@ -53,6 +53,14 @@ def _arm_kwargs(arm: str, prof) -> tuple[object, dict]:
     return prof.with_overrides(claim_mode="abstractive"), {}
 
 
+def _deadline(hhmm: str) -> dt.datetime:
+    """The next UTC moment at HH:MM (tomorrow's when today's has passed)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    t = dt.datetime.strptime(hhmm, "%H:%M").time()
+    at = now.replace(hour=t.hour, minute=t.minute, second=0, microsecond=0)
+    return at if at > now else at + dt.timedelta(days=1)
+
+
 def run(args) -> int:
     prof = get_profile(args.profile)
     backend = make_backend("llamacpp", prof.model_for("llamacpp"), context_window=prof.context_window,
@@ -66,10 +74,10 @@ def run(args) -> int:
         for line in Path(args.out).read_text().splitlines():
             r = json.loads(line)
             done.add((r["corpus"], r["question_id"], r["arm"]))
-    stop = dt.datetime.strptime(args.until, "%H:%M").time() if args.until else None
+    stop = _deadline(args.until) if args.until else None
     for i in range(args.n):
         for name, (corpus, answer_type, sample) in samples.items():
-            if stop and dt.datetime.now(dt.timezone.utc).time() >= stop:
+            if stop and dt.datetime.now(dt.timezone.utc) >= stop:
                 print("stopped at --until", flush=True)
                 return 0
             if i >= len(sample):
