@@ -46,9 +46,6 @@ class RunPlan:
     runner: str = DEFAULT_RUNNER        # what produced the telemetry, as stored
     instance: str | None = None         # the id every run of the instance stores
 
-    def __post_init__(self) -> None:
-        self.extra = dict(self.extra or {})
-
 
 @dataclass
 class Attempt:

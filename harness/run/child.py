@@ -8,22 +8,24 @@ import os
 import sys
 import time
 
+from llm_research_bench.engine.atomic import write_json
+from llm_research_bench.engine.deadline import stopping_signals
+
+from .inprocess import run_in_process
+from .progress import FileSink
+from .request import RunRequest, first_line, resolve_runner
+from .warmup import warm_up
+
 
 def _started(status_path: str, warmup_s: float) -> None:
-    from llm_research_bench.engine.atomic import write_json
     write_json(status_path, {"event": "started", "warmup_s": round(warmup_s, 3), "pid": os.getpid()}, indent=None)
 
 
 def _research(doc: dict, status_path: str) -> dict:
-    from .inprocess import run_in_process
-    from .progress import FileSink
-    from .request import RunRequest
-
     t0 = time.perf_counter()
     sink = FileSink(doc["progress_file"]) if doc.get("progress_file") else None
     req = RunRequest.from_json(doc["request"], on_progress=sink)
     if doc.get("warm"):
-        from .warmup import warm_up
         warm = warm_up(req.corpus_path, backend=req.backend, on_progress=sink)
         req.corpus, req.system_info = warm.corpus, warm.system_info
     _started(status_path, time.perf_counter() - t0)
@@ -32,8 +34,6 @@ def _research(doc: dict, status_path: str) -> dict:
 
 
 def _call(doc: dict, status_path: str) -> dict:
-    from .request import first_line, resolve_runner
-
     fn = resolve_runner(doc["target"])
     _started(status_path, 0.0)
     t0 = time.perf_counter()
@@ -47,12 +47,6 @@ def main(argv: list[str]) -> int:
     req_path, res_path, status_path = argv
     with open(req_path, encoding="utf-8") as fh:
         doc = json.load(fh)
-    for p in reversed(doc.get("sys_path") or []):
-        if p not in sys.path:
-            sys.path.insert(0, p)
-    from llm_research_bench.engine.atomic import write_json
-    from llm_research_bench.engine.deadline import stopping_signals
-
     with stopping_signals():       # SIGTERM from the parent raises Terminated, never swallowed (engine.deadline)
         result = (_call if doc.get("kind") == "call" else _research)(doc, status_path)
         write_json(res_path, result, indent=None, default=str)

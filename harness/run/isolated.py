@@ -94,7 +94,6 @@ class Supervised:
         self.termed = False
         self.result: dict | None = None
         self.cause: str | None = None
-        self.log: str | None = None                 # its output, kept when it died
         self.warmup_s: float | None = None
         self.memory_check: dict | None = None       # how the memory limit counted, when there is one
         self.exception: BaseException | None = None  # a timeout in the parent, Ctrl-C: re-raised by the caller
@@ -170,7 +169,6 @@ class Supervised:
                 "startup_peak_mb": round(self.startup_peak / MB, 1) if self.startup_peak else None}
         if self.result is None or self.killed_by is not None:
             self.cause = self.killed_by or self._exit_cause(oom_before, _oom_kill_count())
-            self.log = str(self.files["log"])
 
     def _exit_cause(self, oom_before: int | None, oom_after: int | None) -> str:
         """Why the child ended without a result (the harness did not kill it), in words."""
@@ -205,9 +203,9 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
     if on_progress is not None:
         doc = {**doc, "progress_file": str(tmp / "progress.jsonl")}
         follower = FileFollower(tmp / "progress.jsonl", on_progress)
-    files["request"].write_text(json.dumps({**doc, "sys_path": [p for p in sys.path if p]}, default=str))
+    files["request"].write_text(json.dumps(doc, default=str))
     oom_before = _oom_kill_count()
-    child_env = {**os.environ, **(env or {})}
+    child_env = {**os.environ, **(env or {})}        # the child imports what this process imports
     child_env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p]
                                               + [child_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     with open(files["log"], "wb") as log:
@@ -242,7 +240,7 @@ def run_isolated(req: RunRequest, *, workdir: str | os.PathLike | None = None, e
         out.timeout_via = "child" if out.status == TIMED_OUT else None
     else:           # its telemetry kept when it was killed after writing it (e.g. over memory at the very end)
         out.cause = out.error = sup.cause
-        out.child_log = sup.log
+        out.child_log = str(sup.files["log"])          # kept for inspection
         out.wall_s = (time.perf_counter() - sup.started_at) if sup.started_at else sup.wall_total_s
     if sup.exception is not None:
         out.status = TIMED_OUT if isinstance(sup.exception, RunTimeout) else INTERRUPTED
