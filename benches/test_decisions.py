@@ -34,13 +34,13 @@ import time
 
 import pytest
 
+from llm_research_bench.engine.deadline import RunTimeout
 from llm_research_bench.engine.envvars import env
 from llm_research_bench.engine.telemetry import validation_errors
 from llm_research_bench.harness.analysis import decisions, quality
 from llm_research_bench.harness.report import decisions as decisions_report
 from llm_research_bench.harness.run import request
 from llm_research_bench.harness.run.inprocess import run_in_process
-from llm_research_bench.harness.run.timeouts import is_timeout
 
 pytestmark = [pytest.mark.quality, pytest.mark.profiles("quick")]
 
@@ -96,7 +96,7 @@ def _one(q, arm: str, profile, warm) -> tuple[decisions.DecisionRun, request.Run
                                               "timeout_s": profile.timeout_s * TIMEOUT_FACTOR},
                              timeout_s=profile.timeout_s * TIMEOUT_FACTOR)
     out = run_in_process(req)
-    if out.exception is not None and not isinstance(out.exception, Exception) and not is_timeout(out.exception):
+    if out.exception is not None and not isinstance(out.exception, (Exception, RunTimeout)):
         raise out.exception                          # Ctrl-C, SIGTERM: stop the bench
     return _decision_run(out, q, arm), out
 

@@ -91,7 +91,7 @@ def test_memory_pressure(research_bench, record_result, bench_question):
         with cpu.CpuWatch() as fc:
             session = research(bench_question, profile=prof, corpus=warm.corpus, early_exit=False,
                                system_info=warm.system_info, on_event=on_event)
-        hog_pid = hog.pid
+        hog_pid = hog.proc.pid
     tel = session.telemetry
     assert tel.get("success"), tel.get("errors")
     decisions = tel["traces"]["batch_size"]

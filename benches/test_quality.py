@@ -47,13 +47,13 @@ import pytest
 from llm_research_bench.engine.corpus import load_corpus
 from llm_research_bench.engine.embed import shared_embedder
 from llm_research_bench.engine.index import HNSWIndex
+from llm_research_bench.engine.deadline import RunTimeout
 from llm_research_bench.engine.envvars import env
 from llm_research_bench.harness.analysis import quality
 from llm_research_bench.harness.report import quality as quality_report
 from llm_research_bench.harness.run import cpu
 from llm_research_bench.harness.run import request
 from llm_research_bench.harness.run.inprocess import run_in_process
-from llm_research_bench.harness.run.timeouts import is_timeout
 from llm_research_bench.harness.run.verdicts import evaluate
 
 pytestmark = [pytest.mark.quality]
@@ -75,7 +75,7 @@ def _run(question: str, profile, corpus, corpus_path, system_info, *, retrieval:
                                               "answer_type": answer_type})
     out = run_in_process(req)
     exc = out.exception
-    if exc is not None and not isinstance(exc, Exception) and not is_timeout(exc):
+    if exc is not None and not isinstance(exc, (Exception, RunTimeout)):
         raise exc                                    # Ctrl-C, SIGTERM: stop the bench (a timeout is an outcome)
     return out
 

@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
+from llm_research_bench.engine.deadline import RunTimeout
+
 from .. import DEFAULT_QUESTION
 from ..report import junit
 from ..report.terminal import failure_text
 from ..run.bench import BenchResult, InstanceRunner, RunPlan
 from ..run.context import BenchContext
-from ..run.timeouts import STARTUP_TIMEOUT_S, is_timeout, widened
+from ..run.timeouts import STARTUP_TIMEOUT_S, widened
 from ..run.verdicts import BudgetSpec, Verdict
 from ..run.request import FAILED, TIMED_OUT, RunOutcome, RunRequest
 from ..run.warmup import Warmup
@@ -161,7 +163,7 @@ class BenchRunner:
         outcome = None
         if exc is not None:
             telemetry = getattr(exc, "telemetry", None) or getattr(exc, "research_telemetry", None)
-            status = TIMED_OUT if (is_timeout(exc) or (telemetry or {}).get("timed_out")) else FAILED
+            status = TIMED_OUT if (isinstance(exc, RunTimeout) or (telemetry or {}).get("timed_out")) else FAILED
             outcome = RunOutcome(status, telemetry, error=f"{type(exc).__name__}: {exc}")
         core = self._core(plan.pop("bench", None))
         rr = core.save(core.judge(telemetry, profile=prof, outcome=outcome, round=round, warmup=warmup,

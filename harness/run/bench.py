@@ -1,7 +1,6 @@
-"""A bench instance's runs, end to end: run (inprocess.py / isolated.py) -> validate -> judge (verdicts.py) ->
-store one record per run (store.py), the instance's verdict (analysis/gate.py) with its last. No pytest: the
-plugin wraps it and scripts call it. A measured run timed on a busy machine (run/cpu.py) is measured again, up
-to --research-remeasure times; in a `research-bench continuous` session, runs take turns (run/interleave.py)."""
+"""A bench instance's runs, end to end: run (inprocess.py / isolated.py) -> judge (verdicts.py) -> store one record
+per run (store.py), the instance's verdict (analysis/gate.py) with its last. A run timed on a busy machine (cpu.py) is
+measured again, up to --research-remeasure times; in a continuous session, runs take turns (interleave.py)."""
 from __future__ import annotations
 
 import functools
@@ -46,9 +45,6 @@ class RunPlan:
     bench: str | None = None            # stored under this bench name instead of the test's
     runner: str = DEFAULT_RUNNER        # what produced the telemetry, as stored
     instance: str | None = None         # the id every run of the instance stores
-
-    def __post_init__(self) -> None:
-        self.extra = dict(self.extra or {})
 
 
 @dataclass
@@ -120,8 +116,8 @@ class RunResult:
 
 @dataclass
 class BenchResult:
-    """All runs of one `run()` call (warm-ups and re-measured attempts flagged) and the instance's verdict, computed
-    once (analysis/gate.py): the one stored with its last run, when there is one."""
+    """All runs of one `run()` call (warm-ups and re-measured attempts flagged) and the instance's verdict: the one
+    stored with its last run, computed here only when no run ended the instance (warm-ups alone)."""
     profile: str | None
     budget: BudgetSpec | None
     runs: list[RunResult] = field(default_factory=list)
@@ -138,7 +134,7 @@ class BenchResult:
 
     @property
     def status(self) -> str:
-        """met | missed | unverified (no run at all: missed; warm-ups only: judged on them)."""
+        """met | missed | unverified (no run at all: missed)."""
         return self.verdict.status if self.verdict is not None else MISSED
 
     @property
@@ -199,6 +195,10 @@ def _record_outcome(status: str, target_met: bool) -> str:
     return status if status in records.OUTCOMES else records.FAILED
 
 
+def round_(x: float | None, nd: int = 4) -> float | None:
+    return None if x is None else round(float(x), nd)
+
+
 class InstanceRunner:
     """Runs, judges and stores the runs of one bench instance (one test id), and gives its verdict."""
 
@@ -233,8 +233,6 @@ class InstanceRunner:
             prov.memray_top = top() or None
         if attempt is not None:
             _attempt_facts(prov, prof.name, attempt, warmup)
-            overhead = time.perf_counter() - attempt.started - attempt.outcome.wall_s
-            prov.harness_overhead_s = round_(max(0.0, overhead), 6)
         git = self.ctx.git
         rec = ResultRecord(
             test_id=self.test_id, bench=self.bench, profile=prof.name,
@@ -301,11 +299,11 @@ class InstanceRunner:
             progress: Callable[[int, int, bool], Any] | None = None) -> BenchResult:
         """Run `req`: the plan's warm-ups, then its measured rounds, each run judged and stored; interrupts are
         re-raised once recorded. `progress(i, n, warmup)`: the live-progress sink of a round's run, or None."""
-        o = self.ctx.options
-        plan = replace(plan or RunPlan(), runner=req.runner, instance=uuid.uuid4().hex[:16])
-        plan.rounds = o.rounds if plan.rounds is None else plan.rounds
-        plan.warmup_runs = o.warmup_runs if plan.warmup_runs is None else plan.warmup_runs
-        plan.isolate = o.isolate if plan.isolate is None else plan.isolate
+        o, plan = self.ctx.options, plan or RunPlan()
+        plan = replace(plan, runner=req.runner, instance=uuid.uuid4().hex[:16],
+                       rounds=o.rounds if plan.rounds is None else plan.rounds,
+                       warmup_runs=o.warmup_runs if plan.warmup_runs is None else plan.warmup_runs,
+                       isolate=o.isolate if plan.isolate is None else plan.isolate)
         if plan.isolate and req.corpus is not None and req.corpus_path is None:
             raise BenchError("an isolated run loads its corpus from a path: pass corpus=<path>, not a Corpus")
         req.profile = self.ctx.profile(req.profile)
@@ -388,19 +386,16 @@ def _tell(req: RunRequest, att: Attempt, rr: RunResult, tries: int) -> None:
 
 
 def _attempt_facts(p: Provenance, profile: str, att: Attempt, warmup: bool) -> None:
-    """Which try of its round a run was, and how busy other processes kept the machine during it."""
+    """Which try of its round a run was, how busy other processes kept the machine during it, and the harness's
+    own time around it."""
     p.attempt = None if warmup else att.number
     p.waited_quiet_s = att.waited_quiet_s
     p.superseded = att.again or None
-    load = att.load
-    if load is not None:
-        p.other_cpu_load = round(load.other_cores, 2)
-        if load.contended:
+    p.harness_overhead_s = round_(max(0.0, time.perf_counter() - att.started - att.outcome.wall_s), 6)
+    if att.load is not None:
+        p.other_cpu_load = round(att.load.other_cores, 2)
+        if att.load.contended:
             p.contended = True
-            p.notes.append(f"{profile}: busy machine: other processes kept {load.other_cores:.1f} of {load.logical} "
-                           f"cores busy during this run: its timings are inflated and not comparable"
-                           + ("; measured again" if att.again else ""))
-
-
-def round_(x: float | None, nd: int = 4) -> float | None:
-    return None if x is None else round(float(x), nd)
+            p.notes.append(f"{profile}: busy machine: other processes kept {att.load.other_cores:.1f} of "
+                           f"{att.load.logical} cores busy during this run: its timings are inflated and not "
+                           f"comparable" + ("; measured again" if att.again else ""))

@@ -8,60 +8,48 @@ import os
 import sys
 import time
 
+from llm_research_bench.engine.atomic import write_json
+from llm_research_bench.engine.deadline import stopping_signals
 
-def _write(path: str, doc: dict) -> None:
-    from llm_research_bench.engine.atomic import write_json
-    write_json(path, doc, indent=None, default=str)
+from .inprocess import run_in_process
+from .progress import FileSink
+from .request import RunRequest, first_line, resolve_runner
+from .warmup import warm_up
 
 
 def _started(status_path: str, warmup_s: float) -> None:
-    _write(status_path, {"event": "started", "warmup_s": round(warmup_s, 3), "pid": os.getpid()})
+    write_json(status_path, {"event": "started", "warmup_s": round(warmup_s, 3), "pid": os.getpid()}, indent=None)
 
 
-def _research(doc: dict, res_path: str, status_path: str) -> None:
-    from .inprocess import run_in_process
-    from .progress import FileSink
-    from .request import RunRequest
-
+def _research(doc: dict, status_path: str) -> dict:
     t0 = time.perf_counter()
     sink = FileSink(doc["progress_file"]) if doc.get("progress_file") else None
     req = RunRequest.from_json(doc["request"], on_progress=sink)
     if doc.get("warm"):
-        from .warmup import warm_up
         warm = warm_up(req.corpus_path, backend=req.backend, on_progress=sink)
         req.corpus, req.system_info = warm.corpus, warm.system_info
-    warmup_s = time.perf_counter() - t0
-    _started(status_path, warmup_s)
+    _started(status_path, time.perf_counter() - t0)
     out = run_in_process(req)
-    _write(res_path, {"status": out.status, "telemetry": out.telemetry, "error": out.error,
-                      "wall_s": out.wall_s, "warmup_s": warmup_s, "timeout_via": out.timeout_via})
+    return {"status": out.status, "telemetry": out.telemetry, "error": out.error, "wall_s": out.wall_s}
 
 
-def _call(doc: dict, res_path: str, status_path: str) -> None:
-    from .request import first_line, resolve_runner
-
+def _call(doc: dict, status_path: str) -> dict:
     fn = resolve_runner(doc["target"])
     _started(status_path, 0.0)
     t0 = time.perf_counter()
     try:
-        value = fn(**(doc.get("kwargs") or {}))
+        return {"status": "completed", "value": fn(**doc["kwargs"]), "wall_s": time.perf_counter() - t0}
     except Exception as e:
-        _write(res_path, {"status": "failed", "error": first_line(e), "wall_s": time.perf_counter() - t0})
-        return
-    _write(res_path, {"status": "completed", "value": value, "wall_s": time.perf_counter() - t0})
+        return {"status": "failed", "error": first_line(e), "wall_s": time.perf_counter() - t0}
 
 
 def main(argv: list[str]) -> int:
     req_path, res_path, status_path = argv
     with open(req_path, encoding="utf-8") as fh:
         doc = json.load(fh)
-    for p in reversed(doc.get("sys_path") or []):
-        if p not in sys.path:
-            sys.path.insert(0, p)
-    from .timeouts import stopping_signals
-
     with stopping_signals():       # SIGTERM from the parent raises Terminated, never swallowed (engine.deadline)
-        (_call if doc.get("kind") == "call" else _research)(doc, res_path, status_path)
+        result = (_call if doc.get("kind") == "call" else _research)(doc, status_path)
+        write_json(res_path, result, indent=None, default=str)
     return 0
 
 

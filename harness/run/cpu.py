@@ -1,6 +1,5 @@
-"""How busy other processes kept the CPUs while something was measured (the machine's busy CPU time less this
-process tree's, from /proc through psutil): `with CpuWatch() as w` gives w.load.other_cores, and `wait_quiet()`
-waits (bounded) until other processes leave the CPUs mostly idle."""
+"""How busy other processes kept the CPUs while something was measured: the machine's busy CPU time less this
+process tree's, through psutil. `with CpuWatch() as w` gives w.load; `wait_quiet()` waits (bounded) for quiet."""
 from __future__ import annotations
 
 import contextlib
@@ -9,8 +8,8 @@ from dataclasses import dataclass
 
 import psutil
 
-#: A run measured while other processes kept at least this many cores busy (or this share of a 2-core
-#: machine's CPUs, whichever is more) is *contended*: its timings are inflated and it is re-measured.
+#: A run measured while other processes kept more than this many cores busy (or this share of the CPUs, whichever
+#: is more) is *contended*: its timings are inflated and it is re-measured.
 CONTENDED_CORES = 0.5
 CONTENDED_SHARE = 0.25
 
@@ -37,21 +36,15 @@ class CpuLoad:
         return self.other_cores > max(CONTENDED_CORES, CONTENDED_SHARE * self.logical)
 
 
-def _own_cpu_s() -> float:
-    me = psutil.Process()
+def snapshot() -> CpuSnapshot:
+    st, me = psutil.cpu_times(), psutil.Process()
     t = me.cpu_times()
     own = t.user + t.system + t.children_user + t.children_system
     with contextlib.suppress(psutil.Error):
         for ch in me.children(recursive=True):
             with contextlib.suppress(psutil.Error):
-                ct = ch.cpu_times()
-                own += ct.user + ct.system
-    return own
-
-
-def snapshot() -> CpuSnapshot:
-    st = psutil.cpu_times()
-    return CpuSnapshot(time.monotonic(), sum(st) - st.idle - getattr(st, "iowait", 0.0), _own_cpu_s())
+                own += sum(ch.cpu_times()[:2])
+    return CpuSnapshot(time.monotonic(), sum(st) - st.idle - getattr(st, "iowait", 0.0), own)
 
 
 def load_between(before: CpuSnapshot, after: CpuSnapshot) -> CpuLoad | None:

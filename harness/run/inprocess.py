@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 
+from llm_research_bench.engine.deadline import RunTimeout, stopping_signals
+
 from .memray_capture import tracker
 from .progress import engine_listener
 from .request import (COMPLETED, ERROR, FAILED, INTERRUPTED, TIMED_OUT, RunOutcome, RunRequest, first_line,
                       resolve_runner)
-from .timeouts import HarnessTimeout, SignalTimer, is_timeout, run_deadline, stopping_signals
+from .timeouts import HarnessTimeout, SignalTimer, run_deadline
 
 
 def run_in_process(req: RunRequest, *, timer: SignalTimer | None = None) -> RunOutcome:
@@ -22,8 +24,7 @@ def run_in_process(req: RunRequest, *, timer: SignalTimer | None = None) -> RunO
     via: str | None = None
     t0 = time.perf_counter()
     try:
-        with stopping_signals(), run_deadline(req.effective_timeout, timer=timer) as via, \
-                tracker(req.memray_file):
+        with stopping_signals(), run_deadline(req.effective_timeout, timer=timer) as via, tracker(req.memray_file):
             sess = fn(req.question, **kwargs)
         return RunOutcome(COMPLETED, sess.telemetry, wall_s=time.perf_counter() - t0, session=sess,
                           memray_file=req.memray_file, timeout_via=via)
@@ -33,13 +34,12 @@ def run_in_process(req: RunRequest, *, timer: SignalTimer | None = None) -> RunO
                           wall_s=time.perf_counter() - t0, memray_file=req.memray_file,
                           timeout_via=(via or "engine") if timed_out else None)
     except BaseException as e:   # noqa: B036 -- recorded, then re-raised by the caller
-        wall = time.perf_counter() - t0
         tel = getattr(e, "research_telemetry", None)
-        if not is_timeout(e):
-            status = (ERROR if tel is None else FAILED) if isinstance(e, Exception) else INTERRUPTED
-        elif isinstance(e, HarnessTimeout):
+        if isinstance(e, HarnessTimeout):
             status, via = TIMED_OUT, via or "harness"
-        else:                         # the engine's own deadline (the profile's timeout_s) stopped the run
+        elif isinstance(e, RunTimeout):     # the engine's own deadline (the profile's timeout_s) stopped the run
             status, via = TIMED_OUT, "engine"
-        return RunOutcome(status, tel, error=first_line(e), wall_s=wall, memray_file=req.memray_file,
-                          timeout_via=via, exception=e)
+        else:
+            status = (ERROR if tel is None else FAILED) if isinstance(e, Exception) else INTERRUPTED
+        return RunOutcome(status, tel, error=first_line(e), wall_s=time.perf_counter() - t0,
+                          memray_file=req.memray_file, timeout_via=via, exception=e)

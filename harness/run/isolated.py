@@ -1,7 +1,7 @@
 """One run in a fresh child process (run/child.py), supervised: run_isolated(RunRequest) for a research run,
-call_isolated("module:fn", kwargs) for a measurement driver. The parent samples the child's process tree from
-the moment its run starts (start-up's peak kept apart), kills it at a hard deadline or over the memory limit
-(--research-enforce-memory), and says how a child that left no result died (OOM kill, native crash, exit)."""
+call_isolated("module:fn", kwargs) for a measurement driver. The parent samples the child's process tree (start-up's
+peak kept apart from the run's), kills it at a hard deadline or over the memory limit (--research-enforce-memory),
+and says how a child that left no result died (OOM kill, native crash, exit)."""
 from __future__ import annotations
 
 import contextlib
@@ -15,15 +15,18 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .request import CRASHED, DEFAULT_RUNNER, FAILED, INTERRUPTED, TIMED_OUT, RunOutcome, RunRequest, first_line
+from llm_research_bench.engine.deadline import RunTimeout, stopping_signals
+
 from .progress import FileFollower
-from .timeouts import STARTUP_TIMEOUT_S, is_timeout, run_deadline, stopping_signals
+from .request import CRASHED, DEFAULT_RUNNER, FAILED, INTERRUPTED, TIMED_OUT, RunOutcome, RunRequest, first_line
+from .timeouts import STARTUP_TIMEOUT_S
 
 CHILD_MODULE = "llm_research_bench.harness.run.child"
 #: After timeout_s the child's own alarm fires; the parent sends SIGTERM this much later, then SIGKILL.
 TERM_GRACE_S = 10.0
 KILL_GRACE_S = 10.0
 POLL_S = 0.05
+MB = 2**20
 
 
 class ChildFailed(RuntimeError):
@@ -32,25 +35,20 @@ class ChildFailed(RuntimeError):
 
 def _oom_kill_count() -> int | None:
     """The kernel's OOM-kill counter for this cgroup (v2 memory.events or v1 memory.oom_control)."""
-    candidates = []
-    try:
+    files = []
+    with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/self/cgroup").read_text().splitlines():
             _, ctrl, path = line.split(":", 2)
             if ctrl == "":
-                candidates.append(Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.events")
+                files.append(Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.events")
             elif "memory" in ctrl.split(","):
-                candidates.append(Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.oom_control")
-    except (OSError, ValueError):
-        return None
-    candidates += [Path("/sys/fs/cgroup/memory.events"), Path("/sys/fs/cgroup/memory/memory.oom_control")]
-    for c in candidates:
-        try:
-            for line in c.read_text().splitlines():
+                files.append(Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.oom_control")
+    for f in [*files, Path("/sys/fs/cgroup/memory.events"), Path("/sys/fs/cgroup/memory/memory.oom_control")]:
+        with contextlib.suppress(OSError, ValueError):
+            for line in f.read_text().splitlines():
                 k, _, v = line.partition(" ")
                 if k == "oom_kill":
                     return int(v)
-        except (OSError, ValueError):
-            continue
     return None
 
 
@@ -81,12 +79,8 @@ def _kill_tree(proc: subprocess.Popen, sig: int) -> None:
 
 
 class Supervised:
-    """One child under the parent's watch: its process tree's peaks (start-up apart from the run), the deadlines
-    and memory limit it is held to and, once it ended, what it left (`result`, `cause`, `memory_check`)."""
-    result: dict | None = None
-    cause: str | None = None            # how it died without a result
-    log: str | None = None              # its output, kept when it died
-    exception: BaseException | None = None  # a timeout in the parent, Ctrl-C: re-raised by the caller
+    """One child under the parent's watch: its process tree's peaks, the deadlines and memory limit it is held to
+    and, once it ended, what it left: `result`, or `cause` (how it died without one, or why the harness killed it)."""
 
     def __init__(self, proc: subprocess.Popen, tree: Any, files: dict[str, Path], *, timeout_s: float,
                  startup_timeout_s: float, enforce_memory_mb: float | None):
@@ -94,32 +88,32 @@ class Supervised:
         self.timeout_s, self.startup_timeout_s, self.limit_mb = timeout_s, startup_timeout_s, enforce_memory_mb
         self.t_spawn = time.perf_counter()
         self.started_at: float | None = None
-        self.peak = 0               # the run's peak (from the run's start): what the memory limit is held to
-        self.startup_peak = 0       # imports and warm-up, before the run started: reported, never held to the limit
+        self.peak = 0               # from the run's start: what the memory limit is held to
+        self.startup_peak = 0       # imports and warm-up: reported, never held to the limit
         self.killed_by: str | None = None
         self.termed = False
-        self.status_info: dict = {}
-        self.memory_check: dict | None = None   # how the memory limit counted, when there is one
+        self.result: dict | None = None
+        self.cause: str | None = None
+        self.warmup_s: float | None = None
+        self.memory_check: dict | None = None       # how the memory limit counted, when there is one
+        self.exception: BaseException | None = None  # a timeout in the parent, Ctrl-C: re-raised by the caller
 
     @property
     def peak_mb(self) -> float | None:
         """The run's peak; start-up's when the child died (or was stopped) before its run started."""
         peak = self.peak if self.started_at is not None else max(self.peak, self.startup_peak)
-        return peak / 2**20 if peak else None
+        return peak / MB if peak else None
 
     def sample(self) -> None:
-        now = time.perf_counter()
-        try:
-            rss = self.tree.rss_bytes()
-        except Exception:
-            rss = 0
+        now, rss = time.perf_counter(), self.tree.rss_bytes()
         if self.started_at is None and self.files["status"].exists():
             self.started_at = now
         if self.started_at is None:
             self.startup_peak = max(self.startup_peak, rss)
         else:
             self.peak = max(self.peak, rss)
-        self._enforce(now, rss)
+        if self.killed_by is None:
+            self._enforce(now, rss)
 
     def _kill(self, why: str) -> None:
         self.killed_by = f"killed by the harness: {why}"
@@ -127,28 +121,26 @@ class Supervised:
 
     def _enforce(self, now: float, rss: int) -> None:
         started, limit = self.started_at, self.limit_mb
-        if limit and started is not None and rss / 2**20 > limit and self.killed_by is None:
-            self._kill(f"process-tree RSS {rss / 2**20:.0f} MB during the run exceeded the {limit:g} MB limit "
+        if started is None:
+            if now - self.t_spawn > self.startup_timeout_s:
+                self._kill(f"the child did not start the run within {self.startup_timeout_s:g} s")
+        elif limit and rss / MB > limit:
+            self._kill(f"process-tree RSS {rss / MB:.0f} MB during the run exceeded the {limit:g} MB limit "
                        f"(--research-enforce-memory counts the run's process-tree RSS from the run's start, as "
-                       f"memory_peak_mb; start-up and warm-up peaked at {self.startup_peak / 2**20:.0f} MB, not "
+                       f"memory_peak_mb; start-up and warm-up peaked at {self.startup_peak / MB:.0f} MB, not "
                        f"counted)")
-        elif started is None and now - self.t_spawn > self.startup_timeout_s and self.killed_by is None:
-            self._kill(f"the child did not start the run within {self.startup_timeout_s:g} s")
-        elif started is not None and self.timeout_s:
-            over = now - started - self.timeout_s
-            if over > TERM_GRACE_S and not self.termed:
+        elif self.timeout_s and now - started - self.timeout_s > TERM_GRACE_S:
+            if not self.termed:
                 self.termed = True
                 _kill_tree(self.proc, signal.SIGTERM)
-            elif over > TERM_GRACE_S + KILL_GRACE_S and self.killed_by is None:
+            elif now - started - self.timeout_s > TERM_GRACE_S + KILL_GRACE_S:
                 self._kill(f"no result {TERM_GRACE_S + KILL_GRACE_S:g} s after the {self.timeout_s:g} s timeout "
                            f"(stuck in native code?)")
 
     def wait(self, follower: FileFollower | None) -> None:
-        """Sample the child until it ends; a timeout in the parent or Ctrl-C stops it and is kept in `exception`.
-        The parent's own deadline covers start-up and the run; the child enforces timeout_s itself."""
-        deadline = self.startup_timeout_s + self.timeout_s + TERM_GRACE_S + KILL_GRACE_S + 30
+        """Sample the child until it ends; a timeout in the parent or Ctrl-C stops it and is kept in `exception`."""
         try:
-            with stopping_signals(), run_deadline(deadline, own=False):
+            with stopping_signals():
                 while self.proc.poll() is None:
                     self.sample()
                     if follower is not None:
@@ -168,15 +160,15 @@ class Supervised:
 
     def read(self, oom_before: int | None) -> None:
         """What the ended child left: its result and status files, and how it died when it left no result."""
-        self.result, self.status_info = _read_json(self.files["result"]), _read_json(self.files["status"]) or {}
+        self.result = _read_json(self.files["result"])
+        self.warmup_s = (_read_json(self.files["status"]) or {}).get("warmup_s")
         if self.limit_mb:
             self.memory_check = {
                 "limit_mb": self.limit_mb, "counted": "process-tree RSS from the run's start (as memory_peak_mb); "
                 "start-up and warm-up not counted", "run_started": self.started_at is not None,
-                "startup_peak_mb": round(self.startup_peak / 2**20, 1) if self.startup_peak else None}
+                "startup_peak_mb": round(self.startup_peak / MB, 1) if self.startup_peak else None}
         if self.result is None or self.killed_by is not None:
             self.cause = self.killed_by or self._exit_cause(oom_before, _oom_kill_count())
-            self.log = str(self.files["log"])
 
     def _exit_cause(self, oom_before: int | None, oom_after: int | None) -> str:
         """Why the child ended without a result (the harness did not kill it), in words."""
@@ -213,7 +205,7 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
         follower = FileFollower(tmp / "progress.jsonl", on_progress)
     files["request"].write_text(json.dumps(doc, default=str))
     oom_before = _oom_kill_count()
-    child_env = {**os.environ, **(env or {})}
+    child_env = {**os.environ, **(env or {})}        # the child imports what this process imports
     child_env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p]
                                               + [child_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     with open(files["log"], "wb") as log:
@@ -224,9 +216,9 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
                      startup_timeout_s=startup_timeout_s, enforce_memory_mb=enforce_memory_mb)
     sup.wait(follower)
     sup.read(oom_before)
-    with contextlib.suppress(OSError):      # the exchange folder goes; a crashed child's output log stays
+    with contextlib.suppress(OSError):
         for f in tmp.iterdir():
-            if not (sup.cause is not None and f.name == "output.log"):
+            if not (sup.cause is not None and f == files["log"]):
                 f.unlink()
         tmp.rmdir()
     return sup
@@ -236,31 +228,22 @@ def run_isolated(req: RunRequest, *, workdir: str | os.PathLike | None = None, e
                  extra_pids: list[int] | None = None) -> RunOutcome:
     """Run `req` in a fresh child, which warms up (corpus, embedder, index) when the engine runs with retrieval."""
     warm = req.runner == DEFAULT_RUNNER and req.research_kwargs.get("retrieval", True)
-    doc = {"kind": "research", "request": req.to_json(), "warm": warm, "sys_path": [p for p in sys.path if p]}
-    sup = supervise(doc, timeout_s=req.effective_timeout, workdir=workdir, enforce_memory_mb=enforce_memory_mb,
-                    extra_pids=extra_pids, on_progress=req.on_progress)
-    return _outcome(sup, req)
-
-
-def _outcome(sup: Supervised, req: RunRequest) -> RunOutcome:
-    """What the child's supervision says happened to the run."""
-    out = RunOutcome(CRASHED, None, isolated=True, observed_peak_mb=sup.peak_mb,
-                     child_warmup_s=sup.status_info.get("warmup_s"), memray_file=req.memray_file,
-                     exception=sup.exception, memory_check=sup.memory_check)
-    if sup.result is not None and sup.killed_by is None:
-        out.status = sup.result.get("status", FAILED)
-        out.telemetry = sup.result.get("telemetry")
-        out.error = sup.result.get("error")
+    sup = supervise({"kind": "research", "request": req.to_json(), "warm": warm}, timeout_s=req.effective_timeout,
+                    workdir=workdir, enforce_memory_mb=enforce_memory_mb, extra_pids=extra_pids,
+                    on_progress=req.on_progress)
+    out = RunOutcome(CRASHED, (sup.result or {}).get("telemetry"), isolated=True, observed_peak_mb=sup.peak_mb,
+                     child_warmup_s=sup.warmup_s, memray_file=req.memray_file, exception=sup.exception,
+                     memory_check=sup.memory_check)
+    if sup.cause is None:
+        out.status, out.error = sup.result.get("status", FAILED), sup.result.get("error")
         out.wall_s = float(sup.result.get("wall_s") or 0.0)
         out.timeout_via = "child" if out.status == TIMED_OUT else None
-    else:
+    else:           # its telemetry kept when it was killed after writing it (e.g. over memory at the very end)
         out.cause = out.error = sup.cause
-        out.child_log = sup.log
+        out.child_log = str(sup.files["log"])          # kept for inspection
         out.wall_s = (time.perf_counter() - sup.started_at) if sup.started_at else sup.wall_total_s
-        if sup.result is not None:         # killed after it wrote something (e.g. over memory at the very end)
-            out.telemetry = sup.result.get("telemetry")
     if sup.exception is not None:
-        out.status = TIMED_OUT if is_timeout(sup.exception) else INTERRUPTED
+        out.status = TIMED_OUT if isinstance(sup.exception, RunTimeout) else INTERRUPTED
         out.error = first_line(sup.exception)
     elif sup.termed and out.status == INTERRUPTED:     # our SIGTERM at the deadline: the child's alarm did not fire
         out.status = TIMED_OUT
@@ -272,11 +255,11 @@ def call_isolated(target: str, kwargs: dict | None = None, *, timeout_s: float =
                   env: dict[str, str] | None = None) -> dict:
     """Call `target` ("module:function", returning a JSON-able dict) with `kwargs` in a fresh child and return its
     result. ChildFailed says how it died or what it raised; a timeout or Ctrl-C in the parent propagates."""
-    doc = {"kind": "call", "target": target, "kwargs": kwargs or {}, "sys_path": [p for p in sys.path if p]}
-    sup = supervise(doc, timeout_s=timeout_s, env=env, startup_timeout_s=timeout_s)
+    sup = supervise({"kind": "call", "target": target, "kwargs": kwargs or {}}, timeout_s=timeout_s, env=env,
+                    startup_timeout_s=timeout_s)
     if sup.exception is not None:
         raise sup.exception
-    if sup.result is None or sup.killed_by is not None:
+    if sup.cause is not None:
         raise ChildFailed(f"{target}: {sup.cause}")
     if sup.result.get("status") != "completed":
         raise ChildFailed(f"{target} failed in the child: {sup.result.get('error')}")

@@ -21,8 +21,6 @@ for line in sys.stdin:
     elif cmd == "free":
         held = None
         gc.collect()
-    elif cmd == "quit":
-        break
     print(f"{rss_mb():.1f}", flush=True)
 """
 
@@ -31,7 +29,7 @@ class MemoryHogError(RuntimeError):
     """The hog could not hold what it was asked to (not enough memory); the message says how much."""
 
 
-class MemoryHog:
+class MemoryHog(contextlib.AbstractContextManager):
     """A child process holding memory on command (Linux: RSS read from /proc)."""
 
     def __init__(self) -> None:
@@ -40,12 +38,7 @@ class MemoryHog:
         self.proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
 
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
     def _ask(self, line: str) -> float:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
         reply = self.proc.stdout.readline()
@@ -61,18 +54,13 @@ class MemoryHog:
         return self._ask("free")
 
     def close(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        with contextlib.suppress(OSError, ValueError, MemoryHogError):
-            self._ask("quit")
+        with contextlib.suppress(OSError, ValueError):
+            self.proc.stdin.close()         # the child's loop ends with its input
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-    def __enter__(self) -> "MemoryHog":
-        return self
 
     def __exit__(self, *exc) -> None:
         self.close()

@@ -1,6 +1,6 @@
-"""Live progress of a run as small JSON-able dicts, from the engine's events and the index build; plugin/progress.py
-turns them into terminal lines. An in-process run feeds a callback; an isolated child appends them to a file its
-parent follows. "event": phase, retrieved, batch, batch_done (decode_tps), tokens (count), index, warmup."""
+"""Live progress of a run as small JSON-able dicts (plugin/progress.py turns them into terminal lines): in-process,
+fed to a callback; from an isolated child, appended to a file its parent follows. "event": phase, retrieved, batch,
+batch_done (decode_tps), tokens (count), index, warmup."""
 from __future__ import annotations
 
 import contextlib
@@ -24,7 +24,7 @@ def decode_rate(call: Any) -> float | None:
 
 def summarize(kind: str, data: dict) -> dict | None:
     """One engine event as a progress dict (None for events progress does not show)."""
-    if kind in ("phase", "retrieved", "batch"):
+    if kind in EVENT_KEYS:
         return {"event": kind, **{k: data.get(k) for k in EVENT_KEYS[kind]}}
     if kind == "batch_done":
         call = data.get("call")
@@ -35,18 +35,19 @@ def summarize(kind: str, data: dict) -> dict | None:
 
 
 def engine_listener(sink: Sink) -> Callable[[str, dict], None]:
-    """An `on_event` for engine.research that feeds `sink` progress dicts (answer chunks are counted)."""
-    count = {"n": 0}
+    """An `on_event` for engine.research that feeds `sink` progress dicts (answer chunks counted per phase)."""
+    count = 0
 
     def on_event(kind: str, data: dict) -> None:
+        nonlocal count
         ev = summarize(kind, data)
         if ev is None:
             return
         if ev["event"] == "tokens":
-            count["n"] += 1
-            ev["count"] = count["n"]
+            count += 1
+            ev["count"] = count
         elif ev["event"] == "phase":
-            count["n"] = 0
+            count = 0
         with contextlib.suppress(Exception):      # a display problem never breaks a measured run
             sink(ev)
 
@@ -76,15 +77,13 @@ class FileFollower:
 
     def poll(self) -> None:
         try:
-            with open(self.path, encoding="utf-8") as fh:
+            with open(self.path, "rb") as fh:
                 fh.seek(self._pos)
                 chunk = fh.read()
         except OSError:
             return
-        end = chunk.rfind("\n")
-        if end < 0:
-            return
-        self._pos += len(chunk[:end + 1].encode("utf-8"))
+        end = chunk.rfind(b"\n") + 1
+        self._pos += end
         for line in chunk[:end].splitlines():
             with contextlib.suppress(Exception):    # a torn line or a display problem never stops the run
                 self.sink(json.loads(line))

@@ -1,7 +1,6 @@
 """What one run is asked to do (RunRequest) and what happened to it (RunOutcome), before any judgement.
-
-Statuses: completed (the engine returned), failed (the engine reported a failure), timed_out, interrupted
-(Ctrl-C, SIGTERM), crashed (an isolated child died without a result), error (the run could not start)."""
+Statuses: completed, failed (the engine reported a failure), timed_out, interrupted (Ctrl-C, SIGTERM), crashed (an
+isolated child died without a result), error (the run could not start)."""
 from __future__ import annotations
 
 import dataclasses
@@ -76,7 +75,7 @@ class RunOutcome:
     child_log: str | None = None         # a crashed child's output, kept for inspection
     session: Any = None                  # engine ResearchSession (in-process, completed runs)
     exception: BaseException | None = None
-    memory_check: dict | None = None     # how --research-enforce-memory counted (isolated runs), stored in extra
+    memory_check: dict | None = None     # how --research-enforce-memory counted (isolated runs)
 
 
 def resolve_runner(spec: str) -> Callable[..., Any]:

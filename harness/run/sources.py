@@ -1,6 +1,6 @@
 """Which checkout this process imports the engine from: a side of `research-bench continuous` runs its commit's engine
 with this checkout's harness. A `sitecustomize.py` first on PYTHONPATH loads this file by path and installs a finder
-for `llm_research_bench.engine` before pytest imports the package, so this module imports nothing of it at its top."""
+for `llm_research_bench.engine` before anything imports the engine, so this module imports nothing of it at its top."""
 from __future__ import annotations
 
 import importlib.abc
@@ -12,8 +12,7 @@ from pathlib import Path
 ENV = "RESEARCH_BENCH_ENGINE_FROM"
 ENGINE = "llm_research_bench.engine"
 
-SITECUSTOMIZE = '''"""Written by research-bench continuous: this process imports llm_research_bench.engine from the checkout
-named by $RESEARCH_BENCH_ENGINE_FROM ({path})."""
+SITECUSTOMIZE = '''"""Written by research-bench continuous: the engine comes from $RESEARCH_BENCH_ENGINE_FROM."""
 import importlib.util as _u
 _spec = _u.spec_from_file_location("_research_bench_sources", {path!r})
 _m = _u.module_from_spec(_spec)
@@ -30,22 +29,20 @@ class EngineFinder(importlib.abc.MetaPathFinder):
     """Finds `llm_research_bench.engine` in `root/engine/` (its submodules follow the package's __path__)."""
 
     def __init__(self, root: Path):
-        self.root = Path(root).resolve()
+        self.init = Path(root).resolve() / "engine" / "__init__.py"
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname != ENGINE:
             return None
-        init = self.root / "engine" / "__init__.py"
-        return importlib.util.spec_from_file_location(fullname, init,
-                                                      submodule_search_locations=[str(init.parent)])
+        return importlib.util.spec_from_file_location(fullname, self.init,
+                                                      submodule_search_locations=[str(self.init.parent)])
 
 
 def install(root: str | Path) -> EngineFinder:
     """Import `llm_research_bench.engine` from `root/engine/` in this process from now on."""
     root = Path(root).resolve()
     if not (root / "engine" / "__init__.py").is_file():
-        raise SourceError(f"{root} has no engine/__init__.py: this commit's engine cannot be imported as "
-                          f"{ENGINE}")
+        raise SourceError(f"{root} has no engine/__init__.py: this commit's engine cannot be imported as {ENGINE}")
     loaded = sys.modules.get(ENGINE)
     if loaded is not None and Path(loaded.__file__).resolve().parent != root / "engine":
         raise SourceError(f"{ENGINE} was already imported from {Path(loaded.__file__).parent}: install the "

@@ -1,6 +1,6 @@
 """Per-run timeouts, enforced with one SIGALRM timer (`SignalTimer`; main thread, Unix). `HarnessTimeout` is an
 engine `RunTimeout`, so the engine marks the partial telemetry timed_out and re-raises. With pytest-timeout the
-plugin takes its timer over for bench items (plugin/hooks.py); an isolated child enforces its own (run/child.py)."""
+plugin takes its timer over for bench items (plugin/timer.py); an isolated child enforces its own (run/child.py)."""
 from __future__ import annotations
 
 import signal
@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from llm_research_bench.engine.deadline import RunTimeout, raise_stop
-from llm_research_bench.engine.deadline import Terminated, stopping_signals  # noqa: F401 -- used by run/
 
 #: Seconds a child, or a lazy session warm-up, may take to warm up (it may build the corpus index).
 STARTUP_TIMEOUT_S = 900.0
@@ -17,10 +16,6 @@ STARTUP_TIMEOUT_S = 900.0
 
 class HarnessTimeout(RunTimeout):
     """A run exceeded the timeout the harness enforces (the profile's timeout_s, or a test's own timeout)."""
-
-
-def is_timeout(exc: BaseException) -> bool:
-    return isinstance(exc, RunTimeout)
 
 
 def signals_usable() -> bool:
@@ -43,15 +38,10 @@ class SignalTimer:
 
     def arm(self, seconds: float) -> None:
         if not self._installed:
-            self._prev = signal.getsignal(signal.SIGALRM)
-            signal.signal(signal.SIGALRM, self._fire)
+            self._prev = signal.signal(signal.SIGALRM, self._fire)
             self._installed = True
         self.seconds = float(seconds)
-        signal.setitimer(signal.ITIMER_REAL, max(0.0, float(seconds)))
-
-    def disarm(self) -> None:
-        if self._installed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_REAL, max(0.0, self.seconds))
 
     def cancel(self) -> None:
         if self._installed:
@@ -60,16 +50,11 @@ class SignalTimer:
             self._installed = False
 
 
-def _sigalrm_free() -> bool:
-    prev = signal.getsignal(signal.SIGALRM)
-    return prev in (signal.SIG_DFL, None) and signal.getitimer(signal.ITIMER_REAL)[0] <= 0
-
-
 @contextmanager
-def run_deadline(seconds: float, *, timer: SignalTimer | None = None, own: bool = True) -> Iterator[str | None]:
+def run_deadline(seconds: float, *, timer: SignalTimer | None = None) -> Iterator[str | None]:
     """Give the code inside `seconds`; yields who enforces it ('pytest-timeout', 'harness') or None. An item's
     `timer` is re-armed for the run, then again for the harness's bookkeeping (disarmed after a failure, so it
-    cannot fire while the partial run is recorded); else, if `own`, a timer of its own when SIGALRM is free."""
+    cannot fire while the partial run is recorded); else a timer of its own when SIGALRM is free."""
     if not seconds or seconds <= 0 or not signals_usable():
         yield None
     elif timer is not None:
@@ -77,10 +62,10 @@ def run_deadline(seconds: float, *, timer: SignalTimer | None = None, own: bool 
         try:
             yield timer.via
         except BaseException:
-            timer.disarm()
+            signal.setitimer(signal.ITIMER_REAL, 0)
             raise
         timer.arm(seconds)
-    elif own and _sigalrm_free():
+    elif signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) and signal.getitimer(signal.ITIMER_REAL)[0] <= 0:
         mine = SignalTimer()
         mine.arm(seconds)
         try:

@@ -3,7 +3,7 @@ time, memory, schema-valid telemetry, the quality floor (claims, citation validi
 profile sets a floor) and success. Faster than the lower bound is *under budget*: a note, never a failure."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 from ..analysis.gate import judge_time, over_budget
@@ -36,7 +36,7 @@ class BudgetSpec:
                    timeout_s=profile.timeout_s * max(1.0, scale), grounded_floor=profile.grounded_floor)
 
     def where(self) -> str:
-        """'[linux-x86_64-2c, scaled x0.5]' — which figures these are."""
+        """'[linux-x86_64-2c, scaled x0.5]': which figures these are."""
         parts = [self.machine_class, "no budget for this class: reference figures" if self.reference_fallback else "",
                  f"scaled x{self.scale:g}" if self.scale != 1.0 else ""]
         return "[" + ", ".join(p for p in parts if p) + "]"
@@ -51,15 +51,13 @@ class Reason:
 @dataclass
 class Verdict:
     """The judgement of one run. `reasons` say why the target was missed (empty when met)."""
-    target_met: bool
+    target_met: bool = False
     reasons: list[Reason] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)       # shown, never failing (under budget, fallbacks)
-    time_s: float | None = None
     time_status: str = "unknown"        # within | over | under | incomplete (did not run to the end) | unknown
     memory_peak_mb: float | None = None
     memory_status: str = "unknown"      # within | over | unknown
     memory_source: str | None = None    # telemetry | harness (parent-side sampler of an isolated run)
-    schema_valid: bool | None = None
     quality_ok: bool | None = None
     success: bool | None = None
 
@@ -70,6 +68,9 @@ class Verdict:
     @property
     def codes(self) -> list[str]:
         return [r.code for r in self.reasons]
+
+    def miss(self, code: str, message: str) -> None:
+        self.reasons.append(Reason(code, message))
 
     def summary(self) -> dict:
         """As stored in a record's extra['verdict']."""
@@ -88,12 +89,14 @@ def evaluate(telemetry: dict | None, budget: BudgetSpec, *, schema_errors: list[
              memray_top: list[str] | Callable[[], list[str]] | None = None) -> Verdict:
     """Judge one run (telemetry None: it died before producing one). `memray_top`: the top allocators of a memray
     capture, or a function giving them, called only on a memory failure."""
-    v = Verdict(target_met=False)
+    v = Verdict()
     metrics = (telemetry or {}).get("metrics") or {}
     stopped = timed_out or bool((telemetry or {}).get("timed_out"))
     _ran(v, telemetry, budget, run_error, stopped, crash_cause)
-    if telemetry is not None:
-        _schema(v, budget.profile, list(schema_errors or []))
+    if schema_errors and telemetry is not None:
+        errs = schema_errors
+        shown = "; ".join(errs[:5]) + (f"; ... ({len(errs) - 5} more)" if len(errs) > 5 else "")
+        v.miss(SCHEMA_INVALID, f"{budget.profile}: telemetry breaks schemas/telemetry.schema.json: {shown}")
     _time(v, _num(metrics.get("execution_time_s")), budget, stopped)
     _memory(v, _num(metrics.get("memory_peak_mb")), budget, observed_peak_mb, memray_top)
     if telemetry is not None and v.success:
@@ -109,37 +112,25 @@ def _ran(v: Verdict, telemetry: dict | None, budget: BudgetSpec, run_error: str 
          crash_cause: str | None) -> None:
     p = budget.profile
     if crash_cause:
-        v.reasons.append(Reason(RUN_CRASHED, f"{p}: run crashed: {crash_cause}"))
+        v.miss(RUN_CRASHED, f"{p}: run crashed: {crash_cause}")
     if stopped:
-        limit = f" (profile timeout {fmt_limit(budget.timeout_s)} s)" if budget.timeout_s else ""
-        v.reasons.append(Reason(RUN_TIMED_OUT, f"{p}: timed out{limit}"))
-    if telemetry is None:
-        if not crash_cause and not stopped:
-            v.reasons.append(Reason(NO_TELEMETRY, f"{p}: the run produced no telemetry"
-                                                 + (f" ({run_error})" if run_error else "")))
-        v.success = False
-        return
-    v.success = bool(telemetry.get("success")) and not run_error
-    if not v.success and not stopped:
+        v.miss(RUN_TIMED_OUT, f"{p}: timed out" + (f" (profile timeout {fmt_limit(budget.timeout_s)} s)"
+                                                   if budget.timeout_s else ""))
+    v.success = telemetry is not None and bool(telemetry.get("success")) and not run_error
+    if telemetry is None and not crash_cause and not stopped:
+        v.miss(NO_TELEMETRY, f"{p}: the run produced no telemetry" + (f" ({run_error})" if run_error else ""))
+    elif telemetry is not None and not v.success and not stopped:
         why = run_error or "; ".join(telemetry.get("errors") or []) or "success is false"
-        v.reasons.append(Reason(RUN_FAILED, f"{p}: run failed: {why}"))
-
-
-def _schema(v: Verdict, p: str, errs: list[str]) -> None:
-    v.schema_valid = not errs
-    if errs:
-        shown = "; ".join(errs[:5]) + (f"; ... ({len(errs) - 5} more)" if len(errs) > 5 else "")
-        v.reasons.append(Reason(SCHEMA_INVALID, f"{p}: telemetry breaks schemas/telemetry.schema.json: {shown}"))
+        v.miss(RUN_FAILED, f"{p}: run failed: {why}")
 
 
 def _time(v: Verdict, t: float | None, budget: BudgetSpec, stopped: bool) -> None:
     """The run's time by the one time rule (analysis.gate.judge_time); a run that stopped early is incomplete."""
-    v.time_s = t
     if t is None:
         return
     v.time_status = judge_time(t, budget.time_lower_s, budget.time_upper_s)
     if v.time_status == "over":
-        v.reasons.append(Reason(TIME_OVER, f"{over_budget(budget.profile, t, budget.time_upper_s)} {budget.where()}"))
+        v.miss(TIME_OVER, f"{over_budget(budget.profile, t, budget.time_upper_s)} {budget.where()}")
     elif not v.success or stopped:
         v.time_status = "incomplete"        # neither within nor under budget
     elif v.time_status == "under":
@@ -167,28 +158,24 @@ def _memory(v: Verdict, peak: float | None, budget: BudgetSpec, observed_peak_mb
         msg += "\n  top allocators at the high-water mark (memray):\n" + "\n".join(f"    {line}" for line in top)
     else:
         msg += " (run with --research-memray to see the top allocators)"
-    v.reasons.append(Reason(MEMORY_OVER, msg))
+    v.miss(MEMORY_OVER, msg)
 
 
 def _quality(v: Verdict, metrics: dict, budget: BudgetSpec) -> None:
     p, floor, validity = budget.profile, budget.citation_floor, _num(metrics.get("citation_validity"))
-    grounded = _num(metrics.get("grounded_citation_rate"))
+    grounded, grounded_floor = _num(metrics.get("grounded_citation_rate")), budget.grounded_floor
+    v.quality_ok = False
     if not metrics.get("claims"):
-        reason = Reason(NO_CLAIMS, f"{p}: no claim produced (quality floor: at least one claim)")
+        v.miss(NO_CLAIMS, f"{p}: no claim produced (quality floor: at least one claim)")
     elif validity is None:
-        reason = Reason(NO_CITATIONS, f"{p}: no claim cites a passage (quality floor: citation validity >= "
-                                      f"{floor:.2f})")
+        v.miss(NO_CITATIONS, f"{p}: no claim cites a passage (quality floor: citation validity >= {floor:.2f})")
     elif validity < floor:
-        reason = Reason(CITATIONS_BELOW_FLOOR, f"{p}: citation validity {validity:.2f} < floor {floor:.2f}")
-    elif grounded is not None and budget.grounded_floor > 0 and grounded < budget.grounded_floor:
-        reason = Reason(GROUNDED_BELOW_FLOOR, f"{p}: grounded citations {grounded:.2f} < floor "
-                                              f"{budget.grounded_floor:.2f} (the profile's grounded_floor: "
-                                              f"cited passages that do not support the claim)")
+        v.miss(CITATIONS_BELOW_FLOOR, f"{p}: citation validity {validity:.2f} < floor {floor:.2f}")
+    elif grounded is not None and grounded_floor > 0 and grounded < grounded_floor:
+        v.miss(GROUNDED_BELOW_FLOOR, f"{p}: grounded citations {grounded:.2f} < floor {grounded_floor:.2f} (the "
+                                     f"profile's grounded_floor: cited passages that do not support the claim)")
     else:
-        reason = None
-    v.quality_ok = reason is None
-    if reason:
-        v.reasons.append(reason)
+        v.quality_ok = True
 
 
 def time_message(v: Any, budget: dict | None, unverified_policy: str = "pass") -> str | None:
@@ -196,13 +183,12 @@ def time_message(v: Any, budget: dict | None, unverified_policy: str = "pass") -
     not be verified, else None: 'quick: 52.3 s > 45 s budget (+16 %) (median of 3 quiet runs) [linux-x86_64-2c]'."""
     if v.time_status not in ("over", "unverified") or v.time_s is None or v.time_upper_s is None:
         return None
-    fields = BudgetSpec.__dataclass_fields__
-    where = f" {BudgetSpec(**{k: budget[k] for k in fields if k in budget}).where()}" if budget else ""
+    spec = BudgetSpec(**{f.name: budget[f.name] for f in fields(BudgetSpec) if f.name in budget}) if budget else None
+    where = f" {spec.where()}" if spec else ""
     p, t, up = v.profile, v.time_s, v.time_upper_s
     head = over_budget(p, t, up)
     if v.time_status == "over":
-        basis = f" (median of {v.time_runs} quiet runs)" if v.time_runs > 1 else ""
-        return head + basis + where
+        return head + (f" (median of {v.time_runs} quiet runs)" if v.time_runs > 1 else "") + where
     if t <= up:
         head = f"{p}: timed out ({fmt_s(t)} s; budget {fmt_limit(up)} s)"
     load = f": other processes kept up to {v.other_cores:.1f} cores busy" if v.other_cores is not None else ""

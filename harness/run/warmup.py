@@ -8,13 +8,11 @@ from typing import Any, Callable
 
 @dataclass
 class Warmup:
-    """What the session warm-up prepared outside any timed run."""
     corpus: Any                       # engine Corpus, loaded once
     corpus_path: str | None           # where it came from (None: the engine's default corpus)
     seconds: float                    # corpus + embedder + index (+ system facts)
     index_cache_hit: bool | None
     system_info: dict | None
-    embedding_device: str | None = None
 
 
 def warm_up(corpus_path: str | None = None, *, backend: str = "llamacpp",
@@ -25,6 +23,7 @@ def warm_up(corpus_path: str | None = None, *, backend: str = "llamacpp",
     from llm_research_bench.engine.embed import shared_embedder
     from llm_research_bench.engine.index import HNSWIndex
     from llm_research_bench.engine.system import detect
+    from llm_research_bench.engine.telemetry import validation_errors
 
     say = on_progress or (lambda ev: None)
     t0 = time.perf_counter()
@@ -36,7 +35,5 @@ def warm_up(corpus_path: str | None = None, *, backend: str = "llamacpp",
         corpus, embedder, on_progress=None if on_progress is None else
         (lambda stage, done, total: say({"event": "index", "stage": stage, "done": done, "total": total})))
     info = detect(probe_ollama_server=backend == "ollama").as_dict()
-    from llm_research_bench.engine.telemetry import validation_errors
     validation_errors({})             # compiles the schema validator once, outside any run's bookkeeping
-    return Warmup(corpus, corpus_path, time.perf_counter() - t0, index.cache_hit, info, embedder.device)
-
+    return Warmup(corpus, corpus_path, time.perf_counter() - t0, index.cache_hit, info)
