@@ -1,7 +1,6 @@
-"""History across commits: the first-parent commits of a range, each benched in a temporary worktree importing its
-own engine (continuous.Worktrees and run_sides), skipped where this machine holds runs of the same settings; and a
-bisection for the first commit where a metric got worse, each step judged by the gate on interleaved rounds
-against the range's good end (continuous.run_continuous) or on the stored runs where they decide."""
+"""History across commits: each first-parent commit of a range benched in a temporary worktree importing its own
+engine (`bench_range`), and a bisection for the first commit where a metric got worse, each step judged by the gate
+against the range's good end, on stored runs where they decide, else on interleaved rounds (`bisect`)."""
 from __future__ import annotations
 
 import hashlib
@@ -30,7 +29,7 @@ class Commit:
 
 
 def _git(repo: Path, *args: str) -> str:
-    out = environment._git(list(args), repo)
+    out = environment.git(list(args), repo)
     if out is None:
         raise ContinuousError(f"git {' '.join(args)} failed in {repo} (is it a git repository with that history?)")
     return out
@@ -80,12 +79,6 @@ def spread(commits: list, steps: int | None) -> list:
     return [commits[i] for i in idx]
 
 
-def settings_key(pytest_args: list[str], rounds: int, warmup_runs: int) -> str:
-    """What makes two runs of a commit the same measurement: the pytest arguments and the rounds."""
-    blob = json.dumps({"args": list(pytest_args), "rounds": rounds, "warmup": warmup_runs}, sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()[:10]
-
-
 def stored_runs(results_dir: Path, sha: str, key: str) -> list:
     """This machine's usable runs of `sha` benched by `run` with the settings `key`."""
     from ..records import is_usable
@@ -107,7 +100,9 @@ class RangeSettings:
 
     @property
     def key(self) -> str:
-        return settings_key(self.pytest_args, self.rounds, self.warmup_runs)
+        """What makes two runs of a commit the same measurement: the pytest arguments and the rounds."""
+        blob = json.dumps({"args": self.pytest_args, "rounds": self.rounds, "warmup": self.warmup_runs}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
 @dataclass
@@ -144,9 +139,10 @@ def bench_range(commits: list[Commit], s: RangeSettings, echo: Callable[[str], N
     out = RangeRun()
     for i, c in enumerate(commits, 1):
         head = f'commit {i}/{len(commits)} {c.short} "{c.subject}"'
-        if s.skip_existing and stored_runs(s.results_dir, c.sha, s.key):
+        stored = stored_runs(s.results_dir, c.sha, s.key) if s.skip_existing else []
+        if stored:
             echo(f"{head} | already measured on this machine with these settings: skipped")
-            out.benched.append(Benched(c, "skipped", len(stored_runs(s.results_dir, c.sha, s.key))))
+            out.benched.append(Benched(c, "skipped", len(stored)))
             continue
         try:
             b = bench_commit(c, s, lambda line, head=head: echo(f"{head} | {line}"))
@@ -184,8 +180,8 @@ class Search:
 
 
 def verdict(comp, metric: str) -> tuple[str, str, object | None]:
-    """The gate's word on `metric` in a comparison: bad (a series failed its threshold), undecided (worse beyond
-    the threshold but not beyond noise, or no runs of the metric), else good; with the change in words."""
+    """The gate's word on `metric`: bad (a series failed its threshold), undecided (worse beyond the threshold but
+    not beyond noise, or no runs of the metric), else good; with the change in words, and the delta judged."""
     from ..analysis.stats import WORSE, beyond
     deltas = [d for s in (comp.series if comp else []) for d in s.deltas if d.metric == metric and d.threshold]
     worst = max(deltas, key=lambda d: (d.failed, (d.gate_change_pct or 0) * (1 if d.better == "lower" else -1)),
@@ -206,7 +202,7 @@ def verdict(comp, metric: str) -> tuple[str, str, object | None]:
 def judge(good: Commit, c: Commit, s: RangeSettings, threshold, echo: Callable[[str], None], *,
           max_rounds: int | None = None) -> Judged:
     """`c` against the good end: on the stored runs of both (this machine, these settings) where they decide,
-    else on interleaved rounds of both in worktrees (run_continuous) with the gate's threshold."""
+    else on interleaved rounds of both (run_continuous)."""
     from ..analysis.compare import compare_records
     t0 = time.monotonic()
     base, cur = stored_runs(s.results_dir, good.sha, s.key), stored_runs(s.results_dir, c.sha, s.key)

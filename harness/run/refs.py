@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .environment import _git, resolve_ref
+from llm_research_bench.engine.envvars import env
+
+from .environment import git, machine_info, resolve_ref
 
 DIRTY = "+dirty"
 
@@ -25,14 +27,13 @@ class Ref:
 
 def default_results_dir(root: str | Path = ".") -> Path:
     """$RESEARCH_BENCH_RESULTS_DIR, else `results/` at the top of the git checkout holding `root`, else in `root`."""
-    from llm_research_bench.engine.envvars import env
     root = Path(root).resolve()
-    return Path(env("RESULTS_DIR") or Path(_git(["rev-parse", "--show-toplevel"], root) or root) / "results")
+    return Path(env("RESULTS_DIR") or Path(git(["rev-parse", "--show-toplevel"], root) or root) / "results")
 
 
 def outside_git(cwd: str | Path = ".") -> str:
     """'' inside a git checkout; else a clause saying that git cannot name nor order commits here."""
-    if _git(["rev-parse", "--git-dir"], Path(cwd)) is not None:
+    if git(["rev-parse", "--git-dir"], cwd) is not None:
         return ""
     return (f" ({Path(cwd).resolve()} is not in a git repository: git cannot resolve refs nor order the stored "
             f"commits here; name stored commits by their id, see `research-bench list`, or run in the checkout)")
@@ -85,7 +86,6 @@ def _side(ref: str, records: list, results_dir: str | Path, cwd: str | Path) -> 
 
 def _machine(machine: str | None, labels: tuple[str, str], fps: tuple[set, set]) -> str:
     """The machine asked for, else this one, else the one machine with results of both sides."""
-    from .environment import machine_info
     both = fps[0] & fps[1]
     if machine is not None and machine not in both:
         raise RefError(f"machine {machine} lacks results of {labels[0] if machine not in fps[0] else labels[1]}")
