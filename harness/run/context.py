@@ -18,6 +18,7 @@ from llm_research_bench import __version__ as PLUGIN_VERSION
 from ..analysis.thresholds import Threshold
 from ..records import ResultRecord
 from . import environment, sources
+from .interleave import current as current_side
 from .verdicts import BudgetSpec
 
 
@@ -76,11 +77,10 @@ class BenchContext:
         """This checkout's commit; for a side of `research-bench continuous`, the commit of the checkout its
         engine comes from (a temporary worktree: detached, so no branch), dirty when its benches (the working
         tree's) have uncommitted changes."""
-        from .interleave import current
         side_root = os.environ.get(sources.ENV)
         if side_root:
             side_git = environment.git_info(side_root)
-            side = current()
+            side = current_side()
             return dataclasses.replace(side_git, branch=None, dirty=bool(side_git.dirty or (side and side.dirty)))
         return environment.git_info(self.rootpath)
 

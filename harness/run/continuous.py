@@ -16,13 +16,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
+from llm_research_bench.engine.corpus import DEFAULT_PUBMEDQA
+
+from ..analysis.compare import Comparison, add_power, compare_records
+from ..analysis.sequential import look_alpha, plan, should_continue, undecided
+from ..records import is_usable
 from . import environment, interleave, sources
-from .store import FALLBACK_ENV
-
-if TYPE_CHECKING:
-    from ..analysis.compare import Comparison
+from .store import FALLBACK_ENV, read_store
 
 POLL_S = 0.2
 #: The signals that stop a session; its exit status is 128 + the signal's number (130, 143, 129).
@@ -237,7 +239,6 @@ def side_pytest_args(pytest_args: list[str], *, rounds: int, warmup_runs: int, r
             "--research-warmup-runs", str(warmup_runs), "--research-results-dir", str(results_dir),
             "-p", "no:cacheprovider"]
     if not any(a.startswith("--research-corpus") for a in pytest_args):
-        from llm_research_bench.engine.corpus import DEFAULT_PUBMEDQA
         if DEFAULT_PUBMEDQA.exists():
             args += ["--research-corpus", str(DEFAULT_PUBMEDQA)]
     return args
@@ -245,7 +246,6 @@ def side_pytest_args(pytest_args: list[str], *, rounds: int, warmup_runs: int, r
 
 def session_records(results_dir: Path, run_id: str) -> dict[str, list]:
     """One continuous session's records on this machine, by side."""
-    from .store import read_store
     out: dict[str, list] = {}
     for r in read_store(results_dir, fingerprint=environment.machine_info().fingerprint).records:
         c = (r.extra or {}).get("continuous") or {}
@@ -286,7 +286,6 @@ class Session:
 def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
     """Bench both commits interleaved and compare them; with max_rounds above rounds, a look after every `rounds`
     rounds a side, more only while a gated metric is undecided. Stopped's message says what was kept and where."""
-    from ..analysis.sequential import look_alpha, plan
     cwd = Path(s.cwd or Path.cwd())
     run_id = uuid.uuid4().hex[:12]
     looks = plan(s.rounds, s.max_rounds or s.rounds)
@@ -343,9 +342,6 @@ def _stopped_line(s: Settings, sess: Session, e: Stopped) -> str:
 
 def _look(s: Settings, sess: Session, k: int, cwd: Path, echo: Callable[[str], None]) -> bool:
     """Measure up to look k's rounds a side and compare; whether to measure another look."""
-    from ..analysis.compare import compare_records
-    from ..analysis.sequential import should_continue, undecided
-    from ..records import is_usable
     total = sess.looks[k]
     args = side_pytest_args(s.pytest_args, rounds=total - sess.measured, warmup_runs=s.warmup_runs,
                             results_dir=s.results_dir)
@@ -372,8 +368,6 @@ def _look(s: Settings, sess: Session, k: int, cwd: Path, echo: Callable[[str], N
 
 def _finish(s: Settings, sess: Session, echo: Callable[[str], None]) -> None:
     """Say how each side's sessions ended (keeping a failed one's logs); add the gate's power to the comparison."""
-    from ..analysis.compare import add_power
-    from ..records import is_usable
     keep_logs = s.keep_worktrees or any(o.returncode not in (0, 5) for o in sess.outcomes)
     by_side = session_records(s.results_dir, sess.run_id)
     for o in sess.outcomes[-2:]:

@@ -12,9 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..analysis.compare import compare_records
+from ..analysis.stats import WORSE, beyond
+from ..records import is_usable
 from . import environment
 from .continuous import ContinuousError, Settings, Worktrees, run_continuous, run_sides, session_records, \
     side_pytest_args
+from .store import read_store
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,6 @@ def spread(commits: list, steps: int | None) -> list:
 
 def stored_runs(results_dir: Path, sha: str, key: str) -> list:
     """This machine's usable runs of `sha` benched by `run` with the settings `key`."""
-    from ..records import is_usable
-    from .store import read_store
     recs = read_store(results_dir, fingerprint=environment.machine_info().fingerprint, commit=sha).records
     return [r for r in recs if is_usable(r) and r.commit == sha
             and str(((r.extra or {}).get("continuous") or {}).get("run", "")).startswith(key + "-")]
@@ -128,7 +130,6 @@ def bench_commit(c: Commit, s: RangeSettings, echo: Callable[[str], None]) -> Be
         side = wt.add("C", c.sha)
         out = run_sides([side], args, cwd=cwd, run_id=run_id, workdir=work,
                         echo=lambda line: echo(line.split("] ", 1)[-1]))[0]
-    from ..records import is_usable
     runs = sum(map(is_usable, session_records(s.results_dir, run_id).get("C", [])))
     return Benched(c, "measured" if runs else "failed", runs, out.returncode, time.monotonic() - t0)
 
@@ -182,7 +183,6 @@ class Search:
 def verdict(comp, metric: str) -> tuple[str, str, object | None]:
     """The gate's word on `metric`: bad (a series failed its threshold), undecided (worse beyond the threshold but
     not beyond noise, or no runs of the metric), else good; with the change in words, and the delta judged."""
-    from ..analysis.stats import WORSE, beyond
     deltas = [d for s in (comp.series if comp else []) for d in s.deltas if d.metric == metric and d.threshold]
     worst = max(deltas, key=lambda d: (d.failed, (d.gate_change_pct or 0) * (1 if d.better == "lower" else -1)),
                 default=None)                  # a failed series first, else the one that got most worse
@@ -203,7 +203,6 @@ def judge(good: Commit, c: Commit, s: RangeSettings, threshold, echo: Callable[[
           max_rounds: int | None = None) -> Judged:
     """`c` against the good end: on the stored runs of both (this machine, these settings) where they decide,
     else on interleaved rounds of both (run_continuous)."""
-    from ..analysis.compare import compare_records
     t0 = time.monotonic()
     base, cur = stored_runs(s.results_dir, good.sha, s.key), stored_runs(s.results_dir, c.sha, s.key)
     if len(base) >= s.rounds and len(cur) >= s.rounds:

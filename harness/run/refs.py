@@ -7,6 +7,7 @@ from pathlib import Path
 
 from llm_research_bench.engine.envvars import env
 
+from ..analysis.baseline import saved_as, saved_session
 from .environment import git, machine_info, resolve_ref
 
 DIRTY = "+dirty"
@@ -42,7 +43,6 @@ def outside_git(cwd: str | Path = ".") -> str:
 def resolve(ref: str, records, cwd: str | Path = ".") -> Ref | None:
     """What `ref` names among `records`: a saved name first, else a commit: git's answer when it has stored runs,
     else the one stored commit starting with `ref`, else git's answer. None when it names nothing."""
-    from ..analysis.baseline import saved_as
     if any(saved_as(r) == ref for r in records):
         return Ref(name=ref)
     dirty = ref.endswith(DIRTY)
@@ -69,7 +69,6 @@ class StoredSides:
 
 def _side(ref: str, records: list, results_dir: str | Path, cwd: str | Path) -> tuple[str, set[str]]:
     """(label, record ids) of one REF: a saved name's newest session on each machine, or a commit's runs."""
-    from ..analysis.baseline import saved_session
     found = resolve(ref, records, cwd)
     if found is None:
         raise RefError(f"'{ref}': no session was saved under this name, git does not know it and no stored commit "
