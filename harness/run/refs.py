@@ -41,8 +41,8 @@ def outside_git(cwd: str | Path = ".") -> str:
 
 
 def resolve(ref: str, records, cwd: str | Path = ".") -> Ref | None:
-    """What `ref` names among `records`: a saved name first, else a commit: git's answer when it has stored runs,
-    else the one stored commit starting with `ref`, else git's answer. None when it names nothing."""
+    """What `ref` names among `records` (None: nothing): a saved name first, else a commit: git's answer when it has
+    stored runs, else the one stored commit starting with `ref`, else git's answer."""
     if any(saved_as(r) == ref for r in records):
         return Ref(name=ref)
     dirty = ref.endswith(DIRTY)
