@@ -171,7 +171,5 @@ def machine_info() -> MachineInfo:
     ram = int(round(psutil.virtual_memory().total / 2**30))
     gpus = _gpus()
     basis = json.dumps([os_name, arch, cpu, logical, ram, list(gpus)])
-    fp = machine_id()
-    if not fp:
-        fp = f"{os_name.lower()}-{arch}-{logical}c-{hashlib.sha256(basis.encode()).hexdigest()[:10]}"
+    fp = machine_id() or f"{os_name.lower()}-{arch}-{logical}c-{hashlib.sha256(basis.encode()).hexdigest()[:10]}"
     return MachineInfo(fp, os_name, arch, cpu, logical, ram, gpus)
