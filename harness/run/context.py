@@ -1,6 +1,5 @@
-"""The session-wide context every bench run shares: the parsed options (HarnessOptions), the profiles, the
-budgets' machine class, where records go, and git and machine facts (looked up once, lazily). Built by the
-plugin (plugin/options.py parses pytest's options into HarnessOptions); scripts build it directly."""
+"""The session-wide context every bench run shares: the parsed options (HarnessOptions, built by plugin/options.py
+or a script), the budgets' machine class, and git and machine facts, looked up once, lazily."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,6 +17,7 @@ from llm_research_bench import __version__ as PLUGIN_VERSION
 from ..analysis.thresholds import Threshold
 from ..records import ResultRecord
 from . import environment, sources
+from .interleave import current as current_side
 from .verdicts import BudgetSpec
 
 
@@ -73,14 +73,12 @@ class BenchContext:
 
     @cached_property
     def git(self) -> environment.GitInfo:
-        """This checkout's commit; for a side of `research-bench continuous`, the commit of the checkout its
-        engine comes from (a temporary worktree: detached, so no branch), dirty when its benches (the working
-        tree's) have uncommitted changes."""
-        from .interleave import current
+        """This checkout's commit; for a side of `research-bench continuous`, its engine's worktree's (detached:
+        no branch), dirty when its benches (the working tree's) have uncommitted changes."""
         side_root = os.environ.get(sources.ENV)
         if side_root:
             side_git = environment.git_info(side_root)
-            side = current()
+            side = current_side()
             return dataclasses.replace(side_git, branch=None, dirty=bool(side_git.dirty or (side and side.dirty)))
         return environment.git_info(self.rootpath)
 

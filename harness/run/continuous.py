@@ -1,8 +1,6 @@
-"""Interleaved sessions of commits on one machine, as `asv continuous` does: temporary git worktrees, one pytest
-session per side importing its own commit's engine (run/sources.py), sides taking turns (run/interleave.py); and
-`run_continuous`, the sequential A/B comparison of `research-bench continuous`. A signal (SIGTERM, SIGINT, SIGHUP)
-stops the session cleanly: the sides are stopped, the worktrees and temp folders removed (named when kept), the
-records measured so far kept (`stop_on_signals`, `Stopped`); a side whose parent died ends by itself."""
+"""Interleaved sessions of commits on one machine, as `asv continuous` does: a temporary git worktree and a pytest
+session per side, importing that side's engine (run/sources.py), sides taking turns (run/interleave.py); and
+`run_continuous`, the sequential A/B comparison. A stop signal ends the session cleanly (`stop_on_signals`)."""
 from __future__ import annotations
 
 import contextlib
@@ -18,13 +16,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
+from llm_research_bench.engine.corpus import DEFAULT_PUBMEDQA
+
+from ..analysis.compare import Comparison, add_power, compare_records
+from ..analysis.sequential import look_alpha, plan, should_continue, undecided
+from ..records import is_usable
 from . import environment, interleave, sources
-from .store import FALLBACK_ENV
-
-if TYPE_CHECKING:
-    from ..analysis.compare import Comparison
+from .store import FALLBACK_ENV, read_store
 
 POLL_S = 0.2
 #: The signals that stop a session; its exit status is 128 + the signal's number (130, 143, 129).
@@ -75,9 +75,8 @@ def stop_on_signals():
 
 
 def _parent_death_signal():
-    """On Linux, what a side's process runs before it starts: prctl(PR_SET_PDEATHSIG, SIGTERM), so that it ends
-    when the continuous process dies, even by SIGKILL (looked up here, in the parent, not after the fork). None
-    elsewhere: a side's turn-taking notices that its parent is gone (interleave.take_turn)."""
+    """On Linux, the preexec_fn that makes a side end when this process dies, even by SIGKILL (looked up before the
+    fork). None elsewhere: a side's turn-taking notices that its parent is gone (interleave.take_turn)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -109,17 +108,13 @@ class SideOutcome:
 
 
 def remove_tree(path: Path | None, wait_s: float = 5.0) -> None:
-    """Remove a temp folder; retried for up to `wait_s` while a stopped side's last process may still write to it."""
+    """Remove a folder; retried for up to `wait_s` while a stopped side's last process may still write to it."""
     deadline = time.monotonic() + wait_s
     while path is not None and path.exists():
         shutil.rmtree(path, ignore_errors=True)
         if not path.exists() or time.monotonic() > deadline:
             return
         time.sleep(0.2)
-
-
-def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
 
 
 class Worktrees:
@@ -131,22 +126,20 @@ class Worktrees:
         self.sides: list[SideCheckout] = []
 
     def __enter__(self) -> "Worktrees":
-        top = _git(self.repo, "rev-parse", "--show-toplevel")
-        if top.returncode != 0:
+        top = environment.git(["rev-parse", "--show-toplevel"], self.repo)
+        if top is None:
             raise ContinuousError(f"{self.repo} is not inside a git repository: continuous checks out commits "
                                   f"with git worktrees")
-        self.repo, self.root = Path(top.stdout.strip()), Path(tempfile.mkdtemp(prefix="research-bench-continuous-"))
+        self.repo, self.root = Path(top), Path(tempfile.mkdtemp(prefix="research-bench-continuous-"))
         return self
 
     def add(self, name: str, ref: str, dirty: bool = False) -> SideCheckout:
-        commit = environment.resolve_ref(ref, self.repo)
-        if not commit:
-            raise ContinuousError(f"'{ref}': git does not know this ref in {self.repo} (a commit, branch, tag or "
-                                  f"HEAD~N; in CI fetch enough history, e.g. actions/checkout with fetch-depth: 0)")
-        side = SideCheckout(name, ref, commit, self.root / name, dirty)
-        r = _git(self.repo, "worktree", "add", "--detach", "--force", str(side.path), commit)
+        """Check out `ref` (resolved by the caller: an unknown one fails in git's words)."""
+        side = SideCheckout(name, ref, environment.resolve_ref(ref, self.repo) or ref, self.root / name, dirty)
+        r = subprocess.run(["git", "worktree", "add", "--detach", "--force", str(side.path), side.commit],
+                           cwd=self.repo, capture_output=True, text=True)
         if r.returncode != 0:
-            raise ContinuousError(f"git worktree add {side.path} {commit[:12]} failed: {r.stderr.strip()}")
+            raise ContinuousError(f"git worktree add {side.path} {side.short} failed: {r.stderr.strip()}")
         self.sides.append(side)
         return side
 
@@ -154,15 +147,14 @@ class Worktrees:
         if self.keep or self.root is None:
             return
         for s in self.sides:
-            _git(self.repo, "worktree", "remove", "--force", str(s.path))
-        _git(self.repo, "worktree", "prune")
+            environment.git(["worktree", "remove", "--force", str(s.path)], self.repo, timeout=None)
+        environment.git(["worktree", "prune"], self.repo)
         remove_tree(self.root)
 
 
 def side_env(side: SideCheckout, names: Sequence[str], baton: Path, site: Path, run_id: str) -> dict:
     """A side's environment: its engine's checkout, its turn-taking, the sitecustomize installing the finder, and a
-    temp folder of its own beside the baton, removed with it (what a stopped side's plugins leave in their temp
-    folders goes too); a record the store cannot take still goes to the user's temp folder."""
+    temp folder of its own beside the baton, removed with it; the fallback file stays in the user's temp folder."""
     path = [str(site)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     tmp = baton.parent / f"tmp-{side.name}"
     tmp.mkdir(exist_ok=True)
@@ -174,8 +166,7 @@ def side_env(side: SideCheckout, names: Sequence[str], baton: Path, site: Path, 
 
 def _launch(side: SideCheckout, args: Sequence[str], cwd: Path, env: dict, log: Path, echo) -> tuple:
     """Start a side's pytest session; a thread copies its output to `log` and, line by line, to `echo`. The side
-    has a session of its own: a signal to the terminal's process group reaches this process alone, which stops
-    the sides in order (`_stop`)."""
+    has a session of its own: a signal to the terminal's process group reaches this process alone (`_stop`)."""
     p = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=str(cwd), env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True,
                          preexec_fn=_parent_death_signal())
@@ -193,7 +184,7 @@ def _launch(side: SideCheckout, args: Sequence[str], cwd: Path, env: dict, log: 
 
 
 def _signal_group(p: subprocess.Popen, sig: int) -> None:
-    """`sig` to a side's process group (its session: the side and whatever it started, e.g. an isolated run)."""
+    """`sig` to a side's process group: the side and whatever it started, e.g. an isolated run."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(p.pid, sig)
 
@@ -214,8 +205,8 @@ def _stop(running: dict[str, tuple]) -> None:
 
 def run_sides(sides: Sequence[SideCheckout], pytest_args: Sequence[str], *, cwd: str | Path, run_id: str,
               echo: Callable[[str], None] | None = print, workdir: str | Path | None = None) -> list[SideOutcome]:
-    """One pytest session per side, interleaved; returns when all have ended. A side's process starts when its
-    turn first comes (its start-up never overlaps another side's timed runs); when it ends, its turn passes on."""
+    """One pytest session per side, interleaved, until all have ended. A side starts when its turn first comes (its
+    start-up never overlaps another side's timed runs); when it ends, its turn passes on."""
     names, by_name = [s.name for s in sides], {s.name: s for s in sides}
     work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="research-bench-baton-"))
     (baton := work / "baton").mkdir(parents=True, exist_ok=True)
@@ -241,14 +232,13 @@ def run_sides(sides: Sequence[SideCheckout], pytest_args: Sequence[str], *, cwd:
 
 
 def side_pytest_args(pytest_args: list[str], *, rounds: int, warmup_runs: int, results_dir: Path) -> list[str]:
-    """Each side's pytest arguments: the user's (default path: benches/, not the project's testpaths), the rounds,
-    where records go, and the corpus as this checkout resolves it (a worktree would look beside itself)."""
+    """Each side's pytest arguments: the user's (default path: benches/), the rounds, where records go, and the
+    corpus as this checkout resolves it (a worktree would look beside itself)."""
     given = any(not a.startswith("-") and Path(a.split("::")[0]).exists() for a in pytest_args)
     args = [*([] if given else ["benches"]), *pytest_args, "--research-rounds", str(rounds),
             "--research-warmup-runs", str(warmup_runs), "--research-results-dir", str(results_dir),
             "-p", "no:cacheprovider"]
     if not any(a.startswith("--research-corpus") for a in pytest_args):
-        from llm_research_bench.engine.corpus import DEFAULT_PUBMEDQA
         if DEFAULT_PUBMEDQA.exists():
             args += ["--research-corpus", str(DEFAULT_PUBMEDQA)]
     return args
@@ -256,7 +246,6 @@ def side_pytest_args(pytest_args: list[str], *, rounds: int, warmup_runs: int, r
 
 def session_records(results_dir: Path, run_id: str) -> dict[str, list]:
     """One continuous session's records on this machine, by side."""
-    from .store import read_store
     out: dict[str, list] = {}
     for r in read_store(results_dir, fingerprint=environment.machine_info().fingerprint).records:
         c = (r.extra or {}).get("continuous") or {}
@@ -295,10 +284,8 @@ class Session:
 
 
 def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
-    """Bench both commits interleaved and compare them; with max_rounds above rounds, sequentially: a look after
-    every `rounds` rounds a side, more only while a gated metric is undecided. Raises ContinuousError, and Stopped
-    (after the cleanup, its message saying what was kept and where)."""
-    from ..analysis.sequential import look_alpha, plan
+    """Bench both commits interleaved and compare them; with max_rounds above rounds, a look after every `rounds`
+    rounds a side, more only while a gated metric is undecided. Stopped's message says what was kept and where."""
     cwd = Path(s.cwd or Path.cwd())
     run_id = uuid.uuid4().hex[:12]
     looks = plan(s.rounds, s.max_rounds or s.rounds)
@@ -319,22 +306,18 @@ def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
                 if not _look(s, sess, k, cwd, echo):
                     break
         _finish(s, sess, echo)
-    except ContinuousError:
-        remove_tree(sess.work)
-        raise
-    except Stopped as e:
-        e.message = _stopped_line(s, sess, e)
-        raise
-    except KeyboardInterrupt:              # Ctrl-C where no stop_on_signals is installed (research-bench run, find)
-        if not s.keep_worktrees:
+    except (ContinuousError, Stopped, KeyboardInterrupt) as e:    # Ctrl-C: no stop_on_signals (run, find)
+        if isinstance(e, Stopped):
+            e.message = _stopped_line(s, sess, e)
+        if isinstance(e, ContinuousError) or not s.keep_worktrees:
             remove_tree(sess.work)
         raise
     return sess
 
 
 def _tree_note(cwd: Path, echo: Callable[[str], None]) -> bool:
-    """Say which tree each side measures; warn when the working tree has uncommitted changes, which neither side's
-    engine holds. Whether the benches (the working tree's) are dirty: the records are then filed as dirty."""
+    """Warn when the working tree has uncommitted changes, which neither side's engine holds; whether the benches
+    (the working tree's) are dirty, so that the records are filed as dirty."""
     changed = environment.changed_paths(cwd)
     if changed:
         engine = [p for p in changed if p.startswith("engine/")]
@@ -347,32 +330,18 @@ def _tree_note(cwd: Path, echo: Callable[[str], None]) -> bool:
 
 
 def _stopped_line(s: Settings, sess: Session, e: Stopped) -> str:
-    """Clean up after a stop signal (the worktrees are gone by now, unless kept); what was kept and where."""
+    """What a stopped session kept and where (the worktrees are gone by now, unless kept)."""
     by_side = session_records(s.results_dir, sess.run_id) if s.results_dir.is_dir() else {}
     kept = ", ".join(f"{len(by_side.get(x.name, []))} of {x.name}" for x in sess.sides) or "none"
     where = f"record(s) measured so far ({kept}) kept under {s.results_dir}"
     if s.keep_worktrees:
         return (f"stopped by {e.args[0]}: {where}; worktrees kept under {sess.root}, logs under {sess.work} "
                 f"(--keep-worktrees; remove them with `git worktree remove`)")
-    remove_tree(sess.work)
     return f"stopped by {e.args[0]}: {where}; worktrees and temp folders removed"
-
-
-def _compare(s: Settings, sess: Session, by_side: dict[str, list]):
-    """The comparison of both sides' records so far; None while a side has no usable run."""
-    from ..analysis.compare import compare_records
-    from ..records import is_usable
-    base, cur = by_side.get("A", []), by_side.get("B", [])
-    if not any(map(is_usable, base)) or not any(map(is_usable, cur)):
-        return None
-    a, b = sess.sides
-    return compare_records(base, cur, thresholds=s.thresholds, alpha=sess.alpha,
-                           names=(f"{s.base} {a.short}", f"{s.head} {b.short}"))
 
 
 def _look(s: Settings, sess: Session, k: int, cwd: Path, echo: Callable[[str], None]) -> bool:
     """Measure up to look k's rounds a side and compare; whether to measure another look."""
-    from ..analysis.sequential import should_continue, undecided
     total = sess.looks[k]
     args = side_pytest_args(s.pytest_args, rounds=total - sess.measured, warmup_runs=s.warmup_runs,
                             results_dir=s.results_dir)
@@ -381,10 +350,13 @@ def _look(s: Settings, sess: Session, k: int, cwd: Path, echo: Callable[[str], N
     sess.outcomes += run_sides(sess.sides, args, cwd=cwd, run_id=sess.run_id, echo=echo,
                                workdir=sess.work / f"look-{k + 1}")
     sess.measured = total
-    comp = _compare(s, sess, session_records(s.results_dir, sess.run_id))
-    if comp is None:
+    by_side = session_records(s.results_dir, sess.run_id)
+    base, cur = by_side.get("A", []), by_side.get("B", [])
+    if not any(map(is_usable, base)) or not any(map(is_usable, cur)):
         return False
-    sess.comparison = comp
+    a, b = sess.sides
+    sess.comparison = comp = compare_records(base, cur, thresholds=s.thresholds, alpha=sess.alpha,
+                                             names=(f"{s.base} {a.short}", f"{s.head} {b.short}"))
     if not should_continue(comp, k, len(sess.looks)):
         return False
     echo(f"look {k + 1} of {len(sess.looks)} ({total} rounds a side): undecided: "
@@ -396,8 +368,6 @@ def _look(s: Settings, sess: Session, k: int, cwd: Path, echo: Callable[[str], N
 
 def _finish(s: Settings, sess: Session, echo: Callable[[str], None]) -> None:
     """Say how each side's sessions ended (keeping a failed one's logs); add the gate's power to the comparison."""
-    from ..analysis.compare import add_power
-    from ..records import is_usable
     keep_logs = s.keep_worktrees or any(o.returncode not in (0, 5) for o in sess.outcomes)
     by_side = session_records(s.results_dir, sess.run_id)
     for o in sess.outcomes[-2:]:

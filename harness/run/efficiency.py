@@ -1,7 +1,6 @@
-"""Engine vs raw llama-cpp-python: decode speed on the same model, threads, prompts and tokens. The engine runs
-a research session (run/inprocess.py); each claims call's prompt is replayed through a bare `llama_cpp.Llama`.
-Both sides are timed natively (llama.cpp's decode timer) and on the wall (the client clock at each streamed chunk,
-so the engine's gaps include the pipeline's own work), with other processes' CPU load (run/cpu.py)."""
+"""Engine vs raw llama-cpp-python: decode speed on the same model, threads, prompts and tokens. Each call of an
+engine run is replayed through a bare `llama_cpp.Llama`; both are timed natively (llama.cpp's decode timer) and on
+the wall (the client clock at each streamed chunk), with other processes' CPU load (run/cpu.py)."""
 from __future__ import annotations
 
 import time
@@ -16,8 +15,7 @@ from .inprocess import run_in_process
 from .request import COMPLETED, RunRequest
 
 
-#: The engine run's timeout = this x the profile's timeout_s: decode speed is compared here, not the time budget, and
-#: a run slowed by a busy machine still gives a comparison.
+#: The engine run's timeout = this x the profile's timeout_s: decode speed is compared here, not the time budget.
 RUN_TIMEOUT_FACTOR = 4
 
 

@@ -1,11 +1,12 @@
 """Where a result comes from: the git commit (dirty or not), the branch, and this machine. Cheap (a few `git`
-calls, /proc reads; no torch), so the CLI uses it too; without git metadata, the CI's variables (GITHUB_SHA...)."""
+calls, /proc reads; no torch), so the CLI uses it too."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -46,23 +47,24 @@ class MachineInfo:
         return asdict(self)
 
 
-def _git(args: list[str], cwd: Path) -> str | None:
+def git(args: list[str], cwd: str | Path, timeout: float | None = 10) -> str | None:
+    """git's output, stripped; None when it fails or cannot run."""
     try:
-        r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+        r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.SubprocessError):
         return None
     return r.stdout.strip() if r.returncode == 0 else None
 
 
 def git_info(cwd: str | Path = ".") -> GitInfo:
-    """HEAD's commit, dirty flag and branch; CI variables when git metadata is missing."""
-    cwd, env = Path(cwd), os.environ
-    commit = _git(["rev-parse", "--verify", "HEAD"], cwd)
+    """HEAD's commit, dirty flag and branch; the CI's variables (GITHUB_SHA...) when git metadata is missing."""
+    env = os.environ
+    commit = git(["rev-parse", "--verify", "HEAD"], cwd)
     dirty = branch = None
     if commit:
-        status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
+        status = git(["status", "--porcelain", "--untracked-files=no"], cwd)
         dirty = bool(status) if status is not None else None
-        b = _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
+        b = git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
         branch = b if b and b != "HEAD" else None
     else:
         commit = env.get("GITHUB_SHA") or env.get("CI_COMMIT_SHA") or None
@@ -71,21 +73,19 @@ def git_info(cwd: str | Path = ".") -> GitInfo:
 
 
 def changed_paths(cwd: str | Path = ".") -> list[str]:
-    """The tracked files with uncommitted changes in the checkout holding `cwd`, relative to its top (untracked
-    files, e.g. new result records, do not count); empty outside git."""
-    out = _git(["status", "--porcelain", "--untracked-files=no"], Path(cwd)) or ""
+    """The tracked files with uncommitted changes in the checkout holding `cwd`, relative to its top."""
+    out = git(["status", "--porcelain", "--untracked-files=no"], cwd) or ""
     return [line.split(maxsplit=1)[1].split(" -> ")[-1] for line in out.splitlines() if len(line.split()) > 1]
 
 
 def resolve_ref(ref: str, cwd: str | Path = ".") -> str | None:
     """A git ref (HEAD~1, a tag, a branch, a SHA prefix) as a full commit SHA, or None if git does not know it."""
-    return _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], Path(cwd))
+    return git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd)
 
 
 def git_order(commits, cwd: str | Path = ".") -> tuple[list[str] | None, str]:
-    """The commits git knows among `commits`, oldest first (topological order), and a note for the reader; (None,
-    why) when git cannot say."""
-    cwd = Path(cwd)
+    """The commits git knows among `commits`, oldest first, and a note for the reader; (None, why) when git cannot
+    say."""
     wanted = sorted({c for c in commits if c})
     if not wanted:
         return [], "no commits"
@@ -96,15 +96,14 @@ def git_order(commits, cwd: str | Path = ".") -> tuple[list[str] | None, str]:
         return None, "git is not available: commits are ordered by the time they were measured"
     if r.returncode != 0:
         return None, f"{cwd} is not a git repository: commits are ordered by the time they were measured"
-    known = [parts[0] for parts in (line.split() for line in r.stdout.splitlines())
-             if len(parts) >= 2 and parts[1] == "commit"]
+    known = {parts[0] for parts in (line.split() for line in r.stdout.splitlines())
+             if len(parts) >= 2 and parts[1] == "commit"}
     if not known:
         return None, "git knows none of the stored commits: they are ordered by the time they were measured"
-    out = _git(["rev-list", "--topo-order", "--reverse", *known], cwd)
+    out = git(["rev-list", "--topo-order", "--reverse", *known], cwd)
     if out is None:
         return None, "git could not order the stored commits: they are ordered by the time they were measured"
-    keep = set(known)
-    order = [c for c in out.splitlines() if c in keep]
+    order = [c for c in out.splitlines() if c in known]
     unknown = len(wanted) - len(order)
     note = "commits in git history order" + (f"; {unknown} commit(s) git does not know follow, by measuring time"
                                               if unknown else "")
@@ -123,8 +122,7 @@ def commit_url(template: str | None, commit: str | None) -> str | None:
 
 def remote_commit_url(cwd: str | Path = ".") -> str | None:
     """A commit URL template derived from git's `origin` remote (GitHub, GitLab, Bitbucket, Codeberg forms)."""
-    import re
-    url = _git(["remote", "get-url", "origin"], Path(cwd))
+    url = git(["remote", "get-url", "origin"], cwd)
     if not url:
         return None
     m = re.match(r"^(?:https?://(?:[^@/]+@)?|ssh://(?:[^@/]+@)?|[^@/]+@)([^/:]+)[:/](.+?)(?:\.git)?/?$", url.strip())
@@ -152,11 +150,10 @@ def _gpus() -> tuple[str, ...]:
 
 
 def machine_id() -> str | None:
-    """$RESEARCH_BENCH_MACHINE_ID (None when unset), which names the store's machine folder: each character outside
-    letters, digits, `.`, `_`, `-` becomes `_` (`ci pool/linux`: ci_pool_linux), and the result must then match
-    engine.names' pattern (so `..`, `.`, `/`, `_x` are refused: BadName, a ValueError, says why)."""
+    """$RESEARCH_BENCH_MACHINE_ID (None when unset) as the store's machine folder name: each character outside
+    letters, digits, `.`, `_`, `-` becomes `_`; a result engine.names refuses (`..`, `_x`) raises BadName."""
     raw = os.environ.get(FINGERPRINT_ENV)
-    if raw is None or raw == "":
+    if not raw:
         return None
     mapped = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in raw.strip())
     if not PATTERN.fullmatch(mapped):
@@ -174,7 +171,5 @@ def machine_info() -> MachineInfo:
     ram = int(round(psutil.virtual_memory().total / 2**30))
     gpus = _gpus()
     basis = json.dumps([os_name, arch, cpu, logical, ram, list(gpus)])
-    fp = machine_id()
-    if not fp:
-        fp = f"{os_name.lower()}-{arch}-{logical}c-{hashlib.sha256(basis.encode()).hexdigest()[:10]}"
+    fp = machine_id() or f"{os_name.lower()}-{arch}-{logical}c-{hashlib.sha256(basis.encode()).hexdigest()[:10]}"
     return MachineInfo(fp, os_name, arch, cpu, logical, ram, gpus)

@@ -1,7 +1,6 @@
-"""History across commits: the first-parent commits of a range, each benched in a temporary worktree importing its
-own engine (continuous.Worktrees and run_sides), skipped where this machine holds runs of the same settings; and a
-bisection for the first commit where a metric got worse, each step judged by the gate on interleaved rounds
-against the range's good end (continuous.run_continuous) or on the stored runs where they decide."""
+"""History across commits: each first-parent commit of a range benched in a temporary worktree importing its own
+engine (`bench_range`), and a bisection for the first commit where a metric got worse, each step judged by the gate
+against the range's good end, on stored runs where they decide, else on interleaved rounds (`bisect`)."""
 from __future__ import annotations
 
 import hashlib
@@ -13,9 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..analysis.compare import compare_records
+from ..analysis.stats import WORSE, beyond
+from ..records import is_usable
 from . import environment
 from .continuous import ContinuousError, Settings, Worktrees, run_continuous, run_sides, session_records, \
     side_pytest_args
+from .store import read_store
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class Commit:
 
 
 def _git(repo: Path, *args: str) -> str:
-    out = environment._git(list(args), repo)
+    out = environment.git(list(args), repo)
     if out is None:
         raise ContinuousError(f"git {' '.join(args)} failed in {repo} (is it a git repository with that history?)")
     return out
@@ -80,16 +83,8 @@ def spread(commits: list, steps: int | None) -> list:
     return [commits[i] for i in idx]
 
 
-def settings_key(pytest_args: list[str], rounds: int, warmup_runs: int) -> str:
-    """What makes two runs of a commit the same measurement: the pytest arguments and the rounds."""
-    blob = json.dumps({"args": list(pytest_args), "rounds": rounds, "warmup": warmup_runs}, sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()[:10]
-
-
 def stored_runs(results_dir: Path, sha: str, key: str) -> list:
     """This machine's usable runs of `sha` benched by `run` with the settings `key`."""
-    from ..records import is_usable
-    from .store import read_store
     recs = read_store(results_dir, fingerprint=environment.machine_info().fingerprint, commit=sha).records
     return [r for r in recs if is_usable(r) and r.commit == sha
             and str(((r.extra or {}).get("continuous") or {}).get("run", "")).startswith(key + "-")]
@@ -107,7 +102,9 @@ class RangeSettings:
 
     @property
     def key(self) -> str:
-        return settings_key(self.pytest_args, self.rounds, self.warmup_runs)
+        """What makes two runs of a commit the same measurement: the pytest arguments and the rounds."""
+        blob = json.dumps({"args": self.pytest_args, "rounds": self.rounds, "warmup": self.warmup_runs}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
 @dataclass
@@ -133,7 +130,6 @@ def bench_commit(c: Commit, s: RangeSettings, echo: Callable[[str], None]) -> Be
         side = wt.add("C", c.sha)
         out = run_sides([side], args, cwd=cwd, run_id=run_id, workdir=work,
                         echo=lambda line: echo(line.split("] ", 1)[-1]))[0]
-    from ..records import is_usable
     runs = sum(map(is_usable, session_records(s.results_dir, run_id).get("C", [])))
     return Benched(c, "measured" if runs else "failed", runs, out.returncode, time.monotonic() - t0)
 
@@ -144,9 +140,10 @@ def bench_range(commits: list[Commit], s: RangeSettings, echo: Callable[[str], N
     out = RangeRun()
     for i, c in enumerate(commits, 1):
         head = f'commit {i}/{len(commits)} {c.short} "{c.subject}"'
-        if s.skip_existing and stored_runs(s.results_dir, c.sha, s.key):
+        stored = stored_runs(s.results_dir, c.sha, s.key) if s.skip_existing else []
+        if stored:
             echo(f"{head} | already measured on this machine with these settings: skipped")
-            out.benched.append(Benched(c, "skipped", len(stored_runs(s.results_dir, c.sha, s.key))))
+            out.benched.append(Benched(c, "skipped", len(stored)))
             continue
         try:
             b = bench_commit(c, s, lambda line, head=head: echo(f"{head} | {line}"))
@@ -184,9 +181,8 @@ class Search:
 
 
 def verdict(comp, metric: str) -> tuple[str, str, object | None]:
-    """The gate's word on `metric` in a comparison: bad (a series failed its threshold), undecided (worse beyond
-    the threshold but not beyond noise, or no runs of the metric), else good; with the change in words."""
-    from ..analysis.stats import WORSE, beyond
+    """The gate's word on `metric`: bad (a series failed its threshold), undecided (worse beyond the threshold but
+    not beyond noise, or no runs of the metric), else good; with the change in words, and the delta judged."""
     deltas = [d for s in (comp.series if comp else []) for d in s.deltas if d.metric == metric and d.threshold]
     worst = max(deltas, key=lambda d: (d.failed, (d.gate_change_pct or 0) * (1 if d.better == "lower" else -1)),
                 default=None)                  # a failed series first, else the one that got most worse
@@ -206,8 +202,7 @@ def verdict(comp, metric: str) -> tuple[str, str, object | None]:
 def judge(good: Commit, c: Commit, s: RangeSettings, threshold, echo: Callable[[str], None], *,
           max_rounds: int | None = None) -> Judged:
     """`c` against the good end: on the stored runs of both (this machine, these settings) where they decide,
-    else on interleaved rounds of both in worktrees (run_continuous) with the gate's threshold."""
-    from ..analysis.compare import compare_records
+    else on interleaved rounds of both (run_continuous)."""
     t0 = time.monotonic()
     base, cur = stored_runs(s.results_dir, good.sha, s.key), stored_runs(s.results_dir, c.sha, s.key)
     if len(base) >= s.rounds and len(cur) >= s.rounds:

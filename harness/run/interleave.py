@@ -13,6 +13,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
+from llm_research_bench.engine.atomic import write_text
+
+from .sources import engine_dir
+
 ENV = "RESEARCH_BENCH_SIDE"
 POLL_S = 0.1
 
@@ -33,7 +37,6 @@ class Side:
 
     def record_extra(self) -> dict:
         """What each record of this side carries in extra['continuous']."""
-        from .sources import engine_dir
         return {"run": self.run, "side": self.name, "label": self.label, "engine": engine_dir()}
 
 
@@ -74,7 +77,6 @@ def current_step(folder: Path) -> int:
 
 def set_turn(folder: Path, side: str, step: int = 0) -> None:
     """Give the turn to `side`, at place `step` of the schedule."""
-    from llm_research_bench.engine.atomic import write_text
     write_text(Path(folder) / "step", str(step))
     write_text(Path(folder) / "turn", side)
 
@@ -90,11 +92,6 @@ def advance(folder: Path, sides: Sequence[str]) -> str | None:
     return None
 
 
-def orphaned(side: Side) -> bool:
-    """Whether the continuous process that started this side is gone (this process was re-parented)."""
-    return bool(side.parent) and os.getppid() != side.parent
-
-
 def take_turn(side: Side | None = None) -> float:
     """Wait until it is this side's turn (or every other side has ended); returns the seconds waited. A side whose
     continuous process is gone sends itself SIGTERM: nobody would pass it the turn."""
@@ -102,7 +99,7 @@ def take_turn(side: Side | None = None) -> float:
     t0 = time.monotonic()
     while side is not None and whose_turn(side.dir) != side.name and \
             not all(done_file(side.dir, s).exists() for s in side.sides if s != side.name):
-        if orphaned(side):
+        if side.parent and os.getppid() != side.parent:       # re-parented: the continuous process is gone
             os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(POLL_S)
     return time.monotonic() - t0 if side is not None else 0.0

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .environment import _git, resolve_ref
+from llm_research_bench.engine.envvars import env
+
+from ..analysis.baseline import saved_as, saved_session
+from .environment import git, machine_info, resolve_ref
 
 DIRTY = "+dirty"
 
@@ -25,23 +28,21 @@ class Ref:
 
 def default_results_dir(root: str | Path = ".") -> Path:
     """$RESEARCH_BENCH_RESULTS_DIR, else `results/` at the top of the git checkout holding `root`, else in `root`."""
-    from llm_research_bench.engine.envvars import env
     root = Path(root).resolve()
-    return Path(env("RESULTS_DIR") or Path(_git(["rev-parse", "--show-toplevel"], root) or root) / "results")
+    return Path(env("RESULTS_DIR") or Path(git(["rev-parse", "--show-toplevel"], root) or root) / "results")
 
 
 def outside_git(cwd: str | Path = ".") -> str:
     """'' inside a git checkout; else a clause saying that git cannot name nor order commits here."""
-    if _git(["rev-parse", "--git-dir"], Path(cwd)) is not None:
+    if git(["rev-parse", "--git-dir"], cwd) is not None:
         return ""
     return (f" ({Path(cwd).resolve()} is not in a git repository: git cannot resolve refs nor order the stored "
             f"commits here; name stored commits by their id, see `research-bench list`, or run in the checkout)")
 
 
 def resolve(ref: str, records, cwd: str | Path = ".") -> Ref | None:
-    """What `ref` names among `records`: a saved name first, else a commit: git's answer when it has stored runs,
-    else the one stored commit starting with `ref`, else git's answer. None when it names nothing."""
-    from ..analysis.baseline import saved_as
+    """What `ref` names among `records` (None: nothing): a saved name first, else a commit: git's answer when it has
+    stored runs, else the one stored commit starting with `ref`, else git's answer."""
     if any(saved_as(r) == ref for r in records):
         return Ref(name=ref)
     dirty = ref.endswith(DIRTY)
@@ -68,7 +69,6 @@ class StoredSides:
 
 def _side(ref: str, records: list, results_dir: str | Path, cwd: str | Path) -> tuple[str, set[str]]:
     """(label, record ids) of one REF: a saved name's newest session on each machine, or a commit's runs."""
-    from ..analysis.baseline import saved_session
     found = resolve(ref, records, cwd)
     if found is None:
         raise RefError(f"'{ref}': no session was saved under this name, git does not know it and no stored commit "
@@ -85,7 +85,6 @@ def _side(ref: str, records: list, results_dir: str | Path, cwd: str | Path) -> 
 
 def _machine(machine: str | None, labels: tuple[str, str], fps: tuple[set, set]) -> str:
     """The machine asked for, else this one, else the one machine with results of both sides."""
-    from .environment import machine_info
     both = fps[0] & fps[1]
     if machine is not None and machine not in both:
         raise RefError(f"machine {machine} lacks results of {labels[0] if machine not in fps[0] else labels[1]}")

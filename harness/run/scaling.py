@@ -3,12 +3,21 @@ fresh child (run/isolated.py call_isolated) so that its peak RSS is its own, and
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
+import numpy as np
+
+from llm_research_bench import engine
+from llm_research_bench.engine.corpus import Corpus, Passage, load_corpus
+from llm_research_bench.engine.embed import shared_embedder
 from llm_research_bench.engine.envvars import env, name as envvar_name
+from llm_research_bench.engine.index import HNSWIndex, _build
 from llm_research_bench.engine.memory import ru_maxrss_mb
+from llm_research_bench.engine.profiles import get_profile
 
+from ..analysis.breakdown import native_split
 from .isolated import call_isolated
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
@@ -17,7 +26,7 @@ MIN_SENTENCE_WORDS = 5
 POINT_TIMEOUT_S = 900.0
 
 
-def sentence_splits(passages: Sequence[Any]) -> list[tuple[str, str]]:
+def sentence_splits(passages: Sequence[Passage]) -> list[tuple[str, str]]:
     """(id, text) of the sentences (>= MIN_SENTENCE_WORDS words) of multi-sentence passages, in corpus order."""
     out = []
     for p in passages:
@@ -27,11 +36,9 @@ def sentence_splits(passages: Sequence[Any]) -> list[tuple[str, str]]:
     return out
 
 
-def scaled_corpus(corpus: Any, n: int) -> Any:
+def scaled_corpus(corpus: Corpus, n: int) -> Corpus:
     """A corpus of exactly n passages from `corpus`: up to its size, its passages in order; beyond, every passage,
     then the sentences (ids "<passage id>#s<j>") of multi-sentence passages. Its questions: gold passages inside."""
-    from llm_research_bench.engine.corpus import Corpus, Passage
-
     base = list(corpus.passages)
     if n <= 0:
         raise ValueError("n must be positive")
@@ -53,20 +60,9 @@ def scaled_corpus(corpus: Any, n: int) -> Any:
 
 def measure_corpus_size(n: int, question: str, cache_dir: str, profile: str = "quick", n_queries: int = 50,
                         with_telemetry: bool = False) -> dict:
-    """In this process: build the scaled corpus of n passages, build its index cold (embedding + HNSW + save,
-    into `cache_dir`, a fresh folder; the HNSW part is timed again alone on the same vectors, the rest counts
-    as embedding), time `n_queries` HNSW searches, then one research run on the now warm index.
-    Runs in a fresh child (`corpus_size_point`): peak RSS is then this size's own."""
-    import time
-
-    import numpy as np
-
-    from llm_research_bench.engine import research
-    from llm_research_bench.engine.corpus import load_corpus
-    from llm_research_bench.engine.embed import shared_embedder
-    from llm_research_bench.engine.index import HNSWIndex
-    from llm_research_bench.engine.profiles import get_profile
-
+    """In a child whose index cache is `cache_dir` (corpus_size_point): build the scaled corpus's index cold (the
+    HNSW part timed again alone on the same vectors; the rest counts as embedding), time `n_queries` searches,
+    then one research run on the now warm index."""
     if env("CACHE_DIR") != cache_dir:
         raise RuntimeError("run this in a child whose RESEARCH_BENCH_CACHE_DIR is cache_dir (corpus_size_point does), "
                            "so that research() below finds the index built here")
@@ -81,26 +77,18 @@ def measure_corpus_size(n: int, question: str, cache_dir: str, profile: str = "q
     build_s = time.perf_counter() - t0
     if index.cache_hit:
         raise RuntimeError(f"{cache_dir} already held this index: the build was not cold")
-    # HNSW construction alone, on the same vectors and parameters (the engine's defaults), to split the build.
-    import hnswlib
     t0 = time.perf_counter()
-    h = hnswlib.Index(space="ip", dim=index.vectors.shape[1])
-    h.init_index(max_elements=len(index.ids), M=16, ef_construction=200, random_seed=42)
-    h.add_items(index.vectors, np.arange(len(index.ids)))
+    _build(index.vectors, 16, 200)                   # the engine's HNSW build alone, with its default parameters
     hnsw_s = time.perf_counter() - t0
-    del h
     embed_s = max(1e-9, build_s - hnsw_s)             # embedding + saving the cache files
     index_bytes = sum(f.stat().st_size for f in index.path.iterdir() if f.is_file())
-    qs = [q.question for q in corpus.questions[:n_queries]]
-    qv = emb.encode(qs)
     times = []
-    for v in qv:
+    for v in emb.encode([q.question for q in corpus.questions[:n_queries]]):
         t0 = time.perf_counter()
         index.search(v, prof.retrieve_k, prof.ef_search)
         times.append(time.perf_counter() - t0)
     rss_after_build = ru_maxrss_mb()
-    sess = research(question, profile=prof, corpus=corpus)
-    tel = sess.telemetry
+    tel = engine.research(question, profile=prof, corpus=corpus).telemetry
     return {
         **({"telemetry": tel} if with_telemetry else {}),
         "passages": n, "corpus_format": corpus.format, "corpus_load_s": load_s,
@@ -116,18 +104,12 @@ def measure_corpus_size(n: int, question: str, cache_dir: str, profile: str = "q
 
 def measure_context_window(context_window: int, question: str, profile: str = "quick",
                            with_telemetry: bool = False) -> dict:
-    """In this process: one research run with the profile's context window replaced (index cache as usual)."""
-    from llm_research_bench.engine import research
-    from llm_research_bench.engine.corpus import load_corpus
-    from llm_research_bench.engine.embed import shared_embedder
-    from llm_research_bench.engine.index import HNSWIndex
-    from llm_research_bench.engine.profiles import get_profile
-
+    """One research run with the profile's context window replaced (index cache as usual)."""
     prof = get_profile(profile).with_overrides(context_window=context_window)
     corpus = load_corpus()
     HNSWIndex.build_or_load(corpus, shared_embedder())          # warm: the run measures research, not the cache
     rss_warm = ru_maxrss_mb()
-    tel = research(question, profile=prof, corpus=corpus).telemetry
+    tel = engine.research(question, profile=prof, corpus=corpus).telemetry
     m = tel["metrics"]
     return {
         **({"telemetry": tel} if with_telemetry else {}),

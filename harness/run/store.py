@@ -1,6 +1,6 @@
-"""The results store (I/O only; what a record means is harness.records): one JSON file per record, written atomically
-under a unique name and never rewritten, in <results_dir>/<fingerprint>/<commit12 or 'nocommit'>[+dirty]/. A read
-never blocks nor misreads: what it cannot read is tallied in `Skipped`, by kind (SKIP_KINDS)."""
+"""The results store: one JSON file per record, written atomically under a unique name, never rewritten, in
+<results_dir>/<fingerprint>/<commit12 or 'nocommit'>[+dirty]/. A read never blocks nor misreads: what it cannot read
+is tallied in `Skipped`, by kind (SKIP_KINDS)."""
 from __future__ import annotations
 
 import json
@@ -20,11 +20,11 @@ from llm_research_bench.engine.names import check_name
 from ..records import (NewerRecordError, OlderRecordError, OutOfRangeError, RecordError, ResultRecord,
                        WrongTypeError)
 
-#: A record is a few KiB; a larger file is skipped unread, so that a huge file costs no memory.
+#: A record is a few KiB; a larger file is skipped unread.
 MAX_RECORD_BYTES = 16 << 20
 #: The free space the store must have before a run: room for many records.
 MIN_FREE_BYTES = 1 << 20
-#: Where a record goes that the store could not take (one JSON line each); the message names the file.
+#: The folder of the file that keeps records the store could not take.
 FALLBACK_ENV = envvar_name("FALLBACK_DIR")
 
 NEWER, OLDER, WRONG_TYPE, OUT_OF_RANGE, DAMAGED, NOT_REGULAR, TOO_LARGE, UNREADABLE = (
@@ -75,15 +75,13 @@ class Skipped:
         if kind != OUT_OF_RANGE:
             return ""
         whys = [w.rsplit("(", 1)[-1].rstrip(")") for k, w in self.files.values() if k == kind]
-        seen = dict.fromkeys("negative" if w == "below the minimum 0" else w for w in whys)
-        return f" ({', '.join(seen)})"
+        return f" ({', '.join(dict.fromkeys('negative' if w == 'below the minimum 0' else w for w in whys))})"
 
     def lines(self) -> list[str]:
         """One line per kind: 'skipped 2 records written by a newer plugin, e.g. PATH (why): fix'."""
-        out = []
+        out, counts = [], self.counts
         for kind, (one, many, fix) in SKIP_KINDS.items():
-            n = self.counts.get(kind, 0)
-            if n:
+            if n := counts.get(kind, 0):
                 path, why = next((p, w) for p, (k, w) in self.files.items() if k == kind)
                 out.append(f"skipped {n} {one if n == 1 else many}{self._which(kind)}, {'' if n == 1 else 'e.g. '}"
                            f"{path} ({why}): {fix}")
@@ -98,15 +96,14 @@ class StoreRead:
 
 
 def append(results_dir: str | Path, rec: ResultRecord) -> Path:
-    """Store one record atomically under a new, unique file name. Never overwrites."""
+    """Store one record atomically under a new, unique file name."""
     d = Path(results_dir, rec.machine_fingerprint, (rec.commit or "nocommit")[:12] + ("+dirty" if rec.dirty else ""))
     stamp = rec.timestamp.replace(":", "").replace("-", "").replace("+0000", "Z").replace("+00:00", "Z")
     return write_json(d / f"{stamp}-{rec.record_id}.json", rec.as_dict(), exclusive=True, indent=1, default=str)
 
 
 def check_store(results_dir: str | Path, fingerprint: str | None = None) -> None:
-    """Before a run: the results folder (and this machine's folder in it) exists or can be created, is writable
-    and has room for a record. StoreError names the fix."""
+    """Before a run: the results folder (and this machine's folder in it) can be created, written and has room."""
     root = Path(results_dir)
     for path, what in ((root, "results folder"), (root / fingerprint if fingerprint else None, "machine folder")):
         if path is not None and path.exists() and not path.is_dir():
@@ -137,7 +134,7 @@ def fallback_file() -> Path:
 
 @dataclass
 class Saved:
-    """Where a record went: the store (`path`), or the fallback file when the store could not take it (`error`)."""
+    """Where a record went: the store, or the fallback file when the store could not take it (`error`)."""
     path: Path
     error: str | None = None
 
@@ -149,8 +146,8 @@ class Saved:
 
 def append_or_fallback(results_dir: str | Path, rec: ResultRecord,
                        writer: Callable[[str | Path, ResultRecord], Path] | None = None) -> Saved:
-    """Store one record (`writer`, append by default); when the store cannot take it (a full disk, a folder made
-    read-only during the run), append it as one JSON line to fallback_file(), so that the measured run is kept."""
+    """Store one record; when the store cannot take it (a full disk, a folder made read-only during the run),
+    append it as one JSON line to fallback_file(), so that the measured run is kept."""
     try:
         return Saved((writer or append)(results_dir, rec))
     except OSError as e:
@@ -166,11 +163,8 @@ def read_store(results_dir: str | Path, *, fingerprint: str | None = None, commi
                files: Iterable[str | Path] | None = None) -> StoreRead:
     """Every readable record, oldest file name first, and what was skipped. Only one machine `fingerprint`'s
     and/or one `commit`'s (a prefix, or a full id) clean runs when given; only these `files` when given."""
-    skipped = Skipped()
-    if files is None:
-        files = _glob(Path(results_dir), fingerprint, commit)
-    records = []
-    for path in map(Path, files):
+    skipped, records = Skipped(), []
+    for path in map(Path, _glob(Path(results_dir), fingerprint, commit) if files is None else files):
         if path.name.startswith("."):            # a write in progress (engine.atomic's temp files)
             continue
         try:
@@ -184,7 +178,6 @@ def read_store(results_dir: str | Path, *, fingerprint: str | None = None, commi
 
 
 def _glob(root: Path, fingerprint: str | None, commit: str | None) -> list[Path]:
-    """The record files of the store's folders for one fingerprint and/or commit, by file name (oldest first)."""
     if not root.exists():
         return []
     if not root.is_dir():
