@@ -12,9 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from typing import Any, Iterable
 
-from llm_research_bench.engine.telemetry import SCHEMA_PATH
-
-SCHEMAS_DIR = SCHEMA_PATH.parent
+from llm_research_bench.engine.telemetry import SCHEMAS_DIR
 
 RECORD_VERSION = 1
 
@@ -114,10 +112,9 @@ class ResultRecord:
     @classmethod
     def from_dict(cls, d: dict) -> "ResultRecord":
         """A record from its stored form, checked (a RecordError says why it cannot be read), in current names."""
-        return cls(**{k: v for k, v in check_stored(current_names(d)).items() if k in _FIELDS})
+        return cls(**{k: v for k, v in check_stored(current_names(d)).items() if k in FIELD_TYPES})
 
 
-_FIELDS = {f.name for f in fields(ResultRecord)}
 _TYPE_NAMES = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict, "None": type(None)}
 #: The stored type(s) of each record field, read from its annotation.
 FIELD_TYPES: dict[str, tuple] = {f.name: tuple(_TYPE_NAMES[t.strip().split("[")[0]] for t in str(f.type).split("|"))
@@ -158,17 +155,14 @@ def check_stored(d: Any) -> dict:
             raise WrongTypeError(f"field '{key}' is {json.dumps(d[key])[:40]}, not {want}")
     if d.get("outcome") not in OUTCOMES:
         raise WrongTypeError(f"outcome {d.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
-    tel = d.get("telemetry")
-    if tel is not None:
-        tv = tel.get("schema_version")
-        if tv not in READABLE_VERSIONS:
-            mine, theirs = _version(SCHEMA_VERSION), _version(tv)
-            detail = f"telemetry schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r}"
-            if theirs is not None and mine is not None and theirs > mine:
-                raise NewerRecordError(f"its telemetry has schema_version {tv!r}, newer than this plugin reads "
-                                       f"({SCHEMA_VERSION!r}): upgrade llm-research-bench", detail)
-            raise OlderRecordError(f"its telemetry has schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r} "
-                                   f"(re-run the bench to store a current record)", detail)
+    tv = (d.get("telemetry") or {}).get("schema_version")
+    if d.get("telemetry") is not None and tv not in READABLE_VERSIONS:
+        detail = f"telemetry schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r}"
+        if (_version(tv) or ()) > _version(SCHEMA_VERSION):
+            raise NewerRecordError(f"its telemetry has schema_version {tv!r}, newer than this plugin reads "
+                                   f"({SCHEMA_VERSION!r}): upgrade llm-research-bench", detail)
+        raise OlderRecordError(f"its telemetry has schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r} "
+                               f"(re-run the bench to store a current record)", detail)
     check_metrics(d)
     return d
 
@@ -209,8 +203,7 @@ def range_problem(v: Any, spec: dict) -> str | None:
 def check_metrics(d: dict) -> None:
     """Each metric of the telemetry, quality and breakdown of its schema's type, as JSON Schema reads types (5.0 is
     an integer, a bool is no number), and within its range (range_problem)."""
-    from jsonschema import Draft202012Validator
-    is_type, extra = Draft202012Validator.TYPE_CHECKER.is_type, d.get("extra") or {}
+    extra = d.get("extra") or {}
     # a record stored as schema-invalid says so itself: its telemetry's types are not checked
     sources = [("telemetry", "telemetry.metrics", d.get("telemetry"), d.get("schema_valid") is not False)]
     sources += [(src, f"extra.{src}.metrics", extra.get(src), True) for src in ("quality", "breakdown")]
@@ -220,7 +213,8 @@ def check_metrics(d: dict) -> None:
             if metrics is not None and typed:
                 raise WrongTypeError(f"{where} is a {type(metrics).__name__}, not an object")
             continue
-        specs = metric_specs(source)
+        from jsonschema import Draft202012Validator      # imported only where there are metrics to check
+        is_type, specs = Draft202012Validator.TYPE_CHECKER.is_type, metric_specs(source)
         for name, v in metrics.items():
             declared = (specs.get(name) or {}).get("type")
             want = declared if isinstance(declared, list) else [declared]

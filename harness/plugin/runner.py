@@ -32,11 +32,8 @@ def failing_on_user_errors(what: str) -> Iterator[None]:
     from ..run.bench import BenchError
     try:
         yield
-    except (*USER_ERRORS, BenchError) as e:
-        failure = f"{what}: {' '.join(str(e).split()) or type(e).__name__}"
-    else:
-        return
-    pytest.fail(failure, pytrace=False)
+    except (*USER_ERRORS, BenchError) as e:     # pytest.fail's exception, without the error it replaces
+        raise pytest.fail.Exception(f"{what}: {' '.join(str(e).split()) or type(e).__name__}", pytrace=False) from None
 
 
 #: pytest-memray's markers: a test carrying one is tracked by pytest-memray even without --memray.
