@@ -12,9 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from typing import Any, Iterable
 
-from llm_research_bench.engine.telemetry import SCHEMA_PATH
-
-SCHEMAS_DIR = SCHEMA_PATH.parent
+from llm_research_bench.engine.telemetry import SCHEMAS_DIR
 
 RECORD_VERSION = 1
 
@@ -44,8 +42,7 @@ REASON_CATEGORY = {
 
 
 class RecordError(ValueError):
-    """A stored document is not a record this version can read; the message says why, `detail` says it without
-    the fix (for a line that names the fix once for many files)."""
+    """A stored document is not a record this version can read; `detail` says why without the fix."""
 
     def __init__(self, message: str, detail: str | None = None):
         super().__init__(message)
@@ -68,7 +65,6 @@ class OutOfRangeError(RecordError):
     """A metric outside its schema's range (a negative time, NaN, an infinity): the record is not believed."""
 
 
-
 @dataclass
 class ResultRecord:
     """One bench run as stored (one JSON file in the results store)."""
@@ -89,10 +85,11 @@ class ResultRecord:
     telemetry: dict | None = None
     schema_valid: bool | None = None
     schema_errors: list[str] = field(default_factory=list)
-    budget: dict | None = None          # machine_class, time_lower_s, time_upper_s, memory_mb, scale, reference_fallback
+    budget: dict | None = None    # machine_class, time_lower_s, time_upper_s, memory_mb, scale, reference_fallback
     extra: dict = field(default_factory=dict)   # harness measurements: overhead, memray capture path, quality, ...
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    timestamp: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds"))
+    timestamp: str = field(
+        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds"))
     record_version: int = RECORD_VERSION
 
     def as_dict(self) -> dict:
@@ -114,39 +111,16 @@ class ResultRecord:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ResultRecord":
-        """A record from its stored form, checked (RecordError / NewerRecordError say why it cannot be read), its
-        telemetry's older metric names mapped to the current ones (current_names)."""
-        return cls(**{k: v for k, v in check_stored(current_names(d)).items() if k in _FIELDS})
+        """A record from its stored form, checked (a RecordError says why it cannot be read), in current names."""
+        return cls(**{k: v for k, v in check_stored(current_names(d)).items() if k in FIELD_TYPES})
 
 
-_FIELDS = {f.name for f in fields(ResultRecord)}
 _TYPE_NAMES = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict, "None": type(None)}
 #: The stored type(s) of each record field, read from its annotation.
 FIELD_TYPES: dict[str, tuple] = {f.name: tuple(_TYPE_NAMES[t.strip().split("[")[0]] for t in str(f.type).split("|"))
                                  for f in fields(ResultRecord)}
 #: Fields a stored record must have (the others have defaults).
 REQUIRED_FIELDS = ("test_id", "bench", "outcome", "target_met", "machine_fingerprint", "record_version")
-
-
-def _has_type(v: Any, types: tuple) -> bool:
-    """isinstance, where a bool is not an int."""
-    return bool in types if isinstance(v, bool) else isinstance(v, types)
-
-
-def _check_metrics(metrics: Any, source: str, where: str) -> None:
-    """Each metric of the schema's type, as JSON Schema reads types (5.0 is an integer, a bool is no number)."""
-    from jsonschema import Draft202012Validator
-    if metrics is None:
-        return
-    if not isinstance(metrics, dict):
-        raise WrongTypeError(f"{where} is a {type(metrics).__name__}, not an object")
-    specs, is_type = metric_specs(source), Draft202012Validator.TYPE_CHECKER.is_type
-    for name, v in metrics.items():
-        declared = (specs.get(name) or {}).get("type")
-        names = declared if isinstance(declared, list) else [declared]
-        if declared is not None and not any(is_type(v, n) for n in names):
-            want = " or ".join(declared) if isinstance(declared, list) else declared
-            raise WrongTypeError(f"{where}.{name} is {json.dumps(v)[:40]}, not {want}")
 
 
 def _version(v: Any) -> tuple[int, ...] | None:
@@ -176,29 +150,20 @@ def check_stored(d: Any) -> dict:
         if key not in d:
             raise RecordError(f"field '{key}' missing")
     for key, types in FIELD_TYPES.items():
-        if key in d and not _has_type(d[key], types):
+        if key in d and not (bool in types if isinstance(d[key], bool) else isinstance(d[key], types)):
             want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise WrongTypeError(f"field '{key}' is {json.dumps(d[key])[:40]}, not {want}")
     if d.get("outcome") not in OUTCOMES:
         raise WrongTypeError(f"outcome {d.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
-    tel = d.get("telemetry")
-    if tel is not None:
-        tv = tel.get("schema_version")
-        if tv not in READABLE_VERSIONS:
-            mine, theirs = _version(SCHEMA_VERSION), _version(tv)
-            detail = f"telemetry schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r}"
-            if theirs is not None and mine is not None and theirs > mine:
-                raise NewerRecordError(f"its telemetry has schema_version {tv!r}, newer than this plugin reads "
-                                       f"({SCHEMA_VERSION!r}): upgrade llm-research-bench", detail)
-            raise OlderRecordError(f"its telemetry has schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r} "
-                                   f"(re-run the bench to store a current record)", detail)
-        if d.get("schema_valid") is not False:     # a record stored as schema-invalid says so itself: read it
-            _check_metrics(tel.get("metrics"), "telemetry", "telemetry.metrics")
-    for source in ("quality", "breakdown"):
-        sub = d.get("extra", {}).get(source)
-        if isinstance(sub, dict):
-            _check_metrics(sub.get("metrics"), source, f"extra.{source}.metrics")
-    check_ranges(d)
+    tv = (d.get("telemetry") or {}).get("schema_version")
+    if d.get("telemetry") is not None and tv not in READABLE_VERSIONS:
+        detail = f"telemetry schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r}"
+        if (_version(tv) or ()) > _version(SCHEMA_VERSION):
+            raise NewerRecordError(f"its telemetry has schema_version {tv!r}, newer than this plugin reads "
+                                   f"({SCHEMA_VERSION!r}): upgrade llm-research-bench", detail)
+        raise OlderRecordError(f"its telemetry has schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r} "
+                               f"(re-run the bench to store a current record)", detail)
+    check_metrics(d)
     return d
 
 
@@ -235,14 +200,26 @@ def range_problem(v: Any, spec: dict) -> str | None:
     return None
 
 
-def check_ranges(d: dict) -> None:
-    """OutOfRangeError naming the first metric (telemetry, quality, breakdown) outside its schema's range."""
-    sources = [("telemetry", (d.get("telemetry") or {}).get("metrics"), "telemetry.metrics")]
-    sources += [(src, ((d.get("extra") or {}).get(src) or {}).get("metrics"), f"extra.{src}.metrics")
-                for src in ("quality", "breakdown")]
-    for source, metrics, where in sources:
-        specs = metric_specs(source)
-        for name, v in (metrics.items() if isinstance(metrics, dict) else ()):
+def check_metrics(d: dict) -> None:
+    """Each metric of the telemetry, quality and breakdown of its schema's type, as JSON Schema reads types (5.0 is
+    an integer, a bool is no number), and within its range (range_problem)."""
+    extra = d.get("extra") or {}
+    # a record stored as schema-invalid says so itself: its telemetry's types are not checked
+    sources = [("telemetry", "telemetry.metrics", d.get("telemetry"), d.get("schema_valid") is not False)]
+    sources += [(src, f"extra.{src}.metrics", extra.get(src), True) for src in ("quality", "breakdown")]
+    for source, where, sub, typed in sources:
+        metrics = sub.get("metrics") if isinstance(sub, dict) else None
+        if not isinstance(metrics, dict):
+            if metrics is not None and typed:
+                raise WrongTypeError(f"{where} is a {type(metrics).__name__}, not an object")
+            continue
+        from jsonschema import Draft202012Validator      # imported only where there are metrics to check
+        is_type, specs = Draft202012Validator.TYPE_CHECKER.is_type, metric_specs(source)
+        for name, v in metrics.items():
+            declared = (specs.get(name) or {}).get("type")
+            want = declared if isinstance(declared, list) else [declared]
+            if typed and declared is not None and not any(is_type(v, t) for t in want):
+                raise WrongTypeError(f"{where}.{name} is {json.dumps(v)[:40]}, not {' or '.join(want)}")
             why = range_problem(v, specs.get(name) or {})
             if why:
                 shown = v if math.isfinite(v) and abs(v) < 1e15 else f"{v:.3g}"
@@ -274,14 +251,12 @@ def is_superseded(rec: ResultRecord) -> bool:
 
 
 def instance_of(rec: ResultRecord) -> str:
-    """The bench instance run a record belongs to (all rounds of one `research_bench.run` call); a record stored
-    on its own (record_result) is an instance by itself."""
+    """The bench instance a record belongs to (one `research_bench.run` call's rounds, or the record alone)."""
     return (rec.extra or {}).get("instance") or rec.record_id
 
 
 def series_key(rec: ResultRecord) -> str:
-    """The series a record belongs to across commits: its bench and profile ('pipeline[quick]'), and the
-    variant of an ablation ('pipeline[quick]/no-early-exit') when it names one."""
+    """A record's series across commits: 'pipeline[quick]', or an ablation's 'pipeline[quick]/no-early-exit'."""
     key = f"{rec.bench}[{rec.profile}]" if rec.profile else rec.bench
     variant = (rec.extra or {}).get("variant")
     return f"{key}/{variant}" if variant else key

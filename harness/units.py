@@ -50,15 +50,13 @@ def spread(median: float | None, iqr: float | None, n: int, unit: str = "") -> s
     if unit == "s" and abs(median) < 1:                  # inter-token latencies read better in ms
         median, iqr, unit = median * 1000, (iqr * 1000 if iqr is not None else None), "ms"
     if abs(median) >= HUGE or (iqr is not None and abs(iqr) >= HUGE):
-        s = f"{median:.3g}" + (f" ±{iqr:.3g}" if n > 1 and iqr is not None else "")
-        return f"{s} {unit}".strip() if unit and unit not in IMPLIED_UNITS else s
-    d = decimals(median, unit)
-    if unit in ("", "tok") and float(median).is_integer() and (iqr is None or float(iqr).is_integer()):
-        d = 0                                            # counts (claims, tokens)
-    s = f"{median:.{d}f}"
-    if n > 1 and iqr is not None:
-        s += f" ±{iqr:.{d}f}"
-    return f"{s} {unit}".strip() if unit and unit not in IMPLIED_UNITS else s
+        fmt = ".3g"
+    elif unit in ("", "tok") and float(median).is_integer() and (iqr is None or float(iqr).is_integer()):
+        fmt = ".0f"                                      # counts (claims, tokens)
+    else:
+        fmt = f".{decimals(median, unit)}f"
+    s = f"{median:{fmt}}" + (f" ±{iqr:{fmt}}" if n > 1 and iqr is not None else "")
+    return f"{s} {unit}" if unit and unit not in IMPLIED_UNITS else s
 
 
 def seconds(t: float) -> str:
@@ -80,6 +78,4 @@ def pct(p: float | None, *, signed: bool = True) -> str:
     """'+16 %' (or 'n/a')."""
     if p is None or not math.isfinite(p):
         return "n/a"
-    if abs(p) >= HUGE:
-        return f"{p:+.3g} %" if signed else f"{p:.3g} %"
-    return f"{p:+.0f} %" if signed else f"{p:.0f} %"
+    return f"{p:{'+' if signed else ''}{'.3g' if abs(p) >= HUGE else '.0f'}} %"

@@ -88,13 +88,10 @@ def bench_budget(profile: Any, bench_context: BenchContext) -> Any:
 def bench_warmup(request: pytest.FixtureRequest, bench_context: BenchContext) -> Any:
     from ..run.warmup import warm_up
     from .progress import reporter
-    from .runner import one_line, user_errors
-    try:
+    from .runner import failing_on_user_errors
+    with failing_on_user_errors("bench warm-up"):     # e.g. a corpus that cannot be used
         return warm_up(bench_context.options.corpus, backend=bench_context.options.backend,
                        on_progress=reporter(request.config).warmup_event)
-    except user_errors() as e:      # e.g. a corpus that cannot be used: one line naming the fix, no traceback
-        failure = f"bench warm-up: {one_line(e)}"
-    pytest.fail(failure, pytrace=False)
 
 
 @pytest.fixture

@@ -121,7 +121,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     from llm_research_bench.engine.atomic import write_json
 
-    from ..report import markdown
+    from ..report import document, markdown
     from . import session_end
 
     ctx = st.context()
@@ -133,7 +133,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if ctx.options.summary_md is not None or (s.records and os.environ.get("GITHUB_STEP_SUMMARY")):
         markdown.write(s, ctx, ctx.options.summary_md)
     if ctx.options.json_path is not None:
-        write_json(ctx.options.json_path, session_end.session_document(s, ctx), indent=1, default=str)
+        write_json(ctx.options.json_path, document.session_document(s, session_end.session_head(ctx)), indent=1,
+                   default=str)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

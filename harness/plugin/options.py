@@ -1,7 +1,6 @@
-"""The plugin's options, defined once (OPTIONS): each a `--research-` flag, an ini key `research_*` of the same
-meaning, and one check shared by the command line, the ini file and a bench's `@pytest.mark.research(...)`.
-A wrong value is one OptionError naming the key and the fix (a usage error, exit status 4).
-Precedence, highest first: the marker (MARKER_KEYS only) > the command line > the ini file > the default."""
+"""The plugin's options, defined once (OPTIONS): a `--research-` flag, an ini key `research_*` and one check shared
+by the command line, the ini file and a bench's `@pytest.mark.research(...)`; a wrong value is one OptionError (exit
+status 4). Precedence: the marker (MARKER_KEYS only) > command line > ini file > $RESEARCH_BENCH_* > default."""
 from __future__ import annotations
 
 import dataclasses
@@ -24,7 +23,7 @@ class OptionError(ValueError):
 
 
 # -- checks: a raw value (never None) -> the checked value, None where it leaves the default. A ValueError or
-# OSError is the reason the value is wrong; `checked` names the option in front of it.
+# OSError says why the value is wrong; `checked` names the option in front of it.
 def _number(v: Any, *, integer: bool = True, minimum: float = 0, above: bool = False) -> Any:
     try:
         x = int(str(v).strip()) if integer else float(str(v).strip())
@@ -83,13 +82,17 @@ def _writable(v: Any) -> Path | None:
     return check_writable(v, example="summary.md") if v else None
 
 
+#: Why a --research-save name may not be a git ref.
+HIDES = ("a session saved under it would hide that commit in --research-compare and `research-bench compare`; "
+         "choose another name")
+
+
 def _save_name(v: Any) -> str | None:
     """A --research-save NAME: engine.names' pattern, and not git's HEAD (a saved name would hide the commit)."""
     from llm_research_bench.engine.names import check_name
     name = check_name(str(v), "the name") if str(v) else None
     if name and re.fullmatch(r"(?:[A-Z_]+_)?HEAD", name.upper()):        # HEAD, ORIG_HEAD, head on macOS
-        raise ValueError(f"the name '{name}' is git's {name}: a session saved under it would hide that commit in "
-                         f"--research-compare and `research-bench compare`; choose another name")
+        raise ValueError(f"the name '{name}' is git's {name}: {HIDES}")
     return name
 
 
@@ -111,6 +114,7 @@ class Option:
     multiple: bool = False   # repeatable on the command line, a list (one per line or comma-separated) in ini
     optional_value: bool = False   # `--research-compare` alone means "the default baseline"
     marker: bool = False     # a bench's @pytest.mark.research may set it (it concerns one bench's runs)
+    env: str | None = None   # the $RESEARCH_BENCH_ variable read when neither the command line nor the ini sets it
 
     @property
     def flag(self) -> str:
@@ -126,7 +130,8 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("profile", "NAME", "run bench instances of these profiles only (repeat or comma-separate; default: all)",
            _split, "selected", multiple=True),
-    Option("profiles_file", "PATH", "a TOML file overlaying the built-in profiles (default: $RESEARCH_BENCH_PROFILES)"),
+    Option("profiles_file", "PATH", "a TOML file overlaying the built-in profiles (default: $RESEARCH_BENCH_PROFILES)",
+           env="PROFILES"),
     Option("machine_class", "CLASS", "take budgets for this machine class instead of the detected one"),
     Option("budget_scale", "FACTOR", "multiply every time budget by FACTOR (default 1)",
            partial(_number, integer=False, above=True), marker=True),
@@ -159,7 +164,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("json", "FILE", "write this session's records and summary as one JSON file (like --benchmark-json)",
            lambda v: Path(v) if v else None, "json_path"),
     Option("commit_url", "TEMPLATE", "link commits in summaries and reports, e.g. https://github.com/ORG/REPO/commit/"
-           "{commit} (default: $RESEARCH_BENCH_COMMIT_URL, else derived from the git remote)"),
+           "{commit} (default: $RESEARCH_BENCH_COMMIT_URL, else derived from the git remote)", env="COMMIT_URL"),
     Option("remeasure", "N", "measure a run again, up to N more times, when other processes kept a real share of the "
            "CPUs busy during it (each attempt is stored, flagged; default 2; 0: never)", partial(_number), marker=True),
     Option("unverified", "fail|pass", "a time-budget miss seen only on a busy machine (every run contended) is "
@@ -232,18 +237,19 @@ def load_profiles(profiles_file: str | None) -> dict[str, Any]:
 
 
 def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
-    """Build HarnessOptions from raw option values (`settings(...)`), checking each."""
+    """HarnessOptions from raw option values (`settings(...)`), each checked, the variables read where unset."""
     from llm_research_bench.engine.envvars import env
 
     from ..run.context import HarnessOptions
-    raw = dict(values, profiles_file=values.get("profiles_file") or env("PROFILES") or None,
-               results_dir=values.get("results_dir") or env("RESULTS_DIR") or None,
-               commit_url=values.get("commit_url") or env("COMMIT_URL") or None)
+    from ..run.environment import resolve_ref
+    raw = {o.key: (values.get(o.key) or env(o.env) or None) if o.env else values.get(o.key) for o in OPTIONS}
     fields = _profile_fields(raw)
-    fields.update(checked_fields({o.key: raw.get(o.key) for o in OPTIONS if o.key not in (
+    fields.update(checked_fields({key: v for key, v in raw.items() if key not in (
         "profile", "profiles_file", "machine_class", "results_dir", "compare")}))
     fields.update(_compare_fields(raw, fields.get("compare_fail"), rootpath))
-    _check_save(fields.get("save"), rootpath)
+    commit = resolve_ref(fields["save"], rootpath) if fields.get("save") else None
+    if commit:
+        raise OptionError(f"{where('save')}: '{fields['save']}' is also a git ref (commit {commit[:12]}): {HIDES}")
     opts = HarnessOptions(**with_derived(fields))
     check_combination(opts)
     return opts
@@ -315,24 +321,13 @@ def marker_overrides(marker: Any, where_: str, base: HarnessOptions | None = Non
 
 
 def _check_store(results_dir: Path) -> None:
-    """Before any run or store read: the machine id is a valid name and the store can take a record
-    (run/store.check_store)."""
+    """Before any run or store read: the machine id is a valid name and the store can take a record."""
     from ..run import environment
     from ..run.store import StoreError, check_store
     try:
         check_store(results_dir, environment.machine_info().fingerprint)
     except (StoreError, ValueError) as e:
         raise OptionError(f"{where('results_dir')}: {e}" if isinstance(e, StoreError) else str(e)) from None
-
-
-def _check_save(save: str | None, rootpath: Path) -> None:
-    """A --research-save name that is also a git ref would hide that commit: refused."""
-    from ..run.environment import resolve_ref
-    commit = resolve_ref(save, rootpath) if save else None
-    if commit:
-        raise OptionError(f"{where('save')}: '{save}' is also a git ref (commit {commit[:12]}): a session saved "
-                          f"under it would hide that commit in --research-compare and `research-bench compare`; "
-                          f"choose another name")
 
 
 def resolve_compare_ref(ref: str, rootpath: Path, results_dir: Path) -> tuple[str | None, str | None]:

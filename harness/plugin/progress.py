@@ -1,8 +1,6 @@
-"""Live progress on the terminal while benches run, through pytest's terminal reporter with capture suspended.
-Quiet by design: in a TTY one status line per bench, redrawn in place (phase, batch, tok/s, this attempt's time
-against the budget) and left standing when the bench ends; piped, one line per round (its verdict), plus a line
-for each re-measurement of a round timed on a busy machine; nothing under -q or on xdist workers. The session
-warm-up adds a line for its index (and, piped, a line every HEARTBEAT_S while embedding)."""
+"""Live progress on the terminal while benches run (pytest's terminal reporter, capture suspended): in a TTY one
+status line per bench, redrawn in place and left standing at its end; piped, one line per round's verdict and per
+re-measurement, plus the warm-up's index lines; nothing under -q or on xdist workers."""
 from __future__ import annotations
 
 import time
@@ -42,7 +40,7 @@ class LiveProgress:
         return self.capman.global_and_fixture_disabled() if self.capman is not None else nullcontext()
 
     def line(self, text: str) -> None:
-        """A durable line (wrapped to the terminal's width)."""
+        """A durable line, wrapped to the terminal's width."""
         if not self.enabled:
             return
         text = "\n".join(wrap(f"{PREFIX} {text}", width(), indent="    "))[len(PREFIX) + 1:]
@@ -56,8 +54,7 @@ class LiveProgress:
         self._last_status = time.monotonic()
 
     def status(self, text: str, *, force: bool = False, heartbeat: bool = False) -> None:
-        """A passing status: redrawn in place in a TTY; elsewhere nothing, or with `heartbeat` a plain line at most
-        every HEARTBEAT_S."""
+        """Redrawn in place in a TTY; elsewhere nothing, or with `heartbeat` a line at most every HEARTBEAT_S."""
         if not self.enabled:
             return
         now = time.monotonic()
@@ -85,7 +82,6 @@ class LiveProgress:
         if self.enabled and self.tty and self._dangling:
             self.line(self._shown)
 
-    # -- the session warm-up -----------------------------------------------------------------------------------
     def warmup_event(self, ev: dict) -> None:
         stage, done, total = ev.get("stage"), ev.get("done") or 0, ev.get("total") or 0
         if ev.get("event") == "warmup":
@@ -105,9 +101,8 @@ def other_load(cores: float | None) -> str:
 
 
 class _RunProgress:
-    """One round's progress: 'pipeline[quick] round 2/3 | streaming batch 1 | 14.2 tok/s | 8.3 s / 30 s budget',
-    the live line in a TTY; piped, the round's verdict line only. A re-measurement (event 'attempt') says so and
-    starts its own clock and rate."""
+    """One round's progress: 'pipeline[quick] round 2/3 | streaming batch 1 | 14.2 tok/s | 8.3 s / 30 s budget';
+    a re-measurement (event 'attempt') says so and starts its own clock and rate."""
 
     def __init__(self, out: LiveProgress, label: str, budget_s: float | None):
         self.out, self.round_label, self.label, self.budget_s = out, label, label, budget_s
@@ -120,10 +115,9 @@ class _RunProgress:
         self.tps: float | None = None
 
     def _text(self, what: str) -> str:
-        el = time.monotonic() - self.t0
         budget = f" / {num(self.budget_s, 's')} budget" if self.budget_s else ""
         tps = f" | {num(self.tps, 'tok/s')}" if self.tps else ""
-        return f"{self.label} | {what}{tps} | {seconds(el)} s{budget}"
+        return f"{self.label} | {what}{tps} | {seconds(time.monotonic() - self.t0)} s{budget}"
 
     def _where(self) -> str:
         return self.phase + (f" batch {self.batch}" if self.batch is not None else "")
@@ -154,15 +148,13 @@ class _RunProgress:
                 self.chunk_t0 = time.monotonic()
             dt = time.monotonic() - self.chunk_t0
             rate = f" ({num((self.chunks - 1) / dt, 'tok/s')})" if dt > 0.5 and self.chunks > 1 else ""
-            live = f", {self.chunks} tokens streamed{rate}"
-            self.out.status(self._text(self._where() + live))
+            self.out.status(self._text(f"{self._where()}, {self.chunks} tokens streamed{rate}"))
         elif kind == "attempt":                    # a re-measurement (run/bench.py): its own clock and rate
             self.label = f"{self.round_label} attempt {ev.get('number')}/{ev.get('of')}"
             self._reset()
             self.out.live(f"{self.label} - busy machine ({other_load(ev.get('other_cores'))}), waiting up to "
                           f"{ev.get('wait_s'):g} s")
-        elif kind == "verdict":                    # the harness judged the attempt (run/bench.py)
-            # An attempt measured again: piped, the next attempt's line says so.
+        elif kind == "verdict":                    # piped, an attempt measured again is said by the next one's line
             (self.out.status if ev.get("again") else self.out.live)(self._verdict(ev))
 
     def _verdict(self, ev: dict) -> str:
@@ -183,10 +175,9 @@ PROGRESS_KEY = pytest.StashKey[LiveProgress]()
 
 def reporter(config: pytest.Config) -> LiveProgress:
     """The config's progress display (made on first use)."""
-    p = config.stash.get(PROGRESS_KEY, None)
-    if p is None:
-        p = config.stash[PROGRESS_KEY] = LiveProgress(config)
-    return p
+    if PROGRESS_KEY not in config.stash:
+        config.stash[PROGRESS_KEY] = LiveProgress(config)
+    return config.stash[PROGRESS_KEY]
 
 
 def run_progress(config: pytest.Config, bench: str, profile: str, budget_s: float | None,

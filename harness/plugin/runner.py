@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -25,16 +25,17 @@ from .progress import reporter, run_progress
 from .timer import timer_of
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The errors a user can cause (engine.errors.USER_ERRORS, imported only when a bench runs) and BenchError."""
+@contextlib.contextmanager
+def failing_on_user_errors(what: str) -> Iterator[None]:
+    """An error a user can cause (a bad question, corpus, model ...) fails the test with one line naming the fix,
+    no traceback; the errors are engine.errors.USER_ERRORS (imported only when a bench runs) and BenchError."""
     from llm_research_bench.engine.errors import USER_ERRORS
 
     from ..run.bench import BenchError
-    return (*USER_ERRORS, BenchError)
-
-
-def one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
+    try:
+        yield
+    except (*USER_ERRORS, BenchError) as e:     # pytest.fail's exception, without the error it replaces
+        raise pytest.fail.Exception(f"{what}: {' '.join(str(e).split()) or type(e).__name__}", pytrace=False) from None
 
 
 #: pytest-memray's markers: a test carrying one is tracked by pytest-memray even without --memray.
@@ -127,15 +128,12 @@ class BenchRunner:
         core = self._core(plan.bench)
         sink = run_progress(self.request.config, core.bench, prof.name, self.ctx.budget(prof).time_upper_s)
         try:
-            result = core.run(req, plan, timer=timer_of(self.request.node), progress=sink)
-        except user_errors() as e:      # a bad question, corpus, model ...: one line naming the fix, no traceback
-            failure = f"{core.bench}: {one_line(e)}"
-        else:
-            self._report(core, result, check)
-            return result
+            with failing_on_user_errors(core.bench):
+                result = core.run(req, plan, timer=timer_of(self.request.node), progress=sink)
         finally:
             reporter(self.request.config).end()       # the bench's live line stays, its line ended
-        pytest.fail(failure, pytrace=False)
+        self._report(core, result, check)
+        return result
 
     def _request(self, question: str, prof: Any, warm: Warmup, isolate: bool, knobs: dict) -> RunRequest:
         """The run `knobs` ask for; what is left in them goes to the engine as it is."""

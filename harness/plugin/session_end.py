@@ -11,7 +11,6 @@ from ..analysis.baseline import baseline_records, pick_default_commit, saved_ses
 from ..analysis.compare import add_power, compare_records
 from ..analysis.summary import SessionSummary, judge
 from ..records import ResultRecord
-from ..report import document
 from ..report.document import SessionHead
 from ..run.context import BenchContext
 from ..run.store import Skipped, read_store
@@ -82,7 +81,7 @@ def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummar
 
 
 def session_head(ctx: BenchContext) -> SessionHead:
-    """Where a pytest session's runs come from, for its document: the plugin, session, commit, machine, options."""
+    """Where a pytest session's runs come from, for its document (--research-json)."""
     git, o = ctx.git, ctx.options
     return SessionHead(
         ctx.plugin_version, ctx.session_id, o.save, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -90,8 +89,3 @@ def session_head(ctx: BenchContext) -> SessionHead:
         {"rounds": o.rounds, "warmup_runs": o.warmup_runs, "budget_scale": o.budget_scale, "backend": o.backend,
          "isolate": o.isolate, "memray": o.memray, "profiles": o.selected, "results_dir": str(o.results_dir),
          "compare": o.compare})
-
-
-def session_document(summary: SessionSummary, ctx: BenchContext) -> dict:
-    """The session as one JSON document (--research-json), valid against schemas/session.schema.json."""
-    return document.session_document(summary, session_head(ctx))
