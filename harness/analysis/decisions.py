@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ...engine.synthesis import calibrate, normalized, pick
-from .quality import DECISIONS, _ci, majority_class, mcnemar_exact_p
+from .quality import DECISIONS, majority_class, mcnemar_exact_p, wilson_interval
 
 METHODS = ("raw", "content_free", "relative", "batch_prior", "domain_prior")
 #: The arm every other is compared with: the same model without retrieval, its raw decision.
@@ -156,7 +156,8 @@ def arm_figures(runs: Sequence[DecisionRun], decided: Sequence[str | None], base
     counts = {d: sum(1 for x in decided if (x or "none") == d) for d in (*DECISIONS, "none")}
     rw, wr = flips(base, correct) if base is not None else (0, 0)
     return ArmFigures(
-        n=n, correct=k, accuracy=k / n if n else None, accuracy_ci95=_ci(k, n), macro_f1=macro_f1(gold, decided),
+        n=n, correct=k, accuracy=k / n if n else None, accuracy_ci95=wilson_interval(k, n),
+        macro_f1=macro_f1(gold, decided),
         confusion=confusion, decisions=counts,
         time_per_question_s=float(np.mean([r.time_s for r in runs])) if n else None,
         right_to_wrong=rw, wrong_to_right=wr,
