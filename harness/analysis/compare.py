@@ -150,10 +150,8 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
                     thresholds: Sequence[Threshold] = (), metrics: Sequence[str] | None = None,
                     names: tuple[str, str] = ("baseline", "current"), specs: dict[str, dict] | None = None,
                     history: Sequence[ResultRecord] = (), alpha: float = ALPHA) -> Comparison:
-    """Compare the usable runs of each series on both sides. metrics: default the schema's headline metrics and
-    deterministic counters, plus every thresholded one; names: the two sides'; history: stored records of other
-    commits on this machine (the current side's own left out); alpha: the noise tests' level. The seed's rates
-    are compared over every measured run of each bench x profile, failed ones included (`rates`)."""
+    """Compare the usable runs of each series on both sides (the seed's rates: every measured run). metrics: default
+    the headline metrics and deterministic counters, plus every thresholded one; history: other commits' records."""
     specs = specs if specs is not None else metric_specs("telemetry")
     wanted = list(metrics) if metrics is not None else [
         *headline_metrics("telemetry"), *(n for n, s in specs.items() if s.get("x-compare") == "exact")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ..units import num as fmt
@@ -28,9 +28,6 @@ class Recommendation:
     series: str                    # bench[profile] the evidence comes from
     message: str                   # one paragraph, evidence numbers inside
     evidence: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
     def __str__(self) -> str:
         return f"[{self.severity}] {self.message}"

@@ -185,9 +185,8 @@ def history_p(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed:
 def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = ALPHA, seed: int = 0,
                history: Sequence[Sequence[float]] | None = None, exact: bool = False,
                worse: str | None = None) -> Test:
-    """The noise test of one metric's base and current values. `history`: the series' values on other recent commits,
-    one list per commit (only where the permutation test cannot decide); `exact`: a deterministic counter; `worse`:
-    "greater" or "less", the metric's worse direction (adds the one-sided p toward it, which the gate uses)."""
+    """The noise test of one metric's base and current values. `history`: the series' values on other commits, one
+    list per commit; `exact`: a deterministic counter; `worse`: adds the one-sided p toward it (the gate's)."""
     b, c = ([float(x) for x in xs if is_number(x)] for xs in (base, cur))
     n1, n2 = len(b), len(c)
     if worse not in (None, "greater", "less"):
