@@ -32,6 +32,7 @@ import time
 
 import pytest
 
+from llm_research_bench.harness import records
 from llm_research_bench.harness.analysis import breakdown
 from llm_research_bench.harness.run import cpu, scaling
 
@@ -78,7 +79,7 @@ def _quick_run(research_bench, question):
 
 def _store(record_result, kind: str, telemetry: dict | None, doc: dict) -> dict:
     doc = {"kind": kind, "profile": PROFILE, **doc}
-    errs = breakdown.validation_errors(doc)
+    errs = records.validation_errors("breakdown", doc)
     assert not errs, errs
     record_result(telemetry, profile=PROFILE, bench=f"breakdown_{kind}",
                   extra={"breakdown": doc, "representative_telemetry": True}, check=False, gate=False)

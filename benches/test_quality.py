@@ -49,6 +49,7 @@ from llm_research_bench.engine.embed import shared_embedder
 from llm_research_bench.engine.index import HNSWIndex
 from llm_research_bench.engine.deadline import RunTimeout
 from llm_research_bench.engine.envvars import env
+from llm_research_bench.harness import records
 from llm_research_bench.harness.analysis import quality
 from llm_research_bench.harness.report import quality as quality_report
 from llm_research_bench.harness.run import cpu
@@ -159,7 +160,7 @@ def _bench(research_bench, record_result, profile, say, *, corpus, corpus_path, 
                     "foreign_cpu_share_per_question": foreign,
                     "sample_sizes": {"questions": n, "early_exit_off": min(n_off, n)}}
     stored = summary.as_dict()
-    errs = quality.validation_errors(stored)
+    errs = records.validation_errors("quality", stored)
     assert not errs, errs
     for line in quality_report.summary_lines(summary):
         say(line)

@@ -1,30 +1,22 @@
 """The performance breakdown, pure: phase shares, the native time split, prompt cache use and growth fits over
-measured telemetry (run/scaling.py takes the measurements). Metric names, units and directions:
-schemas/breakdown.schema.json."""
+measured telemetry (run/scaling.py measures; schemas/breakdown.schema.json names the metrics)."""
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
-from .. import records
-
-
-def validation_errors(summary: dict) -> list[str]:
-    return records.validation_errors("breakdown", summary)
-
 
 def phase_shares(telemetry: dict) -> dict[str, float]:
-    """'phase_share_<phase>' -> share of execution_time_s spent in that phase (phases from the telemetry)."""
+    """'phase_share_<phase>' -> share of execution_time_s spent in that phase."""
     total = telemetry["metrics"]["execution_time_s"]
     if not total:
         return {}
-    return {f"phase_share_{k[:-2] if k.endswith('_s') else k}": v / total for k, v in telemetry["phases"].items()}
+    return {f"phase_share_{k.removesuffix('_s')}": v / total for k, v in telemetry["phases"].items()}
 
 
 def native_split(telemetry: dict) -> dict[str, float | None]:
-    """Where generation time went, from the backend's own counters summed over the calls: prompt evaluation,
-    decoding, and the rest (sampling, detokenising, the engine's streaming loop), each as seconds and as a
-    share of the run's wall time."""
+    """Where generation time went, by the backend's own counters over the calls: prompt evaluation, decoding and the
+    rest (sampling, detokenising, the streaming loop), in seconds and as shares of the run's wall time."""
     calls = telemetry["traces"]["calls"]
     total = telemetry["metrics"]["execution_time_s"] or 0.0
     pe, dec, gen = (sum(c.get(k) or 0.0 for c in calls) for k in ("native_prompt_eval_s", "native_decode_s", "e2e_s"))
@@ -52,15 +44,14 @@ def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] 
 
 def loglog_exponent(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     """b in y ~ x^b (least squares on logs): 1 = linear growth, 0 = flat. None if any value is <= 0."""
-    if any(x <= 0 for x in xs) or any(y <= 0 for y in ys):
+    if any(v <= 0 for v in [*xs, *ys]):
         return None
     fit = linear_fit([math.log(x) for x in xs], [math.log(y) for y in ys])
     return fit[0] if fit else None
 
 
 def growth_summary(points: Sequence[dict], x: str, ys: Sequence[str]) -> dict[str, dict]:
-    """For each y: slope per 1,000 units of x, the log-log exponent, and the ratio of the largest-x value to the
-    smallest-x value."""
+    """Per y: the slope per 1,000 units of x, the log-log exponent, and the largest-x value / the smallest-x one."""
     pts = sorted((p for p in points if p.get(x) is not None), key=lambda p: p[x])
     out = {}
     for y in ys:

@@ -33,11 +33,11 @@ def _rounds(records: Sequence[ResultRecord]) -> list[ResultRecord]:
 def sequential_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord], *, rounds: int,
                            max_rounds: int, thresholds: Sequence[Threshold], metric: str = "execution_time_s",
                            slot: int | None = None) -> list[BlockResult]:
-    """Judge the first `max_rounds` of every `slot` (default: max_rounds) usable rounds of `base` against `other`'s
-    as `continuous --research-rounds ROUNDS --research-max-rounds MAX` would (rounds = max_rounds: one look)."""
+    """Judge the first `max_rounds` of every whole `slot` (default: max_rounds) of usable rounds of `base` against
+    `other`'s as `continuous --research-rounds ROUNDS --research-max-rounds MAX` would."""
     looks, out = plan(rounds, max_rounds), []
     b, o, slot = _rounds(base), _rounds(other), slot or looks[-1]
-    for k in range(min(len(b), len(o)) // slot):        # every whole slot of usable rounds a side
+    for k in range(min(len(b), len(o)) // slot):
         bs, os = b[k * slot:(k + 1) * slot], o[k * slot:(k + 1) * slot]
         for j, total in enumerate(looks):
             bb, ob = bs[:total], os[:total]
@@ -45,11 +45,10 @@ def sequential_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultR
             if not should_continue(comp, j, len(looks)):
                 break
         d = comp.series[0].delta(metric) if comp.series else None
-        t = d.test if d else None
-        out.append(BlockResult(
-            k, (bb[0].round, bb[-1].round), comp.failed, d.delta_pct if d else None,
-            (t.p_value if t.p_worse is None else t.p_worse) if t else None, t.method if t else "none",
-            d.base.n if d else 0, d.cur.n if d else 0, sum(map(is_contended, [*bb, *ob]))))
+        p = None if d is None else d.test.p_value if d.test.p_worse is None else d.test.p_worse
+        out.append(BlockResult(k, (bb[0].round, bb[-1].round), comp.failed, d.delta_pct if d else None, p,
+                               d.test.method if d else "none", d.base.n if d else 0, d.cur.n if d else 0,
+                               sum(map(is_contended, [*bb, *ob]))))
     return out
 
 

@@ -1,6 +1,5 @@
-"""Change points of one series' commit-ordered history (pure): candidate steps from PELT (`ruptures`, least absolute
-deviations on log values, a penalty in units of the series' own noise), each kept only when the gate's own test
-(compare.compare_metric: the noise test and the threshold) fails the runs after it against the runs before."""
+"""Change points of one series' commit-ordered history (pure): candidate steps from PELT (`ruptures`), each kept only
+when the gate (compare.compare_metric) fails the runs after it against the runs before."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,10 +9,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..records import ResultRecord, metric_specs, series_key
+from ..records import ResultRecord, headline_metrics, metric_specs, series_key
 from .compare import compare_metric
 from .measures import Point, history, is_measurement
-from .thresholds import Threshold
+from .thresholds import DEFAULT_PCT, Threshold, parse_threshold
 
 #: PELT's cost (l1: robust to a spike), its penalty in log(n) noise scales, the shortest segment in runs; the
 #: confirmation reads at most WINDOW commits a side.
@@ -41,9 +40,8 @@ class Step:
 
 
 def pelt(values: Sequence[float], penalty: float = PENALTY, model: str = MODEL) -> list[int]:
-    """Indices where PELT places a change in `values` (each the first index after a change): the segmentation
-    minimising the cost (l1: absolute deviations from each segment's median; l2: squared ones from its mean) plus
-    `penalty` x log(n) noise scales (l1) or variances (l2) per change; the noise read from successive differences."""
+    """The first index after each change PELT finds in `values`: a segmentation's cost (l1 or l2) plus `penalty` x
+    log(n) noise scales (l1) or variances (l2) per change, the noise read from successive differences."""
     import ruptures
     v = np.asarray(values, dtype=float)
     if v.size < 2 * MIN_SIZE or np.ptp(v) == 0:
@@ -54,8 +52,8 @@ def pelt(values: Sequence[float], penalty: float = PENALTY, model: str = MODEL) 
 
 
 def commit_cuts(points: Sequence[Point], detect: Callable[[Sequence[float]], list[int]] = pelt) -> list[int]:
-    """Candidate steps between commits: the detector runs on every run's log value in commit order, and each
-    change it finds is placed at the nearest commit boundary (a point index >= 1)."""
+    """Candidate steps between commits (point indices >= 1): `detect` on every run's log value in commit order, each
+    change it finds moved to the nearest commit boundary."""
     raw = [v for p in points for v in p.values]
     values = np.log(raw) if all(v > 0 for v in raw) else np.asarray(raw, dtype=float)
     starts = np.cumsum([0, *(len(p.values) for p in points)])[:-1]
@@ -108,10 +106,7 @@ def find_steps(points: Sequence[Point], *, series: str, metric: str, threshold: 
 
 
 def default_thresholds(specs: Sequence[str] = ()) -> list[Threshold]:
-    """METRIC[:PCT] specs as Thresholds (default: the headline metrics with a direction); ValueError names a bad
-    one."""
-    from .thresholds import DEFAULT_PCT, parse_threshold
-    from ..records import headline_metrics
+    """METRIC[:PCT] specs as Thresholds (default: the headline metrics with a direction); ValueError for a bad one."""
     if not specs:
         known = metric_specs("telemetry")
         specs = [m for m in headline_metrics("telemetry") if known.get(m, {}).get("x-better") in ("lower", "higher")]

@@ -1,5 +1,5 @@
 """Comparisons of two sets of stored runs (pure): per-metric deltas per series, and the gate (stats.gate_decision)
-on each thresholded metric. Metric names, units, directions and deterministic counters come from the schemas."""
+on each thresholded metric; names, units, directions and deterministic counters come from the schemas."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -51,12 +51,12 @@ class MetricDelta:
 
     @property
     def verdict(self) -> str:
-        """The gate's word on a gated metric: FAIL, indicative, no baseline (no usable baseline value to hold the
-        threshold against), ok; '' for a metric without a threshold."""
+        """The gate's word on a gated metric: FAIL, no baseline, indicative or ok; '' for a metric without one."""
         if self.threshold is None:
             return ""
-        return "FAIL" if self.failed else "no baseline" if not self.base.n else "indicative" if self.indicative \
-            else "ok"
+        if self.failed or not self.base.n:
+            return "FAIL" if self.failed else "no baseline"
+        return "indicative" if self.indicative else "ok"
 
     @property
     def gate_change_pct(self) -> float | None:
@@ -128,8 +128,7 @@ def direction_of(delta: float | None, better: str) -> str:
 def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: Sequence[float], *,
                    threshold: Threshold | None = None, history: Sequence[Sequence[float]] | None = None,
                    alpha: float = ALPHA) -> MetricDelta:
-    """One metric of one series. `history`: the series' values on other recent commits, one list per commit;
-    `alpha`: the noise test's level (less for one look of a sequential comparison, analysis/sequential.py)."""
+    """One metric of one series; `history`: its values on other recent commits, one list per commit."""
     base, cur = ([float(x) for x in xs if is_number(x)] for xs in (base_vals, cur_vals))
     b, c = summarize(base), summarize(cur)
     better, exact = spec.get("x-better", "none"), spec.get("x-compare") == "exact"
@@ -151,10 +150,8 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
                     thresholds: Sequence[Threshold] = (), metrics: Sequence[str] | None = None,
                     names: tuple[str, str] = ("baseline", "current"), specs: dict[str, dict] | None = None,
                     history: Sequence[ResultRecord] = (), alpha: float = ALPHA) -> Comparison:
-    """Compare the usable runs of each series on both sides. metrics: default the schema's headline metrics and
-    deterministic counters, plus every thresholded one; names: the two sides'; history: stored records of other
-    commits on this machine (the current side's own left out); alpha: the noise tests' level. The seed's rates
-    are compared over every measured run of each bench x profile, failed ones included (`rates`)."""
+    """Compare the usable runs of each series on both sides (the seed's rates: every measured run). metrics: default
+    the headline metrics and deterministic counters, plus every thresholded one; history: other commits' records."""
     specs = specs if specs is not None else metric_specs("telemetry")
     wanted = list(metrics) if metrics is not None else [
         *headline_metrics("telemetry"), *(n for n, s in specs.items() if s.get("x-compare") == "exact")]

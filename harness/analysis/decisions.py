@@ -18,11 +18,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ...engine.synthesis import calibrate, normalized, pick
-from .quality import DECISIONS, _ci, majority_class, mcnemar_exact_p
+from .quality import DECISIONS, majority_class, mcnemar_exact_p, wilson_interval
 
 METHODS = ("raw", "content_free", "relative", "batch_prior", "domain_prior")
-#: The arm every other is compared with: the same model without retrieval, its raw decision.
-BASELINE = "closed_book:raw"
 
 
 @dataclass
@@ -40,10 +38,6 @@ class DecisionRun:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def _fold(i: int) -> int:
-    return i % 2
 
 
 def _mean_prior(runs: Sequence[DecisionRun]) -> dict[str, float]:
@@ -64,27 +58,17 @@ def decide(runs: Sequence[DecisionRun], method: str, reference: Mapping[str, flo
     prompt's content-free prior (method relative)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: one of {', '.join(METHODS)}")
-    folds = {f: [r for i, r in enumerate(runs) if _fold(i) != f] for f in (0, 1)}
-    batch = {f: _mean_prior(folds[f]) for f in folds}
-    shares = {f: _label_shares(folds[f]) for f in folds}
+    other = {f: [r for i, r in enumerate(runs) if i % 2 != f] for f in (0, 1)}
+    batch, shares = ({f: fn(other[f]) for f in other} for fn in (_mean_prior, _label_shares))
+    own_prior = method in ("content_free", "relative")
     out: list[str | None] = []
     for i, r in enumerate(runs):
-        if not r.raw:
+        if not r.raw or (own_prior and r.prior is None) or (method == "relative" and reference is None):
             out.append(None)
-        elif method == "raw":
-            out.append(pick(r.raw))
-        elif method in ("content_free", "relative"):
-            ref = reference if method == "relative" else None
-            if r.prior is None or (method == "relative" and ref is None):
-                out.append(None)
-            else:
-                p = calibrate(r.raw, r.prior)
-                out.append(pick({d: p[d] * ref[d] for d in p} if ref else p))
-        else:
-            p = calibrate(r.raw, batch[_fold(i)])
-            if method == "domain_prior":
-                p = {d: p[d] * shares[_fold(i)][d] for d in p}
-            out.append(pick(p))
+            continue
+        p = r.raw if method == "raw" else calibrate(r.raw, r.prior if own_prior else batch[i % 2])
+        weight = reference if method == "relative" else shares[i % 2] if method == "domain_prior" else None
+        out.append(pick({d: p[d] * weight[d] for d in p} if weight else p))
     return out
 
 
@@ -113,9 +97,9 @@ class ArmFigures:
 
 def yes_no_separation(runs: Sequence[DecisionRun], calibrated: bool) -> tuple[float | None, float | None]:
     """How well the runs' probabilities tell gold-yes from gold-no questions at any threshold a calibration could
-    set: the AUC of p(yes) / (p(yes) + p(no)) -- raw, or divided by each run's content-free prior -- over the
-    questions labelled yes or no, and the two-sided Mann-Whitney p against no separation (AUC 0.5). Dividing every
-    run by one shared prior moves the threshold, not the order, so it leaves the AUC as it is."""
+    set: the AUC of p(yes) / (p(yes) + p(no)) -- raw, or divided by each run's content-free prior -- and the
+    two-sided Mann-Whitney p against no separation (AUC 0.5). One prior shared by every run moves the threshold,
+    not the order, so it leaves the AUC as it is."""
     scores: dict[str, list[float]] = {"yes": [], "no": []}
     for r in runs:
         if r.raw and r.gold in scores and (r.prior or not calibrated):
@@ -130,9 +114,8 @@ def yes_no_separation(runs: Sequence[DecisionRun], calibrated: bool) -> tuple[fl
 
 def flips(base_correct: Sequence[bool], correct: Sequence[bool]) -> tuple[int, int]:
     """(right -> wrong, wrong -> right) going from the base arm to this one, paired by position."""
-    rw = sum(1 for b, c in zip(base_correct, correct) if b and not c)
-    wr = sum(1 for b, c in zip(base_correct, correct) if c and not b)
-    return rw, wr
+    return (sum(1 for b, c in zip(base_correct, correct) if b and not c),
+            sum(1 for b, c in zip(base_correct, correct) if c and not b))
 
 
 def macro_f1(gold: Sequence[str], decided: Sequence[str | None]) -> float | None:
@@ -153,16 +136,16 @@ def arm_figures(runs: Sequence[DecisionRun], decided: Sequence[str | None], base
     confusion = {g: {d: 0 for d in (*DECISIONS, "none")} for g in DECISIONS}
     for g, d in zip(gold, decided):
         confusion[g][d or "none"] += 1
-    counts = {d: sum(1 for x in decided if (x or "none") == d) for d in (*DECISIONS, "none")}
+    paired = base is not None and n
     rw, wr = flips(base, correct) if base is not None else (0, 0)
     return ArmFigures(
-        n=n, correct=k, accuracy=k / n if n else None, accuracy_ci95=_ci(k, n), macro_f1=macro_f1(gold, decided),
-        confusion=confusion, decisions=counts,
+        n=n, correct=k, accuracy=k / n if n else None, accuracy_ci95=wilson_interval(k, n),
+        macro_f1=macro_f1(gold, decided), confusion=confusion,
+        decisions={d: sum(1 for x in decided if (x or "none") == d) for d in (*DECISIONS, "none")},
         time_per_question_s=float(np.mean([r.time_s for r in runs])) if n else None,
-        right_to_wrong=rw, wrong_to_right=wr,
-        p_vs_closed_book=mcnemar_exact_p(list(base), correct) if base is not None and n else None,
+        right_to_wrong=rw, wrong_to_right=wr, p_vs_closed_book=mcnemar_exact_p(list(base), correct) if paired else None,
         p_vs_majority=mcnemar_exact_p([g == majority for g in gold], correct) if n else None,
-        closed_book_accuracy=sum(base) / n if base is not None and n else None,
+        closed_book_accuracy=sum(base) / n if paired else None,
         majority_accuracy=sum(g == majority for g in gold) / n if n else None,
         calibration_s_per_question=float(np.mean([r.calibration_s for r in runs])) if n else None)
 
@@ -183,10 +166,9 @@ class DecisionSummary:
 
 
 def paired_runs(runs: Sequence[DecisionRun]) -> tuple[dict[str, list[DecisionRun]], dict[str, int]]:
-    """Completed runs by arm on the questions closed-book completed, in closed-book's order (pairs by position;
-    a question run twice in an arm counts its later completed run), and per arm how many questions ended without
-    a decision and were not completed by another run (left out: a run the machine's load timed out says nothing
-    about the decision)."""
+    """Completed runs by arm on the questions closed-book completed, in closed-book's order (a question run twice in
+    an arm counts its later completed run); and per arm how many questions no run of it completed (left out: a run
+    the machine's load timed out says nothing about the decision)."""
     by_arm: dict[str, dict[str, DecisionRun]] = {}
     tried: dict[str, set[str]] = {}
     for r in runs:
@@ -194,9 +176,8 @@ def paired_runs(runs: Sequence[DecisionRun]) -> tuple[dict[str, list[DecisionRun
         if r.raw:
             by_arm.setdefault(r.arm, {})[r.question_id] = r
     failed = {arm: len(qs - set(by_arm.get(arm, {}))) for arm, qs in tried.items()}
-    failed = {arm: k for arm, k in failed.items() if k}
     base = by_arm.get("closed_book", {})
-    return {arm: [rs[q] for q in base if q in rs] for arm, rs in by_arm.items()}, failed
+    return {arm: [rs[q] for q in base if q in rs] for arm, rs in by_arm.items()}, {a: k for a, k in failed.items() if k}
 
 
 def decision_summary(runs: Sequence[DecisionRun], all_questions: Sequence[object],
@@ -205,10 +186,9 @@ def decision_summary(runs: Sequence[DecisionRun], all_questions: Sequence[object
     label = majority_class(all_questions)[0]
     arms, failed = paired_runs(runs)
     base_runs = arms.get("closed_book", [])
-    base_by_q = dict(zip([r.question_id for r in base_runs],
-                         [d == r.gold for d, r in zip(decide(base_runs, "raw"), base_runs)]))
-    out: dict[str, ArmFigures] = {}
+    base_by_q = {r.question_id: d == r.gold for d, r in zip(decide(base_runs, "raw"), base_runs)}
     reference = next((r.prior for r in base_runs if r.prior), None)
+    out: dict[str, ArmFigures] = {}
     for arm, rs in arms.items():
         base = [base_by_q[r.question_id] for r in rs]
         for m in METHODS:

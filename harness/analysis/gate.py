@@ -1,7 +1,6 @@
-"""The CI gate over a session's records (pure): each bench instance's verdict (records.instance_of) from its runs.
-Memory, schema, quality and failed runs count per run; time once, on the quiet runs' median (records.is_contended):
-over budget, or a timeout on a quiet machine, MISSED; with no quiet run, UNVERIFIED, failing the session only under
---research-unverified=fail. `judge_time` is the one time rule, for a run and a median alike."""
+"""The CI gate over a session's records (pure): each bench instance's verdict from its runs. Memory, schema, quality
+and failures count per run; time once, on the quiet runs' median: with no quiet run a miss is UNVERIFIED, failing
+the session only under --research-unverified=fail."""
 from __future__ import annotations
 
 import statistics
@@ -46,7 +45,7 @@ class InstanceVerdict:
     record_ids: list[str] = field(default_factory=list)
 
     def fails(self, unverified: str = DEFAULT_UNVERIFIED) -> bool:
-        """Whether this verdict fails the session under the unverified policy (ungated ones never do)."""
+        """Under the unverified policy (an ungated verdict never fails the session)."""
         return self.gated and (self.status == MISSED or (self.status == UNVERIFIED and unverified == "fail"))
 
     def as_stored(self) -> dict:
@@ -55,10 +54,8 @@ class InstanceVerdict:
 
 
 def judge_time(t: float, lower: float | None, upper: float) -> str:
-    """over | under | within: a time (one run's, or an instance's median) against the budget's band."""
-    if t > upper:
-        return "over"
-    return "under" if lower is not None and t < lower else "within"
+    """over | under | within: the one time rule, for one run's time and an instance's median alike."""
+    return "over" if t > upper else "under" if lower is not None and t < lower else "within"
 
 
 def over_budget(profile: str | None, t: float, upper: float) -> str:
@@ -76,20 +73,18 @@ def _timed_out(r: ResultRecord) -> bool:
 
 
 def instance_verdict(records: Sequence[ResultRecord]) -> InstanceVerdict:
-    """The verdict of one instance run from its records (warm-ups are left out; with none measured, the
-    warm-ups are judged, so that a warm-up that died says why)."""
+    """One instance run's verdict from its measured runs (else its warm-ups, so that one that died says why)."""
     measured = [r for r in records if not r.warmup] or list(records)
-    last = measured[-1]
+    last, busy = measured[-1], [r for r in measured if is_contended(r)]
     upper, lower = (last.budget or {}).get("time_upper_s"), (last.budget or {}).get("time_lower_s")
     v = InstanceVerdict(instance_of(last), last.test_id, series_key(last), last.profile, MET,
                         gated=any(r.gated for r in measured), time_upper_s=upper, time_lower_s=lower,
                         runs=sum(1 for r in measured if not is_superseded(r)), attempts=len(measured),
-                        contended=sum(1 for r in measured if is_contended(r)),
+                        contended=len(busy),
                         remeasured=sum(1 for r in measured if is_superseded(r)),
                         timed_out=sum(1 for r in measured if _timed_out(r)),
                         record_ids=[r.record_id for r in measured])
-    loads = [(r.extra or {}).get("other_cpu_load") for r in measured if is_contended(r)]
-    v.other_cores = max((x for x in loads if is_number(x)), default=None)
+    v.other_cores = max((x for r in busy if is_number(x := (r.extra or {}).get("other_cpu_load"))), default=None)
     _per_run(v, measured)
     _time_of(v, measured, lower, upper)
     v.status = MISSED if v.codes else UNVERIFIED if v.time_status == "unverified" else MET
@@ -97,7 +92,7 @@ def instance_verdict(records: Sequence[ResultRecord]) -> InstanceVerdict:
 
 
 def _per_run(v: InstanceVerdict, measured: list[ResultRecord]) -> None:
-    """The runs' misses but time (judged on the median); a timeout on a quiet machine counts here too."""
+    """The runs' misses but time (judged on the median) and a timeout on a busy machine."""
     for r in measured:
         codes = r.reason_codes
         pairs = zip(codes, r.reasons) if len(codes) == len(r.reasons) else [(c, None) for c in codes]
@@ -111,8 +106,8 @@ def _per_run(v: InstanceVerdict, measured: list[ResultRecord]) -> None:
 
 
 def _time_of(v: InstanceVerdict, measured: list[ResultRecord], lower: float | None, upper: float | None) -> None:
-    """The instance's time: the median of the quiet runs, else of the rounds' final attempts (unverified)."""
-    # a run's time says something about speed when it finished, or timed out
+    """The instance's time: the median of the quiet runs that finished or timed out, else of the rounds' final
+    attempts (a miss there is unverified)."""
     timed = [r for r in measured if _time(r) is not None and ((r.telemetry or {}).get("success") or _timed_out(r))]
     quiet = [r for r in timed if not is_contended(r)]
     basis = quiet or [r for r in timed if not is_superseded(r)] or timed
@@ -128,7 +123,7 @@ def _time_of(v: InstanceVerdict, measured: list[ResultRecord], lower: float | No
 
 
 def instance_verdicts(records: Iterable[ResultRecord]) -> list[InstanceVerdict]:
-    """Every instance run among `records`, in the order they first appear."""
+    """Every instance run among `records` (records.instance_of), in the order they first appear."""
     groups: dict[str, list[ResultRecord]] = {}
     for r in records:
         groups.setdefault(instance_of(r), []).append(r)

@@ -1,5 +1,4 @@
-"""Per bench instance (one test id) of a session: its runs summarised (pure), for the summary table, the Markdown
-summary and JUnit properties."""
+"""Per bench instance (one test id) of a session, its runs summarised (pure): the summary table's rows."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -69,12 +68,9 @@ def _is_under(r: ResultRecord) -> bool:
     return ((r.extra or {}).get("verdict") or {}).get("time_status") == "under"
 
 
-def _run_notes(measured: list[ResultRecord]) -> list[str]:
-    """The runs' notes, each once; the per-run busy-machine and under-budget notes are left to the summary's one
-    line per instance (InstanceSummary.busy_runs, .under_budget)."""
-    def own(r: ResultRecord, note: str) -> bool:
-        return not ((is_contended(r) and "busy machine" in note) or (_is_under(r) and "under budget" in note))
-    return _unique(m for r in measured for m in (r.extra or {}).get("notes", []) if own(r, m))
+def _own_note(r: ResultRecord, note: str) -> bool:
+    """A run's note other than its busy-machine or under-budget one (the row's busy_runs and under_budget say it)."""
+    return not ((is_contended(r) and "busy machine" in note) or (_is_under(r) and "under budget" in note))
 
 
 def _summary(tid: str, recs: list[ResultRecord]) -> InstanceSummary:
@@ -97,7 +93,7 @@ def _summary(tid: str, recs: list[ResultRecord]) -> InstanceSummary:
         target_met=status == MET, gated=any(r.gated for r in measured),
         reasons=_unique(m for v in verdicts for m in v.run_reasons),
         categories=_unique(REASON_CATEGORY.get(c, c) for v in verdicts for c in v.codes),
-        notes=_run_notes(measured),
+        notes=_unique(m for r in measured for m in (r.extra or {}).get("notes", []) if _own_note(r, m)),
         runner=next(((r.extra or {}).get("runner") for r in measured if (r.extra or {}).get("runner")), None),
         status=status, contended=sum(v.contended for v in verdicts), remeasured=sum(v.remeasured for v in verdicts),
         busy_runs=sum(1 for r in vals if is_contended(r)), attempts=sum(1 for r in recs if not r.warmup),

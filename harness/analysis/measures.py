@@ -31,19 +31,18 @@ def record_values(rec: ResultRecord) -> dict[str, float]:
     out = {} if extra.get("representative_telemetry") else _numbers((rec.telemetry or {}).get("metrics") or {})
     for src in EXTRA_SOURCES:
         out.update(_numbers((extra.get(src) or {}).get("metrics") or {}))
-    out.update(efficiency_values(rec))
-    return out
+    return {**out, **efficiency_values(rec)}
 
 
 def efficiency_values(rec: ResultRecord) -> dict[str, float]:
     eff = (rec.extra or {}).get("efficiency")
     if not isinstance(eff, dict):
         return {}
-    out = _numbers({dst: eff.get(src) for src, dst in EFFICIENCY_MAP.items()})
     rounds = [r for r in eff.get("rounds") or [] if isinstance(r, dict)]
     per_round = {dst: [float(r[src]) for r in rounds if is_number(r.get(src))]
                  for src, dst in EFFICIENCY_ROUND_MAP.items()}
-    return {**out, **{k: statistics.median(v) for k, v in per_round.items() if v}}
+    return {**_numbers({dst: eff.get(src) for src, dst in EFFICIENCY_MAP.items()}),
+            **{k: statistics.median(v) for k, v in per_round.items() if v}}
 
 
 def record_bounds(rec: ResultRecord) -> dict[str, tuple[float, float]]:
@@ -79,8 +78,7 @@ def commit_order(records: Iterable[ResultRecord], git_order: Sequence[str] | Non
     for r in records:
         c = commit_key(r)
         full[c] = r.commit
-        if c not in first or r.timestamp < first[c]:
-            first[c] = r.timestamp
+        first[c] = min(first.get(c, r.timestamp), r.timestamp)
     rank = {sha: i for i, sha in enumerate(git_order or ())}
 
     def key(c: str) -> tuple:
@@ -122,7 +120,6 @@ class Point:
     values: list[float]
     timestamp: str
     band: tuple[float | None, float | None] | None = None
-    failed: int = 0                       # records of this commit that missed their target
     fails: list[bool] = field(default_factory=list)   # per value: did that run miss its target
     change: ChangeMark | None = None      # a regression or improvement against the previous commit
 
@@ -163,8 +160,7 @@ def history(records: Sequence[ResultRecord], series: str, metric: str,
         rs = [r for r in recs if commit_key(r) == c]
         bands = [b for b in (budget_band(r, metric) for r in rs) if b]
         points.append(Point(c, [record_values(r)[metric] for r in rs], min(r.timestamp for r in rs),
-                            bands[-1] if bands else None, sum(1 for r in rs if not r.target_met),
-                            [not r.target_met for r in rs]))
+                            bands[-1] if bands else None, [not r.target_met for r in rs]))
     direction = better(metric)
     if direction not in ("lower", "higher"):
         return points

@@ -1,6 +1,6 @@
-"""What a gated comparison could have caught (pure): the gate itself (stats.gate_decision) simulated on runs
-resampled from the comparison's own run-to-run spread. It answers the smallest change caught POWER of the time with
-the runs measured, and the rounds a side that catch twice the threshold (the change not to miss) that often."""
+"""What a gated comparison could have caught (pure): the gate (stats.gate_batch) simulated on runs resampled from
+the comparison's own spread: the smallest change caught POWER of the time with the runs measured, and the rounds a
+side that catch twice the threshold (the change not to miss) that often."""
 from __future__ import annotations
 
 import math
@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from ..records import is_number
-from .stats import ALPHA, change_estimates, gate_decision, history_residuals, permutation_p
+from .stats import gate_batch, history_residuals
 
 #: Simulated comparisons per point; how often the gate must catch a change; fewer residuals: no estimate.
 DRAWS, POWER, MIN_RESIDUALS = 1000, 0.9, 6
@@ -38,8 +38,7 @@ def catch_rate(residuals: np.ndarray, n1: int, n2: int, change_pct: float, thres
     shift = math.log1p(change_pct / 100.0) * (1 if worse == "greater" else -1)
     base = np.exp(residuals[rng.integers(0, residuals.size, (DRAWS, n1))])
     cur = np.exp(residuals[rng.integers(0, residuals.size, (DRAWS, n2))] + shift)
-    p = permutation_p(base, cur, seed=seed, alternative=worse)
-    return float(gate_decision(change_estimates(base, cur), p <= ALPHA, threshold_pct, worse).mean())
+    return float(gate_batch(base, cur, threshold_pct, worse=worse, seed=seed)[0].mean())
 
 
 def gate_power(base: Sequence[float], cur: Sequence[float], threshold_pct: float, *, worse: str = "greater",

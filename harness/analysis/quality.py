@@ -22,16 +22,14 @@ DECISIONS = ("yes", "no", "maybe")
 #: retrieval: progressive, early exit on; retrieval_no_early_exit: the same with the gate off, on the first
 #: questions of the sample; single_shot: the top passages that fit, one prompt; closed_book: no retrieval.
 ARMS = ("retrieval", "closed_book", "retrieval_no_early_exit", "single_shot")
-
-
-def validation_errors(summary: dict) -> list[str]:
-    return records.validation_errors("quality", summary)
+#: The arms compared paired, as "<a>_vs_<b>" (and retrieval_vs_majority on a labelled set).
+PAIRED = (("retrieval", "closed_book"), ("retrieval", "single_shot"), ("single_shot", "closed_book"),
+          ("retrieval_no_early_exit", "closed_book"))
 
 
 def _load(cls, d: Mapping | None):
     """A dataclass from its stored dict: unknown keys are left out, missing ones take their defaults."""
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in (d or {}).items() if k in names})
+    return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in (d or {})})
 
 
 def _share(k: float, n: float) -> float | None:
@@ -49,7 +47,7 @@ def sample_questions(questions: Iterable[Any], n: int, seed: int = QUALITY_SEED)
     order they were loaded in. In a labelled set (yes/no/maybe) only labelled ones are drawn."""
     qs = list(questions)
     polar = is_polar_set(qs)
-    ok = [q for q in qs if (getattr(q, "answer", None) in DECISIONS if polar else bool(getattr(q, "answer", None)))]
+    ok = [q for q in qs if (getattr(q, "answer", None) in DECISIONS if polar else getattr(q, "answer", None))]
     labelled = sorted(ok, key=lambda q: str(q.id))
     if n > len(labelled):
         what = "a yes/no/maybe label" if polar else "a gold answer"
@@ -58,18 +56,19 @@ def sample_questions(questions: Iterable[Any], n: int, seed: int = QUALITY_SEED)
 
 
 _CITE = re.compile(r"\[[^\[\]]{1,40}\]")
-_SCORER = None
+
+
+@lru_cache(maxsize=1)
+def _scorer():
+    from rouge_score import rouge_scorer
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
 
 def answer_overlap(answer: str, gold: str) -> float:
-    """ROUGE-L F1 of an answer against a free-text gold answer (rouge-score, Porter stemming); the answer's
-    'Answer:' prefix and [n] citations are removed first."""
-    global _SCORER
-    if _SCORER is None:
-        from rouge_score import rouge_scorer
-        _SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    """ROUGE-L F1 (Porter stemming) of an answer, its 'Answer:' prefix and [n] citations removed, against a
+    free-text gold answer."""
     text = _CITE.sub(" ", re.sub(r"^\s*answer\s*:\s*", "", answer or "", flags=re.IGNORECASE))
-    return float(_SCORER.score(gold, text)["rougeL"].fmeasure)
+    return float(_scorer().score(gold, text)["rougeL"].fmeasure)
 
 
 def bootstrap_mean_ci(xs: Sequence[float], *, seed: int = 0, samples: int = 4000) -> list[float] | None:
@@ -92,15 +91,12 @@ class Paired:
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float], *, seed: int = 0) -> Paired:
-    """Mean of a - b over pairs, its bootstrap interval, and the two-sided Wilcoxon signed-rank p-value (None
-    when every difference is 0 or there are fewer than 2 pairs)."""
+    """Paired (the Wilcoxon p None when every difference is 0 or there are fewer than 2 pairs)."""
+    from scipy.stats import wilcoxon
     d = [x - y for x, y in zip(a, b)]
     if not d:
         return Paired()
-    p = None
-    if len(d) >= 2 and any(d):
-        from scipy.stats import wilcoxon
-        p = float(wilcoxon(d, zero_method="zsplit").pvalue)
+    p = float(wilcoxon(d, zero_method="zsplit").pvalue) if len(d) >= 2 and any(d) else None
     return Paired(len(d), sum(d) / len(d), bootstrap_mean_ci(d, seed=seed), p)
 
 
@@ -114,33 +110,25 @@ def majority_class(questions: Iterable[Any]) -> tuple[str, float, int]:
     return label, counts[label] / n, n
 
 
-def wilson_interval(k: int, n: int) -> tuple[float, float] | None:
+def wilson_interval(k: int, n: int) -> list[float] | None:
     """95 % Wilson score interval of a proportion k/n (None when n == 0)."""
     if n <= 0:
         return None
     from scipy.stats import binomtest
     ci = binomtest(k, n).proportion_ci(method="wilson")
-    return float(ci.low), float(ci.high)
-
-
-def _ci(k: int, n: int) -> list[float] | None:
-    ci = wilson_interval(k, n)
-    return list(ci) if ci else None
+    return [float(ci.low), float(ci.high)]
 
 
 def mcnemar_exact_p(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> float | None:
-    """Two-sided exact McNemar test on paired outcomes: p-value that arms a and b are equally accurate.
-    Only the discordant pairs count; None when the lists are empty."""
+    """Two-sided exact McNemar p that arms a and b, paired, are equally accurate (None for no pairs)."""
     if len(a_correct) != len(b_correct):
         raise ValueError("paired outcomes must have the same length")
     if not a_correct:
         return None
     a_only = sum(1 for a, b in zip(a_correct, b_correct) if a and not b)
     m = a_only + sum(1 for a, b in zip(a_correct, b_correct) if b and not a)
-    if m == 0:
-        return 1.0
     from scipy.stats import binomtest
-    return min(1.0, float(binomtest(min(a_only, m - a_only), m, 0.5).pvalue))
+    return min(1.0, float(binomtest(min(a_only, m - a_only), m, 0.5).pvalue)) if m else 1.0
 
 
 @dataclass
@@ -173,8 +161,7 @@ class QuestionOutcome:
 
     @property
     def gold_cited(self) -> int:
-        g = set(self.gold_ids)
-        return sum(1 for pid in self.valid_cited_ids if pid in g)
+        return sum(1 for pid in self.valid_cited_ids if pid in self.gold_ids)
 
     @property
     def citation_precision(self) -> float | None:
@@ -189,24 +176,24 @@ class QuestionOutcome:
 
 
 def outcome_from_session(session: Any, question: Any, arm: str, time_s: float) -> QuestionOutcome:
-    """Reduce an engine ResearchSession (duck-typed: .decision, .claims, .telemetry) to a QuestionOutcome.
-    The answer's own citations (the passages it names) count as citation instances too."""
+    """An engine ResearchSession (duck-typed: .decision, .claims, .telemetry, .answer) reduced to its outcome; the
+    passages the answer names count as citation instances too."""
     tel = session.telemetry
     m = tel["metrics"]
     answer_sources = list(tel["answer"].get("sources") or [])
-    valid = [pid for c in session.claims for pid in c.valid_sources] + answer_sources
-    context = [pid for b in tel["traces"]["batches"] if b.get("admitted") for pid in b["passage_ids"]]
     gold = question.answer
-    free_text = gold is not None and gold not in DECISIONS
     return QuestionOutcome(
         question_id=str(question.id), gold=gold, decision=session.decision, arm=arm, time_s=time_s,
         tokens_generated=int(m["tokens_generated"]), claims=int(m["claims"]),
-        citations=int(m["citations"]) + len(answer_sources), valid_cited_ids=valid,
-        gold_ids=list(question.gold_passage_ids), context_ids=context,
+        citations=int(m["citations"]) + len(answer_sources),
+        valid_cited_ids=[pid for c in session.claims for pid in c.valid_sources] + answer_sources,
+        gold_ids=list(question.gold_passage_ids),
+        context_ids=[pid for b in tel["traces"]["batches"] if b.get("admitted") for pid in b["passage_ids"]],
         early_exit_triggered=bool(tel["early_exit"]["triggered"]), success=bool(tel.get("success", True)),
         grounded=int(m.get("grounded_citations") or 0),
         all_citations=int(m["citations"]) + int(m.get("answer_citations") or 0),
-        overlap=answer_overlap(getattr(session, "answer", "") or "", gold) if free_text else None)
+        overlap=(answer_overlap(getattr(session, "answer", "") or "", gold)
+                 if gold is not None and gold not in DECISIONS else None))
 
 
 @dataclass
@@ -239,7 +226,6 @@ class Arm:
 
 
 def summarize_arm(outcomes: Sequence[QuestionOutcome]) -> Arm:
-    """Accuracy (with its 95 % Wilson interval), overlap, citation figures, claims, tokens and time of one arm."""
     n, k = len(outcomes), sum(o.correct for o in outcomes)
     cites, valid = sum(o.citations for o in outcomes), sum(len(o.valid_cited_ids) for o in outcomes)
     gold_hits = sum(o.gold_cited for o in outcomes)
@@ -247,7 +233,7 @@ def summarize_arm(outcomes: Sequence[QuestionOutcome]) -> Arm:
     times = [o.time_s for o in outcomes]
     overlaps = [o.overlap for o in outcomes if o.overlap is not None]
     return Arm(
-        n=n, correct=k, accuracy=_share(k, n), accuracy_ci95=_ci(k, n),
+        n=n, correct=k, accuracy=_share(k, n), accuracy_ci95=wilson_interval(k, n),
         decisions=dict(Counter(o.decision or "none" for o in outcomes)),
         decision_parse_rate=_share(sum(o.decision is not None for o in outcomes), n),
         citations=cites, valid_citations=valid, citation_validity=_share(valid, cites),
@@ -256,11 +242,13 @@ def summarize_arm(outcomes: Sequence[QuestionOutcome]) -> Arm:
         context_gold_recall=_share(sum(o.gold_in_context for o in outcomes), n),
         claims_per_question=_share(sum(o.claims for o in outcomes), n),
         tokens_per_question=_share(sum(o.tokens_generated for o in outcomes), n),
-        time_per_question_s=_share(sum(times), n), time_per_question_median_s=statistics.median(times) if times else None,
-        early_exit_fired=sum(o.early_exit_triggered for o in outcomes), failed_runs=sum(not o.success for o in outcomes),
+        time_per_question_s=_share(sum(times), n),
+        time_per_question_median_s=statistics.median(times) if times else None,
+        early_exit_fired=sum(o.early_exit_triggered for o in outcomes),
+        failed_runs=sum(not o.success for o in outcomes),
         grounded_citations=grounded, grounded_citation_rate=_share(grounded, all_cit),
-        grounded_citation_rate_ci95=_ci(grounded, all_cit),
-        overlap=sum(overlaps) / len(overlaps) if overlaps else None, overlap_ci95=bootstrap_mean_ci(overlaps))
+        grounded_citation_rate_ci95=wilson_interval(grounded, all_cit),
+        overlap=_share(sum(overlaps), len(overlaps)), overlap_ci95=bootstrap_mean_ci(overlaps))
 
 
 @dataclass
@@ -275,12 +263,6 @@ class Majority:
     full_set_n: int = 0
 
 
-def _majority(sample: Sequence[Any], all_questions: Sequence[Any]) -> Majority:
-    label, share, n_all = majority_class(all_questions)
-    n, k = len(sample), sum(1 for q in sample if q.answer == label)
-    return Majority(label, n, k, _share(k, n), _ci(k, n), share, n_all)
-
-
 def _pairs(a: Sequence[QuestionOutcome], b: Sequence[QuestionOutcome]) -> list[tuple[QuestionOutcome, QuestionOutcome]]:
     """The outcomes of a and b on the questions run in both, paired."""
     b_by = {o.question_id: o for o in b}
@@ -289,9 +271,15 @@ def _pairs(a: Sequence[QuestionOutcome], b: Sequence[QuestionOutcome]) -> list[t
 
 def _paired_change(pairs: list, attr: str) -> Paired:
     """Paired difference of a per-question number (`overlap`, `grounded_rate`) where both sides have it."""
-    both = [(getattr(x, attr), getattr(y, attr)) for x, y in pairs
-            if getattr(x, attr) is not None and getattr(y, attr) is not None]
+    both = [(getattr(x, attr), getattr(y, attr)) for x, y in pairs]
+    both = [(x, y) for x, y in both if x is not None and y is not None]
     return paired_difference([x for x, _ in both], [y for _, y in both])
+
+
+def _accuracy_change(pairs: list) -> tuple[float, float | None]:
+    """Accuracy of a - of b over pairs (a, b), and the exact McNemar p."""
+    a, b = [x.correct for x, _ in pairs], [y.correct for _, y in pairs]
+    return sum(a) / len(pairs) - sum(b) / len(pairs), mcnemar_exact_p(a, b)
 
 
 @dataclass
@@ -325,31 +313,29 @@ def early_exit_tradeoff(on: Sequence[QuestionOutcome], off: Sequence[QuestionOut
     n = len(pairs)
     t_on, t_off = sum(a.tokens_generated for a, _ in pairs), sum(b.tokens_generated for _, b in pairs)
     s_on, s_off = sum(a.time_s for a, _ in pairs), sum(b.time_s for _, b in pairs)
-    acc_on, acc_off = sum(a.correct for a, _ in pairs) / n, sum(b.correct for _, b in pairs) / n
+    change, p = _accuracy_change(pairs)
     fired = [(a.tokens_generated, b.tokens_generated) for a, b in pairs if a.early_exit_triggered]
     fired_off = sum(b for _, b in fired)
     return EarlyExit(
-        n=n, tokens_on=t_on, tokens_off=t_off, tokens_saved=t_off - t_on, tokens_saved_share=_share(t_off - t_on, t_off),
+        n=n, tokens_on=t_on, tokens_off=t_off, tokens_saved=t_off - t_on,
+        tokens_saved_share=_share(t_off - t_on, t_off),
         time_on_s=s_on, time_off_s=s_off, time_saved_share=_share(s_off - s_on, s_off),
-        accuracy_on=acc_on, accuracy_off=acc_off, accuracy_change=acc_on - acc_off, fired=len(fired),
-        changed_answers=sum(a.decision != b.decision for a, b in pairs),
-        p_value=mcnemar_exact_p([a.correct for a, _ in pairs], [b.correct for _, b in pairs]),
+        accuracy_on=sum(a.correct for a, _ in pairs) / n, accuracy_off=sum(b.correct for _, b in pairs) / n,
+        accuracy_change=change, fired=len(fired), changed_answers=sum(a.decision != b.decision for a, b in pairs),
+        p_value=p,
         fired_tokens_saved_share=_share(fired_off - sum(a for a, _ in fired), fired_off),
         grounded_change=_paired_change(pairs, "grounded_rate"), overlap_change=_paired_change(pairs, "overlap"))
 
 
 def _paired(a: Sequence[QuestionOutcome], b: Sequence[QuestionOutcome], polar: bool = True) -> dict:
-    """a vs b on the questions run in both: accuracy change with exact McNemar and the decisions that flipped
-    going from b to a (right_to_wrong, wrong_to_right; polar sets), overlap change with Wilcoxon (free-text sets),
-    time per question (a / b)."""
+    """a vs b on the questions run in both: on a labelled set the accuracy change (exact McNemar) and the decisions
+    that flipped going from b to a, on a free-text one the overlap change (Wilcoxon); the time per question a / b."""
     pairs = _pairs(a, b)
-    n = len(pairs)
-    out = {"n": n, "accuracy_change": None, "p_value": None}
+    out = {"n": len(pairs), "accuracy_change": None, "p_value": None}
     if not pairs:
         return out
     if polar:
-        out["accuracy_change"] = sum(x.correct for x, _ in pairs) / n - sum(y.correct for _, y in pairs) / n
-        out["p_value"] = mcnemar_exact_p([x.correct for x, _ in pairs], [y.correct for _, y in pairs])
+        out["accuracy_change"], out["p_value"] = _accuracy_change(pairs)
         out["right_to_wrong"] = sum(1 for x, y in pairs if y.correct and not x.correct)
         out["wrong_to_right"] = sum(1 for x, y in pairs if x.correct and not y.correct)
     else:
@@ -374,7 +360,7 @@ class QualitySummary:
     majority: Majority | None                  # None for a free-text corpus
     arms: dict[str, Arm]
     early_exit: EarlyExit
-    comparisons: dict[str, dict]               # "retrieval_vs_<arm>" -> n, accuracy_change, p_value, ...
+    comparisons: dict[str, dict]               # "<arm>_vs_<arm>" (PAIRED, retrieval_vs_majority) -> _paired's
     metrics: dict[str, float | None]
     bounds: dict[str, list[float]]             # metric -> its 95 % interval
     questions: list[dict] = field(default_factory=list)
@@ -416,25 +402,21 @@ class QualitySummary:
     def of_record(cls, record: Any) -> QualitySummary | None:
         """The quality summary a stored record carries (extra['quality'], the schema's required keys), or None."""
         q = (record.extra or {}).get("quality")
-        return cls.from_dict(q) if isinstance(q, Mapping) and set(_required_keys()) <= q.keys() else None
+        required = records.schema("quality")["required"]
+        return cls.from_dict(q) if isinstance(q, Mapping) and set(required) <= q.keys() else None
 
 
-@lru_cache(maxsize=1)
-def _required_keys() -> tuple[str, ...]:
-    return tuple(records.schema("quality")["required"])
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
 
 
 def _metrics(arms: Mapping[str, Arm], maj: Majority | None, ee: EarlyExit, polar: bool) -> dict[str, float | None]:
     r, cb, ss = arms["retrieval"], arms["closed_book"], arms["single_shot"]
     acc_maj = maj.accuracy if maj else None
-
-    def diff(a: float | None, b: float | None) -> float | None:
-        return None if a is None or b is None else a - b
-
     return {
         "accuracy": r.accuracy, "accuracy_closed_book": cb.accuracy, "accuracy_majority": acc_maj,
-        "accuracy_gain_over_majority": diff(r.accuracy, acc_maj),
-        "accuracy_gain_over_closed_book": diff(r.accuracy, cb.accuracy), "accuracy_single_shot": ss.accuracy,
+        "accuracy_gain_over_majority": _diff(r.accuracy, acc_maj),
+        "accuracy_gain_over_closed_book": _diff(r.accuracy, cb.accuracy), "accuracy_single_shot": ss.accuracy,
         "overlap": r.overlap, "overlap_single_shot": ss.overlap, "overlap_closed_book": cb.overlap,
         "decision_parse_rate": r.decision_parse_rate, "citation_validity_sample": r.citation_validity,
         "grounded_citation_rate_sample": r.grounded_citation_rate,
@@ -473,14 +455,15 @@ def quality_summary(outcomes: Mapping[str, Sequence[QuestionOutcome]], *, sample
     if not polar:
         arms = {a: replace(s, correct=0, accuracy=None, accuracy_ci95=None, decision_parse_rate=None)
                 for a, s in arms.items()}
-    maj = _majority(sample, all_questions) if polar else None
-    ee = early_exit_tradeoff(runs["retrieval"], runs["retrieval_no_early_exit"])
-    comparisons = {f"retrieval_vs_{b}": _paired(runs["retrieval"], runs[b], polar) for b in ("closed_book", "single_shot")}
-    for a in ("single_shot", "retrieval_no_early_exit"):
-        comparisons[f"{a}_vs_closed_book"] = _paired(runs[a], runs["closed_book"], polar)
-    if maj:
+    maj = None
+    comparisons = {f"{a}_vs_{b}": _paired(runs[a], runs[b], polar) for a, b in PAIRED}
+    if polar:
+        label, share, n_all = majority_class(all_questions)
+        k = sum(1 for q in sample if q.answer == label)
+        maj = Majority(label, len(sample), k, _share(k, len(sample)), wilson_interval(k, len(sample)), share, n_all)
         comparisons["retrieval_vs_majority"] = _paired(runs["retrieval"], [
-            QuestionOutcome(str(q.id), q.answer, maj.label, "majority", 0.0) for q in sample])
+            QuestionOutcome(str(q.id), q.answer, label, "majority", 0.0) for q in sample])
+    ee = early_exit_tradeoff(runs["retrieval"], runs["retrieval_no_early_exit"])
     return QualitySummary(
         profile=profile, seed=seed, sample_size=len(sample), answers="decision" if polar else "free_text",
         question_ids=[str(q.id) for q in sample], corpus=corpus or {}, model=model, backend=backend,

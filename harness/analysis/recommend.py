@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ..units import num as fmt
 from .quality import QualitySummary
 
-#: Thresholds of the rules (shown in the messages where they matter).
-PROMPT_EVAL_DOMINANT = 0.40     # share of wall time in native prompt evaluation
-DECODE_DOMINANT = 0.40
-PLAN_DOMINANT = 0.40
-MEMORY_PRESSURE_HIGH = 0.85     # the batch sizer's own shrink threshold
+#: The rules' thresholds: a part's share of wall time that dominates it; the batch sizer's own shrink threshold;
+#: engine / raw decode rate; prompt tokens evaluated / unique context tokens; context gold recall.
+PROMPT_EVAL_DOMINANT = DECODE_DOMINANT = PLAN_DOMINANT = 0.40
+MEMORY_PRESSURE_HIGH = 0.85
 DECODE_VS_RAW_LOW = 0.80
-PREFIX_REUSE_POOR = 1.30        # prompt tokens evaluated / unique context tokens
+PREFIX_REUSE_POOR = 1.30
 EARLY_EXIT_MIN_RUNS = 3
 CONTEXT_GOLD_RECALL_LOW = 0.5
 DEFAULT_CITATION_FLOOR = 0.5
@@ -29,9 +28,6 @@ class Recommendation:
     series: str                    # bench[profile] the evidence comes from
     message: str                   # one paragraph, evidence numbers inside
     evidence: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
     def __str__(self) -> str:
         return f"[{self.severity}] {self.message}"
@@ -82,8 +78,7 @@ def _over_budget(tels: Sequence[dict], budget: dict | None, series: str, **_: An
     pe = _med([_native(t, "native_prompt_eval_s") for t in tels]) or 0.0
     dec = _med([_native(t, "native_decode_s") for t in tels]) or 0.0
     plan = _med([(t.get("phases") or {}).get("plan_s") for t in tels]) or 0.0
-    pe_tok = _metric(tels, "prompt_tokens_evaluated") or 0
-    gen = _metric(tels, "tokens_generated") or 0
+    pe_tok, gen = _metric(tels, "prompt_tokens_evaluated") or 0, _metric(tels, "tokens_generated") or 0
     prof = tels[0].get("profile") or {}
     shares = {"prompt_eval": pe / med_t, "decode": dec / med_t, "plan": plan / med_t}
     ev = {"median_time_s": med_t, "time_upper_s": upper, "runs_over": len(over), "runs": len(tels),
@@ -108,12 +103,10 @@ def _over_budget(tels: Sequence[dict], budget: dict | None, series: str, **_: An
 
 def _memory_pressure(tels: Sequence[dict], series: str, **_: Any) -> list[Recommendation]:
     eff = _metric(tels, "memory_efficiency")
-    peaks = [p.get("pressure") for t in tels for p in (t.get("traces") or {}).get("batch_size", [])]
-    peaks = [p for p in peaks if isinstance(p, (int, float))]
-    top = max(peaks) if peaks else None
-    shrinks = sum(1 for t in tels for p in (t.get("traces") or {}).get("batch_size", [])
-                  if p.get("decision") == "shrink")
-    if not ((eff is not None and eff > MEMORY_PRESSURE_HIGH) or (top is not None and top > MEMORY_PRESSURE_HIGH)):
+    steps = [p for t in tels for p in (t.get("traces") or {}).get("batch_size", [])]
+    top = max((p.get("pressure") for p in steps if isinstance(p.get("pressure"), (int, float))), default=None)
+    shrinks = sum(1 for p in steps if p.get("decision") == "shrink")
+    if not any(x is not None and x > MEMORY_PRESSURE_HIGH for x in (eff, top)):
         return []
     peak, prof = _metric(tels, "memory_peak_mb"), tels[0].get("profile") or {}
     limit, batch, model = prof.get("memory_limit_mb"), prof.get("batch_size"), (tels[0].get("model") or {}).get("name")
@@ -135,17 +128,17 @@ def _early_exit(tels: Sequence[dict], series: str, **_: Any) -> list[Recommendat
     later = [n for t in enabled for n in ((t.get("traces") or {}).get("novelty") or [])[1:]]
     reasons = dict(Counter((t.get("early_exit") or {}).get("reason", "?") for t in enabled))
     ends = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
-    low = min(later) if later else None
+    low, med = (min(later), statistics.median(later)) if later else (None, None)
     msg = (f"{_where(series)}early exit never fired in {len(enabled)} runs: runs ended by {ends}; "
-           + (f"the lowest novelty after the first batch was {low:.3f} (median {statistics.median(later):.3f}) "
-              f"against the threshold {thr}, " if later else "no second batch was ever scored, ")
-           + ("so the gate only costs scoring time here: raise novelty_threshold above "
-              f"{low:.2f} only if answers hold up (check the quality bench's early-exit arm), or accept that "
-              f"the context window, not novelty, bounds the evidence." if later else
-              "so the context window or the token budget stops every run before novelty can."))
+           + (f"the lowest novelty after the first batch was {low:.3f} (median {med:.3f}) against the threshold "
+              f"{thr}, so the gate only costs scoring time here: raise novelty_threshold above {low:.2f} only if "
+              f"answers hold up (check the quality bench's early-exit arm), or accept that the context window, not "
+              f"novelty, bounds the evidence." if later else
+              "no second batch was ever scored, so the context window or the token budget stops every run before "
+              "novelty can."))
     return [Recommendation("early_exit_never_fires", "info", series, msg,
-                           {"runs": len(enabled), "threshold": thr, "min_novelty": low,
-                            "median_novelty": statistics.median(later) if later else None, "end_reasons": reasons})]
+                           {"runs": len(enabled), "threshold": thr, "min_novelty": low, "median_novelty": med,
+                            "end_reasons": reasons})]
 
 
 def _citations(tels: Sequence[dict], series: str, citation_floor: float | None = None,
@@ -154,8 +147,7 @@ def _citations(tels: Sequence[dict], series: str, citation_floor: float | None =
     floor = DEFAULT_CITATION_FLOOR if citation_floor is None else citation_floor
     if val is None or val >= floor:
         return []
-    cit = sum(_m(t, "citations") or 0 for t in tels)
-    inv = sum(_m(t, "invalid_citations") or 0 for t in tels)
+    cit, inv = (sum(_m(t, k) or 0 for t in tels) for k in ("citations", "invalid_citations"))
     return [Recommendation("citation_validity_low", "warn", series,
                            f"{_where(series)}citation validity {val:.0%} (median over {len(tels)} runs) is below "
                            f"the floor {floor:.0%}: {inv} of {cit} citations named a passage that was not in "
@@ -181,8 +173,7 @@ def _prefix_reuse(tels: Sequence[dict], series: str, **_: Any) -> list[Recommend
     r = _metric(tels, "prefix_reuse_ratio")
     if r is None or r <= PREFIX_REUSE_POOR:
         return []
-    ev = _metric(tels, "prompt_tokens_evaluated")
-    uq = _metric(tels, "unique_context_tokens")
+    ev, uq = _metric(tels, "prompt_tokens_evaluated"), _metric(tels, "unique_context_tokens")
     return [Recommendation("prefix_reuse_poor", "warn", series,
                            f"{_where(series)}the KV prefix cache is not reused: {fmt(ev)} prompt tokens evaluated "
                            f"for {fmt(uq)} unique context tokens ({r:.2f}x, {PREFIX_REUSE_POOR}x allowed): the "
@@ -200,11 +191,8 @@ def recommend_runs(telemetries: Sequence[dict], *, budget: dict | None = None, s
     tels = [t for t in telemetries if t and t.get("metrics")]
     if not tels:
         return []
-    out: list[Recommendation] = []
-    for rule in RUN_RULES:
-        out += rule(tels, budget=budget, series=series, citation_floor=citation_floor,
-                    raw_decode_tps=raw_decode_tps)
-    return out
+    return [rec for rule in RUN_RULES for rec in rule(tels, budget=budget, series=series,
+                                                      citation_floor=citation_floor, raw_decode_tps=raw_decode_tps)]
 
 
 def _quality_vs_baselines(q: QualitySummary, where: str, series: str) -> list[Recommendation]:
@@ -272,36 +260,25 @@ def _quality_early_exit(q: QualitySummary, where: str, series: str) -> list[Reco
 
 def recommend_quality(q: QualitySummary, *, series: str = "") -> list[Recommendation]:
     """Rules over one quality summary: against its baselines, its citations, its early-exit trade-off."""
-    return [*_quality_vs_baselines(q, _where(series), series), *_quality_citations(q, _where(series), series),
-            *_quality_early_exit(q, _where(series), series)]
-
-
-def raw_decode_tps_from(records: Sequence[Any]) -> float | None:
-    """The newest raw-backend decode rate any stored record measured (breakdown or engine-efficiency bench)."""
-    from . import measures
-    best = None
-    for r in records:
-        v = measures.record_values(r).get("raw_decode_tokens_per_second")
-        if v is not None and (best is None or r.timestamp > best[0]):
-            best = (r.timestamp, v)
-    return best[1] if best else None
+    return [rec for rule in (_quality_vs_baselines, _quality_citations, _quality_early_exit)
+            for rec in rule(q, _where(series), series)]
 
 
 def recommend(records: Sequence[Any]) -> list[Recommendation]:
-    """Every rule over stored ResultRecords: for each series, the runs of its newest commit on the newest
-    record's machine. Run rules read the records' telemetry; quality rules read extra['quality']."""
+    """Every rule over stored ResultRecords: for each series, the runs of its newest commit on the newest record's
+    machine; run rules read their telemetry, quality rules extra['quality']. The decode rule compares with the newest
+    raw-backend decode rate any of them measured (a breakdown or engine-efficiency bench)."""
     from . import measures
-    fp = measures.current_machine(records)
-    mine = measures.on_machine(records, fp)
-    raw = raw_decode_tps_from(mine)
+    mine = measures.on_machine(records, measures.current_machine(records))
+    raws = [(r.timestamp, v) for r in mine if (v := measures.record_values(r).get("raw_decode_tokens_per_second"))
+            is not None]
+    raw = max(raws, key=lambda x: x[0])[1] if raws else None
     out: list[Recommendation] = []
     for series, recs in sorted(measures.latest_commit_records(mine).items()):
         tels = [r.telemetry for r in recs if r.telemetry and not (r.extra or {}).get("representative_telemetry")]
-        budgets = [r.budget for r in recs if r.budget]
-        out += recommend_runs(tels, budget=budgets[-1] if budgets else None, series=series,
-                              citation_floor=(budgets[-1] if budgets else {}).get("citation_floor"),
+        budget = next((r.budget for r in reversed(recs) if r.budget), None)
+        out += recommend_runs(tels, budget=budget, series=series, citation_floor=(budget or {}).get("citation_floor"),
                               raw_decode_tps=raw)
         q = QualitySummary.of_record(recs[-1])
-        if q is not None:
-            out += recommend_quality(q, series=series)
+        out += recommend_quality(q, series=series) if q is not None else []
     return out

@@ -1,14 +1,6 @@
-"""The seed's session-level rates per bench x profile (pure): over a session's measured runs, how many early exit
-stopped (early_exit_rate), how many failed (error_rate: a crash, a timeout, an engine failure, no or invalid
-telemetry), the mean of the early-exit gate's novelty over the batches it judged (novelty_score_average), the
-median decode throughput (tokens_per_second), the share of runs that met their target, and each instance's budget
-verdict; and the comparison of the rates between two sets of runs, with the n each rests on.
-
-A bench's instances (one per question, or a variant) are pooled: a rate is over every measured run of the bench on
-that profile. A rate is a count over an n, never a bare share, so that every reader can say what it rests on.
-Rates are compared with Fisher's exact test (scipy.stats.fisher_exact), the novelty average with the Mann-Whitney
-U test over per-run means; where even the most extreme outcome at these n could not reach the test's level, the
-comparison says it cannot decide rather than calling it unchanged."""
+"""The seed's rates per bench x profile over a session's measured runs (pure): early exit, errors, the gate's novelty
+average, decode throughput, targets met, each instance's budget verdict; and their comparison between two sets of
+runs. A rate is a count over an n, never a bare share; a comparison that no outcome at these n could decide says so."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -20,15 +12,13 @@ from ..records import (CRASHED, ERROR, INTERRUPTED, NO_TELEMETRY, RUN_CRASHED, R
 from .gate import MET, instance_verdicts
 from .stats import ALPHA
 
-#: Reason codes of a run that failed rather than missed a target (error_rate counts them).
+#: Reason codes and stored outcomes of a run that failed rather than missed a target (error_rate counts them).
 ERROR_CODES = frozenset({RUN_FAILED, RUN_TIMED_OUT, RUN_CRASHED, NO_TELEMETRY, SCHEMA_INVALID})
-#: Stored outcomes of a run that failed.
 ERROR_OUTCOMES = frozenset({ERROR, TIMED_OUT, CRASHED})
-#: The gate's reasons for a batch it judged against its threshold (the first batch is the reference, a disabled
-#: gate judges nothing).
+#: The gate's reasons for a batch it judged against its threshold (not the first batch, the reference).
 JUDGED = ("above_threshold", "below_threshold")
-#: The seed's three rates, in the order the footer and the comparison show them.
-SEED_RATES = ("early_exit_rate", "error_rate", "novelty_score_average")
+#: The counted rates, in the order the footer and the comparison show them.
+RATES = ("early_exit_rate", "error_rate", "target_met_rate")
 
 
 @dataclass(frozen=True)
@@ -53,7 +43,7 @@ class Average:
     runs: int
 
     def as_dict(self) -> dict:
-        return {"value": self.value, "n": self.n, "runs": self.runs}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -90,14 +80,9 @@ class BenchAggregate:
         return f"{self.bench}[{self.profile}]" if self.profile else self.bench
 
     def as_dict(self) -> dict:
-        d = asdict(self)
-        for name in (*SEED_RATES, "target_met_rate"):
-            d[name] = getattr(self, name).as_dict()
-        return {"bench": self.bench, "profile": self.profile, **{k: v for k, v in d.items()
-                                                                 if k not in ("bench", "profile")}}
+        return {**asdict(self), **{name: getattr(self, name).as_dict() for name in RATES}}
 
 
-# -- what one run counts as ---------------------------------------------------------------------------------------
 def is_measured(rec: ResultRecord) -> bool:
     """A run the rates count: measured (not a warm-up), not measured again, not stopped by the user or skipped."""
     return not rec.warmup and not is_superseded(rec) and rec.outcome not in (INTERRUPTED, SKIPPED)
@@ -119,7 +104,6 @@ def judged_novelty(rec: ResultRecord) -> list[float]:
     return [float(g["novelty"]) for g in gate if g.get("reason") in JUDGED and is_number(g.get("novelty"))]
 
 
-# -- aggregates -----------------------------------------------------------------------------------------------------
 def _groups(records: Iterable[ResultRecord]) -> dict[tuple[str, str | None], list[ResultRecord]]:
     out: dict[tuple[str, str | None], list[ResultRecord]] = {}
     for r in records:
@@ -127,29 +111,22 @@ def _groups(records: Iterable[ResultRecord]) -> dict[tuple[str, str | None], lis
     return out
 
 
-def novelty_average(runs: Sequence[ResultRecord]) -> Average:
-    per_run = [judged_novelty(r) for r in runs]
-    values = [v for vs in per_run for v in vs]
-    return Average(sum(values) / len(values) if values else None, len(values), sum(1 for vs in per_run if vs))
-
-
-def _verdicts(recs: Sequence[ResultRecord]) -> list[BudgetVerdict]:
-    return [BudgetVerdict(v.test_id, v.status, v.time_status, v.time_s, v.time_lower_s, v.time_upper_s, v.runs,
-                          list(v.codes)) for v in instance_verdicts(recs)]
-
-
 def aggregate(bench: str, profile: str | None, recs: Sequence[ResultRecord]) -> BenchAggregate:
-    """One bench x profile's rates over `recs` (all of its records of a session; warm-ups and re-measured runs
-    are left out here)."""
+    """One bench x profile's rates over all of its records of a session (warm-ups and re-measured runs left out)."""
     measured = [r for r in recs if is_measured(r)]
     errors = [r for r in measured if is_error(r)]
     completed = [r for r in measured if not is_error(r) and r.telemetry is not None]
     tps = summarize(r.metric("tokens_per_second") for r in completed)
-    verdicts = _verdicts(recs)
+    per_run = [judged_novelty(r) for r in completed]
+    novelty = [v for vs in per_run for v in vs]
+    verdicts = [BudgetVerdict(v.test_id, v.status, v.time_status, v.time_s, v.time_lower_s, v.time_upper_s, v.runs,
+                              list(v.codes)) for v in instance_verdicts(recs)]
     return BenchAggregate(
         bench, profile, runs=len(measured), instances=len({r.test_id for r in measured}),
         early_exit_rate=Rate(sum(map(early_exited, completed)), len(completed)),
-        error_rate=Rate(len(errors), len(measured)), novelty_score_average=novelty_average(completed),
+        error_rate=Rate(len(errors), len(measured)),
+        novelty_score_average=Average(sum(novelty) / len(novelty) if novelty else None, len(novelty),
+                                      sum(1 for vs in per_run if vs)),
         tokens_per_second=tps.median, tokens_per_second_n=tps.n,
         target_met_rate=Rate(sum(1 for r in measured if r.target_met), len(measured)),
         target_met=bool(verdicts) and all(v.status == MET for v in verdicts), verdicts=verdicts)
@@ -164,13 +141,12 @@ def pooled(aggs: Sequence[BenchAggregate]) -> dict[str, Rate | Average]:
     """The seed's three rates over every bench x profile together (the terminal footer's line)."""
     nov = [a.novelty_score_average for a in aggs if a.novelty_score_average.n]
     total = sum(a.n for a in nov)
-    return {"early_exit_rate": Rate(sum(a.early_exit_rate.count for a in aggs), sum(a.early_exit_rate.n for a in aggs)),
-            "error_rate": Rate(sum(a.error_rate.count for a in aggs), sum(a.error_rate.n for a in aggs)),
+    return {**{k: Rate(sum(getattr(a, k).count for a in aggs), sum(getattr(a, k).n for a in aggs))
+               for k in RATES[:2]},
             "novelty_score_average": Average(sum(a.value * a.n for a in nov) / total if total else None, total,
                                              sum(a.runs for a in nov))}
 
 
-# -- comparison -------------------------------------------------------------------------------------------------------
 #: Which way each compared rate is better.
 BETTER = {"early_exit_rate": "none", "error_rate": "lower", "novelty_score_average": "none",
           "target_met_rate": "higher"}
@@ -215,20 +191,17 @@ def _mannwhitney(base: list[float], cur: list[float], alpha: float) -> tuple[flo
 
 def _verdict(metric: str, base: float | None, cur: float | None, p: float | None, reachable: bool,
              alpha: float) -> tuple[str, str]:
+    """What a compared rate's test says, and why it cannot decide."""
     if p is None:
         return CANNOT_DECIDE, "no run on a side"
     if not reachable:
         return CANNOT_DECIDE, f"too few runs: no outcome at these n could reach p < {alpha:g}"
+    better = BETTER.get(metric, "none")
     if p >= alpha:
         return NO_CHANGE, ""
-    better = BETTER.get(metric, "none")
     if better == "none" or base is None or cur is None:
         return DIFFERENT, ""
     return ("better" if (cur < base) == (better == "lower") else "worse"), ""
-
-
-def _run_means(recs: Sequence[ResultRecord]) -> list[float]:
-    return [sum(v) / len(v) for v in map(judged_novelty, recs) if v]
 
 
 def compare_aggregate(base_recs: Sequence[ResultRecord], cur_recs: Sequence[ResultRecord], key: str,
@@ -236,18 +209,18 @@ def compare_aggregate(base_recs: Sequence[ResultRecord], cur_recs: Sequence[Resu
     """The rates of one bench x profile, baseline vs current."""
     b, c = aggregate("", None, base_recs), aggregate("", None, cur_recs)
     out = []
-    for metric in ("early_exit_rate", "error_rate", "target_met_rate"):
+    for metric in RATES:
         rb, rc = getattr(b, metric), getattr(c, metric)
         p, reachable = _fisher(rb, rc, alpha)
         out.append(RateDelta(key, metric, rb.value, rc.value, rb.n, rc.n, "fisher_exact" if p is not None else "none",
                              p, *_verdict(metric, rb.value, rc.value, p, reachable, alpha)))
-    done = [[r for r in rs if is_measured(r) and not is_error(r)] for rs in (base_recs, cur_recs)]
-    mb, mc = _run_means(done[0]), _run_means(done[1])
+    mb, mc = ([sum(v) / len(v) for v in (judged_novelty(r) for r in rs if is_measured(r) and not is_error(r)) if v]
+              for rs in (base_recs, cur_recs))
     p, reachable = _mannwhitney(mb, mc, alpha)
-    nb, nc = b.novelty_score_average, c.novelty_score_average
-    out.append(RateDelta(key, "novelty_score_average", nb.value, nc.value, len(mb), len(mc),
+    nb, nc = b.novelty_score_average.value, c.novelty_score_average.value
+    out.append(RateDelta(key, "novelty_score_average", nb, nc, len(mb), len(mc),
                          "mannwhitneyu" if p is not None else "none", p,
-                         *_verdict("novelty_score_average", nb.value, nc.value, p, reachable, alpha)))
+                         *_verdict("novelty_score_average", nb, nc, p, reachable, alpha)))
     return out
 
 
@@ -255,8 +228,6 @@ def compare_rates(baseline: Sequence[ResultRecord], current: Sequence[ResultReco
                   alpha: float = ALPHA) -> list[RateDelta]:
     """The seed's rates (and the target-met rate) of every bench x profile both sides ran."""
     gb, gc = _groups(baseline), _groups(current)
-    out: list[RateDelta] = []
-    for bench, profile in (k for k in gc if k in gb):
-        key = f"{bench}[{profile}]" if profile else bench
-        out += compare_aggregate(gb[(bench, profile)], gc[(bench, profile)], key, alpha)
-    return out
+    return [d for bench, profile in gc if (bench, profile) in gb
+            for d in compare_aggregate(gb[(bench, profile)], gc[(bench, profile)],
+                                       f"{bench}[{profile}]" if profile else bench, alpha)]

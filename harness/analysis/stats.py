@@ -53,9 +53,18 @@ def beyond(change_pct, threshold_pct: float, worse: str = "greater"):
 
 
 def gate_decision(change_pct, significant, threshold_pct: float, worse: str = "greater"):
-    """The gate: fail a change toward `worse` beyond the threshold by the test's estimate (change_pct) that the
-    one-sided noise test toward worse calls significant. Scalars or arrays."""
+    """The gate's rule: fail a change toward `worse` beyond the threshold (by the test's estimate) that the one-sided
+    noise test toward worse calls significant. Scalars or arrays."""
     return beyond(change_pct, threshold_pct, worse) & np.asarray(significant, dtype=bool)
+
+
+def gate_batch(base, cur, threshold_pct: float, *, worse: str = "greater", alpha: float = ALPHA,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The gate on a batch of pairs by the permutation test, as noise_test and compare_metric judge one pair:
+    base (m, n1), cur (m, n2) -> (failed (m,), change estimates % (m,))."""
+    moved = change_estimates(base, cur)
+    p = permutation_p(base, cur, seed=seed, alternative=worse)
+    return gate_decision(moved, p <= alpha, threshold_pct, worse), moved
 
 
 def clean_mask(z: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -176,9 +185,8 @@ def history_p(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed:
 def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = ALPHA, seed: int = 0,
                history: Sequence[Sequence[float]] | None = None, exact: bool = False,
                worse: str | None = None) -> Test:
-    """The noise test of one metric's base and current values. `history`: the series' values on other recent commits,
-    one list per commit (only where the permutation test cannot decide); `exact`: a deterministic counter; `worse`:
-    "greater" or "less", the metric's worse direction (adds the one-sided p toward it, which the gate uses)."""
+    """The noise test of one metric's base and current values. `history`: the series' values on other commits, one
+    list per commit; `exact`: a deterministic counter; `worse`: adds the one-sided p toward it (the gate's)."""
     b, c = ([float(x) for x in xs if is_number(x)] for xs in (base, cur))
     n1, n2 = len(b), len(c)
     if worse not in (None, "greater", "less"):

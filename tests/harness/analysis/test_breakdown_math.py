@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from llm_research_bench.engine.corpus import load_corpus
+from llm_research_bench.harness import records
 from llm_research_bench.harness.records import metric_specs
 from llm_research_bench.harness.analysis import breakdown, quality
 from llm_research_bench.harness.run import scaling
@@ -69,5 +70,5 @@ def test_breakdown_metrics_documented_and_disjoint():
     for name, spec in specs.items():
         assert spec.get("x-better") in ("lower", "higher", "none") and "x-unit" in spec and spec.get("x-label"), name
     assert not set(specs) & set(metric_specs("telemetry")) and not set(specs) & set(metric_specs("quality"))
-    assert breakdown.validation_errors({"kind": "phases", "metrics": {"phase_share_plan": 0.2}}) == []
-    assert breakdown.validation_errors({"kind": "phases", "metrics": {"made_up": 1}})
+    assert records.validation_errors("breakdown", {"kind": "phases", "metrics": {"phase_share_plan": 0.2}}) == []
+    assert records.validation_errors("breakdown", {"kind": "phases", "metrics": {"made_up": 1}})

@@ -125,7 +125,7 @@ def test_the_sequential_gate_keeps_alpha_over_all_its_looks(model):
     of A/A comparisons failed at any look stays within alpha (+ 3 SE)."""
     rng = np.random.default_rng(15)
     a, b = MODELS[model](rng, (PAIRS, 15)), MODELS[model](rng, (PAIRS, 15))
-    failed, used = sequential.gate_batch(a, b, 5.0, rounds=5, max_rounds=15)
+    failed, used = sequential.gate_looks(a, b, 5.0, rounds=5, max_rounds=15)
     rate = float(failed.mean())
     print(f"{model}: sequential 5-15 gate, A/A failed {rate:.4f} of {PAIRS} (mean {used.mean():.1f} rounds a side)")
     assert rate <= ALPHA + TOLERANCE, rate
@@ -136,8 +136,8 @@ def test_the_sequential_gate_catches_more_than_five_fixed_rounds():
     rng = np.random.default_rng(16)
     a = spiky(rng, (PAIRS, 15), 0.0, sigma=0.07)
     b = spiky(rng, (PAIRS, 15), 0.0, sigma=0.07) * 1.10
-    fixed5, _ = sequential.gate_batch(a, b, 5.0, rounds=5, max_rounds=5)
-    seq, used = sequential.gate_batch(a, b, 5.0, rounds=5, max_rounds=15)
+    fixed5, _ = sequential.gate_looks(a, b, 5.0, rounds=5, max_rounds=5)
+    seq, used = sequential.gate_looks(a, b, 5.0, rounds=5, max_rounds=15)
     print(f"+10 % at 7 % noise: 5 fixed rounds catch {fixed5.mean():.3f}; sequential 5-15 {seq.mean():.3f} "
           f"(mean {used.mean():.1f} rounds a side)")
     assert seq.mean() > fixed5.mean() + 0.2

@@ -8,6 +8,7 @@ import pytest
 
 from llm_research_bench.engine.claims import Citation, Claim
 from llm_research_bench.engine.corpus import Question
+from llm_research_bench.harness import records
 from llm_research_bench.harness.records import metric_specs
 from llm_research_bench.harness.analysis import quality
 from llm_research_bench.harness.analysis.quality import QuestionOutcome
@@ -116,7 +117,7 @@ def test_early_exit_tradeoff_is_paired():
 
 def test_summary_is_schema_valid_and_consistent():
     s = quality_summary_testdata()
-    assert quality.validation_errors(s) == []
+    assert records.validation_errors("quality", s) == []
     m = s["metrics"]
     assert set(m) == set(metric_specs("quality"))
     assert m["accuracy"] == s["arms"]["retrieval"]["accuracy"] == 0.5
@@ -125,7 +126,7 @@ def test_summary_is_schema_valid_and_consistent():
     assert s["bounds"]["accuracy"][0] < m["accuracy"] < s["bounds"]["accuracy"][1]
     assert s["early_exit"]["n"] == 5
     broken = dict(s, metrics=dict(m, accuracy=1.7))
-    assert quality.validation_errors(broken)
+    assert records.validation_errors("quality", broken)
 
 
 def test_every_quality_metric_has_unit_direction_label_and_no_name_clash():
@@ -189,7 +190,7 @@ def test_free_text_summary_scores_overlap_and_has_no_majority():
     typed = quality.quality_summary({"retrieval": r, "closed_book": cb, "retrieval_no_early_exit": off,
                                      "single_shot": ss}, profile="thorough", seed=1, sample=qs, all_questions=qs)
     s = typed.as_dict()
-    assert quality.validation_errors(s) == []
+    assert records.validation_errors("quality", s) == []
     assert typed.free_text and quality.QualitySummary.from_dict(s) == typed
     assert s["answers"] == "free_text" and s["majority"] is None and "retrieval_vs_majority" not in s["comparisons"]
     m = s["metrics"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 from llm_research_bench.harness.analysis import recommend
 from llm_research_bench.harness.analysis.quality import QualitySummary
@@ -109,4 +110,4 @@ def test_recommend_over_records_uses_newest_commit_of_this_machine():
                            "raw_decode_tokens_per_second": 300.0}}}, budget=None))
     assert "decode_below_raw" in rules(recommend.recommend(recs))
     assert str(out[0]).startswith("[")
-    assert out[0].as_dict()["message"] == out[0].message
+    assert dataclasses.asdict(out[0])["message"] == out[0].message
