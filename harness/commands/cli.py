@@ -33,6 +33,11 @@ def add_store_arguments(p, machine: str = "only this machine fingerprint") -> No
     p.add_argument("--machine", default=None, help=machine)
 
 
+def progress(line: str) -> None:
+    """Progress and the sessions' output go to standard error; a command's result alone to stdout."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def read_for_output(command: str, out: str, results_dir: str, *, example: str):
     """Check that `out` can be written (before any work; `-` is standard output), read the store and print what
     the read skipped, one line per kind. Returns the StoreRead, or None after a one-line usage error."""

@@ -4,8 +4,6 @@ saved session name, a git ref or a stored commit prefix; `REF+dirty` names that 
 distinguishable from noise; 2 for a usage error."""
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
 
 from .cli import add_store_arguments
@@ -49,25 +47,12 @@ def metrics(arg: str) -> list[str]:
         raise ValueError(f"--metrics: {e}") from None
 
 
-def print_comparison(comp, fmt: str, machine: str, skipped: list[str]) -> None:
-    from ..report import comparison
-    if fmt == "json":
-        print(json.dumps({"machine": machine, **dataclasses.asdict(comp), "failures": comparison.regression_lines(comp),
-                          "skipped": skipped}, indent=1, default=str))
-    elif fmt == "markdown":
-        print(f"### Comparison {comp.baseline} -> {comp.current} on `{machine}`\n",
-              comparison.table(comp, tablefmt="github"),
-              *(f"- {line.strip()}" for line in comparison.rate_lines(comp)),
-              *(f"- REGRESSION: {f}" for f in comparison.regression_lines(comp)), sep="\n")
-    else:
-        print(f"machine {machine}", comparison.text(comp), sep="\n")
-
-
 def run(args) -> int:
     from ..analysis.compare import add_power, compare_records
+    from ..report import comparison
+    from ..report.layout import wrap
     from ..run.refs import stored_sides
     from .cli import read_for_output
-    from ..report.layout import wrap
     try:
         limits, names = thresholds(args.compare_fail, "--compare-fail"), metrics(args.metrics)
     except ValueError as e:            # an unknown metric lists the valid names: wrapped to the terminal
@@ -83,5 +68,10 @@ def run(args) -> int:
     except ValueError as e:            # RefError is a ValueError
         print(f"compare: {e}", file=sys.stderr)
         return 2
-    print_comparison(comp, args.format, sides.machine, read.skipped.lines())
+    if args.format == "json":
+        print(comparison.as_json(comp, {"machine": sides.machine}, {"skipped": read.skipped.lines()}))
+    elif args.format == "markdown":
+        print(comparison.markdown(comp, [f"### Comparison {comp.baseline} -> {comp.current} on `{sides.machine}`"]))
+    else:
+        print(f"machine {sides.machine}", comparison.text(comp), sep="\n")
     return 1 if comp.failed else 0

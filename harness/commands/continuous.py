@@ -6,8 +6,6 @@ HEAD's own session failed its targets); 2 for a usage error (a ref git does not 
 after one line saying which records were kept and where."""
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -83,11 +81,6 @@ def settings(args):
                     thresholds(args.compare_fail, "--research-compare-fail"), args.keep_worktrees)
 
 
-def progress(line: str) -> None:
-    """The sides' output and the command's progress go to standard error; the comparison alone to stdout."""
-    print(line, file=sys.stderr, flush=True)
-
-
 def print_session(sess, s, fmt: str) -> None:
     from ..report import comparison
     comp, (a, b), looks = sess.comparison, sess.sides, sess.looks
@@ -96,22 +89,18 @@ def print_session(sess, s, fmt: str) -> None:
     if fmt == "json":
         sides = {o.side.name: {"ref": o.side.ref, "commit": o.side.commit, "returncode": o.returncode}
                  for o in sess.outcomes}
-        print(json.dumps({"run": sess.run_id, "sides": sides, "rounds": sess.measured, "looks": looks,
-                          "alpha": sess.alpha, **dataclasses.asdict(comp),
-                          "failures": comparison.regression_lines(comp)}, indent=1, default=str))
+        print(comparison.as_json(comp, {"run": sess.run_id, "sides": sides, "rounds": sess.measured, "looks": looks,
+                                        "alpha": sess.alpha}))
     elif fmt == "markdown":
-        print(f"### Interleaved comparison {s.base} ({a.short}) -> {s.head} ({b.short}), {sess.measured} rounds "
-              f"a side\n", *[f"{x}\n" for x in seq], comparison.table(comp, tablefmt="github"), sep="\n")
-        for line in [*(f"- note: {n}" for n in comparison.notes(comp)),
-                     *(f"- {line.strip()}" for line in comparison.rate_lines(comp)),
-                     *(f"- REGRESSION: {f}" for f in comparison.regression_lines(comp))]:
-            print(line)
+        print(comparison.markdown(comp, [f"### Interleaved comparison {s.base} ({a.short}) -> {s.head} ({b.short}), "
+                                         f"{sess.measured} rounds a side", *seq], with_notes=True))
     else:
         print(*seq, comparison.text(comp), sep="\n")
 
 
 def run(args) -> int:
     from ..run.continuous import ContinuousError, Stopped, run_continuous, stop_on_signals
+    from .cli import progress
     try:
         s = settings(args)
     except ValueError as e:

@@ -8,7 +8,8 @@ import math
 import sys
 
 from ..analysis.thresholds import DEFAULT_PCT
-from .run import add_range_arguments, progress, range_settings
+from .cli import progress
+from .run import add_range_arguments, range_settings
 
 PASS_THROUGH = True
 DEFAULT_ROUNDS = 5

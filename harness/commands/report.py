@@ -5,6 +5,7 @@ they are labelled with their date and subject, which this command reads from git
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from .cli import add_store_arguments
 
@@ -14,7 +15,6 @@ def ini_value(key: str) -> str | None:
     tox.ini, setup.cfg), where the plugin's ini keys live."""
     import configparser
     import tomllib
-    from pathlib import Path
     try:
         v = tomllib.loads(Path("pyproject.toml").read_text()).get("tool", {}).get("pytest", {}) \
             .get("ini_options", {}).get(key)
@@ -40,11 +40,8 @@ def add_arguments(p) -> None:
     p.add_argument("--no-commit-links", action="store_true", help="do not link commits")
 
 
-def commit_labels(shas, cwd: str = ".") -> list:
-    """The dates and subjects of the commits git knows among `shas` (run.history.Commit), for the report to label
-    commits with; none where git cannot say, and the report shows short hashes."""
-    from pathlib import Path
-
+def commit_labels(shas, cwd: str | Path = ".") -> list:
+    """The run.history.Commit (date, subject) of each of `shas`; none where git cannot say."""
     from ..run.continuous import ContinuousError
     from ..run.history import describe
     try:

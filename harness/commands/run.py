@@ -67,11 +67,6 @@ def range_settings(args):
                          args.warmup_runs, getattr(args, "skip_existing", False), Path.cwd()), spec
 
 
-def progress(line: str) -> None:
-    """Progress and the sessions' output go to standard error; the result alone to stdout."""
-    print(line, file=sys.stderr, flush=True)
-
-
 def as_json(result, s) -> dict:
     return {"settings": {"key": s.key, "rounds": s.rounds, "warmup_runs": s.warmup_runs,
                          "pytest_args": s.pytest_args, "results_dir": str(s.results_dir)},
@@ -84,6 +79,7 @@ def as_json(result, s) -> dict:
 def run(args) -> int:
     from ..run.continuous import ContinuousError
     from ..run.history import bench_range, range_commits, spread
+    from .cli import progress
     try:
         s, spec = range_settings(args)
         _, commits = range_commits(s.cwd, spec, args.last)

@@ -50,10 +50,7 @@ def session_document(summary: SessionSummary, head: SessionHead) -> dict:
     comp = summary.comparison
     return {
         "format": "research-bench-session", "format_version": SESSION_FORMAT_VERSION,
-        "record_version": RECORD_VERSION, "plugin_version": head.plugin_version, "session_id": head.session_id,
-        "saved_as": head.saved_as, "datetime": head.datetime, "commit": head.commit, "machine": head.machine,
-        "machine_class": head.machine_class, "options": head.options,
-        "passed": not summary.failed,
+        "record_version": RECORD_VERSION, **asdict(head), "passed": not summary.failed,
         "instances": [{"test_id": i.test_id, "bench": i.bench, "profile": i.profile, "runs": i.runs,
                        "warmups": i.warmups, "target_met": i.target_met, "gated": i.gated, "reasons": i.reasons,
                        "time_median_s": i.time.median, "time_iqr_s": i.time.iqr, "time_budget_s": i.time_upper,

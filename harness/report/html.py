@@ -30,9 +30,6 @@ def _fmt(v, name: str) -> str:
     return num(v, unit(name))
 
 
-TEMPLATES.globals.update(label=label, better=better, spec=spec)
-
-
 def _directional(k: str) -> bool:
     return better(k) in ("lower", "higher")
 
@@ -270,7 +267,7 @@ def _part(mine: list[ResultRecord], pg: _Part) -> _Part:
     by_key = {measures.commit_key(r): r for r in measured}
     pg.regressions = _Raw(regressions.html_table(
         regressions.rows(steps, {k: c.subject for k, c in pg.infos.items()}),
-        lambda k: pg.commit(by_key[k], long=True) if k in by_key else escape(k)))
+        lambda k: pg.commit(by_key[k], long=True) if k in by_key else k))
     return pg
 
 

@@ -32,8 +32,8 @@ def wrap(line: str, cols: int | None = None, indent: str = "  ") -> list[str]:
     if len(line) <= cols:
         return [line]
     lead = line[:len(line) - len(line.lstrip())]
-    return textwrap.wrap(line, cols, initial_indent="", subsequent_indent=lead + indent, break_long_words=False,
-                         break_on_hyphens=False, drop_whitespace=True) or [line]
+    return textwrap.wrap(line, cols, subsequent_indent=lead + indent, break_long_words=False,
+                         break_on_hyphens=False) or [line]
 
 
 def wrap_all(lines: Sequence[str], cols: int | None = None, indent: str = "  ") -> list[str]:
