@@ -39,8 +39,7 @@ def progress(line: str) -> None:
 
 
 def read_for_output(command: str, out: str, results_dir: str, *, example: str):
-    """Check that `out` can be written (before any work; `-` is standard output), read the store and print what
-    the read skipped, one line per kind. Returns the StoreRead, or None after a one-line usage error."""
+    """The store read (what it skipped said on stderr) once `out` is known writable; None after a usage error."""
     from llm_research_bench.engine.atomic import check_writable
     from ..run.store import StoreError, read_store
     try:

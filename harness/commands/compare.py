@@ -1,7 +1,5 @@
-"""`research-bench compare REF_A [REF_B]`: the plugin's --compare, offline, over the results store. A REF is a
-saved session name, a git ref or a stored commit prefix; `REF+dirty` names that commit's dirty-tree runs
-(run/refs.py resolves them). Exit status: 0; 1 when a --compare-fail threshold is crossed by a change
-distinguishable from noise; 2 for a usage error."""
+"""`research-bench compare REF_A [REF_B]`: the plugin's --compare over the results store (run/refs.py resolves
+REFs). Exit status: 0; 1 when a --compare-fail threshold is crossed beyond noise; 2 for a usage error."""
 from __future__ import annotations
 
 import sys
@@ -33,8 +31,7 @@ def thresholds(specs: list[str], option: str) -> list:
 
 
 def metrics(arg: str) -> list[str]:
-    """--metrics as the metric names to compare: `headline` (analysis/names.py's HEADLINE), `all` (every metric with
-    a direction), or a comma list of any of their names (schema name, table label or alias)."""
+    """--metrics as metric names: `headline`, `all` (those with a direction), or a comma list of names or labels."""
     from ..analysis.names import HEADLINE, resolve_all
     from ..records import metric_specs
     if arg == "headline":

@@ -1,9 +1,6 @@
-"""`research-bench continuous BASE [HEAD] [pytest args]`: an interleaved A/B comparison of two commits on this
-machine, the way `asv continuous` works (run/continuous.py runs it; sequential with --research-max-rounds).
-Exit status: 0; 1 when a --research-compare-fail threshold is crossed by a change distinguishable from noise (or
-HEAD's own session failed its targets); 2 for a usage error (a ref git does not know, an unusable results folder);
-3 when a side produced no usable run; 128 + the signal's number when stopped (130 SIGINT, 143 SIGTERM, 129 SIGHUP),
-after one line saying which records were kept and where."""
+"""`research-bench continuous BASE [HEAD] [pytest args]`: an interleaved A/B of two commits on this machine, as
+`asv continuous` (run/continuous.py). Exit status: 0; 1 a regression beyond noise or HEAD's session failed; 2 a usage
+error; 3 a side without a usable run; 128 + the signal's number when stopped."""
 from __future__ import annotations
 
 import sys
@@ -48,8 +45,7 @@ def _int(name: str, v: str | None, default: int, minimum: int) -> int:
 
 
 def _refs(base: str, head: str | None, pytest_args: list[str]) -> tuple[str | None, list[str]]:
-    """(HEAD or None, pytest arguments): a HEAD that is a path is the first pytest argument; BASE and HEAD are
-    resolved before anything runs. ValueError names a ref git does not know."""
+    """(HEAD or None, pytest arguments), a HEAD that is a path going to pytest; ValueError names an unknown ref."""
     from ..run.environment import resolve_ref
     if head is not None and Path(head.split("::")[0]).exists() and not resolve_ref(head, Path.cwd()):
         head, pytest_args = None, [head, *pytest_args]
@@ -61,8 +57,7 @@ def _refs(base: str, head: str | None, pytest_args: list[str]) -> tuple[str | No
 
 
 def settings(args):
-    """The run.continuous.Settings of the parsed arguments; ValueError names a bad one. A HEAD that is a path is
-    the first pytest argument; a HEAD that is neither a path nor a git ref is an error."""
+    """The run.continuous.Settings of the parsed arguments; ValueError names a bad one."""
     from ..run.continuous import Settings
     from ..run.environment import machine_info
     from ..run.refs import default_results_dir

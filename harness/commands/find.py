@@ -1,6 +1,5 @@
-"""`research-bench find RANGE --metric M[:PCT] [pytest args]`: bisect a range for the first commit where M got worse,
-each step judged by the gate against the range's good end (run/history.py). Exit status: 0 a commit found; 1 none
-found (or the search stopped at an undecided step); 2 for a usage error; 130 Ctrl-C."""
+"""`research-bench find RANGE --metric M[:PCT] [pytest args]`: bisect a range for the first commit where M got worse
+(run/history.py). Exit status: 0 found; 1 none found or stopped undecided; 2 a usage error; 130 Ctrl-C."""
 from __future__ import annotations
 
 import json

@@ -1,6 +1,5 @@
-"""`research-bench regressions [RANGE]`: the steps for the worse in the stored history of every series (machine x
-bench x profile x metric), found by PELT (ruptures) and each confirmed by the gate's test on the runs either side
-(analysis/changepoints.py); printed by report/regressions.py. Exit status: 0; 2 for a usage error."""
+"""`research-bench regressions [RANGE]`: the steps for the worse in the stored history of every series, found by
+analysis/changepoints.py and printed by report/regressions.py. Exit status: 0; 2 for a usage error."""
 from __future__ import annotations
 
 import json

@@ -1,7 +1,6 @@
-"""`research-bench report`: the self-contained HTML report of the results store (report/html.py renders it).
-Commits come in git history order where git knows them, and link through a URL template: --commit-url, else
-$RESEARCH_BENCH_COMMIT_URL, else the ini key research_commit_url, else one derived from git's `origin` remote;
-they are labelled with their date and subject, which this command reads from git (the report itself runs no git)."""
+"""`research-bench report`: the HTML report of the results store (report/html.py), commits in git's order, labelled
+with git's dates and subjects and linked by --commit-url, $RESEARCH_BENCH_COMMIT_URL, the ini key
+research_commit_url or the `origin` remote, in that order."""
 from __future__ import annotations
 
 import sys
@@ -11,8 +10,7 @@ from .cli import add_store_arguments
 
 
 def ini_value(key: str) -> str | None:
-    """`key` from the project's pytest configuration (pyproject.toml's [tool.pytest.ini_options], then pytest.ini,
-    tox.ini, setup.cfg), where the plugin's ini keys live."""
+    """`key` from the project's pytest ini options: pyproject.toml, then pytest.ini, tox.ini, setup.cfg."""
     import configparser
     import tomllib
     try:

@@ -1,7 +1,5 @@
-"""`research-bench run RANGE [pytest args]`: bench every first-parent commit of a range (or --steps N of them, or
-the --last N) on this machine, each in a temporary worktree importing its own engine (run/history.py); records are
-filed per commit as a session files them. Exit status: 0; 1 when a commit produced no usable run; 2 for a usage
-error; 130 Ctrl-C (what was measured is kept, the worktrees removed)."""
+"""`research-bench run RANGE [pytest args]`: bench each first-parent commit of a range in a worktree of its own
+(run/history.py). Exit status: 0; 1 when a commit produced no usable run; 2 a usage error; 130 Ctrl-C."""
 from __future__ import annotations
 
 import json

@@ -1,5 +1,5 @@
-"""A comparison (analysis/compare.py) in words (templates/comparison.txt.j2) and tables: the regression lines,
-the noise test, the notes on what makes a comparison less trustworthy, and the table of per-metric deltas."""
+"""A comparison (analysis/compare.py) in words (templates/comparison.txt.j2), as a table of per-metric deltas, and
+as Markdown or JSON for the commands."""
 from __future__ import annotations
 
 import json

@@ -1,5 +1,5 @@
-"""The decision bench's summary (analysis/decisions.py) as terminal lines of at most 120 columns: a table with one
-row per arm and calibration method, its legend, then the confusion matrices of the arms the issue names."""
+"""The decision bench's summary (analysis/decisions.py) as terminal lines of at most 120 columns: a row per arm and
+calibration method, the legend, then the main arms' confusion matrices."""
 from __future__ import annotations
 
 import textwrap

@@ -121,8 +121,7 @@ def as_text(rows: Sequence[dict], fmt: str) -> str:
 
 def export(records: Sequence[ResultRecord], fmt: str, *, direction: str | None = None,
            machine: str | None = None, include_neutral: bool = False) -> dict | list | str:
-    """The export document, validated against its format's schema (ExportError when it would be invalid);
-    CSV and JSON Lines as text."""
+    """The export document, valid against its format's schema (else ExportError); CSV and JSON Lines as text."""
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if fmt in ("csv", "jsonl"):

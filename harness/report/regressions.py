@@ -1,6 +1,5 @@
-"""The regressions list: the confirmed steps of the stored history (analysis/changepoints.py) as rows (the data of
-`research-bench regressions --format json` and of the HTML report's regressions page), as text lines, and as an
-HTML table whose rows link to each step's history chart (`chart_id`)."""
+"""The confirmed steps of the stored history (analysis/changepoints.py) as rows (`research-bench regressions
+--format json`), as text lines, and as the HTML report's table linking each step to its chart."""
 from __future__ import annotations
 
 import re
@@ -47,6 +46,5 @@ def text(table: Sequence[dict]) -> str:
 
 
 def html_table(table: Sequence[dict], commit_cell: Callable[[str], str] = str) -> str:
-    """The rows as an HTML table (templates/regressions.html.j2); `commit_cell` writes a commit key as HTML (with
-    its date and subject where known)."""
+    """The rows as an HTML table (templates/regressions.html.j2); `commit_cell` writes a commit key as HTML."""
     return TEMPLATES.get_template("regressions.html.j2").module.table(table, commit_cell)

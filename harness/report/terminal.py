@@ -31,8 +31,7 @@ def failure_text(bench: str, result: Any) -> str:
 
 
 def verdict_lines(verdicts, records, policy: str) -> list[str]:
-    """One line per instance run (analysis/gate.py verdict): its test id, which runs, and why it missed its target
-    or could not be verified."""
+    """One line per instance verdict: its test id, its runs, why it missed its target or is unverified."""
     by_id = {r.record_id: r for r in records}
     out = []
     for v in verdicts:
