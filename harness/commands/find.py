@@ -52,13 +52,12 @@ def print_text(search, threshold) -> None:
 
 
 def run(args) -> int:
-    from ..analysis.thresholds import parse_threshold
+    from ..analysis.changepoints import default_thresholds
     from ..run.continuous import ContinuousError
     from ..run.history import bisect, range_commits
     try:
         s, spec = range_settings(args)
-        metric = args.metric if ":" in args.metric else f"{args.metric}:{DEFAULT_PCT:g}%"
-        threshold = parse_threshold(metric)
+        threshold = default_thresholds([args.metric])[0]
         if args.max_rounds is not None and args.max_rounds < s.rounds:
             raise ValueError(f"--research-max-rounds: must be at least --research-rounds ({s.rounds})")
         good, commits = range_commits(s.cwd, spec, args.last)

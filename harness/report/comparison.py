@@ -74,11 +74,6 @@ def test_code(t: Test) -> str:
     return f"{code} p={t.p_value:.2g}" if t.method in ("permutation", "history") and t.p_value is not None else code
 
 
-def _legend(codes: set[str]) -> str:
-    parts = [f"{code} = {what}" for code, what in TEST_CODES.values() if code in codes]
-    return "test: " + "; ".join(parts) if parts else ""
-
-
 def _rows(comp: Comparison, only: Sequence[str] | None) -> tuple[list[list[str]], set[str]]:
     body, codes = [], set()
     for s in comp.series:
@@ -107,8 +102,8 @@ def table(comp: Comparison, *, tablefmt: str = "simple", only: Sequence[str] | N
     body, codes = _rows(comp, only)
     simple = tablefmt == "simple"
     out = layout.table(body, HEADERS, wrappable=(0, 1, 2, 3) if simple else (), tablefmt=tablefmt, cols=cols)
-    legend = _legend(codes)
-    return out + (("\n" if simple else "\n\n") + legend if legend else "")
+    legend = "; ".join(f"{code} = {what}" for code, what in TEST_CODES.values() if code in codes)
+    return out + (("\n" if simple else "\n\n") + "test: " + legend if legend else "")
 
 
 def text(comp: Comparison, *, only: Sequence[str] | None = None, cols: int | None = None) -> str:

@@ -41,21 +41,17 @@ def arm_line(name: str, a: ArmFigures) -> str:
                  str(a.failed_runs)))
 
 
-def confusion_lines(name: str, a: ArmFigures) -> list[str]:
-    rows = [f"    gold {g:<5}: " + "  ".join(f"{d} {c}" for d, c in row.items()) for g, row in a.confusion.items()]
-    return [f"  confusion {name} (gold -> decided):", *rows]
-
-
 def summary_lines(s: DecisionSummary) -> list[str]:
     """The summary as lines of at most 120 columns: a heading, the sample, the table, its legend, confusions."""
-    order = [a for a in MAIN_ARMS if a in s.arms] + sorted(a for a in s.arms if a not in MAIN_ARMS)
+    main = [a for a in MAIN_ARMS if a in s.arms]
     sample = ", ".join(f"{k} {v}" for k, v in s.sample.items())
     lines = [f"decisions: {s.n} PubMedQA-L questions paired with closed-book; majority '{s.majority_label}'",
              *textwrap.wrap(f"sample: {sample}", 118, initial_indent="  ", subsequent_indent="    "),
              _row(tuple(c for c, _, _ in COLUMNS)), arm_line(f"majority:{s.majority_label}", s.majority)]
-    lines += [arm_line(a, s.arms[a]) for a in order]
+    lines += [arm_line(a, s.arms[a]) for a in main + sorted(a for a in s.arms if a not in MAIN_ARMS)]
     lines += textwrap.wrap(LEGEND, 118, initial_indent="  ", subsequent_indent="  ")
-    for a in MAIN_ARMS:
-        if a in s.arms:
-            lines += confusion_lines(a, s.arms[a])
+    for a in main:
+        lines.append(f"  confusion {a} (gold -> decided):")
+        lines += [f"    gold {g:<5}: " + "  ".join(f"{d} {c}" for d, c in row.items())
+                  for g, row in s.arms[a].confusion.items()]
     return lines

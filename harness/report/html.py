@@ -215,11 +215,6 @@ def _chart(series: str, k: str, recs: list[ResultRecord], pg: _Part) -> dict | N
                 svg=_Raw(charts.history_chart(pts, title=title, unit=u, better=better(k), commits=pg.infos)))
 
 
-def _timed(recs: Sequence[ResultRecord]) -> bool:
-    """Whether a series' runs carry run telemetry (a pipeline bench), not only quality or breakdown numbers."""
-    return any(r.metric("execution_time_s") is not None for r in recs)
-
-
 def _series_history(series: str, recs: list[ResultRecord], pg: _Part, is_open: bool) -> dict:
     """One series' history: headline charts, then the changing metrics, then the flat ones; and its commits."""
     names = sorted({k for r in recs for k in measures.record_values(r) if _directional(k)},
@@ -257,8 +252,9 @@ def _part(mine: list[ResultRecord], pg: _Part) -> _Part:
     pg.profiles, pg.quality, pg.breakdown = _latest(mine, pg), _quality(mine, pg), _breakdown(mine, pg)
     pg.recommendations = recommend(mine)
     latest = {row.series for row in pg.summary.rows} & set(by_series) or set(sorted(by_series)[:1])
+    timed = {s for s, recs in by_series.items() if any(r.metric("execution_time_s") is not None for r in recs)}
     pg.history = [_series_history(s, by_series[s], pg, s in latest)
-                  for s in sorted(by_series, key=lambda s: (s not in latest, not _timed(by_series[s]), s))]
+                  for s in sorted(by_series, key=lambda s: (s not in latest, s not in timed, s))]
     steps = history_steps(measured, default_thresholds(), git_order=pg.git_order)
     by_key = {measures.commit_key(r): r for r in measured}
     pg.regressions = _Raw(regressions.html_table(
