@@ -13,18 +13,9 @@ W, H = 360, 200
 M = {"l": 52, "r": 12, "t": 24, "b": 40}
 
 
-def describe_change(m) -> str:
-    """A history chart's regression/improvement mark (analysis.measures.ChangeMark) in words."""
-    if m is None:
-        return ""
-    pm, cm, test = m.previous_median, m.median, m.test
-    rel = f"{(cm - pm) / pm:+.1%}" if pm else f"{cm - pm:+.4g}"
-    how = ("indicative: too few runs for a noise test" if m.indicative else
-           f"{test.method}" + (f" p = {test.p_value:.3g}" if test.p_value is not None else ""))
-    return f"median {pm:.4g} -> {cm:.4g} ({rel}) vs {m.previous_commit}, beyond {m.rel_threshold:.0%}; {how}"
-
-
-TEMPLATES.globals.update(M=M, palette=PALETTE, describe_change=describe_change)
+TEMPLATES.globals.update(M=M, palette=PALETTE)
+_SVG = TEMPLATES.get_template("charts.svg.j2").module
+describe_change = _SVG.describe_change
 
 
 def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
@@ -75,7 +66,7 @@ class _Frame:
 
 
 def _draw(macro: str, *args) -> str:
-    return getattr(TEMPLATES.get_template("charts.svg.j2").module, macro)(*args).strip()
+    return getattr(_SVG, macro)(*args).strip()
 
 
 #: At most this many commits are named under a history chart's axis (spread evenly, the first and last included).
