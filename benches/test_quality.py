@@ -51,7 +51,7 @@ from llm_research_bench.engine.deadline import RunTimeout
 from llm_research_bench.engine.envvars import env
 from llm_research_bench.harness import records
 from llm_research_bench.harness.analysis import quality
-from llm_research_bench.harness.report import quality as quality_report
+from llm_research_bench.harness.report.terminal import quality_lines
 from llm_research_bench.harness.run import cpu
 from llm_research_bench.harness.run import request
 from llm_research_bench.harness.run.inprocess import run_in_process
@@ -162,7 +162,7 @@ def _bench(research_bench, record_result, profile, say, *, corpus, corpus_path, 
     stored = summary.as_dict()
     errs = records.validation_errors("quality", stored)
     assert not errs, errs
-    for line in quality_report.summary_lines(summary):
+    for line in quality_lines(summary):
         say(line)
 
     assert tels, f"no retrieval run produced telemetry: {failures[:3]}"

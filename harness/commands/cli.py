@@ -33,9 +33,13 @@ def add_store_arguments(p, machine: str = "only this machine fingerprint") -> No
     p.add_argument("--machine", default=None, help=machine)
 
 
+def progress(line: str) -> None:
+    """Progress and the sessions' output go to standard error; a command's result alone to stdout."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def read_for_output(command: str, out: str, results_dir: str, *, example: str):
-    """Check that `out` can be written (before any work; `-` is standard output), read the store and print what
-    the read skipped, one line per kind. Returns the StoreRead, or None after a one-line usage error."""
+    """The store read (what it skipped said on stderr) once `out` is known writable; None after a usage error."""
     from llm_research_bench.engine.atomic import check_writable
     from ..run.store import StoreError, read_store
     try:

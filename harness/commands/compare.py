@@ -1,11 +1,7 @@
-"""`research-bench compare REF_A [REF_B]`: the plugin's --compare, offline, over the results store. A REF is a
-saved session name, a git ref or a stored commit prefix; `REF+dirty` names that commit's dirty-tree runs
-(run/refs.py resolves them). Exit status: 0; 1 when a --compare-fail threshold is crossed by a change
-distinguishable from noise; 2 for a usage error."""
+"""`research-bench compare REF_A [REF_B]`: the plugin's --compare over the results store (run/refs.py resolves
+REFs). Exit status: 0; 1 when a --compare-fail threshold is crossed beyond noise; 2 for a usage error."""
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
 
 from .cli import add_store_arguments
@@ -35,8 +31,7 @@ def thresholds(specs: list[str], option: str) -> list:
 
 
 def metrics(arg: str) -> list[str]:
-    """--metrics as the metric names to compare: `headline` (analysis/names.py's HEADLINE), `all` (every metric with
-    a direction), or a comma list of any of their names (schema name, table label or alias)."""
+    """--metrics as metric names: `headline`, `all` (those with a direction), or a comma list of names or labels."""
     from ..analysis.names import HEADLINE, resolve_all
     from ..records import metric_specs
     if arg == "headline":
@@ -49,25 +44,12 @@ def metrics(arg: str) -> list[str]:
         raise ValueError(f"--metrics: {e}") from None
 
 
-def print_comparison(comp, fmt: str, machine: str, skipped: list[str]) -> None:
-    from ..report import comparison
-    if fmt == "json":
-        print(json.dumps({"machine": machine, **dataclasses.asdict(comp), "failures": comparison.regression_lines(comp),
-                          "skipped": skipped}, indent=1, default=str))
-    elif fmt == "markdown":
-        print(f"### Comparison {comp.baseline} -> {comp.current} on `{machine}`\n",
-              comparison.table(comp, tablefmt="github"),
-              *(f"- {line.strip()}" for line in comparison.rate_lines(comp)),
-              *(f"- REGRESSION: {f}" for f in comparison.regression_lines(comp)), sep="\n")
-    else:
-        print(f"machine {machine}", comparison.text(comp), sep="\n")
-
-
 def run(args) -> int:
     from ..analysis.compare import add_power, compare_records
+    from ..report import comparison
+    from ..report.layout import wrap
     from ..run.refs import stored_sides
     from .cli import read_for_output
-    from ..report.layout import wrap
     try:
         limits, names = thresholds(args.compare_fail, "--compare-fail"), metrics(args.metrics)
     except ValueError as e:            # an unknown metric lists the valid names: wrapped to the terminal
@@ -83,5 +65,10 @@ def run(args) -> int:
     except ValueError as e:            # RefError is a ValueError
         print(f"compare: {e}", file=sys.stderr)
         return 2
-    print_comparison(comp, args.format, sides.machine, read.skipped.lines())
+    if args.format == "json":
+        print(comparison.as_json(comp, {"machine": sides.machine}, {"skipped": read.skipped.lines()}))
+    elif args.format == "markdown":
+        print(comparison.markdown(comp, [f"### Comparison {comp.baseline} -> {comp.current} on `{sides.machine}`"]))
+    else:
+        print(f"machine {sides.machine}", comparison.text(comp), sep="\n")
     return 1 if comp.failed else 0

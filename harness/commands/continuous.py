@@ -1,13 +1,8 @@
-"""`research-bench continuous BASE [HEAD] [pytest args]`: an interleaved A/B comparison of two commits on this
-machine, the way `asv continuous` works (run/continuous.py runs it; sequential with --research-max-rounds).
-Exit status: 0; 1 when a --research-compare-fail threshold is crossed by a change distinguishable from noise (or
-HEAD's own session failed its targets); 2 for a usage error (a ref git does not know, an unusable results folder);
-3 when a side produced no usable run; 128 + the signal's number when stopped (130 SIGINT, 143 SIGTERM, 129 SIGHUP),
-after one line saying which records were kept and where."""
+"""`research-bench continuous BASE [HEAD] [pytest args]`: an interleaved A/B of two commits on this machine, as
+`asv continuous` (run/continuous.py). Exit status: 0; 1 a regression beyond noise or HEAD's session failed; 2 a usage
+error; 3 a side without a usable run; 128 + the signal's number when stopped."""
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -50,8 +45,7 @@ def _int(name: str, v: str | None, default: int, minimum: int) -> int:
 
 
 def _refs(base: str, head: str | None, pytest_args: list[str]) -> tuple[str | None, list[str]]:
-    """(HEAD or None, pytest arguments): a HEAD that is a path is the first pytest argument; BASE and HEAD are
-    resolved before anything runs. ValueError names a ref git does not know."""
+    """(HEAD or None, pytest arguments), a HEAD that is a path going to pytest; ValueError names an unknown ref."""
     from ..run.environment import resolve_ref
     if head is not None and Path(head.split("::")[0]).exists() and not resolve_ref(head, Path.cwd()):
         head, pytest_args = None, [head, *pytest_args]
@@ -63,8 +57,7 @@ def _refs(base: str, head: str | None, pytest_args: list[str]) -> tuple[str | No
 
 
 def settings(args):
-    """The run.continuous.Settings of the parsed arguments; ValueError names a bad one. A HEAD that is a path is
-    the first pytest argument; a HEAD that is neither a path nor a git ref is an error."""
+    """The run.continuous.Settings of the parsed arguments; ValueError names a bad one."""
     from ..run.continuous import Settings
     from ..run.environment import machine_info
     from ..run.refs import default_results_dir
@@ -83,11 +76,6 @@ def settings(args):
                     thresholds(args.compare_fail, "--research-compare-fail"), args.keep_worktrees)
 
 
-def progress(line: str) -> None:
-    """The sides' output and the command's progress go to standard error; the comparison alone to stdout."""
-    print(line, file=sys.stderr, flush=True)
-
-
 def print_session(sess, s, fmt: str) -> None:
     from ..report import comparison
     comp, (a, b), looks = sess.comparison, sess.sides, sess.looks
@@ -96,22 +84,18 @@ def print_session(sess, s, fmt: str) -> None:
     if fmt == "json":
         sides = {o.side.name: {"ref": o.side.ref, "commit": o.side.commit, "returncode": o.returncode}
                  for o in sess.outcomes}
-        print(json.dumps({"run": sess.run_id, "sides": sides, "rounds": sess.measured, "looks": looks,
-                          "alpha": sess.alpha, **dataclasses.asdict(comp),
-                          "failures": comparison.regression_lines(comp)}, indent=1, default=str))
+        print(comparison.as_json(comp, {"run": sess.run_id, "sides": sides, "rounds": sess.measured, "looks": looks,
+                                        "alpha": sess.alpha}))
     elif fmt == "markdown":
-        print(f"### Interleaved comparison {s.base} ({a.short}) -> {s.head} ({b.short}), {sess.measured} rounds "
-              f"a side\n", *[f"{x}\n" for x in seq], comparison.table(comp, tablefmt="github"), sep="\n")
-        for line in [*(f"- note: {n}" for n in comparison.notes(comp)),
-                     *(f"- {line.strip()}" for line in comparison.rate_lines(comp)),
-                     *(f"- REGRESSION: {f}" for f in comparison.regression_lines(comp))]:
-            print(line)
+        print(comparison.markdown(comp, [f"### Interleaved comparison {s.base} ({a.short}) -> {s.head} ({b.short}), "
+                                         f"{sess.measured} rounds a side", *seq], with_notes=True))
     else:
         print(*seq, comparison.text(comp), sep="\n")
 
 
 def run(args) -> int:
     from ..run.continuous import ContinuousError, Stopped, run_continuous, stop_on_signals
+    from .cli import progress
     try:
         s = settings(args)
     except ValueError as e:

@@ -1,6 +1,5 @@
-"""`research-bench find RANGE --metric M[:PCT] [pytest args]`: bisect a range for the first commit where M got worse,
-each step judged by the gate against the range's good end (run/history.py). Exit status: 0 a commit found; 1 none
-found (or the search stopped at an undecided step); 2 for a usage error; 130 Ctrl-C."""
+"""`research-bench find RANGE --metric M[:PCT] [pytest args]`: bisect a range for the first commit where M got worse
+(run/history.py). Exit status: 0 found; 1 none found or stopped undecided; 2 a usage error; 130 Ctrl-C."""
 from __future__ import annotations
 
 import json
@@ -8,7 +7,8 @@ import math
 import sys
 
 from ..analysis.thresholds import DEFAULT_PCT
-from .run import add_range_arguments, progress, range_settings
+from .cli import progress
+from .run import add_range_arguments, range_settings
 
 PASS_THROUGH = True
 DEFAULT_ROUNDS = 5
@@ -52,13 +52,12 @@ def print_text(search, threshold) -> None:
 
 
 def run(args) -> int:
-    from ..analysis.thresholds import parse_threshold
+    from ..analysis.changepoints import default_thresholds
     from ..run.continuous import ContinuousError
     from ..run.history import bisect, range_commits
     try:
         s, spec = range_settings(args)
-        metric = args.metric if ":" in args.metric else f"{args.metric}:{DEFAULT_PCT:g}%"
-        threshold = parse_threshold(metric)
+        threshold = default_thresholds([args.metric])[0]
         if args.max_rounds is not None and args.max_rounds < s.rounds:
             raise ValueError(f"--research-max-rounds: must be at least --research-rounds ({s.rounds})")
         good, commits = range_commits(s.cwd, spec, args.last)

@@ -1,6 +1,5 @@
-"""`research-bench list`: what the results store holds: per machine, the commits measured there (a dirty tree's
-runs apart from the commit's clean ones), their branch, the names sessions were saved under, how many sessions
-and records, and when."""
+"""`research-bench list`: per machine, the commits the results store holds (dirty-tree runs apart), their branch,
+saved names, sessions, records and when."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,6 +1,5 @@
-"""`research-bench regressions [RANGE]`: the steps for the worse in the stored history of every series (machine x
-bench x profile x metric), found by PELT (ruptures) and each confirmed by the gate's test on the runs either side
-(analysis/changepoints.py); printed by report/regressions.py. Exit status: 0; 2 for a usage error."""
+"""`research-bench regressions [RANGE]`: the steps for the worse in the stored history of every series, found by
+analysis/changepoints.py and printed by report/regressions.py. Exit status: 0; 2 for a usage error."""
 from __future__ import annotations
 
 import json
@@ -8,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .cli import add_store_arguments
+
 
 def add_arguments(p) -> None:
     p.add_argument("range", metavar="RANGE", nargs="?",
@@ -38,23 +38,13 @@ def _in_range(records: list, spec: str | None, cwd: Path) -> list:
     return [r for r in records if r.commit in keep]
 
 
-def _subjects(commits: set[str], cwd: Path) -> dict[str, str]:
-    """Commit key (12 hex digits) -> its subject, for the commits git knows."""
-    from ..run.environment import resolve_ref
-    from ..run.history import describe
-    shas = [s for s in (resolve_ref(c, cwd) for c in sorted(commits)) if s]
-    try:
-        return {c.sha[:12]: c.subject for c in describe(cwd, shas)}
-    except RuntimeError:
-        return {}
-
-
 def run(args) -> int:
     from ..analysis.changepoints import history_steps
     from ..report.regressions import rows, text
     from ..run.continuous import ContinuousError
-    from ..run.environment import git_order
+    from ..run.environment import git_order, resolve_ref
     from ..run.store import StoreError, read_store
+    from .report import commit_labels
     cwd = Path.cwd()
     try:
         ts = thresholds(args.metric)
@@ -68,7 +58,8 @@ def run(args) -> int:
         print(f"regressions: {line}", file=sys.stderr)
     order, _ = git_order({r.commit for r in records if r.commit}, cwd)
     steps = history_steps(records, ts, git_order=order)
-    table = rows(steps, _subjects({s.commit for s in steps}, cwd))
+    shas = [sha for c in sorted({step.commit for step in steps}) if (sha := resolve_ref(c, cwd))]
+    table = rows(steps, {c.sha[:12]: c.subject for c in commit_labels(shas, cwd)})
     if args.format == "json":
         print(json.dumps({"metrics": [{"metric": t.metric, "threshold_pct": t.pct} for t in ts],
                           "steps": table, "skipped": read.skipped.total}, indent=1))

@@ -1,20 +1,18 @@
-"""`research-bench report`: the self-contained HTML report of the results store (report/html.py renders it).
-Commits come in git history order where git knows them, and link through a URL template: --commit-url, else
-$RESEARCH_BENCH_COMMIT_URL, else the ini key research_commit_url, else one derived from git's `origin` remote;
-they are labelled with their date and subject, which this command reads from git (the report itself runs no git)."""
+"""`research-bench report`: the HTML report of the results store (report/html.py), commits in git's order, labelled
+with git's dates and subjects and linked by --commit-url, $RESEARCH_BENCH_COMMIT_URL, the ini key
+research_commit_url or the `origin` remote, in that order."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from .cli import add_store_arguments
 
 
 def ini_value(key: str) -> str | None:
-    """`key` from the project's pytest configuration (pyproject.toml's [tool.pytest.ini_options], then pytest.ini,
-    tox.ini, setup.cfg), where the plugin's ini keys live."""
+    """`key` from the project's pytest ini options: pyproject.toml, then pytest.ini, tox.ini, setup.cfg."""
     import configparser
     import tomllib
-    from pathlib import Path
     try:
         v = tomllib.loads(Path("pyproject.toml").read_text()).get("tool", {}).get("pytest", {}) \
             .get("ini_options", {}).get(key)
@@ -40,11 +38,8 @@ def add_arguments(p) -> None:
     p.add_argument("--no-commit-links", action="store_true", help="do not link commits")
 
 
-def commit_labels(shas, cwd: str = ".") -> list:
-    """The dates and subjects of the commits git knows among `shas` (run.history.Commit), for the report to label
-    commits with; none where git cannot say, and the report shows short hashes."""
-    from pathlib import Path
-
+def commit_labels(shas, cwd: str | Path = ".") -> list:
+    """The run.history.Commit (date, subject) of each of `shas`; none where git cannot say."""
     from ..run.continuous import ContinuousError
     from ..run.history import describe
     try:

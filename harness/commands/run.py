@@ -1,7 +1,5 @@
-"""`research-bench run RANGE [pytest args]`: bench every first-parent commit of a range (or --steps N of them, or
-the --last N) on this machine, each in a temporary worktree importing its own engine (run/history.py); records are
-filed per commit as a session files them. Exit status: 0; 1 when a commit produced no usable run; 2 for a usage
-error; 130 Ctrl-C (what was measured is kept, the worktrees removed)."""
+"""`research-bench run RANGE [pytest args]`: bench each first-parent commit of a range in a worktree of its own
+(run/history.py). Exit status: 0; 1 when a commit produced no usable run; 2 a usage error; 130 Ctrl-C."""
 from __future__ import annotations
 
 import json
@@ -67,11 +65,6 @@ def range_settings(args):
                          args.warmup_runs, getattr(args, "skip_existing", False), Path.cwd()), spec
 
 
-def progress(line: str) -> None:
-    """Progress and the sessions' output go to standard error; the result alone to stdout."""
-    print(line, file=sys.stderr, flush=True)
-
-
 def as_json(result, s) -> dict:
     return {"settings": {"key": s.key, "rounds": s.rounds, "warmup_runs": s.warmup_runs,
                          "pytest_args": s.pytest_args, "results_dir": str(s.results_dir)},
@@ -84,6 +77,7 @@ def as_json(result, s) -> dict:
 def run(args) -> int:
     from ..run.continuous import ContinuousError
     from ..run.history import bench_range, range_commits, spread
+    from .cli import progress
     try:
         s, spec = range_settings(args)
         _, commits = range_commits(s.cwd, spec, args.last)

@@ -8,6 +8,7 @@ from typing import Any
 
 import jinja2
 
+from ..records import better, label, spec
 from ..units import num
 
 
@@ -32,3 +33,4 @@ TEXT.filters["md"] = lambda s: s.replace("|", "\\|").replace("\n", "<br>")     #
 for _env in (TEMPLATES, TEXT):
     _env.filters["f"] = format
     _env.globals.update(zip=zip, num=num)
+TEMPLATES.globals.update(label=label, better=better, spec=spec)

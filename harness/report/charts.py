@@ -1,6 +1,6 @@
-"""Inline SVG charts (no plotting library, no network): history lines with a budget band and change marks, scatter
-plots, x-y growth lines and stacked share bars, drawn by templates/charts.svg.j2. Data marks carry the classes
-pt, median, band, regression and improvement (for tests and the browser check) and a hover <title>."""
+"""Inline SVG charts drawn by templates/charts.svg.j2: history lines with a budget band and change marks, scatter
+plots, x-y growth lines and stacked share bars; data marks carry the classes pt, median, band, regression and
+improvement, and a hover <title>."""
 from __future__ import annotations
 
 import math
@@ -13,18 +13,9 @@ W, H = 360, 200
 M = {"l": 52, "r": 12, "t": 24, "b": 40}
 
 
-def describe_change(m) -> str:
-    """A history chart's regression/improvement mark (analysis.measures.ChangeMark) in words."""
-    if m is None:
-        return ""
-    pm, cm, test = m.previous_median, m.median, m.test
-    rel = f"{(cm - pm) / pm:+.1%}" if pm else f"{cm - pm:+.4g}"
-    how = ("indicative: too few runs for a noise test" if m.indicative else
-           f"{test.method}" + (f" p = {test.p_value:.3g}" if test.p_value is not None else ""))
-    return f"median {pm:.4g} -> {cm:.4g} ({rel}) vs {m.previous_commit}, beyond {m.rel_threshold:.0%}; {how}"
-
-
-TEMPLATES.globals.update(M=M, palette=PALETTE, describe_change=describe_change)
+TEMPLATES.globals.update(M=M, palette=PALETTE)
+_SVG = TEMPLATES.get_template("charts.svg.j2").module
+describe_change = _SVG.describe_change
 
 
 def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
@@ -75,7 +66,7 @@ class _Frame:
 
 
 def _draw(macro: str, *args) -> str:
-    return getattr(TEMPLATES.get_template("charts.svg.j2").module, macro)(*args).strip()
+    return getattr(_SVG, macro)(*args).strip()
 
 
 #: At most this many commits are named under a history chart's axis (spread evenly, the first and last included).
@@ -83,8 +74,7 @@ AXIS_COMMITS = 6
 
 
 def commit_labels(points: Sequence, commits: Mapping | None = None) -> list[tuple[str, str, str, bool]]:
-    """Per point: (date 'MM-DD', short hash, hover text, whether the axis names it). The date and the hover's
-    'key · date · subject' come from `commits` (key -> run.history.Commit); without it the hash stands alone."""
+    """Per point: (date 'MM-DD', short hash, hover text, whether the axis names it); `commits`: key -> Commit."""
     n = len(points)
     k = min(n, AXIS_COMMITS)
     named = {round(j * (n - 1) / (k - 1)) for j in range(k)} if k > 1 else {0}
@@ -98,9 +88,8 @@ def commit_labels(points: Sequence, commits: Mapping | None = None) -> list[tupl
 
 def history_chart(points: Sequence, *, title: str, unit: str = "", better: str = "none",
                   commits: Mapping | None = None) -> str:
-    """A metric across commits (harness.measures.Point objects, oldest first): every run as a dot, the median per
-    commit as a line, the budget band shaded, a regression marked by a red triangle, an improvement by a green one;
-    commits labelled by date and short hash where `commits` (key -> run.history.Commit) describes them."""
+    """A metric across commits (measures.Point, oldest first): runs as dots, the medians' line, the budget band,
+    a regression as a red triangle, an improvement as a green one."""
     vals = [v for p in points for v in p.values]
     bands = [b for p in points if p.band for b in p.band if b is not None]
     f = _Frame(0, max(1, len(points) - 1), min(vals + bands), max(vals + bands))

@@ -1,13 +1,15 @@
-"""A comparison (analysis/compare.py) in words (templates/comparison.txt.j2) and tables: the regression lines,
-the noise test, the notes on what makes a comparison less trustworthy, and the table of per-metric deltas."""
+"""A comparison (analysis/compare.py) in words (templates/comparison.txt.j2), as a table of per-metric deltas, and
+as Markdown or JSON for the commands."""
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from typing import Any, Sequence
 
-from ..analysis.compare import Comparison, Conditions, MetricDelta, SeriesComparison
+from ..analysis.compare import Comparison, Conditions
 from ..analysis.power import MULTIPLES, ROUNDS
 from ..analysis.stats import COUNTER, NO_HISTORY, ONE_RUN, TWO_RUNS, Test
-from ..units import HUGE, num, spread
+from ..units import HUGE, spread
 from . import TEXT, layout
 
 #: Why a result is only indicative, in words (analysis/stats.py's codes).
@@ -20,25 +22,13 @@ TEXT.globals.update(why=INDICATIVE_WHY, counter=COUNTER, multiples=MULTIPLES, ro
 _WORDS = TEXT.get_template("comparison.txt.j2").module
 
 
-def describe_test(t: Test, *, one_sided: bool = False) -> str:
-    """The noise test, its method and run counts; one_sided: the p toward the worse direction, the one the gate
-    decides on."""
-    return _WORDS.describe_test(t, one_sided)
-
-
-def regression_line(s: SeriesComparison, d: MetricDelta) -> str:
-    """A regression in words: the medians, their change, the change the gate held against the threshold (the
-    test's spike-trimmed mean of log values), and the test."""
-    assert d.threshold is not None
-    return _WORDS.regression_line(s, d)
-
-
 def regression_lines(comp: Comparison | None) -> list[str]:
-    return [regression_line(s, d) for s, d in comp.regressions] if comp is not None else []
+    """Each regression in words: the medians, their change, the test's trimmed change, the threshold, the test."""
+    return [_WORDS.regression_line(s, d) for s, d in comp.regressions] if comp is not None else []
 
 
-def not_failed_note(d: MetricDelta) -> str:
-    return _WORDS.not_failed_note(d)
+#: Why a change beyond its threshold did not fail; what the gate could have caught with these runs.
+not_failed_note, power_note = _WORDS.not_failed_note, _WORDS.power_note
 
 
 def condition_notes(c: Conditions) -> list[str]:
@@ -51,22 +41,9 @@ def condition_notes(c: Conditions) -> list[str]:
          f"trustworthy")) if applies]
 
 
-def changed_note(d: MetricDelta) -> str:
-    """A deterministic counter that moved: its values on both sides."""
-    def vals(xs):
-        return ", ".join(num(x, d.unit, show_unit=False) for x in xs)
-    return (f"{d.metric} changed: {vals(d.base_values)} -> {vals(d.cur_values)} {d.unit} (a deterministic counter "
-            f"under greedy decoding: any change is real, not noise)").replace("  ", " ")
-
-
-def power_note(d: MetricDelta) -> str:
-    """What the gate could have caught with these runs, and the rounds a side twice the threshold needs."""
-    return "" if d.power is None or d.threshold is None else _WORDS.power_note(d)
-
-
 def notes(comp: Comparison) -> list[str]:
     out = [f"{s.key}: {n}" for s in comp.series for n in condition_notes(s.conditions)]
-    out += [f"{s.key} {changed_note(d)}" for s in comp.series for d in s.deltas if d.change == "changed"]
+    out += [f"{s.key} {_WORDS.changed_note(d)}" for s in comp.series for d in s.deltas if d.change == "changed"]
     out += [f"{s.key} {d.metric}: {not_failed_note(d)}" for s in comp.series for d in s.deltas
             if d.not_failed_because]
     out += [f"{s.key} {d.metric}: {power_note(d)}" for s in comp.series for d in s.deltas if d.power]
@@ -97,11 +74,6 @@ def test_code(t: Test) -> str:
     return f"{code} p={t.p_value:.2g}" if t.method in ("permutation", "history") and t.p_value is not None else code
 
 
-def _legend(codes: set[str]) -> str:
-    parts = [f"{code} = {what}" for code, what in TEST_CODES.values() if code in codes]
-    return "test: " + "; ".join(parts) if parts else ""
-
-
 def _rows(comp: Comparison, only: Sequence[str] | None) -> tuple[list[list[str]], set[str]]:
     body, codes = [], set()
     for s in comp.series:
@@ -125,41 +97,46 @@ HEADERS = ["bench", "metric", "baseline", "current", "Δ", "change", "test", "th
 
 def table(comp: Comparison, *, tablefmt: str = "simple", only: Sequence[str] | None = None,
           cols: int | None = None) -> str:
-    """The per-metric deltas, one row per series and metric, within `cols` columns (layout.width()), with the
-    legend line of the noise tests' codes under it."""
+    """The per-metric deltas, one row per series and metric, with the legend of the noise tests' codes under it;
+    a plain-text table wraps its cells to fit `cols`, a Markdown one keeps a row a line."""
     body, codes = _rows(comp, only)
-    # Only a plain-text table wraps its cells; a Markdown one keeps a row a line.
-    out = layout.table(body, HEADERS, wrappable=(0, 1, 2, 3) if tablefmt == "simple" else (), tablefmt=tablefmt,
-                       cols=cols)
-    legend = _legend(codes)
-    return out + (f"\n{legend}" if legend and tablefmt == "simple" else f"\n\n{legend}" if legend else "")
+    simple = tablefmt == "simple"
+    out = layout.table(body, HEADERS, wrappable=(0, 1, 2, 3) if simple else (), tablefmt=tablefmt, cols=cols)
+    legend = "; ".join(f"{code} = {what}" for code, what in TEST_CODES.values() if code in codes)
+    return out + (("\n" if simple else "\n\n") + "test: " + legend if legend else "")
 
 
 def text(comp: Comparison, *, only: Sequence[str] | None = None, cols: int | None = None) -> str:
     """The comparison in words and a table, every line within `cols` columns."""
-    cols = cols or layout.width()
-    lines = [f"Comparison: baseline {comp.baseline} -> current {comp.current}"]
-    if comp.series:
-        lines.append(table(comp, only=only, cols=cols))
-    else:
-        lines.append("  no bench instance has usable runs on both sides")
+    lines = [f"Comparison: baseline {comp.baseline} -> current {comp.current}",
+             table(comp, only=only, cols=cols) if comp.series else "  no bench instance has usable runs on both sides"]
     lines += [f"  note: {n}" for n in notes(comp)]
     if comp.only_in_current:
         lines.append(f"  no baseline runs for: {', '.join(comp.only_in_current)}")
     if comp.only_in_baseline:
         lines.append(f"  no usable run this time (failed or timed out): {', '.join(comp.only_in_baseline)}")
-    lines += rate_lines(comp)
-    lines += [f"  REGRESSION: {f}" for f in regression_lines(comp)]
+    lines += rate_lines(comp) + [f"  REGRESSION: {f}" for f in regression_lines(comp)]
     return "\n".join(layout.wrap_all("\n".join(lines).splitlines(), cols, indent="    "))
+
+
+def markdown(comp: Comparison, head: Sequence[str], with_notes: bool = False) -> str:
+    """The comparison in Markdown: the `head` paragraphs, the table, then a bullet per note, rate and regression."""
+    bullets = [f"- note: {n}" for n in notes(comp)] if with_notes else []
+    bullets += [f"- {line.strip()}" for line in rate_lines(comp)]
+    bullets += [f"- REGRESSION: {f}" for f in regression_lines(comp)]
+    return "\n".join(["\n\n".join([*head, table(comp, tablefmt="github")]), *bullets])
+
+
+def as_json(comp: Comparison, head: dict, tail: dict | None = None) -> str:
+    """The comparison as JSON, its regressions in words as `failures`, between `head` and `tail`."""
+    doc = {**head, **asdict(comp), "failures": regression_lines(comp), **(tail or {})}
+    return json.dumps(doc, indent=1, default=str)
 
 
 def rate_lines(comp: Comparison) -> list[str]:
     """The seed's rates per bench x profile on both sides (analysis/session.py), each with its n and its test."""
     def val(metric: str, v: float | None) -> str:
         return "-" if v is None else f"{v:.2f}" if metric == "novelty_score_average" else f"{v:.0%}"
-    out = []
-    for d in getattr(comp, "rates", ()):
-        test = f", {d.method} p={d.p_value:.2g}" if d.p_value is not None else ""
-        out.append(f"  rate {d.key} {d.metric}: {val(d.metric, d.base)} (n={d.n_base}) -> {val(d.metric, d.cur)} "
-                   f"(n={d.n_cur}){test}: {d.verdict}")
-    return out
+    return [f"  rate {d.key} {d.metric}: {val(d.metric, d.base)} (n={d.n_base}) -> {val(d.metric, d.cur)} "
+            f"(n={d.n_cur}){f', {d.method} p={d.p_value:.2g}' if d.p_value is not None else ''}: {d.verdict}"
+            for d in comp.rates]

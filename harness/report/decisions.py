@@ -1,5 +1,5 @@
-"""The decision bench's summary (analysis/decisions.py) as terminal lines of at most 120 columns: a table with one
-row per arm and calibration method, its legend, then the confusion matrices of the arms the issue names."""
+"""The decision bench's summary (analysis/decisions.py) as terminal lines of at most 120 columns: a row per arm and
+calibration method, the legend, then the main arms' confusion matrices."""
 from __future__ import annotations
 
 import textwrap
@@ -22,12 +22,8 @@ LEGEND = ("R->W / W->R: questions closed-book decided right and this arm wrong /
           "without a decision (left out).")
 
 
-def _p(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.1%}"
+def _fmt(x: float | None, spec: str, missing: str = "n/a") -> str:
+    return missing if x is None else format(x, spec)
 
 
 def _row(cells: tuple[str, ...]) -> str:
@@ -38,29 +34,24 @@ def arm_line(name: str, a: ArmFigures) -> str:
     """One table row: 'progressive:relative  200  57.3% [47.3-66.7]  57.3% / 57.3%  0.243  3  3  1.000 ...'."""
     ci = f" [{a.accuracy_ci95[0]:.1%}-{a.accuracy_ci95[1]:.1%}]".replace("%", "") if a.accuracy_ci95 else ""
     same = ("-" if a.closed_book_accuracy is None or a.majority_accuracy is None else
-            f"{_pct(a.closed_book_accuracy)} / {_pct(a.majority_accuracy)}")
-    f1 = "n/a" if a.macro_f1 is None else f"{a.macro_f1:.3f}"
-    t = "n/a" if a.time_per_question_s is None else f"{a.time_per_question_s:.1f}"
-    auc = "-" if a.yes_no_auc is None else f"{a.yes_no_auc:.2f}"
-    return _row((name, str(a.n), _pct(a.accuracy) + ci, same, f1, auc, str(a.right_to_wrong), str(a.wrong_to_right),
-                 _p(a.p_vs_closed_book), _p(a.p_vs_majority), t, str(a.failed_runs)))
-
-
-def confusion_lines(name: str, a: ArmFigures) -> list[str]:
-    rows = [f"    gold {g:<5}: " + "  ".join(f"{d} {c}" for d, c in row.items()) for g, row in a.confusion.items()]
-    return [f"  confusion {name} (gold -> decided):", *rows]
+            f"{a.closed_book_accuracy:.1%} / {a.majority_accuracy:.1%}")
+    return _row((name, str(a.n), _fmt(a.accuracy, ".1%") + ci, same, _fmt(a.macro_f1, ".3f"),
+                 _fmt(a.yes_no_auc, ".2f", "-"), str(a.right_to_wrong), str(a.wrong_to_right),
+                 _fmt(a.p_vs_closed_book, ".3f"), _fmt(a.p_vs_majority, ".3f"), _fmt(a.time_per_question_s, ".1f"),
+                 str(a.failed_runs)))
 
 
 def summary_lines(s: DecisionSummary) -> list[str]:
     """The summary as lines of at most 120 columns: a heading, the sample, the table, its legend, confusions."""
-    order = [a for a in MAIN_ARMS if a in s.arms] + sorted(a for a in s.arms if a not in MAIN_ARMS)
+    main = [a for a in MAIN_ARMS if a in s.arms]
     sample = ", ".join(f"{k} {v}" for k, v in s.sample.items())
     lines = [f"decisions: {s.n} PubMedQA-L questions paired with closed-book; majority '{s.majority_label}'",
              *textwrap.wrap(f"sample: {sample}", 118, initial_indent="  ", subsequent_indent="    "),
              _row(tuple(c for c, _, _ in COLUMNS)), arm_line(f"majority:{s.majority_label}", s.majority)]
-    lines += [arm_line(a, s.arms[a]) for a in order]
+    lines += [arm_line(a, s.arms[a]) for a in main + sorted(a for a in s.arms if a not in MAIN_ARMS)]
     lines += textwrap.wrap(LEGEND, 118, initial_indent="  ", subsequent_indent="  ")
-    for a in MAIN_ARMS:
-        if a in s.arms:
-            lines += confusion_lines(a, s.arms[a])
+    for a in main:
+        lines.append(f"  confusion {a} (gold -> decided):")
+        lines += [f"    gold {g:<5}: " + "  ".join(f"{d} {c}" for d, c in row.items())
+                  for g, row in s.arms[a].confusion.items()]
     return lines

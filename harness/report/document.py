@@ -1,7 +1,5 @@
-"""The session document (schemas/session.schema.json): a judged session (analysis.summary.SessionSummary) with
-where its runs come from, as one JSON document. One builder for both of its readers: --research-json writes it for
-a pytest session (plugin/session_end.py), and the HTML report embeds one per machine for the latest commit's runs
-(in a <script type="application/json">, so that scripts read the same fields from either)."""
+"""The session document (schemas/session.schema.json): a judged session and where its runs come from, as JSON;
+--research-json writes it for a pytest session, and the HTML report embeds one per machine."""
 from __future__ import annotations
 
 import json
@@ -19,8 +17,7 @@ SESSION_FORMAT_VERSION = 2
 
 @dataclass(frozen=True)
 class SessionHead:
-    """Where a document's runs come from: the plugin, the session, the commit (id, dirty, branch), the machine,
-    the options they ran with, and the document's time (ISO 8601)."""
+    """Where a document's runs come from: plugin, session, commit, machine, options and time (ISO 8601)."""
     plugin_version: str
     session_id: str
     saved_as: str | None
@@ -32,9 +29,7 @@ class SessionHead:
 
 
 def records_head(records: Sequence[ResultRecord], source: str) -> SessionHead:
-    """The head of a document over stored records (the report's latest commit on one machine): the newest run's
-    plugin, session, commit and time; `options` says what produced it and lists every session the runs come from,
-    since one commit's runs may span several sessions."""
+    """The head of a document over stored records: the newest run's; `options` lists every session of the runs."""
     newest = max(records, key=lambda r: r.timestamp)
     sessions = sorted({s for r in records if (s := (r.extra or {}).get("session_id"))})
     return SessionHead(newest.plugin_version, (newest.extra or {}).get("session_id") or "",
@@ -50,10 +45,7 @@ def session_document(summary: SessionSummary, head: SessionHead) -> dict:
     comp = summary.comparison
     return {
         "format": "research-bench-session", "format_version": SESSION_FORMAT_VERSION,
-        "record_version": RECORD_VERSION, "plugin_version": head.plugin_version, "session_id": head.session_id,
-        "saved_as": head.saved_as, "datetime": head.datetime, "commit": head.commit, "machine": head.machine,
-        "machine_class": head.machine_class, "options": head.options,
-        "passed": not summary.failed,
+        "record_version": RECORD_VERSION, **asdict(head), "passed": not summary.failed,
         "instances": [{"test_id": i.test_id, "bench": i.bench, "profile": i.profile, "runs": i.runs,
                        "warmups": i.warmups, "target_met": i.target_met, "gated": i.gated, "reasons": i.reasons,
                        "time_median_s": i.time.median, "time_iqr_s": i.time.iqr, "time_budget_s": i.time_upper,

@@ -2,6 +2,8 @@
 metric at the newest commit of every series of one machine; CSV and JSON Lines, a row per measured run and metric."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from functools import lru_cache
@@ -56,11 +58,6 @@ def select(records: Sequence[ResultRecord], machine: str | None = None) -> list[
     return measures.latest_summaries(mine)
 
 
-def _wanted(metric: str, include_neutral: bool, direction: str | None = None) -> bool:
-    b = better(metric)
-    return b == direction if direction is not None else include_neutral or b in ("lower", "higher")
-
-
 def _range(s: measures.SeriesMetric) -> tuple[float, float] | None:
     return s.bounds or ((s.stats.low, s.stats.high) if s.n > 1 else None)
 
@@ -68,7 +65,7 @@ def _range(s: measures.SeriesMetric) -> tuple[float, float] | None:
 def to_bencher(summaries: Sequence[measures.SeriesMetric], *, include_neutral: bool = False) -> dict:
     out: dict[str, dict] = {}
     for s in summaries:
-        if not _wanted(s.metric, include_neutral):
+        if not include_neutral and better(s.metric) not in ("lower", "higher"):
             continue
         m: dict[str, float] = {"value": s.median}
         r = _range(s)
@@ -83,7 +80,7 @@ def to_github_action_benchmark(summaries: Sequence[measures.SeriesMetric], direc
         raise ExportError(f"--direction must be smaller or bigger, not {direction!r}")
     out = []
     for s in summaries:
-        if not _wanted(s.metric, False, DIRECTIONS[direction]):
+        if better(s.metric) != DIRECTIONS[direction]:
             continue
         item = {"name": f"{s.series} {s.metric}", "unit": unit(s.metric) or "count", "value": s.median}
         r = _range(s)
@@ -96,8 +93,7 @@ def to_github_action_benchmark(summaries: Sequence[measures.SeriesMetric], direc
     return out
 
 
-def run_rows(records: Sequence[ResultRecord], machine: str | None = None,
-             include_neutral: bool = True) -> list[dict]:
+def run_rows(records: Sequence[ResultRecord], machine: str | None = None) -> list[dict]:
     """Every measured run (of one machine, or all), one dict per metric, oldest first (ROW_FIELDS)."""
     out = []
     for r in sorted(records, key=lambda r: r.timestamp):
@@ -107,38 +103,32 @@ def run_rows(records: Sequence[ResultRecord], machine: str | None = None,
                 "dirty": bool(r.dirty), "branch": r.branch, "saved_as": (r.extra or {}).get("saved_as"),
                 "series": series_key(r), "bench": r.bench, "profile": r.profile, "test_id": r.test_id,
                 "round": r.round, "timestamp": r.timestamp, "record_id": r.record_id, "target_met": r.target_met}
-        for k, v in sorted(measures.record_values(r).items()):
-            if _wanted(k, include_neutral):
-                out.append({**base, "metric": k, "value": v, "unit": unit(k), "better": better(k)})
+        out += [{**base, "metric": k, "value": v, "unit": unit(k), "better": better(k)}
+                for k, v in sorted(measures.record_values(r).items())]
     return out
 
 
-def to_csv(rows: Sequence[dict]) -> str:
-    import csv
-    import io
+def as_text(rows: Sequence[dict], fmt: str) -> str:
+    """Rows (ROW_FIELDS, in that order) as JSON Lines, or as CSV under a header line (None as an empty cell)."""
+    if fmt == "jsonl":
+        return "".join(json.dumps(row) + "\n" for row in rows)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS), lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=ROW_FIELDS, lineterminator="\n")
     w.writeheader()
-    for row in rows:
-        w.writerow({k: ("" if row[k] is None else row[k]) for k in ROW_FIELDS})
+    w.writerows(rows)
     return buf.getvalue()
-
-
-def to_jsonl(rows: Sequence[dict]) -> str:
-    return "".join(json.dumps({k: row[k] for k in ROW_FIELDS}) + "\n" for row in rows)
 
 
 def export(records: Sequence[ResultRecord], fmt: str, *, direction: str | None = None,
            machine: str | None = None, include_neutral: bool = False) -> dict | list | str:
-    """The export document, validated against its format's schema (ExportError when it would be invalid);
-    CSV and JSON Lines as text."""
+    """The export document, valid against its format's schema (else ExportError); CSV and JSON Lines as text."""
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if fmt in ("csv", "jsonl"):
         rows = run_rows(records, machine)
         if not rows:
             raise _nothing_measured(machine)
-        return to_csv(rows) if fmt == "csv" else to_jsonl(rows)
+        return as_text(rows, fmt)
     summaries = select(records, machine)
     doc = (to_bencher(summaries, include_neutral=include_neutral) if fmt == "bencher"
            else to_github_action_benchmark(summaries, direction or "smaller"))

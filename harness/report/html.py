@@ -30,9 +30,6 @@ def _fmt(v, name: str) -> str:
     return num(v, unit(name))
 
 
-TEMPLATES.globals.update(label=label, better=better, spec=spec)
-
-
 def _directional(k: str) -> bool:
     return better(k) in ("lower", "higher")
 
@@ -65,8 +62,7 @@ class _Part:
     document: _Raw | None = None                                    # the latest commit's session document, JSON
 
     def commit(self, rec: ResultRecord, long: bool = False) -> _Raw:
-        """A record's commit key as HTML, linked when a URL template is set, its date and subject on hover (and
-        after it, when `long`); the short hash alone where git could not describe it."""
+        """A record's commit key as HTML: linked, its date and subject on hover (and after it when `long`)."""
         from ..run.environment import commit_url
         key = measures.commit_key(rec)
         url, info = commit_url(self.commit_url, rec.commit), self.infos.get(key)
@@ -78,8 +74,7 @@ class _Part:
 
 
 def _latest(records: Sequence[ResultRecord], pg: _Part) -> list[dict]:
-    """Per profile: the run metrics pivot (a column per series at its newest commit, a cell the median over that
-    commit's runs) and the quality and breakdown numbers; only metrics with a direction."""
+    """Per profile: the newest commit's medians per series and metric (with a direction), quality numbers apart."""
     latest = measures.latest_commit_records(records, pg.git_order)
     by_profile: dict[str, list[str]] = defaultdict(list)
     for series, recs in latest.items():
@@ -220,14 +215,8 @@ def _chart(series: str, k: str, recs: list[ResultRecord], pg: _Part) -> dict | N
                 svg=_Raw(charts.history_chart(pts, title=title, unit=u, better=better(k), commits=pg.infos)))
 
 
-def _timed(recs: Sequence[ResultRecord]) -> bool:
-    """Whether a series' runs carry run telemetry (a pipeline bench), not only quality or breakdown numbers."""
-    return any(r.metric("execution_time_s") is not None for r in recs)
-
-
 def _series_history(series: str, recs: list[ResultRecord], pg: _Part, is_open: bool) -> dict:
-    """One series' history: its headline charts first, the metrics that change after (folded), the metrics that
-    did not change folded behind one line; and its commits oldest first, with date and subject."""
+    """One series' history: headline charts, then the changing metrics, then the flat ones; and its commits."""
     names = sorted({k for r in recs for k in measures.record_values(r) if _directional(k)},
                    key=lambda k: (k not in ("execution_time_s", "memory_peak_mb"), spec(k).get("source", ""), k))
     cards = {k: c for k in names if (c := _chart(series, k, recs, pg))}
@@ -244,8 +233,7 @@ def _series_history(series: str, recs: list[ResultRecord], pg: _Part, is_open: b
 
 
 def _part(mine: list[ResultRecord], pg: _Part) -> _Part:
-    """Fill one machine's part from its records: the latest commit's verdicts first, then the regressions, the
-    benches' histories (those measured at the latest commit first and open), and the other sections."""
+    """Fill one machine's part from its records, section by section."""
     from ..analysis.recommend import recommend
     measured = [r for r in mine if measures.is_measurement(r)]
     by_series: dict[str, list[ResultRecord]] = defaultdict(list)
@@ -264,13 +252,14 @@ def _part(mine: list[ResultRecord], pg: _Part) -> _Part:
     pg.profiles, pg.quality, pg.breakdown = _latest(mine, pg), _quality(mine, pg), _breakdown(mine, pg)
     pg.recommendations = recommend(mine)
     latest = {row.series for row in pg.summary.rows} & set(by_series) or set(sorted(by_series)[:1])
+    timed = {s for s, recs in by_series.items() if any(r.metric("execution_time_s") is not None for r in recs)}
     pg.history = [_series_history(s, by_series[s], pg, s in latest)
-                  for s in sorted(by_series, key=lambda s: (s not in latest, not _timed(by_series[s]), s))]
+                  for s in sorted(by_series, key=lambda s: (s not in latest, s not in timed, s))]
     steps = history_steps(measured, default_thresholds(), git_order=pg.git_order)
     by_key = {measures.commit_key(r): r for r in measured}
     pg.regressions = _Raw(regressions.html_table(
         regressions.rows(steps, {k: c.subject for k, c in pg.infos.items()}),
-        lambda k: pg.commit(by_key[k], long=True) if k in by_key else escape(k)))
+        lambda k: pg.commit(by_key[k], long=True) if k in by_key else k))
     return pg
 
 

@@ -1,7 +1,5 @@
-"""How wide terminal output may be, and fitting text to it: every table and line the harness prints fits the
-terminal's width where there is one (COLUMNS, else the terminal's size), and DEFAULT_WIDTH columns elsewhere
-(a pipe, a CI log). Tables shrink their wrappable columns (cells wrap inside them); other lines wrap with a
-hanging indent."""
+"""Terminal width and fitting text to it: $COLUMNS, else the terminal's size, else DEFAULT_WIDTH (a pipe, a CI log).
+Tables shrink their wrappable columns; other lines wrap with a hanging indent."""
 from __future__ import annotations
 
 import shutil
@@ -32,8 +30,8 @@ def wrap(line: str, cols: int | None = None, indent: str = "  ") -> list[str]:
     if len(line) <= cols:
         return [line]
     lead = line[:len(line) - len(line.lstrip())]
-    return textwrap.wrap(line, cols, initial_indent="", subsequent_indent=lead + indent, break_long_words=False,
-                         break_on_hyphens=False, drop_whitespace=True) or [line]
+    return textwrap.wrap(line, cols, subsequent_indent=lead + indent, break_long_words=False,
+                         break_on_hyphens=False) or [line]
 
 
 def wrap_all(lines: Sequence[str], cols: int | None = None, indent: str = "  ") -> list[str]:
@@ -43,8 +41,7 @@ def wrap_all(lines: Sequence[str], cols: int | None = None, indent: str = "  ") 
 
 def table(body: Sequence[Sequence[str]], headers: Sequence[str], *, wrappable: Sequence[int] = (),
           tablefmt: str = "simple", cols: int | None = None) -> str:
-    """A tabulate table of at most `cols` columns where it can be: the `wrappable` columns (indexes) narrowed,
-    widest first, their cells wrapped onto more lines, down to 8 characters each."""
+    """A tabulate table within `cols` columns where it can be, its `wrappable` columns narrowed widest first."""
     cols = cols or width()
     rows = [[str(c) for c in row] for row in body]
     limits: dict[int, int] = {}

@@ -1,5 +1,4 @@
-"""The Markdown printer: the session summary as a Markdown document (--research-summary-md FILE, and appended to
-$GITHUB_STEP_SUMMARY when set)."""
+"""The Markdown printer: the session summary for --research-summary-md and $GITHUB_STEP_SUMMARY."""
 from __future__ import annotations
 
 import os

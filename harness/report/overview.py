@@ -1,7 +1,5 @@
-"""What the HTML report shows first: the latest commit's bench verdicts (analysis.gate's instance verdicts, with
-time and memory against their budget) and the seed's rates of its runs per bench x profile (analysis.session);
-and per bench which history charts open first (the headline metrics), which follow folded, and which metrics did
-not change at all (folded behind one line that names them)."""
+"""What the HTML report shows first: the latest commit's verdicts and seed rates per bench; and which of a bench's
+history charts open first, which fold, and which metrics did not change."""
 from __future__ import annotations
 
 import statistics
@@ -60,8 +58,7 @@ class RateRow:
 
 @dataclass
 class Summary:
-    """The first section of a machine's part: its latest commit, that commit's verdicts, its runs (those the
-    verdicts judge) and their seed rates per bench x profile."""
+    """The first section of a machine's part: its latest commit, its verdicts, its runs and their seed rates."""
     commit: str | None                            # commit key (measures.commit_key)
     info: "Commit | None"
     rows: list[VerdictRow] = field(default_factory=list)
@@ -107,8 +104,7 @@ def _share(r: Rate) -> str:
 
 
 def rate_rows(aggs: Sequence[BenchAggregate]) -> list[RateRow]:
-    """The rows of the benches that ran the pipeline (a run with telemetry, or a failed one); a quality or breakdown
-    bench has no early exit, novelty or throughput to show."""
+    """The rows of the benches that ran the pipeline (a run with telemetry, or a failed one)."""
     out = []
     for a in aggs:
         if not (a.early_exit_rate.n or a.error_rate.count):
@@ -123,8 +119,7 @@ def rate_rows(aggs: Sequence[BenchAggregate]) -> list[RateRow]:
 
 def summary(mine: Sequence[ResultRecord], git_order: Sequence[str] | None,
             infos: Mapping[str, "Commit"]) -> Summary:
-    """The latest commit measured on this machine (git's order where known), each of its instances' verdicts, by
-    bench, and the seed's rates of its runs per bench x profile; `infos`: commit key -> Commit."""
+    """The latest commit measured on this machine, its instances' verdicts and its runs' seed rates."""
     judged = [r for r in mine if r.outcome != "skipped"]
     order = measures.commit_order(judged, git_order)
     if not order:
@@ -141,16 +136,14 @@ def summary(mine: Sequence[ResultRecord], git_order: Sequence[str] | None,
 
 
 def is_flat(values: Sequence[float]) -> bool:
-    """Two runs or more, every one within FLAT_SPREAD of the largest magnitude (all zero counts as flat); one run
-    says nothing about change."""
+    """Two runs or more, all within FLAT_SPREAD of the largest magnitude (all zero counts as flat)."""
     if len(values) < 2:
         return False
     return max(values) - min(values) <= FLAT_SPREAD * max(abs(v) for v in values)
 
 
 def chart_groups(names: Sequence[str], values: Mapping[str, Sequence[float]]) -> tuple[list, list, list]:
-    """A bench's metrics (with a direction) split into the charts shown first (its headline metrics, in HEADLINE's
-    order, else its first FIRST_CHARTS that change), those that follow, and those that did not change."""
+    """A bench's metrics as (charts shown first, those folded after, those that did not change)."""
     head = [k for k in HEADLINE if k in names]
     rest = [k for k in names if k not in head]
     flat = [k for k in rest if is_flat(values[k])]

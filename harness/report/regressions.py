@@ -1,14 +1,13 @@
-"""The regressions list: the confirmed steps of the stored history (analysis/changepoints.py) as rows (the data of
-`research-bench regressions --format json` and of the HTML report's regressions page), as text lines, and as an
-HTML table whose rows link to each step's history chart (`chart_id`)."""
+"""The confirmed steps of the stored history (analysis/changepoints.py) as rows (`research-bench regressions
+--format json`), as text lines, and as the HTML report's table linking each step to its chart."""
 from __future__ import annotations
 
-import html
 import re
 from typing import Callable, Mapping, Sequence
 
-from ..records import label, metric_specs
+from ..records import metric_specs
 from ..units import num
+from . import TEMPLATES
 
 
 def chart_id(machine: str, series: str, metric: str) -> str:
@@ -26,9 +25,16 @@ def rows(steps: Sequence, subjects: Mapping[str, str] | None = None) -> list[dic
             for s in sorted(steps, key=lambda s: s.timestamp, reverse=True)]
 
 
+def _telemetry_unit(metric: str) -> str:
+    return metric_specs("telemetry").get(metric, {}).get("x-unit", "")
+
+
+TEMPLATES.globals.update(telemetry_unit=_telemetry_unit)
+
+
 def _line(r: dict) -> str:
     p = f"p={r['p']:.3g}" if r["p"] is not None else "no p"
-    unit = metric_specs("telemetry").get(r["metric"], {}).get("x-unit", "")
+    unit = _telemetry_unit(r["metric"])
     return (f"{r['commit'][:12]} {r['series']} {r['metric']}: {num(r['before'], unit)} -> "
             f"{num(r['after'], unit)} ({r['change_pct']:+.1f} %, {r['test']} {p}; {r['runs_before']} v "
             f"{r['runs_after']} runs) {r['date'][:10]}" + (f"  \"{r['subject']}\"" if r["subject"] else ""))
@@ -39,26 +45,6 @@ def text(table: Sequence[dict]) -> str:
     return "\n".join(map(_line, table)) if table else "no confirmed steps for the worse in the stored history"
 
 
-def _cells(r: dict, commit_cell: Callable[[str], str]) -> list[str]:
-    """A step's table cells (HTML): metric (linking to its chart), bench, commit, change, p and runs."""
-    unit = metric_specs("telemetry").get(r["metric"], {}).get("x-unit", "")
-    name = label(r["metric"]) + (f" · {r['metric']}" if label(r["metric"]) != r["metric"] else "")
-    p = f"{r['p']:.3g}" if r["p"] is not None else "—"
-    return [f'<a href="#{html.escape(r["chart"])}">{html.escape(name)}</a>', html.escape(r["series"]),
-            commit_cell(r["commit"]),
-            html.escape(f"{num(r['before'], unit)} → {num(r['after'], unit)} ({r['change_pct']:+.1f} %)"),
-            html.escape(f"{p} ({r['test']})"), html.escape(f"{r['runs_before']} v {r['runs_after']}")]
-
-
-def html_table(table: Sequence[dict], commit_cell: Callable[[str], str] = html.escape) -> str:
-    """The rows as an HTML table (metric, bench, commit, change, p), each metric linking to its history chart
-    (#chart_id); `commit_cell` writes a commit key as HTML (with its date and subject where known)."""
-    if not table:
-        return ('<p class="muted">No lasting step for the worse in the stored history (the change-point analysis of '
-                '<code>research-bench regressions</code>). A mark on a chart compares one commit with the one before '
-                'it only.</p>')
-    head = "".join(f'<th class="l">{h}</th>' for h in ("metric", "bench", "commit", "change (median before → after)",
-                                                       "p (one-sided, test)", "runs"))
-    body = "".join("<tr>" + "".join(f'<td class="l">{c}</td>' for c in _cells(r, commit_cell)) + "</tr>"
-                   for r in table)
-    return f'<table class="regressions"><tr>{head}</tr>{body}</table>'
+def html_table(table: Sequence[dict], commit_cell: Callable[[str], str] = str) -> str:
+    """The rows as an HTML table (templates/regressions.html.j2); `commit_cell` writes a commit key as HTML."""
+    return TEMPLATES.get_template("regressions.html.j2").module.table(table, commit_cell)

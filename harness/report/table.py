@@ -1,5 +1,5 @@
-"""The summary table of a session's bench instances (analysis/instances.py), shared by the terminal and the
-Markdown printers: its cells (templates/table.txt.j2), the legend, and the detail lines the table leaves out."""
+"""The summary table of a session's bench instances for the terminal and Markdown printers: its cells
+(templates/table.txt.j2), its legend, and the detail lines it leaves out."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -21,8 +21,7 @@ WRAPPABLE = (0, 2, 8)
 
 def render(instances: Sequence[InstanceSummary], comparison: Comparison | None = None, tablefmt: str = "simple",
            cols: int | None = None) -> str:
-    """The summary table, one row per bench instance (its columns are explained by TABLE_LEGEND), within `cols`
-    columns (layout.width()) as plain text."""
+    """The summary table, one row per bench instance (TABLE_LEGEND explains it), within `cols` columns."""
     body = []
     for r in instances:
         m = r.metrics
@@ -36,9 +35,7 @@ def render(instances: Sequence[InstanceSummary], comparison: Comparison | None =
 
 
 def detail_lines(instances: Sequence[InstanceSummary]) -> list[str]:
-    """What the narrow table leaves out, one line per instance: what it missed (`NO: time, memory`; a gated
-    UNVERIFIED has its own section), TTFT, early exit, the time band, whether its verdict gates the session; then
-    one line for its attempts on a busy machine and one for its runs under budget, when there are."""
+    """What the table leaves out, a line per instance, then one for its busy attempts and one for its fast runs."""
     out = []
     for r in instances:
         why = "" if r.unverified and r.gated else _CELL.reason(r)    # its own section says it

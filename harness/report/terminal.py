@@ -9,12 +9,17 @@ from ..analysis.gate import UNVERIFIED
 from ..analysis.names import HEADLINE
 from ..analysis.quality import QualitySummary
 from ..analysis.recommend import recommend
+from ..analysis.session import pooled
 from ..run.verdicts import time_message
-from . import comparison, layout, table
-from .quality import summary_lines as quality_lines
+from . import TEXT, comparison, layout, table
 
 #: Metrics the session's comparison table shows (plus every --research-compare-fail metric): the headline ones.
 SUMMARY_COMPARE_METRICS = HEADLINE
+
+
+def quality_lines(q: QualitySummary) -> list[str]:
+    """A quality bench's summary (templates/quality.txt.j2): what the bench prints at its end, the session again."""
+    return TEXT.get_template("quality.txt.j2").render(q=q).splitlines()
 
 
 def failure_text(bench: str, result: Any) -> str:
@@ -26,8 +31,7 @@ def failure_text(bench: str, result: Any) -> str:
 
 
 def verdict_lines(verdicts, records, policy: str) -> list[str]:
-    """One line per instance run (analysis/gate.py verdict): its test id, which runs, and why it missed its target
-    or could not be verified."""
+    """One line per instance verdict: its test id, its runs, why it missed its target or is unverified."""
     by_id = {r.record_id: r for r in records}
     out = []
     for v in verdicts:
@@ -69,7 +73,6 @@ def findings_lines(records: Any) -> list[str]:
 
 def rates_line(aggregates: Any) -> str:
     """The footer's one line: the seed's three rates over the session's measured runs, each with its n."""
-    from ..analysis.session import pooled
     r = pooled(aggregates)
     ee, err, nov = r["early_exit_rate"], r["error_rate"], r["novelty_score_average"]
 
@@ -80,16 +83,9 @@ def rates_line(aggregates: Any) -> str:
     return f"seed rates: early exit {share(ee)} runs | errors {share(err)} | novelty average {novelty}"
 
 
-def _short_path(path: Any) -> str:
-    """A path relative to the working directory when it lies under it (shorter), else as it is."""
-    rel = os.path.relpath(path)
-    return str(path) if rel.startswith("..") else rel
-
-
 def session_lines(s: Any, ctx: Any, cols: int | None = None) -> list[tuple[str, str]]:
-    """The session summary as (kind, text), each text within `cols` columns (layout.width()): kind '' plain,
-    'red'/'yellow' coloured, 'sep' a red separator, 'warn' a yellow one.
-    `s` is a plugin SessionSummary, `ctx` the BenchContext."""
+    """A SessionSummary as (kind, text), each text within `cols` columns: kind '' plain, 'red'/'yellow' coloured,
+    'sep' a red separator, 'warn' a yellow one; `ctx` is the BenchContext."""
     cols = cols or layout.width()
     return [(kind, piece) for kind, text in _session_lines(s, ctx, cols)
             for piece in ([text] if kind in ("sep", "warn") else layout.wrap_all(text.splitlines(), cols))]
@@ -127,10 +123,12 @@ def _session_lines(s: Any, ctx: Any, cols: int) -> list[tuple[str, str]]:
     if s.regressions:
         out.append(("sep", "CI gate: regressions beyond --research-compare-fail"))
         out += [("red", f) for f in comparison.regression_lines(comp)]
-    out += [("yellow", f"results store: {line}") for line in getattr(s, "store_skipped", [])]
-    if getattr(s, "aggregates", None):
+    out += [("yellow", f"results store: {line}") for line in s.store_skipped]
+    if s.aggregates:
         out.append(("", rates_line(s.aggregates)))
-    out.append(("", f"{len(s.records) - getattr(s, 'unsaved', 0)} record(s) appended under {_short_path(o.results_dir)}"))
+    rel = os.path.relpath(o.results_dir)                # shorter, where the results lie under the working directory
+    out.append(("", f"{len(s.records) - s.unsaved} record(s) appended under "
+                    f"{o.results_dir if rel.startswith('..') else rel}"))
     caps = [(r.extra or {}).get("memray_capture") for r in s.records if (r.extra or {}).get("memray_capture")]
     if caps:
         out.append(("", f"memray captures: {len(caps)} (e.g. `memray flamegraph {caps[-1]}`)"))

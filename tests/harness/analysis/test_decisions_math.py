@@ -102,7 +102,7 @@ def test_decision_summary_pairs_every_arm_with_closed_book():
 def test_the_quality_report_shows_each_arms_flips_against_closed_book():
     from llm_research_bench.engine.corpus import Question
     from llm_research_bench.harness.analysis import quality
-    from llm_research_bench.harness.report.quality import summary_lines as quality_lines
+    from llm_research_bench.harness.report.terminal import quality_lines
     qs = [Question(str(i), f"q{i}?", g, (f"{i}:0",)) for i, g in enumerate(["yes", "no", "yes", "no"])]
 
     def outs(arm, decided):

@@ -202,8 +202,8 @@ def test_free_text_summary_scores_overlap_and_has_no_majority():
     c = s["comparisons"]["retrieval_vs_single_shot"]
     assert c["overlap_change"] == pytest.approx(0.25) and c["time_ratio"] == 2.0 and c["accuracy_change"] is None
     assert s["bounds"]["overlap"][0] <= 0.45 <= s["bounds"]["overlap"][1]
-    from llm_research_bench.harness.report.quality import summary_lines
-    text = "\n".join(summary_lines(typed))
+    from llm_research_bench.harness.report.terminal import quality_lines
+    text = "\n".join(quality_lines(typed))
     assert "ROUGE-L 0.45" in text and "single-shot RAG" in text and "majority" not in text
 
 
