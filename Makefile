@@ -7,7 +7,7 @@ OUT     ?= out
 QUESTION ?= Do mitochondria play a role in remodelling lace plant leaves during programmed cell death?
 ARGS    ?=
 
-.PHONY: setup bench test bench-quick bench-balanced bench-thorough bench-all quality quality-open memory-pressure breakdown efficiency micro report export list \
+.PHONY: setup bench test bench-quick bench-balanced bench-thorough bench-all quality quality-open quality-claims memory-pressure breakdown efficiency micro report export list \
         gate-calibration \
         system profiles run calibrate calibrate-bench monitor-memory telemetry test-ollama clean-cache \
         bench-m1 bench-m1-quick bench-m1-thorough validate-m1-system monitor-m1-memory m1-telemetry
@@ -40,6 +40,9 @@ quality: setup
 ## The open-question corpus only (benches/data/tooldocs, free-text gold answers).
 quality-open: setup
 	$(PYTEST) benches/test_quality.py -m "quick and quality" -k open $(ARGS)
+## The claim-mode comparison: 30 questions a corpus, with the other claim mode and free claims (hours here).
+quality-claims: setup
+	RESEARCH_BENCH_QUALITY_CLAIM_ARMS=1 RESEARCH_BENCH_QUALITY_SAMPLE=30,10 $(PYTEST) benches/test_quality.py -m "quick and quality" $(ARGS)
 ## Adaptive batch sizing under real memory pressure (a memory-hog child process).
 memory-pressure: setup
 	$(PYTEST) benches -m memory_pressure $(ARGS)

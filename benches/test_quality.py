@@ -15,6 +15,10 @@ analysis.quality.QUALITY_SEED) is researched over the whole corpus in four arms,
   2. single-shot RAG            (strategy="single_shot": the top passages that fit, one prompt, one answer)
   3. closed-book                (same model, retrieval=False): the model-only baseline
   4. retrieval, early exit off  (only the first `n_off` questions of the sample; paired with arm 1)
+  5. the other claim mode       (opt-in, RESEARCH_BENCH_QUALITY_CLAIM_ARMS=1: abstractive when the profile is
+                                extractive, and the reverse; paired with arm 1)
+  6. free claims                (opt-in, the same variable: no grammar, a full first batch: the engine before
+                                claims were held to a grammar; paired with arm 1)
 and scored by analysis.quality: yes/no/maybe accuracy (PubMedQA; 95 % Wilson interval) or ROUGE-L F1 against the
 free-text gold answer (tooldocs; bootstrap interval), grounded-citation rate, citation validity, citation
 precision against the gold passages, claims, tokens and time per question, the majority-class baseline
@@ -68,12 +72,11 @@ OPEN_CORPUS = os.path.join(os.path.dirname(__file__), "data", "tooldocs")
 TIMEOUT_FACTOR = 4
 
 
-def _run(question: str, profile, corpus, corpus_path, system_info, *, retrieval: bool, early_exit: bool,
-         strategy: str = "progressive", answer_type: str = "auto") -> request.RunOutcome:
+def _run(question: str, profile, corpus, corpus_path, system_info, *, answer_type: str = "auto",
+         **knobs) -> request.RunOutcome:
     req = request.RunRequest(question=question, profile=profile, corpus=corpus, corpus_path=corpus_path,
                              system_info=system_info, timeout_s=profile.timeout_s * TIMEOUT_FACTOR,
-                             research_kwargs={"early_exit": early_exit, "retrieval": retrieval, "strategy": strategy,
-                                              "answer_type": answer_type})
+                             research_kwargs={"answer_type": answer_type, **knobs})
     out = run_in_process(req)
     exc = out.exception
     if exc is not None and not isinstance(exc, (Exception, RunTimeout)):
@@ -92,7 +95,21 @@ def _outcome(out: request.RunOutcome, q, arm: str) -> quality.QuestionOutcome:
                                    overlap=0.0 if q.answer and q.answer not in quality.DECISIONS else None)
 
 
-ARMS = ("retrieval", "single_shot", "closed_book", "retrieval_no_early_exit")
+ARMS = ("retrieval", "single_shot", "closed_book", "retrieval_no_early_exit", "retrieval_other_claim_mode",
+        "retrieval_free")
+
+
+def _plan(profile, with_early_exit_off: bool) -> list[tuple[str, object, dict]]:
+    """(arm, profile, engine knobs) for one question, in run order."""
+    plan = [("retrieval", profile, {}), ("single_shot", profile, {"strategy": "single_shot"}),
+            ("closed_book", profile, {"retrieval": False})]
+    if with_early_exit_off:
+        plan.append(("retrieval_no_early_exit", profile, {"early_exit": False}))
+    if env("QUALITY_CLAIM_ARMS") == "1":
+        other = "abstractive" if profile.claim_mode == "extractive" else "extractive"
+        plan += [("retrieval_other_claim_mode", profile.with_overrides(claim_mode=other), {}),
+                 ("retrieval_free", profile.with_overrides(first_batch_size=profile.batch_size), {"grammar": False})]
+    return plan
 
 
 def _bench(research_bench, record_result, profile, say, *, corpus, corpus_path, bench: str, label: str,
@@ -115,13 +132,8 @@ def _bench(research_bench, record_result, profile, say, *, corpus, corpus_path, 
     overall = cpu.CpuWatch().__enter__()
     for i, q in enumerate(sample):
         fc = cpu.CpuWatch().__enter__()
-        plan = [("retrieval", True, True, "progressive"), ("single_shot", True, True, "single_shot"),
-                ("closed_book", False, True, "progressive")]
-        if i < n_off:
-            plan.append(("retrieval_no_early_exit", True, False, "progressive"))
-        for arm, retrieval, early_exit, strategy in plan:
-            out = _run(q.question, profile, corpus, corpus_path, warm.system_info, retrieval=retrieval,
-                       early_exit=early_exit, strategy=strategy, answer_type=answer_type)
+        for arm, prof, knobs in _plan(profile, i < n_off):
+            out = _run(q.question, prof, corpus, corpus_path, warm.system_info, answer_type=answer_type, **knobs)
             o = _outcome(out, q, arm)
             arms[arm].append(o)
             if out.status != request.COMPLETED:

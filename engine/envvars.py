@@ -6,6 +6,7 @@
     RESEARCH_BENCH_MACHINE_ID      pins the machine fingerprint results are filed under
     RESEARCH_BENCH_FALLBACK_DIR    where a record goes that the results store cannot take (default: the temp folder)
     RESEARCH_BENCH_QUALITY_SAMPLE  N[,N_OFF]: the quality bench's sample sizes, for a smoke run (old: QUALITY_SAMPLE)
+    RESEARCH_BENCH_QUALITY_CLAIM_ARMS  1: the quality bench also runs the other claim mode and free claims (no grammar)
     RESEARCH_BENCH_DECISION_SAMPLE N[,N_SINGLE_SHOT]: the decision bench's sample sizes (default: the smoke size)
     RESEARCH_BENCH_DECISION_LOG    a JSON-lines file the decision bench appends every run's decision material to
     RESEARCH_BENCH_DECISION_SKIP   decision logs (os.pathsep-separated) whose completed runs the bench does not repeat
@@ -29,6 +30,7 @@ VARIABLES: dict[str, str | None] = {
     "MACHINE_ID": None,
     "FALLBACK_DIR": None,
     "QUALITY_SAMPLE": "QUALITY_SAMPLE",
+    "QUALITY_CLAIM_ARMS": None,
     "COMMIT_URL": None,
     "DECISION_SAMPLE": None,
     "DECISION_LOG": None,

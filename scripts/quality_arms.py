@@ -17,7 +17,7 @@ citation validity and time to the first valid claim) as it goes, so a stopped ru
 
 `summary` reads the lines back: per corpus and arm n, accuracy (Wilson 95 %) or ROUGE-L (bootstrap 95 %), the
 grounded-citation rate (Wilson 95 % over citations), validity, tokens and time per question; and paired
-comparisons of each arm with `abstractive` on the questions both ran: McNemar's exact test on accuracy,
+comparisons of each arm with `abstractive` (or `--base ARM`) on the questions both ran: McNemar's exact test on accuracy,
 Wilcoxon with a bootstrap interval on the per-question grounded rate and ROUGE-L.
 """
 from __future__ import annotations
@@ -124,7 +124,7 @@ def _ci(c) -> str:
     return "-" if not c else f"[{c[0]:.2f}, {c[1]:.2f}]"
 
 
-def summary(files: list[str]) -> int:
+def summary(files: list[str], base_arm: str = "abstractive") -> int:
     rows = [json.loads(line) for f in files for line in Path(f).read_text().splitlines() if line.strip()]
     for corpus in CORPORA:
         rs = [r for r in rows if r["corpus"] == corpus]
@@ -146,11 +146,11 @@ def summary(files: list[str]) -> int:
                   f"{_ci(a.grounded_citation_rate_ci95):>14s} {_fmt(a.citation_validity):>8s} "
                   f"{a.citations:5d} {_fmt(a.tokens_per_question, 0):>6s} {_fmt(a.time_per_question_s, 1):>6s} "
                   f"{_fmt(med):>11s}")
-        base = {o.question_id: o for o in by_arm["abstractive"]}
-        print(f"paired with abstractive ({'accuracy: McNemar exact p' if polar else 'ROUGE-L: Wilcoxon'}; "
+        base = {o.question_id: o for o in by_arm[base_arm]}
+        print(f"paired with {base_arm} ({'accuracy: McNemar exact p' if polar else 'ROUGE-L: Wilcoxon'}; "
               f"grounded rate per question: mean change, bootstrap 95 %, Wilcoxon p)")
         for arm, outs in by_arm.items():
-            pairs = [(o, base[o.question_id]) for o in outs if o.question_id in base and arm != "abstractive"]
+            pairs = [(o, base[o.question_id]) for o in outs if o.question_id in base and arm != base_arm]
             if not pairs:
                 continue
             if polar:
@@ -179,8 +179,9 @@ def main(argv: list[str]) -> int:
     r.add_argument("--until", help="UTC HH:MM after which no new question is started")
     s = sub.add_parser("summary")
     s.add_argument("files", nargs="+")
+    s.add_argument("--base", default="abstractive", choices=ARMS, help="the arm every other is paired with")
     a = p.parse_args(argv)
-    return run(a) if a.cmd == "run" else summary(a.files)
+    return run(a) if a.cmd == "run" else summary(a.files, a.base)
 
 
 if __name__ == "__main__":

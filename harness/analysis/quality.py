@@ -21,10 +21,14 @@ SAMPLE_SIZES: dict[str, tuple[int, int]] = {"quick": (20, 10), "balanced": (40, 
 DECISIONS = ("yes", "no", "maybe")
 #: retrieval: progressive, early exit on; retrieval_no_early_exit: the same with the gate off, on the first
 #: questions of the sample; single_shot: the top passages that fit, one prompt; closed_book: no retrieval.
-ARMS = ("retrieval", "closed_book", "retrieval_no_early_exit", "single_shot")
+#: Opt-in arms: retrieval_other_claim_mode: progressive in the claim mode the profile does not use;
+#: retrieval_free: progressive without a grammar, a full first batch (the engine before claims were held to one).
+ARMS = ("retrieval", "closed_book", "retrieval_no_early_exit", "single_shot", "retrieval_other_claim_mode",
+        "retrieval_free")
 #: The arms compared paired, as "<a>_vs_<b>" (and retrieval_vs_majority on a labelled set).
 PAIRED = (("retrieval", "closed_book"), ("retrieval", "single_shot"), ("single_shot", "closed_book"),
-          ("retrieval_no_early_exit", "closed_book"))
+          ("retrieval_no_early_exit", "closed_book"), ("retrieval", "retrieval_other_claim_mode"),
+          ("retrieval", "retrieval_free"))
 
 
 def _load(cls, d: Mapping | None):

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from ..run.history import Commit
 
 _ARMS = (("retrieval", "retrieval (early exit on)"), ("retrieval_no_early_exit", "early exit off"),
-         ("single_shot", "single-shot RAG"), ("closed_book", "closed-book"))
+         ("single_shot", "single-shot RAG"), ("closed_book", "closed-book"),
+         ("retrieval_other_claim_mode", "other claim mode"), ("retrieval_free", "free claims (no grammar)"))
 
 
 def _fmt(v, name: str) -> str:

@@ -222,3 +222,23 @@ def test_a_record_carries_a_typed_summary_or_none():
     assert typed is not None and typed.arm("retrieval").n == 10 and typed.majority.label == "yes"
     assert quality.QualitySummary.of_record(SimpleNamespace(extra={"quality": {"arms": {}}})) is None
     assert quality.QualitySummary.of_record(SimpleNamespace(extra=None)) is None
+
+
+def test_claim_mode_arms_are_summarized_compared_and_printed_when_run():
+    qs = _open_qs(4)
+    runs = {"retrieval": [_ft("retrieval", q.id, 0.3, grounded=2, cits=2) for q in qs],
+            "closed_book": [_ft("closed_book", q.id, 0.1, cits=0, grounded=0) for q in qs],
+            "retrieval_other_claim_mode": [_ft("retrieval_other_claim_mode", q.id, 0.3, grounded=1) for q in qs],
+            "retrieval_free": [_ft("retrieval_free", q.id, 0.2, grounded=0) for q in qs]}
+    typed = quality.quality_summary(runs, profile="quick", seed=1, sample=qs, all_questions=qs)
+    s = typed.as_dict()
+    assert records.validation_errors("quality", s) == []
+    assert s["arms"]["retrieval_free"]["grounded_citation_rate"] == 0.0
+    assert s["arms"]["retrieval_other_claim_mode"]["grounded_citation_rate"] == 0.5
+    assert s["comparisons"]["retrieval_vs_retrieval_free"]["n"] == 4
+    from llm_research_bench.harness.report.terminal import quality_lines
+    text = "\n".join(quality_lines(typed))
+    assert "other claim mode:" in text and "free claims (no grammar):" in text
+    without = "\n".join(quality_lines(quality.quality_summary(
+        {k: runs[k] for k in ("retrieval", "closed_book")}, profile="quick", seed=1, sample=qs, all_questions=qs)))
+    assert "other claim mode" not in without and "free claims" not in without
