@@ -54,11 +54,13 @@ def _arm_kwargs(arm: str, prof) -> tuple[object, dict]:
 
 
 def _deadline(hhmm: str) -> dt.datetime:
-    """The next UTC moment at HH:MM (tomorrow's when today's has passed)."""
+    """The UTC moment at HH:MM nearest now: within the last 12 hours (already past) or the next 12 (ahead)."""
     now = dt.datetime.now(dt.timezone.utc)
     t = dt.datetime.strptime(hhmm, "%H:%M").time()
     at = now.replace(hour=t.hour, minute=t.minute, second=0, microsecond=0)
-    return at if at > now else at + dt.timedelta(days=1)
+    if at - now > dt.timedelta(hours=12):
+        return at - dt.timedelta(days=1)
+    return at if now - at < dt.timedelta(hours=12) else at + dt.timedelta(days=1)
 
 
 def run(args) -> int:
