@@ -12,6 +12,9 @@ import psutil
 #: is more) is *contended*: its timings are inflated and it is re-measured.
 CONTENDED_CORES = 0.5
 CONTENDED_SHARE = 0.25
+#: wait_quiet: quiet is other processes using less than this share of the CPUs over this many seconds.
+QUIET_SHARE = 0.25
+QUIET_WINDOW_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -72,13 +75,13 @@ class CpuWatch:
         return None if self.load is None else self.load.other_share
 
 
-def wait_quiet(threshold: float = 0.25, window_s: float = 3.0, max_wait_s: float = 240.0) -> dict:
-    """Wait (up to max_wait_s) until other processes use less than `threshold` of the CPUs over `window_s`; on a
-    machine that stays busy the measurement goes ahead. Returns {'waited_s', 'foreign_cpu_share_before'}."""
+def wait_quiet(max_wait_s: float = 240.0) -> dict:
+    """Wait (up to max_wait_s) for quiet CPUs; on a machine that stays busy the measurement goes ahead.
+    Returns {'waited_s', 'foreign_cpu_share_before'}."""
     t0 = time.perf_counter()
     while True:
         with CpuWatch() as w:
-            time.sleep(window_s)
+            time.sleep(QUIET_WINDOW_S)
         share = w.share or 0.0
-        if share < threshold or time.perf_counter() - t0 >= max_wait_s:
+        if share < QUIET_SHARE or time.perf_counter() - t0 >= max_wait_s:
             return {"waited_s": round(time.perf_counter() - t0, 1), "foreign_cpu_share_before": round(share, 3)}

@@ -1,7 +1,7 @@
-"""One run in a fresh child process (run/child.py), supervised: run_isolated(RunRequest) for a research run,
-call_isolated("module:fn", kwargs) for a measurement driver. The parent samples the child's process tree (start-up's
-peak kept apart from the run's), kills it at a hard deadline or over the memory limit (--research-enforce-memory),
-and says how a child that left no result died (OOM kill, native crash, exit)."""
+"""One run in a fresh child process, supervised: run_isolated(RunRequest) for a research run, call_isolated("module:fn",
+kwargs) for a measurement driver. The parent samples the child's process tree (start-up's peak kept apart from the
+run's), kills it at a hard deadline or over the memory limit (--research-enforce-memory), and says how a child that
+left no result died (OOM kill, native crash, exit). The child is this module's `child_main`."""
 from __future__ import annotations
 
 import contextlib
@@ -15,17 +15,23 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from llm_research_bench.engine.atomic import write_json
 from llm_research_bench.engine.deadline import RunTimeout, stopping_signals
 
-from .progress import FileFollower
-from .request import CRASHED, DEFAULT_RUNNER, FAILED, INTERRUPTED, TIMED_OUT, RunOutcome, RunRequest, first_line
+from .inprocess import run_in_process
+from .request import (COMPLETED, CRASHED, DEFAULT_RUNNER, FAILED, INTERRUPTED, TIMED_OUT, RunOutcome, RunRequest,
+                      first_line, resolve_runner)
 from .timeouts import STARTUP_TIMEOUT_S
+from .warmup import warm_up
 
-CHILD_MODULE = "llm_research_bench.harness.run.child"
+#: `python -m CHILD_MODULE REQUEST.json RESULT.json STATUS.json` runs the child.
+CHILD_MODULE = "llm_research_bench.harness.run.isolated"
 #: After timeout_s the child's own alarm fires; the parent sends SIGTERM this much later, then SIGKILL.
 TERM_GRACE_S = 10.0
 KILL_GRACE_S = 10.0
 POLL_S = 0.05
+#: The child writes answer-chunk counts to its progress file at most this often.
+PROGRESS_EVERY_S = 0.5
 MB = 2**20
 
 
@@ -83,9 +89,11 @@ class Supervised:
     and, once it ended, what it left: `result`, or `cause` (how it died without one, or why the harness killed it)."""
 
     def __init__(self, proc: subprocess.Popen, tree: Any, files: dict[str, Path], *, timeout_s: float,
-                 startup_timeout_s: float, enforce_memory_mb: float | None):
-        self.proc, self.tree, self.files = proc, tree, files
+                 startup_timeout_s: float, enforce_memory_mb: float | None,
+                 on_progress: Callable[[dict], None] | None):
+        self.proc, self.tree, self.files, self.on_progress = proc, tree, files, on_progress
         self.timeout_s, self.startup_timeout_s, self.limit_mb = timeout_s, startup_timeout_s, enforce_memory_mb
+        self._progress_at = 0       # how far the child's progress file was read
         self.t_spawn = time.perf_counter()
         self.started_at: float | None = None
         self.peak = 0               # from the run's start: what the memory limit is held to
@@ -137,17 +145,31 @@ class Supervised:
                 self._kill(f"no result {TERM_GRACE_S + KILL_GRACE_S:g} s after the {self.timeout_s:g} s timeout "
                            f"(stuck in native code?)")
 
-    def wait(self, follower: FileFollower | None) -> None:
+    def follow(self) -> None:
+        """The progress dicts the child wrote since the last call, to `on_progress`."""
+        try:
+            with open(self.files["progress"], "rb") as fh:
+                fh.seek(self._progress_at)
+                chunk = fh.read()
+        except OSError:
+            return
+        end = chunk.rfind(b"\n") + 1
+        self._progress_at += end
+        for line in chunk[:end].splitlines():
+            with contextlib.suppress(Exception):    # a torn line or a display problem never stops the run
+                self.on_progress(json.loads(line))
+
+    def wait(self) -> None:
         """Sample the child until it ends; a timeout in the parent or Ctrl-C stops it and is kept in `exception`."""
         try:
             with stopping_signals():
                 while self.proc.poll() is None:
                     self.sample()
-                    if follower is not None:
-                        follower.poll()
+                    if self.on_progress is not None:
+                        self.follow()
                     time.sleep(POLL_S)
-            if follower is not None:
-                follower.poll()                # what the child wrote after the last poll
+            if self.on_progress is not None:
+                self.follow()                  # what the child wrote after the last poll
         except BaseException as e:   # stop the child, keep what it wrote
             self.exception = e
             _kill_tree(self.proc, signal.SIGTERM)
@@ -198,11 +220,10 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
     from llm_research_bench.engine.memory import ProcessTree
 
     tmp = Path(tempfile.mkdtemp(prefix="research-bench-", dir=workdir))
-    files = {k: tmp / f"{k}.json" for k in ("request", "result", "status")} | {"log": tmp / "output.log"}
-    follower = None
+    files = {k: tmp / f"{k}.json" for k in ("request", "result", "status")}
+    files |= {"log": tmp / "output.log", "progress": tmp / "progress.jsonl"}
     if on_progress is not None:
-        doc = {**doc, "progress_file": str(tmp / "progress.jsonl")}
-        follower = FileFollower(tmp / "progress.jsonl", on_progress)
+        doc = {**doc, "progress_file": str(files["progress"])}
     files["request"].write_text(json.dumps(doc, default=str))
     oom_before = _oom_kill_count()
     child_env = {**os.environ, **(env or {})}        # the child imports what this process imports
@@ -213,8 +234,8 @@ def supervise(doc: dict, *, timeout_s: float, workdir: str | os.PathLike | None 
                                  "status"))], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 env=child_env)
     sup = Supervised(proc, ProcessTree(root_pid=proc.pid, extra_pids=extra_pids), files, timeout_s=timeout_s,
-                     startup_timeout_s=startup_timeout_s, enforce_memory_mb=enforce_memory_mb)
-    sup.wait(follower)
+                     startup_timeout_s=startup_timeout_s, enforce_memory_mb=enforce_memory_mb, on_progress=on_progress)
+    sup.wait()
     sup.read(oom_before)
     with contextlib.suppress(OSError):
         for f in tmp.iterdir():
@@ -261,6 +282,65 @@ def call_isolated(target: str, kwargs: dict | None = None, *, timeout_s: float =
         raise sup.exception
     if sup.cause is not None:
         raise ChildFailed(f"{target}: {sup.cause}")
-    if sup.result.get("status") != "completed":
+    if sup.result.get("status") != COMPLETED:
         raise ChildFailed(f"{target} failed in the child: {sup.result.get('error')}")
     return sup.result["value"]
+
+
+# -- the child ------------------------------------------------------------------------------------------------------
+class FileSink:
+    """The child's live progress: dicts appended to the JSON-lines file the parent follows."""
+
+    def __init__(self, path: str):
+        self.path, self._last = path, 0.0
+
+    def __call__(self, ev: dict) -> None:
+        now = time.monotonic()
+        if ev.get("event") == "tokens" and now - self._last < PROGRESS_EVERY_S:
+            return
+        self._last = now
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(ev, default=str) + "\n")
+
+
+def _started(status_path: str, warmup_s: float) -> None:
+    write_json(status_path, {"event": "started", "warmup_s": round(warmup_s, 3), "pid": os.getpid()}, indent=None)
+
+
+def _research(doc: dict, status_path: str) -> dict:
+    t0 = time.perf_counter()
+    sink = FileSink(doc["progress_file"]) if doc.get("progress_file") else None
+    req = RunRequest.from_json(doc["request"], on_progress=sink)
+    if doc.get("warm"):
+        warm = warm_up(req.corpus_path, backend=req.backend, on_progress=sink)
+        req.corpus, req.system_info = warm.corpus, warm.system_info
+    _started(status_path, time.perf_counter() - t0)
+    out = run_in_process(req)
+    return {"status": out.status, "telemetry": out.telemetry, "error": out.error, "wall_s": out.wall_s}
+
+
+def _call(doc: dict, status_path: str) -> dict:
+    fn = resolve_runner(doc["target"])
+    _started(status_path, 0.0)
+    t0 = time.perf_counter()
+    try:
+        return {"status": COMPLETED, "value": fn(**doc["kwargs"]), "wall_s": time.perf_counter() - t0}
+    except Exception as e:
+        return {"status": FAILED, "error": first_line(e), "wall_s": time.perf_counter() - t0}
+
+
+def child_main(argv: list[str]) -> int:
+    """The child on REQUEST RESULT STATUS. kind "research": warms up, writes STATUS as the run starts, runs it and
+    writes RESULT (SIGTERM stops the run through the engine, so partial telemetry is still written); kind "call":
+    RESULT holds a measurement driver's returned dict."""
+    req_path, res_path, status_path = argv
+    with open(req_path, encoding="utf-8") as fh:
+        doc = json.load(fh)
+    with stopping_signals():       # SIGTERM from the parent raises Terminated, never swallowed (engine.deadline)
+        result = (_call if doc.get("kind") == "call" else _research)(doc, status_path)
+        write_json(res_path, result, indent=None, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(sys.argv[1:]))

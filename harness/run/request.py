@@ -30,7 +30,7 @@ class RunRequest:
     timeout_s: float | None = None      # None: the profile's timeout_s; 0: no timeout
     memray_file: str | None = None
     system_info: dict | None = None
-    on_progress: Callable[[dict], None] | None = None   # live progress dicts (run/progress.py)
+    on_progress: Callable[[dict], None] | None = None   # live progress dicts (run/inprocess.py)
 
     @property
     def effective_timeout(self) -> float:
@@ -39,17 +39,15 @@ class RunRequest:
     def engine_kwargs(self) -> dict:
         """The keyword arguments of the engine call (the question aside)."""
         corpus = self.corpus if self.corpus is not None else self.corpus_path
-        kwargs = {"profile": self.profile, "backend": self.backend, "corpus": corpus, **self.research_kwargs}
-        if self.system_info is not None:
-            kwargs["system_info"] = self.system_info
-        return kwargs
+        info = {} if self.system_info is None else {"system_info": self.system_info}
+        return {"profile": self.profile, "backend": self.backend, "corpus": corpus, **self.research_kwargs, **info}
 
     def to_json(self) -> dict:
         """This request as the JSON an isolated child reads back with `from_json`."""
         doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in LOCAL_FIELDS}
         backend = self.backend if isinstance(self.backend, str) else getattr(self.backend, "name", "?")
-        return {**doc, "profile": dataclasses.asdict(self.profile), "backend": backend,
-                "timeout_s": self.effective_timeout}
+        return doc | {"profile": dataclasses.asdict(self.profile), "backend": backend,
+                      "timeout_s": self.effective_timeout}
 
     @classmethod
     def from_json(cls, doc: dict, **local: Any) -> "RunRequest":

@@ -1,6 +1,6 @@
 """Per-run timeouts, enforced with one SIGALRM timer (`SignalTimer`; main thread, Unix). `HarnessTimeout` is an
 engine `RunTimeout`, so the engine marks the partial telemetry timed_out and re-raises. With pytest-timeout the
-plugin takes its timer over for bench items (plugin/timer.py); an isolated child enforces its own (run/child.py)."""
+plugin takes its timer over for bench items (plugin/timer.py); an isolated child enforces its own (run/isolated.py)."""
 from __future__ import annotations
 
 import signal

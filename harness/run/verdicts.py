@@ -42,17 +42,11 @@ class BudgetSpec:
         return "[" + ", ".join(p for p in parts if p) + "]"
 
 
-@dataclass(frozen=True)
-class Reason:
-    code: str
-    message: str
-
-
 @dataclass
 class Verdict:
-    """The judgement of one run. `reasons` say why the target was missed (empty when met)."""
+    """The judgement of one run. `reasons`: why the target was missed, code -> message (empty when met)."""
     target_met: bool = False
-    reasons: list[Reason] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)       # shown, never failing (under budget, fallbacks)
     time_status: str = "unknown"        # within | over | under | incomplete (did not run to the end) | unknown
     memory_peak_mb: float | None = None
@@ -63,20 +57,16 @@ class Verdict:
 
     @property
     def messages(self) -> list[str]:
-        return [r.message for r in self.reasons]
+        return list(self.reasons.values())
 
     @property
     def codes(self) -> list[str]:
-        return [r.code for r in self.reasons]
-
-    def miss(self, code: str, message: str) -> None:
-        self.reasons.append(Reason(code, message))
+        return list(self.reasons)
 
     def summary(self) -> dict:
         """As stored in a record's extra['verdict']."""
-        return {"time_status": self.time_status, "memory_status": self.memory_status,
-                "memory_peak_mb": self.memory_peak_mb, "memory_source": self.memory_source,
-                "quality_ok": self.quality_ok}
+        return {k: getattr(self, k) for k in ("time_status", "memory_status", "memory_peak_mb", "memory_source",
+                                              "quality_ok")}
 
 
 def _num(x: Any) -> float | None:
@@ -96,7 +86,7 @@ def evaluate(telemetry: dict | None, budget: BudgetSpec, *, schema_errors: list[
     if schema_errors and telemetry is not None:
         errs = schema_errors
         shown = "; ".join(errs[:5]) + (f"; ... ({len(errs) - 5} more)" if len(errs) > 5 else "")
-        v.miss(SCHEMA_INVALID, f"{budget.profile}: telemetry breaks schemas/telemetry.schema.json: {shown}")
+        v.reasons[SCHEMA_INVALID] = f"{budget.profile}: telemetry breaks schemas/telemetry.schema.json: {shown}"
     _time(v, _num(metrics.get("execution_time_s")), budget, stopped)
     _memory(v, _num(metrics.get("memory_peak_mb")), budget, observed_peak_mb, memray_top)
     if telemetry is not None and v.success:
@@ -112,16 +102,16 @@ def _ran(v: Verdict, telemetry: dict | None, budget: BudgetSpec, run_error: str 
          crash_cause: str | None) -> None:
     p = budget.profile
     if crash_cause:
-        v.miss(RUN_CRASHED, f"{p}: run crashed: {crash_cause}")
+        v.reasons[RUN_CRASHED] = f"{p}: run crashed: {crash_cause}"
     if stopped:
-        v.miss(RUN_TIMED_OUT, f"{p}: timed out" + (f" (profile timeout {fmt_limit(budget.timeout_s)} s)"
-                                                   if budget.timeout_s else ""))
+        limit = f" (profile timeout {fmt_limit(budget.timeout_s)} s)" if budget.timeout_s else ""
+        v.reasons[RUN_TIMED_OUT] = f"{p}: timed out{limit}"
     v.success = telemetry is not None and bool(telemetry.get("success")) and not run_error
     if telemetry is None and not crash_cause and not stopped:
-        v.miss(NO_TELEMETRY, f"{p}: the run produced no telemetry" + (f" ({run_error})" if run_error else ""))
+        v.reasons[NO_TELEMETRY] = f"{p}: the run produced no telemetry" + (f" ({run_error})" if run_error else "")
     elif telemetry is not None and not v.success and not stopped:
         why = run_error or "; ".join(telemetry.get("errors") or []) or "success is false"
-        v.miss(RUN_FAILED, f"{p}: run failed: {why}")
+        v.reasons[RUN_FAILED] = f"{p}: run failed: {why}"
 
 
 def _time(v: Verdict, t: float | None, budget: BudgetSpec, stopped: bool) -> None:
@@ -130,7 +120,7 @@ def _time(v: Verdict, t: float | None, budget: BudgetSpec, stopped: bool) -> Non
         return
     v.time_status = judge_time(t, budget.time_lower_s, budget.time_upper_s)
     if v.time_status == "over":
-        v.miss(TIME_OVER, f"{over_budget(budget.profile, t, budget.time_upper_s)} {budget.where()}")
+        v.reasons[TIME_OVER] = f"{over_budget(budget.profile, t, budget.time_upper_s)} {budget.where()}"
     elif not v.success or stopped:
         v.time_status = "incomplete"        # neither within nor under budget
     elif v.time_status == "under":
@@ -158,7 +148,7 @@ def _memory(v: Verdict, peak: float | None, budget: BudgetSpec, observed_peak_mb
         msg += "\n  top allocators at the high-water mark (memray):\n" + "\n".join(f"    {line}" for line in top)
     else:
         msg += " (run with --research-memray to see the top allocators)"
-    v.miss(MEMORY_OVER, msg)
+    v.reasons[MEMORY_OVER] = msg
 
 
 def _quality(v: Verdict, metrics: dict, budget: BudgetSpec) -> None:
@@ -166,14 +156,15 @@ def _quality(v: Verdict, metrics: dict, budget: BudgetSpec) -> None:
     grounded, grounded_floor = _num(metrics.get("grounded_citation_rate")), budget.grounded_floor
     v.quality_ok = False
     if not metrics.get("claims"):
-        v.miss(NO_CLAIMS, f"{p}: no claim produced (quality floor: at least one claim)")
+        v.reasons[NO_CLAIMS] = f"{p}: no claim produced (quality floor: at least one claim)"
     elif validity is None:
-        v.miss(NO_CITATIONS, f"{p}: no claim cites a passage (quality floor: citation validity >= {floor:.2f})")
+        v.reasons[NO_CITATIONS] = f"{p}: no claim cites a passage (quality floor: citation validity >= {floor:.2f})"
     elif validity < floor:
-        v.miss(CITATIONS_BELOW_FLOOR, f"{p}: citation validity {validity:.2f} < floor {floor:.2f}")
+        v.reasons[CITATIONS_BELOW_FLOOR] = f"{p}: citation validity {validity:.2f} < floor {floor:.2f}"
     elif grounded is not None and grounded_floor > 0 and grounded < grounded_floor:
-        v.miss(GROUNDED_BELOW_FLOOR, f"{p}: grounded citations {grounded:.2f} < floor {grounded_floor:.2f} (the "
-                                     f"profile's grounded_floor: cited passages that do not support the claim)")
+        v.reasons[GROUNDED_BELOW_FLOOR] = (f"{p}: grounded citations {grounded:.2f} < floor {grounded_floor:.2f} "
+                                           f"(the profile's grounded_floor: cited passages that do not support the "
+                                           f"claim)")
     else:
         v.quality_ok = True
 

@@ -1,4 +1,4 @@
-"""Test double of the isolated child (harness/run/child.py), for the memory-enforcement tests only.
+"""Test double of the isolated child (harness/run/isolated.py child_main), for the memory-enforcement tests only.
 
 `python -m tests.reliability.child_double REQUEST RESULT STATUS` behaves like the real child's outline: it holds
 RB_CHILD_STARTUP_MB of touched memory before it reports that its run started (as the real child's imports and
