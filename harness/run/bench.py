@@ -143,12 +143,6 @@ class BenchResult:
         return summarize(r.record.metric(name) for r in self.measured if not records.is_superseded(r.record))
 
 
-def bench_name_of(nodeid: str) -> str:
-    """'benches/test_pipeline.py::test_pipeline[quick]' -> 'pipeline' (the function's name without test_)."""
-    func = nodeid.split("::")[-1].split("[")[0]
-    return re.sub(r"^test_?", "", func) or func
-
-
 def _status(telemetry: dict | None, outcome: RunOutcome | None) -> str:
     """The run's status; for telemetry a bench produced itself, what the telemetry says."""
     if outcome is not None:
@@ -175,7 +169,8 @@ class InstanceRunner:
                  memray_external: dict | None = None):
         self.ctx = ctx
         self.test_id = test_id
-        self.bench = bench or bench_name_of(test_id)
+        func = test_id.split("::")[-1].split("[")[0]    # 'benches/test_pipeline.py::test_pipeline[quick]' -> 'pipeline'
+        self.bench = bench or re.sub(r"^test_?", "", func) or func
         #: pytest-memray's capture of this test ({"by", "capture", "dir"}): in-process runs use it (one tracker only).
         self.memray_external = memray_external
 
@@ -270,10 +265,8 @@ class InstanceRunner:
         """Run `req`: the plan's warm-ups, then its measured rounds, each run judged and stored; interrupts are
         re-raised once recorded. `progress(i, n, warmup)`: the live-progress sink of a round's run, or None."""
         o, plan = self.ctx.options, plan or RunPlan()
-        plan = replace(plan, runner=req.runner, instance=uuid.uuid4().hex[:16],
-                       rounds=o.rounds if plan.rounds is None else plan.rounds,
-                       warmup_runs=o.warmup_runs if plan.warmup_runs is None else plan.warmup_runs,
-                       isolate=o.isolate if plan.isolate is None else plan.isolate)
+        plan = replace(plan, runner=req.runner, instance=uuid.uuid4().hex[:16],     # the session's where None
+                       **{k: getattr(o, k) for k in ("rounds", "warmup_runs", "isolate") if getattr(plan, k) is None})
         if plan.isolate and req.corpus is not None and req.corpus_path is None:
             raise BenchError("an isolated run loads its corpus from a path: pass corpus=<path>, not a Corpus")
         req.profile = self.ctx.profile(req.profile)

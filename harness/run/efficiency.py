@@ -17,6 +17,8 @@ from .request import COMPLETED, RunRequest
 
 #: The engine run's timeout = this x the profile's timeout_s: decode speed is compared here, not the time budget.
 RUN_TIMEOUT_FACTOR = 4
+#: Calls that generated fewer tokens are not replayed: too short to time.
+MIN_TOKENS = 16
 
 
 @dataclass
@@ -68,18 +70,18 @@ def _raw_replay(backend: LlamaCppBackend, prompt: list[int], n_tokens: int) -> t
 
 
 def measure(question: str, profile: str | Profile = "quick", corpus: Corpus | str | None = None,
-            min_tokens: int = 16, grammar: bool = True) -> EfficiencyResult:
+            grammar: bool = True) -> EfficiencyResult:
     """The engine's run (its claims and answer under the output grammar unless `grammar` is False: sampling
     under it is engine work) against raw replays of its calls without any grammar."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     backend = LlamaCppBackend(prof.model_for("llamacpp"), context_window=prof.context_window)
     backend.prompt_log, backend.chunk_log = [], []
+    timeout_s = prof.timeout_s * RUN_TIMEOUT_FACTOR
     try:
         with CpuWatch() as engine_cpu:
             out = run_in_process(RunRequest(question=question, profile=prof, backend=backend, corpus=corpus,
-                                            timeout_s=prof.timeout_s * RUN_TIMEOUT_FACTOR,
-                                            research_kwargs={"grammar": grammar,
-                                                             "timeout_s": prof.timeout_s * RUN_TIMEOUT_FACTOR}))
+                                            timeout_s=timeout_s,
+                                            research_kwargs={"grammar": grammar, "timeout_s": timeout_s}))
         if out.exception is not None:
             raise out.exception
         if out.status != COMPLETED:
@@ -89,14 +91,14 @@ def measure(question: str, profile: str | Profile = "quick", corpus: Corpus | st
         with CpuWatch() as raw_cpu:
             for call, prompt, stamps in zip(tel["traces"]["calls"], backend.prompt_log, backend.chunk_log):
                 gen = call["tokens_generated"]
-                if gen < min_tokens or not call["native_decode_s"] or len(stamps) < 2:
+                if gen < MIN_TOKENS or not call["native_decode_s"] or len(stamps) < 2:
                     continue
                 rt, rs, raw_stamps = _raw_replay(backend, prompt, gen)
                 if len(raw_stamps) >= 2:
                     rows.append((call["native_decode_tokens"], call["native_decode_s"], rt, rs, *wall_span(stamps),
                                  *wall_span(raw_stamps), gen, int(len(raw_stamps) == len(stamps))))
         if not rows:
-            raise RuntimeError(f"no call generated >= {min_tokens} tokens; nothing to compare")
+            raise RuntimeError(f"no call generated >= {MIN_TOKENS} tokens; nothing to compare")
         e_tok, e_s, r_tok, r_s, e_wall_tok, e_wall_s, r_wall_tok, r_wall_s, tokens, same = map(sum, zip(*rows))
         m = tel["metrics"]
         eng, raw = e_tok / e_s, r_tok / r_s

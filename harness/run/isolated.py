@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import psutil
+
 from llm_research_bench.engine.atomic import write_json
 from llm_research_bench.engine.deadline import RunTimeout, stopping_signals
 
@@ -68,13 +70,12 @@ def _tail(path: Path, lines: int = 3, limit: int = 400) -> str:
 
 def _read_json(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text()) if path.exists() else None
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 
 
 def _kill_tree(proc: subprocess.Popen, sig: int) -> None:
-    import psutil
     try:
         procs = [*psutil.Process(proc.pid).children(recursive=True), proc]
     except psutil.Error:
@@ -147,6 +148,8 @@ class Supervised:
 
     def follow(self) -> None:
         """The progress dicts the child wrote since the last call, to `on_progress`."""
+        if self.on_progress is None:
+            return
         try:
             with open(self.files["progress"], "rb") as fh:
                 fh.seek(self._progress_at)
@@ -165,11 +168,9 @@ class Supervised:
             with stopping_signals():
                 while self.proc.poll() is None:
                     self.sample()
-                    if self.on_progress is not None:
-                        self.follow()
+                    self.follow()
                     time.sleep(POLL_S)
-            if self.on_progress is not None:
-                self.follow()                  # what the child wrote after the last poll
+            self.follow()                      # what the child wrote after the last poll
         except BaseException as e:   # stop the child, keep what it wrote
             self.exception = e
             _kill_tree(self.proc, signal.SIGTERM)

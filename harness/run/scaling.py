@@ -24,6 +24,8 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
 MIN_SENTENCE_WORDS = 5
 #: A child measuring one point gets this long (it builds the scaled corpus's index cold).
 POINT_TIMEOUT_S = 900.0
+#: measure_corpus_size times this many searches.
+N_QUERIES = 50
 
 
 def sentence_splits(passages: Sequence[Passage]) -> list[tuple[str, str]]:
@@ -58,10 +60,10 @@ def scaled_corpus(corpus: Corpus, n: int) -> Corpus:
     return Corpus(passages, questions, corpus.source, f"{corpus.format}:scaled-{how}-{n}")
 
 
-def measure_corpus_size(n: int, question: str, cache_dir: str, profile: str = "quick", n_queries: int = 50,
+def measure_corpus_size(n: int, question: str, cache_dir: str, profile: str = "quick",
                         with_telemetry: bool = False) -> dict:
     """In a child whose index cache is `cache_dir` (corpus_size_point): build the scaled corpus's index cold (the
-    HNSW part timed again alone on the same vectors; the rest counts as embedding), time `n_queries` searches,
+    HNSW part timed again alone on the same vectors; the rest counts as embedding), time N_QUERIES searches,
     then one research run on the now warm index."""
     if env("CACHE_DIR") != cache_dir:
         raise RuntimeError("run this in a child whose RESEARCH_BENCH_CACHE_DIR is cache_dir (corpus_size_point does), "
@@ -83,7 +85,7 @@ def measure_corpus_size(n: int, question: str, cache_dir: str, profile: str = "q
     embed_s = max(1e-9, build_s - hnsw_s)             # embedding + saving the cache files
     index_bytes = sum(f.stat().st_size for f in index.path.iterdir() if f.is_file())
     times = []
-    for v in emb.encode([q.question for q in corpus.questions[:n_queries]]):
+    for v in emb.encode([q.question for q in corpus.questions[:N_QUERIES]]):
         t0 = time.perf_counter()
         index.search(v, prof.retrieve_k, prof.ef_search)
         times.append(time.perf_counter() - t0)
