@@ -74,6 +74,48 @@ class Attempt:
 
 
 @dataclass
+class Provenance:
+    """What the harness stores in a run's `extra` before the bench's own keys (None fields left out)."""
+    session_id: str
+    runner: str
+    backend: str
+    isolated: bool
+    gate: bool
+    profile_digest: str
+    profile_source: str | None
+    reason_codes: list[str]
+    notes: list[str]
+    verdict: dict
+    detected_machine_class: str | None = None   # with --research-machine-class: the class this machine has
+    xdist_worker: str | None = None
+    saved_as: str | None = None
+    continuous: dict | None = None
+    wall_s: float | None = None
+    error: str | None = None
+    cause: str | None = None
+    timeout_via: str | None = None
+    child_log: str | None = None
+    child_warmup_s: float | None = None
+    observed_peak_mb: float | None = None
+    memory_check: dict | None = None
+    memray_capture_by: str | None = None
+    memray_capture: str | None = None
+    memray_top: list[str] | None = None
+    rounds: int | None = None
+    warmup_runs: int | None = None
+    instance: str | None = None
+    attempt: int | None = None
+    waited_quiet_s: float | None = None
+    other_cpu_load: float | None = None
+    contended: bool | None = None
+    superseded: bool | None = None
+    harness_overhead_s: float | None = None
+
+    def as_extra(self, bench_extra: dict) -> dict:
+        return {**{k: v for k, v in asdict(self).items() if v is not None or k == "profile_source"}, **bench_extra}
+
+
+@dataclass
 class RunResult:
     """One judged run; `path` once stored, `instance` the instance's verdict when the run ends it."""
     record: ResultRecord
@@ -194,9 +236,9 @@ class InstanceRunner:
                            observed_peak_mb=outcome.observed_peak_mb if outcome else None, memray_top=top)
         prov = self._provenance(prof, verdict, telemetry, outcome, plan)
         if top and verdict.memory_status == "over":
-            prov["memray_top"] = top() or None
+            prov.memray_top = top() or None
         if attempt is not None:
-            prov |= attempt.facts(prof.name, warmup, prov["notes"])
+            prov = replace(prov, **attempt.facts(prof.name, warmup, prov.notes))
         git = self.ctx.git
         rec = ResultRecord(
             test_id=self.test_id, bench=self.bench, profile=prof.name,
@@ -205,35 +247,33 @@ class InstanceRunner:
             dirty=git.dirty, branch=git.branch, plugin_version=self.ctx.plugin_version, reasons=verdict.messages,
             round=round, warmup=warmup, telemetry=telemetry,
             schema_valid=(not schema_errors) if telemetry is not None else None, schema_errors=schema_errors,
-            budget=asdict(budget),
-            extra={k: v for k, v in prov.items() if v is not None or k == "profile_source"} | plan.extra)
+            budget=asdict(budget), extra=prov.as_extra(plan.extra))
         return RunResult(rec, verdict, outcome)
 
     def _provenance(self, prof: Any, verdict: Verdict, telemetry: dict | None, outcome: RunOutcome | None,
-                    plan: RunPlan) -> dict:
-        """What the harness stores in a run's `extra` before the bench's own keys (None values left out)."""
+                    plan: RunPlan) -> Provenance:
         ctx, o, side = self.ctx, self.ctx.options, interleave.current()
-        p = {"session_id": ctx.session_id, "runner": plan.runner,
-             "backend": (telemetry or {}).get("backend") or o.backend, "isolated": bool(outcome and outcome.isolated),
-             "gate": plan.gate, "profile_digest": profile_digest(prof), "profile_source": getattr(prof, "source", None),
-             "reason_codes": verdict.codes, "notes": list(verdict.notes), "verdict": verdict.summary(),
-             "detected_machine_class": ctx.detected_machine_class if o.machine_class else None,
-             "xdist_worker": ctx.worker or None, "saved_as": o.save or None,
-             "continuous": side.record_extra() if side is not None else None,
-             "rounds": plan.rounds, "warmup_runs": plan.warmup_runs, "instance": plan.instance}
+        p = Provenance(
+            session_id=ctx.session_id, runner=plan.runner, backend=(telemetry or {}).get("backend") or o.backend,
+            isolated=bool(outcome and outcome.isolated), gate=plan.gate, profile_digest=profile_digest(prof),
+            profile_source=getattr(prof, "source", None), reason_codes=verdict.codes, notes=list(verdict.notes),
+            verdict=verdict.summary(), detected_machine_class=ctx.detected_machine_class if o.machine_class else None,
+            xdist_worker=ctx.worker or None, saved_as=o.save or None,
+            continuous=side.record_extra() if side is not None else None,
+            rounds=plan.rounds, warmup_runs=plan.warmup_runs, instance=plan.instance)
         if outcome is not None:
-            p |= {"wall_s": round_(outcome.wall_s), "child_warmup_s": round_(outcome.child_warmup_s),
+            p = replace(p, **{"wall_s": round_(outcome.wall_s), "child_warmup_s": round_(outcome.child_warmup_s),
                   "observed_peak_mb": round_(outcome.observed_peak_mb, 1), "memory_check": outcome.memory_check,
-                  **{k: getattr(outcome, k) or None for k in ("error", "cause", "timeout_via", "child_log")}}
+                  **{k: getattr(outcome, k) or None for k in ("error", "cause", "timeout_via", "child_log")}})
         external = self.memray_external if not (outcome and outcome.isolated) else None
         if outcome is not None and outcome.memray_file:
-            p["memray_capture"] = str(outcome.memray_file)
-            p["notes"].append(f"{prof.name}: memray capture on: this run's timings are inflated by allocation tracing")
+            p.memray_capture = str(outcome.memray_file)
+            p.notes.append(f"{prof.name}: memray capture on: this run's timings are inflated by allocation tracing")
         elif external:
-            p["memray_capture_by"], p["memray_capture"] = external["by"], external.get("capture") or external.get("dir")
-            p["notes"].append(f"{prof.name}: {external['by']} traces this test's allocations (capture "
-                              f"{p['memray_capture']}): this run's timings are inflated by allocation tracing; the "
-                              f"harness used that capture rather than start a second memray tracker")
+            p.memray_capture_by, p.memray_capture = external["by"], external.get("capture") or external.get("dir")
+            p.notes.append(f"{prof.name}: {external['by']} traces this test's allocations (capture "
+                           f"{p.memray_capture}): this run's timings are inflated by allocation tracing; the "
+                           f"harness used that capture rather than start a second memray tracker")
         return p
 
     def save(self, rr: RunResult, instance: list[ResultRecord] | None = None) -> RunResult:
