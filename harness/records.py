@@ -1,6 +1,5 @@
-"""What a stored bench record means, shared by every room: the record and its checks, outcomes, reason codes,
-usable measurements, series, summary statistics, and the metric specs (units, directions, labels), which come
-from the JSON Schemas in schemas/, never from a list kept in code."""
+"""What a stored bench record means, shared by every room: the record and its checks, outcomes, reason codes, usable
+measurements, series, summary statistics, and the metric specs, read from schemas/, never from a list in code."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -22,13 +21,11 @@ DEFAULT_RUNNER = "llm_research_bench.engine:research"
 #: that ran the engine itself); any other runner is a test double.
 REAL_RUNNERS = (DEFAULT_RUNNER, "engine:research", "bench-supplied telemetry")
 
-# -- outcomes ------------------------------------------------------------------------------------------------
 #: What happened to a run. `passed`/`failed` ran to the end (`failed`: target missed or engine failure).
 PASSED, FAILED, ERROR, TIMED_OUT, INTERRUPTED, CRASHED, SKIPPED = (
     "passed", "failed", "error", "timed_out", "interrupted", "crashed", "skipped")
 OUTCOMES = (PASSED, FAILED, ERROR, TIMED_OUT, INTERRUPTED, CRASHED, SKIPPED)
 
-# -- reason codes ----------------------------------------------------------------------------------------------
 #: Why a run missed its target (stable codes stored in extra['reason_codes']; messages are for people).
 (TIME_OVER, MEMORY_OVER, SCHEMA_INVALID, NO_CLAIMS, CITATIONS_BELOW_FLOOR, GROUNDED_BELOW_FLOOR, NO_CITATIONS,
  RUN_FAILED, RUN_TIMED_OUT, RUN_CRASHED, NO_TELEMETRY) = (
@@ -123,11 +120,8 @@ FIELD_TYPES: dict[str, tuple] = {f.name: tuple(_TYPE_NAMES[t.strip().split("[")[
 REQUIRED_FIELDS = ("test_id", "bench", "outcome", "target_met", "machine_fingerprint", "record_version")
 
 
-def _version(v: Any) -> tuple[int, ...] | None:
-    try:
-        return tuple(int(x) for x in str(v).split("."))
-    except ValueError:
-        return None
+def _version(v: Any) -> tuple[int, ...]:
+    return tuple(map(int, str(v).split("."))) if all(x.isdigit() for x in str(v).split(".")) else ()
 
 
 def check_stored(d: Any) -> dict:
@@ -146,9 +140,9 @@ def check_stored(d: Any) -> dict:
                                f"{RECORD_VERSION}): upgrade llm-research-bench, or use another results folder", detail)
     if v < 1:
         raise OlderRecordError(f"record_version {v} is older than this plugin reads (1-{RECORD_VERSION})")
-    for key in REQUIRED_FIELDS:
-        if key not in d:
-            raise RecordError(f"field '{key}' missing")
+    missing = next((key for key in REQUIRED_FIELDS if key not in d), None)
+    if missing:
+        raise RecordError(f"field '{missing}' missing")
     for key, types in FIELD_TYPES.items():
         if key in d and not (bool in types if isinstance(d[key], bool) else isinstance(d[key], types)):
             want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
@@ -158,7 +152,7 @@ def check_stored(d: Any) -> dict:
     tv = (d.get("telemetry") or {}).get("schema_version")
     if d.get("telemetry") is not None and tv not in READABLE_VERSIONS:
         detail = f"telemetry schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r}"
-        if (_version(tv) or ()) > _version(SCHEMA_VERSION):
+        if _version(tv) > _version(SCHEMA_VERSION):
             raise NewerRecordError(f"its telemetry has schema_version {tv!r}, newer than this plugin reads "
                                    f"({SCHEMA_VERSION!r}): upgrade llm-research-bench", detail)
         raise OlderRecordError(f"its telemetry has schema_version {tv!r}; this plugin reads {SCHEMA_VERSION!r} "
@@ -167,31 +161,27 @@ def check_stored(d: Any) -> dict:
     return d
 
 
-# -- value ranges ----------------------------------------------------------------------------------------------------
 #: How deep a stored record may nest (a record nests a few levels); deeper is damage, refused before any recursion.
 MAX_DEPTH = 32
 
 
-def check_depth(doc: Any, limit: int = MAX_DEPTH) -> None:
-    """RecordError when `doc` nests deeper than `limit` (walked without recursion)."""
+def check_depth(doc: Any) -> None:
+    """RecordError when `doc` nests deeper than MAX_DEPTH (walked without recursion)."""
     stack = [(doc, 1)]
     while stack:
         v, depth = stack.pop()
         if isinstance(v, (dict, list)):
-            if depth > limit:
-                raise RecordError(f"nested deeper than {limit} levels")
+            if depth > MAX_DEPTH:
+                raise RecordError(f"nested deeper than {MAX_DEPTH} levels")
             stack += [(x, depth + 1) for x in (v.values() if isinstance(v, dict) else v)]
 
 
 def range_problem(v: Any, spec: dict) -> str | None:
-    """Why the number `v` is outside its schema entry's range ('not a number', 'infinite', 'below the minimum 0',
-    'above the maximum 1'), or None."""
+    """Why the number `v` is outside its schema entry's range ('infinite', 'below the minimum 0'), or None."""
     if not isinstance(v, (int, float)) or isinstance(v, bool):
         return None
-    if math.isnan(v):
-        return "not a number"
-    if math.isinf(v):
-        return "infinite"
+    if not math.isfinite(v):
+        return "not a number" if math.isnan(v) else "infinite"
     lo, hi = spec.get("minimum"), spec.get("maximum")
     if lo is not None and v < lo:
         return f"below the minimum {lo}"
@@ -201,8 +191,7 @@ def range_problem(v: Any, spec: dict) -> str | None:
 
 
 def check_metrics(d: dict) -> None:
-    """Each metric of the telemetry, quality and breakdown of its schema's type, as JSON Schema reads types (5.0 is
-    an integer, a bool is no number), and within its range (range_problem)."""
+    """Each metric of the telemetry, quality and breakdown of its schema's JSON Schema type and within its range."""
     extra = d.get("extra") or {}
     # a record stored as schema-invalid says so itself: its telemetry's types are not checked
     sources = [("telemetry", "telemetry.metrics", d.get("telemetry"), d.get("schema_valid") is not False)]
@@ -226,7 +215,6 @@ def check_metrics(d: dict) -> None:
                 raise OutOfRangeError(f"{where}.{name} is {shown}: {why}", f"{where}.{name} is {shown} ({why})")
 
 
-# -- usability and series ----------------------------------------------------------------------------------------
 def is_usable(rec: ResultRecord) -> bool:
     """A measurement that can be compared, charted and exported: a measured run (not a warm-up) that ran to the
     end (a budget miss still measured it; a crash, timeout or engine failure did not) and was not superseded."""
@@ -236,10 +224,8 @@ def is_usable(rec: ResultRecord) -> bool:
     return t is None or (bool(t.get("success")) and not t.get("timed_out"))
 
 
-# -- contention and re-measurement ------------------------------------------------------------------------------
-#: extra keys of an instance's runs (run/bench.py writes, analysis/gate.py reads): instance (shared by one
-#: research_bench.run call's runs), attempt (1, then 2, 3 ... when re-measured), other_cpu_load, contended,
-#: superseded (measured again), instance_verdict (on the instance's last run).
+# extra keys of an instance's runs (run/bench.py writes, analysis/gate.py reads): instance, attempt (1, then 2, 3 ...
+# when re-measured), other_cpu_load, contended, superseded (measured again), instance_verdict (on the last run).
 def is_contended(rec: ResultRecord) -> bool:
     """Timed while other processes held a real share of the CPUs (run/cpu.py): its timings are inflated."""
     return bool((rec.extra or {}).get("contended"))
@@ -262,7 +248,6 @@ def series_key(rec: ResultRecord) -> str:
     return f"{key}/{variant}" if variant else key
 
 
-# -- summary statistics ---------------------------------------------------------------------------------------------
 def is_number(v: Any) -> bool:
     """A finite int or float (bools are not numbers here)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -292,16 +277,13 @@ def summarize(values: Iterable[Any]) -> Summary:
     return Summary(len(vals), statistics.median(vals), q1, q3, vals[0], vals[-1])
 
 
-# -- metric specs (from the schemas) ----------------------------------------------------------------------------------
 @lru_cache(maxsize=None)
 def schema(name: str) -> dict:
-    """schemas/<name>.schema.json."""
     return json.loads((SCHEMAS_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
 
 
 def metric_specs(source: str = "telemetry") -> dict[str, dict]:
-    """Metric name -> its schema entry (x-unit, x-better, x-label, description) for one schema; names an older
-    schema version used (`deprecated`) are left out: records are read with the current names."""
+    """Metric name -> its schema entry (x-unit, x-better, x-label, description), less the `deprecated` names."""
     return {n: s for n, s in schema(source)["properties"]["metrics"]["properties"].items() if not s.get("deprecated")}
 
 
@@ -313,9 +295,8 @@ def renamed_metrics() -> dict[str, str]:
 
 
 def current_names(d: Any) -> Any:
-    """A stored record with its telemetry's metric names (and the `unmeasured` reasons keyed by them) mapped to
-    the current names; the telemetry keeps its schema_version, which says what it was written as. Anything that
-    is not a record with telemetry comes back as it is (check_stored says what is wrong with it)."""
+    """A stored record with its telemetry's metric names (and `unmeasured` keys) mapped to the current names; the
+    telemetry keeps its schema_version. Anything else comes back as it is (check_stored says what is wrong)."""
     tel = d.get("telemetry") if isinstance(d, dict) else None
     if not isinstance(tel, dict):
         return d
@@ -328,14 +309,9 @@ def current_names(d: Any) -> Any:
 
 @lru_cache(maxsize=1)
 def all_specs() -> dict[str, dict]:
-    """Metric name -> spec (plus `source`: which schema) over every schema; a name defined twice is an error."""
-    out: dict[str, dict] = {}
-    for source in ("telemetry", "quality", "breakdown"):
-        for name, s in metric_specs(source).items():
-            if name in out:
-                raise ValueError(f"metric '{name}' is defined by both {out[name]['source']} and {source} schemas")
-            out[name] = {**s, "source": source}
-    return out
+    """Metric name -> spec (plus `source`: which schema) over every schema; no name is in two of them."""
+    return {n: {**s, "source": src} for src in ("telemetry", "quality", "breakdown")
+            for n, s in metric_specs(src).items()}
 
 
 def spec(name: str) -> dict:

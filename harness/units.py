@@ -1,5 +1,5 @@
-"""Numbers as people read them: the one formatting module of the harness (verdict messages, terminal and
-Markdown tables, the HTML report and its charts, recommendations). Units are the schemas' x-unit values."""
+"""Numbers as people read them: the one formatter of verdict messages, tables, the HTML report and its charts.
+Units are the schemas' x-unit values."""
 from __future__ import annotations
 
 import math
@@ -74,8 +74,6 @@ def pct_over(value: float, bound: float) -> float | None:
     return (value - bound) / bound * 100.0 if bound else None
 
 
-def pct(p: float | None, *, signed: bool = True) -> str:
+def pct(p: float | None) -> str:
     """'+16 %' (or 'n/a')."""
-    if p is None or not math.isfinite(p):
-        return "n/a"
-    return f"{p:{'+' if signed else ''}{'.3g' if abs(p) >= HUGE else '.0f'}} %"
+    return "n/a" if p is None or not math.isfinite(p) else f"{p:+{'.3g' if abs(p) >= HUGE else '.0f'}} %"

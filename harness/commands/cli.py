@@ -1,15 +1,16 @@
-"""`research-bench COMMAND ...` (also `python -m llm_research_bench.harness`): tools over the results store. Each
-command's module, imported when it runs, gives `add_arguments(parser)` and `run(args) -> int` (PASS_THROUGH: the
-arguments it does not know go to `args.pytest_args`). Exit status: 0; 1 a regression; 2 a usage error (one line
-naming the fix); 3 a bug (one line; RESEARCH_BENCH_DEBUG=1 shows the traceback); 130 Ctrl-C; 141 a closed pipe."""
+"""`research-bench COMMAND ...` (also `python -m llm_research_bench.harness`): each command's module gives
+`add_arguments(parser)` and `run(args) -> int` (PASS_THROUGH: the arguments it does not know go to `args.pytest_args`).
+Exit status: 0; 1 a regression; 2 a usage error (one line naming the fix); 3 a bug (one line; RESEARCH_BENCH_DEBUG=1
+shows the traceback); 130 Ctrl-C; 141 a closed pipe."""
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import sys
+from contextlib import contextmanager
 
-#: Set to show the traceback of an unexpected error (a bug) instead of its one-line message.
 DEBUG_ENV = "RESEARCH_BENCH_DEBUG"
 
 #: name (its module's too) -> one-line help
@@ -25,36 +26,65 @@ SUBCOMMANDS = {
 }
 
 
+class UsageError(Exception):
+    """Printed as '<command>: <message>', exit status 2."""
+
+
+@contextmanager
+def usage(*errors: type[Exception], prefix: str = ""):
+    """Any of `errors` raised in the block is a usage error, its message after `prefix`."""
+    try:
+        yield
+    except errors as e:
+        raise UsageError(f"{prefix}{e}") from None
+
+
 def add_store_arguments(p, machine: str = "only this machine fingerprint") -> None:
-    """--results-dir and --machine, which every command over the store takes."""
     from ..run.refs import default_results_dir
     p.add_argument("--results-dir", default=str(default_results_dir()),
                    help="results store to read (default: $RESEARCH_BENCH_RESULTS_DIR or results/ at the git top)")
     p.add_argument("--machine", default=None, help=machine)
 
 
-def progress(line: str) -> None:
-    """Progress and the sessions' output go to standard error; a command's result alone to stdout."""
-    print(line, file=sys.stderr, flush=True)
+def add_session_arguments(p, rounds: int, each: str, formats: tuple[str, ...] = ("text", "json")) -> None:
+    """The options of the commands that run bench sessions (continuous, run, find); count() checks the numbers."""
+    p.add_argument("--research-rounds", "--rounds", dest="rounds", metavar="N",
+                   help=f"measured rounds a {each} (default {rounds})")
+    p.add_argument("--research-warmup-runs", "--warmup-runs", dest="warmup_runs", metavar="N",
+                   help=f"warm-up runs a {each} (default 1)")
+    p.add_argument("--research-results-dir", "--results-dir", dest="results_dir", metavar="DIR",
+                   help="where records go (default: $RESEARCH_BENCH_RESULTS_DIR or results/ at the git top)")
+    p.add_argument("--format", choices=formats, default="text")
 
 
-def read_for_output(command: str, out: str, results_dir: str, *, example: str):
-    """The store read (what it skipped said on stderr) once `out` is known writable; None after a usage error."""
+def count(option: str, v: str | None, default: int | None = None, minimum: int = 1) -> int | None:
+    """A whole-number option's value, `default` when not given."""
+    if v is None:
+        return default
+    try:
+        x = int(v)
+    except ValueError:
+        raise UsageError(f"{option}: expected a whole number, got {v!r}") from None
+    if x < minimum:
+        raise UsageError(f"{option}: must be at least {minimum}, got {v!r}")
+    return x
+
+
+#: Progress and the sessions' output go to standard error; a command's result alone to stdout.
+progress = functools.partial(print, file=sys.stderr, flush=True)
+
+
+def read_for_output(args, out: str = "-", example: str = ""):
+    """The store read (what it skipped said on stderr) once `out` is known writable."""
     from llm_research_bench.engine.atomic import check_writable
     from ..run.store import StoreError, read_store
-    try:
-        if out != "-":
+    if out != "-":
+        with usage(OSError, prefix="--out "):
             check_writable(out, example=example)
-    except OSError as e:
-        print(f"{command}: --out {e}", file=sys.stderr)
-        return None
-    try:
-        read = read_store(results_dir)
-    except (StoreError, OSError) as e:
-        print(f"{command}: {e}", file=sys.stderr)
-        return None
+    with usage(StoreError, OSError):
+        read = read_store(args.results_dir)
     for line in read.skipped.lines():
-        print(f"{command}: {line}", file=sys.stderr)
+        print(f"{args.command}: {line}", file=sys.stderr)
     return read
 
 
@@ -80,7 +110,7 @@ def _run(name: str, argv: list[str]) -> int:
                                 allow_abbrev=not through)
     module.add_arguments(p)
     args, rest = p.parse_known_args(argv) if through else (p.parse_args(argv), [])
-    args.pytest_args = rest
+    args.command, args.pytest_args = name, rest
     return int(module.run(args) or 0)
 
 
@@ -100,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"research-bench {argv[0]}: interrupted", file=sys.stderr)
         return 130
+    except UsageError as e:
+        print(f"{argv[0]}: {e}", file=sys.stderr)
+        return 2
     except BadName as e:                            # $RESEARCH_BENCH_MACHINE_ID, --machine: a usage error
         print(f"research-bench {argv[0]}: {e}", file=sys.stderr)
         return 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .cli import add_store_arguments
+from .cli import UsageError, add_store_arguments, read_for_output, usage
 
 
 def add_arguments(p) -> None:
@@ -22,12 +22,10 @@ def add_arguments(p) -> None:
 
 
 def thresholds(specs: list[str], option: str) -> list:
-    """The --compare-fail specs, parsed; ValueError names the option and the fault."""
+    """The --compare-fail specs, parsed; a UsageError names the option and the fault."""
     from ..analysis.thresholds import parse_threshold
-    try:
+    with usage(ValueError, prefix=f"{option} "):
         return [parse_threshold(s) for s in specs]
-    except ValueError as e:
-        raise ValueError(f"{option} {e}") from None
 
 
 def metrics(arg: str) -> list[str]:
@@ -38,10 +36,8 @@ def metrics(arg: str) -> list[str]:
         return list(HEADLINE)
     if arg == "all":
         return [n for n, s in metric_specs("telemetry").items() if s.get("x-better") in ("lower", "higher")]
-    try:
+    with usage(ValueError, prefix="--metrics: "):
         return resolve_all([m for m in arg.split(",") if m.strip()])
-    except ValueError as e:
-        raise ValueError(f"--metrics: {e}") from None
 
 
 def run(args) -> int:
@@ -49,22 +45,16 @@ def run(args) -> int:
     from ..report import comparison
     from ..report.layout import wrap
     from ..run.refs import stored_sides
-    from .cli import read_for_output
     try:
         limits, names = thresholds(args.compare_fail, "--compare-fail"), metrics(args.metrics)
-    except ValueError as e:            # an unknown metric lists the valid names: wrapped to the terminal
+    except UsageError as e:            # an unknown metric lists the valid names: wrapped to the terminal
         print(*wrap(f"compare: {e}"), sep="\n", file=sys.stderr)
         return 2
-    read = read_for_output("compare", "-", args.results_dir, example="")
-    if read is None:
-        return 2
-    try:
+    read = read_for_output(args)
+    with usage(ValueError):            # RefError is a ValueError
         sides = stored_sides(args.ref_a, args.ref_b, read.records, results_dir=args.results_dir, machine=args.machine)
         comp = add_power(compare_records(sides.base, sides.current, thresholds=limits, metrics=names,
                                          names=sides.labels, history=sides.history))
-    except ValueError as e:            # RefError is a ValueError
-        print(f"compare: {e}", file=sys.stderr)
-        return 2
     if args.format == "json":
         print(comparison.as_json(comp, {"machine": sides.machine}, {"skipped": read.skipped.lines()}))
     elif args.format == "markdown":

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .cli import add_session_arguments, count, progress, usage
+
 PASS_THROUGH = True                 # every argument this command does not know goes to both pytest sessions
 DEFAULT_ROUNDS = 5
 
@@ -14,34 +16,15 @@ def add_arguments(p) -> None:
     p.epilog = "Anything else goes to both pytest sessions, e.g. -m quick (default path: benches)."
     p.add_argument("base", metavar="BASE", help="the baseline commit (a git ref: HEAD~1, origin/main, a SHA)")
     p.add_argument("head", metavar="HEAD", nargs="?", help="the commit to judge (default: HEAD)")
-    p.add_argument("--research-rounds", "--rounds", dest="rounds", metavar="N",
-                   help=f"measured rounds a side (default {DEFAULT_ROUNDS}; 5+ for robustness to a spike)")
+    add_session_arguments(p, DEFAULT_ROUNDS, "side", ("text", "markdown", "json"))
     p.add_argument("--research-max-rounds", "--max-rounds", dest="max_rounds", metavar="N",
                    help="sequential: while a gated metric is undecided (worse, not failed), measure "
                         "--research-rounds more a side, up to N in all; each look tests at alpha / looks "
                         "(default: --research-rounds, one look)")
-    p.add_argument("--research-warmup-runs", "--warmup-runs", dest="warmup_runs", metavar="N",
-                   help="warm-up runs a side (default 1)")
     p.add_argument("--research-compare-fail", "--compare-fail", dest="compare_fail", metavar="METRIC:PCT",
                    action="append", default=[], help="exit 1 when METRIC got worse by more than PCT %% and the "
                    "change is distinguishable from noise (repeatable), e.g. execution_time_s:5%%")
-    p.add_argument("--research-results-dir", "--results-dir", dest="results_dir", metavar="DIR",
-                   help="where both sides' records go (default: $RESEARCH_BENCH_RESULTS_DIR or results/ at the "
-                        "git top)")
-    p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     p.add_argument("--keep-worktrees", action="store_true", help="leave the temporary worktrees in place")
-
-
-def _int(name: str, v: str | None, default: int, minimum: int) -> int:
-    if v is None:
-        return default
-    try:
-        x = int(v)
-    except ValueError:
-        raise ValueError(f"--research-{name}: expected a whole number, got {v!r}") from None
-    if x < minimum:
-        raise ValueError(f"--research-{name}: must be at least {minimum}, got {v!r}")
-    return x
 
 
 def _refs(base: str, head: str | None, pytest_args: list[str]) -> tuple[str | None, list[str]]:
@@ -57,22 +40,19 @@ def _refs(base: str, head: str | None, pytest_args: list[str]) -> tuple[str | No
 
 
 def settings(args):
-    """The run.continuous.Settings of the parsed arguments; ValueError names a bad one."""
+    """The run.continuous.Settings of the parsed arguments; ValueError or StoreError names a bad one."""
     from ..run.continuous import Settings
     from ..run.environment import machine_info
     from ..run.refs import default_results_dir
-    from ..run.store import StoreError, check_store
+    from ..run.store import check_store
     from .compare import thresholds
     head, pytest_args = _refs(args.base, args.head, args.pytest_args)
-    rounds = _int("rounds", args.rounds, DEFAULT_ROUNDS, 1)
+    rounds = count("--research-rounds", args.rounds, DEFAULT_ROUNDS)
     results_dir = Path(args.results_dir or default_results_dir()).resolve()
-    try:
-        check_store(results_dir, machine_info().fingerprint)
-    except StoreError as e:
-        raise ValueError(str(e)) from None
+    check_store(results_dir, machine_info().fingerprint)
     return Settings(args.base, head or "HEAD", results_dir,
-                    pytest_args, rounds, _int("max-rounds", args.max_rounds, rounds, rounds),
-                    _int("warmup-runs", args.warmup_runs, 1, 0),
+                    pytest_args, rounds, count("--research-max-rounds", args.max_rounds, rounds, rounds),
+                    count("--research-warmup-runs", args.warmup_runs, 1, 0),
                     thresholds(args.compare_fail, "--research-compare-fail"), args.keep_worktrees)
 
 
@@ -95,18 +75,12 @@ def print_session(sess, s, fmt: str) -> None:
 
 def run(args) -> int:
     from ..run.continuous import ContinuousError, Stopped, run_continuous, stop_on_signals
-    from .cli import progress
-    try:
+    from ..run.store import StoreError
+    with usage(ValueError, StoreError):
         s = settings(args)
-    except ValueError as e:
-        print(f"continuous: {e}", file=sys.stderr)
-        return 2
     try:
-        with stop_on_signals():
+        with usage(ContinuousError), stop_on_signals():
             sess = run_continuous(s, progress)
-    except ContinuousError as e:
-        print(f"continuous: {e}", file=sys.stderr)
-        return 2
     except Stopped as e:
         print(f"continuous: {e.message}", file=sys.stderr, flush=True)
         return e.exit_status

@@ -6,7 +6,7 @@ import json
 import sys
 
 from ..report.exports import DIRECTIONS, FORMATS, GAB_TOOL, ExportError, export, write
-from .cli import add_store_arguments
+from .cli import UsageError, add_store_arguments, read_for_output, usage
 
 
 def add_arguments(p) -> None:
@@ -23,28 +23,21 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from .cli import read_for_output
     if args.fmt != "github-action-benchmark" and args.direction:
-        print("export: --direction applies to github-action-benchmark only (Bencher keeps the direction in its "
-              "thresholds)", file=sys.stderr)
-        return 2
-    read = read_for_output("export", args.out, args.results_dir, example="export.json")
-    if read is None:
-        return 2
-    try:
+        raise UsageError("--direction applies to github-action-benchmark only (Bencher keeps the direction in its "
+                         "thresholds)")
+    read = read_for_output(args, args.out, example="export.json")
+    with usage(ExportError):
         doc = export(read.records, args.fmt, direction=args.direction, machine=args.machine,
                      include_neutral=args.include_neutral)
+    try:
         if args.out == "-":
             sys.stdout.write(doc if isinstance(doc, str) else json.dumps(doc, indent=2) + "\n")
         path = "standard output" if args.out == "-" else write(args.out, doc)
-    except ExportError as e:
-        print(f"export: {e}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         raise
     except OSError as e:
-        print(f"export: cannot write {args.out} ({e.strerror or e}): choose another --out", file=sys.stderr)
-        return 2
+        raise UsageError(f"cannot write {args.out} ({e.strerror or e}): choose another --out") from None
     if isinstance(doc, str):
         what = f"{doc.count(chr(10)) - (1 if args.fmt == 'csv' else 0)} rows (one per measured run and metric)"
     else:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 
 from ..analysis.thresholds import DEFAULT_PCT
-from .cli import progress
+from .cli import UsageError, count, progress, usage
 from .run import add_range_arguments, range_settings
 
 PASS_THROUGH = True
@@ -19,7 +18,7 @@ def add_arguments(p) -> None:
     p.add_argument("--metric", required=True, metavar="METRIC[:PCT]",
                    help=f"the metric that got worse, and the gate's threshold (default {DEFAULT_PCT:g} %%), "
                         f"e.g. tpot_s:10%%")
-    p.add_argument("--research-max-rounds", "--max-rounds", dest="max_rounds", type=int, metavar="N",
+    p.add_argument("--research-max-rounds", "--max-rounds", dest="max_rounds", metavar="N",
                    help="sequential steps, as continuous: more rounds while a step is undecided, up to N a side")
 
 
@@ -55,21 +54,17 @@ def run(args) -> int:
     from ..analysis.changepoints import default_thresholds
     from ..run.continuous import ContinuousError
     from ..run.history import bisect, range_commits
-    try:
-        s, spec = range_settings(args)
+    s, spec, last = range_settings(args, DEFAULT_ROUNDS)
+    max_rounds = count("--research-max-rounds", args.max_rounds, None, s.rounds)
+    with usage(ValueError, ContinuousError):
         threshold = default_thresholds([args.metric])[0]
-        if args.max_rounds is not None and args.max_rounds < s.rounds:
-            raise ValueError(f"--research-max-rounds: must be at least --research-rounds ({s.rounds})")
-        good, commits = range_commits(s.cwd, spec, args.last)
-        if good is None:
-            raise ValueError("the range has no good end: give A..B, two or more commits, or --last N with a commit "
-                             "before them")
-    except (ValueError, ContinuousError) as e:
-        print(f"find: {e}", file=sys.stderr)
-        return 2
+        good, commits = range_commits(s.cwd, spec, last)
+    if good is None:
+        raise UsageError("the range has no good end: give A..B, two or more commits, or --last N with a commit before "
+                         "them")
     progress(f"find: {threshold.metric} worse by more than {threshold.pct:g} % than {good.short}, over "
              f"{len(commits)} commit(s): at most {1 + math.ceil(math.log2(max(len(commits), 1)))} steps")
-    search = bisect(good, commits, s, threshold, progress, max_rounds=args.max_rounds)
+    search = bisect(good, commits, s, threshold, progress, max_rounds=max_rounds)
     if args.format == "json":
         print(json.dumps(as_json(search, threshold), indent=1))
     else:

@@ -3,10 +3,9 @@ analysis/changepoints.py and printed by report/regressions.py. Exit status: 0; 2
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-from .cli import add_store_arguments
+from .cli import add_store_arguments, read_for_output, usage
 
 
 def add_arguments(p) -> None:
@@ -17,15 +16,6 @@ def add_arguments(p) -> None:
                    help="a metric to look at and the gate's threshold (default 5 %%; repeatable; "
                         f"default: every headline metric with a direction)")
     p.add_argument("--format", choices=("text", "json"), default="text")
-
-
-def thresholds(specs: list[str]) -> list:
-    """--metric as Thresholds (default: the headline metrics with a direction); ValueError names a bad one."""
-    from ..analysis.changepoints import default_thresholds
-    try:
-        return default_thresholds(specs)
-    except ValueError as e:
-        raise ValueError(f"--metric {e}") from None
 
 
 def _in_range(records: list, spec: str | None, cwd: Path) -> list:
@@ -39,23 +29,18 @@ def _in_range(records: list, spec: str | None, cwd: Path) -> list:
 
 
 def run(args) -> int:
-    from ..analysis.changepoints import history_steps
+    from ..analysis.changepoints import default_thresholds, history_steps
     from ..report.regressions import rows, text
     from ..run.continuous import ContinuousError
     from ..run.environment import git_order, resolve_ref
-    from ..run.store import StoreError, read_store
     from .report import commit_labels
     cwd = Path.cwd()
-    try:
-        ts = thresholds(args.metric)
-        read = read_store(args.results_dir)
+    with usage(ValueError, prefix="--metric "):
+        ts = default_thresholds(args.metric)
+    read = read_for_output(args)
+    with usage(ValueError, ContinuousError):
         records = _in_range([r for r in read.records if args.machine in (None, r.machine_fingerprint)],
                             args.range, cwd)
-    except (ValueError, ContinuousError, StoreError, OSError) as e:
-        print(f"regressions: {e}", file=sys.stderr)
-        return 2
-    for line in read.skipped.lines():
-        print(f"regressions: {line}", file=sys.stderr)
     order, _ = git_order({r.commit for r in records if r.commit}, cwd)
     steps = history_steps(records, ts, git_order=order)
     shas = [sha for c in sorted({step.commit for step in steps}) if (sha := resolve_ref(c, cwd))]

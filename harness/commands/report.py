@@ -4,28 +4,26 @@ research_commit_url or the `origin` remote, in that order."""
 from __future__ import annotations
 
 import sys
+from contextlib import suppress
 from pathlib import Path
 
-from .cli import add_store_arguments
+from .cli import UsageError, add_store_arguments, read_for_output
 
 
 def ini_value(key: str) -> str | None:
     """`key` from the project's pytest ini options: pyproject.toml, then pytest.ini, tox.ini, setup.cfg."""
     import configparser
     import tomllib
-    try:
+    with suppress(OSError, tomllib.TOMLDecodeError):
         v = tomllib.loads(Path("pyproject.toml").read_text()).get("tool", {}).get("pytest", {}) \
             .get("ini_options", {}).get(key)
-    except (OSError, tomllib.TOMLDecodeError):
-        v = None
-    if v:
-        return str(v)
+        if v:
+            return str(v)
     cp = configparser.ConfigParser(interpolation=None)
-    try:
+    with suppress(configparser.Error):
         cp.read(["setup.cfg", "tox.ini", "pytest.ini"])   # the last read wins
-    except configparser.Error:
-        return None
-    return next((cp.get(s, key).strip() for s in ("pytest", "tool:pytest") if cp.has_option(s, key)), "") or None
+        return next((cp.get(s, key).strip() for s in ("pytest", "tool:pytest") if cp.has_option(s, key)), "") or None
+    return None
 
 
 def add_arguments(p) -> None:
@@ -42,10 +40,9 @@ def commit_labels(shas, cwd: str | Path = ".") -> list:
     """The run.history.Commit (date, subject) of each of `shas`; none where git cannot say."""
     from ..run.continuous import ContinuousError
     from ..run.history import describe
-    try:
+    with suppress(ContinuousError):
         return describe(Path(cwd), list(shas or ()))
-    except ContinuousError:
-        return []
+    return []
 
 
 def run(args) -> int:
@@ -54,11 +51,7 @@ def run(args) -> int:
     from ..analysis.measures import is_measurement
     from ..report.html import write_report
     from ..run.environment import git_order, remote_commit_url
-    from .cli import read_for_output
-    read = read_for_output("report", args.out, args.results_dir, example="report.html")
-    if read is None:
-        return 2
-    records = read.records
+    records = read_for_output(args, args.out, example="report.html").records
     if not records:
         print(f"report: no result records under {args.results_dir}; the page says so (run `make bench` to "
               f"make some)", file=sys.stderr)
@@ -69,8 +62,7 @@ def run(args) -> int:
         path = write_report(records, args.out, machine=args.machine, title=args.title, git_order=order,
                             order_note=note, commit_url=template, commits=commit_labels(order))
     except OSError as e:
-        print(f"report: cannot write {args.out} ({e.strerror or e}): choose another --out", file=sys.stderr)
-        return 2
+        raise UsageError(f"cannot write {args.out} ({e.strerror or e}): choose another --out") from None
     n = sum(is_measurement(r) for r in records)
     print(f"report: wrote {path} ({path.stat().st_size:,} bytes) from {len(records)} records ({n} measured)")
     return 0

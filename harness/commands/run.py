@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from .cli import UsageError, add_session_arguments, count, progress, usage
+
 PASS_THROUGH = True                 # every argument this command does not know goes to each commit's session
 DEFAULT_ROUNDS = 3
 #: pytest options whose value is the next argument (never a RANGE)
@@ -19,19 +21,13 @@ def add_range_arguments(p, rounds: int) -> None:
     p.epilog = ("RANGE: A..B (B's first-parent commits after A; A is the good end), or a comma list of commits (the "
                 "first is the good end). Anything else goes to each pytest session, e.g. -m quick (default path: "
                 "benches).")
-    p.add_argument("--last", type=int, metavar="N", help="the last N first-parent commits up to HEAD")
-    p.add_argument("--research-rounds", "--rounds", dest="rounds", type=int, default=rounds, metavar="N",
-                   help=f"measured rounds a commit (default {rounds})")
-    p.add_argument("--research-warmup-runs", "--warmup-runs", dest="warmup_runs", type=int, default=1, metavar="N",
-                   help="warm-up runs a session (default 1)")
-    p.add_argument("--research-results-dir", "--results-dir", dest="results_dir", metavar="DIR",
-                   help="where records go (default: $RESEARCH_BENCH_RESULTS_DIR or results/ at the git top)")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--last", metavar="N", help="the last N first-parent commits up to HEAD")
+    add_session_arguments(p, rounds, "commit")
 
 
 def add_arguments(p) -> None:
     add_range_arguments(p, DEFAULT_ROUNDS)
-    p.add_argument("--steps", type=int, metavar="N", help="bench N commits of the range, spread evenly")
+    p.add_argument("--steps", metavar="N", help="bench N commits of the range, spread evenly")
     p.add_argument("--skip-existing", action="store_true",
                    help="skip commits this machine already measured with the same settings (as asv run does)")
 
@@ -48,21 +44,18 @@ def split_range(rest: list[str], cwd: Path) -> tuple[str | None, list[str]]:
     return None, list(rest)
 
 
-def range_settings(args):
-    """(run.history.RangeSettings, RANGE or None) of the parsed arguments; ValueError names a bad one."""
+def range_settings(args, rounds: int):
+    """(run.history.RangeSettings, RANGE or None, --last) of the parsed arguments; a UsageError names a bad one."""
     from ..run.history import RangeSettings
     from ..run.refs import default_results_dir
     spec, rest = split_range(args.pytest_args, Path.cwd())
     if (spec is None) == (args.last is None):
-        raise ValueError("give a RANGE (A..B or a comma list of commits) or --last N, not both" if spec else
+        raise UsageError("give a RANGE (A..B or a comma list of commits) or --last N, not both" if spec else
                          "give a RANGE (A..B or a comma list of commits) or --last N")
-    for name, v, least in (("--last", args.last, 1), ("--research-rounds", args.rounds, 1),
-                           ("--research-warmup-runs", args.warmup_runs, 0),
-                           ("--steps", getattr(args, "steps", None), 1)):
-        if v is not None and v < least:
-            raise ValueError(f"{name}: must be at least {least}, got {v}")
-    return RangeSettings(Path(args.results_dir or default_results_dir()).resolve(), rest, args.rounds,
-                         args.warmup_runs, getattr(args, "skip_existing", False), Path.cwd()), spec
+    return RangeSettings(Path(args.results_dir or default_results_dir()).resolve(), rest,
+                         count("--research-rounds", args.rounds, rounds),
+                         count("--research-warmup-runs", args.warmup_runs, 1, 0), getattr(args, "skip_existing", False),
+                         Path.cwd()), spec, count("--last", args.last)
 
 
 def as_json(result, s) -> dict:
@@ -77,14 +70,11 @@ def as_json(result, s) -> dict:
 def run(args) -> int:
     from ..run.continuous import ContinuousError
     from ..run.history import bench_range, range_commits, spread
-    from .cli import progress
-    try:
-        s, spec = range_settings(args)
-        _, commits = range_commits(s.cwd, spec, args.last)
-    except (ValueError, ContinuousError) as e:
-        print(f"run: {e}", file=sys.stderr)
-        return 2
-    commits = spread(commits, args.steps)
+    s, spec, last = range_settings(args, DEFAULT_ROUNDS)
+    steps = count("--steps", args.steps)
+    with usage(ContinuousError):
+        _, commits = range_commits(s.cwd, spec, last)
+    commits = spread(commits, steps)
     progress(f"run: {len(commits)} commit(s), {s.rounds} round(s) each, records under {s.results_dir}")
     result = bench_range(commits, s, progress)
     if args.format == "json":

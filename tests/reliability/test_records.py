@@ -146,3 +146,9 @@ def test_huge_values_print_compactly(capsys, results):
     r = clean(bench_cli(capsys, "compare", "aaaa", "bbbb", "--results-dir", results))
     assert r.rc == 0 and re.search(r"  \de\+307 ±\S+ s \(n=2\)  ", r.out), r.out
     assert not re.search(r"\d{16}", r.out.replace(",", ""))          # no column of digits
+
+
+def test_no_metric_name_is_in_two_schemas():
+    from llm_research_bench.harness.records import metric_specs
+    names = [n for source in ("telemetry", "quality", "breakdown") for n in metric_specs(source)]
+    assert len(names) == len(set(names))
