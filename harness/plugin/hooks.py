@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from . import parametrize, selection, timer
 from .fixtures import (STATE_KEY, bench_budget, bench_context, bench_warmup, context_of,  # noqa: F401
                        profile, record_result, research_bench, research_runner, state_of)
-from .items import is_bench
+from .items import (BENCH_KEY, add_timeouts, deselect_opt_in, is_bench, parametrize_profiles,  # noqa: F401
+                    pytest_timeout_cancel_timer, pytest_timeout_set_timer, wants_profiles)
 from .options import MARKER_KEYS, OPTIONS, register as pytest_addoption  # noqa: F401
-from .timer import pytest_timeout_cancel_timer, pytest_timeout_set_timer  # noqa: F401
 
 SUMMARY_KEY = pytest.StashKey[Any]()
 #: The plugin's markers (profile markers are registered on first parametrization; the opt-in ones and `micro`
@@ -51,31 +50,28 @@ def pytest_testnodedown(node: Any, error: Any) -> None:   # xdist: the records a
 
 @pytest.hookimpl(trylast=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if not parametrize.wants_profiles(metafunc):
+    if not wants_profiles(metafunc):
         return
     try:
         ctx = context_of(metafunc.config)
     except pytest.UsageError:
         return                   # reported once, as a usage error, by the collection hook below
-    parametrize.parametrize_profiles(metafunc, ctx.options)
+    parametrize_profiles(metafunc, ctx.options)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    mine = [i for i in items if is_bench(i)]
+    mine = {i for i in items if is_bench(i)}
     if not mine:
         return
     for item in mine:
-        item.stash[timer.BENCH_KEY] = True
+        item.stash[BENCH_KEY] = True
     st = state_of(config)
     ctx = st.context()           # a bad option or profiles file: one usage error, now that benches need them
-    marked = lambda i: i.stash.get(timer.BENCH_KEY, False)    # noqa: E731
-    st.opt_in_note = selection.opt_in_note({      # long benches run only when asked for
-        m: len(selection.deselect_unless_requested(items, config, m, among=marked))
-        for m in selection.OPT_IN_MARKERS})
-    kept = [i for i in items if marked(i)]
+    st.opt_in_note = deselect_opt_in(items, config, mine)      # long benches run only when asked for
+    kept = [i for i in items if i in mine]
     st.bench_items = len(kept)
     if config.pluginmanager.hasplugin("timeout") and hasattr(signal, "SIGALRM"):
-        parametrize.add_timeouts(kept, ctx)
+        add_timeouts(kept, ctx)
 
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list) -> list[str] | None:

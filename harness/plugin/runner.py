@@ -1,6 +1,5 @@
-"""BenchRunner, what the `research_bench` fixture gives a bench (made on first use, so the engine loads only in
-sessions that run benches): .run(question, ...) runs, judges and stores the engine's runs; .record(telemetry,
-...) stores telemetry a bench produced itself, judged the same way; .progress(text) is a live terminal line."""
+"""BenchRunner, what the `research_bench` fixture gives a bench (imported on first use, so the engine loads only in
+sessions that run benches): .run() runs, judges and stores the engine's runs; .record() stores a bench's own."""
 from __future__ import annotations
 
 import contextlib
@@ -21,14 +20,13 @@ from ..run.verdicts import BudgetSpec, Verdict
 from ..run.request import FAILED, TIMED_OUT, RunOutcome, RunRequest
 from ..run.warmup import Warmup
 from .options import OptionError, marker_overrides
+from .items import TIMER_KEY
 from .progress import reporter, run_progress
-from .timer import timer_of
 
 
 @contextlib.contextmanager
 def failing_on_user_errors(what: str) -> Iterator[None]:
-    """An error a user can cause (a bad question, corpus, model ...) fails the test with one line naming the fix,
-    no traceback; the errors are engine.errors.USER_ERRORS (imported only when a bench runs) and BenchError."""
+    """A user's error (engine.errors.USER_ERRORS, BenchError) fails the test with one line naming the fix."""
     from llm_research_bench.engine.errors import USER_ERRORS
 
     from ..run.bench import BenchError
@@ -46,7 +44,7 @@ PLAN_KNOBS = ("rounds", "warmup_runs", "isolate", "gate", "extra", "bench")
 
 def pytest_memray_capture(item: Any) -> dict | None:
     """Where pytest-memray records this test's allocations when it tracks it (--memray, its ini key, or one of
-    its markers), else None. memray allows one Tracker at a time, so in-process runs then use this capture."""
+    its markers), else None: memray allows one Tracker at a time, so in-process runs then use this capture."""
     config = item.config
     mgr = config.pluginmanager.get_plugin("memray_manager")
     if mgr is None:
@@ -73,15 +71,13 @@ class BenchRunner:
     fails the test with the verdict's messages when a measured run misses its target."""
 
     def __init__(self, request: pytest.FixtureRequest, ctx: BenchContext, runner: str):
-        self.request = request
+        self.request, self.runner, node = request, runner, request.node
         try:    # a bench's own @pytest.mark.research(...) wins over the command line and the ini file
-            overrides = marker_overrides(request.node.get_closest_marker("research"), request.node.nodeid, ctx.options)
+            self.ctx = ctx.with_options(**marker_overrides(node.get_closest_marker("research"), node.nodeid,
+                                                           ctx.options))
         except OptionError as e:
             raise pytest.UsageError(str(e)) from None
-        self.ctx = ctx.with_options(**overrides)
-        self.runner = runner
-        self.memray_external = pytest_memray_capture(request.node)
-        self.core = InstanceRunner(self.ctx, request.node.nodeid, memray_external=self.memray_external)
+        self.memray_external = pytest_memray_capture(node)
         _ = ctx.git, ctx.machine        # looked up now (fixture set-up), not inside a bench's timed code
 
     @property
@@ -90,6 +86,10 @@ class BenchRunner:
         cs = getattr(self.request.node, "callspec", None)
         name = cs.params.get("profile") if cs else None
         return self.ctx.profile(name) if name else None
+
+    @property
+    def timer(self) -> Any:
+        return self.request.node.stash.get(TIMER_KEY, None)       # armed for the test call only
 
     @property
     def budget(self) -> BudgetSpec | None:
@@ -107,12 +107,11 @@ class BenchRunner:
         reporter(self.request.config).line(text)
 
     def warmup(self) -> Warmup:
-        with widened(timer_of(self.request.node), STARTUP_TIMEOUT_S):
+        with widened(self.timer, STARTUP_TIMEOUT_S):
             return self.request.getfixturevalue("bench_warmup")
 
     def _core(self, bench: str | None) -> InstanceRunner:
-        return self.core if bench is None else InstanceRunner(self.ctx, self.core.test_id, bench=bench,
-                                                              memray_external=self.memray_external)
+        return InstanceRunner(self.ctx, self.request.node.nodeid, bench=bench, memray_external=self.memray_external)
 
     def run(self, question: str = DEFAULT_QUESTION, *, check: bool = True, **knobs: Any) -> BenchResult:
         """Run the engine on `question`, judge and store each run; `check`: fail the test on a miss. `knobs`: the
@@ -129,7 +128,7 @@ class BenchRunner:
         sink = run_progress(self.request.config, core.bench, prof.name, self.ctx.budget(prof).time_upper_s)
         try:
             with failing_on_user_errors(core.bench):
-                result = core.run(req, plan, timer=timer_of(self.request.node), progress=sink)
+                result = core.run(req, plan, timer=self.timer, progress=sink)
         finally:
             reporter(self.request.config).end()       # the bench's live line stays, its line ended
         self._report(core, result, check)
