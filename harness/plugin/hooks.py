@@ -108,29 +108,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     st = state_of(config)
     if getattr(config, "workerinput", None) is not None:          # an xdist worker: hand its records over
-        if st.built and hasattr(config, "workeroutput"):
+        if st.ctx is not None and hasattr(config, "workeroutput"):
             config.workeroutput[WORKER_RECORDS] = [str(p) for p in st.context().record_paths]
         return
-    if not (st.built or st.worker_records):
+    if st.ctx is None and not st.worker_records:
         return                   # no bench ran and no option asked for anything: as if not installed
-    import os
-
-    from llm_research_bench.engine.atomic import write_json
-
-    from ..report import document, markdown
-    from . import session_end
-
-    ctx = st.context()
-    s = session_end.finish(ctx, st.worker_records)
+    from .session_end import finish
+    s = finish(st.context(), st.worker_records)
     if s.records:
         config.stash[SUMMARY_KEY] = s
     if s.failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if ctx.options.summary_md is not None or (s.records and os.environ.get("GITHUB_STEP_SUMMARY")):
-        markdown.write(s, ctx, ctx.options.summary_md)
-    if ctx.options.json_path is not None:
-        write_json(ctx.options.json_path, document.session_document(s, session_end.session_head(ctx)), indent=1,
-                   default=str)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -278,8 +278,6 @@ def _compare_fields(raw: dict[str, Any], thresholds: list | None, rootpath: Path
     from ..run.refs import default_results_dir
     from ..run.store import StoreError, check_store
     results_dir = Path(checked("results_dir", raw.get("results_dir")) or default_results_dir(rootpath)).absolute()
-    if results_dir.exists() and not results_dir.is_dir():
-        raise OptionError(f"{where('results_dir')}: {results_dir} exists and is not a folder")
     try:                         # the machine id is a valid name and the store can take a record
         check_store(results_dir, environment.machine_info().fingerprint)
     except (StoreError, ValueError) as e:

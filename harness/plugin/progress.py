@@ -12,10 +12,8 @@ import pytest
 from ..report.layout import width, wrap
 from ..units import num, seconds
 
-#: Off a TTY: during the session warm-up's embedding, at most one status line per this many seconds.
-HEARTBEAT_S = 30.0
-#: In a TTY: redraw the status line at most this often.
-REDRAW_S = 0.25
+HEARTBEAT_S = 30.0      # off a TTY: during the warm-up's embedding, at most one status line per this many seconds
+REDRAW_S = 0.25         # in a TTY: redraw the status line at most this often
 PREFIX = "[research-bench]"
 #: The session warm-up's index stages with a line of their own (the embedding stage shows its progress).
 INDEX_STAGES = {"cached": "index loaded from the cache ({total:,} passages)",
@@ -27,10 +25,8 @@ class LiveProgress:
     """The session's progress display (one per pytest config)."""
 
     def __init__(self, config: pytest.Config):
-        self.tr = config.pluginmanager.get_plugin("terminalreporter")
-        self.capman = config.pluginmanager.get_plugin("capturemanager")
-        self.enabled = (self.tr is not None and config.get_verbosity() >= 0
-                        and getattr(config, "workerinput", None) is None)
+        self.tr, self.capman = map(config.pluginmanager.get_plugin, ("terminalreporter", "capturemanager"))
+        self.enabled = self.tr is not None and config.get_verbosity() >= 0 and not hasattr(config, "workerinput")
         self.tty = bool(getattr(self.tr, "isatty", False))
         self._dangling = False          # a redrawn status line without its newline yet
         self._last_status = 0.0         # when a line was written or a status redrawn
@@ -43,14 +39,14 @@ class LiveProgress:
         """A durable line, wrapped to the terminal's width."""
         if not self.enabled:
             return
-        text = "\n".join(wrap(f"{PREFIX} {text}", width(), indent="    "))[len(PREFIX) + 1:]
+        text = "\n".join(wrap(f"{PREFIX} {text}", width(), indent="    "))
         with self._suspended():
             if self._dangling:
-                self.tr.rewrite(f"{PREFIX} {text}", erase=True)
+                self.tr.rewrite(text, erase=True)
                 self.tr.write("\n", flush=True)
                 self._dangling = False
             else:
-                self.tr.write_line(f"{PREFIX} {text}", flush=True)
+                self.tr.write_line(text, flush=True)
         self._last_status = time.monotonic()
 
     def status(self, text: str, *, force: bool = False, heartbeat: bool = False) -> None:
