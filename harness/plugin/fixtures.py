@@ -81,8 +81,7 @@ def bench_budget(profile: Any, bench_context: BenchContext) -> Any:
 @pytest.fixture(scope="session")
 def bench_warmup(request: pytest.FixtureRequest, bench_context: BenchContext) -> Any:
     from ..run.warmup import warm_up
-    from .progress import reporter
-    from .runner import failing_on_user_errors
+    from .runner import failing_on_user_errors, reporter
     with failing_on_user_errors("bench warm-up"):     # e.g. a corpus that cannot be used
         return warm_up(bench_context.options.corpus, backend=bench_context.options.backend,
                        on_progress=reporter(request.config).warmup_event)

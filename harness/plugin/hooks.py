@@ -43,9 +43,7 @@ def pytest_configure_node(node: Any) -> None:   # xdist: workers share the contr
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:   # xdist: the records a worker wrote
-    paths = (getattr(node, "workeroutput", None) or {}).get(WORKER_RECORDS)
-    if paths:
-        state_of(node.config).worker_records.extend(paths)
+    state_of(node.config).worker_records.extend((getattr(node, "workeroutput", None) or {}).get(WORKER_RECORDS) or ())
 
 
 @pytest.hookimpl(trylast=True)
@@ -79,51 +77,43 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list) -> list[s
     st = config.stash.get(STATE_KEY, None)
     if st is None or not (st.bench_items or st.opt_in_note):
         return None
-    lines = []
-    if st.bench_items:
-        ctx = st.context()
-        o = ctx.options
-        lines.append(f"research-bench {ctx.plugin_version}: machine {ctx.machine.fingerprint}, commit "
-                     f"{ctx.git.short}, results -> {o.results_dir}" + (f", saved as '{o.save}'" if o.save else ""))
-        if o.machine_class or o.budget_scale != 1:
-            lines.append(f"research-bench budgets: class {o.machine_class or '(detected)'}, time x{o.budget_scale:g}")
-        if o.profiles_file:
-            lines.append(f"research-bench profiles file: {o.profiles_file}")
-        lines += _undecidable_gate(o)
     from ..report.layout import wrap_all
-    return wrap_all(lines + ([st.opt_in_note] if st.opt_in_note else []))
+    return wrap_all((_header(st.context()) if st.bench_items else []) + ([st.opt_in_note] if st.opt_in_note else []))
 
 
-def _undecidable_gate(o) -> list[str]:
-    """A warning when --research-compare-fail cannot fail with the session's rounds: say so before any run."""
+def _header(ctx: Any) -> list[str]:
+    """Where the runs go, the budgets, the profiles file; a warning when --research-compare-fail cannot fail."""
+    o = ctx.options
+    lines = [f"research-bench {ctx.plugin_version}: machine {ctx.machine.fingerprint}, commit {ctx.git.short}, "
+             f"results -> {o.results_dir}" + (f", saved as '{o.save}'" if o.save else "")]
+    if o.machine_class or o.budget_scale != 1:
+        lines.append(f"research-bench budgets: class {o.machine_class or '(detected)'}, time x{o.budget_scale:g}")
+    if o.profiles_file:
+        lines.append(f"research-bench profiles file: {o.profiles_file}")
     from ..analysis.stats import can_decide, rounds_to_decide
-    if not o.compare_fail or can_decide(o.rounds, o.rounds):
-        return []
-    return [f"research-bench: warning: with {o.rounds} round(s) a side the noise test cannot decide, so "
-            f"--research-compare-fail fails nothing", f"  (unless 3+ other commits of a bench's history stand in); "
-            f"--research-rounds {rounds_to_decide()} lets it decide"]
+    if o.compare_fail and not can_decide(o.rounds, o.rounds):
+        lines += [f"research-bench: warning: with {o.rounds} round(s) a side the noise test cannot decide, so "
+                  f"--research-compare-fail fails nothing", f"  (unless 3+ other commits of a bench's history stand "
+                  f"in); --research-rounds {rounds_to_decide()} lets it decide"]
+    return lines
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     st = state_of(config)
-    if getattr(config, "workerinput", None) is not None:          # an xdist worker: hand its records over
+    if hasattr(config, "workerinput"):          # an xdist worker: hand its records over
         if st.ctx is not None and hasattr(config, "workeroutput"):
-            config.workeroutput[WORKER_RECORDS] = [str(p) for p in st.context().record_paths]
-        return
-    if st.ctx is None and not st.worker_records:
-        return                   # no bench ran and no option asked for anything: as if not installed
-    from .session_end import finish
-    s = finish(st.context(), st.worker_records)
-    if s.records:
-        config.stash[SUMMARY_KEY] = s
-    if s.failed and session.exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            config.workeroutput[WORKER_RECORDS] = [str(p) for p in st.ctx.record_paths]
+    elif st.ctx is not None or st.worker_records:      # else no bench ran, no option asked: as if not installed
+        from .session_end import finish
+        s = config.stash[SUMMARY_KEY] = finish(st.context(), st.worker_records)
+        if s.failed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     s = config.stash.get(SUMMARY_KEY, None)
-    if s is None:
+    if s is None or not s.records:
         return
     from ..report import terminal
 

@@ -242,33 +242,26 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
     from ..run.context import HarnessOptions
     from ..run.environment import resolve_ref
     raw = {o.key: (values.get(o.key) or env(o.env) or None) if o.env else values.get(o.key) for o in OPTIONS}
-    fields = _profile_fields(raw)
-    fields.update(checked_fields({key: v for key, v in raw.items() if key not in (
-        "profile", "profiles_file", "machine_class", "results_dir", "compare")}))
-    fields.update(_compare_fields(raw, fields.get("compare_fail"), rootpath))
-    commit = resolve_ref(fields["save"], rootpath) if fields.get("save") else None
-    if commit:
-        raise OptionError(f"{where('save')}: '{fields['save']}' is also a git ref (commit {commit[:12]}): {HIDES}")
-    opts = HarnessOptions(**fields)
-    check_combination(opts)
-    return opts
-
-
-def _profile_fields(raw: dict[str, Any]) -> dict[str, Any]:
-    """The profiles (built-in, overlaid by the profiles file), the ones selected, the machine class."""
-    profiles_file = checked("profiles_file", raw.get("profiles_file"))
-    profiles = load_profiles(profiles_file)
-    selected = checked("profile", raw.get("profile"))
+    profiles_file = checked("profiles_file", raw.pop("profiles_file"))
+    profiles = load_profiles(profiles_file)           # built-in, overlaid by the profiles file
+    selected = checked("profile", raw.pop("profile"))
     unknown = [p for p in selected or () if p not in profiles]
     if unknown:
         raise OptionError(f"{where('profile')}: unknown profile '{unknown[0]}'; known: {', '.join(profiles)}"
                           + ("" if profiles_file else " (add profiles with --research-profiles-file)"))
-    mc = checked("machine_class", raw.get("machine_class"))
+    mc = checked("machine_class", raw.pop("machine_class"))
     known = sorted({c for p in profiles.values() for c in p.budgets})
     if mc and mc not in known:
         raise OptionError(f"{where('machine_class')}: no profile has a budget for '{mc}'; classes with budgets: "
                           f"{', '.join(known)}")
-    return dict(profiles=profiles, selected=selected, profiles_file=profiles_file, machine_class=mc)
+    fields = dict(profiles=profiles, selected=selected, profiles_file=profiles_file, machine_class=mc,
+                  **checked_fields({key: v for key, v in raw.items() if key not in ("results_dir", "compare")}))
+    fields.update(_compare_fields(raw, fields.get("compare_fail"), rootpath))
+    if fields.get("save") and (commit := resolve_ref(fields["save"], rootpath)):
+        raise OptionError(f"{where('save')}: '{fields['save']}' is also a git ref (commit {commit[:12]}): {HIDES}")
+    opts = HarnessOptions(**fields)
+    check_combination(opts)
+    return opts
 
 
 def _compare_fields(raw: dict[str, Any], thresholds: list | None, rootpath: Path) -> dict[str, Any]:

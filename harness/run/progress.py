@@ -1,4 +1,4 @@
-"""Live progress of a run as small JSON-able dicts (plugin/progress.py turns them into terminal lines): in-process,
+"""Live progress of a run as small JSON-able dicts (plugin/runner.py turns them into terminal lines): in-process,
 fed to a callback; from an isolated child, appended to a file its parent follows. "event": phase, retrieved, batch,
 batch_done (decode_tps), tokens (count), index, warmup."""
 from __future__ import annotations
