@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -191,15 +191,6 @@ def reporter(config: pytest.Config) -> LiveProgress:
     return config.stash[PROGRESS_KEY]
 
 
-def run_progress(config: pytest.Config, bench: str, profile: str, budget_s: float | None,
-                 ) -> Callable[[int, int, bool], Any]:
-    """For a bench's runs: round index, count, warm-up flag -> the sink of that round's progress dicts (None when
-    the display is off: the run then emits nothing)."""
-    out = reporter(config)
-    return lambda i, total, warmup: _RunProgress(out, f"{bench}[{profile}] " + (
-        f"warm-up {i + 1}" if warmup else f"round {i + 1}/{total}"), budget_s) if out.enabled else None
-
-
 @contextlib.contextmanager
 def failing_on_user_errors(what: str) -> Iterator[None]:
     """A user's error (engine.errors.USER_ERRORS, BenchError) fails the test with one line naming the fix."""
@@ -301,12 +292,14 @@ class BenchRunner:
         plan.extra = {"warmup_s": round(warm.seconds, 3), "index_cache_hit_at_warmup": warm.index_cache_hit,
                       **plan.extra}
         core = self._core(plan.bench)
-        sink = run_progress(self.request.config, core.bench, prof.name, self.ctx.budget(prof).time_upper_s)
+        out, budget_s = reporter(self.request.config), self.ctx.budget(prof).time_upper_s
+        sink = (lambda i, total, warmup: _RunProgress(out, f"{core.bench}[{prof.name}] " + (
+            f"warm-up {i + 1}" if warmup else f"round {i + 1}/{total}"), budget_s)) if out.enabled else None
         try:
             with failing_on_user_errors(core.bench):
                 result = core.run(req, plan, timer=self.timer, progress=sink)
         finally:
-            reporter(self.request.config).end()       # the bench's live line stays, its line ended
+            out.end()       # the bench's live line stays, its line ended
         self._report(core, result, check)
         return result
 
