@@ -1,6 +1,5 @@
-"""The fixtures the plugin gives benches (profile, bench_budget, bench_warmup, research_bench, record_result,
-research_runner, bench_context; registered by plugin/hooks.py) and the session's lazily built BenchContext.
-Loaded in every pytest run, so anything heavy is imported inside the fixtures."""
+"""The fixtures the plugin gives benches (registered by hooks.py) and the session's BenchContext, built on first
+need. Loaded in every pytest run, so anything heavy is imported inside the fixtures."""
 from __future__ import annotations
 
 import uuid
@@ -15,46 +14,41 @@ if TYPE_CHECKING:
 
 
 class PluginState:
-    """What the plugin keeps per pytest config: the raw option values and the session id; the BenchContext is
-    built on first need, so that a session without benches never loads profiles or calls git."""
+    """What the plugin keeps per pytest config; the BenchContext is built on first need, so that a session without
+    benches never loads profiles or calls git."""
 
     def __init__(self, config: pytest.Config):
         self.config = config
-        self.values = settings(config.getoption, config.getini)
         wi = getattr(config, "workerinput", None) or {}         # an xdist worker: the controller's session id
         self.session_id: str = wi.get("research_bench_session") or uuid.uuid4().hex[:12]
         self.worker: str | None = wi.get("workerid")
-        self._ctx: BenchContext | None = None
+        self.ctx: BenchContext | None = None
         self._error: str | None = None
-        self.bench_items = 0              # research benches collected in this process
+        self.bench_items = 0                  # research benches collected in this process
         self.opt_in_note: str | None = None   # which opt-in benches this session left out
         self.worker_records: list[str] = []   # an xdist controller: record files its workers wrote
 
     def context(self) -> BenchContext:
         """The session's BenchContext; a bad option or profile file is one pytest.UsageError (exit status 4)."""
-        if self._ctx is None and self._error is None:
+        if self.ctx is None and self._error is None:
             from ..run.context import BenchContext
+            root = self.config.rootpath
             try:
-                opts = parse_options(self.values, self.config.rootpath)
+                opts = parse_options(settings(self.config.getoption, self.config.getini), root)
             except OptionError as e:
                 self._error = str(e)
             else:
-                self._ctx = BenchContext(opts, self.config.rootpath, session_id=self.session_id, worker=self.worker)
+                self.ctx = BenchContext(opts, root, session_id=self.session_id, worker=self.worker)
         if self._error is not None:
             raise pytest.UsageError(self._error)
-        return self._ctx
-
-    @property
-    def built(self) -> bool:
-        return self._ctx is not None
+        return self.ctx
 
 
 STATE_KEY = pytest.StashKey[PluginState]()
 
 
 def state_of(config: pytest.Config) -> PluginState:
-    """The plugin's state of this config; made now for a config the plugin did not configure (e.g. one made
-    by pytester.parseconfig), so that no hook depends on pytest_configure having run."""
+    """The plugin's state of this config, made now for one it did not configure (e.g. pytester.parseconfig's)."""
     st = config.stash.get(STATE_KEY, None)
     if st is None:
         st = config.stash[STATE_KEY] = PluginState(config)
@@ -87,8 +81,7 @@ def bench_budget(profile: Any, bench_context: BenchContext) -> Any:
 @pytest.fixture(scope="session")
 def bench_warmup(request: pytest.FixtureRequest, bench_context: BenchContext) -> Any:
     from ..run.warmup import warm_up
-    from .progress import reporter
-    from .runner import failing_on_user_errors
+    from .runner import failing_on_user_errors, reporter
     with failing_on_user_errors("bench warm-up"):     # e.g. a corpus that cannot be used
         return warm_up(bench_context.options.corpus, backend=bench_context.options.backend,
                        on_progress=reporter(request.config).warmup_event)

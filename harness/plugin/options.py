@@ -1,13 +1,12 @@
 """The plugin's options, defined once (OPTIONS): a `--research-` flag, an ini key `research_*` and one check shared
-by the command line, the ini file and a bench's `@pytest.mark.research(...)`; a wrong value is one OptionError (exit
-status 4). Precedence: the marker (MARKER_KEYS only) > command line > ini file > $RESEARCH_BENCH_* > default."""
+by the command line, the ini file and `@pytest.mark.research(...)`; a wrong value is one OptionError (exit status 4).
+Precedence: the marker (MARKER_KEYS only) > command line > ini file > $RESEARCH_BENCH_* > default."""
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
 import math
 import re
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -22,8 +21,7 @@ class OptionError(ValueError):
     """A harness option is wrong; the message says which and how to fix it."""
 
 
-# -- checks: a raw value (never None) -> the checked value, None where it leaves the default. A ValueError or
-# OSError says why the value is wrong; `checked` names the option in front of it.
+# Checks: a raw value (never None) -> the checked value, None for the default; a ValueError or OSError says why.
 def _number(v: Any, *, integer: bool = True, minimum: float = 0, above: bool = False) -> Any:
     try:
         x = int(str(v).strip()) if integer else float(str(v).strip())
@@ -40,7 +38,7 @@ def _flag(v: Any) -> bool:
     s = str(v).strip().lower()
     if not isinstance(v, bool) and s not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
         raise OptionError(f"expected true or false, got {v!r}")
-    return v if isinstance(v, bool) else s in ("1", "true", "yes", "on")
+    return s in ("1", "true", "yes", "on")
 
 
 def _text(v: Any) -> str | None:
@@ -88,7 +86,7 @@ HIDES = ("a session saved under it would hide that commit in --research-compare 
 
 
 def _save_name(v: Any) -> str | None:
-    """A --research-save NAME: engine.names' pattern, and not git's HEAD (a saved name would hide the commit)."""
+    """A --research-save NAME: engine.names' pattern, and not git's HEAD."""
     from llm_research_bench.engine.names import check_name
     name = check_name(str(v), "the name") if str(v) else None
     if name and re.fullmatch(r"(?:[A-Z_]+_)?HEAD", name.upper()):        # HEAD, ORIG_HEAD, head on macOS
@@ -103,7 +101,7 @@ def _policy(v: Any) -> str | None:
     return str(v).strip().lower() or None
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Option:
     """One option: `--research-<flag>` on the command line, `research_<key>` in the ini file."""
     key: str                 # attribute/ini suffix, e.g. "rounds"
@@ -179,12 +177,10 @@ def register(parser: Any) -> None:
     """Register every option with pytest: a flag in group 'research-bench' and an ini key."""
     g = parser.getgroup("research-bench", "research bench (llm-research-bench harness)")
     for o in OPTIONS:
-        if o.metavar is None:
-            kw: dict[str, Any] = dict(action="store_true", default=None)
-        else:
-            kw = dict(metavar=o.metavar, action="append" if o.multiple else "store")
-            kw.update(dict(nargs="?", const="", default=None) if o.optional_value else {})
-        g.addoption(o.flag, dest=o.dest, help=o.help, **kw)
+        kw: dict[str, Any] = dict(action="store_true") if o.metavar is None else dict(
+            metavar=o.metavar, action="append" if o.multiple else "store")
+        g.addoption(o.flag, dest=o.dest, help=o.help, default=None, **kw,
+                    **(dict(nargs="?", const="") if o.optional_value else {}))
         # Switches are read as strings so that a bad value gets this plugin's message, naming the key.
         kind = " (true/false)" if o.metavar is None else ""
         parser.addini(o.ini, f"{o.help.replace('%%', '%')}{kind} (command line: {o.flag})",
@@ -198,10 +194,9 @@ def settings(cli: Callable[[str], Any], ini: Callable[[str], Any]) -> dict[str, 
         v = cli(o.dest)
         if v is None or (o.multiple and not v):
             try:
-                v = ini(o.ini)
+                v = ini(o.ini) or None
             except (ValueError, KeyError):
                 v = None
-            v = None if v in ("", []) else v
         out[o.key] = v
     return out
 
@@ -222,9 +217,13 @@ def checked(key: str, value: Any, named: str | None = None) -> Any:
 
 
 def checked_fields(raw: dict[str, Any], named: Callable[[str], str | None] = lambda key: None) -> dict[str, Any]:
-    """HarnessOptions fields of raw option values, each through its check (those left to the default omitted)."""
+    """HarnessOptions fields of raw option values, each checked, those left to the default (None) omitted;
+    a field whose default follows from others set: warm-up runs, 1 when several rounds are measured, else 0."""
     out = {BY_KEY[key].field or key: checked(key, v, named(key)) for key, v in raw.items()}
-    return {name: v for name, v in out.items() if v is not None}
+    out = {name: v for name, v in out.items() if v is not None}
+    if out.get("rounds") is not None and out.get("warmup_runs") is None:
+        out["warmup_runs"] = 1 if out["rounds"] > 1 else 0
+    return out
 
 
 def load_profiles(profiles_file: str | None) -> dict[str, Any]:
@@ -243,56 +242,45 @@ def parse_options(values: dict[str, Any], rootpath: Path) -> HarnessOptions:
     from ..run.context import HarnessOptions
     from ..run.environment import resolve_ref
     raw = {o.key: (values.get(o.key) or env(o.env) or None) if o.env else values.get(o.key) for o in OPTIONS}
-    fields = _profile_fields(raw)
-    fields.update(checked_fields({key: v for key, v in raw.items() if key not in (
-        "profile", "profiles_file", "machine_class", "results_dir", "compare")}))
-    fields.update(_compare_fields(raw, fields.get("compare_fail"), rootpath))
-    commit = resolve_ref(fields["save"], rootpath) if fields.get("save") else None
-    if commit:
-        raise OptionError(f"{where('save')}: '{fields['save']}' is also a git ref (commit {commit[:12]}): {HIDES}")
-    opts = HarnessOptions(**with_derived(fields))
-    check_combination(opts)
-    return opts
-
-
-def _profile_fields(raw: dict[str, Any]) -> dict[str, Any]:
-    """The profiles (built-in, overlaid by the profiles file), the ones selected, the machine class."""
-    profiles_file = checked("profiles_file", raw.get("profiles_file"))
-    profiles = load_profiles(profiles_file)
-    selected = checked("profile", raw.get("profile"))
+    profiles_file = checked("profiles_file", raw.pop("profiles_file"))
+    profiles = load_profiles(profiles_file)           # built-in, overlaid by the profiles file
+    selected = checked("profile", raw.pop("profile"))
     unknown = [p for p in selected or () if p not in profiles]
     if unknown:
         raise OptionError(f"{where('profile')}: unknown profile '{unknown[0]}'; known: {', '.join(profiles)}"
                           + ("" if profiles_file else " (add profiles with --research-profiles-file)"))
-    mc = checked("machine_class", raw.get("machine_class"))
+    mc = checked("machine_class", raw.pop("machine_class"))
     known = sorted({c for p in profiles.values() for c in p.budgets})
     if mc and mc not in known:
         raise OptionError(f"{where('machine_class')}: no profile has a budget for '{mc}'; classes with budgets: "
                           f"{', '.join(known)}")
-    return dict(profiles=profiles, selected=selected, profiles_file=profiles_file, machine_class=mc)
+    fields = dict(profiles=profiles, selected=selected, profiles_file=profiles_file, machine_class=mc,
+                  **checked_fields({key: v for key, v in raw.items() if key not in ("results_dir", "compare")}))
+    fields.update(_compare_fields(raw, fields.get("compare_fail"), rootpath))
+    if fields.get("save") and (commit := resolve_ref(fields["save"], rootpath)):
+        raise OptionError(f"{where('save')}: '{fields['save']}' is also a git ref (commit {commit[:12]}): {HIDES}")
+    opts = HarnessOptions(**fields)
+    check_combination(opts)
+    return opts
 
 
 def _compare_fields(raw: dict[str, Any], thresholds: list | None, rootpath: Path) -> dict[str, Any]:
-    """The results folder, and the baseline asked for (a saved name or a commit); compare_fail implies compare."""
+    """The results folder (checked before any run or store read), and the baseline asked for (a saved name or a
+    commit); compare_fail implies compare."""
+    from ..run import environment
     from ..run.refs import default_results_dir
+    from ..run.store import StoreError, check_store
     results_dir = Path(checked("results_dir", raw.get("results_dir")) or default_results_dir(rootpath)).absolute()
-    if results_dir.exists() and not results_dir.is_dir():
-        raise OptionError(f"{where('results_dir')}: {results_dir} exists and is not a folder")
-    _check_store(results_dir)
+    try:                         # the machine id is a valid name and the store can take a record
+        check_store(results_dir, environment.machine_info().fingerprint)
+    except (StoreError, ValueError) as e:
+        raise OptionError(f"{where('results_dir')}: {e}" if isinstance(e, StoreError) else str(e)) from None
     compare = checked("compare", raw.get("compare"))
-    if thresholds and compare is None:
-        compare = ""                         # the default baseline
+    compare = "" if thresholds and compare is None else compare        # "": the default baseline
     out = dict(results_dir=results_dir, compare=compare)
     if compare:
         out["compare_name"], out["compare_commit"] = resolve_compare_ref(compare, rootpath, results_dir)
     return out
-
-
-def with_derived(fields: dict[str, Any]) -> dict[str, Any]:
-    """Fields whose default follows from others: warm-up runs, 1 when several rounds are measured, else 0."""
-    if fields.get("rounds") is not None and fields.get("warmup_runs") is None:
-        return dict(fields, warmup_runs=1 if fields["rounds"] > 1 else 0)
-    return fields
 
 
 def check_combination(opts: HarnessOptions, prefix: str = "") -> None:
@@ -314,20 +302,10 @@ def marker_overrides(marker: Any, where_: str, base: HarnessOptions | None = Non
         raise OptionError(f"{where_}: @pytest.mark.research does not take '{unknown[0]}'; a bench may set "
                           f"{', '.join(MARKER_KEYS)}")
     kw = marker.kwargs
-    out = with_derived(checked_fields(kw, lambda key: f"{where_}: @pytest.mark.research({key}={kw[key]!r})"))
+    out = checked_fields(kw, lambda key: f"{where_}: @pytest.mark.research({key}={kw[key]!r})")
     if base is not None:
         check_combination(dataclasses.replace(base, **out), f"{where_}: @pytest.mark.research: ")
     return out
-
-
-def _check_store(results_dir: Path) -> None:
-    """Before any run or store read: the machine id is a valid name and the store can take a record."""
-    from ..run import environment
-    from ..run.store import StoreError, check_store
-    try:
-        check_store(results_dir, environment.machine_info().fingerprint)
-    except (StoreError, ValueError) as e:
-        raise OptionError(f"{where('results_dir')}: {e}" if isinstance(e, StoreError) else str(e)) from None
 
 
 def resolve_compare_ref(ref: str, rootpath: Path, results_dir: Path) -> tuple[str | None, str | None]:

@@ -1,10 +1,12 @@
-"""BenchRunner, what the `research_bench` fixture gives a bench (made on first use, so the engine loads only in
-sessions that run benches): .run(question, ...) runs, judges and stores the engine's runs; .record(telemetry,
-...) stores telemetry a bench produced itself, judged the same way; .progress(text) is a live terminal line."""
+"""What a running bench sees: BenchRunner, the `research_bench` fixture (imported on first use, so the engine loads
+only in sessions that run benches; .run() runs, judges and stores the engine's runs, .record() a bench's own), and
+live progress on the terminal (pytest's terminal reporter, capture suspended): in a TTY one status line per bench,
+redrawn in place and left standing; piped, one line per verdict and re-measurement; nothing under -q or on workers."""
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -13,6 +15,7 @@ from llm_research_bench.engine.deadline import RunTimeout
 
 from .. import DEFAULT_QUESTION
 from ..report import junit
+from ..report.layout import width, wrap
 from ..report.terminal import failure_text
 from ..run.bench import BenchResult, InstanceRunner, RunPlan
 from ..run.context import BenchContext
@@ -20,15 +23,177 @@ from ..run.timeouts import STARTUP_TIMEOUT_S, widened
 from ..run.verdicts import BudgetSpec, Verdict
 from ..run.request import FAILED, TIMED_OUT, RunOutcome, RunRequest
 from ..run.warmup import Warmup
+from ..units import num, seconds
+from .timer import TIMER_KEY
 from .options import OptionError, marker_overrides
-from .progress import reporter, run_progress
-from .timer import timer_of
+
+HEARTBEAT_S = 30.0      # off a TTY: during the warm-up's embedding, at most one status line per this many seconds
+REDRAW_S = 0.25         # in a TTY: redraw the status line at most this often
+PREFIX = "[research-bench]"
+#: The session warm-up's index stages with a line of their own (the embedding stage shows its progress).
+INDEX_STAGES = {"cached": "index loaded from the cache ({total:,} passages)",
+                "hnsw": "index build: HNSW graph of {total:,} passages built",
+                "saved": "index build: saved to the cache"}
+
+
+class LiveProgress:
+    """The session's progress display (one per pytest config)."""
+
+    def __init__(self, config: pytest.Config):
+        self.tr, self.capman = map(config.pluginmanager.get_plugin, ("terminalreporter", "capturemanager"))
+        self.enabled = self.tr is not None and config.get_verbosity() >= 0 and not hasattr(config, "workerinput")
+        self.tty = bool(getattr(self.tr, "isatty", False))
+        self._dangling = False          # a redrawn status line without its newline yet
+        self._last_status = 0.0         # when a line was written or a status redrawn
+        self._shown = ""                # the status line drawn last (cut to the terminal's width)
+
+    def _suspended(self):
+        return self.capman.global_and_fixture_disabled() if self.capman is not None else contextlib.nullcontext()
+
+    def line(self, text: str) -> None:
+        """A durable line, wrapped to the terminal's width."""
+        if not self.enabled:
+            return
+        text = "\n".join(wrap(f"{PREFIX} {text}", width(), indent="    "))
+        with self._suspended():
+            if self._dangling:
+                self.tr.rewrite(text, erase=True)
+                self.tr.write("\n", flush=True)
+                self._dangling = False
+            else:
+                self.tr.write_line(text, flush=True)
+        self._last_status = time.monotonic()
+
+    def status(self, text: str, *, force: bool = False, heartbeat: bool = False) -> None:
+        """Redrawn in place in a TTY; elsewhere nothing, or with `heartbeat` a line at most every HEARTBEAT_S."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self.tty:
+            if not force and now - self._last_status < REDRAW_S:
+                return
+            with self._suspended():
+                if not self._dangling:
+                    self.tr.ensure_newline()
+                self.tr.rewrite(f"{PREFIX} {text}"[:width() - 1], erase=True)    # one line, never wrapped
+                self._dangling, self._shown = True, text
+            self._last_status = now
+        elif heartbeat and now - self._last_status >= HEARTBEAT_S:
+            self.line(text)
+
+    def live(self, text: str) -> None:
+        """A bench's live line: the status line in a TTY (redrawn now), a plain line elsewhere."""
+        if self.tty:
+            self.status(text, force=True)
+        else:
+            self.line(text)
+
+    def end(self) -> None:
+        """A bench ended: its last status line, in a TTY, stays, whole (wrapped where the status was cut)."""
+        if self.enabled and self.tty and self._dangling:
+            self.line(self._shown)
+
+    def warmup_event(self, ev: dict) -> None:
+        stage, done, total = ev.get("stage"), ev.get("done") or 0, ev.get("total") or 0
+        if ev.get("event") == "warmup":
+            self.status(f"warm-up: {ev.get('step')}", force=True)
+        elif ev.get("event") == "index" and stage == "embed":
+            self.status(f"warm-up: index build: embedded {done:,}/{total:,} passages ({done / max(1, total):.0%})",
+                        heartbeat=True)
+        elif ev.get("event") == "index" and stage in INDEX_STAGES:
+            self.line("warm-up: " + INDEX_STAGES[stage].format(total=total))
+
+
+def other_load(cores: float | None) -> str:
+    """Other processes' CPU use in words: '99 % of a core', '1.3 cores'."""
+    if cores is None:
+        return "other processes busy"
+    return f"other processes {cores * 100:.0f} % of a core" if cores < 1 else f"other processes {cores:.1f} cores"
+
+
+class _RunProgress:
+    """One round's progress: 'pipeline[quick] round 2/3 | streaming batch 1 | 14.2 tok/s | 8.3 s / 30 s budget';
+    a re-measurement (event 'attempt') says so and starts its own clock and rate."""
+
+    def __init__(self, out: LiveProgress, label: str, budget_s: float | None):
+        self.out, self.round_label, self.label, self.budget_s = out, label, label, budget_s
+        self._reset()
+
+    def _reset(self) -> None:
+        self.t0 = self.chunk_t0 = time.monotonic()
+        self.started, self.phase, self.chunks = False, "starting", 0
+        self.batch: int | None = None
+        self.tps: float | None = None
+
+    def _text(self, what: str) -> str:
+        budget = f" / {num(self.budget_s, 's')} budget" if self.budget_s else ""
+        tps = f" | {num(self.tps, 'tok/s')}" if self.tps else ""
+        return f"{self.label} | {what}{tps} | {seconds(time.monotonic() - self.t0)} s{budget}"
+
+    def _where(self) -> str:
+        return self.phase + (f" batch {self.batch}" if self.batch is not None else "")
+
+    def __call__(self, ev: dict) -> None:
+        kind = ev.get("event")
+        if kind in ("warmup", "index"):            # an isolated child warming up
+            self.out.warmup_event(ev)
+        elif kind == "phase":
+            if not self.started:                   # the engine's clock starts here
+                self.started, self.t0 = True, time.monotonic()
+            self.phase, self.batch = ev.get("phase") or self.phase, ev.get("batch")
+            self.chunks, self.chunk_t0 = 0, time.monotonic()
+            self.out.status(self._text(self._where()), force=True)
+        elif kind == "retrieved":
+            self.out.status(self._text(f"retrieved {ev.get('hits')} passages"))
+        elif kind == "batch":
+            gate = "" if ev.get("admitted", True) else " -> below the novelty threshold, stopping"
+            self.out.status(self._text(f"batch {ev.get('batch')}: {ev.get('size')} passages, novelty "
+                                       f"{num(ev.get('novelty'), 'ratio')}{gate}"))
+        elif kind == "batch_done":
+            self.tps = ev.get("decode_tps") or self.tps
+            self.out.status(self._text(f"batch {ev.get('batch')} done: {ev.get('claims')} claims, "
+                                       f"{ev.get('tokens')} tokens"))
+        elif kind == "tokens":
+            first, self.chunks = self.chunks == 0, ev.get("count") or self.chunks + 1
+            if first:                              # the rate counts from the first token: prompt eval apart
+                self.chunk_t0 = time.monotonic()
+            dt = time.monotonic() - self.chunk_t0
+            rate = f" ({num((self.chunks - 1) / dt, 'tok/s')})" if dt > 0.5 and self.chunks > 1 else ""
+            self.out.status(self._text(f"{self._where()}, {self.chunks} tokens streamed{rate}"))
+        elif kind == "attempt":                    # a re-measurement (run/bench.py): its own clock and rate
+            self.label = f"{self.round_label} attempt {ev.get('number')}/{ev.get('of')}"
+            self._reset()
+            self.out.live(f"{self.label} - busy machine ({other_load(ev.get('other_cores'))}), waiting up to "
+                          f"{ev.get('wait_s'):g} s")
+        elif kind == "verdict":                    # piped, an attempt measured again is said by the next one's line
+            (self.out.status if ev.get("again") else self.out.live)(self._verdict(ev))
+
+    def _verdict(self, ev: dict) -> str:
+        t, rate = ev.get("execution_time_s"), ev.get("decode_tps")
+        tps = f", {num(rate, 'tok/s')}" if rate else ""
+        if ev.get("again"):
+            how = f"timed on a busy machine ({other_load(ev.get('other_cores'))}): measuring again"
+        else:
+            how = ("target met" if ev.get("target_met")
+                   else "; ".join(m.splitlines()[0] for m in ev.get("messages") or []) or "target missed")
+            how += "; timed on a busy machine" if ev.get("contended") else ""
+        took = f" in {num(t, 's')}" if t is not None else ""
+        return f"{self.label} | {ev.get('status')}{took}{tps}: {how}"
+
+
+PROGRESS_KEY = pytest.StashKey[LiveProgress]()
+
+
+def reporter(config: pytest.Config) -> LiveProgress:
+    """The config's progress display (made on first use)."""
+    if PROGRESS_KEY not in config.stash:
+        config.stash[PROGRESS_KEY] = LiveProgress(config)
+    return config.stash[PROGRESS_KEY]
 
 
 @contextlib.contextmanager
 def failing_on_user_errors(what: str) -> Iterator[None]:
-    """An error a user can cause (a bad question, corpus, model ...) fails the test with one line naming the fix,
-    no traceback; the errors are engine.errors.USER_ERRORS (imported only when a bench runs) and BenchError."""
+    """A user's error (engine.errors.USER_ERRORS, BenchError) fails the test with one line naming the fix."""
     from llm_research_bench.engine.errors import USER_ERRORS
 
     from ..run.bench import BenchError
@@ -46,7 +211,7 @@ PLAN_KNOBS = ("rounds", "warmup_runs", "isolate", "gate", "extra", "bench")
 
 def pytest_memray_capture(item: Any) -> dict | None:
     """Where pytest-memray records this test's allocations when it tracks it (--memray, its ini key, or one of
-    its markers), else None. memray allows one Tracker at a time, so in-process runs then use this capture."""
+    its markers), else None: memray allows one Tracker at a time, so in-process runs then use this capture."""
     config = item.config
     mgr = config.pluginmanager.get_plugin("memray_manager")
     if mgr is None:
@@ -73,15 +238,13 @@ class BenchRunner:
     fails the test with the verdict's messages when a measured run misses its target."""
 
     def __init__(self, request: pytest.FixtureRequest, ctx: BenchContext, runner: str):
-        self.request = request
+        self.request, self.runner, node = request, runner, request.node
         try:    # a bench's own @pytest.mark.research(...) wins over the command line and the ini file
-            overrides = marker_overrides(request.node.get_closest_marker("research"), request.node.nodeid, ctx.options)
+            self.ctx = ctx.with_options(**marker_overrides(node.get_closest_marker("research"), node.nodeid,
+                                                           ctx.options))
         except OptionError as e:
             raise pytest.UsageError(str(e)) from None
-        self.ctx = ctx.with_options(**overrides)
-        self.runner = runner
-        self.memray_external = pytest_memray_capture(request.node)
-        self.core = InstanceRunner(self.ctx, request.node.nodeid, memray_external=self.memray_external)
+        self.memray_external = pytest_memray_capture(node)
         _ = ctx.git, ctx.machine        # looked up now (fixture set-up), not inside a bench's timed code
 
     @property
@@ -90,6 +253,10 @@ class BenchRunner:
         cs = getattr(self.request.node, "callspec", None)
         name = cs.params.get("profile") if cs else None
         return self.ctx.profile(name) if name else None
+
+    @property
+    def timer(self) -> Any:
+        return self.request.node.stash.get(TIMER_KEY, None)       # armed for the test call only
 
     @property
     def budget(self) -> BudgetSpec | None:
@@ -107,12 +274,11 @@ class BenchRunner:
         reporter(self.request.config).line(text)
 
     def warmup(self) -> Warmup:
-        with widened(timer_of(self.request.node), STARTUP_TIMEOUT_S):
+        with widened(self.timer, STARTUP_TIMEOUT_S):
             return self.request.getfixturevalue("bench_warmup")
 
     def _core(self, bench: str | None) -> InstanceRunner:
-        return self.core if bench is None else InstanceRunner(self.ctx, self.core.test_id, bench=bench,
-                                                              memray_external=self.memray_external)
+        return InstanceRunner(self.ctx, self.request.node.nodeid, bench=bench, memray_external=self.memray_external)
 
     def run(self, question: str = DEFAULT_QUESTION, *, check: bool = True, **knobs: Any) -> BenchResult:
         """Run the engine on `question`, judge and store each run; `check`: fail the test on a miss. `knobs`: the
@@ -126,12 +292,14 @@ class BenchRunner:
         plan.extra = {"warmup_s": round(warm.seconds, 3), "index_cache_hit_at_warmup": warm.index_cache_hit,
                       **plan.extra}
         core = self._core(plan.bench)
-        sink = run_progress(self.request.config, core.bench, prof.name, self.ctx.budget(prof).time_upper_s)
+        out, budget_s = reporter(self.request.config), self.ctx.budget(prof).time_upper_s
+        sink = (lambda i, total, warmup: _RunProgress(out, f"{core.bench}[{prof.name}] " + (
+            f"warm-up {i + 1}" if warmup else f"round {i + 1}/{total}"), budget_s)) if out.enabled else None
         try:
             with failing_on_user_errors(core.bench):
-                result = core.run(req, plan, timer=timer_of(self.request.node), progress=sink)
+                result = core.run(req, plan, timer=self.timer, progress=sink)
         finally:
-            reporter(self.request.config).end()       # the bench's live line stays, its line ended
+            out.end()       # the bench's live line stays, its line ended
         self._report(core, result, check)
         return result
 

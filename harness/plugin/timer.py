@@ -6,16 +6,16 @@ from typing import Any
 
 import pytest
 
-BENCH_KEY = pytest.StashKey[bool]()         # set by the collection hook on research benches
+from .items import BENCH_KEY
+
 TIMER_KEY = pytest.StashKey[Any]()
-BENCH_FIXTURES = ("research_bench", "record_result")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_timeout_set_timer(item: Any, settings: Any) -> bool | None:
     """Taken for a research bench that runs research: it uses a bench fixture, or carries the `pipeline` marker."""
-    names = getattr(item, "fixturenames", ()) or ()
-    runs = any(f in names for f in BENCH_FIXTURES) or item.get_closest_marker("pipeline") is not None
+    fixtures = set(getattr(item, "fixturenames", ()) or ())
+    runs = fixtures & {"research_bench", "record_result"} or item.get_closest_marker("pipeline") is not None
     if not (item.stash.get(BENCH_KEY, False) and runs) or settings.method not in ("signal", None):
         return None
     from ..run.timeouts import SignalTimer, signals_usable
@@ -34,7 +34,3 @@ def pytest_timeout_cancel_timer(item: Any) -> bool | None:
     timer.cancel()
     del item.stash[TIMER_KEY]
     return True
-
-
-def timer_of(item: Any) -> Any:
-    return item.stash.get(TIMER_KEY, None)

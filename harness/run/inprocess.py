@@ -1,5 +1,5 @@
 """One run in this process: call the engine (or a test double of it) with the request, under the run's deadline and,
-when asked, memray; live progress goes to the request's callback as small dicts (plugin/progress.py shows them).
+when asked, memray; live progress goes to the request's callback as small dicts (plugin/runner.py shows them).
 Never raises for what happens to the run: the RunOutcome says it."""
 from __future__ import annotations
 

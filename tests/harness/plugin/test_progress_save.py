@@ -107,11 +107,11 @@ class _Shown:
 
 
 def test_a_remeasured_attempt_has_its_own_clock_and_no_stale_rate(monkeypatch):
-    from llm_research_bench.harness.plugin import progress
+    from llm_research_bench.harness.plugin import runner
     now = {"t": 100.0}
-    monkeypatch.setattr(progress.time, "monotonic", lambda: now["t"])
+    monkeypatch.setattr(runner.time, "monotonic", lambda: now["t"])
     out = _Shown()
-    p = progress._RunProgress(out, "pipeline[quick] round 1/3", 30.0)
+    p = runner._RunProgress(out, "pipeline[quick] round 1/3", 30.0)
     p({"event": "phase", "phase": "plan"})
     now["t"] += 13.5
     p({"event": "batch_done", "batch": 0, "claims": 2, "tokens": 80, "decode_tps": 60.0})
@@ -150,14 +150,14 @@ class _TerminalDouble:
 
 
 def test_on_a_terminal_a_bench_is_one_live_line_left_whole_at_its_end(monkeypatch):
-    from llm_research_bench.harness.plugin import progress
+    from llm_research_bench.harness.plugin import runner
     monkeypatch.setenv("COLUMNS", "80")
     tr = _TerminalDouble()
     config = type("Config", (), {"pluginmanager": type("PM", (), {"get_plugin": lambda self, n: tr
                                                                     if n == "terminalreporter" else None})(),
                                  "get_verbosity": lambda self: 0})()
-    out = progress.LiveProgress(config)
-    p = progress._RunProgress(out, "pipeline[quick] round 1/1", 30.0)
+    out = runner.LiveProgress(config)
+    p = runner._RunProgress(out, "pipeline[quick] round 1/1", 30.0)
     p({"event": "phase", "phase": "plan"})
     verdict = {"event": "verdict", "status": "completed", "execution_time_s": 34.5, "target_met": False,
                "decode_tps": 12.5, "contended": True, "messages": ["quick: 34.5 s > 30 s budget (+15 %) [linux]"]}
@@ -172,11 +172,11 @@ def test_on_a_terminal_a_bench_is_one_live_line_left_whole_at_its_end(monkeypatc
 
 
 def test_the_live_rate_counts_from_the_first_token(monkeypatch):
-    from llm_research_bench.harness.plugin import progress
+    from llm_research_bench.harness.plugin import runner
     now = {"t": 0.0}
-    monkeypatch.setattr(progress.time, "monotonic", lambda: now["t"])
+    monkeypatch.setattr(runner.time, "monotonic", lambda: now["t"])
     out = _Shown()
-    p = progress._RunProgress(out, "pipeline[quick] round 1/1", 30.0)
+    p = runner._RunProgress(out, "pipeline[quick] round 1/1", 30.0)
     p({"event": "phase", "phase": "synthesis"})
     now["t"] = 5.0                                  # prompt evaluation: no token yet
     p({"event": "tokens", "count": 1})

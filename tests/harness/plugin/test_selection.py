@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_research_bench.harness.plugin.selection import mentions_marker
+from llm_research_bench.harness.plugin.items import mentions_marker
 
 pytest_plugins = ["pytester"]
 
@@ -33,10 +33,10 @@ def test_quality_thorough():
     pass
 """
 CONFTEST = """
-from llm_research_bench.harness.plugin.selection import deselect_unless_requested
+from llm_research_bench.harness.plugin.items import deselect_opt_in
 
 def pytest_collection_modifyitems(items, config):
-    deselect_unless_requested(items, config, "quality")
+    deselect_opt_in(items, config)
 """
 INI = """
 [pytest]
@@ -75,7 +75,7 @@ def test_the_long_benches_are_opt_in_and_registered():
     import tomllib
     from pathlib import Path
 
-    from llm_research_bench.harness.plugin.selection import OPT_IN_MARKERS
+    from llm_research_bench.harness.plugin.items import OPT_IN_MARKERS
     assert {"quality", "breakdown", "efficiency", "memory_pressure"} <= set(OPT_IN_MARKERS)
     root = Path(__file__).resolve().parents[3]
     spec = importlib.util.spec_from_file_location("benches_conftest", root / "benches" / "conftest.py")
