@@ -4,7 +4,7 @@ report/ prints and report/document.py writes as JSON (schemas/session.schema.jso
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from ..analysis.baseline import baseline_records, pick_default_commit, saved_session
@@ -85,7 +85,7 @@ def session_head(ctx: BenchContext) -> SessionHead:
     git, o = ctx.git, ctx.options
     return SessionHead(
         ctx.plugin_version, ctx.session_id, o.save, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        {"id": git.commit, "dirty": git.dirty, "branch": git.branch}, ctx.machine.as_dict(), ctx.machine_class,
+        {"id": git.commit, "dirty": git.dirty, "branch": git.branch}, asdict(ctx.machine), ctx.machine_class,
         {"rounds": o.rounds, "warmup_runs": o.warmup_runs, "budget_scale": o.budget_scale, "backend": o.backend,
          "isolate": o.isolate, "memray": o.memray, "profiles": o.selected, "results_dir": str(o.results_dir),
          "compare": o.compare})
