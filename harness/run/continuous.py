@@ -263,7 +263,8 @@ class Session:
 def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
     """Bench both commits interleaved and compare them; with max_rounds above rounds, a look after every `rounds`
     rounds a side, more only while a gated metric is undecided. Stopped's message says what was kept and where."""
-    cwd, run_id, looks = Path(s.cwd or Path.cwd()), uuid.uuid4().hex[:12], plan(s.rounds, s.max_rounds or s.rounds)
+    cwd, run_id = Path(s.cwd or Path.cwd()), uuid.uuid4().hex[:12]
+    looks = plan(s.rounds, s.max_rounds or s.rounds)
     sess = Session(run_id, looks, look_alpha(len(looks)),
                    Path(tempfile.mkdtemp(prefix=f"research-bench-continuous-{run_id}-")))
     try:
