@@ -34,11 +34,10 @@ class SourceError(RuntimeError):
     """The engine cannot be imported from the checkout asked for; the message says why."""
 
 
+@dataclass(frozen=True)
 class EngineFinder(importlib.abc.MetaPathFinder):
-    """Finds `llm_research_bench.engine` in `root/engine/` (its submodules follow the package's __path__)."""
-
-    def __init__(self, root: Path):
-        self.init = root / "engine" / "__init__.py"
+    """Finds `llm_research_bench.engine` at `init` (a checkout's engine/__init__.py; submodules follow its __path__)."""
+    init: Path
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname == ENGINE:
@@ -56,7 +55,7 @@ def install(root: str | Path) -> EngineFinder:
     if loaded is not None and Path(loaded.__file__).resolve().parent != root / "engine":
         raise SourceError(f"{ENGINE} was already imported from {Path(loaded.__file__).parent}: install the "
                           f"finder before anything imports the engine")
-    finder = EngineFinder(root)
+    finder = EngineFinder(root / "engine" / "__init__.py")
     sys.meta_path.insert(0, finder)
     return finder
 
