@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from llm_research_bench.engine.atomic import write_json
@@ -89,7 +89,7 @@ def session_head(ctx: BenchContext) -> document.SessionHead:
     git, o = ctx.git, ctx.options
     return document.SessionHead(
         ctx.plugin_version, ctx.session_id, o.save, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        {"id": git.commit, "dirty": git.dirty, "branch": git.branch}, ctx.machine.as_dict(), ctx.machine_class,
+        {"id": git.commit, "dirty": git.dirty, "branch": git.branch}, asdict(ctx.machine), ctx.machine_class,
         {"rounds": o.rounds, "warmup_runs": o.warmup_runs, "budget_scale": o.budget_scale, "backend": o.backend,
          "isolate": o.isolate, "memray": o.memray, "profiles": o.selected, "results_dir": str(o.results_dir),
          "compare": o.compare})

@@ -16,8 +16,8 @@ from llm_research_bench import __version__ as PLUGIN_VERSION
 
 from ..analysis.thresholds import Threshold
 from ..records import ResultRecord
-from . import environment, sources
-from .interleave import current as current_side
+from . import environment
+from .interleave import ENGINE_ENV, current as current_side
 from .verdicts import BudgetSpec
 
 
@@ -75,7 +75,7 @@ class BenchContext:
     def git(self) -> environment.GitInfo:
         """This checkout's commit; for a side of `research-bench continuous`, its engine's worktree's (detached:
         no branch), dirty when its benches (the working tree's) have uncommitted changes."""
-        side_root = os.environ.get(sources.ENV)
+        side_root = os.environ.get(ENGINE_ENV)
         if side_root:
             side_git = environment.git_info(side_root)
             side = current_side()

@@ -1,6 +1,6 @@
 """Interleaved sessions of commits on one machine, as `asv continuous` does: a temporary git worktree and a pytest
-session per side, importing that side's engine (run/sources.py), sides taking turns (run/interleave.py); and
-`run_continuous`, the sequential A/B comparison. A stop signal ends the session cleanly (`stop_on_signals`)."""
+session per side, importing that side's engine and taking turns (run/interleave.py); and `run_continuous`, the
+sequential A/B comparison. A stop signal ends the session cleanly (`stop_on_signals`)."""
 from __future__ import annotations
 
 import contextlib
@@ -23,7 +23,7 @@ from llm_research_bench.engine.corpus import DEFAULT_PUBMEDQA
 from ..analysis.compare import Comparison, add_power, compare_records
 from ..analysis.sequential import look_alpha, plan, should_continue, undecided
 from ..records import is_usable
-from . import environment, interleave, sources
+from . import environment, interleave
 from .store import FALLBACK_ENV, read_store
 
 POLL_S = 0.2
@@ -42,12 +42,8 @@ class Stopped(BaseException):
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-        self.message = f"stopped by {signal.Signals(signum).name}"
-
-    @property
-    def exit_status(self) -> int:
-        return 128 + self.signum
+        self.exit_status = 128 + signum
+        self.message = f"stopped by {self.args[0]}"
 
 
 _stopping = threading.Event()
@@ -79,10 +75,7 @@ def _parent_death_signal():
     fork). None elsewhere: a side's turn-taking notices that its parent is gone (interleave.take_turn)."""
     if not sys.platform.startswith("linux"):
         return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
+    prctl = ctypes.CDLL(None).prctl
     return lambda: prctl(1, signal.SIGTERM)                                # 1: PR_SET_PDEATHSIG
 
 
@@ -107,30 +100,26 @@ class SideOutcome:
     log: Path                     # the side's pytest output
 
 
-def remove_tree(path: Path | None, wait_s: float = 5.0) -> None:
-    """Remove a folder; retried for up to `wait_s` while a stopped side's last process may still write to it."""
-    deadline = time.monotonic() + wait_s
-    while path is not None and path.exists():
-        shutil.rmtree(path, ignore_errors=True)
-        if not path.exists() or time.monotonic() > deadline:
-            return
+def remove_tree(path: Path) -> None:
+    """Remove a folder; retried for 5 s while a stopped side's last process may still write to it."""
+    deadline = time.monotonic() + 5
+    shutil.rmtree(path, ignore_errors=True)
+    while path.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class Worktrees:
     """Temporary git worktrees (detached checkouts) of the repository holding `repo`, removed on exit."""
 
     def __init__(self, repo: str | Path, *, keep: bool = False):
-        self.repo, self.keep = Path(repo).resolve(), keep
-        self.root: Path | None = None
-        self.sides: list[SideCheckout] = []
+        top = environment.git(["rev-parse", "--show-toplevel"], repo)
+        if top is None:
+            raise ContinuousError(f"{Path(repo).resolve()} is not inside a git repository: continuous checks out "
+                                  f"commits with git worktrees")
+        self.repo, self.keep, self.root = Path(top), keep, Path(tempfile.mkdtemp(prefix="research-bench-continuous-"))
 
     def __enter__(self) -> "Worktrees":
-        top = environment.git(["rev-parse", "--show-toplevel"], self.repo)
-        if top is None:
-            raise ContinuousError(f"{self.repo} is not inside a git repository: continuous checks out commits "
-                                  f"with git worktrees")
-        self.repo, self.root = Path(top), Path(tempfile.mkdtemp(prefix="research-bench-continuous-"))
         return self
 
     def add(self, name: str, ref: str, dirty: bool = False) -> SideCheckout:
@@ -140,16 +129,12 @@ class Worktrees:
                            cwd=self.repo, capture_output=True, text=True)
         if r.returncode != 0:
             raise ContinuousError(f"git worktree add {side.path} {side.short} failed: {r.stderr.strip()}")
-        self.sides.append(side)
         return side
 
     def __exit__(self, *exc) -> None:
-        if self.keep or self.root is None:
-            return
-        for s in self.sides:
-            environment.git(["worktree", "remove", "--force", str(s.path)], self.repo, timeout=None)
-        environment.git(["worktree", "prune"], self.repo)
-        remove_tree(self.root)
+        if not self.keep:
+            remove_tree(self.root)
+            environment.git(["worktree", "prune"], self.repo)
 
 
 def side_env(side: SideCheckout, names: Sequence[str], baton: Path, site: Path, run_id: str) -> dict:
@@ -158,10 +143,10 @@ def side_env(side: SideCheckout, names: Sequence[str], baton: Path, site: Path, 
     path = [str(site)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     tmp = baton.parent / f"tmp-{side.name}"
     tmp.mkdir(exist_ok=True)
-    return {**os.environ, sources.ENV: str(side.path), "PYTHONPATH": os.pathsep.join(path), "TMPDIR": str(tmp),
-            FALLBACK_ENV: os.environ.get(FALLBACK_ENV) or tempfile.gettempdir(),
-            interleave.ENV: interleave.Side(run_id, side.name, side.ref, side.commit, baton, tuple(names),
-                                            os.getpid(), side.dirty).as_env()}
+    return {**os.environ, interleave.ENGINE_ENV: str(side.path), "PYTHONPATH": os.pathsep.join(path),
+            "TMPDIR": str(tmp), FALLBACK_ENV: os.environ.get(FALLBACK_ENV) or tempfile.gettempdir(),
+            interleave.SIDE_ENV: interleave.Side(run_id, side.name, side.ref, side.commit, baton, tuple(names),
+                                                 os.getpid(), side.dirty).as_env()}
 
 
 def _launch(side: SideCheckout, args: Sequence[str], cwd: Path, env: dict, log: Path, echo) -> tuple:
@@ -176,41 +161,34 @@ def _launch(side: SideCheckout, args: Sequence[str], cwd: Path, env: dict, log: 
             for line in p.stdout:                   # type: ignore[union-attr]
                 fh.write(line)
                 fh.flush()
-                if echo is not None and not _stopping.is_set():
+                if not _stopping.is_set():
                     echo(f"[{side.name} {side.short}] {line.rstrip()}")
     t = threading.Thread(target=pump, daemon=True)
     t.start()
     return p, t
 
 
-def _signal_group(p: subprocess.Popen, sig: int) -> None:
-    """`sig` to a side's process group: the side and whatever it started, e.g. an isolated run."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(p.pid, sig)
-
-
 def _stop(running: dict[str, tuple]) -> None:
-    """End every side still running: SIGTERM to its process group, SIGKILL after STOP_WAIT_S."""
+    """End every side still running: SIGTERM to its process group (and its isolated runs), SIGKILL after STOP_WAIT_S."""
     for p, _ in running.values():
-        if p.poll() is None:
-            _signal_group(p, signal.SIGTERM)
-            try:
-                p.wait(timeout=STOP_WAIT_S)
-            except subprocess.TimeoutExpired:
-                _signal_group(p, signal.SIGKILL)
-                p.wait()
+        for sig, wait_s in ((signal.SIGTERM, STOP_WAIT_S), (signal.SIGKILL, None)):
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, sig)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(timeout=wait_s)
     for _, t in running.values():
         t.join(timeout=5)
 
 
 def run_sides(sides: Sequence[SideCheckout], pytest_args: Sequence[str], *, cwd: str | Path, run_id: str,
-              echo: Callable[[str], None] | None = print, workdir: str | Path | None = None) -> list[SideOutcome]:
+              echo: Callable[[str], None], workdir: str | Path) -> list[SideOutcome]:
     """One pytest session per side, interleaved, until all have ended. A side starts when its turn first comes (its
     start-up never overlaps another side's timed runs); when it ends, its turn passes on."""
     names, by_name = [s.name for s in sides], {s.name: s for s in sides}
-    work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="research-bench-baton-"))
+    work = Path(workdir)
     (baton := work / "baton").mkdir(parents=True, exist_ok=True)
-    site = sources.write_sitecustomize(work / "site").parent
+    site = interleave.write_sitecustomize(work / "site").parent
     interleave.set_turn(baton, names[0])
     running: dict[str, tuple] = {}
     ended: dict[str, int] = {}
@@ -238,18 +216,17 @@ def side_pytest_args(pytest_args: list[str], *, rounds: int, warmup_runs: int, r
     args = [*([] if given else ["benches"]), *pytest_args, "--research-rounds", str(rounds),
             "--research-warmup-runs", str(warmup_runs), "--research-results-dir", str(results_dir),
             "-p", "no:cacheprovider"]
-    if not any(a.startswith("--research-corpus") for a in pytest_args):
-        if DEFAULT_PUBMEDQA.exists():
-            args += ["--research-corpus", str(DEFAULT_PUBMEDQA)]
+    if not any(a.startswith("--research-corpus") for a in pytest_args) and DEFAULT_PUBMEDQA.exists():
+        args += ["--research-corpus", str(DEFAULT_PUBMEDQA)]
     return args
 
 
-def session_records(results_dir: Path, run_id: str) -> dict[str, list]:
-    """One continuous session's records on this machine, by side."""
+def session_records(results_dir: Path, run_id: str, commit: str | None = None) -> dict[str, list]:
+    """This machine's records of the continuous sessions whose id starts with `run_id`, by side."""
     out: dict[str, list] = {}
-    for r in read_store(results_dir, fingerprint=environment.machine_info().fingerprint).records:
+    for r in read_store(results_dir, fingerprint=environment.machine_info().fingerprint, commit=commit).records:
         c = (r.extra or {}).get("continuous") or {}
-        if c.get("run") == run_id:
+        if str(c.get("run", "")).startswith(run_id):
             out.setdefault(c.get("side"), []).append(r)
     return out
 
@@ -286,15 +263,13 @@ class Session:
 def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
     """Bench both commits interleaved and compare them; with max_rounds above rounds, a look after every `rounds`
     rounds a side, more only while a gated metric is undecided. Stopped's message says what was kept and where."""
-    cwd = Path(s.cwd or Path.cwd())
-    run_id = uuid.uuid4().hex[:12]
+    cwd, run_id = Path(s.cwd or Path.cwd()), uuid.uuid4().hex[:12]
     looks = plan(s.rounds, s.max_rounds or s.rounds)
     sess = Session(run_id, looks, look_alpha(len(looks)),
                    Path(tempfile.mkdtemp(prefix=f"research-bench-continuous-{run_id}-")))
     try:
         with Worktrees(cwd, keep=s.keep_worktrees) as wt:
-            sess.root = wt.root
-            dirty = _tree_note(cwd, echo)
+            sess.root, dirty = wt.root, _tree_note(cwd, echo)
             sess.sides = [wt.add("A", s.base, dirty), wt.add("B", s.head, dirty)]
             a, b = sess.sides
             echo(f"continuous {run_id}: A = {s.base} ({a.short}), B = {s.head} ({b.short}); {s.rounds} interleaved "
@@ -316,8 +291,7 @@ def run_continuous(s: Settings, echo: Callable[[str], None]) -> Session:
 
 
 def _tree_note(cwd: Path, echo: Callable[[str], None]) -> bool:
-    """Warn when the working tree has uncommitted changes, which neither side's engine holds; whether the benches
-    (the working tree's) are dirty, so that the records are filed as dirty."""
+    """Warn of uncommitted changes (in neither side's engine); whether the benches are dirty (records filed +dirty)."""
     changed = environment.changed_paths(cwd)
     if changed:
         engine = [p for p in changed if p.startswith("engine/")]
@@ -333,11 +307,9 @@ def _stopped_line(s: Settings, sess: Session, e: Stopped) -> str:
     """What a stopped session kept and where (the worktrees are gone by now, unless kept)."""
     by_side = session_records(s.results_dir, sess.run_id) if s.results_dir.is_dir() else {}
     kept = ", ".join(f"{len(by_side.get(x.name, []))} of {x.name}" for x in sess.sides) or "none"
-    where = f"record(s) measured so far ({kept}) kept under {s.results_dir}"
-    if s.keep_worktrees:
-        return (f"stopped by {e.args[0]}: {where}; worktrees kept under {sess.root}, logs under {sess.work} "
-                f"(--keep-worktrees; remove them with `git worktree remove`)")
-    return f"stopped by {e.args[0]}: {where}; worktrees and temp folders removed"
+    left = (f"worktrees kept under {sess.root}, logs under {sess.work} (--keep-worktrees; remove them with `git "
+            f"worktree remove`)" if s.keep_worktrees else "worktrees and temp folders removed")
+    return f"{e.message}: record(s) measured so far ({kept}) kept under {s.results_dir}; {left}"
 
 
 def _look(s: Settings, sess: Session, k: int, cwd: Path, echo: Callable[[str], None]) -> bool:

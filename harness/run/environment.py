@@ -8,7 +8,7 @@ import os
 import platform
 import re
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -43,14 +43,11 @@ class MachineInfo:
     ram_gb: int
     gpus: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict:
-        return asdict(self)
 
-
-def git(args: list[str], cwd: str | Path, timeout: float | None = 10) -> str | None:
+def git(args: list[str], cwd: str | Path, timeout: float | None = 10, stdin: str | None = None) -> str | None:
     """git's output, stripped; None when it fails or cannot run."""
     try:
-        r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.SubprocessError):
         return None
     return r.stdout.strip() if r.returncode == 0 else None
@@ -60,14 +57,9 @@ def git_info(cwd: str | Path = ".") -> GitInfo:
     """HEAD's commit, dirty flag and branch; the CI's variables (GITHUB_SHA...) when git metadata is missing."""
     env = os.environ
     commit = git(["rev-parse", "--verify", "HEAD"], cwd)
-    dirty = branch = None
-    if commit:
-        status = git(["status", "--porcelain", "--untracked-files=no"], cwd)
-        dirty = bool(status) if status is not None else None
-        b = git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
-        branch = b if b and b != "HEAD" else None
-    else:
-        commit = env.get("GITHUB_SHA") or env.get("CI_COMMIT_SHA") or None
+    dirty = bool(changed_paths(cwd)) if commit else None
+    branch = git(["symbolic-ref", "--short", "-q", "HEAD"], cwd) if commit else None     # None when detached
+    commit = commit or env.get("GITHUB_SHA") or env.get("CI_COMMIT_SHA") or None
     branch = branch or env.get("GITHUB_HEAD_REF") or env.get("GITHUB_REF_NAME") or env.get("CI_COMMIT_REF_NAME") or None
     return GitInfo(commit, dirty, branch)
 
@@ -84,30 +76,19 @@ def resolve_ref(ref: str, cwd: str | Path = ".") -> str | None:
 
 
 def git_order(commits, cwd: str | Path = ".") -> tuple[list[str] | None, str]:
-    """The commits git knows among `commits`, oldest first, and a note for the reader; (None, why) when git cannot
-    say."""
-    wanted = sorted({c for c in commits if c})
+    """The commits git knows among `commits`, oldest first, and a note for the reader; (None, why) if git cannot."""
+    wanted = {c for c in commits if c}
     if not wanted:
         return [], "no commits"
-    try:
-        r = subprocess.run(["git", "cat-file", "--batch-check"], cwd=cwd, input="\n".join(wanted) + "\n",
-                           capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None, "git is not available: commits are ordered by the time they were measured"
-    if r.returncode != 0:
-        return None, f"{cwd} is not a git repository: commits are ordered by the time they were measured"
-    known = {parts[0] for parts in (line.split() for line in r.stdout.splitlines())
-             if len(parts) >= 2 and parts[1] == "commit"}
-    if not known:
-        return None, "git knows none of the stored commits: they are ordered by the time they were measured"
-    out = git(["rev-list", "--topo-order", "--reverse", *known], cwd)
-    if out is None:
-        return None, "git could not order the stored commits: they are ordered by the time they were measured"
-    order = [c for c in out.splitlines() if c in known]
+    out = git(["rev-list", "--topo-order", "--reverse", "--ignore-missing", "--stdin"], cwd, 30,
+              "\n".join(sorted(wanted)) + "\n")
+    order = [c for c in (out or "").splitlines() if c in wanted]
+    if not order:
+        why = f"git cannot read the history at {cwd}" if out is None else "git knows none of the stored commits"
+        return None, f"{why}: commits are ordered by the time they were measured"
     unknown = len(wanted) - len(order)
-    note = "commits in git history order" + (f"; {unknown} commit(s) git does not know follow, by measuring time"
-                                              if unknown else "")
-    return order, note
+    return order, "commits in git history order" + (f"; {unknown} commit(s) git does not know follow, by measuring "
+                                                    f"time" if unknown else "")
 
 
 def commit_url(template: str | None, commit: str | None) -> str | None:
@@ -122,18 +103,13 @@ def commit_url(template: str | None, commit: str | None) -> str | None:
 
 def remote_commit_url(cwd: str | Path = ".") -> str | None:
     """A commit URL template derived from git's `origin` remote (GitHub, GitLab, Bitbucket, Codeberg forms)."""
-    url = git(["remote", "get-url", "origin"], cwd)
-    if not url:
-        return None
+    url = git(["remote", "get-url", "origin"], cwd) or ""
     m = re.match(r"^(?:https?://(?:[^@/]+@)?|ssh://(?:[^@/]+@)?|[^@/]+@)([^/:]+)[:/](.+?)(?:\.git)?/?$", url.strip())
     if not m:
         return None
-    host, path = m.group(1), m.group(2)
-    if "gitlab" in host:
-        return f"https://{host}/{path}/-/commit/{{commit}}"
-    if "bitbucket" in host:
-        return f"https://{host}/{path}/commits/{{commit}}"
-    return f"https://{host}/{path}/commit/{{commit}}"
+    host, path = m.groups()
+    page = "-/commit" if "gitlab" in host else "commits" if "bitbucket" in host else "commit"
+    return f"https://{host}/{path}/{page}/{{commit}}"
 
 
 def _gpus() -> tuple[str, ...]:

@@ -18,7 +18,6 @@ from ..records import is_usable
 from . import environment
 from .continuous import ContinuousError, Settings, Worktrees, run_continuous, run_sides, session_records, \
     side_pytest_args
-from .store import read_store
 
 
 @dataclass(frozen=True)
@@ -33,8 +32,7 @@ class Commit:
 
 
 def _git(repo: Path, *args: str) -> str:
-    out = environment.git(list(args), repo)
-    if out is None:
+    if (out := environment.git(list(args), repo)) is None:
         raise ContinuousError(f"git {' '.join(args)} failed in {repo} (is it a git repository with that history?)")
     return out
 
@@ -48,8 +46,7 @@ def describe(repo: Path, shas: list[str]) -> list[Commit]:
 
 
 def resolve(repo: Path, ref: str) -> str:
-    sha = environment.resolve_ref(ref, repo)
-    if not sha:
+    if not (sha := environment.resolve_ref(ref, repo)):
         raise ContinuousError(f"'{ref}': git does not know this ref in {repo}")
     return sha
 
@@ -79,15 +76,12 @@ def spread(commits: list, steps: int | None) -> list:
         return list(commits)
     if steps <= 1:
         return [commits[-1]]
-    idx = sorted({round(i * (len(commits) - 1) / (steps - 1)) for i in range(steps)})
-    return [commits[i] for i in idx]
+    return [commits[i] for i in sorted({round(i * (len(commits) - 1) / (steps - 1)) for i in range(steps)})]
 
 
 def stored_runs(results_dir: Path, sha: str, key: str) -> list:
     """This machine's usable runs of `sha` benched by `run` with the settings `key`."""
-    recs = read_store(results_dir, fingerprint=environment.machine_info().fingerprint, commit=sha).records
-    return [r for r in recs if is_usable(r) and r.commit == sha
-            and str(((r.extra or {}).get("continuous") or {}).get("run", "")).startswith(key + "-")]
+    return [r for runs in session_records(results_dir, key + "-", sha).values() for r in runs if is_usable(r)]
 
 
 @dataclass
@@ -135,13 +129,11 @@ def bench_commit(c: Commit, s: RangeSettings, echo: Callable[[str], None]) -> Be
 
 
 def bench_range(commits: list[Commit], s: RangeSettings, echo: Callable[[str], None]) -> RangeRun:
-    """Bench each commit in turn (progress: 'commit 7/40 abc1234 "subject" | ...'); Ctrl-C ends the range,
-    keeping what was stored (the worktree of the commit under way is removed)."""
+    """Bench each commit in turn; Ctrl-C ends the range, keeping what was stored (and removing the last worktree)."""
     out = RangeRun()
     for i, c in enumerate(commits, 1):
         head = f'commit {i}/{len(commits)} {c.short} "{c.subject}"'
-        stored = stored_runs(s.results_dir, c.sha, s.key) if s.skip_existing else []
-        if stored:
+        if stored := (stored_runs(s.results_dir, c.sha, s.key) if s.skip_existing else []):
             echo(f"{head} | already measured on this machine with these settings: skipped")
             out.benched.append(Benched(c, "skipped", len(stored)))
             continue
@@ -201,8 +193,7 @@ def verdict(comp, metric: str) -> tuple[str, str, object | None]:
 
 def judge(good: Commit, c: Commit, s: RangeSettings, threshold, echo: Callable[[str], None], *,
           max_rounds: int | None = None) -> Judged:
-    """`c` against the good end: on the stored runs of both (this machine, these settings) where they decide,
-    else on interleaved rounds of both (run_continuous)."""
+    """`c` against the good end: on stored runs (this machine, these settings) where they decide, else interleaved."""
     t0 = time.monotonic()
     base, cur = stored_runs(s.results_dir, good.sha, s.key), stored_runs(s.results_dir, c.sha, s.key)
     if len(base) >= s.rounds and len(cur) >= s.rounds:

@@ -32,14 +32,6 @@ def default_results_dir(root: str | Path = ".") -> Path:
     return Path(env("RESULTS_DIR") or Path(git(["rev-parse", "--show-toplevel"], root) or root) / "results")
 
 
-def outside_git(cwd: str | Path = ".") -> str:
-    """'' inside a git checkout; else a clause saying that git cannot name nor order commits here."""
-    if git(["rev-parse", "--git-dir"], cwd) is not None:
-        return ""
-    return (f" ({Path(cwd).resolve()} is not in a git repository: git cannot resolve refs nor order the stored "
-            f"commits here; name stored commits by their id, see `research-bench list`, or run in the checkout)")
-
-
 def resolve(ref: str, records, cwd: str | Path = ".") -> Ref | None:
     """What `ref` names among `records` (None: nothing): a saved name first, else a commit: git's answer when it has
     stored runs, else the one stored commit starting with `ref`, else git's answer."""
@@ -71,8 +63,11 @@ def _side(ref: str, records: list, results_dir: str | Path, cwd: str | Path) -> 
     """(label, record ids) of one REF: a saved name's newest session on each machine, or a commit's runs."""
     found = resolve(ref, records, cwd)
     if found is None:
+        outside = "" if git(["rev-parse", "--git-dir"], cwd) is not None else (
+            f" ({Path(cwd).resolve()} is not in a git repository: git cannot resolve refs nor order the stored "
+            f"commits here; name stored commits by their id, see `research-bench list`, or run in the checkout)")
         raise RefError(f"'{ref}': no session was saved under this name, git does not know it and no stored commit "
-                       f"starts with it" + outside_git(cwd))
+                       f"starts with it{outside}")
     if found.name:
         return f"'{ref}'", {r.record_id for fp in {r.machine_fingerprint for r in records}
                             for r in saved_session([r for r in records if r.machine_fingerprint == fp], ref)}
@@ -88,8 +83,7 @@ def _machine(machine: str | None, labels: tuple[str, str], fps: tuple[set, set])
     both = fps[0] & fps[1]
     if machine is not None and machine not in both:
         raise RefError(f"machine {machine} lacks results of {labels[0] if machine not in fps[0] else labels[1]}")
-    here = machine_info().fingerprint if machine is None else machine
-    if here in both or len(both) == 1:
+    if (here := machine or machine_info().fingerprint) in both or len(both) == 1:
         return here if here in both else next(iter(both))
     if not both:
         raise RefError(f"no machine has results of both {labels[0]} ({', '.join(sorted(fps[0]))}) and {labels[1]} "
@@ -105,10 +99,9 @@ def stored_sides(ref_a: str, ref_b: str, records, *, results_dir: str | Path, ma
         raise RefError(f"{len(records)} result record(s) under {results_dir}, none of a commit (measured outside a "
                        f"git repository): nothing to order them by; measure in a git checkout"
                        if records else f"no result records under {results_dir} (run `pytest benches -m quick` first)")
-    records = with_commit
-    (a, in_a), (b, in_b) = (_side(ref, records, results_dir, cwd) for ref in (ref_a, ref_b))
-    fps = tuple({r.machine_fingerprint for r in records if r.record_id in ids} for ids in (in_a, in_b))
+    (a, in_a), (b, in_b) = (_side(ref, with_commit, results_dir, cwd) for ref in (ref_a, ref_b))
+    fps = tuple({r.machine_fingerprint for r in with_commit if r.record_id in ids} for ids in (in_a, in_b))
     fp = _machine(machine, (a, b), fps)
-    here = [r for r in records if r.machine_fingerprint == fp]
+    here = [r for r in with_commit if r.machine_fingerprint == fp]
     return StoredSides(fp, (a, b), [r for r in here if r.record_id in in_a],
                        [r for r in here if r.record_id in in_b], [r for r in here if r.record_id not in in_b])

@@ -108,9 +108,7 @@ def check_store(results_dir: str | Path, fingerprint: str | None = None) -> None
     for path, what in ((root, "results folder"), (root / fingerprint if fingerprint else None, "machine folder")):
         if path is not None and path.exists() and not path.is_dir():
             raise StoreError(f"the {what} {path} is a file: remove it, or pass another folder (--research-results-dir)")
-    parent = root
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
+    parent = next((p for p in (root, *root.parents) if p.exists()), root)
     if not parent.is_dir():
         raise StoreError(f"the results folder {root} cannot be created: {parent} is a file (pass another folder "
                          f"with --research-results-dir)")
@@ -151,7 +149,7 @@ def append_or_fallback(results_dir: str | Path, rec: ResultRecord,
     try:
         return Saved((writer or append)(results_dir, rec))
     except OSError as e:
-        error = f"{e.strerror or e}" + (f": {e.filename}" if getattr(e, "filename", None) else "")
+        error = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
     target = fallback_file()
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "a", encoding="utf-8") as fh:

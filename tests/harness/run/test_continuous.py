@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_research_bench.harness.run import interleave, sources
+from llm_research_bench.harness.run import interleave
 from tests.harness.conftest import MACHINE
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -27,15 +27,15 @@ def test_the_engine_finder_maps_only_the_engine_onto_another_checkout(tmp_path):
     (other / "engine" / "extra.py").write_text("X = 42\n")
     code = ("import llm_research_bench.engine as e, llm_research_bench.engine.extra as x, "
             "llm_research_bench.harness as h; print(e.SIDE, x.X, e.__file__, h.__file__)")
-    env = {**os.environ, sources.ENV: str(other)}
-    site = sources.write_sitecustomize(tmp_path / "site").parent
+    env = {**os.environ, interleave.ENGINE_ENV: str(other)}
+    site = interleave.write_sitecustomize(tmp_path / "site").parent
     env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     side, x, engine_file, harness_file = out.split()
     assert (side, x) == ("other", "42") and Path(engine_file).parent == other.resolve() / "engine"
     assert Path(harness_file).parent == ROOT / "harness"          # the harness stays this checkout's
-    with pytest.raises(sources.SourceError, match="no engine/__init__.py"):
-        sources.install(tmp_path)
+    with pytest.raises(interleave.SourceError, match="no engine/__init__.py"):
+        interleave.install(tmp_path)
 
 
 def test_each_round_runs_the_sides_in_another_order():
