@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..records import ResultRecord, is_contended, is_number, is_usable
-from .compare import compare_records
-from .sequential import look_alpha, plan, should_continue
-from .thresholds import Threshold
+from .compare import compare_records, look_alpha, plan, should_continue
+from .names import Threshold
 
 
 @dataclass

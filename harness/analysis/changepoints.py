@@ -12,7 +12,7 @@ import numpy as np
 from ..records import ResultRecord, headline_metrics, metric_specs, series_key
 from .compare import compare_metric
 from .measures import Point, history, is_measurement
-from .thresholds import DEFAULT_PCT, Threshold, parse_threshold
+from .names import DEFAULT_PCT, Threshold, parse_threshold
 
 #: PELT's cost (l1: robust to a spike), its penalty in log(n) noise scales, the shortest segment in runs; the
 #: confirmation reads at most WINDOW commits a side.

@@ -6,7 +6,7 @@ import json
 import math
 import sys
 
-from ..analysis.thresholds import DEFAULT_PCT
+from ..analysis.names import DEFAULT_PCT
 from .cli import progress
 from .run import add_range_arguments, range_settings
 

@@ -7,9 +7,8 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..analysis.baseline import baseline_records, pick_default_commit, saved_session
-from ..analysis.compare import add_power, compare_records
-from ..analysis.summary import SessionSummary, judge
+from ..analysis.compare import add_power, baseline_records, compare_records, pick_default_commit, saved_session
+from ..analysis.instances import SessionSummary, judge
 from ..records import ResultRecord
 from ..report.document import SessionHead
 from ..run.context import BenchContext

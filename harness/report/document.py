@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from ..analysis.session import pooled
-from ..analysis.summary import SessionSummary
+from ..analysis.instances import SessionSummary
 from ..records import RECORD_VERSION, ResultRecord
 
 #: The session document's version (schemas/session.schema.json): 2 adds the seed's rates (`benches`, `rates`,
