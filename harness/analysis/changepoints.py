@@ -40,8 +40,8 @@ class Step:
 
 
 def pelt(values: Sequence[float], penalty: float = PENALTY, model: str = MODEL) -> list[int]:
-    """The first index after each change PELT finds in `values`: a segmentation's cost (l1 or l2) plus `penalty` x
-    log(n) noise scales (l1) or variances (l2) per change, the noise read from successive differences."""
+    """The first index after each change PELT finds: `penalty` x log(n) noise scales (l1) or variances (l2) a change,
+    the noise read from successive differences."""
     import ruptures
     v = np.asarray(values, dtype=float)
     if v.size < 2 * MIN_SIZE or np.ptp(v) == 0:
@@ -52,8 +52,7 @@ def pelt(values: Sequence[float], penalty: float = PENALTY, model: str = MODEL) 
 
 
 def commit_cuts(points: Sequence[Point], detect: Callable[[Sequence[float]], list[int]] = pelt) -> list[int]:
-    """Candidate steps between commits (point indices >= 1): `detect` on every run's log value in commit order, each
-    change it finds moved to the nearest commit boundary."""
+    """Candidate steps (point indices >= 1): `detect` on every run's log value, moved to the nearest commit boundary."""
     raw = [v for p in points for v in p.values]
     values = np.log(raw) if all(v > 0 for v in raw) else np.asarray(raw, dtype=float)
     starts = np.cumsum([0, *(len(p.values) for p in points)])[:-1]
@@ -115,8 +114,7 @@ def default_thresholds(specs: Sequence[str] = ()) -> list[Threshold]:
 
 def history_steps(records: Sequence[ResultRecord], thresholds: Sequence[Threshold], *,
                   git_order: Sequence[str] | None = None) -> list[Step]:
-    """The confirmed steps of every machine x series x thresholded metric in the records' clean-tree history,
-    commits in `git_order` (full SHAs, oldest first) where given, else by measuring time."""
+    """The confirmed steps of every machine x series x thresholded metric in the clean-tree history."""
     specs = metric_specs("telemetry")
     out = []
     for fp in sorted({r.machine_fingerprint for r in records}):

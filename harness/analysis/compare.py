@@ -3,7 +3,6 @@ and the gate (stats.gate_decision) on each thresholded metric; names, units and 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -14,7 +13,7 @@ from ..records import (ResultRecord, Summary, headline_metrics, is_contended, is
 from .names import Threshold
 from .session import RateDelta, compare_rates
 from .stats import (ALPHA, WORSE, GatePower, Test, beyond, can_decide, change_estimates, gate_batch, gate_decision,
-                    gate_power, noise_test)
+                    gate_power, group_by, noise_test)
 
 #: How many recent other commits of a series the history noise estimate reads.
 HISTORY_COMMITS = 10
@@ -130,7 +129,6 @@ def direction_of(delta: float | None, better: str) -> str:
 def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: Sequence[float], *,
                    threshold: Threshold | None = None, history: Sequence[Sequence[float]] | None = None,
                    alpha: float = ALPHA) -> MetricDelta:
-    """One metric of one series; `history`: its values on other recent commits, one list per commit."""
     base, cur = ([float(x) for x in xs if is_number(x)] for xs in (base_vals, cur_vals))
     b, c = summarize(base), summarize(cur)
     better, exact = spec.get("x-better", "none"), spec.get("x-compare") == "exact"
@@ -152,8 +150,7 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
                     thresholds: Sequence[Threshold] = (), metrics: Sequence[str] | None = None,
                     names: tuple[str, str] = ("baseline", "current"), specs: dict[str, dict] | None = None,
                     history: Sequence[ResultRecord] = (), alpha: float = ALPHA) -> Comparison:
-    """Compare the usable runs of each series on both sides (the seed's rates: every measured run). metrics: default
-    the headline metrics and deterministic counters, plus every thresholded one; history: other commits' records."""
+    """The usable runs of each series compared (metrics: default the headline ones and counters, plus thresholded)."""
     specs = specs if specs is not None else metric_specs("telemetry")
     wanted = list(metrics) if metrics is not None else [
         *headline_metrics("telemetry"), *(n for n, s in specs.items() if s.get("x-compare") == "exact")]
@@ -175,7 +172,7 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
 
 
 def add_power(comp: Comparison, seed: int = 0) -> Comparison:
-    """Fill in MetricDelta.power (a simulation, for a comparison that is shown) of every gated metric not failed."""
+    """MetricDelta.power of every gated metric not failed (a simulation: only for a comparison shown)."""
     for d in (d for s in comp.series for d in s.deltas):
         worse = WORSE.get(d.better)
         if d.threshold and worse and not d.failed and d.test.method in ("permutation", "history"):
@@ -185,10 +182,7 @@ def add_power(comp: Comparison, seed: int = 0) -> Comparison:
 
 
 def _by_series(recs: Sequence[ResultRecord]) -> dict[str, list[ResultRecord]]:
-    out: dict[str, list[ResultRecord]] = defaultdict(list)
-    for r in filter(is_usable, recs):
-        out[series_key(r)].append(r)
-    return out
+    return group_by(filter(is_usable, recs), series_key)
 
 
 def _values(recs: Sequence[ResultRecord], metric: str) -> list:
@@ -206,15 +200,12 @@ def _conditions(brs: Sequence[ResultRecord], crs: Sequence[ResultRecord]) -> Con
 
 def _recent_by_commit(recs: Sequence[ResultRecord], digests: set) -> list[list[ResultRecord]]:
     """A series' history records on the current profile settings by commit (a dirty tree apart), the most recent."""
-    by: dict[tuple, list[ResultRecord]] = {}
-    for r in recs:
-        if not (digests - {None}) or profile_digest(r) in digests:
-            by.setdefault((r.commit, bool(r.dirty)), []).append(r)
+    by = group_by((r for r in recs if not (digests - {None}) or profile_digest(r) in digests),
+                  lambda r: (r.commit, bool(r.dirty)))
     return sorted(by.values(), key=lambda rs: max(r.timestamp for r in rs), reverse=True)[:HISTORY_COMMITS]
 
 
 def saved_as(rec: ResultRecord) -> str | None:
-    """The name the record's session was saved under (--research-save), if any."""
     return (rec.extra or {}).get("saved_as")
 
 
@@ -232,8 +223,7 @@ def saved_session(records: Iterable[ResultRecord], name: str) -> list[ResultReco
 def latest_other_commit(records: Iterable[ResultRecord], *, current_commit: str | None,
                         fingerprint: str | None, keys: set[str] | None = None,
                         current_dirty: bool = False) -> str | None:
-    """The commit of the newest usable clean record on this machine, other than `current_commit` unless the session
-    ran on a dirty tree; with `keys`, of those series only (a commit where only other benches ran is no baseline)."""
+    """The newest usable clean record's commit on this machine (of the series `keys`), not `current_commit` if clean."""
     ok = [r for r in records if (fingerprint is None or r.machine_fingerprint == fingerprint)
           and (keys is None or series_key(r) in keys) and not r.dirty and r.commit and is_usable(r)
           and not (current_commit and r.commit == current_commit and not current_dirty)]
@@ -243,8 +233,7 @@ def latest_other_commit(records: Iterable[ResultRecord], *, current_commit: str 
 def pick_default_commit(mine: Sequence[ResultRecord], current: Sequence[ResultRecord], *,
                         current_commit: str | None, fingerprint: str,
                         current_dirty: bool = False) -> tuple[str | None, str]:
-    """The default baseline commit among this machine's records `mine`, and how it was chosen: the latest other
-    commit (dirty session: possibly HEAD) with clean runs of these series, on the same profile settings if any."""
+    """The default baseline commit among this machine's records (same profile settings if any), and why."""
     settings = {(series_key(r), profile_digest(r)) for r in current}
     kw = dict(current_commit=current_commit, fingerprint=fingerprint, keys={series_key(r) for r in current},
               current_dirty=current_dirty)
@@ -257,17 +246,16 @@ def pick_default_commit(mine: Sequence[ResultRecord], current: Sequence[ResultRe
 
 def baseline_records(stored: Sequence[ResultRecord], current: Sequence[ResultRecord], *,
                      session_id: str | None) -> list[ResultRecord]:
-    """The baseline commit's stored records to compare with: not this session's own, and, for a series that
-    has runs on the current profile settings there, only those."""
+    """The baseline's records but this session's own; of a series run there on the current profile settings, those."""
     ids = {r.record_id for r in current}
     settings = {(series_key(r), profile_digest(r)) for r in current}
     base = [r for r in stored if r.record_id not in ids and (r.extra or {}).get("session_id") != session_id]
     like = {series_key(r) for r in base if (series_key(r), profile_digest(r)) in settings}
     return [r for r in base if series_key(r) not in like or (series_key(r), profile_digest(r)) in settings]
 
-#: Sequential comparisons: a look after every R rounds a side, more rounds only while a gated metric is undecided
-#: (worse, yet not failed); each look tests at alpha / looks (Bonferroni), so that all the looks together fail an A/A
-#: comparison at most alpha of the time. A gated metric worse by more than this share of its threshold, but not failed, is undecided (0: worse at all).
+
+#: Sequential comparisons: a look every R rounds a side while a gated metric is undecided (worse by more than FUTILITY
+#: x its threshold, yet not failed), each at alpha / looks (Bonferroni) so that all looks together keep alpha.
 FUTILITY = 0.0
 
 
@@ -301,8 +289,7 @@ def should_continue(comp: Comparison, look: int, looks: int) -> bool:
 
 def gate_looks(base: np.ndarray, cur: np.ndarray, threshold_pct: float, *, rounds: int, max_rounds: int,
                alpha: float = ALPHA, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The looks of the gate on a batch of pairs of a lower-is-better metric, base and cur (m, >= max_rounds) in
-    round order -> (failed (m,), rounds a side used (m,)): what test_false_alarms checks by Monte Carlo."""
+    """The sequential gate on lower-is-better pairs, base and cur (m, >= max_rounds) -> (failed, rounds used)."""
     base, cur = np.atleast_2d(np.asarray(base, dtype=float)), np.atleast_2d(np.asarray(cur, dtype=float))
     looks = plan(rounds, max_rounds)
     a = look_alpha(len(looks), alpha)

@@ -10,6 +10,7 @@ from ..records import (REASON_CATEGORY, ResultRecord, Summary, is_contended, is_
 from .compare import Comparison
 from .gate import DEFAULT_UNVERIFIED, MET, MISSED, UNVERIFIED, InstanceVerdict, failing, instance_verdicts, unverified
 from .session import BenchAggregate, aggregates
+from .stats import group_by
 
 #: Telemetry metrics an instance row shows, besides time and memory (names checked against the schema in tests).
 ROW_METRICS = ("ttft_s", "tokens_per_second", "claims", "citation_validity")
@@ -61,10 +62,7 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 
 def summarize_instances(records: Iterable[ResultRecord]) -> list[InstanceSummary]:
-    groups: dict[str, list[ResultRecord]] = {}
-    for r in records:
-        groups.setdefault(r.test_id, []).append(r)
-    return [_summary(tid, recs) for tid, recs in groups.items()]
+    return [_summary(tid, recs) for tid, recs in group_by(records, lambda r: r.test_id).items()]
 
 
 def _is_under(r: ResultRecord) -> bool:
@@ -128,7 +126,7 @@ class SessionSummary:
 
 def judge(records: Sequence[ResultRecord], unverified_policy: str = DEFAULT_UNVERIFIED,
           compare_requested: bool = False) -> SessionSummary:
-    """`records` judged under `unverified_policy` (pass | fail); the caller adds a comparison where it has a baseline."""
+    """`records` judged under `unverified_policy` (pass | fail); the caller adds a comparison if it has a baseline."""
     verdicts = instance_verdicts(records)
     return SessionSummary(list(records), summarize_instances(records), failing(verdicts, unverified_policy),
                           unverified(verdicts), unverified_policy, compare_requested=compare_requested,

@@ -36,8 +36,7 @@ def vocabulary(specs: dict[str, dict] | None = None) -> dict[str, str]:
 
 
 def valid_names(specs: dict[str, dict] | None = None, *, directed: bool = False) -> str:
-    """The valid names in words: 'time (execution_time_s), TTFT (ttft_s), ...'; directed: only metrics that have
-    a better direction (the ones a threshold can hold)."""
+    """'time (execution_time_s), TTFT (ttft_s), ...'; directed: only metrics with a better direction."""
     specs = specs if specs is not None else metric_specs("telemetry")
     return ", ".join(f"{s['x-label']} ({n})" if s.get("x-label") not in (None, n) else n for n, s in specs.items()
                      if not directed or s.get("x-better") in ("lower", "higher"))

@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 from ..records import (CRASHED, ERROR, INTERRUPTED, NO_TELEMETRY, RUN_CRASHED, RUN_FAILED, RUN_TIMED_OUT,
                        SCHEMA_INVALID, SKIPPED, TIMED_OUT, ResultRecord, is_number, is_superseded, summarize)
 from .gate import MET, instance_verdicts
-from .stats import ALPHA
+from .stats import ALPHA, group_by
 
 #: Reason codes and stored outcomes of a run that failed rather than missed a target (error_rate counts them).
 ERROR_CODES = frozenset({RUN_FAILED, RUN_TIMED_OUT, RUN_CRASHED, NO_TELEMETRY, SCHEMA_INVALID})
@@ -94,21 +94,14 @@ def is_error(rec: ResultRecord) -> bool:
             or (rec.telemetry is not None and not rec.telemetry.get("success", True)))
 
 
-def early_exited(rec: ResultRecord) -> bool:
-    return bool(((rec.telemetry or {}).get("early_exit") or {}).get("triggered"))
-
-
 def judged_novelty(rec: ResultRecord) -> list[float]:
-    """The gate's novelty of each batch it judged in this run (traces.gate; schema 1.0 documents have none)."""
+    """The gate's novelty of each batch it judged in this run (traces.gate)."""
     gate = ((rec.telemetry or {}).get("traces") or {}).get("gate") or []
     return [float(g["novelty"]) for g in gate if g.get("reason") in JUDGED and is_number(g.get("novelty"))]
 
 
-def _groups(records: Iterable[ResultRecord]) -> dict[tuple[str, str | None], list[ResultRecord]]:
-    out: dict[tuple[str, str | None], list[ResultRecord]] = {}
-    for r in records:
-        out.setdefault((r.bench, r.profile), []).append(r)
-    return out
+def _groups(records: Iterable[ResultRecord]) -> dict:
+    return group_by(records, lambda r: (r.bench, r.profile))
 
 
 def aggregate(bench: str, profile: str | None, recs: Sequence[ResultRecord]) -> BenchAggregate:
@@ -123,7 +116,8 @@ def aggregate(bench: str, profile: str | None, recs: Sequence[ResultRecord]) -> 
                               list(v.codes)) for v in instance_verdicts(recs)]
     return BenchAggregate(
         bench, profile, runs=len(measured), instances=len({r.test_id for r in measured}),
-        early_exit_rate=Rate(sum(map(early_exited, completed)), len(completed)),
+        early_exit_rate=Rate(sum(bool((r.telemetry.get("early_exit") or {}).get("triggered")) for r in completed),
+                             len(completed)),
         error_rate=Rate(len(errors), len(measured)),
         novelty_score_average=Average(sum(novelty) / len(novelty) if novelty else None, len(novelty),
                                       sum(1 for vs in per_run if vs)),

@@ -1,4 +1,4 @@
-"""Noise tests, the gate and its power (pure): is a change between two sets of runs beyond its threshold and beyond noise?
+"""Noise tests, the gate and its power (pure): is a change between two sets of runs beyond its threshold and noise?
 By what the data allow: exact (a deterministic counter, or no spread), permutation (of the sides' spike-trimmed
 means of log values), history (the null drawn from the series' run-to-run deviations on recent commits), else
 indicative (never failed on). Each gives a two-sided p and one toward worse, on which `gate_decision` fails."""
@@ -9,7 +9,7 @@ import statistics
 from dataclasses import dataclass
 from functools import partial
 from itertools import combinations
-from typing import Sequence
+from typing import Callable, Hashable, Iterable, Sequence, TypeVar
 
 import numpy as np
 
@@ -29,6 +29,16 @@ ALTERNATIVES, WORSE = ("two-sided", "greater", "less"), {"lower": "greater", "hi
 ONE_RUN, TWO_RUNS, NO_HISTORY = "one_run", "two_runs", "no_history"
 #: Why a comparison is exact: a deterministic counter (schema x-compare: exact); no spread on either side.
 COUNTER, NO_SPREAD = "counter", "no_spread"
+
+T = TypeVar("T")
+
+
+def group_by(items: Iterable[T], key: Callable[[T], Hashable]) -> dict[Hashable, list[T]]:
+    """Items by key, keys in the order they first appear."""
+    out: dict[Hashable, list[T]] = {}
+    for x in items:
+        out.setdefault(key(x), []).append(x)
+    return out
 
 
 @dataclass
@@ -53,15 +63,13 @@ def beyond(change_pct, threshold_pct: float, worse: str = "greater"):
 
 
 def gate_decision(change_pct, significant, threshold_pct: float, worse: str = "greater"):
-    """The gate's rule: fail a change toward `worse` beyond the threshold (by the test's estimate) that the one-sided
-    noise test toward worse calls significant. Scalars or arrays."""
+    """The gate's rule: fail a change toward `worse` beyond the threshold that the one-sided test calls significant."""
     return beyond(change_pct, threshold_pct, worse) & np.asarray(significant, dtype=bool)
 
 
 def gate_batch(base, cur, threshold_pct: float, *, worse: str = "greater", alpha: float = ALPHA,
                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The gate on a batch of pairs by the permutation test, as noise_test and compare_metric judge one pair:
-    base (m, n1), cur (m, n2) -> (failed (m,), change estimates % (m,))."""
+    """The permutation gate on a batch, base (m, n1) and cur (m, n2) -> (failed (m,), change estimates % (m,))."""
     moved = change_estimates(base, cur)
     p = permutation_p(base, cur, seed=seed, alternative=worse)
     return gate_decision(moved, p <= alpha, threshold_pct, worse), moved
@@ -75,8 +83,7 @@ def clean_mask(z: np.ndarray, pos: np.ndarray) -> np.ndarray:
 
 
 def _pooled(base, cur) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
-    """A batch's pooled runs, base (m, n1) and cur (m, n2): n1, n2, values on the test's scale (logs for rows all
-    positive, else raw), which rows are logs (m, 1), which values are kept."""
+    """n1, n2, the pooled values on the test's scale (logs for rows all positive), which rows are logs, which kept."""
     base, cur = np.atleast_2d(np.asarray(base, dtype=float)), np.atleast_2d(np.asarray(cur, dtype=float))
     z = np.concatenate([base, cur], axis=1)
     pos = np.all(z > 0, axis=-1, keepdims=True)
@@ -139,8 +146,7 @@ def rounds_to_decide(alpha: float = ALPHA) -> int:
 
 
 def splits(n1: int, n2: int, seed: int = 0) -> np.ndarray:
-    """(S, n1 + n2) booleans, True where a pooled value is on the base side; row 0 is the observed split. Every split
-    when there are at most MAX_SPLITS, else the observed one and MAX_SPLITS - 1 random ones."""
+    """(S, n1 + n2), True on the base side: row 0 the observed split, then all others or MAX_SPLITS - 1 random ones."""
     n = n1 + n2
     if math.comb(n, n1) <= MAX_SPLITS:                         # combinations start with (0..n1-1)
         out = np.zeros((math.comb(n, n1), n), dtype=bool)
@@ -158,8 +164,7 @@ def permutation_p(base: np.ndarray, cur: np.ndarray, *, seed: int = 0, alternati
 
 
 def history_residuals(history: Sequence[Sequence[float]]) -> tuple[np.ndarray, int]:
-    """Leave-one-out deviations of each run's log value from the median of its commit's other runs (commits with 2+
-    runs, all positive); and how many commits contributed."""
+    """Each run's log deviation from the median of its commit's other runs (2+ positive runs), and how many commits."""
     res = []
     for vals in history:
         v = np.asarray([x for x in vals if math.isfinite(x)], dtype=float)
@@ -185,8 +190,7 @@ def history_p(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed:
 def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = ALPHA, seed: int = 0,
                history: Sequence[Sequence[float]] | None = None, exact: bool = False,
                worse: str | None = None) -> Test:
-    """The noise test of one metric's base and current values. `history`: the series' values on other commits, one
-    list per commit; `exact`: a deterministic counter; `worse`: adds the one-sided p toward it (the gate's)."""
+    """One metric's noise test; `history`: values per other commit; `exact`: a counter; `worse`: adds the gate's p."""
     b, c = ([float(x) for x in xs if is_number(x)] for xs in (base, cur))
     n1, n2 = len(b), len(c)
     if worse not in (None, "greater", "less"):
