@@ -61,29 +61,29 @@ def commit_cuts(points: Sequence[Point], detect: Callable[[Sequence[float]], lis
 
 
 def confirm(points: Sequence[Point], cuts: Sequence[int], *, series: str, metric: str, threshold: Threshold,
-            spec: dict | None = None, window: int = WINDOW) -> list[Step]:
-    """Each cut judged by the gate: the runs of up to `window` commits before it against those after it, bounded
+            spec: dict | None = None) -> list[Step]:
+    """Each cut judged by the gate: the runs of up to WINDOW commits before it against those after it, bounded
     by the steps kept so far, the largest confirmed change kept first (so that a cut beside a real step, whose
     window straddles it, is judged against it), with the whole history as the noise test's fallback."""
     kept: list[int] = []
     while True:
         judged = _judge(points, [c for c in cuts if c not in kept], sorted([0, *kept, len(points)]), series,
-                        metric, threshold, spec, window)
+                        metric, threshold, spec)
         ok = [s for s in judged if s.confirmed]
         if not ok:
             break
         kept.append(max(ok, key=lambda s: abs(s.change_pct or 0.0)).index)
-    final = _judge(points, cuts, sorted([0, *kept, len(points)]), series, metric, threshold, spec, window)
+    final = _judge(points, cuts, sorted([0, *kept, len(points)]), series, metric, threshold, spec)
     return [dataclasses.replace(s, confirmed=s.confirmed and s.index in kept) for s in final]
 
 
-def _judge(points, cuts, bounds, series, metric, threshold, spec, window) -> list[Step]:
+def _judge(points, cuts, bounds, series, metric, threshold, spec) -> list[Step]:
     """The gate's word on each cut, its windows ending at the nearest `bounds` (point indices) either side."""
     history = [p.values for p in points]
     out = []
     for c in cuts:
-        lo = max(max(b for b in bounds if b < c), c - window)
-        hi = min(min(b for b in bounds if b > c), c + window)
+        lo = max(max(b for b in bounds if b < c), c - WINDOW)
+        hi = min(min(b for b in bounds if b > c), c + WINDOW)
         before = [v for p in points[lo:c] for v in p.values]
         after = [v for p in points[c:hi] for v in p.values]
         d = compare_metric(metric, spec or {"x-better": threshold.better}, before, after, threshold=threshold,
@@ -94,14 +94,13 @@ def _judge(points, cuts, bounds, series, metric, threshold, spec, window) -> lis
     return out
 
 
-def find_steps(points: Sequence[Point], *, series: str, metric: str, threshold: Threshold, spec: dict | None = None,
-               detect: Callable[[Sequence[float]], list[int]] = pelt) -> list[Step]:
+def find_steps(points: Sequence[Point], *, series: str, metric: str, threshold: Threshold,
+               spec: dict | None = None) -> list[Step]:
     """The confirmed steps for the worse of one metric's history (oldest point first)."""
     if len(points) < 2:
         return []
-    steps = confirm(points, commit_cuts(points, detect), series=series, metric=metric, threshold=threshold,
-                    spec=spec)
-    return [s for s in steps if s.confirmed]
+    return [s for s in confirm(points, commit_cuts(points), series=series, metric=metric, threshold=threshold,
+                               spec=spec) if s.confirmed]
 
 
 def default_thresholds(specs: Sequence[str] = ()) -> list[Threshold]:

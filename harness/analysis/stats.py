@@ -176,13 +176,13 @@ def history_residuals(history: Sequence[Sequence[float]]) -> tuple[np.ndarray, i
 
 
 def history_p(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed: int = 0,
-              alternative: str = "two-sided", draws: int = HISTORY_DRAWS) -> np.ndarray:
+              alternative: str = "two-sided") -> np.ndarray:
     """History p-values of positive values, base (m, n1) and cur (m, n2): against a null drawn from the residuals."""
     n1, n2, v, _, keep = _pooled(base, cur)
     res, observed = np.asarray(residuals, dtype=float), _observed(n1, n2)
-    z = res[np.random.default_rng(seed).integers(0, res.size, size=(draws, n1 + n2))]
+    z = res[np.random.default_rng(seed).integers(0, res.size, size=(HISTORY_DRAWS, n1 + n2))]
     obs = _oriented(_split_stats(v, keep, observed)[:, 0], alternative)
-    null = np.sort(_oriented(_split_stats(z, clean_mask(z, np.ones((draws, 1), dtype=bool)), observed)[:, 0],
+    null = np.sort(_oriented(_split_stats(z, clean_mask(z, np.ones((HISTORY_DRAWS, 1), dtype=bool)), observed)[:, 0],
                              alternative))
     return (1.0 + null.size - np.searchsorted(null, _at_least(obs), side="left")) / (1.0 + null.size)
 
