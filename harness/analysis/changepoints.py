@@ -94,12 +94,12 @@ def _judge(points, cuts, bounds, series, metric, threshold, spec) -> list[Step]:
     return out
 
 
-def find_steps(points: Sequence[Point], *, series: str, metric: str, threshold: Threshold,
-               spec: dict | None = None) -> list[Step]:
+def find_steps(points: Sequence[Point], *, series: str, metric: str, threshold: Threshold, spec: dict | None = None,
+               detect: Callable[[Sequence[float]], list[int]] = pelt) -> list[Step]:
     """The confirmed steps for the worse of one metric's history (oldest point first)."""
     if len(points) < 2:
         return []
-    return [s for s in confirm(points, commit_cuts(points), series=series, metric=metric, threshold=threshold,
+    return [s for s in confirm(points, commit_cuts(points, detect), series=series, metric=metric, threshold=threshold,
                                spec=spec) if s.confirmed]
 
 
