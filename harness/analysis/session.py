@@ -3,7 +3,7 @@ average, decode throughput, targets met, each instance's budget verdict; and the
 runs. A rate is a count over an n, never a bare share; a comparison that no outcome at these n could decide says so."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from math import comb
 from typing import Iterable, Sequence
 
@@ -24,15 +24,12 @@ RATES = ("early_exit_rate", "error_rate", "target_met_rate")
 @dataclass(frozen=True)
 class Rate:
     """`count` of `n` runs; `value` is None when n is 0."""
+    value: float | None = field(init=False)
     count: int
     n: int
 
-    @property
-    def value(self) -> float | None:
-        return self.count / self.n if self.n else None
-
-    def as_dict(self) -> dict:
-        return {"value": self.value, "count": self.count, "n": self.n}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", self.count / self.n if self.n else None)
 
 
 @dataclass(frozen=True)
@@ -41,9 +38,6 @@ class Average:
     value: float | None
     n: int
     runs: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -78,9 +72,6 @@ class BenchAggregate:
     @property
     def key(self) -> str:
         return f"{self.bench}[{self.profile}]" if self.profile else self.bench
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), **{name: getattr(self, name).as_dict() for name in RATES}}
 
 
 def is_measured(rec: ResultRecord) -> bool:
