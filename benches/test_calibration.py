@@ -36,7 +36,7 @@ import pytest
 
 from llm_research_bench.engine.envvars import env
 from llm_research_bench.harness.analysis.calibration import design_summary, judge_designs, median_change, rate
-from llm_research_bench.harness.analysis.thresholds import parse_threshold
+from llm_research_bench.harness.analysis.names import parse_threshold
 from llm_research_bench.harness.records import is_contended, is_superseded, is_usable
 from llm_research_bench.harness.run.continuous import Worktrees, run_sides, session_records, side_pytest_args
 
@@ -46,7 +46,7 @@ BLOCKS = int(env("CALIBRATION_BLOCKS", "10"))     # RESEARCH_BENCH_CALIBRATION_B
 BLOCK = 5                                          # the goal's design: 5 interleaved rounds a side
 #: Every comparison owns a slot of this many consecutive rounds a side (RESEARCH_BENCH_CALIBRATION_MAX_ROUNDS):
 #: judged on its first BLOCK rounds (the goal's design), its first 10, all of them, and sequentially (a look
-#: every BLOCK rounds up to the slot, analysis/sequential.py) -- every design on the same real runs.
+#: every BLOCK rounds up to the slot, analysis/compare.py) -- every design on the same real runs.
 SLOT = max(BLOCK, int(env("CALIBRATION_MAX_ROUNDS", "15")))
 SLOWDOWN = 0.10
 THRESHOLD = "execution_time_s:5%"

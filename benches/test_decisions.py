@@ -27,6 +27,7 @@ of median wall time); it is not gated.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -141,7 +142,7 @@ def test_decisions(research_bench, record_result, profile, say):
                 tels.append((out.wall_s, out.telemetry))
             if log:
                 with open(log, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(run.as_dict()) + "\n")
+                    fh.write(json.dumps(dataclasses.asdict(run)) + "\n")
             line.append(f"{arm} {run.decision} ({run.time_s:.1f} s)")
         say(f"decisions[{profile.name}] {i + 1}/{n} q{q.id}: gold {q.answer}; " + ", ".join(line))
     summary = decisions.decision_summary(runs, warm.corpus.questions, sample={
@@ -155,7 +156,7 @@ def test_decisions(research_bench, record_result, profile, say):
     med = statistics.median_low([w for w, _ in tels])
     rep = next(t for w, t in tels if w == med)
     record_result(rep, profile=profile, bench="decisions",
-                  extra={"decisions": summary.as_dict(), "representative_telemetry": True,
+                  extra={"decisions": dataclasses.asdict(summary), "representative_telemetry": True,
                          "representative": "the progressive run of median wall time"}, check=False, gate=False)
     assert summary.n == len(sample) - start and all(a.n for a in summary.arms.values())
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from llm_research_bench.harness.analysis.calibration import design_summary, judge_designs, median_change
-from llm_research_bench.harness.analysis.thresholds import parse_threshold
+from llm_research_bench.harness.analysis.names import parse_threshold
 from llm_research_bench.harness.run.store import read_store
 
 

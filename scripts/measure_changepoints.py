@@ -16,7 +16,7 @@ import numpy as np
 
 from llm_research_bench.harness.analysis.changepoints import commit_cuts, confirm, pelt
 from llm_research_bench.harness.analysis.measures import Point
-from llm_research_bench.harness.analysis.thresholds import Threshold
+from llm_research_bench.harness.analysis.names import Threshold
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITS, RUNS, STEP_AT, THRESHOLD = 20, 3, 10, Threshold("execution_time_s", 5.0, "lower")

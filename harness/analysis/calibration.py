@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..records import ResultRecord, is_contended, is_number, is_usable
-from .compare import compare_records
-from .sequential import look_alpha, plan, should_continue
-from .thresholds import Threshold
+from .compare import compare_records, look_alpha, plan, should_continue
+from .names import Threshold
 
 
 @dataclass
@@ -33,8 +32,8 @@ def _rounds(records: Sequence[ResultRecord]) -> list[ResultRecord]:
 def sequential_comparisons(base: Sequence[ResultRecord], other: Sequence[ResultRecord], *, rounds: int,
                            max_rounds: int, thresholds: Sequence[Threshold], metric: str = "execution_time_s",
                            slot: int | None = None) -> list[BlockResult]:
-    """Judge the first `max_rounds` of every whole `slot` (default: max_rounds) of usable rounds of `base` against
-    `other`'s as `continuous --research-rounds ROUNDS --research-max-rounds MAX` would."""
+    """Each whole `slot` of usable rounds of `base` against `other`'s, as `continuous --research-rounds ROUNDS
+    --research-max-rounds MAX` would judge it."""
     looks, out = plan(rounds, max_rounds), []
     b, o, slot = _rounds(base), _rounds(other), slot or looks[-1]
     for k in range(min(len(b), len(o)) // slot):

@@ -12,7 +12,7 @@ import numpy as np
 from ..records import ResultRecord, headline_metrics, metric_specs, series_key
 from .compare import compare_metric
 from .measures import Point, history, is_measurement
-from .thresholds import DEFAULT_PCT, Threshold, parse_threshold
+from .names import DEFAULT_PCT, Threshold, parse_threshold
 
 #: PELT's cost (l1: robust to a spike), its penalty in log(n) noise scales, the shortest segment in runs; the
 #: confirmation reads at most WINDOW commits a side.
@@ -40,8 +40,8 @@ class Step:
 
 
 def pelt(values: Sequence[float], penalty: float = PENALTY, model: str = MODEL) -> list[int]:
-    """The first index after each change PELT finds in `values`: a segmentation's cost (l1 or l2) plus `penalty` x
-    log(n) noise scales (l1) or variances (l2) per change, the noise read from successive differences."""
+    """The first index after each change PELT finds: `penalty` x log(n) noise scales (l1) or variances (l2) a change,
+    the noise read from successive differences."""
     import ruptures
     v = np.asarray(values, dtype=float)
     if v.size < 2 * MIN_SIZE or np.ptp(v) == 0:
@@ -52,8 +52,7 @@ def pelt(values: Sequence[float], penalty: float = PENALTY, model: str = MODEL) 
 
 
 def commit_cuts(points: Sequence[Point], detect: Callable[[Sequence[float]], list[int]] = pelt) -> list[int]:
-    """Candidate steps between commits (point indices >= 1): `detect` on every run's log value in commit order, each
-    change it finds moved to the nearest commit boundary."""
+    """Candidate steps (point indices >= 1): `detect` on every run's log value, moved to the nearest commit boundary."""
     raw = [v for p in points for v in p.values]
     values = np.log(raw) if all(v > 0 for v in raw) else np.asarray(raw, dtype=float)
     starts = np.cumsum([0, *(len(p.values) for p in points)])[:-1]
@@ -62,29 +61,29 @@ def commit_cuts(points: Sequence[Point], detect: Callable[[Sequence[float]], lis
 
 
 def confirm(points: Sequence[Point], cuts: Sequence[int], *, series: str, metric: str, threshold: Threshold,
-            spec: dict | None = None, window: int = WINDOW) -> list[Step]:
-    """Each cut judged by the gate: the runs of up to `window` commits before it against those after it, bounded
+            spec: dict | None = None) -> list[Step]:
+    """Each cut judged by the gate: the runs of up to WINDOW commits before it against those after it, bounded
     by the steps kept so far, the largest confirmed change kept first (so that a cut beside a real step, whose
     window straddles it, is judged against it), with the whole history as the noise test's fallback."""
     kept: list[int] = []
     while True:
         judged = _judge(points, [c for c in cuts if c not in kept], sorted([0, *kept, len(points)]), series,
-                        metric, threshold, spec, window)
+                        metric, threshold, spec)
         ok = [s for s in judged if s.confirmed]
         if not ok:
             break
         kept.append(max(ok, key=lambda s: abs(s.change_pct or 0.0)).index)
-    final = _judge(points, cuts, sorted([0, *kept, len(points)]), series, metric, threshold, spec, window)
+    final = _judge(points, cuts, sorted([0, *kept, len(points)]), series, metric, threshold, spec)
     return [dataclasses.replace(s, confirmed=s.confirmed and s.index in kept) for s in final]
 
 
-def _judge(points, cuts, bounds, series, metric, threshold, spec, window) -> list[Step]:
+def _judge(points, cuts, bounds, series, metric, threshold, spec) -> list[Step]:
     """The gate's word on each cut, its windows ending at the nearest `bounds` (point indices) either side."""
     history = [p.values for p in points]
     out = []
     for c in cuts:
-        lo = max(max(b for b in bounds if b < c), c - window)
-        hi = min(min(b for b in bounds if b > c), c + window)
+        lo = max(max(b for b in bounds if b < c), c - WINDOW)
+        hi = min(min(b for b in bounds if b > c), c + WINDOW)
         before = [v for p in points[lo:c] for v in p.values]
         after = [v for p in points[c:hi] for v in p.values]
         d = compare_metric(metric, spec or {"x-better": threshold.better}, before, after, threshold=threshold,
@@ -100,9 +99,8 @@ def find_steps(points: Sequence[Point], *, series: str, metric: str, threshold: 
     """The confirmed steps for the worse of one metric's history (oldest point first)."""
     if len(points) < 2:
         return []
-    steps = confirm(points, commit_cuts(points, detect), series=series, metric=metric, threshold=threshold,
-                    spec=spec)
-    return [s for s in steps if s.confirmed]
+    return [s for s in confirm(points, commit_cuts(points, detect), series=series, metric=metric, threshold=threshold,
+                               spec=spec) if s.confirmed]
 
 
 def default_thresholds(specs: Sequence[str] = ()) -> list[Threshold]:
@@ -115,8 +113,7 @@ def default_thresholds(specs: Sequence[str] = ()) -> list[Threshold]:
 
 def history_steps(records: Sequence[ResultRecord], thresholds: Sequence[Threshold], *,
                   git_order: Sequence[str] | None = None) -> list[Step]:
-    """The confirmed steps of every machine x series x thresholded metric in the records' clean-tree history,
-    commits in `git_order` (full SHAs, oldest first) where given, else by measuring time."""
+    """The confirmed steps of every machine x series x thresholded metric in the clean-tree history."""
     specs = metric_specs("telemetry")
     out = []
     for fp in sorted({r.machine_fingerprint for r in records}):

@@ -1,18 +1,19 @@
-"""Comparisons of two sets of stored runs (pure): per-metric deltas per series, and the gate (stats.gate_decision)
-on each thresholded metric; names, units, directions and deterministic counters come from the schemas."""
+"""Comparisons of two sets of stored runs (pure): which stored runs are the baseline, per-metric deltas per series,
+and the gate (stats.gate_decision) on each thresholded metric; names, units and directions come from the schemas."""
 from __future__ import annotations
 
-from collections import defaultdict
+import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterable, Sequence
+
+import numpy as np
 
 from ..records import (ResultRecord, Summary, headline_metrics, is_contended, is_number, is_usable, metric_specs,
                        series_key, summarize)
-from .baseline import profile_digest
-from .power import GatePower, gate_power
+from .names import Threshold
 from .session import RateDelta, compare_rates
-from .stats import ALPHA, WORSE, Test, beyond, gate_decision, noise_test
-from .thresholds import Threshold
+from .stats import (ALPHA, WORSE, GatePower, Test, beyond, can_decide, change_estimates, gate_batch, gate_decision,
+                    gate_power, group_by, noise_test)
 
 #: How many recent other commits of a series the history noise estimate reads.
 HISTORY_COMMITS = 10
@@ -128,7 +129,6 @@ def direction_of(delta: float | None, better: str) -> str:
 def compare_metric(name: str, spec: dict, base_vals: Sequence[float], cur_vals: Sequence[float], *,
                    threshold: Threshold | None = None, history: Sequence[Sequence[float]] | None = None,
                    alpha: float = ALPHA) -> MetricDelta:
-    """One metric of one series; `history`: its values on other recent commits, one list per commit."""
     base, cur = ([float(x) for x in xs if is_number(x)] for xs in (base_vals, cur_vals))
     b, c = summarize(base), summarize(cur)
     better, exact = spec.get("x-better", "none"), spec.get("x-compare") == "exact"
@@ -150,8 +150,7 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
                     thresholds: Sequence[Threshold] = (), metrics: Sequence[str] | None = None,
                     names: tuple[str, str] = ("baseline", "current"), specs: dict[str, dict] | None = None,
                     history: Sequence[ResultRecord] = (), alpha: float = ALPHA) -> Comparison:
-    """Compare the usable runs of each series on both sides (the seed's rates: every measured run). metrics: default
-    the headline metrics and deterministic counters, plus every thresholded one; history: other commits' records."""
+    """The usable runs of each series compared (metrics: default the headline ones and counters, plus thresholded)."""
     specs = specs if specs is not None else metric_specs("telemetry")
     wanted = list(metrics) if metrics is not None else [
         *headline_metrics("telemetry"), *(n for n, s in specs.items() if s.get("x-compare") == "exact")]
@@ -173,7 +172,7 @@ def compare_records(baseline: Sequence[ResultRecord], current: Sequence[ResultRe
 
 
 def add_power(comp: Comparison, seed: int = 0) -> Comparison:
-    """Fill in MetricDelta.power (a simulation, for a comparison that is shown) of every gated metric not failed."""
+    """MetricDelta.power of every gated metric not failed (a simulation: only for a comparison shown)."""
     for d in (d for s in comp.series for d in s.deltas):
         worse = WORSE.get(d.better)
         if d.threshold and worse and not d.failed and d.test.method in ("permutation", "history"):
@@ -183,10 +182,7 @@ def add_power(comp: Comparison, seed: int = 0) -> Comparison:
 
 
 def _by_series(recs: Sequence[ResultRecord]) -> dict[str, list[ResultRecord]]:
-    out: dict[str, list[ResultRecord]] = defaultdict(list)
-    for r in filter(is_usable, recs):
-        out[series_key(r)].append(r)
-    return out
+    return group_by(filter(is_usable, recs), series_key)
 
 
 def _values(recs: Sequence[ResultRecord], metric: str) -> list:
@@ -204,8 +200,109 @@ def _conditions(brs: Sequence[ResultRecord], crs: Sequence[ResultRecord]) -> Con
 
 def _recent_by_commit(recs: Sequence[ResultRecord], digests: set) -> list[list[ResultRecord]]:
     """A series' history records on the current profile settings by commit (a dirty tree apart), the most recent."""
-    by: dict[tuple, list[ResultRecord]] = {}
-    for r in recs:
-        if not (digests - {None}) or profile_digest(r) in digests:
-            by.setdefault((r.commit, bool(r.dirty)), []).append(r)
+    by = group_by((r for r in recs if not (digests - {None}) or profile_digest(r) in digests),
+                  lambda r: (r.commit, bool(r.dirty)))
     return sorted(by.values(), key=lambda rs: max(r.timestamp for r in rs), reverse=True)[:HISTORY_COMMITS]
+
+
+def saved_as(rec: ResultRecord) -> str | None:
+    return (rec.extra or {}).get("saved_as")
+
+
+def profile_digest(rec: ResultRecord) -> str | None:
+    return (rec.extra or {}).get("profile_digest")
+
+
+def saved_session(records: Iterable[ResultRecord], name: str) -> list[ResultRecord]:
+    """The records of the newest session saved under `name` (a name may be saved again; the newest wins)."""
+    named = [r for r in records if saved_as(r) == name]
+    sid = (max(named, key=lambda r: r.timestamp).extra or {}).get("session_id") if named else None
+    return [r for r in named if (r.extra or {}).get("session_id") == sid]
+
+
+def latest_other_commit(records: Iterable[ResultRecord], *, current_commit: str | None,
+                        fingerprint: str | None, keys: set[str] | None = None,
+                        current_dirty: bool = False) -> str | None:
+    """The newest usable clean record's commit on this machine (of the series `keys`), not `current_commit` if clean."""
+    ok = [r for r in records if (fingerprint is None or r.machine_fingerprint == fingerprint)
+          and (keys is None or series_key(r) in keys) and not r.dirty and r.commit and is_usable(r)
+          and not (current_commit and r.commit == current_commit and not current_dirty)]
+    return max(ok, key=lambda r: r.timestamp).commit if ok else None
+
+
+def pick_default_commit(mine: Sequence[ResultRecord], current: Sequence[ResultRecord], *,
+                        current_commit: str | None, fingerprint: str,
+                        current_dirty: bool = False) -> tuple[str | None, str]:
+    """The default baseline commit among this machine's records (same profile settings if any), and why."""
+    settings = {(series_key(r), profile_digest(r)) for r in current}
+    kw = dict(current_commit=current_commit, fingerprint=fingerprint, keys={series_key(r) for r in current},
+              current_dirty=current_dirty)
+    what = "the latest commit with clean runs" if current_dirty else "the latest other commit measured"
+    commit = latest_other_commit([r for r in mine if (series_key(r), profile_digest(r)) in settings], **kw)
+    if commit is not None:
+        return commit, f"{what} on this machine with the same profile settings"
+    return latest_other_commit(mine, **kw), f"{what} on this machine"
+
+
+def baseline_records(stored: Sequence[ResultRecord], current: Sequence[ResultRecord], *,
+                     session_id: str | None) -> list[ResultRecord]:
+    """The baseline's records but this session's own; of a series run there on the current profile settings, those."""
+    ids = {r.record_id for r in current}
+    settings = {(series_key(r), profile_digest(r)) for r in current}
+    base = [r for r in stored if r.record_id not in ids and (r.extra or {}).get("session_id") != session_id]
+    like = {series_key(r) for r in base if (series_key(r), profile_digest(r)) in settings}
+    return [r for r in base if series_key(r) not in like or (series_key(r), profile_digest(r)) in settings]
+
+
+#: Sequential comparisons: a look every R rounds a side while a gated metric is undecided (worse by more than FUTILITY
+#: x its threshold, yet not failed), each at alpha / looks (Bonferroni) so that all looks together keep alpha.
+FUTILITY = 0.0
+
+
+def plan(rounds: int, max_rounds: int) -> list[int]:
+    """The rounds a side measured at each look: rounds, 2 x rounds, ... capped at max_rounds (at least one look)."""
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
+    n = max(1, math.ceil(max_rounds / rounds))
+    return [min(rounds * (k + 1), max(max_rounds, rounds)) for k in range(n)]
+
+
+def look_alpha(looks: int, alpha: float = ALPHA) -> float:
+    return alpha / max(1, looks)
+
+
+def worse_undecided(change_pct, threshold_pct: float, worse: str = "greater"):
+    """Whether a change not failed asks for another look: worse by more than FUTILITY x the threshold."""
+    return beyond(change_pct, FUTILITY * threshold_pct, worse)
+
+
+def undecided(comp: Comparison) -> list[tuple[str, MetricDelta]]:
+    """(series key, delta) of every gated metric not failed but undecided."""
+    return [(s.key, d) for s in comp.series for d in s.deltas if d.threshold is not None and not d.failed
+            and d.better in WORSE and worse_undecided(d.gate_change_pct, d.threshold.pct, WORSE[d.better])]
+
+
+def should_continue(comp: Comparison, look: int, looks: int) -> bool:
+    """Measure another look: none has failed, some gated metric is undecided, and a look is left."""
+    return look + 1 < looks and not comp.failed and bool(undecided(comp))
+
+
+def gate_looks(base: np.ndarray, cur: np.ndarray, threshold_pct: float, *, rounds: int, max_rounds: int,
+               alpha: float = ALPHA, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The sequential gate on lower-is-better pairs, base and cur (m, >= max_rounds) -> (failed, rounds used)."""
+    base, cur = np.atleast_2d(np.asarray(base, dtype=float)), np.atleast_2d(np.asarray(cur, dtype=float))
+    looks = plan(rounds, max_rounds)
+    a = look_alpha(len(looks), alpha)
+    failed, used, going = np.zeros(len(base), bool), np.zeros(len(base), int), np.ones(len(base), bool)
+    for k, n in enumerate(looks):
+        idx = np.flatnonzero(going)
+        if not idx.size:
+            break
+        b, c = base[idx, :n], cur[idx, :n]
+        if can_decide(n, n, a):
+            failed[idx], moved = gate_batch(b, c, threshold_pct, alpha=a, seed=seed)
+        else:                                     # no outcome at these n reaches alpha: no failure
+            moved = change_estimates(b, c)
+        used[idx] = n
+        going[idx] = ~failed[idx] & worse_undecided(moved, threshold_pct) & (k + 1 < len(looks))
+    return failed, used

@@ -1,18 +1,8 @@
-"""Polar decisions, pure: each run's option probabilities decided by several calibration methods, and per arm the
-accuracy (95 % Wilson interval), macro-F1, confusion matrix, time per question, the flips against closed-book and
-exact McNemar tests against closed-book and the majority class (the decision bench's summary).
-
-Methods (what decides, from the probabilities a run stored):
-  raw            the model's own token probabilities
-  content_free   divided by the content-free conversation's (the engine's calibration; the run's own prior)
-  relative       content_free, then multiplied by the closed-book prompt's content-free prior: only the bias the
-                 research conversation adds to the closed-book prompt's is removed (closed-book stays raw)
-  batch_prior    divided by the mean probabilities of the arm's runs on the other half of the sample (cross-fitted)
-  domain_prior   batch_prior, then multiplied by the gold label shares of the other half (a domain prior)
-"""
+"""Polar decisions, pure: each run's option probabilities decided by several calibration methods (METHODS), and per
+arm and method the decision bench's figures against closed-book and the majority class."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -20,6 +10,10 @@ import numpy as np
 from ...engine.synthesis import calibrate, normalized, pick
 from .quality import DECISIONS, majority_class, mcnemar_exact_p, wilson_interval
 
+#: raw: the model's own probabilities; content_free: divided by the run's content-free prior (the engine's
+#: calibration); relative: content_free times the closed-book prompt's prior (only the bias the research conversation
+#: adds is removed); batch_prior: divided by the arm's mean probabilities on the other half of the sample
+#: (cross-fitted); domain_prior: batch_prior times the other half's gold label shares.
 METHODS = ("raw", "content_free", "relative", "batch_prior", "domain_prior")
 
 
@@ -36,9 +30,6 @@ class DecisionRun:
     calibration_s: float = 0.0                # what the content-free prior cost (0 when cached)
     calibration_cached: bool = False
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 def _mean_prior(runs: Sequence[DecisionRun]) -> dict[str, float]:
     ok = [normalized(r.raw) for r in runs if r.raw]
@@ -53,9 +44,8 @@ def _label_shares(runs: Sequence[DecisionRun]) -> dict[str, float]:
 
 
 def decide(runs: Sequence[DecisionRun], method: str, reference: Mapping[str, float] | None = None) -> list[str | None]:
-    """Each run's decision by `method` (METHODS); the priors of batch_prior and domain_prior come from the other
-    fold (even / odd positions), so no run is decided by a prior it helped measure. `reference`: the closed-book
-    prompt's content-free prior (method relative)."""
+    """Each run's decision by `method`; batch priors come from the other fold (even / odd positions), so no run is
+    decided by a prior it helped measure. `reference`: the closed-book prompt's content-free prior (relative)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: one of {', '.join(METHODS)}")
     other = {f: [r for i, r in enumerate(runs) if i % 2 != f] for f in (0, 1)}
@@ -96,10 +86,8 @@ class ArmFigures:
 
 
 def yes_no_separation(runs: Sequence[DecisionRun], calibrated: bool) -> tuple[float | None, float | None]:
-    """How well the runs' probabilities tell gold-yes from gold-no questions at any threshold a calibration could
-    set: the AUC of p(yes) / (p(yes) + p(no)) -- raw, or divided by each run's content-free prior -- and the
-    two-sided Mann-Whitney p against no separation (AUC 0.5). One prior shared by every run moves the threshold,
-    not the order, so it leaves the AUC as it is."""
+    """The AUC of p(yes) / (p(yes) + p(no)) (raw, or over each run's own prior) between gold-yes and gold-no questions,
+    and its Mann-Whitney p; a prior shared by every run moves the threshold, not the order, so it leaves the AUC."""
     scores: dict[str, list[float]] = {"yes": [], "no": []}
     for r in runs:
         if r.raw and r.gold in scores and (r.prior or not calibrated):
@@ -152,8 +140,7 @@ def arm_figures(runs: Sequence[DecisionRun], decided: Sequence[str | None], base
 
 @dataclass
 class DecisionSummary:
-    """The decision bench's summary: per arm and method (e.g. "progressive:content_free") its figures on the
-    questions every arm answered, the majority baseline on them, and the sample's description."""
+    """Per arm and method ("progressive:content_free") its figures on the questions all answered; the majority's."""
     n: int
     question_ids: list[str]
     majority_label: str
@@ -161,14 +148,10 @@ class DecisionSummary:
     arms: dict[str, ArmFigures] = field(default_factory=dict)
     sample: dict = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 def paired_runs(runs: Sequence[DecisionRun]) -> tuple[dict[str, list[DecisionRun]], dict[str, int]]:
-    """Completed runs by arm on the questions closed-book completed, in closed-book's order (a question run twice in
-    an arm counts its later completed run); and per arm how many questions no run of it completed (left out: a run
-    the machine's load timed out says nothing about the decision)."""
+    """Completed runs by arm on the questions closed-book completed, in its order (the later of two runs), and per arm
+    the questions no run completed (left out: a run timed out by load says nothing about the decision)."""
     by_arm: dict[str, dict[str, DecisionRun]] = {}
     tried: dict[str, set[str]] = {}
     for r in runs:

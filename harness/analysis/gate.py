@@ -10,6 +10,7 @@ from typing import Iterable, Sequence
 from ..records import (RUN_TIMED_OUT, TIME_OVER, ResultRecord, instance_of, is_contended, is_number,
                        is_superseded, series_key)
 from ..units import limit as fmt_limit, pct as fmt_pct, pct_over, seconds as fmt_s
+from .stats import group_by
 
 MET, MISSED, UNVERIFIED = "met", "missed", "unverified"
 #: What an unverified instance does to the session (--research-unverified / research_unverified).
@@ -80,9 +81,8 @@ def instance_verdict(records: Sequence[ResultRecord]) -> InstanceVerdict:
     v = InstanceVerdict(instance_of(last), last.test_id, series_key(last), last.profile, MET,
                         gated=any(r.gated for r in measured), time_upper_s=upper, time_lower_s=lower,
                         runs=sum(1 for r in measured if not is_superseded(r)), attempts=len(measured),
-                        contended=len(busy),
-                        remeasured=sum(1 for r in measured if is_superseded(r)),
-                        timed_out=sum(1 for r in measured if _timed_out(r)),
+                        contended=len(busy), remeasured=sum(map(is_superseded, measured)),
+                        timed_out=sum(map(_timed_out, measured)),
                         record_ids=[r.record_id for r in measured])
     v.other_cores = max((x for r in busy if is_number(x := (r.extra or {}).get("other_cpu_load"))), default=None)
     _per_run(v, measured)
@@ -106,8 +106,7 @@ def _per_run(v: InstanceVerdict, measured: list[ResultRecord]) -> None:
 
 
 def _time_of(v: InstanceVerdict, measured: list[ResultRecord], lower: float | None, upper: float | None) -> None:
-    """The instance's time: the median of the quiet runs that finished or timed out, else of the rounds' final
-    attempts (a miss there is unverified)."""
+    """The median of the quiet runs that finished or timed out, else of the final attempts (a miss: unverified)."""
     timed = [r for r in measured if _time(r) is not None and ((r.telemetry or {}).get("success") or _timed_out(r))]
     quiet = [r for r in timed if not is_contended(r)]
     basis = quiet or [r for r in timed if not is_superseded(r)] or timed
@@ -124,10 +123,7 @@ def _time_of(v: InstanceVerdict, measured: list[ResultRecord], lower: float | No
 
 def instance_verdicts(records: Iterable[ResultRecord]) -> list[InstanceVerdict]:
     """Every instance run among `records` (records.instance_of), in the order they first appear."""
-    groups: dict[str, list[ResultRecord]] = {}
-    for r in records:
-        groups.setdefault(instance_of(r), []).append(r)
-    return [instance_verdict(rs) for rs in groups.values()]
+    return [instance_verdict(rs) for rs in group_by(records, instance_of).values()]
 
 
 def failing(verdicts: Iterable[InstanceVerdict], unverified: str = DEFAULT_UNVERIFIED) -> list[InstanceVerdict]:

@@ -1,12 +1,16 @@
-"""Per bench instance (one test id) of a session, its runs summarised (pure): the summary table's rows."""
+"""A session judged (pure): per bench instance (one test id) its runs summarised (the summary table's rows), the
+gate's verdicts, the comparison with a baseline where one was made, and the seed's rates."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from ..records import (REASON_CATEGORY, ResultRecord, Summary, is_contended, is_number, is_superseded, series_key,
                        summarize)
-from .gate import MET, MISSED, UNVERIFIED, instance_verdicts
+from .compare import Comparison
+from .gate import DEFAULT_UNVERIFIED, MET, MISSED, UNVERIFIED, InstanceVerdict, failing, instance_verdicts, unverified
+from .session import BenchAggregate, aggregates
+from .stats import group_by
 
 #: Telemetry metrics an instance row shows, besides time and memory (names checked against the schema in tests).
 ROW_METRICS = ("ttft_s", "tokens_per_second", "claims", "citation_validity")
@@ -58,10 +62,7 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 
 def summarize_instances(records: Iterable[ResultRecord]) -> list[InstanceSummary]:
-    groups: dict[str, list[ResultRecord]] = {}
-    for r in records:
-        groups.setdefault(r.test_id, []).append(r)
-    return [_summary(tid, recs) for tid, recs in groups.items()]
+    return [_summary(tid, recs) for tid, recs in group_by(records, lambda r: r.test_id).items()]
 
 
 def _is_under(r: ResultRecord) -> bool:
@@ -98,3 +99,35 @@ def _summary(tid: str, recs: list[ResultRecord]) -> InstanceSummary:
         status=status, contended=sum(v.contended for v in verdicts), remeasured=sum(v.remeasured for v in verdicts),
         busy_runs=sum(1 for r in vals if is_contended(r)), attempts=sum(1 for r in recs if not r.warmup),
         busiest=max(loads) if loads else None, under_budget=sum(1 for r in vals if _is_under(r)))
+
+
+@dataclass
+class SessionSummary:
+    records: list[ResultRecord]
+    instances: list[InstanceSummary]
+    missed: list[InstanceVerdict] = field(default_factory=list)      # gated instance runs that fail the session
+    unverified: list[InstanceVerdict] = field(default_factory=list)  # gated ones resting on contended runs only
+    unverified_policy: str = DEFAULT_UNVERIFIED
+    comparison: Comparison | None = None
+    baseline_note: str | None = None          # why there is no comparison, or what the baseline is
+    compare_requested: bool = False
+    store_skipped: list[str] = field(default_factory=list)     # what reading the store left out, one line a kind
+    unsaved: int = 0                                            # records the store could not take (in a fallback)
+    aggregates: list[BenchAggregate] = field(default_factory=list)   # the seed's rates per bench x profile
+
+    @property
+    def regressions(self) -> list:
+        return self.comparison.regressions if self.comparison is not None and self.compare_requested else []
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.missed or self.regressions)
+
+
+def judge(records: Sequence[ResultRecord], unverified_policy: str = DEFAULT_UNVERIFIED,
+          compare_requested: bool = False) -> SessionSummary:
+    """`records` judged under `unverified_policy` (pass | fail); the caller adds a comparison if it has a baseline."""
+    verdicts = instance_verdicts(records)
+    return SessionSummary(list(records), summarize_instances(records), failing(verdicts, unverified_policy),
+                          unverified(verdicts), unverified_policy, compare_requested=compare_requested,
+                          aggregates=aggregates(records))

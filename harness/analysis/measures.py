@@ -3,12 +3,11 @@ recommendations read. Names, units and directions come from the schemas, never f
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from ..records import ResultRecord, Summary, better, is_number, is_usable, series_key, summarize
-from .stats import Test, noise_test
+from .stats import Test, group_by, noise_test
 
 EXTRA_SOURCES = ("quality", "breakdown")
 #: extra['efficiency'] (benches/test_engine_efficiency.py) -> breakdown metric names; per-round fields' medians.
@@ -25,8 +24,7 @@ def _numbers(values: dict) -> dict[str, float]:
 
 
 def record_values(rec: ResultRecord) -> dict[str, float]:
-    """Every numeric metric a record carries: its telemetry's (unless that is one representative run of many,
-    extra 'representative_telemetry'), then its quality, breakdown and efficiency metrics."""
+    """A record's numeric metrics: telemetry (unless representative of many), quality, breakdown, efficiency."""
     extra = rec.extra or {}
     out = {} if extra.get("representative_telemetry") else _numbers((rec.telemetry or {}).get("metrics") or {})
     for src in EXTRA_SOURCES:
@@ -53,7 +51,7 @@ def record_bounds(rec: ResultRecord) -> dict[str, tuple[float, float]]:
 
 
 def is_measurement(rec: ResultRecord) -> bool:
-    """A usable record (harness.records.is_usable) that carries at least one number."""
+    """A usable record that carries at least one number."""
     return is_usable(rec) and bool(record_values(rec))
 
 
@@ -71,10 +69,9 @@ def commit_key(rec: ResultRecord) -> str:
 
 
 def commit_order(records: Iterable[ResultRecord], git_order: Sequence[str] | None = None) -> list[str]:
-    """Commit keys (a dirty tree's right after its commit's) oldest first: in `git_order` (full SHAs, oldest first)
-    where given, commits git does not know after them; else by the time they were first measured."""
-    first: dict[str, str] = {}
-    full: dict[str, str | None] = {}
+    """Commit keys (a dirty tree's after its commit's) oldest first: by `git_order` (full SHAs) where given, else (and
+    after those) by when they were first measured."""
+    first, full = {}, {}
     for r in records:
         c = commit_key(r)
         full[c] = r.commit
@@ -90,9 +87,7 @@ def commit_order(records: Iterable[ResultRecord], git_order: Sequence[str] | Non
 def latest_commit_records(records: Sequence[ResultRecord],
                           git_order: Sequence[str] | None = None) -> dict[str, list[ResultRecord]]:
     """Series name -> the measured records of that series' newest commit (commit_order's last)."""
-    by_series: dict[str, list[ResultRecord]] = defaultdict(list)
-    for r in filter(is_measurement, records):
-        by_series[series_key(r)].append(r)
+    by_series = group_by(filter(is_measurement, records), series_key)
     last = {name: commit_order(recs, git_order)[-1] for name, recs in by_series.items()}
     return {name: [r for r in recs if commit_key(r) == last[name]] for name, recs in by_series.items()}
 
@@ -109,8 +104,7 @@ class ChangeMark:
 
     @property
     def indicative(self) -> bool:
-        """The mark rests on too few runs for a noise test."""
-        return self.test.significant is None
+            return self.test.significant is None
 
 
 @dataclass
@@ -152,8 +146,7 @@ def budget_band(rec: ResultRecord, metric: str) -> tuple[float | None, float | N
 
 def history(records: Sequence[ResultRecord], series: str, metric: str,
             git_order: Sequence[str] | None = None) -> list[Point]:
-    """The metric's points across commits (oldest first) for one series, each marked whose median moved beyond
-    CHANGE_THRESHOLD from the previous one's, unless the noise test (with the charted commits) calls it noise."""
+    """One series' metric by commit (oldest first), marked where the median moved beyond CHANGE_THRESHOLD, not noise."""
     recs = [r for r in records if is_measurement(r) and series_key(r) == series and metric in record_values(r)]
     points = []
     for c in commit_order(recs, git_order):

@@ -1,9 +1,9 @@
-"""The one vocabulary of metric names (pure): a metric is named by its schema name (execution_time_s), by the
-label tables show for it (the schemas' x-label: `time`, `mem peak`, `cit. valid`) or by a column heading of
-the session summary (ALIASES); every option that takes a metric (--metrics, --compare-fail,
---research-compare-fail) resolves names here, and an unknown name gets the list of valid ones."""
+"""Metric names and thresholds (pure): a metric is named by its schema name, its x-label (`time`, `mem peak`) or a
+summary column heading (ALIASES); every option that takes a metric resolves it here. METRIC:PCT thresholds."""
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Sequence
 
 from ..records import metric_specs
@@ -36,8 +36,7 @@ def vocabulary(specs: dict[str, dict] | None = None) -> dict[str, str]:
 
 
 def valid_names(specs: dict[str, dict] | None = None, *, directed: bool = False) -> str:
-    """The valid names in words: 'time (execution_time_s), TTFT (ttft_s), ...'; directed: only metrics that have
-    a better direction (the ones a threshold can hold)."""
+    """'time (execution_time_s), TTFT (ttft_s), ...'; directed: only metrics with a better direction."""
     specs = specs if specs is not None else metric_specs("telemetry")
     return ", ".join(f"{s['x-label']} ({n})" if s.get("x-label") not in (None, n) else n for n, s in specs.items()
                      if not directed or s.get("x-better") in ("lower", "higher"))
@@ -58,3 +57,37 @@ def resolve(name: str, specs: dict[str, dict] | None = None, *, directed: bool =
 
 def resolve_all(names: Sequence[str], specs: dict[str, dict] | None = None) -> list[str]:
     return list(dict.fromkeys(resolve(n, specs) for n in names))
+
+#: The gate's threshold for a metric named without one (find, regressions).
+DEFAULT_PCT = 5.0
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """METRIC:PCT: fail when METRIC gets worse (per the schema's x-better) by more than PCT %."""
+    metric: str
+    pct: float
+    better: str
+
+
+#: NAME:PCT, NAME any name `resolve` knows.
+_SPEC = re.compile(r"^\s*([^:]*[^:\s])\s*:\s*([0-9]+(?:\.[0-9]+)?)\s*%?\s*$")
+
+
+def parse_threshold(spec: str, specs: dict[str, dict] | None = None) -> Threshold:
+    """'execution_time_s:10%' (or 'time:10%') -> Threshold. Raises ValueError with one clear message for a bad spec."""
+    specs = specs if specs is not None else metric_specs("telemetry")
+    m = _SPEC.match(spec or "")
+    if not m:
+        raise ValueError(f"'{spec}': expected METRIC:PCT, e.g. execution_time_s:10% or tokens_per_second:5%")
+    try:
+        name, pct = resolve(m.group(1), specs, directed=True), float(m.group(2))
+    except UnknownMetric as e:
+        raise ValueError(f"'{spec}': {e}") from None
+    better = specs[name].get("x-better", "none")
+    if better not in ("lower", "higher"):
+        raise ValueError(f"'{spec}': metric '{name}' has no better direction in the schema "
+                         f"(x-better: {better}), so it cannot regress")
+    if pct <= 0:
+        raise ValueError(f"'{spec}': the threshold must be above 0 %")
+    return Threshold(name, pct, better)

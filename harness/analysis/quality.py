@@ -19,10 +19,9 @@ QUALITY_SEED = 20240527
 #: Questions per profile, and how many of them (the first of the same sample) also run with early exit off.
 SAMPLE_SIZES: dict[str, tuple[int, int]] = {"quick": (20, 10), "balanced": (40, 20), "thorough": (60, 30)}
 DECISIONS = ("yes", "no", "maybe")
-#: retrieval: progressive, early exit on; retrieval_no_early_exit: the same with the gate off, on the first
-#: questions of the sample; single_shot: the top passages that fit, one prompt; closed_book: no retrieval.
-#: Opt-in arms: retrieval_other_claim_mode: progressive in the claim mode the profile does not use;
-#: retrieval_free: progressive without a grammar, a full first batch (the engine before claims were held to one).
+#: retrieval: progressive, early exit on (retrieval_no_early_exit: off, on the first questions); single_shot: the top
+#: passages that fit, one prompt; closed_book: no retrieval. Opt-in: retrieval_other_claim_mode (the claim mode the
+#: profile does not use), retrieval_free (no grammar, a full first batch).
 ARMS = ("retrieval", "closed_book", "retrieval_no_early_exit", "single_shot", "retrieval_other_claim_mode",
         "retrieval_free")
 #: The arms compared paired, as "<a>_vs_<b>" (and retrieval_vs_majority on a labelled set).
@@ -47,8 +46,7 @@ def is_polar_set(questions: Iterable[Any]) -> bool:
 
 
 def sample_questions(questions: Iterable[Any], n: int, seed: int = QUALITY_SEED) -> list[Any]:
-    """A fixed sample of n answered questions: the same n for the same seed and question set, whatever the
-    order they were loaded in. In a labelled set (yes/no/maybe) only labelled ones are drawn."""
+    """A fixed sample of n answered (in a yes/no/maybe set: labelled) questions, whatever order they were loaded in."""
     qs = list(questions)
     polar = is_polar_set(qs)
     ok = [q for q in qs if (getattr(q, "answer", None) in DECISIONS if polar else getattr(q, "answer", None))]
@@ -69,8 +67,7 @@ def _scorer():
 
 
 def answer_overlap(answer: str, gold: str) -> float:
-    """ROUGE-L F1 (Porter stemming) of an answer, its 'Answer:' prefix and [n] citations removed, against a
-    free-text gold answer."""
+    """ROUGE-L F1 (Porter stemming) of an answer without its 'Answer:' prefix and [n] citations against the gold."""
     text = _CITE.sub(" ", re.sub(r"^\s*answer\s*:\s*", "", answer or "", flags=re.IGNORECASE))
     return float(_scorer().score(gold, text)["rougeL"].fmeasure)
 
@@ -125,12 +122,10 @@ def wilson_interval(k: int, n: int) -> list[float] | None:
 
 def mcnemar_exact_p(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> float | None:
     """Two-sided exact McNemar p that arms a and b, paired, are equally accurate (None for no pairs)."""
-    if len(a_correct) != len(b_correct):
-        raise ValueError("paired outcomes must have the same length")
     if not a_correct:
         return None
-    a_only = sum(1 for a, b in zip(a_correct, b_correct) if a and not b)
-    m = a_only + sum(1 for a, b in zip(a_correct, b_correct) if b and not a)
+    pairs = list(zip(a_correct, b_correct, strict=True))
+    a_only, m = sum(a and not b for a, b in pairs), sum(a != b for a, b in pairs)
     from scipy.stats import binomtest
     return min(1.0, float(binomtest(min(a_only, m - a_only), m, 0.5).pvalue)) if m else 1.0
 
@@ -180,12 +175,9 @@ class QuestionOutcome:
 
 
 def outcome_from_session(session: Any, question: Any, arm: str, time_s: float) -> QuestionOutcome:
-    """An engine ResearchSession (duck-typed: .decision, .claims, .telemetry, .answer) reduced to its outcome; the
-    passages the answer names count as citation instances too."""
-    tel = session.telemetry
-    m = tel["metrics"]
-    answer_sources = list(tel["answer"].get("sources") or [])
-    gold = question.answer
+    """An engine ResearchSession reduced to its outcome; the passages the answer names count as citations too."""
+    tel, gold = session.telemetry, question.answer
+    m, answer_sources = tel["metrics"], list(tel["answer"].get("sources") or [])
     return QuestionOutcome(
         question_id=str(question.id), gold=gold, decision=session.decision, arm=arm, time_s=time_s,
         tokens_generated=int(m["tokens_generated"]), claims=int(m["claims"]),
@@ -275,9 +267,8 @@ def _pairs(a: Sequence[QuestionOutcome], b: Sequence[QuestionOutcome]) -> list[t
 
 def _paired_change(pairs: list, attr: str) -> Paired:
     """Paired difference of a per-question number (`overlap`, `grounded_rate`) where both sides have it."""
-    both = [(getattr(x, attr), getattr(y, attr)) for x, y in pairs]
-    both = [(x, y) for x, y in both if x is not None and y is not None]
-    return paired_difference([x for x, _ in both], [y for _, y in both])
+    both = [(a, b) for x, y in pairs if None not in (a := getattr(x, attr), b := getattr(y, attr))]
+    return paired_difference(*zip(*both)) if both else Paired()
 
 
 def _accuracy_change(pairs: list) -> tuple[float, float | None]:
@@ -288,8 +279,7 @@ def _accuracy_change(pairs: list) -> tuple[float, float | None]:
 
 @dataclass
 class EarlyExit:
-    """Early exit on vs off, paired by question: tokens and time saved, and what it cost. Positive
-    `tokens_saved` = early exit generated fewer tokens; `accuracy_change` = accuracy(on) - accuracy(off)."""
+    """Early exit on vs off, paired by question: what it saved (off - on) and cost (accuracy on - off)."""
     n: int = 0
     tokens_on: int = 0
     tokens_off: int = 0
@@ -332,8 +322,7 @@ def early_exit_tradeoff(on: Sequence[QuestionOutcome], off: Sequence[QuestionOut
 
 
 def _paired(a: Sequence[QuestionOutcome], b: Sequence[QuestionOutcome], polar: bool = True) -> dict:
-    """a vs b on the questions run in both: on a labelled set the accuracy change (exact McNemar) and the decisions
-    that flipped going from b to a, on a free-text one the overlap change (Wilcoxon); the time per question a / b."""
+    """a vs b paired: the accuracy change (McNemar) and flips b -> a, or the overlap change (Wilcoxon); time a / b."""
     pairs = _pairs(a, b)
     out = {"n": len(pairs), "accuracy_change": None, "p_value": None}
     if not pairs:
@@ -351,8 +340,7 @@ def _paired(a: Sequence[QuestionOutcome], b: Sequence[QuestionOutcome], polar: b
 
 @dataclass
 class QualitySummary:
-    """A quality bench's summary: built by `quality_summary`, stored with `as_dict` (schemas/quality.schema.json)
-    and read back with `from_dict`. `metrics` are the flat figures the report charts and the exports publish."""
+    """A quality bench's summary (schemas/quality.schema.json); `metrics`: what the report charts and exports show."""
     profile: str
     seed: int
     sample_size: int
@@ -372,7 +360,6 @@ class QualitySummary:
 
     @property
     def free_text(self) -> bool:
-        """The one rule for free-text answers: they are scored by ROUGE-L overlap, not decision accuracy."""
         return self.answers == "free_text"
 
     def arm(self, name: str) -> Arm:
@@ -451,8 +438,7 @@ def _bounds(arms: Mapping[str, Arm], maj: Majority | None) -> dict[str, list[flo
 def quality_summary(outcomes: Mapping[str, Sequence[QuestionOutcome]], *, sample: Sequence[Any],
                     all_questions: Sequence[Any], profile: str, seed: int, corpus: dict | None = None,
                     model: str | None = None, backend: str | None = None) -> QualitySummary:
-    """The summary of one quality bench from its outcomes per arm (ARMS; a missing arm counts as not run). A
-    free-text corpus has no decision accuracy and no majority baseline; its answers are scored by overlap."""
+    """One quality bench's summary from its outcomes per arm (a missing arm: not run)."""
     polar = is_polar_set(all_questions)
     runs = {a: list(outcomes.get(a) or ()) for a in ARMS}
     arms = {a: summarize_arm(runs[a]) for a in ARMS}

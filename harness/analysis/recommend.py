@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from ..records import summarize
 from ..units import num as fmt
 from .quality import QualitySummary
 
@@ -33,18 +34,13 @@ class Recommendation:
         return f"[{self.severity}] {self.message}"
 
 
-def _med(xs: Sequence[float | None]) -> float | None:
-    v = [x for x in xs if isinstance(x, (int, float)) and not isinstance(x, bool)]
-    return statistics.median(v) if v else None
-
-
 def _m(tel: dict, name: str) -> Any:
     return (tel.get("metrics") or {}).get(name)
 
 
 def _metric(tels: Sequence[dict], name: str) -> float | None:
     """A telemetry metric's median over the runs."""
-    return _med([_m(t, name) for t in tels])
+    return summarize(_m(t, name) for t in tels).median
 
 
 def _native(tel: dict, key: str) -> float:
@@ -75,9 +71,9 @@ def _over_budget(tels: Sequence[dict], budget: dict | None, series: str, **_: An
     over = [t for t in tels if (_m(t, "execution_time_s") or 0) > upper] if upper else []
     if not over or med_t is None or med_t <= upper:
         return []
-    pe = _med([_native(t, "native_prompt_eval_s") for t in tels]) or 0.0
-    dec = _med([_native(t, "native_decode_s") for t in tels]) or 0.0
-    plan = _med([(t.get("phases") or {}).get("plan_s") for t in tels]) or 0.0
+    pe = summarize(_native(t, "native_prompt_eval_s") for t in tels).median or 0.0
+    dec = summarize(_native(t, "native_decode_s") for t in tels).median or 0.0
+    plan = summarize((t.get("phases") or {}).get("plan_s") for t in tels).median or 0.0
     pe_tok, gen = _metric(tels, "prompt_tokens_evaluated") or 0, _metric(tels, "tokens_generated") or 0
     prof = tels[0].get("profile") or {}
     shares = {"prompt_eval": pe / med_t, "decode": dec / med_t, "plan": plan / med_t}

@@ -3,14 +3,14 @@ average, decode throughput, targets met, each instance's budget verdict; and the
 runs. A rate is a count over an n, never a bare share; a comparison that no outcome at these n could decide says so."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from math import comb
 from typing import Iterable, Sequence
 
 from ..records import (CRASHED, ERROR, INTERRUPTED, NO_TELEMETRY, RUN_CRASHED, RUN_FAILED, RUN_TIMED_OUT,
                        SCHEMA_INVALID, SKIPPED, TIMED_OUT, ResultRecord, is_number, is_superseded, summarize)
 from .gate import MET, instance_verdicts
-from .stats import ALPHA
+from .stats import ALPHA, group_by
 
 #: Reason codes and stored outcomes of a run that failed rather than missed a target (error_rate counts them).
 ERROR_CODES = frozenset({RUN_FAILED, RUN_TIMED_OUT, RUN_CRASHED, NO_TELEMETRY, SCHEMA_INVALID})
@@ -24,15 +24,12 @@ RATES = ("early_exit_rate", "error_rate", "target_met_rate")
 @dataclass(frozen=True)
 class Rate:
     """`count` of `n` runs; `value` is None when n is 0."""
+    value: float | None = field(init=False)
     count: int
     n: int
 
-    @property
-    def value(self) -> float | None:
-        return self.count / self.n if self.n else None
-
-    def as_dict(self) -> dict:
-        return {"value": self.value, "count": self.count, "n": self.n}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", self.count / self.n if self.n else None)
 
 
 @dataclass(frozen=True)
@@ -41,9 +38,6 @@ class Average:
     value: float | None
     n: int
     runs: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -79,9 +73,6 @@ class BenchAggregate:
     def key(self) -> str:
         return f"{self.bench}[{self.profile}]" if self.profile else self.bench
 
-    def as_dict(self) -> dict:
-        return {**asdict(self), **{name: getattr(self, name).as_dict() for name in RATES}}
-
 
 def is_measured(rec: ResultRecord) -> bool:
     """A run the rates count: measured (not a warm-up), not measured again, not stopped by the user or skipped."""
@@ -94,21 +85,14 @@ def is_error(rec: ResultRecord) -> bool:
             or (rec.telemetry is not None and not rec.telemetry.get("success", True)))
 
 
-def early_exited(rec: ResultRecord) -> bool:
-    return bool(((rec.telemetry or {}).get("early_exit") or {}).get("triggered"))
-
-
 def judged_novelty(rec: ResultRecord) -> list[float]:
-    """The gate's novelty of each batch it judged in this run (traces.gate; schema 1.0 documents have none)."""
+    """The gate's novelty of each batch it judged in this run (traces.gate)."""
     gate = ((rec.telemetry or {}).get("traces") or {}).get("gate") or []
     return [float(g["novelty"]) for g in gate if g.get("reason") in JUDGED and is_number(g.get("novelty"))]
 
 
-def _groups(records: Iterable[ResultRecord]) -> dict[tuple[str, str | None], list[ResultRecord]]:
-    out: dict[tuple[str, str | None], list[ResultRecord]] = {}
-    for r in records:
-        out.setdefault((r.bench, r.profile), []).append(r)
-    return out
+def _groups(records: Iterable[ResultRecord]) -> dict:
+    return group_by(records, lambda r: (r.bench, r.profile))
 
 
 def aggregate(bench: str, profile: str | None, recs: Sequence[ResultRecord]) -> BenchAggregate:
@@ -123,7 +107,8 @@ def aggregate(bench: str, profile: str | None, recs: Sequence[ResultRecord]) -> 
                               list(v.codes)) for v in instance_verdicts(recs)]
     return BenchAggregate(
         bench, profile, runs=len(measured), instances=len({r.test_id for r in measured}),
-        early_exit_rate=Rate(sum(map(early_exited, completed)), len(completed)),
+        early_exit_rate=Rate(sum(bool((r.telemetry.get("early_exit") or {}).get("triggered")) for r in completed),
+                             len(completed)),
         error_rate=Rate(len(errors), len(measured)),
         novelty_score_average=Average(sum(novelty) / len(novelty) if novelty else None, len(novelty),
                                       sum(1 for vs in per_run if vs)),

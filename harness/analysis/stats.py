@@ -1,4 +1,4 @@
-"""Noise tests and the gate (pure): is a change between two sets of runs beyond its threshold and beyond noise?
+"""Noise tests, the gate and its power (pure): is a change between two sets of runs beyond its threshold and noise?
 By what the data allow: exact (a deterministic counter, or no spread), permutation (of the sides' spike-trimmed
 means of log values), history (the null drawn from the series' run-to-run deviations on recent commits), else
 indicative (never failed on). Each gives a two-sided p and one toward worse, on which `gate_decision` fails."""
@@ -9,7 +9,7 @@ import statistics
 from dataclasses import dataclass
 from functools import partial
 from itertools import combinations
-from typing import Sequence
+from typing import Callable, Hashable, Iterable, Sequence, TypeVar
 
 import numpy as np
 
@@ -29,6 +29,16 @@ ALTERNATIVES, WORSE = ("two-sided", "greater", "less"), {"lower": "greater", "hi
 ONE_RUN, TWO_RUNS, NO_HISTORY = "one_run", "two_runs", "no_history"
 #: Why a comparison is exact: a deterministic counter (schema x-compare: exact); no spread on either side.
 COUNTER, NO_SPREAD = "counter", "no_spread"
+
+T = TypeVar("T")
+
+
+def group_by(items: Iterable[T], key: Callable[[T], Hashable]) -> dict[Hashable, list[T]]:
+    """Items by key, keys in the order they first appear."""
+    out: dict[Hashable, list[T]] = {}
+    for x in items:
+        out.setdefault(key(x), []).append(x)
+    return out
 
 
 @dataclass
@@ -53,15 +63,13 @@ def beyond(change_pct, threshold_pct: float, worse: str = "greater"):
 
 
 def gate_decision(change_pct, significant, threshold_pct: float, worse: str = "greater"):
-    """The gate's rule: fail a change toward `worse` beyond the threshold (by the test's estimate) that the one-sided
-    noise test toward worse calls significant. Scalars or arrays."""
+    """The gate's rule: fail a change toward `worse` beyond the threshold that the one-sided test calls significant."""
     return beyond(change_pct, threshold_pct, worse) & np.asarray(significant, dtype=bool)
 
 
 def gate_batch(base, cur, threshold_pct: float, *, worse: str = "greater", alpha: float = ALPHA,
                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The gate on a batch of pairs by the permutation test, as noise_test and compare_metric judge one pair:
-    base (m, n1), cur (m, n2) -> (failed (m,), change estimates % (m,))."""
+    """The permutation gate on a batch, base (m, n1) and cur (m, n2) -> (failed (m,), change estimates % (m,))."""
     moved = change_estimates(base, cur)
     p = permutation_p(base, cur, seed=seed, alternative=worse)
     return gate_decision(moved, p <= alpha, threshold_pct, worse), moved
@@ -75,8 +83,7 @@ def clean_mask(z: np.ndarray, pos: np.ndarray) -> np.ndarray:
 
 
 def _pooled(base, cur) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
-    """A batch's pooled runs, base (m, n1) and cur (m, n2): n1, n2, values on the test's scale (logs for rows all
-    positive, else raw), which rows are logs (m, 1), which values are kept."""
+    """n1, n2, the pooled values on the test's scale (logs for rows all positive), which rows are logs, which kept."""
     base, cur = np.atleast_2d(np.asarray(base, dtype=float)), np.atleast_2d(np.asarray(cur, dtype=float))
     z = np.concatenate([base, cur], axis=1)
     pos = np.all(z > 0, axis=-1, keepdims=True)
@@ -139,8 +146,7 @@ def rounds_to_decide(alpha: float = ALPHA) -> int:
 
 
 def splits(n1: int, n2: int, seed: int = 0) -> np.ndarray:
-    """(S, n1 + n2) booleans, True where a pooled value is on the base side; row 0 is the observed split. Every split
-    when there are at most MAX_SPLITS, else the observed one and MAX_SPLITS - 1 random ones."""
+    """(S, n1 + n2), True on the base side: row 0 the observed split, then all others or MAX_SPLITS - 1 random ones."""
     n = n1 + n2
     if math.comb(n, n1) <= MAX_SPLITS:                         # combinations start with (0..n1-1)
         out = np.zeros((math.comb(n, n1), n), dtype=bool)
@@ -158,8 +164,7 @@ def permutation_p(base: np.ndarray, cur: np.ndarray, *, seed: int = 0, alternati
 
 
 def history_residuals(history: Sequence[Sequence[float]]) -> tuple[np.ndarray, int]:
-    """Leave-one-out deviations of each run's log value from the median of its commit's other runs (commits with 2+
-    runs, all positive); and how many commits contributed."""
+    """Each run's log deviation from the median of its commit's other runs (2+ positive runs), and how many commits."""
     res = []
     for vals in history:
         v = np.asarray([x for x in vals if math.isfinite(x)], dtype=float)
@@ -171,13 +176,13 @@ def history_residuals(history: Sequence[Sequence[float]]) -> tuple[np.ndarray, i
 
 
 def history_p(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed: int = 0,
-              alternative: str = "two-sided", draws: int = HISTORY_DRAWS) -> np.ndarray:
+              alternative: str = "two-sided") -> np.ndarray:
     """History p-values of positive values, base (m, n1) and cur (m, n2): against a null drawn from the residuals."""
     n1, n2, v, _, keep = _pooled(base, cur)
     res, observed = np.asarray(residuals, dtype=float), _observed(n1, n2)
-    z = res[np.random.default_rng(seed).integers(0, res.size, size=(draws, n1 + n2))]
+    z = res[np.random.default_rng(seed).integers(0, res.size, size=(HISTORY_DRAWS, n1 + n2))]
     obs = _oriented(_split_stats(v, keep, observed)[:, 0], alternative)
-    null = np.sort(_oriented(_split_stats(z, clean_mask(z, np.ones((draws, 1), dtype=bool)), observed)[:, 0],
+    null = np.sort(_oriented(_split_stats(z, clean_mask(z, np.ones((HISTORY_DRAWS, 1), dtype=bool)), observed)[:, 0],
                              alternative))
     return (1.0 + null.size - np.searchsorted(null, _at_least(obs), side="left")) / (1.0 + null.size)
 
@@ -185,8 +190,7 @@ def history_p(base: np.ndarray, cur: np.ndarray, residuals: np.ndarray, *, seed:
 def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = ALPHA, seed: int = 0,
                history: Sequence[Sequence[float]] | None = None, exact: bool = False,
                worse: str | None = None) -> Test:
-    """The noise test of one metric's base and current values. `history`: the series' values on other commits, one
-    list per commit; `exact`: a deterministic counter; `worse`: adds the one-sided p toward it (the gate's)."""
+    """One metric's noise test; `history`: values per other commit; `exact`: a counter; `worse`: adds the gate's p."""
     b, c = ([float(x) for x in xs if is_number(x)] for xs in (base, cur))
     n1, n2 = len(b), len(c)
     if worse not in (None, "greater", "less"):
@@ -217,3 +221,48 @@ def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = AL
         t.p_worse = float(p_of(alternative=worse)[0])
         t.worse_significant = t.p_worse <= alpha
     return t
+
+#: The gate's power, by simulating it on runs resampled from a comparison's own spread: simulated comparisons per
+#: point; how often the gate must catch a change; fewer residuals: no estimate.
+DRAWS, POWER, MIN_RESIDUALS = 1000, 0.9, 6
+#: Changes tried for `detectable_pct` (multiples of the threshold); rounds a side tried for `rounds_needed`.
+MULTIPLES = (1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0)
+ROUNDS = (3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40)
+
+
+@dataclass
+class GatePower:
+    spread_pct: float                # run-to-run spread: SD of the residuals (log scale), in %
+    n_base: int
+    n_cur: int
+    residuals: int                   # how many residuals the spread rests on
+    detectable_pct: float | None     # smallest change caught >= POWER at n_base v n_cur (None: none tried)
+    rounds_needed: int | None        # rounds a side to catch 2 x threshold >= POWER (None: more than ROUNDS[-1])
+    target_pct: float                # 2 x threshold: the change rounds_needed is for
+
+
+def catch_rate(residuals: np.ndarray, n1: int, n2: int, change_pct: float, threshold_pct: float, *,
+               worse: str = "greater", seed: int = 0) -> float:
+    """The share of DRAWS simulated comparisons (n1 v n2 runs from `residuals`, cur shifted toward worse) failed."""
+    rng = np.random.default_rng(seed)
+    shift = math.log1p(change_pct / 100.0) * (1 if worse == "greater" else -1)
+    base = np.exp(residuals[rng.integers(0, residuals.size, (DRAWS, n1))])
+    cur = np.exp(residuals[rng.integers(0, residuals.size, (DRAWS, n2))] + shift)
+    return float(gate_batch(base, cur, threshold_pct, worse=worse, seed=seed)[0].mean())
+
+
+def gate_power(base: Sequence[float], cur: Sequence[float], threshold_pct: float, *, worse: str = "greater",
+               history: Sequence[Sequence[float]] = (), seed: int = 0) -> GatePower | None:
+    """The gate's power for one metric (positive values), or None without enough runs to estimate the spread."""
+    b, c = ([float(x) for x in xs if is_number(x) and x > 0] for xs in (base, cur))
+    if len(b) < 2 or len(c) < 2 or threshold_pct <= 0:
+        return None
+    res, _ = history_residuals([b, c, *history])
+    if res.size < MIN_RESIDUALS:
+        return None
+    rate = partial(catch_rate, res, threshold_pct=threshold_pct, worse=worse, seed=seed)
+    target = 2.0 * threshold_pct
+    detectable = next((threshold_pct * m for m in MULTIPLES if rate(len(b), len(c), threshold_pct * m) >= POWER), None)
+    needed = next((n for n in ROUNDS if rate(n, n, target) >= POWER), None)
+    return GatePower(round(float(np.std(res, ddof=1)) * 100.0, 2), len(b), len(c), int(res.size), detectable, needed,
+                     target)

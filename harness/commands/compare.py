@@ -23,7 +23,7 @@ def add_arguments(p) -> None:
 
 def thresholds(specs: list[str], option: str) -> list:
     """The --compare-fail specs, parsed; a UsageError names the option and the fault."""
-    from ..analysis.thresholds import parse_threshold
+    from ..analysis.names import parse_threshold
     with usage(ValueError, prefix=f"{option} "):
         return [parse_threshold(s) for s in specs]
 

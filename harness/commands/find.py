@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from ..analysis.thresholds import DEFAULT_PCT
+from ..analysis.names import DEFAULT_PCT
 from .cli import UsageError, count, progress, usage
 from .run import add_range_arguments, range_settings
 

@@ -16,7 +16,7 @@ def add_arguments(p) -> None:
 
 def rows(records, machine: str | None = None) -> list[dict]:
     """One row per machine and commit (clean and dirty apart), newest first within a machine."""
-    from ..analysis.baseline import saved_as
+    from ..analysis.compare import saved_as
     from ..analysis.measures import commit_key, is_measurement
     groups: dict[tuple[str, str], list] = defaultdict(list)
     for r in records:

@@ -71,7 +71,7 @@ def _corpus(v: Any) -> str | None:
 
 
 def _thresholds(v: Any) -> list:
-    from ..analysis.thresholds import parse_threshold
+    from ..analysis.names import parse_threshold
     return [parse_threshold(spec) for spec in _split(v) or ()]
 
 

@@ -9,9 +9,8 @@ from typing import Sequence
 
 from llm_research_bench.engine.atomic import write_json
 
-from ..analysis.baseline import baseline_records, pick_default_commit, saved_session
-from ..analysis.compare import add_power, compare_records
-from ..analysis.summary import SessionSummary, judge
+from ..analysis.compare import add_power, baseline_records, compare_records, pick_default_commit, saved_session
+from ..analysis.instances import SessionSummary, judge
 from ..records import ResultRecord
 from ..report import document, markdown
 from ..run.context import BenchContext

@@ -7,8 +7,7 @@ from dataclasses import asdict
 from typing import Any, Sequence
 
 from ..analysis.compare import Comparison, Conditions
-from ..analysis.power import MULTIPLES, ROUNDS
-from ..analysis.stats import COUNTER, NO_HISTORY, ONE_RUN, TWO_RUNS, Test
+from ..analysis.stats import COUNTER, MULTIPLES, NO_HISTORY, ONE_RUN, ROUNDS, TWO_RUNS, Test
 from ..units import HUGE, spread
 from . import TEXT, layout
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from ..analysis.session import pooled
-from ..analysis.summary import SessionSummary
+from ..analysis.instances import SessionSummary
 from ..records import RECORD_VERSION, ResultRecord
 
 #: The session document's version (schemas/session.schema.json): 2 adds the seed's rates (`benches`, `rates`,
@@ -56,8 +56,8 @@ def session_document(summary: SessionSummary, head: SessionHead) -> dict:
                         "record_ids": v.record_ids} for v in summary.unverified],
         "unverified_policy": summary.unverified_policy,
         "baseline_note": summary.baseline_note,
-        "benches": [a.as_dict() for a in summary.aggregates],
-        "rates": {k: v.as_dict() for k, v in pooled(summary.aggregates).items()},
+        "benches": [asdict(a) for a in summary.aggregates],
+        "rates": {k: asdict(v) for k, v in pooled(summary.aggregates).items()},
         "comparison": None if comp is None else {"baseline": comp.baseline, "current": comp.current,
                                                  "regressions": regression_lines(comp),
                                                  "rates": [asdict(d) for d in comp.rates]},

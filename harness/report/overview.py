@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from ..analysis import measures
 from ..analysis.gate import instance_verdicts
 from ..analysis.session import BenchAggregate, Rate
-from ..analysis.summary import SessionSummary, judge
+from ..analysis.instances import SessionSummary, judge
 from ..records import ResultRecord, is_superseded, label, series_key, unit
 from ..units import limit, num
 

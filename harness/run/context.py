@@ -14,7 +14,7 @@ from typing import Any
 
 from llm_research_bench import __version__ as PLUGIN_VERSION
 
-from ..analysis.thresholds import Threshold
+from ..analysis.names import Threshold
 from ..records import ResultRecord
 from . import environment
 from .interleave import ENGINE_ENV, current as current_side

@@ -20,8 +20,7 @@ from typing import Callable, Sequence
 
 from llm_research_bench.engine.corpus import DEFAULT_PUBMEDQA
 
-from ..analysis.compare import Comparison, add_power, compare_records
-from ..analysis.sequential import look_alpha, plan, should_continue, undecided
+from ..analysis.compare import Comparison, add_power, compare_records, look_alpha, plan, should_continue, undecided
 from ..records import is_usable
 from . import environment, interleave
 from .store import FALLBACK_ENV, read_store

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from llm_research_bench.engine.envvars import env
 
-from ..analysis.baseline import saved_as, saved_session
+from ..analysis.compare import saved_as, saved_session
 from .environment import git, machine_info, resolve_ref
 
 DIRTY = "+dirty"

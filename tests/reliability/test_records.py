@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from llm_research_bench.harness.analysis.compare import compare_metric
-from llm_research_bench.harness.analysis.thresholds import Threshold
+from llm_research_bench.harness.analysis.names import Threshold
 from llm_research_bench.harness.records import spec
 from llm_research_bench.harness.run import environment, store
 from llm_research_bench.harness.units import num, spread

@@ -7,10 +7,9 @@ import sys
 
 import pytest
 
-from llm_research_bench.harness.analysis.baseline import latest_other_commit
-from llm_research_bench.harness.analysis.compare import compare_records
+from llm_research_bench.harness.analysis.compare import compare_records, latest_other_commit
 from llm_research_bench.harness.analysis.stats import can_decide, min_p, noise_test
-from llm_research_bench.harness.analysis.thresholds import Threshold, parse_threshold
+from llm_research_bench.harness.analysis.names import Threshold, parse_threshold
 from llm_research_bench.harness.report.comparison import condition_notes, not_failed_note, regression_lines
 from llm_research_bench.harness.records import ResultRecord
 from tests.harness.doubles import recorded_telemetry

@@ -1,4 +1,4 @@
-"""The noise tests and the gate hold their false-alarm rate (analysis/stats.py, analysis/sequential.py): Monte Carlo
+"""The noise tests and the gate hold their false-alarm rate (analysis/stats.py, analysis/compare.py): Monte Carlo
 over thousands of A/A pairs, for every sample size at which a test may call a change significant, with pairs drawn
 from real quick-run timings of the CI machine (tests/data/quick_timings.json, resampled) and from a model with
 occasional 2x spikes. Seeded and vectorised: it runs the production functions on batches of pairs.
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm_research_bench.harness.analysis import sequential, stats
+from llm_research_bench.harness.analysis import compare, stats
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "quick_timings.json"
 PAIRS = 4000
@@ -125,7 +125,7 @@ def test_the_sequential_gate_keeps_alpha_over_all_its_looks(model):
     of A/A comparisons failed at any look stays within alpha (+ 3 SE)."""
     rng = np.random.default_rng(15)
     a, b = MODELS[model](rng, (PAIRS, 15)), MODELS[model](rng, (PAIRS, 15))
-    failed, used = sequential.gate_looks(a, b, 5.0, rounds=5, max_rounds=15)
+    failed, used = compare.gate_looks(a, b, 5.0, rounds=5, max_rounds=15)
     rate = float(failed.mean())
     print(f"{model}: sequential 5-15 gate, A/A failed {rate:.4f} of {PAIRS} (mean {used.mean():.1f} rounds a side)")
     assert rate <= ALPHA + TOLERANCE, rate
@@ -136,8 +136,8 @@ def test_the_sequential_gate_catches_more_than_five_fixed_rounds():
     rng = np.random.default_rng(16)
     a = spiky(rng, (PAIRS, 15), 0.0, sigma=0.07)
     b = spiky(rng, (PAIRS, 15), 0.0, sigma=0.07) * 1.10
-    fixed5, _ = sequential.gate_looks(a, b, 5.0, rounds=5, max_rounds=5)
-    seq, used = sequential.gate_looks(a, b, 5.0, rounds=5, max_rounds=15)
+    fixed5, _ = compare.gate_looks(a, b, 5.0, rounds=5, max_rounds=5)
+    seq, used = compare.gate_looks(a, b, 5.0, rounds=5, max_rounds=15)
     print(f"+10 % at 7 % noise: 5 fixed rounds catch {fixed5.mean():.3f}; sequential 5-15 {seq.mean():.3f} "
           f"(mean {used.mean():.1f} rounds a side)")
     assert seq.mean() > fixed5.mean() + 0.2

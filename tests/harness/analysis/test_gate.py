@@ -100,7 +100,7 @@ def test_ungated_instances_never_fail():
 
 def test_calibration_blocks_judge_consecutive_rounds_like_a_continuous_session():
     from llm_research_bench.harness.analysis.calibration import median_change, rate, sequential_comparisons
-    from llm_research_bench.harness.analysis.thresholds import parse_threshold
+    from llm_research_bench.harness.analysis.names import parse_threshold
 
     th = [parse_threshold("execution_time_s:5%")]
     a = [_run(16.0 + 0.01 * (i % 3), round=i) for i in range(1, 11)]

@@ -4,6 +4,7 @@ Mann-Whitney U) and what it says at small n. TEST DATA records, no model."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def test_an_invalid_telemetry_document_counts_as_an_error():
 
 def test_the_document_part_validates_against_the_session_schema():
     (agg,) = session.aggregates(session_runs())
-    d = agg.as_dict()
+    d = dataclasses.asdict(agg)
     assert d["early_exit_rate"] == {"value": pytest.approx(1 / 3), "count": 1, "n": 3}
     assert d["novelty_score_average"]["n"] == 3 and d["tokens_per_second"] == 40.0
     from jsonschema import Draft202012Validator

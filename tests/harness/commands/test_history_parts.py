@@ -10,7 +10,7 @@ import pytest
 
 from llm_research_bench.harness.analysis import changepoints
 from llm_research_bench.harness.analysis.measures import Point
-from llm_research_bench.harness.analysis.thresholds import Threshold
+from llm_research_bench.harness.analysis.names import Threshold
 from llm_research_bench.harness.report import regressions as report
 from llm_research_bench.harness.run import history
 from llm_research_bench.harness.run.continuous import ContinuousError

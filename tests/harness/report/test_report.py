@@ -2,6 +2,7 @@
 opened in headless Chromium to check that the browser lays the charts and tables out."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -412,7 +413,7 @@ def test_the_page_embeds_the_latest_commits_session_document_valid_against_its_s
     assert [b["bench"] for b in doc["benches"]] == ["research", "quality", "breakdown_phases",
                                                     "breakdown_corpus_scaling"]
     research = doc["benches"][0]
-    assert research == _json_round_trip(aggregates(at)[0].as_dict())
+    assert research == _json_round_trip(dataclasses.asdict(aggregates(at)[0]))
     assert research["early_exit_rate"] == {"value": pytest.approx(1 / 3), "count": 1, "n": 3}
     assert research["error_rate"]["count"] == 1 and research["novelty_score_average"]["n"] == 3
     assert doc["rates"]["error_rate"] == {"value": pytest.approx(1 / 7), "count": 1, "n": 7}   # every bench's runs
