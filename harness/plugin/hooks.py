@@ -121,7 +121,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     from llm_research_bench.engine.atomic import write_json
 
-    from ..report import document, markdown
+    from ..report import document, terminal
     from . import session_end
 
     ctx = st.context()
@@ -131,7 +131,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if s.failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if ctx.options.summary_md is not None or (s.records and os.environ.get("GITHUB_STEP_SUMMARY")):
-        markdown.write(s, ctx, ctx.options.summary_md)
+        terminal.write_markdown(s, ctx, ctx.options.summary_md)
     if ctx.options.json_path is not None:
         write_json(ctx.options.json_path, document.session_document(s, session_end.session_head(ctx)), indent=1,
                    default=str)

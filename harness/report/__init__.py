@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 
 from ..records import better, label, spec
-from ..units import num
+from ..units import limit, num
 
 
 class Raw(str):
@@ -32,5 +32,5 @@ TEXT = jinja2.Environment(loader=_LOADER, trim_blocks=True, lstrip_blocks=True, 
 TEXT.filters["md"] = lambda s: s.replace("|", "\\|").replace("\n", "<br>")     # a Markdown table cell or bullet
 for _env in (TEMPLATES, TEXT):
     _env.filters["f"] = format
-    _env.globals.update(zip=zip, num=num)
+    _env.globals.update(zip=zip, num=num, limit=limit)
 TEMPLATES.globals.update(label=label, better=better, spec=spec)
