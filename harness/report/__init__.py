@@ -7,21 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from ..records import better, label, spec
 from ..units import limit, num
 
 
-class Raw(str):
-    """Markup a template prints as it is (a chart, a commit link)."""
-
-    def __html__(self) -> str:
-        return self
-
-
 def _finalize(v: Any) -> Any:
     """Escape what a template prints as html.escape does (quotes included), unless it is markup already."""
-    return v if hasattr(v, "__html__") else Raw(escape(str(v)))
+    return v if hasattr(v, "__html__") else Markup(escape(str(v)))
 
 
 _LOADER = jinja2.FileSystemLoader(Path(__file__).parent / "templates")

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
+from markupsafe import Markup
+
 from ..analysis import measures
 from ..analysis.changepoints import default_thresholds, history_steps
 from ..analysis.gate import instance_verdicts
@@ -16,7 +18,7 @@ from ..analysis.quality import QualitySummary
 from ..analysis.summary import judge
 from ..records import ResultRecord, better, is_number, is_superseded, label, series_key, spec, unit
 from ..units import num
-from . import TEMPLATES, Raw, charts, document, regressions
+from . import TEMPLATES, charts, document, regressions
 from .regressions import chart_id
 
 if TYPE_CHECKING:
@@ -38,6 +40,11 @@ TEMPLATES.globals.update(chart_id=chart_id)
 
 def _fmt(v, name: str) -> str:
     return num(v, unit(name))
+
+
+def _kv(values) -> str:
+    """'claims 10, cit. valid 1.00': metrics with their value."""
+    return ", ".join(f"{label(k)} {_fmt(v, k)}" for k, v in values)
 
 
 def _directional(k: str) -> bool:
@@ -97,7 +104,7 @@ def _summary(mine: Sequence[ResultRecord], pg: _Part) -> dict:
     return dict(link=pg.commit(at[0], long=True), rows=rows,
                 older=sorted({series_key(r) for r in mine if measures.is_measurement(r)} - shown),
                 rates=[a for a in session.aggregates if a.early_exit_rate.n or a.error_rate.count],
-                document=Raw(document.script_json(document.session_document(session, head))))
+                document=Markup(document.script_json(document.session_document(session, head))))
 
 
 def _latest(latest: Mapping[str, list[ResultRecord]], pg: _Part) -> list[dict]:
@@ -200,24 +207,22 @@ def _breakdown_cards(series: str, b: dict) -> list[str]:
 
 
 def _breakdown(latest: Mapping[str, list[ResultRecord]], pg: _Part) -> dict:
-    """The newest breakdown record of each series (its charts and numbers) and the engine-efficiency medians."""
-    cards, notes = [], []
+    """The newest breakdown record of each series (its charts and numbers), then the engine-efficiency medians."""
+    cards, notes, efficiency = [], [], []
     for series, recs in sorted(latest.items()):
         b = (recs[-1].extra or {}).get("breakdown")
         if b:
             cards += _breakdown_cards(series, b)
-            kv = ", ".join(f"{label(k)} {_fmt(v, k)}" for k, v in (b.get("metrics") or {}).items()
-                           if not k.startswith("phase_share_"))
-            notes.append(dict(series=series, rounds=None, commit=pg.commit(recs[-1]), text=kv, note=b.get("how")))
-    for series, recs in sorted(latest.items()):
+            notes.append(dict(series=series, rounds=None, commit=pg.commit(recs[-1]), note=b.get("how"),
+                              text=_kv((k, v) for k, v in (b.get("metrics") or {}).items()
+                                       if not k.startswith("phase_share_"))))
         e = next((r.extra["efficiency"] for r in reversed(recs) if (r.extra or {}).get("efficiency")), None)
         if e:
-            kv = ", ".join(f"{label(k)} {_fmt(v, k)}" for k, v in measures.efficiency_values(recs[-1]).items())
-            notes.append(dict(series=series, rounds=len(e.get("rounds") or []), commit=pg.commit(recs[-1]),
-                              text=f"{kv}; prefix reuse (evaluated/unique) "
-                                   f"{num(e.get('prefix_reuse_ratio_median'), 'ratio')}",
-                              note=f"goals: {e['goals']}" if e.get("goals") else None))
-    return dict(cards=cards, notes=notes)
+            efficiency.append(dict(series=series, rounds=len(e.get("rounds") or []), commit=pg.commit(recs[-1]),
+                                   text=f"{_kv(measures.efficiency_values(recs[-1]).items())}; prefix reuse "
+                                        f"(evaluated/unique) {num(e.get('prefix_reuse_ratio_median'), 'ratio')}",
+                                   note=f"goals: {e['goals']}" if e.get("goals") else None))
+    return dict(cards=cards, notes=notes + efficiency)
 
 
 def _chart(series: str, k: str, recs: list[ResultRecord], pg: _Part) -> dict | None:
@@ -252,7 +257,7 @@ def _series_history(series: str, recs: list[ResultRecord], pg: _Part, is_open: b
     return dict(series=series, id=chart_id(pg.fp or "", series, "bench"), runs=len(recs), open=is_open,
                 regressions=sum(c["regressions"] for c in cards.values()), first=[cards[k] for k in head],
                 more=[cards[k] for k in rest], more_text=", ".join(map(label, rest)), flat=[cards[k] for k in flat],
-                flat_text=", ".join(f"{label(k)} {_fmt(statistics.median(cards[k]['values']), k)}" for k in flat),
+                flat_text=_kv((k, statistics.median(cards[k]["values"])) for k in flat),
                 commits=[pg.commit(first[c], long=True) for c in measures.commit_order(recs, pg.git_order)])
 
 
