@@ -29,14 +29,15 @@ def failure_text(bench: str, result: Any) -> str:
     return f"{bench}[{result.profile}] {how}:\n" + "\n".join(f"  - {m}" for m in result.messages or ["no measured run"])
 
 
-def verdict_lines(verdicts, records, policy: str) -> list[str]:
-    """One line per instance verdict: its test id, its runs, why it missed its target or is unverified."""
-    by_id = {r.record_id: r for r in records}
+def verdict_lines(summary, verdicts) -> list[str]:
+    """One line per instance verdict of a SessionSummary: its test id, its runs, why it missed its target or is
+    unverified."""
+    by_id = {r.record_id: r for r in summary.records}
     out = []
     for v in verdicts:
         recs = [by_id[i] for i in v.record_ids if i in by_id]
         budget = recs[-1].budget if recs else None
-        why = [m.splitlines()[0] for m in [time_message(v, budget, policy), *v.run_reasons] if m]
+        why = [m.splitlines()[0] for m in [time_message(v, budget, summary.unverified_policy), *v.run_reasons] if m]
         if len(recs) == 1:
             where = f" (round {recs[0].round})"
         else:
@@ -48,13 +49,7 @@ def verdict_lines(verdicts, records, policy: str) -> list[str]:
 
 def gate_lines(summary) -> list[str]:
     """The instance runs that missed their target (a SessionSummary's `missed`, unverified ones apart)."""
-    return verdict_lines([v for v in summary.missed if v.status != UNVERIFIED], summary.records,
-                         summary.unverified_policy)
-
-
-def unverified_lines(summary) -> list[str]:
-    """The instance runs whose time verdict rests on contended runs only (failing or not, per the policy)."""
-    return verdict_lines(summary.unverified, summary.records, summary.unverified_policy)
+    return verdict_lines(summary, [v for v in summary.missed if v.status != UNVERIFIED])
 
 
 def findings_lines(records: Any) -> list[str]:
@@ -111,7 +106,7 @@ def _session_lines(s: Any, ctx: Any, cols: int) -> list[tuple[str, str]]:
         out.append(("sep" if s.unverified_policy == "fail" else "warn",
                     f"UNVERIFIED: time budget missed only on a busy machine (--research-unverified="
                     f"{s.unverified_policy})"))
-        out += [("red" if s.unverified_policy == "fail" else "yellow", f) for f in unverified_lines(s)]
+        out += [("red" if s.unverified_policy == "fail" else "yellow", f) for f in verdict_lines(s, s.unverified)]
     missed = gate_lines(s)
     if missed:
         out.append(("sep", "CI gate: targets missed"))
@@ -141,7 +136,8 @@ def session_markdown(summary: Any, ctx: Any) -> str:
                f"{f' on `{git.branch}`' if git.branch else ''}, machine `{ctx.machine.fingerprint}`, budgets for "
                f"`{ctx.machine_class}`{f' scaled x{o.budget_scale:g}' if o.budget_scale != 1 else ''}")
     comp = summary.comparison if summary.compare_requested else None
-    missed, regressions, unverified = gate_lines(summary), comparison.regression_lines(comp), unverified_lines(summary)
+    missed, regressions = gate_lines(summary), comparison.regression_lines(comp)
+    unverified = verdict_lines(summary, summary.unverified)
     fails_unverified = summary.unverified_policy == "fail"
     state = ("FAILED" if missed or regressions or (unverified and fails_unverified)
              else "targets met, time UNVERIFIED" if unverified else "targets met")
