@@ -98,10 +98,11 @@ def _summary(mine: Sequence[ResultRecord], pg: _Part) -> dict:
     by_id = {r.record_id: r for r in at}
     rows = sorted((_verdict_row(v, [by_id[i] for i in v.record_ids if i in by_id]) for v in instance_verdicts(at)),
                   key=lambda row: (not is_number(row["v"].time_s), row["v"].key, row["measured_at"]))
+    shown = {row["v"].key for row in rows}
     session = judge(at)
     head = document.records_head(session.records, "research-bench report: the latest commit's runs")
     return dict(link=pg.commit(at[0], long=True), rows=rows,
-                older=sorted({series_key(r) for r in mine if measures.is_measurement(r)} - {row["v"].key for row in rows}),
+                older=sorted({series_key(r) for r in mine if measures.is_measurement(r)} - shown),
                 rates=[a for a in session.aggregates if a.early_exit_rate.n or a.error_rate.count],
                 document=Markup(document.script_json(document.session_document(session, head))))
 
