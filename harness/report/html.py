@@ -71,8 +71,7 @@ class _Part:
 
 
 def _verdict_row(v: "InstanceVerdict", recs: Sequence[ResultRecord]) -> dict:
-    """One bench instance at the latest commit: its verdict, its runs that met their target, the median memory peak
-    of its measured runs against the limit they were held to, its notes, when its last run ended."""
+    """One bench instance at the latest commit: its verdict, runs that met their target, memory peak against limit."""
     peaks = [p for r in recs if measures.is_measurement(r) and (p := r.metric("memory_peak_mb")) is not None]
     mem = statistics.median(peaks) if peaks else None
     cap = next(((r.budget or {}).get("memory_mb") for r in reversed(recs) if (r.budget or {}).get("memory_mb")), None)
@@ -243,8 +242,7 @@ def is_flat(values: Sequence[float]) -> bool:
 
 
 def _series_history(series: str, recs: list[ResultRecord], pg: _Part, is_open: bool) -> dict:
-    """One series' history: the headline charts, then the changing metrics folded, then the flat ones (named with
-    their value); and its commits."""
+    """One series' history: the headline charts, the changing metrics folded, the flat ones named; its commits."""
     names = sorted({k for r in recs for k in measures.record_values(r) if _directional(k)},
                    key=lambda k: (k not in ("execution_time_s", "memory_peak_mb"), spec(k).get("source", ""), k))
     cards = {k: c for k in names if (c := _chart(series, k, recs, pg))}

@@ -30,8 +30,7 @@ def failure_text(bench: str, result: Any) -> str:
 
 
 def verdict_lines(summary, verdicts) -> list[str]:
-    """One line per instance verdict of a SessionSummary: its test id, its runs, why it missed its target or is
-    unverified."""
+    """One line per verdict of a SessionSummary: its test id, its runs, why it missed its target or is unverified."""
     by_id = {r.record_id: r for r in summary.records}
     out = []
     for v in verdicts:
@@ -127,8 +126,7 @@ def _session_lines(s: Any, ctx: Any, cols: int) -> list[tuple[str, str]]:
 
 
 def session_markdown(summary: Any, ctx: Any) -> str:
-    """The session in Markdown: the table, what failed or could not be verified, the notes, the comparison and the
-    findings."""
+    """The session in Markdown: the table, what failed or is unverified, notes, the comparison, the findings."""
     from ..run.environment import commit_url
     git, o = ctx.git, ctx.options
     url = commit_url(getattr(o, "commit_url", None), git.commit)
