@@ -7,21 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from ..records import better, label, spec
-from ..units import num
-
-
-class Raw(str):
-    """Markup a template prints as it is (a chart, a commit link)."""
-
-    def __html__(self) -> str:
-        return self
+from ..units import limit, num
 
 
 def _finalize(v: Any) -> Any:
     """Escape what a template prints as html.escape does (quotes included), unless it is markup already."""
-    return v if hasattr(v, "__html__") else Raw(escape(str(v)))
+    return v if hasattr(v, "__html__") else Markup(escape(str(v)))
 
 
 _LOADER = jinja2.FileSystemLoader(Path(__file__).parent / "templates")
@@ -32,5 +26,5 @@ TEXT = jinja2.Environment(loader=_LOADER, trim_blocks=True, lstrip_blocks=True, 
 TEXT.filters["md"] = lambda s: s.replace("|", "\\|").replace("\n", "<br>")     # a Markdown table cell or bullet
 for _env in (TEMPLATES, TEXT):
     _env.filters["f"] = format
-    _env.globals.update(zip=zip, num=num)
+    _env.globals.update(zip=zip, num=num, limit=limit)
 TEMPLATES.globals.update(label=label, better=better, spec=spec)

@@ -101,32 +101,32 @@ def _xy(pts: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
 
 
 def scatter_chart(series: Sequence[tuple[str, Sequence[tuple[float, float, str]]]], *, title: str,
-                  x_title: str, y_title: str, x_unit: str = "", y_unit: str = "", w: int = 460, h: int = 280) -> str:
+                  x_title: str, y_title: str, x_unit: str = "", y_unit: str = "") -> str:
     """Points (x, y, tooltip) per named series, with a legend; used for quality vs time."""
     xs, ys = _xy([(x, y) for _, ps in series for x, y, _ in ps])
     xt = nice_ticks(min(0.0, min(xs)), max(xs) * 1.1 or 1.0)
     ratio = y_unit == "ratio" and 0.0 <= min(ys) and max(ys) <= 1.0
-    f = _Frame(xt[0], xt[-1], 0.0 if ratio else min(0.0, min(ys)), 1.0 if ratio else max(ys), w, h, not ratio, y_unit)
+    f = _Frame(xt[0], xt[-1], 0.0 if ratio else min(0.0, min(ys)), 1.0 if ratio else max(ys), 460, 280, not ratio,
+               y_unit)
     return _draw("scatter", f, series, xt, title, f'{x_title}{" (" + x_unit + ")" if x_unit else ""}', y_title,
                  sum(len(ps) for _, ps in series))
 
 
-def xy_chart(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], *, title: str, x_title: str,
-             y_unit: str = "", w: int = W, h: int = H) -> str:
+def xy_chart(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], *, title: str, x_title: str) -> str:
     """Lines through measured (x, y) points per named series; used for growth with corpus size/context."""
     pts = [p for _, ps in series for p in ps]
     xs, ys = _xy(pts)
     xt = nice_ticks(min(0.0, min(xs)), max(xs))
-    f = _Frame(xt[0], xt[-1], min(0.0, min(ys)), max(ys), w, h, unit=y_unit)
+    f = _Frame(xt[0], xt[-1], min(0.0, min(ys)), max(ys))
     return _draw("xy", f, [(name, sorted(ps)) for name, ps in series], xt, title, x_title, len(pts))
 
 
-def share_bar(shares: Sequence[tuple[str, float]], *, title: str, w: int = 460, h: int | None = None) -> str:
+def share_bar(shares: Sequence[tuple[str, float]], *, title: str) -> str:
     """One stacked horizontal bar of shares (0..1) with a legend; used for phase shares of wall time."""
-    f = _Frame(0, 1, 0, 1, w, h or 48 + 14 * ((len(shares) + 1) // 2))
+    f = _Frame(0, 1, 0, 1, 460, 48 + 14 * ((len(shares) + 1) // 2))
     bars, x = [], 8.0
     for name, s in shares:
-        width = max(0.0, min(1.0, s)) * (w - 16)
+        width = max(0.0, min(1.0, s)) * (f.w - 16)
         bars.append((name, s, x, width))
         x += width
     return _draw("shares", f, bars, title)

@@ -76,18 +76,14 @@ def test_code(t: Test) -> str:
 def _rows(comp: Comparison, only: Sequence[str] | None) -> tuple[list[list[str]], set[str]]:
     body, codes = [], set()
     for s in comp.series:
-        first = True
-        for d in s.deltas:
-            if only is not None and d.metric not in only and not d.failed and d.threshold is None \
-                    and d.change != "changed":
-                continue
-            verdict = d.verdict or ("indicative" if d.indicative else "")
+        shown = [d for d in s.deltas if only is None or d.metric in only or d.failed or d.threshold is not None
+                 or d.change == "changed"]
+        for j, d in enumerate(shown):
             code = test_code(d.test) if d.test.method != "none" else "-"
             codes.add(code.split(" ")[0])
-            body.append([s.key if first else "", d.label, _stat(d.base, d.unit), _stat(d.cur, d.unit),
-                         _delta(d.delta_pct), d.change, code,
-                         f"{d.threshold.pct:g} %" if d.threshold else "", verdict])
-            first = False
+            body.append(["" if j else s.key, d.label, _stat(d.base, d.unit), _stat(d.cur, d.unit), _delta(d.delta_pct),
+                         d.change, code, f"{d.threshold.pct:g} %" if d.threshold else "",
+                         d.verdict or ("indicative" if d.indicative else "")])
     return body, codes
 
 

@@ -10,8 +10,7 @@ from ..analysis.session import pooled
 from ..analysis.instances import SessionSummary
 from ..records import RECORD_VERSION, ResultRecord
 
-#: The session document's version (schemas/session.schema.json): 2 adds the seed's rates (`benches`, `rates`,
-#: comparison.rates) to version 1.
+#: The session document's version (schemas/session.schema.json); 2 has the seed's rates (`benches`, `rates`).
 SESSION_FORMAT_VERSION = 2
 
 
@@ -66,8 +65,6 @@ def session_document(summary: SessionSummary, head: SessionHead) -> dict:
 
 
 def script_json(doc: dict) -> str:
-    """`doc` as JSON to sit inside an HTML <script> element, with the usual escapes of JSON in HTML: every '<' as
-    \\u003c and every '/' as \\/, so that no value can end the element early and no value reads as markup or as a
-    link to the page's scanners (a record's telemetry names its backend's URL); JSON.parse and json.loads read the
-    text unchanged."""
+    """`doc` as JSON inside an HTML <script> element: '<' as \\u003c and '/' as \\/, so that no value ends the element
+    or reads as markup or a link (a record's telemetry names its backend's URL); JSON.parse reads it unchanged."""
     return json.dumps(doc, default=str, separators=(",", ":")).replace("<", "\\u003c").replace("/", "\\/")

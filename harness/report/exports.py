@@ -6,14 +6,12 @@ import csv
 import io
 import json
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
 from ..analysis import measures
-from ..records import SCHEMAS_DIR, ResultRecord, better, label, series_key, unit
+from ..records import ResultRecord, better, label, schema, series_key, unit
 
-EXPORT_SCHEMAS = SCHEMAS_DIR / "exports"
 FORMATS = ("bencher", "github-action-benchmark", "csv", "jsonl")
 #: The columns of a CSV / JSON Lines export, one row per measured run and metric.
 ROW_FIELDS = ("machine", "machine_class", "commit", "dirty", "branch", "saved_as", "series", "bench", "profile",
@@ -26,10 +24,8 @@ class ExportError(ValueError):
     """Nothing to export, or a bad option; the message names the fix."""
 
 
-@lru_cache(maxsize=None)
 def export_schema(fmt: str) -> dict:
-    name = {"bencher": "bencher-bmf", "github-action-benchmark": "github-action-benchmark"}[fmt]
-    return json.loads((EXPORT_SCHEMAS / f"{name}.schema.json").read_text())
+    return schema("exports/" + ("bencher-bmf" if fmt == "bencher" else fmt))
 
 
 def validation_errors(doc, fmt: str) -> list[str]:
@@ -108,27 +104,23 @@ def run_rows(records: Sequence[ResultRecord], machine: str | None = None) -> lis
     return out
 
 
-def as_text(rows: Sequence[dict], fmt: str) -> str:
-    """Rows (ROW_FIELDS, in that order) as JSON Lines, or as CSV under a header line (None as an empty cell)."""
-    if fmt == "jsonl":
-        return "".join(json.dumps(row) + "\n" for row in rows)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=ROW_FIELDS, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
-
-
 def export(records: Sequence[ResultRecord], fmt: str, *, direction: str | None = None,
            machine: str | None = None, include_neutral: bool = False) -> dict | list | str:
-    """The export document, valid against its format's schema (else ExportError); CSV and JSON Lines as text."""
+    """The export document, valid against its format's schema (else ExportError); CSV (None as an empty cell) and
+    JSON Lines as text."""
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if fmt in ("csv", "jsonl"):
         rows = run_rows(records, machine)
         if not rows:
             raise _nothing_measured(machine)
-        return as_text(rows, fmt)
+        if fmt == "jsonl":
+            return "".join(json.dumps(row) + "\n" for row in rows)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=ROW_FIELDS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        return buf.getvalue()
     summaries = select(records, machine)
     doc = (to_bencher(summaries, include_neutral=include_neutral) if fmt == "bencher"
            else to_github_action_benchmark(summaries, direction or "smaller"))

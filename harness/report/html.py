@@ -5,30 +5,46 @@ from __future__ import annotations
 import datetime
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
-from html import escape
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
+from markupsafe import Markup
+
 from ..analysis import measures
 from ..analysis.changepoints import default_thresholds, history_steps
+from ..analysis.gate import instance_verdicts
 from ..analysis.quality import QualitySummary
-from ..records import ResultRecord, better, label, series_key, spec, unit
+from ..analysis.instances import judge
+from ..records import ResultRecord, better, is_number, is_superseded, label, series_key, spec, unit
 from ..units import num
-from . import TEMPLATES, charts, document, overview, regressions
-from . import Raw as _Raw
+from . import TEMPLATES, charts, document, regressions
 from .regressions import chart_id
 
 if TYPE_CHECKING:
+    from ..analysis.gate import InstanceVerdict
     from ..run.history import Commit
 
 _ARMS = (("retrieval", "retrieval (early exit on)"), ("retrieval_no_early_exit", "early exit off"),
          ("single_shot", "single-shot RAG"), ("closed_book", "closed-book"),
          ("retrieval_other_claim_mode", "other claim mode"), ("retrieval_free", "free claims (no grammar)"))
+#: The metrics a bench's history charts first, in this order: time, TTFT, TPOT, memory, grounded rate.
+HEADLINE = ("execution_time_s", "ttft_s", "tpot_s", "memory_peak_mb", "grounded_citation_rate")
+#: A bench without any headline metric (quality, breakdown) opens on this many of its charts.
+FIRST_CHARTS = 4
+#: A metric whose every run lies within this share of its largest value did not change: it is folded.
+FLAT_SPREAD = 0.01
+_LINKS = TEMPLATES.get_template("regressions.html.j2").module
+TEMPLATES.globals.update(chart_id=chart_id)
 
 
 def _fmt(v, name: str) -> str:
     return num(v, unit(name))
+
+
+def _kv(values) -> str:
+    """'claims 10, cit. valid 1.00': metrics with their value."""
+    return ", ".join(f"{label(k)} {_fmt(v, k)}" for k, v in values)
 
 
 def _directional(k: str) -> bool:
@@ -41,42 +57,57 @@ def _band(recs: Sequence[ResultRecord], k: str) -> tuple | None:
 
 @dataclass
 class _Part:
-    """One machine's part: its commit order and link template, the ids' suffix, and what each section shows."""
-    git_order: Sequence[str] | None = None
-    commit_url: str | None = None
-    sid: str = ""
-    fp: str | None = None
-    classes: str = ""
-    n_records: int = 0
-    n_measured: int = 0
-    n_commits: int = 0
-    profiles: list = field(default_factory=list)
-    quality: list = field(default_factory=list)
-    breakdown: dict = field(default_factory=dict)
-    recommendations: list = field(default_factory=list)
-    history: list = field(default_factory=list)
-    regressions: str = ""
-    infos: Mapping[str, "Commit"] = field(default_factory=dict)     # commit key -> hash, date, subject
-    summary: overview.Summary | None = None
-    summary_commit: str = ""                                        # the latest commit, labelled, as HTML
-    charted: set = field(default_factory=set)                       # the series with a history block
-    document: _Raw | None = None                                    # the latest commit's session document, JSON
+    """One machine's part: its fingerprint, its commit order, and how its commits are linked and labelled."""
+    fp: str | None
+    git_order: Sequence[str] | None
+    commit_url: str | None
+    infos: Mapping[str, "Commit"]     # commit key -> hash, date, subject
 
-    def commit(self, rec: ResultRecord, long: bool = False) -> _Raw:
+    def commit(self, rec: ResultRecord, long: bool = False) -> str:
         """A record's commit key as HTML: linked, its date and subject on hover (and after it when `long`)."""
         from ..run.environment import commit_url
         key = measures.commit_key(rec)
-        url, info = commit_url(self.commit_url, rec.commit), self.infos.get(key)
-        tip = f' title="{escape(f"{info.date[:10]} {info.subject}")}"' if info else ""
-        link = f'<a href="{escape(url)}"{tip}>{escape(key)}</a>' if url else f"<span{tip}>{escape(key)}</span>"
-        if long and info:
-            link += f' <span class="when">{escape(info.date[:10])}</span> <q>{escape(info.subject)}</q>'
-        return _Raw(link)
+        return _LINKS.commit_link(key, commit_url(self.commit_url, rec.commit), self.infos.get(key), long)
 
 
-def _latest(records: Sequence[ResultRecord], pg: _Part) -> list[dict]:
+def _verdict_row(v: "InstanceVerdict", recs: Sequence[ResultRecord]) -> dict:
+    """One bench instance at the latest commit: its verdict, runs that met their target, memory peak against limit."""
+    peaks = [p for r in recs if measures.is_measurement(r) and (p := r.metric("memory_peak_mb")) is not None]
+    mem = statistics.median(peaks) if peaks else None
+    cap = next(((r.budget or {}).get("memory_mb") for r in reversed(recs) if (r.budget or {}).get("memory_mb")), None)
+    notes = list(dict.fromkeys(v.run_reasons))
+    if v.contended:
+        notes.append(f"{v.contended} of {v.attempts} attempt(s) timed on a busy machine"
+                     + ("; no quiet run: time unverified" if v.time_basis == "contended" else ""))
+    if not v.gated:
+        notes.append("not gated (an ablation or reference bench)")
+    return dict(v=v, met=sum(1 for r in recs if not r.warmup and not is_superseded(r) and r.target_met),
+                memory=mem, limit=cap, memory_over=bool(mem is not None and cap and mem > cap), notes=notes,
+                measured_at=max(r.timestamp for r in recs)[:16].replace("T", " "))
+
+
+def _summary(mine: Sequence[ResultRecord], pg: _Part) -> dict:
+    """The latest commit measured on this machine: its instances' verdicts (timed benches first), the benches last
+    measured earlier, its runs' seed rates, and its runs judged as one session (the embedded session document)."""
+    judged = [r for r in mine if r.outcome != "skipped"]
+    order = measures.commit_order(judged, pg.git_order)
+    if not order:
+        return dict(link=None, rows=[], document=None)
+    at = [r for r in judged if measures.commit_key(r) == order[-1]]
+    by_id = {r.record_id: r for r in at}
+    rows = sorted((_verdict_row(v, [by_id[i] for i in v.record_ids if i in by_id]) for v in instance_verdicts(at)),
+                  key=lambda row: (not is_number(row["v"].time_s), row["v"].key, row["measured_at"]))
+    shown = {row["v"].key for row in rows}
+    session = judge(at)
+    head = document.records_head(session.records, "research-bench report: the latest commit's runs")
+    return dict(link=pg.commit(at[0], long=True), rows=rows,
+                older=sorted({series_key(r) for r in mine if measures.is_measurement(r)} - shown),
+                rates=[a for a in session.aggregates if a.early_exit_rate.n or a.error_rate.count],
+                document=Markup(document.script_json(document.session_document(session, head))))
+
+
+def _latest(latest: Mapping[str, list[ResultRecord]], pg: _Part) -> list[dict]:
     """Per profile: the newest commit's medians per series and metric (with a direction), quality numbers apart."""
-    latest = measures.latest_commit_records(records, pg.git_order)
     by_profile: dict[str, list[str]] = defaultdict(list)
     for series, recs in latest.items():
         by_profile[recs[0].profile or "(none)"].append(series)
@@ -100,7 +131,7 @@ def _latest(records: Sequence[ResultRecord], pg: _Part) -> list[dict]:
     return out
 
 
-def _pivot_row(latest: dict, vals: dict, cols: list[str], k: str) -> dict:
+def _pivot_row(latest: Mapping, vals: dict, cols: list[str], k: str) -> dict:
     """One run metric across the series of a profile, with its budget band; a cell is red over its budget."""
     band = _band([r for c in cols for r in latest[c]], k)
     cells = []
@@ -148,13 +179,13 @@ def _quality(records: Sequence[ResultRecord], pg: _Part) -> list[dict]:
         arms = [(arm, q.arms[arm], *q.score(q.arms[arm])) for arm, _ in _ARMS if arm in q.arms]
         out.append(dict(title=profile, commit=pg.commit(recs[-1]), summary=q,
                         arms=[(n, a, s, ci or [None, None]) for n, a, s, ci in arms],
-                        chart=_Raw(charts.scatter_chart(
+                        chart=charts.scatter_chart(
                             _quality_points(recs), title=f"{profile}: accuracy (or ROUGE-L) vs time per question",
-                            x_title="time per question", y_title="accuracy / ROUGE-L", x_unit="s", y_unit="ratio"))))
+                            x_title="time per question", y_title="accuracy / ROUGE-L", x_unit="s", y_unit="ratio")))
     return out
 
 
-def _breakdown_cards(series: str, b: dict) -> list[_Raw]:
+def _breakdown_cards(series: str, b: dict) -> list[str]:
     """A breakdown record's charts: phase shares, the native time split, and its growth series (y vs x)."""
     m = b.get("metrics") or {}
     shares = [(k.replace("phase_share_", ""), v) for k, v in m.items() if k.startswith("phase_share_")]
@@ -171,37 +202,26 @@ def _breakdown_cards(series: str, b: dict) -> list[_Raw]:
             pts = [(p[x], p[y]) for p in points if isinstance(p.get(y), (int, float))]
             if len(pts) >= 2:
                 out.append(charts.xy_chart([(y, pts)], title=f"{y} vs {x} · {series}", x_title=x))
-    return [_Raw(svg) for svg in out]
+    return out
 
 
-def _breakdown(records: Sequence[ResultRecord], pg: _Part) -> dict:
-    """The newest breakdown record of each series (its charts and numbers) and the engine-efficiency medians."""
-    latest = sorted(measures.latest_commit_records(records, pg.git_order).items())
-    cards, notes = [], []
-    for series, recs in latest:
+def _breakdown(latest: Mapping[str, list[ResultRecord]], pg: _Part) -> dict:
+    """The newest breakdown record of each series (its charts and numbers), then the engine-efficiency medians."""
+    cards, notes, efficiency = [], [], []
+    for series, recs in sorted(latest.items()):
         b = (recs[-1].extra or {}).get("breakdown")
         if b:
             cards += _breakdown_cards(series, b)
-            kv = ", ".join(f"{label(k)} {_fmt(v, k)}" for k, v in (b.get("metrics") or {}).items()
-                           if not k.startswith("phase_share_"))
-            notes.append(dict(series=series, rounds=None, commit=pg.commit(recs[-1]), text=kv, note=b.get("how")))
-    for series, recs in latest:
+            notes.append(dict(series=series, rounds=None, commit=pg.commit(recs[-1]), note=b.get("how"),
+                              text=_kv((k, v) for k, v in (b.get("metrics") or {}).items()
+                                       if not k.startswith("phase_share_"))))
         e = next((r.extra["efficiency"] for r in reversed(recs) if (r.extra or {}).get("efficiency")), None)
         if e:
-            kv = ", ".join(f"{label(k)} {_fmt(v, k)}" for k, v in measures.efficiency_values(recs[-1]).items())
-            notes.append(dict(series=series, rounds=len(e.get("rounds") or []), commit=pg.commit(recs[-1]),
-                              text=f"{kv}; prefix reuse (evaluated/unique) "
-                                   f"{num(e.get('prefix_reuse_ratio_median'), 'ratio')}",
-                              note=f"goals: {e['goals']}" if e.get("goals") else None))
-    return dict(cards=cards, notes=notes)
-
-
-def bench_id(machine: str | None, series: str) -> str:
-    """The id of a bench's history block: what the verdicts table and the bench picker point at."""
-    return chart_id(machine or "", series, "bench")
-
-
-TEMPLATES.globals.update(bench_id=bench_id)
+            efficiency.append(dict(series=series, rounds=len(e.get("rounds") or []), commit=pg.commit(recs[-1]),
+                                   text=f"{_kv(measures.efficiency_values(recs[-1]).items())}; prefix reuse "
+                                        f"(evaluated/unique) {num(e.get('prefix_reuse_ratio_median'), 'ratio')}",
+                                   note=f"goals: {e['goals']}" if e.get("goals") else None))
+    return dict(cards=cards, notes=notes + efficiency)
 
 
 def _chart(series: str, k: str, recs: list[ResultRecord], pg: _Part) -> dict | None:
@@ -213,71 +233,70 @@ def _chart(series: str, k: str, recs: list[ResultRecord], pg: _Part) -> dict | N
     title = label(k) + (f" [{u}]" if u and u != "ratio" else "") + (f" · {k}" if label(k) != k else "")
     return dict(id=chart_id(pg.fp or "", series, k), metric=k, values=[v for p in pts for v in p.values],
                 regressions=sum(1 for p in pts if p.regression and not p.indicative),
-                svg=_Raw(charts.history_chart(pts, title=title, unit=u, better=better(k), commits=pg.infos)))
+                svg=charts.history_chart(pts, title=title, unit=u, better=better(k), commits=pg.infos))
+
+
+def is_flat(values: Sequence[float]) -> bool:
+    """Two runs or more, all within FLAT_SPREAD of the largest magnitude (all zero counts as flat)."""
+    return len(values) >= 2 and max(values) - min(values) <= FLAT_SPREAD * max(abs(v) for v in values)
 
 
 def _series_history(series: str, recs: list[ResultRecord], pg: _Part, is_open: bool) -> dict:
-    """One series' history: headline charts, then the changing metrics, then the flat ones; and its commits."""
+    """One series' history: the headline charts, the changing metrics folded, the flat ones named; its commits."""
     names = sorted({k for r in recs for k in measures.record_values(r) if _directional(k)},
                    key=lambda k: (k not in ("execution_time_s", "memory_peak_mb"), spec(k).get("source", ""), k))
     cards = {k: c for k in names if (c := _chart(series, k, recs, pg))}
-    values = {k: c["values"] for k, c in cards.items()}
-    head, rest, flat = overview.chart_groups(list(cards), values)
-    first: dict[str, ResultRecord] = {}
-    for r in recs:
-        first.setdefault(measures.commit_key(r), r)
-    return dict(series=series, id=bench_id(pg.fp, series), runs=len(recs), open=is_open,
+    head = [k for k in HEADLINE if k in cards]
+    flat = [k for k in cards if k not in head and is_flat(cards[k]["values"])]
+    rest = [k for k in cards if k not in head and k not in flat]
+    if not head:
+        head, rest = rest[:FIRST_CHARTS], rest[FIRST_CHARTS:]
+    first = {measures.commit_key(r): r for r in reversed(recs)}        # each commit's first record
+    return dict(series=series, id=chart_id(pg.fp or "", series, "bench"), runs=len(recs), open=is_open,
                 regressions=sum(c["regressions"] for c in cards.values()), first=[cards[k] for k in head],
                 more=[cards[k] for k in rest], more_text=", ".join(map(label, rest)), flat=[cards[k] for k in flat],
-                flat_text=overview.flat_text(flat, values),
+                flat_text=_kv((k, statistics.median(cards[k]["values"])) for k in flat),
                 commits=[pg.commit(first[c], long=True) for c in measures.commit_order(recs, pg.git_order)])
 
 
-def _part(mine: list[ResultRecord], pg: _Part) -> _Part:
-    """Fill one machine's part from its records, section by section."""
+def _part(mine: list[ResultRecord], pg: _Part, sid: str) -> dict:
+    """One machine's part, section by section; `sid` suffixes its ids."""
     from ..analysis.recommend import recommend
     measured = [r for r in mine if measures.is_measurement(r)]
     by_series: dict[str, list[ResultRecord]] = defaultdict(list)
     for r in measured:
         by_series[series_key(r)].append(r)
-    pg.classes = ", ".join(sorted({r.machine_class for r in mine}))
-    pg.n_records, pg.n_measured = len(mine), len(measured)
-    pg.n_commits = len(measures.commit_order(measured, pg.git_order))
-    pg.summary = overview.summary(mine, pg.git_order, pg.infos)
-    pg.summary_commit = next((pg.commit(r, long=True) for r in mine if measures.commit_key(r) == pg.summary.commit), "")
-    if pg.summary.session is not None:
-        runs = pg.summary.session.records
-        pg.document = _Raw(document.script_json(document.session_document(
-            pg.summary.session, document.records_head(runs, "research-bench report: the latest commit's runs"))))
-    pg.charted = set(by_series)
-    pg.profiles, pg.quality, pg.breakdown = _latest(mine, pg), _quality(mine, pg), _breakdown(mine, pg)
-    pg.recommendations = recommend(mine)
-    latest = {row.series for row in pg.summary.rows} & set(by_series) or set(sorted(by_series)[:1])
+    summary = _summary(mine, pg)
+    latest = {row["v"].key for row in summary["rows"]} & set(by_series) or set(sorted(by_series)[:1])
     timed = {s for s, recs in by_series.items() if any(r.metric("execution_time_s") is not None for r in recs)}
-    pg.history = [_series_history(s, by_series[s], pg, s in latest)
-                  for s in sorted(by_series, key=lambda s: (s not in latest, s not in timed, s))]
+    newest = measures.latest_commit_records(mine, pg.git_order)
     steps = history_steps(measured, default_thresholds(), git_order=pg.git_order)
     by_key = {measures.commit_key(r): r for r in measured}
-    pg.regressions = _Raw(regressions.html_table(
-        regressions.rows(steps, {k: c.subject for k, c in pg.infos.items()}),
-        lambda k: pg.commit(by_key[k], long=True) if k in by_key else k))
-    return pg
+    return dict(sid=sid, fp=pg.fp, classes=", ".join(sorted({r.machine_class for r in mine})), n_records=len(mine),
+                n_measured=len(measured), n_commits=len(measures.commit_order(measured, pg.git_order)),
+                summary=summary, charted=set(by_series), profiles=_latest(newest, pg), quality=_quality(mine, pg),
+                breakdown=_breakdown(newest, pg), recommendations=recommend(mine),
+                history=[_series_history(s, by_series[s], pg, s in latest)
+                         for s in sorted(by_series, key=lambda s: (s not in latest, s not in timed, s))],
+                regressions=regressions.html_table(
+                    regressions.rows(steps, {k: c.subject for k, c in pg.infos.items()}),
+                    lambda k: pg.commit(by_key[k], long=True) if k in by_key else k))
 
 
 def render(records: Sequence[ResultRecord], *, machine: str | None = None, title: str = "LLM research bench report",
            generated_at: str | None = None, git_order: Sequence[str] | None = None, order_note: str | None = None,
            commit_url: str | None = None, commits: Sequence["Commit"] | None = None) -> str:
-    """The report page as one HTML string: a part per machine (newest first), or only `machine`'s.
-    `git_order`: full SHAs oldest first (run.environment.git_order), None to order commits by measuring time;
-    `order_note` says which; `commit_url`: a template linking commits ({commit}, {short}); `commits`: the stored
-    commits' dates and subjects (run.history.describe), which label them (the short hash alone without)."""
+    """The report page: a part per machine (newest first), or only `machine`'s. `git_order`: full SHAs oldest first,
+    None to order commits by measuring time (`order_note` says which); `commit_url`: a template linking commits
+    ({commit}, {short}); `commits`: the stored commits' dates and subjects, which label them."""
     newest: dict[str, str] = {}
     for r in records:
         newest[r.machine_fingerprint] = max(newest.get(r.machine_fingerprint, ""), r.timestamp)
     machines = [machine] if machine else sorted(newest, key=lambda fp: newest[fp], reverse=True) or [None]
-    infos = overview.commit_infos(records, commits)
+    by_sha = {c.sha: c for c in commits or ()}
+    infos = {measures.commit_key(r): by_sha[r.commit] for r in records if r.commit in by_sha}
     parts = [_part(sorted(measures.on_machine(records, fp), key=lambda r: r.timestamp),
-                   _Part(git_order, commit_url, "" if i == 0 else f"-{i + 1}", fp, infos=infos))
+                   _Part(fp, git_order, commit_url, infos), "" if i == 0 else f"-{i + 1}")
              for i, fp in enumerate(machines)]
     return TEMPLATES.get_template("report.html.j2").render(
         title=title, parts=parts, n_records=len(records), n_machines=len(newest),

@@ -15,9 +15,8 @@ def chart_id(machine: str, series: str, metric: str) -> str:
     return "chart-" + "-".join(re.sub(r"[^A-Za-z0-9_]+", "-", x).strip("-") for x in (machine, series, metric))
 
 
-def rows(steps: Sequence, subjects: Mapping[str, str] | None = None) -> list[dict]:
+def rows(steps: Sequence, subjects: Mapping[str, str]) -> list[dict]:
     """One dict per step, newest first: commit, subject, machine, series, metric, before, after, change, p, date."""
-    subjects = subjects or {}
     return [{"commit": s.commit, "previous_commit": s.previous_commit, "subject": subjects.get(s.commit, ""),
              "machine": s.machine, "series": s.series, "metric": s.metric, "before": s.before, "after": s.after,
              "change_pct": s.change_pct, "p": s.p, "test": s.method, "date": s.timestamp,

@@ -10,7 +10,7 @@ from ..records import REAL_RUNNERS, label
 from ..units import cell, limit, spread
 from . import TEXT, layout
 
-TEXT.globals.update(real_runners=REAL_RUNNERS, spread=spread, limit=limit)
+TEXT.globals.update(real_runners=REAL_RUNNERS, spread=spread)
 _CELL = TEXT.get_template("table.txt.j2").module
 
 #: The summary table's columns, within about 100 columns; the rest of each row is in detail_lines(), and cells

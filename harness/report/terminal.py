@@ -1,8 +1,9 @@
-"""The terminal printer: the session summary pytest shows at the end of a bench session, and the failure text of
-a bench instance that missed its target."""
+"""The session summary printers: the lines pytest shows at the end of a bench session, the same in Markdown
+(--research-summary-md, $GITHUB_STEP_SUMMARY), and the failure text of a bench instance that missed its target."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from ..analysis.gate import UNVERIFIED
@@ -25,20 +26,17 @@ def quality_lines(q: QualitySummary) -> list[str]:
 def failure_text(bench: str, result: Any) -> str:
     how = ("could not be verified: every run was timed on a busy machine" if result.status == UNVERIFIED
            else "missed its target")
-    head = f"{bench}[{result.profile}] {how}:"
-    body = "\n".join(f"  - {m}" for m in (result.messages or ["no measured run"]))
-    return f"{head}\n{body}"
+    return f"{bench}[{result.profile}] {how}:\n" + "\n".join(f"  - {m}" for m in result.messages or ["no measured run"])
 
 
-def verdict_lines(verdicts, records, policy: str) -> list[str]:
-    """One line per instance verdict: its test id, its runs, why it missed its target or is unverified."""
-    by_id = {r.record_id: r for r in records}
+def verdict_lines(summary, verdicts) -> list[str]:
+    """One line per verdict of a SessionSummary: its test id, its runs, why it missed its target or is unverified."""
+    by_id = {r.record_id: r for r in summary.records}
     out = []
     for v in verdicts:
         recs = [by_id[i] for i in v.record_ids if i in by_id]
         budget = recs[-1].budget if recs else None
-        why = [m.splitlines()[0] for m in [time_message(v, budget, policy)] if m] + \
-              [m.splitlines()[0] for m in v.run_reasons]
+        why = [m.splitlines()[0] for m in [time_message(v, budget, summary.unverified_policy), *v.run_reasons] if m]
         if len(recs) == 1:
             where = f" (round {recs[0].round})"
         else:
@@ -50,13 +48,7 @@ def verdict_lines(verdicts, records, policy: str) -> list[str]:
 
 def gate_lines(summary) -> list[str]:
     """The instance runs that missed their target (a SessionSummary's `missed`, unverified ones apart)."""
-    return verdict_lines([v for v in summary.missed if v.status != UNVERIFIED], summary.records,
-                         summary.unverified_policy)
-
-
-def unverified_lines(summary) -> list[str]:
-    """The instance runs whose time verdict rests on contended runs only (failing or not, per the policy)."""
-    return verdict_lines(summary.unverified, summary.records, summary.unverified_policy)
+    return verdict_lines(summary, [v for v in summary.missed if v.status != UNVERIFIED])
 
 
 def findings_lines(records: Any) -> list[str]:
@@ -67,8 +59,7 @@ def findings_lines(records: Any) -> list[str]:
         q = QualitySummary.of_record(r)
         if q is not None:
             lines += [f"quality [{r.profile}]: {x}" for x in quality_lines(q)]
-    lines += [f"recommendation: {x}" for x in recommend(measured)] if measured else []
-    return lines
+    return lines + ([f"recommendation: {x}" for x in recommend(measured)] if measured else [])
 
 
 def rates_line(aggregates: Any) -> str:
@@ -100,8 +91,7 @@ def _session_lines(s: Any, ctx: Any, cols: int) -> list[tuple[str, str]]:
              f"{f' x{o.budget_scale:g}' if o.budget_scale != 1 else ''}"),
         ("", table.render(s.instances, s.comparison, cols=cols)),
     ]
-    out += [("", line) for line in table.TABLE_LEGEND]
-    out += [("", line) for line in table.detail_lines(s.instances)]
+    out += [("", line) for line in [*table.TABLE_LEGEND, *table.detail_lines(s.instances)]]
     out += [("", f"note: {n}") for row in s.instances for n in row.notes]
     out += [("", line) for line in findings_lines(s.records)]
     if s.baseline_note:
@@ -115,7 +105,7 @@ def _session_lines(s: Any, ctx: Any, cols: int) -> list[tuple[str, str]]:
         out.append(("sep" if s.unverified_policy == "fail" else "warn",
                     f"UNVERIFIED: time budget missed only on a busy machine (--research-unverified="
                     f"{s.unverified_policy})"))
-        out += [("red" if s.unverified_policy == "fail" else "yellow", f) for f in unverified_lines(s)]
+        out += [("red" if s.unverified_policy == "fail" else "yellow", f) for f in verdict_lines(s, s.unverified)]
     missed = gate_lines(s)
     if missed:
         out.append(("sep", "CI gate: targets missed"))
@@ -133,3 +123,39 @@ def _session_lines(s: Any, ctx: Any, cols: int) -> list[tuple[str, str]]:
     if caps:
         out.append(("", f"memray captures: {len(caps)} (e.g. `memray flamegraph {caps[-1]}`)"))
     return out
+
+
+def session_markdown(summary: Any, ctx: Any) -> str:
+    """The session in Markdown: the table, what failed or is unverified, notes, the comparison, the findings."""
+    from ..run.environment import commit_url
+    git, o = ctx.git, ctx.options
+    url = commit_url(getattr(o, "commit_url", None), git.commit)
+    context = (f"commit {f'[`{git.short}`]({url})' if url else f'`{git.short}`'}"
+               f"{f' on `{git.branch}`' if git.branch else ''}, machine `{ctx.machine.fingerprint}`, budgets for "
+               f"`{ctx.machine_class}`{f' scaled x{o.budget_scale:g}' if o.budget_scale != 1 else ''}")
+    comp = summary.comparison if summary.compare_requested else None
+    missed, regressions = gate_lines(summary), comparison.regression_lines(comp)
+    unverified = verdict_lines(summary, summary.unverified)
+    fails_unverified = summary.unverified_policy == "fail"
+    state = ("FAILED" if missed or regressions or (unverified and fails_unverified)
+             else "targets met, time UNVERIFIED" if unverified else "targets met")
+    return TEXT.get_template("summary.md.j2").render(
+        s=summary, context=context, state=state, missed=missed, regressions=regressions, unverified=unverified,
+        fails_unverified=fails_unverified, comp=comp, notes=[n for r in summary.instances for n in r.notes],
+        findings=findings_lines(summary.records), table=table, comparison=comparison).removesuffix("\n")
+
+
+def write_markdown(summary: Any, ctx: Any, path: Path | None) -> list[Path]:
+    """Write the Markdown summary to `path` and append it to $GITHUB_STEP_SUMMARY when set."""
+    from llm_research_bench.engine.atomic import write_text
+    text = session_markdown(summary, ctx) + "\n"
+    written = []
+    if path is not None:
+        write_text(path, text)
+        written.append(path)
+    gh = os.environ.get("GITHUB_STEP_SUMMARY")
+    if gh:
+        with open(gh, "a", encoding="utf-8") as fh:
+            fh.write(text)
+        written.append(Path(gh))
+    return written

@@ -250,7 +250,7 @@ def test_a_missed_target_shows_in_its_verdict_row():
 
 
 def test_each_bench_opens_on_its_headline_charts_and_folds_the_rest(store_page):
-    from llm_research_bench.harness.report.overview import HEADLINE
+    from llm_research_bench.harness.report.html import HEADLINE
     history = _section(store_page, "history")
     blocks = re.findall(r'<details class="bench" id="([^"]+)" data-series="([^"]+)"( open)?>(.*?)</details>\n'
                         r'(?=<details class="bench"|$)', history, flags=re.S)
