@@ -14,7 +14,7 @@ def add_arguments(p) -> None:
     add_store_arguments(p)
     p.add_argument("--metric", action="append", default=[], metavar="METRIC[:PCT]",
                    help="a metric to look at and the gate's threshold (default 5 %%; repeatable; "
-                        f"default: every headline metric with a direction)")
+                        "default: every headline metric with a direction)")
     p.add_argument("--format", choices=("text", "json"), default="text")
 
 

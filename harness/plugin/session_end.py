@@ -12,7 +12,7 @@ from llm_research_bench.engine.atomic import write_json
 from ..analysis.compare import add_power, baseline_records, compare_records, pick_default_commit, saved_session
 from ..analysis.instances import SessionSummary, judge
 from ..records import ResultRecord
-from ..report import document, terminal
+from ..report import document, markdown
 from ..run.context import BenchContext
 from ..run.store import Skipped, read_store
 
@@ -77,7 +77,7 @@ def finish(ctx: BenchContext, worker_paths: Sequence[str] = ()) -> SessionSummar
     s.store_skipped = tally.lines() + list(ctx.unsaved)
     s.unsaved = len(ctx.unsaved)
     if o.summary_md is not None or (s.records and os.environ.get("GITHUB_STEP_SUMMARY")):
-        terminal.write_markdown(s, ctx, o.summary_md)
+        markdown.write(s, ctx, o.summary_md)
     if o.json_path is not None:
         write_json(o.json_path, document.session_document(s, session_head(ctx)), indent=1, default=str)
     return s
