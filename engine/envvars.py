@@ -1,7 +1,10 @@
 """The environment variables the project reads, in one place and under one prefix, `RESEARCH_BENCH_`.
 
     RESEARCH_BENCH_PROFILES        a profiles TOML overlaying the built-in profiles (old: RESEARCH_PROFILES)
-    RESEARCH_BENCH_CACHE_DIR       the index cache (default $XDG_CACHE_HOME/llm-research-bench; old: RESEARCH_CACHE_DIR)
+    RESEARCH_BENCH_CACHE_DIR       the index and model cache (default $XDG_CACHE_HOME/llm-research-bench; old:
+                                   RESEARCH_CACHE_DIR)
+    RESEARCH_BENCH_WEIGHTS         shipped: load the embedded model's file as shipped, not its CPU copy
+                                   (engine/backends/weights.py)
     RESEARCH_BENCH_RESULTS_DIR     the results store (default <rootdir>/results)
     RESEARCH_BENCH_MACHINE_ID      pins the machine fingerprint results are filed under
     RESEARCH_BENCH_FALLBACK_DIR    where a record goes that the results store cannot take (default: the temp folder)
@@ -37,6 +40,7 @@ VARIABLES: dict[str, str | None] = {
     "DECISION_SKIP": None,
     "CALIBRATION_BLOCKS": "RESEARCH_CALIBRATION_BLOCKS",
     "CALIBRATION_MAX_ROUNDS": None,
+    "WEIGHTS": None,
 }
 _warned: set[str] = set()
 

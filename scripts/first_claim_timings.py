@@ -40,7 +40,8 @@ def one_run(question: str, profile: str, corpus: str | None) -> dict:
     return {"profile": profile, "ttft_s": m["ttft_s"], "first_valid_claim_s": first,
             "time_to_first_claim_s": m.get("time_to_first_claim_s"), "execution_time_s": m["execution_time_s"],
             "claims": m["claims"], "citation_validity": m["citation_validity"],
-            "first_batch_prompt_tokens": s.telemetry["traces"]["calls"][0]["prompt_tokens"]}
+            "first_batch_prompt_tokens": s.telemetry["traces"]["calls"][0]["prompt_tokens"],
+            "weights": s.telemetry["model"].get("weights")}
 
 
 def main(argv: list[str]) -> int:

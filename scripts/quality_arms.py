@@ -15,10 +15,11 @@ It appends each outcome (harness.analysis.quality.QuestionOutcome.as_dict, with 
 citation validity and time to the first valid claim) as it goes, so a stopped run keeps what it measured;
 `--until` stops starting questions after that UTC time. One backend serves every run (model loaded once).
 
-`summary` reads the lines back: per corpus and arm n, accuracy (Wilson 95 %) or ROUGE-L (bootstrap 95 %), the
-grounded-citation rate (Wilson 95 % over citations), validity, tokens and time per question; and paired
-comparisons of each arm with `abstractive` (or `--base ARM`) on the questions both ran: McNemar's exact test on accuracy,
-Wilcoxon with a bootstrap interval on the per-question grounded rate and ROUGE-L.
+`summary` reads the lines back: per corpus and arm (ARM@WEIGHTS where the run loaded a CPU copy of the model)
+n, accuracy (Wilson 95 %) or ROUGE-L (bootstrap 95 %), the grounded-citation rate (Wilson 95 % over citations),
+validity, tokens and time per question; and paired comparisons of each arm with `abstractive` (or `--base ARM`)
+on the questions both ran: McNemar's exact test on accuracy, Wilcoxon with a bootstrap interval on the
+per-question grounded rate and ROUGE-L.
 """
 from __future__ import annotations
 
@@ -95,7 +96,8 @@ def run(args) -> int:
                                  timeout_s=0, **kw)     # answers are measured here, not the time budget
                     o = quality.outcome_from_session(s, q, arm, time.perf_counter() - t0)
                     m = s.telemetry["metrics"]
-                    extra = {"citation_validity": m["citation_validity"], "ttfc_s": m["time_to_first_claim_s"],
+                    extra = {"weights": backend.weights, "citation_validity": m["citation_validity"],
+                             "ttfc_s": m["time_to_first_claim_s"],
                              "ttft_s": m["ttft_s"], "claims_rejected": m["claims_rejected"]}
                 except (Exception, RunTimeout) as e:    # a failed run counts as a wrong answer, as in the bench
                     backend.close()          # a run stopped inside llama.cpp leaves its context unusable: reload
@@ -111,6 +113,11 @@ def run(args) -> int:
                 print(f"{name} q{q.id} {arm}: correct={o.correct} overlap={o.overlap} grounded={o.grounded}/"
                       f"{o.all_citations} {o.time_s:.1f}s", flush=True)
     return 0
+
+
+def _label(r: dict) -> str:
+    """The arm, and the weights it ran on where they are not the shipped file's (rows without the key were)."""
+    return r["arm"] if r.get("weights", "shipped") == "shipped" else f"{r['arm']}@{r['weights']}"
 
 
 def _outcome(r: dict) -> quality.QuestionOutcome:
@@ -134,21 +141,21 @@ def summary(files: list[str], base_arm: str = "abstractive") -> int:
             continue
         polar = corpus == "pubmedqa"
         print(f"\n{corpus}: per arm (quality = {'accuracy' if polar else 'ROUGE-L'}, 95 % interval)")
-        print(f"{'arm':12s} {'n':>3s} {'quality':>7s} {'95 % CI':>14s} {'grounded':>8s} {'95 % CI':>14s} "
+        print(f"{'arm':17s} {'n':>3s} {'quality':>7s} {'95 % CI':>14s} {'grounded':>8s} {'95 % CI':>14s} "
               f"{'validity':>8s} {'cites':>5s} {'tok/q':>6s} {'s/q':>6s} {'1st claim s':>11s}")
-        by_arm = {a: [_outcome(r) for r in rs if r["arm"] == a] for a in ARMS}
+        by_arm = {a: [_outcome(r) for r in rs if _label(r) == a] for a in dict.fromkeys(map(_label, rs))}
         for arm, outs in by_arm.items():
             if not outs:
                 continue
             a = quality.summarize_arm(outs)
             qual, ci = (a.accuracy, a.accuracy_ci95) if polar else (a.overlap, a.overlap_ci95)
-            firsts = sorted(r["ttfc_s"] for r in rs if r["arm"] == arm and r.get("ttfc_s") is not None)
+            firsts = sorted(r["ttfc_s"] for r in rs if _label(r) == arm and r.get("ttfc_s") is not None)
             med = firsts[len(firsts) // 2] if firsts else None
-            print(f"{arm:12s} {a.n:3d} {_fmt(qual):>7s} {_ci(ci):>14s} {_fmt(a.grounded_citation_rate):>8s} "
+            print(f"{arm:17s} {a.n:3d} {_fmt(qual):>7s} {_ci(ci):>14s} {_fmt(a.grounded_citation_rate):>8s} "
                   f"{_ci(a.grounded_citation_rate_ci95):>14s} {_fmt(a.citation_validity):>8s} "
                   f"{a.citations:5d} {_fmt(a.tokens_per_question, 0):>6s} {_fmt(a.time_per_question_s, 1):>6s} "
                   f"{_fmt(med):>11s}")
-        base = {o.question_id: o for o in by_arm[base_arm]}
+        base = {o.question_id: o for o in by_arm.get(base_arm, [])}
         print(f"paired with {base_arm} ({'accuracy: McNemar exact p' if polar else 'ROUGE-L: Wilcoxon'}; "
               f"grounded rate per question: mean change, bootstrap 95 %, Wilcoxon p)")
         for arm, outs in by_arm.items():
@@ -165,7 +172,7 @@ def summary(files: list[str], base_arm: str = "abstractive") -> int:
             g = [(o.grounded_rate, b.grounded_rate) for o, b in pairs
                  if o.grounded_rate is not None and b.grounded_rate is not None]
             gd = quality.paired_difference([x for x, _ in g], [y for _, y in g])
-            print(f"  {arm:12s} n={len(pairs):3d} {qtext}; grounded change {_fmt(gd.mean_change)} {_ci(gd.ci95)} "
+            print(f"  {arm:17s} n={len(pairs):3d} {qtext}; grounded change {_fmt(gd.mean_change)} {_ci(gd.ci95)} "
                   f"(n={gd.n}, p {_fmt(gd.p_value, 3)})")
     return 0
 
@@ -181,7 +188,8 @@ def main(argv: list[str]) -> int:
     r.add_argument("--until", help="UTC HH:MM after which no new question is started")
     s = sub.add_parser("summary")
     s.add_argument("files", nargs="+")
-    s.add_argument("--base", default="abstractive", choices=ARMS, help="the arm every other is paired with")
+    s.add_argument("--base", default="abstractive",
+                   help="the arm every other is paired with (ARM, or ARM@WEIGHTS for a run on a CPU copy)")
     a = p.parse_args(argv)
     return run(a) if a.cmd == "run" else summary(a.files, a.base)
 

