@@ -80,3 +80,14 @@ def test_the_copy_is_for_the_cpu_only_and_a_bad_setting_names_the_fix(monkeypatc
     monkeypatch.setenv("RESEARCH_BENCH_WEIGHTS", "q4_0")
     with pytest.raises(BackendError, match="RESEARCH_BENCH_WEIGHTS='q4_0': the only value is 'shipped'"):
         weights.wanted("q8_0", "cpu")
+
+
+def test_the_warm_up_writes_the_copy_in_a_child_so_no_run_counts_its_memory(cache):
+    import psutil
+
+    from llm_research_bench.engine.backends.llamacpp import prepare_cpu_weights
+    before = psutil.Process().memory_info().rss
+    prepare_cpu_weights()
+    assert len(copies(cache)) == 1
+    # The quantizer holds the whole model (~0.5 GB here); in this process it would stay in the peak RSS.
+    assert psutil.Process().memory_info().rss - before < 64 * 2**20
