@@ -103,8 +103,9 @@ def test_cpu_time_counts_a_child_once_after_it_is_reaped():
     me = psutil.Process()
     tree = ProcessTree(refresh_s=0.0)
     own0, base = sum(me.cpu_times()[:2]), tree.cpu_time_s()
-    child = subprocess.Popen([sys.executable, "-c", "import time\nt=time.process_time()\n"
-                              "while time.process_time() - t < 0.3: pass\ntime.sleep(0.5)"])
+    # os._exit: no interpreter teardown, whose CPU time (tens of ms on a busy machine) would come after the reading
+    child = subprocess.Popen([sys.executable, "-c", "import os, time\nt=time.process_time()\n"
+                              "while time.process_time() - t < 0.3: pass\ntime.sleep(0.5)\nos._exit(0)"])
     assert _wait(lambda: sum(psutil.Process(child.pid).cpu_times()[:2]) >= 0.3, timeout=30)   # it burnt its CPU
     child_cpu = sum(psutil.Process(child.pid).cpu_times()[:2])           # its whole CPU time (it only sleeps now)
     tree.cpu_time_s()                                                     # a refresh sees the child
