@@ -10,7 +10,6 @@ token is the same, and the mean negative log-likelihood of the text under each (
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import logging
 import os
@@ -21,16 +20,9 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 
+from engine.backends import weights
 from engine.backends.registry import resolve_model
 from engine.corpus import DEFAULT_PUBMEDQA
-
-
-def encode(src: Path, wtype: str, folder: str) -> Path:
-    out = Path(folder) / f"{wtype}.gguf"
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype, params.allow_requantize = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{wtype.upper()}"), True
-    assert llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(), ctypes.byref(params)) == 0
-    return out
 
 
 def speed(path: Path) -> tuple[list[float], float]:
@@ -87,7 +79,8 @@ def main() -> None:
     print(f"{'q4_1 shipped':<14} {str(prompt):<22} {decode:>12.1f} {'-':>7} {'-':>10} {'-':>6}")
     with tempfile.TemporaryDirectory() as folder:
         for wtype in a.types:
-            path = encode(shipped, wtype, folder)
+            path = Path(folder) / f"{wtype}.gguf"
+            assert weights.encode(shipped, path, wtype, llama_cpp)
             prompt, decode = speed(path)
             kl, top1, nll_s, nll_o = fidelity(shipped, path, texts)
             print(f"{wtype:<14} {str(prompt):<22} {decode:>12.1f} {kl:>7.4f} {top1:>10.3f} {nll_o:>6.3f} "

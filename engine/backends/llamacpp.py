@@ -61,10 +61,11 @@ def prepare_cpu_weights() -> None:
     for writing one. Nothing to do on a GPU, or with RESEARCH_BENCH_WEIGHTS=shipped."""
     import llama_cpp
     accelerator = "gpu" if llama_cpp.llama_supports_gpu_offload() else "cpu"
+    _apply_native_log(_show_native_log)          # the quantizer logs every tensor it writes
     for entry in MODELS.values():
         wtype = wanted(entry.cpu_weights, accelerator)
         if wtype and installed_models().get(entry.name):
-            cached_copy(entry.locate(), wtype, llama_cpp.__version__, cache_root())
+            cached_copy(entry.locate(), wtype, llama_cpp, cache_root())
 
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
@@ -667,7 +668,8 @@ class LlamaCppBackend(Backend):
 
     def _load(self, shipped: Path, wtype: str | None, settings: dict):
         """The model, from its CPU copy where `wtype` names one; a copy that cannot be loaded is written again."""
-        path = cached_copy(shipped, wtype, self._lc.__version__, cache_root()) if wtype else shipped
+        _apply_native_log(settings["verbose"])       # the quantizer logs every tensor it writes
+        path = cached_copy(shipped, wtype, self._lc, cache_root()) if wtype else shipped
         try:
             return self._open(path, settings)
         except ModelNotFound:
@@ -675,7 +677,7 @@ class LlamaCppBackend(Backend):
                 raise
         log.warning("the cached copy %s could not be loaded: writing it again", path)
         discard(path)
-        return self._open(cached_copy(shipped, wtype, self._lc.__version__, cache_root()), settings)
+        return self._open(cached_copy(shipped, wtype, self._lc, cache_root()), settings)
 
     def _open(self, path: Path, settings: dict):
         self.model_path = path

@@ -4,19 +4,18 @@ llama.cpp's fast CPU matrix kernels (llamafile's tinyBLAS, the repacked layouts)
 weights but not Q4_1, the type SmolLM2-135M ships in: a Q4_1 prompt is evaluated by the generic dot-product path.
 A Q8_0 copy of the same weights goes through the fast kernels. Re-encoding 4-bit weights as 8-bit adds an error
 a fraction of the 4-bit step, so the copy is the same model (docs/measurements.md, "Weights on the CPU", has the
-divergence and the speed measured). A child process writes the copy once per model file and llama.cpp version
-into the engine's cache (`<cache>/models/`), atomically; a copy that cannot be loaded is written again, and where
+divergence and the speed measured). The copy is written once per model file and llama.cpp version into the
+engine's cache (`<cache>/models/`), atomically; a copy that cannot be loaded is written again, and where
 the cache cannot be written the shipped file is used, with one warning.
 
 RESEARCH_BENCH_WEIGHTS=shipped loads the shipped file as it is.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from ..envvars import env, name as envvar_name
@@ -37,14 +36,14 @@ def wanted(cpu_weights: str | None, accelerator: str) -> str | None:
     return None if choice == SHIPPED or accelerator != "cpu" else cpu_weights
 
 
-def cached_copy(src: Path, wtype: str, llama_cpp_version: str, cache_root: Path) -> Path:
+def cached_copy(src: Path, wtype: str, lc, cache_root: Path) -> Path:
     """`src` re-encoded as `wtype` (e.g. "q8_0") in the cache, written on first use; `src` where it cannot be."""
     digest = hashlib.sha256(f"{src.resolve()}:{src.stat().st_size}:{src.stat().st_mtime_ns}".encode())
-    dst = cache_root / "models" / f"{src.stem}.{digest.hexdigest()[:12]}.{wtype}.llama-cpp-{llama_cpp_version}.gguf"
+    dst = cache_root / "models" / f"{src.stem}.{digest.hexdigest()[:12]}.{wtype}.llama-cpp-{lc.__version__}.gguf"
     if _is_gguf(dst):
         return dst
     try:
-        if not _encode(src, dst, wtype):
+        if not encode(src, dst, wtype, lc):
             log.warning("llama.cpp could not re-encode %s as %s; the shipped file is loaded as it is", src.name, wtype)
             return src
     except OSError as e:
@@ -75,28 +74,20 @@ def _is_gguf(path: Path) -> bool:
         return False
 
 
-#: Run in a child process: llama.cpp's quantizer holds the whole model in memory, and a process keeps the heap it
-#: freed, which would count in every later run's peak RSS.
-_QUANTIZE = ("import ctypes, os, sys, llama_cpp as lc\n"
-             "p = lc.llama_model_quantize_default_params()\n"
-             "p.ftype, p.allow_requantize = getattr(lc, 'LLAMA_FTYPE_MOSTLY_' + sys.argv[3].upper()), True\n"
-             "p.nthread = os.cpu_count() or 1\n"
-             "sys.exit(lc.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), ctypes.byref(p)))")
-
-
-def _encode(src: Path, dst: Path, wtype: str) -> bool:
+def encode(src: Path, dst: Path, wtype: str, lc) -> bool:
+    """Write `src` re-encoded as `wtype` to `dst` (atomically); False when llama.cpp cannot."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(dst.parent, os.W_OK):
         raise PermissionError(13, "permission denied", str(dst.parent))
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    params = lc.llama_model_quantize_default_params()
+    params.ftype, params.allow_requantize = getattr(lc, f"LLAMA_FTYPE_MOSTLY_{wtype.upper()}"), True
+    params.nthread = os.cpu_count() or 1
     try:
-        done = subprocess.run([sys.executable, "-c", _QUANTIZE, str(src), str(tmp), wtype],
-                              stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
-        if done.returncode != 0 or not _is_gguf(tmp):
+        if lc.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params)) != 0 \
+                or not _is_gguf(tmp):
             return False
         os.replace(tmp, dst)
         return True
-    except subprocess.TimeoutExpired:
-        return False
     finally:
         discard(tmp)
