@@ -108,7 +108,8 @@ def _plan(profile, with_early_exit_off: bool) -> list[tuple[str, object, dict]]:
     if env("QUALITY_CLAIM_ARMS") == "1":
         other = "abstractive" if profile.claim_mode == "extractive" else "extractive"
         plan += [("retrieval_other_claim_mode", profile.with_overrides(claim_mode=other), {}),
-                 ("retrieval_free", profile.with_overrides(first_batch_size=profile.batch_size), {"grammar": False})]
+                 ("retrieval_free", profile.with_overrides(first_batch_size=profile.batch_size, first_batch_tokens=0),
+                  {"grammar": False})]
     return plan
 
 

@@ -81,13 +81,18 @@ _FREE_TEXT = _WORDS + ' "."?'       # a claim line may close its sentence before
 _SENTENCE_TEXT = _WORDS
 
 
+def split_sentences(text: str) -> list[str]:
+    """The text's sentences as written (one ends at . ! or ? before a capital letter, a digit or a parenthesis)."""
+    return [s for s in _SENTENCE_END.split(text.strip()) if s]
+
+
 def sentences(text: str) -> list[str]:
     """The passage's sentences as an extractive claim may copy them: brackets turned to parentheses (a bracket
     would read as a citation), whitespace collapsed, final punctuation dropped, cut to MAX_SPAN_WORDS words, at
     least MIN_SPAN_WORDS words each, the first MAX_ALTERNATIVES of them, duplicates dropped."""
     flat = " ".join(text.replace("[", "(").replace("]", ")").split())
     out: list[str] = []
-    for s in _SENTENCE_END.split(flat):
+    for s in split_sentences(flat):
         words = s.rstrip(" .!?;:,").split()[:MAX_SPAN_WORDS]
         if len(words) >= MIN_SPAN_WORDS and " ".join(words) not in out:
             out.append(" ".join(words))

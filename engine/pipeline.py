@@ -27,7 +27,7 @@ from .claims import (CitationResolver, Claim, ClaimStreamParser, answer_sentence
 from .corpus import Corpus, Passage, Question, load_corpus
 from .deadline import Deadline, RunTimeout
 from .embed import shared_embedder
-from .grammar import OutputFormat, answer_format, claims_format
+from .grammar import OutputFormat, answer_format, claims_format, split_sentences
 from .grounding import CitationCheck, check_citations
 from .index import HNSWIndex
 from .memory import MemorySampler, ProcessTree, find_ollama_server_pids, ru_maxrss_mb
@@ -177,6 +177,7 @@ class _Run:
     first_request_at: float | None = None         # perf_counter when the first generation call was sent
     first_claim_s: float | None = None            # from then to the first claim whose citations are all valid
     claims_rejected: int = 0                      # claim lines the parser refused (engine.claims)
+    rest: list[tuple[int, Passage]] = field(default_factory=list)   # the unshown sentences of a cut passage
 
     def stop(self, reason: str, batch: int | None = None, novelty: float | None = None) -> None:
         """Record why the evidence stream ended (a novelty stop also records the profile's threshold)."""
@@ -440,11 +441,9 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         # Fit the batch into the context window (counted with the backend's tokenizer), dropping its tail.
         take = list(batch_hits)
         while take:
-            labels = [(len(resolver.labels) + i + 1, by_id[h.passage_id]) for i, h in enumerate(take)]
-            wanted = prompts.claims_wanted(len(take))
-            text = (prompts.first_batch(run.question, labels, wanted, prof.claim_mode) if not messages
-                    else prompts.next_batch(labels, wanted, prof.claim_mode))
-            trial = messages + [Message("user", text)]
+            labels = run.rest + [(len(resolver.labels) + i + 1, by_id[h.passage_id]) for i, h in enumerate(take)]
+            wanted = prompts.claims_wanted(len(labels))
+            trial = _batch_prompt(run, messages, labels, wanted)
             if backend.prompt_tokens(trial, prompts.CLAIM_PREFILL) + reserve <= prof.context_window:
                 break
             take.pop()
@@ -457,6 +456,10 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         for h in take:
             resolver.add(h.passage_id)
         entry.size, entry.passage_ids = len(take), [h.passage_id for h in take]
+        entry.rest_of, run.rest = [p.id for _, p in run.rest], []
+        if b == 0 and prof.first_batch_tokens:
+            labels, trial = _fit_first_batch(run, labels, wanted)
+            entry.cut = [p.id for _, p in run.rest]
         messages = trial
         run.content_free.append(_content_free_batch(labels, wanted, first=len(run.content_free) == 0,
                                                     mode=prof.claim_mode))
@@ -497,6 +500,34 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         pos += size
         b += 1
     run.messages = messages
+
+
+def _batch_prompt(run: _Run, messages: list[Message], labels: list[tuple[int, Passage]],
+                  wanted: int) -> list[Message]:
+    """The conversation with an evidence batch's request added (the first batch's carries the question)."""
+    mode = run.profile.claim_mode
+    text = (prompts.first_batch(run.question, labels, wanted, mode) if not messages
+            else prompts.next_batch(labels, wanted, mode))
+    return messages + [Message("user", text)]
+
+
+def _fit_first_batch(run: _Run, labels: list[tuple[int, Passage]],
+                     wanted: int) -> tuple[list[tuple[int, Passage]], list[Message]]:
+    """The first batch within the profile's prompt-token budget: its last passage keeps the most leading
+    sentences (at least one) that fit. Returns the labels as shown and the conversation; the passage's other
+    sentences wait in `run.rest` for the next batch (or the answer's prompt)."""
+    backend = run.backend
+    assert backend is not None
+    label, p = labels[-1]
+    sents = split_sentences(p.text)
+    for n in range(len(sents), 0, -1):
+        shown = labels[:-1] + [(label, Passage(p.id, " ".join(sents[:n]), p.title))]
+        trial = _batch_prompt(run, [], shown, wanted)
+        if n == 1 or backend.prompt_tokens(trial, prompts.CLAIM_PREFILL) <= run.profile.first_batch_tokens:
+            break
+    rest = " ".join(sents[n:])
+    run.rest = [(label, Passage(p.id, rest, p.title))] if rest else []
+    return shown, trial
 
 
 def _claimed(run: _Run, claim: Claim) -> None:
@@ -553,9 +584,11 @@ def _content_free_batch(labels: list[tuple[int, Passage]], wanted: int, first: b
 
 def _synthesize(run: _Run, emit: Event) -> None:
     prev = run.messages
-    if run.retrieval and prev:
-        messages = prev + [Message("user", synthesis_request(run.question, run.answer_type))]
-        blank = run.content_free + [Message("user", synthesis_request(CONTENT_FREE, run.answer_type))]
+    if run.retrieval and prev:       # the rest of a cut passage no batch carried is shown with the request
+        rest = prompts.rest_of(run.rest)
+        blank_rest = prompts.rest_of([(n, Passage(p.id, CONTENT_FREE)) for n, p in run.rest])
+        messages = prev + [Message("user", rest + synthesis_request(run.question, run.answer_type))]
+        blank = run.content_free + [Message("user", blank_rest + synthesis_request(CONTENT_FREE, run.answer_type))]
     else:
         messages = [Message("user", closed_book_request(run.question, run.answer_type))]
         blank = [Message("user", closed_book_request(CONTENT_FREE, run.answer_type))]

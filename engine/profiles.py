@@ -65,6 +65,7 @@ class Profile:
     grounded_floor: float = 0.0      # gate on the grounded-citation rate too (0: measured and stored, not gated)
     claim_mode: str = "extractive"   # engine.grammar.CLAIM_MODES: spans copied from the cited passage, or own words
     first_batch_size: int = 0        # passages in the first evidence batch (0: batch_size), small so it streams soon
+    first_batch_tokens: int = 0      # prompt-token budget of the first batch (0: none); its last passage is cut
     budgets: dict[str, Budget] = field(default_factory=dict)
     source: str = str(BUILTIN_FILE)
 
@@ -102,7 +103,7 @@ _INT_KEYS = ("context_window", "batch_size", "min_batch_size", "max_batch_size",
              "max_tokens", "claim_tokens", "synthesis_tokens")
 _NUM_KEYS = ("timeout_s", "novelty_threshold", "citation_floor")
 _REQUIRED = _INT_KEYS + _NUM_KEYS + ("models", "budgets")
-_KNOWN = set(_REQUIRED) | {"description", "grounded_floor", "claim_mode", "first_batch_size"}
+_KNOWN = set(_REQUIRED) | {"description", "grounded_floor", "claim_mode", "first_batch_size", "first_batch_tokens"}
 CLAIM_MODES = ("abstractive", "extractive")      # engine.grammar's; repeated here so profiles import no grammar
 
 
@@ -182,6 +183,8 @@ def _parse_profile(name: str, raw: Any, source: str) -> Profile:
                                         strict=False)
     vals["first_batch_size"] = _check_int(raw.get("first_batch_size", vals["batch_size"]), where=where,
                                           key="first_batch_size")
+    vals["first_batch_tokens"] = _check_int(raw.get("first_batch_tokens", 0), where=where, key="first_batch_tokens",
+                                            minimum=0)
     mode = raw.get("claim_mode", "extractive")
     if mode not in CLAIM_MODES:
         raise ProfileError(f"must be one of {', '.join(CLAIM_MODES)}, got {mode!r}", key="claim_mode", **where)

@@ -32,9 +32,8 @@ def _what(mode: str) -> str:
 def first_batch(question: str, labelled: list[tuple[int, Passage]], max_claims: int,
                 mode: str = "abstractive") -> str:
     return (f"Question: {question}\n\nEvidence passages:\n{evidence_block(labelled)}\n\n"
-            f"Task: write up to {max_claims} {_what(mode)} from the evidence that help answer the question. "
-            f"One claim per line. Start each line with \"- \" and end it with the number of the passage it comes "
-            f"from in square brackets, for example:\n{_example(labelled)}")
+            f"Task: write up to {max_claims} {_what(mode)} that help answer the question, one per line, each "
+            f"ending with its passage number in brackets, for example:\n{_example(labelled)}")
 
 
 def next_batch(labelled: list[tuple[int, Passage]], max_claims: int, mode: str = "abstractive") -> str:
@@ -42,6 +41,11 @@ def next_batch(labelled: list[tuple[int, Passage]], max_claims: int, mode: str =
     return (f"More evidence passages:\n{evidence_block(labelled)}\n\n"
             f"Write up to {max_claims} {what} from these new passages only, in the same format, for "
             f"example:\n{_example(labelled)}")
+
+
+def rest_of(labelled: list[tuple[int, Passage]]) -> str:
+    """The unshown sentences of cut passages, put before the answer's request ("" when there are none)."""
+    return "".join(f"The rest of passage [{label}]: {p.text}\n\n" for label, p in labelled)
 
 
 def claims_wanted(batch_size: int) -> int:

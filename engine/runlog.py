@@ -84,6 +84,8 @@ class BatchRecord:
     passage_novelty: float | None = None        # plain passage novelty, for comparison
     claim_novelty: float | None = None          # of the batch's claims against earlier claims (after streaming)
     grounded_citations: int | None = None
+    cut: list[str] = field(default_factory=list)       # passages shown only in part (the first batch's budget)
+    rest_of: list[str] = field(default_factory=list)   # passages whose remaining sentences this batch carries
 
     @property
     def streamed(self) -> bool:
@@ -91,13 +93,13 @@ class BatchRecord:
         return self.admitted and self.claims is not None
 
     def as_trace(self) -> dict[str, Any]:
-        """The entry in `traces.batches`: the optional counts appear only when set."""
+        """The entry in `traces.batches`: the optional counts and lists appear only when set."""
         d: dict[str, Any] = {"index": self.index, "size": self.size, "passage_ids": list(self.passage_ids),
                              "novelty": self.novelty, "admitted": self.admitted}
         for k in ("claims", "valid_citations", "invalid_citations", "passage_novelty", "claim_novelty",
-                  "grounded_citations"):
+                  "grounded_citations", "cut", "rest_of"):
             v = getattr(self, k)
-            if v is not None:
+            if v is not None and v != []:
                 d[k] = v
         return d
 

@@ -46,7 +46,7 @@ def _arm_kwargs(arm: str, prof) -> tuple[object, dict]:
     if arm == "extractive":
         return prof.with_overrides(claim_mode="extractive"), {}
     if arm == "free":
-        return prof.with_overrides(first_batch_size=prof.batch_size), {"grammar": False}
+        return prof.with_overrides(first_batch_size=prof.batch_size, first_batch_tokens=0), {"grammar": False}
     if arm == "single_shot":
         return prof, {"strategy": "single_shot"}
     if arm == "closed_book":

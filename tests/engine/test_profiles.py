@@ -14,6 +14,7 @@ def test_builtin_profiles_carry_seed_values():
     assert p["thorough"].budget_for("apple-m1-16gb").memory_mb == 8192
     assert q.novelty_threshold == 0.2 and p["balanced"].novelty_threshold == p["thorough"].novelty_threshold == 0.25
     assert q.first_batch_size == 1 and p["balanced"].first_batch_size == p["thorough"].first_batch_size == 2
+    assert q.first_batch_tokens == 160 and p["balanced"].first_batch_tokens == p["thorough"].first_batch_tokens == 0
     assert all(x.claim_mode == "extractive" for x in p.values())
     assert q.models["ollama"].startswith("qwen2.5:")
 
@@ -95,6 +96,8 @@ def test_model_for_unknown_backend(tmp_path):
 @pytest.mark.parametrize("body,key", [
     ('claim_mode = "quoted"', "claim_mode"),
     ("first_batch_size = 0", "first_batch_size"),
+    ("first_batch_tokens = -1", "first_batch_tokens"),
+    ('first_batch_tokens = "160"', "first_batch_tokens"),
 ])
 def test_claim_mode_and_first_batch_size_are_checked(tmp_path, body, key):
     f = _write(tmp_path, f"[profiles.quick]\n{body}\n")
