@@ -52,9 +52,8 @@ OPEN_CORPUS = os.path.join(os.path.dirname(__file__), "data", "tooldocs")
 def open_corpus(bench_warmup) -> str:
     """The path of the open-question corpus, its index built (or loaded) once, outside any timed run."""
     from llm_research_bench.engine.corpus import load_corpus
-    from llm_research_bench.engine.embed import shared_embedder
-    from llm_research_bench.engine.index import HNSWIndex
-    HNSWIndex.build_or_load(load_corpus(OPEN_CORPUS), shared_embedder())
+    from llm_research_bench.harness.run.warmup import load_index
+    load_index(load_corpus(OPEN_CORPUS), OPEN_CORPUS)
     return OPEN_CORPUS
 
 

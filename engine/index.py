@@ -69,9 +69,8 @@ class HNSWIndex:
                       cache_dir: Path | None = None,
                       on_progress: Callable[[str, int, int], None] | None = None) -> "HNSWIndex":
         report = on_progress or (lambda stage, done, total: None)
-        key = f"{corpus.id}-{embedder.model_id}-m{m}-efc{ef_construction}-v{INDEX_FORMAT}".replace("/", "_")
         root = Path(cache_dir) if cache_dir else cache_root()
-        d = root / "index" / key
+        d = cls.folder(corpus, embedder, m, ef_construction, root)
         ids = [p.id for p in corpus.passages]
         remove_stale_temp(d)
         loaded = _load_cached(d, ids)
@@ -88,6 +87,14 @@ class HNSWIndex:
         else:
             report("saved", len(ids), len(ids))
         return cls(index, vectors, ids, False, d)
+
+    @staticmethod
+    def folder(corpus: Corpus, embedder: Embedder, m: int = 16, ef_construction: int = 200,
+               root: Path | None = None) -> Path:
+        """The cache folder of this corpus's index (keyed by its content, the embedding model and the graph's
+        parameters); it holds a complete index when its meta.json exists."""
+        key = f"{corpus.id}-{embedder.model_id}-m{m}-efc{ef_construction}-v{INDEX_FORMAT}".replace("/", "_")
+        return (root or cache_root()) / "index" / key
 
     def search(self, query: np.ndarray, k: int, ef_search: int) -> list[Hit]:
         k = max(1, min(k, len(self.ids)))

@@ -223,3 +223,26 @@ def test_a_run_on_a_read_only_cache_folder_warns_once_and_succeeds(tmp_path, cor
     tel = json.loads(out.read_text())
     assert tel["success"] is True and tel["corpus"]["index_cache_hit"] is False
     assert list(cache.iterdir()) == []
+
+
+def test_the_warm_up_builds_a_missing_index_in_a_child_process(tmp_path, corpus_file, monkeypatch):
+    """The child builds and saves it (its progress reaches this process); this process then loads it and reports
+    it as built, not as a cache hit."""
+    from llm_research_bench.harness.run.warmup import load_index
+    monkeypatch.setenv("RESEARCH_BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    corpus, stages = load_corpus(corpus_file), []
+    index = load_index(corpus, str(corpus_file), lambda stage, done, total: stages.append(stage))
+    assert not index.cache_hit and (index.path / "meta.json").exists()
+    assert stages[-2:] == ["hnsw", "saved"] and "cached" not in stages
+    assert load_index(corpus, str(corpus_file)).cache_hit
+
+
+def test_where_the_child_cannot_save_the_index_this_process_builds_it(tmp_path, corpus_file, monkeypatch, caplog):
+    from llm_research_bench.harness.run.warmup import load_index
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("RESEARCH_BENCH_CACHE_DIR", str(blocked))
+    with caplog.at_level(logging.WARNING):
+        index = load_index(load_corpus(corpus_file), str(corpus_file))
+    assert not index.cache_hit and len(index.ids) == len(TEXTS)
+    assert len([r for r in caplog.records if "RESEARCH_BENCH_CACHE_DIR" in r.getMessage()]) == 1
