@@ -56,6 +56,7 @@ def resolve(name: str, specs: dict[str, dict] | None = None, *, directed: bool =
 def resolve_all(names: Sequence[str], specs: dict[str, dict] | None = None) -> list[str]:
     return list(dict.fromkeys(resolve(n, specs) for n in names))
 
+
 #: The gate's threshold for a metric named without one (find, regressions).
 DEFAULT_PCT = 5.0
 
