@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ...engine.synthesis import calibrate, normalized, pick
-from .quality import DECISIONS, majority_class, mcnemar_exact_p, wilson_interval
+from .quality import DECISIONS, flips, majority_class, mcnemar_exact_p, wilson_interval
 
 #: raw: the model's own probabilities; content_free: divided by the run's content-free prior (the engine's
 #: calibration); relative: content_free times the closed-book prompt's prior (only the bias the research conversation
@@ -98,12 +98,6 @@ def yes_no_separation(runs: Sequence[DecisionRun], calibrated: bool) -> tuple[fl
     from scipy.stats import mannwhitneyu
     res = mannwhitneyu(scores["yes"], scores["no"], alternative="two-sided")
     return float(res.statistic) / (len(scores["yes"]) * len(scores["no"])), float(res.pvalue)
-
-
-def flips(base_correct: Sequence[bool], correct: Sequence[bool]) -> tuple[int, int]:
-    """(right -> wrong, wrong -> right) going from the base arm to this one, paired by position."""
-    return (sum(1 for b, c in zip(base_correct, correct) if b and not c),
-            sum(1 for b, c in zip(base_correct, correct) if c and not b))
 
 
 def macro_f1(gold: Sequence[str], decided: Sequence[str | None]) -> float | None:

@@ -104,7 +104,7 @@ class ChangeMark:
 
     @property
     def indicative(self) -> bool:
-            return self.test.significant is None
+        return self.test.significant is None
 
 
 @dataclass
@@ -186,13 +186,21 @@ class SeriesMetric:
         return self.stats.n
 
 
+def metric_values(records: Iterable[ResultRecord]) -> dict[str, list[float]]:
+    """Each metric's values over the records (record_values), metrics in the order they first appear."""
+    out: dict[str, list[float]] = {}
+    for r in records:
+        for k, v in record_values(r).items():
+            out.setdefault(k, []).append(v)
+    return out
+
+
 def latest_summaries(records: Sequence[ResultRecord]) -> list[SeriesMetric]:
     """For every series, every metric of its newest commit, summarised over that commit's records."""
     out = []
     for series, recs in sorted(latest_commit_records(records).items()):
-        values, bounds = [record_values(r) for r in recs], [record_bounds(r) for r in recs]
-        for k in dict.fromkeys(k for v in values for k in v):
+        bounds = [record_bounds(r) for r in recs]
+        for k, values in metric_values(recs).items():
             b = [x[k] for x in bounds if x.get(k)]
-            out.append(SeriesMetric(series, k, summarize(v[k] for v in values if k in v), commit_key(recs[0]),
-                                    b[-1] if b else None))
+            out.append(SeriesMetric(series, k, summarize(values), commit_key(recs[0]), b[-1] if b else None))
     return out

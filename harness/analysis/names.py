@@ -26,18 +26,16 @@ def _key(name: str) -> str:
     return " ".join(name.strip().lower().split())
 
 
-def vocabulary(specs: dict[str, dict] | None = None) -> dict[str, str]:
+def vocabulary(specs: dict[str, dict]) -> dict[str, str]:
     """Every accepted name (lower case, single spaces) -> the schema's metric name."""
-    specs = specs if specs is not None else metric_specs("telemetry")
     out = {_key(a): m for a, m in ALIASES.items() if m in specs}
     out.update({_key(s["x-label"]): n for n, s in specs.items() if s.get("x-label")})
     out.update({_key(n): n for n in specs})
     return out
 
 
-def valid_names(specs: dict[str, dict] | None = None, *, directed: bool = False) -> str:
+def valid_names(specs: dict[str, dict], *, directed: bool = False) -> str:
     """'time (execution_time_s), TTFT (ttft_s), ...'; directed: only metrics with a better direction."""
-    specs = specs if specs is not None else metric_specs("telemetry")
     return ", ".join(f"{s['x-label']} ({n})" if s.get("x-label") not in (None, n) else n for n, s in specs.items()
                      if not directed or s.get("x-better") in ("lower", "higher"))
 
@@ -57,6 +55,7 @@ def resolve(name: str, specs: dict[str, dict] | None = None, *, directed: bool =
 
 def resolve_all(names: Sequence[str], specs: dict[str, dict] | None = None) -> list[str]:
     return list(dict.fromkeys(resolve(n, specs) for n in names))
+
 
 #: The gate's threshold for a metric named without one (find, regressions).
 DEFAULT_PCT = 5.0

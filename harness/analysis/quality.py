@@ -130,6 +130,12 @@ def mcnemar_exact_p(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> flo
     return min(1.0, float(binomtest(min(a_only, m - a_only), m, 0.5).pvalue)) if m else 1.0
 
 
+def flips(base_correct: Sequence[bool], correct: Sequence[bool]) -> tuple[int, int]:
+    """(right -> wrong, wrong -> right) going from the base arm to this one, paired by position."""
+    return (sum(1 for b, c in zip(base_correct, correct) if b and not c),
+            sum(1 for b, c in zip(base_correct, correct) if c and not b))
+
+
 @dataclass
 class QuestionOutcome:
     """What one run of one question produced, reduced to what quality scoring needs."""
@@ -329,8 +335,7 @@ def _paired(a: Sequence[QuestionOutcome], b: Sequence[QuestionOutcome], polar: b
         return out
     if polar:
         out["accuracy_change"], out["p_value"] = _accuracy_change(pairs)
-        out["right_to_wrong"] = sum(1 for x, y in pairs if y.correct and not x.correct)
-        out["wrong_to_right"] = sum(1 for x, y in pairs if x.correct and not y.correct)
+        out["right_to_wrong"], out["wrong_to_right"] = flips([y.correct for _, y in pairs], [x.correct for x, _ in pairs])
     else:
         d = _paired_change(pairs, "overlap")
         out.update(overlap_change=d.mean_change, overlap_change_ci95=d.ci95, p_value=d.p_value)

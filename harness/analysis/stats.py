@@ -222,6 +222,7 @@ def noise_test(base: Sequence[float], cur: Sequence[float], *, alpha: float = AL
         t.worse_significant = t.p_worse <= alpha
     return t
 
+
 #: The gate's power, by simulating it on runs resampled from a comparison's own spread: simulated comparisons per
 #: point; how often the gate must catch a change; fewer residuals: no estimate.
 DRAWS, POWER, MIN_RESIDUALS = 1000, 0.9, 6

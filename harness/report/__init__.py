@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from ..records import better, label, spec
+from ..records import better, label, spec, unit
 from ..units import limit, num
 
 
@@ -27,4 +27,4 @@ TEXT.filters["md"] = lambda s: s.replace("|", "\\|").replace("\n", "<br>")     #
 for _env in (TEMPLATES, TEXT):
     _env.filters["f"] = format
     _env.globals.update(zip=zip, num=num, limit=limit)
-TEMPLATES.globals.update(label=label, better=better, spec=spec)
+TEMPLATES.globals.update(label=label, better=better, spec=spec, unit=unit)

@@ -4,6 +4,7 @@ improvement, and a hover <title>."""
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 from typing import Mapping, Sequence
 
 from . import TEMPLATES
@@ -124,9 +125,6 @@ def xy_chart(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], *, tit
 def share_bar(shares: Sequence[tuple[str, float]], *, title: str) -> str:
     """One stacked horizontal bar of shares (0..1) with a legend; used for phase shares of wall time."""
     f = _Frame(0, 1, 0, 1, 460, 48 + 14 * ((len(shares) + 1) // 2))
-    bars, x = [], 8.0
-    for name, s in shares:
-        width = max(0.0, min(1.0, s)) * (f.w - 16)
-        bars.append((name, s, x, width))
-        x += width
+    widths = [max(0.0, min(1.0, s)) * (f.w - 16) for _, s in shares]
+    bars = [(name, s, x, w) for (name, s), x, w in zip(shares, accumulate(widths, initial=8.0), widths)]
     return _draw("shares", f, bars, title)

@@ -16,6 +16,7 @@ from ..analysis.changepoints import default_thresholds, history_steps
 from ..analysis.gate import instance_verdicts
 from ..analysis.quality import QualitySummary
 from ..analysis.instances import judge
+from ..analysis.stats import group_by
 from ..records import ResultRecord, better, is_number, is_superseded, label, series_key, spec, unit
 from ..units import num
 from . import TEMPLATES, charts, document, regressions
@@ -108,17 +109,9 @@ def _summary(mine: Sequence[ResultRecord], pg: _Part) -> dict:
 
 def _latest(latest: Mapping[str, list[ResultRecord]], pg: _Part) -> list[dict]:
     """Per profile: the newest commit's medians per series and metric (with a direction), quality numbers apart."""
-    by_profile: dict[str, list[str]] = defaultdict(list)
-    for series, recs in latest.items():
-        by_profile[recs[0].profile or "(none)"].append(series)
     out = []
-    for profile in sorted(by_profile):
-        cols = sorted(by_profile[profile])
-        vals: dict[str, dict[str, list[float]]] = {c: defaultdict(list) for c in cols}
-        for c in cols:
-            for r in latest[c]:
-                for k, v in measures.record_values(r).items():
-                    vals[c][k].append(v)
+    for profile, cols in sorted(group_by(sorted(latest), lambda c: latest[c][0].profile or "(none)").items()):
+        vals = {c: measures.metric_values(latest[c]) for c in cols}
         names = sorted({k for c in cols for k in vals[c] if _directional(k) and spec(k).get("source") == "telemetry"},
                        key=lambda k: (k not in ("execution_time_s", "memory_peak_mb"), k))
         shown = [c for c in cols if any(k in vals[c] for k in names)]
@@ -168,13 +161,10 @@ def _quality_points(recs: Sequence[ResultRecord]) -> list[tuple[str, list]]:
 
 def _quality(records: Sequence[ResultRecord], pg: _Part) -> list[dict]:
     """Per profile and corpus (bench): a chart of score vs time and a table of the newest record's arms."""
-    by_profile: dict[str, list[ResultRecord]] = defaultdict(list)
-    for r in records:
-        if measures.is_measurement(r) and QualitySummary.of_record(r):
-            by_profile[f"{r.profile or '(none)'} / {r.bench}"].append(r)
+    rated = [r for r in sorted(records, key=lambda r: r.timestamp)
+             if measures.is_measurement(r) and QualitySummary.of_record(r)]
     out = []
-    for profile, recs in sorted(by_profile.items()):
-        recs.sort(key=lambda r: r.timestamp)
+    for profile, recs in sorted(group_by(rated, lambda r: f"{r.profile or '(none)'} / {r.bench}").items()):
         q = QualitySummary.of_record(recs[-1])
         arms = [(arm, q.arms[arm], *q.score(q.arms[arm])) for arm, _ in _ARMS if arm in q.arms]
         out.append(dict(title=profile, commit=pg.commit(recs[-1]), summary=q,
@@ -263,9 +253,7 @@ def _part(mine: list[ResultRecord], pg: _Part, sid: str) -> dict:
     """One machine's part, section by section; `sid` suffixes its ids."""
     from ..analysis.recommend import recommend
     measured = [r for r in mine if measures.is_measurement(r)]
-    by_series: dict[str, list[ResultRecord]] = defaultdict(list)
-    for r in measured:
-        by_series[series_key(r)].append(r)
+    by_series = group_by(measured, series_key)
     summary = _summary(mine, pg)
     latest = {row["v"].key for row in summary["rows"]} & set(by_series) or set(sorted(by_series)[:1])
     timed = {s for s, recs in by_series.items() if any(r.metric("execution_time_s") is not None for r in recs)}
@@ -289,9 +277,8 @@ def render(records: Sequence[ResultRecord], *, machine: str | None = None, title
     """The report page: a part per machine (newest first), or only `machine`'s. `git_order`: full SHAs oldest first,
     None to order commits by measuring time (`order_note` says which); `commit_url`: a template linking commits
     ({commit}, {short}); `commits`: the stored commits' dates and subjects, which label them."""
-    newest: dict[str, str] = {}
-    for r in records:
-        newest[r.machine_fingerprint] = max(newest.get(r.machine_fingerprint, ""), r.timestamp)
+    newest = {fp: max(r.timestamp for r in recs)
+              for fp, recs in group_by(records, lambda r: r.machine_fingerprint).items()}
     machines = [machine] if machine else sorted(newest, key=lambda fp: newest[fp], reverse=True) or [None]
     by_sha = {c.sha: c for c in commits or ()}
     infos = {measures.commit_key(r): by_sha[r.commit] for r in records if r.commit in by_sha}

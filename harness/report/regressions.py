@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Mapping, Sequence
 
-from ..records import metric_specs
+from ..records import unit
 from ..units import num
 from . import TEMPLATES
 
@@ -24,18 +24,11 @@ def rows(steps: Sequence, subjects: Mapping[str, str]) -> list[dict]:
             for s in sorted(steps, key=lambda s: s.timestamp, reverse=True)]
 
 
-def _telemetry_unit(metric: str) -> str:
-    return metric_specs("telemetry").get(metric, {}).get("x-unit", "")
-
-
-TEMPLATES.globals.update(telemetry_unit=_telemetry_unit)
-
-
 def _line(r: dict) -> str:
     p = f"p={r['p']:.3g}" if r["p"] is not None else "no p"
-    unit = _telemetry_unit(r["metric"])
-    return (f"{r['commit'][:12]} {r['series']} {r['metric']}: {num(r['before'], unit)} -> "
-            f"{num(r['after'], unit)} ({r['change_pct']:+.1f} %, {r['test']} {p}; {r['runs_before']} v "
+    u = unit(r["metric"])
+    return (f"{r['commit'][:12]} {r['series']} {r['metric']}: {num(r['before'], u)} -> "
+            f"{num(r['after'], u)} ({r['change_pct']:+.1f} %, {r['test']} {p}; {r['runs_before']} v "
             f"{r['runs_after']} runs) {r['date'][:10]}" + (f"  \"{r['subject']}\"" if r["subject"] else ""))
 
 
