@@ -1,4 +1,4 @@
-"""Engine efficiency against the raw backend, in one bench session (issue: the streaming engine; issue 9 item 6).
+"""Engine efficiency against the raw backend, in one bench session.
 
 - decode: engine decode tok/s vs bare llama-cpp-python decode on the same model, threads, prompts and number
   of tokens (each of the engine's claims calls replayed through a fresh `llama_cpp.Llama`), measured two ways
