@@ -458,7 +458,7 @@ def _stream_evidence(run: _Run, emit: Event, early_exit: bool) -> None:
         entry.size, entry.passage_ids = len(take), [h.passage_id for h in take]
         entry.rest_of, run.rest = [p.id for _, p in run.rest], []
         if b == 0 and prof.first_batch_tokens:
-            labels, trial = _fit_first_batch(run, labels, wanted)
+            labels, trial = _fit_first_batch(run, labels, wanted, trial)
             entry.cut = [p.id for _, p in run.rest]
         messages = trial
         run.content_free.append(_content_free_batch(labels, wanted, first=len(run.content_free) == 0,
@@ -511,22 +511,25 @@ def _batch_prompt(run: _Run, messages: list[Message], labels: list[tuple[int, Pa
     return messages + [Message("user", text)]
 
 
-def _fit_first_batch(run: _Run, labels: list[tuple[int, Passage]],
-                     wanted: int) -> tuple[list[tuple[int, Passage]], list[Message]]:
-    """The first batch within the profile's prompt-token budget: its last passage keeps the most leading
-    sentences (at least one) that fit. Returns the labels as shown and the conversation; the passage's other
-    sentences wait in `run.rest` for the next batch (or the answer's prompt)."""
+def _fit_first_batch(run: _Run, labels: list[tuple[int, Passage]], wanted: int,
+                     trial: list[Message]) -> tuple[list[tuple[int, Passage]], list[Message]]:
+    """The first batch (`labels`, its conversation `trial`) within the profile's prompt-token budget: where it is
+    over, its last passage keeps the most leading sentences (at least one) that fit. Returns the labels as shown
+    and the conversation; the passage's other sentences wait in `run.rest` for the next batch (or the answer's
+    prompt)."""
     backend = run.backend
     assert backend is not None
+    budget = run.profile.first_batch_tokens
     label, p = labels[-1]
     sents = split_sentences(p.text)
-    for n in range(len(sents), 0, -1):
+    if len(sents) < 2 or backend.prompt_tokens(trial, prompts.CLAIM_PREFILL) <= budget:
+        return labels, trial                     # within the budget, or nothing to cut
+    for n in range(len(sents) - 1, 0, -1):
         shown = labels[:-1] + [(label, Passage(p.id, " ".join(sents[:n]), p.title))]
         trial = _batch_prompt(run, [], shown, wanted)
-        if n == 1 or backend.prompt_tokens(trial, prompts.CLAIM_PREFILL) <= run.profile.first_batch_tokens:
+        if n == 1 or backend.prompt_tokens(trial, prompts.CLAIM_PREFILL) <= budget:
             break
-    rest = " ".join(sents[n:])
-    run.rest = [(label, Passage(p.id, rest, p.title))] if rest else []
+    run.rest = [(label, Passage(p.id, " ".join(sents[n:]), p.title))]
     return shown, trial
 
 

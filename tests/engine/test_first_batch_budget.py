@@ -28,6 +28,12 @@ def _run_double(budget: int):
                            profile=get_profile("quick").with_overrides(first_batch_tokens=budget))
 
 
+def _whole(text: str):
+    """(labels, wanted, the first batch's conversation) for one passage of `text`, as the pipeline builds them."""
+    labels = [(1, Passage("p", text))]
+    return labels, 2, [engine.backends.Message("user", prompts.first_batch("Why?", labels, 2, "extractive"))]
+
+
 def _words(labels):
     return WordCountingBackendDouble().prompt_tokens([engine.backends.Message(
         "user", prompts.first_batch("Why?", labels, 2, "extractive"))], prompts.CLAIM_PREFILL)
@@ -37,7 +43,7 @@ def test_the_last_passage_keeps_the_leading_sentences_that_fit():
     sents = TEXT.split(". ")
     two = [(1, Passage("p", sents[0] + ". " + sents[1] + "."))]
     run = _run_double(_words(two))
-    shown, trial = _fit_first_batch(run, [(1, Passage("p", TEXT))], 2)
+    shown, trial = _fit_first_batch(run, *_whole(TEXT))
     assert shown[0][1].text == two[0][1].text and shown[0][1].id == "p"
     assert [(n, p.id, p.text) for n, p in run.rest] == [(1, "p", "Kappa lambda mu nu xi omicron.")]
     assert run.backend.prompt_tokens(trial, prompts.CLAIM_PREFILL) <= run.profile.first_batch_tokens
@@ -45,11 +51,14 @@ def test_the_last_passage_keeps_the_leading_sentences_that_fit():
 
 def test_one_sentence_is_kept_however_small_the_budget_and_nothing_is_cut_that_fits():
     run = _run_double(1)
-    shown, _ = _fit_first_batch(run, [(1, Passage("p", TEXT))], 2)
+    shown, _ = _fit_first_batch(run, *_whole(TEXT))
     assert shown[0][1].text == "Alpha beta gamma delta." and len(run.rest) == 1
     run = _run_double(10_000)
-    shown, _ = _fit_first_batch(run, [(1, Passage("p", TEXT))], 2)
-    assert shown[0][1].text == TEXT and run.rest == []
+    whole = _whole("Alpha beta.  Gamma delta.")           # kept as written, two spaces and all
+    assert _fit_first_batch(run, *whole) == (whole[0], whole[2]) and run.rest == []
+    run = _run_double(1)
+    one = _whole("A single long sentence with no end")
+    assert _fit_first_batch(run, *one) == (one[0], one[2]) and run.rest == []
 
 
 def test_the_rest_is_put_before_the_answer_request():
