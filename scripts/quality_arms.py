@@ -1,12 +1,14 @@
 """Run the claim-format arms of the quality comparison on the same questions, one JSON line per run.
 
-    .venv/bin/python scripts/quality_arms.py run --out FILE [--n 30] [--profile quick] [--until HH:MM]
+    .venv/bin/python scripts/quality_arms.py run --out FILE [--n 30] [--profile quick] [--corpora C ...] [--until HH:MM]
     .venv/bin/python scripts/quality_arms.py summary FILE [FILE ...]
 
 `run` samples the quality benches' questions (harness.analysis.quality.sample_questions, its seed) from PubMedQA
 (polar) and tooldocs (open), alternating the corpora question by question, and researches each in every arm:
     abstractive   progressive, claims and answer held to the grammar, claims in the model's words
     extractive    progressive, claims held to the grammar of sentences copied from the passage they cite
+    extractive_whole_first
+                  extractive with no prompt-token budget on the first batch (its passages shown whole)
     free          progressive without a grammar (claims and answer written freely, a first batch of the full
                   batch size): the engine's behaviour before the grammar
     single_shot   the top passages that fit, one prompt, one answer (held to the answer grammar)
@@ -39,12 +41,14 @@ from harness.analysis import quality
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = {"pubmedqa": (None, "polar"), "tooldocs": (str(ROOT / "benches" / "data" / "tooldocs"), "auto")}
-ARMS = ("abstractive", "extractive", "free", "single_shot", "closed_book")
+ARMS = ("abstractive", "extractive", "extractive_whole_first", "free", "single_shot", "closed_book")
 
 
 def _arm_kwargs(arm: str, prof) -> tuple[object, dict]:
     if arm == "extractive":
         return prof.with_overrides(claim_mode="extractive"), {}
+    if arm == "extractive_whole_first":
+        return prof.with_overrides(claim_mode="extractive", first_batch_tokens=0), {}
     if arm == "free":
         return prof.with_overrides(first_batch_size=prof.batch_size, first_batch_tokens=0), {"grammar": False}
     if arm == "single_shot":
@@ -70,6 +74,8 @@ def run(args) -> int:
                            timeout_s=prof.timeout_s)
     samples = {}
     for name, (path, answer_type) in CORPORA.items():
+        if name not in args.corpora:
+            continue
         corpus = load_corpus(path)
         samples[name] = (corpus, answer_type, quality.sample_questions(corpus.questions, args.n))
     done = set()
@@ -185,6 +191,7 @@ def main(argv: list[str]) -> int:
     r.add_argument("--n", type=int, default=30)
     r.add_argument("--profile", default="quick")
     r.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    r.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=CORPORA)
     r.add_argument("--until", help="UTC HH:MM after which no new question is started")
     s = sub.add_parser("summary")
     s.add_argument("files", nargs="+")
