@@ -28,15 +28,19 @@ def _run_double(budget: int):
                            profile=get_profile("quick").with_overrides(first_batch_tokens=budget))
 
 
+def _conversation(labels):
+    """The first batch's conversation for `labels`, two claims wanted, as the pipeline builds it."""
+    return [engine.backends.Message("user", prompts.first_batch("Why?", labels, 2, "extractive"))]
+
+
 def _whole(text: str):
-    """(labels, wanted, the first batch's conversation) for one passage of `text`, as the pipeline builds them."""
+    """(labels, wanted, the first batch's conversation) for one passage of `text`."""
     labels = [(1, Passage("p", text))]
-    return labels, 2, [engine.backends.Message("user", prompts.first_batch("Why?", labels, 2, "extractive"))]
+    return labels, 2, _conversation(labels)
 
 
 def _words(labels):
-    return WordCountingBackendDouble().prompt_tokens([engine.backends.Message(
-        "user", prompts.first_batch("Why?", labels, 2, "extractive"))], prompts.CLAIM_PREFILL)
+    return WordCountingBackendDouble().prompt_tokens(_conversation(labels), prompts.CLAIM_PREFILL)
 
 
 def test_the_last_passage_keeps_the_leading_sentences_that_fit():
